@@ -1,0 +1,44 @@
+//! # enrolkit-scep
+//!
+//! SCEP (RFC 8894, and draft-nourse clients) messaging without I/O: typed
+//! protocol values, GetCACaps and GetCACert bodies, and the pkiMessage
+//! layers (SignedData over EnvelopedData) built and opened on both the
+//! client and the responder side. Time, randomness and keys are handed in;
+//! private-key operations go through [`enrolkit_keys::Signer`] and
+//! [`enrolkit_keys::Decryptor`], so a PKCS#11 token can hold them.
+//!
+//! Strict out, tolerant in: we emit DER; we accept BER (indefinite lengths,
+//! chunked OCTET STRINGs) and the GET (base64, URL-encoded) form, every
+//! length bounded, every failure a [`ScepError`] that says what was wrong.
+//!
+//! ```
+//! use enrolkit_scep::{Capabilities, ContentEncryption};
+//! let caps = Capabilities::parse(b"AES\nPOSTPKIOperation\nSHA-256\n").unwrap();
+//! assert_eq!(caps.choose_cipher(&[ContentEncryption::Aes128Cbc]), Some(ContentEncryption::Aes128Cbc));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod ber;
+pub mod cacert;
+pub mod caps;
+pub mod pkcs7;
+pub mod csr;
+pub mod error;
+pub mod message;
+pub mod transport;
+pub mod types;
+
+pub use cacert::{fingerprint_sha256, CaCertificates};
+pub use caps::{Capabilities, Capability};
+pub use pkcs7::{build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, seal_envelope, RejectionKey};
+pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
+pub use error::{Result, ScepError};
+pub use message::{
+    build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
+    RequestBody, Requester, Responder, SentRequest,
+};
+pub use transport::{Operation, Query};
+pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
+
+pub use enrolkit_keys as keys;
+pub use x509_cert;

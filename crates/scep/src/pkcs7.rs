@@ -1,0 +1,471 @@
+//! The CMS layers SCEP uses: SignedData with authenticated attributes,
+//! EnvelopedData with RSA key transport, and the degenerate certs-only
+//! SignedData. Built strictly as DER; opened after BER normalisation.
+
+use crate::ber;
+use crate::error::{Result, ScepError};
+use crate::types::{oid, ContentEncryption};
+use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos};
+use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
+use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
+use const_oid::ObjectIdentifier;
+use der::asn1::{Any, OctetString, OctetStringRef, SetOfVec};
+use der::{Decode, Encode, Tag, Tagged};
+use enrolkit_keys::{oid as koid, Decryptor, DigestAlgorithm, KeyKind, SignatureAlgorithm, Signer};
+use rand_core::{CryptoRng, RngCore};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
+use x509_cert::attr::Attribute;
+use x509_cert::crl::CertificateList;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+/// Decode a ContentInfo after BER normalisation and check its type.
+pub(crate) fn decode_content_info(input: &[u8], expected: ObjectIdentifier, name: &'static str) -> Result<Any> {
+    let der_bytes = ber::normalize(input, crate::transport::MAX_MESSAGE)?;
+    let ci = ContentInfo::from_der(&der_bytes)?;
+    if ci.content_type != expected {
+        return Err(ScepError::UnexpectedContentType { expected: name, found: ci.content_type.to_string() });
+    }
+    Ok(ci.content)
+}
+
+fn content_info<T: der::Tagged + der::EncodeValue>(content_type: ObjectIdentifier, value: &T) -> Result<Vec<u8>> {
+    Ok(ContentInfo { content_type, content: Any::encode_from(value)? }.to_der()?)
+}
+
+/// The IssuerAndSerialNumber of a certificate.
+pub fn issuer_and_serial(cert: &Certificate) -> IssuerAndSerialNumber {
+    IssuerAndSerialNumber {
+        issuer: cert.tbs_certificate.issuer.clone(),
+        serial_number: cert.tbs_certificate.serial_number.clone(),
+    }
+}
+
+fn spki_der(cert: &Certificate) -> Result<Vec<u8>> {
+    Ok(cert.tbs_certificate.subject_public_key_info.to_der()?)
+}
+
+/// Subject of a certificate as a string for errors and logs.
+pub fn subject_string(cert: &Certificate) -> String {
+    cert.tbs_certificate.subject.to_string()
+}
+
+// ---------------------------------------------------------------- SignedData
+
+/// The parts of a verified-or-not SignedData that SCEP needs.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedParts {
+    pub content: Option<Vec<u8>>,
+    pub certificates: Vec<Certificate>,
+    pub crls: Vec<CertificateList>,
+    pub signer: Option<SignerParts>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SignerParts {
+    pub cert: Certificate,
+    pub digest: DigestAlgorithm,
+    pub signature_algorithm: SignatureAlgorithm,
+    pub attrs: Vec<Attribute>,
+    pub signed_attrs_der: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// Parse a SignedData ContentInfo. With `require_signer`, exactly one
+/// SignerInfo with signed attributes and its certificate must be present.
+pub(crate) fn parse_signed(input: &[u8], require_signer: bool) -> Result<SignedParts> {
+    let any = decode_content_info(input, oid::SIGNED_DATA, "signedData")?;
+    let sd: SignedData = any.decode_as()?;
+    let content = match &sd.encap_content_info.econtent {
+        None => None,
+        Some(any) => {
+            if any.tag() != Tag::OctetString {
+                return Err(ScepError::malformed("SignedData", "eContent is not an OCTET STRING"));
+            }
+            Some(any.value().to_vec())
+        }
+    };
+    let mut certificates = Vec::new();
+    if let Some(CertificateSet(set)) = &sd.certificates {
+        for c in set.iter() {
+            if let CertificateChoices::Certificate(c) = c {
+                certificates.push(c.clone());
+            }
+        }
+    }
+    let mut crls = Vec::new();
+    if let Some(RevocationInfoChoices(set)) = &sd.crls {
+        for c in set.iter() {
+            if let RevocationInfoChoice::Crl(c) = c {
+                crls.push(c.clone());
+            }
+        }
+    }
+    let n = sd.signer_infos.0.len();
+    if !require_signer {
+        return Ok(SignedParts { content, certificates, crls, signer: None });
+    }
+    let si = match (n, sd.signer_infos.0.iter().next()) {
+        (1, Some(si)) => si,
+        _ => return Err(ScepError::SignerCount(n)),
+    };
+    let cert = find_signer_cert(&si.sid, &certificates)?.clone();
+    let digest = DigestAlgorithm::from_oid(&si.digest_alg.oid)
+        .ok_or_else(|| ScepError::UnsupportedAlgorithm { kind: "digest", oid: si.digest_alg.oid.to_string() })?;
+    let signature_algorithm = SignatureAlgorithm::from_oids(&si.signature_algorithm.oid, Some(digest)).ok_or_else(|| {
+        ScepError::UnsupportedAlgorithm { kind: "signature", oid: si.signature_algorithm.oid.to_string() }
+    })?;
+    if signature_algorithm.digest() != digest {
+        return Err(ScepError::UnsupportedAlgorithm {
+            kind: "signature",
+            oid: format!("{} with digest {}", si.signature_algorithm.oid, si.digest_alg.oid),
+        });
+    }
+    let signed = si.signed_attrs.as_ref().ok_or(ScepError::MissingAttribute("signedAttrs"))?;
+    let signed_attrs_der = signed.to_der()?;
+    let attrs = signed.iter().cloned().collect();
+    Ok(SignedParts {
+        content,
+        certificates,
+        crls,
+        signer: Some(SignerParts {
+            cert,
+            digest,
+            signature_algorithm,
+            attrs,
+            signed_attrs_der,
+            signature: si.signature.as_bytes().to_vec(),
+        }),
+    })
+}
+
+fn find_signer_cert<'a>(sid: &SignerIdentifier, certs: &'a [Certificate]) -> Result<&'a Certificate> {
+    certs
+        .iter()
+        .find(|c| match sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => {
+                ias.issuer == c.tbs_certificate.issuer && ias.serial_number == c.tbs_certificate.serial_number
+            }
+            SignerIdentifier::SubjectKeyIdentifier(ski) => subject_key_id(c).as_deref() == Some(ski.0.as_bytes()),
+        })
+        .ok_or(ScepError::SignerCertificateMissing)
+}
+
+fn subject_key_id(c: &Certificate) -> Option<Vec<u8>> {
+    use x509_cert::ext::pkix::SubjectKeyIdentifier;
+    let exts = c.tbs_certificate.extensions.as_ref()?;
+    let e = exts.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?;
+    SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok().map(|s| s.0.as_bytes().to_vec())
+}
+
+impl SignerParts {
+    /// Find one attribute's single value; repeated attributes or values are refused.
+    pub fn attr(&self, o: ObjectIdentifier, name: &'static str) -> Result<Option<&Any>> {
+        let mut found = self.attrs.iter().filter(|a| a.oid == o);
+        let a = match found.next() {
+            None => return Ok(None),
+            Some(a) => a,
+        };
+        if found.next().is_some() || a.values.len() != 1 {
+            return Err(ScepError::InvalidAttribute { name, reason: "must occur once with one value".into() });
+        }
+        Ok(a.values.iter().next())
+    }
+
+    /// Check the signature over the signed attributes and the messageDigest
+    /// and contentType attributes against the content.
+    pub fn verify(&self, content: Option<&[u8]>) -> Result<()> {
+        let md = self.attr(oid::MESSAGE_DIGEST, "messageDigest")?.ok_or(ScepError::MissingAttribute("messageDigest"))?;
+        let md = OctetStringRef::try_from(md)
+            .map_err(|_| ScepError::InvalidAttribute { name: "messageDigest", reason: "not an OCTET STRING".into() })?;
+        let actual = self.digest.digest(content.unwrap_or(&[]));
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(md.as_bytes(), &actual[..])) {
+            return Err(ScepError::DigestMismatch);
+        }
+        if let Some(ct) = self.attr(oid::CONTENT_TYPE, "contentType")? {
+            let ct: ObjectIdentifier = ct
+                .decode_as()
+                .map_err(|_| ScepError::InvalidAttribute { name: "contentType", reason: "not an OID".into() })?;
+            if ct != oid::DATA {
+                return Err(ScepError::InvalidAttribute { name: "contentType", reason: format!("{ct}, expected id-data") });
+            }
+        }
+        let spki_bytes = spki_der(&self.cert)?;
+        let spki = SubjectPublicKeyInfoRef::from_der(&spki_bytes)?;
+        enrolkit_keys::verify(&spki, self.signature_algorithm, &self.signed_attrs_der, &self.signature).map_err(|e| match e {
+            enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => {
+                ScepError::UnsupportedAlgorithm { kind: "signature", oid: a.oid().to_string() }
+            }
+            enrolkit_keys::KeyError::BadSignature => ScepError::BadSignature,
+            other => ScepError::Key(other),
+        })
+    }
+}
+
+/// Make an attribute with one value.
+pub(crate) fn attribute<T: der::Tagged + der::EncodeValue>(o: ObjectIdentifier, value: &T) -> Result<Attribute> {
+    Ok(Attribute { oid: o, values: SetOfVec::try_from(vec![Any::encode_from(value)?])? })
+}
+
+/// The signature algorithm a signer uses with a digest.
+pub(crate) fn signature_algorithm_for(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<SignatureAlgorithm> {
+    let alg = match signer.kind() {
+        KeyKind::Rsa(_) => SignatureAlgorithm::rsa_with(digest),
+        KeyKind::EcP256 if digest == DigestAlgorithm::Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
+        KeyKind::EcP256 => return Err(ScepError::UnsupportedAlgorithm { kind: "signature", oid: format!("ECDSA with {digest:?}") }),
+    };
+    if !signer.supports(alg) {
+        return Err(ScepError::UnsupportedAlgorithm { kind: "signature", oid: format!("{alg:?} (not available for this key)") });
+    }
+    Ok(alg)
+}
+
+/// Build a SignedData ContentInfo over `content` (id-data) with signed
+/// attributes `extra` plus contentType and messageDigest.
+pub(crate) fn build_signed(
+    content: Option<&[u8]>,
+    extra: Vec<Attribute>,
+    signer: &dyn Signer,
+    cert: &Certificate,
+    digest: DigestAlgorithm,
+) -> Result<Vec<u8>> {
+    let alg = signature_algorithm_for(signer, digest)?;
+    let mut attrs = vec![
+        attribute(oid::CONTENT_TYPE, &oid::DATA)?,
+        attribute(oid::MESSAGE_DIGEST, &OctetString::new(digest.digest(content.unwrap_or(&[])))?)?,
+    ];
+    attrs.extend(extra);
+    let signed_attrs = SetOfVec::try_from(attrs)?;
+    let signature = signer.sign(alg, &signed_attrs.to_der()?)?;
+    // rsaEncryption in signatureAlgorithm, as OpenSSL and Go's pkcs7 write it.
+    let signature_algorithm = match alg {
+        SignatureAlgorithm::EcdsaP256Sha256 => alg.algorithm_identifier(),
+        _ => AlgorithmIdentifierOwned { oid: koid::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+    };
+    let si = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(issuer_and_serial(cert)),
+        digest_alg: digest.algorithm_identifier(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm,
+        signature: OctetString::new(signature)?,
+        unsigned_attrs: None,
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![digest.algorithm_identifier()])?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oid::DATA,
+            econtent: match content {
+                Some(c) => Some(Any::new(Tag::OctetString, c.to_vec())?),
+                None => None,
+            },
+        },
+        certificates: Some(CertificateSet(SetOfVec::try_from(vec![CertificateChoices::Certificate(cert.clone())])?)),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![si])?),
+    };
+    content_info(oid::SIGNED_DATA, &sd)
+}
+
+/// A degenerate certs-only SignedData (RFC 8894 §3.4; also EST's `/cacerts`).
+pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Result<Vec<u8>> {
+    // Order is kept as given: SetOfVec would sort, so build the SET by hand
+    // is not possible with the typed API; DER requires the sorted order anyway.
+    let cert_set = if certs.is_empty() {
+        None
+    } else {
+        Some(CertificateSet(SetOfVec::try_from(
+            certs.iter().cloned().map(CertificateChoices::Certificate).collect::<Vec<_>>(),
+        )?))
+    };
+    let crl_set = if crls.is_empty() {
+        None
+    } else {
+        Some(RevocationInfoChoices(SetOfVec::try_from(crls.iter().cloned().map(RevocationInfoChoice::Crl).collect::<Vec<_>>())?))
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo { econtent_type: oid::DATA, econtent: None },
+        certificates: cert_set,
+        crls: crl_set,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    content_info(oid::SIGNED_DATA, &sd)
+}
+
+/// Certificates and CRLs of a certs-only SignedData (signers, if any, are ignored).
+pub fn parse_certs_only(input: &[u8]) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
+    let p = parse_signed(input, false)?;
+    Ok((p.certificates, p.crls))
+}
+
+// ------------------------------------------------------------- EnvelopedData
+
+/// Key for implicit rejection of bad RSA key transports.
+///
+/// When the RSA decryption of the content-encryption key fails (bad padding,
+/// wrong length) we go on with a key derived from this secret and the
+/// ciphertext, exactly as if decryption had succeeded. The content
+/// decryption then fails the same way as with a wrong key, so neither the
+/// error nor its timing tells an attacker whether the padding was valid
+/// (Bleichenbacher/Marvin; RFC 5246 §7.4.7.1 uses the same idea).
+pub struct RejectionKey(Zeroizing<[u8; 32]>);
+
+impl RejectionKey {
+    /// From 32 secret random bytes (keep one per responder process).
+    pub fn new(secret: [u8; 32]) -> Self {
+        RejectionKey(Zeroizing::new(secret))
+    }
+    /// A fresh random key.
+    pub fn random(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        let mut k = [0u8; 32];
+        rng.fill_bytes(&mut k);
+        RejectionKey(Zeroizing::new(k))
+    }
+    fn synthetic(&self, encrypted_key: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
+        let tag = aws_lc_rs::hmac::sign(&key, encrypted_key);
+        Zeroizing::new(tag.as_ref().iter().copied().cycle().take(len).collect())
+    }
+}
+
+impl std::fmt::Debug for RejectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RejectionKey(..)")
+    }
+}
+
+fn encrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u8>> {
+    let bad = |_| ScepError::Key(enrolkit_keys::KeyError::Operation("cipher setup"));
+    Ok(match cipher {
+        ContentEncryption::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+    })
+}
+
+fn decrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let fail = |_| ScepError::DecryptionFailed;
+    let r = match cipher {
+        ContentEncryption::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
+    };
+    r.map(Zeroizing::new).map_err(|_| ScepError::DecryptionFailed)
+}
+
+/// Encrypt `plaintext` to the RSA certificate `recipient` as an EnvelopedData ContentInfo.
+pub fn seal_envelope(
+    plaintext: &[u8],
+    recipient: &Certificate,
+    cipher: ContentEncryption,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Vec<u8>> {
+    let mut key = Zeroizing::new(vec![0u8; cipher.key_len()]);
+    rng.fill_bytes(&mut key);
+    let mut iv = vec![0u8; cipher.block_len()];
+    rng.fill_bytes(&mut iv);
+    let ct = encrypt_content(cipher, &key, &iv, plaintext)?;
+    let spki_bytes = spki_der(recipient)?;
+    let spki = SubjectPublicKeyInfoRef::from_der(&spki_bytes)?;
+    let ek = enrolkit_keys::rsa_encrypt_pkcs1v15(&spki, &key).map_err(|e| match e {
+        enrolkit_keys::KeyError::UnsupportedKey(o) => ScepError::UnsupportedAlgorithm { kind: "key transport", oid: o },
+        other => ScepError::Key(other),
+    })?;
+    let ktri = KeyTransRecipientInfo {
+        version: CmsVersion::V0,
+        rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(recipient)),
+        key_enc_alg: AlgorithmIdentifierOwned { oid: koid::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+        enc_key: OctetString::new(ek)?,
+    };
+    let ed = EnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos(SetOfVec::try_from(vec![RecipientInfo::Ktri(ktri)])?),
+        encrypted_content: EncryptedContentInfo {
+            content_type: oid::DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: cipher.oid(),
+                parameters: Some(Any::encode_from(&OctetString::new(iv)?)?),
+            },
+            encrypted_content: Some(OctetString::new(ct)?),
+        },
+        unprotected_attrs: None,
+    };
+    content_info(oid::ENVELOPED_DATA, &ed)
+}
+
+/// Decrypt an EnvelopedData addressed to `recipient` with `key`.
+/// Returns the plaintext and the cipher the sender chose.
+pub fn open_envelope(
+    input: &[u8],
+    recipient: &Certificate,
+    key: &dyn Decryptor,
+    rejection: &RejectionKey,
+) -> Result<(Zeroizing<Vec<u8>>, ContentEncryption)> {
+    let any = decode_content_info(input, oid::ENVELOPED_DATA, "envelopedData")?;
+    let ed: EnvelopedData = any.decode_as()?;
+    let eci = &ed.encrypted_content;
+    let cipher = ContentEncryption::from_oid(&eci.content_enc_alg.oid)?;
+    let iv = eci
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .and_then(|p| OctetStringRef::try_from(p).ok())
+        .map(|o| o.as_bytes().to_vec())
+        .ok_or_else(|| ScepError::malformed("EnvelopedData", "content-encryption IV missing or not an OCTET STRING"))?;
+    if iv.len() != cipher.block_len() {
+        return Err(ScepError::malformed("EnvelopedData", format!("IV of {} bytes for {cipher:?}", iv.len())));
+    }
+    let ct = eci.encrypted_content.as_ref().ok_or_else(|| ScepError::malformed("EnvelopedData", "no encryptedContent"))?;
+    if ct.as_bytes().is_empty() || ct.as_bytes().len() % cipher.block_len() != 0 {
+        return Err(ScepError::DecryptionFailed);
+    }
+    let ias = issuer_and_serial(recipient);
+    let ski = subject_key_id(recipient);
+    let mut ktri = None;
+    for ri in ed.recip_infos.0.iter() {
+        if let RecipientInfo::Ktri(k) = ri {
+            let ours = match &k.rid {
+                RecipientIdentifier::IssuerAndSerialNumber(r) => *r == ias,
+                RecipientIdentifier::SubjectKeyIdentifier(s) => ski.as_deref() == Some(s.0.as_bytes()),
+            };
+            if ours {
+                ktri = Some(k);
+                break;
+            }
+        }
+    }
+    let ktri = ktri.ok_or(ScepError::WrongRecipient)?;
+    if ktri.key_enc_alg.oid != koid::RSA_ENCRYPTION {
+        return Err(ScepError::UnsupportedAlgorithm { kind: "key transport", oid: ktri.key_enc_alg.oid.to_string() });
+    }
+    let ek = ktri.enc_key.as_bytes();
+    let want = cipher.key_len();
+    // Implicit rejection: always compute the synthetic key; choose without branching on secret data.
+    let synthetic = rejection.synthetic(ek, want);
+    let (real, ok) = match key.decrypt_pkcs1v15(ek) {
+        Ok(k) => {
+            let ok = subtle::ConstantTimeEq::ct_eq(&(k.len() as u64), &(want as u64));
+            let mut buf = Zeroizing::new(vec![0u8; want]);
+            for (d, s) in buf.iter_mut().zip(k.iter()) {
+                *d = *s;
+            }
+            (buf, ok)
+        }
+        Err(_) => (Zeroizing::new(vec![0u8; want]), subtle::Choice::from(0)),
+    };
+    let mut cek = Zeroizing::new(vec![0u8; want]);
+    for ((d, r), s) in cek.iter_mut().zip(real.iter()).zip(synthetic.iter()) {
+        *d = subtle::ConditionallySelectable::conditional_select(s, r, ok);
+    }
+    let pt = decrypt_content(cipher, &cek, &iv, ct.as_bytes())?;
+    Ok((pt, cipher))
+}
