@@ -99,7 +99,9 @@ impl DigestAlgorithm {
     }
     /// Look an OID up.
     pub fn from_oid(o: &ObjectIdentifier) -> Option<Self> {
-        [Self::Sha1, Self::Sha256, Self::Sha512].into_iter().find(|d| d.oid() == *o)
+        [Self::Sha1, Self::Sha256, Self::Sha512]
+            .into_iter()
+            .find(|d| d.oid() == *o)
     }
     /// Hash `data`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
@@ -112,7 +114,10 @@ impl DigestAlgorithm {
     }
     /// AlgorithmIdentifier with absent parameters (RFC 5754 says SHOULD be absent).
     pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned { oid: self.oid(), parameters: None }
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters: None,
+        }
     }
 }
 
@@ -153,7 +158,10 @@ impl SignatureAlgorithm {
             Self::EcdsaP256Sha256 => None,
             _ => Some(der::asn1::Any::from(AnyRef::NULL)),
         };
-        AlgorithmIdentifierOwned { oid: self.oid(), parameters }
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters,
+        }
     }
     /// Resolve a signature algorithm from an AlgorithmIdentifier OID. CMS
     /// signers often put `rsaEncryption` there and the digest elsewhere, so
@@ -230,7 +238,11 @@ pub trait Decryptor: Send + Sync {
 }
 
 enum Inner {
-    Rsa { sign: RsaKeyPair, decrypt: Pkcs1PrivateDecryptingKey, bits: usize },
+    Rsa {
+        sign: RsaKeyPair,
+        decrypt: Pkcs1PrivateDecryptingKey,
+        bits: usize,
+    },
     P256(EcdsaKeyPair),
 }
 
@@ -276,23 +288,39 @@ impl SoftwareKey {
 
     /// Load a PKCS#8 PrivateKeyInfo (DER).
     pub fn from_pkcs8_der(der_bytes: &[u8]) -> Result<Self, KeyError> {
-        let info = pkcs8::PrivateKeyInfo::from_der(der_bytes).map_err(|_| KeyError::InvalidKey("not a PKCS#8 PrivateKeyInfo"))?;
+        let info = pkcs8::PrivateKeyInfo::from_der(der_bytes)
+            .map_err(|_| KeyError::InvalidKey("not a PKCS#8 PrivateKeyInfo"))?;
         let alg = info.algorithm.oid;
         let pkcs8 = Zeroizing::new(der_bytes.to_vec());
         if alg == oid::RSA_ENCRYPTION {
             let sign = RsaKeyPair::from_pkcs8(der_bytes).map_err(|_| KeyError::InvalidKey("RSA key rejected"))?;
-            let dk = PrivateDecryptingKey::from_pkcs8(der_bytes).map_err(|_| KeyError::InvalidKey("RSA key rejected"))?;
+            let dk =
+                PrivateDecryptingKey::from_pkcs8(der_bytes).map_err(|_| KeyError::InvalidKey("RSA key rejected"))?;
             let bits = dk.key_size_bits();
             let decrypt = Pkcs1PrivateDecryptingKey::new(dk).map_err(|_| KeyError::InvalidKey("RSA key rejected"))?;
-            let spki_der = sign.public_key().as_der().map_err(|_| KeyError::Operation("public key export"))?;
+            let spki_der = sign
+                .public_key()
+                .as_der()
+                .map_err(|_| KeyError::Operation("public key export"))?;
             let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_ref())?;
-            Ok(Self { inner: Inner::Rsa { sign, decrypt, bits }, pkcs8, spki })
+            Ok(Self {
+                inner: Inner::Rsa { sign, decrypt, bits },
+                pkcs8,
+                spki,
+            })
         } else if alg == oid::EC_PUBLIC_KEY {
             let kp = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der_bytes)
                 .map_err(|_| KeyError::InvalidKey("only P-256 EC keys are supported"))?;
-            let spki_der = kp.public_key().as_der().map_err(|_| KeyError::Operation("public key export"))?;
+            let spki_der = kp
+                .public_key()
+                .as_der()
+                .map_err(|_| KeyError::Operation("public key export"))?;
             let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_ref())?;
-            Ok(Self { inner: Inner::P256(kp), pkcs8, spki })
+            Ok(Self {
+                inner: Inner::P256(kp),
+                pkcs8,
+                spki,
+            })
         } else {
             Err(KeyError::UnsupportedKey(alg.to_string()))
         }
@@ -301,7 +329,8 @@ impl SoftwareKey {
     /// Load a PEM private key: `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY`
     /// (PKCS#1, as micromdm and OpenSSL 1.x write) or `EC PRIVATE KEY` (SEC1).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let (label, der_bytes) = der::pem::decode_vec(pem.trim().as_bytes()).map_err(|_| KeyError::InvalidKey("not PEM"))?;
+        let (label, der_bytes) =
+            der::pem::decode_vec(pem.trim().as_bytes()).map_err(|_| KeyError::InvalidKey("not PEM"))?;
         let der_bytes = Zeroizing::new(der_bytes);
         Self::from_der_labelled(label, &der_bytes)
     }
@@ -317,7 +346,10 @@ impl SoftwareKey {
         match label {
             "PRIVATE KEY" => Self::from_pkcs8_der(der_bytes),
             "RSA PRIVATE KEY" => {
-                let alg = AlgorithmIdentifierOwned { oid: oid::RSA_ENCRYPTION, parameters: Some(AnyRef::NULL.into()) };
+                let alg = AlgorithmIdentifierOwned {
+                    oid: oid::RSA_ENCRYPTION,
+                    parameters: Some(AnyRef::NULL.into()),
+                };
                 Self::wrap_pkcs8(alg, der_bytes)
             }
             "EC PRIVATE KEY" => {
@@ -364,8 +396,10 @@ impl Signer for SoftwareKey {
     fn supports(&self, alg: SignatureAlgorithm) -> bool {
         matches!(
             (&self.inner, alg),
-            (Inner::Rsa { .. }, SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::RsaPkcs1Sha512)
-                | (Inner::P256(_), SignatureAlgorithm::EcdsaP256Sha256)
+            (
+                Inner::Rsa { .. },
+                SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::RsaPkcs1Sha512
+            ) | (Inner::P256(_), SignatureAlgorithm::EcdsaP256Sha256)
         )
     }
     fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, KeyError> {
@@ -378,11 +412,14 @@ impl Signer for SoftwareKey {
                     &signature::RSA_PKCS1_SHA512
                 };
                 let mut out = vec![0u8; sign.public_modulus_len()];
-                sign.sign(enc, &rng, message, &mut out).map_err(|_| KeyError::Operation("RSA signature"))?;
+                sign.sign(enc, &rng, message, &mut out)
+                    .map_err(|_| KeyError::Operation("RSA signature"))?;
                 Ok(out)
             }
             (Inner::P256(kp), SignatureAlgorithm::EcdsaP256Sha256) => {
-                let sig = kp.sign(&rng, message).map_err(|_| KeyError::Operation("ECDSA signature"))?;
+                let sig = kp
+                    .sign(&rng, message)
+                    .map_err(|_| KeyError::Operation("ECDSA signature"))?;
                 Ok(sig.as_ref().to_vec())
             }
             _ => Err(KeyError::UnsupportedAlgorithm(alg)),
@@ -401,7 +438,10 @@ impl Decryptor for SoftwareKey {
                     return Err(KeyError::DecryptionFailed);
                 }
                 let mut buf = Zeroizing::new(vec![0u8; decrypt.min_output_size()]);
-                let len = decrypt.decrypt(ciphertext, &mut buf).map(|p| p.len()).map_err(|_| KeyError::DecryptionFailed)?;
+                let len = decrypt
+                    .decrypt(ciphertext, &mut buf)
+                    .map(|p| p.len())
+                    .map_err(|_| KeyError::DecryptionFailed)?;
                 buf.truncate(len);
                 Ok(buf)
             }
@@ -429,17 +469,29 @@ pub fn public_key_kind(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<KeyKind, Ke
 }
 
 /// Verify `signature` over `message` with the public key in `spki`.
-pub fn verify(spki: &SubjectPublicKeyInfoRef<'_>, alg: SignatureAlgorithm, message: &[u8], sig: &[u8]) -> Result<(), KeyError> {
-    let key = spki.subject_public_key.as_bytes().ok_or(KeyError::InvalidKey("unaligned key bits"))?;
+pub fn verify(
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    alg: SignatureAlgorithm,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), KeyError> {
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(KeyError::InvalidKey("unaligned key bits"))?;
     let is_rsa = spki.algorithm.oid == oid::RSA_ENCRYPTION;
     let params: &'static dyn signature::VerificationAlgorithm = match (alg, is_rsa) {
         (SignatureAlgorithm::RsaPkcs1Sha1, true) => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
         (SignatureAlgorithm::RsaPkcs1Sha256, true) => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
         (SignatureAlgorithm::RsaPkcs1Sha512, true) => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
-        (SignatureAlgorithm::EcdsaP256Sha256, false) if spki.algorithm.oid == oid::EC_PUBLIC_KEY => &signature::ECDSA_P256_SHA256_ASN1,
+        (SignatureAlgorithm::EcdsaP256Sha256, false) if spki.algorithm.oid == oid::EC_PUBLIC_KEY => {
+            &signature::ECDSA_P256_SHA256_ASN1
+        }
         _ => return Err(KeyError::UnsupportedAlgorithm(alg)),
     };
-    signature::UnparsedPublicKey::new(params, key).verify(message, sig).map_err(|_| KeyError::BadSignature)
+    signature::UnparsedPublicKey::new(params, key)
+        .verify(message, sig)
+        .map_err(|_| KeyError::BadSignature)
 }
 
 /// RSAES-PKCS1-v1_5 encryption to the RSA public key in `spki` (CMS key transport).
@@ -447,10 +499,15 @@ pub fn rsa_encrypt_pkcs1v15(spki: &SubjectPublicKeyInfoRef<'_>, plaintext: &[u8]
     if spki.algorithm.oid != oid::RSA_ENCRYPTION {
         return Err(KeyError::UnsupportedKey(spki.algorithm.oid.to_string()));
     }
-    let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki.to_der()?).map_err(|_| KeyError::InvalidKey("RSA public key rejected"))?;
-    let enc = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(pk).map_err(|_| KeyError::InvalidKey("RSA public key rejected"))?;
+    let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki.to_der()?)
+        .map_err(|_| KeyError::InvalidKey("RSA public key rejected"))?;
+    let enc = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(pk)
+        .map_err(|_| KeyError::InvalidKey("RSA public key rejected"))?;
     let mut out = vec![0u8; enc.ciphertext_size()];
-    let len = enc.encrypt(plaintext, &mut out).map(|c| c.len()).map_err(|_| KeyError::Operation("RSA encryption"))?;
+    let len = enc
+        .encrypt(plaintext, &mut out)
+        .map(|c| c.len())
+        .map_err(|_| KeyError::Operation("RSA encryption"))?;
     out.truncate(len);
     Ok(out)
 }
@@ -467,13 +524,19 @@ mod tests {
         let spki = SubjectPublicKeyInfoRef::from_der(&spki_der).unwrap();
         let sig = k.sign(SignatureAlgorithm::RsaPkcs1Sha256, b"hello").unwrap();
         verify(&spki, SignatureAlgorithm::RsaPkcs1Sha256, b"hello", &sig).unwrap();
-        assert_eq!(verify(&spki, SignatureAlgorithm::RsaPkcs1Sha256, b"hellO", &sig), Err(KeyError::BadSignature));
+        assert_eq!(
+            verify(&spki, SignatureAlgorithm::RsaPkcs1Sha256, b"hellO", &sig),
+            Err(KeyError::BadSignature)
+        );
         assert!(!k.supports(SignatureAlgorithm::RsaPkcs1Sha1));
         let ct = rsa_encrypt_pkcs1v15(&spki, b"0123456789abcdef").unwrap();
         assert_eq!(&k.decrypt_pkcs1v15(&ct).unwrap()[..], b"0123456789abcdef");
         let mut bad = ct.clone();
         bad[10] ^= 1;
-        assert!(k.decrypt_pkcs1v15(&bad).map(|p| p.to_vec() != b"0123456789abcdef").unwrap_or(true));
+        assert!(k
+            .decrypt_pkcs1v15(&bad)
+            .map(|p| p.to_vec() != b"0123456789abcdef")
+            .unwrap_or(true));
         assert_eq!(k.decrypt_pkcs1v15(&ct[1..]), Err(KeyError::DecryptionFailed));
     }
 

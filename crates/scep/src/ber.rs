@@ -25,12 +25,19 @@ struct Tlv<'a> {
 /// Re-encode `input` (one complete BER element, nothing after it) as DER-style definite lengths.
 pub fn normalize(input: &[u8], limit: usize) -> Result<Vec<u8>> {
     if input.len() > limit {
-        return Err(ScepError::TooLarge { what: "message", limit, actual: input.len() });
+        return Err(ScepError::TooLarge {
+            what: "message",
+            limit,
+            actual: input.len(),
+        });
     }
     let mut pos = 0;
     let tlv = parse(input, &mut pos, 0)?;
     if pos != input.len() {
-        return Err(ScepError::Encoding(format!("{} trailing bytes after the message", input.len() - pos)));
+        return Err(ScepError::Encoding(format!(
+            "{} trailing bytes after the message",
+            input.len() - pos
+        )));
     }
     let mut out = Vec::with_capacity(input.len());
     emit(&tlv, &mut out);
@@ -88,9 +95,17 @@ fn parse<'a>(input: &'a [u8], pos: &mut usize, depth: usize) -> Result<Tlv<'a>> 
     if !constructed {
         let l = len.ok_or_else(|| err("indefinite length on a primitive element"))?;
         let end = pos.checked_add(l).ok_or_else(|| err("length overflow"))?;
-        let content = input.get(*pos..end).ok_or_else(|| err("truncated: length exceeds the input"))?.to_vec();
+        let content = input
+            .get(*pos..end)
+            .ok_or_else(|| err("truncated: length exceeds the input"))?
+            .to_vec();
         *pos = end;
-        return Ok(Tlv { tag, constructed, content, children: Vec::new() });
+        return Ok(Tlv {
+            tag,
+            constructed,
+            content,
+            children: Vec::new(),
+        });
     }
     let end = match len {
         Some(l) => {
@@ -137,7 +152,12 @@ fn parse<'a>(input: &'a [u8], pos: &mut usize, depth: usize) -> Result<Tlv<'a>> 
             }
             content.extend_from_slice(&k.content);
         }
-        return Ok(Tlv { tag: &[0x04], constructed: false, content, children: Vec::new() });
+        return Ok(Tlv {
+            tag: &[0x04],
+            constructed: false,
+            content,
+            children: Vec::new(),
+        });
     }
     // EncryptedContentInfo: SEQUENCE { OID, SEQUENCE, [0] IMPLICIT OCTET STRING (chunked) }.
     if first == 0x30 && kids.len() == 3 {
@@ -150,7 +170,12 @@ fn parse<'a>(input: &'a [u8], pos: &mut usize, depth: usize) -> Result<Tlv<'a>> 
                     for (_, s, e) in &last.children {
                         content.extend_from_slice(last.content.get(*s..*e).ok_or_else(|| err("internal"))?);
                     }
-                    *last = Tlv { tag: &[0x80], constructed: false, content, children: Vec::new() };
+                    *last = Tlv {
+                        tag: &[0x80],
+                        constructed: false,
+                        content,
+                        children: Vec::new(),
+                    };
                 }
             }
         }
@@ -163,7 +188,12 @@ fn parse<'a>(input: &'a [u8], pos: &mut usize, depth: usize) -> Result<Tlv<'a>> 
         let hdr = header_len(k);
         children.push((k.tag.first().copied().unwrap_or(0), before + hdr, content.len()));
     }
-    Ok(Tlv { tag, constructed, content, children })
+    Ok(Tlv {
+        tag,
+        constructed,
+        content,
+        children,
+    })
 }
 
 fn header_len(t: &Tlv<'_>) -> usize {
@@ -206,15 +236,22 @@ mod tests {
     #[test]
     fn indefinite_and_chunked_octets_become_der() {
         // SEQUENCE (indef) { OCTET STRING (constructed, indef) { 04 01 aa, 04 01 bb } }
-        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb, 0x00, 0x00, 0x00, 0x00];
+        let ber = [
+            0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb, 0x00, 0x00, 0x00, 0x00,
+        ];
         assert_eq!(normalize(&ber, 100).unwrap(), [0x30, 0x04, 0x04, 0x02, 0xaa, 0xbb]);
     }
 
     #[test]
     fn encrypted_content_info_chunks_are_joined() {
         // SEQUENCE { OID 1.2, SEQUENCE {}, [0] (indef) { 04 01 aa 04 01 bb } }
-        let ber = [0x30, 0x80, 0x06, 0x01, 0x2a, 0x30, 0x00, 0xa0, 0x80, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb, 0, 0, 0, 0];
-        assert_eq!(normalize(&ber, 100).unwrap(), [0x30, 0x09, 0x06, 0x01, 0x2a, 0x30, 0x00, 0x80, 0x02, 0xaa, 0xbb]);
+        let ber = [
+            0x30, 0x80, 0x06, 0x01, 0x2a, 0x30, 0x00, 0xa0, 0x80, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            normalize(&ber, 100).unwrap(),
+            [0x30, 0x09, 0x06, 0x01, 0x2a, 0x30, 0x00, 0x80, 0x02, 0xaa, 0xbb]
+        );
     }
 
     #[test]

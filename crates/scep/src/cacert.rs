@@ -1,8 +1,8 @@
 //! GetCACert responses (RFC 8894 §4.2.1): one DER certificate, or a
 //! certs-only SignedData with the CA and RA certificates.
 
-use crate::pkcs7;
 use crate::error::{Result, ScepError};
+use crate::pkcs7;
 use crate::transport::{CONTENT_TYPE_CA_CERT, CONTENT_TYPE_CA_RA_CERT};
 use der::{Decode, Encode};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
@@ -27,7 +27,9 @@ pub struct CaCertificates {
 }
 
 fn is_ca(c: &Certificate) -> bool {
-    ext::<BasicConstraints>(c, const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS).map(|b| b.ca).unwrap_or(false)
+    ext::<BasicConstraints>(c, const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .map(|b| b.ca)
+        .unwrap_or(false)
 }
 
 fn key_usage(c: &Certificate) -> Option<KeyUsage> {
@@ -35,7 +37,12 @@ fn key_usage(c: &Certificate) -> Option<KeyUsage> {
 }
 
 fn ext<T: for<'a> Decode<'a>>(c: &Certificate, id: const_oid::ObjectIdentifier) -> Option<T> {
-    let e = c.tbs_certificate.extensions.as_ref()?.iter().find(|e| e.extn_id == id)?;
+    let e = c
+        .tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == id)?;
     T::from_der(e.extn_value.as_bytes()).ok()
 }
 
@@ -45,11 +52,17 @@ impl CaCertificates {
     /// `application/octet-stream`).
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self> {
         if body.len() > MAX_CA_BODY {
-            return Err(ScepError::TooLarge { what: "GetCACert body", limit: MAX_CA_BODY, actual: body.len() });
+            return Err(ScepError::TooLarge {
+                what: "GetCACert body",
+                limit: MAX_CA_BODY,
+                actual: body.len(),
+            });
         }
         let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let certs = match ct.as_deref() {
-            Some(CONTENT_TYPE_CA_CERT) => vec![Certificate::from_der(body).map_err(|e| ScepError::malformed("CA certificate", e))?],
+            Some(CONTENT_TYPE_CA_CERT) => {
+                vec![Certificate::from_der(body).map_err(|e| ScepError::malformed("CA certificate", e))?]
+            }
             Some(CONTENT_TYPE_CA_RA_CERT) => pkcs7::parse_certs_only(body)?.0,
             _ => match Certificate::from_der(body) {
                 Ok(c) => vec![c],
@@ -64,24 +77,42 @@ impl CaCertificates {
     /// issued the RA (or, without RA, the CA no other certificate issued).
     pub fn classify(certs: Vec<Certificate>) -> Result<Self> {
         if certs.is_empty() {
-            return Err(ScepError::Invalid { what: "GetCACert body", reason: "no certificate".into() });
+            return Err(ScepError::Invalid {
+                what: "GetCACert body",
+                reason: "no certificate".into(),
+            });
         }
         if certs.len() > MAX_CA_CERTS {
-            return Err(ScepError::TooLarge { what: "GetCACert certificate count", limit: MAX_CA_CERTS, actual: certs.len() });
+            return Err(ScepError::TooLarge {
+                what: "GetCACert certificate count",
+                limit: MAX_CA_CERTS,
+                actual: certs.len(),
+            });
         }
         let (cas, ras): (Vec<_>, Vec<_>) = certs.into_iter().partition(is_ca);
         if cas.is_empty() {
             // A lone non-CA certificate: a misconfigured server; accept it as the CA (micromdm-like depots always mark CA).
             let mut it = ras.into_iter();
-            let ca = it.next().ok_or_else(|| ScepError::Invalid { what: "GetCACert body", reason: "no certificate".into() })?;
-            return Ok(CaCertificates { ca, ra: it.collect(), chain: Vec::new() });
+            let ca = it.next().ok_or_else(|| ScepError::Invalid {
+                what: "GetCACert body",
+                reason: "no certificate".into(),
+            })?;
+            return Ok(CaCertificates {
+                ca,
+                ra: it.collect(),
+                chain: Vec::new(),
+            });
         }
         // The issuing CA: issuer of the RA if there is one, else the CA that issued no other CA in the set.
         let issuing_name = ras.first().map(|r| r.tbs_certificate.issuer.clone());
         let idx = match &issuing_name {
             Some(n) => cas.iter().position(|c| c.tbs_certificate.subject == *n),
             None => cas.iter().position(|c| {
-                !cas.iter().any(|o| o != c && o.tbs_certificate.issuer == c.tbs_certificate.subject && o.tbs_certificate.subject != c.tbs_certificate.subject)
+                !cas.iter().any(|o| {
+                    o != c
+                        && o.tbs_certificate.issuer == c.tbs_certificate.subject
+                        && o.tbs_certificate.subject != c.tbs_certificate.subject
+                })
             }),
         }
         .unwrap_or(0);
@@ -95,7 +126,11 @@ impl CaCertificates {
     pub fn encryption_certificate(&self) -> &Certificate {
         self.ra
             .iter()
-            .find(|c| key_usage(c).map(|k| k.0.contains(KeyUsages::KeyEncipherment)).unwrap_or(true))
+            .find(|c| {
+                key_usage(c)
+                    .map(|k| k.0.contains(KeyUsages::KeyEncipherment))
+                    .unwrap_or(true)
+            })
             .unwrap_or(&self.ca)
     }
 
@@ -105,7 +140,11 @@ impl CaCertificates {
         let mut v: Vec<Certificate> = self
             .ra
             .iter()
-            .filter(|c| key_usage(c).map(|k| k.0.contains(KeyUsages::DigitalSignature)).unwrap_or(true))
+            .filter(|c| {
+                key_usage(c)
+                    .map(|k| k.0.contains(KeyUsages::DigitalSignature))
+                    .unwrap_or(true)
+            })
             .cloned()
             .collect();
         v.push(self.ca.clone());
@@ -127,5 +166,7 @@ impl CaCertificates {
 
 /// SHA-256 fingerprint of a certificate's DER, as lowercase hex.
 pub fn fingerprint_sha256(cert: &Certificate) -> Result<String> {
-    Ok(hex::encode(enrolkit_keys::DigestAlgorithm::Sha256.digest(&cert.to_der()?)))
+    Ok(hex::encode(
+        enrolkit_keys::DigestAlgorithm::Sha256.digest(&cert.to_der()?),
+    ))
 }

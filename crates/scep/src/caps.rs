@@ -94,17 +94,30 @@ impl Capabilities {
     /// any whitespace; empty lines ignored; unknown keywords kept as `Other`.
     pub fn parse(body: &[u8]) -> Result<Self> {
         if body.len() > MAX_CAPS_BODY {
-            return Err(ScepError::TooLarge { what: "GetCACaps body", limit: MAX_CAPS_BODY, actual: body.len() });
+            return Err(ScepError::TooLarge {
+                what: "GetCACaps body",
+                limit: MAX_CAPS_BODY,
+                actual: body.len(),
+            });
         }
-        let text = std::str::from_utf8(body)
-            .map_err(|_| ScepError::Invalid { what: "GetCACaps body", reason: "not UTF-8 text".into() })?;
+        let text = std::str::from_utf8(body).map_err(|_| ScepError::Invalid {
+            what: "GetCACaps body",
+            reason: "not UTF-8 text".into(),
+        })?;
         let mut out = Vec::new();
         for word in text.split_whitespace() {
             if out.len() >= MAX_CAPS_KEYWORDS {
-                return Err(ScepError::TooLarge { what: "GetCACaps keyword count", limit: MAX_CAPS_KEYWORDS, actual: out.len() + 1 });
+                return Err(ScepError::TooLarge {
+                    what: "GetCACaps keyword count",
+                    limit: MAX_CAPS_KEYWORDS,
+                    actual: out.len() + 1,
+                });
             }
             if word.len() > 64 || !word.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(ScepError::Invalid { what: "GetCACaps keyword", reason: format!("{:?}", word.chars().take(64).collect::<String>()) });
+                return Err(ScepError::Invalid {
+                    what: "GetCACaps keyword",
+                    reason: format!("{:?}", word.chars().take(64).collect::<String>()),
+                });
             }
             out.push(Capability::parse(word));
         }
@@ -176,7 +189,11 @@ mod tests {
     fn micromdm_caps_parse_and_choose() {
         let c = Capabilities::parse(b"Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation").unwrap();
         assert!(c.supports_post() && c.supports_renewal() && c.supports_aes());
-        let ours = [ContentEncryption::Aes256Cbc, ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc];
+        let ours = [
+            ContentEncryption::Aes256Cbc,
+            ContentEncryption::Aes128Cbc,
+            ContentEncryption::DesEde3Cbc,
+        ];
         assert_eq!(c.choose_cipher(&ours), Some(ContentEncryption::Aes256Cbc));
         let d = [DigestAlgorithm::Sha512, DigestAlgorithm::Sha256, DigestAlgorithm::Sha1];
         assert_eq!(c.choose_digest(&d), Some(DigestAlgorithm::Sha256));
@@ -187,11 +204,20 @@ mod tests {
         let c = Capabilities::parse(b"DES3\r\nsha-1\r\nGetNextCACert\r\nMD5\r\n\r\n").unwrap();
         assert!(c.has(&Capability::Other("MD5".into())));
         assert!(c.has(&Capability::GetNextCaCert));
-        assert_eq!(c.choose_cipher(&[ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc]), Some(ContentEncryption::DesEde3Cbc));
-        assert_eq!(c.choose_digest(&[DigestAlgorithm::Sha256, DigestAlgorithm::Sha1]), Some(DigestAlgorithm::Sha1));
+        assert_eq!(
+            c.choose_cipher(&[ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc]),
+            Some(ContentEncryption::DesEde3Cbc)
+        );
+        assert_eq!(
+            c.choose_digest(&[DigestAlgorithm::Sha256, DigestAlgorithm::Sha1]),
+            Some(DigestAlgorithm::Sha1)
+        );
         assert_eq!(c.choose_digest(&[DigestAlgorithm::Sha256]), None);
         let empty = Capabilities::parse(b"").unwrap();
-        assert_eq!(empty.choose_cipher(&[ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc]), Some(ContentEncryption::DesEde3Cbc));
+        assert_eq!(
+            empty.choose_cipher(&[ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc]),
+            Some(ContentEncryption::DesEde3Cbc)
+        );
     }
 
     #[test]
@@ -199,9 +225,18 @@ mod tests {
         let c = Capabilities::new([Capability::Aes, Capability::ScepStandard, Capability::Sha512]);
         assert_eq!(c.to_string(), "AES\nSCEPStandard\nSHA-512\n");
         assert_eq!(Capabilities::parse(c.to_string().as_bytes()).unwrap(), c);
-        assert!(matches!(Capabilities::parse(&vec![b'A'; MAX_CAPS_BODY + 1]), Err(ScepError::TooLarge { .. })));
-        assert!(matches!(Capabilities::parse(&[0xff, 0xfe]), Err(ScepError::Invalid { .. })));
+        assert!(matches!(
+            Capabilities::parse(&vec![b'A'; MAX_CAPS_BODY + 1]),
+            Err(ScepError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            Capabilities::parse(&[0xff, 0xfe]),
+            Err(ScepError::Invalid { .. })
+        ));
         let many = "X\n".repeat(MAX_CAPS_KEYWORDS + 1);
-        assert!(matches!(Capabilities::parse(many.as_bytes()), Err(ScepError::TooLarge { .. })));
+        assert!(matches!(
+            Capabilities::parse(many.as_bytes()),
+            Err(ScepError::TooLarge { .. })
+        ));
     }
 }

@@ -43,7 +43,10 @@ pub fn build_csr(signer: &dyn Signer, params: &CsrParams<'_>) -> Result<Vec<u8>>
     let mut attrs = Vec::new();
     if let Some(pw) = params.challenge_password {
         if pw.len() > MAX_CHALLENGE {
-            return Err(ScepError::Invalid { what: "challenge password", reason: "longer than 255 bytes".into() });
+            return Err(ScepError::Invalid {
+                what: "challenge password",
+                reason: "longer than 255 bytes".into(),
+            });
         }
         // DirectoryString: PrintableString when it fits, UTF8String otherwise.
         let value = if pw.bytes().all(crate::types::is_printable) {
@@ -51,7 +54,10 @@ pub fn build_csr(signer: &dyn Signer, params: &CsrParams<'_>) -> Result<Vec<u8>>
         } else {
             Any::encode_from(&Utf8StringRef::new(pw)?)?
         };
-        attrs.push(Attribute { oid: oid::CHALLENGE_PASSWORD, values: SetOfVec::try_from(vec![value])? });
+        attrs.push(Attribute {
+            oid: oid::CHALLENGE_PASSWORD,
+            values: SetOfVec::try_from(vec![value])?,
+        });
     }
     if !params.dns_names.is_empty() {
         let names = params
@@ -65,7 +71,10 @@ pub fn build_csr(signer: &dyn Signer, params: &CsrParams<'_>) -> Result<Vec<u8>>
             extn_value: OctetString::new(SubjectAltName(names).to_der()?)?,
         };
         let req = ExtensionReq(vec![ext]);
-        attrs.push(Attribute { oid: oid::EXTENSION_REQUEST, values: SetOfVec::try_from(vec![Any::encode_from(&req)?])? });
+        attrs.push(Attribute {
+            oid: oid::EXTENSION_REQUEST,
+            values: SetOfVec::try_from(vec![Any::encode_from(&req)?])?,
+        });
     }
     let info = CertReqInfo {
         version: Version::V1,
@@ -75,7 +84,11 @@ pub fn build_csr(signer: &dyn Signer, params: &CsrParams<'_>) -> Result<Vec<u8>>
     };
     let alg = sig_alg(signer, params.digest)?;
     let signature = signer.sign(alg, &info.to_der()?)?;
-    let req = CertReq { info, algorithm: alg.algorithm_identifier(), signature: BitString::from_bytes(&signature)? };
+    let req = CertReq {
+        info,
+        algorithm: alg.algorithm_identifier(),
+        signature: BitString::from_bytes(&signature)?,
+    };
     Ok(req.to_der()?)
 }
 
@@ -94,7 +107,10 @@ impl std::fmt::Debug for Csr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Csr")
             .field("subject", &self.request.info.subject.to_string())
-            .field("challenge_password", &self.challenge_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "challenge_password",
+                &self.challenge_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -118,32 +134,50 @@ impl Csr {
                         })?
                     }
                     t => {
-                        return Err(ScepError::InvalidAttribute { name: "challengePassword", reason: format!("tag {t}") })
+                        return Err(ScepError::InvalidAttribute {
+                            name: "challengePassword",
+                            reason: format!("tag {t}"),
+                        })
                     }
                 };
                 if s.len() > MAX_CHALLENGE {
-                    return Err(ScepError::InvalidAttribute { name: "challengePassword", reason: "too long".into() });
+                    return Err(ScepError::InvalidAttribute {
+                        name: "challengePassword",
+                        reason: "too long".into(),
+                    });
                 }
                 challenge_password = Some(Zeroizing::new(s.to_owned()));
             }
         }
-        let csr = Csr { der: der_bytes.to_vec(), request, challenge_password };
+        let csr = Csr {
+            der: der_bytes.to_vec(),
+            request,
+            challenge_password,
+        };
         csr.verify()?;
         Ok(csr)
     }
 
     fn verify(&self) -> Result<()> {
         let alg = SignatureAlgorithm::from_oids(&self.request.algorithm.oid, None).ok_or_else(|| {
-            ScepError::UnsupportedAlgorithm { kind: "CSR signature", oid: self.request.algorithm.oid.to_string() }
+            ScepError::UnsupportedAlgorithm {
+                kind: "CSR signature",
+                oid: self.request.algorithm.oid.to_string(),
+            }
         })?;
         let spki_der = self.request.info.public_key.to_der()?;
         let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der)?;
-        let sig = self.request.signature.as_bytes().ok_or_else(|| ScepError::malformed("PKCS#10 request", "unaligned signature"))?;
+        let sig = self
+            .request
+            .signature
+            .as_bytes()
+            .ok_or_else(|| ScepError::malformed("PKCS#10 request", "unaligned signature"))?;
         enrolkit_keys::verify(&spki, alg, &self.request.info.to_der()?, sig).map_err(|e| match e {
             enrolkit_keys::KeyError::BadSignature => ScepError::BadSignature,
-            enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => {
-                ScepError::UnsupportedAlgorithm { kind: "CSR signature", oid: a.oid().to_string() }
-            }
+            enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => ScepError::UnsupportedAlgorithm {
+                kind: "CSR signature",
+                oid: a.oid().to_string(),
+            },
             other => ScepError::Key(other),
         })
     }
@@ -151,7 +185,13 @@ impl Csr {
     /// DNS names requested in a subjectAltName extension request.
     pub fn dns_names(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for a in self.request.info.attributes.iter().filter(|a| a.oid == oid::EXTENSION_REQUEST) {
+        for a in self
+            .request
+            .info
+            .attributes
+            .iter()
+            .filter(|a| a.oid == oid::EXTENSION_REQUEST)
+        {
             for v in a.values.iter() {
                 if let Ok(req) = v.decode_as::<ExtensionReq>() {
                     for e in req.0.iter().filter(|e| e.extn_id == oid::SUBJECT_ALT_NAME) {
@@ -202,5 +242,9 @@ pub fn self_signed_certificate(
         extensions: None,
     };
     let sig = signer.sign(alg, &tbs.to_der()?)?;
-    Ok(Certificate { tbs_certificate: tbs, signature_algorithm: alg.algorithm_identifier(), signature: BitString::from_bytes(&sig)? })
+    Ok(Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: alg.algorithm_identifier(),
+        signature: BitString::from_bytes(&sig)?,
+    })
 }

@@ -140,7 +140,10 @@ impl ScepError {
     }
 
     pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
-        ScepError::Malformed { what, reason: reason.to_string() }
+        ScepError::Malformed {
+            what,
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -21,22 +21,22 @@
 pub mod ber;
 pub mod cacert;
 pub mod caps;
-pub mod pkcs7;
 pub mod csr;
 pub mod error;
 pub mod message;
+pub mod pkcs7;
 pub mod transport;
 pub mod types;
 
 pub use cacert::{fingerprint_sha256, CaCertificates};
 pub use caps::{Capabilities, Capability};
-pub use pkcs7::{build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, seal_envelope, RejectionKey};
 pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
 pub use error::{Result, ScepError};
 pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
     RequestBody, Requester, Responder, SentRequest,
 };
+pub use pkcs7::{build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, seal_envelope, RejectionKey};
 pub use transport::{Operation, Query};
 pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
 

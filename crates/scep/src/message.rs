@@ -1,9 +1,9 @@
 //! SCEP pkiMessages: requests (PKCSReq, RenewalReq, CertPoll, GetCert,
 //! GetCRL) and the CertRep reply, built and opened on either side.
 
-use crate::pkcs7::{self, attribute, RejectionKey, SignerParts};
 use crate::csr::Csr;
 use crate::error::{Result, ScepError};
+use crate::pkcs7::{self, attribute, RejectionKey, SignerParts};
 use crate::types::{oid, ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
 use cms::cert::IssuerAndSerialNumber;
 use der::asn1::{OctetString, OctetStringRef, PrintableStringRef, Utf8StringRef};
@@ -13,7 +13,6 @@ use rand_core::{CryptoRng, RngCore};
 use x509_cert::crl::CertificateList;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
-
 
 /// IssuerAndSubject, the CertPoll (GetCertInitial) content (RFC 8894 §3.3.3).
 #[derive(Debug, Clone, PartialEq, Eq, Sequence)]
@@ -62,9 +61,15 @@ impl RequestBody {
         Ok(match mt {
             MessageType::PkcsReq => Self::PkcsReq(Csr::parse(der_bytes)?),
             MessageType::RenewalReq => Self::RenewalReq(Csr::parse(der_bytes)?),
-            MessageType::CertPoll => Self::CertPoll(IssuerAndSubject::from_der(der_bytes).map_err(bad("IssuerAndSubject"))?),
-            MessageType::GetCert => Self::GetCert(IssuerAndSerialNumber::from_der(der_bytes).map_err(bad("IssuerAndSerialNumber"))?),
-            MessageType::GetCrl => Self::GetCrl(IssuerAndSerialNumber::from_der(der_bytes).map_err(bad("IssuerAndSerialNumber"))?),
+            MessageType::CertPoll => {
+                Self::CertPoll(IssuerAndSubject::from_der(der_bytes).map_err(bad("IssuerAndSubject"))?)
+            }
+            MessageType::GetCert => {
+                Self::GetCert(IssuerAndSerialNumber::from_der(der_bytes).map_err(bad("IssuerAndSerialNumber"))?)
+            }
+            MessageType::GetCrl => {
+                Self::GetCrl(IssuerAndSerialNumber::from_der(der_bytes).map_err(bad("IssuerAndSerialNumber"))?)
+            }
             MessageType::CertRep => return Err(ScepError::UnexpectedMessageType(mt)),
         })
     }
@@ -103,22 +108,37 @@ pub struct PkiMessage {
 }
 
 fn printable(signer: &SignerParts, o: const_oid::ObjectIdentifier, name: &'static str) -> Result<Option<String>> {
-    let Some(v) = signer.attr(o, name)? else { return Ok(None) };
+    let Some(v) = signer.attr(o, name)? else {
+        return Ok(None);
+    };
     match v.tag() {
         Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => std::str::from_utf8(v.value())
             .map(|s| Some(s.to_owned()))
-            .map_err(|_| ScepError::InvalidAttribute { name, reason: "not text".into() }),
-        t => Err(ScepError::InvalidAttribute { name, reason: format!("tag {t}, expected PrintableString") }),
+            .map_err(|_| ScepError::InvalidAttribute {
+                name,
+                reason: "not text".into(),
+            }),
+        t => Err(ScepError::InvalidAttribute {
+            name,
+            reason: format!("tag {t}, expected PrintableString"),
+        }),
     }
 }
 
 fn nonce_attr(signer: &SignerParts, o: const_oid::ObjectIdentifier, name: &'static str) -> Result<Option<Nonce>> {
-    let Some(v) = signer.attr(o, name)? else { return Ok(None) };
-    let os = OctetStringRef::try_from(v).map_err(|_| ScepError::InvalidAttribute { name, reason: "not an OCTET STRING".into() })?;
-    Nonce::from_slice(os.as_bytes()).map(Some).map_err(|_| ScepError::InvalidAttribute {
+    let Some(v) = signer.attr(o, name)? else {
+        return Ok(None);
+    };
+    let os = OctetStringRef::try_from(v).map_err(|_| ScepError::InvalidAttribute {
         name,
-        reason: format!("{} bytes, expected 16", os.as_bytes().len()),
-    })
+        reason: "not an OCTET STRING".into(),
+    })?;
+    Nonce::from_slice(os.as_bytes())
+        .map(Some)
+        .map_err(|_| ScepError::InvalidAttribute {
+            name,
+            reason: format!("{} bytes, expected 16", os.as_bytes().len()),
+        })
 }
 
 impl PkiMessage {
@@ -126,14 +146,22 @@ impl PkiMessage {
     pub fn parse(input: &[u8]) -> Result<Self> {
         let parts = pkcs7::parse_signed(input, true)?;
         let signer = parts.signer.ok_or(ScepError::SignerCount(0))?;
-        let message_type =
-            MessageType::parse(&printable(&signer, oid::MESSAGE_TYPE, "messageType")?.ok_or(ScepError::MissingAttribute("messageType"))?)?;
-        let transaction_id =
-            TransactionId::new(&printable(&signer, oid::TRANSACTION_ID, "transactionID")?.ok_or(ScepError::MissingAttribute("transactionID"))?)?;
-        let sender_nonce = nonce_attr(&signer, oid::SENDER_NONCE, "senderNonce")?.ok_or(ScepError::MissingAttribute("senderNonce"))?;
+        let message_type = MessageType::parse(
+            &printable(&signer, oid::MESSAGE_TYPE, "messageType")?.ok_or(ScepError::MissingAttribute("messageType"))?,
+        )?;
+        let transaction_id = TransactionId::new(
+            &printable(&signer, oid::TRANSACTION_ID, "transactionID")?
+                .ok_or(ScepError::MissingAttribute("transactionID"))?,
+        )?;
+        let sender_nonce =
+            nonce_attr(&signer, oid::SENDER_NONCE, "senderNonce")?.ok_or(ScepError::MissingAttribute("senderNonce"))?;
         let recipient_nonce = nonce_attr(&signer, oid::RECIPIENT_NONCE, "recipientNonce")?;
-        let pki_status = printable(&signer, oid::PKI_STATUS, "pkiStatus")?.map(|s| PkiStatus::parse(&s)).transpose()?;
-        let fail_info = printable(&signer, oid::FAIL_INFO, "failInfo")?.map(|s| FailInfo::parse(&s)).transpose()?;
+        let pki_status = printable(&signer, oid::PKI_STATUS, "pkiStatus")?
+            .map(|s| PkiStatus::parse(&s))
+            .transpose()?;
+        let fail_info = printable(&signer, oid::FAIL_INFO, "failInfo")?
+            .map(|s| FailInfo::parse(&s))
+            .transpose()?;
         let fail_info_text = printable(&signer, oid::FAIL_INFO_TEXT, "failInfoText")?;
         Ok(PkiMessage {
             message_type,
@@ -195,7 +223,10 @@ impl Responder<'_> {
         if message.message_type == MessageType::CertRep {
             return Err(ScepError::UnexpectedMessageType(MessageType::CertRep));
         }
-        let env = message.content.as_deref().ok_or_else(|| ScepError::malformed("pkiMessage", "no pkcsPKIEnvelope"))?;
+        let env = message
+            .content
+            .as_deref()
+            .ok_or_else(|| ScepError::malformed("pkiMessage", "no pkcsPKIEnvelope"))?;
         let (plain, content_encryption) = pkcs7::open_envelope(env, self.certificate, self.decryptor, self.rejection)?;
         // A plaintext that does not parse is reported like a decryption failure
         // (no padding oracle); a CSR whose own signature fails is reported as such.
@@ -205,7 +236,11 @@ impl Responder<'_> {
             Err(ScepError::Malformed { .. } | ScepError::Encoding(_)) => return Err(ScepError::DecryptionFailed),
             Err(e) => return Err(e),
         };
-        Ok(Request { message, body, content_encryption })
+        Ok(Request {
+            message,
+            body,
+            content_encryption,
+        })
     }
 
     /// Build the signed CertRep answering `to`.
@@ -233,7 +268,11 @@ impl ReplyTo {
     /// From a parsed request. Signing with SHA-1 is not offered by our keys,
     /// so a SHA-1 request is answered with SHA-256.
     pub fn from_message(m: &PkiMessage, content_encryption: ContentEncryption) -> Self {
-        let digest = if m.digest == DigestAlgorithm::Sha1 { DigestAlgorithm::Sha256 } else { m.digest };
+        let digest = if m.digest == DigestAlgorithm::Sha1 {
+            DigestAlgorithm::Sha256
+        } else {
+            m.digest
+        };
         ReplyTo {
             transaction_id: m.transaction_id.clone(),
             sender_nonce: m.sender_nonce,
@@ -279,8 +318,14 @@ pub fn build_cert_rep(
         Outcome::Failure { .. } => PkiStatus::Failure,
     };
     let mut attrs = vec![
-        attribute(oid::MESSAGE_TYPE, &PrintableStringRef::new(&MessageType::CertRep.code().to_string())?)?,
-        attribute(oid::TRANSACTION_ID, &PrintableStringRef::new(to.transaction_id.as_str())?)?,
+        attribute(
+            oid::MESSAGE_TYPE,
+            &PrintableStringRef::new(&MessageType::CertRep.code().to_string())?,
+        )?,
+        attribute(
+            oid::TRANSACTION_ID,
+            &PrintableStringRef::new(to.transaction_id.as_str())?,
+        )?,
         attribute(oid::SENDER_NONCE, &OctetString::new(Nonce::random(rng).0.to_vec())?)?,
         attribute(oid::RECIPIENT_NONCE, &OctetString::new(to.sender_nonce.0.to_vec())?)?,
         attribute(oid::PKI_STATUS, &PrintableStringRef::new(&status.code().to_string())?)?,
@@ -288,11 +333,19 @@ pub fn build_cert_rep(
     let content = match outcome {
         Outcome::Success { certificates, crls } => {
             let degenerate = pkcs7::build_certs_only(certificates, crls)?;
-            Some(pkcs7::seal_envelope(&degenerate, &to.requester_certificate, to.content_encryption, rng)?)
+            Some(pkcs7::seal_envelope(
+                &degenerate,
+                &to.requester_certificate,
+                to.content_encryption,
+                rng,
+            )?)
         }
         Outcome::Pending => None,
         Outcome::Failure { fail_info, text } => {
-            attrs.push(attribute(oid::FAIL_INFO, &PrintableStringRef::new(&fail_info.code().to_string())?)?);
+            attrs.push(attribute(
+                oid::FAIL_INFO,
+                &PrintableStringRef::new(&fail_info.code().to_string())?,
+            )?);
             if let Some(t) = text {
                 let t: String = t.chars().take(256).collect();
                 attrs.push(attribute(oid::FAIL_INFO_TEXT, &Utf8StringRef::new(&t)?)?);
@@ -346,7 +399,14 @@ pub fn build_request(
         attribute(oid::SENDER_NONCE, &OctetString::new(nonce.0.to_vec())?)?,
     ];
     let der_bytes = pkcs7::build_signed(Some(&envelope), attrs, requester.signer, requester.certificate, digest)?;
-    Ok((der_bytes, SentRequest { message_type: mt, transaction_id: transaction_id.clone(), sender_nonce: nonce }))
+    Ok((
+        der_bytes,
+        SentRequest {
+            message_type: mt,
+            transaction_id: transaction_id.clone(),
+            sender_nonce: nonce,
+        },
+    ))
 }
 
 /// An opened CertRep.
@@ -374,9 +434,9 @@ impl CertRep {
     /// The certificate for `spki` among the returned ones (the issued one).
     pub fn certificate_for(&self, spki: &spki::SubjectPublicKeyInfoOwned) -> Option<&Certificate> {
         match self {
-            CertRep::Success { certificates, .. } => {
-                certificates.iter().find(|c| c.tbs_certificate.subject_public_key_info == *spki)
-            }
+            CertRep::Success { certificates, .. } => certificates
+                .iter()
+                .find(|c| c.tbs_certificate.subject_public_key_info == *spki),
             _ => None,
         }
     }
@@ -386,7 +446,12 @@ impl CertRep {
 /// or RA certificates from GetCACert), that the signature verifies, that the
 /// transactionID and recipientNonce match `sent`, and decrypt a SUCCESS
 /// reply with the requester's key.
-pub fn open_cert_rep(input: &[u8], sent: &SentRequest, trusted_signers: &[Certificate], requester: &Requester<'_>) -> Result<CertRep> {
+pub fn open_cert_rep(
+    input: &[u8],
+    sent: &SentRequest,
+    trusted_signers: &[Certificate],
+    requester: &Requester<'_>,
+) -> Result<CertRep> {
     let msg = PkiMessage::parse(input)?;
     if msg.message_type != MessageType::CertRep {
         return Err(ScepError::UnexpectedMessageType(msg.message_type));
@@ -414,7 +479,10 @@ pub fn open_cert_rep(input: &[u8], sent: &SentRequest, trusted_signers: &[Certif
             text: msg.fail_info_text.clone(),
         }),
         PkiStatus::Success => {
-            let env = msg.content.as_deref().ok_or_else(|| ScepError::malformed("CertRep", "SUCCESS without content"))?;
+            let env = msg
+                .content
+                .as_deref()
+                .ok_or_else(|| ScepError::malformed("CertRep", "SUCCESS without content"))?;
             // The client decrypts only replies it asked for: no oracle to protect, but use
             // a throwaway rejection key so the code path is the same.
             let rk = RejectionKey::new([0x5a; 32]);
@@ -424,4 +492,3 @@ pub fn open_cert_rep(input: &[u8], sent: &SentRequest, trusted_signers: &[Certif
         }
     }
 }
-

@@ -8,9 +8,13 @@ use crate::types::{oid, ContentEncryption};
 use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos};
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
+};
 use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, OctetStringRef, SetOfVec};
 use der::{Decode, Encode, Tag, Tagged};
@@ -27,13 +31,20 @@ pub(crate) fn decode_content_info(input: &[u8], expected: ObjectIdentifier, name
     let der_bytes = ber::normalize(input, crate::transport::MAX_MESSAGE)?;
     let ci = ContentInfo::from_der(&der_bytes)?;
     if ci.content_type != expected {
-        return Err(ScepError::UnexpectedContentType { expected: name, found: ci.content_type.to_string() });
+        return Err(ScepError::UnexpectedContentType {
+            expected: name,
+            found: ci.content_type.to_string(),
+        });
     }
     Ok(ci.content)
 }
 
 fn content_info<T: der::Tagged + der::EncodeValue>(content_type: ObjectIdentifier, value: &T) -> Result<Vec<u8>> {
-    Ok(ContentInfo { content_type, content: Any::encode_from(value)? }.to_der()?)
+    Ok(ContentInfo {
+        content_type,
+        content: Any::encode_from(value)?,
+    }
+    .to_der()?)
 }
 
 /// The IssuerAndSerialNumber of a certificate.
@@ -79,6 +90,13 @@ pub(crate) struct SignerParts {
 pub(crate) fn parse_signed(input: &[u8], require_signer: bool) -> Result<SignedParts> {
     let any = decode_content_info(input, oid::SIGNED_DATA, "signedData")?;
     let sd: SignedData = any.decode_as()?;
+    // SCEP content is always id-data; this also ties eContentType to the signed contentType attribute.
+    if sd.encap_content_info.econtent_type != oid::DATA {
+        return Err(ScepError::UnexpectedContentType {
+            expected: "id-data (eContentType)",
+            found: sd.encap_content_info.econtent_type.to_string(),
+        });
+    }
     let content = match &sd.encap_content_info.econtent {
         None => None,
         Some(any) => {
@@ -106,25 +124,52 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool) -> Result<SignedP
     }
     let n = sd.signer_infos.0.len();
     if !require_signer {
-        return Ok(SignedParts { content, certificates, crls, signer: None });
+        return Ok(SignedParts {
+            content,
+            certificates,
+            crls,
+            signer: None,
+        });
     }
     let si = match (n, sd.signer_infos.0.iter().next()) {
         (1, Some(si)) => si,
         _ => return Err(ScepError::SignerCount(n)),
     };
     let cert = find_signer_cert(&si.sid, &certificates)?.clone();
-    let digest = DigestAlgorithm::from_oid(&si.digest_alg.oid)
-        .ok_or_else(|| ScepError::UnsupportedAlgorithm { kind: "digest", oid: si.digest_alg.oid.to_string() })?;
-    let signature_algorithm = SignatureAlgorithm::from_oids(&si.signature_algorithm.oid, Some(digest)).ok_or_else(|| {
-        ScepError::UnsupportedAlgorithm { kind: "signature", oid: si.signature_algorithm.oid.to_string() }
+    let digest = DigestAlgorithm::from_oid(&si.digest_alg.oid).ok_or_else(|| ScepError::UnsupportedAlgorithm {
+        kind: "digest",
+        oid: si.digest_alg.oid.to_string(),
     })?;
+    let signature_algorithm =
+        SignatureAlgorithm::from_oids(&si.signature_algorithm.oid, Some(digest)).ok_or_else(|| {
+            ScepError::UnsupportedAlgorithm {
+                kind: "signature",
+                oid: si.signature_algorithm.oid.to_string(),
+            }
+        })?;
     if signature_algorithm.digest() != digest {
         return Err(ScepError::UnsupportedAlgorithm {
             kind: "signature",
             oid: format!("{} with digest {}", si.signature_algorithm.oid, si.digest_alg.oid),
         });
     }
-    let signed = si.signed_attrs.as_ref().ok_or(ScepError::MissingAttribute("signedAttrs"))?;
+    // RSA and SHA AlgorithmIdentifiers take no parameters: absent or NULL (RFC 4055, RFC 5754).
+    for alg in [&si.digest_alg, &si.signature_algorithm] {
+        if signature_algorithm != SignatureAlgorithm::EcdsaP256Sha256 || alg.oid == si.digest_alg.oid {
+            if let Some(p) = &alg.parameters {
+                if p.tag() != Tag::Null || !p.value().is_empty() {
+                    return Err(ScepError::malformed(
+                        "AlgorithmIdentifier",
+                        format!("{}: parameters must be absent or NULL", alg.oid),
+                    ));
+                }
+            }
+        }
+    }
+    let signed = si
+        .signed_attrs
+        .as_ref()
+        .ok_or(ScepError::MissingAttribute("signedAttrs"))?;
     let signed_attrs_der = signed.to_der()?;
     let attrs = signed.iter().cloned().collect();
     Ok(SignedParts {
@@ -157,8 +202,12 @@ fn find_signer_cert<'a>(sid: &SignerIdentifier, certs: &'a [Certificate]) -> Res
 fn subject_key_id(c: &Certificate) -> Option<Vec<u8>> {
     use x509_cert::ext::pkix::SubjectKeyIdentifier;
     let exts = c.tbs_certificate.extensions.as_ref()?;
-    let e = exts.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?;
-    SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok().map(|s| s.0.as_bytes().to_vec())
+    let e = exts
+        .iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?;
+    SubjectKeyIdentifier::from_der(e.extn_value.as_bytes())
+        .ok()
+        .map(|s| s.0.as_bytes().to_vec())
 }
 
 impl SignerParts {
@@ -170,7 +219,10 @@ impl SignerParts {
             Some(a) => a,
         };
         if found.next().is_some() || a.values.len() != 1 {
-            return Err(ScepError::InvalidAttribute { name, reason: "must occur once with one value".into() });
+            return Err(ScepError::InvalidAttribute {
+                name,
+                reason: "must occur once with one value".into(),
+            });
         }
         Ok(a.values.iter().next())
     }
@@ -178,36 +230,50 @@ impl SignerParts {
     /// Check the signature over the signed attributes and the messageDigest
     /// and contentType attributes against the content.
     pub fn verify(&self, content: Option<&[u8]>) -> Result<()> {
-        let md = self.attr(oid::MESSAGE_DIGEST, "messageDigest")?.ok_or(ScepError::MissingAttribute("messageDigest"))?;
-        let md = OctetStringRef::try_from(md)
-            .map_err(|_| ScepError::InvalidAttribute { name: "messageDigest", reason: "not an OCTET STRING".into() })?;
+        let md = self
+            .attr(oid::MESSAGE_DIGEST, "messageDigest")?
+            .ok_or(ScepError::MissingAttribute("messageDigest"))?;
+        let md = OctetStringRef::try_from(md).map_err(|_| ScepError::InvalidAttribute {
+            name: "messageDigest",
+            reason: "not an OCTET STRING".into(),
+        })?;
         let actual = self.digest.digest(content.unwrap_or(&[]));
         if !bool::from(subtle::ConstantTimeEq::ct_eq(md.as_bytes(), &actual[..])) {
             return Err(ScepError::DigestMismatch);
         }
         if let Some(ct) = self.attr(oid::CONTENT_TYPE, "contentType")? {
-            let ct: ObjectIdentifier = ct
-                .decode_as()
-                .map_err(|_| ScepError::InvalidAttribute { name: "contentType", reason: "not an OID".into() })?;
+            let ct: ObjectIdentifier = ct.decode_as().map_err(|_| ScepError::InvalidAttribute {
+                name: "contentType",
+                reason: "not an OID".into(),
+            })?;
             if ct != oid::DATA {
-                return Err(ScepError::InvalidAttribute { name: "contentType", reason: format!("{ct}, expected id-data") });
+                return Err(ScepError::InvalidAttribute {
+                    name: "contentType",
+                    reason: format!("{ct}, expected id-data"),
+                });
             }
         }
         let spki_bytes = spki_der(&self.cert)?;
         let spki = SubjectPublicKeyInfoRef::from_der(&spki_bytes)?;
-        enrolkit_keys::verify(&spki, self.signature_algorithm, &self.signed_attrs_der, &self.signature).map_err(|e| match e {
-            enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => {
-                ScepError::UnsupportedAlgorithm { kind: "signature", oid: a.oid().to_string() }
+        enrolkit_keys::verify(&spki, self.signature_algorithm, &self.signed_attrs_der, &self.signature).map_err(|e| {
+            match e {
+                enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => ScepError::UnsupportedAlgorithm {
+                    kind: "signature",
+                    oid: a.oid().to_string(),
+                },
+                enrolkit_keys::KeyError::BadSignature => ScepError::BadSignature,
+                other => ScepError::Key(other),
             }
-            enrolkit_keys::KeyError::BadSignature => ScepError::BadSignature,
-            other => ScepError::Key(other),
         })
     }
 }
 
 /// Make an attribute with one value.
 pub(crate) fn attribute<T: der::Tagged + der::EncodeValue>(o: ObjectIdentifier, value: &T) -> Result<Attribute> {
-    Ok(Attribute { oid: o, values: SetOfVec::try_from(vec![Any::encode_from(value)?])? })
+    Ok(Attribute {
+        oid: o,
+        values: SetOfVec::try_from(vec![Any::encode_from(value)?])?,
+    })
 }
 
 /// The signature algorithm a signer uses with a digest.
@@ -215,10 +281,18 @@ pub(crate) fn signature_algorithm_for(signer: &dyn Signer, digest: DigestAlgorit
     let alg = match signer.kind() {
         KeyKind::Rsa(_) => SignatureAlgorithm::rsa_with(digest),
         KeyKind::EcP256 if digest == DigestAlgorithm::Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
-        KeyKind::EcP256 => return Err(ScepError::UnsupportedAlgorithm { kind: "signature", oid: format!("ECDSA with {digest:?}") }),
+        KeyKind::EcP256 => {
+            return Err(ScepError::UnsupportedAlgorithm {
+                kind: "signature",
+                oid: format!("ECDSA with {digest:?}"),
+            })
+        }
     };
     if !signer.supports(alg) {
-        return Err(ScepError::UnsupportedAlgorithm { kind: "signature", oid: format!("{alg:?} (not available for this key)") });
+        return Err(ScepError::UnsupportedAlgorithm {
+            kind: "signature",
+            oid: format!("{alg:?} (not available for this key)"),
+        });
     }
     Ok(alg)
 }
@@ -235,7 +309,10 @@ pub(crate) fn build_signed(
     let alg = signature_algorithm_for(signer, digest)?;
     let mut attrs = vec![
         attribute(oid::CONTENT_TYPE, &oid::DATA)?,
-        attribute(oid::MESSAGE_DIGEST, &OctetString::new(digest.digest(content.unwrap_or(&[])))?)?,
+        attribute(
+            oid::MESSAGE_DIGEST,
+            &OctetString::new(digest.digest(content.unwrap_or(&[])))?,
+        )?,
     ];
     attrs.extend(extra);
     let signed_attrs = SetOfVec::try_from(attrs)?;
@@ -243,7 +320,10 @@ pub(crate) fn build_signed(
     // rsaEncryption in signatureAlgorithm, as OpenSSL and Go's pkcs7 write it.
     let signature_algorithm = match alg {
         SignatureAlgorithm::EcdsaP256Sha256 => alg.algorithm_identifier(),
-        _ => AlgorithmIdentifierOwned { oid: koid::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+        _ => AlgorithmIdentifierOwned {
+            oid: koid::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
     };
     let si = SignerInfo {
         version: CmsVersion::V1,
@@ -264,7 +344,9 @@ pub(crate) fn build_signed(
                 None => None,
             },
         },
-        certificates: Some(CertificateSet(SetOfVec::try_from(vec![CertificateChoices::Certificate(cert.clone())])?)),
+        certificates: Some(CertificateSet(SetOfVec::try_from(vec![
+            CertificateChoices::Certificate(cert.clone()),
+        ])?)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![si])?),
     };
@@ -279,18 +361,27 @@ pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Resu
         None
     } else {
         Some(CertificateSet(SetOfVec::try_from(
-            certs.iter().cloned().map(CertificateChoices::Certificate).collect::<Vec<_>>(),
+            certs
+                .iter()
+                .cloned()
+                .map(CertificateChoices::Certificate)
+                .collect::<Vec<_>>(),
         )?))
     };
     let crl_set = if crls.is_empty() {
         None
     } else {
-        Some(RevocationInfoChoices(SetOfVec::try_from(crls.iter().cloned().map(RevocationInfoChoice::Crl).collect::<Vec<_>>())?))
+        Some(RevocationInfoChoices(SetOfVec::try_from(
+            crls.iter().cloned().map(RevocationInfoChoice::Crl).collect::<Vec<_>>(),
+        )?))
     };
     let sd = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo { econtent_type: oid::DATA, econtent: None },
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oid::DATA,
+            econtent: None,
+        },
         certificates: cert_set,
         crls: crl_set,
         signer_infos: SignerInfos(SetOfVec::new()),
@@ -343,20 +434,36 @@ impl std::fmt::Debug for RejectionKey {
 fn encrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u8>> {
     let bad = |_| ScepError::Key(enrolkit_keys::KeyError::Operation("cipher setup"));
     Ok(match cipher {
-        ContentEncryption::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
+        ContentEncryption::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
     })
 }
 
 fn decrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let fail = |_| ScepError::DecryptionFailed;
     let r = match cipher {
-        ContentEncryption::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(fail)?.decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(fail)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(fail)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(fail)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        ContentEncryption::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+            .map_err(fail)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
     };
     r.map(Zeroizing::new).map_err(|_| ScepError::DecryptionFailed)
 }
@@ -376,13 +483,19 @@ pub fn seal_envelope(
     let spki_bytes = spki_der(recipient)?;
     let spki = SubjectPublicKeyInfoRef::from_der(&spki_bytes)?;
     let ek = enrolkit_keys::rsa_encrypt_pkcs1v15(&spki, &key).map_err(|e| match e {
-        enrolkit_keys::KeyError::UnsupportedKey(o) => ScepError::UnsupportedAlgorithm { kind: "key transport", oid: o },
+        enrolkit_keys::KeyError::UnsupportedKey(o) => ScepError::UnsupportedAlgorithm {
+            kind: "key transport",
+            oid: o,
+        },
         other => ScepError::Key(other),
     })?;
     let ktri = KeyTransRecipientInfo {
         version: CmsVersion::V0,
         rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(recipient)),
-        key_enc_alg: AlgorithmIdentifierOwned { oid: koid::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+        key_enc_alg: AlgorithmIdentifierOwned {
+            oid: koid::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
         enc_key: OctetString::new(ek)?,
     };
     let ed = EnvelopedData {
@@ -422,9 +535,15 @@ pub fn open_envelope(
         .map(|o| o.as_bytes().to_vec())
         .ok_or_else(|| ScepError::malformed("EnvelopedData", "content-encryption IV missing or not an OCTET STRING"))?;
     if iv.len() != cipher.block_len() {
-        return Err(ScepError::malformed("EnvelopedData", format!("IV of {} bytes for {cipher:?}", iv.len())));
+        return Err(ScepError::malformed(
+            "EnvelopedData",
+            format!("IV of {} bytes for {cipher:?}", iv.len()),
+        ));
     }
-    let ct = eci.encrypted_content.as_ref().ok_or_else(|| ScepError::malformed("EnvelopedData", "no encryptedContent"))?;
+    let ct = eci
+        .encrypted_content
+        .as_ref()
+        .ok_or_else(|| ScepError::malformed("EnvelopedData", "no encryptedContent"))?;
     if ct.as_bytes().is_empty() || ct.as_bytes().len() % cipher.block_len() != 0 {
         return Err(ScepError::DecryptionFailed);
     }
@@ -445,7 +564,10 @@ pub fn open_envelope(
     }
     let ktri = ktri.ok_or(ScepError::WrongRecipient)?;
     if ktri.key_enc_alg.oid != koid::RSA_ENCRYPTION {
-        return Err(ScepError::UnsupportedAlgorithm { kind: "key transport", oid: ktri.key_enc_alg.oid.to_string() });
+        return Err(ScepError::UnsupportedAlgorithm {
+            kind: "key transport",
+            oid: ktri.key_enc_alg.oid.to_string(),
+        });
     }
     let ek = ktri.enc_key.as_bytes();
     let want = cipher.key_len();

@@ -41,7 +41,10 @@ impl Operation {
             "getcacert" => Ok(Self::GetCaCert),
             "getnextcacert" => Ok(Self::GetNextCaCert),
             "pkioperation" => Ok(Self::PkiOperation),
-            _ => Err(ScepError::Invalid { what: "operation", reason: s.chars().take(40).collect() }),
+            _ => Err(ScepError::Invalid {
+                what: "operation",
+                reason: s.chars().take(40).collect(),
+            }),
         }
     }
     /// The RFC spelling.
@@ -74,7 +77,11 @@ impl Query {
     /// Parse a query string (without the leading `?`). Unknown parameters are ignored.
     pub fn parse(q: &str) -> Result<Self> {
         if q.len() > MAX_MESSAGE * 2 {
-            return Err(ScepError::TooLarge { what: "query string", limit: MAX_MESSAGE * 2, actual: q.len() });
+            return Err(ScepError::TooLarge {
+                what: "query string",
+                limit: MAX_MESSAGE * 2,
+                actual: q.len(),
+            });
         }
         let mut operation = None;
         let mut message = None;
@@ -86,7 +93,10 @@ impl Query {
                 _ => {}
             }
         }
-        let operation = operation.ok_or_else(|| ScepError::Invalid { what: "query", reason: "no operation parameter".into() })?;
+        let operation = operation.ok_or_else(|| ScepError::Invalid {
+            what: "query",
+            reason: "no operation parameter".into(),
+        })?;
         Ok(Query { operation, message })
     }
 }
@@ -103,7 +113,11 @@ fn url_decode(v: &str) -> Result<String> {
 /// by form decoding, and the URL-safe alphabet.
 pub fn decode_get_message(raw: &str) -> Result<Vec<u8>> {
     if raw.len() > MAX_MESSAGE * 2 {
-        return Err(ScepError::TooLarge { what: "message parameter", limit: MAX_MESSAGE * 2, actual: raw.len() });
+        return Err(ScepError::TooLarge {
+            what: "message parameter",
+            limit: MAX_MESSAGE * 2,
+            actual: raw.len(),
+        });
     }
     let decoded = url_decode(raw)?;
     decode_base64_lenient(&decoded)
@@ -148,9 +162,18 @@ mod tests {
 
     #[test]
     fn lenient_base64_forms() {
-        assert_eq!(decode_base64_lenient("MAMCAf v/+").unwrap(), vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]);
-        assert_eq!(decode_base64_lenient("MAMCAf\r\nv/+=").unwrap(), vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]);
-        assert_eq!(decode_base64_lenient("MAMCAf-_-").unwrap(), vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]);
+        assert_eq!(
+            decode_base64_lenient("MAMCAf v/+").unwrap(),
+            vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]
+        );
+        assert_eq!(
+            decode_base64_lenient("MAMCAf\r\nv/+=").unwrap(),
+            vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]
+        );
+        assert_eq!(
+            decode_base64_lenient("MAMCAf-_-").unwrap(),
+            vec![0x30, 0x03, 0x02, 0x01, 0xfb, 0xff, 0xfe]
+        );
         assert!(decode_base64_lenient("!!!").is_err());
     }
 
@@ -158,6 +181,9 @@ mod tests {
     fn bad_queries() {
         assert!(Query::parse("message=abc").is_err());
         assert!(Query::parse("operation=Nope").is_err());
-        assert_eq!(Query::parse("operation=GetCACaps&message=CA").unwrap().operation, Operation::GetCaCaps);
+        assert_eq!(
+            Query::parse("operation=GetCACaps&message=CA").unwrap().operation,
+            Operation::GetCaCaps
+        );
     }
 }

@@ -233,12 +233,17 @@ pub struct TransactionId(String);
 impl TransactionId {
     /// The recommended form: uppercase hex of SHA-256 over the DER SubjectPublicKeyInfo.
     pub fn from_public_key(spki_der: &[u8]) -> Self {
-        TransactionId(hex::encode_upper(enrolkit_keys::DigestAlgorithm::Sha256.digest(spki_der)))
+        TransactionId(hex::encode_upper(
+            enrolkit_keys::DigestAlgorithm::Sha256.digest(spki_der),
+        ))
     }
     /// Accept any PrintableString of bounded length (micromdm and others use base64 or hex).
     pub fn new(s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > MAX_TRANSACTION_ID {
-            return Err(ScepError::InvalidAttribute { name: "transactionID", reason: format!("length {}", s.len()) });
+            return Err(ScepError::InvalidAttribute {
+                name: "transactionID",
+                reason: format!("length {}", s.len()),
+            });
         }
         if !s.bytes().all(is_printable) {
             return Err(ScepError::InvalidAttribute {
@@ -299,7 +304,10 @@ impl ContentEncryption {
         [Self::Aes128Cbc, Self::Aes192Cbc, Self::Aes256Cbc, Self::DesEde3Cbc]
             .into_iter()
             .find(|c| c.oid() == *o)
-            .ok_or_else(|| ScepError::UnsupportedAlgorithm { kind: "content encryption", oid: o.to_string() })
+            .ok_or_else(|| ScepError::UnsupportedAlgorithm {
+                kind: "content encryption",
+                oid: o.to_string(),
+            })
     }
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
