@@ -156,6 +156,7 @@ impl Capabilities {
                 self.supports_aes()
             }
             ContentEncryption::DesEde3Cbc => self.has(&Capability::Des3) || self.caps.is_empty(),
+            ContentEncryption::DesCbc => false,
         })
     }
 

@@ -431,41 +431,37 @@ impl std::fmt::Debug for RejectionKey {
     }
 }
 
+fn cbc_encrypt<C: BlockEncryptMut + KeyIvInit>(key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u8>> {
+    let c =
+        C::new_from_slices(key, iv).map_err(|_| ScepError::Key(enrolkit_keys::KeyError::Operation("cipher setup")))?;
+    Ok(c.encrypt_padded_vec_mut::<Pkcs7>(pt))
+}
+
+fn cbc_decrypt<C: BlockDecryptMut + KeyIvInit>(key: &[u8], iv: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let c = C::new_from_slices(key, iv).map_err(|_| ScepError::DecryptionFailed)?;
+    c.decrypt_padded_vec_mut::<Pkcs7>(ct)
+        .map(Zeroizing::new)
+        .map_err(|_| ScepError::DecryptionFailed)
+}
+
 fn encrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u8>> {
-    let bad = |_| ScepError::Key(enrolkit_keys::KeyError::Operation("cipher setup"));
-    Ok(match cipher {
-        ContentEncryption::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
-            .map_err(bad)?
-            .encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
-            .map_err(bad)?
-            .encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
-            .map_err(bad)?
-            .encrypt_padded_vec_mut::<Pkcs7>(pt),
-        ContentEncryption::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
-            .map_err(bad)?
-            .encrypt_padded_vec_mut::<Pkcs7>(pt),
-    })
+    match cipher {
+        ContentEncryption::Aes128Cbc => cbc_encrypt::<cbc::Encryptor<aes::Aes128>>(key, iv, pt),
+        ContentEncryption::Aes192Cbc => cbc_encrypt::<cbc::Encryptor<aes::Aes192>>(key, iv, pt),
+        ContentEncryption::Aes256Cbc => cbc_encrypt::<cbc::Encryptor<aes::Aes256>>(key, iv, pt),
+        ContentEncryption::DesEde3Cbc => cbc_encrypt::<cbc::Encryptor<des::TdesEde3>>(key, iv, pt),
+        ContentEncryption::DesCbc => cbc_encrypt::<cbc::Encryptor<des::Des>>(key, iv, pt),
+    }
 }
 
 fn decrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let fail = |_| ScepError::DecryptionFailed;
-    let r = match cipher {
-        ContentEncryption::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
-            .map_err(fail)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
-            .map_err(fail)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
-            .map_err(fail)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        ContentEncryption::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
-            .map_err(fail)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-    };
-    r.map(Zeroizing::new).map_err(|_| ScepError::DecryptionFailed)
+    match cipher {
+        ContentEncryption::Aes128Cbc => cbc_decrypt::<cbc::Decryptor<aes::Aes128>>(key, iv, ct),
+        ContentEncryption::Aes192Cbc => cbc_decrypt::<cbc::Decryptor<aes::Aes192>>(key, iv, ct),
+        ContentEncryption::Aes256Cbc => cbc_decrypt::<cbc::Decryptor<aes::Aes256>>(key, iv, ct),
+        ContentEncryption::DesEde3Cbc => cbc_decrypt::<cbc::Decryptor<des::TdesEde3>>(key, iv, ct),
+        ContentEncryption::DesCbc => cbc_decrypt::<cbc::Decryptor<des::Des>>(key, iv, ct),
+    }
 }
 
 /// Encrypt `plaintext` to the RSA certificate `recipient` as an EnvelopedData ContentInfo.

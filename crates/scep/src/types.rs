@@ -45,7 +45,7 @@ pub mod oid {
     pub const AES256_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
     /// des-ede3-cbc.
     pub const DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.7");
-    /// desCBC (single DES: refused).
+    /// desCBC (single DES: accepted from legacy clients, never chosen).
     pub const DES_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.7");
     /// id-ce-subjectAltName.
     pub const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
@@ -287,6 +287,10 @@ pub enum ContentEncryption {
     Aes256Cbc,
     /// Triple-DES (EDE3) CBC: legacy peers only.
     DesEde3Cbc,
+    /// Single DES-CBC: accepted from legacy clients only (micromdm
+    /// `scepclient` 2.1.0 always uses it, whatever GetCACaps says); a reply
+    /// mirrors the request's cipher, but we never choose it ourselves.
+    DesCbc,
 }
 
 impl ContentEncryption {
@@ -297,21 +301,29 @@ impl ContentEncryption {
             Self::Aes192Cbc => oid::AES192_CBC,
             Self::Aes256Cbc => oid::AES256_CBC,
             Self::DesEde3Cbc => oid::DES_EDE3_CBC,
+            Self::DesCbc => oid::DES_CBC,
         }
     }
     /// Look up an OID.
     pub fn from_oid(o: &ObjectIdentifier) -> Result<Self> {
-        [Self::Aes128Cbc, Self::Aes192Cbc, Self::Aes256Cbc, Self::DesEde3Cbc]
-            .into_iter()
-            .find(|c| c.oid() == *o)
-            .ok_or_else(|| ScepError::UnsupportedAlgorithm {
-                kind: "content encryption",
-                oid: o.to_string(),
-            })
+        [
+            Self::Aes128Cbc,
+            Self::Aes192Cbc,
+            Self::Aes256Cbc,
+            Self::DesEde3Cbc,
+            Self::DesCbc,
+        ]
+        .into_iter()
+        .find(|c| c.oid() == *o)
+        .ok_or_else(|| ScepError::UnsupportedAlgorithm {
+            kind: "content encryption",
+            oid: o.to_string(),
+        })
     }
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
+            Self::DesCbc => 8,
             Self::Aes128Cbc => 16,
             Self::Aes192Cbc | Self::DesEde3Cbc => 24,
             Self::Aes256Cbc => 32,
@@ -320,7 +332,7 @@ impl ContentEncryption {
     /// Block (and IV) length in bytes.
     pub fn block_len(self) -> usize {
         match self {
-            Self::DesEde3Cbc => 8,
+            Self::DesEde3Cbc | Self::DesCbc => 8,
             _ => 16,
         }
     }
