@@ -456,7 +456,7 @@ pub fn open_cert_rep(
     if msg.message_type != MessageType::CertRep {
         return Err(ScepError::UnexpectedMessageType(msg.message_type));
     }
-    if !trusted_signers.iter().any(|c| *c == msg.signer_certificate) {
+    if !trusted_signers.contains(&msg.signer_certificate) {
         return Err(ScepError::WrongSigner(pkcs7::subject_string(&msg.signer_certificate)));
     }
     msg.verify()?;

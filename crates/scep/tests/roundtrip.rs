@@ -107,7 +107,7 @@ fn pkcsreq_each_cipher_and_digest_round_trips_to_success() {
                     &mut OsRng,
                 )
                 .unwrap();
-            match open_cert_rep(&rep, &sent, &[s.ra.cert.clone()], &s.requester()).unwrap() {
+            match open_cert_rep(&rep, &sent, std::slice::from_ref(&s.ra.cert), &s.requester()).unwrap() {
                 CertRep::Success { certificates, crls } => {
                     assert_eq!(certificates, vec![issued]);
                     assert!(crls.is_empty());
@@ -126,7 +126,7 @@ fn pending_and_failure_replies_open_with_their_fields() {
     let to = ReplyTo::from_message(&req.message, req.content_encryption);
     let pending = s.responder().reply(&to, &Outcome::Pending, &mut OsRng).unwrap();
     assert!(matches!(
-        open_cert_rep(&pending, &sent, &[s.ra.cert.clone()], &s.requester()).unwrap(),
+        open_cert_rep(&pending, &sent, std::slice::from_ref(&s.ra.cert), &s.requester()).unwrap(),
         CertRep::Pending
     ));
     let msg = PkiMessage::parse(&pending).unwrap();
@@ -144,7 +144,7 @@ fn pending_and_failure_replies_open_with_their_fields() {
             &mut OsRng,
         )
         .unwrap();
-    match open_cert_rep(&fail, &sent, &[s.ra.cert.clone()], &s.requester()).unwrap() {
+    match open_cert_rep(&fail, &sent, std::slice::from_ref(&s.ra.cert), &s.requester()).unwrap() {
         CertRep::Failure { fail_info, text } => {
             assert_eq!(fail_info, FailInfo::BadRequest);
             assert_eq!(text.as_deref(), Some("challenge already used"));
@@ -288,7 +288,7 @@ fn wrong_recipient_and_wrong_signer() {
     let req = s.responder().open_request(&der).unwrap();
     let to = ReplyTo::from_message(&req.message, req.content_encryption);
     let rep = s.responder().reply(&to, &Outcome::Pending, &mut OsRng).unwrap();
-    let e = open_cert_rep(&rep, &sent, &[other.cert.clone()], &s.requester()).unwrap_err();
+    let e = open_cert_rep(&rep, &sent, std::slice::from_ref(&other.cert), &s.requester()).unwrap_err();
     assert!(
         matches!(e, ScepError::WrongSigner(ref subj) if subj.contains("enrolkit test RA")),
         "{e:?}"
@@ -304,14 +304,14 @@ fn nonce_and_transaction_mismatch() {
     to.sender_nonce = Nonce([9; 16]);
     let rep = s.responder().reply(&to, &Outcome::Pending, &mut OsRng).unwrap();
     assert_eq!(
-        open_cert_rep(&rep, &sent, &[s.ra.cert.clone()], &s.requester()).unwrap_err(),
+        open_cert_rep(&rep, &sent, std::slice::from_ref(&s.ra.cert), &s.requester()).unwrap_err(),
         ScepError::NonceMismatch
     );
     let mut to = ReplyTo::from_message(&req.message, req.content_encryption);
     to.transaction_id = TransactionId::new("another").unwrap();
     let rep = s.responder().reply(&to, &Outcome::Pending, &mut OsRng).unwrap();
     assert!(matches!(
-        open_cert_rep(&rep, &sent, &[s.ra.cert.clone()], &s.requester()).unwrap_err(),
+        open_cert_rep(&rep, &sent, std::slice::from_ref(&s.ra.cert), &s.requester()).unwrap_err(),
         ScepError::TransactionIdMismatch { .. }
     ));
 }
