@@ -124,7 +124,7 @@ impl DigestAlgorithm {
 /// Signature algorithms: the digest and the key type together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SignatureAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-1 (verification only: legacy peers).
+    /// RSASSA-PKCS1-v1_5 with SHA-1: legacy peers only.
     RsaPkcs1Sha1,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RsaPkcs1Sha256,
@@ -398,13 +398,16 @@ impl Signer for SoftwareKey {
             (&self.inner, alg),
             (
                 Inner::Rsa { .. },
-                SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::RsaPkcs1Sha512
+                SignatureAlgorithm::RsaPkcs1Sha1
+                    | SignatureAlgorithm::RsaPkcs1Sha256
+                    | SignatureAlgorithm::RsaPkcs1Sha512
             ) | (Inner::P256(_), SignatureAlgorithm::EcdsaP256Sha256)
         )
     }
     fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         match (&self.inner, alg) {
+            (Inner::Rsa { .. }, SignatureAlgorithm::RsaPkcs1Sha1) => legacy::rsa_sha1_sign(&self.pkcs8, message),
             (Inner::Rsa { sign, .. }, SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::RsaPkcs1Sha512) => {
                 let enc: &'static dyn signature::RsaEncoding = if alg == SignatureAlgorithm::RsaPkcs1Sha256 {
                     &signature::RSA_PKCS1_SHA256
@@ -512,6 +515,57 @@ pub fn rsa_encrypt_pkcs1v15(spki: &SubjectPublicKeyInfoRef<'_>, plaintext: &[u8]
     Ok(out)
 }
 
+/// SHA-1 RSA signatures for servers that offer nothing better (draft-era
+/// SCEP servers). aws-lc-rs verifies SHA-1 but seals its signing encodings,
+/// so this one call goes to aws-lc directly.
+#[allow(unsafe_code)]
+mod legacy {
+    use super::KeyError;
+    use aws_lc_sys::{
+        CBS_init, EVP_PKEY_free, EVP_PKEY_get1_RSA, EVP_parse_private_key, NID_sha1, RSA_free, RSA_sign, RSA_size, CBS,
+    };
+    use std::mem::MaybeUninit;
+
+    /// RSASSA-PKCS1-v1_5 with SHA-1 over `message`, with the PKCS#8 RSA key `pkcs8`.
+    pub(super) fn rsa_sha1_sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let digest = super::DigestAlgorithm::Sha1.digest(message);
+        // SAFETY: CBS_init only records the pointer and length of `pkcs8`, which outlives
+        // `cbs`; EVP_parse_private_key reads within those bounds and returns an owned key
+        // or null. EVP_PKEY_get1_RSA returns a new reference (or null) that we free after
+        // use, as we free the EVP_PKEY. RSA_sign writes at most RSA_size(rsa) bytes into
+        // `out`, which is allocated with exactly that size, and reports the length written.
+        unsafe {
+            let mut cbs = MaybeUninit::<CBS>::uninit();
+            CBS_init(cbs.as_mut_ptr(), pkcs8.as_ptr(), pkcs8.len());
+            let pkey = EVP_parse_private_key(cbs.as_mut_ptr());
+            if pkey.is_null() {
+                return Err(KeyError::InvalidKey("RSA key rejected"));
+            }
+            let rsa = EVP_PKEY_get1_RSA(pkey);
+            EVP_PKEY_free(pkey);
+            if rsa.is_null() {
+                return Err(KeyError::InvalidKey("not an RSA key"));
+            }
+            let mut out = vec![0u8; RSA_size(rsa) as usize];
+            let mut out_len: std::os::raw::c_uint = 0;
+            let ok = RSA_sign(
+                NID_sha1,
+                digest.as_ptr(),
+                digest.len(),
+                out.as_mut_ptr(),
+                &mut out_len,
+                rsa,
+            );
+            RSA_free(rsa);
+            if ok != 1 || out_len as usize > out.len() {
+                return Err(KeyError::Operation("RSA SHA-1 signature"));
+            }
+            out.truncate(out_len as usize);
+            Ok(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,7 +582,13 @@ mod tests {
             verify(&spki, SignatureAlgorithm::RsaPkcs1Sha256, b"hellO", &sig),
             Err(KeyError::BadSignature)
         );
-        assert!(!k.supports(SignatureAlgorithm::RsaPkcs1Sha1));
+        let sig1 = k.sign(SignatureAlgorithm::RsaPkcs1Sha1, b"hello").unwrap();
+        assert_eq!(sig1.len(), 256);
+        verify(&spki, SignatureAlgorithm::RsaPkcs1Sha1, b"hello", &sig1).unwrap();
+        assert_eq!(
+            verify(&spki, SignatureAlgorithm::RsaPkcs1Sha1, b"hellO", &sig1),
+            Err(KeyError::BadSignature)
+        );
         let ct = rsa_encrypt_pkcs1v15(&spki, b"0123456789abcdef").unwrap();
         assert_eq!(&k.decrypt_pkcs1v15(&ct).unwrap()[..], b"0123456789abcdef");
         let mut bad = ct.clone();

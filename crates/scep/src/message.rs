@@ -265,14 +265,11 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
-    /// From a parsed request. Signing with SHA-1 is not offered by our keys,
-    /// so a SHA-1 request is answered with SHA-256.
+    /// From a parsed request: the reply mirrors the request's digest and
+    /// cipher, so a legacy client that only knows SHA-1 or DES can read it.
+    /// A responder whose policy forbids SHA-1 signatures overrides `digest`.
     pub fn from_message(m: &PkiMessage, content_encryption: ContentEncryption) -> Self {
-        let digest = if m.digest == DigestAlgorithm::Sha1 {
-            DigestAlgorithm::Sha256
-        } else {
-            m.digest
-        };
+        let digest = m.digest;
         ReplyTo {
             transaction_id: m.transaction_id.clone(),
             sender_nonce: m.sender_nonce,

@@ -79,7 +79,7 @@ fn pkcsreq_each_cipher_and_digest_round_trips_to_success() {
         ContentEncryption::Aes256Cbc,
         ContentEncryption::DesEde3Cbc,
     ] {
-        for digest in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
+        for digest in [DigestAlgorithm::Sha1, DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
             let (der, sent) = s.pkcsreq(cipher, digest);
             let req = s.responder().open_request(&der).unwrap();
             assert_eq!(req.message.message_type, MessageType::PkcsReq);
