@@ -142,9 +142,14 @@ fn nonce_attr(signer: &SignerParts, o: const_oid::ObjectIdentifier, name: &'stat
 }
 
 impl PkiMessage {
-    /// Parse a DER or BER pkiMessage (bounded by [`crate::transport::MAX_MESSAGE`]).
+    /// Parse a DER or BER request pkiMessage (bounded by [`crate::transport::MAX_MESSAGE`]).
     pub fn parse(input: &[u8]) -> Result<Self> {
-        let parts = pkcs7::parse_signed(input, true)?;
+        Self::parse_with_limit(input, crate::transport::MAX_MESSAGE)
+    }
+
+    /// Parse with an explicit size bound (clients use [`crate::transport::MAX_REPLY`]).
+    pub fn parse_with_limit(input: &[u8], limit: usize) -> Result<Self> {
+        let parts = pkcs7::parse_signed(input, true, limit)?;
         let signer = parts.signer.ok_or(ScepError::SignerCount(0))?;
         let message_type = MessageType::parse(
             &printable(&signer, oid::MESSAGE_TYPE, "messageType")?.ok_or(ScepError::MissingAttribute("messageType"))?,

@@ -26,17 +26,40 @@ use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-/// Decode a ContentInfo after BER normalisation and check its type.
-pub(crate) fn decode_content_info(input: &[u8], expected: ObjectIdentifier, name: &'static str) -> Result<Any> {
-    let der_bytes = ber::normalize(input, crate::transport::MAX_MESSAGE)?;
-    let ci = ContentInfo::from_der(&der_bytes)?;
-    if ci.content_type != expected {
-        return Err(ScepError::UnexpectedContentType {
-            expected: name,
-            found: ci.content_type.to_string(),
+/// Decode a ContentInfo of type `expected` holding a `T`: as DER directly
+/// (the common case, no copy), else after BER normalisation.
+pub(crate) fn decode_cms<T: for<'a> der::Decode<'a>>(
+    input: &[u8],
+    expected: ObjectIdentifier,
+    name: &'static str,
+    limit: usize,
+) -> Result<T> {
+    if input.len() > limit {
+        return Err(ScepError::TooLarge {
+            what: "message",
+            limit,
+            actual: input.len(),
         });
     }
-    Ok(ci.content)
+    fn typed<T: for<'a> der::Decode<'a>>(
+        der_bytes: &[u8],
+        expected: ObjectIdentifier,
+        name: &'static str,
+    ) -> Result<T> {
+        let ci = ContentInfo::from_der(der_bytes)?;
+        if ci.content_type != expected {
+            return Err(ScepError::UnexpectedContentType {
+                expected: name,
+                found: ci.content_type.to_string(),
+            });
+        }
+        Ok(T::from_der(&ci.content.to_der()?)?)
+    }
+    match typed(input, expected, name) {
+        Ok(t) => Ok(t),
+        Err(e @ ScepError::UnexpectedContentType { .. }) => Err(e),
+        Err(_) => typed(&ber::normalize(input, limit)?, expected, name),
+    }
 }
 
 fn content_info<T: der::Tagged + der::EncodeValue>(content_type: ObjectIdentifier, value: &T) -> Result<Vec<u8>> {
@@ -87,9 +110,8 @@ pub(crate) struct SignerParts {
 
 /// Parse a SignedData ContentInfo. With `require_signer`, exactly one
 /// SignerInfo with signed attributes and its certificate must be present.
-pub(crate) fn parse_signed(input: &[u8], require_signer: bool) -> Result<SignedParts> {
-    let any = decode_content_info(input, oid::SIGNED_DATA, "signedData")?;
-    let sd: SignedData = any.decode_as()?;
+pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> Result<SignedParts> {
+    let sd: SignedData = decode_cms(input, oid::SIGNED_DATA, "signedData", limit)?;
     // SCEP content is always id-data; this also ties eContentType to the signed contentType attribute.
     if sd.encap_content_info.econtent_type != oid::DATA {
         return Err(ScepError::UnexpectedContentType {
@@ -389,9 +411,10 @@ pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Resu
     content_info(oid::SIGNED_DATA, &sd)
 }
 
-/// Certificates and CRLs of a certs-only SignedData (signers, if any, are ignored).
+/// Certificates and CRLs of a certs-only SignedData (signers, if any, are
+/// ignored), bounded by [`crate::transport::MAX_REPLY`] because a CRL can be large.
 pub fn parse_certs_only(input: &[u8]) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
-    let p = parse_signed(input, false)?;
+    let p = parse_signed(input, false, crate::transport::MAX_REPLY)?;
     Ok((p.certificates, p.crls))
 }
 
@@ -519,8 +542,7 @@ pub fn open_envelope(
     key: &dyn Decryptor,
     rejection: &RejectionKey,
 ) -> Result<(Zeroizing<Vec<u8>>, ContentEncryption)> {
-    let any = decode_content_info(input, oid::ENVELOPED_DATA, "envelopedData")?;
-    let ed: EnvelopedData = any.decode_as()?;
+    let ed: EnvelopedData = decode_cms(input, oid::ENVELOPED_DATA, "envelopedData", crate::transport::MAX_REPLY)?;
     let eci = &ed.encrypted_content;
     let cipher = ContentEncryption::from_oid(&eci.content_enc_alg.oid)?;
     let iv = eci

@@ -20,6 +20,9 @@ pub const CONTENT_TYPE_CAPS: &str = "text/plain";
 /// CSR and certificate is under 8 KiB; CertReps with chains stay well under this).
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
+/// Largest reply a client accepts: a GetCRL CertRep can carry a large CRL.
+pub const MAX_REPLY: usize = 16 * 1024 * 1024;
+
 /// The SCEP operations of the `operation=` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
