@@ -375,6 +375,12 @@ pub(crate) fn build_signed(
     content_info(oid::SIGNED_DATA, &sd)
 }
 
+/// A plain SignedData over `content` (id-data) with contentType and
+/// messageDigest only, e.g. the signed GetNextCACert reply (RFC 8894 §4.7).
+pub fn sign_data(content: &[u8], signer: &dyn Signer, cert: &Certificate, digest: DigestAlgorithm) -> Result<Vec<u8>> {
+    build_signed(Some(content), Vec::new(), signer, cert, digest)
+}
+
 /// A degenerate certs-only SignedData (RFC 8894 §3.4; also EST's `/cacerts`).
 pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Result<Vec<u8>> {
     // Order is kept as given: SetOfVec would sort, so build the SET by hand

@@ -1,0 +1,48 @@
+//! Files written atomically: temporary file in the same directory, fsync,
+//! rename, fsync of the directory. Private keys get mode 0600 from the start.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Write a secret (private key, challenge key): mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_atomic(path, bytes, 0o600)
+}
+
+/// Write a public file (certificate, configuration): mode 0644.
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_atomic(path, bytes, 0o644)
+}
+
+/// Create the state directory, readable by its owner only.
+pub fn create_private_dir(path: &Path) -> Result<(), String> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

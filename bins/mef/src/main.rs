@@ -1,0 +1,513 @@
+//! `mef`: enrolkit's reference server. Thin: configuration, start-up and
+//! operator commands; the protocol work is in `enrolkit-server`.
+
+mod files;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use der::{DecodePem, EncodePem};
+use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
+use enrolkit_pki::{Authority, Profile, SanPolicy};
+use enrolkit_server::scep::{challenge_hash, unix};
+use enrolkit_server::{Policy, ScepService, ScepSetup, SqliteStorage, Storage};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "mef", version, about = "enrolkit server: SCEP responder with an embedded CA")]
+struct Cli {
+    /// Configuration file written by `mef init`.
+    #[arg(long, short, global = true, default_value = "mef/mef.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyType {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the PKI (root, optional issuing CA, SCEP RA), the configuration and the database.
+    Init {
+        /// Directory to create.
+        #[arg(long, default_value = "mef")]
+        dir: PathBuf,
+        /// CA key type.
+        #[arg(long, value_enum, default_value = "rsa2048")]
+        ca_key: KeyType,
+        /// Also create an issuing intermediate under the root.
+        #[arg(long)]
+        intermediate: bool,
+        /// CA subject.
+        #[arg(long, default_value = "CN=enrolkit MEF Root CA,O=enrolkit")]
+        ca_name: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Run the server.
+    Serve {
+        /// Override the listen address (port 0: choose one and print it).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// One-time challenge passwords.
+    Challenge {
+        #[command(subcommand)]
+        cmd: ChallengeCmd,
+    },
+    /// Revoke a certificate by serial (hex).
+    Revoke {
+        /// Serial number, hex as `mef` prints it.
+        serial: String,
+    },
+    /// SCEP operator commands.
+    Scep {
+        #[command(subcommand)]
+        cmd: ScepCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChallengeCmd {
+    /// Provision a challenge; prints it once (it is stored only as a keyed hash).
+    Add {
+        /// Label (device name) for `list`.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Use this value instead of a generated one.
+        #[arg(long)]
+        value: Option<String>,
+        /// Expire after this many seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List challenges and their state.
+    List,
+    /// Revoke a challenge by id.
+    Revoke {
+        /// Id from `list`.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScepCmd {
+    /// Requests waiting for approval.
+    Pending {
+        #[command(subcommand)]
+        cmd: PendingCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PendingCmd {
+    /// List pending requests.
+    List,
+    /// Approve: issue the certificate; the client gets it on its next poll.
+    Approve {
+        /// Transaction ID.
+        transaction: String,
+        /// Key id (from `list`).
+        key_id: String,
+    },
+    /// Reject: the client gets FAILURE on its next poll.
+    Reject {
+        /// Transaction ID.
+        transaction: String,
+        /// Key id (from `list`).
+        key_id: String,
+    },
+}
+
+/// The TOML configuration.
+#[derive(Serialize, Deserialize)]
+struct Config {
+    listen: String,
+    database: PathBuf,
+    ca_certificate: PathBuf,
+    ca_key: PathBuf,
+    #[serde(default)]
+    ca_chain: Vec<PathBuf>,
+    ra_certificate: PathBuf,
+    ra_key: PathBuf,
+    challenge_key: PathBuf,
+    #[serde(default)]
+    next_ca_certificate: Option<PathBuf>,
+    scep: ScepConfig,
+    profile: ProfileConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ScepConfig {
+    one_time_challenges: bool,
+    #[serde(default)]
+    static_challenge: Option<String>,
+    #[serde(default)]
+    preauthorized_cns: Vec<String>,
+    renewal_window_days: u64,
+    manual_approval: bool,
+    crl_validity_hours: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileConfig {
+    validity_days: u64,
+    #[serde(default)]
+    crl_url: Option<String>,
+    #[serde(default)]
+    allowed_dns_suffixes: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mef: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res<T = ()> = Result<T, String>;
+
+fn run(cli: Cli) -> Res {
+    match cli.cmd {
+        Cmd::Init {
+            dir,
+            ca_key,
+            intermediate,
+            ca_name,
+            listen,
+        } => init(&dir, ca_key, intermediate, &ca_name, &listen),
+        Cmd::Serve { listen } => serve(&cli.config, listen),
+        Cmd::Challenge { cmd } => challenge(&cli.config, cmd),
+        Cmd::Revoke { serial } => {
+            let (cfg, base) = load_config(&cli.config)?;
+            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            st.revoke(&serial.to_ascii_lowercase(), unix(SystemTime::now()), 0)
+                .map_err(|e| e.to_string())?;
+            println!("revoked {serial}; the next CRL lists it");
+            Ok(())
+        }
+        Cmd::Scep {
+            cmd: ScepCmd::Pending { cmd },
+        } => pending(&cli.config, cmd),
+    }
+}
+
+fn spec(k: KeyType) -> KeySpec {
+    match k {
+        KeyType::Rsa2048 => KeySpec::Rsa2048,
+        KeyType::Rsa3072 => KeySpec::Rsa3072,
+        KeyType::Rsa4096 => KeySpec::Rsa4096,
+        KeyType::P256 => KeySpec::EcP256,
+    }
+}
+
+fn pem(c: &Certificate) -> Res<String> {
+    c.to_pem(der::pem::LineEnding::LF).map_err(|e| e.to_string())
+}
+
+fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: &str) -> Res {
+    if dir.join("mef.toml").exists() {
+        return Err(format!(
+            "{} already holds a configuration; refusing to overwrite it",
+            dir.display()
+        ));
+    }
+    files::create_private_dir(dir)?;
+    let now = SystemTime::now();
+    let year = Duration::from_secs(365 * 86400);
+    let rng = &mut rand_core::OsRng;
+    let name = Name::from_str(ca_name).map_err(|e| format!("--ca-name: {e}"))?;
+    let root_key = SoftwareKey::generate(spec(ca_key)).map_err(|e| e.to_string())?;
+    let root_pem = root_key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let root = Authority::new_root(Box::new(root_key), name, now, year * 20, rng).map_err(|e| e.to_string())?;
+    let mut chain = Vec::new();
+    let (ca, ca_key_pem) = if intermediate {
+        let k = SoftwareKey::generate(spec(ca_key)).map_err(|e| e.to_string())?;
+        let kp = k.to_pkcs8_pem().map_err(|e| e.to_string())?;
+        let int_name = Name::from_str("CN=enrolkit MEF Issuing CA,O=enrolkit").map_err(|e| e.to_string())?;
+        let int = root
+            .new_intermediate(Box::new(k), int_name, now, year * 10, rng)
+            .map_err(|e| e.to_string())?;
+        files::write_private(&dir.join("root.key.pem"), root_pem.as_bytes())?;
+        files::write_public(&dir.join("root.pem"), pem(&root.certificate)?.as_bytes())?;
+        chain.push(PathBuf::from("root.pem"));
+        (int, kp)
+    } else {
+        (root, root_pem)
+    };
+    // SCEP key transport needs RSA for the RA whatever the CA key is.
+    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
+    let ra_name = Name::from_str("CN=enrolkit MEF SCEP RA,O=enrolkit").map_err(|e| e.to_string())?;
+    let ra = ca
+        .certify_ra(ra_key.public_key(), ra_name, now, year * 2, rng)
+        .map_err(|e| e.to_string())?;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(rng, &mut secret[..]);
+
+    files::write_private(&dir.join("ca.key.pem"), ca_key_pem.as_bytes())?;
+    files::write_public(&dir.join("ca.pem"), pem(&ca.certificate)?.as_bytes())?;
+    files::write_private(
+        &dir.join("ra.key.pem"),
+        ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+    )?;
+    files::write_public(&dir.join("ra.pem"), pem(&ra)?.as_bytes())?;
+    files::write_private(
+        &dir.join("challenge.key"),
+        Zeroizing::new(hex::encode(&secret[..])).as_bytes(),
+    )?;
+    let cfg = Config {
+        listen: listen.into(),
+        database: "mef.db".into(),
+        ca_certificate: "ca.pem".into(),
+        ca_key: "ca.key.pem".into(),
+        ca_chain: chain,
+        ra_certificate: "ra.pem".into(),
+        ra_key: "ra.key.pem".into(),
+        challenge_key: "challenge.key".into(),
+        next_ca_certificate: None,
+        scep: ScepConfig {
+            one_time_challenges: true,
+            static_challenge: None,
+            preauthorized_cns: Vec::new(),
+            renewal_window_days: 14,
+            manual_approval: false,
+            crl_validity_hours: 24,
+        },
+        profile: ProfileConfig {
+            validity_days: 365,
+            crl_url: None,
+            allowed_dns_suffixes: Vec::new(),
+        },
+    };
+    SqliteStorage::open(&dir.join("mef.db")).map_err(|e| e.to_string())?;
+    files::write_public(
+        &dir.join("mef.toml"),
+        toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?.as_bytes(),
+    )?;
+    let fp = enrolkit_scep::fingerprint_sha256(&ca.certificate).map_err(|e| e.to_string())?;
+    println!(
+        "created {} (CA SHA-256 fingerprint {fp})",
+        dir.join("mef.toml").display()
+    );
+    Ok(())
+}
+
+fn load_config(path: &Path) -> Res<(Config, PathBuf)> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((cfg, base))
+}
+
+fn read_cert(p: &Path) -> Res<Certificate> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Certificate::from_pem(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn read_key(p: &Path) -> Res<SoftwareKey> {
+    let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?);
+    SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
+    let ca_cert = read_cert(&base.join(&cfg.ca_certificate))?;
+    let ca_key = read_key(&base.join(&cfg.ca_key))?;
+    let chain = cfg
+        .ca_chain
+        .iter()
+        .map(|p| read_cert(&base.join(p)))
+        .collect::<Res<Vec<_>>>()?;
+    let ra_cert = read_cert(&base.join(&cfg.ra_certificate))?;
+    let ra_key = read_key(&base.join(&cfg.ra_key))?;
+    let secret_hex = Zeroizing::new(std::fs::read_to_string(base.join(&cfg.challenge_key)).map_err(|e| e.to_string())?);
+    let secret = Zeroizing::new(hex::decode(secret_hex.trim()).map_err(|_| "challenge.key is not hex".to_string())?);
+    let mut challenge_key = Zeroizing::new([0u8; 32]);
+    if secret.len() != 32 {
+        return Err("challenge.key must hold 32 bytes".into());
+    }
+    challenge_key.copy_from_slice(&secret);
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?);
+    let next_ca = cfg
+        .next_ca_certificate
+        .as_ref()
+        .map(|p| read_cert(&base.join(p)))
+        .transpose()?;
+    let profile = Profile {
+        validity: Duration::from_secs(cfg.profile.validity_days * 86400),
+        crl_url: cfg.profile.crl_url.clone(),
+        san: if cfg.profile.allowed_dns_suffixes.is_empty() {
+            SanPolicy::Copy
+        } else {
+            SanPolicy::Filter(cfg.profile.allowed_dns_suffixes.clone())
+        },
+        ..Profile::default()
+    };
+    let policy = Policy {
+        one_time_challenges: cfg.scep.one_time_challenges,
+        static_challenge: cfg.scep.static_challenge.clone().map(Zeroizing::new),
+        preauthorized_cns: cfg.scep.preauthorized_cns.clone(),
+        renewal_window: Duration::from_secs(cfg.scep.renewal_window_days * 86400),
+        manual_approval: cfg.scep.manual_approval,
+    };
+    let ca = Authority {
+        certificate: ca_cert,
+        key: Box::new(ca_key),
+        chain,
+    };
+    Ok(ScepService::new(
+        ScepSetup {
+            ca,
+            ra_cert,
+            ra_key: Arc::new(ra_key),
+            challenge_key,
+            storage,
+            policy,
+            profile,
+            crl_validity: Duration::from_secs(cfg.scep.crl_validity_hours * 3600),
+            next_ca,
+        },
+        &mut rand_core::OsRng,
+    ))
+}
+
+fn serve(config: &Path, listen: Option<String>) -> Res {
+    let (cfg, base) = load_config(config)?;
+    let svc = Arc::new(build_service(&cfg, &base)?);
+    let addr = listen.unwrap_or(cfg.listen.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("mef: listening on http://{local}/scep");
+        tracing::info!(%local, "serving SCEP");
+        tokio::select! {
+            r = enrolkit_server::http::serve(listener, svc) => r.map_err(|e| e.to_string()),
+            _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
+        }
+    })
+}
+
+fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
+    let (cfg, base) = load_config(config)?;
+    let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+    let now = unix(SystemTime::now());
+    match cmd {
+        ChallengeCmd::Add {
+            label,
+            value,
+            expires_in,
+        } => {
+            let secret_hex =
+                Zeroizing::new(std::fs::read_to_string(base.join(&cfg.challenge_key)).map_err(|e| e.to_string())?);
+            let secret = Zeroizing::new(hex::decode(secret_hex.trim()).map_err(|_| "challenge.key is not hex")?);
+            let key: [u8; 32] = secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| "challenge.key must hold 32 bytes")?;
+            let value = Zeroizing::new(match value {
+                Some(v) => v,
+                None => {
+                    let mut b = [0u8; 15];
+                    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+                    hex::encode(b)
+                }
+            });
+            let id = st
+                .add_challenge(
+                    &challenge_hash(&key, &value),
+                    &label,
+                    now,
+                    expires_in.map(|s| now + s as i64),
+                )
+                .map_err(|e| e.to_string())?;
+            println!("{}", value.as_str());
+            eprintln!(
+                "challenge {id} added{}",
+                if label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {label}")
+                }
+            );
+        }
+        ChallengeCmd::List => {
+            println!("{:>4}  {:<10}  {:<20}  label", "id", "state", "created (unix)");
+            for c in st.list_challenges().map_err(|e| e.to_string())? {
+                let state = if c.revoked {
+                    "revoked"
+                } else if c.used_at.is_some() {
+                    "used"
+                } else if c.expires.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "usable"
+                };
+                println!("{:>4}  {:<10}  {:<20}  {}", c.id, state, c.created, c.label);
+            }
+        }
+        ChallengeCmd::Revoke { id } => {
+            st.revoke_challenge(id).map_err(|e| e.to_string())?;
+            println!("challenge {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+fn pending(config: &Path, cmd: PendingCmd) -> Res {
+    let (cfg, base) = load_config(config)?;
+    match cmd {
+        PendingCmd::List => {
+            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            for tx in st.pending().map_err(|e| e.to_string())? {
+                println!("{} {} {}", tx.transaction_id, tx.key_id, tx.subject);
+            }
+        }
+        PendingCmd::Approve { transaction, key_id } => {
+            let svc = build_service(&cfg, &base)?;
+            let serial = svc.approve(&transaction, &key_id, SystemTime::now())?;
+            println!("approved {transaction}: certificate {serial}");
+        }
+        PendingCmd::Reject { transaction, key_id } => {
+            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            st.decide(
+                &transaction,
+                &key_id,
+                &enrolkit_server::storage::TxState::Rejected(2, "rejected by the operator".into()),
+                None,
+                unix(SystemTime::now()),
+            )
+            .map_err(|e| e.to_string())?;
+            println!("rejected {transaction}");
+        }
+    }
+    Ok(())
+}

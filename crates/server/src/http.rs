@@ -1,0 +1,122 @@
+//! hyper glue: routes, body limits, one log line per request. The SCEP work
+//! (RSA) runs on the blocking pool so the reactor keeps accepting.
+
+use crate::scep::{HttpRequest, HttpResponse, ScepService};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::net::TcpListener;
+
+/// Paths the SCEP responder answers on.
+pub const SCEP_PATHS: [&str; 2] = ["/scep", "/cgi-bin/pkiclient.exe"];
+
+fn reply(r: HttpResponse) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(r.content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn text(status: u16, msg: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: format!("{msg}\n").into_bytes(),
+    }
+}
+
+async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let method = req.method().clone();
+    if !SCEP_PATHS.contains(&path.as_str()) {
+        tracing::info!(%method, %path, status = 404, "not found");
+        return reply(text(404, "not found"));
+    }
+    let post = match method {
+        Method::GET => false,
+        Method::POST => true,
+        _ => return reply(text(405, "only GET and POST")),
+    };
+    let body = if post {
+        match Limited::new(req.into_body(), enrolkit_scep::transport::MAX_MESSAGE)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                tracing::info!(%path, status = 413, "body too large or unreadable");
+                return reply(text(413, "request body too large or unreadable"));
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let svc2 = svc.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let r = HttpRequest {
+            post,
+            query: &query,
+            body: &body,
+        };
+        svc2.handle(&r, SystemTime::now())
+    })
+    .await;
+    match res {
+        Ok((resp, log)) => {
+            tracing::info!(
+                operation = %log.operation,
+                message_type = %log.message_type,
+                transaction = %log.transaction_id,
+                outcome = %log.outcome,
+                status = resp.status,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "scep"
+            );
+            reply(resp)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            reply(text(500, "internal error"))
+        }
+    }
+}
+
+/// Serve SCEP on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let io = TokioIo::new(stream);
+            let service = service_fn(move |req| {
+                let svc = svc.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(svc, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,13 @@
+//! # enrolkit-server
+//!
+//! The servers of enrolkit, composed from the protocol crates: today the
+//! SCEP responder acting as RA in front of the local CA of `enrolkit-pki`,
+//! with its authorisation policy and its SQLite storage.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod scep;
+pub mod storage;
+
+pub use scep::{HttpRequest, HttpResponse, Policy, ScepService, ScepSetup};
+pub use storage::{SqliteStorage, Storage};

@@ -1,0 +1,587 @@
+//! The SCEP responder: an RA in front of the local CA. Transport-neutral
+//! core (`handle` takes a parsed HTTP request, returns status, type and
+//! body); [`crate::http`] puts it on hyper.
+
+use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
+use der::{Decode, Encode};
+use enrolkit_keys::{DigestAlgorithm, SoftwareKey};
+use enrolkit_pki::{Authority, Profile, Revocation};
+use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
+use enrolkit_scep::{
+    CaCertificates, Capabilities, Capability, ContentEncryption, Csr, FailInfo, Outcome, PkiMessage, Query,
+    RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
+};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+/// How requests are authorised, as the seeds list it.
+#[derive(Clone, Default)]
+pub struct Policy {
+    /// Accept one-time challenges provisioned with `mef challenge add`.
+    pub one_time_challenges: bool,
+    /// A shared static challenge (optional; weaker than one-time ones).
+    pub static_challenge: Option<Zeroizing<String>>,
+    /// Subject CNs authorised without a challenge.
+    pub preauthorized_cns: Vec<String>,
+    /// RenewalReq is accepted this long before the old certificate expires.
+    pub renewal_window: Duration,
+    /// Hold every authorised request for an operator (`mef scep pending approve`).
+    pub manual_approval: bool,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("one_time_challenges", &self.one_time_challenges)
+            .field("static_challenge", &self.static_challenge.as_ref().map(|_| "<set>"))
+            .field("preauthorized_cns", &self.preauthorized_cns)
+            .field("renewal_window", &self.renewal_window)
+            .field("manual_approval", &self.manual_approval)
+            .finish()
+    }
+}
+
+/// A request as the transport saw it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    /// `true` for POST, `false` for GET.
+    pub post: bool,
+    /// The raw query string (without `?`).
+    pub query: &'a str,
+    /// The body (POST).
+    pub body: &'a [u8],
+}
+
+/// The answer, for the transport to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn text(status: u16, msg: impl Into<String>) -> Self {
+        let mut body = msg.into().into_bytes();
+        body.push(b'\n');
+        HttpResponse {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+        }
+    }
+}
+
+/// What a request did, for the log line.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    /// SCEP operation.
+    pub operation: String,
+    /// messageType, for PKIOperation.
+    pub message_type: String,
+    /// transactionID, for PKIOperation.
+    pub transaction_id: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// Issuance failure and its SCEP reason.
+struct Refusal(FailInfo, String);
+
+/// The responder.
+pub struct ScepService {
+    ca: Authority,
+    ra_cert: Certificate,
+    ra_key: Arc<SoftwareKey>,
+    rejection: RejectionKey,
+    challenge_key: Zeroizing<[u8; 32]>,
+    storage: Arc<dyn Storage>,
+    policy: Policy,
+    profile: Profile,
+    crl_validity: Duration,
+    caps: Capabilities,
+    next_ca: Option<Certificate>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Keyed hash under which a challenge password is stored (the password itself never is).
+pub fn challenge_hash(key: &[u8; 32], password: &str) -> Vec<u8> {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    aws_lc_rs::hmac::sign(&k, password.as_bytes()).as_ref().to_vec()
+}
+
+/// Serial number as lowercase hex (the storage key and what `mef revoke` takes).
+pub fn serial_hex(c: &Certificate) -> String {
+    hex::encode(c.tbs_certificate.serial_number.as_bytes())
+}
+
+fn key_id(c: &Certificate) -> String {
+    let spki = c.tbs_certificate.subject_public_key_info.to_der().unwrap_or_default();
+    hex::encode(DigestAlgorithm::Sha256.digest(&spki))
+}
+
+/// Everything the service needs at start-up.
+pub struct ScepSetup {
+    /// The issuing CA.
+    pub ca: Authority,
+    /// The RA certificate (requests are encrypted to it, replies signed by it).
+    pub ra_cert: Certificate,
+    /// The RA key.
+    pub ra_key: Arc<SoftwareKey>,
+    /// Secret for hashing challenge passwords.
+    pub challenge_key: Zeroizing<[u8; 32]>,
+    /// State.
+    pub storage: Arc<dyn Storage>,
+    /// Authorisation.
+    pub policy: Policy,
+    /// Profile of issued certificates.
+    pub profile: Profile,
+    /// Lifetime of CRLs served by GetCRL.
+    pub crl_validity: Duration,
+    /// The rollover CA certificate for GetNextCACert, if any.
+    pub next_ca: Option<Certificate>,
+}
+
+impl ScepService {
+    /// Build the service; `rng` seeds the implicit-rejection secret.
+    pub fn new(s: ScepSetup, rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng)) -> Self {
+        let mut caps = vec![
+            Capability::Aes,
+            Capability::Des3,
+            Capability::PostPkiOperation,
+            Capability::Renewal,
+            Capability::Sha1,
+            Capability::Sha256,
+            Capability::Sha512,
+            Capability::ScepStandard,
+        ];
+        if s.next_ca.is_some() {
+            caps.push(Capability::GetNextCaCert);
+        }
+        ScepService {
+            ca: s.ca,
+            ra_cert: s.ra_cert,
+            ra_key: s.ra_key,
+            rejection: RejectionKey::random(rng),
+            challenge_key: s.challenge_key,
+            storage: s.storage,
+            policy: s.policy,
+            profile: s.profile,
+            crl_validity: s.crl_validity,
+            caps: Capabilities::new(caps),
+            next_ca: s.next_ca,
+        }
+    }
+
+    /// The storage (for the operator commands).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Answer one SCEP HTTP request.
+    pub fn handle(&self, req: &HttpRequest<'_>, now: SystemTime) -> (HttpResponse, Outcomes) {
+        let mut log = Outcomes::default();
+        let query = match Query::parse(req.query) {
+            Ok(q) => q,
+            Err(e) => {
+                log.outcome = format!("400 {e}");
+                return (HttpResponse::text(400, e.to_string()), log);
+            }
+        };
+        log.operation = query.operation.to_string();
+        let resp = match query.operation {
+            Operation::GetCaCaps => HttpResponse {
+                status: 200,
+                content_type: CONTENT_TYPE_CAPS,
+                body: self.caps.to_string().into_bytes(),
+            },
+            Operation::GetCaCert => self.ca_certs(),
+            Operation::GetNextCaCert => self.next_ca_cert(),
+            Operation::PkiOperation => {
+                let body = if req.post {
+                    Ok(req.body.to_vec())
+                } else {
+                    match query.message.as_deref() {
+                        Some(m) => transport::decode_get_message(m),
+                        None => Err(ScepError::Invalid {
+                            what: "query",
+                            reason: "PKIOperation without message".into(),
+                        }),
+                    }
+                };
+                match body {
+                    Ok(b) => self.pki_operation(&b, now, &mut log),
+                    Err(e) => HttpResponse::text(400, e.to_string()),
+                }
+            }
+        };
+        if log.outcome.is_empty() {
+            log.outcome = resp.status.to_string();
+        }
+        (resp, log)
+    }
+
+    fn ca_certs(&self) -> HttpResponse {
+        let cc = CaCertificates {
+            ca: self.ca.certificate.clone(),
+            ra: vec![self.ra_cert.clone()],
+            chain: self.ca.chain.clone(),
+        };
+        match cc.to_response() {
+            Ok((ct, body)) => HttpResponse {
+                status: 200,
+                content_type: ct,
+                body,
+            },
+            Err(e) => HttpResponse::text(500, format!("cannot encode CA certificates: {e}")),
+        }
+    }
+
+    fn next_ca_cert(&self) -> HttpResponse {
+        let Some(next) = &self.next_ca else {
+            return HttpResponse::text(404, "no rollover CA certificate is configured");
+        };
+        let signed = || -> Result<Vec<u8>, ScepError> {
+            let certs = enrolkit_scep::build_certs_only(std::slice::from_ref(next), &[])?;
+            enrolkit_scep::pkcs7::sign_data(&certs, self.ra_key.as_ref(), &self.ra_cert, DigestAlgorithm::Sha256)
+        };
+        match signed() {
+            Ok(body) => HttpResponse {
+                status: 200,
+                content_type: transport::CONTENT_TYPE_NEXT_CA_CERT,
+                body,
+            },
+            Err(e) => HttpResponse::text(500, format!("cannot sign the rollover certificate: {e}")),
+        }
+    }
+
+    fn responder(&self) -> Responder<'_> {
+        Responder {
+            certificate: &self.ra_cert,
+            decryptor: self.ra_key.as_ref(),
+            signer: self.ra_key.as_ref(),
+            rejection: &self.rejection,
+        }
+    }
+
+    fn pki_operation(&self, der_bytes: &[u8], now: SystemTime, log: &mut Outcomes) -> HttpResponse {
+        if der_bytes.len() > transport::MAX_MESSAGE {
+            log.outcome = "400 too large".into();
+            return HttpResponse::text(413, format!("pkiMessage larger than {} bytes", transport::MAX_MESSAGE));
+        }
+        let msg = match PkiMessage::parse(der_bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                log.outcome = format!("400 {e}");
+                return HttpResponse::text(400, format!("not a SCEP pkiMessage: {e}"));
+            }
+        };
+        log.message_type = msg.message_type.to_string();
+        log.transaction_id = msg.transaction_id.to_string();
+        let opened = msg.verify().and_then(|()| self.responder().open_verified(msg.clone()));
+        let (reply_to, outcome) = match opened {
+            Err(e) => (
+                ReplyTo::from_message(&msg, ContentEncryption::Aes128Cbc),
+                Outcome::Failure {
+                    fail_info: e.fail_info(),
+                    text: Some(e.to_string()),
+                },
+            ),
+            Ok(req) => {
+                let to = ReplyTo::from_message(&req.message, req.content_encryption);
+                let outcome = match self.dispatch(&req, now) {
+                    Ok(o) => o,
+                    Err(Refusal(fail_info, text)) => Outcome::Failure {
+                        fail_info,
+                        text: Some(text),
+                    },
+                };
+                (to, outcome)
+            }
+        };
+        log.outcome = match &outcome {
+            Outcome::Success { .. } => "SUCCESS".into(),
+            Outcome::Pending => "PENDING".into(),
+            Outcome::Failure { fail_info, text } => format!("FAILURE {fail_info}: {}", text.as_deref().unwrap_or("")),
+        };
+        match self.responder().reply(&reply_to, &outcome, &mut rand_core::OsRng) {
+            Ok(body) => HttpResponse {
+                status: 200,
+                content_type: CONTENT_TYPE_PKI_MESSAGE,
+                body,
+            },
+            Err(e) => {
+                log.outcome = format!("500 {e}");
+                HttpResponse::text(500, format!("cannot build the reply: {e}"))
+            }
+        }
+    }
+
+    fn dispatch(&self, req: &Request, now: SystemTime) -> Result<Outcome, Refusal> {
+        let kid = key_id(&req.message.signer_certificate);
+        let txid = req.message.transaction_id.as_str();
+        match &req.body {
+            RequestBody::PkcsReq(csr) | RequestBody::RenewalReq(csr) => {
+                // A retransmission gets the same answer, never a second certificate.
+                if let Some(tx) = self.storage.transaction(txid, &kid).map_err(internal)? {
+                    return self.answer(&tx);
+                }
+                let renewal = matches!(req.body, RequestBody::RenewalReq(_));
+                let challenge = if renewal {
+                    self.authorise_renewal(&req.message.signer_certificate, now)?;
+                    None
+                } else {
+                    self.authorise(csr, now)?
+                };
+                self.enrol(txid, &kid, csr, challenge.as_deref(), now)
+            }
+            RequestBody::CertPoll(_) => match self.storage.transaction(txid, &kid).map_err(internal)? {
+                Some(tx) => self.answer(&tx),
+                None => Err(Refusal(
+                    FailInfo::BadCertId,
+                    format!("no transaction {txid} for this key"),
+                )),
+            },
+            RequestBody::GetCert(ias) => {
+                if ias.issuer != self.ca.certificate.tbs_certificate.subject {
+                    return Err(Refusal(FailInfo::BadCertId, "issuer is not this CA".into()));
+                }
+                let serial = hex::encode(ias.serial_number.as_bytes());
+                let c = self
+                    .storage
+                    .certificate(&serial)
+                    .map_err(internal)?
+                    .ok_or_else(|| Refusal(FailInfo::BadCertId, format!("no certificate {serial}")))?;
+                let cert = Certificate::from_der(&c.der).map_err(|e| internal_msg(e.to_string()))?;
+                Ok(Outcome::Success {
+                    certificates: vec![cert],
+                    crls: vec![],
+                })
+            }
+            RequestBody::GetCrl(ias) => {
+                if ias.issuer != self.ca.certificate.tbs_certificate.subject {
+                    return Err(Refusal(FailInfo::BadCertId, "issuer is not this CA".into()));
+                }
+                let crl = self.current_crl(now).map_err(internal_msg)?;
+                Ok(Outcome::Success {
+                    certificates: vec![],
+                    crls: vec![crl],
+                })
+            }
+        }
+    }
+
+    /// Sign a CRL of everything revoked so far.
+    pub fn current_crl(&self, now: SystemTime) -> Result<x509_cert::crl::CertificateList, String> {
+        let revoked = self.storage.revoked().map_err(|e| e.to_string())?;
+        let list = revoked
+            .iter()
+            .filter_map(|r| {
+                let bytes = hex::decode(&r.serial).ok()?;
+                Some(Revocation {
+                    serial: x509_cert::serial_number::SerialNumber::new(&bytes).ok()?,
+                    time: UNIX_EPOCH + Duration::from_secs(r.revoked_at.unwrap_or(0).max(0) as u64),
+                    reason: None,
+                })
+            })
+            .collect::<Vec<_>>();
+        let n = self.storage.next_crl_number().map_err(|e| e.to_string())?;
+        self.ca.crl(&list, n, now, self.crl_validity).map_err(|e| e.to_string())
+    }
+
+    fn answer(&self, tx: &Transaction) -> Result<Outcome, Refusal> {
+        match &tx.state {
+            TxState::Pending => Ok(Outcome::Pending),
+            TxState::Rejected(fi, why) => Err(Refusal(
+                FailInfo::parse(&fi.to_string()).unwrap_or(FailInfo::BadRequest),
+                why.clone(),
+            )),
+            TxState::Issued(serial) => {
+                let c = self
+                    .storage
+                    .certificate(serial)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal_msg(format!("issued certificate {serial} missing")))?;
+                let cert = Certificate::from_der(&c.der).map_err(|e| internal_msg(e.to_string()))?;
+                Ok(Outcome::Success {
+                    certificates: self.success_certs(cert),
+                    crls: vec![],
+                })
+            }
+        }
+    }
+
+    /// The certificates of a SUCCESS reply: the issued one only. DER sorts a
+    /// SET OF, so a chain would lose its order, and clients such as micromdm's
+    /// take the first certificate as theirs; the chain comes from GetCACert.
+    fn success_certs(&self, cert: Certificate) -> Vec<Certificate> {
+        vec![cert]
+    }
+
+    /// Returns the hash of the one-time challenge to consume, if that is what authorised it.
+    fn authorise(&self, csr: &Csr, now: SystemTime) -> Result<Option<Vec<u8>>, Refusal> {
+        if let Some(pw) = csr.challenge_password.as_deref() {
+            if self.policy.one_time_challenges {
+                let h = challenge_hash(&self.challenge_key, pw);
+                if self.storage.challenge_usable(&h, unix(now)).map_err(internal)? {
+                    return Ok(Some(h));
+                }
+            }
+            if let Some(shared) = &self.policy.static_challenge {
+                if bool::from(subtle::ConstantTimeEq::ct_eq(shared.as_bytes(), pw.as_bytes())) {
+                    return Ok(None);
+                }
+            }
+        }
+        let cn = common_name(&csr.request.info.subject);
+        if cn
+            .as_deref()
+            .is_some_and(|cn| self.policy.preauthorized_cns.iter().any(|p| p == cn))
+        {
+            return Ok(None);
+        }
+        Err(Refusal(
+            FailInfo::BadRequest,
+            "challenge password missing, wrong, expired or already used".into(),
+        ))
+    }
+
+    fn authorise_renewal(&self, signer: &Certificate, now: SystemTime) -> Result<(), Refusal> {
+        let serial = serial_hex(signer);
+        let ours = self.storage.certificate(&serial).map_err(internal)?;
+        let ours = match ours {
+            Some(c) if c.der == signer.to_der().unwrap_or_default() => c,
+            _ => {
+                return Err(Refusal(
+                    FailInfo::BadRequest,
+                    "RenewalReq not signed by a certificate this CA issued".into(),
+                ))
+            }
+        };
+        if ours.revoked_at.is_some() {
+            return Err(Refusal(
+                FailInfo::BadRequest,
+                "the certificate to renew is revoked".into(),
+            ));
+        }
+        let t = unix(now);
+        if t >= ours.not_after {
+            return Err(Refusal(
+                FailInfo::BadRequest,
+                "the certificate to renew has expired".into(),
+            ));
+        }
+        if t < ours.not_after - self.policy.renewal_window.as_secs() as i64 {
+            return Err(Refusal(FailInfo::BadRequest, "too early to renew".into()));
+        }
+        Ok(())
+    }
+
+    fn enrol(
+        &self,
+        txid: &str,
+        kid: &str,
+        csr: &Csr,
+        challenge: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<Outcome, Refusal> {
+        let subject = csr.request.info.subject.to_string();
+        let mut tx = Transaction {
+            transaction_id: txid.into(),
+            key_id: kid.into(),
+            subject,
+            csr: csr.der.clone(),
+            state: TxState::Pending,
+            created: unix(now),
+        };
+        if self.policy.manual_approval {
+            self.storage
+                .record(&tx, challenge, None, unix(now))
+                .map_err(refused_or_internal)?;
+            return Ok(Outcome::Pending);
+        }
+        let cert = self.issue(&csr.der, now)?;
+        let issued = issued_record(&cert)?;
+        tx.state = TxState::Issued(issued.serial.clone());
+        self.storage
+            .record(&tx, challenge, Some(&issued), unix(now))
+            .map_err(refused_or_internal)?;
+        Ok(Outcome::Success {
+            certificates: self.success_certs(cert),
+            crls: vec![],
+        })
+    }
+
+    fn issue(&self, csr_der: &[u8], now: SystemTime) -> Result<Certificate, Refusal> {
+        let r = enrolkit_pki::Request::from_csr_der(csr_der)
+            .map_err(|e| Refusal(FailInfo::BadMessageCheck, e.to_string()))?;
+        self.ca
+            .issue(&r, &self.profile, now, &mut rand_core::OsRng)
+            .map_err(|e| Refusal(FailInfo::BadRequest, e.to_string()))
+    }
+
+    /// Operator approves a pending request: the certificate is issued now.
+    pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
+        let tx = self
+            .storage
+            .transaction(txid, key_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("no such transaction")?;
+        let cert = self.issue(&tx.csr, now).map_err(|Refusal(_, m)| m)?;
+        let issued = issued_record(&cert).map_err(|Refusal(_, m)| m)?;
+        self.storage
+            .decide(
+                txid,
+                key_id,
+                &TxState::Issued(issued.serial.clone()),
+                Some(&issued),
+                unix(now),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(issued.serial)
+    }
+}
+
+fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
+    Ok(IssuedCert {
+        serial: serial_hex(cert),
+        subject: cert.tbs_certificate.subject.to_string(),
+        der: cert.to_der().map_err(|e| internal_msg(e.to_string()))?,
+        not_after: unix(cert.tbs_certificate.validity.not_after.to_system_time()),
+        revoked_at: None,
+        reason: None,
+    })
+}
+
+fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|a| a.oid == const_oid::db::rfc4519::CN)
+        .and_then(|a| std::str::from_utf8(a.value.value()).ok().map(str::to_owned))
+}
+
+fn internal(e: StorageError) -> Refusal {
+    internal_msg(e.to_string())
+}
+
+fn internal_msg(m: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %m, "internal error");
+    Refusal(FailInfo::BadRequest, "internal error".into())
+}
+
+fn refused_or_internal(e: StorageError) -> Refusal {
+    match e {
+        StorageError::NotFound(m) => Refusal(FailInfo::BadRequest, m),
+        other => internal(other),
+    }
+}

@@ -1,0 +1,380 @@
+//! Server state behind one trait: issued certificates, SCEP transactions
+//! (for retransmissions and PENDING), one-time challenges, revocations.
+//! SQLite is the default implementation; every write is one transaction,
+//! so a crash never leaves half an issuance on disk.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A lock was poisoned by a panic in another thread.
+    #[error("storage lock poisoned")]
+    Poisoned,
+    /// The row asked for does not exist or is not in the expected state.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Result alias.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Where a SCEP transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxState {
+    /// Waiting for an operator.
+    Pending,
+    /// Issued: the serial (hex) of the certificate.
+    Issued(String),
+    /// Refused, with the failInfo code and reason.
+    Rejected(u8, String),
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// SCEP transactionID.
+    pub transaction_id: String,
+    /// SHA-256 of the requester's public key (hex): transactionIDs are only unique per key.
+    pub key_id: String,
+    /// Subject requested.
+    pub subject: String,
+    /// The CSR (DER).
+    pub csr: Vec<u8>,
+    /// State.
+    pub state: TxState,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// Subject as a string.
+    pub subject: String,
+    /// DER.
+    pub der: Vec<u8>,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: Option<i64>,
+    /// CRLReason code.
+    pub reason: Option<u8>,
+}
+
+/// A challenge as listed (the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub struct ChallengeInfo {
+    /// Row id.
+    pub id: i64,
+    /// Operator's label (device name).
+    pub label: String,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Expiry, Unix seconds.
+    pub expires: Option<i64>,
+    /// When it was used.
+    pub used_at: Option<i64>,
+    /// Revoked by the operator.
+    pub revoked: bool,
+}
+
+/// The server's state.
+pub trait Storage: Send + Sync {
+    /// Record a one-time challenge by its keyed hash.
+    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64>;
+    /// Whether a usable challenge with this hash exists (not used, revoked or expired).
+    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool>;
+    /// List challenges.
+    fn list_challenges(&self) -> Result<Vec<ChallengeInfo>>;
+    /// Revoke a challenge by id.
+    fn revoke_challenge(&self, id: i64) -> Result<()>;
+    /// Find a transaction by (transactionID, key id).
+    fn transaction(&self, txid: &str, key_id: &str) -> Result<Option<Transaction>>;
+    /// Record a new transaction, consuming the challenge with `challenge_hash` if given,
+    /// and, if `issued` is given, the certificate — all in one database transaction.
+    /// Fails with `NotFound` when the challenge is no longer usable (raced or reused).
+    fn record(
+        &self,
+        tx: &Transaction,
+        challenge_hash: Option<&[u8]>,
+        issued: Option<&IssuedCert>,
+        now: i64,
+    ) -> Result<()>;
+    /// Move a pending transaction to issued or rejected (operator decision).
+    fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
+    /// Pending transactions.
+    fn pending(&self) -> Result<Vec<Transaction>>;
+    /// A certificate by serial (hex).
+    fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>>;
+    /// All revoked certificates.
+    fn revoked(&self) -> Result<Vec<IssuedCert>>;
+    /// Mark a certificate revoked.
+    fn revoke(&self, serial: &str, at: i64, reason: u8) -> Result<()>;
+    /// Increment and return the CRL number.
+    fn next_crl_number(&self) -> Result<u64>;
+}
+
+/// SQLite storage (one connection, serialised; WAL journal).
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS challenges (
+    id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, label TEXT NOT NULL,
+    created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BLOB NOT NULL, not_after INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL, revoked_at INTEGER, reason INTEGER);
+CREATE TABLE IF NOT EXISTS transactions (
+    txid TEXT NOT NULL, key_id TEXT NOT NULL, subject TEXT NOT NULL, csr BLOB NOT NULL,
+    state TEXT NOT NULL, serial TEXT REFERENCES certificates(serial), fail_info INTEGER, reason TEXT,
+    created INTEGER NOT NULL, PRIMARY KEY (txid, key_id));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+impl SqliteStorage {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().map_err(|_| StorageError::Poisoned)?;
+        f(&mut c)
+    }
+}
+
+fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<u8>, Option<&str>) {
+    match s {
+        TxState::Pending => ("pending", None, None, None),
+        TxState::Issued(serial) => ("issued", Some(serial.as_str()), None, None),
+        TxState::Rejected(fi, why) => ("rejected", None, Some(*fi), Some(why.as_str())),
+    }
+}
+
+fn insert_cert(t: &rusqlite::Transaction<'_>, c: &IssuedCert, now: i64) -> Result<()> {
+    t.execute(
+        "INSERT INTO certificates (serial, subject, der, not_after, issued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![c.serial, c.subject, c.der, c.not_after, now],
+    )?;
+    Ok(())
+}
+
+fn row_to_tx(r: &rusqlite::Row<'_>) -> rusqlite::Result<Transaction> {
+    let state: String = r.get(4)?;
+    let state = match state.as_str() {
+        "issued" => TxState::Issued(r.get::<_, Option<String>>(5)?.unwrap_or_default()),
+        "rejected" => TxState::Rejected(
+            r.get::<_, Option<u8>>(6)?.unwrap_or(2),
+            r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        ),
+        _ => TxState::Pending,
+    };
+    Ok(Transaction {
+        transaction_id: r.get(0)?,
+        key_id: r.get(1)?,
+        subject: r.get(2)?,
+        csr: r.get(3)?,
+        state,
+        created: r.get(8)?,
+    })
+}
+
+const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created";
+
+fn row_to_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCert> {
+    Ok(IssuedCert {
+        serial: r.get(0)?,
+        subject: r.get(1)?,
+        der: r.get(2)?,
+        not_after: r.get(3)?,
+        revoked_at: r.get(4)?,
+        reason: r.get(5)?,
+    })
+}
+
+impl Storage for SqliteStorage {
+    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO challenges (hash, label, created, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, label, now, expires],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM challenges WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+                params![hash, now],
+                |r| r.get(0),
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn list_challenges(&self) -> Result<Vec<ChallengeInfo>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, label, created, expires, used_at, revoked FROM challenges ORDER BY id")?;
+            let rows = st.query_map([], |r| {
+                Ok(ChallengeInfo {
+                    id: r.get(0)?,
+                    label: r.get(1)?,
+                    created: r.get(2)?,
+                    expires: r.get(3)?,
+                    used_at: r.get(4)?,
+                    revoked: r.get::<_, i64>(5)? != 0,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn revoke_challenge(&self, id: i64) -> Result<()> {
+        self.with(
+            |c| match c.execute("UPDATE challenges SET revoked = 1 WHERE id = ?1", params![id])? {
+                1 => Ok(()),
+                _ => Err(StorageError::NotFound(format!("no challenge {id}"))),
+            },
+        )
+    }
+
+    fn transaction(&self, txid: &str, key_id: &str) -> Result<Option<Transaction>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {TX_COLS} FROM transactions WHERE txid = ?1 AND key_id = ?2"),
+                params![txid, key_id],
+                row_to_tx,
+            )
+            .optional()?)
+        })
+    }
+
+    fn record(
+        &self,
+        tx: &Transaction,
+        challenge_hash: Option<&[u8]>,
+        issued: Option<&IssuedCert>,
+        now: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(h) = challenge_hash {
+                let n = t.execute(
+                    "UPDATE challenges SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+                    params![h, now],
+                )?;
+                if n != 1 {
+                    return Err(StorageError::NotFound("challenge already used, revoked or expired".into()));
+                }
+            }
+            if let Some(cert) = issued {
+                insert_cert(&t, cert, now)?;
+            }
+            let (state, serial, fi, why) = state_parts(&tx.state);
+            t.execute(
+                &format!("INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![tx.transaction_id, tx.key_id, tx.subject, tx.csr, state, serial, fi, why, tx.created],
+            )?;
+            t.commit()?;
+            Ok(())
+        })
+    }
+
+    fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(cert) = issued {
+                insert_cert(&t, cert, now)?;
+            }
+            let (st, serial, fi, why) = state_parts(state);
+            let n = t.execute(
+                "UPDATE transactions SET state = ?3, serial = ?4, fail_info = ?5, reason = ?6 WHERE txid = ?1 AND key_id = ?2 AND state = 'pending'",
+                params![txid, key_id, st, serial, fi, why],
+            )?;
+            if n != 1 {
+                return Err(StorageError::NotFound(format!("no pending transaction {txid}")));
+            }
+            t.commit()?;
+            Ok(())
+        })
+    }
+
+    fn pending(&self) -> Result<Vec<Transaction>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created"
+            ))?;
+            let rows = st.query_map([], row_to_tx)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT serial, subject, der, not_after, revoked_at, reason FROM certificates WHERE serial = ?1",
+                params![serial],
+                row_to_cert,
+            )
+            .optional()?)
+        })
+    }
+
+    fn revoked(&self) -> Result<Vec<IssuedCert>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT serial, subject, der, not_after, revoked_at, reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at")?;
+            let rows = st.query_map([], row_to_cert)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn revoke(&self, serial: &str, at: i64, reason: u8) -> Result<()> {
+        self.with(|c| {
+            match c.execute(
+                "UPDATE certificates SET revoked_at = ?2, reason = ?3 WHERE serial = ?1 AND revoked_at IS NULL",
+                params![serial, at, reason],
+            )? {
+                1 => Ok(()),
+                _ => Err(StorageError::NotFound(format!(
+                    "no unrevoked certificate with serial {serial}"
+                ))),
+            }
+        })
+    }
+
+    fn next_crl_number(&self) -> Result<u64> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            t.execute("INSERT INTO meta (key, value) VALUES ('crl_number', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1", [])?;
+            let n: i64 = t.query_row("SELECT value FROM meta WHERE key = 'crl_number'", [], |r| r.get(0))?;
+            t.commit()?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
