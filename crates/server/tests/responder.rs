@@ -1,0 +1,407 @@
+//! The SCEP responder core driven by enrolkit-scep as the client, through
+//! `ScepService::handle` (the same entry point hyper calls).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use der::Encode;
+use enrolkit_keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
+use enrolkit_pki::{Authority, Profile};
+use enrolkit_scep::*;
+use enrolkit_server::scep::{challenge_hash, serial_hex, unix};
+use enrolkit_server::{HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
+use rand_core::OsRng;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+const DAY: Duration = Duration::from_secs(86400);
+const KEY: [u8; 32] = [7; 32];
+
+struct World {
+    svc: ScepService,
+    storage: Arc<SqliteStorage>,
+    ca: CaCertificates,
+}
+
+fn world(policy: Policy, validity: Duration) -> World {
+    let now = SystemTime::now();
+    let ca = Authority::new_root(
+        Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+        Name::from_str("CN=Test CA").unwrap(),
+        now,
+        DAY * 3650,
+        &mut OsRng,
+    )
+    .unwrap();
+    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let ra_cert = ca
+        .certify_ra(
+            ra_key.public_key(),
+            Name::from_str("CN=Test RA").unwrap(),
+            now,
+            DAY * 365,
+            &mut OsRng,
+        )
+        .unwrap();
+    let storage = Arc::new(SqliteStorage::in_memory().unwrap());
+    let cas = CaCertificates {
+        ca: ca.certificate.clone(),
+        ra: vec![ra_cert.clone()],
+        chain: vec![],
+    };
+    let svc = ScepService::new(
+        ScepSetup {
+            ca,
+            ra_cert,
+            ra_key: Arc::new(ra_key),
+            challenge_key: Zeroizing::new(KEY),
+            storage: storage.clone(),
+            policy,
+            profile: Profile {
+                validity,
+                ..Profile::default()
+            },
+            crl_validity: DAY,
+            next_ca: None,
+        },
+        &mut OsRng,
+    );
+    World { svc, storage, ca: cas }
+}
+
+fn one_time() -> Policy {
+    Policy {
+        one_time_challenges: true,
+        renewal_window: DAY * 14,
+        ..Policy::default()
+    }
+}
+
+struct Device {
+    key: SoftwareKey,
+    cert: Certificate,
+    cn: String,
+}
+
+fn device(cn: &str) -> Device {
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let cert = self_signed_certificate(
+        &key,
+        &Name::from_str(&format!("CN={cn}")).unwrap(),
+        DigestAlgorithm::Sha256,
+        SystemTime::now(),
+        DAY,
+        &mut OsRng,
+    )
+    .unwrap();
+    Device {
+        key,
+        cert,
+        cn: cn.into(),
+    }
+}
+
+impl World {
+    fn challenge(&self, pw: &str) {
+        self.storage
+            .add_challenge(&challenge_hash(&KEY, pw), "t", unix(SystemTime::now()), None)
+            .unwrap();
+    }
+    fn post(&self, der: &[u8]) -> (u16, Vec<u8>) {
+        let (r, _) = self.svc.handle(
+            &HttpRequest {
+                post: true,
+                query: "operation=PKIOperation",
+                body: der,
+            },
+            SystemTime::now(),
+        );
+        (r.status, r.body)
+    }
+    /// Build a request with `signer` (its key and certificate), send it, open the reply.
+    fn exchange(&self, d: &Device, signer_cert: &Certificate, body: RequestBody, txid: &str) -> CertRep {
+        let requester = Requester {
+            signer: &d.key,
+            decryptor: &d.key,
+            certificate: signer_cert,
+        };
+        let (der, sent) = build_request(
+            &requester,
+            self.ca.encryption_certificate(),
+            &body,
+            &TransactionId::new(txid).unwrap(),
+            ContentEncryption::Aes128Cbc,
+            DigestAlgorithm::Sha256,
+            &mut OsRng,
+        )
+        .unwrap();
+        let (status, reply) = self.post(&der);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        open_cert_rep(&reply, &sent, &self.ca.signers(), &requester).unwrap()
+    }
+    fn pkcsreq(&self, d: &Device, pw: Option<&str>, txid: &str) -> CertRep {
+        let csr = build_csr(
+            &d.key,
+            &CsrParams {
+                subject: Name::from_str(&format!("CN={}", d.cn)).unwrap(),
+                challenge_password: pw,
+                dns_names: vec![],
+                digest: DigestAlgorithm::Sha256,
+            },
+        )
+        .unwrap();
+        self.exchange(d, &d.cert, RequestBody::PkcsReq(Csr::parse(&csr).unwrap()), txid)
+    }
+    fn poll(&self, d: &Device, txid: &str) -> CertRep {
+        let body = RequestBody::CertPoll(IssuerAndSubject {
+            issuer: self.ca.ca.tbs_certificate.subject.clone(),
+            subject: Name::from_str(&format!("CN={}", d.cn)).unwrap(),
+        });
+        self.exchange(d, &d.cert, body, txid)
+    }
+}
+
+fn issued(rep: &CertRep, d: &Device) -> Certificate {
+    match rep {
+        CertRep::Success { certificates, .. } => {
+            assert_eq!(certificates.len(), 1, "only the issued certificate");
+            let c = certificates[0].clone();
+            assert_eq!(&c.tbs_certificate.subject_public_key_info, d.key.public_key());
+            c
+        }
+        other => panic!("expected SUCCESS, got {other:?}"),
+    }
+}
+
+fn failure(rep: &CertRep) -> FailInfo {
+    match rep {
+        CertRep::Failure { fail_info, .. } => *fail_info,
+        other => panic!("expected FAILURE, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_time_challenge_issues_once_and_a_retransmission_gets_the_same_certificate() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-1");
+    let d = device("dev-1");
+    let first = issued(&w.pkcsreq(&d, Some("otp-1"), "tx-1"), &d);
+    // Same transaction again (a lost reply): the same certificate, not a second one.
+    let again = issued(&w.pkcsreq(&d, Some("otp-1"), "tx-1"), &d);
+    assert_eq!(first, again);
+    // A new transaction with the spent challenge: refused.
+    assert_eq!(failure(&w.pkcsreq(&d, Some("otp-1"), "tx-2")), FailInfo::BadRequest);
+    // A wrong challenge: refused.
+    assert_eq!(
+        failure(&w.pkcsreq(&device("dev-2"), Some("guess"), "tx-3")),
+        FailInfo::BadRequest
+    );
+    assert_eq!(
+        failure(&w.pkcsreq(&device("dev-3"), None, "tx-4")),
+        FailInfo::BadRequest
+    );
+}
+
+#[test]
+fn pending_then_approve_then_poll_and_reject() {
+    let w = world(
+        Policy {
+            manual_approval: true,
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    w.challenge("otp-a");
+    w.challenge("otp-b");
+    let a = device("dev-a");
+    assert!(matches!(w.pkcsreq(&a, Some("otp-a"), "tx-a"), CertRep::Pending));
+    assert!(matches!(w.poll(&a, "tx-a"), CertRep::Pending));
+    let pend = w.storage.pending().unwrap();
+    assert_eq!(pend.len(), 1);
+    let serial = w
+        .svc
+        .approve(&pend[0].transaction_id, &pend[0].key_id, SystemTime::now())
+        .unwrap();
+    let cert = issued(&w.poll(&a, "tx-a"), &a);
+    assert_eq!(serial_hex(&cert), serial);
+    assert_eq!(
+        issued(&w.poll(&a, "tx-a"), &a),
+        cert,
+        "polling again returns the same certificate"
+    );
+
+    let b = device("dev-b");
+    assert!(matches!(w.pkcsreq(&b, Some("otp-b"), "tx-b"), CertRep::Pending));
+    let p = w.storage.pending().unwrap();
+    w.storage
+        .decide(
+            &p[0].transaction_id,
+            &p[0].key_id,
+            &enrolkit_server::storage::TxState::Rejected(2, "no".into()),
+            None,
+            0,
+        )
+        .unwrap();
+    assert_eq!(failure(&w.poll(&b, "tx-b")), FailInfo::BadRequest);
+    // Polling for a transaction that never existed.
+    assert_eq!(failure(&w.poll(&device("dev-c"), "tx-none")), FailInfo::BadCertId);
+}
+
+#[test]
+fn renewal_needs_our_certificate_inside_the_window() {
+    // Certificates live 10 days; renewal opens 14 days before expiry, so at once.
+    let w = world(one_time(), DAY * 10);
+    w.challenge("otp-r");
+    let d = device("dev-r");
+    let old = issued(&w.pkcsreq(&d, Some("otp-r"), "tx-r1"), &d);
+    // RenewalReq: new key, signed with the old key and certificate.
+    let new_key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let csr = build_csr(
+        &new_key,
+        &CsrParams {
+            subject: Name::from_str("CN=dev-r").unwrap(),
+            challenge_password: None,
+            dns_names: vec![],
+            digest: DigestAlgorithm::Sha256,
+        },
+    )
+    .unwrap();
+    let rep = w.exchange(&d, &old, RequestBody::RenewalReq(Csr::parse(&csr).unwrap()), "tx-r2");
+    match rep {
+        CertRep::Success { certificates, .. } => assert_eq!(
+            &certificates[0].tbs_certificate.subject_public_key_info,
+            new_key.public_key()
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Signed by a certificate we did not issue: refused.
+    let stranger = device("dev-r");
+    let rep = w.exchange(
+        &stranger,
+        &stranger.cert,
+        RequestBody::RenewalReq(Csr::parse(&csr).unwrap()),
+        "tx-r3",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    // Too early: a one-year certificate with a 14-day window.
+    let w2 = world(one_time(), DAY * 365);
+    w2.challenge("otp-e");
+    let e = device("dev-e");
+    let cert = issued(&w2.pkcsreq(&e, Some("otp-e"), "tx-e1"), &e);
+    let csr = build_csr(
+        &e.key,
+        &CsrParams {
+            subject: Name::from_str("CN=dev-e").unwrap(),
+            challenge_password: None,
+            dns_names: vec![],
+            digest: DigestAlgorithm::Sha256,
+        },
+    )
+    .unwrap();
+    match w2.exchange(&e, &cert, RequestBody::RenewalReq(Csr::parse(&csr).unwrap()), "tx-e2") {
+        CertRep::Failure { fail_info, text } => {
+            assert_eq!(fail_info, FailInfo::BadRequest);
+            assert!(text.unwrap().contains("too early"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn getcert_and_getcrl_after_revocation() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-g");
+    let d = device("dev-g");
+    let cert = issued(&w.pkcsreq(&d, Some("otp-g"), "tx-g"), &d);
+    let ias = issuer_and_serial(&cert);
+    match w.exchange(&d, &d.cert, RequestBody::GetCert(ias.clone()), "tx-gc") {
+        CertRep::Success { certificates, .. } => assert_eq!(certificates, vec![cert.clone()]),
+        other => panic!("{other:?}"),
+    }
+    w.storage
+        .revoke(&serial_hex(&cert), unix(SystemTime::now()), 1)
+        .unwrap();
+    match w.exchange(&d, &d.cert, RequestBody::GetCrl(ias), "tx-crl") {
+        CertRep::Success { crls, .. } => {
+            assert_eq!(crls.len(), 1);
+            let revoked = crls[0].tbs_cert_list.revoked_certificates.clone().unwrap();
+            assert_eq!(revoked[0].serial_number, cert.tbs_certificate.serial_number);
+            assert_eq!(crls[0].tbs_cert_list.issuer, w.ca.ca.tbs_certificate.subject);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn failures_are_signed_certreps_with_the_right_failinfo_and_garbage_is_http_400() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-f");
+    let d = device("dev-f");
+    let csr = build_csr(
+        &d.key,
+        &CsrParams {
+            subject: Name::from_str("CN=dev-f").unwrap(),
+            challenge_password: Some("otp-f"),
+            dns_names: vec![],
+            digest: DigestAlgorithm::Sha256,
+        },
+    )
+    .unwrap();
+    let requester = Requester {
+        signer: &d.key,
+        decryptor: &d.key,
+        certificate: &d.cert,
+    };
+    let (mut der, sent) = build_request(
+        &requester,
+        w.ca.encryption_certificate(),
+        &RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+        &TransactionId::new("tx-f").unwrap(),
+        ContentEncryption::Aes128Cbc,
+        DigestAlgorithm::Sha256,
+        &mut OsRng,
+    )
+    .unwrap();
+    let n = der.len();
+    der[n - 3] ^= 1; // in the signature
+    let (status, body) = w.post(&der);
+    assert_eq!(status, 200);
+    match open_cert_rep(&body, &sent, &w.ca.signers(), &requester).unwrap() {
+        CertRep::Failure { fail_info, .. } => assert_eq!(fail_info, FailInfo::BadMessageCheck),
+        other => panic!("{other:?}"),
+    }
+    // The challenge was not consumed by the failed attempt.
+    assert!(w
+        .storage
+        .challenge_usable(&challenge_hash(&KEY, "otp-f"), unix(SystemTime::now()))
+        .unwrap());
+    let (status, body) = w.post(b"not a pkiMessage");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).starts_with("not a SCEP pkiMessage"));
+    let (r, _) = w.svc.handle(
+        &HttpRequest {
+            post: false,
+            query: "operation=GetCACaps",
+            body: b"",
+        },
+        SystemTime::now(),
+    );
+    let caps = Capabilities::parse(&r.body).unwrap();
+    assert!(
+        caps.supports_renewal() && caps.supports_post() && caps.supports_aes() && !caps.has(&Capability::GetNextCaCert)
+    );
+    let (r, _) = w.svc.handle(
+        &HttpRequest {
+            post: false,
+            query: "operation=GetCACert",
+            body: b"",
+        },
+        SystemTime::now(),
+    );
+    assert_eq!(r.content_type, "application/x-x509-ca-ra-cert");
+    let parsed = CaCertificates::parse(Some(r.content_type), &r.body).unwrap();
+    assert_eq!(parsed.ca.to_der().unwrap(), w.ca.ca.to_der().unwrap());
+    assert_eq!(parsed.encryption_certificate(), w.ca.encryption_certificate());
+}
