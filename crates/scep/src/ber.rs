@@ -223,9 +223,143 @@ fn emit(t: &Tlv<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(&t.content);
 }
 
+/// Most elements accepted in one SET OF. `der` 0.7 sorts a SET OF with an
+/// insertion sort when decoding (quadratic: RustCrypto/formats#2319, fixed in
+/// the 0.8 line), so an unauthenticated 256 KiB message with one huge SET
+/// would cost tens of seconds of CPU. SCEP's largest legitimate SETs (signed
+/// attributes, certificate sets) hold a handful of elements.
+pub const MAX_SET_ELEMENTS: usize = 256;
+
+/// Check, without decoding, that no SET in `input` (BER or DER) holds more
+/// than [`MAX_SET_ELEMENTS`] elements, looking also inside OCTET STRINGs and
+/// BIT STRINGs that themselves hold an encoding (extensions, keys,
+/// encapsulated content). Call before handing attacker input to `der`.
+pub fn check_set_sizes(input: &[u8]) -> Result<()> {
+    let mut pos = 0;
+    while pos < input.len() {
+        scan(input, &mut pos, 0, true)?;
+    }
+    Ok(())
+}
+
+/// Walk one element. Structural errors are returned when `strict` (the outer
+/// input); inside strings they only mean "not an encoding" and stop the walk.
+fn scan(input: &[u8], pos: &mut usize, depth: usize, strict: bool) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(err("nesting too deep"));
+    }
+    let first = byte(input, pos)?;
+    if first & 0x1f == 0x1f {
+        let mut n = 0;
+        while byte(input, pos)? & 0x80 != 0 {
+            n += 1;
+            if n > 4 {
+                return Err(err("tag number too large"));
+            }
+        }
+    }
+    let lb = byte(input, pos)?;
+    let len = match lb {
+        l if l < 0x80 => Some(l as usize),
+        0x80 => None,
+        l => {
+            let n = (l & 0x7f) as usize;
+            if n > 4 {
+                return Err(err("length field too long"));
+            }
+            let mut v = 0usize;
+            for _ in 0..n {
+                v = (v << 8) | byte(input, pos)? as usize;
+            }
+            Some(v)
+        }
+    };
+    let constructed = first & 0x20 != 0;
+    let end = match len {
+        Some(l) => Some(
+            pos.checked_add(l)
+                .filter(|e| *e <= input.len())
+                .ok_or_else(|| err("truncated: length exceeds the input"))?,
+        ),
+        None if constructed => None,
+        None => return Err(err("indefinite length on a primitive element")),
+    };
+    if !constructed {
+        let e = end.unwrap_or(*pos);
+        let content = input.get(*pos..e).unwrap_or(&[]);
+        *pos = e;
+        // Strings that carry an encoding (extnValue, eContent, subjectPublicKey…).
+        let inner = match first {
+            0x04 => content,
+            0x03 => content.get(1..).unwrap_or(&[]),
+            _ => &[],
+        };
+        if inner.first().is_some_and(|b| b & 0x20 != 0) {
+            let mut p = 0;
+            while p < inner.len() {
+                match scan(inner, &mut p, depth + 1, false) {
+                    Ok(()) => {}
+                    Err(e @ ScepError::TooLarge { .. }) => return Err(e),
+                    Err(_) => break,
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mut count = 0usize;
+    loop {
+        match end {
+            Some(e) if *pos >= e => break,
+            None if input.get(*pos..*pos + 2) == Some(&[0, 0]) => {
+                *pos += 2;
+                break;
+            }
+            _ => {}
+        }
+        if *pos >= input.len() {
+            return Err(err("truncated"));
+        }
+        scan(input, pos, depth + 1, strict)?;
+        count += 1;
+        if first == 0x31 && count > MAX_SET_ELEMENTS {
+            return Err(ScepError::TooLarge {
+                what: "SET OF element count",
+                limit: MAX_SET_ELEMENTS,
+                actual: count,
+            });
+        }
+        if let Some(e) = end {
+            if *pos > e {
+                return Err(err("child overruns its parent"));
+            }
+        }
+    }
+    let _ = strict;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_sets_are_refused_also_inside_octet_strings() {
+        let mut set = vec![0x31, 0x82];
+        let n = MAX_SET_ELEMENTS + 1;
+        let len = n * 2;
+        set.extend([(len >> 8) as u8, len as u8]);
+        for _ in 0..n {
+            set.extend([0x05, 0x00]);
+        }
+        assert!(matches!(check_set_sizes(&set), Err(ScepError::TooLarge { .. })));
+        let mut wrapped = vec![0x04, 0x82, (set.len() >> 8) as u8, set.len() as u8];
+        wrapped.extend(&set);
+        assert!(matches!(check_set_sizes(&wrapped), Err(ScepError::TooLarge { .. })));
+        let small = [0x31, 0x04, 0x05, 0x00, 0x05, 0x00];
+        check_set_sizes(&small).unwrap();
+        // Strings that are not encodings are opaque.
+        check_set_sizes(&[0x04, 0x03, 0x31, 0xff, 0x00]).unwrap();
+    }
 
     #[test]
     fn der_passes_through_unchanged() {

@@ -58,6 +58,7 @@ impl CaCertificates {
                 actual: body.len(),
             });
         }
+        crate::ber::check_set_sizes(body)?;
         let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let certs = match ct.as_deref() {
             Some(CONTENT_TYPE_CA_CERT) => {

@@ -148,13 +148,14 @@ impl Capabilities {
     }
 
     /// Strongest content encryption both sides support, from what we offer
-    /// (strongest first). With an empty set (server without GetCACaps)
-    /// DES3 is the legacy assumption we can still meet; single DES is refused.
+    /// (strongest first). "AES" (and SCEPStandard) promise AES-128-CBC only
+    /// (RFC 8894 §3.5.2), so larger AES keys are never chosen from caps. With
+    /// an empty set (server without GetCACaps) DES3 is the legacy assumption
+    /// we can still meet; single DES is never chosen.
     pub fn choose_cipher(&self, ours: &[ContentEncryption]) -> Option<ContentEncryption> {
         ours.iter().copied().find(|c| match c {
-            ContentEncryption::Aes128Cbc | ContentEncryption::Aes256Cbc | ContentEncryption::Aes192Cbc => {
-                self.supports_aes()
-            }
+            ContentEncryption::Aes128Cbc => self.supports_aes(),
+            ContentEncryption::Aes256Cbc | ContentEncryption::Aes192Cbc => false,
             ContentEncryption::DesEde3Cbc => self.has(&Capability::Des3) || self.caps.is_empty(),
             ContentEncryption::DesCbc => false,
         })
@@ -195,7 +196,8 @@ mod tests {
             ContentEncryption::Aes128Cbc,
             ContentEncryption::DesEde3Cbc,
         ];
-        assert_eq!(c.choose_cipher(&ours), Some(ContentEncryption::Aes256Cbc));
+        // "AES" means AES-128-CBC (RFC 8894 §3.5.2): AES-256 is never assumed.
+        assert_eq!(c.choose_cipher(&ours), Some(ContentEncryption::Aes128Cbc));
         let d = [DigestAlgorithm::Sha512, DigestAlgorithm::Sha256, DigestAlgorithm::Sha1];
         assert_eq!(c.choose_digest(&d), Some(DigestAlgorithm::Sha256));
     }

@@ -118,7 +118,15 @@ impl std::fmt::Debug for Csr {
 impl Csr {
     /// Parse a DER PKCS#10 request and check its self-signature (proof of possession).
     pub fn parse(der_bytes: &[u8]) -> Result<Self> {
+        crate::ber::check_set_sizes(der_bytes)?;
         let request = CertReq::from_der(der_bytes).map_err(|e| ScepError::malformed("PKCS#10 request", e))?;
+        // Proof of possession first: attributes of a tampered request are never looked at.
+        let unverified = Csr {
+            der: der_bytes.to_vec(),
+            request: request.clone(),
+            challenge_password: None,
+        };
+        unverified.verify()?;
         let mut challenge_password = None;
         for a in request.info.attributes.iter() {
             if a.oid == oid::CHALLENGE_PASSWORD {

@@ -288,7 +288,9 @@ impl ReplyTo {
 /// The outcome a CertRep carries.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// SUCCESS: certificates (issued first, then chain) and/or CRLs.
+    /// SUCCESS: certificates and/or CRLs. DER sorts them: a reader finds its
+    /// certificate by key, so send the issued certificate alone when clients
+    /// may take the first one.
     Success {
         /// Certificates.
         certificates: Vec<Certificate>,
@@ -342,7 +344,10 @@ pub fn build_cert_rep(
                 rng,
             )?)
         }
-        Outcome::Pending => None,
+        // PENDING and FAILURE "lack signed content" (RFC 8894 §3.2): we send an
+        // empty eContent rather than none, as micromdm does, because OpenSSL's
+        // PKCS7_verify (and so certmonger) refuses a SignedData without content.
+        Outcome::Pending => Some(Vec::new()),
         Outcome::Failure { fail_info, text } => {
             attrs.push(attribute(
                 oid::FAIL_INFO,
@@ -352,7 +357,7 @@ pub fn build_cert_rep(
                 let t: String = t.chars().take(256).collect();
                 attrs.push(attribute(oid::FAIL_INFO_TEXT, &Utf8StringRef::new(&t)?)?);
             }
-            None
+            Some(Vec::new())
         }
     };
     pkcs7::build_signed(content.as_deref(), attrs, signer, signer_cert, to.digest)
@@ -416,7 +421,7 @@ pub fn build_request(
 pub enum CertRep {
     /// Granted, with the certificates and CRLs of the degenerate SignedData.
     Success {
-        /// Certificates (issued and chain, in the order received).
+        /// Certificates (in DER order; find ours with [`CertRep::certificate_for`]).
         certificates: Vec<Certificate>,
         /// CRLs (GetCRL).
         crls: Vec<CertificateList>,
@@ -454,7 +459,7 @@ pub fn open_cert_rep(
     trusted_signers: &[Certificate],
     requester: &Requester<'_>,
 ) -> Result<CertRep> {
-    let msg = PkiMessage::parse(input)?;
+    let msg = PkiMessage::parse_with_limit(input, crate::transport::MAX_REPLY)?;
     if msg.message_type != MessageType::CertRep {
         return Err(ScepError::UnexpectedMessageType(msg.message_type));
     }

@@ -383,8 +383,8 @@ pub fn sign_data(content: &[u8], signer: &dyn Signer, cert: &Certificate, digest
 
 /// A degenerate certs-only SignedData (RFC 8894 §3.4; also EST's `/cacerts`).
 pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Result<Vec<u8>> {
-    // Order is kept as given: SetOfVec would sort, so build the SET by hand
-    // is not possible with the typed API; DER requires the sorted order anyway.
+    // DER sorts a SET OF: the order given is not kept. Callers that need a
+    // reader to find "its" certificate send only that one (see the server).
     let cert_set = if certs.is_empty() {
         None
     } else {
@@ -431,9 +431,13 @@ pub fn parse_certs_only(input: &[u8]) -> Result<(Vec<Certificate>, Vec<Certifica
 /// When the RSA decryption of the content-encryption key fails (bad padding,
 /// wrong length) we go on with a key derived from this secret and the
 /// ciphertext, exactly as if decryption had succeeded. The content
-/// decryption then fails the same way as with a wrong key, so neither the
-/// error nor its timing tells an attacker whether the padding was valid
-/// (Bleichenbacher/Marvin; RFC 5246 §7.4.7.1 uses the same idea).
+/// decryption then fails the same way as with a wrong key, so the error does
+/// not tell an attacker whether the padding was valid, and the selection
+/// between real and synthetic key is constant time (Bleichenbacher/Marvin;
+/// RFC 5246 §7.4.7.1 uses the same idea). What remains is the key
+/// operation's own timing: aws-lc checks PKCS#1 v1.5 padding in constant
+/// time but takes its error path on bad padding; implicit rejection inside
+/// the key operation (raw RSA plus constant-time unpadding) would close that.
 pub struct RejectionKey(Zeroizing<[u8; 32]>);
 
 impl RejectionKey {
@@ -600,9 +604,10 @@ pub fn open_envelope(
     let (real, ok) = match key.decrypt_pkcs1v15(ek) {
         Ok(k) => {
             let ok = subtle::ConstantTimeEq::ct_eq(&(k.len() as u64), &(want as u64));
+            // Fixed-length copy: as many iterations whatever the decrypted length.
             let mut buf = Zeroizing::new(vec![0u8; want]);
-            for (d, s) in buf.iter_mut().zip(k.iter()) {
-                *d = *s;
+            for (i, d) in buf.iter_mut().enumerate() {
+                *d = k.get(i).copied().unwrap_or(0);
             }
             (buf, ok)
         }

@@ -246,3 +246,34 @@ fn openssl_signed_data_lacks_scep_attributes_and_says_so() {
     let e = PkiMessage::parse(&std::fs::read(&out).unwrap()).unwrap_err();
     assert_eq!(e, ScepError::MissingAttribute("messageType"));
 }
+
+#[test]
+fn our_pending_and_failure_replies_pass_pkcs7_verify_as_certmonger_calls_it() {
+    // certmonger verifies CertReps with PKCS7_verify(p7, ..., NULL, out, 0): `openssl smime -verify`.
+    let f = Files::new();
+    let ra = identity("RA for PKCS7_verify");
+    let client = identity("device-pkcs7");
+    let (ra_pem, _) = f.identity(&ra, "ra");
+    let to = ReplyTo {
+        transaction_id: TransactionId::new("tx-pkcs7").unwrap(),
+        sender_nonce: Nonce([1; 16]),
+        requester_certificate: client.cert.clone(),
+        digest: DigestAlgorithm::Sha256,
+        content_encryption: ContentEncryption::Aes128Cbc,
+    };
+    for outcome in [
+        Outcome::Pending,
+        Outcome::Failure {
+            fail_info: FailInfo::BadRequest,
+            text: Some("no".into()),
+        },
+    ] {
+        let rep = build_cert_rep(&to, &outcome, &ra.key, &ra.cert, &mut OsRng).unwrap();
+        let path = f.put("rep.der", &rep);
+        let out = f.path("out.bin");
+        openssl(&[
+            "smime", "-verify", "-inform", "DER", "-in", &path, "-CAfile", &ra_pem, "-purpose", "any", "-out", &out,
+        ]);
+        assert_eq!(std::fs::read(&out).unwrap(), b"", "{outcome:?}");
+    }
+}
