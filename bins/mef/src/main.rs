@@ -1,10 +1,9 @@
 //! `mef`: enrolkit's reference server. Thin: configuration, start-up and
 //! operator commands; the protocol work is in `enrolkit-server`.
 
-mod files;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use der::{DecodePem, EncodePem};
+use enrolkit_files as files;
 use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile, SanPolicy};
 use enrolkit_server::scep::{challenge_hash, unix};

@@ -1,12 +1,15 @@
 //! Files written atomically: temporary file in the same directory, fsync,
-//! rename, fsync of the directory. Private keys get mode 0600 from the start.
+//! rename, fsync of the directory, so a crash leaves the old file or the new
+//! one, never half of either. Secrets get mode 0600 from creation on (never
+//! a window with wider permissions).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+/// Write `bytes` to `path` atomically with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -45,4 +48,28 @@ pub fn create_private_dir(path: &Path) -> Result<(), String> {
         .mode(0o700)
         .create(path)
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_files_are_0600_and_replace_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k.pem");
+        write_private(&p, b"one").unwrap();
+        write_private(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        write_public(&d.path().join("c.pem"), b"c").unwrap();
+        assert_eq!(
+            std::fs::metadata(d.path().join("c.pem")).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+        assert!(write_private(&d.path().join("missing/dir/k"), b"x").is_err());
+    }
 }

@@ -1,0 +1,376 @@
+//! `enrol`: enrolkit's reference client. Thin: arguments, files and output;
+//! the protocol flows are in `enrolkit-client`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use der::{DecodePem, Encode, EncodePem};
+use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
+use enrolkit_files as files;
+use enrolkit_keys::{KeySpec, SoftwareKey};
+use enrolkit_scep::{fingerprint_sha256, CsrParams};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "enrol", version, about = "enrolkit client: obtain and renew certificates")]
+struct Cli {
+    #[command(subcommand)]
+    proto: Proto,
+}
+
+#[derive(Subcommand)]
+enum Proto {
+    /// SCEP (RFC 8894).
+    Scep {
+        #[command(flatten)]
+        server: Server,
+        #[command(subcommand)]
+        cmd: ScepCmd,
+    },
+}
+
+#[derive(Args)]
+struct Server {
+    /// SCEP URL, e.g. http://127.0.0.1:8080/scep
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080/scep")]
+    url: String,
+    /// Refuse to go on unless the CA's SHA-256 fingerprint is this (hex, colons allowed).
+    #[arg(long, global = true)]
+    ca_fingerprint: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyType {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+}
+
+#[derive(Args)]
+struct Output {
+    /// Where to write the certificate.
+    #[arg(long)]
+    cert_out: PathBuf,
+    /// Where to write the CA chain (CA and intermediates from GetCACert).
+    #[arg(long)]
+    chain_out: Option<PathBuf>,
+    /// Write DER instead of PEM.
+    #[arg(long)]
+    der: bool,
+}
+
+#[derive(Args)]
+struct Polling {
+    /// Seconds between polls while PENDING.
+    #[arg(long, default_value_t = 10)]
+    poll_interval: u64,
+    /// Give up after this many seconds of PENDING.
+    #[arg(long, default_value_t = 3600)]
+    poll_window: u64,
+}
+
+#[derive(Subcommand)]
+enum ScepCmd {
+    /// Print the server's capabilities.
+    Getcaps,
+    /// Fetch the CA/RA certificates and print their SHA-256 fingerprints.
+    Getca {
+        /// Also write them (PEM) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// First enrolment: generate a key, send a PKCSReq with the challenge, poll while PENDING.
+    Enrol {
+        /// Requested subject, e.g. "CN=device-1,O=example".
+        #[arg(long)]
+        subject: String,
+        /// DNS name for the subjectAltName (repeatable).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// Challenge password (prefer --challenge-file or ENROL_CHALLENGE: argv is visible to other users).
+        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true)]
+        challenge: Option<String>,
+        /// Read the challenge password from this file.
+        #[arg(long)]
+        challenge_file: Option<PathBuf>,
+        /// Key type to generate.
+        #[arg(long, value_enum, default_value = "rsa2048")]
+        key_type: KeyType,
+        /// Where to write the new private key (mode 0600).
+        #[arg(long)]
+        key_out: PathBuf,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        poll: Polling,
+    },
+    /// Renew: RenewalReq signed with the current key and certificate.
+    Renew {
+        /// Current key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Current certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Generate a new key (written to --key-out) instead of re-certifying the current one.
+        #[arg(long)]
+        new_key: bool,
+        /// Where to write the new key (with --new-key).
+        #[arg(long)]
+        key_out: Option<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        poll: Polling,
+    },
+    /// Poll once for a request made earlier with this key.
+    Poll {
+        /// The key the request was made with.
+        #[arg(long)]
+        key: PathBuf,
+        /// The subject requested.
+        #[arg(long)]
+        subject: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// GetCert: fetch a certificate by serial number.
+    Getcert {
+        /// Our key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Our certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Serial number (hex).
+        #[arg(long)]
+        serial: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// GetCRL: fetch the CRL of our certificate's issuer.
+    Getcrl {
+        /// Our key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Our certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Where to write it (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("enrol: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res<T = ()> = Result<T, String>;
+
+fn err(e: ClientError) -> String {
+    e.to_string()
+}
+
+fn run(cli: Cli) -> Res {
+    let Proto::Scep { server, cmd } = cli.proto;
+    let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout)).map_err(err)?;
+    let pin = server.ca_fingerprint.as_deref();
+    match cmd {
+        ScepCmd::Getcaps => {
+            for c in client.caps().map_err(err)?.iter() {
+                println!("{}", c.keyword());
+            }
+        }
+        ScepCmd::Getca { out } => {
+            let ca = client.ca_certs(pin).map_err(err)?;
+            let mut all = vec![("CA", &ca.ca)];
+            all.extend(ca.ra.iter().map(|c| ("RA", c)));
+            all.extend(ca.chain.iter().map(|c| ("chain", c)));
+            let mut pem = String::new();
+            for (role, c) in &all {
+                println!(
+                    "{role:<5} {}  {}",
+                    fingerprint_sha256(c).map_err(|e| e.to_string())?,
+                    c.tbs_certificate.subject
+                );
+                pem.push_str(&c.to_pem(der::pem::LineEnding::LF).map_err(|e| e.to_string())?);
+            }
+            if let Some(p) = out {
+                files::write_public(&p, pem.as_bytes())?;
+            }
+        }
+        ScepCmd::Enrol {
+            subject,
+            dns,
+            challenge,
+            challenge_file,
+            key_type,
+            key_out,
+            out,
+            poll,
+        } => {
+            let challenge = match (challenge, challenge_file) {
+                (_, Some(f)) => Some(Zeroizing::new(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| format!("{}: {e}", f.display()))?
+                        .trim()
+                        .to_owned(),
+                )),
+                (Some(c), None) => Some(Zeroizing::new(c)),
+                (None, None) => None,
+            };
+            let session = ScepSession::open(client, pin).map_err(err)?;
+            let spec = match key_type {
+                KeyType::Rsa2048 => KeySpec::Rsa2048,
+                KeyType::Rsa3072 => KeySpec::Rsa3072,
+                KeyType::Rsa4096 => KeySpec::Rsa4096,
+                KeyType::P256 => KeySpec::EcP256,
+            };
+            let key = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
+            // The key is on disk before the request leaves, so a PENDING request can be polled later.
+            files::write_private(&key_out, key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+            let params = CsrParams {
+                subject: Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?,
+                challenge_password: challenge.as_deref().map(|s| s.as_str()),
+                dns_names: dns,
+                digest: session.digest,
+            };
+            let cert = session
+                .enrol(&key, &params, policy(&poll), &mut progress())
+                .map_err(err)?;
+            finish(&session, &cert, &out)?;
+        }
+        ScepCmd::Renew {
+            key,
+            cert,
+            new_key,
+            key_out,
+            out,
+            poll,
+        } => {
+            let session = ScepSession::open(client, pin).map_err(err)?;
+            let current_key = read_key(&key)?;
+            let current = read_cert(&cert)?;
+            let next_key = if new_key {
+                let p = key_out.as_ref().ok_or("--new-key needs --key-out")?;
+                let k = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
+                files::write_private(p, k.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+                k
+            } else {
+                read_key(&key)?
+            };
+            let issued = session
+                .renew(&current_key, &current, &next_key, policy(&poll), &mut progress())
+                .map_err(err)?;
+            finish(&session, &issued, &out)?;
+        }
+        ScepCmd::Poll { key, subject, out } => {
+            let session = ScepSession::open(client, pin).map_err(err)?;
+            let k = read_key(&key)?;
+            let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
+            match session.poll_once(&k, &name).map_err(err)? {
+                Some(cert) => finish(&session, &cert, &out)?,
+                None => return Err("still pending".into()),
+            }
+        }
+        ScepCmd::Getcert { key, cert, serial, out } => {
+            let session = ScepSession::open(client, pin).map_err(err)?;
+            let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
+            let c = session
+                .get_cert(&read_key(&key)?, &read_cert(&cert)?, &serial)
+                .map_err(err)?;
+            files::write_public(
+                &out,
+                c.to_pem(der::pem::LineEnding::LF)
+                    .map_err(|e| e.to_string())?
+                    .as_bytes(),
+            )?;
+            println!("wrote {}", out.display());
+        }
+        ScepCmd::Getcrl { key, cert, out } => {
+            let session = ScepSession::open(client, pin).map_err(err)?;
+            let crl = session.get_crl(&read_key(&key)?, &read_cert(&cert)?).map_err(err)?;
+            let der_bytes = crl.to_der().map_err(|e| e.to_string())?;
+            let pem =
+                der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &der_bytes).map_err(|e| e.to_string())?;
+            files::write_public(&out, pem.as_bytes())?;
+            let n = crl.tbs_cert_list.revoked_certificates.map(|r| r.len()).unwrap_or(0);
+            println!("wrote {} ({n} revoked)", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn policy(p: &Polling) -> PollPolicy {
+    PollPolicy {
+        interval: Duration::from_secs(p.poll_interval),
+        window: Duration::from_secs(p.poll_window),
+    }
+}
+
+fn progress() -> impl FnMut(u32, Duration) {
+    let tty = std::io::stderr().is_terminal();
+    move |attempt, elapsed| {
+        if tty {
+            eprint!("\rpending: poll {attempt}, {}s elapsed   ", elapsed.as_secs());
+        }
+    }
+}
+
+fn read_key(p: &Path) -> Res<SoftwareKey> {
+    let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?);
+    SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn read_cert(p: &Path) -> Res<Certificate> {
+    let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Certificate::from_pem(&b)
+        .or_else(|_| <Certificate as der::Decode>::from_der(&b))
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn encode(c: &Certificate, der_out: bool) -> Res<Vec<u8>> {
+    if der_out {
+        c.to_der().map_err(|e| e.to_string())
+    } else {
+        c.to_pem(der::pem::LineEnding::LF)
+            .map(String::into_bytes)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn finish(session: &ScepSession, cert: &Certificate, out: &Output) -> Res {
+    files::write_public(&out.cert_out, &encode(cert, out.der)?)?;
+    if let Some(p) = &out.chain_out {
+        let mut bytes = encode(&session.ca.ca, out.der)?;
+        for c in &session.ca.chain {
+            bytes.extend(encode(c, out.der)?);
+        }
+        files::write_public(p, &bytes)?;
+    }
+    println!(
+        "issued {} serial {} (SHA-256 {}), written to {}",
+        cert.tbs_certificate.subject,
+        hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
+        fingerprint_sha256(cert).map_err(|e| e.to_string())?,
+        out.cert_out.display()
+    );
+    Ok(())
+}

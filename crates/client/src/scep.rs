@@ -1,0 +1,489 @@
+//! The SCEP client: transport (POST when offered, GET otherwise) and flows.
+
+use der::Encode;
+use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, Signer, SoftwareKey};
+use enrolkit_scep::transport::{self, CONTENT_TYPE_PKI_MESSAGE, MAX_REPLY};
+use enrolkit_scep::{
+    build_csr, build_request, issuer_and_serial, open_cert_rep, self_signed_certificate, CaCertificates, Capabilities,
+    CertRep, ContentEncryption, Csr, CsrParams, FailInfo, IssuerAndSubject, RequestBody, Requester, ScepError,
+    SentRequest, TransactionId,
+};
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+use x509_cert::crl::CertificateList;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+/// Why a client operation failed; each variant is one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach {url}: {reason}")]
+    Network {
+        /// URL.
+        url: String,
+        /// Reason.
+        reason: String,
+    },
+    /// The server answered with an HTTP error.
+    #[error("server answered HTTP {status}: {body}")]
+    Http {
+        /// Status code.
+        status: u16,
+        /// First line of the body.
+        body: String,
+    },
+    /// A SCEP message was malformed, unverifiable or unexpected.
+    #[error("{0}")]
+    Scep(#[from] ScepError),
+    /// The server refused with a failInfo.
+    #[error("the server refused the request: {fail_info}{}", text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    Refused {
+        /// Reason.
+        fail_info: FailInfo,
+        /// failInfoText.
+        text: Option<String>,
+    },
+    /// PENDING for longer than the polling window.
+    #[error("still pending after {elapsed:?} and {attempts} polls (window exceeded)")]
+    WindowExceeded {
+        /// Time waited.
+        elapsed: Duration,
+        /// Polls made.
+        attempts: u32,
+    },
+    /// The CA certificate is not the pinned one.
+    #[error("CA certificate fingerprint {actual} does not match the expected {expected}")]
+    FingerprintMismatch {
+        /// Pinned.
+        expected: String,
+        /// Received.
+        actual: String,
+    },
+    /// No algorithm both sides support.
+    #[error("no {0} that both the server and enrolkit support")]
+    NoCommonAlgorithm(&'static str),
+    /// Key generation or a key operation failed.
+    #[error("key: {0}")]
+    Key(#[from] enrolkit_keys::KeyError),
+    /// The reply did not contain what was asked for.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Result alias.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Ciphers we offer, strongest first.
+pub const CIPHERS: [ContentEncryption; 2] = [ContentEncryption::Aes128Cbc, ContentEncryption::DesEde3Cbc];
+/// Digests we offer, strongest first; SHA-1 only when nothing better is offered.
+pub const DIGESTS: [DigestAlgorithm; 3] = [DigestAlgorithm::Sha512, DigestAlgorithm::Sha256, DigestAlgorithm::Sha1];
+
+/// An HTTP connection to one SCEP URL.
+pub struct ScepClient {
+    http: reqwest::blocking::Client,
+    url: String,
+}
+
+impl ScepClient {
+    /// A client for `url` (e.g. `http://host/scep`) with a per-request timeout.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("enrolkit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Network {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(ScepClient {
+            http,
+            url: url.trim_end_matches('?').to_owned(),
+        })
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Result<(Option<String>, Vec<u8>)> {
+        let net = |e: reqwest::Error| ClientError::Network {
+            url: self.url.clone(),
+            reason: e.without_url().to_string(),
+        };
+        let resp = rb.send().map_err(net)?;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        resp.take(MAX_REPLY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| ClientError::Network {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        if body.len() > MAX_REPLY {
+            return Err(ScepError::TooLarge {
+                what: "reply",
+                limit: MAX_REPLY,
+                actual: body.len(),
+            }
+            .into());
+        }
+        if !(200..300).contains(&status) {
+            let first = String::from_utf8_lossy(&body)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            return Err(ClientError::Http { status, body: first });
+        }
+        Ok((ct, body))
+    }
+
+    fn get(&self, op: &str) -> Result<(Option<String>, Vec<u8>)> {
+        self.send(self.http.get(format!("{}?operation={op}", self.url)))
+    }
+
+    /// GetCACaps. A server without GetCACaps (HTTP error) is a legacy server: empty set.
+    pub fn caps(&self) -> Result<Capabilities> {
+        match self.get("GetCACaps") {
+            Ok((_, body)) => Ok(Capabilities::parse(&body)?),
+            Err(ClientError::Http { .. }) => Ok(Capabilities::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GetCACert, checked against a pinned SHA-256 fingerprint of the CA when given.
+    pub fn ca_certs(&self, pinned: Option<&str>) -> Result<CaCertificates> {
+        let (ct, body) = self.get("GetCACert")?;
+        let ca = CaCertificates::parse(ct.as_deref(), &body)?;
+        if let Some(expected) = pinned {
+            let want: String = expected
+                .chars()
+                .filter(|c| c.is_ascii_hexdigit())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let mut all = vec![ca.ca.clone()];
+            all.extend(ca.chain.iter().cloned());
+            let fps = all
+                .iter()
+                .map(enrolkit_scep::fingerprint_sha256)
+                .collect::<Result<Vec<_>, _>>()?;
+            if !fps.contains(&want) {
+                return Err(ClientError::FingerprintMismatch {
+                    expected: want,
+                    actual: fps.first().cloned().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(ca)
+    }
+
+    /// Send a pkiMessage (POST when the server offers it, else GET) and return the reply.
+    pub fn pki_operation(&self, caps: &Capabilities, der_bytes: &[u8]) -> Result<Vec<u8>> {
+        let rb = if caps.supports_post() {
+            self.http
+                .post(format!("{}?operation=PKIOperation", self.url))
+                .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE_PKI_MESSAGE)
+                .body(der_bytes.to_vec())
+        } else {
+            self.http.get(format!(
+                "{}?operation=PKIOperation&message={}",
+                self.url,
+                transport::encode_get_message(der_bytes)
+            ))
+        };
+        Ok(self.send(rb)?.1)
+    }
+}
+
+/// How long and how often to poll a PENDING request.
+#[derive(Debug, Clone, Copy)]
+pub struct PollPolicy {
+    /// Wait between polls.
+    pub interval: Duration,
+    /// Give up after this long.
+    pub window: Duration,
+}
+
+/// A client bound to a server's capabilities and CA certificates.
+pub struct ScepSession {
+    /// The transport.
+    pub client: ScepClient,
+    /// The server's capabilities.
+    pub caps: Capabilities,
+    /// The server's CA and RA certificates.
+    pub ca: CaCertificates,
+    /// Chosen cipher.
+    pub cipher: ContentEncryption,
+    /// Chosen digest.
+    pub digest: DigestAlgorithm,
+}
+
+/// The identity a pkiMessage is signed with and the reply is encrypted to.
+struct Transport {
+    key: SoftwareKey,
+    cert: Certificate,
+}
+
+impl ScepSession {
+    /// GetCACaps and GetCACert (pinned when `pinned` is given), then choose algorithms.
+    pub fn open(client: ScepClient, pinned: Option<&str>) -> Result<Self> {
+        let caps = client.caps()?;
+        let ca = client.ca_certs(pinned)?;
+        let cipher = caps
+            .choose_cipher(&CIPHERS)
+            .ok_or(ClientError::NoCommonAlgorithm("content encryption"))?;
+        let digest = caps
+            .choose_digest(&DIGESTS)
+            .ok_or(ClientError::NoCommonAlgorithm("digest"))?;
+        Ok(ScepSession {
+            client,
+            caps,
+            ca,
+            cipher,
+            digest,
+        })
+    }
+
+    fn exchange(
+        &self,
+        signer: &SoftwareKey,
+        cert: &Certificate,
+        body: &RequestBody,
+        txid: &TransactionId,
+    ) -> Result<(CertRep, SentRequest)> {
+        let requester = Requester {
+            signer,
+            decryptor: signer,
+            certificate: cert,
+        };
+        let mut rng = rand_core::OsRng;
+        let (der_bytes, sent) = build_request(
+            &requester,
+            self.ca.encryption_certificate(),
+            body,
+            txid,
+            self.cipher,
+            self.digest,
+            &mut rng,
+        )?;
+        let reply = self.client.pki_operation(&self.caps, &der_bytes)?;
+        let rep = open_cert_rep(&reply, &sent, &self.ca.signers(), &requester)?;
+        Ok((rep, sent))
+    }
+
+    fn transport_identity(&self, key: &SoftwareKey, subject: &Name) -> Result<Option<Transport>> {
+        // Key transport is RSA: a non-RSA key signs its CSR, a throwaway RSA key carries the message.
+        if matches!(key.kind(), KeyKind::Rsa(_)) {
+            return Ok(None);
+        }
+        let k = SoftwareKey::generate(KeySpec::Rsa2048)?;
+        let cert = self_signed_certificate(
+            &k,
+            subject,
+            self.digest_for(&k),
+            SystemTime::now() - Duration::from_secs(300),
+            Duration::from_secs(7 * 86400),
+            &mut rand_core::OsRng,
+        )?;
+        Ok(Some(Transport { key: k, cert }))
+    }
+
+    fn digest_for(&self, key: &SoftwareKey) -> DigestAlgorithm {
+        if matches!(key.kind(), KeyKind::EcP256) {
+            DigestAlgorithm::Sha256
+        } else {
+            self.digest
+        }
+    }
+
+    /// First enrolment: PKCSReq signed with a self-signed certificate, then
+    /// CertPoll on PENDING until `poll.window` runs out. `progress` is told
+    /// each poll (attempt number, elapsed time).
+    pub fn enrol(
+        &self,
+        key: &SoftwareKey,
+        params: &CsrParams<'_>,
+        poll: PollPolicy,
+        progress: &mut dyn FnMut(u32, Duration),
+    ) -> Result<Certificate> {
+        let csr_params = CsrParams {
+            digest: self.digest_for(key),
+            ..params.clone()
+        };
+        let csr = Csr::parse(&build_csr(key, &csr_params)?)?;
+        let transport = self.transport_identity(key, &params.subject)?;
+        let self_signed;
+        let (sig_key, sig_cert) = match &transport {
+            Some(t) => (&t.key, &t.cert),
+            None => {
+                self_signed = self_signed_certificate(
+                    key,
+                    &params.subject,
+                    self.digest,
+                    SystemTime::now() - Duration::from_secs(300),
+                    Duration::from_secs(7 * 86400),
+                    &mut rand_core::OsRng,
+                )?;
+                (key, &self_signed)
+            }
+        };
+        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        let (first, _) = self.exchange(sig_key, sig_cert, &RequestBody::PkcsReq(csr), &txid)?;
+        let poll_body = RequestBody::CertPoll(IssuerAndSubject {
+            issuer: self.ca.ca.tbs_certificate.subject.clone(),
+            subject: params.subject.clone(),
+        });
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut rep = first;
+        loop {
+            match rep {
+                CertRep::Success { .. } => {
+                    return rep
+                        .certificate_for(key.public_key())
+                        .cloned()
+                        .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()));
+                }
+                CertRep::Failure { fail_info, text } => return Err(ClientError::Refused { fail_info, text }),
+                CertRep::Pending => {
+                    let elapsed = started.elapsed();
+                    if elapsed + poll.interval > poll.window {
+                        return Err(ClientError::WindowExceeded { elapsed, attempts });
+                    }
+                    std::thread::sleep(poll.interval);
+                    attempts += 1;
+                    progress(attempts, started.elapsed());
+                    rep = self.exchange(sig_key, sig_cert, &poll_body, &txid)?.0;
+                }
+            }
+        }
+    }
+
+    /// One CertPoll for the request made earlier with `key` for `subject`
+    /// (a later run of the client: the transaction is found again by the key).
+    pub fn poll_once(&self, key: &SoftwareKey, subject: &Name) -> Result<Option<Certificate>> {
+        if !matches!(key.kind(), KeyKind::Rsa(_)) {
+            return Err(ClientError::Unexpected(
+                "polling from a later run needs the RSA key the request was signed with".into(),
+            ));
+        }
+        let cert = self_signed_certificate(
+            key,
+            subject,
+            self.digest,
+            SystemTime::now() - Duration::from_secs(300),
+            Duration::from_secs(7 * 86400),
+            &mut rand_core::OsRng,
+        )?;
+        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        let body = RequestBody::CertPoll(IssuerAndSubject {
+            issuer: self.ca.ca.tbs_certificate.subject.clone(),
+            subject: subject.clone(),
+        });
+        match self.exchange(key, &cert, &body, &txid)?.0 {
+            CertRep::Pending => Ok(None),
+            rep @ CertRep::Success { .. } => rep
+                .certificate_for(key.public_key())
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into())),
+            CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
+        }
+    }
+
+    /// Renewal: RenewalReq for `new_key` signed with the current key and certificate.
+    pub fn renew(
+        &self,
+        current_key: &SoftwareKey,
+        current: &Certificate,
+        new_key: &SoftwareKey,
+        poll: PollPolicy,
+        progress: &mut dyn FnMut(u32, Duration),
+    ) -> Result<Certificate> {
+        if !matches!(current_key.kind(), KeyKind::Rsa(_)) {
+            return Err(ClientError::Unexpected(
+                "SCEP renewal signs with the current key, which must be RSA".into(),
+            ));
+        }
+        let subject = current.tbs_certificate.subject.clone();
+        let csr = Csr::parse(&build_csr(
+            new_key,
+            &CsrParams {
+                subject: subject.clone(),
+                challenge_password: None,
+                dns_names: vec![],
+                digest: self.digest_for(new_key),
+            },
+        )?)?;
+        let txid = TransactionId::from_public_key(&new_key.public_key().to_der().map_err(ScepError::from)?);
+        let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
+        let started = Instant::now();
+        let mut attempts = 0;
+        let mut rep = rep;
+        loop {
+            match rep {
+                CertRep::Success { .. } => {
+                    return rep.certificate_for(new_key.public_key()).cloned().ok_or_else(|| {
+                        ClientError::Unexpected("SUCCESS without a certificate for the new key".into())
+                    });
+                }
+                CertRep::Failure { fail_info, text } => return Err(ClientError::Refused { fail_info, text }),
+                CertRep::Pending => {
+                    if started.elapsed() + poll.interval > poll.window {
+                        return Err(ClientError::WindowExceeded {
+                            elapsed: started.elapsed(),
+                            attempts,
+                        });
+                    }
+                    std::thread::sleep(poll.interval);
+                    attempts += 1;
+                    progress(attempts, started.elapsed());
+                    let body = RequestBody::CertPoll(IssuerAndSubject {
+                        issuer: self.ca.ca.tbs_certificate.subject.clone(),
+                        subject: subject.clone(),
+                    });
+                    rep = self.exchange(current_key, current, &body, &txid)?.0;
+                }
+            }
+        }
+    }
+
+    fn query(
+        &self,
+        key: &SoftwareKey,
+        cert: &Certificate,
+        body: RequestBody,
+    ) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
+        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        match self.exchange(key, cert, &body, &txid)?.0 {
+            CertRep::Success { certificates, crls } => Ok((certificates, crls)),
+            CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
+            CertRep::Pending => Err(ClientError::Unexpected("PENDING answer to a query".into())),
+        }
+    }
+
+    /// GetCert: the certificate with `serial` from this CA, asked with our key and certificate.
+    pub fn get_cert(&self, key: &SoftwareKey, cert: &Certificate, serial: &[u8]) -> Result<Certificate> {
+        let mut ias = issuer_and_serial(&self.ca.ca);
+        ias.issuer = self.ca.ca.tbs_certificate.subject.clone();
+        ias.serial_number = x509_cert::serial_number::SerialNumber::new(serial).map_err(ScepError::from)?;
+        self.query(key, cert, RequestBody::GetCert(ias))?
+            .0
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Unexpected("GetCert reply without a certificate".into()))
+    }
+
+    /// GetCRL: the current CRL of the issuer of `cert`.
+    pub fn get_crl(&self, key: &SoftwareKey, cert: &Certificate) -> Result<CertificateList> {
+        self.query(key, cert, RequestBody::GetCrl(issuer_and_serial(cert)))?
+            .1
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Unexpected("GetCRL reply without a CRL".into()))
+    }
+}
