@@ -159,6 +159,15 @@ struct ScepConfig {
     renewal_window_days: u64,
     manual_approval: bool,
     crl_validity_hours: u64,
+    /// External verifier: program and arguments; gets the CSR (PEM) on stdin, exit 0 authorises.
+    #[serde(default)]
+    verifier_command: Vec<String>,
+    #[serde(default = "default_verifier_timeout")]
+    verifier_timeout_seconds: u64,
+}
+
+fn default_verifier_timeout() -> u64 {
+    10
 }
 
 #[derive(Serialize, Deserialize)]
@@ -294,6 +303,8 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
             renewal_window_days: 14,
             manual_approval: false,
             crl_validity_hours: 24,
+            verifier_command: Vec::new(),
+            verifier_timeout_seconds: default_verifier_timeout(),
         },
         profile: ProfileConfig {
             validity_days: 365,
@@ -371,6 +382,15 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
         preauthorized_cns: cfg.scep.preauthorized_cns.clone(),
         renewal_window: Duration::from_secs(cfg.scep.renewal_window_days * 86400),
         manual_approval: cfg.scep.manual_approval,
+        verifier: cfg
+            .scep
+            .verifier_command
+            .split_first()
+            .map(|(cmd, args)| enrolkit_server::Verifier {
+                command: cmd.into(),
+                args: args.to_vec(),
+                timeout: Duration::from_secs(cfg.scep.verifier_timeout_seconds),
+            }),
     };
     let ca = Authority {
         certificate: ca_cert,

@@ -29,6 +29,54 @@ pub struct Policy {
     pub renewal_window: Duration,
     /// Hold every authorised request for an operator (`mef scep pending approve`).
     pub manual_approval: bool,
+    /// An operator's own policy: a command that gets the CSR (PEM) on stdin
+    /// and `ENROL_SUBJECT`/`ENROL_TRANSACTION_ID` in its environment, and
+    /// authorises the request by exiting 0. Consulted when nothing above did.
+    pub verifier: Option<Verifier>,
+}
+
+/// The external verifier hook.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    /// Program to run (no shell).
+    pub command: std::path::PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Killed and counted as "no" after this long.
+    pub timeout: Duration,
+}
+
+impl Verifier {
+    /// Run the hook for `csr_der`; `Ok(true)` when it exits 0 in time.
+    pub fn verify(&self, csr_der: &[u8], subject: &str, txid: &str) -> std::io::Result<bool> {
+        use std::io::Write;
+        let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, csr_der)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut child = std::process::Command::new(&self.command)
+            .args(&self.args)
+            .env("ENROL_SUBJECT", subject)
+            .env("ENROL_TRANSACTION_ID", txid)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A hook that exits without reading stdin is not an error.
+            let _ = stdin.write_all(pem.as_bytes());
+        }
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl std::fmt::Debug for Policy {
@@ -39,6 +87,7 @@ impl std::fmt::Debug for Policy {
             .field("preauthorized_cns", &self.preauthorized_cns)
             .field("renewal_window", &self.renewal_window)
             .field("manual_approval", &self.manual_approval)
+            .field("verifier", &self.verifier)
             .finish()
     }
 }
@@ -340,7 +389,7 @@ impl ScepService {
                     self.authorise_renewal(&req.message.signer_certificate, now)?;
                     None
                 } else {
-                    self.authorise(csr, now)?
+                    self.authorise(csr, txid, now)?
                 };
                 self.enrol(txid, &kid, csr, challenge.as_deref(), now)
             }
@@ -428,7 +477,7 @@ impl ScepService {
     }
 
     /// Returns the hash of the one-time challenge to consume, if that is what authorised it.
-    fn authorise(&self, csr: &Csr, now: SystemTime) -> Result<Option<Vec<u8>>, Refusal> {
+    fn authorise(&self, csr: &Csr, txid: &str, now: SystemTime) -> Result<Option<Vec<u8>>, Refusal> {
         if let Some(pw) = csr.challenge_password.as_deref() {
             if self.policy.one_time_challenges {
                 let h = challenge_hash(&self.challenge_key, pw);
@@ -448,6 +497,13 @@ impl ScepService {
             .is_some_and(|cn| self.policy.preauthorized_cns.iter().any(|p| p == cn))
         {
             return Ok(None);
+        }
+        if let Some(v) = &self.policy.verifier {
+            return match v.verify(&csr.der, &csr.request.info.subject.to_string(), txid) {
+                Ok(true) => Ok(None),
+                Ok(false) => Err(Refusal(FailInfo::BadRequest, "refused by the verifier hook".into())),
+                Err(e) => Err(internal_msg(format!("verifier hook {}: {e}", v.command.display()))),
+            };
         }
         Err(Refusal(
             FailInfo::BadRequest,

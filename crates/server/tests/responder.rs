@@ -405,3 +405,49 @@ fn failures_are_signed_certreps_with_the_right_failinfo_and_garbage_is_http_400(
     assert_eq!(parsed.ca.to_der().unwrap(), w.ca.ca.to_der().unwrap());
     assert_eq!(parsed.encryption_certificate(), w.ca.encryption_certificate());
 }
+
+#[test]
+fn the_verifier_hook_decides_when_no_challenge_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // Approves only subjects containing "trusted", after reading the CSR from stdin.
+    let script = dir.path().join("verify.sh");
+    std::fs::write(&script, "#!/bin/sh\ngrep -q 'BEGIN CERTIFICATE REQUEST' || exit 3\ncase \"$ENROL_SUBJECT\" in *trusted*) exit 0;; *) exit 1;; esac\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook = enrolkit_server::Verifier {
+        command: script,
+        args: vec![],
+        timeout: Duration::from_secs(10),
+    };
+    let w = world(
+        Policy {
+            verifier: Some(hook),
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    let ok = device("trusted-7");
+    issued(&w.pkcsreq(&ok, None, "tx-h1"), &ok);
+    assert_eq!(
+        failure(&w.pkcsreq(&device("stranger"), None, "tx-h2")),
+        FailInfo::BadRequest
+    );
+    // A hook that hangs is killed and counts as "no".
+    let slow = enrolkit_server::Verifier {
+        command: "sleep".into(),
+        args: vec!["30".into()],
+        timeout: Duration::from_millis(200),
+    };
+    let w = world(
+        Policy {
+            verifier: Some(slow),
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        failure(&w.pkcsreq(&device("trusted-8"), None, "tx-h3")),
+        FailInfo::BadRequest
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
