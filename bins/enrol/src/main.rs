@@ -143,6 +143,21 @@ enum ScepCmd {
         #[command(flatten)]
         out: Output,
     },
+    /// Load test: CLIENTS concurrent enrolments, TOTAL in all, with pre-generated RSA-2048 keys.
+    Bench {
+        /// Shared (static) challenge the server accepts.
+        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true)]
+        challenge: String,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Enrolments in all.
+        #[arg(long, default_value_t = 200)]
+        total: usize,
+        /// Subject prefix (CN=<prefix>-<n>; must be unique per run for servers that refuse duplicate DNs).
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+    },
     /// GetCert: fetch a certificate by serial number.
     Getcert {
         /// Our key.
@@ -288,6 +303,28 @@ fn run(cli: Cli) -> Res {
             match session.poll_once(&k, &name).map_err(err)? {
                 Some(cert) => finish(&session, &cert, &out)?,
                 None => return Err("still pending".into()),
+            }
+        }
+        ScepCmd::Bench {
+            challenge,
+            clients,
+            total,
+            prefix,
+        } => {
+            let session = std::sync::Arc::new(ScepSession::open(client, pin).map_err(err)?);
+            let r = enrolkit_client::bench::run(&session, &challenge, clients, total, &prefix).map_err(err)?;
+            println!(
+                "url={} clients={clients} ok={} failed={} elapsed={:.2}s throughput={:.1}/s p50={:.1}ms p99={:.1}ms",
+                server.url,
+                r.ok,
+                r.failed,
+                r.elapsed.as_secs_f64(),
+                r.throughput(),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0
+            );
+            if r.ok == 0 {
+                return Err("no enrolment succeeded".into());
             }
         }
         ScepCmd::Getcert { key, cert, serial, out } => {

@@ -160,7 +160,11 @@ fn start_mef(manual: bool) -> Mef {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text
         .replace("manual_approval = false", &format!("manual_approval = {manual}"))
-        .replace("renewal_window_days = 14", "renewal_window_days = 400");
+        .replace("renewal_window_days = 14", "renewal_window_days = 400")
+        .replace(
+            "one_time_challenges = true",
+            "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
+        );
     std::fs::write(&cfg, text).unwrap();
     let mut child = Command::new(&bin)
         .args(["-c", p(&cfg), "serve", "--listen", "127.0.0.1:0"])
@@ -463,4 +467,51 @@ fn renewal_and_fingerprint_pinning_without_approval() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(openssl_verify(&m.dir.path().join("st/ca.pem"), &nc));
+}
+
+#[test]
+fn the_load_generator_runs_and_reports() {
+    let m = start_mef(false);
+    let o = enrol(
+        &[
+            "scep",
+            "bench",
+            "--url",
+            &m.url,
+            "--clients",
+            "2",
+            "--total",
+            "6",
+            "--prefix",
+            "t",
+        ],
+        &[("ENROL_CHALLENGE", "shared-secret")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("ok=6 failed=0") && out.contains("throughput=") && out.contains("p99="),
+        "{out}"
+    );
+    // A wrong shared challenge: every enrolment fails, and the exit code says so.
+    let o = enrol(
+        &[
+            "scep",
+            "bench",
+            "--url",
+            &m.url,
+            "--clients",
+            "1",
+            "--total",
+            "2",
+            "--prefix",
+            "u",
+        ],
+        &[("ENROL_CHALLENGE", "nope")],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("ok=0 failed=2"),
+        "{}",
+        text(&o)
+    );
 }

@@ -5,6 +5,7 @@
 //! renewal, GetCert, GetCRL).
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod scep;
 
 pub use scep::{ClientError, PollPolicy, ScepClient, ScepSession};

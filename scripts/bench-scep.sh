@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SCEP load comparison, one session, same machine: `mef serve` and micromdm's
+# `scepserver` (Debian package `scep`), both with an RSA-2048 CA and a static
+# challenge, each driven by `enrol scep bench` with the same concurrency and
+# number of enrolments (pre-generated RSA-2048 keys). Prints both results and
+# the throughput ratio. Usage: scripts/bench-scep.sh [CLIENTS] [TOTAL]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+clients=${1:-8}
+total=${2:-400}
+cargo build -q --release -p mef -p enrol
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+echo "peer: micromdm scep $(dpkg-query -W -f='${Version}' scep); $(nproc) cores; clients=$clients total=$total"
+
+$bin/mef init --dir "$work/mef" --ca-key rsa2048 >/dev/null
+sed -i 's/^one_time_challenges = true$/one_time_challenges = true\nstatic_challenge = "bench-secret"/' "$work/mef/mef.toml"
+mport=$(port)
+RUST_LOG=warn $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" >/dev/null 2>&1 &
+pids+=($!)
+
+scepserver ca -init -depot "$work/depot" -keySize 2048 >/dev/null
+sport=$(port)
+scepserver -depot "$work/depot" -port "$sport" -challenge bench-secret >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$mport"; wait_port "$sport"
+
+ours=$(ENROL_CHALLENGE=bench-secret $bin/enrol scep bench --url "http://127.0.0.1:$mport/scep" --clients "$clients" --total "$total" --prefix mef)
+theirs=$(ENROL_CHALLENGE=bench-secret $bin/enrol scep bench --url "http://127.0.0.1:$sport/scep" --clients "$clients" --total "$total" --prefix mdm)
+echo "mef:        $ours"
+echo "scepserver: $theirs"
+t1=$(sed -n 's/.*throughput=\([0-9.]*\).*/\1/p' <<<"$ours")
+t2=$(sed -n 's/.*throughput=\([0-9.]*\).*/\1/p' <<<"$theirs")
+python3 -c "print(f'throughput ratio mef/scepserver = {$t1/$t2:.2f}x')"
