@@ -2,13 +2,13 @@
 //! the protocol flows are in `enrolkit-client`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use der::{DecodePem, Encode, EncodePem};
+use der::{Encode, EncodePem};
 use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
 use enrolkit_files as files;
 use enrolkit_keys::{KeySpec, SoftwareKey};
 use enrolkit_scep::{fingerprint_sha256, CsrParams};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
@@ -281,15 +281,15 @@ fn run(cli: Cli) -> Res {
             poll,
         } => {
             let session = ScepSession::open(client, pin).map_err(err)?;
-            let current_key = read_key(&key)?;
-            let current = read_cert(&cert)?;
+            let current_key = files::read_key(&key)?;
+            let current = files::read_certificate(&cert)?;
             let next_key = if new_key {
                 let p = key_out.as_ref().ok_or("--new-key needs --key-out")?;
                 let k = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
                 files::write_private(p, k.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
                 k
             } else {
-                read_key(&key)?
+                files::read_key(&key)?
             };
             let issued = session
                 .renew(&current_key, &current, &next_key, policy(&poll), &mut progress())
@@ -298,7 +298,7 @@ fn run(cli: Cli) -> Res {
         }
         ScepCmd::Poll { key, subject, out } => {
             let session = ScepSession::open(client, pin).map_err(err)?;
-            let k = read_key(&key)?;
+            let k = files::read_key(&key)?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
             match session.poll_once(&k, &name).map_err(err)? {
                 Some(cert) => finish(&session, &cert, &out)?,
@@ -331,7 +331,7 @@ fn run(cli: Cli) -> Res {
             let session = ScepSession::open(client, pin).map_err(err)?;
             let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
             let c = session
-                .get_cert(&read_key(&key)?, &read_cert(&cert)?, &serial)
+                .get_cert(&files::read_key(&key)?, &files::read_certificate(&cert)?, &serial)
                 .map_err(err)?;
             files::write_public(
                 &out,
@@ -343,7 +343,9 @@ fn run(cli: Cli) -> Res {
         }
         ScepCmd::Getcrl { key, cert, out } => {
             let session = ScepSession::open(client, pin).map_err(err)?;
-            let crl = session.get_crl(&read_key(&key)?, &read_cert(&cert)?).map_err(err)?;
+            let crl = session
+                .get_crl(&files::read_key(&key)?, &files::read_certificate(&cert)?)
+                .map_err(err)?;
             let der_bytes = crl.to_der().map_err(|e| e.to_string())?;
             let pem =
                 der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &der_bytes).map_err(|e| e.to_string())?;
@@ -369,18 +371,6 @@ fn progress() -> impl FnMut(u32, Duration) {
             eprint!("\rpending: poll {attempt}, {}s elapsed   ", elapsed.as_secs());
         }
     }
-}
-
-fn read_key(p: &Path) -> Res<SoftwareKey> {
-    let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?);
-    SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn read_cert(p: &Path) -> Res<Certificate> {
-    let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    Certificate::from_pem(&b)
-        .or_else(|_| <Certificate as der::Decode>::from_der(&b))
-        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 fn encode(c: &Certificate, der_out: bool) -> Res<Vec<u8>> {

@@ -2,7 +2,7 @@
 //! operator commands; the protocol work is in `enrolkit-server`.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use der::{DecodePem, EncodePem};
+use der::EncodePem;
 use enrolkit_files as files;
 use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile, SanPolicy};
@@ -332,26 +332,16 @@ fn load_config(path: &Path) -> Res<(Config, PathBuf)> {
     Ok((cfg, base))
 }
 
-fn read_cert(p: &Path) -> Res<Certificate> {
-    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    Certificate::from_pem(&bytes).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn read_key(p: &Path) -> Res<SoftwareKey> {
-    let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?);
-    SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
-}
-
 fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
-    let ca_cert = read_cert(&base.join(&cfg.ca_certificate))?;
-    let ca_key = read_key(&base.join(&cfg.ca_key))?;
+    let ca_cert = files::read_certificate(&base.join(&cfg.ca_certificate))?;
+    let ca_key = files::read_key(&base.join(&cfg.ca_key))?;
     let chain = cfg
         .ca_chain
         .iter()
-        .map(|p| read_cert(&base.join(p)))
+        .map(|p| files::read_certificate(&base.join(p)))
         .collect::<Res<Vec<_>>>()?;
-    let ra_cert = read_cert(&base.join(&cfg.ra_certificate))?;
-    let ra_key = read_key(&base.join(&cfg.ra_key))?;
+    let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
+    let ra_key = files::read_key(&base.join(&cfg.ra_key))?;
     let secret_hex = Zeroizing::new(std::fs::read_to_string(base.join(&cfg.challenge_key)).map_err(|e| e.to_string())?);
     let secret = Zeroizing::new(hex::decode(secret_hex.trim()).map_err(|_| "challenge.key is not hex".to_string())?);
     let mut challenge_key = Zeroizing::new([0u8; 32]);
@@ -364,7 +354,7 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
     let next_ca = cfg
         .next_ca_certificate
         .as_ref()
-        .map(|p| read_cert(&base.join(p)))
+        .map(|p| files::read_certificate(&base.join(p)))
         .transpose()?;
     let profile = Profile {
         validity: Duration::from_secs(cfg.profile.validity_days * 86400),

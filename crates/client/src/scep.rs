@@ -333,9 +333,25 @@ impl ScepSession {
         };
         let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
         let (first, _) = self.exchange(sig_key, sig_cert, &RequestBody::PkcsReq(csr), &txid)?;
+        self.follow(first, (sig_key, sig_cert), &params.subject, &txid, key, poll, progress)
+    }
+
+    /// Turn a first reply into a certificate for `want`: poll (CertPoll
+    /// signed with `signer`) while PENDING, within `poll.window`.
+    #[allow(clippy::too_many_arguments)]
+    fn follow(
+        &self,
+        first: CertRep,
+        signer: (&SoftwareKey, &Certificate),
+        subject: &Name,
+        txid: &TransactionId,
+        want: &SoftwareKey,
+        poll: PollPolicy,
+        progress: &mut dyn FnMut(u32, Duration),
+    ) -> Result<Certificate> {
         let poll_body = RequestBody::CertPoll(IssuerAndSubject {
             issuer: self.ca.ca.tbs_certificate.subject.clone(),
-            subject: params.subject.clone(),
+            subject: subject.clone(),
         });
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -344,7 +360,7 @@ impl ScepSession {
             match rep {
                 CertRep::Success { .. } => {
                     return rep
-                        .certificate_for(key.public_key())
+                        .certificate_for(want.public_key())
                         .cloned()
                         .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()));
                 }
@@ -357,7 +373,7 @@ impl ScepSession {
                     std::thread::sleep(poll.interval);
                     attempts += 1;
                     progress(attempts, started.elapsed());
-                    rep = self.exchange(sig_key, sig_cert, &poll_body, &txid)?.0;
+                    rep = self.exchange(signer.0, signer.1, &poll_body, txid)?.0;
                 }
             }
         }
@@ -421,35 +437,7 @@ impl ScepSession {
         )?)?;
         let txid = TransactionId::from_public_key(&new_key.public_key().to_der().map_err(ScepError::from)?);
         let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
-        let started = Instant::now();
-        let mut attempts = 0;
-        let mut rep = rep;
-        loop {
-            match rep {
-                CertRep::Success { .. } => {
-                    return rep.certificate_for(new_key.public_key()).cloned().ok_or_else(|| {
-                        ClientError::Unexpected("SUCCESS without a certificate for the new key".into())
-                    });
-                }
-                CertRep::Failure { fail_info, text } => return Err(ClientError::Refused { fail_info, text }),
-                CertRep::Pending => {
-                    if started.elapsed() + poll.interval > poll.window {
-                        return Err(ClientError::WindowExceeded {
-                            elapsed: started.elapsed(),
-                            attempts,
-                        });
-                    }
-                    std::thread::sleep(poll.interval);
-                    attempts += 1;
-                    progress(attempts, started.elapsed());
-                    let body = RequestBody::CertPoll(IssuerAndSubject {
-                        issuer: self.ca.ca.tbs_certificate.subject.clone(),
-                        subject: subject.clone(),
-                    });
-                    rep = self.exchange(current_key, current, &body, &txid)?.0;
-                }
-            }
-        }
+        self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)
     }
 
     fn query(

@@ -50,6 +50,21 @@ pub fn create_private_dir(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Read a certificate in PEM or DER.
+pub fn read_certificate(path: &Path) -> Result<x509_cert::Certificate, String> {
+    use der::{Decode, DecodePem};
+    let b = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    x509_cert::Certificate::from_pem(&b)
+        .or_else(|_| x509_cert::Certificate::from_der(&b))
+        .map_err(|e| format!("{}: not a PEM or DER certificate ({e})", path.display()))
+}
+
+/// Read a private key (PEM: PKCS#8, PKCS#1 or SEC1); the text is zeroized after parsing.
+pub fn read_key(path: &Path) -> Result<enrolkit_keys::SoftwareKey, String> {
+    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    enrolkit_keys::SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
