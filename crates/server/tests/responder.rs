@@ -26,6 +26,10 @@ struct World {
 }
 
 fn world(policy: Policy, validity: Duration) -> World {
+    world_with(policy, validity, None)
+}
+
+fn world_with(policy: Policy, validity: Duration, next_ca: Option<Certificate>) -> World {
     let now = SystemTime::now();
     let ca = Authority::new_root(
         Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
@@ -64,7 +68,7 @@ fn world(policy: Policy, validity: Duration) -> World {
                 ..Profile::default()
             },
             crl_validity: DAY,
-            next_ca: None,
+            next_ca,
         },
         &mut OsRng,
     );
@@ -450,4 +454,76 @@ fn the_verifier_hook_decides_when_no_challenge_does() {
         FailInfo::BadRequest
     );
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn getnextcacert_only_when_a_rollover_certificate_is_configured() {
+    let w = world(one_time(), DAY);
+    let (r, _) = w.svc.handle(
+        &HttpRequest {
+            post: false,
+            query: "operation=GetNextCACert",
+            body: b"",
+        },
+        SystemTime::now(),
+    );
+    assert_eq!(r.status, 404);
+    let next = Authority::new_root(
+        Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+        Name::from_str("CN=Next CA").unwrap(),
+        SystemTime::now(),
+        DAY * 3650,
+        &mut OsRng,
+    )
+    .unwrap();
+    let w = world_with(one_time(), DAY, Some(next.certificate.clone()));
+    let (r, _) = w.svc.handle(
+        &HttpRequest {
+            post: false,
+            query: "operation=GetCACaps",
+            body: b"",
+        },
+        SystemTime::now(),
+    );
+    assert!(Capabilities::parse(&r.body).unwrap().has(&Capability::GetNextCaCert));
+    let (r, _) = w.svc.handle(
+        &HttpRequest {
+            post: false,
+            query: "operation=GetNextCACert",
+            body: b"",
+        },
+        SystemTime::now(),
+    );
+    assert_eq!((r.status, r.content_type), (200, "application/x-x509-next-ca-cert"));
+    // A SignedData signed by the RA whose content is a certs-only holding the new CA.
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("next.p7");
+    std::fs::write(&body, &r.body).unwrap();
+    let inner = dir.path().join("inner.p7");
+    let ra_pem = dir.path().join("ra.pem");
+    std::fs::write(
+        &ra_pem,
+        der::EncodePem::to_pem(w.ca.encryption_certificate(), der::pem::LineEnding::LF).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            body.to_str().unwrap(),
+            "-noverify",
+            "-certfile",
+            ra_pem.to_str().unwrap(),
+            "-binary",
+            "-out",
+            inner.to_str().unwrap(),
+        ])
+        .output()
+        .expect("openssl must be installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (certs, _) = parse_certs_only(&std::fs::read(&inner).unwrap()).unwrap();
+    assert_eq!(certs, vec![next.certificate]);
 }
