@@ -324,7 +324,7 @@ impl ScepService {
 
     fn pki_operation(&self, der_bytes: &[u8], now: SystemTime, log: &mut Outcomes) -> HttpResponse {
         if der_bytes.len() > transport::MAX_MESSAGE {
-            log.outcome = "400 too large".into();
+            log.outcome = "413 too large".into();
             return HttpResponse::text(413, format!("pkiMessage larger than {} bytes", transport::MAX_MESSAGE));
         }
         let msg = match PkiMessage::parse(der_bytes) {
