@@ -154,7 +154,7 @@ enum ScepCmd {
         /// Enrolments in all.
         #[arg(long, default_value_t = 200)]
         total: usize,
-        /// Subject prefix (CN=<prefix>-<n>; must be unique per run for servers that refuse duplicate DNs).
+        /// Subject prefix: subjects are `CN=<prefix>-<n>` (unique per run: some servers refuse duplicate DNs).
         #[arg(long, default_value = "bench")]
         prefix: String,
     },
