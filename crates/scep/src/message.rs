@@ -26,7 +26,7 @@ pub struct IssuerAndSubject {
 /// What a request carries, by message type.
 #[derive(Debug, Clone)]
 pub enum RequestBody {
-    /// PKCSReq: a PKCS#10 request (DER on the build side, parsed on the open side).
+    /// PKCSReq: a PKCS#10 request, verified ([`Csr::parse`]).
     PkcsReq(Csr),
     /// RenewalReq: a PKCS#10 request signed by a key holding a current certificate.
     RenewalReq(Csr),

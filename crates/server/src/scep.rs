@@ -565,7 +565,7 @@ impl ScepService {
                 .map_err(refused_or_internal)?;
             return Ok(Outcome::Pending);
         }
-        let cert = self.issue(&csr.der, now)?;
+        let cert = self.issue(csr, now)?;
         let issued = issued_record(&cert)?;
         tx.state = TxState::Issued(issued.serial.clone());
         self.storage
@@ -577,9 +577,13 @@ impl ScepService {
         })
     }
 
-    fn issue(&self, csr_der: &[u8], now: SystemTime) -> Result<Certificate, Refusal> {
-        let r = enrolkit_pki::Request::from_csr_der(csr_der)
-            .map_err(|e| Refusal(FailInfo::BadMessageCheck, e.to_string()))?;
+    /// Issue for a CSR that `Csr::parse` has already verified (no second parse).
+    fn issue(&self, csr: &Csr, now: SystemTime) -> Result<Certificate, Refusal> {
+        let r = enrolkit_pki::Request {
+            subject: csr.request.info.subject.clone(),
+            public_key: csr.request.info.public_key.clone(),
+            dns_names: csr.dns_names(),
+        };
         self.ca
             .issue(&r, &self.profile, now, &mut rand_core::OsRng)
             .map_err(|e| Refusal(FailInfo::BadRequest, e.to_string()))
@@ -592,7 +596,9 @@ impl ScepService {
             .transaction(txid, key_id)
             .map_err(|e| e.to_string())?
             .ok_or("no such transaction")?;
-        let cert = self.issue(&tx.csr, now).map_err(|Refusal(_, m)| m)?;
+        // Stored CSRs were verified on receipt; parse (and verify) again all the same.
+        let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let cert = self.issue(&csr, now).map_err(|Refusal(_, m)| m)?;
         let issued = issued_record(&cert).map_err(|Refusal(_, m)| m)?;
         self.storage
             .decide(
