@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = responder.open_verified(msg.clone());
         let sent = SentRequest { message_type: MessageType::PkcsReq, transaction_id: msg.transaction_id.clone(), sender_nonce: msg.recipient_nonce.unwrap_or(Nonce([0; 16])) };
         let requester = Requester { signer: &ra.key, decryptor: &ra.key, certificate: &ra.cert };
-        let _ = open_cert_rep(data, &sent, &[msg.signer_certificate.clone()], &requester);
+        if let Ok(signer) = to_rfc5280(&msg.signer_certificate) {
+            let _ = open_cert_rep(data, &sent, &[signer], &requester);
+        }
     }
     let _ = open_envelope(data, &ra.cert, &ra.key, &ra.rk);
     let _ = Csr::parse(data);

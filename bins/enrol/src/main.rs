@@ -6,7 +6,7 @@ use der::{Encode, EncodePem};
 use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
 use enrolkit_files as files;
 use enrolkit_keys::{KeySpec, SoftwareKey};
-use enrolkit_scep::{fingerprint_sha256, CsrParams};
+use enrolkit_scep::{fingerprint_sha256, ContentEncryption, CsrParams};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +45,15 @@ struct Server {
     /// Per-request timeout in seconds.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
+    /// Offer only this content encryption (default: AES-128, else DES3, as GetCACaps allows).
+    #[arg(long, global = true, value_enum)]
+    cipher: Option<CipherArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CipherArg {
+    Aes128,
+    Des3,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,6 +216,11 @@ fn run(cli: Cli) -> Res {
     let Proto::Scep { server, cmd } = cli.proto;
     let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout)).map_err(err)?;
     let pin = server.ca_fingerprint.as_deref();
+    let ciphers: &[ContentEncryption] = match server.cipher {
+        None => &enrolkit_client::scep::CIPHERS,
+        Some(CipherArg::Aes128) => &[ContentEncryption::Aes128Cbc],
+        Some(CipherArg::Des3) => &[ContentEncryption::DesEde3Cbc],
+    };
     match cmd {
         ScepCmd::Getcaps => {
             for c in client.caps().map_err(err)?.iter() {
@@ -251,7 +265,7 @@ fn run(cli: Cli) -> Res {
                 (Some(c), None) => Some(Zeroizing::new(c)),
                 (None, None) => None,
             };
-            let session = ScepSession::open(client, pin).map_err(err)?;
+            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let spec = match key_type {
                 KeyType::Rsa2048 => KeySpec::Rsa2048,
                 KeyType::Rsa3072 => KeySpec::Rsa3072,
@@ -280,7 +294,7 @@ fn run(cli: Cli) -> Res {
             out,
             poll,
         } => {
-            let session = ScepSession::open(client, pin).map_err(err)?;
+            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let current_key = files::read_key(&key)?;
             let current = files::read_certificate(&cert)?;
             let next_key = if new_key {
@@ -297,7 +311,7 @@ fn run(cli: Cli) -> Res {
             finish(&session, &issued, &out)?;
         }
         ScepCmd::Poll { key, subject, out } => {
-            let session = ScepSession::open(client, pin).map_err(err)?;
+            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let k = files::read_key(&key)?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
             match session.poll_once(&k, &name).map_err(err)? {
@@ -311,7 +325,7 @@ fn run(cli: Cli) -> Res {
             total,
             prefix,
         } => {
-            let session = std::sync::Arc::new(ScepSession::open(client, pin).map_err(err)?);
+            let session = std::sync::Arc::new(ScepSession::open_with(client, pin, ciphers).map_err(err)?);
             let r = enrolkit_client::bench::run(&session, &challenge, clients, total, &prefix).map_err(err)?;
             println!(
                 "url={} clients={clients} ok={} failed={} elapsed={:.2}s throughput={:.1}/s p50={:.1}ms p99={:.1}ms",
@@ -328,7 +342,7 @@ fn run(cli: Cli) -> Res {
             }
         }
         ScepCmd::Getcert { key, cert, serial, out } => {
-            let session = ScepSession::open(client, pin).map_err(err)?;
+            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
             let c = session
                 .get_cert(&files::read_key(&key)?, &files::read_certificate(&cert)?, &serial)
@@ -342,7 +356,7 @@ fn run(cli: Cli) -> Res {
             println!("wrote {}", out.display());
         }
         ScepCmd::Getcrl { key, cert, out } => {
-            let session = ScepSession::open(client, pin).map_err(err)?;
+            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let crl = session
                 .get_crl(&files::read_key(&key)?, &files::read_certificate(&cert)?)
                 .map_err(err)?;
@@ -393,11 +407,13 @@ fn finish(session: &ScepSession, cert: &Certificate, out: &Output) -> Res {
         files::write_public(p, &bytes)?;
     }
     println!(
-        "issued {} serial {} (SHA-256 {}), written to {}",
+        "issued {} serial {} (SHA-256 {}), written to {} [{:?}, {:?}]",
         cert.tbs_certificate.subject,
         hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
         fingerprint_sha256(cert).map_err(|e| e.to_string())?,
-        out.cert_out.display()
+        out.cert_out.display(),
+        session.cipher,
+        session.digest
     );
     Ok(())
 }

@@ -93,24 +93,34 @@ fn enrol_against_micromdm_scepserver() {
         assert!(Instant::now() < deadline, "scepserver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (key, cert) = (d.path().join("k.pem"), d.path().join("c.pem"));
-    let o = enrol(
-        &[
+    // AES negotiated from the server's caps, then DES3 (offered alone, which
+    // the server's caps also list).
+    for (cipher, cn, expect) in [
+        (None, "enrolkit-vs-micromdm", "Aes128Cbc"),
+        (Some("des3"), "enrolkit-vs-micromdm-des3", "DesEde3Cbc"),
+    ] {
+        let (key, cert) = (d.path().join(format!("{cn}.key")), d.path().join(format!("{cn}.pem")));
+        let subject = format!("CN={cn}");
+        let mut args = vec![
             "scep",
             "enrol",
             "--url",
             &url,
             "--subject",
-            "CN=enrolkit-vs-micromdm",
+            &subject,
             "--key-out",
             p(&key),
             "--cert-out",
             p(&cert),
-        ],
-        &[("ENROL_CHALLENGE", "micromdm-secret")],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(openssl_verify(&depot.join("ca.pem"), &cert));
+        ];
+        if let Some(c) = cipher {
+            args.extend(["--cipher", c]);
+        }
+        let o = enrol(&args, &[("ENROL_CHALLENGE", "micromdm-secret")]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(expect), "{}", text(&o));
+        assert!(openssl_verify(&depot.join("ca.pem"), &cert));
+    }
     // A wrong challenge is a one-line error and a non-zero exit.
     let o = enrol(
         &[

@@ -164,10 +164,43 @@ struct ScepConfig {
     verifier_command: Vec<String>,
     #[serde(default = "default_verifier_timeout")]
     verifier_timeout_seconds: u64,
+    /// Content encryptions accepted: "aes", "des3", "des" (single DES, only
+    /// for micromdm `scepclient`, which uses nothing else).
+    #[serde(default = "default_ciphers")]
+    ciphers: Vec<String>,
 }
 
 fn default_verifier_timeout() -> u64 {
     10
+}
+
+fn default_ciphers() -> Vec<String> {
+    vec!["aes".into(), "des3".into()]
+}
+
+/// The `ciphers` setting, refusing unknown names.
+fn ciphers(names: &[String]) -> Result<enrolkit_server::Ciphers, String> {
+    let mut c = enrolkit_server::Ciphers {
+        aes: false,
+        des3: false,
+        des: false,
+    };
+    for n in names {
+        match n.to_ascii_lowercase().as_str() {
+            "aes" => c.aes = true,
+            "des3" => c.des3 = true,
+            "des" => c.des = true,
+            other => {
+                return Err(format!(
+                    "scep.ciphers: unknown cipher {other:?} (use \"aes\", \"des3\", \"des\")"
+                ))
+            }
+        }
+    }
+    if !(c.aes || c.des3 || c.des) {
+        return Err("scep.ciphers: at least one cipher is needed".into());
+    }
+    Ok(c)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -305,6 +338,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
             crl_validity_hours: 24,
             verifier_command: Vec::new(),
             verifier_timeout_seconds: default_verifier_timeout(),
+            ciphers: default_ciphers(),
         },
         profile: ProfileConfig {
             validity_days: 365,
@@ -381,6 +415,7 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
                 args: args.to_vec(),
                 timeout: Duration::from_secs(cfg.scep.verifier_timeout_seconds),
             }),
+        ciphers: ciphers(&cfg.scep.ciphers)?,
     };
     let ca = Authority {
         certificate: ca_cert,

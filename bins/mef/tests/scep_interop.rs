@@ -36,11 +36,19 @@ fn version(cmd: &str, pkg: &str) -> String {
 }
 
 impl Mef {
-    fn start() -> Mef {
+    /// `mef init` then `mef serve` with `[scep] ciphers` set to `ciphers`.
+    fn start(ciphers: &[&str]) -> Mef {
         let dir = tempfile::tempdir().unwrap();
         let st = dir.path().join("st");
         let out = mef(&["init", "--dir", st.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let path = st.join("mef.toml");
+        let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        cfg["scep"].as_table_mut().unwrap().insert(
+            "ciphers".into(),
+            toml::Value::Array(ciphers.iter().map(|c| toml::Value::from(*c)).collect()),
+        );
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mef"))
             .args([
                 "-c",
@@ -89,6 +97,9 @@ impl Mef {
     fn ca_pem(&self) -> PathBuf {
         self.dir.path().join("st/ca.pem")
     }
+    fn ra_pem(&self) -> PathBuf {
+        self.dir.path().join("st/ra.pem")
+    }
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
@@ -128,7 +139,8 @@ fn scepclient(url: &str, challenge: &str, dir: &Path, cn: &str) -> Output {
 #[test]
 fn micromdm_scepclient_enrols_with_a_one_time_challenge_that_cannot_be_reused() {
     println!("peer: {}", version("micromdm scepclient", "scep"));
-    let m = Mef::start();
+    // micromdm scepclient 2.1.0 encrypts with single DES whatever GetCACaps says.
+    let m = Mef::start(&["aes", "des3", "des"]);
     let ch = m.challenge("device-a");
     let a = tempfile::tempdir().unwrap();
     let out = scepclient(&m.url, &ch, a.path(), "device-a");
@@ -197,7 +209,8 @@ fn get(target: &str) -> Vec<u8> {
 
 #[test]
 fn a_thousand_hostile_requests_then_a_normal_enrolment() {
-    let m = Mef::start();
+    // micromdm scepclient 2.1.0 encrypts with single DES whatever GetCACaps says.
+    let m = Mef::start(&["aes", "des3", "des"]);
     // A valid request to mutate: what scepclient sends is captured in the corpus.
     let vector = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testvectors/scep/micromdm-pkcsreq-caps-default.der"),
@@ -268,4 +281,114 @@ fn a_thousand_hostile_requests_then_a_normal_enrolment() {
         rss_after < rss_before + 64 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
+}
+
+/// certmonger's own daemon, isolated in a private D-Bus session with its
+/// state under `dir`, asked to enrol `cn` from `url` with `challenge`.
+/// Returns the exit status of `getcert request -w`, its output and the
+/// daemon's log; the key and certificate land in `dir`.
+fn certmonger_enrol(url: &str, challenge: &str, dir: &Path, cn: &str) -> (bool, String) {
+    for sub in ["req", "cas", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let script = r#"
+        certmonger -s -n -d 2 >"$D/certmonger.log" 2>&1 &
+        cm=$!
+        for _ in $(seq 100); do getcert list-cas -s >/dev/null 2>&1 && break; sleep 0.1; done
+        getcert add-scep-ca -s -c mef -u "$URL" || { kill $cm; exit 2; }
+        getcert request -s -c mef -k "$D/key.pem" -f "$D/cert.pem" -N "CN=$CN" -L "$CHALLENGE" -w -v
+        rc=$?
+        getcert list -s
+        kill $cm
+        exit $rc
+    "#;
+    let out = Command::new("timeout")
+        .args(["120", "dbus-run-session", "--", "bash", "-c", script])
+        .env("D", dir)
+        .env("URL", url)
+        .env("CN", cn)
+        .env("CHALLENGE", challenge)
+        .env("CERTMONGER_REQUESTS_DIR", dir.join("req"))
+        .env("CERTMONGER_CAS_DIR", dir.join("cas"))
+        .env("CERTMONGER_TMPDIR", dir.join("tmp"))
+        .output()
+        .expect("certmonger and dbus-run-session must be installed (.ci/run installs them)");
+    let text = format!(
+        "{}{}\ncertmonger log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("certmonger.log")).unwrap_or_default()
+    );
+    (out.status.success(), text)
+}
+
+fn scep_submit(url: &str, flag: &str) -> String {
+    let out = Command::new("/usr/lib/certmonger/scep-submit")
+        .args(["-u", url, flag])
+        .output()
+        .expect("certmonger's scep-submit helper");
+    assert!(
+        out.status.success(),
+        "scep-submit {flag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pem_blocks(text: &str) -> Vec<String> {
+    text.split_inclusive("-----END CERTIFICATE-----")
+        .filter_map(|b| b.find("-----BEGIN CERTIFICATE-----").map(|i| b[i..].trim().to_owned()))
+        .collect()
+}
+
+/// certmonger's `scep-submit` reads our GetCACaps and GetCACert (RA first,
+/// then CA, as its man page says), then the daemon builds a PKCSReq,
+/// submits it through `scep-submit` and installs the certificate — once
+/// with AES negotiated and once with a server that offers only DES3. The
+/// one-time challenge cannot be used a second time.
+#[test]
+fn certmonger_enrols_with_aes_and_with_des3() {
+    println!("peer: {}", version("certmonger", "certmonger"));
+    for (ciphers, expect_caps, expect_alg) in [
+        (&["aes", "des3"][..], "AES", "Aes256Cbc"),
+        (&["des3"][..], "DES3", "DesEde3Cbc"),
+    ] {
+        let m = Mef::start(ciphers);
+        let caps = scep_submit(&m.url, "-c");
+        assert!(caps.lines().any(|l| l == expect_caps), "{caps}");
+        assert_eq!(caps.lines().any(|l| l == "AES"), ciphers.contains(&"aes"), "{caps}");
+        let certs = pem_blocks(&scep_submit(&m.url, "-C"));
+        let ra = std::fs::read_to_string(m.ra_pem()).unwrap().trim().to_owned();
+        let ca = std::fs::read_to_string(m.ca_pem()).unwrap().trim().to_owned();
+        assert_eq!(certs, vec![ra, ca]);
+
+        let ch = m.challenge("certmonger-dev");
+        let d = tempfile::tempdir().unwrap();
+        let (ok, text) = certmonger_enrol(&m.url, &ch, d.path(), "certmonger-dev");
+        assert!(ok, "{text}\nserver log:\n{}", m.log());
+        assert!(text.contains("status: MONITORING"), "{text}");
+        let verify = Command::new("openssl")
+            .args([
+                "verify",
+                "-CAfile",
+                m.ca_pem().to_str().unwrap(),
+                d.path().join("cert.pem").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+        let log = m.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("PKCSReq") && l.contains("SUCCESS"))
+            .unwrap_or_else(|| panic!("no successful PKCSReq in\n{log}"));
+        assert!(line.contains(expect_alg), "{line}");
+        println!("certmonger with ciphers {ciphers:?}: {line}");
+
+        // The same one-time challenge again: refused, nothing written.
+        let e = tempfile::tempdir().unwrap();
+        let (_, text) = certmonger_enrol(&m.url, &ch, e.path(), "certmonger-dev-2");
+        assert!(text.contains("CA_REJECTED"), "{text}");
+        assert!(!e.path().join("cert.pem").exists());
+    }
 }

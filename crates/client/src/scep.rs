@@ -231,10 +231,16 @@ struct Transport {
 impl ScepSession {
     /// GetCACaps and GetCACert (pinned when `pinned` is given), then choose algorithms.
     pub fn open(client: ScepClient, pinned: Option<&str>) -> Result<Self> {
+        Self::open_with(client, pinned, &CIPHERS)
+    }
+
+    /// As [`ScepSession::open`], offering only `ciphers` (strongest first),
+    /// e.g. to insist on DES3 with a server whose AES support is broken.
+    pub fn open_with(client: ScepClient, pinned: Option<&str>, ciphers: &[ContentEncryption]) -> Result<Self> {
         let caps = client.caps()?;
         let ca = client.ca_certs(pinned)?;
         let cipher = caps
-            .choose_cipher(&CIPHERS)
+            .choose_cipher(ciphers)
             .ok_or(ClientError::NoCommonAlgorithm("content encryption"))?;
         let digest = caps
             .choose_digest(&DIGESTS)

@@ -166,7 +166,9 @@ impl CaCertificates {
 }
 
 /// SHA-256 fingerprint of a certificate's DER, as lowercase hex.
-pub fn fingerprint_sha256(cert: &Certificate) -> Result<String> {
+pub fn fingerprint_sha256<P: x509_cert::certificate::Profile>(
+    cert: &x509_cert::certificate::CertificateInner<P>,
+) -> Result<String> {
     Ok(hex::encode(
         enrolkit_keys::DigestAlgorithm::Sha256.digest(&cert.to_der()?),
     ))

@@ -18,6 +18,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod asn1;
 pub mod ber;
 pub mod cacert;
 pub mod caps;
@@ -28,6 +29,7 @@ pub mod pkcs7;
 pub mod transport;
 pub mod types;
 
+pub use asn1::RawCertificate;
 pub use cacert::{fingerprint_sha256, CaCertificates};
 pub use caps::{Capabilities, Capability};
 pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
@@ -36,7 +38,10 @@ pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
     RequestBody, Requester, Responder, SentRequest,
 };
-pub use pkcs7::{build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, seal_envelope, RejectionKey};
+pub use pkcs7::{
+    build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, same_certificate, seal_envelope, to_raw,
+    to_rfc5280, RejectionKey,
+};
 pub use transport::{Operation, Query};
 pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
 

@@ -1,6 +1,7 @@
 //! SCEP pkiMessages: requests (PKCSReq, RenewalReq, CertPoll, GetCert,
 //! GetCRL) and the CertRep reply, built and opened on either side.
 
+use crate::asn1::RawCertificate;
 use crate::csr::Csr;
 use crate::error::{Result, ScepError};
 use crate::pkcs7::{self, attribute, RejectionKey, SignerParts};
@@ -94,10 +95,11 @@ pub struct PkiMessage {
     pub fail_info: Option<FailInfo>,
     /// failInfoText (FAILURE replies, RFC 8894).
     pub fail_info_text: Option<String>,
-    /// The signer's certificate, taken from the message.
-    pub signer_certificate: Certificate,
+    /// The signer's certificate, taken from the message (permissive profile:
+    /// requesters' self-signed certificates need not follow RFC 5280).
+    pub signer_certificate: RawCertificate,
     /// All certificates in the message.
-    pub certificates: Vec<Certificate>,
+    pub certificates: Vec<RawCertificate>,
     /// Digest of the signature.
     pub digest: DigestAlgorithm,
     /// Signature algorithm.
@@ -262,7 +264,7 @@ pub struct ReplyTo {
     /// The request's senderNonce (becomes our recipientNonce).
     pub sender_nonce: Nonce,
     /// The requester's certificate: SUCCESS content is encrypted to it.
-    pub requester_certificate: Certificate,
+    pub requester_certificate: RawCertificate,
     /// Digest for our signature (the request's, so legacy clients can verify).
     pub digest: DigestAlgorithm,
     /// Cipher for the SUCCESS content (the request's).
@@ -463,7 +465,10 @@ pub fn open_cert_rep(
     if msg.message_type != MessageType::CertRep {
         return Err(ScepError::UnexpectedMessageType(msg.message_type));
     }
-    if !trusted_signers.contains(&msg.signer_certificate) {
+    if !trusted_signers
+        .iter()
+        .any(|t| pkcs7::same_certificate(t, &msg.signer_certificate))
+    {
         return Err(ScepError::WrongSigner(pkcs7::subject_string(&msg.signer_certificate)));
     }
     msg.verify()?;

@@ -2,19 +2,17 @@
 //! EnvelopedData with RSA key transport, and the degenerate certs-only
 //! SignedData. Built strictly as DER; opened after BER normalisation.
 
+use crate::asn1::{
+    Elements, EncryptedContentInfo, EnvelopedData, IssuerSerial, KeyId, KeyTransRecipientInfo, Known, RawCertificate,
+    SignedAttrs, SignedData, SignerInfo,
+};
 use crate::ber;
 use crate::error::{Result, ScepError};
 use crate::types::{oid, ContentEncryption};
 use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
-};
-use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
+use cms::signed_data::EncapsulatedContentInfo;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, OctetStringRef, SetOfVec};
 use der::{Decode, Encode, Tag, Tagged};
@@ -22,6 +20,7 @@ use enrolkit_keys::{oid as koid, Decryptor, DigestAlgorithm, KeyKind, SignatureA
 use rand_core::{CryptoRng, RngCore};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 use x509_cert::attr::Attribute;
+use x509_cert::certificate::{CertificateInner, Profile};
 use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
@@ -78,13 +77,31 @@ pub fn issuer_and_serial(cert: &Certificate) -> IssuerAndSerialNumber {
     }
 }
 
-fn spki_der(cert: &Certificate) -> Result<Vec<u8>> {
+fn spki_der<P: Profile>(cert: &CertificateInner<P>) -> Result<Vec<u8>> {
     Ok(cert.tbs_certificate.subject_public_key_info.to_der()?)
 }
 
 /// Subject of a certificate as a string for errors and logs.
-pub fn subject_string(cert: &Certificate) -> String {
+pub fn subject_string<P: Profile>(cert: &CertificateInner<P>) -> String {
     cert.tbs_certificate.subject.to_string()
+}
+
+/// A certificate from a message under RFC 5280's rules (serial number at
+/// most 20 octets), for callers that need one: fails on certificates only
+/// the permissive profile accepts.
+pub fn to_rfc5280(cert: &RawCertificate) -> Result<Certificate> {
+    Certificate::from_der(&cert.to_der()?).map_err(|e| ScepError::malformed("certificate", e))
+}
+
+/// Any certificate under the permissive profile messages use (e.g. to
+/// fill [`crate::ReplyTo::requester_certificate`] from a certificate at hand).
+pub fn to_raw<P: Profile>(cert: &CertificateInner<P>) -> Result<RawCertificate> {
+    Ok(RawCertificate::from_der(&cert.to_der()?)?)
+}
+
+/// Whether two certificates, whatever their profiles, are the same (same DER).
+pub fn same_certificate<P: Profile, Q: Profile>(a: &CertificateInner<P>, b: &CertificateInner<Q>) -> bool {
+    matches!((a.to_der(), b.to_der()), (Ok(x), Ok(y)) if x == y)
 }
 
 // ---------------------------------------------------------------- SignedData
@@ -93,14 +110,14 @@ pub fn subject_string(cert: &Certificate) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct SignedParts {
     pub content: Option<Vec<u8>>,
-    pub certificates: Vec<Certificate>,
+    pub certificates: Vec<RawCertificate>,
     pub crls: Vec<CertificateList>,
     pub signer: Option<SignerParts>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct SignerParts {
-    pub cert: Certificate,
+    pub cert: RawCertificate,
     pub digest: DigestAlgorithm,
     pub signature_algorithm: SignatureAlgorithm,
     pub attrs: Vec<Attribute>,
@@ -128,22 +145,8 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
             Some(any.value().to_vec())
         }
     };
-    let mut certificates = Vec::new();
-    if let Some(CertificateSet(set)) = &sd.certificates {
-        for c in set.iter() {
-            if let CertificateChoices::Certificate(c) = c {
-                certificates.push(c.clone());
-            }
-        }
-    }
-    let mut crls = Vec::new();
-    if let Some(RevocationInfoChoices(set)) = &sd.crls {
-        for c in set.iter() {
-            if let RevocationInfoChoice::Crl(c) = c {
-                crls.push(c.clone());
-            }
-        }
-    }
+    let certificates = used(sd.certificates);
+    let crls = used(sd.crls);
     let n = sd.signer_infos.0.len();
     if !require_signer {
         return Ok(SignedParts {
@@ -153,7 +156,7 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
             signer: None,
         });
     }
-    let si = match (n, sd.signer_infos.0.iter().next()) {
+    let si = match (n, sd.signer_infos.0.first()) {
         (1, Some(si)) => si,
         _ => return Err(ScepError::SignerCount(n)),
     };
@@ -192,8 +195,8 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
         .signed_attrs
         .as_ref()
         .ok_or(ScepError::MissingAttribute("signedAttrs"))?;
-    let signed_attrs_der = signed.to_der()?;
-    let attrs = signed.iter().cloned().collect();
+    let signed_attrs_der = signed.signed_bytes()?;
+    let attrs = signed.attrs.clone();
     Ok(SignedParts {
         content,
         certificates,
@@ -209,19 +212,34 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
     })
 }
 
-fn find_signer_cert<'a>(sid: &SignerIdentifier, certs: &'a [Certificate]) -> Result<&'a Certificate> {
+/// The alternatives SCEP uses from a SET OF CHOICE, in received order.
+fn used<T>(set: Option<Elements<Known<T>>>) -> Vec<T> {
+    set.map(|e| e.0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| match k {
+            Known::Used(t) => Some(t),
+            Known::Other(_) => None,
+        })
+        .collect()
+}
+
+/// Whether `id` names `cert`.
+fn identifies<P: Profile>(id: &KeyId, cert: &CertificateInner<P>) -> bool {
+    match id {
+        KeyId::IssuerAndSerialNumber(ias) => IssuerSerial::of(cert).is_ok_and(|ours| ours == *ias),
+        KeyId::SubjectKeyIdentifier(ski) => subject_key_id(cert).as_deref() == Some(ski.as_bytes()),
+    }
+}
+
+fn find_signer_cert<'a>(sid: &KeyId, certs: &'a [RawCertificate]) -> Result<&'a RawCertificate> {
     certs
         .iter()
-        .find(|c| match sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => {
-                ias.issuer == c.tbs_certificate.issuer && ias.serial_number == c.tbs_certificate.serial_number
-            }
-            SignerIdentifier::SubjectKeyIdentifier(ski) => subject_key_id(c).as_deref() == Some(ski.0.as_bytes()),
-        })
+        .find(|c| identifies(sid, c))
         .ok_or(ScepError::SignerCertificateMissing)
 }
 
-fn subject_key_id(c: &Certificate) -> Option<Vec<u8>> {
+fn subject_key_id<P: Profile>(c: &CertificateInner<P>) -> Option<Vec<u8>> {
     use x509_cert::ext::pkix::SubjectKeyIdentifier;
     let exts = c.tbs_certificate.extensions.as_ref()?;
     let e = exts
@@ -337,8 +355,8 @@ pub(crate) fn build_signed(
         )?,
     ];
     attrs.extend(extra);
-    let signed_attrs = SetOfVec::try_from(attrs)?;
-    let signature = signer.sign(alg, &signed_attrs.to_der()?)?;
+    let signed_attrs = SignedAttrs::new(attrs)?;
+    let signature = signer.sign(alg, &signed_attrs.signed_bytes()?)?;
     // rsaEncryption in signatureAlgorithm, as OpenSSL and Go's pkcs7 write it.
     let signature_algorithm = match alg {
         SignatureAlgorithm::EcdsaP256Sha256 => alg.algorithm_identifier(),
@@ -349,7 +367,7 @@ pub(crate) fn build_signed(
     };
     let si = SignerInfo {
         version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(issuer_and_serial(cert)),
+        sid: KeyId::IssuerAndSerialNumber(IssuerSerial::of(cert)?),
         digest_alg: digest.algorithm_identifier(),
         signed_attrs: Some(signed_attrs),
         signature_algorithm,
@@ -358,7 +376,7 @@ pub(crate) fn build_signed(
     };
     let sd = SignedData {
         version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::try_from(vec![digest.algorithm_identifier()])?,
+        digest_algorithms: Elements(vec![digest.algorithm_identifier()]),
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: oid::DATA,
             econtent: match content {
@@ -366,11 +384,9 @@ pub(crate) fn build_signed(
                 None => None,
             },
         },
-        certificates: Some(CertificateSet(SetOfVec::try_from(vec![
-            CertificateChoices::Certificate(cert.clone()),
-        ])?)),
+        certificates: Some(Elements(vec![Known::Used(to_raw(cert)?)])),
         crls: None,
-        signer_infos: SignerInfos(SetOfVec::try_from(vec![si])?),
+        signer_infos: Elements(vec![si]),
     };
     content_info(oid::SIGNED_DATA, &sd)
 }
@@ -388,40 +404,38 @@ pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Resu
     let cert_set = if certs.is_empty() {
         None
     } else {
-        Some(CertificateSet(SetOfVec::try_from(
-            certs
-                .iter()
-                .cloned()
-                .map(CertificateChoices::Certificate)
-                .collect::<Vec<_>>(),
-        )?))
+        let raw = certs
+            .iter()
+            .map(|c| Ok(Known::Used(to_raw(c)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Some(Elements::der_sorted(raw)?)
     };
     let crl_set = if crls.is_empty() {
         None
     } else {
-        Some(RevocationInfoChoices(SetOfVec::try_from(
-            crls.iter().cloned().map(RevocationInfoChoice::Crl).collect::<Vec<_>>(),
-        )?))
+        Some(Elements::der_sorted(crls.iter().cloned().map(Known::Used).collect())?)
     };
     let sd = SignedData {
         version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::new(),
+        digest_algorithms: Elements(Vec::new()),
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: oid::DATA,
             econtent: None,
         },
         certificates: cert_set,
         crls: crl_set,
-        signer_infos: SignerInfos(SetOfVec::new()),
+        signer_infos: Elements(Vec::new()),
     };
     content_info(oid::SIGNED_DATA, &sd)
 }
 
 /// Certificates and CRLs of a certs-only SignedData (signers, if any, are
-/// ignored), bounded by [`crate::transport::MAX_REPLY`] because a CRL can be large.
+/// ignored), bounded by [`crate::transport::MAX_REPLY`] because a CRL can be
+/// large. These are CA and issued certificates: RFC 5280 rules apply.
 pub fn parse_certs_only(input: &[u8]) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
     let p = parse_signed(input, false, crate::transport::MAX_REPLY)?;
-    Ok((p.certificates, p.crls))
+    let certs = p.certificates.iter().map(to_rfc5280).collect::<Result<Vec<_>>>()?;
+    Ok((certs, p.crls))
 }
 
 // ------------------------------------------------------------- EnvelopedData
@@ -498,9 +512,9 @@ fn decrypt_content(cipher: ContentEncryption, key: &[u8], iv: &[u8], ct: &[u8]) 
 }
 
 /// Encrypt `plaintext` to the RSA certificate `recipient` as an EnvelopedData ContentInfo.
-pub fn seal_envelope(
+pub fn seal_envelope<P: Profile>(
     plaintext: &[u8],
-    recipient: &Certificate,
+    recipient: &CertificateInner<P>,
     cipher: ContentEncryption,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Vec<u8>> {
@@ -520,7 +534,7 @@ pub fn seal_envelope(
     })?;
     let ktri = KeyTransRecipientInfo {
         version: CmsVersion::V0,
-        rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(recipient)),
+        rid: KeyId::IssuerAndSerialNumber(IssuerSerial::of(recipient)?),
         key_enc_alg: AlgorithmIdentifierOwned {
             oid: koid::RSA_ENCRYPTION,
             parameters: Some(Any::null()),
@@ -530,7 +544,7 @@ pub fn seal_envelope(
     let ed = EnvelopedData {
         version: CmsVersion::V0,
         originator_info: None,
-        recip_infos: RecipientInfos(SetOfVec::try_from(vec![RecipientInfo::Ktri(ktri)])?),
+        recip_infos: Elements(vec![Known::Used(ktri)]),
         encrypted_content: EncryptedContentInfo {
             content_type: oid::DATA,
             content_enc_alg: AlgorithmIdentifierOwned {
@@ -546,9 +560,9 @@ pub fn seal_envelope(
 
 /// Decrypt an EnvelopedData addressed to `recipient` with `key`.
 /// Returns the plaintext and the cipher the sender chose.
-pub fn open_envelope(
+pub fn open_envelope<P: Profile>(
     input: &[u8],
-    recipient: &Certificate,
+    recipient: &CertificateInner<P>,
     key: &dyn Decryptor,
     rejection: &RejectionKey,
 ) -> Result<(Zeroizing<Vec<u8>>, ContentEncryption)> {
@@ -575,22 +589,15 @@ pub fn open_envelope(
     if ct.as_bytes().is_empty() || ct.as_bytes().len() % cipher.block_len() != 0 {
         return Err(ScepError::DecryptionFailed);
     }
-    let ias = issuer_and_serial(recipient);
-    let ski = subject_key_id(recipient);
-    let mut ktri = None;
-    for ri in ed.recip_infos.0.iter() {
-        if let RecipientInfo::Ktri(k) = ri {
-            let ours = match &k.rid {
-                RecipientIdentifier::IssuerAndSerialNumber(r) => *r == ias,
-                RecipientIdentifier::SubjectKeyIdentifier(s) => ski.as_deref() == Some(s.0.as_bytes()),
-            };
-            if ours {
-                ktri = Some(k);
-                break;
-            }
-        }
-    }
-    let ktri = ktri.ok_or(ScepError::WrongRecipient)?;
+    let ktri = ed
+        .recip_infos
+        .0
+        .iter()
+        .find_map(|ri| match ri {
+            Known::Used(k) if identifies(&k.rid, recipient) => Some(k),
+            _ => None,
+        })
+        .ok_or(ScepError::WrongRecipient)?;
     if ktri.key_enc_alg.oid != koid::RSA_ENCRYPTION {
         return Err(ScepError::UnsupportedAlgorithm {
             kind: "key transport",

@@ -136,7 +136,7 @@ fn our_certrep_success_is_verified_and_decrypted_by_openssl() {
     let to = ReplyTo {
         transaction_id: TransactionId::new("tx-openssl-1").unwrap(),
         sender_nonce: Nonce([7; 16]),
-        requester_certificate: client.cert.clone(),
+        requester_certificate: to_raw(&client.cert).unwrap(),
         digest: DigestAlgorithm::Sha256,
         content_encryption: ContentEncryption::Aes128Cbc,
     };
@@ -257,7 +257,7 @@ fn our_pending_and_failure_replies_pass_pkcs7_verify_as_certmonger_calls_it() {
     let to = ReplyTo {
         transaction_id: TransactionId::new("tx-pkcs7").unwrap(),
         sender_nonce: Nonce([1; 16]),
-        requester_certificate: client.cert.clone(),
+        requester_certificate: to_raw(&client.cert).unwrap(),
         digest: DigestAlgorithm::Sha256,
         content_encryption: ContentEncryption::Aes128Cbc,
     };

@@ -182,7 +182,7 @@ fn every_pkimessage_opens_with_the_fields_independent_tools_saw() {
             let requester = Requester {
                 signer: &client_key,
                 decryptor: &client_key,
-                certificate: &req.signer_certificate,
+                certificate: &to_rfc5280(&req.signer_certificate).unwrap(),
             };
             let rep = open_cert_rep(&der, &sent, &trusted, &requester).unwrap_or_else(|e| panic!("{name}: {e}"));
             match (rep, msg.pki_status.unwrap()) {
@@ -212,7 +212,10 @@ fn every_pkimessage_opens_with_the_fields_independent_tools_saw() {
 fn micromdm_renewal_is_a_renewalreq_signed_by_the_old_certificate() {
     let msg = PkiMessage::parse(&read("micromdm-renewal-req.der")).unwrap();
     assert_eq!(msg.message_type, MessageType::RenewalReq);
-    assert_eq!(msg.signer_certificate, cert("micromdm-renewal-client-old.pem"));
+    assert!(same_certificate(
+        &msg.signer_certificate,
+        &cert("micromdm-renewal-client-old.pem")
+    ));
 }
 
 #[test]
@@ -382,4 +385,60 @@ fn we_answer_micromdm_requests_in_their_own_cipher() {
     ]))
     .unwrap();
     assert!(printed.contains("des-cbc"), "{printed}");
+}
+
+#[test]
+fn certmonger_request_with_a_long_serial_opens_and_its_reply_reaches_it() {
+    // certmonger signs with a self-signed certificate whose serial is longer
+    // than RFC 5280 allows; the request must still verify, and the reply must
+    // be encrypted to exactly that certificate (issuer and serial as rid).
+    let req_der = read("certmonger-pkcsreq.der");
+    let (k, c) = (key("micromdm-ca.key.pem"), cert("micromdm-ca.pem"));
+    let rk = RejectionKey::new([6; 32]);
+    let responder = Responder {
+        certificate: &c,
+        decryptor: &k,
+        signer: &k,
+        rejection: &rk,
+    };
+    let req = responder.open_request(&req_der).unwrap();
+    let serial = req
+        .message
+        .signer_certificate
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .len();
+    assert!(serial > 20, "certmonger's signer serial has {serial} bytes");
+    assert!(to_rfc5280(&req.message.signer_certificate).is_err());
+    let RequestBody::PkcsReq(csr) = &req.body else {
+        panic!("not a PKCSReq: {:?}", req.body)
+    };
+    assert_eq!(
+        csr.challenge_password.as_deref().map(|s| s.as_str()),
+        Some("scep-test-challenge")
+    );
+    let to = ReplyTo::from_message(&req.message, req.content_encryption);
+    let rep = responder
+        .reply(
+            &to,
+            &Outcome::Success {
+                certificates: vec![c.clone()],
+                crls: vec![],
+            },
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+    let back = PkiMessage::parse(&rep).unwrap();
+    back.verify().unwrap();
+    let (plain, cipher) = open_envelope(
+        back.content.as_deref().unwrap(),
+        &req.message.signer_certificate,
+        &key("certmonger.key.pem"),
+        &RejectionKey::new([7; 32]),
+    )
+    .unwrap();
+    assert_eq!(cipher, req.content_encryption);
+    let (certs, _) = parse_certs_only(&plain).unwrap();
+    assert_eq!(certs, vec![c]);
 }

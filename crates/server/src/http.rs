@@ -76,6 +76,7 @@ async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<
                 operation = %log.operation,
                 message_type = %log.message_type,
                 transaction = %log.transaction_id,
+                algorithms = %log.algorithms,
                 outcome = %log.outcome,
                 status = resp.status,
                 ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -9,5 +9,5 @@ pub mod http;
 pub mod scep;
 pub mod storage;
 
-pub use scep::{HttpRequest, HttpResponse, Policy, ScepService, ScepSetup, Verifier};
+pub use scep::{Ciphers, HttpRequest, HttpResponse, Policy, ScepService, ScepSetup, Verifier};
 pub use storage::{SqliteStorage, Storage};

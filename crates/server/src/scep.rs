@@ -9,7 +9,7 @@ use enrolkit_pki::{Authority, Profile, Revocation};
 use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
 use enrolkit_scep::{
     CaCertificates, Capabilities, Capability, ContentEncryption, Csr, FailInfo, Outcome, PkiMessage, Query,
-    RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
+    RawCertificate, RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +33,43 @@ pub struct Policy {
     /// and `ENROL_SUBJECT`/`ENROL_TRANSACTION_ID` in its environment, and
     /// authorises the request by exiting 0. Consulted when nothing above did.
     pub verifier: Option<Verifier>,
+    /// Content-encryption algorithms accepted in requests (and advertised).
+    pub ciphers: Ciphers,
+}
+
+/// Which content encryptions the responder accepts. A request in any other
+/// cipher is refused with badAlg; GetCACaps advertises `AES` and `DES3`
+/// accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ciphers {
+    /// AES-128/192/256-CBC.
+    pub aes: bool,
+    /// DES-EDE3-CBC, for legacy clients.
+    pub des3: bool,
+    /// Single DES-CBC: broken, off by default; micromdm `scepclient` 2.1.0
+    /// uses nothing else, whatever GetCACaps says.
+    pub des: bool,
+}
+
+impl Default for Ciphers {
+    fn default() -> Self {
+        Ciphers {
+            aes: true,
+            des3: true,
+            des: false,
+        }
+    }
+}
+
+impl Ciphers {
+    /// Whether requests in `c` are accepted.
+    pub fn allows(&self, c: ContentEncryption) -> bool {
+        match c {
+            ContentEncryption::Aes128Cbc | ContentEncryption::Aes192Cbc | ContentEncryption::Aes256Cbc => self.aes,
+            ContentEncryption::DesEde3Cbc => self.des3,
+            ContentEncryption::DesCbc => self.des,
+        }
+    }
 }
 
 /// The external verifier hook.
@@ -88,6 +125,7 @@ impl std::fmt::Debug for Policy {
             .field("renewal_window", &self.renewal_window)
             .field("manual_approval", &self.manual_approval)
             .field("verifier", &self.verifier)
+            .field("ciphers", &self.ciphers)
             .finish()
     }
 }
@@ -135,6 +173,8 @@ pub struct Outcomes {
     pub message_type: String,
     /// transactionID, for PKIOperation.
     pub transaction_id: String,
+    /// Content encryption and digest the requester chose, for PKIOperation.
+    pub algorithms: String,
     /// What happened.
     pub outcome: String,
 }
@@ -169,11 +209,11 @@ pub fn challenge_hash(key: &[u8; 32], password: &str) -> Vec<u8> {
 }
 
 /// Serial number as lowercase hex (the storage key and what `mef revoke` takes).
-pub fn serial_hex(c: &Certificate) -> String {
+pub fn serial_hex<P: x509_cert::certificate::Profile>(c: &x509_cert::certificate::CertificateInner<P>) -> String {
     hex::encode(c.tbs_certificate.serial_number.as_bytes())
 }
 
-fn key_id(c: &Certificate) -> String {
+fn key_id(c: &RawCertificate) -> String {
     let spki = c.tbs_certificate.subject_public_key_info.to_der().unwrap_or_default();
     hex::encode(DigestAlgorithm::Sha256.digest(&spki))
 }
@@ -203,16 +243,24 @@ pub struct ScepSetup {
 impl ScepService {
     /// Build the service; `rng` seeds the implicit-rejection secret.
     pub fn new(s: ScepSetup, rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng)) -> Self {
-        let mut caps = vec![
-            Capability::Aes,
-            Capability::Des3,
+        let mut caps = Vec::new();
+        if s.policy.ciphers.aes {
+            caps.push(Capability::Aes);
+        }
+        if s.policy.ciphers.des3 {
+            caps.push(Capability::Des3);
+        }
+        caps.extend([
             Capability::PostPkiOperation,
             Capability::Renewal,
             Capability::Sha1,
             Capability::Sha256,
             Capability::Sha512,
-            Capability::ScepStandard,
-        ];
+        ]);
+        // SCEPStandard promises AES (RFC 8894 §3.5.2): only with AES on.
+        if s.policy.ciphers.aes {
+            caps.push(Capability::ScepStandard);
+        }
         if s.next_ca.is_some() {
             caps.push(Capability::GetNextCaCert);
         }
@@ -346,8 +394,12 @@ impl ScepService {
                 },
             ),
             Ok(req) => {
+                log.algorithms = format!("{:?}/{:?}", req.content_encryption, req.message.digest);
                 let to = ReplyTo::from_message(&req.message, req.content_encryption);
-                let outcome = match self.dispatch(&req, now) {
+                let outcome = match self
+                    .check_cipher(req.content_encryption)
+                    .and_then(|()| self.dispatch(&req, now))
+                {
                     Ok(o) => o,
                     Err(Refusal(fail_info, text)) => Outcome::Failure {
                         fail_info,
@@ -372,6 +424,17 @@ impl ScepService {
                 log.outcome = format!("500 {e}");
                 HttpResponse::text(500, format!("cannot build the reply: {e}"))
             }
+        }
+    }
+
+    fn check_cipher(&self, c: ContentEncryption) -> Result<(), Refusal> {
+        if self.policy.ciphers.allows(c) {
+            Ok(())
+        } else {
+            Err(Refusal(
+                FailInfo::BadAlg,
+                format!("content encryption {c:?} is not accepted by this server"),
+            ))
         }
     }
 
@@ -511,7 +574,7 @@ impl ScepService {
         ))
     }
 
-    fn authorise_renewal(&self, signer: &Certificate, now: SystemTime) -> Result<(), Refusal> {
+    fn authorise_renewal(&self, signer: &RawCertificate, now: SystemTime) -> Result<(), Refusal> {
         let serial = serial_hex(signer);
         let ours = self.storage.certificate(&serial).map_err(internal)?;
         let ours = match ours {

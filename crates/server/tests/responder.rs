@@ -7,7 +7,7 @@ use enrolkit_keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile};
 use enrolkit_scep::*;
 use enrolkit_server::scep::{challenge_hash, serial_hex, unix};
-use enrolkit_server::{HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
+use enrolkit_server::{Ciphers, HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
 use rand_core::OsRng;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -126,6 +126,16 @@ impl World {
     }
     /// Build a request with `signer` (its key and certificate), send it, open the reply.
     fn exchange(&self, d: &Device, signer_cert: &Certificate, body: RequestBody, txid: &str) -> CertRep {
+        self.exchange_in(d, signer_cert, body, txid, ContentEncryption::Aes128Cbc)
+    }
+    fn exchange_in(
+        &self,
+        d: &Device,
+        signer_cert: &Certificate,
+        body: RequestBody,
+        txid: &str,
+        cipher: ContentEncryption,
+    ) -> CertRep {
         let requester = Requester {
             signer: &d.key,
             decryptor: &d.key,
@@ -136,7 +146,7 @@ impl World {
             self.ca.encryption_certificate(),
             &body,
             &TransactionId::new(txid).unwrap(),
-            ContentEncryption::Aes128Cbc,
+            cipher,
             DigestAlgorithm::Sha256,
             &mut OsRng,
         )
@@ -146,6 +156,9 @@ impl World {
         open_cert_rep(&reply, &sent, &self.ca.signers(), &requester).unwrap()
     }
     fn pkcsreq(&self, d: &Device, pw: Option<&str>, txid: &str) -> CertRep {
+        self.pkcsreq_in(d, pw, txid, ContentEncryption::Aes128Cbc)
+    }
+    fn pkcsreq_in(&self, d: &Device, pw: Option<&str>, txid: &str, cipher: ContentEncryption) -> CertRep {
         let csr = build_csr(
             &d.key,
             &CsrParams {
@@ -156,7 +169,24 @@ impl World {
             },
         )
         .unwrap();
-        self.exchange(d, &d.cert, RequestBody::PkcsReq(Csr::parse(&csr).unwrap()), txid)
+        self.exchange_in(
+            d,
+            &d.cert,
+            RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+            txid,
+            cipher,
+        )
+    }
+    fn caps(&self) -> Capabilities {
+        let (r, _) = self.svc.handle(
+            &HttpRequest {
+                post: false,
+                query: "operation=GetCACaps",
+                body: b"",
+            },
+            SystemTime::now(),
+        );
+        Capabilities::parse(&r.body).unwrap()
     }
     fn poll(&self, d: &Device, txid: &str) -> CertRep {
         let body = RequestBody::CertPoll(IssuerAndSubject {
@@ -526,4 +556,40 @@ fn getnextcacert_only_when_a_rollover_certificate_is_configured() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (certs, _) = parse_certs_only(&std::fs::read(&inner).unwrap()).unwrap();
     assert_eq!(certs, vec![next.certificate]);
+}
+
+#[test]
+fn ciphers_outside_the_policy_are_refused_with_badalg_and_not_advertised() {
+    let des3_only = Ciphers {
+        aes: false,
+        des3: true,
+        des: false,
+    };
+    let w = world(
+        Policy {
+            ciphers: des3_only,
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    let caps = w.caps();
+    assert!(!caps.supports_aes() && caps.has(&Capability::Des3), "{caps}");
+    w.challenge("otp-c1");
+    let d = device("dev-c1");
+    let rep = w.pkcsreq_in(&d, Some("otp-c1"), "tx-c1", ContentEncryption::Aes128Cbc);
+    assert_eq!(failure(&rep), FailInfo::BadAlg);
+    // Refused before authorisation: the challenge is still there for a DES3 request.
+    issued(
+        &w.pkcsreq_in(&d, Some("otp-c1"), "tx-c2", ContentEncryption::DesEde3Cbc),
+        &d,
+    );
+    // Single DES is off by default.
+    let w = world(one_time(), DAY * 365);
+    assert!(w.caps().supports_aes() && w.caps().has(&Capability::Des3));
+    w.challenge("otp-c3");
+    let e = device("dev-c3");
+    assert_eq!(
+        failure(&w.pkcsreq_in(&e, Some("otp-c3"), "tx-c3", ContentEncryption::DesCbc)),
+        FailInfo::BadAlg
+    );
 }
