@@ -172,6 +172,10 @@ fn start_mef(manual: bool) -> Mef {
         .replace("manual_approval = false", &format!("manual_approval = {manual}"))
         .replace("renewal_window_days = 14", "renewal_window_days = 400")
         .replace(
+            "crl_validity_hours = 24",
+            "crl_validity_hours = 24\ncrl_refresh_seconds = 1",
+        )
+        .replace(
             "one_time_challenges = true",
             "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
         );
@@ -316,7 +320,9 @@ fn pending_approve_poll_renew_revoke_getcrl_through_the_clis() {
     )
     .unwrap();
     let serial = serial.trim().trim_start_matches("serial=").to_ascii_lowercase();
-    assert!(mef(&m, &["revoke", &serial]).status.success());
+    assert!(mef(&m, &["revoke", &serial, "--reason", "key-compromise"])
+        .status
+        .success());
     let crl = d.join("ca.crl");
     let o = enrol(
         &[
@@ -351,6 +357,54 @@ fn pending_approve_poll_renew_revoke_getcrl_through_the_clis() {
         "{}",
         text(&v)
     );
+    // The same CRL (not re-signed: same number) at /crl, fetched by curl, with the reason.
+    let fetched = d.join("fetched.crl");
+    let c = Command::new("curl")
+        .args(["-sf", "-o", p(&fetched), &m.url.replace("/scep", "/crl")])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", text(&c));
+    let crl_text = |file: &Path, form: &str| {
+        let o = Command::new("openssl")
+            .args([
+                "crl",
+                "-inform",
+                form,
+                "-in",
+                p(file),
+                "-CAfile",
+                p(&chain),
+                "-noout",
+                "-text",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let number = |t: &str| {
+        t.lines()
+            .skip_while(|l| !l.contains("X509v3 CRL Number"))
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let (got, fetched_text) = (crl_text(&crl, "PEM"), crl_text(&fetched, "DER"));
+    assert!(fetched_text.contains("verify OK"), "{fetched_text}");
+    assert!(fetched_text.to_ascii_lowercase().contains(&serial), "{fetched_text}");
+    assert!(fetched_text.contains("Key Compromise"), "{fetched_text}");
+    assert_eq!(number(&got), number(&fetched_text), "{got}\n{fetched_text}");
+    // mef serve keeps st/crl.der current (checked every second here).
+    let file = d.join("st/crl.der");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if file.exists() && crl_text(&file, "DER").to_ascii_lowercase().contains(&serial) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "crl.der never listed {serial}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // GetCert by serial returns the same certificate.
     let got = d.join("got.pem");
     let o = enrol(

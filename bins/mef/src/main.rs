@@ -67,10 +67,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ChallengeCmd,
     },
-    /// Revoke a certificate by serial (hex).
+    /// Revoke a certificate by serial (hex); `mef serve` lists it in the next CRL.
     Revoke {
         /// Serial number, hex as `mef` prints it.
         serial: String,
+        /// CRLReason (RFC 5280 §5.3.1).
+        #[arg(long, value_enum, default_value = "unspecified")]
+        reason: Reason,
     },
     /// SCEP operator commands.
     Scep {
@@ -145,6 +148,9 @@ struct Config {
     challenge_key: PathBuf,
     #[serde(default)]
     next_ca_certificate: Option<PathBuf>,
+    /// Where `mef serve` keeps the current CRL (DER); also served at `/crl`.
+    #[serde(default = "default_crl_file")]
+    crl_file: PathBuf,
     scep: ScepConfig,
     profile: ProfileConfig,
 }
@@ -159,6 +165,10 @@ struct ScepConfig {
     renewal_window_days: u64,
     manual_approval: bool,
     crl_validity_hours: u64,
+    /// How often `mef serve` checks whether the CRL must be re-signed (default:
+    /// a quarter of `crl_validity_hours`, between 1 minute and 1 hour).
+    #[serde(default)]
+    crl_refresh_seconds: Option<u64>,
     /// External verifier: program and arguments; gets the CSR (PEM) on stdin, exit 0 authorises.
     #[serde(default)]
     verifier_command: Vec<String>,
@@ -168,6 +178,10 @@ struct ScepConfig {
     /// for micromdm `scepclient`, which uses nothing else).
     #[serde(default = "default_ciphers")]
     ciphers: Vec<String>,
+}
+
+fn default_crl_file() -> PathBuf {
+    "crl.der".into()
 }
 
 fn default_verifier_timeout() -> u64 {
@@ -242,10 +256,10 @@ fn run(cli: Cli) -> Res {
         } => init(&dir, ca_key, intermediate, &ca_name, &listen),
         Cmd::Serve { listen } => serve(&cli.config, listen),
         Cmd::Challenge { cmd } => challenge(&cli.config, cmd),
-        Cmd::Revoke { serial } => {
+        Cmd::Revoke { serial, reason } => {
             let (cfg, base) = load_config(&cli.config)?;
             let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
-            st.revoke(&serial.to_ascii_lowercase(), unix(SystemTime::now()), 0)
+            st.revoke(&serial.to_ascii_lowercase(), unix(SystemTime::now()), reason as u8)
                 .map_err(|e| e.to_string())?;
             println!("revoked {serial}; the next CRL lists it");
             Ok(())
@@ -254,6 +268,20 @@ fn run(cli: Cli) -> Res {
             cmd: ScepCmd::Pending { cmd },
         } => pending(&cli.config, cmd),
     }
+}
+
+/// CRLReason codes an operator states (RFC 5280 §5.3.1).
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[repr(u8)]
+enum Reason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    CaCompromise = 2,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    CertificateHold = 6,
+    PrivilegeWithdrawn = 9,
 }
 
 fn spec(k: KeyType) -> KeySpec {
@@ -329,6 +357,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
         ra_key: "ra.key.pem".into(),
         challenge_key: "challenge.key".into(),
         next_ca_certificate: None,
+        crl_file: default_crl_file(),
         scep: ScepConfig {
             one_time_challenges: true,
             static_challenge: None,
@@ -336,6 +365,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
             renewal_window_days: 14,
             manual_approval: false,
             crl_validity_hours: 24,
+            crl_refresh_seconds: None,
             verifier_command: Vec::new(),
             verifier_timeout_seconds: default_verifier_timeout(),
             ciphers: default_ciphers(),
@@ -453,11 +483,49 @@ fn serve(config: &Path, listen: Option<String>) -> Res {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("mef: listening on http://{local}/scep");
         tracing::info!(%local, "serving SCEP");
+        tokio::spawn(keep_crl_current(
+            svc.clone(),
+            base.join(&cfg.crl_file),
+            crl_refresh(&cfg),
+        ));
         tokio::select! {
             r = enrolkit_server::http::serve(listener, svc) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
         }
     })
+}
+
+/// How often `mef serve` checks the CRL: the configured interval, else a
+/// quarter of the CRL's validity (at most an hour), so a revocation reaches
+/// the CRL file within that time and the CRL never goes stale.
+fn crl_refresh(cfg: &Config) -> Duration {
+    match cfg.scep.crl_refresh_seconds {
+        Some(s) => Duration::from_secs(s.max(1)),
+        None => Duration::from_secs((cfg.scep.crl_validity_hours * 3600 / 4).clamp(60, 3600)),
+    }
+}
+
+/// Re-sign the CRL when revocations change or half its validity has passed,
+/// and write it (DER) atomically to `path` for a web server or a file share.
+async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration) {
+    let mut written = None;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let s = svc.clone();
+        match tokio::task::spawn_blocking(move || s.current_crl(SystemTime::now())).await {
+            Ok(Ok(c)) if written != Some(c.number) => match files::write_public(&path, &c.der) {
+                Ok(()) => {
+                    tracing::info!(crl_number = c.number, path = %path.display(), "CRL written");
+                    written = Some(c.number);
+                }
+                Err(e) => tracing::error!(error = %e, path = %path.display(), "cannot write the CRL"),
+            },
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot produce the CRL"),
+            Err(e) => tracing::error!(error = %e, "CRL task failed"),
+        }
+    }
 }
 
 fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {

@@ -15,6 +15,39 @@ use tokio::net::TcpListener;
 /// Paths the SCEP responder answers on.
 pub const SCEP_PATHS: [&str; 2] = ["/scep", "/cgi-bin/pkiclient.exe"];
 
+/// Path of the current CRL (DER, `application/pkix-crl`, RFC 5280 §4.2.1.13):
+/// point a profile's `crl_url` here.
+pub const CRL_PATH: &str = "/crl";
+
+async fn crl(svc: Arc<ScepService>, started: Instant) -> Response<Full<Bytes>> {
+    let res = tokio::task::spawn_blocking(move || svc.current_crl(SystemTime::now())).await;
+    let resp = match res {
+        Ok(Ok(c)) => {
+            tracing::info!(
+                path = CRL_PATH,
+                crl_number = c.number,
+                status = 200,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "crl"
+            );
+            HttpResponse {
+                status: 200,
+                content_type: "application/pkix-crl",
+                body: c.der.clone(),
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot produce the CRL");
+            text(500, "cannot produce the CRL")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "CRL task failed");
+            text(500, "internal error")
+        }
+    };
+    reply(resp)
+}
+
 fn reply(r: HttpResponse) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -37,6 +70,9 @@ async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
+    if path == CRL_PATH && method == Method::GET {
+        return crl(svc, started).await;
+    }
     if !SCEP_PATHS.contains(&path.as_str()) {
         tracing::info!(%method, %path, status = 404, "not found");
         return reply(text(404, "not found"));

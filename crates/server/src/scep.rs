@@ -195,6 +195,40 @@ pub struct ScepService {
     crl_validity: Duration,
     caps: Capabilities,
     next_ca: Option<Certificate>,
+    crl: std::sync::Mutex<Option<Arc<SignedCrl>>>,
+}
+
+/// A CRL as signed, with what it was made from so that it is re-signed only
+/// when that changes or half its validity has passed.
+#[derive(Debug)]
+pub struct SignedCrl {
+    /// The CRL.
+    pub crl: x509_cert::crl::CertificateList,
+    /// Its DER encoding (served at `/crl`).
+    pub der: Vec<u8>,
+    /// thisUpdate.
+    pub this_update: SystemTime,
+    /// cRLNumber.
+    pub number: u64,
+    revoked: Vec<(String, i64, Option<u8>)>,
+}
+
+/// The CRLReason for a stored reason code (RFC 5280 §5.3.1; 7 is unused).
+fn crl_reason(code: u8) -> Option<x509_cert::ext::pkix::crl::CrlReason> {
+    use x509_cert::ext::pkix::crl::CrlReason as R;
+    Some(match code {
+        0 => R::Unspecified,
+        1 => R::KeyCompromise,
+        2 => R::CaCompromise,
+        3 => R::AffiliationChanged,
+        4 => R::Superseded,
+        5 => R::CessationOfOperation,
+        6 => R::CertificateHold,
+        8 => R::RemoveFromCRL,
+        9 => R::PrivilegeWithdrawn,
+        10 => R::AaCompromise,
+        _ => return None,
+    })
 }
 
 /// Seconds since the Unix epoch.
@@ -276,6 +310,7 @@ impl ScepService {
             crl_validity: s.crl_validity,
             caps: Capabilities::new(caps),
             next_ca: s.next_ca,
+            crl: std::sync::Mutex::new(None),
         }
     }
 
@@ -486,28 +521,59 @@ impl ScepService {
                 let crl = self.current_crl(now).map_err(internal_msg)?;
                 Ok(Outcome::Success {
                     certificates: vec![],
-                    crls: vec![crl],
+                    crls: vec![crl.crl.clone()],
                 })
             }
         }
     }
 
-    /// Sign a CRL of everything revoked so far.
-    pub fn current_crl(&self, now: SystemTime) -> Result<x509_cert::crl::CertificateList, String> {
-        let revoked = self.storage.revoked().map_err(|e| e.to_string())?;
+    /// The CRL of everything revoked so far. Signed anew (with the next CRL
+    /// number) only when the revocations in storage changed — `mef revoke`
+    /// runs in another process, so storage is what is compared — or half the
+    /// CRL's validity has passed; otherwise the same CRL is returned, so
+    /// GetCRL and `/crl` cost no signature and CRL numbers do not race ahead.
+    pub fn current_crl(&self, now: SystemTime) -> Result<Arc<SignedCrl>, String> {
+        let revoked = self
+            .storage
+            .revoked()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| (r.serial, r.revoked_at.unwrap_or(0), r.reason))
+            .collect::<Vec<_>>();
+        let mut cached = self.crl.lock().map_err(|_| "CRL cache poisoned".to_string())?;
+        if let Some(c) = cached.as_ref() {
+            let fresh = now >= c.this_update && now < c.this_update + self.crl_validity / 2;
+            if fresh && c.revoked == revoked {
+                return Ok(c.clone());
+            }
+        }
         let list = revoked
             .iter()
-            .filter_map(|r| {
-                let bytes = hex::decode(&r.serial).ok()?;
-                Some(Revocation {
-                    serial: x509_cert::serial_number::SerialNumber::new(&bytes).ok()?,
-                    time: UNIX_EPOCH + Duration::from_secs(r.revoked_at.unwrap_or(0).max(0) as u64),
-                    reason: None,
+            .map(|(serial, at, reason)| {
+                // A revoked serial that cannot be listed is an error, never an omission.
+                let bytes = hex::decode(serial).map_err(|e| format!("stored serial {serial}: {e}"))?;
+                Ok(Revocation {
+                    serial: x509_cert::serial_number::SerialNumber::new(&bytes)
+                        .map_err(|e| format!("stored serial {serial}: {e}"))?,
+                    time: UNIX_EPOCH + Duration::from_secs((*at).max(0) as u64),
+                    reason: reason.and_then(crl_reason),
                 })
             })
-            .collect::<Vec<_>>();
-        let n = self.storage.next_crl_number().map_err(|e| e.to_string())?;
-        self.ca.crl(&list, n, now, self.crl_validity).map_err(|e| e.to_string())
+            .collect::<Result<Vec<_>, String>>()?;
+        let number = self.storage.next_crl_number().map_err(|e| e.to_string())?;
+        let crl = self
+            .ca
+            .crl(&list, number, now, self.crl_validity)
+            .map_err(|e| e.to_string())?;
+        let signed = Arc::new(SignedCrl {
+            der: crl.to_der().map_err(|e| e.to_string())?,
+            crl,
+            this_update: now,
+            number,
+            revoked,
+        });
+        *cached = Some(signed.clone());
+        Ok(signed)
     }
 
     fn answer(&self, tx: &Transaction) -> Result<Outcome, Refusal> {

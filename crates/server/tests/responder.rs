@@ -593,3 +593,35 @@ fn ciphers_outside_the_policy_are_refused_with_badalg_and_not_advertised() {
         FailInfo::BadAlg
     );
 }
+
+#[test]
+fn the_crl_is_resigned_only_when_revocations_change_or_it_ages() {
+    let w = world(one_time(), DAY * 365);
+    let t0 = SystemTime::now();
+    let a = w.svc.current_crl(t0).unwrap();
+    assert!(a.crl.tbs_cert_list.revoked_certificates.is_none());
+    // Asked again within half its validity, nothing changed: the very same CRL.
+    let b = w.svc.current_crl(t0 + Duration::from_secs(3600)).unwrap();
+    assert_eq!((b.number, &b.der), (a.number, &a.der));
+    // A revocation in storage (as `mef revoke` does from another process): re-signed at once.
+    w.challenge("otp-r");
+    let d = device("dev-r");
+    let cert = issued(&w.pkcsreq(&d, Some("otp-r"), "tx-r"), &d);
+    w.storage.revoke(&serial_hex(&cert), unix(t0), 1).unwrap();
+    let c = w.svc.current_crl(t0 + Duration::from_secs(3601)).unwrap();
+    assert!(c.number > b.number);
+    let listed = c.crl.tbs_cert_list.revoked_certificates.clone().unwrap();
+    assert_eq!(listed[0].serial_number, cert.tbs_certificate.serial_number);
+    // The reason stored is the reason listed (keyCompromise = 1).
+    let reason = listed[0].crl_entry_extensions.as_ref().unwrap();
+    assert!(reason.iter().any(
+        |e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS && e.extn_value.as_bytes() == [0x0a, 0x01, 0x01]
+    ));
+    // Past half its validity (a day here), the same list is signed again, fresh.
+    let e = w.svc.current_crl(t0 + DAY / 2 + Duration::from_secs(3602)).unwrap();
+    assert!(e.number > c.number && e.this_update > c.this_update);
+    assert_eq!(
+        e.crl.tbs_cert_list.revoked_certificates,
+        c.crl.tbs_cert_list.revoked_certificates
+    );
+}
