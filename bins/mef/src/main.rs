@@ -75,6 +75,11 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "unspecified")]
         reason: Reason,
     },
+    /// CA rollover: prepare the next CA (served by GetNextCACert), then switch to it.
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
     /// SCEP operator commands.
     Scep {
         #[command(subcommand)]
@@ -103,6 +108,21 @@ enum ChallengeCmd {
         /// Id from `list`.
         id: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum CaCmd {
+    /// Create the next CA key and certificate (same subject, new key): a new
+    /// self-signed root, or, when the CA is an intermediate, a new one signed
+    /// by the root. `mef serve` offers it by GetNextCACert from its next start.
+    Next {
+        /// Key type of the next CA.
+        #[arg(long, value_enum, default_value = "rsa2048")]
+        ca_key: KeyType,
+    },
+    /// Make the prepared next CA the current one (with a new RA certificate);
+    /// the old CA files stay as they are. Restart `mef serve` afterwards.
+    Rollover,
 }
 
 #[derive(Subcommand)]
@@ -148,6 +168,9 @@ struct Config {
     challenge_key: PathBuf,
     #[serde(default)]
     next_ca_certificate: Option<PathBuf>,
+    /// Key of the next CA (`mef ca next`), used by `mef ca rollover`.
+    #[serde(default)]
+    next_ca_key: Option<PathBuf>,
     /// Where `mef serve` keeps the current CRL (DER); also served at `/crl`.
     #[serde(default = "default_crl_file")]
     crl_file: PathBuf,
@@ -264,6 +287,10 @@ fn run(cli: Cli) -> Res {
             println!("revoked {serial}; the next CRL lists it");
             Ok(())
         }
+        Cmd::Ca {
+            cmd: CaCmd::Next { ca_key },
+        } => ca_next(&cli.config, ca_key),
+        Cmd::Ca { cmd: CaCmd::Rollover } => ca_rollover(&cli.config),
         Cmd::Scep {
             cmd: ScepCmd::Pending { cmd },
         } => pending(&cli.config, cmd),
@@ -329,7 +356,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
     };
     // SCEP key transport needs RSA for the RA whatever the CA key is.
     let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
-    let ra_name = Name::from_str("CN=enrolkit MEF SCEP RA,O=enrolkit").map_err(|e| e.to_string())?;
+    let ra_name = Name::from_str(RA_NAME).map_err(|e| e.to_string())?;
     let ra = ca
         .certify_ra(ra_key.public_key(), ra_name, now, year * 2, rng)
         .map_err(|e| e.to_string())?;
@@ -357,6 +384,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
         ra_key: "ra.key.pem".into(),
         challenge_key: "challenge.key".into(),
         next_ca_certificate: None,
+        next_ca_key: None,
         crl_file: default_crl_file(),
         scep: ScepConfig {
             one_time_challenges: true,
@@ -386,6 +414,110 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
         "created {} (CA SHA-256 fingerprint {fp})",
         dir.join("mef.toml").display()
     );
+    Ok(())
+}
+
+fn save_config(path: &Path, cfg: &Config) -> Res {
+    files::write_public(path, toml::to_string_pretty(cfg).map_err(|e| e.to_string())?.as_bytes())
+}
+
+const RA_NAME: &str = "CN=enrolkit MEF SCEP RA,O=enrolkit";
+const YEAR: Duration = Duration::from_secs(365 * 86400);
+
+fn ca_next(config: &Path, key_type: KeyType) -> Res {
+    let (mut cfg, base) = load_config(config)?;
+    if cfg.next_ca_certificate.is_some() {
+        return Err("a next CA is already prepared (next_ca_certificate in the configuration)".into());
+    }
+    let current = files::read_certificate(&base.join(&cfg.ca_certificate))?;
+    let subject = current.tbs_certificate.subject.clone();
+    let now = SystemTime::now();
+    let rng = &mut rand_core::OsRng;
+    let key = SoftwareKey::generate(spec(key_type)).map_err(|e| e.to_string())?;
+    let key_pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let next = match cfg.ca_chain.first() {
+        // An intermediate: the next one is signed by the same root.
+        Some(root_cert) => {
+            let root = Authority {
+                certificate: files::read_certificate(&base.join(root_cert))?,
+                key: Box::new(files::read_key(&base.join("root.key.pem"))?),
+                chain: Vec::new(),
+            };
+            root.new_intermediate(Box::new(key), subject, now, YEAR * 10, rng)
+        }
+        None => Authority::new_root(Box::new(key), subject, now, YEAR * 20, rng),
+    }
+    .map_err(|e| e.to_string())?;
+    files::write_private(&base.join("next-ca.key.pem"), key_pem.as_bytes())?;
+    files::write_public(&base.join("next-ca.pem"), pem(&next.certificate)?.as_bytes())?;
+    cfg.next_ca_certificate = Some("next-ca.pem".into());
+    cfg.next_ca_key = Some("next-ca.key.pem".into());
+    save_config(config, &cfg)?;
+    let fp = enrolkit_scep::fingerprint_sha256(&next.certificate).map_err(|e| e.to_string())?;
+    println!("next CA written to next-ca.pem (SHA-256 {fp}); GetNextCACert offers it once mef serve restarts");
+    Ok(())
+}
+
+fn ca_rollover(config: &Path) -> Res {
+    let (mut cfg, base) = load_config(config)?;
+    let (Some(next_cert), Some(next_key)) = (cfg.next_ca_certificate.clone(), cfg.next_ca_key.clone()) else {
+        return Err("no next CA prepared: run `mef ca next` first".into());
+    };
+    let cert = files::read_certificate(&base.join(&next_cert))?;
+    let key = files::read_key(&base.join(&next_key))?;
+    let key_pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let ca = Authority {
+        certificate: cert,
+        key: Box::new(key),
+        chain: Vec::new(),
+    };
+    let rng = &mut rand_core::OsRng;
+    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
+    let ra = ca
+        .certify_ra(
+            ra_key.public_key(),
+            Name::from_str(RA_NAME).map_err(|e| e.to_string())?,
+            SystemTime::now(),
+            YEAR * 2,
+            rng,
+        )
+        .map_err(|e| e.to_string())?;
+    // New files under new names, then one atomic write of the configuration
+    // switches to them: a crash before it leaves the old CA in charge, after
+    // it the new one. The old files stay where they are (certificates the old
+    // CA issued remain valid until they expire).
+    let stamp = unix(SystemTime::now());
+    let (ca_pem, ca_key_pem, ra_pem, ra_key_pem) = (
+        PathBuf::from(format!("ca-{stamp}.pem")),
+        PathBuf::from(format!("ca-{stamp}.key.pem")),
+        PathBuf::from(format!("ra-{stamp}.pem")),
+        PathBuf::from(format!("ra-{stamp}.key.pem")),
+    );
+    files::write_private(&base.join(&ca_key_pem), key_pem.as_bytes())?;
+    files::write_public(&base.join(&ca_pem), pem(&ca.certificate)?.as_bytes())?;
+    files::write_private(
+        &base.join(&ra_key_pem),
+        ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+    )?;
+    files::write_public(&base.join(&ra_pem), pem(&ra)?.as_bytes())?;
+    let old = [cfg.ca_certificate.clone(), cfg.ra_certificate.clone()];
+    cfg.ca_certificate = ca_pem;
+    cfg.ca_key = ca_key_pem;
+    cfg.ra_certificate = ra_pem;
+    cfg.ra_key = ra_key_pem;
+    cfg.next_ca_certificate = None;
+    cfg.next_ca_key = None;
+    save_config(config, &cfg)?;
+    for f in [next_cert, next_key] {
+        let _ = std::fs::remove_file(base.join(f));
+    }
+    println!(
+        "previous CA and RA certificates stay in {} and {}",
+        old[0].display(),
+        old[1].display()
+    );
+    let fp = enrolkit_scep::fingerprint_sha256(&ca.certificate).map_err(|e| e.to_string())?;
+    println!("the next CA is now current (SHA-256 {fp}); restart mef serve");
     Ok(())
 }
 

@@ -49,6 +49,19 @@ impl Mef {
             toml::Value::Array(ciphers.iter().map(|c| toml::Value::from(*c)).collect()),
         );
         std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        let (child, url, port) = Self::serve(dir.path());
+        Mef { dir, child, url, port }
+    }
+
+    /// Stop and start `mef serve` on the same state (a new port).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.child, self.url, self.port) = Self::serve(self.dir.path());
+    }
+
+    fn serve(dir: &Path) -> (Child, String, u16) {
+        let st = dir.join("st");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mef"))
             .args([
                 "-c",
@@ -58,7 +71,13 @@ impl Mef {
                 "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("serve.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -77,7 +96,7 @@ impl Mef {
             .trim_end_matches("/scep")
             .parse()
             .unwrap();
-        Mef { dir, child, url, port }
+        (child, url, port)
     }
     fn config(&self) -> PathBuf {
         self.dir.path().join("st/mef.toml")
@@ -391,4 +410,98 @@ fn certmonger_enrols_with_aes_and_with_des3() {
         assert!(text.contains("CA_REJECTED"), "{text}");
         assert!(!e.path().join("cert.pem").exists());
     }
+}
+
+fn curl(url: &str, out: &Path) {
+    let o = Command::new("curl")
+        .args(["-sf", "-o", out.to_str().unwrap(), url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "curl {url}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn openssl_ok(args: &[&str]) -> String {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+/// `mef ca next` prepares a new CA that GetNextCACert serves, signed by the
+/// current RA (RFC 8894 §4.7), checked with curl and OpenSSL; `mef ca
+/// rollover` makes it current, with a new RA, and a client enrols under it.
+#[test]
+fn ca_rollover_through_getnextcacert() {
+    let mut m = Mef::start(&["aes", "des3", "des"]);
+    let caps = scep_submit(&m.url, "-c");
+    assert!(!caps.contains("GetNextCACert"), "{caps}");
+    let out = mef(&["-c", m.config().to_str().unwrap(), "ca", "next"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    m.restart();
+    let caps = scep_submit(&m.url, "-c");
+    assert!(caps.lines().any(|l| l == "GetNextCACert"), "{caps}");
+    let d = tempfile::tempdir().unwrap();
+    let reply = d.path().join("next.p7");
+    curl(&format!("{}?operation=GetNextCACert", m.url), &reply);
+    let next_pem = m.dir.path().join("st/next-ca.pem");
+    // Signed by the current RA, which chains to the current CA.
+    let inner = d.path().join("inner.p7");
+    openssl_ok(&[
+        "cms",
+        "-verify",
+        "-inform",
+        "DER",
+        "-in",
+        reply.to_str().unwrap(),
+        "-CAfile",
+        m.ca_pem().to_str().unwrap(),
+        "-purpose",
+        "any",
+        "-out",
+        inner.to_str().unwrap(),
+    ]);
+    let certs = openssl_ok(&[
+        "pkcs7",
+        "-inform",
+        "DER",
+        "-in",
+        inner.to_str().unwrap(),
+        "-print_certs",
+    ]);
+    let next = std::fs::read_to_string(&next_pem).unwrap();
+    assert!(certs.contains(next.trim()), "{certs}");
+
+    // Roll over: the next CA becomes current, with a new RA.
+    let old_ca = std::fs::read_to_string(m.ca_pem()).unwrap();
+    let out = mef(&["-c", m.config().to_str().unwrap(), "ca", "rollover"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!next_pem.exists());
+    let cfg: toml::Table = std::fs::read_to_string(m.config()).unwrap().parse().unwrap();
+    let ca_now = m.dir.path().join("st").join(cfg["ca_certificate"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&ca_now).unwrap(), next);
+    assert_ne!(next, old_ca);
+    m.restart();
+    let served = pem_blocks(&scep_submit(&m.url, "-C"));
+    assert_eq!(served[1], next.trim());
+    let caps = scep_submit(&m.url, "-c");
+    assert!(!caps.contains("GetNextCACert"), "{caps}");
+    let ch = m.challenge("after-rollover");
+    let c = tempfile::tempdir().unwrap();
+    let out = scepclient(&m.url, &ch, c.path(), "after-rollover");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        m.log()
+    );
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        ca_now.to_str().unwrap(),
+        c.path().join("c.pem").to_str().unwrap(),
+    ]);
 }
