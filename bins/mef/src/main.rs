@@ -347,7 +347,7 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
         let int = root
             .new_intermediate(Box::new(k), int_name, now, year * 10, rng)
             .map_err(|e| e.to_string())?;
-        files::write_private(&dir.join("root.key.pem"), root_pem.as_bytes())?;
+        files::write_private(&dir.join(ROOT_KEY), root_pem.as_bytes())?;
         files::write_public(&dir.join("root.pem"), pem(&root.certificate)?.as_bytes())?;
         chain.push(PathBuf::from("root.pem"));
         (int, kp)
@@ -421,6 +421,8 @@ fn save_config(path: &Path, cfg: &Config) -> Res {
     files::write_public(path, toml::to_string_pretty(cfg).map_err(|e| e.to_string())?.as_bytes())
 }
 
+/// The root's key when `mef init --intermediate` made one (`mef ca next` signs with it).
+const ROOT_KEY: &str = "root.key.pem";
 const RA_NAME: &str = "CN=enrolkit MEF SCEP RA,O=enrolkit";
 const YEAR: Duration = Duration::from_secs(365 * 86400);
 
@@ -440,7 +442,7 @@ fn ca_next(config: &Path, key_type: KeyType) -> Res {
         Some(root_cert) => {
             let root = Authority {
                 certificate: files::read_certificate(&base.join(root_cert))?,
-                key: Box::new(files::read_key(&base.join("root.key.pem"))?),
+                key: Box::new(files::read_key(&base.join(ROOT_KEY))?),
                 chain: Vec::new(),
             };
             root.new_intermediate(Box::new(key), subject, now, YEAR * 10, rng)

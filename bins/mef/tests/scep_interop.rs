@@ -170,16 +170,12 @@ fn micromdm_scepclient_enrols_with_a_one_time_challenge_that_cannot_be_reused() 
         String::from_utf8_lossy(&out.stderr),
         m.log()
     );
-    let verify = Command::new("openssl")
-        .args([
-            "verify",
-            "-CAfile",
-            m.ca_pem().to_str().unwrap(),
-            a.path().join("c.pem").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        m.ca_pem().to_str().unwrap(),
+        a.path().join("c.pem").to_str().unwrap(),
+    ]);
     let subject = Command::new("openssl")
         .args([
             "x509",
@@ -386,16 +382,12 @@ fn certmonger_enrols_with_aes_and_with_des3() {
         let (ok, text) = certmonger_enrol(&m.url, &ch, d.path(), "certmonger-dev");
         assert!(ok, "{text}\nserver log:\n{}", m.log());
         assert!(text.contains("status: MONITORING"), "{text}");
-        let verify = Command::new("openssl")
-            .args([
-                "verify",
-                "-CAfile",
-                m.ca_pem().to_str().unwrap(),
-                d.path().join("cert.pem").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+        openssl_ok(&[
+            "verify",
+            "-CAfile",
+            m.ca_pem().to_str().unwrap(),
+            d.path().join("cert.pem").to_str().unwrap(),
+        ]);
         let log = m.log();
         let line = log
             .lines()
