@@ -22,7 +22,7 @@ echo "peer: micromdm scep $(dpkg-query -W -f='${Version}' scep); $(nproc) cores;
 $bin/mef init --dir "$work/mef" --ca-key rsa2048 >/dev/null
 sed -i 's/^one_time_challenges = true$/one_time_challenges = true\nstatic_challenge = "bench-secret"/' "$work/mef/mef.toml"
 mport=$(port)
-RUST_LOG=warn $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" >/dev/null 2>&1 &
+RUST_LOG=warn $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 >/dev/null 2>&1 &
 pids+=($!)
 
 scepserver ca -init -depot "$work/depot" -keySize 2048 >/dev/null

@@ -14,7 +14,7 @@ trap cleanup EXIT
 
 $bin/mef init --dir "$work/mef"
 challenge=$($bin/mef -c "$work/mef/mef.toml" challenge add --label demo-device)
-$bin/mef -c "$work/mef/mef.toml" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
+$bin/mef -c "$work/mef/mef.toml" serve --listen 127.0.0.1:0 --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^mef: listening on //p' "$work/serve.out")

@@ -32,7 +32,16 @@ enum Proto {
         #[command(subcommand)]
         cmd: ScepCmd,
     },
+    /// EST (RFC 7030, RFC 8951).
+    Est {
+        #[command(flatten)]
+        opts: est::EstOpts,
+        #[command(subcommand)]
+        cmd: est::EstCmd,
+    },
 }
+
+mod est;
 
 #[derive(Args)]
 struct Server {
@@ -213,7 +222,10 @@ fn err(e: ClientError) -> String {
 }
 
 fn run(cli: Cli) -> Res {
-    let Proto::Scep { server, cmd } = cli.proto;
+    let (server, cmd) = match cli.proto {
+        Proto::Scep { server, cmd } => (server, cmd),
+        Proto::Est { opts, cmd } => return est::run(&opts, cmd),
+    };
     let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout)).map_err(err)?;
     let pin = server.ca_fingerprint.as_deref();
     let ciphers: &[ContentEncryption] = match server.cipher {

@@ -181,7 +181,17 @@ fn start_mef(manual: bool) -> Mef {
         );
     std::fs::write(&cfg, text).unwrap();
     let mut child = Command::new(&bin)
-        .args(["-c", p(&cfg), "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "-c",
+            p(&cfg),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--est-listen",
+            "127.0.0.1:0",
+            "--est-listen-openssl",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

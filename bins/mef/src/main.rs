@@ -55,12 +55,27 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// EST listener (rustls).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        est_listen: String,
+        /// EST listener (OpenSSL: PSK and tls-unique).
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        est_listen_openssl: String,
+        /// Names for the EST server's TLS certificate (besides localhost and 127.0.0.1).
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
     },
     /// Run the server.
     Serve {
         /// Override the listen address (port 0: choose one and print it).
         #[arg(long)]
         listen: Option<String>,
+        /// Override the EST (rustls) listen address.
+        #[arg(long)]
+        est_listen: Option<String>,
+        /// Override the EST (OpenSSL) listen address.
+        #[arg(long)]
+        est_listen_openssl: Option<String>,
     },
     /// One-time challenge passwords.
     Challenge {
@@ -79,6 +94,11 @@ enum Cmd {
     Ca {
         #[command(subcommand)]
         cmd: CaCmd,
+    },
+    /// Pre-shared keys for certificate-less EST (RFC 7030 §3.3.3; oneM2M KpmId/Kpm).
+    Psk {
+        #[command(subcommand)]
+        cmd: PskCmd,
     },
     /// SCEP operator commands.
     Scep {
@@ -107,6 +127,29 @@ enum ChallengeCmd {
     Revoke {
         /// Id from `list`.
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum PskCmd {
+    /// Provision a PSK identity. The key comes from --key-file (raw bytes, or
+    /// hex) or is generated (32 bytes) and printed once in hex.
+    Add {
+        /// psk_identity (in oneM2M, the KpmId).
+        identity: String,
+        /// File holding the key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Label (device name) for `list`.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List PSK identities (never the keys).
+    List,
+    /// Remove a PSK identity.
+    Remove {
+        /// psk_identity.
+        identity: String,
     },
 }
 
@@ -176,6 +219,82 @@ struct Config {
     crl_file: PathBuf,
     scep: ScepConfig,
     profile: ProfileConfig,
+    /// EST server; absent: SCEP only.
+    #[serde(default)]
+    est: Option<EstConfig>,
+}
+
+/// `[est]`: the EST server (RFC 7030). Authorisation by challenge, CN list and
+/// verifier hook is shared with `[scep]`.
+#[derive(Serialize, Deserialize)]
+struct EstConfig {
+    /// rustls listener: TLS 1.2/1.3 with certificates (no PSK; channel binding only with TLS 1.3).
+    #[serde(default)]
+    listen: Option<String>,
+    /// OpenSSL listener: adds PSK (if `psk`) and `tls-unique` with TLS 1.2.
+    #[serde(default)]
+    listen_openssl: Option<String>,
+    /// TLS server certificate chain (PEM) and key.
+    tls_certificate: PathBuf,
+    tls_key: PathBuf,
+    /// Trust anchors for TLS client certificates (PEM files); nothing else is trusted.
+    client_trust_anchors: Vec<PathBuf>,
+    #[serde(default = "default_min_tls")]
+    min_tls: String,
+    #[serde(default = "default_max_tls")]
+    max_tls: String,
+    /// Accept pre-shared keys (`mef psk add`) on the OpenSSL listener.
+    #[serde(default)]
+    psk: bool,
+    /// Accept HTTP Basic with a one-time or the static challenge as password.
+    #[serde(default)]
+    basic: bool,
+    /// Require the channel binding in the CSR's challengePassword (RFC 7030 §3.5).
+    #[serde(default)]
+    require_linking: bool,
+    /// oneM2M profile (TS-0003 clause 8.3.3.3): Basic is refused.
+    #[serde(default)]
+    onem2m: bool,
+    /// Hold enrolments for an operator (`mef scep pending approve`); clients get 202 + Retry-After.
+    #[serde(default)]
+    manual_approval: bool,
+    #[serde(default = "default_retry_after")]
+    retry_after_seconds: u64,
+    /// EKU OIDs a CSR may request besides the profile's.
+    #[serde(default)]
+    allowed_ekus: Vec<String>,
+    /// EKU OIDs `/csrattrs` asks for.
+    #[serde(default)]
+    requested_ekus: Vec<String>,
+    /// RA override of the RFC 7030 §4.2.2 Subject/SAN check on `/simplereenroll`.
+    #[serde(default)]
+    reenroll_may_change_names: bool,
+}
+
+fn default_min_tls() -> String {
+    "1.2".into()
+}
+
+fn default_max_tls() -> String {
+    "1.3".into()
+}
+
+fn default_retry_after() -> u64 {
+    60
+}
+
+fn tls_version(v: &str) -> Res<enrolkit_tls::TlsVersion> {
+    match v {
+        "1.2" => Ok(enrolkit_tls::TlsVersion::Tls12),
+        "1.3" => Ok(enrolkit_tls::TlsVersion::Tls13),
+        other => Err(format!("est: TLS version {other:?} (use \"1.2\" or \"1.3\")")),
+    }
+}
+
+fn oids(what: &str, v: &[String]) -> Res<Vec<const_oid::ObjectIdentifier>> {
+    v.iter()
+        .map(|o| const_oid::ObjectIdentifier::new(o).map_err(|e| format!("est.{what}: {o:?}: {e}")))
+        .collect()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -276,8 +395,24 @@ fn run(cli: Cli) -> Res {
             intermediate,
             ca_name,
             listen,
-        } => init(&dir, ca_key, intermediate, &ca_name, &listen),
-        Cmd::Serve { listen } => serve(&cli.config, listen),
+            est_listen,
+            est_listen_openssl,
+            hostnames,
+        } => init(
+            &dir,
+            ca_key,
+            intermediate,
+            &ca_name,
+            &listen,
+            (&est_listen, &est_listen_openssl),
+            &hostnames,
+        ),
+        Cmd::Psk { cmd } => psk(&cli.config, cmd),
+        Cmd::Serve {
+            listen,
+            est_listen,
+            est_listen_openssl,
+        } => serve(&cli.config, listen, est_listen, est_listen_openssl),
         Cmd::Challenge { cmd } => challenge(&cli.config, cmd),
         Cmd::Revoke { serial, reason } => {
             let (cfg, base) = load_config(&cli.config)?;
@@ -324,7 +459,15 @@ fn pem(c: &Certificate) -> Res<String> {
     c.to_pem(der::pem::LineEnding::LF).map_err(|e| e.to_string())
 }
 
-fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: &str) -> Res {
+fn init(
+    dir: &Path,
+    ca_key: KeyType,
+    intermediate: bool,
+    ca_name: &str,
+    listen: &str,
+    est_listen: (&str, &str),
+    hostnames: &[String],
+) -> Res {
     if dir.join("mef.toml").exists() {
         return Err(format!(
             "{} already holds a configuration; refusing to overwrite it",
@@ -362,6 +505,44 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
         .map_err(|e| e.to_string())?;
     let mut secret = Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(rng, &mut secret[..]);
+    // The EST server's TLS certificate, from the same CA.
+    let tls_key = SoftwareKey::generate(KeySpec::EcP256).map_err(|e| e.to_string())?;
+    let mut dns_names = vec!["localhost".to_string()];
+    dns_names.extend(
+        hostnames
+            .iter()
+            .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+            .cloned(),
+    );
+    let mut ip_addresses: Vec<std::net::IpAddr> = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+    ip_addresses.extend(hostnames.iter().filter_map(|h| h.parse::<std::net::IpAddr>().ok()));
+    let tls_cert = ca
+        .issue(
+            &enrolkit_pki::Request {
+                subject: Name::from_str("CN=enrolkit MEF EST server,O=enrolkit").map_err(|e| e.to_string())?,
+                public_key: tls_key.public_key().clone(),
+                dns_names,
+                ip_addresses,
+            },
+            &Profile {
+                validity: year * 2,
+                key_usage: vec![enrolkit_pki::KeyUsageBits::DigitalSignature],
+                extended_key_usage: vec![const_oid::db::rfc5280::ID_KP_SERVER_AUTH],
+                ..Profile::default()
+            },
+            now,
+            rng,
+        )
+        .map_err(|e| e.to_string())?;
+    let mut tls_chain_pem = pem(&tls_cert)?;
+    if intermediate {
+        tls_chain_pem.push_str(&pem(&ca.certificate)?);
+    }
+    files::write_private(
+        &dir.join("est-server.key.pem"),
+        tls_key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+    )?;
+    files::write_public(&dir.join("est-server.pem"), tls_chain_pem.as_bytes())?;
 
     files::write_private(&dir.join("ca.key.pem"), ca_key_pem.as_bytes())?;
     files::write_public(&dir.join("ca.pem"), pem(&ca.certificate)?.as_bytes())?;
@@ -403,6 +584,28 @@ fn init(dir: &Path, ca_key: KeyType, intermediate: bool, ca_name: &str, listen: 
             crl_url: None,
             allowed_dns_suffixes: Vec::new(),
         },
+        est: Some(EstConfig {
+            listen: Some(est_listen.0.into()),
+            listen_openssl: Some(est_listen.1.into()),
+            tls_certificate: "est-server.pem".into(),
+            tls_key: "est-server.key.pem".into(),
+            client_trust_anchors: vec![if intermediate {
+                "root.pem".into()
+            } else {
+                "ca.pem".into()
+            }],
+            min_tls: default_min_tls(),
+            max_tls: default_max_tls(),
+            psk: true,
+            basic: false,
+            require_linking: false,
+            onem2m: false,
+            manual_approval: false,
+            retry_after_seconds: default_retry_after(),
+            allowed_ekus: Vec::new(),
+            requested_ekus: Vec::new(),
+            reenroll_may_change_names: false,
+        }),
     };
     SqliteStorage::open(&dir.join("mef.db")).map_err(|e| e.to_string())?;
     files::write_public(
@@ -530,7 +733,20 @@ fn load_config(path: &Path) -> Res<(Config, PathBuf)> {
     Ok((cfg, base))
 }
 
+/// What SCEP and EST share: the CA, the state, the authorisation policy, the profile.
+struct Shared {
+    ca: Arc<Authority>,
+    challenge_key: Zeroizing<[u8; 32]>,
+    storage: Arc<dyn Storage>,
+    policy: Policy,
+    profile: Profile,
+}
+
 fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
+    Ok(build_services(cfg, base)?.0)
+}
+
+fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
     let ca_cert = files::read_certificate(&base.join(&cfg.ca_certificate))?;
     let ca_key = files::read_key(&base.join(&cfg.ca_key))?;
     let chain = cfg
@@ -581,12 +797,19 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
             }),
         ciphers: ciphers(&cfg.scep.ciphers)?,
     };
-    let ca = Authority {
+    let ca = Arc::new(Authority {
         certificate: ca_cert,
         key: Box::new(ca_key),
         chain,
+    });
+    let shared = Shared {
+        ca: ca.clone(),
+        challenge_key: challenge_key.clone(),
+        storage: storage.clone(),
+        policy: policy.clone(),
+        profile: profile.clone(),
     };
-    Ok(ScepService::new(
+    let scep = ScepService::new(
         ScepSetup {
             ca,
             ra_cert,
@@ -599,12 +822,102 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
             next_ca,
         },
         &mut rand_core::OsRng,
-    ))
+    );
+    Ok((scep, shared))
 }
 
-fn serve(config: &Path, listen: Option<String>) -> Res {
-    let (cfg, base) = load_config(config)?;
-    let svc = Arc::new(build_service(&cfg, &base)?);
+/// PSKs from the database, for the OpenSSL listener.
+struct StoredPsks(Arc<dyn Storage>);
+
+impl enrolkit_tls::PskStore for StoredPsks {
+    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>> {
+        match self.0.psk(identity) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "PSK lookup failed");
+                None
+            }
+        }
+    }
+}
+
+/// The EST service and its TLS listeners (address, acceptor).
+type EstServer = (Arc<enrolkit_server::est::EstService>, Vec<(String, enrolkit_tls::Acceptor)>);
+
+/// The EST service and its TLS listeners' acceptors.
+fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
+    let chain = files::read_certificates(&base.join(&est.tls_certificate))?
+        .iter()
+        .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
+        .collect::<Res<Vec<_>>>()?;
+    let key = files::read_key(&base.join(&est.tls_key))?;
+    let mut anchors = Vec::new();
+    for p in &est.client_trust_anchors {
+        for c in files::read_certificates(&base.join(p))? {
+            anchors.push(der::Encode::to_der(&c).map_err(|e| e.to_string())?);
+        }
+    }
+    let tls = enrolkit_tls::ServerTlsConfig {
+        chain,
+        key_pkcs8: key.to_pkcs8_der(),
+        client_trust_anchors: anchors,
+        min_version: tls_version(&est.min_tls)?,
+        max_version: tls_version(&est.max_tls)?,
+    };
+    let mut auth = shared.policy;
+    auth.manual_approval = est.manual_approval;
+    let policy = enrolkit_server::est::EstPolicy {
+        auth,
+        basic: est.basic,
+        client_certificates_authorise: true,
+        require_linking: est.require_linking,
+        allowed_ekus: oids("allowed_ekus", &est.allowed_ekus)?,
+        requested_ekus: oids("requested_ekus", &est.requested_ekus)?,
+        reenroll_may_change_names: est.reenroll_may_change_names,
+        retry_after: Duration::from_secs(est.retry_after_seconds),
+        serverkeygen_key: KeySpec::EcP256,
+        onem2m: est.onem2m,
+    };
+    let svc = enrolkit_server::est::EstService::new(enrolkit_server::est::EstSetup {
+        ca: shared.ca,
+        challenge_key: shared.challenge_key,
+        storage: shared.storage.clone(),
+        policy,
+        profile: shared.profile,
+    })
+    .map_err(|e| format!("est: {e}"))?;
+    let mut listeners = Vec::new();
+    if let Some(addr) = &est.listen {
+        listeners.push((
+            addr.clone(),
+            enrolkit_tls::Acceptor::rustls(&tls).map_err(|e| format!("est.listen: {e}"))?,
+        ));
+    }
+    if let Some(addr) = &est.listen_openssl {
+        let psk: Option<Arc<dyn enrolkit_tls::PskStore>> = est
+            .psk
+            .then(|| Arc::new(StoredPsks(shared.storage.clone())) as Arc<dyn enrolkit_tls::PskStore>);
+        listeners.push((
+            addr.clone(),
+            enrolkit_tls::Acceptor::openssl(&tls, psk).map_err(|e| format!("est.listen_openssl: {e}"))?,
+        ));
+    }
+    Ok((Arc::new(svc), listeners))
+}
+
+fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_listen_openssl: Option<String>) -> Res {
+    let (mut cfg, base) = load_config(config)?;
+    if let Some(e) = cfg.est.as_mut() {
+        if est_listen.is_some() {
+            e.listen = est_listen;
+        }
+        if est_listen_openssl.is_some() {
+            e.listen_openssl = est_listen_openssl;
+        }
+    }
+    let (scep, shared) = build_services(&cfg, &base)?;
+    let svc = Arc::new(scep);
+    let est = cfg.est.as_ref().map(|e| build_est(e, &base, shared)).transpose()?;
     let addr = listen.unwrap_or(cfg.listen.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -615,8 +928,27 @@ fn serve(config: &Path, listen: Option<String>) -> Res {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("mef: listening on http://{local}/scep");
+        announce(&format!("mef: listening on http://{local}/scep"));
         tracing::info!(%local, "serving SCEP");
+        if let Some((est_svc, listeners)) = est {
+            for (addr, acceptor) in listeners {
+                let l = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let local = l.local_addr().map_err(|e| e.to_string())?;
+                announce(&format!(
+                    "mef: EST ({}) on https://{local}/.well-known/est/",
+                    acceptor.backend()
+                ));
+                tracing::info!(%local, backend = %acceptor.backend(), "serving EST");
+                let s = est_svc.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = enrolkit_server::http::serve_est(l, acceptor, s).await {
+                        tracing::error!(error = %e, "EST listener stopped");
+                    }
+                });
+            }
+        }
         tokio::spawn(keep_crl_current(
             svc.clone(),
             base.join(&cfg.crl_file),
@@ -756,4 +1088,64 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
         }
     }
     Ok(())
+}
+
+fn psk(config: &Path, cmd: PskCmd) -> Res {
+    let (cfg, base) = load_config(config)?;
+    let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+    match cmd {
+        PskCmd::Add {
+            identity,
+            key_file,
+            label,
+        } => {
+            if identity.is_empty() || identity.len() > 128 {
+                return Err("a PSK identity is 1 to 128 bytes".into());
+            }
+            let (key, generated) = match key_file {
+                Some(f) => {
+                    let raw = Zeroizing::new(std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
+                    // Hex text if it is hex, raw bytes otherwise.
+                    let text = std::str::from_utf8(&raw).ok().map(str::trim).filter(|t| !t.is_empty());
+                    let key = match text.and_then(|t| hex::decode(t).ok()) {
+                        Some(k) => Zeroizing::new(k),
+                        None => raw,
+                    };
+                    (key, false)
+                }
+                None => {
+                    let mut k = Zeroizing::new(vec![0u8; 32]);
+                    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut k);
+                    (k, true)
+                }
+            };
+            if key.len() < 16 || key.len() > 64 {
+                return Err(format!("a PSK is 16 to 64 bytes, this one is {}", key.len()));
+            }
+            st.add_psk(&identity, &key, &label, unix(SystemTime::now()))
+                .map_err(|e| e.to_string())?;
+            if generated {
+                println!("{}", Zeroizing::new(hex::encode(&key[..])).as_str());
+            }
+            eprintln!("PSK identity {identity} added");
+        }
+        PskCmd::List => {
+            for p in st.list_psks().map_err(|e| e.to_string())? {
+                println!("{}  {}  {}", p.identity, p.created, p.label);
+            }
+        }
+        PskCmd::Remove { identity } => {
+            st.remove_psk(&identity).map_err(|e| e.to_string())?;
+            println!("PSK identity {identity} removed");
+        }
+    }
+    Ok(())
+}
+
+/// A line on stdout for whoever started `mef serve`; a reader that has gone
+/// away (closed pipe) must not take the server down with it.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

@@ -69,6 +69,10 @@ impl Mef {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--est-listen",
+                "127.0.0.1:0",
+                "--est-listen-openssl",
+                "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
             .stderr(

@@ -1,11 +1,13 @@
 //! # enrolkit-client
 //!
-//! Client flows over HTTP, composed from the wire-format crates: SCEP today
+//! Client flows over HTTP, composed from the wire-format crates: SCEP
 //! (GetCACaps, GetCACert with fingerprint pinning, enrolment with polling,
-//! renewal, GetCert, GetCRL).
+//! renewal, GetCert, GetCRL) and EST (cacerts with bootstrap pinning,
+//! csrattrs, simple(re)enroll with channel binding, serverkeygen, 202 waits).
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod est;
 pub mod scep;
 
 pub use scep::{ClientError, PollPolicy, ScepClient, ScepSession};

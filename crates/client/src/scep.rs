@@ -63,6 +63,9 @@ pub enum ClientError {
     /// No algorithm both sides support.
     #[error("no {0} that both the server and enrolkit support")]
     NoCommonAlgorithm(&'static str),
+    /// An EST body was malformed or unexpected.
+    #[error("{0}")]
+    Est(#[from] enrolkit_est::EstError),
     /// Key generation or a key operation failed.
     #[error("key: {0}")]
     Key(#[from] enrolkit_keys::KeyError),

@@ -59,6 +59,19 @@ pub fn read_certificate(path: &Path) -> Result<x509_cert::Certificate, String> {
         .map_err(|e| format!("{}: not a PEM or DER certificate ({e})", path.display()))
 }
 
+/// Read every certificate of a PEM bundle (at least one), or one DER certificate.
+pub fn read_certificates(path: &Path) -> Result<Vec<x509_cert::Certificate>, String> {
+    use der::Decode;
+    let b = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = x509_cert::Certificate::load_pem_chain(&b)
+        .or_else(|_| x509_cert::Certificate::from_der(&b).map(|c| vec![c]))
+        .map_err(|e| format!("{}: not PEM or DER certificates ({e})", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 /// Read a private key (PEM: PKCS#8, PKCS#1 or SEC1); the text is zeroized after parsing.
 pub fn read_key(path: &Path) -> Result<enrolkit_keys::SoftwareKey, String> {
     let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);

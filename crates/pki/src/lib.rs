@@ -147,6 +147,8 @@ pub struct Request {
     pub public_key: SubjectPublicKeyInfoOwned,
     /// Requested DNS names (from the extensionRequest).
     pub dns_names: Vec<String>,
+    /// Requested IP addresses (copied under [`SanPolicy::Copy`] only).
+    pub ip_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Request {
@@ -159,6 +161,7 @@ impl Request {
         let sig = req.signature.as_bytes().ok_or(PkiError::BadCsrSignature)?;
         enrolkit_keys::verify(&spki, alg, &req.info.to_der()?, sig).map_err(|_| PkiError::BadCsrSignature)?;
         let mut dns_names = Vec::new();
+        let mut ip_addresses = Vec::new();
         for a in req
             .info
             .attributes
@@ -175,6 +178,10 @@ impl Request {
                             GeneralName::DnsName(d) => Some(d.to_string()),
                             _ => None,
                         }));
+                        ip_addresses.extend(san.0.iter().filter_map(|g| match g {
+                            GeneralName::IpAddress(o) => ip_from_octets(o.as_bytes()),
+                            _ => None,
+                        }));
                     }
                 }
             }
@@ -183,7 +190,17 @@ impl Request {
             subject: req.info.subject,
             public_key: req.info.public_key,
             dns_names,
+            ip_addresses,
         })
+    }
+}
+
+/// An IP address from a subjectAltName iPAddress (4 or 16 octets).
+pub fn ip_from_octets(o: &[u8]) -> Option<std::net::IpAddr> {
+    match o.len() {
+        4 => <[u8; 4]>::try_from(o).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(o).ok().map(std::net::IpAddr::from),
+        _ => None,
     }
 }
 
@@ -374,6 +391,15 @@ impl Authority {
         now: SystemTime,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Certificate> {
+        let ips: &[std::net::IpAddr] = match &profile.san {
+            SanPolicy::Copy => &req.ip_addresses,
+            SanPolicy::Filter(_) if !req.ip_addresses.is_empty() => {
+                return Err(PkiError::Refused(
+                    "IP addresses in subjectAltName are not allowed by this profile".into(),
+                ))
+            }
+            _ => &[],
+        };
         let dns: Vec<String> = match &profile.san {
             SanPolicy::Copy => req.dns_names.clone(),
             SanPolicy::Replace(names) => names.clone(),
@@ -404,11 +430,18 @@ impl Authority {
         if !profile.extended_key_usage.is_empty() {
             extensions.push(ext(&ExtendedKeyUsage(profile.extended_key_usage.clone()), false)?);
         }
-        if !dns.is_empty() {
-            let names = dns
+        if !dns.is_empty() || !ips.is_empty() {
+            let mut names = dns
                 .iter()
                 .map(|d| Ia5String::new(d).map(GeneralName::DnsName))
                 .collect::<der::Result<Vec<_>>>()?;
+            for ip in ips {
+                let octets = match ip {
+                    std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                    std::net::IpAddr::V6(a) => a.octets().to_vec(),
+                };
+                names.push(GeneralName::IpAddress(der::asn1::OctetString::new(octets)?));
+            }
             // Critical when the subject is empty (RFC 5280 §4.2.1.6).
             extensions.push(ext(&SubjectAltName(names), req.subject.0.is_empty())?);
         }

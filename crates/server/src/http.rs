@@ -157,3 +157,126 @@ pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Res
         });
     }
 }
+
+/// EST requests go under this prefix (RFC 7030 §3.2.2).
+pub const EST_PREFIX: &str = "/.well-known/est/";
+
+async fn handle_est(
+    svc: Arc<crate::est::EstService>,
+    tls: Arc<enrolkit_tls::TlsInfo>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
+    let header = |n: hyper::header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = header(hyper::header::CONTENT_TYPE);
+    let authorization = header(hyper::header::AUTHORIZATION);
+    if !path.starts_with(EST_PREFIX) {
+        tracing::info!(%method, %path, status = 404, "not found");
+        return est_reply(crate::est::EstResponse {
+            status: 404,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body: b"not found\n".to_vec(),
+        });
+    }
+    let body = match Limited::new(req.into_body(), crate::est::MAX_REQUEST_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            tracing::info!(%path, status = 413, "body too large or unreadable");
+            return reply(text(413, "request body too large or unreadable"));
+        }
+    };
+    let tls2 = tls.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let r = crate::est::EstRequest {
+            method: &method,
+            path: &path,
+            content_type: content_type.as_deref(),
+            authorization: authorization.as_deref(),
+            body: &body,
+            tls: &tls2,
+        };
+        svc.handle(&r, SystemTime::now())
+    })
+    .await;
+    match res {
+        Ok((resp, log)) => {
+            tracing::info!(
+                operation = %log.operation,
+                label = %log.label,
+                tls = %format_args!("{}/{}", tls.backend, tls.version),
+                auth = %log.auth,
+                subject = %log.subject,
+                outcome = %log.outcome,
+                status = resp.status,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "est"
+            );
+            est_reply(resp)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            reply(text(500, "internal error"))
+        }
+    }
+}
+
+fn est_reply(r: crate::est::EstResponse) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in r.headers {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            resp.headers_mut().append(name, v);
+        }
+    }
+    resp
+}
+
+/// Serve EST over TLS on `listener` until the process ends. Each connection
+/// is handshaken by `acceptor` (rustls or OpenSSL) on its own task.
+pub async fn serve_est(
+    listener: TcpListener,
+    acceptor: enrolkit_tls::Acceptor,
+    svc: Arc<crate::est::EstService>,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let svc = svc.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let (tls_stream, info) = match acceptor.accept(stream).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::info!(%peer, backend = %acceptor.backend(), error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let info = Arc::new(info);
+            let io = TokioIo::new(tls_stream);
+            let service = service_fn(move |req| {
+                let svc = svc.clone();
+                let info = info.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle_est(svc, info, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

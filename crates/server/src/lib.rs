@@ -5,6 +5,7 @@
 //! with its authorisation policy and its SQLite storage.
 #![forbid(unsafe_code)]
 
+pub mod est;
 pub mod http;
 pub mod scep;
 pub mod storage;

@@ -184,7 +184,7 @@ struct Refusal(FailInfo, String);
 
 /// The responder.
 pub struct ScepService {
-    ca: Authority,
+    ca: Arc<Authority>,
     ra_cert: Certificate,
     ra_key: Arc<SoftwareKey>,
     rejection: RejectionKey,
@@ -255,7 +255,7 @@ fn key_id(c: &RawCertificate) -> String {
 /// Everything the service needs at start-up.
 pub struct ScepSetup {
     /// The issuing CA.
-    pub ca: Authority,
+    pub ca: Arc<Authority>,
     /// The RA certificate (requests are encrypted to it, replies signed by it).
     pub ra_cert: Certificate,
     /// The RA key.
@@ -712,6 +712,7 @@ impl ScepService {
             subject: csr.request.info.subject.clone(),
             public_key: csr.request.info.public_key.clone(),
             dns_names: csr.dns_names(),
+            ip_addresses: Vec::new(),
         };
         self.ca
             .issue(&r, &self.profile, now, &mut rand_core::OsRng)
@@ -753,7 +754,8 @@ fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
     })
 }
 
-fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+/// The first CN of a name, as text.
+pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
     name.0
         .iter()
         .flat_map(|rdn| rdn.0.iter())

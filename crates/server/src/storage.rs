@@ -6,6 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
+use zeroize::Zeroizing;
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,9 @@ pub enum StorageError {
     /// A lock was poisoned by a panic in another thread.
     #[error("storage lock poisoned")]
     Poisoned,
+    /// The database file could not be set up.
+    #[error("{0}")]
+    File(String),
     /// The row asked for does not exist or is not in the expected state.
     #[error("{0}")]
     NotFound(String),
@@ -120,6 +124,26 @@ pub trait Storage: Send + Sync {
     fn revoke(&self, serial: &str, at: i64, reason: u8) -> Result<()>;
     /// Increment and return the CRL number.
     fn next_crl_number(&self) -> Result<u64>;
+    /// Provision a pre-shared key for certificate-less EST (RFC 7030 §3.3.3);
+    /// fails when the identity exists.
+    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()>;
+    /// The key for a PSK identity.
+    fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    /// Provisioned PSK identities (never the keys).
+    fn list_psks(&self) -> Result<Vec<PskInfo>>;
+    /// Remove a PSK identity.
+    fn remove_psk(&self, identity: &str) -> Result<()>;
+}
+
+/// A PSK identity as listed (the key is not part of it).
+#[derive(Debug, Clone)]
+pub struct PskInfo {
+    /// `psk_identity` (in oneM2M, the KpmId).
+    pub identity: String,
+    /// Operator's label.
+    pub label: String,
+    /// Created, Unix seconds.
+    pub created: i64,
 }
 
 /// SQLite storage (one connection, serialised; WAL journal).
@@ -142,12 +166,21 @@ CREATE TABLE IF NOT EXISTS transactions (
     state TEXT NOT NULL, serial TEXT REFERENCES certificates(serial), fail_info INTEGER, reason TEXT,
     created INTEGER NOT NULL, PRIMARY KEY (txid, key_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS psks (
+    identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL);
 ";
 
 impl SqliteStorage {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
+        // The database holds pre-shared keys: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StorageError::File(format!("cannot restrict {}: {e}", path.display())))?;
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
@@ -375,6 +408,54 @@ impl Storage for SqliteStorage {
             let n: i64 = t.query_row("SELECT value FROM meta WHERE key = 'crl_number'", [], |r| r.get(0))?;
             t.commit()?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "INSERT INTO psks (identity, key, label, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(identity) DO NOTHING",
+                params![identity, key, label, now],
+            )?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!("PSK identity {identity} already exists")));
+            }
+            Ok(())
+        })
+    }
+
+    fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT key FROM psks WHERE identity = ?1", params![identity], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
+                .optional()?
+                .map(Zeroizing::new),
+            )
+        })
+    }
+
+    fn list_psks(&self) -> Result<Vec<PskInfo>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT identity, label, created FROM psks ORDER BY identity")?;
+            let rows = st.query_map([], |r| {
+                Ok(PskInfo {
+                    identity: r.get(0)?,
+                    label: r.get(1)?,
+                    created: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn remove_psk(&self, identity: &str) -> Result<()> {
+        self.with(|c| {
+            if c.execute("DELETE FROM psks WHERE identity = ?1", params![identity])? == 0 {
+                return Err(StorageError::NotFound(format!("no PSK identity {identity}")));
+            }
+            Ok(())
         })
     }
 }

@@ -57,7 +57,7 @@ fn world_with(policy: Policy, validity: Duration, next_ca: Option<Certificate>) 
     };
     let svc = ScepService::new(
         ScepSetup {
-            ca,
+            ca: Arc::new(ca),
             ra_cert,
             ra_key: Arc::new(ra_key),
             challenge_key: Zeroizing::new(KEY),

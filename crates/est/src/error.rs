@@ -1,0 +1,80 @@
+//! The one error type of the crate: every failure names what was wrong.
+
+use enrolkit_keys::KeyError;
+
+/// Why an EST message, path, header or body could not be built or parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EstError {
+    /// A structure decoded but does not have the expected shape or content.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// The structure (e.g. "certs-only response", "EST path").
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The input is larger than the bound for it.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was too large (a body, a count, a header).
+        what: &'static str,
+        /// The limit (bytes or items, depending on `what`).
+        limit: usize,
+    },
+    /// A base64 body holds a byte that is neither base64 nor whitespace.
+    #[error("invalid base64: byte 0x{byte:02x} at position {position}")]
+    InvalidBase64 {
+        /// Offset of the offending byte in the input as received.
+        position: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// The last path segment is not one of the EST operations (RFC 7030 §3.2.2).
+    #[error("unknown EST operation {0:?}")]
+    UnknownOperation(String),
+    /// The label path segment is not acceptable (RFC 7030 §3.2.2).
+    #[error("invalid EST label {0:?}")]
+    InvalidLabel(String),
+    /// A Content-Type is not one EST uses here.
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+    /// The signature of a CSR does not verify (no proof of possession).
+    #[error("signature verification failed")]
+    BadSignature,
+    /// An algorithm (signature, key, curve, digest) is not supported.
+    #[error("unsupported {what} {oid}")]
+    UnsupportedAlgorithm {
+        /// Which kind of algorithm.
+        what: &'static str,
+        /// Its OID or a description.
+        oid: String,
+    },
+    /// A CSR does not satisfy the server's CSR attributes (RFC 7030 §4.5, RFC 9908).
+    #[error("CSR does not satisfy the CSR attributes: {what}")]
+    Unsatisfied {
+        /// The first requirement that is not met.
+        what: String,
+    },
+    /// A key operation failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The DER structure is broken (truncated, bad length, wrong tag…).
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+}
+
+impl EstError {
+    pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        EstError::Malformed {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn unsatisfied(what: impl Into<String>) -> Self {
+        EstError::Unsatisfied { what: what.into() }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, EstError>;

@@ -1,0 +1,697 @@
+//! One TLS listener abstraction over two TLS stacks.
+//!
+//! EST needs things no single Rust TLS stack offers: rustls is the default
+//! (memory-safe, TLS 1.2 and 1.3, certificates), but it has no external PSK
+//! (rustls issue #174) and does not expose the TLS 1.2 Finished messages that
+//! the `tls-unique` channel binding is made of. OpenSSL (through the `openssl`
+//! crate and `tokio-openssl`) has both. [`Acceptor`] hides which one a
+//! listener uses: either way a connection comes out as a [`ServerStream`] and
+//! a [`TlsInfo`] saying what the handshake established — version, the client
+//! certificate chain and whether it chains to the configured trust anchors,
+//! the PSK identity, and the channel binding for RFC 7030 §3.5 linking
+//! (`tls-unique` with TLS 1.2 where the stack exposes it, RFC 9266
+//! `tls-exporter` with TLS 1.3).
+//!
+//! A client certificate is never required by the handshake: `/cacerts` is
+//! open to all, and a certificate that does not chain to the trust anchors is
+//! recorded in [`TlsInfo::peer_cert_error`] so the service answers with an
+//! HTTP status and a reason the operator can read, instead of a bare alert.
+
+use enrolkit_est::ChannelBinding;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+/// How long a TLS handshake may take before the connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which TLS stack a listener runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// rustls: certificates, TLS 1.2 and 1.3; channel binding only with TLS 1.3.
+    Rustls,
+    /// OpenSSL: adds external PSK and `tls-unique` for TLS 1.2.
+    OpenSsl,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Rustls => "rustls",
+            Backend::OpenSsl => "openssl",
+        })
+    }
+}
+
+/// Negotiated protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        })
+    }
+}
+
+/// What a handshake established, for the service to authorise with.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// The stack that ran it.
+    pub backend: Backend,
+    /// Negotiated version.
+    pub version: TlsVersion,
+    /// The peer's certificate chain as sent (DER, end entity first); empty without one.
+    /// On a server this is the client's chain.
+    pub peer_chain: Vec<Vec<u8>>,
+    /// Why the peer certificate does not chain to the trust anchors (`None` when it does, or when there is none).
+    pub peer_cert_error: Option<String>,
+    /// The PSK identity, for a certificate-less (RFC 7030 §3.3.3) handshake.
+    pub psk_identity: Option<String>,
+    /// The channel binding of this connection, when the stack can produce one.
+    pub channel_binding: Option<ChannelBinding>,
+}
+
+impl TlsInfo {
+    /// The peer certificate (DER) when one was sent and it chains to the trust anchors.
+    pub fn trusted_peer_certificate(&self) -> Option<&[u8]> {
+        match (&self.peer_cert_error, self.peer_chain.first()) {
+            (None, Some(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Pre-shared keys by identity, for the OpenSSL listener's PSK callback.
+pub trait PskStore: Send + Sync {
+    /// The key for `identity`, or `None` to refuse the handshake.
+    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>>;
+}
+
+/// What both stacks are configured from.
+#[derive(Clone)]
+pub struct ServerTlsConfig {
+    /// Server certificate chain, DER, end entity first.
+    pub chain: Vec<Vec<u8>>,
+    /// Server private key, PKCS#8 DER.
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+    /// Trust anchors for client certificates (DER). Nothing else is trusted.
+    pub client_trust_anchors: Vec<Vec<u8>>,
+    /// Lowest version offered.
+    pub min_version: TlsVersion,
+    /// Highest version offered.
+    pub max_version: TlsVersion,
+}
+
+/// Errors setting a listener up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// rustls refused the configuration.
+    #[error("rustls: {0}")]
+    Rustls(String),
+    /// OpenSSL refused the configuration.
+    #[error("openssl: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// Something else is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Accepts TLS connections with one of the two stacks.
+#[derive(Clone)]
+pub enum Acceptor {
+    /// rustls.
+    Rustls(
+        tokio_rustls::TlsAcceptor,
+        Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ),
+    /// OpenSSL.
+    OpenSsl(Arc<openssl::ssl::SslContext>),
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Acceptor({})", self.backend())
+    }
+}
+
+/// A TLS connection from either stack.
+pub enum ServerStream {
+    /// rustls.
+    Rustls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// OpenSSL.
+    OpenSsl(Box<tokio_openssl::SslStream<TcpStream>>),
+}
+
+impl AsyncRead for ServerStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Accepts any client certificate whose handshake signature verifies, so
+/// that a certificate from an unknown CA gets an HTTP answer with a reason;
+/// the chain is checked against the trust anchors after the handshake.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn versions(cfg: &ServerTlsConfig) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsSetupError> {
+    let mut v = Vec::new();
+    if cfg.min_version <= TlsVersion::Tls12 && cfg.max_version >= TlsVersion::Tls12 {
+        v.push(&rustls::version::TLS12);
+    }
+    if cfg.max_version >= TlsVersion::Tls13 {
+        v.push(&rustls::version::TLS13);
+    }
+    if v.is_empty() {
+        return Err(TlsSetupError::Invalid("no TLS version between min and max".into()));
+    }
+    Ok(v)
+}
+
+impl Acceptor {
+    /// A rustls listener.
+    pub fn rustls(cfg: &ServerTlsConfig) -> Result<Self, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ta in &cfg.client_trust_anchors {
+            roots
+                .add(rustls_pki_types::CertificateDer::from(ta.clone()))
+                .map_err(|e| TlsSetupError::Rustls(format!("client trust anchor: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(TlsSetupError::Invalid("no client trust anchors".into()));
+        }
+        let inner = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+        let verifier = Arc::new(RecordingVerifier { inner: inner.clone() });
+        let chain = cfg
+            .chain
+            .iter()
+            .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+            .collect::<Vec<_>>();
+        let key =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(cfg.key_pkcs8.to_vec()));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions(cfg)?)
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Acceptor::Rustls(
+            tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            inner,
+        ))
+    }
+
+    /// An OpenSSL listener; with `psk`, certificate-less handshakes by
+    /// pre-shared key (TLS 1.2 PSK suites, and TLS 1.3 PSK with (EC)DHE).
+    pub fn openssl(cfg: &ServerTlsConfig, psk: Option<Arc<dyn PskStore>>) -> Result<Self, TlsSetupError> {
+        use openssl::ssl::{SslContext, SslMethod, SslOptions, SslVerifyMode, SslVersion};
+        use openssl::x509::store::X509StoreBuilder;
+        use openssl::x509::X509;
+        let mut b = SslContext::builder(SslMethod::tls_server())?;
+        let v = |t: TlsVersion| match t {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        };
+        b.set_min_proto_version(Some(v(cfg.min_version)))?;
+        b.set_max_proto_version(Some(v(cfg.max_version)))?;
+        // No tickets or resumption: every connection does a full handshake, so
+        // tls-unique is always the client's Finished message.
+        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION | SslOptions::CIPHER_SERVER_PREFERENCE);
+        b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+        let mut ciphers = String::from("ECDHE+AESGCM:ECDHE+CHACHA20");
+        if psk.is_some() {
+            ciphers.push_str(":ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256");
+            ciphers
+                .push_str(":PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:PSK-AES128-CBC-SHA256");
+        }
+        b.set_cipher_list(&ciphers)?;
+        let key = openssl::pkey::PKey::private_key_from_pkcs8(&cfg.key_pkcs8)?;
+        b.set_private_key(&key)?;
+        let (leaf, rest) = cfg
+            .chain
+            .split_first()
+            .ok_or_else(|| TlsSetupError::Invalid("empty server certificate chain".into()))?;
+        let leaf = X509::from_der(leaf)?;
+        b.set_certificate(&leaf)?;
+        for c in rest {
+            b.add_extra_chain_cert(X509::from_der(c)?)?;
+        }
+        b.check_private_key()?;
+        let mut store = X509StoreBuilder::new()?;
+        for ta in &cfg.client_trust_anchors {
+            store.add_cert(X509::from_der(ta)?)?;
+        }
+        b.set_cert_store(store.build());
+        // Ask for a certificate but let the handshake finish whatever the
+        // verdict; verify_result() says it afterwards.
+        b.set_verify_callback(SslVerifyMode::PEER, |_ok, _ctx| true);
+        if let Some(store) = psk {
+            let index = psk_identity_index()?;
+            b.set_psk_server_callback(move |ssl, identity, out| {
+                let Some(id) = identity.and_then(|i| std::str::from_utf8(i).ok()) else {
+                    return Ok(0);
+                };
+                match store.psk(id) {
+                    Some(k) if !k.is_empty() && k.len() <= out.len() => match out.get_mut(..k.len()) {
+                        Some(dst) => {
+                            dst.copy_from_slice(&k);
+                            // Kept on the connection (only for a known identity: a
+                            // refused PSK lets TLS 1.3 fall back to a full handshake):
+                            // OpenSSL does not report the identity of a TLS 1.3 PSK
+                            // handshake made through this callback.
+                            ssl.set_ex_data(index, id.to_owned());
+                            Ok(k.len())
+                        }
+                        None => Ok(0),
+                    },
+                    _ => Ok(0),
+                }
+            });
+        }
+        Ok(Acceptor::OpenSsl(Arc::new(b.build())))
+    }
+
+    /// Which stack this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Acceptor::Rustls(..) => Backend::Rustls,
+            Acceptor::OpenSsl(_) => Backend::OpenSsl,
+        }
+    }
+
+    /// Run the handshake on an accepted TCP connection.
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<(ServerStream, TlsInfo)> {
+        let fut = async {
+            match self {
+                Acceptor::Rustls(acceptor, verifier) => {
+                    let s = acceptor.accept(tcp).await?;
+                    let info = rustls_info(s.get_ref().1, verifier.as_ref());
+                    Ok((ServerStream::Rustls(Box::new(s)), info))
+                }
+                Acceptor::OpenSsl(ctx) => {
+                    let ssl = openssl::ssl::Ssl::new(ctx).map_err(io::Error::other)?;
+                    let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(io::Error::other)?;
+                    Pin::new(&mut s).accept().await.map_err(io::Error::other)?;
+                    let info = openssl_info(s.ssl(), true);
+                    Ok((ServerStream::OpenSsl(Box::new(s)), info))
+                }
+            }
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+    }
+}
+
+fn rustls_info(conn: &rustls::ServerConnection, verifier: &dyn rustls::server::danger::ClientCertVerifier) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+        _ => TlsVersion::Tls12,
+    };
+    let chain: Vec<Vec<u8>> = conn
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    let peer_cert_error = conn.peer_certificates().and_then(|certs| {
+        let (ee, rest) = certs.split_first()?;
+        verifier
+            .verify_client_cert(ee, rest, rustls_pki_types::UnixTime::now())
+            .err()
+            .map(|e| e.to_string())
+    });
+    // rustls exposes no Finished messages, so TLS 1.2 gets no binding here.
+    let channel_binding = match version {
+        TlsVersion::Tls13 => {
+            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
+            conn.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL.as_bytes(), None)
+                .is_ok()
+                .then_some(ChannelBinding::TlsExporter(out))
+        }
+        TlsVersion::Tls12 => None,
+    };
+    TlsInfo {
+        backend: Backend::Rustls,
+        version,
+        peer_chain: chain,
+        peer_cert_error,
+        psk_identity: None,
+        channel_binding,
+    }
+}
+
+/// What an OpenSSL handshake established; `server` says which side `ssl` is.
+pub fn openssl_info(ssl: &openssl::ssl::SslRef, server: bool) -> TlsInfo {
+    let version = match ssl.version2() {
+        Some(openssl::ssl::SslVersion::TLS1_3) => TlsVersion::Tls13,
+        _ => TlsVersion::Tls12,
+    };
+    let mut chain = Vec::new();
+    if let Some(leaf) = ssl.peer_certificate() {
+        chain.push(leaf.to_der().unwrap_or_default());
+        // On the server side the peer chain excludes the leaf; on the client side it includes it.
+        if let Some(stack) = ssl.peer_cert_chain() {
+            for c in stack.iter().skip(usize::from(!server)) {
+                chain.push(c.to_der().unwrap_or_default());
+            }
+        }
+    }
+    let peer_cert_error = if chain.is_empty() {
+        None
+    } else {
+        let r = ssl.verify_result();
+        (r != openssl::x509::X509VerifyResult::OK).then(|| r.error_string().to_owned())
+    };
+    // A PSK identity counts only when the handshake used the PSK (no certificate).
+    let psk_identity = psk_identity_index()
+        .ok()
+        .and_then(|i| ssl.ex_data(i).cloned())
+        .filter(|_| chain.is_empty() && ssl.current_cipher().is_some());
+    TlsInfo {
+        backend: Backend::OpenSsl,
+        version,
+        peer_chain: chain,
+        peer_cert_error,
+        psk_identity,
+        channel_binding: channel_binding(ssl, version, server),
+    }
+}
+
+/// The RFC 7030 §3.5 channel binding of an OpenSSL connection: tls-unique
+/// (RFC 5929: the first Finished message) with TLS 1.2, tls-exporter
+/// (RFC 9266) with TLS 1.3.
+pub fn channel_binding(ssl: &openssl::ssl::SslRef, version: TlsVersion, server: bool) -> Option<ChannelBinding> {
+    match version {
+        TlsVersion::Tls13 => {
+            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
+            ssl.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL, None)
+                .is_ok()
+                .then_some(ChannelBinding::TlsExporter(out))
+        }
+        TlsVersion::Tls12 => {
+            // The first Finished: the client's in a full handshake, the
+            // server's in an abbreviated (resumed) one.
+            let client_first = !ssl.session_reused();
+            let mut buf = [0u8; 64];
+            let n = if client_first == server {
+                ssl.peer_finished(&mut buf)
+            } else {
+                ssl.finished(&mut buf)
+            };
+            buf.get(..n)
+                .filter(|b| !b.is_empty())
+                .map(|b| ChannelBinding::TlsUnique(b.to_vec()))
+        }
+    }
+}
+
+/// The ex_data slot where the PSK callback leaves the identity it was asked for.
+fn psk_identity_index() -> Result<openssl::ex_data::Index<openssl::ssl::Ssl, String>, openssl::error::ErrorStack> {
+    static INDEX: std::sync::OnceLock<openssl::ex_data::Index<openssl::ssl::Ssl, String>> = std::sync::OnceLock::new();
+    if let Some(i) = INDEX.get() {
+        return Ok(*i);
+    }
+    let i = openssl::ssl::Ssl::new_ex_index::<String>()?;
+    Ok(*INDEX.get_or_init(|| i))
+}
+
+/// How a client authenticates the server.
+#[derive(Clone)]
+pub enum ServerTrust {
+    /// Only these trust anchors (DER), and the name must match the host.
+    Anchors(Vec<Vec<u8>>),
+    /// No verification during the handshake: RFC 7030 §4.1.1 bootstrap. The
+    /// caller must check [`TlsInfo::peer_chain`] afterwards, against a pinned
+    /// fingerprint or the CA certificates `/cacerts` returned.
+    Bootstrap,
+}
+
+/// A client certificate chain (DER, end entity first) and its PKCS#8 key.
+pub type ClientCertificate = (Vec<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+/// A client's TLS settings (always OpenSSL: rustls has neither external PSK
+/// nor `tls-unique`).
+#[derive(Clone)]
+pub struct ClientTlsConfig {
+    /// How the server is authenticated (ignored for a PSK handshake, where the PSK does it).
+    pub trust: ServerTrust,
+    /// Client certificate chain (DER, end entity first) and its PKCS#8 key.
+    pub certificate: Option<ClientCertificate>,
+    /// Certificate-less authentication: identity and key.
+    pub psk: Option<(String, Zeroizing<Vec<u8>>)>,
+    /// Lowest version offered.
+    pub min_version: TlsVersion,
+    /// Highest version offered.
+    pub max_version: TlsVersion,
+}
+
+/// Makes client TLS connections.
+#[derive(Clone)]
+pub struct Connector {
+    ctx: Arc<openssl::ssl::SslContext>,
+    verify: bool,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector").field("verify", &self.verify).finish()
+    }
+}
+
+impl Connector {
+    /// Configure a connector.
+    pub fn new(cfg: &ClientTlsConfig) -> Result<Self, TlsSetupError> {
+        use openssl::ssl::{SslContext, SslMethod, SslOptions, SslVersion};
+        use openssl::x509::store::X509StoreBuilder;
+        use openssl::x509::X509;
+        let mut b = SslContext::builder(SslMethod::tls_client())?;
+        let v = |t: TlsVersion| match t {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        };
+        b.set_min_proto_version(Some(v(cfg.min_version)))?;
+        b.set_max_proto_version(Some(v(cfg.max_version)))?;
+        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION);
+        b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+        let mut store = X509StoreBuilder::new()?;
+        let verify = match &cfg.trust {
+            ServerTrust::Anchors(tas) => {
+                if tas.is_empty() && cfg.psk.is_none() {
+                    return Err(TlsSetupError::Invalid("no trust anchors for the server".into()));
+                }
+                for ta in tas {
+                    store.add_cert(X509::from_der(ta)?)?;
+                }
+                cfg.psk.is_none()
+            }
+            ServerTrust::Bootstrap => false,
+        };
+        b.set_cert_store(store.build());
+        if let Some((chain, key)) = &cfg.certificate {
+            let (leaf, rest) = chain
+                .split_first()
+                .ok_or_else(|| TlsSetupError::Invalid("empty client certificate chain".into()))?;
+            let leaf = X509::from_der(leaf)?;
+            b.set_certificate(&leaf)?;
+            for c in rest {
+                b.add_extra_chain_cert(X509::from_der(c)?)?;
+            }
+            let key = openssl::pkey::PKey::private_key_from_pkcs8(key)?;
+            b.set_private_key(&key)?;
+            b.check_private_key()?;
+        }
+        if let Some((identity, key)) = &cfg.psk {
+            if identity.is_empty() || identity.len() > 128 || key.is_empty() || key.len() > 64 {
+                return Err(TlsSetupError::Invalid(
+                    "PSK identity must be 1..=128 bytes and the key 1..=64 bytes".into(),
+                ));
+            }
+            // Certificate-less: PSK suites only, so the server cannot fall back to a certificate handshake.
+            b.set_cipher_list("ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:PSK-AES128-CBC-SHA256")?;
+            b.set_ciphersuites("TLS_AES_128_GCM_SHA256")?;
+            let identity = identity.clone().into_bytes();
+            let key = key.clone();
+            b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
+                let (Some(id_dst), Some(key_dst)) = (id_out.get_mut(..=identity.len()), key_out.get_mut(..key.len()))
+                else {
+                    return Ok(0);
+                };
+                let (id_body, nul) = id_dst.split_at_mut(identity.len());
+                id_body.copy_from_slice(&identity);
+                nul.fill(0);
+                key_dst.copy_from_slice(&key);
+                Ok(key.len())
+            });
+        }
+        Ok(Connector {
+            ctx: Arc::new(b.build()),
+            verify,
+        })
+    }
+
+    /// Handshake with `host` over `tcp`; the server name is verified unless bootstrapping or PSK.
+    pub async fn connect(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> io::Result<(tokio_openssl::SslStream<TcpStream>, TlsInfo)> {
+        use openssl::ssl::SslVerifyMode;
+        let mut ssl = openssl::ssl::Ssl::new(&self.ctx).map_err(io::Error::other)?;
+        if self.verify {
+            ssl.set_verify(SslVerifyMode::PEER);
+            match host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+            {
+                Ok(ip) => ssl.param_mut().set_ip(ip).map_err(io::Error::other)?,
+                Err(_) => {
+                    ssl.set_hostname(host).map_err(io::Error::other)?;
+                    ssl.param_mut().set_host(host).map_err(io::Error::other)?;
+                }
+            }
+        } else {
+            ssl.set_verify(SslVerifyMode::NONE);
+            if host.parse::<std::net::IpAddr>().is_err() {
+                ssl.set_hostname(host).map_err(io::Error::other)?;
+            }
+        }
+        let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(io::Error::other)?;
+        let fut = Pin::new(&mut s).connect();
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let detail = match s.ssl().verify_result() {
+                    openssl::x509::X509VerifyResult::OK => e.to_string(),
+                    r => format!("server certificate: {}", r.error_string()),
+                };
+                return Err(io::Error::other(detail));
+            }
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
+        }
+        let info = openssl_info(s.ssl(), false);
+        Ok((s, info))
+    }
+}
+
+/// Check, after the fact, that `chain` (DER, end entity first) chains to one
+/// of `anchors` and (when given) names `host` — what a bootstrapping client
+/// does once `/cacerts` has given it the trust anchors (RFC 7030 §4.1.1).
+pub fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>], host: Option<&str>) -> Result<(), String> {
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::{X509StoreContext, X509};
+    let inner = || -> Result<Result<(), String>, openssl::error::ErrorStack> {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Ok(Err("the server sent no certificate".into()));
+        };
+        let mut store = X509StoreBuilder::new()?;
+        for a in anchors {
+            store.add_cert(X509::from_der(a)?)?;
+        }
+        if let Some(h) = host {
+            let mut p = openssl::x509::verify::X509VerifyParam::new()?;
+            match h.parse::<std::net::IpAddr>() {
+                Ok(ip) => p.set_ip(ip)?,
+                Err(_) => p.set_host(h)?,
+            }
+            store.set_param(&p)?;
+        }
+        let store = store.build();
+        let leaf = X509::from_der(leaf)?;
+        let mut untrusted = Stack::new()?;
+        for c in rest {
+            untrusted.push(X509::from_der(c)?)?;
+        }
+        let mut ctx = X509StoreContext::new()?;
+        let ok = ctx.init(&store, &leaf, &untrusted, |c| {
+            Ok(c.verify_cert()?
+                .then_some(())
+                .ok_or_else(|| c.error().error_string().to_owned()))
+        })?;
+        Ok(ok)
+    };
+    inner().map_err(|e| e.to_string())?
+}
