@@ -842,7 +842,10 @@ impl enrolkit_tls::PskStore for StoredPsks {
 }
 
 /// The EST service and its TLS listeners (address, acceptor).
-type EstServer = (Arc<enrolkit_server::est::EstService>, Vec<(String, enrolkit_tls::Acceptor)>);
+type EstServer = (
+    Arc<enrolkit_server::est::EstService>,
+    Vec<(String, enrolkit_tls::Acceptor)>,
+);
 
 /// The EST service and its TLS listeners' acceptors.
 fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {

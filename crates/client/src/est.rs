@@ -129,6 +129,18 @@ fn network(url: &str, e: impl std::fmt::Display) -> ClientError {
     }
 }
 
+/// An error and its sources on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn first_line(body: &[u8]) -> String {
     String::from_utf8_lossy(body)
         .lines()
@@ -211,7 +223,19 @@ impl EstClient {
                 let req = rb
                     .body(Full::new(Bytes::from(payload.unwrap_or_default())))
                     .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-                let resp = sender.send_request(req).await.map_err(|e| network(&url, e))?;
+                let resp = match sender.send_request(req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The request was cancelled because the connection
+                        // failed (say, a TLS 1.3 server refusing our certificate
+                        // after the handshake): report why it failed.
+                        let why = match driver.await {
+                            Ok(Err(ce)) => chain(&ce),
+                            _ => chain(&e),
+                        };
+                        return Err(network(&url, why));
+                    }
+                };
                 let status = resp.status().as_u16();
                 let header = |n: hyper::header::HeaderName| {
                     resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)

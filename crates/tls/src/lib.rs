@@ -301,6 +301,8 @@ impl Acceptor {
         // tls-unique is always the client's Finished message.
         b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION | SslOptions::CIPHER_SERVER_PREFERENCE);
         b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+        // Needed with client certificates whenever a client offers a session (TLS 1.3 PSK).
+        b.set_session_id_context(b"enrolkit-est")?;
         let mut ciphers = String::from("ECDHE+AESGCM:ECDHE+CHACHA20");
         if psk.is_some() {
             ciphers.push_str(":ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256");

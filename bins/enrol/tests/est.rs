@@ -1,0 +1,585 @@
+//! `enrol est` against `mef serve`: every operation, every authentication
+//! (certificate, Basic, PSK), TLS 1.2 and 1.3 on both TLS stacks,
+//! tls-unique and tls-exporter linking, 202 → approve → success, the oneM2M
+//! flow; and `enrol est` against `openssl s_server` for the TLS layer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn mef_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_enrol")).with_file_name("mef")
+}
+
+struct Mef {
+    dir: tempfile::TempDir,
+    child: Child,
+    rustls: u16,
+    openssl: u16,
+}
+
+impl Drop for Mef {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mef {
+    fn start(edit: impl FnOnce(&mut toml::Table)) -> Mef {
+        let bin = mef_bin();
+        assert!(bin.exists(), "build mef first (cargo test --workspace builds it)");
+        let dir = tempfile::tempdir().unwrap();
+        let st = dir.path().join("st");
+        assert!(Command::new(&bin)
+            .args(["init", "--dir", p(&st)])
+            .output()
+            .unwrap()
+            .status
+            .success());
+        let path = st.join("mef.toml");
+        let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        edit(cfg["est"].as_table_mut().unwrap());
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        let mut child = Command::new(&bin)
+            .args(["-c", p(&path), "serve", "--listen", "127.0.0.1:0"])
+            .args(["--est-listen", "127.0.0.1:0", "--est-listen-openssl", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut rustls, mut openssl) = (0, 0);
+        for _ in 0..3 {
+            let l = lines.next().unwrap().unwrap();
+            if let Some(rest) = l.strip_prefix("mef: EST (") {
+                let port = rest
+                    .split(':')
+                    .nth(2)
+                    .unwrap()
+                    .trim_end_matches("/.well-known/est/")
+                    .parse()
+                    .unwrap();
+                if rest.starts_with("rustls") {
+                    rustls = port;
+                } else {
+                    openssl = port;
+                }
+            }
+        }
+        Mef {
+            dir,
+            child,
+            rustls,
+            openssl,
+        }
+    }
+
+    fn st(&self, f: &str) -> PathBuf {
+        self.dir.path().join("st").join(f)
+    }
+
+    fn mef(&self, args: &[&str]) -> Output {
+        let o = Command::new(mef_bin())
+            .args(["-c", p(&self.st("mef.toml"))])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mef {args:?}: {}", text(&o));
+        o
+    }
+
+    fn fingerprint(&self) -> String {
+        let o = Command::new("openssl")
+            .args([
+                "x509",
+                "-in",
+                p(&self.st("ca.pem")),
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .trim()
+            .split('=')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn server(&self, openssl: bool) -> String {
+        format!("https://127.0.0.1:{}", if openssl { self.openssl } else { self.rustls })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// `enrol est --server … --ta ca.pem <args>`.
+    fn enrol(&self, openssl: bool, args: &[&str]) -> Output {
+        let server = self.server(openssl);
+        let ca = self.st("ca.pem");
+        Command::new(env!("CARGO_BIN_EXE_enrol"))
+            .args(["est", "--server", &server, "--ta", p(&ca)])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+fn openssl_verify(ca: &Path, cert: &Path) {
+    let o = Command::new("openssl")
+        .args(["verify", "-CAfile", p(ca), p(cert)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl verify: {}", text(&o));
+}
+
+/// Enrol `name` with `auth` args; returns (cert, key) paths after checking the certificate.
+fn enroll(m: &Mef, openssl: bool, name: &str, args: &[&str]) -> (PathBuf, PathBuf) {
+    let d = m.dir.path();
+    let (cert, key) = (d.join(format!("{name}.pem")), d.join(format!("{name}.key")));
+    let subject = format!("CN={name},O=enrolkit test");
+    let mut all = vec!["enroll", "--subject", subject.as_str(), "--dns", "dev.example.net"];
+    all.extend(["--key-out", p(&key), "--cert-out", p(&cert)]);
+    all.extend_from_slice(args);
+    let o = m.enrol(openssl, &all);
+    assert!(o.status.success(), "{name}: {}\n{}", text(&o), m.log());
+    openssl_verify(&m.st("ca.pem"), &cert);
+    (cert, key)
+}
+
+#[test]
+fn every_operation_and_authentication_against_mef() {
+    let m = Mef::start(|est| {
+        est.insert("basic".into(), true.into());
+    });
+    let d = m.dir.path();
+
+    // Bootstrap: without a pin nothing is trusted; with the right pin the CA is written.
+    let server = m.server(false);
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["est", "--server", &server, "cacerts"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("SHA-256") && text(&o).contains("not trusting"),
+        "{}",
+        text(&o)
+    );
+    let wrong = "00".repeat(32);
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["est", "--server", &server, "--ca-fingerprint", &wrong, "cacerts"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("fingerprint"), "{}", text(&o));
+    let ca_out = d.join("bootstrapped-ca.pem");
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args([
+            "est",
+            "--server",
+            &server,
+            "--ca-fingerprint",
+            &m.fingerprint(),
+            "cacerts",
+            "--out",
+            p(&ca_out),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&ca_out).unwrap().trim(),
+        std::fs::read_to_string(m.st("ca.pem")).unwrap().trim()
+    );
+
+    // Basic with a one-time challenge, TLS 1.3 and 1.2 on rustls.
+    for (i, tls) in ["1.3", "1.2"].into_iter().enumerate() {
+        let pwf = d.join(format!("pw{i}"));
+        std::fs::write(&pwf, String::from_utf8(m.mef(&["challenge", "add"]).stdout).unwrap()).unwrap();
+        enroll(
+            &m,
+            false,
+            &format!("basic-{i}"),
+            &["--tls", tls, "--basic-user", "dev", "--basic-password-file", p(&pwf)],
+        );
+    }
+
+    // PSK, TLS 1.2 and 1.3, on the OpenSSL listener.
+    let kf = d.join("kpm.hex");
+    std::fs::write(&kf, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f").unwrap();
+    m.mef(&["psk", "add", "kpm-7", "--key-file", p(&kf)]);
+    for tls in ["1.2", "1.3"] {
+        enroll(
+            &m,
+            true,
+            &format!("psk-{tls}"),
+            &["--tls", tls, "--psk-identity", "kpm-7", "--psk-file", p(&kf)],
+        );
+    }
+    assert!(m.log().contains("auth=psk:kpm-7"), "{}", m.log());
+
+    // A certificate we issued authenticates further enrolments, on both stacks.
+    let (cert, key) = enroll(
+        &m,
+        true,
+        "cert-base",
+        &["--psk-identity", "kpm-7", "--psk-file", p(&kf)],
+    );
+    for (openssl, tls) in [(false, "1.3"), (false, "1.2"), (true, "1.3"), (true, "1.2")] {
+        enroll(
+            &m,
+            openssl,
+            &format!("bycert-{openssl}-{tls}"),
+            &["--tls", tls, "--cert", p(&cert), "--key", p(&key)],
+        );
+    }
+
+    // simplereenroll with the current certificate (same key, then a new key).
+    let (re, re_key) = (d.join("re.pem"), d.join("re.key"));
+    let o = m.enrol(
+        false,
+        &["--cert", p(&cert), "--key", p(&key), "reenroll", "--cert-out", p(&re)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    openssl_verify(&m.st("ca.pem"), &re);
+    let o = m.enrol(
+        true,
+        &[
+            "--cert",
+            p(&cert),
+            "--key",
+            p(&key),
+            "reenroll",
+            "--key-out",
+            p(&re_key),
+            "--cert-out",
+            p(&re),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    openssl_verify(&m.st("ca.pem"), &re);
+
+    // serverkeygen.
+    let (kg, kg_key) = (d.join("kg.pem"), d.join("kg.key"));
+    let o = m.enrol(
+        false,
+        &[
+            "--cert",
+            p(&cert),
+            "--key",
+            p(&key),
+            "serverkeygen",
+            "--subject",
+            "CN=keygen,O=enrolkit test",
+            "--key-out",
+            p(&kg_key),
+            "--cert-out",
+            p(&kg),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    openssl_verify(&m.st("ca.pem"), &kg);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&kg_key).unwrap().permissions().mode() & 0o777, 0o600);
+    let o = Command::new("openssl")
+        .args(["x509", "-in", p(&kg), "-noout", "-pubkey"])
+        .output()
+        .unwrap();
+    let o2 = Command::new("openssl")
+        .args(["pkey", "-in", p(&kg_key), "-pubout"])
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, o2.stdout, "the server-made key matches its certificate");
+
+    // No credentials: refused with a reason.
+    let o = m.enrol(
+        false,
+        &[
+            "enroll",
+            "--subject",
+            "CN=nobody",
+            "--key-out",
+            p(&d.join("n.key")),
+            "--cert-out",
+            p(&d.join("n.pem")),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    assert!(!d.join("n.key").exists(), "nothing written on failure");
+
+    // csrattrs: none configured.
+    let o = m.enrol(false, &["csrattrs"]);
+    assert!(o.status.success() && text(&o).contains("none"), "{}", text(&o));
+}
+
+#[test]
+fn linking_with_tls_unique_and_tls_exporter() {
+    let m = Mef::start(|est| {
+        est.insert("require_linking".into(), true.into());
+    });
+    let d = m.dir.path();
+    let kf = d.join("kpm.hex");
+    std::fs::write(&kf, "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
+    m.mef(&["psk", "add", "kpm-linked", "--key-file", p(&kf)]);
+    let psk = ["--psk-identity", "kpm-linked", "--psk-file", p(&kf)];
+    let o = m.enrol(false, &["csrattrs"]);
+    assert!(text(&o).contains("challengePassword"), "{}", text(&o));
+    // TLS 1.2 on OpenSSL: tls-unique; TLS 1.3: tls-exporter.
+    let mut args = psk.to_vec();
+    args.extend(["--tls", "1.2"]);
+    enroll(&m, true, "unique", &args);
+    let mut args = psk.to_vec();
+    args.extend(["--tls", "1.3"]);
+    let (cert, key) = enroll(&m, true, "exporter", &args);
+    enroll(
+        &m,
+        false,
+        "exporter-rustls",
+        &["--tls", "1.3", "--cert", p(&cert), "--key", p(&key)],
+    );
+    // rustls has no tls-unique: TLS 1.2 there cannot link, and says so.
+    let o = m.enrol(
+        false,
+        &[
+            "--tls",
+            "1.2",
+            "--cert",
+            p(&cert),
+            "--key",
+            p(&key),
+            "enroll",
+            "--subject",
+            "CN=x",
+            "--key-out",
+            p(&d.join("x.key")),
+            "--cert-out",
+            p(&d.join("x.pem")),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("channel binding"), "{}", text(&o));
+    let log = m.log();
+    assert!(log.contains("TLSv1.2") && log.contains("TLSv1.3"), "{log}");
+}
+
+#[test]
+fn accepted_202_then_approved() {
+    let m = Mef::start(|est| {
+        est.insert("manual_approval".into(), true.into());
+        est.insert("retry_after_seconds".into(), 1.into());
+    });
+    let d = m.dir.path();
+    let kf = d.join("kpm.hex");
+    std::fs::write(&kf, "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfb0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
+    m.mef(&["psk", "add", "kpm-wait", "--key-file", p(&kf)]);
+    let (cert, key) = (d.join("w.pem"), d.join("w.key"));
+    let server = m.server(true);
+    let ca = m.st("ca.pem");
+    let child = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args([
+            "est",
+            "--server",
+            &server,
+            "--ta",
+            p(&ca),
+            "--psk-identity",
+            "kpm-wait",
+            "--psk-file",
+            p(&kf),
+        ])
+        .args(["--wait-window", "60", "--max-retry-interval", "1"])
+        .args([
+            "enroll",
+            "--subject",
+            "CN=waiting",
+            "--key-out",
+            p(&key),
+            "--cert-out",
+            p(&cert),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let pending = loop {
+        let out = String::from_utf8(m.mef(&["scep", "pending", "list"]).stdout).unwrap();
+        if let Some(line) = out.lines().find(|l| l.contains("waiting")) {
+            break line.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never pending: {}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut f = pending.split_whitespace();
+    let (tx, kid) = (f.next().unwrap().to_owned(), f.next().unwrap().to_owned());
+    std::thread::sleep(Duration::from_millis(1500));
+    m.mef(&["scep", "pending", "approve", &tx, &kid]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("202 accepted"), "progress shown: {}", text(&o));
+    openssl_verify(&ca, &cert);
+    assert!(m.log().contains("status=202"));
+}
+
+#[test]
+fn onem2m_flow_end_to_end() {
+    let m = Mef::start(|est| {
+        est.insert("onem2m".into(), true.into());
+        est.insert("require_linking".into(), true.into());
+        // id-kp-clientAuth and id-kp-serverAuth, as the enrolment instructions list them.
+        let ekus = toml::Value::Array(vec!["1.3.6.1.5.5.7.3.2".into(), "1.3.6.1.5.5.7.3.1".into()]);
+        est.insert("requested_ekus".into(), ekus.clone());
+        est.insert("allowed_ekus".into(), ekus);
+    });
+    let d = m.dir.path();
+    let kf = d.join("kpm.hex");
+    std::fs::write(&kf, "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf").unwrap();
+    m.mef(&["psk", "add", "kpm-onem2m", "--key-file", p(&kf)]);
+    let out = d.join("installed");
+    let server = m.server(true);
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["est", "--server", &server, "--ca-fingerprint", &m.fingerprint()])
+        .args(["--psk-identity", "kpm-onem2m", "--psk-file", p(&kf)])
+        .args([
+            "onem2m",
+            "--subject",
+            "CN=CAE-onem2m-1,O=enrolkit test",
+            "--out-dir",
+            p(&out),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o), m.log());
+    for n in 1..=13 {
+        assert!(
+            text(&o).contains(&format!("[{n:>2}]")),
+            "step {n} missing: {}",
+            text(&o)
+        );
+    }
+    openssl_verify(&out.join("ca.pem"), &out.join("cert.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            p(&out.join("cert.pem")),
+            "-noout",
+            "-ext",
+            "extendedKeyUsage",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(
+        t.contains("TLS Web Client Authentication") && t.contains("TLS Web Server Authentication"),
+        "{t}"
+    );
+    // The oneM2M profile refuses Basic at start-up.
+    let path = m.st("mef.toml");
+    let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    cfg["est"].as_table_mut().unwrap().insert("basic".into(), true.into());
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let o = Command::new(mef_bin())
+        .args(["-c", p(&path), "serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("Basic"), "{}", text(&o));
+}
+
+#[test]
+fn enrol_est_tls_layer_against_openssl_s_server() {
+    let v = Command::new("openssl").arg("version").output().unwrap();
+    println!("peer: {}", String::from_utf8_lossy(&v.stdout).trim());
+    let m = Mef::start(|_| {});
+    let d = m.dir.path();
+    let kf = d.join("kpm.hex");
+    std::fs::write(&kf, "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf").unwrap();
+    m.mef(&["psk", "add", "kpm-s", "--key-file", p(&kf)]);
+    let (cert, key) = enroll(&m, true, "client", &["--psk-identity", "kpm-s", "--psk-file", p(&kf)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // s_server with mef's TLS certificate, requiring a client certificate from our CA.
+    let mut s = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            p(&m.st("est-server.pem")),
+        ])
+        .args([
+            "-key",
+            p(&m.st("est-server.key.pem")),
+            "-CAfile",
+            p(&m.st("ca.pem")),
+            "-Verify",
+            "1",
+            "-www",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = format!("https://127.0.0.1:{port}");
+    let ca = m.st("ca.pem");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_enrol"))
+            .args(["est", "--server", &server, "--ta", p(&ca)])
+            .args(extra)
+            .arg("csrattrs")
+            .output()
+            .unwrap()
+    };
+    // With our certificate the handshake completes (s_server -www answers
+    // with its HTML status page, which enrol rejects at the HTTP layer).
+    let o = run(&["--cert", p(&cert), "--key", p(&key)]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("Content-Type"),
+        "TLS completed, HTTP reached: {}",
+        text(&o)
+    );
+    // Without one, s_server refuses the handshake.
+    let o = run(&[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("SSL") || text(&o).contains("TLS"), "{}", text(&o));
+    let _ = s.kill();
+    let out = s.wait_with_output().unwrap();
+    let log = text(&out);
+    assert!(
+        log.contains("CN = client") || log.contains("CN=client"),
+        "s_server saw our certificate: {log}"
+    );
+}
