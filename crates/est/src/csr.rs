@@ -243,8 +243,8 @@ pub fn build_csr(signer: &dyn Signer, req: &CsrRequest) -> Result<Vec<u8>> {
     Ok(csr.to_der()?)
 }
 
-/// Whether a key of `kind` meets the key requirement of `attrs` (RFC 9908
-/// §3.3): the right type, the right curve, the right RSA modulus size.
+/// Whether a key of `kind` meets the key requirement of `attrs` (RFC 9908):
+/// the right type, the right curve, the right RSA modulus size.
 pub fn check_key(attrs: &CsrAttrs, kind: KeyKind) -> Result<()> {
     let Some(req) = attrs.key_requirement() else {
         return Ok(());

@@ -8,9 +8,9 @@
 //! A bare OID asks for something without a value (challengePassword: "put
 //! the channel binding here", RFC 7030 §3.5; a signature algorithm: "sign
 //! with this"). An attribute carries values: `extensionRequest` with the
-//! Extensions to include (RFC 9908 §3.2), `id-ecPublicKey` with the curve,
-//! `rsaEncryption` with the modulus size (RFC 9908 §3.3), or an RFC 9908
-//! `certificationRequestInfoTemplate` (§3.4) that describes the whole
+//! Extensions to include (RFC 9908), `id-ecPublicKey` with the curve,
+//! `rsaEncryption` with the modulus size (RFC 9908 examples), or an RFC 9908
+//! `certificationRequestInfoTemplate` that describes the whole
 //! request, with the values the client must fill in left out.
 
 use crate::ber;
@@ -341,7 +341,7 @@ impl CsrAttrs {
     }
 
     /// Ask for an extension with a given value in the one extensionRequest
-    /// attribute (RFC 9908 §3.2), replacing an earlier one with the same OID.
+    /// attribute (RFC 9908: there must be only one), replacing an earlier one with the same OID.
     pub fn with_extension_request(mut self, ext: Extension) -> Result<Self> {
         let pos = self
             .items
@@ -370,7 +370,7 @@ impl CsrAttrs {
     }
 
     /// Ask for an extKeyUsage extension with these key purposes, in an
-    /// extensionRequest attribute (RFC 7030 §4.5.2, RFC 9908 §3.2).
+    /// extensionRequest attribute (RFC 7030 §4.5.2 as clarified by RFC 9908).
     pub fn with_extension_request_ekus(self, ekus: &[ObjectIdentifier]) -> Result<Self> {
         let ext = Extension {
             extn_id: oid::EXT_KEY_USAGE,
@@ -381,13 +381,13 @@ impl CsrAttrs {
     }
 
     /// Ask for an EC key on `curve`: attribute id-ecPublicKey whose value is
-    /// the curve OID (RFC 7030 appendix A.2, RFC 9908 §3.3).
+    /// the curve OID (RFC 7030 appendix A.2, RFC 9908 §5 examples).
     pub fn with_ec_key(self, curve: ObjectIdentifier) -> Result<Self> {
         self.with_attribute(oid::EC_PUBLIC_KEY, Any::encode_from(&curve)?)
     }
 
     /// Ask for an RSA key of `bits`: attribute rsaEncryption whose value is
-    /// the modulus size as an INTEGER (RFC 9908 §3.3).
+    /// the modulus size as an INTEGER (the RFC 9908 §5 RSA example).
     pub fn with_rsa_key(self, bits: u32) -> Result<Self> {
         self.with_attribute(oid::RSA_ENCRYPTION, Any::encode_from(&bits)?)
     }
@@ -448,7 +448,8 @@ impl CsrAttrs {
 
     /// OIDs given as values of an extensionRequest attribute, where
     /// Extensions belong. RFC 7030's own example does this (with macAddress);
-    /// RFC 9908 §5.2 calls that example incorrect, but servers copied it.
+    /// RFC 9908 restates that example with a bare OID and calls the original
+    /// incorrect, but servers copied it.
     pub fn extension_request_oids(&self) -> Vec<ObjectIdentifier> {
         self.attributes()
             .filter(|a| a.oid == oid::EXTENSION_REQUEST)
@@ -458,7 +459,7 @@ impl CsrAttrs {
     }
 
     /// The key asked for: from the template's subjectPKInfo when there is
-    /// one (RFC 9908 §4: the template takes precedence), else from an
+    /// one (RFC 9908 co-existence rules: the template takes precedence), else from an
     /// id-ecPublicKey attribute (value: curve), an rsaEncryption attribute
     /// (value: modulus bits) or a bare rsaEncryption OID.
     pub fn key_requirement(&self) -> Option<KeyRequirement> {

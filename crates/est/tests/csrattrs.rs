@@ -126,7 +126,7 @@ fn builders_roundtrip_and_readers() {
         .with_ec_key(oid::SECP256R1)
         .unwrap()
         .with_signature_algorithm(oid::ECDSA_WITH_SHA256);
-    // One extensionRequest attribute, the EKU replaced rather than repeated (RFC 9908 §3.2).
+    // One extensionRequest attribute, the EKU replaced rather than repeated (RFC 9908).
     assert_eq!(
         attrs.attributes().filter(|a| a.oid == oid::EXTENSION_REQUEST).count(),
         1
@@ -162,7 +162,7 @@ fn utf8(s: &str) -> Any {
     Any::encode_from(&Utf8StringRef::new(s).unwrap()).unwrap()
 }
 
-/// The template of RFC 9908 §4 (its example): CN to fill in, two OUs given,
+/// The template example of RFC 9908: CN to fill in, two OUs given,
 /// an EC key on secp256r1, subjectAltName with a DNS name and an empty IP
 /// address, a critical keyUsage, an extKeyUsage to fill in.
 fn rfc9908_template_der() -> Vec<u8> {
