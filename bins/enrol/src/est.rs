@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 /// Connection and authentication options shared by every `enrol est` command.
 #[derive(Args)]
 pub struct EstOpts {
-    /// EST server: https://host[:port][/label]
+    /// EST server: `https://host[:port][/label]`.
     #[arg(long, global = true, default_value = "https://127.0.0.1:8443")]
     server: String,
     /// Trust anchors for the server (PEM): nothing else is trusted.

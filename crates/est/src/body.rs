@@ -1,7 +1,7 @@
-//! Base64 bodies (RFC 7030 §4 as clarified by RFC 8951 §3).
+//! Base64 bodies (RFC 7030 §4 as clarified by RFC 8951).
 //!
 //! Every EST body except the multipart envelope is base64 of DER, whatever
-//! the Content-Transfer-Encoding header says (RFC 8951 §3.1: the header is
+//! the Content-Transfer-Encoding header says (RFC 8951: the header is
 //! ignored on receipt). Peers wrap at 64 or 76 columns, use CRLF or LF, add
 //! trailing spaces or send one long line; all of that is accepted. What we
 //! send is wrapped at 64 columns with CRLF line ends.
@@ -98,7 +98,7 @@ pub fn decode_base64(input: &[u8], max_decoded: usize) -> Result<Vec<u8>> {
 
 /// Decode an EST body: the same as [`decode_base64`]. The
 /// Content-Transfer-Encoding header is deliberately not an argument
-/// (RFC 8951 §3.1).
+/// (RFC 8951).
 pub fn decode_body(input: &[u8], max_decoded: usize) -> Result<Vec<u8>> {
     decode_base64(input, max_decoded)
 }

@@ -9,7 +9,7 @@
 
 use crate::error::{EstError, Result};
 
-/// Name of the header every EST body is sent with (RFC 7030 §4, RFC 8951 §3).
+/// Name of the header every EST body is sent with (RFC 7030 §4, RFC 8951).
 pub const CONTENT_TRANSFER_ENCODING: &str = "Content-Transfer-Encoding";
 /// The only Content-Transfer-Encoding EST sends.
 pub const BASE64: &str = "base64";
