@@ -170,15 +170,6 @@ fn err(e: ClientError) -> String {
     e.to_string()
 }
 
-fn read_secret(path: &Path) -> Res<Zeroizing<Vec<u8>>> {
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
-    let text = std::str::from_utf8(&raw).ok().map(str::trim).filter(|t| !t.is_empty());
-    Ok(match text.and_then(|t| hex::decode(t).ok()) {
-        Some(k) => Zeroizing::new(k),
-        None => raw,
-    })
-}
-
 fn ders(certs: &[Certificate]) -> Res<Vec<Vec<u8>>> {
     certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
 }
@@ -203,7 +194,7 @@ impl EstOpts {
             None => None,
         };
         let psk = match (&self.psk_identity, &self.psk_file) {
-            (Some(id), Some(f)) => Some((id.clone(), read_secret(f)?)),
+            (Some(id), Some(f)) => Some((id.clone(), files::read_secret(f)?)),
             (None, None) => None,
             _ => return Err("--psk-identity and --psk-file go together".into()),
         };
@@ -274,6 +265,14 @@ impl EstOpts {
                 .map_err(|e| format!("the EST server's certificate does not chain to the pinned CA: {e}"))?;
         }
         Ok(certs)
+    }
+
+    /// Trust anchors, a client with our credentials, and the server's CSR attributes.
+    fn session(&self) -> Res<(Vec<Certificate>, EstClient, CsrAttrs)> {
+        let anchors = self.trust_anchors()?;
+        let client = self.client(&anchors, self.own_cert())?;
+        let attrs = client.csrattrs().map_err(err)?;
+        Ok((anchors, client, attrs))
     }
 
     fn client(&self, anchors: &[Certificate], client_cert: Option<(&Path, &Path)>) -> Res<EstClient> {
@@ -444,9 +443,7 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             key_out,
             out,
         } => {
-            let anchors = opts.trust_anchors()?;
-            let client = opts.client(&anchors, opts.own_cert())?;
-            let attrs = client.csrattrs().map_err(err)?;
+            let (anchors, client, attrs) = opts.session()?;
             let key = SoftwareKey::generate(key_for(&attrs, spec(key_type))?).map_err(|e| e.to_string())?;
             let base = csr_request(&req)?;
             let reply = wait_enroll(
@@ -498,9 +495,9 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
                 use x509_cert::ext::pkix::name::GeneralName;
                 match name {
                     GeneralName::DnsName(d) => base.dns_names.push(d.to_string()),
-                    GeneralName::IpAddress(o) => match o.as_bytes().len() {
-                        4 | 16 => base.ip_addresses.extend(ip_from_octets(o.as_bytes())),
-                        _ => return Err("current certificate has a malformed IP address".into()),
+                    GeneralName::IpAddress(o) => match enrolkit_pki::ip_from_octets(o.as_bytes()) {
+                        Some(ip) => base.ip_addresses.push(ip),
+                        None => return Err("current certificate has a malformed IP address".into()),
                     },
                     _ => return Err("current certificate has subjectAltName types enrol cannot repeat".into()),
                 }
@@ -519,9 +516,7 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             write_outputs(&cert, &anchors, &out)?;
         }
         EstCmd::Serverkeygen { req, key_out, out } => {
-            let anchors = opts.trust_anchors()?;
-            let client = opts.client(&anchors, opts.own_cert())?;
-            let attrs = client.csrattrs().map_err(err)?;
+            let (anchors, client, attrs) = opts.session()?;
             // The CSR is signed with a throw-away key of the type wanted; the server makes the real one.
             let tmp = SoftwareKey::generate(key_for(&attrs, KeySpec::EcP256)?).map_err(|e| e.to_string())?;
             let base = csr_request(&req)?;
@@ -636,13 +631,5 @@ fn describe(attrs: &CsrAttrs) -> String {
         "none".into()
     } else {
         parts.join(", ")
-    }
-}
-
-fn ip_from_octets(o: &[u8]) -> Option<std::net::IpAddr> {
-    match o.len() {
-        4 => <[u8; 4]>::try_from(o).ok().map(std::net::IpAddr::from),
-        16 => <[u8; 16]>::try_from(o).ok().map(std::net::IpAddr::from),
-        _ => None,
     }
 }

@@ -1106,16 +1106,7 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
                 return Err("a PSK identity is 1 to 128 bytes".into());
             }
             let (key, generated) = match key_file {
-                Some(f) => {
-                    let raw = Zeroizing::new(std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
-                    // Hex text if it is hex, raw bytes otherwise.
-                    let text = std::str::from_utf8(&raw).ok().map(str::trim).filter(|t| !t.is_empty());
-                    let key = match text.and_then(|t| hex::decode(t).ok()) {
-                        Some(k) => Zeroizing::new(k),
-                        None => raw,
-                    };
-                    (key, false)
-                }
+                Some(f) => (files::read_secret(&f)?, false),
                 None => {
                     let mut k = Zeroizing::new(vec![0u8; 32]);
                     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut k);

@@ -59,6 +59,17 @@ pub fn read_certificate(path: &Path) -> Result<x509_cert::Certificate, String> {
         .map_err(|e| format!("{}: not a PEM or DER certificate ({e})", path.display()))
 }
 
+/// Read a secret key file: hex text if it is hex (surrounding whitespace
+/// ignored), raw bytes otherwise. The buffers are zeroized.
+pub fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    let raw = zeroize::Zeroizing::new(fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let text = std::str::from_utf8(&raw).ok().map(str::trim).filter(|t| !t.is_empty());
+    Ok(match text.and_then(|t| hex::decode(t).ok()) {
+        Some(k) => zeroize::Zeroizing::new(k),
+        None => raw,
+    })
+}
+
 /// Read every certificate of a PEM bundle (at least one), or one DER certificate.
 pub fn read_certificates(path: &Path) -> Result<Vec<x509_cert::Certificate>, String> {
     use der::Decode;

@@ -679,21 +679,14 @@ impl EstService {
         })
     }
 
-    /// Operator approves a pending EST request (as `mef pending approve` does for SCEP).
+    /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
 }
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
-    Ok(IssuedCert {
-        serial: serial_hex(cert),
-        subject: cert.tbs_certificate.subject.to_string(),
-        der: cert.to_der().map_err(internal)?,
-        not_after: unix(cert.tbs_certificate.validity.not_after.to_system_time()),
-        revoked_at: None,
-        reason: None,
-    })
+    IssuedCert::from_certificate(cert).map_err(internal)
 }
 
 fn refused_or_internal(e: StorageError) -> Refusal {

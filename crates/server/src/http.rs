@@ -127,35 +127,55 @@ async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<
     }
 }
 
-/// Serve SCEP on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
+/// Accept on `listener` until the process ends, handing each connection to
+/// `conn` on its own task. An accept error (out of file descriptors and the
+/// like) waits a moment and goes on: the server keeps serving.
+async fn accept_loop<F, Fut>(listener: TcpListener, conn: F) -> std::io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(conn(stream, peer));
+            }
             Err(e) => {
-                // Out of file descriptors and the like: keep serving.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            let io = TokioIo::new(stream);
-            let service = service_fn(move |req| {
-                let svc = svc.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(svc, req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30))
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        }
     }
+}
+
+/// HTTP/1.1 on one connection, with the header read timeout every listener uses.
+async fn serve_http1<I, H, Fut>(io: I, peer: std::net::SocketAddr, handler: H)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Serve SCEP on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
+    accept_loop(listener, move |stream, peer| {
+        let svc = svc.clone();
+        serve_http1(stream, peer, move |req| handle(svc.clone(), req))
+    })
+    .await
 }
 
 /// EST requests go under this prefix (RFC 7030 §3.2.2).
@@ -243,18 +263,10 @@ pub async fn serve_est(
     acceptor: enrolkit_tls::Acceptor,
     svc: Arc<crate::est::EstService>,
 ) -> std::io::Result<()> {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    accept_loop(listener, move |stream, peer| {
         let svc = svc.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        async move {
             let (tls_stream, info) = match acceptor.accept(stream).await {
                 Ok(x) => x,
                 Err(e) => {
@@ -263,20 +275,8 @@ pub async fn serve_est(
                 }
             };
             let info = Arc::new(info);
-            let io = TokioIo::new(tls_stream);
-            let service = service_fn(move |req| {
-                let svc = svc.clone();
-                let info = info.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle_est(svc, info, req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30))
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+            serve_http1(tls_stream, peer, move |req| handle_est(svc.clone(), info.clone(), req)).await;
+        }
+    })
+    .await
 }

@@ -744,14 +744,7 @@ impl ScepService {
 }
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
-    Ok(IssuedCert {
-        serial: serial_hex(cert),
-        subject: cert.tbs_certificate.subject.to_string(),
-        der: cert.to_der().map_err(|e| internal_msg(e.to_string()))?,
-        not_after: unix(cert.tbs_certificate.validity.not_after.to_system_time()),
-        revoked_at: None,
-        reason: None,
-    })
+    IssuedCert::from_certificate(cert).map_err(|e| internal_msg(e.to_string()))
 }
 
 /// The first CN of a name, as text.

@@ -73,6 +73,21 @@ pub struct IssuedCert {
     pub reason: Option<u8>,
 }
 
+impl IssuedCert {
+    /// The record of a certificate just issued (not revoked).
+    pub fn from_certificate(cert: &x509_cert::Certificate) -> Result<Self, der::Error> {
+        use der::Encode;
+        Ok(IssuedCert {
+            serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
+            subject: cert.tbs_certificate.subject.to_string(),
+            der: cert.to_der()?,
+            not_after: crate::scep::unix(cert.tbs_certificate.validity.not_after.to_system_time()),
+            revoked_at: None,
+            reason: None,
+        })
+    }
+}
+
 /// A challenge as listed (the secret itself is never stored).
 #[derive(Debug, Clone)]
 pub struct ChallengeInfo {
