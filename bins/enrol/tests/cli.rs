@@ -1,6 +1,7 @@
 //! `enrol` as a user runs it: against micromdm's `scepserver` and against `mef`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use enrolkit_testkit::Peer;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -48,14 +49,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn enrol_against_micromdm_scepserver() {
     let v = Command::new("dpkg-query")
@@ -71,28 +64,20 @@ fn enrol_against_micromdm_scepserver() {
         .status()
         .unwrap()
         .success());
-    let port = free_port();
-    let _srv = Proc(
-        Command::new("scepserver")
-            .args([
-                "-depot",
-                p(&depot),
-                "-port",
-                &port.to_string(),
-                "-challenge",
-                "micromdm-secret",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}/scep");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "scepserver did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let srv = Peer::spawn(
+        |port| {
+            let mut c = Command::new("scepserver");
+            c.arg("-depot")
+                .arg(&depot)
+                .args(["-port", &port.to_string(), "-challenge", "micromdm-secret"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            c
+        },
+        Duration::from_secs(20),
+    )
+    .expect("scepserver did not start");
+    let url = format!("http://127.0.0.1:{}/scep", srv.port);
     // AES negotiated from the server's caps, then DES3 (offered alone, which
     // the server's caps also list).
     for (cipher, cn, expect) in [

@@ -4,7 +4,8 @@
 //! flow; and `enrol est` against `openssl s_server` for the TLS layer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead, BufReader};
+use enrolkit_testkit::Peer;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -520,38 +521,25 @@ fn enrol_est_tls_layer_against_openssl_s_server() {
     std::fs::write(&kf, "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf").unwrap();
     m.mef(&["psk", "add", "kpm-s", "--key-file", p(&kf)]);
     let (cert, key) = enroll(&m, true, "client", &["--psk-identity", "kpm-s", "--psk-file", p(&kf)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     // s_server with mef's TLS certificate, requiring a client certificate from our CA.
-    let mut s = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &port.to_string(),
-            "-cert",
-            p(&m.st("est-server.pem")),
-        ])
-        .args([
-            "-key",
-            p(&m.st("est-server.key.pem")),
-            "-CAfile",
-            p(&m.st("ca.pem")),
-            "-Verify",
-            "1",
-            "-www",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut s = Peer::spawn(
+        |port| {
+            let mut c = Command::new("openssl");
+            c.args(["s_server", "-accept", &port.to_string(), "-cert"])
+                .arg(m.st("est-server.pem"))
+                .arg("-key")
+                .arg(m.st("est-server.key.pem"))
+                .arg("-CAfile")
+                .arg(m.st("ca.pem"))
+                .args(["-Verify", "1", "-www"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c
+        },
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let port = s.port;
     let server = format!("https://127.0.0.1:{port}");
     let ca = m.st("ca.pem");
     let run = |extra: &[&str]| {
@@ -575,9 +563,10 @@ fn enrol_est_tls_layer_against_openssl_s_server() {
     let o = run(&[]);
     assert!(!o.status.success());
     assert!(text(&o).contains("SSL") || text(&o).contains("TLS"), "{}", text(&o));
-    let _ = s.kill();
-    let out = s.wait_with_output().unwrap();
-    let log = text(&out);
+    let _ = s.child.kill();
+    let mut log = String::new();
+    s.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    s.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     assert!(
         log.contains("CN = client") || log.contains("CN=client"),
         "s_server saw our certificate: {log}"

@@ -9,31 +9,17 @@ use enrolkit_scep::keys::{DigestAlgorithm, Signer};
 use enrolkit_scep::x509_cert::der::Encode;
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
+use enrolkit_testkit::Peer;
 use rand_core::OsRng;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Server {
-    child: Child,
+    _peer: Peer,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn scepserver_version() -> String {
@@ -54,31 +40,26 @@ fn start(challenge: &str) -> Server {
         .status()
         .expect("scepserver must be installed (.ci/run installs Debian's scep package)");
     assert!(st.success());
-    let port = free_port();
-    let child = Command::new("scepserver")
-        .args([
-            "-depot",
-            depot.to_str().unwrap(),
-            "-port",
-            &port.to_string(),
-            "-challenge",
-            challenge,
-            "-debug",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/scep");
-    let s = Server { child, url, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let log = dir.path().join("server.log");
+    let peer = Peer::spawn(
+        |port| {
+            let mut c = Command::new("scepserver");
+            c.arg("-depot")
+                .arg(&depot)
+                .args(["-port", &port.to_string(), "-challenge", challenge, "-debug"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            c
+        },
+        Duration::from_secs(20),
+    )
+    .expect("scepserver did not start listening");
+    let url = format!("http://127.0.0.1:{}/scep", peer.port);
+    Server {
+        _peer: peer,
+        url,
+        _dir: dir,
     }
-    panic!("scepserver did not start listening on {port}");
 }
 
 /// GET or POST with curl; returns (content-type, body).
