@@ -152,6 +152,20 @@ pub enum EstCmd {
         #[command(flatten)]
         out: Outputs,
     },
+    /// Load test of /simpleenroll: CLIENTS concurrent clients with these
+    /// credentials (--cert/--key, --basic-*, or --psk-*), TOTAL enrolments,
+    /// pre-generated P-256 keys, one TLS connection per enrolment.
+    Bench {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Enrolments in all.
+        #[arg(long, default_value_t = 200)]
+        total: usize,
+        /// Subjects are `CN=<prefix>-<n>`.
+        #[arg(long, default_value = "est-bench")]
+        prefix: String,
+    },
     /// The oneM2M certificate enrolment flow (TS-0003 clause 8.3.3.3, seed 002):
     /// trust anchors, CSR attributes, key, CSR, enrol, validate, install.
     Onem2m {
@@ -540,6 +554,15 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             write_outputs(&cert, &anchors, &out)?;
         }
         EstCmd::Onem2m { req, key_type, out_dir } => onem2m(opts, &req, key_type, &out_dir)?,
+        EstCmd::Bench { clients, total, prefix } => {
+            let (anchors, _, attrs) = opts.session()?;
+            let make = || opts.client(&anchors, opts.own_cert()).map_err(ClientError::Unexpected);
+            let r = enrolkit_client::bench::run_est(make, &attrs, clients, total, &prefix).map_err(err)?;
+            println!("{}", r.summary(&opts.server, clients));
+            if r.ok == 0 {
+                return Err("no enrolment succeeded".into());
+            }
+        }
     }
     Ok(())
 }

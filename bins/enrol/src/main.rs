@@ -339,16 +339,7 @@ fn run(cli: Cli) -> Res {
         } => {
             let session = std::sync::Arc::new(ScepSession::open_with(client, pin, ciphers).map_err(err)?);
             let r = enrolkit_client::bench::run(&session, &challenge, clients, total, &prefix).map_err(err)?;
-            println!(
-                "url={} clients={clients} ok={} failed={} elapsed={:.2}s throughput={:.1}/s p50={:.1}ms p99={:.1}ms",
-                server.url,
-                r.ok,
-                r.failed,
-                r.elapsed.as_secs_f64(),
-                r.throughput(),
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0
-            );
+            println!("{}", r.summary(&server.url, clients));
             if r.ok == 0 {
                 return Err("no enrolment succeeded".into());
             }

@@ -186,6 +186,8 @@ impl EstClient {
                 let tcp = tokio::net::TcpStream::connect((self.server.host.trim_matches(['[', ']']), self.server.port))
                     .await
                     .map_err(|e| network(&url, e))?;
+                // One small request per connection: do not let Nagle hold it.
+                tcp.set_nodelay(true).map_err(|e| network(&url, e))?;
                 let (stream, tls) = self
                     .connector
                     .connect(&self.server.host, tcp)

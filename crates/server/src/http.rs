@@ -138,6 +138,11 @@ where
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // Small TLS records (tickets, then the response) must not wait
+                // for the peer's delayed ACK (Nagle): 40 ms per request otherwise.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY");
+                }
                 tokio::spawn(conn(stream, peer));
             }
             Err(e) => {
