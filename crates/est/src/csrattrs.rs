@@ -17,7 +17,7 @@ use crate::ber;
 use crate::error::{EstError, Result};
 use crate::oid;
 use der::asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec, UintRef};
-use der::{Decode, Encode, Length, Reader, Sequence, Tag, ValueOrd, Writer};
+use der::{Decode, Encode, Length, Reader, Sequence, Tag, Tagged, ValueOrd, Writer};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, AttributeTypeAndValue};
 use x509_cert::ext::pkix::ExtendedKeyUsage;
@@ -31,18 +31,63 @@ pub const MAX_VALUES: usize = 64;
 
 /// One element of a CSR attributes response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttrOrOid {
     /// A bare OID: include this (attribute, extension or algorithm).
     Oid(ObjectIdentifier),
     /// An attribute with values the request must carry or follow.
     Attribute(Attribute),
+    /// A well-formed OID or attribute whose OID this library cannot hold:
+    /// `const-oid` 0.9 limits the first two arcs to one encoded byte, so
+    /// `2.999.1` (RFC 7030 appendix A.2's "example attributes that the
+    /// client would ignore") does not fit. Kept verbatim, so the set
+    /// re-encodes byte for byte, and ignored by every reader, as RFC 7030
+    /// §4.5.2 asks of items a client does not understand.
+    Unrecognised(Any),
+}
+
+/// Whether `content` is a well-formed OBJECT IDENTIFIER value (X.690
+/// §8.19): base-128 subidentifiers, each minimally encoded, the last complete.
+fn oid_syntax_ok(content: &[u8]) -> bool {
+    let mut start = true;
+    for &b in content {
+        if start && b == 0x80 {
+            return false;
+        }
+        start = b & 0x80 == 0;
+    }
+    !content.is_empty() && start
+}
+
+/// `SEQUENCE { OBJECT IDENTIFIER (well formed, not representable), SET }`.
+fn attribute_with_foreign_type(any: &Any) -> bool {
+    let Ok(mut r) = der::SliceReader::new(any.value()) else {
+        return false;
+    };
+    let (Ok(ty), Ok(values)) = (Any::decode(&mut r), Any::decode(&mut r)) else {
+        return false;
+    };
+    ty.tag() == Tag::ObjectIdentifier
+        && oid_syntax_ok(ty.value())
+        && ty.decode_as::<ObjectIdentifier>().is_err()
+        && values.tag() == Tag::Set
+        && r.is_finished()
 }
 
 impl<'a> Decode<'a> for AttrOrOid {
     fn decode<R: Reader<'a>>(reader: &mut R) -> der::Result<Self> {
-        match reader.peek_tag()? {
-            Tag::ObjectIdentifier => ObjectIdentifier::decode(reader).map(AttrOrOid::Oid),
-            Tag::Sequence => Attribute::decode(reader).map(AttrOrOid::Attribute),
+        let any = Any::decode(reader)?;
+        match any.tag() {
+            Tag::ObjectIdentifier => match any.decode_as::<ObjectIdentifier>() {
+                Ok(o) => Ok(AttrOrOid::Oid(o)),
+                Err(_) if oid_syntax_ok(any.value()) => Ok(AttrOrOid::Unrecognised(any)),
+                Err(e) => Err(e),
+            },
+            Tag::Sequence => match any.decode_as::<Attribute>() {
+                Ok(a) => Ok(AttrOrOid::Attribute(a)),
+                Err(_) if attribute_with_foreign_type(&any) => Ok(AttrOrOid::Unrecognised(any)),
+                Err(e) => Err(e),
+            },
             t => Err(t.unexpected_error(None)),
         }
     }
@@ -53,6 +98,7 @@ impl Encode for AttrOrOid {
         match self {
             AttrOrOid::Oid(o) => o.encoded_len(),
             AttrOrOid::Attribute(a) => a.encoded_len(),
+            AttrOrOid::Unrecognised(a) => a.encoded_len(),
         }
     }
 
@@ -60,6 +106,7 @@ impl Encode for AttrOrOid {
         match self {
             AttrOrOid::Oid(o) => o.encode(writer),
             AttrOrOid::Attribute(a) => a.encode(writer),
+            AttrOrOid::Unrecognised(a) => a.encode(writer),
         }
     }
 }
@@ -303,7 +350,7 @@ impl CsrAttrs {
     pub fn oids(&self) -> impl Iterator<Item = &ObjectIdentifier> {
         self.items.iter().filter_map(|i| match i {
             AttrOrOid::Oid(o) => Some(o),
-            AttrOrOid::Attribute(_) => None,
+            _ => None,
         })
     }
 
@@ -311,7 +358,7 @@ impl CsrAttrs {
     pub fn attributes(&self) -> impl Iterator<Item = &Attribute> {
         self.items.iter().filter_map(|i| match i {
             AttrOrOid::Attribute(a) => Some(a),
-            AttrOrOid::Oid(_) => None,
+            _ => None,
         })
     }
 
@@ -403,6 +450,7 @@ impl CsrAttrs {
         self.items.iter().any(|i| match i {
             AttrOrOid::Oid(o) => *o == oid::CHALLENGE_PASSWORD,
             AttrOrOid::Attribute(a) => a.oid == oid::CHALLENGE_PASSWORD,
+            AttrOrOid::Unrecognised(_) => false,
         }) || self
             .template()
             .ok()

@@ -394,3 +394,32 @@ fn malformed_and_bounds() {
     }
     assert!(CsrAttrs::from_der(&deep).is_err());
 }
+
+#[test]
+fn oids_beyond_const_oid_are_kept_but_malformed_ones_refused() {
+    use enrolkit_est::csrattrs::AttrOrOid;
+    // 2.999 (first subidentifier 1079: two bytes) as a bare OID and as an
+    // attribute type: kept verbatim, ignored by the readers.
+    let foreign = [
+        0x30, 0x0d, 0x06, 0x02, 0x88, 0x37, 0x30, 0x07, 0x06, 0x03, 0x55, 0x04, 0x03, 0x31, 0x00,
+    ];
+    // The second item is commonName (2.5.4.3) with an empty SET: an ordinary attribute.
+    let a = CsrAttrs::from_der(&foreign).unwrap();
+    assert!(matches!(a.items[0], AttrOrOid::Unrecognised(_)));
+    assert!(matches!(a.items[1], AttrOrOid::Attribute(_)), "{:?}", a.items[1]);
+    assert_eq!(a.oids().count(), 0);
+    assert_eq!(a.to_der().unwrap(), foreign);
+    let attr = [0x30, 0x09, 0x30, 0x07, 0x06, 0x02, 0x88, 0x37, 0x31, 0x01, 0x05];
+    assert!(CsrAttrs::from_der(&attr).is_err(), "SET content must be whole TLVs");
+    let attr = [0x30, 0x0a, 0x30, 0x08, 0x06, 0x02, 0x88, 0x37, 0x31, 0x02, 0x05, 0x00];
+    let a = CsrAttrs::from_der(&attr).unwrap();
+    assert!(matches!(a.items[0], AttrOrOid::Unrecognised(_)));
+    assert_eq!(a.attributes().count(), 0);
+    // Not a well-formed OID: a leading 0x80 pad, or a truncated subidentifier.
+    for bad in [
+        [0x30, 0x04, 0x06, 0x02, 0x80, 0x01],
+        [0x30, 0x04, 0x06, 0x02, 0x2a, 0x86],
+    ] {
+        assert!(CsrAttrs::from_der(&bad).is_err(), "{bad:02x?}");
+    }
+}
