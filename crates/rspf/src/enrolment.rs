@@ -1,0 +1,343 @@
+//! The Enrolment Key and what is derived from it (TS-0003 clause 8.3.3.2 of
+//! the seed change request, with the derivations of clause 10.3 of TS-0003
+//! V3.18.0, the latest text that has them).
+//!
+//! ```text
+//! X             = TLS-Exporter("EXPORTER-oneM2M-Bootstrap", no context, 48)   10.3.1
+//! RelativeKeId  = X[0..16]    (the 16 most significant octets)                  10.3.1
+//! Ke            = X[16..48]   (the 32 least significant octets)                 10.3.1
+//! KeId          = hexBinary(RelativeKeId) "@" MEF-FQDN                          10.3.4
+//! Kre           = HMAC-SHA-256(Ke, KRE_LABEL)                                   choice 2
+//! RelativeKreId = HMAC-SHA-256(Ke, KRE_ID_LABEL)[0..16]                         choice 2
+//! KreId         = hexBinary(RelativeKreId) "@" MEF-FQDN                         10.3.4
+//! Kc            = HMAC-SHA-256(Ke, "oneM2M Enrolment Key to Master Credential
+//!                              derivation" || MAF-FQDN)                         10.3.2
+//! KcId          = hexBinary(RelativeKeId) "@" MAF-FQDN                          choice 3
+//! K(target)     = HMAC-SHA-256(Ke, "oneM2M Enrolment Key to Usage-Constrained
+//!                              Symmetric Key derivation" || SUID || Target-ID)  10.3.7
+//! K(target)Id   = hexBinary(HMAC-SHA-256(Ke, TARGET_ID_LABEL || SUID ||
+//!                              Target-ID)[0..16]) "@" MEF-FQDN                  choice 5
+//! ```
+//!
+//! Where the text is silent or ambiguous we chose, and each choice is one
+//! constant here:
+//!
+//! 1. **Export**: no context value (RFC 5705's "no context" form; in TLS 1.3
+//!    the same as an empty one), because 10.3.1 names none. "Most
+//!    significant" octets are the first octets of the exporter output.
+//! 2. **Kre, RelativeKreId**: the seed lists them among the exported values,
+//!    but 10.3.1 defines only the 48-octet export. A longer export would
+//!    change Ke under TLS 1.3 (HKDF-Expand-Label binds the length), and a
+//!    second export with a context cannot be produced by every RFC 5705 API
+//!    (the OpenSSL command line has no context option). So both are derived
+//!    from Ke with HMAC-SHA-256 under their own labels: one-way, separated
+//!    from every other derivation, and available to both ends.
+//! 3. **KcId**: 10.3.5 defines the MAF key identifier circularly
+//!    (`hexBinary(KcID)@MAF-FQDN`); we use the enrolment's RelativeKeId with
+//!    the MAF's FQDN, which both ends know and which is unique per enrolment.
+//! 4. **SUID in the HMAC input**: 10.3.7 does not say how SUID is encoded. We
+//!    write it as its two decimal digits in ASCII (every SUID of TS-0003
+//!    8.3.9.9.2 has two), like the other string inputs.
+//! 5. **Target key identifier**: the text says the MEF returns one but not how
+//!    it is formed; ours follows the `Relative@Issuer-FQDN` shape of 10.5.
+//! 6. **hexBinary** is written in upper case (the canonical form of XML
+//!    Schema hexBinary, which the name refers to) and read in either case.
+//! 7. **Identifiers are ASCII**: MAF FQDNs are LDH names and oneM2M CSE-IDs
+//!    and AE-IDs are ASCII, so the NFKC normalisation that 10.3.2/10.3.7 ask
+//!    for is the identity; non-ASCII identifiers are refused rather than
+//!    normalised.
+
+use crate::error::{Result, RspfError};
+use crate::fqdn::Fqdn;
+use crate::kdf::hmac_sha256;
+use crate::secret::Key256;
+use zeroize::Zeroize;
+
+/// The IANA-registered TLS exporter label for oneM2M bootstrap (10.3.1).
+pub const EXPORTER_LABEL: &str = "EXPORTER-oneM2M-Bootstrap";
+/// Octets exported (10.3.1).
+pub const EXPORT_LEN: usize = 48;
+/// Length of a relative key identifier.
+pub const RELATIVE_ID_LEN: usize = 16;
+/// Label of the Kre derivation (choice 2).
+pub const KRE_LABEL: &[u8] = b"oneM2M Enrolment Key to Enrolment Re-authentication Key derivation";
+/// Label of the RelativeKreId derivation (choice 2).
+pub const KRE_ID_LABEL: &[u8] = b"oneM2M Enrolment Key to Enrolment Re-authentication Key Identifier derivation";
+/// Label of the Master Credential derivation (10.3.2).
+pub const KC_LABEL: &[u8] = b"oneM2M Enrolment Key to Master Credential derivation";
+/// Label of the Enrolment Target key derivation (10.3.7).
+pub const TARGET_KEY_LABEL: &[u8] = b"oneM2M Enrolment Key to Usage-Constrained Symmetric Key derivation";
+/// Label of the Enrolment Target key identifier derivation (choice 5).
+pub const TARGET_ID_LABEL: &[u8] = b"oneM2M Enrolment Key to Usage-Constrained Symmetric Key Identifier derivation";
+/// Longest CSE-ID / AE-ID accepted as an Enrolment Target identifier.
+pub const MAX_TARGET_ID: usize = 255;
+
+/// A 16-octet relative key identifier (RelativeKeId, RelativeKreId…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelativeId(pub [u8; RELATIVE_ID_LEN]);
+
+impl RelativeId {
+    /// Read 32 hexadecimal digits, either case.
+    pub fn from_hex(s: &str) -> Result<Self> {
+        let bad = |why| RspfError::InvalidIdentifier {
+            what: "relative key identifier",
+            why,
+        };
+        let b = s.as_bytes();
+        if b.len() != 2 * RELATIVE_ID_LEN {
+            return Err(bad("not 32 hexadecimal digits"));
+        }
+        let mut out = [0u8; RELATIVE_ID_LEN];
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            let digit = |c: u8| -> Result<u8> {
+                (c as char)
+                    .to_digit(16)
+                    .map(|d| d as u8)
+                    .ok_or(bad("not a hexadecimal digit"))
+            };
+            let (hi, lo) = match pair {
+                [h, l] => (digit(*h)?, digit(*l)?),
+                _ => return Err(bad("odd length")),
+            };
+            *o = (hi << 4) | lo;
+        }
+        Ok(RelativeId(out))
+    }
+}
+
+impl core::fmt::Display for RelativeId {
+    /// hexBinary, upper case (choice 6).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A key identifier `hexBinary(relative)@FQDN` (KeId, KreId, KcId, target key ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId<'a> {
+    /// The relative part.
+    pub relative: RelativeId,
+    /// The issuer's FQDN (the MEF's, or the MAF's for KcId).
+    pub fqdn: Fqdn<'a>,
+}
+
+impl<'a> KeyId<'a> {
+    /// Parse `hex@fqdn`.
+    pub fn parse(s: &'a str) -> Result<Self> {
+        let (rel, fqdn) = s.split_once('@').ok_or(RspfError::InvalidIdentifier {
+            what: "key identifier",
+            why: "no '@'",
+        })?;
+        Ok(KeyId {
+            relative: RelativeId::from_hex(rel)?,
+            fqdn: Fqdn::new("key identifier domain", fqdn)?,
+        })
+    }
+}
+
+impl core::fmt::Display for KeyId<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}@{}", self.relative, self.fqdn)
+    }
+}
+
+/// The values of the Enrolment Key generation procedure, held by both the
+/// Enrolee and the MEF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentKeys {
+    /// Enrolment Key.
+    pub ke: Key256,
+    /// RelativeKeId.
+    pub relative_ke_id: RelativeId,
+    /// Enrolment Re-authentication Key.
+    pub kre: Key256,
+    /// RelativeKreId.
+    pub relative_kre_id: RelativeId,
+}
+
+impl EnrolmentKeys {
+    /// From the 48 octets the TLS stack exported with [`EXPORTER_LABEL`] and
+    /// no context.
+    pub fn from_export(exported: &[u8]) -> Result<Self> {
+        let (rel, ke) = match (exported.get(..RELATIVE_ID_LEN), exported.get(RELATIVE_ID_LEN..)) {
+            (Some(r), Some(k)) if exported.len() == EXPORT_LEN => (r, k),
+            _ => {
+                return Err(RspfError::ExportLength {
+                    got: exported.len(),
+                    want: EXPORT_LEN,
+                })
+            }
+        };
+        let mut rid = [0u8; RELATIVE_ID_LEN];
+        rid.copy_from_slice(rel);
+        let ke = Key256::from_slice(ke).ok_or(RspfError::ExportLength {
+            got: exported.len(),
+            want: EXPORT_LEN,
+        })?;
+        Self::from_ke(ke, RelativeId(rid))
+    }
+
+    /// From a Ke and RelativeKeId obtained otherwise (a stored record).
+    pub fn from_ke(ke: Key256, relative_ke_id: RelativeId) -> Result<Self> {
+        let kre = hmac_sha256(ke.expose(), &[KRE_LABEL])?;
+        let mut id = hmac_sha256(ke.expose(), &[KRE_ID_LABEL])?.expose().to_owned();
+        let mut rid = [0u8; RELATIVE_ID_LEN];
+        for (d, s) in rid.iter_mut().zip(id.iter()) {
+            *d = *s;
+        }
+        id.zeroize();
+        Ok(EnrolmentKeys {
+            ke,
+            relative_ke_id,
+            kre,
+            relative_kre_id: RelativeId(rid),
+        })
+    }
+
+    /// KeId = hexBinary(RelativeKeId)@MEF-FQDN (10.3.4).
+    pub fn ke_id<'a>(&self, mef: Fqdn<'a>) -> KeyId<'a> {
+        KeyId {
+            relative: self.relative_ke_id,
+            fqdn: mef,
+        }
+    }
+
+    /// KreId = hexBinary(RelativeKreId)@MEF-FQDN (10.3.4).
+    pub fn kre_id<'a>(&self, mef: Fqdn<'a>) -> KeyId<'a> {
+        KeyId {
+            relative: self.relative_kre_id,
+            fqdn: mef,
+        }
+    }
+
+    /// The Master Credential Kc for the MAF at `maf` (10.3.2) and its KcId (choice 3).
+    pub fn master_credential<'a>(&self, maf: Fqdn<'a>) -> Result<(Key256, KeyId<'a>)> {
+        let kc = hmac_sha256(self.ke.expose(), &[KC_LABEL, maf.as_str().as_bytes()])?;
+        Ok((
+            kc,
+            KeyId {
+                relative: self.relative_ke_id,
+                fqdn: maf,
+            },
+        ))
+    }
+
+    /// The symmetric key for Enrolment Target `target` and `usage` (10.3.7),
+    /// and its identifier under the MEF's FQDN (choice 5).
+    pub fn target_key<'a>(
+        &self,
+        usage: CredentialUsage,
+        target: TargetId<'_>,
+        mef: Fqdn<'a>,
+    ) -> Result<(Key256, KeyId<'a>)> {
+        let suid = usage.suid_ascii();
+        let id = target.0.as_bytes();
+        let key = hmac_sha256(self.ke.expose(), &[TARGET_KEY_LABEL, &suid, id])?;
+        let mut full = hmac_sha256(self.ke.expose(), &[TARGET_ID_LABEL, &suid, id])?
+            .expose()
+            .to_owned();
+        let mut rid = [0u8; RELATIVE_ID_LEN];
+        for (d, s) in rid.iter_mut().zip(full.iter()) {
+            *d = *s;
+        }
+        full.zeroize();
+        Ok((
+            key,
+            KeyId {
+                relative: RelativeId(rid),
+                fqdn: mef,
+            },
+        ))
+    }
+}
+
+/// What a directly established symmetric key may be used for: the
+/// communication security types of the Enrolment Exchange, each with the
+/// Security Usage Identifier (SUID) of TS-0003 8.3.9.9.2 / TS-0004 m2m:suid
+/// for keys derived from the Enrolment Key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialUsage {
+    /// PSK-based Security Association Establishment (TLS-PSK with the target).
+    PskSaef,
+    /// End-to-End Security of Primitives.
+    PskEsPrim,
+    /// End-to-End Security of Data.
+    PskEsData,
+}
+
+impl CredentialUsage {
+    /// Every usage.
+    pub const ALL: [CredentialUsage; 3] = [
+        CredentialUsage::PskSaef,
+        CredentialUsage::PskEsPrim,
+        CredentialUsage::PskEsData,
+    ];
+
+    /// The SUID: first digit 1 (a key derived from an enrolment), second
+    /// digit the usage (1 SAEF, 2 ESPrim, 3 ESData), following the pattern of
+    /// the SUIDs TS-0003 8.3.9.9.2 lists.
+    pub fn suid(self) -> u8 {
+        match self {
+            CredentialUsage::PskSaef => 11,
+            CredentialUsage::PskEsPrim => 12,
+            CredentialUsage::PskEsData => 13,
+        }
+    }
+
+    /// The SUID as it enters the derivation (choice 4).
+    pub fn suid_ascii(self) -> [u8; 2] {
+        let s = self.suid();
+        [b'0' + s / 10, b'0' + s % 10]
+    }
+
+    /// The name used in the Enrolment Exchange and in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialUsage::PskSaef => "PSK-SAEF",
+            CredentialUsage::PskEsPrim => "PSK-ESPrim",
+            CredentialUsage::PskEsData => "PSK-ESData",
+        }
+    }
+
+    /// From [`CredentialUsage::name`] (case-insensitive) or the SUID in decimal.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|u| u.name().eq_ignore_ascii_case(s) || s.parse::<u8>().ok() == Some(u.suid()))
+    }
+}
+
+/// An Enrolment Target identifier (absolute CSE-ID or AE-ID, or a MAF's
+/// FQDN): 1 to 255 printable ASCII characters without spaces (choice 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetId<'a>(&'a str);
+
+impl<'a> TargetId<'a> {
+    /// Validate a target identifier.
+    pub fn new(id: &'a str) -> Result<Self> {
+        let bad = |why| {
+            Err(RspfError::InvalidIdentifier {
+                what: "Enrolment Target identifier",
+                why,
+            })
+        };
+        if id.is_empty() {
+            return bad("empty");
+        }
+        if id.len() > MAX_TARGET_ID {
+            return bad("longer than 255 characters");
+        }
+        if !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("only printable ASCII without spaces (NFKC is then the identity)");
+        }
+        Ok(TargetId(id))
+    }
+
+    /// The identifier as given.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
