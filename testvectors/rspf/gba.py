@@ -57,10 +57,12 @@ def main():
     ks = ck + ik
     cases = [
         ("mef-tls-psk", bytes.fromhex("23553cbe9637a89d218ae64dae47bf35"),
-         "user1@ims.mnc001.mcc001.3gppnetwork.org", "mef.example.com", bytes([0x01, 0x00, 0x00, 0x01, 0x01]),
+         "user1@ims.mnc001.mcc001.3gppnetwork.org", "mef.example.com", bytes([0x01, 0x00, 0x01, 0x00, 0xA8]),
          "bsf.mnc001.mcc001.pub.3gppnetwork.org"),
         ("ua-33221", bytes(16), "0010123456789@ims.example.net", "naf.example.net", bytes([0x01, 0x00, 0x00, 0x00, 0x00]),
          "bsf.example.net"),
+        ("tls13-shared-key", bytes(range(16)), "impi@ims.example.org", "mef.example.org", bytes([0x01, 0x00, 0x00, 0x00, 0x07]),
+         "bsf.example.org"),
     ]
     for name, rand, impi, fqdn, proto, bsf in cases:
         naf_id = fqdn.encode() + proto

@@ -27,6 +27,20 @@ pub const MAX_IMPI: usize = 253;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UaProtocolId(pub [u8; 5]);
 
+impl UaProtocolId {
+    /// Shared-key TLS 1.3 (TS 33.222 clause 5.4.0.2): (0x01,0x00,0x00,0x00,0x07), Annex H.3.
+    pub const TLS13_SHARED_KEY: UaProtocolId = UaProtocolId([0x01, 0x00, 0x00, 0x00, 0x07]);
+
+    /// "TLS with shared keys" up to TLS 1.2 (TS 33.222 clause 5.3/5.4) with
+    /// this cipher suite: (0x01,0x00,0x01,yy,zz), Annex H.3. No identifier is
+    /// registered for oneM2M (Annex H.2 has no oneM2M organisation octet), so
+    /// the MEF acting as a NAF for TLS-PSK uses these.
+    pub fn tls_shared_key(cipher_suite: u16) -> UaProtocolId {
+        let [hi, lo] = cipher_suite.to_be_bytes();
+        UaProtocolId([0x01, 0x00, 0x01, hi, lo])
+    }
+}
+
 /// The NAF identifier: the NAF's FQDN followed by the Ua protocol identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NafId<'a> {

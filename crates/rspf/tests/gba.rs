@@ -56,6 +56,12 @@ fn naf_keys_match_python() {
             let got = gba::naf_key(which, &ks, &rand, impi, &naf).unwrap();
             assert_eq!(got.expose().as_slice(), h(c, key), "{} {key}", c["name"]);
         }
+        if c["name"].as_str() == Some("mef-tls-psk") {
+            assert_eq!(naf.protocol, UaProtocolId::tls_shared_key(0x00a8));
+        }
+        if c["name"].as_str() == Some("tls13-shared-key") {
+            assert_eq!(naf.protocol, UaProtocolId::TLS13_SHARED_KEY);
+        }
         // B-TID both ways.
         let bsf = Fqdn::new("BSF", c["bsf"].as_str().unwrap()).unwrap();
         let mut buf = [0u8; 300];
