@@ -1,0 +1,29 @@
+//! oneM2M Remote Security Provisioning messages (TS-0003 clause 8.3 as
+//! changed by the seed change request; MEF Key Retrieval per its clause
+//! 8.3.3.6, named "Use of Remotely Provisioned Credential", 8.3.2.1, in
+//! TS-0003 V3.18.0).
+//!
+//! TS-0003 lists the parameters of these messages but leaves their
+//! serialisation open ("could be serialized using, for example, XML or
+//! JSON"). This crate fixes one: the element and member names below, in
+//! JSON (`application/json`) and XML (`application/xml`), always written in
+//! the same order with no insignificant whitespace, so a message has exactly
+//! one encoding per format. Parsing is strict: unknown or repeated fields,
+//! attributes, wrong types, values out of range and inconsistent
+//! combinations are refused with an error that names the field, and input
+//! is bounded ([`MAX_MESSAGE`], [`MAX_LIST`], [`MAX_TEXT`]).
+#![forbid(unsafe_code)]
+
+pub mod bootstrap;
+pub mod error;
+pub mod format;
+pub mod messages;
+pub mod retrieval;
+
+pub use error::{ExchangeError, Result};
+pub use format::{decode, encode, Format, Message, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
+pub use messages::{
+    CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
+    MafCredentialType, MafEnrolment, Procedure,
+};
+pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX};
