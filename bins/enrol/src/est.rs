@@ -218,6 +218,7 @@ impl EstOpts {
             psk,
             min_version,
             max_version,
+            keying_export: None,
         })
     }
 

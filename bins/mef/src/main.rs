@@ -866,6 +866,7 @@ fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
         client_trust_anchors: anchors,
         min_version: tls_version(&est.min_tls)?,
         max_version: tls_version(&est.max_tls)?,
+        keying_export: None,
     };
     let mut auth = shared.policy;
     auth.manual_approval = est.manual_approval;

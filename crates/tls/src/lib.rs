@@ -82,6 +82,56 @@ pub struct TlsInfo {
     pub psk_identity: Option<String>,
     /// The channel binding of this connection, when the stack can produce one.
     pub channel_binding: Option<ChannelBinding>,
+    /// The keying material exported as the configuration's [`KeyingExport`]
+    /// asked (oneM2M's Enrolment Key generation), when it asked.
+    pub exported: Option<Exported>,
+}
+
+/// A TLS exporter computation to run at the end of every handshake
+/// (RFC 5705 with TLS 1.2, RFC 8446 §7.5 with TLS 1.3), such as oneM2M's
+/// `EXPORTER-oneM2M-Bootstrap` for the Enrolment Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyingExport {
+    /// The exporter label.
+    pub label: String,
+    /// The context value; `None` for RFC 5705's "no context" form.
+    pub context: Option<Vec<u8>>,
+    /// Octets to export (1..=255).
+    pub len: usize,
+}
+
+/// Exported keying material: secret, zeroized on drop, never printed.
+#[derive(Clone)]
+pub struct Exported(Zeroizing<Vec<u8>>);
+
+impl Exported {
+    /// The octets.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Exported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Exported(<{} octets redacted>)", self.0.len())
+    }
+}
+
+fn export_len_ok(e: &KeyingExport) -> Result<(), TlsSetupError> {
+    if e.len == 0 || e.len > 255 || e.label.is_empty() {
+        return Err(TlsSetupError::Invalid(
+            "keying export: a label and 1..=255 octets".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn openssl_export(ssl: &openssl::ssl::SslRef, e: Option<&KeyingExport>) -> Option<Exported> {
+    let e = e?;
+    let mut out = Zeroizing::new(vec![0u8; e.len]);
+    ssl.export_keying_material(&mut out, &e.label, e.context.as_deref())
+        .ok()
+        .map(|_| Exported(out))
 }
 
 impl TlsInfo {
@@ -113,6 +163,8 @@ pub struct ServerTlsConfig {
     pub min_version: TlsVersion,
     /// Highest version offered.
     pub max_version: TlsVersion,
+    /// Keying material to export on every connection, if any.
+    pub keying_export: Option<KeyingExport>,
 }
 
 /// Errors setting a listener up.
@@ -136,9 +188,10 @@ pub enum Acceptor {
     Rustls(
         tokio_rustls::TlsAcceptor,
         Arc<dyn rustls::server::danger::ClientCertVerifier>,
+        Option<KeyingExport>,
     ),
     /// OpenSSL.
-    OpenSsl(Arc<openssl::ssl::SslContext>),
+    OpenSsl(Arc<openssl::ssl::SslContext>, Option<KeyingExport>),
 }
 
 impl std::fmt::Debug for Acceptor {
@@ -278,9 +331,13 @@ impl Acceptor {
             .with_single_cert(chain, key)
             .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if let Some(e) = &cfg.keying_export {
+            export_len_ok(e)?;
+        }
         Ok(Acceptor::Rustls(
             tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             inner,
+            cfg.keying_export.clone(),
         ))
     }
 
@@ -353,14 +410,17 @@ impl Acceptor {
                 }
             });
         }
-        Ok(Acceptor::OpenSsl(Arc::new(b.build())))
+        if let Some(e) = &cfg.keying_export {
+            export_len_ok(e)?;
+        }
+        Ok(Acceptor::OpenSsl(Arc::new(b.build()), cfg.keying_export.clone()))
     }
 
     /// Which stack this is.
     pub fn backend(&self) -> Backend {
         match self {
             Acceptor::Rustls(..) => Backend::Rustls,
-            Acceptor::OpenSsl(_) => Backend::OpenSsl,
+            Acceptor::OpenSsl(..) => Backend::OpenSsl,
         }
     }
 
@@ -368,16 +428,16 @@ impl Acceptor {
     pub async fn accept(&self, tcp: TcpStream) -> io::Result<(ServerStream, TlsInfo)> {
         let fut = async {
             match self {
-                Acceptor::Rustls(acceptor, verifier) => {
+                Acceptor::Rustls(acceptor, verifier, export) => {
                     let s = acceptor.accept(tcp).await?;
-                    let info = rustls_info(s.get_ref().1, verifier.as_ref());
+                    let info = rustls_info(s.get_ref().1, verifier.as_ref(), export.as_ref());
                     Ok((ServerStream::Rustls(Box::new(s)), info))
                 }
-                Acceptor::OpenSsl(ctx) => {
+                Acceptor::OpenSsl(ctx, export) => {
                     let ssl = openssl::ssl::Ssl::new(ctx).map_err(io::Error::other)?;
                     let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(io::Error::other)?;
                     Pin::new(&mut s).accept().await.map_err(io::Error::other)?;
-                    let info = openssl_info(s.ssl(), true);
+                    let info = openssl_info(s.ssl(), true, export.as_ref());
                     Ok((ServerStream::OpenSsl(Box::new(s)), info))
                 }
             }
@@ -388,7 +448,11 @@ impl Acceptor {
     }
 }
 
-fn rustls_info(conn: &rustls::ServerConnection, verifier: &dyn rustls::server::danger::ClientCertVerifier) -> TlsInfo {
+fn rustls_info(
+    conn: &rustls::ServerConnection,
+    verifier: &dyn rustls::server::danger::ClientCertVerifier,
+    export: Option<&KeyingExport>,
+) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
         _ => TlsVersion::Tls12,
@@ -421,11 +485,18 @@ fn rustls_info(conn: &rustls::ServerConnection, verifier: &dyn rustls::server::d
         peer_cert_error,
         psk_identity: None,
         channel_binding,
+        exported: export.and_then(|e| {
+            let mut out = Zeroizing::new(vec![0u8; e.len]);
+            let ok = conn
+                .export_keying_material(&mut *out, e.label.as_bytes(), e.context.as_deref())
+                .is_ok();
+            ok.then_some(Exported(out))
+        }),
     }
 }
 
 /// What an OpenSSL handshake established; `server` says which side `ssl` is.
-pub fn openssl_info(ssl: &openssl::ssl::SslRef, server: bool) -> TlsInfo {
+pub fn openssl_info(ssl: &openssl::ssl::SslRef, server: bool, export: Option<&KeyingExport>) -> TlsInfo {
     let version = match ssl.version2() {
         Some(openssl::ssl::SslVersion::TLS1_3) => TlsVersion::Tls13,
         _ => TlsVersion::Tls12,
@@ -458,6 +529,7 @@ pub fn openssl_info(ssl: &openssl::ssl::SslRef, server: bool) -> TlsInfo {
         peer_cert_error,
         psk_identity,
         channel_binding: channel_binding(ssl, version, server),
+        exported: openssl_export(ssl, export),
     }
 }
 
@@ -527,6 +599,8 @@ pub struct ClientTlsConfig {
     pub min_version: TlsVersion,
     /// Highest version offered.
     pub max_version: TlsVersion,
+    /// Keying material to export after the handshake, if any.
+    pub keying_export: Option<KeyingExport>,
 }
 
 /// Makes client TLS connections.
@@ -534,6 +608,7 @@ pub struct ClientTlsConfig {
 pub struct Connector {
     ctx: Arc<openssl::ssl::SslContext>,
     verify: bool,
+    export: Option<KeyingExport>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -607,9 +682,13 @@ impl Connector {
                 Ok(key.len())
             });
         }
+        if let Some(e) = &cfg.keying_export {
+            export_len_ok(e)?;
+        }
         Ok(Connector {
             ctx: Arc::new(b.build()),
             verify,
+            export: cfg.keying_export.clone(),
         })
     }
 
@@ -653,7 +732,7 @@ impl Connector {
             }
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
         }
-        let info = openssl_info(s.ssl(), false);
+        let info = openssl_info(s.ssl(), false, self.export.as_ref());
         Ok((s, info))
     }
 }

@@ -1,0 +1,234 @@
+//! The oneM2M Enrolment Key comes out of a live TLS handshake exactly as
+//! OpenSSL computes it: our client against `openssl s_server -keymatexport`,
+//! and `openssl s_client -keymatexport` against both of our listeners, TLS
+//! 1.2 and 1.3, with pre-shared keys (KpmId / Kpm) and with certificates.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use enrolkit_rspf::enrolment::{EnrolmentKeys, EXPORTER_LABEL, EXPORT_LEN};
+use enrolkit_testkit::Peer;
+use enrolkit_tls::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const KPM: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+const KPM_ID: &str = "kpm-exporter-test";
+
+fn export() -> Option<KeyingExport> {
+    Some(KeyingExport {
+        label: EXPORTER_LABEL.into(),
+        context: None,
+        len: EXPORT_LEN,
+    })
+}
+
+fn openssl_version() -> String {
+    let o = Command::new("openssl").arg("version").output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The first "Keying material: HEX" line on `out`, as bytes.
+fn keying_material(out: impl std::io::Read) -> Vec<u8> {
+    for line in BufReader::new(out).lines() {
+        let line = line.unwrap();
+        if let Some(hexed) = line.trim().strip_prefix("Keying material: ") {
+            return hex::decode(hexed).unwrap();
+        }
+    }
+    panic!("OpenSSL printed no keying material");
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn flag(v: TlsVersion) -> &'static str {
+    match v {
+        TlsVersion::Tls12 => "-tls1_2",
+        TlsVersion::Tls13 => "-tls1_3",
+    }
+}
+
+#[test]
+fn our_client_against_openssl_s_server() {
+    println!("peer: {}", openssl_version());
+    for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let mut server = Peer::spawn(
+            |port| {
+                let mut c = Command::new("openssl");
+                c.args(["s_server", "-accept", &port.to_string(), "-nocert", "-cipher", "PSK"])
+                    .args(["-psk", KPM, "-psk_identity", KPM_ID, flag(v)])
+                    .args(["-keymatexport", EXPORTER_LABEL, "-keymatexportlen", "48"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                c
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let cfg = ClientTlsConfig {
+            trust: ServerTrust::Anchors(Vec::new()),
+            certificate: None,
+            psk: Some((KPM_ID.into(), Zeroizing::new(hex::decode(KPM).unwrap()))),
+            min_version: v,
+            max_version: v,
+            keying_export: export(),
+        };
+        let connector = Connector::new(&cfg).unwrap();
+        let info = rt().block_on(async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap();
+            let (_stream, info) = connector.connect("127.0.0.1", tcp).await.unwrap();
+            info
+        });
+        assert_eq!(info.version, v);
+        let ours = info.exported.expect("exported");
+        let theirs = keying_material(server.child.stdout.take().unwrap());
+        assert_eq!(ours.expose(), theirs.as_slice(), "{v}: exporter output");
+        let keys = EnrolmentKeys::from_export(ours.expose()).unwrap();
+        assert_eq!(keys.ke.expose().as_slice(), &theirs[16..48], "{v}: Ke");
+        assert_eq!(keys.relative_ke_id.0.as_slice(), &theirs[..16], "{v}: RelativeKeId");
+        drop(server.child.stdin.take());
+    }
+}
+
+struct OnePsk;
+impl PskStore for OnePsk {
+    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>> {
+        (identity == KPM_ID).then(|| Zeroizing::new(hex::decode(KPM).unwrap()))
+    }
+}
+
+/// Serve one connection on `acceptor`; return the TlsInfo it saw.
+fn serve_once(acceptor: Acceptor, client: impl FnOnce(u16) -> Vec<u8> + Send + 'static) -> (TlsInfo, Vec<u8>) {
+    let rt = rt();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::task::spawn_blocking(move || client(port));
+        let (tcp, _) = listener.accept().await.unwrap();
+        let (stream, info) = acceptor.accept(tcp).await.unwrap();
+        let printed = peer.await.unwrap();
+        drop(stream);
+        (info, printed)
+    })
+}
+
+fn s_client(port: u16, args: &[&str]) -> Vec<u8> {
+    let mut c = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-keymatexport", EXPORTER_LABEL, "-keymatexportlen", "48"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = keying_material(c.stdout.take().unwrap());
+    let _ = c.stdin.take().unwrap().write_all(b"");
+    let _ = c.kill();
+    let _ = c.wait();
+    out
+}
+
+fn self_signed(dir: &std::path::Path) -> (Vec<u8>, Zeroizing<Vec<u8>>) {
+    let (k, c) = (dir.join("k.pem"), dir.join("c.der"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=localhost", "-days", "2", "-outform", "DER", "-keyout"])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let der = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(&k)
+        .output()
+        .unwrap()
+        .stdout;
+    (std::fs::read(&c).unwrap(), Zeroizing::new(der))
+}
+
+#[test]
+fn openssl_s_client_against_our_listeners() {
+    println!("peer: {}", openssl_version());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let cfg = ServerTlsConfig {
+            chain: vec![cert.clone()],
+            key_pkcs8: key.clone(),
+            client_trust_anchors: vec![cert.clone()],
+            min_version: v,
+            max_version: v,
+            keying_export: export(),
+        };
+        // PSK on the OpenSSL listener (the pre-provisioned key framework).
+        let acceptor = Acceptor::openssl(&cfg, Some(Arc::new(OnePsk))).unwrap();
+        let (info, printed) = serve_once(acceptor, move |port| {
+            s_client(port, &["-psk", KPM, "-psk_identity", KPM_ID, "-cipher", "PSK", flag(v)])
+        });
+        assert_eq!(info.psk_identity.as_deref(), Some(KPM_ID));
+        assert_eq!(info.exported.unwrap().expose(), printed.as_slice(), "openssl {v}");
+        // Certificates on both listeners (the certificate-based framework).
+        for rustls in [false, true] {
+            let acceptor = if rustls {
+                Acceptor::rustls(&cfg).unwrap()
+            } else {
+                Acceptor::openssl(&cfg, None).unwrap()
+            };
+            let (info, printed) = serve_once(acceptor, move |port| s_client(port, &[flag(v)]));
+            assert_eq!(info.version, v);
+            assert_eq!(
+                info.exported.unwrap().expose(),
+                printed.as_slice(),
+                "{} {v}",
+                if rustls { "rustls" } else { "openssl" }
+            );
+        }
+    }
+}
+
+#[test]
+fn exports_are_bounded() {
+    let cfg = ClientTlsConfig {
+        trust: ServerTrust::Bootstrap,
+        certificate: None,
+        psk: None,
+        min_version: TlsVersion::Tls12,
+        max_version: TlsVersion::Tls13,
+        keying_export: Some(KeyingExport {
+            label: EXPORTER_LABEL.into(),
+            context: None,
+            len: 256,
+        }),
+    };
+    assert!(Connector::new(&cfg).is_err());
+    let e = format!(
+        "{:?}",
+        KeyingExport {
+            label: "x".into(),
+            context: None,
+            len: 1
+        }
+    );
+    assert!(e.contains("len"));
+}
