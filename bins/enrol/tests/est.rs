@@ -388,6 +388,10 @@ fn accepted_202_then_approved() {
     let m = Mef::start(|est| {
         est.insert("manual_approval".into(), true.into());
         est.insert("retry_after_seconds".into(), 1.into());
+        // /csrattrs asks for serverAuth, which the profile does not have.
+        let server_auth = toml::Value::Array(vec!["1.3.6.1.5.5.7.3.1".into()]);
+        est.insert("allowed_ekus".into(), server_auth.clone());
+        est.insert("requested_ekus".into(), server_auth);
     });
     let d = m.dir.path();
     let kf = d.join("kpm.hex");
@@ -413,6 +417,8 @@ fn accepted_202_then_approved() {
             "enroll",
             "--subject",
             "CN=waiting",
+            "--ip",
+            "192.0.2.7",
             "--key-out",
             p(&key),
             "--cert-out",
@@ -444,6 +450,22 @@ fn accepted_202_then_approved() {
     assert!(text(&o).contains("202 accepted"), "progress shown: {}", text(&o));
     openssl_verify(&ca, &cert);
     assert!(m.log().contains("status=202"));
+    // Approval issued what an immediate issuance would have: the requested
+    // EKU and the IP address from the CSR.
+    let x = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "extendedKeyUsage,subjectAltName",
+            "-in",
+            p(&cert),
+        ])
+        .output()
+        .unwrap();
+    let x = text(&x);
+    assert!(x.contains("TLS Web Server Authentication"), "{x}");
+    assert!(x.contains("IP Address:192.0.2.7"), "{x}");
 }
 
 #[test]

@@ -1074,8 +1074,16 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
             }
         }
         PendingCmd::Approve { transaction, key_id } => {
-            let svc = build_service(&cfg, &base)?;
-            let serial = svc.approve(&transaction, &key_id, SystemTime::now())?;
+            // EST requests (`est-…`) are issued by the EST service: its names,
+            // IP addresses and EKU checks, not SCEP's.
+            let serial = match (&cfg.est, transaction.starts_with("est-")) {
+                (Some(est), true) => {
+                    let (_, shared) = build_services(&cfg, &base)?;
+                    let (svc, _) = build_est(est, &base, shared)?;
+                    svc.approve(&transaction, &key_id, SystemTime::now())?
+                }
+                _ => build_service(&cfg, &base)?.approve(&transaction, &key_id, SystemTime::now())?,
+            };
             println!("approved {transaction}: certificate {serial}");
         }
         PendingCmd::Reject { transaction, key_id } => {

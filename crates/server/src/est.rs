@@ -589,6 +589,38 @@ impl EstService {
         self.certs_only(&cert)
     }
 
+    /// Operator approves a held `/simpleenroll`: the certificate is issued
+    /// now, from the stored CSR, with the same checks and the same names and
+    /// EKUs an immediate issuance would have had. The client gets it on its
+    /// next attempt.
+    pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
+        let tx = self
+            .storage
+            .transaction(txid, key_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("no such transaction")?;
+        if tx.state != TxState::Pending {
+            return Err(format!("{txid} is not pending"));
+        }
+        // Verified on receipt; parsed (and the signature checked) again all the same.
+        let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let ekus = self.check_ekus(&csr).map_err(|Refusal(_, m)| m)?;
+        let cert = self
+            .issue_for(&csr, csr.request.info.public_key.clone(), &ekus, now)
+            .map_err(|Refusal(_, m)| m)?;
+        let issued = issued_record(&cert).map_err(|Refusal(_, m)| m)?;
+        self.storage
+            .decide(
+                txid,
+                key_id,
+                &TxState::Issued(issued.serial.clone()),
+                Some(&issued),
+                unix(now),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(issued.serial)
+    }
+
     fn accepted(&self) -> EstResponse {
         EstResponse {
             status: 202,
