@@ -93,7 +93,7 @@ add("enrolment-instructions-bad-keid.json", js(dict(instr, keId="nope")), "inval
 add("enrolment-instructions-repeated-type.json",
     js(dict(instr, directKey=[{"targetId": "CSE-b1", "securityType": "SAEF"}] * 2)), "invalid: the same pair listed twice", "twice")
 add("enrolment-instructions-too-many.json",
-    js(dict(instr, directKey=[{"targetId": "CSE-%d" % i, "securityType": "SAEF"} for i in range(65)])), "invalid: more than 64 entries", "64")
+    js(dict(instr, directKey=[{"targetId": "CSE-%d" % i, "securityType": "SAEF"} for i in range(65)])), "invalid: more than 64 entries", "more than 64")
 comp = {"keId": KEY_ID, "procedure": "certificateEnrolment", "success": True}
 add("enrolment-completion.json", js(comp), "valid")
 add("enrolment-completion.xml", xml("enrolmentCompletion", [("keId", KEY_ID), ("procedure", "certificateEnrolment"), ("success", "true")]), "valid")

@@ -12,7 +12,7 @@ crates/rspf/src/enrolment.rs (numbered there):
   KeId = HEX(RelativeKeId) "@" MEF-FQDN                               10.3.4, choice 6 (upper case)
   Kre = HMAC(Ke, KRE_LABEL); RelativeKreId = HMAC(Ke, KRE_ID_LABEL)[0:16]      choice 2
   Kc = HMAC(Ke, "oneM2M Enrolment Key to Master Credential derivation" || MAF-FQDN)  10.3.2
-  KcId = HEX(RelativeKeId) "@" MAF-FQDN                               choice 3
+  KcId = HEX(HMAC(Ke, KC_ID_LABEL || MAF-FQDN)[0:16]) "@" MAF-FQDN   choice 3
   K = HMAC(Ke, "oneM2M Enrolment Key to Usage-Constrained Symmetric Key derivation"
            || SUID(2 ASCII digits) || Target-ID)                      10.3.7, choice 4
   KId = HEX(HMAC(Ke, TARGET_ID_LABEL || SUID || Target-ID)[0:16]) "@" MEF-FQDN   choice 5
@@ -25,6 +25,7 @@ import sys
 KRE_LABEL = b"oneM2M Enrolment Key to Enrolment Re-authentication Key derivation"
 KRE_ID_LABEL = b"oneM2M Enrolment Key to Enrolment Re-authentication Key Identifier derivation"
 KC_LABEL = b"oneM2M Enrolment Key to Master Credential derivation"
+KC_ID_LABEL = b"oneM2M Enrolment Key to Master Credential Identifier derivation"
 TARGET_KEY_LABEL = b"oneM2M Enrolment Key to Usage-Constrained Symmetric Key derivation"
 TARGET_ID_LABEL = b"oneM2M Enrolment Key to Usage-Constrained Symmetric Key Identifier derivation"
 USAGES = [("PSK-SAEF", b"11"), ("PSK-ESPrim", b"12"), ("PSK-ESData", b"13")]
@@ -58,7 +59,7 @@ def case(name, meta, export_hex):
         'kre_id = "%s@%s"' % (rel_kre.hex().upper(), MEF),
         'maf_fqdn = "%s"' % MAF,
         'kc = "%s"' % kc.hex(),
-        'kc_id = "%s@%s"' % (rel.hex().upper(), MAF),
+        'kc_id = "%s@%s"' % (mac(ke, KC_ID_LABEL, MAF.encode())[:16].hex().upper(), MAF),
         "",
     ]
     for target in TARGETS:

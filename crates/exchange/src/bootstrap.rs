@@ -2,7 +2,7 @@
 //! for the Enrolee and 9.2.2.3-1/-2 for the MEF) as typed configuration.
 
 use crate::error::{invalid, Result};
-use crate::format::check_text;
+use crate::format::{check_lifetime, check_text};
 use enrolkit_rspf::enrolment::TargetId;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub enum Framework {
 }
 
 /// Table 9.2.2.1-1/-2: what an Enrolee is configured with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnroleeInstructions {
     /// The framework.
@@ -40,18 +40,42 @@ pub struct EnroleeInstructions {
     pub enrolment_token: Option<String>,
 }
 
+impl core::fmt::Debug for EnroleeInstructions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EnroleeInstructions")
+            .field("framework", &self.framework)
+            .field("enrolment_target", &self.enrolment_target)
+            .field("enrolment_expiry", &self.enrolment_expiry)
+            .field("mef_uri", &self.mef_uri)
+            .field("mef_trust_anchor", &self.mef_trust_anchor)
+            .field("enrolment_token", &self.enrolment_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl EnroleeInstructions {
-    /// Check the parameters the framework needs and refuse those it does not take.
+    /// Check that the framework's parameters are there and well-formed, and
+    /// refuse those the framework does not take (table 9.2.2.1-2).
     pub fn validate(&self) -> Result<()> {
         TargetId::new(&self.enrolment_target).map_err(|e| invalid("enrolment-target", e.to_string()))?;
+        let refuse = |present: bool, field: &'static str| {
+            if present {
+                Err(invalid(
+                    field,
+                    format!("not a parameter of the {:?} framework", self.framework),
+                ))
+            } else {
+                Ok(())
+            }
+        };
         match self.framework {
             Framework::PreProvisionedSymmetricKey => {
-                if self.enrolment_expiry.is_none() {
-                    return Err(invalid(
-                        "enrolment-expiry",
-                        "required by the pre-provisioned key framework",
-                    ));
-                }
+                let e = self
+                    .enrolment_expiry
+                    .ok_or_else(|| invalid("enrolment-expiry", "required by the pre-provisioned key framework"))?;
+                check_lifetime("enrolment-expiry", e)?;
+                refuse(self.mef_uri.is_some(), "mef-uri")?;
+                refuse(self.mef_trust_anchor.is_some(), "mef-trust-anchor")?;
             }
             Framework::CertificateBased => {
                 let uri = self
@@ -59,20 +83,21 @@ impl EnroleeInstructions {
                     .as_deref()
                     .ok_or_else(|| invalid("mef-uri", "required by the certificate-based framework"))?;
                 check_text("mef-uri", uri)?;
-                if self.mef_trust_anchor.is_none() {
-                    return Err(invalid(
-                        "mef-trust-anchor",
-                        "required by the certificate-based framework",
-                    ));
+                if !uri.starts_with("https://") {
+                    return Err(invalid("mef-uri", "must be https://"));
                 }
+                let ta = self
+                    .mef_trust_anchor
+                    .as_deref()
+                    .ok_or_else(|| invalid("mef-trust-anchor", "required by the certificate-based framework"))?;
+                check_text("mef-trust-anchor", ta)?;
+                refuse(self.enrolment_expiry.is_some(), "enrolment-expiry")?;
             }
             Framework::GbaBased => {
-                if self.mef_uri.is_some() || self.mef_trust_anchor.is_some() || self.enrolment_expiry.is_some() {
-                    return Err(invalid(
-                        "framework",
-                        "the GBA-based framework takes no further parameters",
-                    ));
-                }
+                refuse(self.mef_uri.is_some(), "mef-uri")?;
+                refuse(self.mef_trust_anchor.is_some(), "mef-trust-anchor")?;
+                refuse(self.enrolment_expiry.is_some(), "enrolment-expiry")?;
+                refuse(self.enrolment_token.is_some(), "enrolment-token")?;
             }
         }
         if let Some(t) = &self.enrolment_token {
@@ -135,23 +160,63 @@ pub struct MefEnroleeConfig {
 }
 
 impl MefEnroleeConfig {
-    /// Check the parameters the framework needs.
+    /// Check that the framework's parameters are there and well-formed, and
+    /// refuse those the framework does not take (table 9.2.2.3-2).
     pub fn validate(&self) -> Result<()> {
         TargetId::new(&self.enrolment_target).map_err(|e| invalid("enrolment-target", e.to_string()))?;
         if let Some(id) = &self.enrolee_id {
             TargetId::new(id).map_err(|e| invalid("enrolee-id", e.to_string()))?;
         }
-        if self.enrolment_expiry == 0 {
-            return Err(invalid("enrolment-expiry", "zero"));
-        }
+        check_lifetime("enrolment-expiry", self.enrolment_expiry)?;
+        let refuse = |present: bool, field: &'static str| {
+            if present {
+                Err(invalid(
+                    field,
+                    format!("not a parameter of the {:?} framework", self.framework),
+                ))
+            } else {
+                Ok(())
+            }
+        };
         match self.framework {
-            Framework::PreProvisionedSymmetricKey if self.kpm_id.is_none() => {
-                Err(invalid("kpm-id", "required by the pre-provisioned key framework"))
+            Framework::PreProvisionedSymmetricKey => {
+                let id = self
+                    .kpm_id
+                    .as_deref()
+                    .ok_or_else(|| invalid("kpm-id", "required by the pre-provisioned key framework"))?;
+                check_text("kpm-id", id)?;
+                refuse(self.authentication.is_some(), "authentication")?;
             }
-            Framework::CertificateBased if self.authentication.is_none() => {
-                Err(invalid("authentication", "required by the certificate-based framework"))
+            Framework::CertificateBased => {
+                match &self.authentication {
+                    None => return Err(invalid("authentication", "required by the certificate-based framework")),
+                    Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => {
+                        if public_key_id.len() != 64 || !public_key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return Err(invalid(
+                                "public-key-id",
+                                "the SHA-256 of the SPKI, 64 hexadecimal digits",
+                            ));
+                        }
+                    }
+                    Some(EnroleeAuthentication::DeviceCertificate {
+                        device_id,
+                        trust_anchor,
+                    }) => {
+                        check_text("device-id", device_id)?;
+                        check_text("trust-anchor", trust_anchor)?;
+                    }
+                    Some(EnroleeAuthentication::EntityCertificate { trust_anchor }) => {
+                        check_text("trust-anchor", trust_anchor)?;
+                    }
+                }
+                refuse(self.kpm_id.is_some(), "kpm-id")?;
             }
-            _ => Ok(()),
+            Framework::GbaBased => {
+                refuse(self.kpm_id.is_some(), "kpm-id")?;
+                refuse(self.authentication.is_some(), "authentication")?;
+                refuse(self.token_required, "token-required")?;
+            }
         }
+        Ok(())
     }
 }

@@ -10,6 +10,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub const MAX_LIST: usize = 64;
 /// Longest text value, in octets (identifiers, URIs, reasons).
 pub const MAX_TEXT: usize = 1024;
+/// Longest lifetime or expiry accepted, in seconds (ten years): anything a
+/// receiver adds to its clock stays far from overflow.
+pub const MAX_LIFETIME: u64 = 10 * 365 * 24 * 3600;
 
 /// A serialisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,17 +60,25 @@ pub trait Message: Serialize + DeserializeOwned {
 }
 
 /// Encode `m` in `format`: one byte string per message and format.
-pub fn encode<M: Message>(m: &M, format: Format) -> Result<Vec<u8>> {
+///
+/// The result may hold a key (a Credential response), so it is zeroized on
+/// drop; the buffer is sized up front so that growing it leaves no copies.
+pub fn encode<M: Message>(m: &M, format: Format) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     m.validate()?;
+    const INITIAL: usize = 16 * 1024;
     match format {
-        Format::Json => serde_json::to_vec(m).map_err(|e| ExchangeError::Encode(e.to_string())),
+        Format::Json => {
+            let mut out = zeroize::Zeroizing::new(Vec::with_capacity(INITIAL));
+            serde_json::to_writer(&mut *out, m).map_err(|e| ExchangeError::Encode(e.to_string()))?;
+            Ok(out)
+        }
         Format::Xml => {
-            let mut out = String::new();
-            let mut ser = quick_xml::se::Serializer::with_root(&mut out, Some(M::NAME))
+            let mut out = zeroize::Zeroizing::new(String::with_capacity(INITIAL));
+            let mut ser = quick_xml::se::Serializer::with_root(&mut *out, Some(M::NAME))
                 .map_err(|e| ExchangeError::Encode(e.to_string()))?;
             ser.expand_empty_elements(false);
             m.serialize(ser).map_err(|e| ExchangeError::Encode(e.to_string()))?;
-            Ok(out.into_bytes())
+            Ok(zeroize::Zeroizing::new(std::mem::take(&mut *out).into_bytes()))
         }
     }
 }
@@ -97,6 +108,10 @@ pub fn decode<M: Message>(input: &[u8], format: Format) -> Result<M> {
             let mut de = serde_json::Deserializer::from_str(text);
             let m = serde_path_to_error::deserialize(&mut de).map_err(|e| syntax(at(e)))?;
             de.end().map_err(|e| syntax(e.to_string()))?;
+            // What the typed parse lets through: a struct written as an array
+            // (serde accepts both), and null for an absent member.
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
+            check_json_shape(&v, "").map_err(syntax)?;
             m
         }
         Format::Xml => {
@@ -109,32 +124,49 @@ pub fn decode<M: Message>(input: &[u8], format: Format) -> Result<M> {
     Ok(m)
 }
 
-/// What serde does not see in XML: the root element's name, DOCTYPE (no
-/// entity tricks), attributes (refused: none are defined), processing
-/// instructions other than the XML declaration, and nesting deeper than
-/// the schema needs.
+/// What serde does not see in XML: an XML declaration anywhere but first
+/// or with an encoding other than UTF-8; DOCTYPE (no entity tricks);
+/// processing instructions; attributes and namespace prefixes (none are
+/// defined, and an undeclared prefix is a namespace error); the root
+/// element's name; anything but whitespace and comments outside the root;
+/// and nesting deeper than the schema needs.
 fn check_xml_shape(text: &str, root: &str) -> core::result::Result<(), String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut depth = 0usize;
     let mut seen_root = false;
+    let mut first = true;
     loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) | Event::Empty(e) if depth == 0 && seen_root => {
-                return Err(format!("second root element <{}>", e.name().into_inner()))
+        let ev = reader.read_event().map_err(|e| e.to_string())?;
+        let was_first = std::mem::replace(&mut first, false);
+        match &ev {
+            Event::Decl(d) => {
+                if !was_first {
+                    return Err("an XML declaration must come first".into());
+                }
+                if let Some(enc) = d.encoding() {
+                    let enc = enc.map_err(|e| e.to_string())?;
+                    if !enc.eq_ignore_ascii_case("utf-8") {
+                        return Err(format!("encoding {enc:?}: only UTF-8"));
+                    }
+                }
             }
-            ev @ (Event::Start(_) | Event::Empty(_)) => {
-                let (Event::Start(e) | Event::Empty(e)) = &ev else {
-                    continue;
-                };
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.name().into_inner();
+                if depth == 0 && seen_root {
+                    return Err(format!("second root element <{name}>"));
+                }
+                if name.contains(':') {
+                    return Err(format!("namespace prefix on <{name}>: none is defined"));
+                }
                 if depth == 0 {
-                    if e.name().into_inner() != root {
-                        return Err(format!("root element <{}>, expected <{root}>", e.name().into_inner()));
+                    if name != root {
+                        return Err(format!("root element <{name}>, expected <{root}>"));
                     }
                     seen_root = true;
                 }
                 if e.attributes().next().is_some() {
-                    return Err(format!("attribute on <{}>: none are defined", e.name().into_inner()));
+                    return Err(format!("attribute on <{name}>: none are defined"));
                 }
                 if matches!(ev, Event::Start(_)) {
                     depth += 1;
@@ -144,6 +176,12 @@ fn check_xml_shape(text: &str, root: &str) -> core::result::Result<(), String> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) if depth == 0 && !t.as_ref().chars().all(|c: char| c.is_ascii_whitespace()) => {
+                return Err("text outside the root element".into());
+            }
+            Event::CData(_) | Event::GeneralRef(_) if depth == 0 => {
+                return Err("content outside the root element".into());
+            }
             Event::DocType(_) => return Err("DOCTYPE is not allowed".into()),
             Event::PI(_) => return Err("processing instructions are not allowed".into()),
             Event::Eof => break,
@@ -157,6 +195,32 @@ fn check_xml_shape(text: &str, root: &str) -> core::result::Result<(), String> {
     }
 }
 
+/// Members whose value is a list; everywhere else an array stands for a
+/// struct, which this crate does not accept.
+const ARRAY_MEMBERS: &[&str] = &["securityType", "eku", "directKey"];
+
+fn check_json_shape(v: &serde_json::Value, member: &str) -> core::result::Result<(), String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Err(format!("{member}: null is not a value here; leave the member out")),
+        Value::Array(items) => {
+            if !ARRAY_MEMBERS.contains(&member) {
+                return Err(format!(
+                    "{}: an array where an object or a value belongs",
+                    if member.is_empty() { "message" } else { member }
+                ));
+            }
+            items.iter().try_for_each(|i| match i {
+                Value::Array(_) => Err(format!("{member}: nested array")),
+                other => check_json_shape(other, "[item]"),
+            })
+        }
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| check_json_shape(v, k)),
+        _ if member.is_empty() => Err("the message must be a JSON object".into()),
+        _ => Ok(()),
+    }
+}
+
 /// Bound a text field.
 pub(crate) fn check_text(field: &'static str, v: &str) -> Result<()> {
     if v.is_empty() {
@@ -165,8 +229,33 @@ pub(crate) fn check_text(field: &'static str, v: &str) -> Result<()> {
     if v.len() > MAX_TEXT {
         return Err(crate::error::invalid(field, format!("longer than {MAX_TEXT} octets")));
     }
-    if v.chars().any(char::is_control) {
-        return Err(crate::error::invalid(field, "control characters"));
+    if let Some(c) = v.chars().find(|&c| forbidden_char(c)) {
+        return Err(crate::error::invalid(
+            field,
+            format!(
+                "character U+{:04X} is not allowed (controls, invisible formatting, line separators, noncharacters)",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters refused in any text: controls; the invisible formatting and
+/// bidirectional controls (log and display spoofing); line and paragraph
+/// separators; the byte-order mark; noncharacters (not legal in XML).
+fn forbidden_char(c: char) -> bool {
+    let u = c as u32;
+    c.is_control()
+        || matches!(u, 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
+        || (0xFDD0..=0xFDEF).contains(&u)
+        || (u & 0xFFFE) == 0xFFFE
+}
+
+/// Bound a lifetime in seconds: 1 to [`MAX_LIFETIME`].
+pub(crate) fn check_lifetime(field: &'static str, v: u64) -> Result<()> {
+    if v == 0 || v > MAX_LIFETIME {
+        return Err(crate::error::invalid(field, format!("{v} s: 1 to {MAX_LIFETIME} s")));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub mod messages;
 pub mod retrieval;
 
 pub use error::{ExchangeError, Result};
-pub use format::{decode, encode, Format, Message, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
+pub use format::{decode, encode, Format, Message, MAX_LIFETIME, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
 pub use messages::{
     CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
     MafCredentialType, MafEnrolment, Procedure,

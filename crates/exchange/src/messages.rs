@@ -2,7 +2,7 @@
 //! MEF's instructions, and the completion messages.
 
 use crate::error::{invalid, Result};
-use crate::format::{check_list, check_text, Message};
+use crate::format::{check_lifetime, check_list, check_text, Message};
 use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, TargetId};
 use enrolkit_rspf::Fqdn;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ impl CommSecurityType {
 }
 
 /// Step 2: what the Enrolee supports, and its Enrolment-Token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnrolmentRequest {
     /// Whether the Enrolee supports Certificate Enrolment (every Enrolee
@@ -91,6 +91,24 @@ pub struct EnrolmentRequest {
     /// The Enrolment-Token, when one was provisioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrolment_token: Option<String>,
+}
+
+impl core::fmt::Debug for EnrolmentRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EnrolmentRequest")
+            .field("supports_certificate_enrolment", &self.supports_certificate_enrolment)
+            .field("supports_maf_procedures", &self.supports_maf_procedures)
+            .field("enrolment_token", &self.enrolment_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Drop for EnrolmentRequest {
+    fn drop(&mut self) {
+        if let Some(t) = self.enrolment_token.as_mut() {
+            zeroize::Zeroize::zeroize(t);
+        }
+    }
 }
 
 impl Message for EnrolmentRequest {
@@ -187,13 +205,14 @@ pub struct EnrolmentInstructions {
 }
 
 fn check_oid(field: &'static str, oid: &str) -> Result<()> {
-    let arcs: Vec<&str> = oid.split('.').collect();
-    let ok = arcs.len() >= 2
-        && oid.len() <= 128
-        && arcs
-            .iter()
-            .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0')))
-        && matches!(arcs.first(), Some(&"0") | Some(&"1") | Some(&"2"));
+    let well_formed =
+        |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && (a.len() == 1 || !a.starts_with('0'));
+    let mut arcs = oid.split('.');
+    let (first, second) = (arcs.next().unwrap_or(""), arcs.next().unwrap_or(""));
+    // X.660: the second arc under 0 and 1 is at most 39.
+    let second_ok =
+        well_formed(second) && (first == "2" || (second.len() <= 2 && second.parse::<u8>().is_ok_and(|n| n <= 39)));
+    let ok = oid.len() <= 128 && matches!(first, "0" | "1" | "2") && second_ok && arcs.all(well_formed);
     if ok {
         Ok(())
     } else {
@@ -215,9 +234,7 @@ impl Message for EnrolmentInstructions {
     const NAME: &'static str = "enrolmentInstructions";
     fn validate(&self) -> Result<()> {
         KeyId::parse(&self.ke_id).map_err(|e| invalid("keId", e.to_string()))?;
-        if self.enrolment_expiry == 0 {
-            return Err(invalid("enrolmentExpiry", "zero"));
-        }
+        check_lifetime("enrolmentExpiry", self.enrolment_expiry)?;
         if let Some(id) = &self.enrolee_id {
             TargetId::new(id).map_err(|e| invalid("enroleeId", e.to_string()))?;
         }

@@ -9,7 +9,7 @@
 //! says the target obtains with the key but does not list.
 
 use crate::error::{invalid, ExchangeError, Result};
-use crate::format::{check_text, Message};
+use crate::format::{check_lifetime, check_text, Message};
 use base64::Engine;
 use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, RelativeId, TargetId};
 use enrolkit_rspf::Key256;
@@ -46,8 +46,16 @@ impl FetchRequest {
             None => (rest, None),
         };
         let relative_ke_id = RelativeId::from_hex(rel).map_err(|e| invalid("relativeKeId", e.to_string()))?;
+        // Exactly the two digits of a known SUID (no sign, padding or names).
         let usage = suid
-            .map(|s| CredentialUsage::parse(s).ok_or_else(|| invalid("SUID", format!("{s:?} is not a known usage"))))
+            .map(|s| {
+                CredentialUsage::ALL
+                    .into_iter()
+                    .find(|u| {
+                        s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u8>().ok() == Some(u.suid())
+                    })
+                    .ok_or_else(|| invalid("SUID", format!("{s:?} is not the SUID of a known usage")))
+            })
             .transpose()?;
         let from = from.ok_or_else(|| invalid("From", "missing: the requestor must name itself"))?;
         TargetId::new(from).map_err(|e| invalid("From", e.to_string()))?;
@@ -199,10 +207,7 @@ impl Message for CredentialResponse {
                 if let Some(id) = enrolee_id {
                     TargetId::new(id).map_err(|e| invalid("EnroleeID", e.to_string()))?;
                 }
-                if *lifetime == 0 {
-                    return Err(invalid("Lifetime", "zero"));
-                }
-                Ok(())
+                check_lifetime("Lifetime", *lifetime)
             }
             CredentialResponse::Error { reason } => check_text("ErrorString", reason),
         }

@@ -50,3 +50,36 @@ fn mef_configuration_per_framework() {
         toml::from_str("framework = \"gba-based\"\nenrolment-target = \"CSE-b1\"\nenrolment-expiry = 0\n").unwrap();
     assert!(zero.validate().unwrap_err().to_string().contains("enrolment-expiry"));
 }
+
+#[test]
+fn parameters_a_framework_does_not_take_are_refused() {
+    let cases = [
+        ("framework = \"pre-provisioned-symmetric-key\"\nenrolment-target = \"C\"\nenrolment-expiry = 0\n", "enrolment-expiry"),
+        ("framework = \"pre-provisioned-symmetric-key\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nmef-uri = \"https://m.example\"\n", "mef-uri"),
+        ("framework = \"certificate-based\"\nenrolment-target = \"C\"\nmef-uri = \"ftp://m.example\"\nmef-trust-anchor = \"t.pem\"\n", "mef-uri"),
+        ("framework = \"certificate-based\"\nenrolment-target = \"C\"\nmef-uri = \"https://m.example\"\nmef-trust-anchor = \"\"\n", "mef-trust-anchor"),
+        ("framework = \"certificate-based\"\nenrolment-target = \"C\"\nmef-uri = \"https://m.example\"\nmef-trust-anchor = \"t.pem\"\nenrolment-expiry = 5\n", "enrolment-expiry"),
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-token = \"t\"\n", "enrolment-token"),
+    ];
+    for (t, field) in cases {
+        let i: EnroleeInstructions = toml::from_str(t).unwrap();
+        let e = i.validate().unwrap_err().to_string();
+        assert!(e.contains(field), "{t}: {e}");
+    }
+    let mef = [
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nkpm-id = \"\"\n", "kpm-id"),
+        ("framework = \"certificate-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\n[authentication]\nkind = \"raw-public-key\"\npublic-key-id = \"\"\n", "public-key-id"),
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 999999999999\n", "enrolment-expiry"),
+    ];
+    for (t, field) in mef {
+        let c: MefEnroleeConfig = toml::from_str(t).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(field), "{t}: {e}");
+    }
+    let tok: EnroleeInstructions = toml::from_str(
+        "framework = \"certificate-based\"\nenrolment-target = \"C\"\nmef-uri = \"https://m.example\"\nmef-trust-anchor = \"t.pem\"\nenrolment-token = \"s3cret\"\n",
+    )
+    .unwrap();
+    tok.validate().unwrap();
+    assert!(!format!("{tok:?}").contains("s3cret"));
+}

@@ -24,7 +24,7 @@ fn format_of(name: &str) -> Format {
     }
 }
 
-fn decode_any(name: &str) -> Result<Vec<u8>> {
+fn decode_any(name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let b = read(name);
     let f = format_of(name);
     // Which message: by file name.
@@ -56,7 +56,7 @@ fn every_vector_decodes_or_is_refused_as_the_manifest_says() {
             let ours = got.unwrap_or_else(|e| panic!("{name}: {e}"));
             if !name.contains("pretty") {
                 assert_eq!(
-                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(ours.to_vec()).unwrap(),
                     String::from_utf8(read(name)).unwrap(),
                     "{name}: our encoding differs from Python's"
                 );
@@ -138,10 +138,18 @@ fn bounds_and_media_types() {
         decode::<Completion>(&[0xff, 0xfe], Format::Xml),
         Err(ExchangeError::NotUtf8)
     ));
-    let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
-    assert!(decode::<Completion>(deep.as_bytes(), Format::Xml).is_err());
-    let nested_json = format!("{}{}", "[".repeat(10000), "]".repeat(10000));
-    assert!(decode::<Completion>(nested_json.as_bytes(), Format::Json).is_err());
+    let deep = "<enrolmentCompletion><reason><a><b><c><d>x</d></c></b></a></reason></enrolmentCompletion>";
+    let e = decode::<Completion>(deep.as_bytes(), Format::Xml)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nested"), "{e}");
+    let nested_json = format!("{{\"keId\":{}{}}}", "[".repeat(10000), "]".repeat(10000));
+    // Refused at the first bracket: no member takes nested arrays, so the
+    // typed parse stops before any depth is reached.
+    let e = decode::<Completion>(nested_json.as_bytes(), Format::Json)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("keId: invalid type: sequence"), "{e}");
     assert_eq!(
         Format::from_media_type("application/json; charset=utf-8").unwrap(),
         Format::Json
@@ -151,7 +159,114 @@ fn bounds_and_media_types() {
         Format::Xml
     );
     assert!(Format::from_media_type("text/plain").is_err());
+    // Lifetimes are capped, so receivers can add them to a clock.
+    let long = br#"{"Status":true,"Credential":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","CredentialID":"00112233445566778899AABBCCDDEEFF@mef.example.com","Lifetime":18446744073709551615}"#;
+    let e = decode::<CredentialResponse>(long, Format::Json)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Lifetime"), "{e}");
     // An error response never carries a key, and cannot be built with an empty reason.
     let e = CredentialResponse::Error { reason: String::new() };
     assert!(encode(&e, Format::Json).is_err());
+}
+
+const COMPLETION_XML: &str = "<enrolmentCompletion><keId>00112233445566778899AABBCCDDEEFF@mef.example.com</keId><procedure>certificateEnrolment</procedure><success>true</success></enrolmentCompletion>";
+
+#[test]
+fn xml_outside_the_root_and_prefixes_are_refused() {
+    assert!(decode::<Completion>(COMPLETION_XML.as_bytes(), Format::Xml).is_ok());
+    let ok = [
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{COMPLETION_XML}\n"),
+        format!("<!-- note -->{COMPLETION_XML}<!-- after -->"),
+    ];
+    for x in ok {
+        decode::<Completion>(x.as_bytes(), Format::Xml).unwrap_or_else(|e| panic!("{x}: {e}"));
+    }
+    let bad = [
+        (format!("{COMPLETION_XML}garbage"), "outside the root"),
+        (format!("{COMPLETION_XML}<![CDATA[x]]>"), "outside the root"),
+        (format!("{COMPLETION_XML}&amp;"), "outside the root"),
+        (format!("{COMPLETION_XML}<?xml version=\"1.0\"?>"), "declaration"),
+        (
+            format!("<?xml version=\"1.0\" encoding=\"UTF-16\"?>{COMPLETION_XML}"),
+            "UTF-8",
+        ),
+        (
+            COMPLETION_XML
+                .replace("<keId>", "<x:keId>")
+                .replace("</keId>", "</x:keId>"),
+            "namespace",
+        ),
+        (format!("{COMPLETION_XML}{COMPLETION_XML}"), "second root"),
+    ];
+    for (x, why) in bad {
+        let e = decode::<Completion>(x.as_bytes(), Format::Xml).unwrap_err().to_string();
+        assert!(e.contains(why), "{x}: {e}");
+    }
+}
+
+#[test]
+fn json_structs_as_arrays_and_nulls_are_refused() {
+    let bad = [
+        (
+            r#"["00112233445566778899AABBCCDDEEFF@mef.example.com","certificateEnrolment",true]"#,
+            "array",
+        ),
+        (
+            r#"{"keId":"00112233445566778899AABBCCDDEEFF@mef.example.com","procedure":"certificateEnrolment","success":true,"reason":null}"#,
+            "null",
+        ),
+    ];
+    for (j, why) in bad {
+        let e = decode::<Completion>(j.as_bytes(), Format::Json)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{j}: {e}");
+    }
+    let e = decode::<CredentialResponse>(br#"[false,null,null,null,null,"x"]"#, Format::Json)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("array"), "{e}");
+    let maf_as_array = r#"{"keId":"00112233445566778899AABBCCDDEEFF@mef.example.com","enrolmentExpiry":60,"mafEnrolment":["certificate","maf.example.com"]}"#;
+    let e = decode::<EnrolmentInstructions>(maf_as_array.as_bytes(), Format::Json)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("array"), "{e}");
+}
+
+#[test]
+fn spoofing_characters_and_loose_numbers_are_refused() {
+    for c in ['\u{202E}', '\u{2028}', '\u{FFFE}', '\u{200B}', '\u{7}'] {
+        let r = CredentialResponse::Error {
+            reason: format!("bad{c}reason"),
+        };
+        assert!(encode(&r, Format::Json).is_err(), "U+{:04X}", c as u32);
+        let j = format!(r#"{{"Status":false,"ErrorString":"a{}b"}}"#, c.escape_unicode());
+        assert!(decode::<CredentialResponse>(j.as_bytes(), Format::Json).is_err(), "{j}");
+    }
+    for suid in ["+11", "011", "psk-esdata", "1", "14"] {
+        let path = format!("/fetchCredentials/00112233445566778899AABBCCDDEEFF/{suid}");
+        assert!(FetchRequest::parse(&path, Some("CSE-b1")).is_err(), "{path}");
+    }
+    let mut i: EnrolmentInstructions = decode(&read("enrolment-instructions.json"), Format::Json).unwrap();
+    for (oid, ok) in [
+        ("1.40", false),
+        ("1.39.5", true),
+        ("2.999.1", true),
+        ("3.1", false),
+        ("1.2.03", false),
+    ] {
+        i.certificate_enrolment.as_mut().unwrap().eku = vec![oid.into()];
+        assert_eq!(encode(&i, Format::Json).is_ok(), ok, "{oid}");
+    }
+}
+
+#[test]
+fn tokens_do_not_print() {
+    let r = EnrolmentRequest {
+        supports_certificate_enrolment: true,
+        supports_maf_procedures: false,
+        enrolment_token: Some("secret-token".into()),
+    };
+    assert!(!format!("{r:?}").contains("secret-token"));
 }

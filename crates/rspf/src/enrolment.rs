@@ -12,7 +12,8 @@
 //! KreId         = hexBinary(RelativeKreId) "@" MEF-FQDN                         10.3.4
 //! Kc            = HMAC-SHA-256(Ke, "oneM2M Enrolment Key to Master Credential
 //!                              derivation" || MAF-FQDN)                         10.3.2
-//! KcId          = hexBinary(RelativeKeId) "@" MAF-FQDN                          choice 3
+//! KcId          = hexBinary(HMAC-SHA-256(Ke, KC_ID_LABEL || MAF-FQDN)[0..16])
+//!                 "@" MAF-FQDN                                                  choice 3
 //! K(target)     = HMAC-SHA-256(Ke, "oneM2M Enrolment Key to Usage-Constrained
 //!                              Symmetric Key derivation" || SUID || Target-ID)  10.3.7
 //! K(target)Id   = hexBinary(HMAC-SHA-256(Ke, TARGET_ID_LABEL || SUID ||
@@ -32,9 +33,13 @@
 //!    (the OpenSSL command line has no context option). So both are derived
 //!    from Ke with HMAC-SHA-256 under their own labels: one-way, separated
 //!    from every other derivation, and available to both ends.
-//! 3. **KcId**: 10.3.5 defines the MAF key identifier circularly
-//!    (`hexBinary(KcID)@MAF-FQDN`); we use the enrolment's RelativeKeId with
-//!    the MAF's FQDN, which both ends know and which is unique per enrolment.
+//! 3. **Kc input and KcId**: 10.3.2 (where the key is called Km) takes the
+//!    MAF-ID; the seed (clause 8.3.3.4 step 4) says Kc comes "from Ke and
+//!    MAF FQDN", so the MAF's FQDN is the MAF-ID here. 10.3.5 defines the MAF
+//!    key identifier circularly (`hexBinary(KcID)@MAF-FQDN`); we derive the
+//!    relative part from Ke and the MAF's FQDN under its own label, so both
+//!    ends can compute it, it differs from KeId even when the MAF and the
+//!    MEF share an FQDN, and it does not reveal RelativeKeId to the MAF.
 //! 4. **SUID in the HMAC input**: 10.3.7 does not say how SUID is encoded. We
 //!    write it as its two decimal digits in ASCII (every SUID of TS-0003
 //!    8.3.9.9.2 has two), like the other string inputs.
@@ -65,6 +70,8 @@ pub const KRE_LABEL: &[u8] = b"oneM2M Enrolment Key to Enrolment Re-authenticati
 pub const KRE_ID_LABEL: &[u8] = b"oneM2M Enrolment Key to Enrolment Re-authentication Key Identifier derivation";
 /// Label of the Master Credential derivation (10.3.2).
 pub const KC_LABEL: &[u8] = b"oneM2M Enrolment Key to Master Credential derivation";
+/// Label of the Master Credential identifier derivation (choice 3).
+pub const KC_ID_LABEL: &[u8] = b"oneM2M Enrolment Key to Master Credential Identifier derivation";
 /// Label of the Enrolment Target key derivation (10.3.7).
 pub const TARGET_KEY_LABEL: &[u8] = b"oneM2M Enrolment Key to Usage-Constrained Symmetric Key derivation";
 /// Label of the Enrolment Target key identifier derivation (choice 5).
@@ -183,18 +190,14 @@ impl EnrolmentKeys {
     /// From a Ke and RelativeKeId obtained otherwise (a stored record).
     pub fn from_ke(ke: Key256, relative_ke_id: RelativeId) -> Result<Self> {
         let kre = hmac_sha256(ke.expose(), &[KRE_LABEL])?;
-        let mut id = hmac_sha256(ke.expose(), &[KRE_ID_LABEL])?.expose().to_owned();
-        let mut rid = [0u8; RELATIVE_ID_LEN];
-        for (d, s) in rid.iter_mut().zip(id.iter()) {
-            *d = *s;
-        }
-        id.zeroize();
-        Ok(EnrolmentKeys {
+        let mut keys = EnrolmentKeys {
             ke,
             relative_ke_id,
             kre,
-            relative_kre_id: RelativeId(rid),
-        })
+            relative_kre_id: RelativeId([0; RELATIVE_ID_LEN]),
+        };
+        keys.relative_kre_id = keys.relative_id(&[KRE_ID_LABEL])?;
+        Ok(keys)
     }
 
     /// KeId = hexBinary(RelativeKeId)@MEF-FQDN (10.3.4).
@@ -216,13 +219,19 @@ impl EnrolmentKeys {
     /// The Master Credential Kc for the MAF at `maf` (10.3.2) and its KcId (choice 3).
     pub fn master_credential<'a>(&self, maf: Fqdn<'a>) -> Result<(Key256, KeyId<'a>)> {
         let kc = hmac_sha256(self.ke.expose(), &[KC_LABEL, maf.as_str().as_bytes()])?;
-        Ok((
-            kc,
-            KeyId {
-                relative: self.relative_ke_id,
-                fqdn: maf,
-            },
-        ))
+        let relative = self.relative_id(&[KC_ID_LABEL, maf.as_str().as_bytes()])?;
+        Ok((kc, KeyId { relative, fqdn: maf }))
+    }
+
+    /// The first 16 octets of HMAC-SHA-256(Ke, parts).
+    fn relative_id(&self, parts: &[&[u8]]) -> Result<RelativeId> {
+        let mut full = hmac_sha256(self.ke.expose(), parts)?.expose().to_owned();
+        let mut rid = [0u8; RELATIVE_ID_LEN];
+        for (d, s) in rid.iter_mut().zip(full.iter()) {
+            *d = *s;
+        }
+        full.zeroize();
+        Ok(RelativeId(rid))
     }
 
     /// The symmetric key for Enrolment Target `target` and `usage` (10.3.7),
@@ -236,21 +245,8 @@ impl EnrolmentKeys {
         let suid = usage.suid_ascii();
         let id = target.0.as_bytes();
         let key = hmac_sha256(self.ke.expose(), &[TARGET_KEY_LABEL, &suid, id])?;
-        let mut full = hmac_sha256(self.ke.expose(), &[TARGET_ID_LABEL, &suid, id])?
-            .expose()
-            .to_owned();
-        let mut rid = [0u8; RELATIVE_ID_LEN];
-        for (d, s) in rid.iter_mut().zip(full.iter()) {
-            *d = *s;
-        }
-        full.zeroize();
-        Ok((
-            key,
-            KeyId {
-                relative: RelativeId(rid),
-                fqdn: mef,
-            },
-        ))
+        let relative = self.relative_id(&[TARGET_ID_LABEL, &suid, id])?;
+        Ok((key, KeyId { relative, fqdn: mef }))
     }
 }
 

@@ -10,11 +10,13 @@ pub const MAX_FQDN: usize = 253;
 pub const MAX_LABEL: usize = 63;
 
 /// A fully qualified domain name: dot-separated LDH labels (letters,
-/// digits, hyphens; no leading or trailing hyphen), at least two labels,
-/// at most 253 characters, no trailing dot. Compared case-insensitively as
-/// DNS does, but derivations use it exactly as given, so both ends must be
-/// configured with the same spelling.
-#[derive(Debug, Clone, Copy)]
+/// digits, hyphens; no leading or trailing hyphen), at least two labels, a
+/// last label that is not all digits (so no IPv4 address), at most 253
+/// characters, no trailing dot. Compared exactly, because derivations use
+/// the octets as given: `MEF.example.com` and `mef.example.com` give
+/// different keys, and so are different names here. Configure both ends
+/// with the same spelling (lower case is the convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fqdn<'a>(&'a str);
 
 impl<'a> Fqdn<'a> {
@@ -46,6 +48,13 @@ impl<'a> Fqdn<'a> {
         if labels < 2 {
             return bad("not fully qualified (one label)");
         }
+        if name
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return bad("the last label is all digits (an address, not a name)");
+        }
         Ok(Fqdn(name))
     }
 
@@ -54,14 +63,6 @@ impl<'a> Fqdn<'a> {
         self.0
     }
 }
-
-impl PartialEq for Fqdn<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(other.0)
-    }
-}
-
-impl Eq for Fqdn<'_> {}
 
 impl core::fmt::Display for Fqdn<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -71,6 +71,17 @@ fn usages_and_targets_separate_keys() {
         .master_credential(Fqdn::new("MAF", "maf.example.com").unwrap())
         .unwrap();
     assert!(!seen.contains(&kc));
+    // A MAF co-located with the MEF still gets an identifier of its own.
+    let (_, kc_id) = keys.master_credential(mef).unwrap();
+    assert_ne!(kc_id, keys.ke_id(mef));
+    // Spelling matters to the derivation, so it matters to equality.
+    let upper = Fqdn::new("MAF", "MAF.example.com").unwrap();
+    let lower = Fqdn::new("MAF", "maf.example.com").unwrap();
+    assert_ne!(upper, lower);
+    assert_ne!(
+        keys.master_credential(upper).unwrap().0,
+        keys.master_credential(lower).unwrap().0
+    );
 }
 
 #[test]

@@ -75,7 +75,17 @@ fn naf_keys_match_python() {
 #[test]
 fn bad_identifiers_and_lengths_are_refused() {
     let long_label = format!("{}.example", "a".repeat(64));
-    for bad in ["", "localhost", "a..b", "-a.b", "a-.b", "a_b.c", "a.b.", &long_label] {
+    for bad in [
+        "",
+        "localhost",
+        "a..b",
+        "-a.b",
+        "a-.b",
+        "a_b.c",
+        "a.b.",
+        "1.2.3.4",
+        &long_label,
+    ] {
         assert!(Fqdn::new("test", bad).is_err(), "{bad:?}");
     }
     let label = "a".repeat(63);

@@ -105,6 +105,11 @@ pub struct KeyingExport {
 pub struct Exported(Zeroizing<Vec<u8>>);
 
 impl Exported {
+    /// Wrap octets obtained elsewhere (a stored record, a test).
+    pub fn from_secret(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Exported(bytes)
+    }
+
     /// The octets.
     pub fn expose(&self) -> &[u8] {
         &self.0

@@ -222,13 +222,34 @@ fn exports_are_bounded() {
         }),
     };
     assert!(Connector::new(&cfg).is_err());
-    let e = format!(
-        "{:?}",
-        KeyingExport {
-            label: "x".into(),
-            context: None,
-            len: 1
-        }
-    );
-    assert!(e.contains("len"));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    for (label, len) in [(EXPORTER_LABEL, 0), ("", 48), (EXPORTER_LABEL, 256)] {
+        let server = ServerTlsConfig {
+            chain: vec![cert.clone()],
+            key_pkcs8: key.clone(),
+            client_trust_anchors: vec![cert.clone()],
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+            keying_export: Some(KeyingExport {
+                label: label.into(),
+                context: None,
+                len,
+            }),
+        };
+        assert!(Acceptor::openssl(&server, None).is_err(), "{label:?} {len}");
+        assert!(Acceptor::rustls(&server).is_err(), "{label:?} {len}");
+    }
+    // The exported bytes never print.
+    let info = TlsInfo {
+        backend: Backend::OpenSsl,
+        version: TlsVersion::Tls13,
+        peer_chain: Vec::new(),
+        peer_cert_error: None,
+        psk_identity: None,
+        channel_binding: None,
+        exported: Some(Exported::from_secret(Zeroizing::new(vec![0xAB; 48]))),
+    };
+    let e = format!("{info:?}");
+    assert!(!e.to_lowercase().contains("ab, ab") && !e.contains("171"), "{e}");
 }
