@@ -24,6 +24,16 @@ def kdf(key: bytes, fc: int, params) -> bytes:
     return hmac.new(key, s, hashlib.sha256).digest()
 
 
+def write_atomic(name: str, text: str) -> None:
+    """Write NAME next to this script: temporary file, fsync, rename."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+
+
 def q(b: bytes) -> str:
     return '"' + b.hex() + '"'
 
@@ -84,12 +94,7 @@ def main():
             "ks_int_naf = %s" % q(u),
             "",
         ]
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gba.toml")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(out))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
+    write_atomic("gba.toml", "\n".join(out))
 
 
 if __name__ == "__main__":

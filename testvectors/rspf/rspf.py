@@ -19,8 +19,9 @@ crates/rspf/src/enrolment.rs (numbered there):
 """
 import hashlib
 import hmac
-import os
 import sys
+
+from gba import write_atomic
 
 KRE_LABEL = b"oneM2M Enrolment Key to Enrolment Re-authentication Key derivation"
 KRE_ID_LABEL = b"oneM2M Enrolment Key to Enrolment Re-authentication Key Identifier derivation"
@@ -91,12 +92,7 @@ def main():
         name, ossl, tls, ident, psk, export = args[i:i + 6]
         meta = [("producer", ossl), ("tls", tls), ("psk_identity", ident), ("psk", psk)]
         out += case(name, meta, export)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rspf.toml")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(out))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
+    write_atomic("rspf.toml", "\n".join(out))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ impl BenchReport {
     }
 }
 
+/// `CN=<prefix>-<i>`: unique per enrolment (some servers refuse duplicate DNs).
+fn bench_subject(prefix: &str, i: usize) -> Result<Name> {
+    Name::from_str(&format!("CN={prefix}-{i}")).map_err(|e| ClientError::Unexpected(e.to_string()))
+}
+
 /// Run `total` enrolments over `clients` threads with the shared `challenge`.
 /// Subjects are `CN=<prefix>-<n>` (unique: some servers refuse duplicate DNs).
 pub fn run(
@@ -75,8 +80,7 @@ pub fn run(
     let mut prepared = Vec::with_capacity(total);
     for i in 0..total {
         let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
-        let subject =
-            Name::from_str(&format!("CN={prefix}-{i}")).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        let subject = bench_subject(prefix, i)?;
         let cert = self_signed_certificate(
             &key,
             &subject,
@@ -174,7 +178,7 @@ pub fn run_est(
     for i in 0..total {
         let key = SoftwareKey::generate(KeySpec::EcP256)?;
         let request = CsrRequest {
-            subject: Name::from_str(&format!("CN={prefix}-{i}")).map_err(|e| ClientError::Unexpected(e.to_string()))?,
+            subject: bench_subject(prefix, i)?,
             dns_names: Vec::new(),
             ip_addresses: Vec::new(),
             ekus: Vec::new(),

@@ -1,9 +1,8 @@
 //! Bootstrap Instruction Configuration parameters (seed tables 9.2.2.1-1/-2
 //! for the Enrolee and 9.2.2.3-1/-2 for the MEF) as typed configuration.
 
-use crate::error::{invalid, Result};
+use crate::error::{check_id, invalid, Result};
 use crate::format::{check_lifetime, check_text};
-use enrolkit_rspf::enrolment::TargetId;
 use serde::{Deserialize, Serialize};
 
 /// Which Remote Security Provisioning Framework bootstraps the enrolment.
@@ -57,17 +56,8 @@ impl EnroleeInstructions {
     /// Check that the framework's parameters are there and well-formed, and
     /// refuse those the framework does not take (table 9.2.2.1-2).
     pub fn validate(&self) -> Result<()> {
-        TargetId::new(&self.enrolment_target).map_err(|e| invalid("enrolment-target", e.to_string()))?;
-        let refuse = |present: bool, field: &'static str| {
-            if present {
-                Err(invalid(
-                    field,
-                    format!("not a parameter of the {:?} framework", self.framework),
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        check_id("enrolment-target", &self.enrolment_target)?;
+        let refuse = |present, field| refuse(self.framework, present, field);
         match self.framework {
             Framework::PreProvisionedSymmetricKey => {
                 let e = self
@@ -103,6 +93,18 @@ impl EnroleeInstructions {
         if let Some(t) = &self.enrolment_token {
             check_text("enrolment-token", t)?;
         }
+        Ok(())
+    }
+}
+
+/// Refuse `field` when it is `present` but `framework` does not take it.
+fn refuse(framework: Framework, present: bool, field: &'static str) -> Result<()> {
+    if present {
+        Err(invalid(
+            field,
+            format!("not a parameter of the {framework:?} framework"),
+        ))
+    } else {
         Ok(())
     }
 }
@@ -163,21 +165,12 @@ impl MefEnroleeConfig {
     /// Check that the framework's parameters are there and well-formed, and
     /// refuse those the framework does not take (table 9.2.2.3-2).
     pub fn validate(&self) -> Result<()> {
-        TargetId::new(&self.enrolment_target).map_err(|e| invalid("enrolment-target", e.to_string()))?;
+        check_id("enrolment-target", &self.enrolment_target)?;
         if let Some(id) = &self.enrolee_id {
-            TargetId::new(id).map_err(|e| invalid("enrolee-id", e.to_string()))?;
+            check_id("enrolee-id", id)?;
         }
         check_lifetime("enrolment-expiry", self.enrolment_expiry)?;
-        let refuse = |present: bool, field: &'static str| {
-            if present {
-                Err(invalid(
-                    field,
-                    format!("not a parameter of the {:?} framework", self.framework),
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let refuse = |present, field| refuse(self.framework, present, field);
         match self.framework {
             Framework::PreProvisionedSymmetricKey => {
                 let id = self

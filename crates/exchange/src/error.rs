@@ -40,6 +40,13 @@ pub enum ExchangeError {
 /// Result with [`ExchangeError`].
 pub type Result<T> = core::result::Result<T, ExchangeError>;
 
+/// An identifier (CSE-ID, AE-ID, MAF-ID) as `enrolkit-rspf` accepts it, the error naming `field`.
+pub(crate) fn check_id(field: &'static str, id: &str) -> Result<()> {
+    enrolkit_rspf::enrolment::TargetId::new(id)
+        .map(|_| ())
+        .map_err(|e| invalid(field, e.to_string()))
+}
+
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ExchangeError {
     ExchangeError::Invalid {
         field,

@@ -1,9 +1,9 @@
 //! The Enrolment Exchange (seed clause 8.3.3.1): the Enrolee's request, the
 //! MEF's instructions, and the completion messages.
 
-use crate::error::{invalid, Result};
+use crate::error::{check_id, invalid, Result};
 use crate::format::{check_lifetime, check_list, check_text, Message};
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, TargetId};
+use enrolkit_rspf::enrolment::{CredentialUsage, KeyId};
 use enrolkit_rspf::Fqdn;
 use serde::{Deserialize, Serialize};
 
@@ -236,7 +236,7 @@ impl Message for EnrolmentInstructions {
         KeyId::parse(&self.ke_id).map_err(|e| invalid("keId", e.to_string()))?;
         check_lifetime("enrolmentExpiry", self.enrolment_expiry)?;
         if let Some(id) = &self.enrolee_id {
-            TargetId::new(id).map_err(|e| invalid("enroleeId", e.to_string()))?;
+            check_id("enroleeId", id)?;
         }
         if let Some(c) = &self.certificate_enrolment {
             check_types("certificateEnrolment.securityType", &c.security_type)?;
@@ -260,7 +260,7 @@ impl Message for EnrolmentInstructions {
         }
         check_list("directKey", &self.direct_key)?;
         for (i, d) in self.direct_key.iter().enumerate() {
-            TargetId::new(&d.target_id).map_err(|e| invalid("directKey.targetId", e.to_string()))?;
+            check_id("directKey.targetId", &d.target_id)?;
             if self.direct_key.iter().take(i).any(|e| e == d) {
                 return Err(invalid(
                     "directKey",
@@ -269,7 +269,7 @@ impl Message for EnrolmentInstructions {
             }
         }
         if let Some(r) = &self.registrar_cse {
-            TargetId::new(r).map_err(|e| invalid("registrarCse", e.to_string()))?;
+            check_id("registrarCse", r)?;
         }
         Ok(())
     }

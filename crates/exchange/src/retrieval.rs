@@ -8,10 +8,10 @@
 //! and `ErrorString`. We add `CredentialID`, the key identifier the seed
 //! says the target obtains with the key but does not list.
 
-use crate::error::{invalid, ExchangeError, Result};
+use crate::error::{check_id, invalid, ExchangeError, Result};
 use crate::format::{check_lifetime, check_text, Message};
 use base64::Engine;
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, RelativeId, TargetId};
+use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, RelativeId};
 use enrolkit_rspf::Key256;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -58,7 +58,7 @@ impl FetchRequest {
             })
             .transpose()?;
         let from = from.ok_or_else(|| invalid("From", "missing: the requestor must name itself"))?;
-        TargetId::new(from).map_err(|e| invalid("From", e.to_string()))?;
+        check_id("From", from)?;
         Ok(FetchRequest {
             relative_ke_id,
             usage,
@@ -205,7 +205,7 @@ impl Message for CredentialResponse {
             } => {
                 KeyId::parse(credential_id).map_err(|e| invalid("CredentialID", e.to_string()))?;
                 if let Some(id) = enrolee_id {
-                    TargetId::new(id).map_err(|e| invalid("EnroleeID", e.to_string()))?;
+                    check_id("EnroleeID", id)?;
                 }
                 check_lifetime("Lifetime", *lifetime)
             }

@@ -594,31 +594,16 @@ impl EstService {
     /// EKUs an immediate issuance would have had. The client gets it on its
     /// next attempt.
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
-        let tx = self
-            .storage
-            .transaction(txid, key_id)
-            .map_err(|e| e.to_string())?
-            .ok_or("no such transaction")?;
-        if tx.state != TxState::Pending {
-            return Err(format!("{txid} is not pending"));
-        }
-        // Verified on receipt; parsed (and the signature checked) again all the same.
-        let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
-        let ekus = self.check_ekus(&csr).map_err(|Refusal(_, m)| m)?;
-        let cert = self
-            .issue_for(&csr, csr.request.info.public_key.clone(), &ekus, now)
-            .map_err(|Refusal(_, m)| m)?;
-        let issued = issued_record(&cert).map_err(|Refusal(_, m)| m)?;
-        self.storage
-            .decide(
-                txid,
-                key_id,
-                &TxState::Issued(issued.serial.clone()),
-                Some(&issued),
-                unix(now),
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(issued.serial)
+        crate::scep::issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
+            if tx.state != TxState::Pending {
+                return Err(format!("{txid} is not pending"));
+            }
+            // Verified on receipt; parsed (and the signature checked) again all the same.
+            let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+            let ekus = self.check_ekus(&csr).map_err(|Refusal(_, m)| m)?;
+            self.issue_for(&csr, csr.request.info.public_key.clone(), &ekus, now)
+                .map_err(|Refusal(_, m)| m)
+        })
     }
 
     fn accepted(&self) -> EstResponse {

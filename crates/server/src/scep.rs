@@ -721,26 +721,40 @@ impl ScepService {
 
     /// Operator approves a pending request: the certificate is issued now.
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
-        let tx = self
-            .storage
-            .transaction(txid, key_id)
-            .map_err(|e| e.to_string())?
-            .ok_or("no such transaction")?;
-        // Stored CSRs were verified on receipt; parse (and verify) again all the same.
-        let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
-        let cert = self.issue(&csr, now).map_err(|Refusal(_, m)| m)?;
-        let issued = issued_record(&cert).map_err(|Refusal(_, m)| m)?;
-        self.storage
-            .decide(
-                txid,
-                key_id,
-                &TxState::Issued(issued.serial.clone()),
-                Some(&issued),
-                unix(now),
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(issued.serial)
+        issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
+            // Stored CSRs were verified on receipt; parse (and verify) again all the same.
+            let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+            self.issue(&csr, now).map_err(|Refusal(_, m)| m)
+        })
     }
+}
+
+/// An operator's approval, for both services: load the transaction, let
+/// `issue` make the certificate from it, record the issuance as the
+/// transaction's answer. Returns the serial number.
+pub(crate) fn issue_approved(
+    storage: &dyn Storage,
+    txid: &str,
+    key_id: &str,
+    now: SystemTime,
+    issue: impl FnOnce(&Transaction) -> Result<Certificate, String>,
+) -> Result<String, String> {
+    let tx = storage
+        .transaction(txid, key_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("no such transaction")?;
+    let cert = issue(&tx)?;
+    let issued = IssuedCert::from_certificate(&cert).map_err(|e| e.to_string())?;
+    storage
+        .decide(
+            txid,
+            key_id,
+            &TxState::Issued(issued.serial.clone()),
+            Some(&issued),
+            unix(now),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(issued.serial)
 }
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
