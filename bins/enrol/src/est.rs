@@ -208,7 +208,7 @@ impl EstOpts {
             None => None,
         };
         let psk = match (&self.psk_identity, &self.psk_file) {
-            (Some(id), Some(f)) => Some((id.clone(), files::read_secret(f)?)),
+            (Some(id), Some(f)) => Some((id.clone(), enrolkit_tls::PskKey::Fixed(files::read_secret(f)?))),
             (None, None) => None,
             _ => return Err("--psk-identity and --psk-file go together".into()),
         };

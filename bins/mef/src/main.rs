@@ -64,6 +64,9 @@ enum Cmd {
         /// Names for the EST server's TLS certificate (besides localhost and 127.0.0.1).
         #[arg(long = "hostname")]
         hostnames: Vec<String>,
+        /// The MEF's FQDN for oneM2M RSPF (KeIds end in it).
+        #[arg(long, default_value = "mef.enrolkit.test")]
+        mef_fqdn: String,
     },
     /// Run the server.
     Serve {
@@ -104,6 +107,67 @@ enum Cmd {
     Scep {
         #[command(subcommand)]
         cmd: ScepCmd,
+    },
+    /// oneM2M RSPF: Enrolment Tokens, enrolments, the GBA BSF stub.
+    Rspf {
+        #[command(subcommand)]
+        cmd: RspfCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RspfCmd {
+    /// Enrolment Tokens (single use, bound to one enrolee).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// List recorded enrolments (KeId, enrolee, expiry, completions; never keys).
+    List,
+    /// GBA BSF stub — a TEST DOUBLE standing in for the operator's BSF.
+    GbaStub {
+        #[command(subcommand)]
+        cmd: GbaStubCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Issue a token for an enrolee; prints it once (only its keyed hash is stored).
+    Add {
+        /// Enrolee name (`[[rspf.enrolee]] name`).
+        enrolee: String,
+        /// Expire after this many seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List tokens and their state.
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Id from `list`.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum GbaStubCmd {
+    /// Simulate a GBA bootstrap (TS 33.220 4.5.2) for an IMPI: fresh Ks and
+    /// RAND, kept (sealed) for the MEF's NAF role; the UE's side (B-TID, IMPI,
+    /// Ks) is written to --out (0600) for `enrol rspf enrol --gba`.
+    Bootstrap {
+        /// The subscriber's IMPI.
+        #[arg(long)]
+        impi: String,
+        /// The BSF's domain name (the B-TID ends in it).
+        #[arg(long, default_value = "bsf.gba.example.net")]
+        bsf_domain: String,
+        /// Key lifetime, seconds.
+        #[arg(long, default_value_t = 3600)]
+        lifetime: u64,
+        /// Where to write the UE's bootstrap (TOML).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -222,6 +286,32 @@ struct Config {
     /// EST server; absent: SCEP only.
     #[serde(default)]
     est: Option<EstConfig>,
+    /// oneM2M RSPF MEF on the EST listeners; absent: off.
+    #[serde(default)]
+    rspf: Option<RspfConfig>,
+}
+
+/// `[rspf]`: the oneM2M M2M Enrolment Function (TS-0003 clause 8.3).
+#[derive(Serialize, Deserialize)]
+struct RspfConfig {
+    /// The MEF's FQDN (KeId = RelativeKeId@mef_fqdn; GBA NAF_Id).
+    mef_fqdn: String,
+    /// File with the 32-byte key (hex) sealing Enrolment Keys at rest: the operator's.
+    storage_key: PathBuf,
+    /// The Enrolees and what each is granted.
+    #[serde(default)]
+    enrolee: Vec<RspfEnroleeConfig>,
+}
+
+/// `[[rspf.enrolee]]`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RspfEnroleeConfig {
+    name: String,
+    /// Table 9.2.2.3-1/-2 parameters (kebab-case keys).
+    bootstrap: enrolkit_exchange::bootstrap::MefEnroleeConfig,
+    /// What the exchange grants (kebab-case keys).
+    grant: enrolkit_server::rspf::Grant,
 }
 
 /// `[est]`: the EST server (RFC 7030). Authorisation by challenge, CN list and
@@ -398,6 +488,7 @@ fn run(cli: Cli) -> Res {
             est_listen,
             est_listen_openssl,
             hostnames,
+            mef_fqdn,
         } => init(
             &dir,
             ca_key,
@@ -406,6 +497,7 @@ fn run(cli: Cli) -> Res {
             &listen,
             (&est_listen, &est_listen_openssl),
             &hostnames,
+            &mef_fqdn,
         ),
         Cmd::Psk { cmd } => psk(&cli.config, cmd),
         Cmd::Serve {
@@ -429,6 +521,7 @@ fn run(cli: Cli) -> Res {
         Cmd::Scep {
             cmd: ScepCmd::Pending { cmd },
         } => pending(&cli.config, cmd),
+        Cmd::Rspf { cmd } => rspf(&cli.config, cmd),
     }
 }
 
@@ -467,7 +560,9 @@ fn init(
     listen: &str,
     est_listen: (&str, &str),
     hostnames: &[String],
+    mef_fqdn: &str,
 ) -> Res {
+    enrolkit_rspf::Fqdn::new("MEF", mef_fqdn).map_err(|e| format!("--mef-fqdn: {e}"))?;
     if dir.join("mef.toml").exists() {
         return Err(format!(
             "{} already holds a configuration; refusing to overwrite it",
@@ -555,6 +650,13 @@ fn init(
         &dir.join("challenge.key"),
         Zeroizing::new(hex::encode(&secret[..])).as_bytes(),
     )?;
+    // The RSPF storage key: replace it with the operator's own before the first enrolment.
+    let mut rspf_key = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(rng, &mut rspf_key[..]);
+    files::write_private(
+        &dir.join("rspf.key"),
+        Zeroizing::new(hex::encode(&rspf_key[..])).as_bytes(),
+    )?;
     let cfg = Config {
         listen: listen.into(),
         database: "mef.db".into(),
@@ -605,6 +707,11 @@ fn init(
             allowed_ekus: Vec::new(),
             requested_ekus: Vec::new(),
             reenroll_may_change_names: false,
+        }),
+        rspf: Some(RspfConfig {
+            mef_fqdn: mef_fqdn.into(),
+            storage_key: "rspf.key".into(),
+            enrolee: Vec::new(),
         }),
     };
     SqliteStorage::open(&dir.join("mef.db")).map_err(|e| e.to_string())?;
@@ -756,13 +863,7 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         .collect::<Res<Vec<_>>>()?;
     let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
     let ra_key = files::read_key(&base.join(&cfg.ra_key))?;
-    let secret_hex = Zeroizing::new(std::fs::read_to_string(base.join(&cfg.challenge_key)).map_err(|e| e.to_string())?);
-    let secret = Zeroizing::new(hex::decode(secret_hex.trim()).map_err(|_| "challenge.key is not hex".to_string())?);
-    let mut challenge_key = Zeroizing::new([0u8; 32]);
-    if secret.len() != 32 {
-        return Err("challenge.key must hold 32 bytes".into());
-    }
-    challenge_key.copy_from_slice(&secret);
+    let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
     let storage: Arc<dyn Storage> =
         Arc::new(SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?);
     let next_ca = cfg
@@ -826,11 +927,53 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
     Ok((scep, shared))
 }
 
+/// A 256-bit key kept as 64 hex digits in `path` (challenge key, RSPF storage key).
+fn read_key32(path: &Path) -> Res<Zeroizing<[u8; 32]>> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not hexadecimal", path.display()))?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() != 32 {
+        return Err(format!("{}: must hold 32 bytes (64 hex digits)", path.display()));
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+/// The MEF from `[rspf]`, sharing the database and the challenge key (which hashes tokens).
+fn build_rspf(r: &RspfConfig, base: &Path, shared: &Shared) -> Res<enrolkit_server::rspf::RspfService> {
+    let mut enrolees = Vec::new();
+    for e in &r.enrolee {
+        use enrolkit_exchange::bootstrap::EnroleeAuthentication as A;
+        let anchors = match &e.bootstrap.authentication {
+            Some(A::DeviceCertificate { trust_anchor, .. }) | Some(A::EntityCertificate { trust_anchor }) => {
+                files::read_certificates(&base.join(trust_anchor))?
+                    .iter()
+                    .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
+                    .collect::<Res<Vec<_>>>()?
+            }
+            _ => Vec::new(),
+        };
+        enrolees.push(enrolkit_server::rspf::Enrolee {
+            name: e.name.clone(),
+            bootstrap: e.bootstrap.clone(),
+            grant: e.grant.clone(),
+            trust_anchors: anchors,
+        });
+    }
+    enrolkit_server::rspf::RspfService::new(enrolkit_server::rspf::RspfSetup {
+        mef_fqdn: r.mef_fqdn.clone(),
+        enrolees,
+        storage: shared.storage.clone(),
+        storage_key: read_key32(&base.join(&r.storage_key))?,
+        token_key: shared.challenge_key.clone(),
+    })
+}
+
 /// PSKs from the database, for the OpenSSL listener.
 struct StoredPsks(Arc<dyn Storage>);
 
 impl enrolkit_tls::PskStore for StoredPsks {
-    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>> {
+    fn psk(&self, identity: &str, _ctx: &enrolkit_tls::PskContext) -> Option<Zeroizing<Vec<u8>>> {
         match self.0.psk(identity) {
             Ok(k) => k,
             Err(e) => {
@@ -841,14 +984,18 @@ impl enrolkit_tls::PskStore for StoredPsks {
     }
 }
 
-/// The EST service and its TLS listeners (address, acceptor).
+/// What the TLS listeners serve, and the listeners (address, acceptor).
 type EstServer = (
-    Arc<enrolkit_server::est::EstService>,
+    enrolkit_server::http::TlsServices,
     Vec<(String, enrolkit_tls::Acceptor)>,
 );
 
-/// The EST service and its TLS listeners' acceptors.
-fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
+/// The EST service (with the RSPF MEF when `[rspf]` is there) and its TLS listeners' acceptors.
+fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared: Shared) -> Res<EstServer> {
+    let rspf = rspf
+        .map(|r| build_rspf(r, base, &shared).map(Arc::new))
+        .transpose()
+        .map_err(|e| format!("rspf: {e}"))?;
     let chain = files::read_certificates(&base.join(&est.tls_certificate))?
         .iter()
         .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
@@ -866,7 +1013,12 @@ fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
         client_trust_anchors: anchors,
         min_version: tls_version(&est.min_tls)?,
         max_version: tls_version(&est.max_tls)?,
-        keying_export: None,
+        // The Enrolment Key of every session (TS-0003 10.3.1), when the MEF is on.
+        keying_export: rspf.as_ref().map(|_| enrolkit_tls::KeyingExport {
+            label: enrolkit_rspf::enrolment::EXPORTER_LABEL.into(),
+            context: None,
+            len: enrolkit_rspf::enrolment::EXPORT_LEN,
+        }),
     };
     let mut auth = shared.policy;
     auth.manual_approval = est.manual_approval;
@@ -890,6 +1042,10 @@ fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
         profile: shared.profile,
     })
     .map_err(|e| format!("est: {e}"))?;
+    let svc = match &rspf {
+        Some(r) => svc.with_enrolee_grants(r.clone()),
+        None => svc,
+    };
     let mut listeners = Vec::new();
     if let Some(addr) = &est.listen {
         listeners.push((
@@ -898,15 +1054,24 @@ fn build_est(est: &EstConfig, base: &Path, shared: Shared) -> Res<EstServer> {
         ));
     }
     if let Some(addr) = &est.listen_openssl {
-        let psk: Option<Arc<dyn enrolkit_tls::PskStore>> = est
-            .psk
-            .then(|| Arc::new(StoredPsks(shared.storage.clone())) as Arc<dyn enrolkit_tls::PskStore>);
+        // The MEF's store answers KpmIds, KreIds and B-TIDs; without it, the provisioned PSKs.
+        let psk: Option<Arc<dyn enrolkit_tls::PskStore>> = match (&rspf, est.psk) {
+            (Some(r), _) => Some(r.clone()),
+            (None, true) => Some(Arc::new(StoredPsks(shared.storage.clone()))),
+            (None, false) => None,
+        };
         listeners.push((
             addr.clone(),
             enrolkit_tls::Acceptor::openssl(&tls, psk).map_err(|e| format!("est.listen_openssl: {e}"))?,
         ));
     }
-    Ok((Arc::new(svc), listeners))
+    Ok((
+        enrolkit_server::http::TlsServices {
+            est: Arc::new(svc),
+            rspf,
+        },
+        listeners,
+    ))
 }
 
 fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_listen_openssl: Option<String>) -> Res {
@@ -921,7 +1086,14 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
     }
     let (scep, shared) = build_services(&cfg, &base)?;
     let svc = Arc::new(scep);
-    let est = cfg.est.as_ref().map(|e| build_est(e, &base, shared)).transpose()?;
+    if cfg.rspf.is_some() && cfg.est.is_none() {
+        return Err("[rspf] is served on the EST listeners: configure [est] too".into());
+    }
+    let est = cfg
+        .est
+        .as_ref()
+        .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
+        .transpose()?;
     let addr = listen.unwrap_or(cfg.listen.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -935,6 +1107,9 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
         announce(&format!("mef: listening on http://{local}/scep"));
         tracing::info!(%local, "serving SCEP");
         if let Some((est_svc, listeners)) = est {
+            if let Some(r) = est_svc.rspf.clone() {
+                tokio::spawn(purge_expired_enrolments(r));
+            }
             for (addr, acceptor) in listeners {
                 let l = tokio::net::TcpListener::bind(&addr)
                     .await
@@ -963,6 +1138,22 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
         }
     })
+}
+
+/// Delete Enrolment Key records once their Enrolment Expiry has passed
+/// (they are refused from that moment anyway), every ten minutes.
+async fn purge_expired_enrolments(r: Arc<enrolkit_server::rspf::RspfService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let r = r.clone();
+        match tokio::task::spawn_blocking(move || r.storage().purge_enrolments(unix(SystemTime::now()))).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(purged = n, "expired Enrolment Keys deleted"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot purge expired Enrolment Keys"),
+            Err(e) => tracing::error!(error = %e, "purge task failed"),
+        }
+    }
 }
 
 /// How often `mef serve` checks the CRL: the configured interval, else a
@@ -1008,13 +1199,7 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             value,
             expires_in,
         } => {
-            let secret_hex =
-                Zeroizing::new(std::fs::read_to_string(base.join(&cfg.challenge_key)).map_err(|e| e.to_string())?);
-            let secret = Zeroizing::new(hex::decode(secret_hex.trim()).map_err(|_| "challenge.key is not hex")?);
-            let key: [u8; 32] = secret
-                .as_slice()
-                .try_into()
-                .map_err(|_| "challenge.key must hold 32 bytes")?;
+            let key = read_key32(&base.join(&cfg.challenge_key))?;
             let value = Zeroizing::new(match value {
                 Some(v) => v,
                 None => {
@@ -1079,8 +1264,8 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
             let serial = match (&cfg.est, transaction.starts_with("est-")) {
                 (Some(est), true) => {
                     let (_, shared) = build_services(&cfg, &base)?;
-                    let (svc, _) = build_est(est, &base, shared)?;
-                    svc.approve(&transaction, &key_id, SystemTime::now())?
+                    let (svc, _) = build_est(est, cfg.rspf.as_ref(), &base, shared)?;
+                    svc.est.approve(&transaction, &key_id, SystemTime::now())?
                 }
                 _ => build_service(&cfg, &base)?.approve(&transaction, &key_id, SystemTime::now())?,
             };
@@ -1140,6 +1325,71 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
         PskCmd::Remove { identity } => {
             st.remove_psk(&identity).map_err(|e| e.to_string())?;
             println!("PSK identity {identity} removed");
+        }
+    }
+    Ok(())
+}
+
+fn rspf(config: &Path, cmd: RspfCmd) -> Res {
+    let (cfg, base) = load_config(config)?;
+    let r = cfg.rspf.as_ref().ok_or("no [rspf] section in the configuration")?;
+    let (_, shared) = build_services(&cfg, &base)?;
+    let svc = build_rspf(r, &base, &shared)?;
+    let st = shared.storage;
+    let now = unix(SystemTime::now());
+    match cmd {
+        RspfCmd::Token {
+            cmd: TokenCmd::Add { enrolee, expires_in },
+        } => {
+            let expires = expires_in.map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
+            let (id, token) = svc.add_token(&enrolee, now, expires)?;
+            println!("{}", token.as_str());
+            eprintln!("enrolment token {id} issued for {enrolee}");
+        }
+        RspfCmd::Token { cmd: TokenCmd::List } => {
+            println!("{:>4}  {:<10}  {:<20}  enrolee", "id", "state", "created (unix)");
+            for t in st.list_rspf_tokens().map_err(|e| e.to_string())? {
+                let state = if t.revoked {
+                    "revoked"
+                } else if t.used_at.is_some() {
+                    "used"
+                } else if t.expires.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "usable"
+                };
+                println!("{:>4}  {:<10}  {:<20}  {}", t.id, state, t.created, t.enrolee);
+            }
+        }
+        RspfCmd::Token {
+            cmd: TokenCmd::Revoke { id },
+        } => {
+            st.revoke_rspf_token(id).map_err(|e| e.to_string())?;
+            println!("enrolment token {id} revoked");
+        }
+        RspfCmd::List => {
+            for e in svc.enrolments(now)? {
+                println!("{e}");
+            }
+        }
+        RspfCmd::GbaStub {
+            cmd:
+                GbaStubCmd::Bootstrap {
+                    impi,
+                    bsf_domain,
+                    lifetime,
+                    out,
+                },
+        } => {
+            let expires = now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
+            let (btid, ks) = svc.gba_stub_bootstrap(&impi, &bsf_domain, expires)?;
+            let ue = Zeroizing::new(format!(
+                "# GBA bootstrap from mef's BSF STUB (a test double, not a BSF)\nbtid = \"{btid}\"\nimpi = \"{impi}\"\nks = \"{}\"\nexpires = {expires}\n",
+                Zeroizing::new(hex::encode(ks.expose())).as_str()
+            ));
+            files::write_private(&out, ue.as_bytes())?;
+            println!("{btid}");
+            eprintln!("GBA stub bootstrap for {impi} written to {} (0600)", out.display());
         }
     }
     Ok(())

@@ -159,6 +159,10 @@ pub struct MefEnroleeConfig {
     /// Whether an Enrolment Token is required (tokens are issued by `mef rspf token`).
     #[serde(default)]
     pub token_required: bool,
+    /// GBA-based: the subscriber's IMPI, as the BSF reports it for the
+    /// B-TID the Enrolee presents (how the MEF knows which Enrolee it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impi: Option<String>,
 }
 
 impl MefEnroleeConfig {
@@ -205,10 +209,18 @@ impl MefEnroleeConfig {
                 refuse(self.kpm_id.is_some(), "kpm-id")?;
             }
             Framework::GbaBased => {
+                let impi = self
+                    .impi
+                    .as_deref()
+                    .ok_or_else(|| invalid("impi", "required by the GBA-based framework"))?;
+                enrolkit_rspf::gba::check_impi(impi).map_err(|e| invalid("impi", e.to_string()))?;
                 refuse(self.kpm_id.is_some(), "kpm-id")?;
                 refuse(self.authentication.is_some(), "authentication")?;
                 refuse(self.token_required, "token-required")?;
             }
+        }
+        if self.framework != Framework::GbaBased {
+            refuse(self.impi.is_some(), "impi")?;
         }
         Ok(())
     }

@@ -24,6 +24,6 @@ pub use error::{ExchangeError, Result};
 pub use format::{decode, encode, Format, Message, MAX_LIFETIME, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
 pub use messages::{
     CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
-    MafCredentialType, MafEnrolment, Procedure,
+    MafCredentialType, MafEnrolment, Procedure, Refused,
 };
 pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX};

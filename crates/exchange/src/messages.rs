@@ -315,3 +315,37 @@ impl Message for Completion {
         Ok(())
     }
 }
+
+/// The MEF's refusal of an Enrolment Exchange request or completion
+/// message, shaped like the Key Retrieval error (`Status` false and
+/// `ErrorString`), since TS-0003 defines no error message for the exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refused {
+    /// Always false.
+    #[serde(rename = "Status")]
+    pub status: bool,
+    /// Why.
+    #[serde(rename = "ErrorString")]
+    pub reason: String,
+}
+
+impl Refused {
+    /// A refusal for `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Refused {
+            status: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Message for Refused {
+    const NAME: &'static str = "enrolmentRefused";
+    fn validate(&self) -> Result<()> {
+        if self.status {
+            return Err(invalid("Status", "a refusal has Status false"));
+        }
+        check_text("ErrorString", &self.reason)
+    }
+}

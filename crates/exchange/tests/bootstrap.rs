@@ -46,8 +46,10 @@ fn mef_configuration_per_framework() {
     )
     .unwrap();
     assert!(no_kpm.validate().unwrap_err().to_string().contains("kpm-id"));
-    let zero: MefEnroleeConfig =
-        toml::from_str("framework = \"gba-based\"\nenrolment-target = \"CSE-b1\"\nenrolment-expiry = 0\n").unwrap();
+    let zero: MefEnroleeConfig = toml::from_str(
+        "framework = \"gba-based\"\nenrolment-target = \"CSE-b1\"\nenrolment-expiry = 0\nimpi = \"u@ims.example\"\n",
+    )
+    .unwrap();
     assert!(zero.validate().unwrap_err().to_string().contains("enrolment-expiry"));
 }
 
@@ -67,7 +69,10 @@ fn parameters_a_framework_does_not_take_are_refused() {
         assert!(e.contains(field), "{t}: {e}");
     }
     let mef = [
-        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nkpm-id = \"\"\n", "kpm-id"),
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nimpi = \"u@ims.example\"\nkpm-id = \"\"\n", "kpm-id"),
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\n", "impi"),
+        ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nimpi = \"u @ims\"\n", "impi"),
+        ("framework = \"pre-provisioned-symmetric-key\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\nkpm-id = \"k\"\nimpi = \"u@ims.example\"\n", "impi"),
         ("framework = \"certificate-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 5\n[authentication]\nkind = \"raw-public-key\"\npublic-key-id = \"\"\n", "public-key-id"),
         ("framework = \"gba-based\"\nenrolment-target = \"C\"\nenrolment-expiry = 999999999999\n", "enrolment-expiry"),
     ];

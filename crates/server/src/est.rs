@@ -155,6 +155,25 @@ pub struct EstOutcome {
     pub outcome: String,
 }
 
+/// Grants made elsewhere that authorise an enrolment: the oneM2M Enrolment
+/// Exchange (seed `002` step 8) instructs an Enrolee to enrol a certificate
+/// with a given EKU list; the EST server then authorises that Enrolee's CSR
+/// on the same TLS credentials and allows exactly those EKUs.
+pub trait EnroleeGrants: Send + Sync {
+    /// When `tls` authenticates an Enrolee with a live certificate grant:
+    /// its name and the EKUs granted (empty: the profile's).
+    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)>;
+}
+
+impl EnroleeGrants for crate::rspf::RspfService {
+    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)> {
+        crate::rspf::RspfService::certificate_grant(self, tls, now)
+    }
+}
+
+/// A grant found for this request: the Enrolee's name and its EKUs.
+type Grant = Option<(String, Vec<ObjectIdentifier>)>;
+
 /// Everything the service needs at start-up.
 pub struct EstSetup {
     /// The issuing CA (shared with the SCEP responder).
@@ -179,6 +198,7 @@ pub struct EstService {
     csr_attrs: CsrAttrs,
     csr_attrs_der: Vec<u8>,
     cacerts_der: Vec<u8>,
+    grants: Option<Arc<dyn EnroleeGrants>>,
 }
 
 /// A refusal: HTTP status and reason.
@@ -229,7 +249,33 @@ impl EstService {
             csr_attrs: attrs,
             csr_attrs_der,
             cacerts_der,
+            grants: None,
         })
+    }
+
+    /// Let `grants` authorise enrolments and fix their EKUs (the RSPF MEF).
+    pub fn with_enrolee_grants(mut self, grants: Arc<dyn EnroleeGrants>) -> Self {
+        self.grants = Some(grants);
+        self
+    }
+
+    fn grant(&self, tls: &TlsInfo, now: SystemTime) -> Grant {
+        self.grants.as_ref().and_then(|g| g.certificate_grant(tls, now))
+    }
+
+    /// The CSR attributes for this request: a grant's EKUs replace the configured ones.
+    fn attrs_for(&self, grant: &Grant) -> Result<std::borrow::Cow<'_, CsrAttrs>, Refusal> {
+        match grant {
+            Some((_, ekus)) if !ekus.is_empty() => {
+                let mut attrs = CsrAttrs::new();
+                if self.policy.require_linking {
+                    attrs = attrs.with_challenge_password();
+                }
+                let attrs = attrs.with_extension_request_ekus(ekus).map_err(internal)?;
+                Ok(std::borrow::Cow::Owned(attrs))
+            }
+            _ => Ok(std::borrow::Cow::Borrowed(&self.csr_attrs)),
+        }
     }
 
     /// The CSR attributes `/csrattrs` returns.
@@ -271,14 +317,21 @@ impl EstService {
         match path.operation {
             Operation::CaCerts => Ok(EstResponse::base64(MediaType::CertsOnly, &self.cacerts_der)),
             Operation::CsrAttrs => {
-                if self.csr_attrs.items.is_empty() {
+                let grant = self.grant(req.tls, now);
+                let attrs = self.attrs_for(&grant)?;
+                if attrs.items.is_empty() {
                     Ok(EstResponse {
                         status: 204,
                         headers: vec![],
                         body: vec![],
                     })
-                } else {
+                } else if grant.is_none() {
                     Ok(EstResponse::base64(MediaType::CsrAttrs, &self.csr_attrs_der))
+                } else {
+                    Ok(EstResponse::base64(
+                        MediaType::CsrAttrs,
+                        &attrs.to_der().map_err(internal)?,
+                    ))
                 }
             }
             Operation::FullCmc => Err(Refusal::new(501, "fullcmc is not implemented")),
@@ -286,12 +339,20 @@ impl EstService {
                 let csr = self.read_csr(req)?;
                 log.subject = csr.request.info.subject.to_string();
                 self.check_linking(&csr, req.tls)?;
-                enrolkit_est::check_satisfies(&self.csr_attrs, &csr).map_err(|e| Refusal::new(400, e.to_string()))?;
-                let ekus = self.check_ekus(&csr)?;
-                let auth = if path.operation == Operation::SimpleReenroll {
-                    self.authorise_reenroll(&csr, req.tls, now)?
-                } else {
-                    self.authorise(&csr, req, now)?
+                let grant = match path.operation {
+                    Operation::SimpleReenroll => None,
+                    _ => self.grant(req.tls, now),
+                };
+                enrolkit_est::check_satisfies(&*self.attrs_for(&grant)?, &csr)
+                    .map_err(|e| Refusal::new(400, e.to_string()))?;
+                let ekus = self.check_ekus(&csr, &grant)?;
+                let auth = match (&grant, path.operation) {
+                    (_, Operation::SimpleReenroll) => self.authorise_reenroll(&csr, req.tls, now)?,
+                    (Some((name, _)), _) => Authorised {
+                        how: format!("rspf:{name}"),
+                        challenge: None,
+                    },
+                    (None, _) => self.authorise(&csr, req, now)?,
                 };
                 log.auth = auth.how.clone();
                 match path.operation {
@@ -360,9 +421,23 @@ impl EstService {
         }
     }
 
-    /// Requested EKUs must be the profile's or explicitly allowed; returns what to issue.
-    fn check_ekus(&self, csr: &ParsedCsr) -> Result<Vec<ObjectIdentifier>, Refusal> {
+    /// Requested EKUs must be the profile's or explicitly allowed (or, under
+    /// an Enrolee's grant, the granted ones); returns what to issue.
+    fn check_ekus(&self, csr: &ParsedCsr, grant: &Grant) -> Result<Vec<ObjectIdentifier>, Refusal> {
         let requested = csr.requested_ekus();
+        if let Some((name, granted)) = grant.as_ref().filter(|(_, g)| !g.is_empty()) {
+            if let Some(bad) = requested.iter().find(|e| !granted.contains(e)) {
+                return Err(Refusal::new(
+                    403,
+                    format!("extended key usage {bad} was not granted to Enrolee {name}"),
+                ));
+            }
+            return Ok(if requested.is_empty() {
+                granted.clone()
+            } else {
+                requested
+            });
+        }
         if requested.is_empty() {
             return Ok(self.profile.extended_key_usage.clone());
         }
@@ -600,7 +675,7 @@ impl EstService {
             }
             // Verified on receipt; parsed (and the signature checked) again all the same.
             let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
-            let ekus = self.check_ekus(&csr).map_err(|Refusal(_, m)| m)?;
+            let ekus = self.check_ekus(&csr, &None).map_err(|Refusal(_, m)| m)?;
             self.issue_for(&csr, csr.request.info.public_key.clone(), &ekus, now)
                 .map_err(|Refusal(_, m)| m)
         })

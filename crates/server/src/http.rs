@@ -186,6 +186,83 @@ pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Res
 /// EST requests go under this prefix (RFC 7030 §3.2.2).
 pub const EST_PREFIX: &str = "/.well-known/est/";
 
+/// What the TLS listeners serve: EST, and the RSPF MEF when configured.
+#[derive(Clone)]
+pub struct TlsServices {
+    /// The EST server.
+    pub est: Arc<crate::est::EstService>,
+    /// The MEF's Enrolment Exchange and Key Retrieval.
+    pub rspf: Option<Arc<crate::rspf::RspfService>>,
+}
+
+async fn handle_rspf(
+    svc: Arc<crate::rspf::RspfService>,
+    tls: Arc<enrolkit_tls::TlsInfo>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = header("content-type");
+    let accept = header("accept");
+    let from = header("from").or_else(|| header("x-m2m-origin"));
+    let body = match Limited::new(req.into_body(), enrolkit_exchange::MAX_MESSAGE)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            tracing::info!(%path, status = 413, "body too large or unreadable");
+            return reply(text(413, "request body too large or unreadable"));
+        }
+    };
+    let tls2 = tls.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let r = crate::rspf::RspfRequest {
+            method: &method,
+            path: &path,
+            content_type: content_type.as_deref(),
+            accept: accept.as_deref(),
+            from: from.as_deref(),
+            body: &body,
+            tls: &tls2,
+        };
+        svc.handle(&r, SystemTime::now())
+    })
+    .await;
+    match res {
+        Ok((resp, log)) => {
+            tracing::info!(
+                operation = log.operation,
+                peer = %log.peer,
+                ke_id = %log.ke_id,
+                tls = %format_args!("{}/{}", tls.backend, tls.version),
+                outcome = %log.outcome,
+                status = resp.status,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "rspf"
+            );
+            reply(resp)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            reply(text(500, "internal error"))
+        }
+    }
+}
+
+async fn handle_tls(
+    svc: TlsServices,
+    tls: Arc<enrolkit_tls::TlsInfo>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    match &svc.rspf {
+        Some(r) if crate::rspf::is_rspf_path(req.uri().path()) => handle_rspf(r.clone(), tls, req).await,
+        _ => handle_est(svc.est, tls, req).await,
+    }
+}
+
 async fn handle_est(
     svc: Arc<crate::est::EstService>,
     tls: Arc<enrolkit_tls::TlsInfo>,
@@ -261,12 +338,13 @@ fn est_reply(r: crate::est::EstResponse) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Serve EST over TLS on `listener` until the process ends. Each connection
-/// is handshaken by `acceptor` (rustls or OpenSSL) on its own task.
+/// Serve EST (and the RSPF MEF, when configured) over TLS on `listener`
+/// until the process ends. Each connection is handshaken by `acceptor`
+/// (rustls or OpenSSL) on its own task.
 pub async fn serve_est(
     listener: TcpListener,
     acceptor: enrolkit_tls::Acceptor,
-    svc: Arc<crate::est::EstService>,
+    svc: TlsServices,
 ) -> std::io::Result<()> {
     accept_loop(listener, move |stream, peer| {
         let svc = svc.clone();
@@ -280,7 +358,7 @@ pub async fn serve_est(
                 }
             };
             let info = Arc::new(info);
-            serve_http1(tls_stream, peer, move |req| handle_est(svc.clone(), info.clone(), req)).await;
+            serve_http1(tls_stream, peer, move |req| handle_tls(svc.clone(), info.clone(), req)).await;
         }
     })
     .await

@@ -7,7 +7,9 @@
 
 pub mod est;
 pub mod http;
+pub mod rspf;
 pub mod scep;
+pub mod seal;
 pub mod storage;
 
 pub use scep::{Ciphers, HttpRequest, HttpResponse, Policy, ScepService, ScepSetup, Verifier};

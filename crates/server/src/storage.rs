@@ -23,6 +23,9 @@ pub enum StorageError {
     /// The row asked for does not exist or is not in the expected state.
     #[error("{0}")]
     NotFound(String),
+    /// The row to add exists already.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Result alias.
@@ -148,6 +151,108 @@ pub trait Storage: Send + Sync {
     fn list_psks(&self) -> Result<Vec<PskInfo>>;
     /// Remove a PSK identity.
     fn remove_psk(&self, identity: &str) -> Result<()>;
+    /// Record an RSPF Enrolment Token (by keyed hash) for the enrolee named `enrolee`.
+    fn add_rspf_token(&self, hash: &[u8], enrolee: &str, now: i64, expires: Option<i64>) -> Result<i64>;
+    /// List Enrolment Tokens (never the tokens themselves).
+    fn list_rspf_tokens(&self) -> Result<Vec<TokenInfo>>;
+    /// Revoke an Enrolment Token by id.
+    fn revoke_rspf_token(&self, id: i64) -> Result<()>;
+    /// Record an Enrolment Key, consuming the token with `token_hash` (bound to
+    /// the same enrolee) in the same database transaction. Fails with
+    /// `NotFound` when the token is unknown, another enrolee's, used, revoked
+    /// or expired, and with `Conflict` when the RelativeKeId is already recorded.
+    fn record_enrolment(&self, rec: &KeRecord, token_hash: Option<&[u8]>, now: i64) -> Result<()>;
+    /// An Enrolment Key record by RelativeKeId (upper-case hex).
+    fn enrolment(&self, relative_ke_id: &str) -> Result<Option<KeRecord>>;
+    /// An Enrolment Key record by RelativeKreId (upper-case hex).
+    fn enrolment_by_kre(&self, relative_kre_id: &str) -> Result<Option<KeRecord>>;
+    /// The most recent unexpired enrolment of the enrolee named `enrolee`.
+    fn latest_enrolment(&self, enrolee: &str, now: i64) -> Result<Option<KeRecord>>;
+    /// Record a completion message (`procedure` is its wire name).
+    fn complete_enrolment(&self, relative_ke_id: &str, procedure: &str, success: bool, now: i64) -> Result<()>;
+    /// All Enrolment Key records, oldest first.
+    fn enrolments(&self) -> Result<Vec<KeRecord>>;
+    /// Delete Enrolment Key records that expired before `now`; returns how many.
+    fn purge_enrolments(&self, now: i64) -> Result<usize>;
+    /// GBA BSF stub (a test double for the Zn interface): record a bootstrap.
+    fn add_gba_bootstrap(&self, b: &GbaBootstrap) -> Result<()>;
+    /// GBA BSF stub: the bootstrap with this B-TID.
+    fn gba_bootstrap(&self, btid: &str) -> Result<Option<GbaBootstrap>>;
+}
+
+/// An Enrolment Token as listed.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// Row id.
+    pub id: i64,
+    /// The enrolee it is for.
+    pub enrolee: String,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Expiry, Unix seconds.
+    pub expires: Option<i64>,
+    /// When it was used.
+    pub used_at: Option<i64>,
+    /// Revoked by the operator.
+    pub revoked: bool,
+}
+
+/// One RSPF enrolment: the Enrolment Key sealed under the operator's key
+/// (the clear columns are bound to it as associated data), and what it authorises.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeRecord {
+    /// RelativeKeId, upper-case hex.
+    pub relative_ke_id: String,
+    /// RelativeKreId, upper-case hex (an identifier: derived one-way from Ke).
+    pub relative_kre_id: String,
+    /// Name of the enrolee (its configuration entry).
+    pub enrolee: String,
+    /// The Enrolee's CSE-ID or AE-ID, given to targets.
+    pub enrolee_id: Option<String>,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Enrolment Expiry, Unix seconds.
+    pub expires: i64,
+    /// What the exchange authorised (the service's own encoding).
+    pub grants: String,
+    /// Nonce and AES-256-GCM ciphertext of Ke.
+    pub sealed: Vec<u8>,
+    /// Completion messages received, as `procedure=ok|failed` lines.
+    pub completions: String,
+}
+
+impl std::fmt::Debug for KeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeRecord")
+            .field("relative_ke_id", &self.relative_ke_id)
+            .field("enrolee", &self.enrolee)
+            .field("expires", &self.expires)
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A GBA bootstrap as the BSF stub holds it (Ks sealed like Ke).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GbaBootstrap {
+    /// B-TID.
+    pub btid: String,
+    /// IMPI of the subscriber.
+    pub impi: String,
+    /// Key lifetime end, Unix seconds.
+    pub expires: i64,
+    /// Nonce and AES-256-GCM ciphertext of Ks.
+    pub sealed_ks: Vec<u8>,
+}
+
+impl std::fmt::Debug for GbaBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GbaBootstrap")
+            .field("btid", &self.btid)
+            .field("impi", &self.impi)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A PSK identity as listed (the key is not part of it).
@@ -183,7 +288,34 @@ CREATE TABLE IF NOT EXISTS transactions (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS psks (
     identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rspf_tokens (
+    id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, enrolee TEXT NOT NULL,
+    created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS rspf_enrolments (
+    relative_ke_id TEXT PRIMARY KEY, relative_kre_id TEXT NOT NULL UNIQUE, enrolee TEXT NOT NULL,
+    enrolee_id TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL, grants TEXT NOT NULL,
+    sealed BLOB NOT NULL, completions TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS rspf_enrolments_enrolee ON rspf_enrolments (enrolee, created);
+CREATE TABLE IF NOT EXISTS gba_stub (
+    btid TEXT PRIMARY KEY, impi TEXT NOT NULL, expires INTEGER NOT NULL, sealed_ks BLOB NOT NULL);
 ";
+
+const KE_COLS: &str =
+    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, grants, sealed, completions";
+
+fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
+    Ok(KeRecord {
+        relative_ke_id: r.get(0)?,
+        relative_kre_id: r.get(1)?,
+        enrolee: r.get(2)?,
+        enrolee_id: r.get(3)?,
+        created: r.get(4)?,
+        expires: r.get(5)?,
+        grants: r.get(6)?,
+        sealed: r.get(7)?,
+        completions: r.get(8)?,
+    })
+}
 
 impl SqliteStorage {
     /// Open (creating if needed) the database at `path`.
@@ -471,6 +603,172 @@ impl Storage for SqliteStorage {
                 return Err(StorageError::NotFound(format!("no PSK identity {identity}")));
             }
             Ok(())
+        })
+    }
+
+    fn add_rspf_token(&self, hash: &[u8], enrolee: &str, now: i64, expires: Option<i64>) -> Result<i64> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO rspf_tokens (hash, enrolee, created, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, enrolee, now, expires],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn list_rspf_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, enrolee, created, expires, used_at, revoked FROM rspf_tokens ORDER BY id")?;
+            let rows = st.query_map([], |r| {
+                Ok(TokenInfo {
+                    id: r.get(0)?,
+                    enrolee: r.get(1)?,
+                    created: r.get(2)?,
+                    expires: r.get(3)?,
+                    used_at: r.get(4)?,
+                    revoked: r.get::<_, i64>(5)? != 0,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn revoke_rspf_token(&self, id: i64) -> Result<()> {
+        self.with(
+            |c| match c.execute("UPDATE rspf_tokens SET revoked = 1 WHERE id = ?1", params![id])? {
+                1 => Ok(()),
+                _ => Err(StorageError::NotFound(format!("no enrolment token {id}"))),
+            },
+        )
+    }
+
+    fn record_enrolment(&self, rec: &KeRecord, token_hash: Option<&[u8]>, now: i64) -> Result<()> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(h) = token_hash {
+                let n = t.execute(
+                    "UPDATE rspf_tokens SET used_at = ?3 WHERE hash = ?1 AND enrolee = ?2 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?3)",
+                    params![h, rec.enrolee, now],
+                )?;
+                if n != 1 {
+                    return Err(StorageError::NotFound(
+                        "enrolment token unknown, already used, revoked or expired".into(),
+                    ));
+                }
+            }
+            let n = t.execute(
+                &format!("INSERT INTO rspf_enrolments ({KE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"),
+                params![
+                    rec.relative_ke_id,
+                    rec.relative_kre_id,
+                    rec.enrolee,
+                    rec.enrolee_id,
+                    rec.created,
+                    rec.expires,
+                    rec.grants,
+                    rec.sealed,
+                    rec.completions
+                ],
+            )?;
+            if n != 1 {
+                return Err(StorageError::Conflict(
+                    "an enrolment with this RelativeKeId is already recorded (one exchange per TLS session)".into(),
+                ));
+            }
+            t.commit()?;
+            Ok(())
+        })
+    }
+
+    fn enrolment(&self, relative_ke_id: &str) -> Result<Option<KeRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {KE_COLS} FROM rspf_enrolments WHERE relative_ke_id = ?1"),
+                params![relative_ke_id],
+                row_to_ke,
+            )
+            .optional()?)
+        })
+    }
+
+    fn enrolment_by_kre(&self, relative_kre_id: &str) -> Result<Option<KeRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {KE_COLS} FROM rspf_enrolments WHERE relative_kre_id = ?1"),
+                params![relative_kre_id],
+                row_to_ke,
+            )
+            .optional()?)
+        })
+    }
+
+    fn latest_enrolment(&self, enrolee: &str, now: i64) -> Result<Option<KeRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {KE_COLS} FROM rspf_enrolments WHERE enrolee = ?1 AND expires > ?2 ORDER BY created DESC, rowid DESC LIMIT 1"),
+                params![enrolee, now],
+                row_to_ke,
+            )
+            .optional()?)
+        })
+    }
+
+    fn complete_enrolment(&self, relative_ke_id: &str, procedure: &str, success: bool, now: i64) -> Result<()> {
+        let line = format!("{procedure}={}@{now}\n", if success { "ok" } else { "failed" });
+        self.with(|c| {
+            match c.execute(
+                "UPDATE rspf_enrolments SET completions = completions || ?2 WHERE relative_ke_id = ?1",
+                params![relative_ke_id, line],
+            )? {
+                1 => Ok(()),
+                _ => Err(StorageError::NotFound(format!("no enrolment {relative_ke_id}"))),
+            }
+        })
+    }
+
+    fn enrolments(&self) -> Result<Vec<KeRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {KE_COLS} FROM rspf_enrolments ORDER BY created, rowid"
+            ))?;
+            let rows = st.query_map([], row_to_ke)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn purge_enrolments(&self, now: i64) -> Result<usize> {
+        self.with(|c| Ok(c.execute("DELETE FROM rspf_enrolments WHERE expires <= ?1", params![now])?))
+    }
+
+    fn add_gba_bootstrap(&self, b: &GbaBootstrap) -> Result<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "INSERT INTO gba_stub (btid, impi, expires, sealed_ks) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![b.btid, b.impi, b.expires, b.sealed_ks],
+            )?;
+            if n != 1 {
+                return Err(StorageError::Conflict(format!("B-TID {} exists", b.btid)));
+            }
+            Ok(())
+        })
+    }
+
+    fn gba_bootstrap(&self, btid: &str) -> Result<Option<GbaBootstrap>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT btid, impi, expires, sealed_ks FROM gba_stub WHERE btid = ?1",
+                params![btid],
+                |r| {
+                    Ok(GbaBootstrap {
+                        btid: r.get(0)?,
+                        impi: r.get(1)?,
+                        expires: r.get(2)?,
+                        sealed_ks: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 }

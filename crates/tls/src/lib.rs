@@ -149,10 +149,58 @@ impl TlsInfo {
     }
 }
 
+/// What a handshake has settled when the PSK is asked for: a key that
+/// depends on the cipher suite (GBA's NAF_Id names it, TS 33.220 Annex H)
+/// needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PskContext {
+    /// The version being negotiated, when known (TLS 1.2 on both sides; TLS
+    /// 1.3 on the server; a TLS 1.3 client asks before it knows).
+    pub version: Option<TlsVersion>,
+    /// The cipher suite (IANA number), when chosen: TLS 1.2 only.
+    pub cipher_suite: Option<u16>,
+}
+
+impl PskContext {
+    fn of(ssl: &openssl::ssl::SslRef) -> Self {
+        let version = match ssl.version2() {
+            Some(openssl::ssl::SslVersion::TLS1_3) => Some(TlsVersion::Tls13),
+            Some(openssl::ssl::SslVersion::TLS1_2) => Some(TlsVersion::Tls12),
+            _ => None,
+        };
+        PskContext {
+            version,
+            cipher_suite: match version {
+                Some(TlsVersion::Tls12) => ssl.current_cipher().map(|c| u16::from_be_bytes(c.protocol_id())),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// Pre-shared keys by identity, for the OpenSSL listener's PSK callback.
 pub trait PskStore: Send + Sync {
-    /// The key for `identity`, or `None` to refuse the handshake.
-    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>>;
+    /// The key for `identity` in this handshake, or `None` to refuse it.
+    fn psk(&self, identity: &str, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>>;
+}
+
+/// A client's pre-shared key: fixed (oneM2M Kpm), or computed once the
+/// handshake has settled what it depends on (GBA's Ks_NAF).
+#[derive(Clone)]
+pub enum PskKey {
+    /// The same key whatever is negotiated.
+    Fixed(Zeroizing<Vec<u8>>),
+    /// Computed per handshake; `None` abandons it.
+    Derived(Arc<dyn Fn(&PskContext) -> Option<Zeroizing<Vec<u8>>> + Send + Sync>),
+}
+
+impl PskKey {
+    fn key(&self, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
+        match self {
+            PskKey::Fixed(k) => Some(k.clone()),
+            PskKey::Derived(f) => f(ctx),
+        }
+    }
 }
 
 /// What both stacks are configured from.
@@ -398,7 +446,7 @@ impl Acceptor {
                 let Some(id) = identity.and_then(|i| std::str::from_utf8(i).ok()) else {
                     return Ok(0);
                 };
-                match store.psk(id) {
+                match store.psk(id, &PskContext::of(ssl)) {
                     Some(k) if !k.is_empty() && k.len() <= out.len() => match out.get_mut(..k.len()) {
                         Some(dst) => {
                             dst.copy_from_slice(&k);
@@ -599,7 +647,7 @@ pub struct ClientTlsConfig {
     /// Client certificate chain (DER, end entity first) and its PKCS#8 key.
     pub certificate: Option<ClientCertificate>,
     /// Certificate-less authentication: identity and key.
-    pub psk: Option<(String, Zeroizing<Vec<u8>>)>,
+    pub psk: Option<(String, PskKey)>,
     /// Lowest version offered.
     pub min_version: TlsVersion,
     /// Highest version offered.
@@ -665,7 +713,11 @@ impl Connector {
             b.check_private_key()?;
         }
         if let Some((identity, key)) = &cfg.psk {
-            if identity.is_empty() || identity.len() > 128 || key.is_empty() || key.len() > 64 {
+            let fixed_len_ok = match key {
+                PskKey::Fixed(k) => !k.is_empty() && k.len() <= 64,
+                PskKey::Derived(_) => true,
+            };
+            if identity.is_empty() || identity.len() > 128 || !fixed_len_ok {
                 return Err(TlsSetupError::Invalid(
                     "PSK identity must be 1..=128 bytes and the key 1..=64 bytes".into(),
                 ));
@@ -675,7 +727,10 @@ impl Connector {
             b.set_ciphersuites("TLS_AES_128_GCM_SHA256")?;
             let identity = identity.clone().into_bytes();
             let key = key.clone();
-            b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
+            b.set_psk_client_callback(move |ssl, _hint, id_out, key_out| {
+                let Some(key) = key.key(&PskContext::of(ssl)).filter(|k| !k.is_empty() && k.len() <= 64) else {
+                    return Ok(0);
+                };
                 let (Some(id_dst), Some(key_dst)) = (id_out.get_mut(..=identity.len()), key_out.get_mut(..key.len()))
                 else {
                     return Ok(0);

@@ -75,7 +75,7 @@ fn our_client_against_openssl_s_server() {
         let cfg = ClientTlsConfig {
             trust: ServerTrust::Anchors(Vec::new()),
             certificate: None,
-            psk: Some((KPM_ID.into(), Zeroizing::new(hex::decode(KPM).unwrap()))),
+            psk: Some((KPM_ID.into(), PskKey::Fixed(Zeroizing::new(hex::decode(KPM).unwrap())))),
             min_version: v,
             max_version: v,
             keying_export: export(),
@@ -101,7 +101,7 @@ fn our_client_against_openssl_s_server() {
 
 struct OnePsk;
 impl PskStore for OnePsk {
-    fn psk(&self, identity: &str) -> Option<Zeroizing<Vec<u8>>> {
+    fn psk(&self, identity: &str, _ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
         (identity == KPM_ID).then(|| Zeroizing::new(hex::decode(KPM).unwrap()))
     }
 }

@@ -1,0 +1,1020 @@
+//! The M2M Enrolment Function of oneM2M Remote Security Provisioning
+//! (TS-0003 clause 8.3, seed `001`): the Enrolment Exchange, completion
+//! messages, and MEF Key Retrieval, served on the EST listeners.
+//!
+//! The TLS session authenticates the Enrolee by one of the three bootstrap
+//! frameworks and yields the Enrolment Key by key export
+//! ([`enrolkit_rspf::enrolment::EXPORTER_LABEL`]); the exchange on that
+//! session records Ke, sealed under the operator's storage key with the
+//! record's clear columns as associated data ([`crate::seal`]), together
+//! with what it authorised. An Enrolment Target then fetches its key over
+//! mutually authenticated TLS, by certificate (a name of the certificate
+//! equals `From`) or by the Kre of its own enrolment (PSK identity = its
+//! KreId, `From` = its Enrolee-ID).
+//!
+//! Pre-shared keys for the OpenSSL listener come from [`RspfService`] as a
+//! [`PskStore`]: a KpmId (`mef psk add`), a KreId, or a B-TID, whose Ks_NAF
+//! the GBA BSF stub supplies. **The BSF stub is a test double**: a real MEF
+//! asks the operator's BSF over Zn (TS 29.109); the stub holds Ks in the
+//! MEF's own database so GBA can be exercised without a mobile network.
+//!
+//! Paths: `POST /rspf/enrolment` (an [`EnrolmentRequest`], answered by
+//! [`EnrolmentInstructions`] or [`Refused`]), `POST /rspf/completion` (a
+//! [`Completion`], answered 204 or [`Refused`]), and
+//! `GET /fetchCredentials/<RelativeKeId>[/<SUID>]` with `From` (or
+//! `X-M2M-Origin`), answered by a [`CredentialResponse`]. JSON or XML by
+//! Content-Type / Accept.
+
+use crate::scep::{challenge_hash, common_name, unix, HttpResponse};
+use crate::seal::Sealer;
+use crate::storage::{GbaBootstrap, KeRecord, Storage, StorageError};
+use const_oid::ObjectIdentifier;
+use der::Decode;
+use enrolkit_exchange::bootstrap::{EnroleeAuthentication, Framework, MefEnroleeConfig};
+use enrolkit_exchange::{
+    CertificateEnrolment, CommSecurityType, Completion, CredentialResponse, DirectKey, EnrolmentInstructions,
+    EnrolmentRequest, FetchRequest, Format, MafCredentialType, MafEnrolment, Message, Procedure, Refused, FETCH_PREFIX,
+};
+use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId, EXPORT_LEN};
+use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId, RAND_LEN};
+use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_tls::{PskContext, PskStore, TlsInfo, TlsVersion};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::SystemTime;
+use zeroize::Zeroizing;
+
+/// Where the Enrolee sends its [`EnrolmentRequest`].
+pub const ENROLMENT_PATH: &str = "/rspf/enrolment";
+/// Where the Enrolee sends its [`Completion`] messages.
+pub const COMPLETION_PATH: &str = "/rspf/completion";
+
+/// Whether `path` is one of the MEF's RSPF resources.
+pub fn is_rspf_path(path: &str) -> bool {
+    path == ENROLMENT_PATH || path == COMPLETION_PATH || path.starts_with(FETCH_PREFIX)
+}
+
+/// What the MEF grants an Enrolee in the exchange (step 4 of clause 8.3.3.1
+/// leaves this to the MEF's "preferences"; these are ours).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Grant {
+    /// Certificate Enrolment over EST, when the Enrolee supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateGrant>,
+    /// Remote MAF Enrolment, when the Enrolee supports MAF procedures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf: Option<MafGrant>,
+    /// Keys the Enrolee may derive directly for CSEs/AEs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct_keys: Vec<DirectKeyGrant>,
+    /// Initial configuration: the Registrar CSE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar_cse: Option<String>,
+}
+
+/// Certificate Enrolment as granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertificateGrant {
+    /// Communication security types the certificate may be used for.
+    #[serde(default)]
+    pub security_types: Vec<CommSecurityType>,
+    /// EKU OIDs the certificate gets (and the only ones its CSR may ask for).
+    #[serde(default)]
+    pub ekus: Vec<String>,
+    /// The EST server to use, when not this MEF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub est_uri: Option<String>,
+}
+
+/// Remote MAF Enrolment as granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MafGrant {
+    /// The MAF's FQDN (enters Kc; the MAF fetches Kc with it as `From`).
+    pub fqdn: String,
+    /// Where to reach the MAF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// `certificate` or `symmetricKey`.
+    pub credential: MafCredentialType,
+    /// Communication security types the MAF may facilitate.
+    #[serde(default)]
+    pub security_types: Vec<CommSecurityType>,
+}
+
+/// One (Enrolee B-ID, communication security type) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DirectKeyGrant {
+    /// Enrolee B's CSE-ID or AE-ID (FQDN form).
+    pub target: String,
+    /// What the key is for.
+    pub security_type: CommSecurityType,
+}
+
+/// One configured Enrolee.
+#[derive(Debug, Clone)]
+pub struct Enrolee {
+    /// Its name (tokens are issued for it, logs name it).
+    pub name: String,
+    /// Table 9.2.2.3-1/-2 parameters.
+    pub bootstrap: MefEnroleeConfig,
+    /// What the exchange grants it.
+    pub grant: Grant,
+    /// Certificate-based: the trust anchors (DER) its certificate must chain to.
+    pub trust_anchors: Vec<Vec<u8>>,
+}
+
+/// Everything the service needs at start-up.
+pub struct RspfSetup {
+    /// The MEF's FQDN: KeId, KreId and key identifiers end in it; GBA's NAF_Id starts with it.
+    pub mef_fqdn: String,
+    /// The Enrolees.
+    pub enrolees: Vec<Enrolee>,
+    /// State.
+    pub storage: Arc<dyn Storage>,
+    /// The operator's key for Ke (and the BSF stub's Ks) at rest.
+    pub storage_key: Zeroizing<[u8; 32]>,
+    /// Key for hashing Enrolment Tokens (the challenge key).
+    pub token_key: Zeroizing<[u8; 32]>,
+}
+
+/// The MEF.
+pub struct RspfService {
+    mef_fqdn: String,
+    enrolees: Vec<Enrolee>,
+    storage: Arc<dyn Storage>,
+    sealer: Sealer,
+    token_key: Zeroizing<[u8; 32]>,
+}
+
+/// A request as HTTP and TLS saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct RspfRequest<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path (no query).
+    pub path: &'a str,
+    /// Content-Type.
+    pub content_type: Option<&'a str>,
+    /// Accept.
+    pub accept: Option<&'a str>,
+    /// `From` (or `X-M2M-Origin`).
+    pub from: Option<&'a str>,
+    /// Body.
+    pub body: &'a [u8],
+    /// The connection.
+    pub tls: &'a TlsInfo,
+}
+
+/// What a request did, for the log line.
+#[derive(Debug, Clone, Default)]
+pub struct RspfOutcome {
+    /// `enrolment`, `completion`, `fetch`.
+    pub operation: &'static str,
+    /// Who asked (Enrolee name, or the `From` of a fetch).
+    pub peer: String,
+    /// The KeId concerned.
+    pub ke_id: String,
+    /// What happened (a refusal's reason).
+    pub outcome: String,
+}
+
+/// A refusal: HTTP status and reason.
+struct Refusal(u16, String);
+
+fn refuse(status: u16, msg: impl Into<String>) -> Refusal {
+    Refusal(status, msg.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "internal error");
+    Refusal(500, "internal error".into())
+}
+
+/// What an exchange authorised, as stored with the sealed Ke (and bound to it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Grants {
+    maf: Option<String>,
+    keys: Vec<(CredentialUsage, String)>,
+    certificate_ekus: Option<Vec<String>>,
+}
+
+impl Grants {
+    /// One line per grant: `maf FQDN`, `key SUID TARGET`, `cert EKU,EKU`.
+    fn encode(&self) -> String {
+        let mut s = String::new();
+        if let Some(m) = &self.maf {
+            s.push_str(&format!("maf {m}\n"));
+        }
+        for (u, t) in &self.keys {
+            s.push_str(&format!("key {:02} {t}\n", u.suid()));
+        }
+        if let Some(e) = &self.certificate_ekus {
+            s.push_str(&format!("cert {}\n", e.join(",")));
+        }
+        s
+    }
+
+    fn decode(s: &str) -> Result<Grants, String> {
+        let mut g = Grants::default();
+        for line in s.lines() {
+            match line.split_once(' ') {
+                Some(("maf", m)) => g.maf = Some(m.to_owned()),
+                Some(("key", rest)) => {
+                    let (suid, target) = rest.split_once(' ').ok_or("bad key grant")?;
+                    let usage = CredentialUsage::ALL
+                        .into_iter()
+                        .find(|u| format!("{:02}", u.suid()) == suid)
+                        .ok_or("bad SUID in grant")?;
+                    g.keys.push((usage, target.to_owned()));
+                }
+                Some(("cert", e)) => {
+                    g.certificate_ekus = Some(e.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+                }
+                _ => return Err(format!("bad grant line {line:?}")),
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// Associated data sealing Ke to its record.
+fn ke_aad(r: &KeRecord) -> Vec<u8> {
+    format!(
+        "enrolkit rspf ke v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        r.relative_ke_id,
+        r.relative_kre_id,
+        r.enrolee,
+        r.enrolee_id.as_deref().unwrap_or(""),
+        r.created,
+        r.expires,
+        r.grants
+    )
+    .into_bytes()
+}
+
+fn ks_aad(b: &GbaBootstrap) -> Vec<u8> {
+    format!("enrolkit gba-stub ks v1\n{}\n{}\n{}", b.btid, b.impi, b.expires).into_bytes()
+}
+
+/// The names a certificate (DER) carries: subject CN, DNS and URI subjectAltNames.
+fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = common_name(&cert.tbs_certificate.subject).into_iter().collect();
+    let san = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+        .and_then(|e| x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
+    for n in san.map(|s| s.0).unwrap_or_default() {
+        match n {
+            GeneralName::DnsName(d) => names.push(d.to_string()),
+            GeneralName::UniformResourceIdentifier(u) => names.push(u.to_string()),
+            _ => {}
+        }
+    }
+    names
+}
+
+fn spki_sha256(der: &[u8]) -> Option<String> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info).ok()?;
+    Some(hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &spki,
+    )))
+}
+
+/// The Ua protocol identifier of a GBA TLS-PSK handshake: the TLS 1.2
+/// shared-key one for the chosen suite, or TLS 1.3's; `None` when TLS 1.2
+/// has not chosen a suite yet.
+pub fn gba_protocol(ctx: &PskContext) -> Option<UaProtocolId> {
+    match (ctx.version, ctx.cipher_suite) {
+        (Some(TlsVersion::Tls12), Some(cs)) => Some(UaProtocolId::tls_shared_key(cs)),
+        (Some(TlsVersion::Tls12), None) => None,
+        _ => Some(UaProtocolId::TLS13_SHARED_KEY),
+    }
+}
+
+impl RspfService {
+    /// Build the service, refusing a configuration that could not work.
+    pub fn new(s: RspfSetup) -> Result<Self, String> {
+        Fqdn::new("MEF", &s.mef_fqdn).map_err(|e| format!("rspf.mef-fqdn: {e}"))?;
+        for (i, e) in s.enrolees.iter().enumerate() {
+            let at = |m: String| format!("rspf enrolee {:?}: {m}", e.name);
+            if e.name.is_empty() || e.name.len() > 64 || !e.name.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(at("a name is 1 to 64 printable characters".into()));
+            }
+            e.bootstrap.validate().map_err(|x| at(x.to_string()))?;
+            check_grant(&e.grant).map_err(at)?;
+            let others = &s.enrolees[..i];
+            if others.iter().any(|o| o.name == e.name) {
+                return Err(at("name used twice".into()));
+            }
+            if e.bootstrap.kpm_id.is_some() && others.iter().any(|o| o.bootstrap.kpm_id == e.bootstrap.kpm_id) {
+                return Err(at("kpm-id used by another enrolee".into()));
+            }
+            if e.bootstrap.impi.is_some() && others.iter().any(|o| o.bootstrap.impi == e.bootstrap.impi) {
+                return Err(at("impi used by another enrolee".into()));
+            }
+            match &e.bootstrap.authentication {
+                Some(EnroleeAuthentication::DeviceCertificate { .. })
+                | Some(EnroleeAuthentication::EntityCertificate { .. })
+                    if e.trust_anchors.is_empty() =>
+                {
+                    return Err(at("the trust anchor holds no certificate".into()))
+                }
+                Some(EnroleeAuthentication::EntityCertificate { .. }) if e.bootstrap.enrolee_id.is_none() => {
+                    return Err(at(
+                        "entity-certificate authentication needs enrolee-id (the certificate must name it)".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(RspfService {
+            sealer: Sealer::new(&s.storage_key).map_err(|e| e.to_string())?,
+            mef_fqdn: s.mef_fqdn,
+            enrolees: s.enrolees,
+            storage: s.storage,
+            token_key: s.token_key,
+        })
+    }
+
+    /// The MEF's FQDN (checked in `new`).
+    fn fqdn(&self) -> Result<Fqdn<'_>, Refusal> {
+        Fqdn::new("MEF", &self.mef_fqdn).map_err(internal)
+    }
+
+    /// Answer one request.
+    pub fn handle(&self, req: &RspfRequest<'_>, now: SystemTime) -> (HttpResponse, RspfOutcome) {
+        let mut log = RspfOutcome::default();
+        let reply_format = reply_format(req);
+        let result = if req.path == ENROLMENT_PATH {
+            log.operation = "enrolment";
+            self.post_only(req).and_then(|()| self.enrolment(req, now, &mut log))
+        } else if req.path == COMPLETION_PATH {
+            log.operation = "completion";
+            self.post_only(req).and_then(|()| self.completion(req, now, &mut log))
+        } else {
+            log.operation = "fetch";
+            return self.fetch(req, now, &mut log, reply_format);
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(Refusal(status, msg)) => {
+                tracing::warn!(operation = log.operation, peer = %log.peer, reason = %msg, "RSPF refusal");
+                log.outcome = format!("{status} {msg}");
+                message(status, &Refused::new(msg), reply_format)
+            }
+        };
+        if log.outcome.is_empty() {
+            log.outcome = resp.status.to_string();
+        }
+        (resp, log)
+    }
+
+    fn post_only(&self, req: &RspfRequest<'_>) -> Result<(), Refusal> {
+        if req.method.eq_ignore_ascii_case("POST") {
+            Ok(())
+        } else {
+            Err(refuse(405, format!("{} takes POST", req.path)))
+        }
+    }
+
+    /// The Enrolee the TLS session authenticated.
+    fn identify(&self, tls: &TlsInfo, now: i64) -> Result<&Enrolee, Refusal> {
+        let find = |f: &dyn Fn(&Enrolee) -> bool| self.enrolees.iter().find(|e| f(e));
+        if let Some(id) = &tls.psk_identity {
+            if let Some(e) = find(&|e| {
+                e.bootstrap.framework == Framework::PreProvisionedSymmetricKey
+                    && e.bootstrap.kpm_id.as_deref() == Some(id.as_str())
+            }) {
+                return Ok(e);
+            }
+            if parse_btid(id).is_ok() {
+                if let Some(b) = self.storage.gba_bootstrap(id).map_err(internal)? {
+                    if let Some(e) = find(&|e| {
+                        e.bootstrap.framework == Framework::GbaBased && e.bootstrap.impi.as_deref() == Some(&b.impi)
+                    }) {
+                        return Ok(e);
+                    }
+                }
+            }
+            if let Some(rec) = self.kre_record(id, now)? {
+                if let Some(e) = find(&|e| e.name == rec.rec.enrolee) {
+                    return Ok(e);
+                }
+            }
+            return Err(refuse(403, format!("PSK identity {id} is not a configured Enrolee's")));
+        }
+        let Some(leaf) = tls.peer_chain.first() else {
+            return Err(refuse(
+                403,
+                "no Enrolee credential on this TLS session (a certificate, a KpmId or a B-TID)",
+            ));
+        };
+        let names = certificate_names(leaf);
+        let chains = |e: &Enrolee| enrolkit_tls::verify_chain(&tls.peer_chain, &e.trust_anchors, None).is_ok();
+        let matched = find(&|e| match &e.bootstrap.authentication {
+            Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => {
+                spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(public_key_id))
+            }
+            Some(EnroleeAuthentication::DeviceCertificate { device_id, .. }) => {
+                names.iter().any(|n| n == device_id) && chains(e)
+            }
+            Some(EnroleeAuthentication::EntityCertificate { .. }) => {
+                e.bootstrap
+                    .enrolee_id
+                    .as_ref()
+                    .is_some_and(|id| names.iter().any(|n| n == id))
+                    && chains(e)
+            }
+            None => false,
+        });
+        matched.ok_or_else(|| refuse(403, "the TLS client certificate is not a configured Enrolee's"))
+    }
+
+    /// The live record whose KreId is `identity` (`HEX@mef-fqdn`).
+    fn kre_record(&self, identity: &str, now: i64) -> Result<Option<KeyedRecord>, Refusal> {
+        let Ok(id) = KeyId::parse(identity) else {
+            return Ok(None);
+        };
+        if id.fqdn.as_str() != self.mef_fqdn {
+            return Ok(None);
+        }
+        let Some(rec) = self
+            .storage
+            .enrolment_by_kre(&id.relative.to_string())
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        if rec.expires <= now {
+            return Ok(None);
+        }
+        let keys = self.open(&rec)?;
+        Ok(Some(KeyedRecord { rec, keys }))
+    }
+
+    fn open(&self, rec: &KeRecord) -> Result<EnrolmentKeys, Refusal> {
+        let ke = self.sealer.open(&ke_aad(rec), &rec.sealed).map_err(internal)?;
+        let rel = RelativeId::from_hex(&rec.relative_ke_id).map_err(internal)?;
+        let keys = EnrolmentKeys::from_ke(
+            Key256::from_slice(&ke).ok_or_else(|| internal("sealed Ke length"))?,
+            rel,
+        )
+        .map_err(internal)?;
+        if keys.relative_kre_id.to_string() != rec.relative_kre_id {
+            return Err(internal("stored RelativeKreId does not match Ke"));
+        }
+        Ok(keys)
+    }
+
+    fn enrolment(
+        &self,
+        req: &RspfRequest<'_>,
+        now: SystemTime,
+        log: &mut RspfOutcome,
+    ) -> Result<HttpResponse, Refusal> {
+        let format = request_format(req)?;
+        let request: EnrolmentRequest =
+            enrolkit_exchange::decode(req.body, format).map_err(|e| refuse(400, e.to_string()))?;
+        let t = unix(now);
+        let enrolee = self.identify(req.tls, t)?;
+        log.peer = enrolee.name.clone();
+        let token_hash = match (&request.enrolment_token, enrolee.bootstrap.token_required) {
+            (Some(tok), _) => Some(challenge_hash(&self.token_key, tok)),
+            (None, true) => return Err(refuse(403, "an Enrolment-Token is required for this Enrolee")),
+            (None, false) => None,
+        };
+        let exported = req
+            .tls
+            .exported
+            .as_ref()
+            .filter(|e| e.expose().len() == EXPORT_LEN)
+            .ok_or_else(|| internal("the listener exports no Enrolment Key material"))?;
+        let keys = EnrolmentKeys::from_export(exported.expose()).map_err(internal)?;
+        let ke_id = keys.ke_id(self.fqdn()?).to_string();
+        log.ke_id = ke_id.clone();
+        let (instructions, grants) = self.instructions(enrolee, &request, ke_id);
+        let expiry = enrolee.bootstrap.enrolment_expiry;
+        let mut rec = KeRecord {
+            relative_ke_id: keys.relative_ke_id.to_string(),
+            relative_kre_id: keys.relative_kre_id.to_string(),
+            enrolee: enrolee.name.clone(),
+            enrolee_id: enrolee.bootstrap.enrolee_id.clone(),
+            created: t,
+            expires: t.saturating_add(i64::try_from(expiry).unwrap_or(i64::MAX)),
+            grants: grants.encode(),
+            sealed: Vec::new(),
+            completions: String::new(),
+        };
+        rec.sealed = self.sealer.seal(&ke_aad(&rec), keys.ke.expose()).map_err(internal)?;
+        match self.storage.record_enrolment(&rec, token_hash.as_deref(), t) {
+            Ok(()) => {}
+            Err(StorageError::NotFound(m)) => return Err(refuse(403, m)),
+            Err(StorageError::Conflict(m)) => return Err(refuse(409, m)),
+            Err(e) => return Err(internal(e)),
+        }
+        log.outcome = format!("200 {}", describe(&instructions));
+        Ok(message(200, &instructions, format))
+    }
+
+    fn instructions(&self, e: &Enrolee, req: &EnrolmentRequest, ke_id: String) -> (EnrolmentInstructions, Grants) {
+        let g = &e.grant;
+        let mut grants = Grants::default();
+        let certificate_enrolment = match (&g.certificate, req.supports_certificate_enrolment) {
+            (Some(c), true) => {
+                grants.certificate_ekus = Some(c.ekus.clone());
+                Some(CertificateEnrolment {
+                    security_type: c.security_types.clone(),
+                    eku: c.ekus.clone(),
+                    est_uri: c.est_uri.clone(),
+                })
+            }
+            _ => None,
+        };
+        let maf_enrolment = match (&g.maf, req.supports_maf_procedures) {
+            // Authenticating to the MAF by certificate needs the certificate.
+            (Some(m), true) if m.credential == MafCredentialType::SymmetricKey || certificate_enrolment.is_some() => {
+                if m.credential == MafCredentialType::SymmetricKey {
+                    grants.maf = Some(m.fqdn.clone());
+                }
+                Some(MafEnrolment {
+                    credential_type: m.credential,
+                    maf_fqdn: m.fqdn.clone(),
+                    maf_uri: m.uri.clone(),
+                    security_type: m.security_types.clone(),
+                })
+            }
+            _ => None,
+        };
+        let direct_key: Vec<DirectKey> = g
+            .direct_keys
+            .iter()
+            .map(|d| DirectKey {
+                target_id: d.target.clone(),
+                security_type: d.security_type,
+            })
+            .collect();
+        grants.keys = direct_key
+            .iter()
+            .map(|d| (d.security_type.credential_usage(), d.target_id.clone()))
+            .collect();
+        let instructions = EnrolmentInstructions {
+            ke_id,
+            enrolment_expiry: e.bootstrap.enrolment_expiry,
+            enrolee_id: e.bootstrap.enrolee_id.clone(),
+            certificate_enrolment,
+            maf_enrolment,
+            direct_key,
+            registrar_cse: g.registrar_cse.clone(),
+        };
+        (instructions, grants)
+    }
+
+    fn completion(
+        &self,
+        req: &RspfRequest<'_>,
+        now: SystemTime,
+        log: &mut RspfOutcome,
+    ) -> Result<HttpResponse, Refusal> {
+        let format = request_format(req)?;
+        let c: Completion = enrolkit_exchange::decode(req.body, format).map_err(|e| refuse(400, e.to_string()))?;
+        let t = unix(now);
+        let enrolee = self.identify(req.tls, t)?;
+        log.peer = enrolee.name.clone();
+        log.ke_id = c.ke_id.clone();
+        let id = KeyId::parse(&c.ke_id).map_err(|e| refuse(400, e.to_string()))?;
+        let rec = self
+            .storage
+            .enrolment(&id.relative.to_string())
+            .map_err(internal)?
+            .filter(|r| r.enrolee == enrolee.name && id.fqdn.as_str() == self.mef_fqdn)
+            .ok_or_else(|| refuse(404, format!("no enrolment {} of this Enrolee", c.ke_id)))?;
+        if rec.expires <= t {
+            return Err(refuse(410, "the Enrolment Key has expired"));
+        }
+        let grants = Grants::decode(&rec.grants).map_err(internal)?;
+        let granted = match c.procedure {
+            Procedure::CertificateEnrolment => grants.certificate_ekus.is_some(),
+            Procedure::MafEnrolment => enrolee.grant.maf.is_some(),
+        };
+        if !granted {
+            return Err(refuse(409, "that procedure was not part of this enrolment"));
+        }
+        let procedure: String = c.procedure.into();
+        self.storage
+            .complete_enrolment(&rec.relative_ke_id, &procedure, c.success, t)
+            .map_err(internal)?;
+        log.outcome = format!("204 {procedure} {}", if c.success { "ok" } else { "failed" });
+        Ok(HttpResponse {
+            status: 204,
+            content_type: "text/plain; charset=utf-8",
+            body: Vec::new(),
+        })
+    }
+
+    fn fetch(
+        &self,
+        req: &RspfRequest<'_>,
+        now: SystemTime,
+        log: &mut RspfOutcome,
+        format: Format,
+    ) -> (HttpResponse, RspfOutcome) {
+        let resp = match self.fetch_inner(req, now, log) {
+            Ok(r) => r,
+            Err(Refusal(status, reason)) => {
+                tracing::warn!(
+                    from = %log.peer,
+                    ke_id = %log.ke_id,
+                    tls = %tls_identity(req.tls),
+                    reason = %reason,
+                    "key retrieval refused"
+                );
+                log.outcome = format!("{status} {reason}");
+                (status, CredentialResponse::Error { reason })
+            }
+        };
+        let (status, body) = resp;
+        if log.outcome.is_empty() {
+            log.outcome = status.to_string();
+        }
+        (message(status, &body, format), log.clone())
+    }
+
+    fn fetch_inner(
+        &self,
+        req: &RspfRequest<'_>,
+        now: SystemTime,
+        log: &mut RspfOutcome,
+    ) -> Result<(u16, CredentialResponse), Refusal> {
+        if !req.method.eq_ignore_ascii_case("GET") {
+            return Err(refuse(405, "fetchCredentials takes GET"));
+        }
+        log.peer = req.from.unwrap_or("").chars().take(80).collect();
+        let fr = FetchRequest::parse(req.path, req.from).map_err(|e| refuse(400, e.to_string()))?;
+        let t = unix(now);
+        log.ke_id = KeyId {
+            relative: fr.relative_ke_id,
+            fqdn: self.fqdn()?,
+        }
+        .to_string();
+        let rec = self
+            .storage
+            .enrolment(&fr.relative_ke_id.to_string())
+            .map_err(internal)?
+            .ok_or_else(|| refuse(404, "unknown KeId"))?;
+        if rec.expires <= t {
+            return Err(refuse(410, "the Enrolment Key has expired (Enrolment Expiry)"));
+        }
+        self.check_requestor(req.tls, &fr.from, t)?;
+        let grants = Grants::decode(&rec.grants).map_err(internal)?;
+        let keys = self.open(&rec)?;
+        let lifetime = u64::try_from(rec.expires - t).unwrap_or(0);
+        let fqdn = self.fqdn()?;
+        // The MAF (no SUID, or none needed): Kc and KcId.
+        if grants.maf.as_deref() == Some(fr.from.as_str()) && fr.usage.is_none() {
+            let maf = Fqdn::new("MAF", &fr.from).map_err(internal)?;
+            let (kc, kc_id) = keys.master_credential(maf).map_err(internal)?;
+            log.outcome = "200 master credential".into();
+            return Ok((
+                200,
+                CredentialResponse::Success {
+                    credential: kc,
+                    credential_id: kc_id.to_string(),
+                    enrolee_id: rec.enrolee_id.clone(),
+                    lifetime,
+                },
+            ));
+        }
+        let mine: Vec<CredentialUsage> = grants
+            .keys
+            .iter()
+            .filter(|(_, target)| *target == fr.from)
+            .map(|(u, _)| *u)
+            .collect();
+        let usage = match (fr.usage, mine.as_slice()) {
+            (_, []) => return Err(refuse(403, format!("{} is not authorised for this KeId", fr.from))),
+            (Some(u), m) if m.contains(&u) => u,
+            (Some(u), _) => {
+                return Err(refuse(
+                    403,
+                    format!("{} is not authorised for {} keys of this KeId", fr.from, u.name()),
+                ))
+            }
+            (None, [one]) => *one,
+            (None, _) => {
+                return Err(refuse(
+                    400,
+                    "several usages are authorised for this target: name one with /<SUID>",
+                ))
+            }
+        };
+        let target = TargetId::new(&fr.from).map_err(|e| refuse(400, e.to_string()))?;
+        let (key, key_id) = keys.target_key(usage, target, fqdn).map_err(internal)?;
+        log.outcome = format!("200 {} key", usage.name());
+        Ok((
+            200,
+            CredentialResponse::Success {
+                credential: key,
+                credential_id: key_id.to_string(),
+                enrolee_id: rec.enrolee_id.clone(),
+                lifetime,
+            },
+        ))
+    }
+
+    /// TS-0003 8.3.3.6 step 3.b.i: the `From` value must be the identity the
+    /// TLS session authenticated: a name in a trusted certificate, or the
+    /// Enrolee-ID of the enrolment whose Kre keyed the session.
+    fn check_requestor(&self, tls: &TlsInfo, from: &str, now: i64) -> Result<(), Refusal> {
+        if let Some(id) = &tls.psk_identity {
+            let Some(k) = self.kre_record(id, now)? else {
+                return Err(refuse(
+                    403,
+                    "key retrieval needs a certificate or a KreId as TLS identity",
+                ));
+            };
+            if k.rec.enrolee_id.as_deref() == Some(from) {
+                return Ok(());
+            }
+            return Err(refuse(403, "the TLS identity (KreId) does not belong to From"));
+        }
+        if let Some(err) = &tls.peer_cert_error {
+            return Err(refuse(403, format!("client certificate not trusted: {err}")));
+        }
+        let leaf = tls
+            .trusted_peer_certificate()
+            .ok_or_else(|| refuse(403, "key retrieval needs mutual authentication (no client certificate)"))?;
+        if certificate_names(leaf).iter().any(|n| n == from) {
+            Ok(())
+        } else {
+            Err(refuse(403, "the TLS client certificate does not name From"))
+        }
+    }
+
+    /// When `tls` authenticates an Enrolee whose latest live exchange
+    /// granted Certificate Enrolment: its name and the EKUs granted (the EST
+    /// server then authorises the CSR and allows only those EKUs).
+    pub fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)> {
+        let t = unix(now);
+        let enrolee = self.identify(tls, t).ok()?;
+        let rec = match self.storage.latest_enrolment(&enrolee.name, t) {
+            Ok(r) => r?,
+            Err(e) => {
+                tracing::error!(error = %e, "enrolment lookup failed");
+                return None;
+            }
+        };
+        let ekus = Grants::decode(&rec.grants).ok()?.certificate_ekus?;
+        let oids = ekus.iter().filter_map(|o| ObjectIdentifier::new(o).ok()).collect();
+        Some((enrolee.name.clone(), oids))
+    }
+
+    /// Issue an Enrolment Token for `enrolee`: returns it (shown once; only its keyed hash is kept).
+    pub fn add_token(&self, enrolee: &str, now: i64, expires: Option<i64>) -> Result<(i64, Zeroizing<String>), String> {
+        if !self.enrolees.iter().any(|e| e.name == enrolee) {
+            return Err(format!("no enrolee named {enrolee:?} in the configuration"));
+        }
+        let mut b = [0u8; 18];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+        let token = Zeroizing::new(base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            b,
+        ));
+        let id = self
+            .storage
+            .add_rspf_token(&challenge_hash(&self.token_key, &token), enrolee, now, expires)
+            .map_err(|e| e.to_string())?;
+        Ok((id, token))
+    }
+
+    /// GBA BSF stub (test double): a new bootstrap for `impi` under the BSF
+    /// domain `bsf`: fresh Ks and RAND; returns the B-TID and Ks for the
+    /// UE side (which a real UE derives from its AKA run).
+    pub fn gba_stub_bootstrap(&self, impi: &str, bsf: &str, expires: i64) -> Result<(String, Key256), String> {
+        enrolkit_rspf::gba::check_impi(impi).map_err(|e| e.to_string())?;
+        let bsf = Fqdn::new("BSF", bsf).map_err(|e| e.to_string())?;
+        let mut rand = [0u8; RAND_LEN];
+        let mut ks = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut rand);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut ks);
+        let ks = Key256::from_bytes(ks);
+        let mut buf = [0u8; 300];
+        let btid = enrolkit_rspf::gba::write_btid(&rand, &bsf, &mut buf)
+            .map_err(|e| e.to_string())?
+            .to_owned();
+        let mut b = GbaBootstrap {
+            btid: btid.clone(),
+            impi: impi.to_owned(),
+            expires,
+            sealed_ks: Vec::new(),
+        };
+        b.sealed_ks = self.sealer.seal(&ks_aad(&b), ks.expose()).map_err(|e| e.to_string())?;
+        self.storage.add_gba_bootstrap(&b).map_err(|e| e.to_string())?;
+        Ok((btid, ks))
+    }
+
+    /// Ks_NAF for a B-TID, as the BSF would hand it to this NAF over Zn.
+    fn gba_psk(&self, btid: &str, ctx: &PskContext, now: i64) -> Option<Zeroizing<Vec<u8>>> {
+        let (rand, _) = parse_btid(btid).ok()?;
+        let b = self.storage.gba_bootstrap(btid).ok()??;
+        if b.expires <= now {
+            tracing::info!(btid, "GBA bootstrap expired");
+            return None;
+        }
+        let ks = self.sealer.open(&ks_aad(&b), &b.sealed_ks).ok()?;
+        let ks = Key256::from_slice(&ks)?;
+        let naf = NafId {
+            fqdn: self.fqdn().ok()?,
+            protocol: gba_protocol(ctx)?,
+        };
+        let k = naf_key(NafKey::KsNaf, &ks, &rand, &b.impi, &naf).ok()?;
+        Some(Zeroizing::new(k.expose().to_vec()))
+    }
+
+    /// One line per recorded enrolment for the operator: KeId, enrolee,
+    /// state, expiry, what it authorised, completions. Never a key.
+    pub fn enrolments(&self, now: i64) -> Result<Vec<String>, String> {
+        let recs = self.storage.enrolments().map_err(|e| e.to_string())?;
+        Ok(recs
+            .iter()
+            .map(|r| {
+                let state = if r.expires <= now { "expired" } else { "live" };
+                let grants = r.grants.lines().collect::<Vec<_>>().join("; ");
+                let done = r.completions.lines().collect::<Vec<_>>().join("; ");
+                format!(
+                    "{}@{}  {}  {state} until {}  [{grants}]  [{done}]",
+                    r.relative_ke_id, self.mef_fqdn, r.enrolee, r.expires
+                )
+            })
+            .collect())
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+}
+
+struct KeyedRecord {
+    rec: KeRecord,
+    keys: EnrolmentKeys,
+}
+
+/// Pre-shared keys of the OpenSSL listener: operator-provisioned ones
+/// (KpmId → Kpm), then KreIds of live enrolments (→ Kre), then B-TIDs
+/// (→ Ks_NAF from the BSF stub).
+impl PskStore for RspfService {
+    fn psk(&self, identity: &str, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
+        let now = unix(SystemTime::now());
+        match self.storage.psk(identity) {
+            Ok(Some(k)) => return Some(k),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "PSK lookup failed");
+                return None;
+            }
+        }
+        match self.kre_record(identity, now) {
+            Ok(Some(k)) => return Some(Zeroizing::new(k.keys.kre.expose().to_vec())),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        self.gba_psk(identity, ctx, now)
+    }
+}
+
+fn check_grant(g: &Grant) -> Result<(), String> {
+    if g.certificate.is_none() && g.maf.is_none() && g.direct_keys.is_empty() {
+        return Err("grant: nothing to provision (certificate, maf or direct-keys)".into());
+    }
+    if let Some(c) = &g.certificate {
+        for o in &c.ekus {
+            ObjectIdentifier::new(o).map_err(|e| format!("grant.certificate.ekus: {o:?}: {e}"))?;
+        }
+    }
+    if let Some(m) = &g.maf {
+        Fqdn::new("MAF", &m.fqdn).map_err(|e| format!("grant.maf.fqdn: {e}"))?;
+    }
+    for (i, d) in g.direct_keys.iter().enumerate() {
+        TargetId::new(&d.target).map_err(|e| format!("grant.direct-keys.target: {e}"))?;
+        if g.direct_keys[..i].contains(d) {
+            return Err(format!("grant.direct-keys: {} listed twice", d.target));
+        }
+    }
+    if let Some(r) = &g.registrar_cse {
+        TargetId::new(r).map_err(|e| format!("grant.registrar-cse: {e}"))?;
+    }
+    Ok(())
+}
+
+fn describe(i: &EnrolmentInstructions) -> String {
+    let mut parts = Vec::new();
+    if i.certificate_enrolment.is_some() {
+        parts.push("certificate".to_string());
+    }
+    if let Some(m) = &i.maf_enrolment {
+        parts.push(format!("maf {}", m.maf_fqdn));
+    }
+    if !i.direct_key.is_empty() {
+        parts.push(format!("{} direct keys", i.direct_key.len()));
+    }
+    if parts.is_empty() {
+        "nothing granted".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn tls_identity(tls: &TlsInfo) -> String {
+    if let Some(id) = &tls.psk_identity {
+        return format!("psk:{id}");
+    }
+    match tls.peer_chain.first() {
+        Some(c) => format!("cert:{}", certificate_names(c).join("|")),
+        None => "none".into(),
+    }
+}
+
+fn request_format(req: &RspfRequest<'_>) -> Result<Format, Refusal> {
+    let ct = req
+        .content_type
+        .ok_or_else(|| refuse(415, "Content-Type application/json or application/xml is required"))?;
+    Format::from_media_type(ct).map_err(|e| refuse(415, e.to_string()))
+}
+
+/// The answer's format: the request's, else what Accept prefers, else JSON.
+fn reply_format(req: &RspfRequest<'_>) -> Format {
+    if let Some(f) = req.content_type.and_then(|c| Format::from_media_type(c).ok()) {
+        return f;
+    }
+    match req.accept {
+        Some(a) if a.contains("xml") && !a.contains("json") => Format::Xml,
+        _ => Format::Json,
+    }
+}
+
+fn message<M: Message>(status: u16, m: &M, format: Format) -> HttpResponse {
+    match enrolkit_exchange::encode(m, format) {
+        Ok(body) => HttpResponse {
+            status,
+            content_type: format.media_type(),
+            body: body.to_vec(),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the answer");
+            HttpResponse {
+                status: 500,
+                content_type: "text/plain; charset=utf-8",
+                body: b"internal error\n".to_vec(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_survive_their_encoding() {
+        let g = Grants {
+            maf: Some("maf.example.net".into()),
+            keys: vec![
+                (CredentialUsage::PskSaef, "cse-b.example.net".into()),
+                (CredentialUsage::PskEsData, "ae-c.example.net".into()),
+            ],
+            certificate_ekus: Some(vec!["1.3.6.1.5.5.7.3.2".into()]),
+        };
+        assert_eq!(Grants::decode(&g.encode()).unwrap(), g);
+        assert_eq!(Grants::decode("").unwrap(), Grants::default());
+        assert!(Grants::decode("key 99 x").is_err());
+        assert!(Grants::decode("nonsense").is_err());
+    }
+
+    #[test]
+    fn gba_protocol_follows_the_negotiation() {
+        let c = |version, cipher_suite| PskContext { version, cipher_suite };
+        assert_eq!(
+            gba_protocol(&c(Some(TlsVersion::Tls13), None)),
+            Some(UaProtocolId::TLS13_SHARED_KEY)
+        );
+        assert_eq!(gba_protocol(&c(None, None)), Some(UaProtocolId::TLS13_SHARED_KEY));
+        assert_eq!(
+            gba_protocol(&c(Some(TlsVersion::Tls12), Some(0x00a8))),
+            Some(UaProtocolId([1, 0, 1, 0x00, 0xa8]))
+        );
+        assert_eq!(gba_protocol(&c(Some(TlsVersion::Tls12), None)), None);
+    }
+}
