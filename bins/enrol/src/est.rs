@@ -304,25 +304,6 @@ fn spec(k: KeyType) -> KeySpec {
     }
 }
 
-/// The key type /csrattrs asks for, else `fallback`.
-fn key_for(attrs: &CsrAttrs, fallback: KeySpec) -> Res<KeySpec> {
-    use enrolkit_est::KeyRequirement;
-    Ok(match attrs.key_requirement() {
-        None => fallback,
-        Some(KeyRequirement::Ec { curve }) if curve == enrolkit_keys::oid::SECP256R1 => KeySpec::EcP256,
-        Some(KeyRequirement::Ec { curve }) => {
-            return Err(format!("the server asks for EC curve {curve}, not supported"))
-        }
-        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 2048 => KeySpec::Rsa2048,
-        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 3072 => KeySpec::Rsa3072,
-        Some(KeyRequirement::Rsa { bits: Some(_) }) => KeySpec::Rsa4096,
-        Some(KeyRequirement::Rsa { bits: None }) => match fallback {
-            KeySpec::EcP256 => KeySpec::Rsa2048,
-            rsa => rsa,
-        },
-    })
-}
-
 fn csr_request(req: &Request) -> Res<CsrRequest> {
     Ok(CsrRequest {
         subject: Name::from_str(&req.subject).map_err(|e| format!("--subject: {e}"))?,
@@ -383,14 +364,12 @@ fn wait_enroll(
         .map_err(err)
 }
 
-/// Check the issued certificate before anything is written: it certifies
-/// our key and chains to the trust anchors.
 fn validate(cert: &Certificate, public_key: &spki::SubjectPublicKeyInfoOwned, anchors: &[Certificate]) -> Res {
-    if &cert.tbs_certificate.subject_public_key_info != public_key {
-        return Err("the issued certificate is not for our key".into());
-    }
-    enrolkit_tls::verify_chain(&[cert.to_der().map_err(|e| e.to_string())?], &ders(anchors)?, None)
-        .map_err(|e| format!("the issued certificate does not chain to the trust anchors: {e}"))
+    enrolkit_client::est::validate_issued(cert, public_key, anchors).map_err(err)
+}
+
+fn key_for(attrs: &CsrAttrs, fallback: KeySpec) -> Res<KeySpec> {
+    enrolkit_client::est::key_for(attrs, fallback).map_err(err)
 }
 
 fn write_outputs(cert: &Certificate, anchors: &[Certificate], out: &Outputs) -> Res {
@@ -450,7 +429,7 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             if attrs.items.is_empty() {
                 println!("(none)");
             }
-            println!("{}", describe(&attrs));
+            println!("{}", enrolkit_client::est::describe_attrs(&attrs));
         }
         EstCmd::Enroll {
             req,
@@ -570,63 +549,24 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
 
 /// The seed 002 call flow, one step per line on stderr.
 fn onem2m(opts: &EstOpts, req: &Request, key_type: KeyType, out_dir: &Path) -> Res {
-    let step = |n: u32, what: &str| eprintln!("[{n:>2}] {what}");
+    let mut step = |n: u32, what: &str| eprintln!("[{n:>2}] {what}");
     step(1, "trust anchors: /cacerts, pinned");
     let anchors = opts.trust_anchors()?;
     let client = opts.client(&anchors, opts.own_cert())?;
-    step(2, "CSR attributes: /csrattrs");
-    let attrs = client.csrattrs().map_err(err)?;
-    step(3, &format!("CSR attributes: {}", describe(&attrs)));
-    let spec = key_for(&attrs, spec(key_type))?;
-    step(4, &format!("key pair: {spec:?}"));
-    let key = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
-    let base = csr_request(req)?;
-    step(5, "CSR built to the attributes (channel binding per connection)");
-    step(6, "enrolment: /simpleenroll");
-    let reply = wait_enroll(
-        opts,
+    let (key, cert) = enrolkit_client::est::onem2m_enrol(
         &client,
-        Operation::SimpleEnroll,
-        &mut csr_maker(&key, &base, &attrs),
-    )?;
-    let cert = issued(reply)?;
-    step(7, "certificate received");
-    validate(&cert, key.public_key(), &anchors)?;
-    step(8, "certificate validated: our key, chains to the trust anchors");
-    let ekus = attrs.requested_ekus();
-    if !ekus.is_empty() {
-        let have = cert
-            .tbs_certificate
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-            .and_then(|e| {
-                <x509_cert::ext::pkix::ExtendedKeyUsage as der::Decode>::from_der(e.extn_value.as_bytes()).ok()
-            })
-            .map(|e| e.0)
-            .unwrap_or_default();
-        if let Some(missing) = ekus.iter().find(|e| !have.contains(e)) {
-            return Err(format!(
-                "the certificate lacks the requested extended key usage {missing}"
-            ));
-        }
-    }
-    step(9, "certificate carries the requested EKUs");
-    files::create_private_dir(out_dir)?;
-    files::write_private(
-        &out_dir.join("key.pem"),
-        key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-    )?;
-    step(10, "key installed (0600)");
-    files::write_public(&out_dir.join("cert.pem"), &encode(&cert, false)?)?;
-    step(11, "certificate installed");
-    let mut bytes = Vec::new();
-    for c in &anchors {
-        bytes.extend(encode(c, false)?);
-    }
-    files::write_public(&out_dir.join("ca.pem"), &bytes)?;
-    step(12, "trust anchors installed");
+        &anchors,
+        &csr_request(req)?,
+        spec(key_type),
+        enrolkit_client::est::Waiting {
+            window: Duration::from_secs(opts.wait_window),
+            max_interval: Duration::from_secs(opts.max_retry_interval),
+            progress: &mut progress(),
+            step: &mut step,
+        },
+    )
+    .map_err(err)?;
+    install(out_dir, &key, &cert, &anchors, &mut step)?;
     step(13, "done");
     println!(
         "issued {} serial {} into {}",
@@ -637,23 +577,27 @@ fn onem2m(opts: &EstOpts, req: &Request, key_type: KeyType, out_dir: &Path) -> R
     Ok(())
 }
 
-fn describe(attrs: &CsrAttrs) -> String {
-    let mut parts = Vec::new();
-    if attrs.challenge_password_requested() {
-        parts.push("challengePassword (channel binding)".to_string());
+/// Install key.pem (0600), cert.pem and ca.pem into `out_dir`.
+pub fn install(
+    out_dir: &Path,
+    key: &SoftwareKey,
+    cert: &Certificate,
+    anchors: &[Certificate],
+    step: &mut dyn FnMut(u32, &str),
+) -> Res {
+    files::create_private_dir(out_dir)?;
+    files::write_private(
+        &out_dir.join("key.pem"),
+        key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+    )?;
+    step(10, "key installed (0600)");
+    files::write_public(&out_dir.join("cert.pem"), &encode(cert, false)?)?;
+    step(11, "certificate installed");
+    let mut bytes = Vec::new();
+    for c in anchors {
+        bytes.extend(encode(c, false)?);
     }
-    for e in attrs.requested_ekus() {
-        parts.push(format!("EKU {e}"));
-    }
-    if let Some(k) = attrs.key_requirement() {
-        parts.push(format!("key {k:?}"));
-    }
-    if let Some(s) = attrs.signature_algorithm() {
-        parts.push(format!("signature {s}"));
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(", ")
-    }
+    files::write_public(&out_dir.join("ca.pem"), &bytes)?;
+    step(12, "trust anchors installed");
+    Ok(())
 }

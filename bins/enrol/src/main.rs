@@ -39,9 +39,15 @@ enum Proto {
         #[command(subcommand)]
         cmd: est::EstCmd,
     },
+    /// oneM2M Remote Security Provisioning (TS-0003 clause 8.3): Enrolee and Enrolment Target.
+    Rspf {
+        #[command(subcommand)]
+        cmd: rspf::RspfCmd,
+    },
 }
 
 mod est;
+mod rspf;
 
 #[derive(Args)]
 struct Server {
@@ -225,6 +231,7 @@ fn run(cli: Cli) -> Res {
     let (server, cmd) = match cli.proto {
         Proto::Scep { server, cmd } => (server, cmd),
         Proto::Est { opts, cmd } => return est::run(&opts, cmd),
+        Proto::Rspf { cmd } => return rspf::run(cmd),
     };
     let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout)).map_err(err)?;
     let pin = server.ca_fingerprint.as_deref();

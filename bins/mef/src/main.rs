@@ -299,7 +299,7 @@ struct RspfConfig {
     /// File with the 32-byte key (hex) sealing Enrolment Keys at rest: the operator's.
     storage_key: PathBuf,
     /// The Enrolees and what each is granted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     enrolee: Vec<RspfEnroleeConfig>,
 }
 

@@ -7,15 +7,11 @@
 
 use crate::scep::{ClientError, Result};
 use enrolkit_est::{ChannelBinding, CsrAttrs, EstPath, Label, MediaType, Operation, RetryAfter, ServerKeyGenResponse};
-use enrolkit_tls::{ClientTlsConfig, Connector, TlsInfo};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+pub use crate::https::{Exchange, TlsHttp, MAX_RESPONSE};
+use enrolkit_tls::{ClientTlsConfig, TlsInfo};
 use std::time::{Duration, Instant, SystemTime};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
-
-/// Largest response body read.
-pub const MAX_RESPONSE: usize = 1 << 20;
 
 /// Where the EST server is: `https://host[:port][/label]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,21 +74,6 @@ impl EstServer {
     }
 }
 
-/// One HTTP exchange and the connection it went over.
-#[derive(Debug)]
-pub struct Exchange {
-    /// HTTP status.
-    pub status: u16,
-    /// Content-Type.
-    pub content_type: Option<String>,
-    /// Retry-After.
-    pub retry_after: Option<String>,
-    /// Body.
-    pub body: Vec<u8>,
-    /// What the TLS handshake established.
-    pub tls: TlsInfo,
-}
-
 /// Outcome of `/simpleenroll`, `/simplereenroll` or `/serverkeygen`.
 #[derive(Debug)]
 pub enum EnrollReply {
@@ -107,10 +88,8 @@ pub enum EnrollReply {
 /// An EST client for one server and one set of credentials.
 pub struct EstClient {
     server: EstServer,
-    connector: Connector,
+    http: TlsHttp,
     basic: Option<(String, Zeroizing<String>)>,
-    timeout: Duration,
-    rt: tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for EstClient {
@@ -120,25 +99,6 @@ impl std::fmt::Debug for EstClient {
             .field("basic", &self.basic.as_ref().map(|(u, _)| u))
             .finish()
     }
-}
-
-fn network(url: &str, e: impl std::fmt::Display) -> ClientError {
-    ClientError::Network {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    }
-}
-
-/// An error and its sources on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn first_line(body: &[u8]) -> String {
@@ -154,18 +114,8 @@ fn first_line(body: &[u8]) -> String {
 impl EstClient {
     /// A client; `basic` adds HTTP Basic credentials to enrolment requests.
     pub fn new(server: EstServer, tls: &ClientTlsConfig, basic: Option<(String, Zeroizing<String>)>) -> Result<Self> {
-        let connector = Connector::new(tls).map_err(|e| ClientError::Unexpected(format!("TLS setup: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ClientError::Unexpected(format!("runtime: {e}")))?;
-        Ok(EstClient {
-            server,
-            connector,
-            basic,
-            timeout: Duration::from_secs(60),
-            rt,
-        })
+        let http = TlsHttp::new(&server.host, server.port, tls)?;
+        Ok(EstClient { server, http, basic })
     }
 
     /// The server.
@@ -180,89 +130,26 @@ impl EstClient {
         body: &mut dyn FnMut(&TlsInfo) -> Result<Option<Vec<u8>>>,
     ) -> Result<Exchange> {
         let path = self.server.path(op);
-        let url = format!("https://{}:{}{}", self.server.host, self.server.port, path);
-        self.rt.block_on(async {
-            let fut = async {
-                let tcp = tokio::net::TcpStream::connect((self.server.host.trim_matches(['[', ']']), self.server.port))
-                    .await
-                    .map_err(|e| network(&url, e))?;
-                // One small request per connection: do not let Nagle hold it.
-                tcp.set_nodelay(true).map_err(|e| network(&url, e))?;
-                let (stream, tls) = self
-                    .connector
-                    .connect(&self.server.host, tcp)
-                    .await
-                    .map_err(|e| network(&url, format!("TLS: {e}")))?;
-                let payload = body(&tls)?;
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| network(&url, e))?;
-                let driver = tokio::spawn(conn);
-                let host = if self.server.host.contains(':') && !self.server.host.starts_with('[') {
-                    format!("[{}]:{}", self.server.host, self.server.port)
-                } else {
-                    format!("{}:{}", self.server.host, self.server.port)
-                };
-                let mut rb = hyper::Request::builder()
-                    .method(op.method())
-                    .uri(path.as_str())
-                    .header(hyper::header::HOST, host);
-                if let Some(media) = op.request_media() {
-                    rb = rb.header(hyper::header::CONTENT_TYPE, media.as_str()).header(
-                        enrolkit_est::media::CONTENT_TRANSFER_ENCODING,
-                        enrolkit_est::media::BASE64,
-                    );
-                }
-                if let (Some((user, pw)), Some(_)) = (&self.basic, op.request_media()) {
-                    use base64::Engine;
-                    let creds = Zeroizing::new(format!("{user}:{}", pw.as_str()));
-                    let value = Zeroizing::new(format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(creds.as_bytes())
-                    ));
-                    rb = rb.header(hyper::header::AUTHORIZATION, value.as_str());
-                }
-                let req = rb
-                    .body(Full::new(Bytes::from(payload.unwrap_or_default())))
-                    .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-                let resp = match sender.send_request(req).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // The request was cancelled because the connection
-                        // failed (say, a TLS 1.3 server refusing our certificate
-                        // after the handshake): report why it failed.
-                        let why = match driver.await {
-                            Ok(Err(ce)) => chain(&ce),
-                            _ => chain(&e),
-                        };
-                        return Err(network(&url, why));
-                    }
-                };
-                let status = resp.status().as_u16();
-                let header = |n: hyper::header::HeaderName| {
-                    resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
-                };
-                let content_type = header(hyper::header::CONTENT_TYPE);
-                let retry_after = header(hyper::header::RETRY_AFTER);
-                let body = Limited::new(resp.into_body(), MAX_RESPONSE)
-                    .collect()
-                    .await
-                    .map_err(|e| network(&url, format!("reading the body: {e}")))?
-                    .to_bytes()
-                    .to_vec();
-                driver.abort();
-                Ok(Exchange {
-                    status,
-                    content_type,
-                    retry_after,
-                    body,
-                    tls,
-                })
-            };
-            tokio::time::timeout(self.timeout, fut)
-                .await
-                .map_err(|_| network(&url, "timed out"))?
-        })
+        let mut headers: Vec<(&'static str, Zeroizing<String>)> = Vec::new();
+        if let Some(media) = op.request_media() {
+            headers.push(("content-type", Zeroizing::new(media.as_str().to_owned())));
+            headers.push((
+                enrolkit_est::media::CONTENT_TRANSFER_ENCODING,
+                Zeroizing::new(enrolkit_est::media::BASE64.to_owned()),
+            ));
+        }
+        if let (Some((user, pw)), Some(_)) = (&self.basic, op.request_media()) {
+            use base64::Engine;
+            let creds = Zeroizing::new(format!("{user}:{}", pw.as_str()));
+            headers.push((
+                "authorization",
+                Zeroizing::new(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(creds.as_bytes())
+                )),
+            ));
+        }
+        self.http.request(op.method(), &path, &headers, body)
     }
 
     fn expect(&self, x: &Exchange, media: MediaType) -> Result<Vec<u8>> {
@@ -395,4 +282,144 @@ pub fn normalise_fingerprint(s: &str) -> String {
         .filter(|c| c.is_ascii_hexdigit())
         .map(|c| c.to_ascii_lowercase())
         .collect()
+}
+
+/// The key type `/csrattrs` asks for, else `fallback`.
+pub fn key_for(attrs: &CsrAttrs, fallback: enrolkit_keys::KeySpec) -> Result<enrolkit_keys::KeySpec> {
+    use enrolkit_est::KeyRequirement;
+    use enrolkit_keys::KeySpec;
+    Ok(match attrs.key_requirement() {
+        None => fallback,
+        Some(KeyRequirement::Ec { curve }) if curve == enrolkit_keys::oid::SECP256R1 => KeySpec::EcP256,
+        Some(KeyRequirement::Ec { curve }) => {
+            return Err(ClientError::Unexpected(format!(
+                "the server asks for EC curve {curve}, not supported"
+            )))
+        }
+        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 2048 => KeySpec::Rsa2048,
+        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 3072 => KeySpec::Rsa3072,
+        Some(KeyRequirement::Rsa { bits: Some(_) }) => KeySpec::Rsa4096,
+        Some(KeyRequirement::Rsa { bits: None }) => match fallback {
+            KeySpec::EcP256 => KeySpec::Rsa2048,
+            rsa => rsa,
+        },
+    })
+}
+
+/// DER of each certificate.
+pub fn ders(certs: &[Certificate]) -> Result<Vec<Vec<u8>>> {
+    certs
+        .iter()
+        .map(|c| der::Encode::to_der(c).map_err(|e| ClientError::Unexpected(e.to_string())))
+        .collect()
+}
+
+/// Check an issued certificate before anything is written: it certifies
+/// `public_key` and chains to `anchors`.
+pub fn validate_issued(
+    cert: &Certificate,
+    public_key: &spki::SubjectPublicKeyInfoOwned,
+    anchors: &[Certificate],
+) -> Result<()> {
+    if &cert.tbs_certificate.subject_public_key_info != public_key {
+        return Err(ClientError::Unexpected("the issued certificate is not for our key".into()));
+    }
+    let der = der::Encode::to_der(cert).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    enrolkit_tls::verify_chain(&[der], &ders(anchors)?, None).map_err(|e| {
+        ClientError::Unexpected(format!(
+            "the issued certificate does not chain to the trust anchors: {e}"
+        ))
+    })
+}
+
+/// How long [`onem2m_enrol`] waits on 202, and what it tells the user.
+pub struct Waiting<'a> {
+    /// Give up after this long.
+    pub window: Duration,
+    /// Never wait longer than this between attempts.
+    pub max_interval: Duration,
+    /// Told `(attempt, elapsed, next wait)` before each wait.
+    pub progress: &'a mut dyn FnMut(u32, Duration, Duration),
+    /// Told each step of the flow as it starts (`step number`, what).
+    pub step: &'a mut dyn FnMut(u32, &str),
+}
+
+/// The oneM2M certificate enrolment flow (TS-0003 clause 8.3.3.3, seed
+/// `002` steps 6–15) after the trust anchors are installed: CSR attributes,
+/// a key of the type they ask for (else `fallback`), a CSR satisfying them
+/// with this connection's channel binding, `/simpleenroll` (waiting on
+/// 202), and the checks before anything is installed: the certificate is
+/// for our key, chains to `anchors`, and carries every EKU asked for.
+pub fn onem2m_enrol(
+    client: &EstClient,
+    anchors: &[Certificate],
+    base: &enrolkit_est::CsrRequest,
+    fallback: enrolkit_keys::KeySpec,
+    wait: Waiting<'_>,
+) -> Result<(enrolkit_keys::SoftwareKey, Certificate)> {
+    (wait.step)(2, "CSR attributes: /csrattrs");
+    let attrs = client.csrattrs()?;
+    (wait.step)(3, &format!("CSR attributes: {}", describe_attrs(&attrs)));
+    let spec = key_for(&attrs, fallback)?;
+    (wait.step)(4, &format!("key pair: {spec:?}"));
+    let key = enrolkit_keys::SoftwareKey::generate(spec).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    (wait.step)(5, "CSR built to the attributes (channel binding per connection)");
+    (wait.step)(6, "enrolment: /simpleenroll");
+    let signer: &dyn enrolkit_keys::Signer = &key;
+    let mut make = |binding: Option<&ChannelBinding>| {
+        let mut r = base.clone();
+        r.satisfy(&attrs, binding)?;
+        Ok(enrolkit_est::build_csr(signer, &r)?)
+    };
+    let reply = client.enroll_waiting(Operation::SimpleEnroll, &mut make, wait.window, wait.max_interval, wait.progress)?;
+    let cert = match reply {
+        EnrollReply::Issued(mut certs) if !certs.is_empty() => certs.remove(0),
+        _ => return Err(ClientError::Unexpected("the reply holds no certificate".into())),
+    };
+    (wait.step)(7, "certificate received");
+    validate_issued(&cert, enrolkit_keys::Signer::public_key(&key), anchors)?;
+    (wait.step)(8, "certificate validated: our key, chains to the trust anchors");
+    let ekus = attrs.requested_ekus();
+    if !ekus.is_empty() {
+        let have = cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+            .and_then(|e| {
+                <x509_cert::ext::pkix::ExtendedKeyUsage as der::Decode>::from_der(e.extn_value.as_bytes()).ok()
+            })
+            .map(|e| e.0)
+            .unwrap_or_default();
+        if let Some(missing) = ekus.iter().find(|e| !have.contains(e)) {
+            return Err(ClientError::Unexpected(format!(
+                "the certificate lacks the requested extended key usage {missing}"
+            )));
+        }
+    }
+    (wait.step)(9, "certificate carries the requested EKUs");
+    Ok((key, cert))
+}
+
+/// CSR attributes in a few words, for the user.
+pub fn describe_attrs(attrs: &CsrAttrs) -> String {
+    let mut parts = Vec::new();
+    if attrs.challenge_password_requested() {
+        parts.push("challengePassword (channel binding)".to_string());
+    }
+    for e in attrs.requested_ekus() {
+        parts.push(format!("EKU {e}"));
+    }
+    if let Some(k) = attrs.key_requirement() {
+        parts.push(format!("key {k:?}"));
+    }
+    if let Some(s) = attrs.signature_algorithm() {
+        parts.push(format!("signature {s}"));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }

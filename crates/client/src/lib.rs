@@ -8,6 +8,8 @@
 
 pub mod bench;
 pub mod est;
+pub mod https;
+pub mod rspf;
 pub mod scep;
 
 pub use scep::{ClientError, PollPolicy, ScepClient, ScepSession};

@@ -39,6 +39,18 @@ impl UaProtocolId {
         let [hi, lo] = cipher_suite.to_be_bytes();
         UaProtocolId([0x01, 0x00, 0x01, hi, lo])
     }
+
+    /// The identifier of a TLS-PSK handshake as far as it has gone: with
+    /// TLS 1.2 (`tls12`), the shared-key one of its cipher suite, `None`
+    /// until the suite is chosen; otherwise TLS 1.3's (a TLS 1.3 client
+    /// computes its PSK before the version is settled).
+    pub fn for_tls_psk(tls12: bool, cipher_suite: Option<u16>) -> Option<UaProtocolId> {
+        match (tls12, cipher_suite) {
+            (true, Some(cs)) => Some(UaProtocolId::tls_shared_key(cs)),
+            (true, None) => None,
+            (false, _) => Some(UaProtocolId::TLS13_SHARED_KEY),
+        }
+    }
 }
 
 /// The NAF identifier: the NAF's FQDN followed by the Ua protocol identifier.

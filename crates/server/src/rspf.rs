@@ -293,15 +293,10 @@ fn spki_sha256(der: &[u8]) -> Option<String> {
     )))
 }
 
-/// The Ua protocol identifier of a GBA TLS-PSK handshake: the TLS 1.2
-/// shared-key one for the chosen suite, or TLS 1.3's; `None` when TLS 1.2
-/// has not chosen a suite yet.
+/// The Ua protocol identifier of a GBA TLS-PSK handshake (`None` while TLS
+/// 1.2 has not chosen its suite).
 pub fn gba_protocol(ctx: &PskContext) -> Option<UaProtocolId> {
-    match (ctx.version, ctx.cipher_suite) {
-        (Some(TlsVersion::Tls12), Some(cs)) => Some(UaProtocolId::tls_shared_key(cs)),
-        (Some(TlsVersion::Tls12), None) => None,
-        _ => Some(UaProtocolId::TLS13_SHARED_KEY),
-    }
+    UaProtocolId::for_tls_psk(ctx.version == Some(TlsVersion::Tls12), ctx.cipher_suite)
 }
 
 impl RspfService {

@@ -1,0 +1,166 @@
+//! One HTTPS request per TLS connection, with the connection's
+//! [`TlsInfo`] (channel binding, exported keying material) handed to the
+//! caller: what EST (the CSR carries the binding) and the oneM2M Enrolment
+//! Exchange (Ke comes from the session) both need.
+
+use crate::scep::{ClientError, Result};
+use enrolkit_tls::{ClientTlsConfig, Connector, TlsInfo};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Largest response body read.
+pub const MAX_RESPONSE: usize = 1 << 20;
+
+/// One HTTP exchange and the connection it went over.
+#[derive(Debug)]
+pub struct Exchange {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Retry-After.
+    pub retry_after: Option<String>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// What the TLS handshake established.
+    pub tls: TlsInfo,
+}
+
+/// A blocking HTTPS client for one server: a new TLS connection per request.
+pub struct TlsHttp {
+    host: String,
+    port: u16,
+    connector: Connector,
+    timeout: Duration,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for TlsHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsHttp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+pub(crate) fn network(url: &str, e: impl std::fmt::Display) -> ClientError {
+    ClientError::Network {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl TlsHttp {
+    /// A client for `host:port` with these TLS settings.
+    pub fn new(host: &str, port: u16, tls: &ClientTlsConfig) -> Result<Self> {
+        let connector = Connector::new(tls).map_err(|e| ClientError::Unexpected(format!("TLS setup: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Unexpected(format!("runtime: {e}")))?;
+        Ok(TlsHttp {
+            host: host.to_owned(),
+            port,
+            connector,
+            timeout: Duration::from_secs(60),
+            rt,
+        })
+    }
+
+    /// Connect, let `body` see the handshake, send `method path` with
+    /// `headers` and the body it returned, read the answer.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&'static str, Zeroizing<String>)],
+        body: &mut dyn FnMut(&TlsInfo) -> Result<Option<Vec<u8>>>,
+    ) -> Result<Exchange> {
+        let url = format!("https://{}:{}{}", self.host, self.port, path);
+        self.rt.block_on(async {
+            let fut = async {
+                let tcp = tokio::net::TcpStream::connect((self.host.trim_matches(['[', ']']), self.port))
+                    .await
+                    .map_err(|e| network(&url, e))?;
+                // One small request per connection: do not let Nagle hold it.
+                tcp.set_nodelay(true).map_err(|e| network(&url, e))?;
+                let (stream, tls) = self
+                    .connector
+                    .connect(&self.host, tcp)
+                    .await
+                    .map_err(|e| network(&url, format!("TLS: {e}")))?;
+                let payload = body(&tls)?;
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| network(&url, e))?;
+                let driver = tokio::spawn(conn);
+                let host = if self.host.contains(':') && !self.host.starts_with('[') {
+                    format!("[{}]:{}", self.host, self.port)
+                } else {
+                    format!("{}:{}", self.host, self.port)
+                };
+                let mut rb = hyper::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(hyper::header::HOST, host);
+                for (name, value) in headers {
+                    rb = rb.header(*name, value.as_str());
+                }
+                let req = rb
+                    .body(Full::new(Bytes::from(payload.unwrap_or_default())))
+                    .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+                let resp = match sender.send_request(req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The request was cancelled because the connection
+                        // failed (say, a TLS 1.3 server refusing our certificate
+                        // after the handshake): report why it failed.
+                        let why = match driver.await {
+                            Ok(Err(ce)) => chain(&ce),
+                            _ => chain(&e),
+                        };
+                        return Err(network(&url, why));
+                    }
+                };
+                let status = resp.status().as_u16();
+                let header = |n: hyper::header::HeaderName| {
+                    resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                };
+                let content_type = header(hyper::header::CONTENT_TYPE);
+                let retry_after = header(hyper::header::RETRY_AFTER);
+                let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+                    .collect()
+                    .await
+                    .map_err(|e| network(&url, format!("reading the body: {e}")))?
+                    .to_bytes()
+                    .to_vec();
+                driver.abort();
+                Ok(Exchange {
+                    status,
+                    content_type,
+                    retry_after,
+                    body,
+                    tls,
+                })
+            };
+            tokio::time::timeout(self.timeout, fut)
+                .await
+                .map_err(|_| network(&url, "timed out"))?
+        })
+    }
+}
