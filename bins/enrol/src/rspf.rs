@@ -282,7 +282,10 @@ impl Credentials {
         let ue: GbaUe = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let now = unix_now();
         if ue.expires <= now {
-            return Err(format!("{}: the GBA bootstrap has expired; bootstrap again", path.display()));
+            return Err(format!(
+                "{}: the GBA bootstrap has expired; bootstrap again",
+                path.display()
+            ));
         }
         let mef = self
             .mef_fqdn
@@ -294,16 +297,20 @@ impl Credentials {
         let ks = Key256::from_slice(&ks).ok_or("ks is not 32 bytes")?;
         let impi = ue.impi.clone();
         let derive = move |ctx: &enrolkit_tls::PskContext| {
-            let protocol = enrolkit_rspf::gba::UaProtocolId::for_tls_psk(
-                ctx.version == Some(TlsVersion::Tls12),
-                ctx.cipher_suite,
-            )?;
+            let protocol =
+                enrolkit_rspf::gba::UaProtocolId::for_tls_psk(ctx.version == Some(TlsVersion::Tls12), ctx.cipher_suite);
             let fqdn = Fqdn::new("MEF", &mef).ok()?;
             let naf = enrolkit_rspf::gba::NafId { fqdn, protocol };
             let k = enrolkit_rspf::gba::naf_key(enrolkit_rspf::gba::NafKey::KsNaf, &ks, &rand, &impi, &naf).ok()?;
             Some(Zeroizing::new(k.expose().to_vec()))
         };
-        Ok((ue.btid.clone(), PskKey::Derived(Arc::new(derive))))
+        Ok((
+            ue.btid.clone(),
+            PskKey::Derived {
+                tls12_ciphers: Some(enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL.into()),
+                key: Arc::new(derive),
+            },
+        ))
     }
 }
 
@@ -339,10 +346,7 @@ pub fn run(cmd: RspfCmd) -> Res {
             let t = CommSecurityType::parse(&security_type)
                 .ok_or_else(|| format!("--security-type {security_type:?}: SAEF, ESPrim or ESData"))?;
             if !s.authorised.iter().any(|(a, u)| *a == target && u == t.name()) {
-                return Err(format!(
-                    "the MEF did not authorise a {} key for {target}",
-                    t.name()
-                ));
+                return Err(format!("the MEF did not authorise a {} key for {target}", t.name()));
             }
             let mef = Fqdn::new("MEF", &s.mef_fqdn).map_err(|e| e.to_string())?;
             let (key, id) = keys

@@ -5,9 +5,9 @@
 //! TLS is OpenSSL through `enrolkit-tls` (external PSK and `tls-unique` are
 //! not available in rustls); HTTP/1.1 is hyper; bodies are `enrolkit-est`.
 
+pub use crate::https::{Exchange, TlsHttp, MAX_RESPONSE};
 use crate::scep::{ClientError, Result};
 use enrolkit_est::{ChannelBinding, CsrAttrs, EstPath, Label, MediaType, Operation, RetryAfter, ServerKeyGenResponse};
-pub use crate::https::{Exchange, TlsHttp, MAX_RESPONSE};
 use enrolkit_tls::{ClientTlsConfig, TlsInfo};
 use std::time::{Duration, Instant, SystemTime};
 use x509_cert::Certificate;
@@ -322,7 +322,9 @@ pub fn validate_issued(
     anchors: &[Certificate],
 ) -> Result<()> {
     if &cert.tbs_certificate.subject_public_key_info != public_key {
-        return Err(ClientError::Unexpected("the issued certificate is not for our key".into()));
+        return Err(ClientError::Unexpected(
+            "the issued certificate is not for our key".into(),
+        ));
     }
     let der = der::Encode::to_der(cert).map_err(|e| ClientError::Unexpected(e.to_string()))?;
     enrolkit_tls::verify_chain(&[der], &ders(anchors)?, None).map_err(|e| {
@@ -371,7 +373,13 @@ pub fn onem2m_enrol(
         r.satisfy(&attrs, binding)?;
         Ok(enrolkit_est::build_csr(signer, &r)?)
     };
-    let reply = client.enroll_waiting(Operation::SimpleEnroll, &mut make, wait.window, wait.max_interval, wait.progress)?;
+    let reply = client.enroll_waiting(
+        Operation::SimpleEnroll,
+        &mut make,
+        wait.window,
+        wait.max_interval,
+        wait.progress,
+    )?;
     let cert = match reply {
         EnrollReply::Issued(mut certs) if !certs.is_empty() => certs.remove(0),
         _ => return Err(ClientError::Unexpected("the reply holds no certificate".into())),

@@ -78,7 +78,15 @@ fn refusal(status: u16, content_type: Option<&str>, body: &[u8]) -> ClientError 
         .and_then(|c| Format::from_media_type(c).ok())
         .and_then(|f| enrolkit_exchange::decode::<Refused>(body, f).ok())
         .map(|r| r.reason)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).lines().next().unwrap_or("").chars().take(300).collect());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(body)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(300)
+                .collect()
+        });
     ClientError::Http { status, body: reason }
 }
 
@@ -98,7 +106,9 @@ pub fn enrol(
     expected_mef: Option<&str>,
 ) -> Result<Enrolment> {
     let body = enrolkit_exchange::encode(request, format).map_err(unexpected)?;
-    let x = http.request("POST", ENROLMENT_PATH, &headers(format), &mut |_| Ok(Some(body.to_vec())))?;
+    let x = http.request("POST", ENROLMENT_PATH, &headers(format), &mut |_| {
+        Ok(Some(body.to_vec()))
+    })?;
     if x.status != 200 {
         return Err(refusal(x.status, x.content_type.as_deref(), &x.body));
     }
@@ -142,7 +152,9 @@ pub fn complete(http: &TlsHttp, ke_id: &str, procedure: Procedure, success: bool
         reason: None,
     };
     let body = enrolkit_exchange::encode(&c, format).map_err(unexpected)?;
-    let x = http.request("POST", COMPLETION_PATH, &headers(format), &mut |_| Ok(Some(body.to_vec())))?;
+    let x = http.request("POST", COMPLETION_PATH, &headers(format), &mut |_| {
+        Ok(Some(body.to_vec()))
+    })?;
     match x.status {
         200 | 204 => Ok(()),
         s => Err(refusal(s, x.content_type.as_deref(), &x.body)),

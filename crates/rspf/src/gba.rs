@@ -40,18 +40,28 @@ impl UaProtocolId {
         UaProtocolId([0x01, 0x00, 0x01, hi, lo])
     }
 
-    /// The identifier of a TLS-PSK handshake as far as it has gone: with
-    /// TLS 1.2 (`tls12`), the shared-key one of its cipher suite, `None`
-    /// until the suite is chosen; otherwise TLS 1.3's (a TLS 1.3 client
-    /// computes its PSK before the version is settled).
-    pub fn for_tls_psk(tls12: bool, cipher_suite: Option<u16>) -> Option<UaProtocolId> {
-        match (tls12, cipher_suite) {
-            (true, Some(cs)) => Some(UaProtocolId::tls_shared_key(cs)),
-            (true, None) => None,
-            (false, _) => Some(UaProtocolId::TLS13_SHARED_KEY),
+    /// The identifier of a TLS-PSK handshake: with TLS 1.2 (`tls12`), the
+    /// shared-key one of its cipher suite ([`TLS12_CIPHER_SUITE`] when the
+    /// stack does not say, as OpenSSL does not inside its PSK callback);
+    /// otherwise TLS 1.3's (a TLS 1.3 client computes its PSK before the
+    /// version is settled).
+    pub fn for_tls_psk(tls12: bool, cipher_suite: Option<u16>) -> UaProtocolId {
+        if tls12 {
+            UaProtocolId::tls_shared_key(cipher_suite.unwrap_or(TLS12_CIPHER_SUITE))
+        } else {
+            UaProtocolId::TLS13_SHARED_KEY
         }
     }
 }
+
+/// The one TLS 1.2 suite GBA sessions with the MEF use,
+/// TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 (RFC 5489; forward secrecy): Ks_NAF
+/// depends on the suite through NAF_Id, and OpenSSL does not tell a PSK
+/// callback which suite it chose, so both ends pin it. A peer negotiating
+/// another suite derives another key and the handshake fails.
+pub const TLS12_CIPHER_SUITE: u16 = 0xC037;
+/// [`TLS12_CIPHER_SUITE`] by its OpenSSL name.
+pub const TLS12_CIPHER_OPENSSL: &str = "ECDHE-PSK-AES128-CBC-SHA256";
 
 /// The NAF identifier: the NAF's FQDN followed by the Ua protocol identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

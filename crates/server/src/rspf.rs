@@ -293,9 +293,8 @@ fn spki_sha256(der: &[u8]) -> Option<String> {
     )))
 }
 
-/// The Ua protocol identifier of a GBA TLS-PSK handshake (`None` while TLS
-/// 1.2 has not chosen its suite).
-pub fn gba_protocol(ctx: &PskContext) -> Option<UaProtocolId> {
+/// The Ua protocol identifier of a GBA TLS-PSK handshake.
+pub fn gba_protocol(ctx: &PskContext) -> UaProtocolId {
     UaProtocolId::for_tls_psk(ctx.version == Some(TlsVersion::Tls12), ctx.cipher_suite)
 }
 
@@ -832,7 +831,7 @@ impl RspfService {
         let ks = Key256::from_slice(&ks)?;
         let naf = NafId {
             fqdn: self.fqdn().ok()?,
-            protocol: gba_protocol(ctx)?,
+            protocol: gba_protocol(ctx),
         };
         let k = naf_key(NafKey::KsNaf, &ks, &rand, &b.impi, &naf).ok()?;
         Some(Zeroizing::new(k.expose().to_vec()))
@@ -1003,13 +1002,16 @@ mod tests {
         let c = |version, cipher_suite| PskContext { version, cipher_suite };
         assert_eq!(
             gba_protocol(&c(Some(TlsVersion::Tls13), None)),
-            Some(UaProtocolId::TLS13_SHARED_KEY)
+            UaProtocolId::TLS13_SHARED_KEY
         );
-        assert_eq!(gba_protocol(&c(None, None)), Some(UaProtocolId::TLS13_SHARED_KEY));
+        assert_eq!(gba_protocol(&c(None, None)), UaProtocolId::TLS13_SHARED_KEY);
         assert_eq!(
             gba_protocol(&c(Some(TlsVersion::Tls12), Some(0x00a8))),
-            Some(UaProtocolId([1, 0, 1, 0x00, 0xa8]))
+            UaProtocolId([1, 0, 1, 0x00, 0xa8])
         );
-        assert_eq!(gba_protocol(&c(Some(TlsVersion::Tls12), None)), None);
+        assert_eq!(
+            gba_protocol(&c(Some(TlsVersion::Tls12), None)),
+            UaProtocolId([1, 0, 1, 0xC0, 0x37])
+        );
     }
 }

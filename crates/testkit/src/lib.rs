@@ -72,3 +72,127 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// A `mef serve` of its own: `mef init` in a temporary directory, the
+/// configuration edited by the caller, every listener on a port the kernel
+/// chose (read back from what `mef serve` prints). Killed when dropped.
+#[derive(Debug)]
+pub struct Mef {
+    /// The temporary directory (`st/` holds what `mef init` made).
+    pub dir: tempfile::TempDir,
+    child: Child,
+    bin: std::path::PathBuf,
+    /// SCEP (HTTP) port.
+    pub scep: u16,
+    /// EST rustls listener port.
+    pub rustls: u16,
+    /// EST OpenSSL listener port (PSK, tls-unique).
+    pub openssl: u16,
+}
+
+impl Drop for Mef {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mef {
+    /// `mef init --dir st <init_args>`, then `edit` the configuration text, then `mef serve`.
+    pub fn start(bin: &std::path::Path, init_args: &[&str], edit: impl FnOnce(&std::path::Path, &mut String)) -> Mef {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        assert!(bin.exists(), "build mef first (cargo test --workspace builds it)");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let st = dir.path().join("st");
+        let o = Command::new(bin)
+            .arg("init")
+            .arg("--dir")
+            .arg(&st)
+            .args(init_args)
+            .output()
+            .expect("mef init");
+        assert!(o.status.success(), "mef init: {}", String::from_utf8_lossy(&o.stderr));
+        let path = st.join("mef.toml");
+        let mut cfg = std::fs::read_to_string(&path).expect("mef.toml");
+        edit(&st, &mut cfg);
+        std::fs::write(&path, cfg).expect("mef.toml");
+        let log = std::fs::File::create(dir.path().join("serve.log")).expect("serve.log");
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&path)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--est-listen", "127.0.0.1:0", "--est-listen-openssl", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("mef serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (mut scep, mut rustls, mut openssl) = (0, 0, 0);
+        let port = |s: &str| -> u16 {
+            s.rsplit(':')
+                .next()
+                .and_then(|p| p.split('/').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0)
+        };
+        for _ in 0..3 {
+            let Some(Ok(l)) = lines.next() else {
+                let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+                panic!("mef serve did not start: {log}");
+            };
+            let addr = l
+                .split_whitespace()
+                .last()
+                .unwrap_or("")
+                .trim_end_matches("/.well-known/est/");
+            if l.starts_with("mef: EST (rustls)") {
+                rustls = port(addr);
+            } else if l.starts_with("mef: EST (openssl)") {
+                openssl = port(addr);
+            } else if l.starts_with("mef: listening on") {
+                scep = port(addr.trim_end_matches("/scep"));
+            }
+        }
+        Mef {
+            dir,
+            child,
+            bin: bin.to_owned(),
+            scep,
+            rustls,
+            openssl,
+        }
+    }
+
+    /// A file of the server's directory.
+    pub fn st(&self, f: &str) -> std::path::PathBuf {
+        self.dir.path().join("st").join(f)
+    }
+
+    /// `mef -c st/mef.toml <args>`, whatever its outcome.
+    pub fn try_run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.st("mef.toml"))
+            .args(args)
+            .output()
+            .expect("mef")
+    }
+
+    /// `mef -c st/mef.toml <args>`, which must succeed; its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let o = self.try_run(args);
+        assert!(
+            o.status.success(),
+            "mef {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// What `mef serve` logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+}

@@ -157,7 +157,9 @@ pub struct PskContext {
     /// The version being negotiated, when known (TLS 1.2 on both sides; TLS
     /// 1.3 on the server; a TLS 1.3 client asks before it knows).
     pub version: Option<TlsVersion>,
-    /// The cipher suite (IANA number), when chosen: TLS 1.2 only.
+    /// The cipher suite (IANA number), when OpenSSL reports it (it does not
+    /// while a TLS 1.2 PSK callback runs: callers that need it pin the suite,
+    /// see [`PskKey::Derived`]).
     pub cipher_suite: Option<u16>,
 }
 
@@ -191,14 +193,20 @@ pub enum PskKey {
     /// The same key whatever is negotiated.
     Fixed(Zeroizing<Vec<u8>>),
     /// Computed per handshake; `None` abandons it.
-    Derived(Arc<dyn Fn(&PskContext) -> Option<Zeroizing<Vec<u8>>> + Send + Sync>),
+    Derived {
+        /// Offer only these TLS 1.2 suites (OpenSSL cipher-list syntax), for a
+        /// key that depends on the suite, which OpenSSL does not tell the callback.
+        tls12_ciphers: Option<String>,
+        /// The key for this handshake.
+        key: Arc<dyn Fn(&PskContext) -> Option<Zeroizing<Vec<u8>>> + Send + Sync>,
+    },
 }
 
 impl PskKey {
     fn key(&self, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
         match self {
             PskKey::Fixed(k) => Some(k.clone()),
-            PskKey::Derived(f) => f(ctx),
+            PskKey::Derived { key, .. } => key(ctx),
         }
     }
 }
@@ -715,7 +723,7 @@ impl Connector {
         if let Some((identity, key)) = &cfg.psk {
             let fixed_len_ok = match key {
                 PskKey::Fixed(k) => !k.is_empty() && k.len() <= 64,
-                PskKey::Derived(_) => true,
+                PskKey::Derived { .. } => true,
             };
             if identity.is_empty() || identity.len() > 128 || !fixed_len_ok {
                 return Err(TlsSetupError::Invalid(
@@ -723,7 +731,12 @@ impl Connector {
                 ));
             }
             // Certificate-less: PSK suites only, so the server cannot fall back to a certificate handshake.
-            b.set_cipher_list("ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:PSK-AES128-CBC-SHA256")?;
+            match key {
+                PskKey::Derived {
+                    tls12_ciphers: Some(c), ..
+                } => b.set_cipher_list(c)?,
+                _ => b.set_cipher_list("ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:PSK-AES128-CBC-SHA256")?,
+            }
             b.set_ciphersuites("TLS_AES_128_GCM_SHA256")?;
             let identity = identity.clone().into_bytes();
             let key = key.clone();
