@@ -1,7 +1,9 @@
 //! Shared by `exchange_json` and `exchange_xml`: every message type from
 //! the input in one format; whatever decodes must re-encode to bytes that
 //! decode to the same message, and encode again to the same bytes.
-use enrolkit_exchange::{decode, encode, Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, Format, Message};
+use enrolkit_exchange::{
+    decode, encode, Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, Format, Message, Refused,
+};
 
 fn check<M: Message + PartialEq + std::fmt::Debug>(data: &[u8], f: Format) {
     if let Ok(m) = decode::<M>(data, f) {
@@ -18,4 +20,5 @@ pub fn all_messages(data: &[u8], f: Format) {
     check::<EnrolmentInstructions>(data, f);
     check::<Completion>(data, f);
     check::<CredentialResponse>(data, f);
+    check::<Refused>(data, f);
 }

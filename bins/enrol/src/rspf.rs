@@ -95,7 +95,7 @@ pub enum RspfCmd {
         /// Say the Enrolee does not support MAF procedures.
         #[arg(long)]
         no_maf: bool,
-        /// Subject of the certificate request (default: CN=<Enrolee-ID>).
+        /// Subject of the certificate request (default: CN=the Enrolee-ID).
         #[arg(long)]
         subject: Option<String>,
         /// State directory: enrolment.toml (0600), and key.pem/cert.pem/ca.pem when a certificate is enrolled.

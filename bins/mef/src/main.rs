@@ -39,35 +39,7 @@ enum KeyType {
 #[derive(Subcommand)]
 enum Cmd {
     /// Create the PKI (root, optional issuing CA, SCEP RA), the configuration and the database.
-    Init {
-        /// Directory to create.
-        #[arg(long, default_value = "mef")]
-        dir: PathBuf,
-        /// CA key type.
-        #[arg(long, value_enum, default_value = "rsa2048")]
-        ca_key: KeyType,
-        /// Also create an issuing intermediate under the root.
-        #[arg(long)]
-        intermediate: bool,
-        /// CA subject.
-        #[arg(long, default_value = "CN=enrolkit MEF Root CA,O=enrolkit")]
-        ca_name: String,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// EST listener (rustls).
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        est_listen: String,
-        /// EST listener (OpenSSL: PSK and tls-unique).
-        #[arg(long, default_value = "127.0.0.1:8444")]
-        est_listen_openssl: String,
-        /// Names for the EST server's TLS certificate (besides localhost and 127.0.0.1).
-        #[arg(long = "hostname")]
-        hostnames: Vec<String>,
-        /// The MEF's FQDN for oneM2M RSPF (KeIds end in it).
-        #[arg(long, default_value = "mef.enrolkit.test")]
-        mef_fqdn: String,
-    },
+    Init(InitArgs),
     /// Run the server.
     Serve {
         /// Override the listen address (port 0: choose one and print it).
@@ -169,6 +141,38 @@ enum GbaStubCmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `mef init` options.
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Directory to create.
+    #[arg(long, default_value = "mef")]
+    dir: PathBuf,
+    /// CA key type.
+    #[arg(long, value_enum, default_value = "rsa2048")]
+    ca_key: KeyType,
+    /// Also create an issuing intermediate under the root.
+    #[arg(long)]
+    intermediate: bool,
+    /// CA subject.
+    #[arg(long, default_value = "CN=enrolkit MEF Root CA,O=enrolkit")]
+    ca_name: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// EST listener (rustls).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    est_listen: String,
+    /// EST listener (OpenSSL: PSK and tls-unique).
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    est_listen_openssl: String,
+    /// Names for the EST server's TLS certificate (besides localhost and 127.0.0.1).
+    #[arg(long = "hostname")]
+    hostnames: Vec<String>,
+    /// The MEF's FQDN for oneM2M RSPF (KeIds end in it).
+    #[arg(long, default_value = "mef.enrolkit.test")]
+    mef_fqdn: String,
 }
 
 #[derive(Subcommand)]
@@ -479,26 +483,7 @@ type Res<T = ()> = Result<T, String>;
 
 fn run(cli: Cli) -> Res {
     match cli.cmd {
-        Cmd::Init {
-            dir,
-            ca_key,
-            intermediate,
-            ca_name,
-            listen,
-            est_listen,
-            est_listen_openssl,
-            hostnames,
-            mef_fqdn,
-        } => init(
-            &dir,
-            ca_key,
-            intermediate,
-            &ca_name,
-            &listen,
-            (&est_listen, &est_listen_openssl),
-            &hostnames,
-            &mef_fqdn,
-        ),
+        Cmd::Init(a) => init(&a),
         Cmd::Psk { cmd } => psk(&cli.config, cmd),
         Cmd::Serve {
             listen,
@@ -552,16 +537,17 @@ fn pem(c: &Certificate) -> Res<String> {
     c.to_pem(der::pem::LineEnding::LF).map_err(|e| e.to_string())
 }
 
-fn init(
-    dir: &Path,
-    ca_key: KeyType,
-    intermediate: bool,
-    ca_name: &str,
-    listen: &str,
-    est_listen: (&str, &str),
-    hostnames: &[String],
-    mef_fqdn: &str,
-) -> Res {
+fn init(a: &InitArgs) -> Res {
+    let (dir, ca_key, intermediate, ca_name, listen, hostnames, mef_fqdn) = (
+        a.dir.as_path(),
+        a.ca_key,
+        a.intermediate,
+        a.ca_name.as_str(),
+        a.listen.as_str(),
+        a.hostnames.as_slice(),
+        a.mef_fqdn.as_str(),
+    );
+    let est_listen = (a.est_listen.as_str(), a.est_listen_openssl.as_str());
     enrolkit_rspf::Fqdn::new("MEF", mef_fqdn).map_err(|e| format!("--mef-fqdn: {e}"))?;
     if dir.join("mef.toml").exists() {
         return Err(format!(

@@ -6,7 +6,7 @@
 //! ([`EnrolmentKeys::from_export`]); the MEF's instructions carry the KeId it
 //! derived, which must be ours (key confirmation: both ends exported the
 //! same secret). What the instructions then authorise is derived locally by
-//! [`derive`]. [`fetch`] is what a MAF or an Enrolee B does with a KeId a
+//! [`derive()`]. [`fetch`] is what a MAF or an Enrolee B does with a KeId a
 //! peer presented.
 
 use crate::https::TlsHttp;

@@ -309,7 +309,7 @@ impl RspfService {
             }
             e.bootstrap.validate().map_err(|x| at(x.to_string()))?;
             check_grant(&e.grant).map_err(at)?;
-            let others = &s.enrolees[..i];
+            let others: Vec<&Enrolee> = s.enrolees.iter().take(i).collect();
             if others.iter().any(|o| o.name == e.name) {
                 return Err(at("name used twice".into()));
             }
@@ -903,7 +903,7 @@ fn check_grant(g: &Grant) -> Result<(), String> {
     }
     for (i, d) in g.direct_keys.iter().enumerate() {
         TargetId::new(&d.target).map_err(|e| format!("grant.direct-keys.target: {e}"))?;
-        if g.direct_keys[..i].contains(d) {
+        if g.direct_keys.iter().take(i).any(|x| x == d) {
             return Err(format!("grant.direct-keys: {} listed twice", d.target));
         }
     }

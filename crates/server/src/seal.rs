@@ -54,7 +54,7 @@ impl Sealer {
         let mut buf = Zeroizing::new(ct.to_vec());
         let n = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf)
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
             .map_err(|_| bad)?
             .len();
         buf.truncate(n);

@@ -8,6 +8,9 @@
 //! a moment later (a peer that failed to bind has exited by then), and tries
 //! a fresh port when the peer died.
 
+// Test support: a setup that fails is a failing test, so it panics with the reason.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command};

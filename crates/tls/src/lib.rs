@@ -198,9 +198,12 @@ pub enum PskKey {
         /// key that depends on the suite, which OpenSSL does not tell the callback.
         tls12_ciphers: Option<String>,
         /// The key for this handshake.
-        key: Arc<dyn Fn(&PskContext) -> Option<Zeroizing<Vec<u8>>> + Send + Sync>,
+        key: PskFn,
     },
 }
+
+/// Computes a pre-shared key for one handshake; `None` abandons it.
+pub type PskFn = Arc<dyn Fn(&PskContext) -> Option<Zeroizing<Vec<u8>>> + Send + Sync>;
 
 impl PskKey {
     fn key(&self, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
