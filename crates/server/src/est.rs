@@ -670,9 +670,6 @@ impl EstService {
     /// next attempt.
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
         crate::scep::issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
-            if tx.state != TxState::Pending {
-                return Err(format!("{txid} is not pending"));
-            }
             // Verified on receipt; parsed (and the signature checked) again all the same.
             let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
             let ekus = self.check_ekus(&csr, &None).map_err(|Refusal(_, m)| m)?;

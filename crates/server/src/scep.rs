@@ -743,6 +743,13 @@ pub(crate) fn issue_approved(
         .transaction(txid, key_id)
         .map_err(|e| e.to_string())?
         .ok_or("no such transaction")?;
+    // Decided once: nothing is signed for a transaction already issued or
+    // rejected (and `decide` refuses, atomically, one decided meanwhile).
+    match &tx.state {
+        TxState::Pending => {}
+        TxState::Issued(serial) => return Err(format!("{txid} was already approved (certificate {serial})")),
+        TxState::Rejected(_, why) => return Err(format!("{txid} was already rejected ({why})")),
+    }
     let cert = issue(&tx)?;
     let issued = IssuedCert::from_certificate(&cert).map_err(|e| e.to_string())?;
     storage

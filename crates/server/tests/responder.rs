@@ -265,6 +265,13 @@ fn pending_then_approve_then_poll_and_reject() {
         cert,
         "polling again returns the same certificate"
     );
+    // A second approval signs nothing: the transaction was decided.
+    let again = w
+        .svc
+        .approve(&pend[0].transaction_id, &pend[0].key_id, SystemTime::now())
+        .unwrap_err();
+    assert!(again.contains("already approved"), "{again}");
+    assert_eq!(issued(&w.poll(&a, "tx-a"), &a), cert);
 
     let b = device("dev-b");
     assert!(matches!(w.pkcsreq(&b, Some("otp-b"), "tx-b"), CertRep::Pending));
@@ -278,6 +285,12 @@ fn pending_then_approve_then_poll_and_reject() {
             0,
         )
         .unwrap();
+    assert_eq!(failure(&w.poll(&b, "tx-b")), FailInfo::BadRequest);
+    let late = w
+        .svc
+        .approve(&p[0].transaction_id, &p[0].key_id, SystemTime::now())
+        .unwrap_err();
+    assert!(late.contains("already rejected"), "{late}");
     assert_eq!(failure(&w.poll(&b, "tx-b")), FailInfo::BadRequest);
     // Polling for a transaction that never existed.
     assert_eq!(failure(&w.poll(&device("dev-c"), "tx-none")), FailInfo::BadCertId);

@@ -80,6 +80,8 @@ pub struct TlsInfo {
     pub peer_cert_error: Option<String>,
     /// The PSK identity, for a certificate-less (RFC 7030 §3.3.3) handshake.
     pub psk_identity: Option<String>,
+    /// The negotiated cipher suite (IANA number), when the stack reports it.
+    pub cipher_suite: Option<u16>,
     /// The channel binding of this connection, when the stack can produce one.
     pub channel_binding: Option<ChannelBinding>,
     /// The keying material exported as the configuration's [`KeyingExport`]
@@ -431,6 +433,12 @@ impl Acceptor {
                 .push_str(":PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:PSK-AES128-CBC-SHA256");
         }
         b.set_cipher_list(&ciphers)?;
+        if psk.is_some() {
+            // An external PSK from the callback is bound to SHA-256: offering
+            // only SHA-256 suites lets TLS 1.3 PSK clients that also offer
+            // AES-256 (OpenSSL's default) use it instead of falling back.
+            b.set_ciphersuites("TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256")?;
+        }
         let key = openssl::pkey::PKey::private_key_from_pkcs8(&cfg.key_pkcs8)?;
         b.set_private_key(&key)?;
         let (leaf, rest) = cfg
@@ -548,6 +556,7 @@ fn rustls_info(
         peer_chain: chain,
         peer_cert_error,
         psk_identity: None,
+        cipher_suite: conn.negotiated_cipher_suite().map(|c| u16::from(c.suite())),
         channel_binding,
         exported: export.and_then(|e| {
             let mut out = Zeroizing::new(vec![0u8; e.len]);
@@ -581,19 +590,34 @@ pub fn openssl_info(ssl: &openssl::ssl::SslRef, server: bool, export: Option<&Ke
         let r = ssl.verify_result();
         (r != openssl::x509::X509VerifyResult::OK).then(|| r.error_string().to_owned())
     };
-    // A PSK identity counts only when the handshake used the PSK (no certificate).
+    // A PSK identity counts only when the handshake used the PSK: the
+    // callback records the identity as soon as it hands OpenSSL a key, but a
+    // TLS 1.3 server still drops that PSK (and goes on with a certificate
+    // handshake) when the suite's hash differs or the binder is wrong.
     let psk_identity = psk_identity_index()
         .ok()
         .and_then(|i| ssl.ex_data(i).cloned())
-        .filter(|_| chain.is_empty() && ssl.current_cipher().is_some());
+        .filter(|_| chain.is_empty() && psk_used(ssl, version));
+    let cipher_suite = ssl.current_cipher().map(|c| u16::from_be_bytes(c.protocol_id()));
     TlsInfo {
         backend: Backend::OpenSsl,
         version,
         peer_chain: chain,
         peer_cert_error,
         psk_identity,
+        cipher_suite,
         channel_binding: channel_binding(ssl, version, server),
         exported: openssl_export(ssl, export),
+    }
+}
+
+/// Whether the finished handshake authenticated with a pre-shared key: a
+/// TLS 1.3 handshake that accepted the PSK counts as resumed; a TLS 1.2 one
+/// negotiated a PSK suite.
+pub fn psk_used(ssl: &openssl::ssl::SslRef, version: TlsVersion) -> bool {
+    match version {
+        TlsVersion::Tls13 => ssl.session_reused(),
+        TlsVersion::Tls12 => ssl.current_cipher().is_some_and(|c| c.name().contains("PSK")),
     }
 }
 
@@ -672,6 +696,7 @@ pub struct ClientTlsConfig {
 pub struct Connector {
     ctx: Arc<openssl::ssl::SslContext>,
     verify: bool,
+    psk: bool,
     export: Option<KeyingExport>,
 }
 
@@ -764,6 +789,7 @@ impl Connector {
         Ok(Connector {
             ctx: Arc::new(b.build()),
             verify,
+            psk: cfg.psk.is_some(),
             export: cfg.keying_export.clone(),
         })
     }
@@ -809,6 +835,14 @@ impl Connector {
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
         }
         let info = openssl_info(s.ssl(), false, self.export.as_ref());
+        // The PSK is what authenticates the server here (its certificate is
+        // not checked): a TLS 1.3 server that ignored it and sent a
+        // certificate instead is not the one that holds the key.
+        if self.psk && !psk_used(s.ssl(), info.version) {
+            return Err(io::Error::other(
+                "the server did not authenticate with the pre-shared key",
+            ));
+        }
         Ok((s, info))
     }
 }

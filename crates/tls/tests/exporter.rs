@@ -247,9 +247,120 @@ fn exports_are_bounded() {
         peer_chain: Vec::new(),
         peer_cert_error: None,
         psk_identity: None,
+        cipher_suite: None,
         channel_binding: None,
         exported: Some(Exported::from_secret(Zeroizing::new(vec![0xAB; 48]))),
     };
     let e = format!("{info:?}");
     assert!(!e.to_lowercase().contains("ab, ab") && !e.contains("171"), "{e}");
+}
+
+/// A PSK identity is credited only when the PSK authenticated the handshake:
+/// a TLS 1.3 client naming a known identity without its key (wrong key, or
+/// only a SHA-384 suite the SHA-256-bound PSK cannot use) gets no identity.
+#[test]
+fn a_psk_identity_without_its_key_is_not_credited() {
+    println!("peer: {}", openssl_version());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let cfg = ServerTlsConfig {
+        chain: vec![cert.clone()],
+        key_pkcs8: key,
+        client_trust_anchors: vec![cert],
+        min_version: TlsVersion::Tls12,
+        max_version: TlsVersion::Tls13,
+        keying_export: export(),
+    };
+    let wrong = "00".repeat(32);
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("wrong key", vec!["-psk", &wrong, "-psk_identity", KPM_ID, "-tls1_3"]),
+        (
+            "SHA-384 only",
+            vec![
+                "-psk",
+                KPM,
+                "-psk_identity",
+                KPM_ID,
+                "-tls1_3",
+                "-ciphersuites",
+                "TLS_AES_256_GCM_SHA384",
+            ],
+        ),
+        (
+            "wrong key, TLS 1.2",
+            vec!["-psk", &wrong, "-psk_identity", KPM_ID, "-tls1_2", "-cipher", "PSK"],
+        ),
+    ];
+    for (what, args) in cases {
+        let acceptor = Acceptor::openssl(&cfg, Some(Arc::new(OnePsk))).unwrap();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let rt = rt();
+        let got = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let client = std::thread::spawn(move || {
+                let mut c = Command::new("openssl")
+                    .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+                    .args(&args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+                let _ = c.kill();
+                let _ = c.wait();
+            });
+            let (tcp, _) = listener.accept().await.unwrap();
+            let r = acceptor.accept(tcp).await;
+            client.join().unwrap();
+            r.map(|(_, info)| info.psk_identity)
+        });
+        match got {
+            Ok(id) => assert_eq!(id, None, "{what}: identity credited without its key"),
+            Err(_) => {} // handshake refused: fine too
+        }
+    }
+}
+
+/// Our PSK client refuses a server that ignores the PSK and authenticates
+/// with a certificate instead (TLS 1.3 lets a server do that): it is not the
+/// holder of the key, whatever its certificate says.
+#[test]
+fn our_psk_client_refuses_a_server_that_skips_the_psk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let cfg = ServerTlsConfig {
+        chain: vec![cert.clone()],
+        key_pkcs8: key,
+        client_trust_anchors: vec![cert],
+        min_version: TlsVersion::Tls13,
+        max_version: TlsVersion::Tls13,
+        keying_export: None,
+    };
+    // A certificate-only listener: no PSK store, so it never takes the PSK.
+    let acceptor = Acceptor::openssl(&cfg, None).unwrap();
+    let client = ClientTlsConfig {
+        trust: ServerTrust::Anchors(Vec::new()),
+        certificate: None,
+        psk: Some((KPM_ID.into(), PskKey::Fixed(Zeroizing::new(hex::decode(KPM).unwrap())))),
+        min_version: TlsVersion::Tls13,
+        max_version: TlsVersion::Tls13,
+        keying_export: None,
+    };
+    let connector = Connector::new(&client).unwrap();
+    let rt = rt();
+    let err = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = acceptor.accept(tcp).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let r = connector.connect("127.0.0.1", tcp).await;
+        server.abort();
+        r.err().expect("the client must refuse")
+    });
+    assert!(err.to_string().contains("pre-shared key"), "{err}");
 }
