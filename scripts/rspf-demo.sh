@@ -4,7 +4,8 @@
 # pre-provisioned key (KpmId/Kpm) and an Enrolment Token; `enrol rspf enrol`
 # as the Enrolee (Enrolment Exchange, certificate over EST, MAF and CSE
 # keys); `enrol rspf fetch` as the MAF and as the CSE, each with a
-# certificate OpenSSL makes, fetching the key the Enrolee derived. A
+# certificate from the targets' own CA (made by OpenSSL) that the MEF is
+# configured to accept for them, fetching the key the Enrolee derived. A
 # temporary directory, removed at the end (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,20 @@ cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; [ -z "${KEEP:-}" ] && 
 trap cleanup EXIT
 cd "$work"
 
-# 1. The MEF: a CA, the EST listeners, and [rspf] with one Enrolee.
+# 0. The Enrolment Targets' CA and certificates (an operator's, not the MEF's).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout targets-ca.key \
+    -subj "/CN=Targets CA" -days 30 -out targets-ca.pem \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign 2>/dev/null
+for t in cse-b.example.net maf.example.net; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $t.key \
+        -subj "/CN=$t" -out $t.csr 2>/dev/null
+    openssl x509 -req -in $t.csr -CA targets-ca.pem -CAkey targets-ca.key -CAcreateserial -days 30 \
+        -extfile <(printf "subjectAltName=DNS:$t\nextendedKeyUsage=clientAuth\n") -out $t.pem 2>/dev/null
+done
+
+# 1. The MEF: a CA, the EST listeners, and [rspf] with one Enrolee and two targets.
 $bin/mef init --dir mef --mef-fqdn mef.example.net >/dev/null
+cp targets-ca.pem mef/
 cat >>mef/mef.toml <<'TOML'
 
 [[rspf.enrolee]]
@@ -38,6 +51,13 @@ ekus = ["1.3.6.1.5.5.7.3.2"]
 fqdn = "maf.example.net"
 credential = "symmetricKey"
 security-types = ["SAEF", "ESPrim"]
+
+[[rspf.target]]
+id = "cse-b.example.net"
+trust-anchor = "targets-ca.pem"
+[[rspf.target]]
+id = "maf.example.net"
+trust-anchor = "targets-ca.pem"
 TOML
 $bin/mef -c mef/mef.toml psk add kpm-sensor-7 >kpm.hex          # Kpm, printed once
 token=$($bin/mef -c mef/mef.toml rspf token add sensor-7)         # single use
@@ -54,13 +74,7 @@ $bin/enrol rspf enrol --mef "$mefurl" --psk-identity kpm-sensor-7 --psk-file kpm
 keid=$(sed -n 's/^ke-id //p' enrol.out)
 openssl x509 -in sensor/cert.pem -noout -subject -ext extendedKeyUsage
 
-# 3. The Enrolment Targets: certificates from the MEF's CA naming them (made by OpenSSL).
-for t in cse-b.example.net maf.example.net; do
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $t.key \
-        -subj "/CN=$t" -out $t.csr 2>/dev/null
-    openssl x509 -req -in $t.csr -CA mef/ca.pem -CAkey mef/ca.key.pem -CAcreateserial -days 30 \
-        -extfile <(printf "subjectAltName=DNS:$t\nextendedKeyUsage=clientAuth\n") -out $t.pem 2>/dev/null
-done
+# 3. The Enrolment Targets fetch their keys by KeId over mutually authenticated TLS.
 $bin/enrol rspf fetch --mef "$mefurl" --mef-ca mef/ca.pem --cert cse-b.example.net.pem \
     --key cse-b.example.net.key --ke-id "$keid" --suid 11 --from cse-b.example.net --out cse.key
 $bin/enrol rspf fetch --mef "$mefurl" --mef-ca mef/ca.pem --cert maf.example.net.pem \

@@ -128,6 +128,57 @@ fn openssl_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// `[[rspf.target]]` entries for `ids`, each authenticated by a certificate
+/// under the targets' own CA, which OpenSSL makes in the MEF's directory.
+fn targets_ca(st: &Path, ids: &[&str]) -> String {
+    let (ca, _) = openssl_ca(st, "targets-ca");
+    let mut cfg = String::new();
+    for id in ids {
+        cfg.push_str(&format!(
+            "\n[[rspf.target]]\nid = \"{id}\"\ntrust-anchor = \"{}\"\n",
+            ca.file_name().unwrap().to_str().unwrap()
+        ));
+    }
+    cfg
+}
+
+/// A target certificate from the targets' CA of `mef`.
+fn target_cert(mef: &Mef, name: &str) -> (PathBuf, PathBuf) {
+    openssl_cert(
+        mef.dir.path(),
+        name,
+        &mef.st("targets-ca.pem"),
+        &mef.st("targets-ca.key"),
+    )
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo, by OpenSSL.
+fn spki_sha256(cert: &Path) -> String {
+    let pubkey = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in", p(cert)])
+        .output()
+        .unwrap()
+        .stdout;
+    let pipe = |args: &[&str], input: &[u8]| {
+        let mut c = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        c.wait_with_output().unwrap().stdout
+    };
+    let der = pipe(&["pkey", "-pubin", "-outform", "DER"], &pubkey);
+    let digest = pipe(&["dgst", "-sha256", "-r"], &der);
+    String::from_utf8(digest)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 fn read_state(dir: &Path) -> toml::Table {
     std::fs::read_to_string(dir.join("enrolment.toml"))
         .unwrap()
@@ -292,7 +343,16 @@ fn ke_id_of(stdout: &str) -> String {
 #[test]
 fn pre_provisioned_key_framework_end_to_end() {
     println!("peer: {}", openssl_version());
-    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+    // The MAF is known by its pinned key; CSE-B by certificates of its own CA.
+    let pins = tempfile::tempdir().unwrap();
+    let (pin_ca, pin_ca_key) = openssl_ca(pins.path(), "maf-maker");
+    let (maf_cert, maf_key) = openssl_cert(pins.path(), "maf.example.net", &pin_ca, &pin_ca_key);
+    let maf_pin = spki_sha256(&maf_cert);
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        cfg.push_str(&format!(
+            "\n[[rspf.target]]\nid = \"maf.example.net\"\nspki-sha256 = \"{maf_pin}\"\n"
+        ));
         cfg.push_str(&psk_enrolee(
             "dev1",
             "kpm-dev1",
@@ -349,23 +409,12 @@ fn pre_provisioned_key_framework_end_to_end() {
         assert!(cert_text.contains("CN = ae-dev1.example.net"), "{cert_text}");
         let state = read_state(&st);
         // The MAF fetches Kc/KcId; the CSE fetches each usage's key; both equal the Enrolee's.
-        let (maf_cert, maf_key) = openssl_cert(
-            mef.dir.path(),
-            "maf.example.net",
-            &mef.st("ca.pem"),
-            &mef.st("ca.key.pem"),
-        );
         let maf = Target::with_cert(&mef, &maf_cert, &maf_key);
         assert_eq!(
             maf.key(&ke_id, None, "maf.example.net", &["--format", format]),
             stored_key(&state, "maf.example.net", "MAF")
         );
-        let (cse_cert, cse_key) = openssl_cert(
-            mef.dir.path(),
-            "cse-b.example.net",
-            &mef.st("ca.pem"),
-            &mef.st("ca.key.pem"),
-        );
+        let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
         let saef = cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]);
         assert_eq!(saef, stored_key(&state, "cse-b.example.net", "PSK-SAEF"));
@@ -424,6 +473,7 @@ fn certificate_based_framework_end_to_end() {
     let (other_cert, other_key) = openssl_cert(dir.path(), "device-43.example.net", &dev_ca, &dev_ca_key);
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
         std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
         cfg.push_str(
             r#"
 [[rspf.enrolee]]
@@ -467,7 +517,7 @@ security-types = ["SAEF"]
         ]));
         let ke_id = ke_id_of(&stdout);
         assert!(st.join("cert.pem").exists(), "certificate enrolled");
-        let (cse_cert, cse_key) = openssl_cert(dir.path(), "cse-b.example.net", &ca, &mef.st("ca.key.pem"));
+        let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
         assert_eq!(
             cse.key(&ke_id, Some("12"), "cse-b.example.net", &[]),
@@ -516,7 +566,8 @@ security-types = ["SAEF"]
 
 #[test]
 fn gba_framework_end_to_end() {
-    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
         cfg.push_str(
             r#"
 [[rspf.enrolee]]
@@ -545,12 +596,7 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
     assert!(btid.trim().ends_with("@bsf.gba.example.net"), "{btid}");
     assert_eq!(mode(&ue), 0o600);
     let server = format!("https://127.0.0.1:{}", mef.openssl);
-    let (cse_cert, cse_key) = openssl_cert(
-        mef.dir.path(),
-        "cse-b.example.net",
-        &mef.st("ca.pem"),
-        &mef.st("ca.key.pem"),
-    );
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
     // TLS 1.2 (NAF_Id names the PSK cipher suite) and TLS 1.3.
     for tls in ["1.2", "1.3"] {
@@ -594,7 +640,8 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
 
 #[test]
 fn refusals_answer_status_false_with_a_reason_and_are_logged() {
-    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net", "evil.example.net"]));
         cfg.push_str(&psk_enrolee(
             "dev1",
             "kpm-dev1",
@@ -653,12 +700,20 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     let listed = mef.run(&["rspf", "token", "list"]);
     assert!(listed.contains("used") && !listed.contains(token.trim()), "{listed}");
     // Key retrieval refusals, each Status=false with its reason.
-    let ca = mef.st("ca.pem");
-    let cakey = mef.st("ca.key.pem");
-    let (cse_cert, cse_key) = openssl_cert(mef.dir.path(), "cse-b.example.net", &ca, &cakey);
-    let (evil_cert, evil_key) = openssl_cert(mef.dir.path(), "evil.example.net", &ca, &cakey);
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let (evil_cert, evil_key) = target_cert(&mef, "evil.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
     let evil = Target::with_cert(&mef, &evil_cert, &evil_key);
+    // A certificate naming cse-b from a CA that is not cse-b's (here the MEF's own) proves nothing.
+    let mef_ca_dir = mef.dir.path().join("mef-ca-issued");
+    std::fs::create_dir(&mef_ca_dir).unwrap();
+    let (fake_cert, fake_key) = openssl_cert(
+        &mef_ca_dir,
+        "cse-b.example.net",
+        &mef.st("ca.pem"),
+        &mef.st("ca.key.pem"),
+    );
+    let fake = Target::with_cert(&mef, &fake_cert, &fake_key);
     let fetch_refusal = |t: &Target<'_>, id: &str, suid: Option<&str>, from: &str| {
         let (o, file) = t.fetch(id, suid, from, &[]);
         assert!(!file.exists(), "nothing written on a refusal");
@@ -667,6 +722,14 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     // Wrong target in From: the certificate names someone else.
     let e = fetch_refusal(&evil, &ke_id, Some("11"), "cse-b.example.net");
     assert!(e.contains("Status=false") && e.contains("does not name From"), "{e}");
+    let e = fetch_refusal(&fake, &ke_id, Some("11"), "cse-b.example.net");
+    assert!(
+        e.contains("Status=false") && e.contains("does not chain to From's trust anchor"),
+        "{e}"
+    );
+    // A target nobody configured.
+    let e = fetch_refusal(&fake, &ke_id, Some("11"), "maf.example.net");
+    assert!(e.contains("no certificate credential is configured"), "{e}");
     // Target not authorised for this KeId (its certificate does name it).
     let e = fetch_refusal(&evil, &ke_id, Some("11"), "evil.example.net");
     assert!(e.contains("Status=false") && e.contains("not authorised"), "{e}");
@@ -702,6 +765,21 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     };
     let e = fetch_refusal(&kpm_target, &ke_id, Some("11"), "cse-b.example.net");
     assert!(e.contains("certificate or a KreId"), "{e}");
+    // An Enrolee may enrol a certificate in its own name only.
+    let t2 = mef.run(&["rspf", "token", "add", "dev1"]);
+    let e = refused(enrol_psk(
+        &mef,
+        "kpm-dev1",
+        &kpm,
+        &out("impostor"),
+        &["--token", t2.trim(), "--subject", "CN=cse-b.example.net"],
+    ));
+    assert!(e.contains("403") && e.contains("may not name cse-b.example.net"), "{e}");
+    assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=failed"));
+    // A withdrawn enrolment is gone.
+    mef.run(&["rspf", "revoke", &ke_id]);
+    let e = fetch_refusal(&cse, &ke_id, Some("11"), "cse-b.example.net");
+    assert!(e.contains("HTTP 404"), "{e}");
     // Expired Ke (Enrolment Expiry of one second).
     let kpm_brief = add_psk(&mef, "kpm-brief");
     let stdout = ok(enrol_psk(&mef, "kpm-brief", &kpm_brief, &out("brief"), &[]));
@@ -836,7 +914,8 @@ fn enrol_rspf_derives_the_ke_openssl_s_server_exports() {
 #[test]
 fn openssl_s_client_against_mef_exports_the_same_ke() {
     println!("peer: {}", openssl_version());
-    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
         cfg.push_str(&psk_enrolee(
             "dev1",
             "kpm-dev1",
@@ -848,12 +927,7 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
     });
     let kpm = add_psk(&mef, "kpm-dev1");
     let kpm_hex = std::fs::read_to_string(&kpm).unwrap();
-    let (cse_cert, cse_key) = openssl_cert(
-        mef.dir.path(),
-        "cse-b.example.net",
-        &mef.st("ca.pem"),
-        &mef.st("ca.key.pem"),
-    );
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
     for flag in ["-tls1_2", "-tls1_3"] {
         let body = r#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;

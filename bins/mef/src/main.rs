@@ -96,6 +96,11 @@ enum RspfCmd {
     },
     /// List recorded enrolments (KeId, enrolee, expiry, completions; never keys).
     List,
+    /// Withdraw an enrolment: nothing derived from its Ke can be fetched any more.
+    Revoke {
+        /// The KeId.
+        ke_id: String,
+    },
     /// GBA BSF stub — a TEST DOUBLE standing in for the operator's BSF.
     GbaStub {
         #[command(subcommand)]
@@ -305,6 +310,23 @@ struct RspfConfig {
     /// The Enrolees and what each is granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     enrolee: Vec<RspfEnroleeConfig>,
+    /// Enrolment Targets that fetch keys with a certificate, and how it is checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    target: Vec<RspfTargetConfig>,
+}
+
+/// `[[rspf.target]]`: an Enrolment Target's certificate credential.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RspfTargetConfig {
+    /// Its CSE-ID, AE-ID or MAF FQDN, as it sends in `From`.
+    id: String,
+    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex).
+    #[serde(default)]
+    spki_sha256: Option<String>,
+    /// PEM file of the CA(s) its certificate chains to (the certificate must then name `id`).
+    #[serde(default)]
+    trust_anchor: Option<PathBuf>,
 }
 
 /// `[[rspf.enrolee]]`.
@@ -698,6 +720,7 @@ fn init(a: &InitArgs) -> Res {
             mef_fqdn: mef_fqdn.into(),
             storage_key: "rspf.key".into(),
             enrolee: Vec::new(),
+            target: Vec::new(),
         }),
     };
     SqliteStorage::open(&dir.join("mef.db")).map_err(|e| e.to_string())?;
@@ -926,7 +949,12 @@ fn read_key32(path: &Path) -> Res<Zeroizing<[u8; 32]>> {
 }
 
 /// The MEF from `[rspf]`, sharing the database and the challenge key (which hashes tokens).
-fn build_rspf(r: &RspfConfig, base: &Path, shared: &Shared) -> Res<enrolkit_server::rspf::RspfService> {
+fn build_rspf(
+    r: &RspfConfig,
+    operator_psks: bool,
+    base: &Path,
+    shared: &Shared,
+) -> Res<enrolkit_server::rspf::RspfService> {
     let mut enrolees = Vec::new();
     for e in &r.enrolee {
         use enrolkit_exchange::bootstrap::EnroleeAuthentication as A;
@@ -946,12 +974,29 @@ fn build_rspf(r: &RspfConfig, base: &Path, shared: &Shared) -> Res<enrolkit_serv
             trust_anchors: anchors,
         });
     }
+    let mut targets = Vec::new();
+    for t in &r.target {
+        let trust_anchors = match &t.trust_anchor {
+            Some(p) => files::read_certificates(&base.join(p))?
+                .iter()
+                .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
+                .collect::<Res<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        targets.push(enrolkit_server::rspf::TargetAuth {
+            id: t.id.clone(),
+            spki_sha256: t.spki_sha256.clone(),
+            trust_anchors,
+        });
+    }
     enrolkit_server::rspf::RspfService::new(enrolkit_server::rspf::RspfSetup {
         mef_fqdn: r.mef_fqdn.clone(),
         enrolees,
         storage: shared.storage.clone(),
         storage_key: read_key32(&base.join(&r.storage_key))?,
         token_key: shared.challenge_key.clone(),
+        targets,
+        operator_psks,
     })
 }
 
@@ -979,7 +1024,7 @@ type EstServer = (
 /// The EST service (with the RSPF MEF when `[rspf]` is there) and its TLS listeners' acceptors.
 fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared: Shared) -> Res<EstServer> {
     let rspf = rspf
-        .map(|r| build_rspf(r, base, &shared).map(Arc::new))
+        .map(|r| build_rspf(r, est.psk, base, &shared).map(Arc::new))
         .transpose()
         .map_err(|e| format!("rspf: {e}"))?;
     let chain = files::read_certificates(&base.join(&est.tls_certificate))?
@@ -1320,7 +1365,7 @@ fn rspf(config: &Path, cmd: RspfCmd) -> Res {
     let (cfg, base) = load_config(config)?;
     let r = cfg.rspf.as_ref().ok_or("no [rspf] section in the configuration")?;
     let (_, shared) = build_services(&cfg, &base)?;
-    let svc = build_rspf(r, &base, &shared)?;
+    let svc = build_rspf(r, cfg.est.as_ref().is_some_and(|e| e.psk), &base, &shared)?;
     let st = shared.storage;
     let now = unix(SystemTime::now());
     match cmd {
@@ -1358,6 +1403,10 @@ fn rspf(config: &Path, cmd: RspfCmd) -> Res {
                 println!("{e}");
             }
         }
+        RspfCmd::Revoke { ke_id } => {
+            svc.revoke(&ke_id)?;
+            println!("enrolment {ke_id} withdrawn");
+        }
         RspfCmd::GbaStub {
             cmd:
                 GbaStubCmd::Bootstrap {
@@ -1369,9 +1418,18 @@ fn rspf(config: &Path, cmd: RspfCmd) -> Res {
         } => {
             let expires = now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
             let (btid, ks) = svc.gba_stub_bootstrap(&impi, &bsf_domain, expires)?;
+            let mut t = toml::Table::new();
+            t.insert("btid".into(), btid.clone().into());
+            t.insert("impi".into(), impi.clone().into());
+            t.insert("ks".into(), hex::encode(ks.expose()).into());
+            t.insert("expires".into(), expires.into());
+            let body = Zeroizing::new(toml::to_string(&t).map_err(|e| e.to_string())?);
+            if let Some(toml::Value::String(k)) = t.get_mut("ks") {
+                zeroize::Zeroize::zeroize(k);
+            }
             let ue = Zeroizing::new(format!(
-                "# GBA bootstrap from mef's BSF STUB (a test double, not a BSF)\nbtid = \"{btid}\"\nimpi = \"{impi}\"\nks = \"{}\"\nexpires = {expires}\n",
-                Zeroizing::new(hex::encode(ks.expose())).as_str()
+                "# GBA bootstrap from mef's BSF STUB (a test double, not a BSF)\n{}",
+                body.as_str()
             ));
             files::write_private(&out, ue.as_bytes())?;
             println!("{btid}");

@@ -160,19 +160,27 @@ pub struct EstOutcome {
 /// with a given EKU list; the EST server then authorises that Enrolee's CSR
 /// on the same TLS credentials and allows exactly those EKUs.
 pub trait EnroleeGrants: Send + Sync {
-    /// When `tls` authenticates an Enrolee with a live certificate grant:
-    /// its name and the EKUs granted (empty: the profile's).
-    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)>;
+    /// Whether `tls` is an Enrolee's session, and if so what it may enrol.
+    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> crate::rspf::GrantCheck;
 }
 
 impl EnroleeGrants for crate::rspf::RspfService {
-    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)> {
+    fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> crate::rspf::GrantCheck {
         crate::rspf::RspfService::certificate_grant(self, tls, now)
     }
 }
 
-/// A grant found for this request: the Enrolee's name and its EKUs.
-type Grant = Option<(String, Vec<ObjectIdentifier>)>;
+/// A grant found for this request.
+struct GrantInfo {
+    /// The Enrolee's name.
+    enrolee: String,
+    /// EKUs granted (empty: the profile's).
+    ekus: Vec<ObjectIdentifier>,
+    /// The only names its certificate may carry.
+    names: Vec<String>,
+}
+
+type Grant = Option<GrantInfo>;
 
 /// Everything the service needs at start-up.
 pub struct EstSetup {
@@ -259,14 +267,46 @@ impl EstService {
         self
     }
 
-    fn grant(&self, tls: &TlsInfo, now: SystemTime) -> Grant {
-        self.grants.as_ref().and_then(|g| g.certificate_grant(tls, now))
+    /// The grant behind this session: none when it is not an Enrolee's; a
+    /// refusal when it is one that may not enrol.
+    fn grant(&self, tls: &TlsInfo, now: SystemTime) -> Result<Grant, Refusal> {
+        use crate::rspf::GrantCheck;
+        match self.grants.as_ref().map(|g| g.certificate_grant(tls, now)) {
+            None | Some(GrantCheck::NotAnEnrolee) => Ok(None),
+            Some(GrantCheck::Refused(why)) => Err(Refusal::new(403, why)),
+            Some(GrantCheck::Granted { enrolee, ekus, names }) => Ok(Some(GrantInfo { enrolee, ekus, names })),
+        }
+    }
+
+    /// Under a grant the certificate names the Enrolee and nobody else:
+    /// subject CN and DNS SANs among the granted names, no IP addresses.
+    fn check_granted_names(&self, csr: &ParsedCsr, g: &GrantInfo) -> Result<(), Refusal> {
+        let cn = common_name(&csr.request.info.subject);
+        for n in cn.iter().chain(csr.dns_names().iter()) {
+            if !g.names.contains(n) {
+                return Err(Refusal::new(
+                    403,
+                    format!(
+                        "Enrolee {} may not name {n} in its certificate (only {})",
+                        g.enrolee,
+                        g.names.join(", ")
+                    ),
+                ));
+            }
+        }
+        if !csr.ip_addresses().is_empty() {
+            return Err(Refusal::new(
+                403,
+                format!("Enrolee {} may not name IP addresses", g.enrolee),
+            ));
+        }
+        Ok(())
     }
 
     /// The CSR attributes for this request: a grant's EKUs replace the configured ones.
     fn attrs_for(&self, grant: &Grant) -> Result<std::borrow::Cow<'_, CsrAttrs>, Refusal> {
         match grant {
-            Some((_, ekus)) if !ekus.is_empty() => {
+            Some(GrantInfo { ekus, .. }) if !ekus.is_empty() => {
                 let mut attrs = CsrAttrs::new();
                 if self.policy.require_linking {
                     attrs = attrs.with_challenge_password();
@@ -317,7 +357,8 @@ impl EstService {
         match path.operation {
             Operation::CaCerts => Ok(EstResponse::base64(MediaType::CertsOnly, &self.cacerts_der)),
             Operation::CsrAttrs => {
-                let grant = self.grant(req.tls, now);
+                // A session that may not enrol still gets the server's attributes.
+                let grant = self.grant(req.tls, now).unwrap_or(None);
                 let attrs = self.attrs_for(&grant)?;
                 if attrs.items.is_empty() {
                     Ok(EstResponse {
@@ -341,15 +382,18 @@ impl EstService {
                 self.check_linking(&csr, req.tls)?;
                 let grant = match path.operation {
                     Operation::SimpleReenroll => None,
-                    _ => self.grant(req.tls, now),
+                    _ => self.grant(req.tls, now)?,
                 };
+                if let Some(g) = &grant {
+                    self.check_granted_names(&csr, g)?;
+                }
                 enrolkit_est::check_satisfies(&*self.attrs_for(&grant)?, &csr)
                     .map_err(|e| Refusal::new(400, e.to_string()))?;
                 let ekus = self.check_ekus(&csr, &grant)?;
                 let auth = match (&grant, path.operation) {
                     (_, Operation::SimpleReenroll) => self.authorise_reenroll(&csr, req.tls, now)?,
-                    (Some((name, _)), _) => Authorised {
-                        how: format!("rspf:{name}"),
+                    (Some(g), _) => Authorised {
+                        how: format!("rspf:{}", g.enrolee),
                         challenge: None,
                     },
                     (None, _) => self.authorise(&csr, req, now)?,
@@ -425,7 +469,12 @@ impl EstService {
     /// an Enrolee's grant, the granted ones); returns what to issue.
     fn check_ekus(&self, csr: &ParsedCsr, grant: &Grant) -> Result<Vec<ObjectIdentifier>, Refusal> {
         let requested = csr.requested_ekus();
-        if let Some((name, granted)) = grant.as_ref().filter(|(_, g)| !g.is_empty()) {
+        if let Some(GrantInfo {
+            enrolee: name,
+            ekus: granted,
+            ..
+        }) = grant.as_ref().filter(|g| !g.ekus.is_empty())
+        {
             if let Some(bad) = requested.iter().find(|e| !granted.contains(e)) {
                 return Err(Refusal::new(
                     403,

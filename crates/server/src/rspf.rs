@@ -137,8 +137,46 @@ pub struct RspfSetup {
     pub storage: Arc<dyn Storage>,
     /// The operator's key for Ke (and the BSF stub's Ks) at rest.
     pub storage_key: Zeroizing<[u8; 32]>,
-    /// Key for hashing Enrolment Tokens (the challenge key).
+    /// Key for hashing Enrolment Tokens (the challenge key; tokens are hashed under their own label).
     pub token_key: Zeroizing<[u8; 32]>,
+    /// How Enrolment Targets authenticate by certificate for Key Retrieval.
+    pub targets: Vec<TargetAuth>,
+    /// Whether operator-provisioned PSKs (`mef psk add`) other than the
+    /// Enrolees' KpmIds open TLS sessions (`[est] psk`).
+    pub operator_psks: bool,
+}
+
+/// How one Enrolment Target proves, by certificate, that it is the `From`
+/// it claims (TS-0003 8.3.3.6 3.b.i: its ID "is associated with the
+/// credential it uses"): a pinned key, and/or a certificate naming it under
+/// its own trust anchors. A target enrolled with the MEF itself may instead
+/// use the Kre of its enrolment, with no configuration.
+#[derive(Debug, Clone)]
+pub struct TargetAuth {
+    /// The target's CSE-ID, AE-ID or MAF FQDN (`From`).
+    pub id: String,
+    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex), if pinned.
+    pub spki_sha256: Option<String>,
+    /// Trust anchors (DER) its certificate must chain to; it must then name `id`.
+    pub trust_anchors: Vec<Vec<u8>>,
+}
+
+/// What the EST server should make of an RSPF session (see [`RspfService::certificate_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantCheck {
+    /// The session is not an RSPF Enrolee's: EST's own authorisation applies.
+    NotAnEnrolee,
+    /// An Enrolee with a live certificate grant.
+    Granted {
+        /// The Enrolee's name.
+        enrolee: String,
+        /// EKUs granted (empty: the profile's).
+        ekus: Vec<ObjectIdentifier>,
+        /// The only names (subject CN, DNS SANs) its certificate may carry.
+        names: Vec<String>,
+    },
+    /// An RSPF session that may not enrol a certificate, and why.
+    Refused(String),
 }
 
 /// The MEF.
@@ -148,6 +186,8 @@ pub struct RspfService {
     storage: Arc<dyn Storage>,
     sealer: Sealer,
     token_key: Zeroizing<[u8; 32]>,
+    targets: Vec<TargetAuth>,
+    operator_psks: bool,
 }
 
 /// A request as HTTP and TLS saw it.
@@ -197,7 +237,7 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 /// What an exchange authorised, as stored with the sealed Ke (and bound to it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Grants {
-    maf: Option<String>,
+    maf: Option<(String, MafCredentialType)>,
     keys: Vec<(CredentialUsage, String)>,
     certificate_ekus: Option<Vec<String>>,
 }
@@ -206,8 +246,8 @@ impl Grants {
     /// One line per grant: `maf FQDN`, `key SUID TARGET`, `cert EKU,EKU`.
     fn encode(&self) -> String {
         let mut s = String::new();
-        if let Some(m) = &self.maf {
-            s.push_str(&format!("maf {m}\n"));
+        if let Some((m, how)) = &self.maf {
+            s.push_str(&format!("maf {m} {}\n", String::from(*how)));
         }
         for (u, t) in &self.keys {
             s.push_str(&format!("key {:02} {t}\n", u.suid()));
@@ -222,7 +262,11 @@ impl Grants {
         let mut g = Grants::default();
         for line in s.lines() {
             match line.split_once(' ') {
-                Some(("maf", m)) => g.maf = Some(m.to_owned()),
+                Some(("maf", rest)) => {
+                    let (m, how) = rest.split_once(' ').ok_or("bad maf grant")?;
+                    let how = MafCredentialType::try_from(how.to_owned())?;
+                    g.maf = Some((m.to_owned(), how));
+                }
                 Some(("key", rest)) => {
                     let (suid, target) = rest.split_once(' ').ok_or("bad key grant")?;
                     let usage = CredentialUsage::ALL
@@ -244,14 +288,13 @@ impl Grants {
 /// Associated data sealing Ke to its record.
 fn ke_aad(r: &KeRecord) -> Vec<u8> {
     format!(
-        "enrolkit rspf ke v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        "enrolkit rspf ke v2\n{}\n{}\n{}\n{}\n{}\n{}",
         r.relative_ke_id,
         r.relative_kre_id,
         r.enrolee,
         r.enrolee_id.as_deref().unwrap_or(""),
         r.created,
-        r.expires,
-        r.grants
+        r.expires
     )
     .into_bytes()
 }
@@ -260,13 +303,14 @@ fn ks_aad(b: &GbaBootstrap) -> Vec<u8> {
     format!("enrolkit gba-stub ks v1\n{}\n{}\n{}", b.btid, b.impi, b.expires).into_bytes()
 }
 
-/// The names a certificate (DER) carries: subject CN, DNS and URI subjectAltNames.
+/// The names a certificate (DER) carries: its DNS and URI subjectAltNames,
+/// or its subject CN when it has none of those (RFC 6125 §6.4.4).
 fn certificate_names(der: &[u8]) -> Vec<String> {
     use x509_cert::ext::pkix::name::GeneralName;
     let Ok(cert) = x509_cert::Certificate::from_der(der) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = common_name(&cert.tbs_certificate.subject).into_iter().collect();
+    let mut names = Vec::new();
     let san = cert
         .tbs_certificate
         .extensions
@@ -280,6 +324,9 @@ fn certificate_names(der: &[u8]) -> Vec<String> {
             GeneralName::UniformResourceIdentifier(u) => names.push(u.to_string()),
             _ => {}
         }
+    }
+    if names.is_empty() {
+        names.extend(common_name(&cert.tbs_certificate.subject));
     }
     names
 }
@@ -319,6 +366,17 @@ impl RspfService {
             if e.bootstrap.impi.is_some() && others.iter().any(|o| o.bootstrap.impi == e.bootstrap.impi) {
                 return Err(at("impi used by another enrolee".into()));
             }
+            // Key Retrieval by Kre trusts the Enrolee-ID as the target's identity.
+            if e.bootstrap.enrolee_id.is_some()
+                && others.iter().any(|o| o.bootstrap.enrolee_id == e.bootstrap.enrolee_id)
+            {
+                return Err(at("enrolee-id used by another enrolee".into()));
+            }
+            if e.grant.certificate.is_some() && e.bootstrap.enrolee_id.is_none() {
+                return Err(at(
+                    "a certificate grant needs enrolee-id: the certificate may name only the Enrolee".into(),
+                ));
+            }
             match &e.bootstrap.authentication {
                 Some(EnroleeAuthentication::DeviceCertificate { .. })
                 | Some(EnroleeAuthentication::EntityCertificate { .. })
@@ -334,12 +392,30 @@ impl RspfService {
                 _ => {}
             }
         }
+        for (i, t) in s.targets.iter().enumerate() {
+            let at = |m: &str| format!("rspf target {:?}: {m}", t.id);
+            TargetId::new(&t.id).map_err(|e| at(&e.to_string()))?;
+            if t.spki_sha256.is_none() && t.trust_anchors.is_empty() {
+                return Err(at("give spki-sha256, trust-anchor, or both"));
+            }
+            if t.spki_sha256
+                .as_ref()
+                .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(at("spki-sha256 is 64 hexadecimal digits"));
+            }
+            if s.targets.iter().take(i).any(|o| o.id == t.id) {
+                return Err(at("listed twice"));
+            }
+        }
         Ok(RspfService {
             sealer: Sealer::new(&s.storage_key).map_err(|e| e.to_string())?,
             mef_fqdn: s.mef_fqdn,
             enrolees: s.enrolees,
             storage: s.storage,
             token_key: s.token_key,
+            targets: s.targets,
+            operator_psks: s.operator_psks,
         })
     }
 
@@ -396,6 +472,18 @@ impl RspfService {
             }
             if parse_btid(id).is_ok() {
                 if let Some(b) = self.storage.gba_bootstrap(id).map_err(internal)? {
+                    if b.expires <= now {
+                        return Err(refuse(403, "the GBA bootstrap (B-TID) has expired"));
+                    }
+                    // Ks_NAF was derived for the pinned TLS 1.2 suite (NAF_Id names it).
+                    if tls.version == TlsVersion::Tls12
+                        && tls.cipher_suite != Some(enrolkit_rspf::gba::TLS12_CIPHER_SUITE)
+                    {
+                        return Err(refuse(
+                            403,
+                            format!("GBA over TLS 1.2 must use {}", enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL),
+                        ));
+                    }
                     if let Some(e) = find(&|e| {
                         e.bootstrap.framework == Framework::GbaBased && e.bootstrap.impi.as_deref() == Some(&b.impi)
                     }) {
@@ -455,22 +543,42 @@ impl RspfService {
         if rec.expires <= now {
             return Ok(None);
         }
-        let keys = self.open(&rec)?;
+        let (keys, _) = self.open(&rec)?;
         Ok(Some(KeyedRecord { rec, keys }))
     }
 
-    fn open(&self, rec: &KeRecord) -> Result<EnrolmentKeys, Refusal> {
-        let ke = self.sealer.open(&ke_aad(rec), &rec.sealed).map_err(internal)?;
+    /// Ke and the grants of a record, if the record is intact (sealed under
+    /// our key, with these clear columns).
+    fn open(&self, rec: &KeRecord) -> Result<(EnrolmentKeys, Grants), Refusal> {
+        let plain = self.sealer.open(&ke_aad(rec), &rec.sealed).map_err(internal)?;
+        let (ke, grants) = plain
+            .split_at_checked(32)
+            .ok_or_else(|| internal("sealed record too short"))?;
         let rel = RelativeId::from_hex(&rec.relative_ke_id).map_err(internal)?;
-        let keys = EnrolmentKeys::from_ke(
-            Key256::from_slice(&ke).ok_or_else(|| internal("sealed Ke length"))?,
-            rel,
-        )
-        .map_err(internal)?;
+        let keys = EnrolmentKeys::from_ke(Key256::from_slice(ke).ok_or_else(|| internal("sealed Ke length"))?, rel)
+            .map_err(internal)?;
         if keys.relative_kre_id.to_string() != rec.relative_kre_id {
             return Err(internal("stored RelativeKreId does not match Ke"));
         }
-        Ok(keys)
+        let grants = std::str::from_utf8(grants)
+            .map_err(internal)
+            .and_then(|g| Grants::decode(g).map_err(internal))?;
+        Ok((keys, grants))
+    }
+
+    fn seal(&self, rec: &KeRecord, keys: &EnrolmentKeys, grants: &Grants) -> Result<Vec<u8>, Refusal> {
+        let mut plain = Zeroizing::new(keys.ke.expose().to_vec());
+        plain.extend_from_slice(grants.encode().as_bytes());
+        self.sealer.seal(&ke_aad(rec), &plain).map_err(internal)
+    }
+
+    /// Tokens are hashed under the challenge key with their own label, so a
+    /// token's hash never equals a challenge's.
+    fn token_hash(&self, token: &str) -> Vec<u8> {
+        challenge_hash(
+            &self.token_key,
+            &Zeroizing::new(format!("rspf-enrolment-token\0{token}")),
+        )
     }
 
     fn enrolment(
@@ -486,7 +594,7 @@ impl RspfService {
         let enrolee = self.identify(req.tls, t)?;
         log.peer = enrolee.name.clone();
         let token_hash = match (&request.enrolment_token, enrolee.bootstrap.token_required) {
-            (Some(tok), _) => Some(challenge_hash(&self.token_key, tok)),
+            (Some(tok), _) => Some(self.token_hash(tok)),
             (None, true) => return Err(refuse(403, "an Enrolment-Token is required for this Enrolee")),
             (None, false) => None,
         };
@@ -499,20 +607,25 @@ impl RspfService {
         let keys = EnrolmentKeys::from_export(exported.expose()).map_err(internal)?;
         let ke_id = keys.ke_id(self.fqdn()?).to_string();
         log.ke_id = ke_id.clone();
-        let (instructions, grants) = self.instructions(enrolee, &request, ke_id);
-        let expiry = enrolee.bootstrap.enrolment_expiry;
+        let mut expires = t.saturating_add(i64::try_from(enrolee.bootstrap.enrolment_expiry).unwrap_or(i64::MAX));
+        // Re-enrolment with Kre never outlives the enrolment that Kre came from.
+        if let Some(id) = req.tls.psk_identity.as_deref() {
+            if let Some(parent) = self.kre_record(id, t)? {
+                expires = expires.min(parent.rec.expires);
+            }
+        }
+        let (instructions, grants) = self.instructions(enrolee, &request, ke_id, (t, expires));
         let mut rec = KeRecord {
             relative_ke_id: keys.relative_ke_id.to_string(),
             relative_kre_id: keys.relative_kre_id.to_string(),
             enrolee: enrolee.name.clone(),
             enrolee_id: enrolee.bootstrap.enrolee_id.clone(),
             created: t,
-            expires: t.saturating_add(i64::try_from(expiry).unwrap_or(i64::MAX)),
-            grants: grants.encode(),
+            expires,
             sealed: Vec::new(),
             completions: String::new(),
         };
-        rec.sealed = self.sealer.seal(&ke_aad(&rec), keys.ke.expose()).map_err(internal)?;
+        rec.sealed = self.seal(&rec, &keys, &grants)?;
         match self.storage.record_enrolment(&rec, token_hash.as_deref(), t) {
             Ok(()) => {}
             Err(StorageError::NotFound(m)) => return Err(refuse(403, m)),
@@ -523,7 +636,13 @@ impl RspfService {
         Ok(message(200, &instructions, format))
     }
 
-    fn instructions(&self, e: &Enrolee, req: &EnrolmentRequest, ke_id: String) -> (EnrolmentInstructions, Grants) {
+    fn instructions(
+        &self,
+        e: &Enrolee,
+        req: &EnrolmentRequest,
+        ke_id: String,
+        (now, expires): (i64, i64),
+    ) -> (EnrolmentInstructions, Grants) {
         let g = &e.grant;
         let mut grants = Grants::default();
         let certificate_enrolment = match (&g.certificate, req.supports_certificate_enrolment) {
@@ -540,9 +659,7 @@ impl RspfService {
         let maf_enrolment = match (&g.maf, req.supports_maf_procedures) {
             // Authenticating to the MAF by certificate needs the certificate.
             (Some(m), true) if m.credential == MafCredentialType::SymmetricKey || certificate_enrolment.is_some() => {
-                if m.credential == MafCredentialType::SymmetricKey {
-                    grants.maf = Some(m.fqdn.clone());
-                }
+                grants.maf = Some((m.fqdn.clone(), m.credential));
                 Some(MafEnrolment {
                     credential_type: m.credential,
                     maf_fqdn: m.fqdn.clone(),
@@ -566,7 +683,7 @@ impl RspfService {
             .collect();
         let instructions = EnrolmentInstructions {
             ke_id,
-            enrolment_expiry: e.bootstrap.enrolment_expiry,
+            enrolment_expiry: u64::try_from(expires.saturating_sub(now)).unwrap_or(0),
             enrolee_id: e.bootstrap.enrolee_id.clone(),
             certificate_enrolment,
             maf_enrolment,
@@ -598,10 +715,10 @@ impl RspfService {
         if rec.expires <= t {
             return Err(refuse(410, "the Enrolment Key has expired"));
         }
-        let grants = Grants::decode(&rec.grants).map_err(internal)?;
+        let (_, grants) = self.open(&rec)?;
         let granted = match c.procedure {
             Procedure::CertificateEnrolment => grants.certificate_ekus.is_some(),
-            Procedure::MafEnrolment => enrolee.grant.maf.is_some(),
+            Procedure::MafEnrolment => grants.maf.is_some(),
         };
         if !granted {
             return Err(refuse(409, "that procedure was not part of this enrolment"));
@@ -672,12 +789,16 @@ impl RspfService {
             return Err(refuse(410, "the Enrolment Key has expired (Enrolment Expiry)"));
         }
         self.check_requestor(req.tls, &fr.from, t)?;
-        let grants = Grants::decode(&rec.grants).map_err(internal)?;
-        let keys = self.open(&rec)?;
+        let (keys, grants) = self.open(&rec)?;
         let lifetime = u64::try_from(rec.expires - t).unwrap_or(0);
         let fqdn = self.fqdn()?;
         // The MAF (no SUID, or none needed): Kc and KcId.
-        if grants.maf.as_deref() == Some(fr.from.as_str()) && fr.usage.is_none() {
+        if grants
+            .maf
+            .as_ref()
+            .is_some_and(|(m, how)| *m == fr.from && *how == MafCredentialType::SymmetricKey)
+            && fr.usage.is_none()
+        {
             let maf = Fqdn::new("MAF", &fr.from).map_err(internal)?;
             let (kc, kc_id) = keys.master_credential(maf).map_err(internal)?;
             log.outcome = "200 master credential".into();
@@ -729,14 +850,17 @@ impl RspfService {
     }
 
     /// TS-0003 8.3.3.6 step 3.b.i: the `From` value must be the identity the
-    /// TLS session authenticated: a name in a trusted certificate, or the
-    /// Enrolee-ID of the enrolment whose Kre keyed the session.
+    /// TLS session authenticated: the Enrolee-ID of the enrolment whose Kre
+    /// keyed the session, or a certificate configured for that target
+    /// ([`TargetAuth`]: its pinned key, or a chain to its own anchors that
+    /// names it). Any other certificate, even one from our CA, proves nothing
+    /// about who the target is.
     fn check_requestor(&self, tls: &TlsInfo, from: &str, now: i64) -> Result<(), Refusal> {
         if let Some(id) = &tls.psk_identity {
             let Some(k) = self.kre_record(id, now)? else {
                 return Err(refuse(
                     403,
-                    "key retrieval needs a certificate or a KreId as TLS identity",
+                    "key retrieval needs a target certificate or a KreId as TLS identity",
                 ));
             };
             if k.rec.enrolee_id.as_deref() == Some(from) {
@@ -744,35 +868,75 @@ impl RspfService {
             }
             return Err(refuse(403, "the TLS identity (KreId) does not belong to From"));
         }
-        if let Some(err) = &tls.peer_cert_error {
-            return Err(refuse(403, format!("client certificate not trusted: {err}")));
-        }
         let leaf = tls
-            .trusted_peer_certificate()
+            .peer_chain
+            .first()
             .ok_or_else(|| refuse(403, "key retrieval needs mutual authentication (no client certificate)"))?;
-        if certificate_names(leaf).iter().any(|n| n == from) {
-            Ok(())
-        } else {
-            Err(refuse(403, "the TLS client certificate does not name From"))
+        let target = self.targets.iter().find(|t| t.id == from).ok_or_else(|| {
+            refuse(
+                403,
+                format!("no certificate credential is configured for target {from}"),
+            )
+        })?;
+        if let Some(pin) = &target.spki_sha256 {
+            if !spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(pin)) {
+                return Err(refuse(
+                    403,
+                    "the TLS client certificate's key is not the one pinned for From",
+                ));
+            }
         }
+        if !target.trust_anchors.is_empty() {
+            enrolkit_tls::verify_chain(&tls.peer_chain, &target.trust_anchors, None).map_err(|e| {
+                refuse(
+                    403,
+                    format!("the TLS client certificate does not chain to From's trust anchor: {e}"),
+                )
+            })?;
+            if !certificate_names(leaf).iter().any(|n| n == from) {
+                return Err(refuse(403, "the TLS client certificate does not name From"));
+            }
+        }
+        Ok(())
     }
 
-    /// When `tls` authenticates an Enrolee whose latest live exchange
-    /// granted Certificate Enrolment: its name and the EKUs granted (the EST
-    /// server then authorises the CSR and allows only those EKUs).
-    pub fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> Option<(String, Vec<ObjectIdentifier>)> {
+    /// Whether `tls` is an RSPF session: an Enrolee's credentials, or a PSK
+    /// identity only RSPF hands out (a KreId, a B-TID). Such a session may
+    /// enrol a certificate only under a live grant, and only in its own name.
+    pub fn certificate_grant(&self, tls: &TlsInfo, now: SystemTime) -> GrantCheck {
         let t = unix(now);
-        let enrolee = self.identify(tls, t).ok()?;
+        let rspf_identity = tls
+            .psk_identity
+            .as_deref()
+            .is_some_and(|id| parse_btid(id).is_ok() || KeyId::parse(id).is_ok());
+        let enrolee = match self.identify(tls, t) {
+            Ok(e) => e,
+            Err(Refusal(_, why)) if rspf_identity => return GrantCheck::Refused(why),
+            Err(_) => return GrantCheck::NotAnEnrolee,
+        };
+        let refused = |why: &str| GrantCheck::Refused(format!("Enrolee {}: {why}", enrolee.name));
         let rec = match self.storage.latest_enrolment(&enrolee.name, t) {
-            Ok(r) => r?,
+            Ok(Some(r)) => r,
+            Ok(None) => return refused("no live enrolment: run the Enrolment Exchange first"),
             Err(e) => {
                 tracing::error!(error = %e, "enrolment lookup failed");
-                return None;
+                return refused("enrolment lookup failed");
             }
         };
-        let ekus = Grants::decode(&rec.grants).ok()?.certificate_ekus?;
-        let oids = ekus.iter().filter_map(|o| ObjectIdentifier::new(o).ok()).collect();
-        Some((enrolee.name.clone(), oids))
+        let Ok((_, grants)) = self.open(&rec) else {
+            return refused("its enrolment record does not open");
+        };
+        let Some(ekus) = grants.certificate_ekus else {
+            return refused("certificate enrolment was not granted");
+        };
+        let Some(name) = enrolee.bootstrap.enrolee_id.clone() else {
+            return refused("no enrolee-id to name the certificate with");
+        };
+        GrantCheck::Granted {
+            enrolee: enrolee.name.clone(),
+            ekus: ekus.iter().filter_map(|o| ObjectIdentifier::new(o).ok()).collect(),
+            names: vec![name],
+        }
     }
 
     /// Issue an Enrolment Token for `enrolee`: returns it (shown once; only its keyed hash is kept).
@@ -788,7 +952,7 @@ impl RspfService {
         ));
         let id = self
             .storage
-            .add_rspf_token(&challenge_hash(&self.token_key, &token), enrolee, now, expires)
+            .add_rspf_token(&self.token_hash(&token), enrolee, now, expires)
             .map_err(|e| e.to_string())?;
         Ok((id, token))
     }
@@ -845,7 +1009,10 @@ impl RspfService {
             .iter()
             .map(|r| {
                 let state = if r.expires <= now { "expired" } else { "live" };
-                let grants = r.grants.lines().collect::<Vec<_>>().join("; ");
+                let grants = match self.open(r) {
+                    Ok((_, g)) => g.encode().lines().collect::<Vec<_>>().join("; "),
+                    Err(_) => "RECORD DOES NOT OPEN: altered, or another storage key".into(),
+                };
                 let done = r.completions.lines().collect::<Vec<_>>().join("; ");
                 format!(
                     "{}@{}  {}  {state} until {}  [{grants}]  [{done}]",
@@ -853,6 +1020,18 @@ impl RspfService {
                 )
             })
             .collect())
+    }
+
+    /// Withdraw an enrolment: its Ke, and every key derived from it, can no
+    /// longer be fetched, nor its Kre used.
+    pub fn revoke(&self, ke_id: &str) -> Result<(), String> {
+        let id = KeyId::parse(ke_id).map_err(|e| e.to_string())?;
+        if id.fqdn.as_str() != self.mef_fqdn {
+            return Err(format!("{ke_id} is not a KeId of this MEF ({})", self.mef_fqdn));
+        }
+        self.storage
+            .delete_enrolment(&id.relative.to_string())
+            .map_err(|e| e.to_string())
     }
 
     /// The storage.
@@ -866,14 +1045,20 @@ struct KeyedRecord {
     keys: EnrolmentKeys,
 }
 
-/// Pre-shared keys of the OpenSSL listener: operator-provisioned ones
-/// (KpmId → Kpm), then KreIds of live enrolments (→ Kre), then B-TIDs
-/// (→ Ks_NAF from the BSF stub).
+/// Pre-shared keys of the OpenSSL listener: the Enrolees' KpmIds (→ Kpm,
+/// provisioned by `mef psk add`) and, when `[est] psk` is on, any other
+/// provisioned identity; then KreIds of live enrolments (→ Kre); then
+/// B-TIDs (→ Ks_NAF from the BSF stub).
 impl PskStore for RspfService {
     fn psk(&self, identity: &str, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>> {
         let now = unix(SystemTime::now());
+        let kpm_id = self
+            .enrolees
+            .iter()
+            .any(|e| e.bootstrap.kpm_id.as_deref() == Some(identity));
         match self.storage.psk(identity) {
-            Ok(Some(k)) => return Some(k),
+            Ok(Some(k)) if kpm_id || self.operator_psks => return Some(k),
+            Ok(Some(_)) => return None,
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "PSK lookup failed");
@@ -984,7 +1169,7 @@ mod tests {
     #[test]
     fn grants_survive_their_encoding() {
         let g = Grants {
-            maf: Some("maf.example.net".into()),
+            maf: Some(("maf.example.net".into(), MafCredentialType::SymmetricKey)),
             keys: vec![
                 (CredentialUsage::PskSaef, "cse-b.example.net".into()),
                 (CredentialUsage::PskEsData, "ae-c.example.net".into()),

@@ -170,6 +170,8 @@ pub trait Storage: Send + Sync {
     fn latest_enrolment(&self, enrolee: &str, now: i64) -> Result<Option<KeRecord>>;
     /// Record a completion message (`procedure` is its wire name).
     fn complete_enrolment(&self, relative_ke_id: &str, procedure: &str, success: bool, now: i64) -> Result<()>;
+    /// Delete one Enrolment Key record (the operator withdraws an enrolment).
+    fn delete_enrolment(&self, relative_ke_id: &str) -> Result<()>;
     /// All Enrolment Key records, oldest first.
     fn enrolments(&self) -> Result<Vec<KeRecord>>;
     /// Delete Enrolment Key records that expired before `now`; returns how many.
@@ -213,9 +215,8 @@ pub struct KeRecord {
     pub created: i64,
     /// Enrolment Expiry, Unix seconds.
     pub expires: i64,
-    /// What the exchange authorised (the service's own encoding).
-    pub grants: String,
-    /// Nonce and AES-256-GCM ciphertext of Ke.
+    /// Nonce and AES-256-GCM ciphertext of Ke and what the exchange
+    /// authorised (the service's own encoding).
     pub sealed: Vec<u8>,
     /// Completion messages received, as `procedure=ok|failed` lines.
     pub completions: String,
@@ -227,7 +228,6 @@ impl std::fmt::Debug for KeRecord {
             .field("relative_ke_id", &self.relative_ke_id)
             .field("enrolee", &self.enrolee)
             .field("expires", &self.expires)
-            .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
 }
@@ -293,15 +293,14 @@ CREATE TABLE IF NOT EXISTS rspf_tokens (
     created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS rspf_enrolments (
     relative_ke_id TEXT PRIMARY KEY, relative_kre_id TEXT NOT NULL UNIQUE, enrolee TEXT NOT NULL,
-    enrolee_id TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL, grants TEXT NOT NULL,
+    enrolee_id TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,
     sealed BLOB NOT NULL, completions TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS rspf_enrolments_enrolee ON rspf_enrolments (enrolee, created);
 CREATE TABLE IF NOT EXISTS gba_stub (
     btid TEXT PRIMARY KEY, impi TEXT NOT NULL, expires INTEGER NOT NULL, sealed_ks BLOB NOT NULL);
 ";
 
-const KE_COLS: &str =
-    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, grants, sealed, completions";
+const KE_COLS: &str = "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
 
 fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
     Ok(KeRecord {
@@ -311,9 +310,8 @@ fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
         enrolee_id: r.get(3)?,
         created: r.get(4)?,
         expires: r.get(5)?,
-        grants: r.get(6)?,
-        sealed: r.get(7)?,
-        completions: r.get(8)?,
+        sealed: r.get(6)?,
+        completions: r.get(7)?,
     })
 }
 
@@ -658,7 +656,7 @@ impl Storage for SqliteStorage {
                 }
             }
             let n = t.execute(
-                &format!("INSERT INTO rspf_enrolments ({KE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"),
+                &format!("INSERT INTO rspf_enrolments ({KE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"),
                 params![
                     rec.relative_ke_id,
                     rec.relative_kre_id,
@@ -666,7 +664,6 @@ impl Storage for SqliteStorage {
                     rec.enrolee_id,
                     rec.created,
                     rec.expires,
-                    rec.grants,
                     rec.sealed,
                     rec.completions
                 ],
@@ -720,6 +717,18 @@ impl Storage for SqliteStorage {
             match c.execute(
                 "UPDATE rspf_enrolments SET completions = completions || ?2 WHERE relative_ke_id = ?1",
                 params![relative_ke_id, line],
+            )? {
+                1 => Ok(()),
+                _ => Err(StorageError::NotFound(format!("no enrolment {relative_ke_id}"))),
+            }
+        })
+    }
+
+    fn delete_enrolment(&self, relative_ke_id: &str) -> Result<()> {
+        self.with(|c| {
+            match c.execute(
+                "DELETE FROM rspf_enrolments WHERE relative_ke_id = ?1",
+                params![relative_ke_id],
             )? {
                 1 => Ok(()),
                 _ => Err(StorageError::NotFound(format!("no enrolment {relative_ke_id}"))),
