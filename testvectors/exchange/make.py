@@ -98,6 +98,12 @@ comp = {"keId": KEY_ID, "procedure": "certificateEnrolment", "success": True}
 add("enrolment-completion.json", js(comp), "valid")
 add("enrolment-completion.xml", xml("enrolmentCompletion", [("keId", KEY_ID), ("procedure", "certificateEnrolment"), ("success", "true")]), "valid")
 
+# The MEF's refusal of an exchange request (shaped like the retrieval error).
+add("enrolment-refused.json", js({"Status": False, "ErrorString": "an Enrolment-Token is required"}), "valid")
+add("enrolment-refused.xml", xml("enrolmentRefused", [("Status", "false"), ("ErrorString", "token unknown")]), "valid")
+add("enrolment-refused-status-true.json", js({"Status": True, "ErrorString": "x"}), "invalid: a refusal has Status false", "Status false")
+add("enrolment-refused-no-reason.json", js({"Status": False}), "invalid: ErrorString missing", "ErrorString")
+
 manifest = ["# Written by make.py (Python json and xml.etree); do not edit.", ""]
 for name, data, expect, mentions in files:
     tmp = os.path.join(HERE, name + ".tmp")

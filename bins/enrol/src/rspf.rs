@@ -16,7 +16,6 @@ use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -292,25 +291,10 @@ impl Credentials {
             .clone()
             .ok_or("--gba needs --mef-fqdn (the NAF_Id starts with it)")?;
         Fqdn::new("MEF", &mef).map_err(|e| e.to_string())?;
-        let (rand, _) = enrolkit_rspf::gba::parse_btid(&ue.btid).map_err(|e| e.to_string())?;
         let ks = Zeroizing::new(hex::decode(&ue.ks).map_err(|_| "ks is not hex")?);
         let ks = Key256::from_slice(&ks).ok_or("ks is not 32 bytes")?;
-        let impi = ue.impi.clone();
-        let derive = move |ctx: &enrolkit_tls::PskContext| {
-            let protocol =
-                enrolkit_rspf::gba::UaProtocolId::for_tls_psk(ctx.version == Some(TlsVersion::Tls12), ctx.cipher_suite);
-            let fqdn = Fqdn::new("MEF", &mef).ok()?;
-            let naf = enrolkit_rspf::gba::NafId { fqdn, protocol };
-            let k = enrolkit_rspf::gba::naf_key(enrolkit_rspf::gba::NafKey::KsNaf, &ks, &rand, &impi, &naf).ok()?;
-            Some(Zeroizing::new(k.expose().to_vec()))
-        };
-        Ok((
-            ue.btid.clone(),
-            PskKey::Derived {
-                tls12_ciphers: Some(enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL.into()),
-                key: Arc::new(derive),
-            },
-        ))
+        let key = flow::gba_psk(&ue.btid, &ue.impi, ks, &mef).map_err(|e| e.to_string())?;
+        Ok((ue.btid.clone(), key))
     }
 }
 

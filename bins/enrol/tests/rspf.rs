@@ -308,6 +308,16 @@ security-types = ["SAEF", "ESPrim"]
 
 const CSE_GRANT: &str = r#"direct-keys = [{ target = "ae-dev1.example.net", security-type = "SAEF" }]"#;
 
+/// The device of most tests: KpmId `kpm-dev1`, token required, everything granted.
+fn dev1_enrolee() -> String {
+    psk_enrolee("dev1", "kpm-dev1", "ae-dev1.example.net", 3600, true, FULL_GRANT)
+}
+
+/// CSE-B enrolled with the MEF itself (so it can fetch with its Kre).
+fn cse_b_enrolee() -> String {
+    psk_enrolee("cse-b", "kpm-cse-b", "cse-b.example.net", 3600, false, CSE_GRANT)
+}
+
 fn add_psk(mef: &Mef, identity: &str) -> PathBuf {
     let key = mef.run(&["psk", "add", identity]);
     let f = mef.dir.path().join(format!("{identity}.kpm"));
@@ -353,22 +363,8 @@ fn pre_provisioned_key_framework_end_to_end() {
         cfg.push_str(&format!(
             "\n[[rspf.target]]\nid = \"maf.example.net\"\nspki-sha256 = \"{maf_pin}\"\n"
         ));
-        cfg.push_str(&psk_enrolee(
-            "dev1",
-            "kpm-dev1",
-            "ae-dev1.example.net",
-            3600,
-            true,
-            FULL_GRANT,
-        ));
-        cfg.push_str(&psk_enrolee(
-            "cse-b",
-            "kpm-cse-b",
-            "cse-b.example.net",
-            3600,
-            false,
-            CSE_GRANT,
-        ));
+        cfg.push_str(&dev1_enrolee());
+        cfg.push_str(&cse_b_enrolee());
     });
     let kpm = add_psk(&mef, "kpm-dev1");
     let token = mef.run(&["rspf", "token", "add", "dev1"]);
@@ -642,14 +638,7 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
 fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
         cfg.push_str(&targets_ca(st, &["cse-b.example.net", "evil.example.net"]));
-        cfg.push_str(&psk_enrolee(
-            "dev1",
-            "kpm-dev1",
-            "ae-dev1.example.net",
-            3600,
-            true,
-            FULL_GRANT,
-        ));
+        cfg.push_str(&dev1_enrolee());
         cfg.push_str(&psk_enrolee(
             "brief",
             "kpm-brief",
@@ -658,14 +647,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
             false,
             FULL_GRANT,
         ));
-        cfg.push_str(&psk_enrolee(
-            "cse-b",
-            "kpm-cse-b",
-            "cse-b.example.net",
-            3600,
-            false,
-            CSE_GRANT,
-        ));
+        cfg.push_str(&cse_b_enrolee());
     });
     let kpm = add_psk(&mef, "kpm-dev1");
     let out = |n: &str| mef.dir.path().join(n);

@@ -1260,16 +1260,7 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
         ChallengeCmd::List => {
             println!("{:>4}  {:<10}  {:<20}  label", "id", "state", "created (unix)");
             for c in st.list_challenges().map_err(|e| e.to_string())? {
-                let state = if c.revoked {
-                    "revoked"
-                } else if c.used_at.is_some() {
-                    "used"
-                } else if c.expires.is_some_and(|e| e <= now) {
-                    "expired"
-                } else {
-                    "usable"
-                };
-                println!("{:>4}  {:<10}  {:<20}  {}", c.id, state, c.created, c.label);
+                println!("{:>4}  {:<10}  {:<20}  {}", c.id, c.state(now), c.created, c.label);
             }
         }
         ChallengeCmd::Revoke { id } => {
@@ -1380,16 +1371,7 @@ fn rspf(config: &Path, cmd: RspfCmd) -> Res {
         RspfCmd::Token { cmd: TokenCmd::List } => {
             println!("{:>4}  {:<10}  {:<20}  enrolee", "id", "state", "created (unix)");
             for t in st.list_rspf_tokens().map_err(|e| e.to_string())? {
-                let state = if t.revoked {
-                    "revoked"
-                } else if t.used_at.is_some() {
-                    "used"
-                } else if t.expires.is_some_and(|e| e <= now) {
-                    "expired"
-                } else {
-                    "usable"
-                };
-                println!("{:>4}  {:<10}  {:<20}  {}", t.id, state, t.created, t.enrolee);
+                println!("{:>4}  {:<10}  {:<20}  {}", t.id, t.state(now), t.created, t.label);
             }
         }
         RspfCmd::Token {

@@ -34,6 +34,33 @@ pub fn keying_export() -> KeyingExport {
     }
 }
 
+/// The GBA-based framework's TLS-PSK key (TS-0003 8.3.2.3, TS 33.222): for
+/// the B-TID `btid` of a bootstrap with `ks` (= CK || IK) and `impi`,
+/// Ks_NAF with NAF_Id = the MEF's FQDN || the Ua protocol identifier of
+/// what the handshake negotiates (TLS 1.2 offers only the pinned suite,
+/// [`enrolkit_rspf::gba::TLS12_CIPHER_SUITE`]). The identity to send is `btid`.
+pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enrolkit_tls::PskKey> {
+    use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
+    Fqdn::new("MEF", mef_fqdn).map_err(unexpected)?;
+    enrolkit_rspf::gba::check_impi(impi).map_err(unexpected)?;
+    let (rand, _) = parse_btid(btid).map_err(unexpected)?;
+    let (impi, mef) = (impi.to_owned(), mef_fqdn.to_owned());
+    let derive = move |ctx: &enrolkit_tls::PskContext| {
+        let protocol =
+            UaProtocolId::for_tls_psk(ctx.version == Some(enrolkit_tls::TlsVersion::Tls12), ctx.cipher_suite);
+        let naf = NafId {
+            fqdn: Fqdn::new("MEF", &mef).ok()?,
+            protocol,
+        };
+        let k = naf_key(NafKey::KsNaf, &ks, &rand, &impi, &naf).ok()?;
+        Some(Zeroizing::new(k.expose().to_vec()))
+    };
+    Ok(enrolkit_tls::PskKey::Derived {
+        tls12_ciphers: Some(enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL.into()),
+        key: std::sync::Arc::new(derive),
+    })
+}
+
 /// The outcome of an Enrolment Exchange.
 #[derive(Debug)]
 pub struct Enrolment {

@@ -36,6 +36,8 @@ fn decode_any(name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         decode::<EnrolmentInstructions>(&b, f).and_then(|m| encode(&m, f))
     } else if name.starts_with("enrolment-completion") {
         decode::<Completion>(&b, f).and_then(|m| encode(&m, f))
+    } else if name.starts_with("enrolment-refused") {
+        decode::<enrolkit_exchange::Refused>(&b, f).and_then(|m| encode(&m, f))
     } else {
         panic!("{name}: unknown message")
     }

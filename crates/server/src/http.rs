@@ -57,6 +57,23 @@ fn reply(r: HttpResponse) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The request body, at most `limit` bytes; otherwise the 413 to send.
+async fn read_body(body: Incoming, limit: usize, path: &str) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => {
+            tracing::info!(%path, status = 413, "body too large or unreadable");
+            Err(reply(text(413, "request body too large or unreadable")))
+        }
+    }
+}
+
+/// The answer when a handler's blocking task failed.
+fn handler_failed(e: &tokio::task::JoinError) -> Response<Full<Bytes>> {
+    tracing::error!(error = %e, "request handler failed");
+    reply(text(500, "internal error"))
+}
+
 fn text(status: u16, msg: &str) -> HttpResponse {
     HttpResponse {
         status,
@@ -83,15 +100,9 @@ async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<
         _ => return reply(text(405, "only GET and POST")),
     };
     let body = if post {
-        match Limited::new(req.into_body(), enrolkit_scep::transport::MAX_MESSAGE)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                tracing::info!(%path, status = 413, "body too large or unreadable");
-                return reply(text(413, "request body too large or unreadable"));
-            }
+        match read_body(req.into_body(), enrolkit_scep::transport::MAX_MESSAGE, &path).await {
+            Ok(b) => b,
+            Err(r) => return r,
         }
     } else {
         Bytes::new()
@@ -120,10 +131,7 @@ async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<
             );
             reply(resp)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "request handler failed");
-            reply(text(500, "internal error"))
-        }
+        Err(e) => handler_failed(&e),
     }
 }
 
@@ -207,15 +215,9 @@ async fn handle_rspf(
     let content_type = header("content-type");
     let accept = header("accept");
     let from = header("from").or_else(|| header("x-m2m-origin"));
-    let body = match Limited::new(req.into_body(), enrolkit_exchange::MAX_MESSAGE)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            tracing::info!(%path, status = 413, "body too large or unreadable");
-            return reply(text(413, "request body too large or unreadable"));
-        }
+    let body = match read_body(req.into_body(), enrolkit_exchange::MAX_MESSAGE, &path).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let tls2 = tls.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -245,10 +247,7 @@ async fn handle_rspf(
             );
             reply(resp)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "request handler failed");
-            reply(text(500, "internal error"))
-        }
+        Err(e) => handler_failed(&e),
     }
 }
 
@@ -282,15 +281,9 @@ async fn handle_est(
             body: b"not found\n".to_vec(),
         });
     }
-    let body = match Limited::new(req.into_body(), crate::est::MAX_REQUEST_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            tracing::info!(%path, status = 413, "body too large or unreadable");
-            return reply(text(413, "request body too large or unreadable"));
-        }
+    let body = match read_body(req.into_body(), crate::est::MAX_REQUEST_BODY, &path).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let tls2 = tls.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -320,10 +313,7 @@ async fn handle_est(
             );
             est_reply(resp)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "request handler failed");
-            reply(text(500, "internal error"))
-        }
+        Err(e) => handler_failed(&e),
     }
 }
 

@@ -108,6 +108,47 @@ pub struct ChallengeInfo {
     pub revoked: bool,
 }
 
+impl ChallengeInfo {
+    /// `revoked`, `used`, `expired` or `usable` at `now`.
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.revoked {
+            "revoked"
+        } else if self.used_at.is_some() {
+            "used"
+        } else if self.expires.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "usable"
+        }
+    }
+}
+
+/// One-time secrets (challenges, Enrolment Tokens) share their shape:
+/// `id, label, created, expires, used_at, revoked` in `table`.
+fn list_one_time(c: &Connection, table: &str, label: &str) -> Result<Vec<ChallengeInfo>> {
+    let mut st = c.prepare(&format!(
+        "SELECT id, {label}, created, expires, used_at, revoked FROM {table} ORDER BY id"
+    ))?;
+    let rows = st.query_map([], |r| {
+        Ok(ChallengeInfo {
+            id: r.get(0)?,
+            label: r.get(1)?,
+            created: r.get(2)?,
+            expires: r.get(3)?,
+            used_at: r.get(4)?,
+            revoked: r.get::<_, i64>(5)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn revoke_one_time(c: &Connection, table: &str, id: i64, what: &str) -> Result<()> {
+    match c.execute(&format!("UPDATE {table} SET revoked = 1 WHERE id = ?1"), params![id])? {
+        1 => Ok(()),
+        _ => Err(StorageError::NotFound(format!("no {what} {id}"))),
+    }
+}
+
 /// The server's state.
 pub trait Storage: Send + Sync {
     /// Record a one-time challenge by its keyed hash.
@@ -182,22 +223,8 @@ pub trait Storage: Send + Sync {
     fn gba_bootstrap(&self, btid: &str) -> Result<Option<GbaBootstrap>>;
 }
 
-/// An Enrolment Token as listed.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    /// Row id.
-    pub id: i64,
-    /// The enrolee it is for.
-    pub enrolee: String,
-    /// Created, Unix seconds.
-    pub created: i64,
-    /// Expiry, Unix seconds.
-    pub expires: Option<i64>,
-    /// When it was used.
-    pub used_at: Option<i64>,
-    /// Revoked by the operator.
-    pub revoked: bool,
-}
+/// An Enrolment Token as listed: `label` is the enrolee it is for.
+pub type TokenInfo = ChallengeInfo;
 
 /// One RSPF enrolment: the Enrolment Key sealed under the operator's key
 /// (the clear columns are bound to it as associated data), and what it authorises.
@@ -416,30 +443,11 @@ impl Storage for SqliteStorage {
     }
 
     fn list_challenges(&self) -> Result<Vec<ChallengeInfo>> {
-        self.with(|c| {
-            let mut st =
-                c.prepare("SELECT id, label, created, expires, used_at, revoked FROM challenges ORDER BY id")?;
-            let rows = st.query_map([], |r| {
-                Ok(ChallengeInfo {
-                    id: r.get(0)?,
-                    label: r.get(1)?,
-                    created: r.get(2)?,
-                    expires: r.get(3)?,
-                    used_at: r.get(4)?,
-                    revoked: r.get::<_, i64>(5)? != 0,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        self.with(|c| list_one_time(c, "challenges", "label"))
     }
 
     fn revoke_challenge(&self, id: i64) -> Result<()> {
-        self.with(
-            |c| match c.execute("UPDATE challenges SET revoked = 1 WHERE id = ?1", params![id])? {
-                1 => Ok(()),
-                _ => Err(StorageError::NotFound(format!("no challenge {id}"))),
-            },
-        )
+        self.with(|c| revoke_one_time(c, "challenges", id, "challenge"))
     }
 
     fn transaction(&self, txid: &str, key_id: &str) -> Result<Option<Transaction>> {
@@ -615,30 +623,11 @@ impl Storage for SqliteStorage {
     }
 
     fn list_rspf_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.with(|c| {
-            let mut st =
-                c.prepare("SELECT id, enrolee, created, expires, used_at, revoked FROM rspf_tokens ORDER BY id")?;
-            let rows = st.query_map([], |r| {
-                Ok(TokenInfo {
-                    id: r.get(0)?,
-                    enrolee: r.get(1)?,
-                    created: r.get(2)?,
-                    expires: r.get(3)?,
-                    used_at: r.get(4)?,
-                    revoked: r.get::<_, i64>(5)? != 0,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        self.with(|c| list_one_time(c, "rspf_tokens", "enrolee"))
     }
 
     fn revoke_rspf_token(&self, id: i64) -> Result<()> {
-        self.with(
-            |c| match c.execute("UPDATE rspf_tokens SET revoked = 1 WHERE id = ?1", params![id])? {
-                1 => Ok(()),
-                _ => Err(StorageError::NotFound(format!("no enrolment token {id}"))),
-            },
-        )
+        self.with(|c| revoke_one_time(c, "rspf_tokens", id, "enrolment token"))
     }
 
     fn record_enrolment(&self, rec: &KeRecord, token_hash: Option<&[u8]>, now: i64) -> Result<()> {
