@@ -44,8 +44,11 @@ enum Proto {
         #[command(subcommand)]
         cmd: rspf::RspfCmd,
     },
+    /// The device agent: provisioning profiles, automatic enrolment, renewal and revocation checks.
+    Agent(agent::AgentArgs),
 }
 
+mod agent;
 mod est;
 mod rspf;
 
@@ -212,7 +215,11 @@ enum ScepCmd {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let proto = match Cli::parse().proto {
+        Proto::Agent(args) => return agent::run(args),
+        other => other,
+    };
+    match run(proto) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("enrol: {e}");
@@ -227,8 +234,9 @@ fn err(e: ClientError) -> String {
     e.to_string()
 }
 
-fn run(cli: Cli) -> Res {
-    let (server, cmd) = match cli.proto {
+fn run(proto: Proto) -> Res {
+    let (server, cmd) = match proto {
+        Proto::Agent(_) => return Err("internal: agent handled in main".into()),
         Proto::Scep { server, cmd } => (server, cmd),
         Proto::Est { opts, cmd } => return est::run(&opts, cmd),
         Proto::Rspf { cmd } => return rspf::run(cmd),

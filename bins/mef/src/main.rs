@@ -166,6 +166,12 @@ struct InitArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Base URL at which devices reach that listener: issued certificates name
+    /// `<URL>/crl` as CRL distribution point and `<URL>/ocsp` as OCSP responder.
+    /// Default: `http://` and `--listen` (with the first `--hostname` for an
+    /// unspecified address such as 0.0.0.0).
+    #[arg(long)]
+    http_url: Option<String>,
     /// EST listener (rustls).
     #[arg(long, default_value = "127.0.0.1:8443")]
     est_listen: String,
@@ -423,6 +429,11 @@ struct ScepConfig {
     renewal_window_days: u64,
     manual_approval: bool,
     crl_validity_hours: u64,
+    /// nextUpdate − thisUpdate of OCSP answers (`/ocsp`): how long a client may
+    /// rely on one. Answers are signed per request, so this bounds only how
+    /// long a revocation can stay unseen by a client that caches them.
+    #[serde(default = "default_ocsp_validity")]
+    ocsp_validity_minutes: u64,
     /// How often `mef serve` checks whether the CRL must be re-signed (default:
     /// a quarter of `crl_validity_hours`, between 1 minute and 1 hour).
     #[serde(default)]
@@ -436,6 +447,10 @@ struct ScepConfig {
     /// for micromdm `scepclient`, which uses nothing else).
     #[serde(default = "default_ciphers")]
     ciphers: Vec<String>,
+}
+
+fn default_ocsp_validity() -> u64 {
+    60
 }
 
 fn default_crl_file() -> PathBuf {
@@ -478,8 +493,18 @@ fn ciphers(names: &[String]) -> Result<enrolkit_server::Ciphers, String> {
 #[derive(Serialize, Deserialize)]
 struct ProfileConfig {
     validity_days: u64,
+    /// Lifetime in seconds instead of days (short-lived certificates; overrides validity_days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validity_seconds: Option<u64>,
+    /// How far notBefore is set back, for devices whose clocks run slightly slow (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backdate_seconds: Option<u64>,
+    /// CRL distribution point written into issued certificates (`mef init`: this server's `/crl`).
     #[serde(default)]
     crl_url: Option<String>,
+    /// OCSP responder URL written into issued certificates' AIA (`mef init`: this server's `/ocsp`).
+    #[serde(default)]
+    ocsp_url: Option<String>,
     #[serde(default)]
     allowed_dns_suffixes: Vec<String>,
 }
@@ -518,7 +543,7 @@ fn run(cli: Cli) -> Res {
             let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
             st.revoke(&serial.to_ascii_lowercase(), unix(SystemTime::now()), reason as u8)
                 .map_err(|e| e.to_string())?;
-            println!("revoked {serial}; the next CRL lists it");
+            println!("revoked {serial}; /ocsp and /crl answer so from now on");
             Ok(())
         }
         Cmd::Ca {
@@ -570,6 +595,7 @@ fn init(a: &InitArgs) -> Res {
         a.mef_fqdn.as_str(),
     );
     let est_listen = (a.est_listen.as_str(), a.est_listen_openssl.as_str());
+    let http_url = http_base_url(listen, hostnames, a.http_url.as_deref())?;
     enrolkit_rspf::Fqdn::new("MEF", mef_fqdn).map_err(|e| format!("--mef-fqdn: {e}"))?;
     if dir.join("mef.toml").exists() {
         return Err(format!(
@@ -684,6 +710,7 @@ fn init(a: &InitArgs) -> Res {
             renewal_window_days: 14,
             manual_approval: false,
             crl_validity_hours: 24,
+            ocsp_validity_minutes: default_ocsp_validity(),
             crl_refresh_seconds: None,
             verifier_command: Vec::new(),
             verifier_timeout_seconds: default_verifier_timeout(),
@@ -691,7 +718,10 @@ fn init(a: &InitArgs) -> Res {
         },
         profile: ProfileConfig {
             validity_days: 365,
-            crl_url: None,
+            validity_seconds: None,
+            backdate_seconds: None,
+            crl_url: Some(format!("{http_url}{}", enrolkit_server::http::CRL_PATH)),
+            ocsp_url: Some(format!("{http_url}{}", enrolkit_server::ocsp::OCSP_PATH)),
             allowed_dns_suffixes: Vec::new(),
         },
         est: Some(EstConfig {
@@ -734,6 +764,42 @@ fn init(a: &InitArgs) -> Res {
         dir.join("mef.toml").display()
     );
     Ok(())
+}
+
+/// Where devices reach the plain-HTTP listener (SCEP, `/crl`, `/ocsp`), without
+/// a trailing slash: `explicit` when given (http or https), else derived from
+/// the listen address. An unspecified address (0.0.0.0, ::) is no place to
+/// send a device: the first of `hostnames` stands in, or 127.0.0.1 with a
+/// warning to set `[profile] crl_url` and `ocsp_url`.
+fn http_base_url(listen: &str, hostnames: &[String], explicit: Option<&str>) -> Res<String> {
+    if let Some(u) = explicit {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) || !u.is_ascii() {
+            return Err(format!("--http-url: {u:?} is not an http:// or https:// URL"));
+        }
+        return Ok(u.trim_end_matches('/').to_owned());
+    }
+    let addr = match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) => a,
+        // A host name and port, as given.
+        Err(_) => return Ok(format!("http://{listen}")),
+    };
+    if !addr.ip().is_unspecified() {
+        return Ok(format!("http://{addr}"));
+    }
+    let host = match hostnames.first() {
+        Some(h) if h.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{h}]"),
+        Some(h) => h.clone(),
+        None => {
+            eprintln!(
+                "mef: listening on {listen}; issued certificates will name http://127.0.0.1:{}/crl and /ocsp \
+                 — pass --http-url or edit [profile] crl_url and ocsp_url",
+                addr.port()
+            );
+            "127.0.0.1".into()
+        }
+    };
+    Ok(format!("http://{host}:{}", addr.port()))
 }
 
 fn save_config(path: &Path, cfg: &Config) -> Res {
@@ -881,8 +947,14 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         .map(|p| files::read_certificate(&base.join(p)))
         .transpose()?;
     let profile = Profile {
-        validity: Duration::from_secs(cfg.profile.validity_days * 86400),
+        validity: Duration::from_secs(
+            cfg.profile
+                .validity_seconds
+                .unwrap_or(cfg.profile.validity_days.saturating_mul(86400)),
+        ),
+        backdate: Duration::from_secs(cfg.profile.backdate_seconds.unwrap_or(300)),
         crl_url: cfg.profile.crl_url.clone(),
+        ocsp_url: cfg.profile.ocsp_url.clone(),
         san: if cfg.profile.allowed_dns_suffixes.is_empty() {
             SanPolicy::Copy
         } else {
@@ -1115,8 +1187,18 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
             e.listen_openssl = est_listen_openssl;
         }
     }
+    // Bound before the services are built, so that profile URLs derived from
+    // the configured address can follow a `--listen` override.
+    let addr = listen.clone().unwrap_or(cfg.listen.clone());
+    let http_listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    http_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    if listen.is_some() {
+        let bound = http_listener.local_addr().map_err(|e| e.to_string())?;
+        follow_listener(&mut cfg.profile, &cfg.listen, bound);
+    }
     let (scep, shared) = build_services(&cfg, &base)?;
     let svc = Arc::new(scep);
+    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
     if cfg.rspf.is_some() && cfg.est.is_none() {
         return Err("[rspf] is served on the EST listeners: configure [est] too".into());
     }
@@ -1125,18 +1207,16 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
         .as_ref()
         .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
         .transpose()?;
-    let addr = listen.unwrap_or(cfg.listen.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener =
+            tokio::net::TcpListener::from_std(http_listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         announce(&format!("mef: listening on http://{local}/scep"));
-        tracing::info!(%local, "serving SCEP");
+        tracing::info!(%local, "serving SCEP, /crl and /ocsp");
         if let Some((est_svc, listeners)) = est {
             if let Some(r) = est_svc.rspf.clone() {
                 tokio::spawn(purge_expired_enrolments(r));
@@ -1165,10 +1245,47 @@ fn serve(config: &Path, listen: Option<String>, est_listen: Option<String>, est_
             crl_refresh(&cfg),
         ));
         tokio::select! {
-            r = enrolkit_server::http::serve(listener, svc) => r.map_err(|e| e.to_string()),
+            r = enrolkit_server::http::serve_http(
+                listener,
+                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp) },
+            ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
         }
     })
+}
+
+/// `serve --listen` moves the plain-HTTP listener; profile URLs that `mef
+/// init` derived from the configured `listen` (`http://<listen>/crl` and
+/// `/ocsp`) move with it, so that issued certificates keep naming this
+/// server. URLs set any other way stay as they are, and so do all of them
+/// when the bound address is unspecified (0.0.0.0 is no place to send a device).
+fn follow_listener(profile: &mut ProfileConfig, configured: &str, bound: std::net::SocketAddr) {
+    if bound.ip().is_unspecified() {
+        return;
+    }
+    let from = format!("http://{configured}/");
+    for url in [&mut profile.crl_url, &mut profile.ocsp_url].into_iter().flatten() {
+        let Some(path) = url.strip_prefix(&from) else {
+            continue;
+        };
+        let moved = format!("http://{bound}/{path}");
+        tracing::info!(from = %url, to = %moved, "profile URL follows --listen");
+        *url = moved;
+    }
+}
+
+/// The CA's OCSP responder on the plain-HTTP listener: answers from the
+/// database at request time, signed by the CA key.
+fn build_ocsp(cfg: &Config, shared: &Shared) -> Res<enrolkit_server::ocsp::OcspResponder> {
+    if cfg.scep.ocsp_validity_minutes == 0 {
+        return Err("scep.ocsp_validity_minutes must be at least 1".into());
+    }
+    enrolkit_server::ocsp::OcspResponder::new(enrolkit_server::ocsp::OcspSetup {
+        ca: shared.ca.clone(),
+        storage: shared.storage.clone(),
+        validity: Duration::from_secs(cfg.scep.ocsp_validity_minutes.saturating_mul(60)),
+    })
+    .map_err(|e| format!("OCSP responder: {e}"))
 }
 
 /// Delete Enrolment Key records once their Enrolment Expiry has passed
@@ -1427,4 +1544,88 @@ fn announce(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn revocation_urls_default_to_the_plain_http_listener() {
+        let none: &[String] = &[];
+        assert_eq!(
+            http_base_url("127.0.0.1:8080", none, None).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(http_base_url("[::1]:9000", none, None).unwrap(), "http://[::1]:9000");
+        assert_eq!(
+            http_base_url("mef.example:80", none, None).unwrap(),
+            "http://mef.example:80"
+        );
+        let names = ["mef.example".to_string()];
+        assert_eq!(
+            http_base_url("0.0.0.0:8080", &names, None).unwrap(),
+            "http://mef.example:8080"
+        );
+        assert_eq!(
+            http_base_url("0.0.0.0:8080", &["2001:db8::1".to_string()], None).unwrap(),
+            "http://[2001:db8::1]:8080"
+        );
+        assert_eq!(
+            http_base_url("0.0.0.0:8080", none, None).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            http_base_url("0.0.0.0:8080", none, Some("https://pki.example/mef/")).unwrap(),
+            "https://pki.example/mef"
+        );
+        assert!(http_base_url("0.0.0.0:8080", none, Some("ldap://pki.example")).is_err());
+    }
+
+    #[test]
+    fn init_derived_urls_follow_a_listen_override() {
+        let mut p: ProfileConfig = toml::from_str(
+            "validity_days = 1\ncrl_url = \"http://127.0.0.1:8080/crl\"\nocsp_url = \"http://127.0.0.1:8080/ocsp\"\n",
+        )
+        .unwrap();
+        follow_listener(&mut p, "127.0.0.1:8080", "127.0.0.1:40123".parse().unwrap());
+        assert_eq!(p.crl_url.as_deref(), Some("http://127.0.0.1:40123/crl"));
+        assert_eq!(p.ocsp_url.as_deref(), Some("http://127.0.0.1:40123/ocsp"));
+        // URLs the operator set (another host, another port) are left alone.
+        p.crl_url = Some("http://pki.example/crl".into());
+        p.ocsp_url = Some("http://127.0.0.1:80801/ocsp".into());
+        follow_listener(&mut p, "127.0.0.1:8080", "127.0.0.1:40124".parse().unwrap());
+        assert_eq!(p.crl_url.as_deref(), Some("http://pki.example/crl"));
+        assert_eq!(p.ocsp_url.as_deref(), Some("http://127.0.0.1:80801/ocsp"));
+        // Nor does anything follow an unspecified address.
+        p.ocsp_url = Some("http://127.0.0.1:8080/ocsp".into());
+        follow_listener(&mut p, "127.0.0.1:8080", "0.0.0.0:9".parse().unwrap());
+        assert_eq!(p.ocsp_url.as_deref(), Some("http://127.0.0.1:8080/ocsp"));
+    }
+
+    #[test]
+    fn a_configuration_from_before_ocsp_still_loads() {
+        let old = r#"
+listen = "127.0.0.1:8080"
+database = "mef.db"
+ca_certificate = "ca.pem"
+ca_key = "ca.key.pem"
+ra_certificate = "ra.pem"
+ra_key = "ra.key.pem"
+challenge_key = "challenge.key"
+[scep]
+one_time_challenges = true
+renewal_window_days = 14
+manual_approval = false
+crl_validity_hours = 24
+[profile]
+validity_days = 365
+"#;
+        let cfg: Config = toml::from_str(old).unwrap();
+        assert_eq!(cfg.profile.crl_url, None);
+        assert_eq!(cfg.profile.ocsp_url, None);
+        assert_eq!(cfg.scep.ocsp_validity_minutes, 60);
+    }
 }

@@ -3,12 +3,15 @@
 //! Client flows over HTTP, composed from the wire-format crates: SCEP
 //! (GetCACaps, GetCACert with fingerprint pinning, enrolment with polling,
 //! renewal, GetCert, GetCRL) and EST (cacerts with bootstrap pinning,
-//! csrattrs, simple(re)enroll with channel binding, serverkeygen, 202 waits).
+//! csrattrs, simple(re)enroll with channel binding, serverkeygen, 202 waits),
+//! and the device agent that keeps a credential valid on its own.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod bench;
 pub mod est;
 pub mod https;
+pub mod revocation;
 pub mod rspf;
 pub mod scep;
 

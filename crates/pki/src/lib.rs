@@ -290,6 +290,12 @@ fn ca_extensions(path_len: Option<u8>) -> Result<Vec<Extension>> {
 }
 
 impl Authority {
+    /// The signature algorithm this CA signs with (certificates, CRLs, OCSP
+    /// responses): SHA-256 with the key's own scheme, so every object agrees.
+    pub fn signature_algorithm(&self) -> SignatureAlgorithm {
+        signature_algorithm(self.key.as_ref())
+    }
+
     /// Create a self-signed root CA.
     pub fn new_root(
         key: Box<dyn Signer>,

@@ -82,9 +82,65 @@ fn text(status: u16, msg: &str) -> HttpResponse {
     }
 }
 
-async fn handle(svc: Arc<ScepService>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// `/ocsp` (POST) and `/ocsp/<request>` (GET): one log line per request.
+async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Request<Incoming>, started: Instant) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match read_body(req.into_body(), crate::ocsp::MAX_REQUEST, crate::ocsp::OCSP_PATH).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let method2 = method.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let r = crate::ocsp::OcspHttpRequest {
+            method: &method2,
+            path: &path,
+            content_type: content_type.as_deref(),
+            body: &body,
+        };
+        svc.handle(&r, SystemTime::now())
+    })
+    .await;
+    match res {
+        Ok((resp, log)) => {
+            tracing::info!(
+                %method,
+                path = crate::ocsp::OCSP_PATH,
+                certs = %log.certs,
+                nonce = log.nonce,
+                outcome = %log.outcome,
+                status = resp.status,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "ocsp"
+            );
+            reply(resp)
+        }
+        Err(e) => handler_failed(&e),
+    }
+}
+
+/// What the plain-HTTP listener serves: SCEP and the CRL, and the CA's OCSP
+/// responder when there is one.
+#[derive(Clone)]
+pub struct HttpServices {
+    /// The SCEP responder (also the source of `/crl`).
+    pub scep: Arc<ScepService>,
+    /// The OCSP responder at [`crate::ocsp::OCSP_PATH`].
+    pub ocsp: Option<Arc<crate::ocsp::OcspResponder>>,
+}
+
+async fn handle(services: HttpServices, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
+    if let Some(o) = services.ocsp.as_ref().filter(|_| crate::ocsp::is_ocsp_path(&path)) {
+        return ocsp(o.clone(), req, started).await;
+    }
+    let svc = services.scep;
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
     if path == CRL_PATH && method == Method::GET {
@@ -182,11 +238,16 @@ where
     }
 }
 
-/// Serve SCEP on `listener` until the process ends.
+/// Serve SCEP (and `/crl`) on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
+    serve_http(listener, HttpServices { scep: svc, ocsp: None }).await
+}
+
+/// Serve SCEP, `/crl` and, when given, OCSP on `listener` until the process ends.
+pub async fn serve_http(listener: TcpListener, services: HttpServices) -> std::io::Result<()> {
     accept_loop(listener, move |stream, peer| {
-        let svc = svc.clone();
-        serve_http1(stream, peer, move |req| handle(svc.clone(), req))
+        let services = services.clone();
+        serve_http1(stream, peer, move |req| handle(services.clone(), req))
     })
     .await
 }

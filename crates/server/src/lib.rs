@@ -2,11 +2,13 @@
 //!
 //! The servers of enrolkit, composed from the protocol crates: today the
 //! SCEP responder acting as RA in front of the local CA of `enrolkit-pki`,
-//! with its authorisation policy and its SQLite storage.
+//! with its authorisation policy and its SQLite storage, and the CA's OCSP
+//! responder.
 #![forbid(unsafe_code)]
 
 pub mod est;
 pub mod http;
+pub mod ocsp;
 pub mod rspf;
 pub mod scep;
 pub mod seal;

@@ -1,0 +1,410 @@
+//! `enrol agent` end to end against `mef serve`: first enrolment over SCEP
+//! and over EST, renewal when the threshold has passed, a wrong pin that
+//! stops everything, and SIGKILL during replacement.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use enrolkit_testkit::Mef;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn mef_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_enrol")).with_file_name("mef")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fingerprint(pem: &Path) -> String {
+    let c = enrolkit_files::read_certificate(pem).unwrap();
+    enrolkit_client::est::fingerprint(&der::Encode::to_der(&c).unwrap())
+}
+
+/// Certificates that are 45% through their life when issued (1 h ahead,
+/// 50 min back): a 50% threshold keeps them, 40% renews them at once.
+fn short_lived(cfg: &mut String) {
+    *cfg = cfg.replace(
+        "validity_days = 365\n",
+        "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+    );
+}
+
+struct Device {
+    dir: tempfile::TempDir,
+}
+
+impl Device {
+    fn new() -> Device {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+    fn profile(&self, body: &str) -> PathBuf {
+        let p = self.path("profile.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+    fn agent(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_enrol"))
+            .arg("agent")
+            .arg("--profile")
+            .arg(self.path("profile.toml"))
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn once(&self) -> (i32, String) {
+        let o = self.agent(&["--once"]);
+        (o.status.code().unwrap_or(-1), text(&o))
+    }
+    fn serial(&self) -> String {
+        let c = enrolkit_files::read_certificate(&self.path("out/cert.pem")).unwrap();
+        hex::encode(c.tbs_certificate.serial_number.as_bytes())
+    }
+    /// The stores hold one complete credential: the key certifies, the chain
+    /// issues the certificate, the anchor is the pin, the record names it.
+    fn consistent(&self) -> String {
+        let cert = enrolkit_files::read_certificate(&self.path("out/cert.pem")).unwrap();
+        let key = enrolkit_files::read_key(&self.path("out/key.pem")).unwrap();
+        assert_eq!(
+            enrolkit_keys::Signer::public_key(&key),
+            &cert.tbs_certificate.subject_public_key_info,
+            "key and certificate are from different credentials"
+        );
+        let serial = hex::encode(cert.tbs_certificate.serial_number.as_bytes());
+        let record = std::fs::read_to_string(self.path("state/dev/credential.toml")).unwrap();
+        assert!(
+            record.contains(&serial),
+            "the record names another certificate: {record}"
+        );
+        assert!(!self.path("state/dev/install.journal").exists());
+        assert!(!self.path("out/.cert.pem.enrol-new").exists());
+        serial
+    }
+}
+
+fn openssl_verify(ca: &Path, cert: &Path) {
+    let v = Command::new("openssl").arg("version").output().unwrap();
+    println!("peer: {}", String::from_utf8_lossy(&v.stdout).trim());
+    let o = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl verify: {}", text(&o));
+}
+
+fn outputs(d: &Device) -> String {
+    format!(
+        r#"
+[output]
+key = "{0}/out/key.pem"
+certificate = "{0}/out/cert.pem"
+chain = "{0}/out/chain.pem"
+trust_anchor = "{0}/out/ca.pem"
+[notify]
+command = ["sh", "-c", "echo \"$ENROL_EVENT $ENROL_REASON $ENROL_SERIAL\" >> {0}/notify.log"]
+"#,
+        d.dir.path().display()
+    )
+}
+
+fn scep_profile(d: &Device, mef: &Mef, pin: &str, challenge: &str, threshold: u8) -> PathBuf {
+    d.profile(&format!(
+        r#"
+name = "dev"
+protocol = "scep"
+url = "http://127.0.0.1:{}/scep"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "agent-{{profile}}"
+[key]
+type = "rsa2048"
+[auth]
+challenge = "{challenge}"
+[renewal]
+threshold_percent = {threshold}
+jitter_percent = 0
+[revocation]
+check = "none"
+{}"#,
+        mef.scep,
+        outputs(d)
+    ))
+}
+
+#[test]
+fn scep_a_device_with_nothing_gets_a_certificate_keeps_it_then_renews_it_past_the_threshold() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let pin = fingerprint(&mef.st("ca.pem"));
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let d = Device::new();
+    scep_profile(&d, &mef, &pin, &challenge, 50);
+
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "first enrolment installs: {out}");
+    let first = d.consistent();
+    openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
+    assert_eq!(
+        std::fs::metadata(d.path("out/key.pem")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read(d.path("out/ca.pem")).unwrap(),
+        std::fs::read(mef.st("ca.pem")).unwrap()
+    );
+    let log = std::fs::read_to_string(d.path("notify.log")).unwrap();
+    assert!(log.contains(&format!("installed FirstCertificate {first}")), "{log}");
+
+    // Nothing to do while the certificate is younger than the threshold.
+    let (code, out) = d.once();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(d.serial(), first);
+    let st = text(&d.agent(&["status"]));
+    assert!(
+        st.contains("dev: idle") && st.contains("certificate expires:") && st.contains("next renewal:"),
+        "{st}"
+    );
+
+    // Lower the threshold below the 45% already elapsed: the next cycle renews,
+    // signed with the current key (the one-time challenge is spent, so only
+    // a RenewalReq can succeed).
+    scep_profile(&d, &mef, &pin, "spent", 40);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "renewal installs: {out}");
+    let second = d.consistent();
+    assert_ne!(first, second);
+    assert!(std::fs::read_to_string(d.path("notify.log"))
+        .unwrap()
+        .contains(&format!("installed RenewalDue {second}")));
+    assert!(mef.log().contains("RenewalReq"), "{}", mef.log());
+    // The replaced credential is kept until it expires (step 14 deletes it then).
+    assert!(d.path(&format!("state/dev/previous/{first}/certificate")).exists());
+}
+
+#[test]
+fn a_wrong_trust_anchor_fingerprint_stops_everything_and_writes_nothing() {
+    let mef = Mef::start(&mef_bin(), &[], |_, _| {});
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let d = Device::new();
+    let wrong = "00".repeat(32);
+    scep_profile(&d, &mef, &wrong, &challenge, 50);
+    let (code, out) = d.once();
+    assert_eq!(code, 40, "{out}");
+    assert!(
+        out.contains("pinned trust anchor") && out.contains(&fingerprint(&mef.st("ca.pem"))),
+        "{out}"
+    );
+    for f in [
+        "out/key.pem",
+        "out/cert.pem",
+        "out/chain.pem",
+        "out/ca.pem",
+        "notify.log",
+        "state/dev/next-key.pem",
+    ] {
+        assert!(!d.path(f).exists(), "{f} was written");
+    }
+    let st = text(&d.agent(&["status"]));
+    assert!(st.contains("dev: halted") && st.contains("pinned trust anchor"), "{st}");
+    // The one-time challenge was not spent: with the right pin the device enrols.
+    scep_profile(&d, &mef, &fingerprint(&mef.st("ca.pem")), &challenge, 50);
+    assert_eq!(d.once().0, 10);
+}
+
+#[test]
+fn an_invalid_profile_is_refused_at_load_with_the_field_and_the_reason() {
+    let d = Device::new();
+    d.profile("name = \"dev\"\nprotocol = \"scep\"\nurl = \"http://x/scep\"\n[trust]\nanchors = [\"abc\"]\n[subject]\ncn = \"x\"\n[output]\nkey = \"/k\"\ncertificate = \"/c\"\n");
+    let o = d.agent(&["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("trust.anchors[0]: \"abc\" is not a SHA-256 fingerprint"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn est_profile(d: &Device, mef: &Mef, pin: &str, kpm: &Path, threshold: u8) -> PathBuf {
+    d.profile(&format!(
+        r#"
+name = "dev"
+protocol = "est"
+url = "https://127.0.0.1:{}"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "agent-est"
+dns = ["{{profile}}.device.test"]
+[key]
+type = "p256"
+[auth]
+psk_identity = "dev-kpm"
+psk_file = "{}"
+[renewal]
+threshold_percent = {threshold}
+jitter_percent = 0
+[revocation]
+check = "none"
+{}"#,
+        mef.openssl,
+        kpm.display(),
+        outputs(d)
+    ))
+}
+
+fn est_device(mef: &Mef, threshold: u8) -> Device {
+    let d = Device::new();
+    let kpm = d.path("kpm");
+    std::fs::write(&kpm, mef.run(&["psk", "add", "dev-kpm"]).trim()).unwrap();
+    est_profile(&d, mef, &fingerprint(&mef.st("ca.pem")), &kpm, threshold);
+    d
+}
+
+#[test]
+fn est_a_device_enrols_with_its_psk_then_re_enrols_with_its_certificate() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let d = est_device(&mef, 50);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "{out}");
+    let first = d.consistent();
+    openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
+    assert_eq!(d.once().0, 0);
+    est_profile(&d, &mef, &fingerprint(&mef.st("ca.pem")), &d.path("kpm"), 40);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "{out}");
+    assert_ne!(d.consistent(), first);
+    assert!(mef.log().contains("simplereenroll"), "{}", mef.log());
+}
+
+#[test]
+fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_never_a_mix() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let d = est_device(&mef, 50);
+    assert_eq!(d.once().0, 10);
+    let kpm = d.path("kpm");
+    let pin = fingerprint(&mef.st("ca.pem"));
+    // How long one renewal takes here, to spread the kills across it.
+    est_profile(&d, &mef, &pin, &kpm, 40);
+    let t = Instant::now();
+    assert_eq!(d.once().0, 10);
+    let full = t.elapsed();
+    let mut serials = vec![d.consistent()];
+    let (mut old, mut new, mut forward, mut back) = (0, 0, 0, 0);
+    let rounds = 40u32;
+    for i in 0..rounds {
+        est_profile(&d, &mef, &pin, &kpm, 40);
+        let before = d.consistent();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_enrol"))
+            .arg("agent")
+            .arg("--profile")
+            .arg(d.path("profile.toml"))
+            .arg("--state-dir")
+            .arg(d.path("state"))
+            .arg("--once")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(f64::from(i) / f64::from(rounds)) + Duration::from_millis(u64::from(i % 3)));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        // Restart with a threshold the current certificate does not reach:
+        // the restart only finishes or discards the interrupted install.
+        est_profile(&d, &mef, &pin, &kpm, 50);
+        let (code, out) = d.once();
+        assert!(code == 0, "restart after kill {i}: {out}");
+        forward += usize::from(out.contains("RolledForward"));
+        back += usize::from(out.contains("RolledBack"));
+        let after = d.consistent();
+        if after == before {
+            old += 1;
+        } else {
+            new += 1;
+            assert!(!serials.contains(&after));
+            serials.push(after);
+        }
+    }
+    println!(
+        "SIGKILL during replacement: {old} restarts kept the old credential, {new} had the new one; \
+         {forward} finished a committed install, {back} discarded an uncommitted one"
+    );
+    assert!(
+        old > 0 && new > 0,
+        "the kills should land both before and after the commit point"
+    );
+}
+
+fn revocation_profile(d: &Device, mef: &Mef, pin: &str, check: &str) -> PathBuf {
+    d.profile(&format!(
+        r#"
+name = "dev"
+protocol = "scep"
+url = "http://127.0.0.1:{}/scep"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "agent-revocation"
+[key]
+type = "rsa2048"
+[auth]
+challenge = "shared-secret"
+[renewal]
+threshold_percent = 66
+jitter_percent = 0
+[revocation]
+check = "{check}"
+{}"#,
+        mef.scep,
+        outputs(d)
+    ))
+}
+
+#[test]
+fn a_revoked_certificate_is_noticed_by_crl_and_separately_by_ocsp_and_re_enrolled() {
+    for check in ["crl", "ocsp"] {
+        let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+            *cfg = cfg.replace(
+                "one_time_challenges = true",
+                "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
+            );
+        });
+        let d = Device::new();
+        revocation_profile(&d, &mef, &fingerprint(&mef.st("ca.pem")), check);
+        let (code, out) = d.once();
+        assert_eq!(code, 10, "{check}: {out}");
+        let first = d.consistent();
+        // Checked and good: nothing happens.
+        let (code, out) = d.once();
+        assert_eq!(code, 0, "{check}: {out}");
+        assert_eq!(d.serial(), first);
+        mef.run(&["revoke", &first]);
+        let (code, out) = d.once();
+        assert_eq!(code, 10, "{check}: revocation should re-enrol: {out}");
+        let second = d.consistent();
+        assert_ne!(first, second);
+        let log = std::fs::read_to_string(d.path("notify.log")).unwrap();
+        assert!(
+            log.contains("revoked") && log.contains(&format!("installed Revoked {second}")),
+            "{check}: {log}"
+        );
+        // The new certificate is good again.
+        assert_eq!(d.once().0, 0, "{check}");
+        let served = mef.log();
+        let path = if check == "crl" { "/crl" } else { "/ocsp" };
+        assert!(served.contains(path), "{check}: the agent never asked {path}: {served}");
+    }
+}

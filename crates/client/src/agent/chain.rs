@@ -1,0 +1,199 @@
+//! Certificate checks the agent makes on a clock it is handed (steps 2, 4
+//! and 11): pinned trust anchors, each CA certificate against its superior,
+//! and a new chain before it replaces anything.
+//!
+//! These are deliberately small: signatures, names, validity at `now`, and
+//! the CA flag of every issuer. The TLS layer does full RFC 5280 path
+//! validation for connections; this is what decides what the device keeps.
+
+use der::{Decode, Encode};
+use enrolkit_keys::SignatureAlgorithm;
+use std::time::SystemTime;
+use x509_cert::ext::pkix::BasicConstraints;
+use x509_cert::Certificate;
+
+/// Why a certificate set was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// No offered certificate has a pinned fingerprint.
+    #[error("no CA certificate matches the pinned trust anchor fingerprint(s); offered: {}", offered.join(", "))]
+    AnchorMismatch {
+        /// SHA-256 fingerprints offered.
+        offered: Vec<String>,
+    },
+    /// A CA certificate does not chain to the pinned anchor.
+    #[error("CA certificate {subject:?} is not signed by the pinned anchor or a CA below it")]
+    Unchained {
+        /// Its subject.
+        subject: String,
+    },
+    /// Outside its validity period at the time of the check.
+    #[error("certificate {subject:?} is not valid now (valid {not_before} to {not_after})")]
+    NotValidNow {
+        /// Its subject.
+        subject: String,
+        /// notBefore.
+        not_before: String,
+        /// notAfter.
+        not_after: String,
+    },
+    /// The issued chain is not for our key, or does not reach the anchor.
+    #[error("the new certificate chain is not acceptable: {0}")]
+    BadChain(String),
+}
+
+/// SHA-256 fingerprint (lowercase hex) of a certificate.
+pub fn fingerprint(cert: &Certificate) -> String {
+    cert.to_der().map(|d| crate::est::fingerprint(&d)).unwrap_or_default()
+}
+
+/// Subject as a string, for messages.
+pub fn subject(cert: &Certificate) -> String {
+    cert.tbs_certificate.subject.to_string()
+}
+
+/// Whether `cert` carries a signature by `issuer`'s key and names it as issuer.
+pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
+        return false;
+    }
+    let Some(alg) = SignatureAlgorithm::from_oids(&cert.signature_algorithm.oid, None) else {
+        return false;
+    };
+    let (Ok(spki), Ok(tbs)) = (
+        issuer.tbs_certificate.subject_public_key_info.to_der(),
+        cert.tbs_certificate.to_der(),
+    ) else {
+        return false;
+    };
+    let Ok(spki) = spki::SubjectPublicKeyInfoRef::from_der(&spki) else {
+        return false;
+    };
+    cert.signature
+        .as_bytes()
+        .is_some_and(|sig| enrolkit_keys::verify(&spki, alg, &tbs, sig).is_ok())
+}
+
+/// Whether the certificate is a CA (basicConstraints cA).
+pub fn is_ca(cert: &Certificate) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|b| b.ca)
+}
+
+/// notBefore and notAfter.
+pub fn validity(cert: &Certificate) -> (SystemTime, SystemTime) {
+    let v = &cert.tbs_certificate.validity;
+    (v.not_before.to_system_time(), v.not_after.to_system_time())
+}
+
+fn valid_at(cert: &Certificate, now: SystemTime) -> Result<(), ChainError> {
+    let (nb, na) = validity(cert);
+    if now < nb || now > na {
+        let v = &cert.tbs_certificate.validity;
+        return Err(ChainError::NotValidNow {
+            subject: subject(cert),
+            not_before: v.not_before.to_string(),
+            not_after: v.not_after.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A validated trust anchor with the CA certificates that chain to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anchors {
+    /// The pinned certificate.
+    pub anchor: Certificate,
+    /// Every other offered certificate, each checked against its superior
+    /// (intermediates, and a SCEP RA certificate), superiors first.
+    pub below: Vec<Certificate>,
+}
+
+impl Anchors {
+    /// Steps 1–4: find the pinned anchor among `offered` (preferring a
+    /// self-signed root), then accept every other certificate only when it
+    /// is signed by the anchor or by a CA already accepted, and valid at `now`.
+    pub fn validate(offered: &[Certificate], pins: &[String], now: SystemTime) -> Result<Anchors, ChainError> {
+        let pinned = |c: &&Certificate| pins.contains(&fingerprint(c));
+        let anchor = offered
+            .iter()
+            .filter(pinned)
+            .find(|c| signed_by(c, c))
+            .or_else(|| offered.iter().find(pinned))
+            .cloned()
+            .ok_or_else(|| ChainError::AnchorMismatch {
+                offered: offered.iter().map(fingerprint).collect(),
+            })?;
+        valid_at(&anchor, now)?;
+        let mut below: Vec<Certificate> = Vec::new();
+        let mut rest: Vec<&Certificate> = offered.iter().filter(|c| **c != anchor).collect();
+        // Accept in rounds so the order the server sent them in does not matter.
+        while !rest.is_empty() {
+            let before = rest.len();
+            let mut left = Vec::new();
+            for c in rest {
+                let superior = std::iter::once(&anchor)
+                    .chain(below.iter().filter(|b| is_ca(b)))
+                    .find(|i| signed_by(c, i));
+                match superior {
+                    Some(_) => {
+                        valid_at(c, now)?;
+                        below.push(c.clone());
+                    }
+                    None => left.push(c),
+                }
+            }
+            if left.len() == before {
+                return Err(ChainError::Unchained {
+                    subject: left.first().map(|c| subject(c)).unwrap_or_default(),
+                });
+            }
+            rest = left;
+        }
+        Ok(Anchors { anchor, below })
+    }
+
+    /// Step 11: order `issued` (the end-entity certificate first, then any
+    /// intermediates the server sent) into the chain to keep, checking that
+    /// the leaf certifies `public_key`, every link is signed by a CA
+    /// certificate above it, the top is the anchor, and all are valid at `now`.
+    /// Returns the leaf and the intermediates up to (not including) the anchor.
+    pub fn chain_for(
+        &self,
+        leaf: &Certificate,
+        extra: &[Certificate],
+        public_key: &spki::SubjectPublicKeyInfoOwned,
+        now: SystemTime,
+    ) -> Result<Vec<Certificate>, ChainError> {
+        if &leaf.tbs_certificate.subject_public_key_info != public_key {
+            return Err(ChainError::BadChain("the certificate is not for our key".into()));
+        }
+        if is_ca(leaf) {
+            return Err(ChainError::BadChain("the certificate is a CA certificate".into()));
+        }
+        valid_at(leaf, now).map_err(|e| ChainError::BadChain(e.to_string()))?;
+        let pool: Vec<&Certificate> = self.below.iter().chain(extra.iter()).filter(|c| is_ca(c)).collect();
+        let mut chain = vec![leaf.clone()];
+        let mut current = leaf.clone();
+        for _ in 0..8 {
+            if signed_by(&current, &self.anchor) {
+                return Ok(chain);
+            }
+            let Some(next) = pool.iter().find(|c| signed_by(&current, c) && **c != &current) else {
+                return Err(ChainError::BadChain(format!(
+                    "{:?} is not signed by the anchor or a known CA",
+                    subject(&current)
+                )));
+            };
+            valid_at(next, now).map_err(|e| ChainError::BadChain(e.to_string()))?;
+            chain.push((*next).clone());
+            current = (*next).clone();
+        }
+        Err(ChainError::BadChain("chain longer than 8 certificates".into()))
+    }
+}

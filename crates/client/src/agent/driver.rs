@@ -1,0 +1,868 @@
+//! The agent's I/O: it carries out the machine's [`Action`]s over SCEP, EST
+//! and HTTP, against the file stores, and reports [`Event`]s back. All
+//! decisions are the machine's; this only does what it is told and says
+//! what happened, in one line when it fails.
+
+use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machine, Notice, Status};
+use super::profile::{expand, Format, Profile, Protocol};
+use super::store::{self, NewFile, Ownership};
+use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
+use crate::scep::{PollPolicy, ScepClient, ScepSession};
+use der::{Decode, Encode, EncodePem};
+use enrolkit_keys::{KeyKind, Signer, SoftwareKey};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+/// Largest revocation response or CA bundle read (CRLs of big CAs run to megabytes).
+pub const MAX_FETCH: u64 = 16 * 1024 * 1024;
+
+/// Carries out actions for one profile.
+pub struct Driver {
+    /// The profile in force.
+    pub profile: Profile,
+    /// This profile's state directory (0700).
+    pub dir: PathBuf,
+    /// Value of `{hostname}`.
+    pub hostname: String,
+    /// Per-request network timeout.
+    pub timeout: Duration,
+    /// Where progress lines go.
+    pub log: Box<dyn FnMut(&str) + Send>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("profile", &self.profile.name)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn pem_all(certs: &[Certificate]) -> Result<String, String> {
+    let mut s = String::new();
+    for c in certs {
+        s.push_str(&c.to_pem(der::pem::LineEnding::LF).map_err(|e| e.to_string())?);
+    }
+    Ok(s)
+}
+
+fn read_certs(path: &Path) -> Result<Vec<Certificate>, String> {
+    let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if b.starts_with(b"-----") {
+        Certificate::load_pem_chain(&b).map_err(|e| format!("{}: {e}", path.display()))
+    } else {
+        Certificate::from_der(&b)
+            .map(|c| vec![c])
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Escape an RFC 4514 attribute value.
+fn rdn_value(v: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in v.chars().enumerate() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (i == 0 && (c == '#' || c == ' ')) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// When a file written by the agent was last changed, for `status`.
+fn http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+impl Driver {
+    /// A driver for `profile` keeping its state under `state_root/<name>`.
+    pub fn new(profile: Profile, state_root: &Path) -> Result<Driver, String> {
+        let dir = state_root.join(&profile.name);
+        enrolkit_files::create_private_dir(&dir)?;
+        let hostname = nix::unistd::gethostname()
+            .map_err(|e| format!("hostname: {e}"))?
+            .to_string_lossy()
+            .into_owned();
+        Ok(Driver {
+            profile,
+            dir,
+            hostname,
+            timeout: Duration::from_secs(30),
+            log: Box::new(|l| eprintln!("{l}")),
+        })
+    }
+
+    fn say(&mut self, line: &str) {
+        let name = self.profile.name.clone();
+        (self.log)(&format!("[{name}] {line}"));
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.join("install.journal")
+    }
+    fn next_key_path(&self) -> PathBuf {
+        self.dir.join("next-key.pem")
+    }
+    fn record_path(&self) -> PathBuf {
+        self.dir.join("credential.toml")
+    }
+    fn previous_dir(&self) -> PathBuf {
+        self.dir.join("previous")
+    }
+    /// Where `status` finds the last state.
+    pub fn status_path(&self) -> PathBuf {
+        self.dir.join("status.toml")
+    }
+    /// The file whose presence asks for renewal now (`enrol agent renew`).
+    pub fn directive_path(&self) -> PathBuf {
+        self.dir.join("renew-now")
+    }
+
+    /// Every path an install may write.
+    fn outputs(&self) -> Vec<PathBuf> {
+        let o = &self.profile.output;
+        let mut v = vec![o.certificate.clone(), self.record_path()];
+        v.extend(o.key.iter().cloned());
+        v.extend(o.chain.iter().cloned());
+        v.extend(o.trust_anchor.iter().cloned());
+        v
+    }
+
+    fn ownership(&self) -> Result<Ownership, String> {
+        let o = &self.profile.output;
+        let uid = match &o.owner {
+            None => None,
+            Some(u) => Some(match u.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::unistd::User::from_name(u)
+                    .map_err(|e| format!("output.owner {u}: {e}"))?
+                    .ok_or_else(|| format!("output.owner: no user {u:?}"))?
+                    .uid
+                    .as_raw(),
+            }),
+        };
+        let gid = match &o.group {
+            None => None,
+            Some(g) => Some(match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::unistd::Group::from_name(g)
+                    .map_err(|e| format!("output.group {g}: {e}"))?
+                    .ok_or_else(|| format!("output.group: no group {g:?}"))?
+                    .gid
+                    .as_raw(),
+            }),
+        };
+        Ok(Ownership { uid, gid })
+    }
+
+    /// Carry out one action (not `Wait` or `Halt`, which the runner handles).
+    pub fn execute(&mut self, action: &Action, now: SystemTime) -> Event {
+        let r = match action {
+            Action::LoadStores => self.load().map(Event::Loaded),
+            Action::FetchCaCerts => {
+                let (p, u) = (self.profile.protocol, self.profile.url.clone());
+                self.fetch_ca(p, &u).map(Event::CaCerts)
+            }
+            Action::Enrol { kind, reason, anchors } => {
+                self.say(&format!("enrolling ({reason:?}, {kind:?})"));
+                self.enrol(*kind, anchors)
+            }
+            Action::Fetch(f) => self.fetch(f).map(Event::Fetched),
+            Action::FetchPeer { index } => match self.profile.peers.get(*index).cloned() {
+                Some(p) => self.fetch_ca(p.protocol, &p.url).map(Event::PeerCerts),
+                None => Err(format!("no peer {index}")),
+            },
+            Action::StorePeer { index, certs } => self.store_peer(*index, certs).map(|()| Event::Done),
+            Action::Install {
+                chain,
+                anchor,
+                generation,
+            } => self.install(chain, anchor, generation, now).map(|()| Event::Done),
+            Action::Notify(n) => self.notify(n).map(|()| Event::Done),
+            Action::Clean => self.clean(now).map(|()| Event::Done),
+            Action::Wait { .. } | Action::Halt { .. } => Ok(Event::Tick),
+        };
+        match r {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.say(&format!("failed: {e}"));
+                Event::Failed(e)
+            }
+        }
+    }
+
+    /// The installed credential, after finishing or discarding an interrupted install.
+    fn load(&mut self) -> Result<Option<Credential>, String> {
+        let outputs = self.outputs();
+        match store::recover(&self.journal(), outputs.iter().map(PathBuf::as_path))? {
+            store::Recovery::Clean => {}
+            r => self.say(&format!("interrupted install found: {r:?}")),
+        }
+        let o = self.profile.output.clone();
+        if !o.certificate.exists() {
+            return Ok(None);
+        }
+        let mut chain = match read_certs(&o.certificate) {
+            Ok(c) if !c.is_empty() => c.into_iter().take(1).collect::<Vec<_>>(),
+            Ok(_) | Err(_) => {
+                self.say("the installed certificate cannot be read; enrolling anew");
+                return Ok(None);
+            }
+        };
+        if let Some(p) = &o.chain {
+            if p.exists() {
+                chain.extend(read_certs(p).unwrap_or_default());
+            }
+        }
+        let Some(leaf) = chain.first() else { return Ok(None) };
+        if let Some(k) = &o.key {
+            let matches = enrolkit_files::read_key(k)
+                .map(|key| key.public_key() == &leaf.tbs_certificate.subject_public_key_info)
+                .unwrap_or(false);
+            if !matches {
+                self.say("the installed key does not match the installed certificate; enrolling anew");
+                return Ok(None);
+            }
+        }
+        let serial = hex::encode(leaf.tbs_certificate.serial_number.as_bytes());
+        let generation = std::fs::read_to_string(self.record_path())
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .filter(|t| t.get("serial").and_then(|s| s.as_str()) == Some(serial.as_str()))
+            .and_then(|t| t.get("generation").and_then(|g| g.as_str()).map(str::to_owned));
+        Ok(Some(Credential { chain, generation }))
+    }
+
+    /// Steps 1 and 3 (and 9–10 for a peer): the CA certificates as served.
+    /// EST's bootstrap connection is unauthenticated; the machine pins what
+    /// it returns, and the enrolment connection then authenticates the
+    /// server against the pinned set.
+    fn fetch_ca(&mut self, protocol: Protocol, url: &str) -> Result<Vec<Certificate>, String> {
+        match protocol {
+            Protocol::Scep => {
+                let c = ScepClient::new(url, self.timeout).map_err(|e| e.to_string())?;
+                let ca = c.ca_certs(None).map_err(|e| e.to_string())?;
+                let mut v = vec![ca.ca];
+                v.extend(ca.ra);
+                v.extend(ca.chain);
+                Ok(v)
+            }
+            Protocol::Est => {
+                let server = EstServer::parse(url).map_err(|e| e.to_string())?;
+                let tls = self.est_tls(enrolkit_tls::ServerTrust::Bootstrap, None)?;
+                let client = EstClient::new(server, &tls, None).map_err(|e| e.to_string())?;
+                Ok(client.cacerts().map_err(|e| e.to_string())?.0)
+            }
+        }
+    }
+
+    fn est_tls(
+        &self,
+        trust: enrolkit_tls::ServerTrust,
+        certificate: Option<enrolkit_tls::ClientCertificate>,
+    ) -> Result<enrolkit_tls::ClientTlsConfig, String> {
+        let a = &self.profile.auth;
+        let psk = match (&a.psk_identity, &a.psk_file) {
+            (Some(id), Some(f)) if certificate.is_none() => {
+                Some((id.clone(), enrolkit_tls::PskKey::Fixed(enrolkit_files::read_secret(f)?)))
+            }
+            _ => None,
+        };
+        Ok(enrolkit_tls::ClientTlsConfig {
+            trust,
+            certificate,
+            psk,
+            min_version: enrolkit_tls::TlsVersion::Tls12,
+            max_version: enrolkit_tls::TlsVersion::Tls13,
+            keying_export: None,
+        })
+    }
+
+    fn subject(&self) -> Result<(Name, Vec<String>), String> {
+        let s = &self.profile.subject;
+        let (h, p) = (self.hostname.as_str(), self.profile.name.as_str());
+        let mut parts = vec![format!("CN={}", rdn_value(&expand(&s.cn, h, p)))];
+        for (k, v) in [("OU", &s.ou), ("O", &s.o), ("C", &s.c)] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={}", rdn_value(v)));
+            }
+        }
+        let name = Name::from_str(&parts.join(",")).map_err(|e| format!("subject: {e}"))?;
+        Ok((name, s.dns.iter().map(|d| expand(d, h, p)).collect()))
+    }
+
+    fn secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+        let b = enrolkit_files::read_secret(path)?;
+        let s = std::str::from_utf8(&b).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+        Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
+    }
+
+    fn challenge(&self) -> Result<Option<Zeroizing<String>>, String> {
+        let a = &self.profile.auth;
+        match (&a.challenge, &a.challenge_file) {
+            (Some(c), _) => Ok(Some(Zeroizing::new(c.clone()))),
+            (None, Some(f)) => Self::secret_file(f).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The key for this enrolment: the staged one from an earlier attempt
+    /// (so a PENDING request is polled with the key it was made with), unless
+    /// it is the installed key or of the wrong type; else a fresh one, staged
+    /// 0600 before it is used.
+    fn staged_key(
+        &mut self,
+        spec: enrolkit_keys::KeySpec,
+        current: Option<&Credential>,
+    ) -> Result<SoftwareKey, String> {
+        let path = self.next_key_path();
+        if let Ok(k) = enrolkit_files::read_key(&path) {
+            let installed = current
+                .and_then(|c| c.chain.first())
+                .is_some_and(|l| &l.tbs_certificate.subject_public_key_info == k.public_key());
+            let kind_ok = matches!(
+                (spec, k.kind()),
+                (enrolkit_keys::KeySpec::EcP256, KeyKind::EcP256)
+                    | (enrolkit_keys::KeySpec::Rsa2048, KeyKind::Rsa(2048))
+                    | (enrolkit_keys::KeySpec::Rsa3072, KeyKind::Rsa(3072))
+                    | (enrolkit_keys::KeySpec::Rsa4096, KeyKind::Rsa(4096))
+            );
+            if !installed && kind_ok {
+                self.say("re-using the key staged by an earlier attempt");
+                return Ok(k);
+            }
+        }
+        let k = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
+        let pem = k.to_pkcs8_pem().map_err(|e| e.to_string())?;
+        enrolkit_files::write_private(&path, pem.as_bytes())?;
+        Ok(k)
+    }
+
+    fn current_key(&self) -> Result<SoftwareKey, String> {
+        let path = self.profile.output.key.as_ref().ok_or("no key file")?;
+        enrolkit_files::read_key(path)
+    }
+
+    /// Steps 5–7.
+    fn enrol(&mut self, kind: EnrolKind, anchors: &Anchors) -> Result<Event, String> {
+        let current = self.load_quiet();
+        let poll = PollPolicy {
+            interval: self.profile.polling.interval,
+            window: self.profile.polling.window,
+        };
+        let (subject, dns) = self.subject()?;
+        let mut trusted = vec![anchors.anchor.clone()];
+        trusted.extend(anchors.below.iter().cloned());
+        match self.profile.protocol {
+            Protocol::Scep => {
+                let client = ScepClient::new(&self.profile.url, self.timeout).map_err(|e| e.to_string())?;
+                let session = ScepSession::open(client, None).map_err(|e| e.to_string())?;
+                // The certificates used now must be the ones validated a moment ago.
+                let served = std::iter::once(&session.ca.ca)
+                    .chain(&session.ca.ra)
+                    .chain(&session.ca.chain);
+                if let Some(c) = served.into_iter().find(|c| !trusted.contains(c)) {
+                    return Err(format!(
+                        "the server now offers CA certificate {} that was not validated",
+                        c.tbs_certificate.subject
+                    ));
+                }
+                let key = self.staged_key(self.profile.key_type.spec(), current.as_ref())?;
+                let mut log = |n: u32, t: Duration| eprintln!("  PENDING: poll {n} after {}s", t.as_secs());
+                let renewing = match (kind, &current) {
+                    (EnrolKind::Renew, Some(c)) => match (self.current_key(), c.chain.first()) {
+                        (Ok(k), Some(leaf)) if matches!(k.kind(), KeyKind::Rsa(_)) => Some((k, leaf.clone())),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let cert = match renewing {
+                    Some((old_key, old_cert)) => session
+                        .renew(&old_key, &old_cert, &key, poll, &mut log)
+                        .map_err(|e| e.to_string())?,
+                    None => {
+                        let challenge = self.challenge()?;
+                        let params = enrolkit_scep::CsrParams {
+                            subject,
+                            challenge_password: challenge.as_ref().map(|c| c.as_str()),
+                            dns_names: dns,
+                            digest: session.digest,
+                        };
+                        session
+                            .enrol(&key, &params, poll, &mut log)
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                Ok(Event::Issued {
+                    certificates: vec![cert],
+                    public_key: key.public_key().clone(),
+                })
+            }
+            Protocol::Est => {
+                let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
+                let trust = enrolkit_tls::ServerTrust::Anchors(ders(&trusted).map_err(|e| e.to_string())?);
+                let client_cert = match (kind, &current) {
+                    (EnrolKind::Renew, Some(c)) => match self.current_key() {
+                        Ok(k) => Some((ders(&c.chain).map_err(|e| e.to_string())?, k.to_pkcs8_der())),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+                let op = if client_cert.is_some() {
+                    enrolkit_est::Operation::SimpleReenroll
+                } else {
+                    enrolkit_est::Operation::SimpleEnroll
+                };
+                let tls = self.est_tls(trust, client_cert)?;
+                let basic = match (&self.profile.auth.username, &self.profile.auth.password_file) {
+                    (Some(u), Some(f)) if op == enrolkit_est::Operation::SimpleEnroll => {
+                        Some((u.clone(), Self::secret_file(f)?))
+                    }
+                    _ => None,
+                };
+                let client = EstClient::new(server, &tls, basic).map_err(|e| e.to_string())?;
+                let attrs = client.csrattrs().map_err(|e| e.to_string())?;
+                let spec = key_for(&attrs, self.profile.key_type.spec()).map_err(|e| e.to_string())?;
+                let key = self.staged_key(spec, current.as_ref())?;
+                let challenge = self.challenge()?;
+                let base = enrolkit_est::CsrRequest {
+                    subject,
+                    dns_names: dns,
+                    ip_addresses: vec![],
+                    ekus: vec![],
+                    challenge_password: challenge,
+                    digest: enrolkit_keys::DigestAlgorithm::Sha256,
+                };
+                let signer: &dyn Signer = &key;
+                let mut make = |binding: Option<&enrolkit_est::ChannelBinding>| {
+                    let mut r = base.clone();
+                    r.satisfy(&attrs, binding)?;
+                    Ok(enrolkit_est::build_csr(signer, &r)?)
+                };
+                let mut progress = |n: u32, t: Duration, w: Duration| {
+                    eprintln!("  202: attempt {n} after {}s, next in {}s", t.as_secs(), w.as_secs())
+                };
+                let reply = client
+                    .enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)
+                    .map_err(|e| e.to_string())?;
+                match reply {
+                    EnrollReply::Issued(certificates) => Ok(Event::Issued {
+                        certificates,
+                        public_key: key.public_key().clone(),
+                    }),
+                    _ => Err("the server answered without a certificate".into()),
+                }
+            }
+        }
+    }
+
+    fn load_quiet(&mut self) -> Option<Credential> {
+        let o = &self.profile.output;
+        let mut chain = read_certs(&o.certificate).ok()?.into_iter().take(1).collect::<Vec<_>>();
+        if let Some(p) = &o.chain {
+            chain.extend(read_certs(p).unwrap_or_default());
+        }
+        Some(Credential {
+            chain,
+            generation: None,
+        })
+    }
+
+    fn http(&self) -> Result<reqwest::blocking::Client, String> {
+        reqwest::blocking::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(concat!("enrolkit-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Step 8's transport.
+    fn fetch(&self, f: &Fetch) -> Result<Vec<u8>, String> {
+        let http = self.http()?;
+        let (url, rb) = match f {
+            Fetch::Crl { url } => (url, http.get(url)),
+            Fetch::Ocsp { url, request } => (
+                url,
+                http.post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/ocsp-request")
+                    .body(request.clone()),
+            ),
+        };
+        let resp = rb.send().map_err(|e| format!("{url}: {}", e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
+        }
+        let mut body = Vec::new();
+        resp.take(MAX_FETCH + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("{url}: {e}"))?;
+        if body.len() as u64 > MAX_FETCH {
+            return Err(format!("{url}: larger than {MAX_FETCH} bytes"));
+        }
+        Ok(body)
+    }
+
+    fn store_peer(&mut self, index: usize, certs: &[Certificate]) -> Result<(), String> {
+        let p = self.profile.peers.get(index).ok_or("no such peer")?.clone();
+        let pem = pem_all(certs)?;
+        if std::fs::read_to_string(&p.output).ok().as_deref() == Some(pem.as_str()) {
+            return Ok(());
+        }
+        let owner = self.ownership()?;
+        store::install(
+            &self.dir.join(format!("peer-{index}.journal")),
+            &[NewFile {
+                path: p.output.clone(),
+                bytes: Zeroizing::new(pem.into_bytes()),
+                mode: self.profile.output.mode,
+            }],
+            owner,
+        )?;
+        self.say(&format!(
+            "peer {}: {} certificate(s) written to {}",
+            p.name,
+            certs.len(),
+            p.output.display()
+        ));
+        Ok(())
+    }
+
+    fn encode(&self, certs: &[Certificate]) -> Result<Vec<u8>, String> {
+        match self.profile.output.format {
+            Format::Pem => Ok(pem_all(certs)?.into_bytes()),
+            Format::Der => certs
+                .first()
+                .map(|c| c.to_der().map_err(|e| e.to_string()))
+                .unwrap_or(Ok(vec![])),
+        }
+    }
+
+    /// Step 12: the staged key, the chain, the anchor and the record of the
+    /// generation as one transaction; the old files are kept under
+    /// `previous/` until they expire (step 14 removes them).
+    fn install(
+        &mut self,
+        chain: &[Certificate],
+        anchor: &Certificate,
+        generation: &str,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let o = self.profile.output.clone();
+        let leaf = chain.first().ok_or("empty chain")?;
+        let key = enrolkit_files::read_key(&self.next_key_path())?;
+        if key.public_key() != &leaf.tbs_certificate.subject_public_key_info {
+            return Err("the staged key is not the certified key".into());
+        }
+        self.keep_previous()?;
+        let mut files = vec![NewFile {
+            path: o.certificate.clone(),
+            bytes: Zeroizing::new(self.encode(std::slice::from_ref(leaf))?),
+            mode: o.mode,
+        }];
+        if let Some(p) = &o.key {
+            let bytes = match o.format {
+                Format::Pem => Zeroizing::new(key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes().to_vec()),
+                Format::Der => Zeroizing::new(key.to_pkcs8_der().to_vec()),
+            };
+            files.push(NewFile {
+                path: p.clone(),
+                bytes,
+                mode: o.key_mode,
+            });
+        }
+        if let Some(p) = &o.chain {
+            files.push(NewFile {
+                path: p.clone(),
+                bytes: Zeroizing::new(self.encode(chain.get(1..).unwrap_or(&[]))?),
+                mode: o.mode,
+            });
+        }
+        if let Some(p) = &o.trust_anchor {
+            files.push(NewFile {
+                path: p.clone(),
+                bytes: Zeroizing::new(self.encode(std::slice::from_ref(anchor))?),
+                mode: o.mode,
+            });
+        }
+        let record = format!(
+            "serial = \"{}\"\ngeneration = \"{generation}\"\ninstalled = \"{}\"\n",
+            hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
+            http_date(now)
+        );
+        files.push(NewFile {
+            path: self.record_path(),
+            bytes: Zeroizing::new(record.into_bytes()),
+            mode: 0o600,
+        });
+        store::install(&self.journal(), &files, self.ownership()?)?;
+        std::fs::remove_file(self.next_key_path()).map_err(|e| e.to_string())?;
+        self.say(&format!(
+            "installed certificate {} for {} (expires {})",
+            hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
+            leaf.tbs_certificate.subject,
+            leaf.tbs_certificate.validity.not_after
+        ));
+        Ok(())
+    }
+
+    /// Copy the credential about to be replaced to `previous/<serial>/`.
+    fn keep_previous(&mut self) -> Result<(), String> {
+        let o = self.profile.output.clone();
+        let Ok(certs) = read_certs(&o.certificate) else {
+            return Ok(());
+        };
+        let Some(leaf) = certs.first() else { return Ok(()) };
+        let dir = self
+            .previous_dir()
+            .join(hex::encode(leaf.tbs_certificate.serial_number.as_bytes()));
+        enrolkit_files::create_private_dir(&dir)?;
+        let cert = std::fs::read(&o.certificate).map_err(|e| e.to_string())?;
+        enrolkit_files::write_atomic(&dir.join("certificate"), &cert, 0o600)?;
+        if let Some(k) = &o.key {
+            if let Ok(b) = enrolkit_files::read_secret(k) {
+                enrolkit_files::write_private(&dir.join("key"), &b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 13.
+    fn notify(&mut self, n: &Notice) -> Result<(), String> {
+        let nf = self.profile.notify.clone();
+        if nf.command.is_empty() && nf.url.is_none() {
+            return Ok(());
+        }
+        let mut vars: Vec<(&str, String)> = vec![("ENROL_PROFILE", self.profile.name.clone())];
+        match n {
+            Notice::Installed {
+                reason,
+                serial,
+                subject,
+                not_after,
+            } => {
+                vars.push(("ENROL_EVENT", "installed".into()));
+                vars.push(("ENROL_REASON", format!("{reason:?}")));
+                vars.push(("ENROL_SERIAL", serial.clone()));
+                vars.push(("ENROL_SUBJECT", subject.clone()));
+                vars.push(("ENROL_NOT_AFTER", http_date(*not_after)));
+                vars.push((
+                    "ENROL_CERTIFICATE",
+                    self.profile.output.certificate.display().to_string(),
+                ));
+            }
+            Notice::Failed { error, failures } => {
+                vars.push(("ENROL_EVENT", "failed".into()));
+                vars.push(("ENROL_ERROR", error.clone()));
+                vars.push(("ENROL_FAILURES", failures.to_string()));
+            }
+            Notice::Revoked { subject } => {
+                vars.push(("ENROL_EVENT", "revoked".into()));
+                vars.push(("ENROL_SUBJECT", subject.clone()));
+            }
+        }
+        if let Some((prog, args)) = nf.command.split_first() {
+            let mut child = std::process::Command::new(prog)
+                .args(args)
+                .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("notify command {prog}: {e}"))?;
+            let started = std::time::Instant::now();
+            loop {
+                if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+                    if !st.success() {
+                        return Err(format!("notify command {prog} exited with {st}"));
+                    }
+                    break;
+                }
+                if started.elapsed() > self.timeout {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("notify command {prog} took longer than {:?}", self.timeout));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if let Some(url) = &nf.url {
+            let body: serde_json::Map<String, serde_json::Value> = vars
+                .iter()
+                .map(|(k, v)| {
+                    let key = k.trim_start_matches("ENROL_").to_ascii_lowercase();
+                    (key, serde_json::Value::String(v.clone()))
+                })
+                .collect();
+            let resp = self
+                .http()?
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(&body).map_err(|e| e.to_string())?)
+                .send()
+                .map_err(|e| format!("notify {url}: {}", e.without_url()))?;
+            if !resp.status().is_success() {
+                return Err(format!("notify {url}: HTTP {}", resp.status().as_u16()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 14: expired previous credentials, and a staged key no enrolment is waiting for.
+    fn clean(&mut self, now: SystemTime) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.next_key_path());
+        let Ok(entries) = std::fs::read_dir(self.previous_dir()) else {
+            return Ok(());
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let expired = read_certs(&p.join("certificate"))
+                .ok()
+                .and_then(|c| c.first().map(|l| super::chain::validity(l).1 < now))
+                .unwrap_or(true);
+            if expired {
+                std::fs::remove_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                self.say(&format!("deleted expired credential {}", p.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `status` for `enrol agent status`.
+    pub fn write_status(&self, s: &Status, now: SystemTime) -> Result<(), String> {
+        let t = |v: Option<SystemTime>| v.map(http_date).unwrap_or_default();
+        let mut table = toml::Table::new();
+        table.insert("profile".into(), self.profile.name.clone().into());
+        table.insert("phase".into(), s.phase.to_string().into());
+        table.insert("not_after".into(), t(s.not_after).into());
+        table.insert("renew_at".into(), t(s.renew_at).into());
+        table.insert("next_wake".into(), t(s.next_wake).into());
+        table.insert("failures".into(), i64::from(s.failures).into());
+        table.insert("last_error".into(), s.last_error.clone().unwrap_or_default().into());
+        table.insert("updated".into(), http_date(now).into());
+        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+        enrolkit_files::write_atomic(&self.status_path(), text.as_bytes(), 0o644)
+    }
+}
+
+/// What one `--once` cycle did (and the exit code that says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The credential is valid and nothing needed doing: exit 0.
+    Unchanged,
+    /// A new credential was installed: exit 10.
+    Installed,
+    /// Something failed, but a valid credential is in place: exit 20.
+    FailedWithCredential,
+    /// Something failed and the device has no valid credential: exit 30.
+    FailedWithout,
+    /// Stopped on a trust or configuration error; nothing was written: exit 40.
+    Halted,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Outcome::Unchanged => 0,
+            Outcome::Installed => 10,
+            Outcome::FailedWithCredential => 20,
+            Outcome::FailedWithout => 30,
+            Outcome::Halted => 40,
+        }
+    }
+}
+
+/// Run one cycle for `driver`'s profile: until the machine waits or halts.
+pub fn run_once(driver: &mut Driver, seed: [u8; 32]) -> (Outcome, Status) {
+    let mut m = Machine::new(driver.profile.policy(), seed);
+    let mut event = Event::Tick;
+    if std::fs::remove_file(driver.directive_path()).is_ok() {
+        event = Event::Directive(super::machine::Directive::RenewNow);
+    }
+    let halted = loop {
+        let now = SystemTime::now();
+        let action = m.on(event, now);
+        let _ = driver.write_status(&m.status(), now);
+        match action {
+            Action::Wait { .. } => break false,
+            Action::Halt { error } => {
+                driver.say(&format!("halted: {error}"));
+                break true;
+            }
+            a => event = driver.execute(&a, now),
+        }
+    };
+    let status = m.status();
+    let valid = status.not_after.is_some_and(|t| t > SystemTime::now());
+    let outcome = if halted {
+        Outcome::Halted
+    } else if m.installed_any() {
+        Outcome::Installed
+    } else if status.failures > 0 {
+        if valid {
+            Outcome::FailedWithCredential
+        } else {
+            Outcome::FailedWithout
+        }
+    } else {
+        Outcome::Unchanged
+    };
+    (outcome, status)
+}
+
+/// Run the agent for one profile until `stop` is set: cycles at the times
+/// the machine asks for, a changed profile file or a `renew-now` directive
+/// wakes it early.
+pub fn run_daemon(driver: &mut Driver, profile_path: &Path, seed: [u8; 32], stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let mut m = Machine::new(driver.profile.policy(), seed);
+    let mut event = Event::Tick;
+    let mut profile_text = std::fs::read(profile_path).unwrap_or_default();
+    while !stop.load(Ordering::Relaxed) {
+        let now = SystemTime::now();
+        let action = m.on(event, now);
+        let _ = driver.write_status(&m.status(), now);
+        let until = match &action {
+            Action::Wait { until } => Some(*until),
+            Action::Halt { error } => {
+                driver.say(&format!("halted until the profile changes: {error}"));
+                None
+            }
+            a => {
+                event = driver.execute(a, now);
+                continue;
+            }
+        };
+        // Wait, watching the profile and the directive once a second.
+        event = loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if until.is_some_and(|u| SystemTime::now() >= u) {
+                break Event::Tick;
+            }
+            if std::fs::remove_file(driver.directive_path()).is_ok() {
+                break Event::Directive(super::machine::Directive::RenewNow);
+            }
+            let text = std::fs::read(profile_path).unwrap_or_default();
+            if text != profile_text {
+                profile_text = text;
+                match Profile::load(profile_path) {
+                    Ok(p) if p.name == driver.profile.name => {
+                        driver.say("profile changed; it takes effect now");
+                        let policy = p.policy();
+                        driver.profile = p;
+                        break Event::ProfileChanged(policy);
+                    }
+                    Ok(_) => driver.say("profile changed its name; restart the agent to rename a profile"),
+                    Err(e) => driver.say(&format!("changed profile refused, keeping the old one: {e}")),
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
+    }
+}

@@ -1,0 +1,946 @@
+//! Provisioning profiles: what one application security stack's credential
+//! is, where it comes from and where it goes (seed `000` clause 8.3.6.3.2).
+//!
+//! A profile is a TOML file; [`Profile::from_toml`] refuses anything it does
+//! not understand and names the field and the reason, so an operator finds
+//! a typo at load time and not at three in the morning when renewal fails.
+//! The README documents every field.
+
+use super::machine::{Policy, RevocationMode};
+use crate::est::normalise_fingerprint;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest profile file read (a profile is a few hundred bytes).
+pub const MAX_PROFILE: u64 = 64 * 1024;
+
+/// A profile that failed to load: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("profile {file}: {field}: {reason}")]
+pub struct ProfileError {
+    /// The file (or `<inline>`).
+    pub file: String,
+    /// Dotted path of the offending field (`renewal.threshold_percent`), or `(file)`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The enrolment protocol a profile uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// SCEP (RFC 8894): the request is encrypted to the CA/RA certificate.
+    Scep,
+    /// EST (RFC 7030) over TLS: the TLS server must chain to the pinned anchor.
+    Est,
+}
+
+/// Key algorithm of the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// RSA 2048.
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// RSA 4096.
+    Rsa4096,
+    /// ECDSA P-256.
+    P256,
+}
+
+impl KeyType {
+    /// As an `enrolkit-keys` generation spec.
+    pub fn spec(self) -> enrolkit_keys::KeySpec {
+        match self {
+            KeyType::Rsa2048 => enrolkit_keys::KeySpec::Rsa2048,
+            KeyType::Rsa3072 => enrolkit_keys::KeySpec::Rsa3072,
+            KeyType::Rsa4096 => enrolkit_keys::KeySpec::Rsa4096,
+            KeyType::P256 => enrolkit_keys::KeySpec::EcP256,
+        }
+    }
+}
+
+/// Encoding of written certificates and keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// PEM (chains concatenated).
+    #[default]
+    Pem,
+    /// DER (one object per file: the chain file holds only the first intermediate).
+    Der,
+}
+
+/// A complete, validated provisioning profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Unique name; names the state directory and appears in notifications.
+    pub name: String,
+    /// Enrolment protocol.
+    pub protocol: Protocol,
+    /// Server URL (`http(s)://host[:port]/scep`, `https://host[:port][/label]` for EST).
+    pub url: String,
+    /// SHA-256 fingerprints (lowercase hex) of the trust anchors to pin (steps 1–2).
+    pub anchors: Vec<String>,
+    /// Subject and SAN templates.
+    pub subject: SubjectTemplate,
+    /// Key type.
+    pub key_type: KeyType,
+    /// Key store: `None` for files, or an RFC 7512 PKCS#11 URI.
+    pub key_store: Option<String>,
+    /// Credentials for the first enrolment.
+    pub auth: Auth,
+    /// Renewal policy.
+    pub renewal: Renewal,
+    /// Polling of PENDING (SCEP) and 202 (EST) answers.
+    pub polling: Polling,
+    /// Revocation checking.
+    pub revocation: Revocation,
+    /// Peer trust anchors to fetch and keep (steps 9–10).
+    pub peers: Vec<Peer>,
+    /// Where the credential goes.
+    pub output: Output,
+    /// Who to tell (step 13).
+    pub notify: Notify,
+}
+
+/// Subject DN and SAN templates; `{hostname}` and `{profile}` are expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectTemplate {
+    /// commonName.
+    pub cn: String,
+    /// organizationName.
+    #[serde(default)]
+    pub o: Option<String>,
+    /// organizationalUnitName.
+    #[serde(default)]
+    pub ou: Option<String>,
+    /// countryName (two letters).
+    #[serde(default)]
+    pub c: Option<String>,
+    /// DNS names for the subjectAltName.
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// First-enrolment credentials (secrets may come from files, so the profile can be world-readable).
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// SCEP challengePassword (one-time or shared), inline.
+    #[serde(default)]
+    pub challenge: Option<String>,
+    /// ... or read from this file.
+    #[serde(default)]
+    pub challenge_file: Option<PathBuf>,
+    /// EST HTTP Basic user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// EST HTTP Basic password file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// EST certificate-less TLS: PSK identity (KpmId).
+    #[serde(default)]
+    pub psk_identity: Option<String>,
+    /// EST PSK key file (hex or raw).
+    #[serde(default)]
+    pub psk_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("challenge", &self.challenge.as_ref().map(|_| "<redacted>"))
+            .field("challenge_file", &self.challenge_file)
+            .field("username", &self.username)
+            .field("password_file", &self.password_file)
+            .field("psk_identity", &self.psk_identity)
+            .field("psk_file", &self.psk_file)
+            .finish()
+    }
+}
+
+/// When to renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewal {
+    /// Renew once this share of the lifetime has elapsed (1–99).
+    pub threshold_percent: u8,
+    /// Spread renewals of a fleet over this further share of the lifetime (0–50).
+    pub jitter_percent: u8,
+    /// First retry delay after a failure.
+    pub retry_min: Duration,
+    /// Longest retry delay (the back-off doubles up to here).
+    pub retry_max: Duration,
+}
+
+/// How long to wait for PENDING / 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// Between polls.
+    pub interval: Duration,
+    /// Overall.
+    pub window: Duration,
+}
+
+/// Revocation checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// CRL, OCSP, both or none.
+    pub mode: RevocationMode,
+    /// How often to check.
+    pub interval: Duration,
+}
+
+/// A peer PKI whose trust anchor (and intermediates) we keep for mutual authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Name, for logs.
+    pub name: String,
+    /// Protocol used to fetch its CA certificates.
+    pub protocol: Protocol,
+    /// Its SCEP or EST URL.
+    pub url: String,
+    /// Pinned SHA-256 fingerprints of its trust anchor.
+    pub anchors: Vec<String>,
+    /// PEM bundle written with its validated anchor and intermediates.
+    pub output: PathBuf,
+}
+
+/// Where and how the credential is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Private key file (file key store only).
+    pub key: Option<PathBuf>,
+    /// End-entity certificate.
+    pub certificate: PathBuf,
+    /// Intermediates (issuing CA first).
+    pub chain: Option<PathBuf>,
+    /// The pinned trust anchor.
+    pub trust_anchor: Option<PathBuf>,
+    /// PEM or DER.
+    pub format: Format,
+    /// Owner (user name or numeric uid).
+    pub owner: Option<String>,
+    /// Group (name or numeric gid).
+    pub group: Option<String>,
+    /// Mode of certificate files.
+    pub mode: u32,
+    /// Mode of the key file (never readable by others).
+    pub key_mode: u32,
+}
+
+/// Notification hook for the provisioning authority.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Command and arguments, run with `ENROL_*` variables in its environment.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// URL that receives a JSON POST.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+// ---- the file as written ------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: String,
+    protocol: Protocol,
+    url: String,
+    trust: RawTrust,
+    subject: SubjectTemplate,
+    #[serde(default)]
+    key: RawKey,
+    #[serde(default)]
+    auth: Auth,
+    #[serde(default)]
+    renewal: RawRenewal,
+    #[serde(default)]
+    polling: RawPolling,
+    #[serde(default)]
+    revocation: RawRevocation,
+    #[serde(default, rename = "peer")]
+    peers: Vec<Peer>,
+    output: RawOutput,
+    #[serde(default)]
+    notify: Notify,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    anchors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    #[serde(rename = "type", default = "default_key_type")]
+    key_type: KeyType,
+    #[serde(default = "default_store")]
+    store: String,
+}
+
+fn default_key_type() -> KeyType {
+    KeyType::P256
+}
+fn default_store() -> String {
+    "file".into()
+}
+
+impl Default for RawKey {
+    fn default() -> Self {
+        RawKey {
+            key_type: default_key_type(),
+            store: default_store(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRenewal {
+    #[serde(default = "default_threshold")]
+    threshold_percent: u64,
+    #[serde(default = "default_jitter")]
+    jitter_percent: u64,
+    #[serde(default = "default_retry_min")]
+    retry_min_seconds: u64,
+    #[serde(default = "default_retry_max")]
+    retry_max_seconds: u64,
+}
+
+fn default_threshold() -> u64 {
+    66
+}
+fn default_jitter() -> u64 {
+    5
+}
+fn default_retry_min() -> u64 {
+    60
+}
+fn default_retry_max() -> u64 {
+    6 * 3600
+}
+
+impl Default for RawRenewal {
+    fn default() -> Self {
+        RawRenewal {
+            threshold_percent: default_threshold(),
+            jitter_percent: default_jitter(),
+            retry_min_seconds: default_retry_min(),
+            retry_max_seconds: default_retry_max(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolling {
+    #[serde(default = "default_poll_interval")]
+    interval_seconds: u64,
+    #[serde(default = "default_poll_window")]
+    window_seconds: u64,
+}
+
+fn default_poll_interval() -> u64 {
+    30
+}
+fn default_poll_window() -> u64 {
+    3600
+}
+
+impl Default for RawPolling {
+    fn default() -> Self {
+        RawPolling {
+            interval_seconds: default_poll_interval(),
+            window_seconds: default_poll_window(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevocation {
+    #[serde(default = "default_check")]
+    check: String,
+    #[serde(default = "default_revocation_interval")]
+    interval_seconds: u64,
+}
+
+fn default_check() -> String {
+    "both".into()
+}
+fn default_revocation_interval() -> u64 {
+    3600
+}
+
+impl Default for RawRevocation {
+    fn default() -> Self {
+        RawRevocation {
+            check: default_check(),
+            interval_seconds: default_revocation_interval(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    #[serde(default)]
+    key: Option<PathBuf>,
+    certificate: PathBuf,
+    #[serde(default)]
+    chain: Option<PathBuf>,
+    #[serde(default)]
+    trust_anchor: Option<PathBuf>,
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default = "default_key_mode")]
+    key_mode: String,
+}
+
+fn default_mode() -> String {
+    "0644".into()
+}
+fn default_key_mode() -> String {
+    "0600".into()
+}
+
+// ---- loading and validation ---------------------------------------------
+
+impl Profile {
+    /// Load and validate a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let file = path.display().to_string();
+        let err = |reason: String| ProfileError {
+            file: file.clone(),
+            field: "(file)".into(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        if meta.len() > MAX_PROFILE {
+            return Err(err(format!("larger than {MAX_PROFILE} bytes")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::from_toml(&text, &file)
+    }
+
+    /// Parse and validate profile text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        let fail = |field: &str, reason: String| ProfileError {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            reason,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| fail("(file)", one_line(&e.to_string())))?;
+        let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            fail(
+                if path == "." { "(file)" } else { &path },
+                one_line(&e.into_inner().to_string()),
+            )
+        })?;
+        raw.validate(&fail)
+    }
+
+    /// The machine's policy for this profile.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            anchors: self.anchors.clone(),
+            threshold_percent: self.renewal.threshold_percent,
+            jitter_percent: self.renewal.jitter_percent,
+            retry_min: self.renewal.retry_min,
+            retry_max: self.renewal.retry_max,
+            revocation: self.revocation.mode,
+            revocation_interval: self.revocation.interval,
+            peer_anchors: self.peers.iter().map(|p| p.anchors.clone()).collect(),
+            generation: self.generation(),
+        }
+    }
+
+    /// A digest of what defines the credential (server, anchors, subject,
+    /// key): when it changes, the next cycle re-enrols (seed step 6).
+    pub fn generation(&self) -> String {
+        let text = format!(
+            "{:?}|{}|{:?}|{:?}|{:?}|{:?}",
+            self.protocol, self.url, self.anchors, self.subject, self.key_type, self.key_store
+        );
+        hex::encode(enrolkit_keys::DigestAlgorithm::Sha256.digest(text.as_bytes()))
+            .chars()
+            .take(16)
+            .collect()
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn seconds(
+    field: &str,
+    v: u64,
+    min: u64,
+    max: u64,
+    fail: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<Duration, ProfileError> {
+    if v < min || v > max {
+        return Err(fail(field, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+fn mode(field: &str, s: &str, fail: &dyn Fn(&str, String) -> ProfileError) -> Result<u32, ProfileError> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let m =
+        u32::from_str_radix(digits, 8).map_err(|_| fail(field, format!("{s:?} is not an octal mode like \"0640\"")))?;
+    if m > 0o777 {
+        return Err(fail(field, format!("{s:?} has bits beyond 0777")));
+    }
+    Ok(m)
+}
+
+fn fingerprints(
+    field: &str,
+    list: &[String],
+    fail: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<Vec<String>, ProfileError> {
+    if list.is_empty() {
+        return Err(fail(
+            field,
+            "at least one SHA-256 fingerprint is required: the agent never trusts on first use".into(),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let n = normalise_fingerprint(f);
+            if n.len() != 64 || f.chars().any(|c| !(c.is_ascii_hexdigit() || c == ':' || c == ' ')) {
+                Err(fail(
+                    &format!("{field}[{i}]"),
+                    format!("{f:?} is not a SHA-256 fingerprint (64 hex digits)"),
+                ))
+            } else {
+                Ok(n)
+            }
+        })
+        .collect()
+}
+
+fn url(
+    field: &str,
+    protocol: Protocol,
+    u: &str,
+    fail: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<(), ProfileError> {
+    match protocol {
+        Protocol::Scep if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
+        Protocol::Scep => Err(fail(
+            field,
+            format!("{u:?}: a SCEP URL starts with http:// or https://"),
+        )),
+        Protocol::Est => crate::est::EstServer::parse(u)
+            .map(|_| ())
+            .map_err(|e| fail(field, e.to_string())),
+    }
+}
+
+impl RawProfile {
+    fn validate(self, fail: &dyn Fn(&str, String) -> ProfileError) -> Result<Profile, ProfileError> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(fail(
+                "name",
+                format!(
+                    "{:?}: 1–64 letters, digits, '-' or '_' (it names a directory)",
+                    self.name
+                ),
+            ));
+        }
+        url("url", self.protocol, &self.url, fail)?;
+        let anchors = fingerprints("trust.anchors", &self.trust.anchors, fail)?;
+        if self.subject.cn.trim().is_empty() {
+            return Err(fail("subject.cn", "must not be empty".into()));
+        }
+        if let Some(c) = &self.subject.c {
+            if c.len() != 2 || !c.chars().all(|x| x.is_ascii_uppercase()) {
+                return Err(fail("subject.c", format!("{c:?} is not a two-letter country code")));
+            }
+        }
+        for (i, d) in self.subject.dns.iter().enumerate() {
+            if d.is_empty() || d.len() > 253 || d.chars().any(|c| c.is_whitespace()) {
+                return Err(fail(
+                    &format!("subject.dns[{i}]"),
+                    format!("{d:?} is not a DNS name template"),
+                ));
+            }
+        }
+        for (field, t) in
+            std::iter::once(("subject.cn", &self.subject.cn)).chain(self.subject.dns.iter().map(|d| ("subject.dns", d)))
+        {
+            check_template(field, t, fail)?;
+        }
+        let key_store = match self.key.store.as_str() {
+            "file" => None,
+            s if s.starts_with("pkcs11:") => Some(s.to_owned()),
+            s => {
+                return Err(fail(
+                    "key.store",
+                    format!("{s:?}: \"file\" or a pkcs11: URI (RFC 7512)"),
+                ))
+            }
+        };
+        let a = &self.auth;
+        if a.challenge.is_some() && a.challenge_file.is_some() {
+            return Err(fail(
+                "auth.challenge_file",
+                "give challenge or challenge_file, not both".into(),
+            ));
+        }
+        if a.username.is_some() != a.password_file.is_some() {
+            return Err(fail("auth.username", "username and password_file go together".into()));
+        }
+        if a.psk_identity.is_some() != a.psk_file.is_some() {
+            return Err(fail(
+                "auth.psk_identity",
+                "psk_identity and psk_file go together".into(),
+            ));
+        }
+        match self.protocol {
+            Protocol::Scep if a.username.is_some() || a.psk_identity.is_some() => {
+                return Err(fail(
+                    "auth",
+                    "HTTP Basic and PSK are EST authentication; SCEP uses challenge".into(),
+                ))
+            }
+            Protocol::Est if a.psk_identity.is_some() && a.username.is_some() => {
+                return Err(fail("auth", "choose PSK or HTTP Basic, not both".into()))
+            }
+            _ => {}
+        }
+        let r = &self.renewal;
+        if !(1..=99).contains(&r.threshold_percent) {
+            return Err(fail(
+                "renewal.threshold_percent",
+                format!("{} is outside 1..=99", r.threshold_percent),
+            ));
+        }
+        if r.jitter_percent > 50 || r.threshold_percent + r.jitter_percent > 99 {
+            return Err(fail(
+                "renewal.jitter_percent",
+                format!(
+                    "{} must be at most 50 and leave threshold + jitter below 100",
+                    r.jitter_percent
+                ),
+            ));
+        }
+        let retry_min = seconds("renewal.retry_min_seconds", r.retry_min_seconds, 1, 86400, fail)?;
+        let retry_max = seconds("renewal.retry_max_seconds", r.retry_max_seconds, 1, 7 * 86400, fail)?;
+        if retry_max < retry_min {
+            return Err(fail(
+                "renewal.retry_max_seconds",
+                "smaller than retry_min_seconds".into(),
+            ));
+        }
+        let interval = seconds(
+            "polling.interval_seconds",
+            self.polling.interval_seconds,
+            1,
+            86400,
+            fail,
+        )?;
+        let window = seconds(
+            "polling.window_seconds",
+            self.polling.window_seconds,
+            1,
+            30 * 86400,
+            fail,
+        )?;
+        let rmode = match self.revocation.check.as_str() {
+            "crl" => RevocationMode::Crl,
+            "ocsp" => RevocationMode::Ocsp,
+            "both" => RevocationMode::Both,
+            "none" => RevocationMode::None,
+            s => return Err(fail("revocation.check", format!("{s:?}: one of crl, ocsp, both, none"))),
+        };
+        let rint = seconds(
+            "revocation.interval_seconds",
+            self.revocation.interval_seconds,
+            1,
+            30 * 86400,
+            fail,
+        )?;
+        let mut peers = Vec::new();
+        for (i, p) in self.peers.into_iter().enumerate() {
+            url(&format!("peer[{i}].url"), p.protocol, &p.url, fail)?;
+            let anchors = fingerprints(&format!("peer[{i}].anchors"), &p.anchors, fail)?;
+            peers.push(Peer { anchors, ..p });
+        }
+        let o = self.output;
+        let key_mode = mode("output.key_mode", &o.key_mode, fail)?;
+        if key_mode & 0o007 != 0 {
+            return Err(fail(
+                "output.key_mode",
+                format!("{:?} lets others read or write the private key", o.key_mode),
+            ));
+        }
+        match (&key_store, &o.key) {
+            (None, None) => return Err(fail("output.key", "required with the file key store".into())),
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    "output.key",
+                    "a PKCS#11 key never leaves its token: remove output.key".into(),
+                ))
+            }
+            _ => {}
+        }
+        let mut paths: Vec<&PathBuf> = vec![&o.certificate];
+        paths.extend(o.key.iter().chain(o.chain.iter()).chain(o.trust_anchor.iter()));
+        for (i, p) in paths.iter().enumerate() {
+            if !p.is_absolute() {
+                return Err(fail("output", format!("{} is not an absolute path", p.display())));
+            }
+            if paths.iter().skip(i + 1).any(|q| q == p) {
+                return Err(fail("output", format!("{} is named twice", p.display())));
+            }
+        }
+        for owner in [&o.owner, &o.group].into_iter().flatten() {
+            if owner.is_empty() || owner.len() > 64 {
+                return Err(fail("output.owner", format!("{owner:?} is not a user or group")));
+            }
+        }
+        if let Some(u) = &self.notify.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(fail("notify.url", format!("{u:?} is not an http(s) URL")));
+            }
+        }
+        Ok(Profile {
+            name: self.name,
+            protocol: self.protocol,
+            url: self.url,
+            anchors,
+            subject: self.subject,
+            key_type: self.key.key_type,
+            key_store,
+            auth: self.auth,
+            renewal: Renewal {
+                threshold_percent: r.threshold_percent as u8,
+                jitter_percent: r.jitter_percent as u8,
+                retry_min,
+                retry_max,
+            },
+            polling: Polling { interval, window },
+            revocation: Revocation {
+                mode: rmode,
+                interval: rint,
+            },
+            peers,
+            output: Output {
+                mode: mode("output.mode", &o.mode, fail)?,
+                key_mode,
+                key: o.key,
+                certificate: o.certificate,
+                chain: o.chain,
+                trust_anchor: o.trust_anchor,
+                format: o.format,
+                owner: o.owner,
+                group: o.group,
+            },
+            notify: self.notify,
+        })
+    }
+}
+
+/// The placeholders a template may use.
+pub const TEMPLATE_VARIABLES: [&str; 2] = ["hostname", "profile"];
+
+fn check_template(field: &str, t: &str, fail: &dyn Fn(&str, String) -> ProfileError) -> Result<(), ProfileError> {
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let after = rest.get(open + 1..).unwrap_or("");
+        let close = after
+            .find('}')
+            .ok_or_else(|| fail(field, format!("{t:?}: unclosed '{{'")))?;
+        let var = after.get(..close).unwrap_or("");
+        if !TEMPLATE_VARIABLES.contains(&var) {
+            return Err(fail(
+                field,
+                format!("{t:?}: unknown placeholder {{{var}}} (known: {{hostname}}, {{profile}})"),
+            ));
+        }
+        rest = after.get(close + 1..).unwrap_or("");
+    }
+    Ok(())
+}
+
+/// Expand `{hostname}` and `{profile}` in a template already checked at load.
+pub fn expand(template: &str, hostname: &str, profile: &str) -> String {
+    template.replace("{hostname}", hostname).replace("{profile}", profile)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99";
+
+    fn minimal() -> String {
+        format!(
+            r#"
+name = "tls"
+protocol = "scep"
+url = "http://127.0.0.1:8080/scep"
+[trust]
+anchors = ["{FP}"]
+[subject]
+cn = "{{hostname}}"
+dns = ["{{hostname}}.example.net"]
+[output]
+key = "/etc/app/key.pem"
+certificate = "/etc/app/cert.pem"
+"#
+        )
+    }
+
+    fn err(text: &str) -> ProfileError {
+        Profile::from_toml(text, "p.toml").unwrap_err()
+    }
+
+    #[test]
+    fn a_minimal_profile_loads_with_documented_defaults() {
+        let p = Profile::from_toml(&minimal(), "p.toml").unwrap();
+        assert_eq!(
+            p.anchors,
+            vec!["aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899"]
+        );
+        assert_eq!(p.key_type, KeyType::P256);
+        assert_eq!(p.renewal.threshold_percent, 66);
+        assert_eq!(p.revocation.mode, RevocationMode::Both);
+        assert_eq!(p.output.key_mode, 0o600);
+        assert_eq!(p.output.mode, 0o644);
+        assert_eq!(expand(&p.subject.dns[0], "dev1", "tls"), "dev1.example.net");
+    }
+
+    #[test]
+    fn invalid_profiles_name_the_field_and_the_reason() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                minimal().replace("protocol = \"scep\"", "protocol = \"cmp\""),
+                "protocol",
+                "unknown variant",
+            ),
+            (minimal().replace(FP, "abc"), "trust.anchors[0]", "not a SHA-256"),
+            (
+                minimal().replace(&format!("[\"{FP}\"]"), "[]"),
+                "trust.anchors",
+                "never trusts on first use",
+            ),
+            (
+                minimal() + "[renewal]\nthreshold_percent = 0\n",
+                "renewal.threshold_percent",
+                "outside 1..=99",
+            ),
+            (
+                minimal() + "[renewal]\nthreshold_percent = 90\njitter_percent = 20\n",
+                "renewal.jitter_percent",
+                "below 100",
+            ),
+            (
+                minimal() + "[revocation]\ncheck = \"sometimes\"\n",
+                "revocation.check",
+                "one of crl",
+            ),
+            (
+                minimal().replace("{hostname}.example", "{host}.example"),
+                "subject.dns",
+                "unknown placeholder",
+            ),
+            (
+                minimal().replace(
+                    "key = \"/etc/app/key.pem\"\n",
+                    "key = \"/etc/app/key.pem\"\nkey_mode = \"0644\"\n",
+                ),
+                "output.key_mode",
+                "others",
+            ),
+            (minimal().replace("url = \"http", "url = \"ftp"), "url", "http://"),
+            (
+                minimal().replace("name = \"tls\"", "name = \"../x\""),
+                "name",
+                "names a directory",
+            ),
+            (minimal() + "[key]\nstore = \"tpm\"\n", "key.store", "pkcs11"),
+            (
+                minimal() + "[key]\nstore = \"pkcs11:token=t\"\n",
+                "output.key",
+                "never leaves",
+            ),
+            (
+                minimal().replace("certificate = \"/etc/app/cert.pem\"", "certificate = \"cert.pem\""),
+                "output",
+                "absolute",
+            ),
+            (
+                minimal().replace("[subject]", "[subject]\ncolour = \"red\""),
+                "subject.colour",
+                "unknown field",
+            ),
+            (
+                minimal() + "[auth]\nusername = \"u\"\npassword_file = \"/p\"\n",
+                "auth",
+                "SCEP uses challenge",
+            ),
+            (
+                minimal().replace("protocol = \"scep\"", "protocol = \"est\""),
+                "url",
+                "https://",
+            ),
+            (
+                minimal() + "[polling]\nwindow_seconds = 0\n",
+                "polling.window_seconds",
+                "outside",
+            ),
+            ("name = ".into(), "(file)", ""),
+        ];
+        for (text, field, reason) in cases {
+            let e = err(&text);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.reason.contains(reason), "{e}");
+            assert!(e.to_string().starts_with("profile p.toml: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_generation_changes_with_what_defines_the_credential_only() {
+        let a = Profile::from_toml(&minimal(), "p").unwrap();
+        let b = Profile::from_toml(&(minimal() + "[renewal]\nthreshold_percent = 50\n"), "p").unwrap();
+        let c = Profile::from_toml(&minimal().replace("{hostname}.example", "{hostname}.example2"), "p").unwrap();
+        assert_eq!(a.generation(), b.generation());
+        assert_ne!(a.generation(), c.generation());
+    }
+
+    #[test]
+    fn secrets_are_not_shown_in_debug() {
+        let p = Profile::from_toml(&(minimal() + "[auth]\nchallenge = \"s3cret-pw\"\n"), "p").unwrap();
+        assert!(!format!("{p:?}").contains("s3cret-pw"));
+    }
+}

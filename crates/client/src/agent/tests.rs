@@ -1,0 +1,712 @@
+//! The state machine on a simulated clock: one test per seed step and per
+//! failure path. Certificates come from a real CA (`enrolkit-pki`) made at
+//! the simulated time; nothing sleeps and nothing touches the network.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use super::chain::fingerprint;
+use super::machine::*;
+use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
+use enrolkit_pki::{Authority, Profile as CertProfile, Request, Revocation};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+const DAY: Duration = Duration::from_secs(86400);
+
+fn t0() -> SystemTime {
+    // 2026-01-01T00:00:00Z
+    UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+struct Pki {
+    root: Authority,
+    ica: Authority,
+}
+
+fn key() -> Box<dyn Signer> {
+    Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap())
+}
+
+fn pki(name: &str) -> Pki {
+    let rng = &mut rand_core::OsRng;
+    let root = Authority::new_root(
+        key(),
+        Name::from_str(&format!("CN={name} Root")).unwrap(),
+        t0(),
+        3650 * DAY,
+        rng,
+    )
+    .unwrap();
+    let ica = root
+        .new_intermediate(
+            key(),
+            Name::from_str(&format!("CN={name} Issuing")).unwrap(),
+            t0(),
+            1825 * DAY,
+            rng,
+        )
+        .unwrap();
+    Pki { root, ica }
+}
+
+const CRL_URL: &str = "http://ca.test/crl";
+const OCSP_URL: &str = "http://ca.test/ocsp";
+
+impl Pki {
+    fn leaf_at(&self, k: &SoftwareKey, at: SystemTime, life: Duration) -> Certificate {
+        let req = Request {
+            subject: Name::from_str("CN=device-1").unwrap(),
+            public_key: k.public_key().clone(),
+            dns_names: vec![],
+            ip_addresses: vec![],
+        };
+        let profile = CertProfile {
+            validity: life,
+            backdate: Duration::ZERO,
+            crl_url: Some(CRL_URL.into()),
+            ocsp_url: Some(OCSP_URL.into()),
+            ..CertProfile::default()
+        };
+        self.ica.issue(&req, &profile, at, &mut rand_core::OsRng).unwrap()
+    }
+    fn served(&self) -> Vec<Certificate> {
+        vec![self.ica.certificate.clone(), self.root.certificate.clone()]
+    }
+    fn pin(&self) -> String {
+        fingerprint(&self.root.certificate)
+    }
+    fn crl(&self, revoked: &[&Certificate], at: SystemTime) -> Vec<u8> {
+        let list: Vec<Revocation> = revoked
+            .iter()
+            .map(|c| Revocation {
+                serial: c.tbs_certificate.serial_number.clone(),
+                time: at,
+                reason: None,
+            })
+            .collect();
+        der::Encode::to_der(&self.ica.crl(&list, 1, at, DAY).unwrap()).unwrap()
+    }
+}
+
+fn policy(p: &Pki) -> Policy {
+    Policy {
+        anchors: vec![p.pin()],
+        threshold_percent: 50,
+        jitter_percent: 0,
+        retry_min: Duration::from_secs(60),
+        retry_max: Duration::from_secs(3600),
+        revocation: RevocationMode::None,
+        revocation_interval: Duration::from_secs(3600),
+        peer_anchors: vec![],
+        generation: "g1".into(),
+    }
+}
+
+fn machine(policy: Policy) -> Machine {
+    Machine::new(policy, [7; 32])
+}
+
+/// Run from Tick through LoadStores (with `cred`) and FetchCaCerts (with `served`).
+fn cycle(m: &mut Machine, cred: Option<Credential>, served: Vec<Certificate>, now: SystemTime) -> Action {
+    assert_eq!(m.on(Event::Tick, now), Action::LoadStores);
+    assert_eq!(m.on(Event::Loaded(cred), now), Action::FetchCaCerts);
+    m.on(Event::CaCerts(served), now)
+}
+
+fn enrol_action(a: &Action) -> (EnrolKind, Reason) {
+    match a {
+        Action::Enrol { kind, reason, .. } => (*kind, *reason),
+        other => panic!("expected Enrol, got {other:?}"),
+    }
+}
+
+fn cred(p: &Pki, leaf: Certificate, gen: &str) -> Credential {
+    Credential {
+        chain: vec![leaf, p.ica.certificate.clone()],
+        generation: Some(gen.into()),
+    }
+}
+
+/// From Enrol through Install, Notify and Clean to Wait; returns the Install action.
+fn complete(m: &mut Machine, certs: Vec<Certificate>, k: &SoftwareKey, now: SystemTime) -> Action {
+    let install = m.on(
+        Event::Issued {
+            certificates: certs,
+            public_key: k.public_key().clone(),
+        },
+        now,
+    );
+    assert!(matches!(install, Action::Install { .. }), "{install:?}");
+    match m.on(Event::Done, now) {
+        Action::Notify(Notice::Installed { .. }) => {}
+        other => panic!("expected Notify(Installed), got {other:?}"),
+    }
+    assert_eq!(m.on(Event::Done, now), Action::Clean);
+    assert!(matches!(m.on(Event::Done, now), Action::Wait { .. }));
+    install
+}
+
+// ---- steps 1–4: anchors --------------------------------------------------
+
+#[test]
+fn steps_1_to_4_a_pinned_root_and_its_intermediate_lead_to_a_first_enrolment() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, None, p.served(), t0());
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::FirstCertificate));
+    let Action::Enrol { anchors, .. } = a else {
+        unreachable!()
+    };
+    assert_eq!(anchors.anchor, p.root.certificate);
+    assert_eq!(anchors.below, vec![p.ica.certificate.clone()]);
+}
+
+#[test]
+fn steps_1_to_4_the_order_the_server_sends_does_not_matter() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    let mut served = p.served();
+    served.reverse();
+    assert_eq!(
+        enrol_action(&cycle(&mut m, None, served, t0())).1,
+        Reason::FirstCertificate
+    );
+}
+
+#[test]
+fn step_2_failure_a_wrong_fingerprint_halts_and_nothing_is_asked_to_be_written() {
+    let p = pki("A");
+    let evil = pki("A");
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, None, evil.served(), t0());
+    let Action::Halt { error } = a else { panic!("{a:?}") };
+    assert!(error.contains("pinned trust anchor"), "{error}");
+    assert!(error.contains(&evil.pin()), "names what was offered: {error}");
+    // It stays halted whatever happens, until the profile changes.
+    assert!(matches!(m.on(Event::Tick, t0() + DAY), Action::Halt { .. }));
+    assert!(matches!(
+        m.on(Event::Directive(Directive::RenewNow), t0()),
+        Action::Halt { .. }
+    ));
+    assert_eq!(m.status().phase, "halted");
+    assert!(m.status().last_error.unwrap().contains("pinned"));
+    assert_eq!(m.on(Event::ProfileChanged(policy(&evil)), t0()), Action::LoadStores);
+}
+
+#[test]
+fn step_4_failure_an_intermediate_not_signed_by_the_pinned_root_halts() {
+    let p = pki("A");
+    let mitm = pki("A"); // same names, other keys
+    let mut m = machine(policy(&p));
+    let a = cycle(
+        &mut m,
+        None,
+        vec![mitm.ica.certificate.clone(), p.root.certificate.clone()],
+        t0(),
+    );
+    let Action::Halt { error } = a else { panic!("{a:?}") };
+    assert!(error.contains("A Issuing") && error.contains("not signed"), "{error}");
+}
+
+#[test]
+fn step_4_failure_an_expired_intermediate_is_a_retryable_failure() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, None, p.served(), t0() + 2000 * DAY);
+    assert!(matches!(a, Action::Notify(Notice::Failed { .. })), "{a:?}");
+    assert!(matches!(m.on(Event::Done, t0()), Action::Wait { .. }));
+}
+
+// ---- step 5: first enrolment ---------------------------------------------
+
+#[test]
+fn step_5_the_issued_chain_is_validated_installed_notified_and_cleaned_up() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, p.served(), t0());
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), DAY);
+    let install = m.on(
+        Event::Issued {
+            certificates: vec![leaf.clone()],
+            public_key: k.public_key().clone(),
+        },
+        t0(),
+    );
+    assert_eq!(
+        install,
+        Action::Install {
+            chain: vec![leaf.clone(), p.ica.certificate.clone()],
+            anchor: p.root.certificate.clone(),
+            generation: "g1".into(),
+        }
+    );
+    assert!(
+        m.credential().is_none(),
+        "nothing counts as installed before the driver says so"
+    );
+    let Action::Notify(Notice::Installed { reason, not_after, .. }) = m.on(Event::Done, t0()) else {
+        panic!()
+    };
+    assert_eq!(reason, Reason::FirstCertificate);
+    assert_eq!(not_after, t0() + DAY);
+    assert_eq!(m.on(Event::Done, t0()), Action::Clean);
+    // Sleeps until half the lifetime (threshold 50%, no jitter).
+    assert_eq!(m.on(Event::Done, t0()), Action::Wait { until: t0() + DAY / 2 });
+    let s = m.status();
+    assert_eq!((s.phase, s.renew_at, s.failures), ("idle", Some(t0() + DAY / 2), 0));
+    assert!(m.installed_any());
+}
+
+#[test]
+fn step_5_failure_a_server_refusal_backs_off_and_notifies_once() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, p.served(), t0());
+    let a = m.on(Event::Failed("the server refused the request: badRequest".into()), t0());
+    assert_eq!(
+        a,
+        Action::Notify(Notice::Failed {
+            error: "the server refused the request: badRequest".into(),
+            failures: 1
+        })
+    );
+    let Action::Wait { until } = m.on(Event::Done, t0()) else {
+        panic!()
+    };
+    let d = until.duration_since(t0()).unwrap();
+    assert!(d >= Duration::from_secs(60) && d <= Duration::from_secs(66), "{d:?}");
+    assert_eq!(m.status().phase, "retrying");
+}
+
+// ---- step 7: renewal, jitter, back-off -----------------------------------
+
+#[test]
+fn step_7_nothing_happens_before_the_threshold_and_renewal_starts_after_it() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), t0() + 4 * DAY);
+    assert_eq!(a, Action::Clean);
+    // Never asleep for more than a day: the CA certificates are fetched at least daily.
+    assert_eq!(
+        m.on(Event::Done, t0() + 4 * DAY),
+        Action::Wait { until: t0() + 5 * DAY }
+    );
+    // A spurious tick before the time changes nothing.
+    assert_eq!(
+        m.on(Event::Tick, t0() + 4 * DAY),
+        Action::Wait { until: t0() + 5 * DAY }
+    );
+    let a = cycle(&mut m, Some(cred(&p, leaf, "g1")), p.served(), t0() + 5 * DAY);
+    assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::RenewalDue));
+}
+
+#[test]
+fn step_7_jitter_spreads_renewals_within_the_band_and_is_stable() {
+    let p = pki("A");
+    let mut pol = policy(&p);
+    pol.jitter_percent = 20;
+    let m = machine(pol);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let leaf = p.leaf_at(&k, t0(), 100 * DAY);
+        let at = m.renew_at(&leaf);
+        assert!(at >= t0() + 50 * DAY && at < t0() + 70 * DAY, "{at:?}");
+        assert_eq!(at, m.renew_at(&leaf), "the same certificate renews at the same time");
+        seen.insert(at);
+    }
+    assert!(seen.len() > 1, "eight devices should not all renew at the same second");
+}
+
+#[test]
+fn step_7_failure_the_server_down_means_exponential_back_off_capped_and_the_credential_stays() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let c = cred(&p, leaf, "g1");
+    let mut m = machine(policy(&p));
+    let mut now = t0() + 6 * DAY;
+    let mut delays = vec![];
+    for round in 0..10 {
+        let a = cycle(&mut m, Some(c.clone()), p.served(), now);
+        assert_eq!(enrol_action(&a).1, Reason::RenewalDue);
+        let mut a = m.on(
+            Event::Failed("cannot reach http://ca/scep: connection refused".into()),
+            now,
+        );
+        if round == 0 {
+            assert!(matches!(a, Action::Notify(Notice::Failed { failures: 1, .. })));
+            a = m.on(Event::Done, now);
+        }
+        let Action::Wait { until } = a else { panic!("{a:?}") };
+        delays.push(until.duration_since(now).unwrap().as_secs());
+        now = until;
+    }
+    for (i, d) in delays.iter().enumerate() {
+        let base = (60u64 << i).min(3600);
+        assert!(*d >= base && *d <= base + base / 10, "retry {i}: {d}s, base {base}s");
+    }
+    assert_eq!(m.credential(), Some(&c), "the old credential is still the one held");
+    assert_eq!(m.status().failures, 10);
+    // When the server is back, renewal succeeds and the failure count resets.
+    let a = cycle(&mut m, Some(c), p.served(), now);
+    assert_eq!(enrol_action(&a).0, EnrolKind::Renew);
+    let k2 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    complete(&mut m, vec![p.leaf_at(&k2, now, 10 * DAY)], &k2, now);
+    assert_eq!(m.status().failures, 0);
+    assert_eq!(m.status().last_error, None);
+}
+
+#[test]
+fn expired_credentials_are_replaced_by_a_first_enrolment_not_a_renewal() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, Some(cred(&p, leaf, "g1")), p.served(), t0() + 11 * DAY);
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::Expired));
+}
+
+// ---- step 6: directives and changed profiles ------------------------------
+
+#[test]
+fn step_6_a_directive_renews_now_whatever_the_threshold() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let mut m = machine(policy(&p));
+    cycle(&mut m, Some(c.clone()), p.served(), t0() + DAY);
+    m.on(Event::Done, t0() + DAY);
+    assert_eq!(
+        m.on(Event::Directive(Directive::RenewNow), t0() + DAY),
+        Action::LoadStores
+    );
+    assert_eq!(m.on(Event::Loaded(Some(c)), t0() + DAY), Action::FetchCaCerts);
+    let a = m.on(Event::CaCerts(p.served()), t0() + DAY);
+    assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::Directive));
+}
+
+#[test]
+fn step_6_a_changed_profile_re_enrols_and_the_new_policy_applies() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let mut m = machine(policy(&p));
+    cycle(&mut m, Some(c.clone()), p.served(), t0() + DAY);
+    let mut changed = policy(&p);
+    changed.generation = "g2".into();
+    assert_eq!(m.on(Event::ProfileChanged(changed), t0() + DAY), Action::LoadStores);
+    assert_eq!(m.on(Event::Loaded(Some(c)), t0() + DAY), Action::FetchCaCerts);
+    let a = m.on(Event::CaCerts(p.served()), t0() + DAY);
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::ProfileChanged));
+}
+
+#[test]
+fn step_6_moving_to_another_pki_re_enrols_against_it() {
+    let old = pki("Old");
+    let new = pki("New");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&old, old.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let mut pol = policy(&new);
+    pol.generation = "g1".into();
+    let mut m = machine(pol);
+    let a = cycle(&mut m, Some(c), new.served(), t0() + DAY);
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::NewPki));
+    let Action::Enrol { anchors, .. } = a else {
+        unreachable!()
+    };
+    assert_eq!(anchors.anchor, new.root.certificate);
+}
+
+// ---- step 11: validate before replacing ----------------------------------
+
+#[test]
+fn step_11_failures_a_certificate_for_another_key_or_from_another_ca_is_never_installed() {
+    let p = pki("A");
+    let other = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let not_ours = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let cases = vec![
+        (vec![p.leaf_at(&not_ours, t0(), DAY)], "no certificate for our key"),
+        (vec![other.leaf_at(&k, t0(), DAY)], "not signed by the anchor"),
+        (vec![p.leaf_at(&k, t0() - 10 * DAY, DAY)], "not valid now"),
+    ];
+    for (certs, why) in cases {
+        let mut m = machine(policy(&p));
+        cycle(&mut m, None, p.served(), t0());
+        let a = m.on(
+            Event::Issued {
+                certificates: certs,
+                public_key: k.public_key().clone(),
+            },
+            t0(),
+        );
+        let Action::Notify(Notice::Failed { error, .. }) = a else {
+            panic!("{why}: {a:?}")
+        };
+        assert!(error.contains(why), "{error}");
+        assert!(m.credential().is_none());
+    }
+}
+
+#[test]
+fn step_11_an_intermediate_sent_with_the_certificate_is_used_for_the_chain() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(policy(&p));
+    // Anchors served as the root alone; the issuing CA comes with the certificate.
+    cycle(&mut m, None, vec![p.root.certificate.clone()], t0());
+    let leaf = p.leaf_at(&k, t0(), DAY);
+    let Action::Install { chain, .. } = complete(&mut m, vec![p.ica.certificate.clone(), leaf.clone()], &k, t0())
+    else {
+        unreachable!()
+    };
+    assert_eq!(chain, vec![leaf, p.ica.certificate.clone()]);
+}
+
+// ---- step 12: install failure --------------------------------------------
+
+#[test]
+fn step_12_failure_an_install_that_fails_keeps_the_old_credential() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let mut m = machine(policy(&p));
+    cycle(&mut m, Some(c.clone()), p.served(), t0() + 6 * DAY);
+    let k2 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let a = m.on(
+        Event::Issued {
+            certificates: vec![p.leaf_at(&k2, t0() + 6 * DAY, 10 * DAY)],
+            public_key: k2.public_key().clone(),
+        },
+        t0() + 6 * DAY,
+    );
+    assert!(matches!(a, Action::Install { .. }));
+    let a = m.on(
+        Event::Failed("/etc/app/cert.pem: No space left on device".into()),
+        t0() + 6 * DAY,
+    );
+    assert!(matches!(a, Action::Notify(Notice::Failed { .. })));
+    assert_eq!(m.credential(), Some(&c));
+    assert!(!m.installed_any());
+}
+
+// ---- step 13: notification ------------------------------------------------
+
+#[test]
+fn step_13_a_failing_notification_hook_does_not_stop_the_cycle() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, p.served(), t0());
+    m.on(
+        Event::Issued {
+            certificates: vec![p.leaf_at(&k, t0(), DAY)],
+            public_key: k.public_key().clone(),
+        },
+        t0(),
+    );
+    assert!(matches!(m.on(Event::Done, t0()), Action::Notify(_)));
+    assert_eq!(m.on(Event::Failed("hook exited with 1".into()), t0()), Action::Clean);
+}
+
+// ---- step 14: clean-up ----------------------------------------------------
+
+#[test]
+fn step_14_every_cycle_ends_by_cleaning_and_a_failed_clean_still_waits() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(policy(&p));
+    let a = cycle(
+        &mut m,
+        Some(cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1")),
+        p.served(),
+        t0(),
+    );
+    assert_eq!(a, Action::Clean);
+    assert!(matches!(
+        m.on(Event::Failed("permission denied".into()), t0()),
+        Action::Wait { .. }
+    ));
+}
+
+// ---- steps 9–10: peers ----------------------------------------------------
+
+#[test]
+fn steps_9_and_10_peer_anchors_are_validated_against_their_own_pins_and_stored() {
+    let p = pki("A");
+    let peer = pki("Peer");
+    let rogue = pki("Peer");
+    let mut pol = policy(&p);
+    pol.peer_anchors = vec![vec![peer.pin()], vec![peer.pin()]];
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(pol);
+    let a = cycle(
+        &mut m,
+        Some(cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1")),
+        p.served(),
+        t0(),
+    );
+    assert_eq!(a, Action::FetchPeer { index: 0 });
+    let a = m.on(Event::PeerCerts(peer.served()), t0());
+    assert_eq!(
+        a,
+        Action::StorePeer {
+            index: 0,
+            certs: vec![peer.root.certificate.clone(), peer.ica.certificate.clone()]
+        }
+    );
+    assert_eq!(m.on(Event::Done, t0()), Action::FetchPeer { index: 1 });
+    // The second peer serves a look-alike: not stored, reported, the cycle goes on.
+    assert_eq!(m.on(Event::PeerCerts(rogue.served()), t0()), Action::Clean);
+    assert!(m.status().last_error.unwrap().contains("peer 1"));
+}
+
+#[test]
+fn steps_9_and_10_failure_an_unreachable_peer_is_reported_and_skipped() {
+    let p = pki("A");
+    let peer = pki("Peer");
+    let mut pol = policy(&p);
+    pol.peer_anchors = vec![vec![peer.pin()]];
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(pol);
+    cycle(
+        &mut m,
+        Some(cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1")),
+        p.served(),
+        t0(),
+    );
+    assert_eq!(m.on(Event::Failed("cannot reach peer".into()), t0()), Action::Clean);
+}
+
+// ---- step 8: revocation ----------------------------------------------------
+
+fn revocation_policy(p: &Pki, mode: RevocationMode) -> Policy {
+    Policy {
+        revocation: mode,
+        ..policy(p)
+    }
+}
+
+#[test]
+fn step_8_crl_a_good_certificate_is_kept_and_checked_again_after_the_interval() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+    let a = cycle(&mut m, Some(cred(&p, leaf, "g1")), p.served(), t0());
+    assert_eq!(a, Action::Fetch(Fetch::Crl { url: CRL_URL.into() }));
+    assert_eq!(m.on(Event::Fetched(p.crl(&[], t0())), t0()), Action::Clean);
+    // The issuing CA names no CRL distribution point: said, not fatal.
+    assert!(m.status().last_error.unwrap().contains("no CRL distribution point"));
+    assert_eq!(
+        m.on(Event::Done, t0()),
+        Action::Wait {
+            until: t0() + Duration::from_secs(3600)
+        }
+    );
+    // Within the interval no check; after it, again.
+    let held = m.credential().cloned();
+    let a = cycle(&mut m, held, p.served(), t0() + Duration::from_secs(3600));
+    assert!(matches!(a, Action::Fetch(Fetch::Crl { .. })), "{a:?}");
+}
+
+#[test]
+fn step_8_crl_a_revoked_certificate_is_reported_and_re_enrolled() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+    cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), t0());
+    let a = m.on(Event::Fetched(p.crl(&[&leaf], t0())), t0());
+    assert_eq!(
+        a,
+        Action::Notify(Notice::Revoked {
+            subject: "CN=device-1".into()
+        })
+    );
+    let a = m.on(Event::Done, t0());
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::Revoked));
+}
+
+#[test]
+fn step_8_crl_failures_a_forged_or_stale_crl_revokes_nothing_and_is_retried_soon() {
+    let p = pki("A");
+    let forger = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    for (crl, now) in [
+        (forger.crl(&[&leaf], t0()), t0()),
+        (p.crl(&[&leaf], t0()), t0() + 2 * DAY),
+    ] {
+        let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+        let a = cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), now);
+        assert!(matches!(a, Action::Fetch(_)));
+        assert_eq!(m.on(Event::Fetched(crl), now), Action::Clean);
+        assert!(m.status().last_error.unwrap().contains("rejected"));
+        // Retried after retry_min, not after the full interval.
+        assert_eq!(
+            m.on(Event::Done, now),
+            Action::Wait {
+                until: now + Duration::from_secs(60)
+            }
+        );
+    }
+}
+
+#[test]
+fn step_8_failure_an_unreachable_distribution_point_keeps_the_credential() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+    cycle(
+        &mut m,
+        Some(cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1")),
+        p.served(),
+        t0(),
+    );
+    assert_eq!(m.on(Event::Failed("connection refused".into()), t0()), Action::Clean);
+    assert!(m.status().last_error.unwrap().contains("connection refused"));
+    assert!(m.credential().is_some());
+}
+
+#[test]
+fn step_8_ocsp_asks_the_responder_named_in_the_certificate_with_a_nonce() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(revocation_policy(&p, RevocationMode::Both));
+    let a = cycle(
+        &mut m,
+        Some(cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1")),
+        p.served(),
+        t0(),
+    );
+    let Action::Fetch(Fetch::Ocsp { url, request }) = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(url, OCSP_URL);
+    assert!(!request.is_empty());
+    // Then the CRL of the same certificate.
+    assert_eq!(
+        m.on(Event::Failed("down".into()), t0()),
+        Action::Fetch(Fetch::Crl { url: CRL_URL.into() })
+    );
+}
+
+// ---- robustness -------------------------------------------------------------
+
+#[test]
+fn an_event_the_state_does_not_expect_is_a_failure_not_a_panic() {
+    let p = pki("A");
+    let mut m = machine(policy(&p));
+    assert_eq!(m.on(Event::Tick, t0()), Action::LoadStores);
+    let a = m.on(Event::Fetched(vec![1, 2, 3]), t0());
+    let Action::Notify(Notice::Failed { error, .. }) = a else {
+        panic!("{a:?}")
+    };
+    assert!(error.starts_with("internal:"));
+}
