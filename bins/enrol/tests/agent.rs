@@ -408,3 +408,103 @@ fn a_revoked_certificate_is_noticed_by_crl_and_separately_by_ocsp_and_re_enrolle
         assert!(served.contains(path), "{check}: the agent never asked {path}: {served}");
     }
 }
+
+/// Wait (bounded) until `cond` holds; the bound only stops a hung test.
+fn eventually(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting: {what}; agent log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The serial of the installed credential when no install is under way
+/// and key, certificate and record agree (a running daemon may be mid-install).
+fn settled(d: &Device) -> Option<String> {
+    if d.path("state/dev/install.journal").exists() {
+        return None;
+    }
+    let cert = enrolkit_files::read_certificate(&d.path("out/cert.pem")).ok()?;
+    let key = enrolkit_files::read_key(&d.path("out/key.pem")).ok()?;
+    let serial = hex::encode(cert.tbs_certificate.serial_number.as_bytes());
+    let record = std::fs::read_to_string(d.path("state/dev/credential.toml")).ok()?;
+    (enrolkit_keys::Signer::public_key(&key) == &cert.tbs_certificate.subject_public_key_info
+        && record.contains(&serial))
+    .then_some(serial)
+}
+
+#[test]
+fn the_daemon_enrols_obeys_a_renew_directive_and_applies_a_changed_profile() {
+    // Short-lived certificates: mef accepts a RenewalReq only within its renewal window.
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        short_lived(cfg);
+        *cfg = cfg.replace(
+            "one_time_challenges = true",
+            "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
+        );
+    });
+    let d = Device::new();
+    let pin = fingerprint(&mef.st("ca.pem"));
+    revocation_profile(&d, &mef, &pin, "none");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .arg("agent")
+        .arg("--profile")
+        .arg(d.path("profile.toml"))
+        .arg("--state-dir")
+        .arg(d.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.path("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = None;
+    eventually("first certificate", &d.path("daemon.log"), || {
+        first = settled(&d);
+        first.is_some()
+    });
+    // Directive (seed step 6): renew now.
+    let o = d.agent(&["renew"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut second = None;
+    eventually("renewal on directive", &d.path("daemon.log"), || {
+        second = settled(&d).filter(|s| Some(s) != first.as_ref());
+        second.is_some()
+    });
+    // A changed subject is a new generation: the next cycle re-enrols with it.
+    let body = std::fs::read_to_string(d.path("profile.toml")).unwrap();
+    std::fs::write(
+        d.path("profile.toml"),
+        body.replace("cn = \"agent-revocation\"", "cn = \"agent-renamed\""),
+    )
+    .unwrap();
+    eventually("re-enrolment under the changed profile", &d.path("daemon.log"), || {
+        settled(&d).is_some_and(|s| Some(&s) != second.as_ref())
+            && enrolkit_files::read_certificate(&d.path("out/cert.pem"))
+                .map(|c| c.tbs_certificate.subject.to_string() == "CN=agent-renamed")
+                .unwrap_or(false)
+    });
+    eventually("idle again", &d.path("daemon.log"), || {
+        text(&d.agent(&["status"])).contains("dev: idle")
+    });
+    // An invalid edit is refused and the agent keeps going with the old profile.
+    std::fs::write(d.path("profile.toml"), "name = \"dev\"\n").unwrap();
+    eventually("the refusal is logged", &d.path("daemon.log"), || {
+        std::fs::read_to_string(d.path("daemon.log"))
+            .unwrap_or_default()
+            .contains("changed profile refused")
+    });
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon must survive a bad profile"
+    );
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    let log = std::fs::read_to_string(d.path("notify.log")).unwrap();
+    assert!(
+        log.contains("installed Directive") && log.contains("installed ProfileChanged"),
+        "{log}"
+    );
+}

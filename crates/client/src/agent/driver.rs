@@ -83,6 +83,12 @@ fn http_date(t: SystemTime) -> String {
 impl Driver {
     /// A driver for `profile` keeping its state under `state_root/<name>`.
     pub fn new(profile: Profile, state_root: &Path) -> Result<Driver, String> {
+        if profile.key_store.is_some() {
+            return Err(format!(
+                "profile {}: key.store: PKCS#11 keys are not yet wired into the agent's enrolment flows (enrolkit-pkcs11 holds them; the SCEP and EST flows take software keys)",
+                profile.name
+            ));
+        }
         let dir = state_root.join(&profile.name);
         enrolkit_files::create_private_dir(&dir)?;
         let hostname = nix::unistd::gethostname()
