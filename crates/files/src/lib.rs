@@ -85,8 +85,12 @@ pub fn read_certificates(path: &Path) -> Result<Vec<x509_cert::Certificate>, Str
 
 /// Read a private key (PEM: PKCS#8, PKCS#1 or SEC1); the text is zeroized after parsing.
 pub fn read_key(path: &Path) -> Result<enrolkit_keys::SoftwareKey, String> {
-    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
-    enrolkit_keys::SoftwareKey::from_pem(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let bytes = read_secret(path)?;
+    let key = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.trim_start().starts_with("-----") => enrolkit_keys::SoftwareKey::from_pem(text),
+        _ => enrolkit_keys::SoftwareKey::from_der_any(&bytes),
+    };
+    key.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -91,9 +91,12 @@ pub fn validity(cert: &Certificate) -> (SystemTime, SystemTime) {
     (v.not_before.to_system_time(), v.not_after.to_system_time())
 }
 
+/// Clock difference tolerated on a new certificate's notBefore (a CA whose clock runs ahead).
+pub const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn valid_at(cert: &Certificate, now: SystemTime) -> Result<(), ChainError> {
     let (nb, na) = validity(cert);
-    if now < nb || now > na {
+    if now + CLOCK_SKEW < nb || now > na {
         let v = &cert.tbs_certificate.validity;
         return Err(ChainError::NotValidNow {
             subject: subject(cert),

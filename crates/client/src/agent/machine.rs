@@ -315,6 +315,9 @@ pub struct Machine {
     seed: [u8; 32],
     counter: u64,
     installed: bool,
+    /// No threshold renewal before this: set when a certificate arrives
+    /// already past its renewal point, so the agent does not re-enrol in a loop.
+    hold_renewal_until: Option<SystemTime>,
 }
 
 fn serial_hex(c: &Certificate) -> String {
@@ -338,6 +341,7 @@ impl Machine {
             seed,
             counter: 0,
             installed: false,
+            hold_renewal_until: None,
         }
     }
 
@@ -482,6 +486,13 @@ impl Machine {
                 self.revoked = false;
                 self.directive = None;
                 self.last_error = None;
+                if self.hold_renewal_until.is_some_and(|t| t > now) {
+                    self.warn(format!(
+                        "the new certificate is already past the renewal threshold ({}% of its lifetime); next renewal attempt after {}s",
+                        self.policy.threshold_percent,
+                        self.policy.retry_max.as_secs()
+                    ));
+                }
                 self.next_check = Some(now + self.policy.revocation_interval);
                 let leaf = self.current.as_ref().and_then(Credential::leaf);
                 let notice = match leaf {
@@ -616,7 +627,7 @@ impl Machine {
         if self.directive == Some(Directive::RenewNow) {
             return Some((EnrolKind::Renew, Reason::Directive));
         }
-        if now >= self.renew_at(leaf) {
+        if now >= self.renew_at(leaf) && self.hold_renewal_until.is_none_or(|t| now >= t) {
             return Some((EnrolKind::Renew, Reason::RenewalDue));
         }
         None
@@ -654,10 +665,9 @@ impl Machine {
         match anchors.chain_for(leaf, &extra, public_key, now) {
             Ok(chain) => {
                 if now >= self.renew_at(leaf) {
-                    self.warn(format!(
-                        "the new certificate is already past the renewal threshold ({}% of its lifetime)",
-                        self.policy.threshold_percent
-                    ));
+                    // Installed (it is valid and newer), but renewing again at
+                    // once would loop: wait as long as after a failure.
+                    self.hold_renewal_until = Some(now + self.policy.retry_max);
                 }
                 let credential = Credential {
                     chain: chain.clone(),
@@ -789,7 +799,11 @@ impl Machine {
         let leaf = self.current.as_ref().and_then(Credential::leaf);
         let mut until = now + Duration::from_secs(24 * 3600);
         if let Some(l) = leaf {
-            until = until.min(self.renew_at(l)).min(validity(l).1);
+            let renew = match self.hold_renewal_until {
+                Some(t) => self.renew_at(l).max(t),
+                None => self.renew_at(l),
+            };
+            until = until.min(renew).min(validity(l).1);
         }
         if self.policy.revocation != RevocationMode::None || !self.policy.peer_anchors.is_empty() {
             if let Some(t) = self.next_check {

@@ -546,6 +546,16 @@ fn url(
     u: &str,
     fail: &dyn Fn(&str, String) -> ProfileError,
 ) -> Result<(), ProfileError> {
+    let authority = u
+        .split_once("://")
+        .map(|(_, r)| r.split('/').next().unwrap_or(""))
+        .unwrap_or("");
+    if authority.contains('@') {
+        return Err(fail(
+            field,
+            "credentials in the URL would end up in logs; use [auth]".into(),
+        ));
+    }
     match protocol {
         Protocol::Scep if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
         Protocol::Scep => Err(fail(
@@ -688,9 +698,21 @@ impl RawProfile {
             30 * 86400,
             fail,
         )?;
+        for (field, f) in [
+            ("auth.challenge_file", &a.challenge_file),
+            ("auth.password_file", &a.password_file),
+            ("auth.psk_file", &a.psk_file),
+        ] {
+            if f.as_ref().is_some_and(|p| !p.is_absolute()) {
+                return Err(fail(field, "must be an absolute path".into()));
+            }
+        }
         let mut peers = Vec::new();
         for (i, p) in self.peers.into_iter().enumerate() {
             url(&format!("peer[{i}].url"), p.protocol, &p.url, fail)?;
+            if !p.output.is_absolute() {
+                return Err(fail(&format!("peer[{i}].output"), "must be an absolute path".into()));
+            }
             let anchors = fingerprints(&format!("peer[{i}].anchors"), &p.anchors, fail)?;
             peers.push(Peer { anchors, ..p });
         }
@@ -732,6 +754,13 @@ impl RawProfile {
                 return Err(fail("notify.url", format!("{u:?} is not an http(s) URL")));
             }
         }
+        let out_mode = mode("output.mode", &o.mode, fail)?;
+        if out_mode & 0o022 != 0 {
+            return Err(fail(
+                "output.mode",
+                format!("{:?} lets others replace certificates or anchors", o.mode),
+            ));
+        }
         Ok(Profile {
             name: self.name,
             protocol: self.protocol,
@@ -754,7 +783,7 @@ impl RawProfile {
             },
             peers,
             output: Output {
-                mode: mode("output.mode", &o.mode, fail)?,
+                mode: out_mode,
                 key_mode,
                 key: o.key,
                 certificate: o.certificate,
@@ -920,6 +949,24 @@ certificate = "/etc/app/cert.pem"
                 "outside",
             ),
             ("name = ".into(), "(file)", ""),
+            (
+                minimal().replace("http://127", "http://user:pw@127"),
+                "url",
+                "credentials in the URL",
+            ),
+            (
+                minimal() + "[auth]\nchallenge_file = \"pw.txt\"\n",
+                "auth.challenge_file",
+                "absolute",
+            ),
+            (
+                minimal().replace(
+                    "certificate = \"/etc/app/cert.pem\"",
+                    "certificate = \"/etc/app/cert.pem\"\nmode = \"0666\"",
+                ),
+                "output.mode",
+                "others replace",
+            ),
         ];
         for (text, field, reason) in cases {
             let e = err(&text);

@@ -94,8 +94,10 @@ fn write_staged(f: &NewFile, owner: Ownership) -> Result<(), String> {
     if owner.uid.is_some() || owner.gid.is_some() {
         std::os::unix::fs::fchown(&file, owner.uid, owner.gid).map_err(ctx)?;
     }
-    // The umask may have cleared bits the operator asked for.
-    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(f.mode)).map_err(ctx)?;
+    // The umask may have cleared bits the operator asked for. On the open
+    // file, not the path: a swapped-in symlink must not get our mode.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(f.mode))
+        .map_err(ctx)?;
     file.write_all(&f.bytes).map_err(ctx)?;
     file.sync_all().map_err(ctx)?;
     Ok(())
@@ -135,6 +137,10 @@ pub fn install(journal: &Path, files: &[NewFile], owner: Ownership) -> Result<()
     recover(journal, files.iter().map(|f| f.path.as_path()))?;
     for f in files {
         write_staged(f, owner)?;
+    }
+    // The staged names must be durable before the journal says to rename them.
+    for f in files {
+        sync_dir(&f.path)?;
     }
     let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     enrolkit_files::write_atomic(journal, journal_text(&paths)?.as_bytes(), 0o600)?;

@@ -710,3 +710,41 @@ fn an_event_the_state_does_not_expect_is_a_failure_not_a_panic() {
     };
     assert!(error.starts_with("internal:"));
 }
+
+#[test]
+fn step_7_a_certificate_issued_already_past_its_threshold_is_kept_without_an_enrolment_loop() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, p.served(), t0());
+    // A CA that backdates: 60% of the lifetime is gone on arrival.
+    let leaf = p.leaf_at(&k, t0() - 6 * DAY, 10 * DAY);
+    let install = m.on(
+        Event::Issued {
+            certificates: vec![leaf.clone()],
+            public_key: k.public_key().clone(),
+        },
+        t0(),
+    );
+    assert!(matches!(install, Action::Install { .. }));
+    m.on(Event::Done, t0());
+    m.on(Event::Done, t0());
+    let Action::Wait { until } = m.on(Event::Done, t0()) else {
+        panic!()
+    };
+    assert!(until >= t0() + Duration::from_secs(3600), "no renewal loop: {until:?}");
+    assert!(m
+        .status()
+        .last_error
+        .unwrap()
+        .contains("already past the renewal threshold"));
+    // An early tick does not enrol either.
+    assert_eq!(
+        m.on(Event::Tick, t0() + Duration::from_secs(10)),
+        Action::Wait { until }
+    );
+    let held = m.credential().cloned();
+    // After the hold, renewal is due again.
+    let a = cycle(&mut m, held, p.served(), t0() + Duration::from_secs(3600));
+    assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::RenewalDue));
+}
