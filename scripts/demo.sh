@@ -26,4 +26,4 @@ ENROL_CHALLENGE=$challenge $bin/enrol scep enrol --url "$url" --ca-fingerprint "
     --key-out "$work/device.key" --cert-out "$work/device.pem" --chain-out "$work/ca-chain.pem"
 openssl verify -CAfile "$work/ca-chain.pem" "$work/device.pem"
 echo "server log:"; sed 's/^/  /' "$work/serve.log"
-[ -n "${KEEP:-}" ] && echo "kept in $work"
+if [ -n "${KEEP:-}" ]; then echo "kept in $work"; fi

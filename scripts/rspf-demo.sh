@@ -86,5 +86,5 @@ grep -A3 'target = "cse-b.example.net"' sensor/enrolment.toml | grep -q "key = \
 grep -A3 'target = "maf.example.net"' sensor/enrolment.toml | grep -q "key = \"$(cat maf.key)\"" &&
     echo "maf.example.net holds the Enrolee's Master Credential"
 $bin/mef -c mef/mef.toml rspf list
-[ -n "${KEEP:-}" ] && echo "kept in $work"
+if [ -n "${KEEP:-}" ]; then echo "kept in $work"; fi
 true

@@ -121,7 +121,16 @@ command = ["sh", "-c", "echo \"$ENROL_EVENT $ENROL_REASON $ENROL_SERIAL\" >> {0}
     )
 }
 
-fn scep_profile(d: &Device, mef: &Mef, pin: &str, challenge: &str, threshold: u8) -> PathBuf {
+/// A SCEP profile for `mef` (RSA, so renewal can sign with the old key).
+fn scep_profile_with(
+    d: &Device,
+    mef: &Mef,
+    pin: &str,
+    cn: &str,
+    challenge: &str,
+    threshold: u8,
+    check: &str,
+) -> PathBuf {
     d.profile(&format!(
         r#"
 name = "dev"
@@ -130,7 +139,7 @@ url = "http://127.0.0.1:{}/scep"
 [trust]
 anchors = ["{pin}"]
 [subject]
-cn = "agent-{{profile}}"
+cn = "{cn}"
 [key]
 type = "rsa2048"
 [auth]
@@ -139,11 +148,15 @@ challenge = "{challenge}"
 threshold_percent = {threshold}
 jitter_percent = 0
 [revocation]
-check = "none"
+check = "{check}"
 {}"#,
         mef.scep,
         outputs(d)
     ))
+}
+
+fn scep_profile(d: &Device, mef: &Mef, pin: &str, challenge: &str, threshold: u8) -> PathBuf {
+    scep_profile_with(d, mef, pin, "agent-{profile}", challenge, threshold, "none")
 }
 
 #[test]
@@ -297,7 +310,8 @@ fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_ne
     assert_eq!(d.once().0, 10);
     let kpm = d.path("kpm");
     let pin = fingerprint(&mef.st("ca.pem"));
-    // How long one renewal takes here, to spread the kills across it.
+    // How long one renewal takes here, to spread the kills across it (and half
+    // as long again: the other tests of this binary load the machine unevenly).
     est_profile(&d, &mef, &pin, &kpm, 40);
     let t = Instant::now();
     assert_eq!(d.once().0, 10);
@@ -319,7 +333,9 @@ fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_ne
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full.mul_f64(f64::from(i) / f64::from(rounds)) + Duration::from_millis(u64::from(i % 3)));
+        std::thread::sleep(
+            full.mul_f64(1.5 * f64::from(i) / f64::from(rounds)) + Duration::from_millis(u64::from(i % 3)),
+        );
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
         // Restart with a threshold the current certificate does not reach:
@@ -349,28 +365,7 @@ fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_ne
 }
 
 fn revocation_profile(d: &Device, mef: &Mef, pin: &str, check: &str) -> PathBuf {
-    d.profile(&format!(
-        r#"
-name = "dev"
-protocol = "scep"
-url = "http://127.0.0.1:{}/scep"
-[trust]
-anchors = ["{pin}"]
-[subject]
-cn = "agent-revocation"
-[key]
-type = "rsa2048"
-[auth]
-challenge = "shared-secret"
-[renewal]
-threshold_percent = 66
-jitter_percent = 0
-[revocation]
-check = "{check}"
-{}"#,
-        mef.scep,
-        outputs(d)
-    ))
+    scep_profile_with(d, mef, pin, "agent-revocation", "shared-secret", 66, check)
 }
 
 #[test]

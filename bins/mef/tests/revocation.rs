@@ -9,24 +9,16 @@
 //! (and, the test harness's way, a `serve --listen` override moves them).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+/// `testkit::Mef` with the listeners this test needs named, and EST Basic on.
 struct Mef {
-    dir: tempfile::TempDir,
-    child: Child,
+    inner: enrolkit_testkit::Mef,
     /// The plain-HTTP listener (SCEP, /crl, /ocsp).
     http: u16,
     /// The EST (rustls) listener, for enrolling test certificates.
     est: u16,
-}
-
-impl Drop for Mef {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn p(path: &Path) -> &str {
@@ -64,6 +56,11 @@ impl Mef {
     /// runs mef instead: `init` with its default `--listen`, then `serve
     /// --listen 127.0.0.1:0`.
     fn start_with(init_args: &[&str], override_listen: bool) -> Mef {
+        let basic = |_: &Path, cfg: &mut String| {
+            let mut t: toml::Table = cfg.parse().unwrap();
+            t["est"].as_table_mut().unwrap().insert("basic".into(), true.into());
+            *cfg = toml::to_string(&t).unwrap();
+        };
         let mut last = String::new();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -71,84 +68,50 @@ impl Mef {
                 .local_addr()
                 .unwrap()
                 .port();
-            let dir = tempfile::tempdir().unwrap();
-            let st = dir.path().join("st");
             let listen = match override_listen {
                 false => format!("127.0.0.1:{port}"),
                 true => "127.0.0.1:8080".into(),
             };
-            let out = Command::new(env!("CARGO_BIN_EXE_mef"))
-                .args(["init", "--dir", p(&st), "--listen", &listen])
-                .args(["--est-listen", "127.0.0.1:0", "--est-listen-openssl", "127.0.0.1:0"])
-                .args(init_args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "mef init: {}", text(&out));
-            let path = st.join("mef.toml");
-            let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-            cfg["est"].as_table_mut().unwrap().insert("basic".into(), true.into());
-            std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_mef"))
-                .args(["-c", p(&path), "serve"])
-                .args(if override_listen {
-                    &["--listen", "127.0.0.1:0"][..]
-                } else {
-                    &[]
-                })
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            let (mut http, mut est) = (0, 0);
-            for _ in 0..3 {
-                let Some(Ok(l)) = lines.next() else { break };
-                let port_of = |s: &str| -> u16 {
-                    s.rsplit(':')
-                        .next()
-                        .unwrap()
-                        .split('/')
-                        .next()
-                        .unwrap()
-                        .parse()
-                        .unwrap()
-                };
-                if l.starts_with("mef: listening on http://") {
-                    http = port_of(&l);
-                } else if l.starts_with("mef: EST (rustls)") {
-                    est = port_of(&l);
+            let mut args = vec![
+                "--listen",
+                &listen,
+                "--est-listen",
+                "127.0.0.1:0",
+                "--est-listen-openssl",
+                "127.0.0.1:0",
+            ];
+            args.extend_from_slice(init_args);
+            let serve: &[&str] = if override_listen {
+                &["--listen", "127.0.0.1:0"]
+            } else {
+                &[]
+            };
+            match enrolkit_testkit::Mef::try_start(Path::new(env!("CARGO_BIN_EXE_mef")), &args, basic, serve) {
+                Ok(m) if (m.scep == port || (override_listen && m.scep != 0)) && m.rustls != 0 => {
+                    let (http, est) = (m.scep, m.rustls);
+                    return Mef { inner: m, http, est };
                 }
+                Ok(m) => last = m.log(),
+                Err(log) => last = log,
             }
-            if (http == port || (override_listen && http != 0)) && est != 0 {
-                return Mef { dir, child, http, est };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
         }
         panic!("mef serve did not start: {last}");
     }
 
     fn st(&self, f: &str) -> PathBuf {
-        self.dir.path().join("st").join(f)
+        self.inner.st(f)
     }
 
     fn path(&self, f: &str) -> PathBuf {
-        self.dir.path().join(f)
+        self.inner.dir.path().join(f)
     }
 
     fn mef(&self, args: &[&str]) -> String {
-        let o = Command::new(env!("CARGO_BIN_EXE_mef"))
-            .args(["-c", p(&self.st("mef.toml"))])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "mef {args:?}: {}", text(&o));
-        String::from_utf8(o.stdout).unwrap()
+        self.inner.run(args)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.path("serve.log")).unwrap_or_default()
+        self.inner.log()
     }
 
     fn ocsp_url(&self) -> String {

@@ -101,8 +101,29 @@ impl Drop for Mef {
 }
 
 impl Mef {
-    /// `mef init --dir st <init_args>`, then `edit` the configuration text, then `mef serve`.
+    /// `mef init --dir st <init_args>`, then `edit` the configuration text, then
+    /// `mef serve` with every listener on a port the kernel chooses.
     pub fn start(bin: &std::path::Path, init_args: &[&str], edit: impl FnOnce(&std::path::Path, &mut String)) -> Mef {
+        let serve = [
+            "--listen",
+            "127.0.0.1:0",
+            "--est-listen",
+            "127.0.0.1:0",
+            "--est-listen-openssl",
+            "127.0.0.1:0",
+        ];
+        Self::try_start(bin, init_args, edit, &serve).unwrap_or_else(|log| panic!("mef serve did not start: {log}"))
+    }
+
+    /// As [`Mef::start`], with `serve_args` instead of the port overrides (an
+    /// empty list serves what `init` configured). `Err` carries the server's
+    /// log when it did not start, e.g. because a chosen port was taken.
+    pub fn try_start(
+        bin: &std::path::Path,
+        init_args: &[&str],
+        edit: impl FnOnce(&std::path::Path, &mut String),
+        serve_args: &[&str],
+    ) -> Result<Mef, String> {
         use std::io::{BufRead, BufReader};
         use std::process::Stdio;
         assert!(bin.exists(), "build mef first (cargo test --workspace builds it)");
@@ -124,8 +145,8 @@ impl Mef {
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&path)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--est-listen", "127.0.0.1:0", "--est-listen-openssl", "127.0.0.1:0"])
+            .arg("serve")
+            .args(serve_args)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -141,8 +162,9 @@ impl Mef {
         };
         for _ in 0..3 {
             let Some(Ok(l)) = lines.next() else {
-                let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
-                panic!("mef serve did not start: {log}");
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
             };
             let addr = l
                 .split_whitespace()
@@ -157,14 +179,14 @@ impl Mef {
                 scep = port(addr.trim_end_matches("/scep"));
             }
         }
-        Mef {
+        Ok(Mef {
             dir,
             child,
             bin: bin.to_owned(),
             scep,
             rustls,
             openssl,
-        }
+        })
     }
 
     /// A file of the server's directory.

@@ -977,6 +977,27 @@ certificate = "/etc/app/cert.pem"
     }
 
     #[test]
+    fn the_full_example_profile_loads_every_field() {
+        let text = include_str!("../../../../testvectors/agent/profile-full.toml");
+        let p = Profile::from_toml(text, "profile-full.toml").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.protocol, p.key_type),
+            ("tls-client", Protocol::Est, KeyType::Rsa3072)
+        );
+        assert_eq!(
+            p.anchors[0],
+            "03fb73af88b8f1317ddc2b8ec5b8d046ac072631f3a585d4ef5dec743e79d057"
+        );
+        assert_eq!(p.subject.dns.len(), 2);
+        assert_eq!((p.renewal.threshold_percent, p.renewal.jitter_percent), (70, 10));
+        assert_eq!(p.revocation.mode, RevocationMode::Ocsp);
+        assert_eq!(p.peers[0].output, PathBuf::from("/etc/app/partner-ca.pem"));
+        assert_eq!((p.output.mode, p.output.key_mode), (0o644, 0o640));
+        assert_eq!(p.notify.command.len(), 2);
+        assert!(p.notify.url.is_some());
+    }
+
+    #[test]
     fn the_generation_changes_with_what_defines_the_credential_only() {
         let a = Profile::from_toml(&minimal(), "p").unwrap();
         let b = Profile::from_toml(&(minimal() + "[renewal]\nthreshold_percent = 50\n"), "p").unwrap();
