@@ -124,7 +124,7 @@ enum ScepCmd {
         #[arg(long)]
         dns: Vec<String>,
         /// Challenge password (prefer --challenge-file or ENROL_CHALLENGE: argv is visible to other users).
-        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true)]
+        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true, allow_hyphen_values = true)]
         challenge: Option<String>,
         /// Read the challenge password from this file.
         #[arg(long)]
@@ -173,7 +173,7 @@ enum ScepCmd {
     /// Load test: CLIENTS concurrent enrolments, TOTAL in all, with pre-generated RSA-2048 keys.
     Bench {
         /// Shared (static) challenge the server accepts.
-        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true)]
+        #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true, allow_hyphen_values = true)]
         challenge: String,
         /// Concurrent clients.
         #[arg(long, default_value_t = 8)]

@@ -85,8 +85,8 @@ pub enum RspfCmd {
     Enrol {
         #[command(flatten)]
         creds: Credentials,
-        /// Enrolment-Token from the MEF's operator.
-        #[arg(long)]
+        /// Enrolment-Token from the MEF's operator (may begin with '-').
+        #[arg(long, allow_hyphen_values = true)]
         token: Option<String>,
         /// Say the Enrolee does not support certificate enrolment.
         #[arg(long)]

@@ -662,7 +662,8 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
         "kpm-dev1",
         &kpm,
         &out("b"),
-        &["--token", "not-a-token"],
+        // A token may begin with a hyphen; it reaches the MEF, not the option parser.
+        &["--token", "-Mnot-a-token"],
     ));
     assert!(e.contains("HTTP 403") && e.contains("token unknown"), "{e}");
     let foreign = mef.run(&["rspf", "token", "add", "cse-b"]);

@@ -946,10 +946,10 @@ impl RspfService {
         }
         let mut b = [0u8; 18];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-        let token = Zeroizing::new(base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            b,
-        ));
+        // Hex, like challenge passwords: a token must never begin with '-'
+        // (a command line would read it as an option; base64url did 1 in 64).
+        let token = Zeroizing::new(hex::encode(b));
+        zeroize::Zeroize::zeroize(&mut b);
         let id = self
             .storage
             .add_rspf_token(&self.token_hash(&token), enrolee, now, expires)
