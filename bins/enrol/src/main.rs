@@ -3,9 +3,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use der::{Encode, EncodePem};
+use enrolkit_client::keystore::KeyLocation;
 use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
 use enrolkit_files as files;
-use enrolkit_keys::{KeySpec, SoftwareKey};
+use enrolkit_keys::KeySpec;
 use enrolkit_scep::{fingerprint_sha256, ContentEncryption, CsrParams};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -132,9 +133,10 @@ enum ScepCmd {
         /// Key type to generate.
         #[arg(long, value_enum, default_value = "rsa2048")]
         key_type: KeyType,
-        /// Where to write the new private key (mode 0600).
-        #[arg(long)]
-        key_out: PathBuf,
+        /// Where the new private key goes: a file (mode 0600), or a
+        /// `pkcs11:` URI with `object=<label>` to generate it inside the token.
+        #[arg(long, value_parser = key_location)]
+        key_out: KeyLocation,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -142,18 +144,19 @@ enum ScepCmd {
     },
     /// Renew: RenewalReq signed with the current key and certificate.
     Renew {
-        /// Current key.
-        #[arg(long)]
-        key: PathBuf,
+        /// Current key: a file or a `pkcs11:` URI.
+        #[arg(long, value_parser = key_location)]
+        key: KeyLocation,
         /// Current certificate.
         #[arg(long)]
         cert: PathBuf,
         /// Generate a new key (written to --key-out) instead of re-certifying the current one.
         #[arg(long)]
         new_key: bool,
-        /// Where to write the new key (with --new-key).
-        #[arg(long)]
-        key_out: Option<PathBuf>,
+        /// Where the new key goes (with --new-key): a file, or a `pkcs11:` URI
+        /// with a new `object=<label>`.
+        #[arg(long, value_parser = key_location)]
+        key_out: Option<KeyLocation>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -161,9 +164,9 @@ enum ScepCmd {
     },
     /// Poll once for a request made earlier with this key.
     Poll {
-        /// The key the request was made with.
-        #[arg(long)]
-        key: PathBuf,
+        /// The key the request was made with: a file or a `pkcs11:` URI.
+        #[arg(long, value_parser = key_location)]
+        key: KeyLocation,
         /// The subject requested.
         #[arg(long)]
         subject: String,
@@ -187,9 +190,9 @@ enum ScepCmd {
     },
     /// GetCert: fetch a certificate by serial number.
     Getcert {
-        /// Our key.
-        #[arg(long)]
-        key: PathBuf,
+        /// Our key: a file or a `pkcs11:` URI.
+        #[arg(long, value_parser = key_location)]
+        key: KeyLocation,
         /// Our certificate.
         #[arg(long)]
         cert: PathBuf,
@@ -202,9 +205,9 @@ enum ScepCmd {
     },
     /// GetCRL: fetch the CRL of our certificate's issuer.
     Getcrl {
-        /// Our key.
-        #[arg(long)]
-        key: PathBuf,
+        /// Our key: a file or a `pkcs11:` URI.
+        #[arg(long, value_parser = key_location)]
+        key: KeyLocation,
         /// Our certificate.
         #[arg(long)]
         cert: PathBuf,
@@ -299,9 +302,11 @@ fn run(proto: Proto) -> Res {
                 KeyType::Rsa4096 => KeySpec::Rsa4096,
                 KeyType::P256 => KeySpec::EcP256,
             };
-            let key = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
-            // The key is on disk before the request leaves, so a PENDING request can be polled later.
-            files::write_private(&key_out, key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+            // The key is stored before the request leaves, so a PENDING request can be polled later.
+            let (key, at) = key_out.generate(spec).map_err(err)?;
+            if let KeyLocation::Token(_) = at {
+                println!("key generated in the token: {at}");
+            }
             let params = CsrParams {
                 subject: Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?,
                 challenge_password: challenge.as_deref().map(|s| s.as_str()),
@@ -309,7 +314,7 @@ fn run(proto: Proto) -> Res {
                 digest: session.digest,
             };
             let cert = session
-                .enrol(&key, &params, policy(&poll), &mut progress())
+                .enrol(key.as_ref(), &params, policy(&poll), &mut progress())
                 .map_err(err)?;
             finish(&session, &cert, &out)?;
         }
@@ -322,26 +327,34 @@ fn run(proto: Proto) -> Res {
             poll,
         } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
-            let current_key = files::read_key(&key)?;
+            let current_key = key.load().map_err(err)?;
             let current = files::read_certificate(&cert)?;
             let next_key = if new_key {
-                let p = key_out.as_ref().ok_or("--new-key needs --key-out")?;
-                let k = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
-                files::write_private(p, k.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+                let at = key_out.as_ref().ok_or("--new-key needs --key-out")?;
+                let (k, at) = at.generate(KeySpec::Rsa2048).map_err(err)?;
+                if let KeyLocation::Token(_) = at {
+                    println!("new key generated in the token: {at}");
+                }
                 k
             } else {
-                files::read_key(&key)?
+                key.load().map_err(err)?
             };
             let issued = session
-                .renew(&current_key, &current, &next_key, policy(&poll), &mut progress())
+                .renew(
+                    current_key.as_ref(),
+                    &current,
+                    next_key.as_ref(),
+                    policy(&poll),
+                    &mut progress(),
+                )
                 .map_err(err)?;
             finish(&session, &issued, &out)?;
         }
         ScepCmd::Poll { key, subject, out } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
-            let k = files::read_key(&key)?;
+            let k = key.load().map_err(err)?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
-            match session.poll_once(&k, &name).map_err(err)? {
+            match session.poll_once(k.as_ref(), &name).map_err(err)? {
                 Some(cert) => finish(&session, &cert, &out)?,
                 None => return Err("still pending".into()),
             }
@@ -363,7 +376,11 @@ fn run(proto: Proto) -> Res {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
             let c = session
-                .get_cert(&files::read_key(&key)?, &files::read_certificate(&cert)?, &serial)
+                .get_cert(
+                    key.load().map_err(err)?.as_ref(),
+                    &files::read_certificate(&cert)?,
+                    &serial,
+                )
                 .map_err(err)?;
             files::write_public(
                 &out,
@@ -376,7 +393,7 @@ fn run(proto: Proto) -> Res {
         ScepCmd::Getcrl { key, cert, out } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let crl = session
-                .get_crl(&files::read_key(&key)?, &files::read_certificate(&cert)?)
+                .get_crl(key.load().map_err(err)?.as_ref(), &files::read_certificate(&cert)?)
                 .map_err(err)?;
             let der_bytes = crl.to_der().map_err(|e| e.to_string())?;
             let pem =
@@ -387,6 +404,11 @@ fn run(proto: Proto) -> Res {
         }
     }
     Ok(())
+}
+
+/// `--key`/`--key-out`: a path, or a `pkcs11:` URI.
+fn key_location(s: &str) -> Res<KeyLocation> {
+    KeyLocation::parse(s).map_err(err)
 }
 
 fn policy(p: &Polling) -> PollPolicy {

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod bench;
 pub mod est;
 pub mod https;
+pub mod keystore;
 pub mod revocation;
 pub mod rspf;
 pub mod scep;

@@ -1,7 +1,7 @@
 //! The SCEP client: transport (POST when offered, GET otherwise) and flows.
 
 use der::Encode;
-use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, Signer, SoftwareKey};
+use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, PrivateKey, SoftwareKey};
 use enrolkit_scep::transport::{self, CONTENT_TYPE_PKI_MESSAGE, MAX_REPLY};
 use enrolkit_scep::{
     build_csr, build_request, issuer_and_serial, open_cert_rep, self_signed_certificate, CaCertificates, Capabilities,
@@ -259,14 +259,14 @@ impl ScepSession {
 
     fn exchange(
         &self,
-        signer: &SoftwareKey,
+        signer: &dyn PrivateKey,
         cert: &Certificate,
         body: &RequestBody,
         txid: &TransactionId,
     ) -> Result<(CertRep, SentRequest)> {
         let requester = Requester {
-            signer,
-            decryptor: signer,
+            signer: signer.as_signer(),
+            decryptor: signer.as_decryptor(),
             certificate: cert,
         };
         let mut rng = rand_core::OsRng;
@@ -284,7 +284,7 @@ impl ScepSession {
         Ok((rep, sent))
     }
 
-    fn transport_identity(&self, key: &SoftwareKey, subject: &Name) -> Result<Option<Transport>> {
+    fn transport_identity(&self, key: &dyn PrivateKey, subject: &Name) -> Result<Option<Transport>> {
         // Key transport is RSA: a non-RSA key signs its CSR, a throwaway RSA key carries the message.
         if matches!(key.kind(), KeyKind::Rsa(_)) {
             return Ok(None);
@@ -301,7 +301,7 @@ impl ScepSession {
         Ok(Some(Transport { key: k, cert }))
     }
 
-    fn digest_for(&self, key: &SoftwareKey) -> DigestAlgorithm {
+    fn digest_for(&self, key: &dyn PrivateKey) -> DigestAlgorithm {
         if matches!(key.kind(), KeyKind::EcP256) {
             DigestAlgorithm::Sha256
         } else {
@@ -314,7 +314,7 @@ impl ScepSession {
     /// each poll (attempt number, elapsed time).
     pub fn enrol(
         &self,
-        key: &SoftwareKey,
+        key: &dyn PrivateKey,
         params: &CsrParams<'_>,
         poll: PollPolicy,
         progress: &mut dyn FnMut(u32, Duration),
@@ -326,7 +326,7 @@ impl ScepSession {
         let csr = Csr::parse(&build_csr(key, &csr_params)?)?;
         let transport = self.transport_identity(key, &params.subject)?;
         let self_signed;
-        let (sig_key, sig_cert) = match &transport {
+        let (sig_key, sig_cert): (&dyn PrivateKey, &Certificate) = match &transport {
             Some(t) => (&t.key, &t.cert),
             None => {
                 self_signed = self_signed_certificate(
@@ -340,7 +340,7 @@ impl ScepSession {
                 (key, &self_signed)
             }
         };
-        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        let txid = TransactionId::from_public_key(&key.spki().to_der().map_err(ScepError::from)?);
         let (first, _) = self.exchange(sig_key, sig_cert, &RequestBody::PkcsReq(csr), &txid)?;
         self.follow(first, (sig_key, sig_cert), &params.subject, &txid, key, poll, progress)
     }
@@ -351,10 +351,10 @@ impl ScepSession {
     fn follow(
         &self,
         first: CertRep,
-        signer: (&SoftwareKey, &Certificate),
+        signer: (&dyn PrivateKey, &Certificate),
         subject: &Name,
         txid: &TransactionId,
-        want: &SoftwareKey,
+        want: &dyn PrivateKey,
         poll: PollPolicy,
         progress: &mut dyn FnMut(u32, Duration),
     ) -> Result<Certificate> {
@@ -369,7 +369,7 @@ impl ScepSession {
             match rep {
                 CertRep::Success { .. } => {
                     return rep
-                        .certificate_for(want.public_key())
+                        .certificate_for(want.spki())
                         .cloned()
                         .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()));
                 }
@@ -390,7 +390,7 @@ impl ScepSession {
 
     /// One CertPoll for the request made earlier with `key` for `subject`
     /// (a later run of the client: the transaction is found again by the key).
-    pub fn poll_once(&self, key: &SoftwareKey, subject: &Name) -> Result<Option<Certificate>> {
+    pub fn poll_once(&self, key: &dyn PrivateKey, subject: &Name) -> Result<Option<Certificate>> {
         if !matches!(key.kind(), KeyKind::Rsa(_)) {
             return Err(ClientError::Unexpected(
                 "polling from a later run needs the RSA key the request was signed with".into(),
@@ -404,7 +404,7 @@ impl ScepSession {
             Duration::from_secs(7 * 86400),
             &mut rand_core::OsRng,
         )?;
-        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        let txid = TransactionId::from_public_key(&key.spki().to_der().map_err(ScepError::from)?);
         let body = RequestBody::CertPoll(IssuerAndSubject {
             issuer: self.ca.ca.tbs_certificate.subject.clone(),
             subject: subject.clone(),
@@ -412,7 +412,7 @@ impl ScepSession {
         match self.exchange(key, &cert, &body, &txid)?.0 {
             CertRep::Pending => Ok(None),
             rep @ CertRep::Success { .. } => rep
-                .certificate_for(key.public_key())
+                .certificate_for(key.spki())
                 .cloned()
                 .map(Some)
                 .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into())),
@@ -423,9 +423,9 @@ impl ScepSession {
     /// Renewal: RenewalReq for `new_key` signed with the current key and certificate.
     pub fn renew(
         &self,
-        current_key: &SoftwareKey,
+        current_key: &dyn PrivateKey,
         current: &Certificate,
-        new_key: &SoftwareKey,
+        new_key: &dyn PrivateKey,
         poll: PollPolicy,
         progress: &mut dyn FnMut(u32, Duration),
     ) -> Result<Certificate> {
@@ -444,18 +444,18 @@ impl ScepSession {
                 digest: self.digest_for(new_key),
             },
         )?)?;
-        let txid = TransactionId::from_public_key(&new_key.public_key().to_der().map_err(ScepError::from)?);
+        let txid = TransactionId::from_public_key(&new_key.spki().to_der().map_err(ScepError::from)?);
         let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
         self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)
     }
 
     fn query(
         &self,
-        key: &SoftwareKey,
+        key: &dyn PrivateKey,
         cert: &Certificate,
         body: RequestBody,
     ) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
-        let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
+        let txid = TransactionId::from_public_key(&key.spki().to_der().map_err(ScepError::from)?);
         match self.exchange(key, cert, &body, &txid)?.0 {
             CertRep::Success { certificates, crls } => Ok((certificates, crls)),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
@@ -464,7 +464,7 @@ impl ScepSession {
     }
 
     /// GetCert: the certificate with `serial` from this CA, asked with our key and certificate.
-    pub fn get_cert(&self, key: &SoftwareKey, cert: &Certificate, serial: &[u8]) -> Result<Certificate> {
+    pub fn get_cert(&self, key: &dyn PrivateKey, cert: &Certificate, serial: &[u8]) -> Result<Certificate> {
         let mut ias = issuer_and_serial(&self.ca.ca);
         ias.issuer = self.ca.ca.tbs_certificate.subject.clone();
         ias.serial_number = x509_cert::serial_number::SerialNumber::new(serial).map_err(ScepError::from)?;
@@ -476,7 +476,7 @@ impl ScepSession {
     }
 
     /// GetCRL: the current CRL of the issuer of `cert`.
-    pub fn get_crl(&self, key: &SoftwareKey, cert: &Certificate) -> Result<CertificateList> {
+    pub fn get_crl(&self, key: &dyn PrivateKey, cert: &Certificate) -> Result<CertificateList> {
         self.query(key, cert, RequestBody::GetCrl(issuer_and_serial(cert)))?
             .1
             .into_iter()

@@ -237,6 +237,32 @@ pub trait Decryptor: Send + Sync {
     fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }
 
+/// A key pair that both signs and decrypts, wherever the private half
+/// lives (process memory, a PKCS#11 token): what a SCEP requester needs,
+/// since its messages are signed with the key the reply is encrypted to.
+///
+/// Implemented for every type that is both a [`Signer`] and a
+/// [`Decryptor`]; a key that cannot decrypt (EC) says so at decryption.
+pub trait PrivateKey: Signer + Decryptor {
+    /// The public key (one name for what both halves return).
+    fn spki(&self) -> &SubjectPublicKeyInfoOwned {
+        Signer::public_key(self)
+    }
+    /// This key as a [`Signer`].
+    fn as_signer(&self) -> &dyn Signer;
+    /// This key as a [`Decryptor`].
+    fn as_decryptor(&self) -> &dyn Decryptor;
+}
+
+impl<T: Signer + Decryptor> PrivateKey for T {
+    fn as_signer(&self) -> &dyn Signer {
+        self
+    }
+    fn as_decryptor(&self) -> &dyn Decryptor {
+        self
+    }
+}
+
 enum Inner {
     Rsa {
         sign: RsaKeyPair,

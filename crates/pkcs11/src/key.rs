@@ -119,11 +119,18 @@ pub(crate) fn generate(
     spec: KeySpec,
     label: &str,
     id: &[u8],
+    label_unique: bool,
 ) -> Result<Pkcs11Key, Pkcs11Error> {
     if label.is_empty() || label.len() > MAX_OBJECT_LABEL_LEN {
         return Err(Pkcs11Error::InvalidArgument {
             what: "key label",
             reason: "must be 1 to 256 bytes",
+        });
+    }
+    if !label_unique && id.is_empty() {
+        return Err(Pkcs11Error::InvalidArgument {
+            what: "key id",
+            reason: "must not be empty when the label is shared",
         });
     }
     if id.len() > MAX_ID_LEN {
@@ -192,10 +199,12 @@ pub(crate) fn generate(
         };
         let mut taken = None;
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
-            if clash(vec![
-                Attribute::Class(class),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])? {
+            if label_unique
+                && clash(vec![
+                    Attribute::Class(class),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])?
+            {
                 taken = Some(format!("label {label:?}"));
             } else if !id.is_empty() && clash(vec![Attribute::Class(class), Attribute::Id(id.to_vec())])? {
                 taken = Some(format!("id {}", hex(id)));

@@ -372,7 +372,15 @@ impl Token {
     /// object with the same label and id. Refuses a label or id a key in
     /// the token already has, so a later lookup is never ambiguous.
     pub fn generate(&self, spec: KeySpec, label: &str, id: &[u8]) -> Result<Pkcs11Key, Pkcs11Error> {
-        key::generate(&self.inner, spec, label, id)
+        key::generate(&self.inner, spec, label, id, true)
+    }
+
+    /// As [`Token::generate`], for one more key pair under a label other
+    /// pairs may already carry (successive keys of one credential, each
+    /// found by label and id): only the id, which must not be empty, has
+    /// to be new in the token.
+    pub fn generate_version(&self, spec: KeySpec, label: &str, id: &[u8]) -> Result<Pkcs11Key, Pkcs11Error> {
+        key::generate(&self.inner, spec, label, id, false)
     }
 
     /// Find an existing key pair by label (CKA_LABEL), id (CKA_ID) or both.

@@ -19,90 +19,29 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
-const PIN: &str = "1234";
-const SO_PIN: &str = "5678";
+use enrolkit_testkit::softhsm::{SoftHsm, PIN};
+
 /// One token per test.
-const TOKENS: &[&str] = &["rsa", "ec", "reopen", "pin", "csr", "threads"];
+const TOKENS: &[&str] = &["rsa", "ec", "reopen", "pin", "csr", "threads", "versions"];
 
-struct SoftHsm {
-    _dir: tempfile::TempDir,
-    module: PathBuf,
-}
-
-/// Write straight to the process's stderr, past the test harness's capture,
-/// so the SoftHSM2 version shows in every run's output.
+/// Write straight to the process's stderr, past the test harness's capture.
 fn note(msg: &str) {
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
-fn module_path() -> PathBuf {
-    let candidates = [
-        format!("/usr/lib/{}-linux-gnu/softhsm/libsofthsm2.so", std::env::consts::ARCH),
-        "/usr/lib/softhsm/libsofthsm2.so".into(),
-        "/usr/local/lib/softhsm/libsofthsm2.so".into(),
-        "/usr/lib64/pkcs11/libsofthsm2.so".into(),
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("libsofthsm2.so not found in {candidates:?}: apt-get install softhsm2"))
-}
-
+/// The tokens, made before the module is first loaded in this process
+/// (every test thread waits here), with `SOFTHSM2_CONF` pointing at them.
 fn softhsm() -> &'static SoftHsm {
     static ENV: OnceLock<SoftHsm> = OnceLock::new();
     ENV.get_or_init(|| {
-        let version = Command::new("softhsm2-util")
-            .arg("--version")
-            .output()
-            .expect("softhsm2-util not found: apt-get install softhsm2");
-        note(&format!(
-            "softhsm2-util --version: {}",
-            String::from_utf8_lossy(&version.stdout).trim()
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        // Before the module is loaded (it reads the variable in C_Initialize),
-        // and before any test thread does anything else: they all wait here.
-        std::env::set_var("SOFTHSM2_CONF", &conf);
-        for label in TOKENS {
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args([
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    label,
-                    "--pin",
-                    PIN,
-                    "--so-pin",
-                    SO_PIN,
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "softhsm2-util --init-token {label}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let module = module_path();
+        let hsm = SoftHsm::new(TOKENS);
+        hsm.export_env();
         note(&format!(
             "SoftHSM2 module {}, tokens in {}",
-            module.display(),
-            tokens.display()
+            hsm.module.display(),
+            hsm.path().display()
         ));
-        SoftHsm { _dir: dir, module }
+        hsm
     })
 }
 
@@ -533,4 +472,29 @@ fn csr_and_certificate_signed_in_token_verify_with_openssl() {
         assert_eq!(spki, spki_der(signer), "{name}");
     }
     note("CSRs and self-signed certificates signed in SoftHSM2 verified by openssl req -verify / openssl verify");
+}
+
+#[test]
+fn successive_key_pairs_share_a_label_and_are_told_apart_by_id() {
+    let token = open("versions");
+    let one = token.generate_version(KeySpec::EcP256, "cred", &[1]).unwrap();
+    let two = token.generate_version(KeySpec::EcP256, "cred", &[2]).unwrap();
+    assert_ne!(spki_der(&one), spki_der(&two));
+    assert_eq!(spki_der(&token.find(Some("cred"), Some(&[2])).unwrap()), spki_der(&two));
+    // The label alone no longer names one key, and generate() refuses it.
+    let e = token.find(Some("cred"), None).unwrap_err();
+    assert!(e.to_string().contains("cred"), "{e}");
+    assert!(matches!(
+        token.generate(KeySpec::EcP256, "cred", &[3]),
+        Err(Pkcs11Error::KeyExists { .. })
+    ));
+    // A used id, or none, is refused.
+    assert!(matches!(
+        token.generate_version(KeySpec::EcP256, "cred", &[1]),
+        Err(Pkcs11Error::KeyExists { .. })
+    ));
+    assert!(token.generate_version(KeySpec::EcP256, "cred", &[]).is_err());
+    one.destroy().unwrap();
+    assert!(token.find(Some("cred"), Some(&[1])).is_err());
+    assert!(token.find(Some("cred"), None).is_ok(), "one pair left");
 }

@@ -11,6 +11,9 @@
 // Test support: a setup that fails is a failing test, so it panics with the reason.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod postgres;
+pub mod softhsm;
+
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command};

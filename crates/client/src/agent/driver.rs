@@ -7,9 +7,10 @@ use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machi
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
 use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
+use crate::keystore::KeyLocation;
 use crate::scep::{PollPolicy, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
-use enrolkit_keys::{KeyKind, Signer, SoftwareKey};
+use enrolkit_keys::{KeyKind, PrivateKey, Signer};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -83,12 +84,6 @@ fn http_date(t: SystemTime) -> String {
 impl Driver {
     /// A driver for `profile` keeping its state under `state_root/<name>`.
     pub fn new(profile: Profile, state_root: &Path) -> Result<Driver, String> {
-        if profile.key_store.is_some() {
-            return Err(format!(
-                "profile {}: key.store: PKCS#11 keys are not yet wired into the agent's enrolment flows (enrolkit-pkcs11 holds them; the SCEP and EST flows take software keys)",
-                profile.name
-            ));
-        }
         let dir = state_root.join(&profile.name);
         enrolkit_files::create_private_dir(&dir)?;
         let hostname = nix::unistd::gethostname()
@@ -114,6 +109,76 @@ impl Driver {
     }
     fn next_key_path(&self) -> PathBuf {
         self.dir.join("next-key.pem")
+    }
+    /// With a token key store: the CKA_ID (hex) of the staged key pair.
+    fn next_key_id_path(&self) -> PathBuf {
+        self.dir.join("next-key.id")
+    }
+
+    /// The profile's token URI with `id` set: one key pair in the token.
+    /// `None` with the file key store.
+    fn token_key(&self, id: &[u8]) -> Result<Option<KeyLocation>, String> {
+        let Some(store) = &self.profile.key_store else {
+            return Ok(None);
+        };
+        match KeyLocation::parse(store).map_err(|e| e.to_string())? {
+            KeyLocation::Token(mut uri) => {
+                uri.id = Some(id.to_vec());
+                Ok(Some(KeyLocation::Token(uri)))
+            }
+            KeyLocation::File(_) => Err("key.store: not a pkcs11: URI".into()),
+        }
+    }
+
+    /// `key_id` (hex) from a small TOML record, e.g. `credential.toml`.
+    fn key_id_in(path: &Path) -> Option<Vec<u8>> {
+        let t = std::fs::read_to_string(path).ok()?.parse::<toml::Table>().ok()?;
+        hex::decode(t.get("key_id")?.as_str()?).ok()
+    }
+
+    /// Where the staged key is, if one is staged.
+    fn staged_location(&self) -> Result<Option<KeyLocation>, String> {
+        if self.profile.key_store.is_none() {
+            let p = self.next_key_path();
+            return Ok(p.exists().then(|| KeyLocation::File(p)));
+        }
+        match std::fs::read_to_string(self.next_key_id_path()) {
+            Ok(id) => match hex::decode(id.trim()) {
+                Ok(id) => self.token_key(&id),
+                Err(_) => Ok(None),
+            },
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Where the installed key is: `output.key`, or the token key pair
+    /// whose id the installed credential's record names.
+    fn installed_location(&self) -> Result<Option<KeyLocation>, String> {
+        if self.profile.key_store.is_none() {
+            return Ok(self.profile.output.key.clone().map(KeyLocation::File));
+        }
+        match Self::key_id_in(&self.record_path()) {
+            Some(id) => self.token_key(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget the staged key: the file, or the id file and (unless it is
+    /// the installed one) the token key pair it names.
+    fn discard_staged(&mut self) {
+        if self.profile.key_store.is_none() {
+            let _ = std::fs::remove_file(self.next_key_path());
+            return;
+        }
+        let staged = self.staged_location().ok().flatten();
+        let installed = self.installed_location().ok().flatten();
+        if let Some(k) = staged.filter(|k| Some(k) != installed.as_ref()) {
+            if let Err(e) = k.remove() {
+                self.say(&format!("cannot delete the abandoned staged key {k}: {e}"));
+                return;
+            }
+        }
+        let _ = std::fs::remove_file(self.next_key_id_path());
     }
     fn record_path(&self) -> PathBuf {
         self.dir.join("credential.toml")
@@ -227,10 +292,11 @@ impl Driver {
             }
         }
         let Some(leaf) = chain.first() else { return Ok(None) };
-        if let Some(k) = &o.key {
-            let matches = enrolkit_files::read_key(k)
-                .map(|key| key.public_key() == &leaf.tbs_certificate.subject_public_key_info)
-                .unwrap_or(false);
+        if o.key.is_some() || self.profile.key_store.is_some() {
+            let matches = self
+                .installed_location()?
+                .and_then(|k| k.load().ok())
+                .is_some_and(|key| key.spki() == &leaf.tbs_certificate.subject_public_key_info);
             if !matches {
                 self.say("the installed key does not match the installed certificate; enrolling anew");
                 return Ok(None);
@@ -321,17 +387,17 @@ impl Driver {
     /// The key for this enrolment: the staged one from an earlier attempt
     /// (so a PENDING request is polled with the key it was made with), unless
     /// it is the installed key or of the wrong type; else a fresh one, staged
-    /// 0600 before it is used.
+    /// before it is used (a 0600 file, or a key pair generated in the token
+    /// whose id is kept in the state directory).
     fn staged_key(
         &mut self,
         spec: enrolkit_keys::KeySpec,
         current: Option<&Credential>,
-    ) -> Result<SoftwareKey, String> {
-        let path = self.next_key_path();
-        if let Ok(k) = enrolkit_files::read_key(&path) {
+    ) -> Result<Box<dyn PrivateKey>, String> {
+        if let Some(k) = self.staged_location()?.and_then(|l| l.load().ok()) {
             let installed = current
                 .and_then(|c| c.chain.first())
-                .is_some_and(|l| &l.tbs_certificate.subject_public_key_info == k.public_key());
+                .is_some_and(|l| &l.tbs_certificate.subject_public_key_info == k.spki());
             let kind_ok = matches!(
                 (spec, k.kind()),
                 (enrolkit_keys::KeySpec::EcP256, KeyKind::EcP256)
@@ -343,16 +409,37 @@ impl Driver {
                 self.say("re-using the key staged by an earlier attempt");
                 return Ok(k);
             }
+            if !installed {
+                self.discard_staged();
+            }
         }
-        let k = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
-        let pem = k.to_pkcs8_pem().map_err(|e| e.to_string())?;
-        enrolkit_files::write_private(&path, pem.as_bytes())?;
-        Ok(k)
+        match &self.profile.key_store {
+            None => {
+                let (k, _) = KeyLocation::File(self.next_key_path())
+                    .generate(spec)
+                    .map_err(|e| e.to_string())?;
+                Ok(k)
+            }
+            Some(store) => {
+                let (k, at) = KeyLocation::parse(store)
+                    .and_then(|l| l.generate_version(spec))
+                    .map_err(|e| e.to_string())?;
+                let KeyLocation::Token(uri) = &at else {
+                    return Err("key.store: not a pkcs11: URI".into());
+                };
+                let id = hex::encode(uri.id.as_deref().unwrap_or_default());
+                enrolkit_files::write_private(&self.next_key_id_path(), id.as_bytes())?;
+                self.say(&format!("generated a key pair in the token: {at}"));
+                Ok(k)
+            }
+        }
     }
 
-    fn current_key(&self) -> Result<SoftwareKey, String> {
-        let path = self.profile.output.key.as_ref().ok_or("no key file")?;
-        enrolkit_files::read_key(path)
+    fn current_key(&self) -> Result<Box<dyn PrivateKey>, String> {
+        self.installed_location()?
+            .ok_or("no installed key")?
+            .load()
+            .map_err(|e| e.to_string())
     }
 
     /// Steps 5–7.
@@ -390,7 +477,7 @@ impl Driver {
                 };
                 let cert = match renewing {
                     Some((old_key, old_cert)) => session
-                        .renew(&old_key, &old_cert, &key, poll, &mut log)
+                        .renew(old_key.as_ref(), &old_cert, key.as_ref(), poll, &mut log)
                         .map_err(|e| e.to_string())?,
                     None => {
                         let challenge = self.challenge()?;
@@ -401,23 +488,28 @@ impl Driver {
                             digest: session.digest,
                         };
                         session
-                            .enrol(&key, &params, poll, &mut log)
+                            .enrol(key.as_ref(), &params, poll, &mut log)
                             .map_err(|e| e.to_string())?
                     }
                 };
                 Ok(Event::Issued {
                     certificates: vec![cert],
-                    public_key: key.public_key().clone(),
+                    public_key: key.spki().clone(),
                 })
             }
             Protocol::Est => {
                 let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
                 let trust = enrolkit_tls::ServerTrust::Anchors(ders(&trusted).map_err(|e| e.to_string())?);
-                let client_cert = match (kind, &current) {
-                    (EnrolKind::Renew, Some(c)) => match self.current_key() {
-                        Ok(k) => Some((ders(&c.chain).map_err(|e| e.to_string())?, k.to_pkcs8_der())),
-                        Err(_) => None,
-                    },
+                // Renewal authenticates TLS with the current certificate and
+                // its key, which OpenSSL must hold: a key in a token renews
+                // with the profile's enrolment credentials instead.
+                let client_cert = match (kind, &current, &self.profile.output.key) {
+                    (EnrolKind::Renew, Some(c), Some(path)) if self.profile.key_store.is_none() => {
+                        match enrolkit_files::read_key(path) {
+                            Ok(k) => Some((ders(&c.chain).map_err(|e| e.to_string())?, k.to_pkcs8_der())),
+                            Err(_) => None,
+                        }
+                    }
                     _ => None,
                 };
                 let op = if client_cert.is_some() {
@@ -445,7 +537,7 @@ impl Driver {
                     challenge_password: challenge,
                     digest: enrolkit_keys::DigestAlgorithm::Sha256,
                 };
-                let signer: &dyn Signer = &key;
+                let signer: &dyn Signer = key.as_signer();
                 let mut make = |binding: Option<&enrolkit_est::ChannelBinding>| {
                     let mut r = base.clone();
                     r.satisfy(&attrs, binding)?;
@@ -460,7 +552,7 @@ impl Driver {
                 match reply {
                     EnrollReply::Issued(certificates) => Ok(Event::Issued {
                         certificates,
-                        public_key: key.public_key().clone(),
+                        public_key: key.spki().clone(),
                     }),
                     _ => Err("the server answered without a certificate".into()),
                 }
@@ -561,8 +653,9 @@ impl Driver {
     ) -> Result<(), String> {
         let o = self.profile.output.clone();
         let leaf = chain.first().ok_or("empty chain")?;
-        let key = enrolkit_files::read_key(&self.next_key_path())?;
-        if key.public_key() != &leaf.tbs_certificate.subject_public_key_info {
+        let staged = self.staged_location()?.ok_or("no staged key")?;
+        let key = staged.load().map_err(|e| e.to_string())?;
+        if key.spki() != &leaf.tbs_certificate.subject_public_key_info {
             return Err("the staged key is not the certified key".into());
         }
         self.keep_previous()?;
@@ -572,6 +665,7 @@ impl Driver {
             mode: o.mode,
         }];
         if let Some(p) = &o.key {
+            let key = enrolkit_files::read_key(&self.next_key_path())?;
             let bytes = match o.format {
                 Format::Pem => Zeroizing::new(key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes().to_vec()),
                 Format::Der => Zeroizing::new(key.to_pkcs8_der().to_vec()),
@@ -596,18 +690,29 @@ impl Driver {
                 mode: o.mode,
             });
         }
-        let record = format!(
+        let mut record = format!(
             "serial = \"{}\"\ngeneration = \"{generation}\"\ninstalled = \"{}\"\n",
             hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
             http_date(now)
         );
+        // The token key pair certified: committed with the certificate.
+        if let KeyLocation::Token(uri) = &staged {
+            record.push_str(&format!(
+                "key_id = \"{}\"\n",
+                hex::encode(uri.id.as_deref().unwrap_or_default())
+            ));
+        }
         files.push(NewFile {
             path: self.record_path(),
             bytes: Zeroizing::new(record.into_bytes()),
             mode: 0o600,
         });
         store::install(&self.journal(), &files, self.ownership()?)?;
-        std::fs::remove_file(self.next_key_path()).map_err(|e| e.to_string())?;
+        let staged_ref = match staged {
+            KeyLocation::File(p) => p,
+            KeyLocation::Token(_) => self.next_key_id_path(),
+        };
+        std::fs::remove_file(staged_ref).map_err(|e| e.to_string())?;
         self.say(&format!(
             "installed certificate {} for {} (expires {})",
             hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
@@ -634,6 +739,11 @@ impl Driver {
             if let Ok(b) = enrolkit_files::read_secret(k) {
                 enrolkit_files::write_private(&dir.join("key"), &b)?;
             }
+        }
+        // A token key pair stays in the token until its certificate expires.
+        if let Some(KeyLocation::Token(uri)) = self.installed_location()? {
+            let id = hex::encode(uri.id.as_deref().unwrap_or_default());
+            enrolkit_files::write_private(&dir.join("key.toml"), format!("key_id = \"{id}\"\n").as_bytes())?;
         }
         Ok(())
     }
@@ -719,7 +829,7 @@ impl Driver {
 
     /// Step 14: expired previous credentials, and a staged key no enrolment is waiting for.
     fn clean(&mut self, now: SystemTime) -> Result<(), String> {
-        let _ = std::fs::remove_file(self.next_key_path());
+        self.discard_staged();
         let Ok(entries) = std::fs::read_dir(self.previous_dir()) else {
             return Ok(());
         };
@@ -730,6 +840,12 @@ impl Driver {
                 .and_then(|c| c.first().map(|l| super::chain::validity(l).1 < now))
                 .unwrap_or(true);
             if expired {
+                if let Some(id) = Self::key_id_in(&p.join("key.toml")) {
+                    let installed = self.installed_location()?;
+                    if let Some(k) = self.token_key(&id)?.filter(|k| Some(k) != installed.as_ref()) {
+                        k.remove().map_err(|e| format!("expired key pair {k}: {e}"))?;
+                    }
+                }
                 std::fs::remove_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 self.say(&format!("deleted expired credential {}", p.display()));
             }

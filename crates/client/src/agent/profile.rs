@@ -610,7 +610,34 @@ impl RawProfile {
         }
         let key_store = match self.key.store.as_str() {
             "file" => None,
-            s if s.starts_with("pkcs11:") => Some(s.to_owned()),
+            s if s.starts_with("pkcs11:") => {
+                let uri = enrolkit_pkcs11::Pkcs11Uri::parse(s).map_err(|e| fail("key.store", e.to_string()))?;
+                if uri.object.is_none() {
+                    return Err(fail(
+                        "key.store",
+                        "the URI needs object=<label>: the agent's key pairs are generated under that label".into(),
+                    ));
+                }
+                if uri.id.is_some() {
+                    return Err(fail(
+                        "key.store",
+                        "remove id= from the URI: each new key pair gets a fresh id, which the agent records".into(),
+                    ));
+                }
+                if uri.module_path.is_none() && uri.module_name.is_none() {
+                    return Err(fail(
+                        "key.store",
+                        "the URI needs ?module-path=/path/to/module.so".into(),
+                    ));
+                }
+                if !uri.has_pin() {
+                    return Err(fail(
+                        "key.store",
+                        "the URI needs a PIN: ?pin-source=file:/path (or pin-value=, visible in the profile)".into(),
+                    ));
+                }
+                Some(s.to_owned())
+            }
             s => {
                 return Err(fail(
                     "key.store",
@@ -919,10 +946,31 @@ certificate = "/etc/app/cert.pem"
             ),
             (minimal() + "[key]\nstore = \"tpm\"\n", "key.store", "pkcs11"),
             (
-                minimal() + "[key]\nstore = \"pkcs11:token=t\"\n",
+                minimal() + "[key]\nstore = \"pkcs11:token=t;object=k?module-path=/m.so&pin-source=file:/p\"\n",
                 "output.key",
                 "never leaves",
             ),
+            (
+                minimal() + "[key]\nstore = \"pkcs11:token=t?module-path=/m.so&pin-source=file:/p\"\n",
+                "key.store",
+                "object=",
+            ),
+            (
+                minimal() + "[key]\nstore = \"pkcs11:token=t;object=k;id=%01?module-path=/m.so&pin-source=file:/p\"\n",
+                "key.store",
+                "remove id=",
+            ),
+            (
+                minimal() + "[key]\nstore = \"pkcs11:token=t;object=k?pin-source=file:/p\"\n",
+                "key.store",
+                "module-path",
+            ),
+            (
+                minimal() + "[key]\nstore = \"pkcs11:token=t;object=k?module-path=/m.so\"\n",
+                "key.store",
+                "PIN",
+            ),
+            (minimal() + "[key]\nstore = \"pkcs11:token=t;bogus\"\n", "key.store", ""),
             (
                 minimal().replace("certificate = \"/etc/app/cert.pem\"", "certificate = \"cert.pem\""),
                 "output",

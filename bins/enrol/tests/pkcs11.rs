@@ -1,0 +1,396 @@
+//! Keys inside a PKCS#11 token (SoftHSM2) end to end against `mef serve`:
+//! `enrol scep` and `enrol agent` generate the key pair in the token, the
+//! token signs the CSR and the SCEP messages and decrypts the CertRep, and
+//! the key object is sensitive and was never extractable. No private key
+//! file is written anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use enrolkit_keys::PrivateKey;
+use enrolkit_pkcs11::{Pkcs11Key, Pkcs11Uri, Token};
+use enrolkit_testkit::softhsm::SoftHsm;
+use enrolkit_testkit::Mef;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// One token per test, made before this process loads the module.
+const TOKENS: &[&str] = &["scep-cli", "agent-scep", "agent-est"];
+
+fn hsm() -> &'static SoftHsm {
+    static HSM: OnceLock<SoftHsm> = OnceLock::new();
+    HSM.get_or_init(|| {
+        let h = SoftHsm::new(TOKENS);
+        h.export_env();
+        h
+    })
+}
+
+fn mef_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_enrol")).with_file_name("mef")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn enrol(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .env("SOFTHSM2_CONF", &hsm().conf)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Certificates 45% through their life when issued, and within mef's
+/// renewal window, so a RenewalReq is accepted at once.
+fn short_lived(cfg: &mut String) {
+    *cfg = cfg.replace(
+        "validity_days = 365\n",
+        "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+    );
+}
+
+fn openssl_verify(ca: &Path, cert: &Path) {
+    let v = Command::new("openssl").arg("version").output().unwrap();
+    println!("peer: {}", String::from_utf8_lossy(&v.stdout).trim());
+    let o = Command::new("openssl")
+        .args(["verify", "-CAfile", p(ca), p(cert)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl verify: {}", text(&o));
+}
+
+/// The key pair labelled `object` (exactly one) in `token`, looked up
+/// directly in the token by this process.
+fn token_key(token: &str, object: &str) -> Pkcs11Key {
+    let uri = Pkcs11Uri::parse(&hsm().uri(token, Some(object))).unwrap();
+    Token::open(&uri).unwrap().find(Some(object), None).unwrap()
+}
+
+/// The private key never left the token: sensitive, not extractable, and
+/// the token says it has always been so; its value cannot be read.
+fn assert_never_left_the_token(key: &Pkcs11Key) {
+    let a = key.attributes().unwrap();
+    assert!(a.sensitive && !a.extractable, "{a:?}");
+    assert!(a.always_sensitive && a.never_extractable, "{a:?}");
+    assert!(a.never_left_token(), "{a:?}");
+    assert!(
+        !key.secret_readable().unwrap(),
+        "the token let the private value be read"
+    );
+}
+
+fn certified_by(key: &Pkcs11Key, cert: &Path) {
+    let c = enrolkit_files::read_certificate(cert).unwrap();
+    assert_eq!(
+        key.spki(),
+        &c.tbs_certificate.subject_public_key_info,
+        "the certificate certifies another key"
+    );
+}
+
+/// Files in `dir` that hold a private key.
+fn key_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path).is_ok_and(|b| b.windows(11).any(|w| w == b"PRIVATE KEY")) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn enrol_scep_with_the_key_in_the_token_enrols_renews_and_fetches_the_crl() {
+    let hsm = hsm();
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let url = format!("http://127.0.0.1:{}/scep", mef.scep);
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let cert = out.path().join("cert.pem");
+
+    let said = ok(enrol(&[
+        "scep",
+        "enrol",
+        "--url",
+        &url,
+        "--subject",
+        "CN=hsm-device",
+        "--challenge",
+        &challenge,
+        "--key-out",
+        &hsm.uri("scep-cli", Some("device")),
+        "--cert-out",
+        p(&cert),
+    ]));
+    assert!(
+        said.contains("key generated in the token: pkcs11:token=scep-cli;object=device;id="),
+        "{said}"
+    );
+    assert!(
+        said.contains("pin-source=file:") && !said.contains("pin-value"),
+        "{said}"
+    );
+    let first = token_key("scep-cli", "device");
+    assert_never_left_the_token(&first);
+    certified_by(&first, &cert);
+    openssl_verify(&mef.st("ca.pem"), &cert);
+
+    // Renewal: the RenewalReq is signed by the token key of the current
+    // certificate, for a second key pair generated in the token; both
+    // CertRep decryptions happen in the token.
+    let renewed = out.path().join("renewed.pem");
+    ok(enrol(&[
+        "scep",
+        "renew",
+        "--url",
+        &url,
+        "--key",
+        &hsm.uri("scep-cli", Some("device")),
+        "--cert",
+        p(&cert),
+        "--new-key",
+        "--key-out",
+        &hsm.uri("scep-cli", Some("device-next")),
+        "--cert-out",
+        p(&renewed),
+    ]));
+    let next = token_key("scep-cli", "device-next");
+    assert_never_left_the_token(&next);
+    certified_by(&next, &renewed);
+    assert_ne!(first.spki(), next.spki());
+    assert!(mef.log().contains("RenewalReq"), "{}", mef.log());
+
+    // A label already in the token is refused, never shadowed.
+    let again = enrol(&[
+        "scep",
+        "enrol",
+        "--url",
+        &url,
+        "--subject",
+        "CN=hsm-device",
+        "--challenge",
+        "unused",
+        "--key-out",
+        &hsm.uri("scep-cli", Some("device")),
+        "--cert-out",
+        p(&out.path().join("x.pem")),
+    ]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("device"), "{}", text(&again));
+
+    // GetCRL, signed and decrypted by the token key.
+    let serial = hex::encode(
+        enrolkit_files::read_certificate(&cert)
+            .unwrap()
+            .tbs_certificate
+            .serial_number
+            .as_bytes(),
+    );
+    mef.run(&["revoke", &serial]);
+    let crl = out.path().join("crl.pem");
+    let said = ok(enrol(&[
+        "scep",
+        "getcrl",
+        "--url",
+        &url,
+        "--key",
+        &hsm.uri("scep-cli", Some("device-next")),
+        "--cert",
+        p(&renewed),
+        "--out",
+        p(&crl),
+    ]));
+    assert!(said.contains("(1 revoked)"), "{said}");
+    assert!(key_files(out.path()).is_empty(), "{:?}", key_files(out.path()));
+}
+
+/// Shared by the agent tests: a device directory and its profile.
+struct Device {
+    dir: tempfile::TempDir,
+}
+
+impl Device {
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+    fn once(&self) -> (i32, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+            .env("SOFTHSM2_CONF", &hsm().conf)
+            .arg("agent")
+            .arg("--profile")
+            .arg(self.path("profile.toml"))
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .arg("--once")
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), text(&o))
+    }
+    fn key_id(&self) -> String {
+        let rec: toml::Table = std::fs::read_to_string(self.path("state/dev/credential.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        rec["key_id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn device(protocol: &str, url: &str, token: &str, key_type: &str, auth: &str, threshold: u8, pin: &str) -> Device {
+    let d = Device {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    write_profile(&d, protocol, url, token, key_type, auth, threshold, pin);
+    d
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_profile(
+    d: &Device,
+    protocol: &str,
+    url: &str,
+    token: &str,
+    key_type: &str,
+    auth: &str,
+    threshold: u8,
+    pin: &str,
+) {
+    let body = format!(
+        r#"
+name = "dev"
+protocol = "{protocol}"
+url = "{url}"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "agent-hsm-{protocol}"
+[key]
+type = "{key_type}"
+store = "{store}"
+[auth]
+{auth}
+[renewal]
+threshold_percent = {threshold}
+jitter_percent = 0
+[revocation]
+check = "none"
+[output]
+certificate = "{dir}/out/cert.pem"
+chain = "{dir}/out/chain.pem"
+"#,
+        store = hsm().uri(token, Some("agent")),
+        dir = d.dir.path().display(),
+    );
+    std::fs::write(d.path("profile.toml"), body).unwrap();
+}
+
+fn fingerprint(pem: &Path) -> String {
+    let c = enrolkit_files::read_certificate(pem).unwrap();
+    enrolkit_client::est::fingerprint(&der::Encode::to_der(&c).unwrap())
+}
+
+/// The token key pair with this CKA_ID (hex).
+fn token_key_by_id(token: &str, id: &str) -> Option<Pkcs11Key> {
+    let uri = Pkcs11Uri::parse(&hsm().uri(token, None)).unwrap();
+    Token::open(&uri)
+        .unwrap()
+        .find(Some("agent"), Some(&hex::decode(id).unwrap()))
+        .ok()
+}
+
+#[test]
+fn the_agent_enrols_and_renews_over_scep_with_its_keys_in_the_token() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let url = format!("http://127.0.0.1:{}/scep", mef.scep);
+    let pin = fingerprint(&mef.st("ca.pem"));
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let auth = format!("challenge = \"{challenge}\"");
+    let d = device("scep", &url, "agent-scep", "rsa2048", &auth, 50, &pin);
+
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "first enrolment installs: {out}");
+    let first_id = d.key_id();
+    let first = token_key_by_id("agent-scep", &first_id).expect("the installed key pair is in the token");
+    assert_never_left_the_token(&first);
+    certified_by(&first, &d.path("out/cert.pem"));
+    openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
+    assert!(!d.path("state/dev/next-key.id").exists());
+    assert_eq!(d.once().0, 0, "nothing to do below the threshold");
+
+    // Past the threshold: a RenewalReq signed in the token by the current
+    // key, for a new key pair generated in the token.
+    write_profile(
+        &d,
+        "scep",
+        &url,
+        "agent-scep",
+        "rsa2048",
+        "challenge = \"spent\"",
+        40,
+        &pin,
+    );
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "renewal installs: {out}");
+    let second_id = d.key_id();
+    assert_ne!(second_id, first_id);
+    let second = token_key_by_id("agent-scep", &second_id).unwrap();
+    assert_never_left_the_token(&second);
+    certified_by(&second, &d.path("out/cert.pem"));
+    assert!(mef.log().contains("RenewalReq"), "{}", mef.log());
+    // The replaced key pair stays until its certificate expires.
+    assert!(token_key_by_id("agent-scep", &first_id).is_some());
+    assert!(key_files(d.dir.path()).is_empty(), "{:?}", key_files(d.dir.path()));
+}
+
+#[test]
+fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| short_lived(cfg));
+    let url = format!("https://127.0.0.1:{}", mef.openssl);
+    let pin = fingerprint(&mef.st("ca.pem"));
+    let d = Device {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let kpm = d.path("kpm");
+    std::fs::write(&kpm, mef.run(&["psk", "add", "dev-kpm"]).trim()).unwrap();
+    let auth = format!("psk_identity = \"dev-kpm\"\npsk_file = \"{}\"", kpm.display());
+    write_profile(&d, "est", &url, "agent-est", "p256", &auth, 50, &pin);
+
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "first enrolment installs: {out}");
+    let first_id = d.key_id();
+    let key = token_key_by_id("agent-est", &first_id).unwrap();
+    assert_never_left_the_token(&key);
+    certified_by(&key, &d.path("out/cert.pem"));
+    openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
+
+    // Renewal of a token key authenticates with the profile's PSK (the TLS
+    // client-certificate path needs the key in OpenSSL) and gets a new key pair.
+    write_profile(&d, "est", &url, "agent-est", "p256", &auth, 40, &pin);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "renewal installs: {out}");
+    assert_ne!(d.key_id(), first_id);
+    certified_by(
+        &token_key_by_id("agent-est", &d.key_id()).unwrap(),
+        &d.path("out/cert.pem"),
+    );
+    assert!(key_files(d.dir.path()).is_empty(), "{:?}", key_files(d.dir.path()));
+}
