@@ -3,10 +3,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use der::{Encode, EncodePem};
-use enrolkit_client::keystore::KeyLocation;
 use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
+use enrolkit_pkcs11::KeyLocation;
 use enrolkit_scep::{fingerprint_sha256, ContentEncryption, CsrParams};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -303,7 +303,7 @@ fn run(proto: Proto) -> Res {
                 KeyType::P256 => KeySpec::EcP256,
             };
             // The key is stored before the request leaves, so a PENDING request can be polled later.
-            let (key, at) = key_out.generate(spec).map_err(err)?;
+            let (key, at) = key_out.generate(spec).map_err(|e| e.to_string())?;
             if let KeyLocation::Token(_) = at {
                 println!("key generated in the token: {at}");
             }
@@ -327,17 +327,17 @@ fn run(proto: Proto) -> Res {
             poll,
         } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
-            let current_key = key.load().map_err(err)?;
+            let current_key = key.load().map_err(|e| e.to_string())?;
             let current = files::read_certificate(&cert)?;
             let next_key = if new_key {
                 let at = key_out.as_ref().ok_or("--new-key needs --key-out")?;
-                let (k, at) = at.generate(KeySpec::Rsa2048).map_err(err)?;
+                let (k, at) = at.generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
                 if let KeyLocation::Token(_) = at {
                     println!("new key generated in the token: {at}");
                 }
                 k
             } else {
-                key.load().map_err(err)?
+                key.load().map_err(|e| e.to_string())?
             };
             let issued = session
                 .renew(
@@ -352,7 +352,7 @@ fn run(proto: Proto) -> Res {
         }
         ScepCmd::Poll { key, subject, out } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
-            let k = key.load().map_err(err)?;
+            let k = key.load().map_err(|e| e.to_string())?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
             match session.poll_once(k.as_ref(), &name).map_err(err)? {
                 Some(cert) => finish(&session, &cert, &out)?,
@@ -377,7 +377,7 @@ fn run(proto: Proto) -> Res {
             let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
             let c = session
                 .get_cert(
-                    key.load().map_err(err)?.as_ref(),
+                    key.load().map_err(|e| e.to_string())?.as_ref(),
                     &files::read_certificate(&cert)?,
                     &serial,
                 )
@@ -393,7 +393,10 @@ fn run(proto: Proto) -> Res {
         ScepCmd::Getcrl { key, cert, out } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let crl = session
-                .get_crl(key.load().map_err(err)?.as_ref(), &files::read_certificate(&cert)?)
+                .get_crl(
+                    key.load().map_err(|e| e.to_string())?.as_ref(),
+                    &files::read_certificate(&cert)?,
+                )
                 .map_err(err)?;
             let der_bytes = crl.to_der().map_err(|e| e.to_string())?;
             let pem =
@@ -408,7 +411,7 @@ fn run(proto: Proto) -> Res {
 
 /// `--key`/`--key-out`: a path, or a `pkcs11:` URI.
 fn key_location(s: &str) -> Res<KeyLocation> {
-    KeyLocation::parse(s).map_err(err)
+    KeyLocation::parse(s).map_err(|e| e.to_string())
 }
 
 fn policy(p: &Polling) -> PollPolicy {

@@ -11,7 +11,6 @@ pub mod agent;
 pub mod bench;
 pub mod est;
 pub mod https;
-pub mod keystore;
 pub mod revocation;
 pub mod rspf;
 pub mod scep;

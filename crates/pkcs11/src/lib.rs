@@ -28,10 +28,12 @@
 //! the token logged out) when the last of them is dropped.
 
 mod key;
+mod location;
 mod token;
 pub mod uri;
 
 pub use key::{KeyProtection, Pkcs11Key};
+pub use location::KeyLocation;
 pub use token::Token;
 pub use uri::{ObjectType, Pkcs11Uri, UriError};
 
@@ -184,6 +186,9 @@ pub enum Pkcs11Error {
     /// Building the public key failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A key file could not be read, written or removed.
+    #[error("key file {0}")]
+    KeyFile(String),
     /// A previous operation panicked while holding the session.
     #[error("the PKCS#11 session is unusable after an earlier failure")]
     Poisoned,

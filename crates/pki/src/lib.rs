@@ -30,6 +30,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate};
 
+/// id-kp-cmcRA (RFC 6402 §2.10): the extended key usage of an RA certificate.
+pub const ID_KP_CMC_RA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
+
 pub use x509_cert::ext::pkix::KeyUsages as KeyUsageBits;
 
 /// Errors of certificate and CRL construction.
@@ -348,7 +351,7 @@ impl Authority {
     }
 
     /// Certify an RA key for SCEP: not a CA, digitalSignature (CertRep
-    /// signatures) and keyEncipherment (request envelopes). The RA's name
+    /// signatures) and keyEncipherment (request envelopes), EKU id-kp-cmcRA. The RA's name
     /// is its own; it never appears as the issuer of end-entity certificates.
     pub fn certify_ra(
         &self,
@@ -370,6 +373,9 @@ impl Authority {
                 &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment),
                 true,
             )?,
+            // id-kp-cmcRA (RFC 6402 §2.10): clients can tell this RA from
+            // any other end-entity certificate of the same CA.
+            ext(&ExtendedKeyUsage(vec![ID_KP_CMC_RA]), false)?,
         ];
         self.sign(
             TbsParams {

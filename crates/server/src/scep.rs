@@ -4,7 +4,7 @@
 
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use der::{Decode, Encode};
-use enrolkit_keys::{DigestAlgorithm, SoftwareKey};
+use enrolkit_keys::{DigestAlgorithm, PrivateKey};
 use enrolkit_pki::{Authority, Profile, Revocation};
 use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
 use enrolkit_scep::{
@@ -186,7 +186,7 @@ struct Refusal(FailInfo, String);
 pub struct ScepService {
     ca: Arc<Authority>,
     ra_cert: Certificate,
-    ra_key: Arc<SoftwareKey>,
+    ra_key: Arc<dyn PrivateKey>,
     rejection: RejectionKey,
     challenge_key: Zeroizing<[u8; 32]>,
     storage: Arc<dyn Storage>,
@@ -259,7 +259,7 @@ pub struct ScepSetup {
     /// The RA certificate (requests are encrypted to it, replies signed by it).
     pub ra_cert: Certificate,
     /// The RA key.
-    pub ra_key: Arc<SoftwareKey>,
+    pub ra_key: Arc<dyn PrivateKey>,
     /// Secret for hashing challenge passwords.
     pub challenge_key: Zeroizing<[u8; 32]>,
     /// State.

@@ -37,6 +37,13 @@ pub enum ChainError {
         /// notAfter.
         not_after: String,
     },
+    /// An end-entity certificate offered beside the CA certificates is not
+    /// marked as a registration authority and not pinned.
+    #[error("certificate {subject:?} is offered as the SCEP RA but has no RA extended key usage (id-kp-cmcRA, or Microsoft's Certificate Request Agent) and is not pinned")]
+    NotAnRa {
+        /// Its subject.
+        subject: String,
+    },
     /// The issued chain is not for our key, or does not reach the anchor.
     #[error("the new certificate chain is not acceptable: {0}")]
     BadChain(String),
@@ -85,6 +92,25 @@ pub fn is_ca(cert: &Certificate) -> bool {
         .is_some_and(|b| b.ca)
 }
 
+/// id-kp-cmcRA (RFC 6402 §2.10), which `mef`'s RA certificates carry.
+pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
+
+/// Microsoft's "Certificate Request Agent" EKU, which NDES RA certificates carry.
+const MS_CERT_REQUEST_AGENT: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.1");
+
+/// Whether the certificate's extended key usage names a registration
+/// authority: id-kp-cmcRA (RFC 6402) or Microsoft's Certificate Request Agent.
+pub fn is_marked_ra(cert: &Certificate) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+        .and_then(|e| x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|eku| eku.0.iter().any(|o| *o == ID_KP_CMC_RA || *o == MS_CERT_REQUEST_AGENT))
+}
+
 /// notBefore and notAfter.
 pub fn validity(cert: &Certificate) -> (SystemTime, SystemTime) {
     let v = &cert.tbs_certificate.validity;
@@ -120,7 +146,9 @@ pub struct Anchors {
 impl Anchors {
     /// Steps 1–4: find the pinned anchor among `offered` (preferring a
     /// self-signed root), then accept every other certificate only when it
-    /// is signed by the anchor or by a CA already accepted, and valid at `now`.
+    /// is signed by the anchor or by a CA already accepted, and valid at
+    /// `now`; an end-entity certificate (a SCEP RA) must also carry an RA
+    /// extended key usage or be pinned itself.
     pub fn validate(offered: &[Certificate], pins: &[String], now: SystemTime) -> Result<Anchors, ChainError> {
         let pinned = |c: &&Certificate| pins.contains(&fingerprint(c));
         let anchor = offered
@@ -146,6 +174,12 @@ impl Anchors {
                 match superior {
                     Some(_) => {
                         valid_at(c, now)?;
+                        // Any device of this CA has a certificate it signed:
+                        // only one marked (or pinned) as the RA may receive
+                        // our requests and answer for the CA.
+                        if !is_ca(c) && !is_marked_ra(c) && !pins.contains(&fingerprint(c)) {
+                            return Err(ChainError::NotAnRa { subject: subject(c) });
+                        }
                         below.push(c.clone());
                     }
                     None => left.push(c),

@@ -7,10 +7,10 @@ use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machi
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
 use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
-use crate::keystore::KeyLocation;
 use crate::scep::{PollPolicy, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
 use enrolkit_keys::{KeyKind, PrivateKey, Signer};
+use enrolkit_pkcs11::KeyLocation;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

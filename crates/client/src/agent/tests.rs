@@ -195,6 +195,48 @@ fn step_2_failure_a_wrong_fingerprint_halts_and_nothing_is_asked_to_be_written()
 }
 
 #[test]
+fn step_4_failure_an_ordinary_certificate_of_the_ca_offered_as_the_scep_ra_halts() {
+    // Any device of the CA has a certificate it signed; a man in the middle
+    // offering one as "the RA" would read our challenge password.
+    let p = pki("A");
+    let other_device = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let fake_ra = p.leaf_at(&other_device, t0(), 365 * DAY);
+    let mut served = p.served();
+    served.push(fake_ra.clone());
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, None, served.clone(), t0());
+    let Action::Halt { error } = a else { panic!("{a:?}") };
+    assert!(error.contains("RA") && error.contains("device-1"), "{error}");
+
+    // Pinned by the operator it is accepted; so is one marked id-kp-cmcRA.
+    let mut pinned = policy(&p);
+    pinned.anchors.push(fingerprint(&fake_ra));
+    let mut m = machine(pinned);
+    assert_eq!(
+        enrol_action(&cycle(&mut m, None, served, t0())).1,
+        Reason::FirstCertificate
+    );
+    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let ra = p
+        .ica
+        .certify_ra(
+            ra_key.public_key(),
+            Name::from_str("CN=A RA").unwrap(),
+            t0(),
+            365 * DAY,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+    let mut served = p.served();
+    served.push(ra.clone());
+    let mut m = machine(policy(&p));
+    let Action::Enrol { anchors, .. } = cycle(&mut m, None, served, t0()) else {
+        panic!()
+    };
+    assert!(anchors.below.contains(&ra));
+}
+
+#[test]
 fn step_4_failure_an_intermediate_not_signed_by_the_pinned_root_halts() {
     let p = pki("A");
     let mitm = pki("A"); // same names, other keys

@@ -1,4 +1,5 @@
-//! Where a private key lives: a file, or an object in a PKCS#11 token.
+//! Where a private key lives: a file, or an object in a PKCS#11 token
+//! (one notion for the client, the agent and `mef`'s CA and RA keys).
 //!
 //! Every flow that needs a key (SCEP requests and CertRep decryption, CSR
 //! signatures) takes a [`PrivateKey`] trait object, so the same code runs
@@ -6,10 +7,11 @@
 //! it out. A [`KeyLocation`] is what an operator writes: a path, or an
 //! RFC 7512 `pkcs11:` URI.
 
-use crate::scep::{ClientError, Result};
+use crate::{Pkcs11Error, Pkcs11Key, Pkcs11Uri, Token};
 use enrolkit_keys::{KeySpec, PrivateKey, SoftwareKey};
-use enrolkit_pkcs11::{Pkcs11Key, Pkcs11Uri, Token};
 use std::path::{Path, PathBuf};
+
+type Result<T> = std::result::Result<T, Pkcs11Error>;
 
 /// A private key's home: a PEM/DER file, or a token object named by a URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +28,12 @@ impl KeyLocation {
         if s.starts_with("pkcs11:") {
             Pkcs11Uri::parse(s)
                 .map(|u| KeyLocation::Token(Box::new(u)))
-                .map_err(|e| ClientError::Unexpected(format!("key URI: {e}")))
+                .map_err(Pkcs11Error::from)
         } else if s.is_empty() {
-            Err(ClientError::Unexpected("key location is empty".into()))
+            Err(Pkcs11Error::InvalidArgument {
+                what: "key location",
+                reason: "is empty: give a path or a pkcs11: URI",
+            })
         } else {
             Ok(KeyLocation::File(PathBuf::from(s)))
         }
@@ -45,10 +50,10 @@ impl KeyLocation {
     /// Open the existing key.
     pub fn load(&self) -> Result<Box<dyn PrivateKey>> {
         match self {
-            KeyLocation::File(p) => Ok(Box::new(enrolkit_files::read_key(p).map_err(ClientError::Unexpected)?)),
+            KeyLocation::File(p) => Ok(Box::new(enrolkit_files::read_key(p).map_err(Pkcs11Error::KeyFile)?)),
             KeyLocation::Token(uri) => {
-                let token = Token::open(uri).map_err(pkcs11)?;
-                Ok(Box::new(token.find_uri(uri).map_err(pkcs11)?))
+                let token = Token::open(uri)?;
+                Ok(Box::new(token.find_uri(uri)?))
             }
         }
     }
@@ -76,7 +81,7 @@ impl KeyLocation {
             KeyLocation::File(p) => {
                 let key = SoftwareKey::generate(spec)?;
                 let pem = key.to_pkcs8_pem()?;
-                enrolkit_files::write_private(p, pem.as_bytes()).map_err(ClientError::Unexpected)?;
+                enrolkit_files::write_private(p, pem.as_bytes()).map_err(Pkcs11Error::KeyFile)?;
                 Ok((Box::new(key), self.clone()))
             }
             KeyLocation::Token(uri) => {
@@ -96,14 +101,14 @@ impl KeyLocation {
             KeyLocation::File(p) => match std::fs::remove_file(p) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(ClientError::Unexpected(format!("{}: {e}", p.display()))),
+                Err(e) => Err(Pkcs11Error::KeyFile(format!("{}: {e}", p.display()))),
             },
             KeyLocation::Token(uri) => {
-                let token = Token::open(uri).map_err(pkcs11)?;
+                let token = Token::open(uri)?;
                 match token.find_uri(uri) {
-                    Ok(k) => k.destroy().map_err(pkcs11),
-                    Err(enrolkit_pkcs11::Pkcs11Error::KeyNotFound { .. }) => Ok(()),
-                    Err(e) => Err(pkcs11(e)),
+                    Ok(k) => k.destroy(),
+                    Err(Pkcs11Error::KeyNotFound { .. }) => Ok(()),
+                    Err(e) => Err(e),
                 }
             }
         }
@@ -121,10 +126,9 @@ impl std::fmt::Display for KeyLocation {
 }
 
 fn generate_in_token(uri: &Pkcs11Uri, spec: KeySpec, label_unique: bool) -> Result<Pkcs11Key> {
-    let label = uri.object.as_deref().ok_or_else(|| {
-        ClientError::Unexpected(
-            "a key generated in a token needs a label: add object=<label> to the pkcs11: URI".into(),
-        )
+    let label = uri.object.as_deref().ok_or(Pkcs11Error::InvalidArgument {
+        what: "key label",
+        reason: "a key generated in a token needs object=<label> in the pkcs11: URI",
     })?;
     let id = match &uri.id {
         Some(id) if label_unique => id.clone(),
@@ -134,14 +138,10 @@ fn generate_in_token(uri: &Pkcs11Uri, spec: KeySpec, label_unique: bool) -> Resu
             id
         }
     };
-    let token = Token::open(uri).map_err(pkcs11)?;
+    let token = Token::open(uri)?;
     if label_unique {
-        token.generate(spec, label, &id).map_err(pkcs11)
+        token.generate(spec, label, &id)
     } else {
-        token.generate_version(spec, label, &id).map_err(pkcs11)
+        token.generate_version(spec, label, &id)
     }
-}
-
-fn pkcs11(e: enrolkit_pkcs11::Pkcs11Error) -> ClientError {
-    ClientError::Unexpected(format!("PKCS#11: {e}"))
 }
