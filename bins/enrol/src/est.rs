@@ -142,13 +142,19 @@ pub enum EstCmd {
         #[command(flatten)]
         out: Outputs,
     },
-    /// /serverkeygen: the server makes the key.
+    /// /serverkeygen: the server makes the key (waiting on 202 like enroll).
     Serverkeygen {
         #[command(flatten)]
         req: Request,
         /// Where to write the key the server made (0600).
         #[arg(long)]
         key_out: PathBuf,
+        /// Sign the request with the key in this file (PEM; made, 0600, when
+        /// missing) instead of a throw-away one: the server knows a request
+        /// held for approval by this key, so a later run with the same file
+        /// collects it.
+        #[arg(long)]
+        csr_key: Option<PathBuf>,
         #[command(flatten)]
         out: Outputs,
     },
@@ -509,10 +515,25 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             }
             write_outputs(&cert, &anchors, &out)?;
         }
-        EstCmd::Serverkeygen { req, key_out, out } => {
+        EstCmd::Serverkeygen {
+            req,
+            key_out,
+            csr_key,
+            out,
+        } => {
             let (anchors, client, attrs) = opts.session()?;
-            // The CSR is signed with a throw-away key of the type wanted; the server makes the real one.
-            let tmp = SoftwareKey::generate(key_for(&attrs, KeySpec::EcP256)?).map_err(|e| e.to_string())?;
+            // The CSR is signed with a key of the type wanted, a throw-away
+            // one unless --csr-key keeps it; the server makes the real one.
+            let tmp = match &csr_key {
+                Some(p) if p.exists() => files::read_key(p)?,
+                kept => {
+                    let k = SoftwareKey::generate(key_for(&attrs, KeySpec::EcP256)?).map_err(|e| e.to_string())?;
+                    if let Some(p) = kept {
+                        files::write_private(p, k.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+                    }
+                    k
+                }
+            };
             let base = csr_request(&req)?;
             let reply = wait_enroll(
                 opts,

@@ -647,3 +647,137 @@ fn the_est_load_generator_enrols_with_client_certificates() {
         .count();
     assert_eq!(issued, 18, "{log}");
 }
+
+/// Provision PSK identity `id` (fixed key) and return its key file.
+fn add_psk(m: &Mef, id: &str) -> PathBuf {
+    let kf = m.dir.path().join(format!("{id}.hex"));
+    std::fs::write(&kf, "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf").unwrap();
+    m.mef(&["psk", "add", id, "--key-file", p(&kf)]);
+    kf
+}
+
+/// `enrol est` on the OpenSSL listener with PSK `id`, waiting on 202 (1 s at most between tries).
+fn enrol_psk(m: &Mef, id: &str, kf: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_enrol"));
+    c.args(["est", "--server", &m.server(true), "--ta", p(&m.st("ca.pem"))])
+        .args(["--psk-identity", id, "--psk-file", p(kf)])
+        .args(["--wait-window", "60", "--max-retry-interval", "1"]);
+    c
+}
+
+/// The `mef est pending list` line naming `needle`, once it is there: (transaction, key id).
+fn wait_pending(m: &Mef, needle: &str) -> (String, String) {
+    let started = Instant::now();
+    loop {
+        let out = String::from_utf8(m.mef(&["est", "pending", "list"]).stdout).unwrap();
+        if let Some(line) = out.lines().find(|l| l.contains(needle)) {
+            let mut f = line.split_whitespace();
+            return (f.next().unwrap().to_owned(), f.next().unwrap().to_owned());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{needle} never pending: {}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn openssl_out(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    o.stdout
+}
+
+#[test]
+fn serverkeygen_held_for_approval_is_delivered_once() {
+    let m = Mef::start(|est| {
+        est.insert("manual_approval".into(), true.into());
+        est.insert("retry_after_seconds".into(), 1.into());
+    });
+    let d = m.dir.path();
+    let kf = add_psk(&m, "kpm-keygen");
+    let (key, cert, csr_key) = (d.join("kg.key"), d.join("kg.pem"), d.join("kg-csr.key"));
+    let child = enrol_psk(&m, "kpm-keygen", &kf)
+        .args(["serverkeygen", "--subject", "CN=keygen-held", "--csr-key", p(&csr_key)])
+        .args(["--key-out", p(&key), "--cert-out", p(&cert)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, kid) = wait_pending(&m, "keygen-held");
+    // Held under the SHA-256 of the CSR key's SubjectPublicKeyInfo.
+    let csr_spki = openssl_out(&["pkey", "-in", p(&csr_key), "-pubout", "-outform", "DER"]);
+    let csr_kid = hex::encode(openssl_out_stdin(&["dgst", "-sha256", "-binary"], &csr_spki));
+    assert_eq!(
+        (tx.as_str(), kid.as_str()),
+        (format!("est-keygen-{csr_kid}").as_str(), csr_kid.as_str())
+    );
+    assert!(!key.exists(), "no key before approval");
+    m.mef(&["est", "pending", "approve", &tx, &kid]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o), m.log());
+    assert!(text(&o).contains("202 accepted"), "progress shown: {}", text(&o));
+    openssl_verify(&m.st("ca.pem"), &cert);
+    // The key the server made is the certificate's, not the CSR's, and private.
+    let key_pub = openssl_out(&["pkey", "-in", p(&key), "-pubout"]);
+    assert_eq!(key_pub, openssl_out(&["x509", "-in", p(&cert), "-noout", "-pubkey"]));
+    assert_ne!(key_pub, openssl_out(&["pkey", "-in", p(&csr_key), "-pubout"]));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // Nowhere in the database in the clear (it was sealed, and is gone).
+    let key_der = openssl_out(&["pkey", "-in", p(&key), "-outform", "DER"]);
+    for f in ["mef.db", "mef.db-wal"] {
+        let db = std::fs::read(m.st(f)).unwrap_or_default();
+        assert!(!db.windows(key_der.len()).any(|w| w == key_der.as_slice()), "{f}");
+    }
+    // The same request again: delivered once, refused with the reason.
+    let (key2, cert2) = (d.join("kg2.key"), d.join("kg2.pem"));
+    let o = enrol_psk(&m, "kpm-keygen", &kf)
+        .args(["serverkeygen", "--subject", "CN=keygen-held", "--csr-key", p(&csr_key)])
+        .args(["--key-out", p(&key2), "--cert-out", p(&cert2)])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .contains("HTTP 410: the server-generated key for this request was already delivered; send a new request"),
+        "{}",
+        text(&o)
+    );
+    assert!(!key2.exists() && !cert2.exists());
+    // Rejected: 403 with the operator's reason.
+    let child = enrol_psk(&m, "kpm-keygen", &kf)
+        .args(["serverkeygen", "--subject", "CN=keygen-rejected"])
+        .args(["--key-out", p(&d.join("kr.key")), "--cert-out", p(&d.join("kr.pem"))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, kid) = wait_pending(&m, "keygen-rejected");
+    m.mef(&["est", "pending", "reject", &tx, &kid]);
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("HTTP 403: rejected: rejected by the operator"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("kr.key").exists());
+    let log = m.log();
+    assert!(log.contains("status=202") && log.contains("status=410"), "{log}");
+}
+
+fn openssl_out_stdin(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success());
+    o.stdout
+}

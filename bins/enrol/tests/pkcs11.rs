@@ -2,7 +2,8 @@
 //! `enrol scep` and `enrol agent` generate the key pair in the token, the
 //! token signs the CSR and the SCEP messages and decrypts the CertRep, and
 //! the key object is sensitive and was never extractable. No private key
-//! file is written anywhere.
+//! file is written anywhere. And `mef` with its CA, root and RA keys in a
+//! token signs certificates and CRLs and decrypts SCEP requests there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use enrolkit_keys::PrivateKey;
@@ -14,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// One token per test, made before this process loads the module.
-const TOKENS: &[&str] = &["scep-cli", "agent-scep", "agent-est"];
+const TOKENS: &[&str] = &["scep-cli", "agent-scep", "agent-est", "mef"];
 
 fn hsm() -> &'static SoftHsm {
     static HSM: OnceLock<SoftHsm> = OnceLock::new();
@@ -199,13 +200,7 @@ fn enrol_scep_with_the_key_in_the_token_enrols_renews_and_fetches_the_crl() {
     assert!(text(&again).contains("device"), "{}", text(&again));
 
     // GetCRL, signed and decrypted by the token key.
-    let serial = hex::encode(
-        enrolkit_files::read_certificate(&cert)
-            .unwrap()
-            .tbs_certificate
-            .serial_number
-            .as_bytes(),
-    );
+    let serial = serial_of(&cert);
     mef.run(&["revoke", &serial]);
     let crl = out.path().join("crl.pem");
     let said = ok(enrol(&[
@@ -222,6 +217,12 @@ fn enrol_scep_with_the_key_in_the_token_enrols_renews_and_fetches_the_crl() {
     ]));
     assert!(said.contains("(1 revoked)"), "{said}");
     assert!(key_files(out.path()).is_empty(), "{:?}", key_files(out.path()));
+}
+
+/// The certificate's serial number in hex, as `mef revoke` takes it.
+fn serial_of(cert: &Path) -> String {
+    let c = enrolkit_files::read_certificate(cert).unwrap();
+    hex::encode(c.tbs_certificate.serial_number.as_bytes())
 }
 
 /// Shared by the agent tests: a device directory and its profile.
@@ -393,4 +394,98 @@ fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
         &d.path("out/cert.pem"),
     );
     assert!(key_files(d.dir.path()).is_empty(), "{:?}", key_files(d.dir.path()));
+}
+
+#[test]
+fn mef_keeps_its_root_ca_and_ra_keys_in_the_token() {
+    let hsm = hsm();
+    let store = hsm.uri("mef", None);
+    let mef = Mef::start(
+        &mef_bin(),
+        &["--key-store", &store, "--intermediate", "--ca-key", "p256"],
+        |_, _| {},
+    );
+    let cfg = std::fs::read_to_string(mef.st("mef.toml")).unwrap();
+    assert!(cfg.contains("ca_key = \"pkcs11:token=mef;"), "{cfg}");
+    assert!(cfg.contains("ra_key = \"pkcs11:token=mef;"), "{cfg}");
+    assert!(!cfg.contains("pin-value"), "{cfg}");
+    assert!(key_files(&mef.dir.path().join("st"))
+        .iter()
+        .all(|f| f.ends_with("est-server.key.pem")));
+    for label in ["mef-root", "mef-ca", "mef-ra"] {
+        assert_never_left_the_token(&token_key("mef", label));
+    }
+
+    // A device enrols over SCEP: the RA key in the token decrypts the
+    // request and signs the CertRep, the CA key in the token (ECDSA)
+    // signs the certificate.
+    let url = format!("http://127.0.0.1:{}/scep", mef.scep);
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let cert = out.path().join("cert.pem");
+    ok(enrol(&[
+        "scep",
+        "enrol",
+        "--url",
+        &url,
+        "--subject",
+        "CN=device-of-a-token-ca",
+        "--challenge",
+        &challenge,
+        "--key-out",
+        p(&out.path().join("key.pem")),
+        "--cert-out",
+        p(&cert),
+    ]));
+    let chain = out.path().join("chain.pem");
+    let mut both = std::fs::read(mef.st("ca.pem")).unwrap();
+    both.extend(std::fs::read(mef.st("root.pem")).unwrap());
+    std::fs::write(&chain, both).unwrap();
+    openssl_verify(&chain, &cert);
+    assert_eq!(
+        token_key("mef", "mef-ca").spki(),
+        &enrolkit_files::read_certificate(&mef.st("ca.pem"))
+            .unwrap()
+            .tbs_certificate
+            .subject_public_key_info
+    );
+
+    // The CRL, signed in the token after a revocation, says so to OpenSSL.
+    let serial = serial_of(&cert);
+    mef.run(&["revoke", &serial]);
+    let crl = out.path().join("crl.pem");
+    ok(enrol(&[
+        "scep",
+        "getcrl",
+        "--url",
+        &url,
+        "--key",
+        p(&out.path().join("key.pem")),
+        "--cert",
+        p(&cert),
+        "--out",
+        p(&crl),
+    ]));
+    let o = Command::new("openssl")
+        .args(["crl", "-noout", "-CAfile", p(&mef.st("ca.pem")), "-in", p(&crl)])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("verify OK"), "{}", text(&o));
+    let o = Command::new("openssl")
+        .args([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            p(&chain),
+            "-CRLfile",
+            p(&crl),
+            p(&cert),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("revoked"), "{}", text(&o));
+
+    // Rollover needs file keys for now, and says so.
+    let o = mef.try_run(&["ca", "next"]);
+    assert!(!o.status.success() && text(&o).contains("PKCS#11"), "{}", text(&o));
 }

@@ -980,3 +980,60 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
         assert_eq!(key_id, expect_id.to_string());
     }
 }
+
+#[test]
+fn a_held_enrolee_certificate_is_approved_with_the_granted_ekus() {
+    // The profile's EKU is clientAuth; the grant is serverAuth only, which
+    // neither the profile nor [est] allowed_ekus allows: the approval must
+    // issue on the terms the request was held under, the grant's.
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        let held = cfg.replace(
+            "manual_approval = false\nretry_after_seconds = 60",
+            "manual_approval = true\nretry_after_seconds = 1",
+        );
+        assert_ne!(&held, cfg, "[est] manual approval switched on");
+        *cfg = held;
+        cfg.push_str(&psk_enrolee(
+            "held",
+            "kpm-held",
+            "ae-held.example.net",
+            3600,
+            false,
+            "[rspf.enrolee.grant.certificate]\nsecurity-types = [\"SAEF\"]\nekus = [\"1.3.6.1.5.5.7.3.1\"]\n",
+        ));
+    });
+    let kpm = add_psk(&mef, "kpm-held");
+    let st = mef.dir.path().join("held");
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let child = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["rspf", "enrol", "--mef", &server, "--psk-identity", "kpm-held"])
+        .args(["--psk-file", p(&kpm), "--out", p(&st)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (tx, kid) = loop {
+        let list = mef.run(&["est", "pending", "list"]);
+        if let Some(l) = list.lines().find(|l| l.contains("CN=ae-held.example.net")) {
+            let mut f = l.split_whitespace();
+            break (f.next().unwrap().to_owned(), f.next().unwrap().to_owned());
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never held: {}", mef.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(tx.starts_with("est-"), "{tx}");
+    mef.run(&["est", "pending", "approve", &tx, &kid]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o), mef.log());
+    assert!(text(&o).contains("202 accepted"), "{}", text(&o));
+    let x = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "extendedKeyUsage,subjectAltName"])
+        .args(["-in", p(&st.join("cert.pem"))])
+        .output()
+        .unwrap();
+    let x = text(&x);
+    assert!(x.contains("TLS Web Server Authentication"), "{x}");
+    assert!(!x.contains("TLS Web Client Authentication"), "{x}");
+    assert!(mef.log().contains("auth=rspf:held"), "{}", mef.log());
+}

@@ -4,10 +4,11 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use der::EncodePem;
 use enrolkit_files as files;
-use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
+use enrolkit_keys::{KeySpec, PrivateKey, Signer, SoftwareKey};
+use enrolkit_pkcs11::KeyLocation;
 use enrolkit_pki::{Authority, Profile, SanPolicy};
 use enrolkit_server::scep::{challenge_hash, unix};
-use enrolkit_server::{Policy, ScepService, ScepSetup, SqliteStorage, Storage};
+use enrolkit_server::{PgStorage, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +78,11 @@ enum Cmd {
     },
     /// SCEP operator commands.
     Scep {
+        #[command(subcommand)]
+        cmd: ScepCmd,
+    },
+    /// EST operator commands (`pending` is the one queue `mef scep pending` shows).
+    Est {
         #[command(subcommand)]
         cmd: ScepCmd,
     },
@@ -160,6 +166,12 @@ struct InitArgs {
     /// Also create an issuing intermediate under the root.
     #[arg(long)]
     intermediate: bool,
+    /// Generate the CA, root and RA keys inside this PKCS#11 token instead of
+    /// in files: `pkcs11:token=<label>?module-path=<module.so>&pin-source=file:<pin file>`.
+    /// They are made sensitive and non-extractable, labelled mef-ca, mef-root
+    /// and mef-ra; mef.toml names them by URI. The EST server's TLS key stays a file.
+    #[arg(long)]
+    key_store: Option<String>,
     /// CA subject.
     #[arg(long, default_value = "CN=enrolkit MEF Root CA,O=enrolkit")]
     ca_name: String,
@@ -184,6 +196,14 @@ struct InitArgs {
     /// The MEF's FQDN for oneM2M RSPF (KeIds end in it).
     #[arg(long, default_value = "mef.enrolkit.test")]
     mef_fqdn: String,
+    /// Keep the state in PostgreSQL (`postgresql://user@host:port/dbname`)
+    /// instead of the SQLite file mef.db; the schema is created now.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// File holding the PostgreSQL password (relative paths: to --dir);
+    /// without it, MEF_DATABASE_PASSWORD or the URL's.
+    #[arg(long, requires = "database_url")]
+    database_password_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -280,7 +300,16 @@ enum PendingCmd {
 #[derive(Serialize, Deserialize)]
 struct Config {
     listen: String,
-    database: PathBuf,
+    /// The SQLite database file; or, instead, `database_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: `postgresql://user@host:port/dbname`
+    /// (or libpq's `key=value` form); see `open_storage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// File holding the PostgreSQL password (first line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database_password_file: Option<PathBuf>,
     ca_certificate: PathBuf,
     ca_key: PathBuf,
     #[serde(default)]
@@ -540,7 +569,7 @@ fn run(cli: Cli) -> Res {
         Cmd::Challenge { cmd } => challenge(&cli.config, cmd),
         Cmd::Revoke { serial, reason } => {
             let (cfg, base) = load_config(&cli.config)?;
-            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            let st = open_storage(&cfg, &base)?;
             st.revoke(&serial.to_ascii_lowercase(), unix(SystemTime::now()), reason as u8)
                 .map_err(|e| e.to_string())?;
             println!("revoked {serial}; /ocsp and /crl answer so from now on");
@@ -551,6 +580,9 @@ fn run(cli: Cli) -> Res {
         } => ca_next(&cli.config, ca_key),
         Cmd::Ca { cmd: CaCmd::Rollover } => ca_rollover(&cli.config),
         Cmd::Scep {
+            cmd: ScepCmd::Pending { cmd },
+        }
+        | Cmd::Est {
             cmd: ScepCmd::Pending { cmd },
         } => pending(&cli.config, cmd),
         Cmd::Rspf { cmd } => rspf(&cli.config, cmd),
@@ -569,6 +601,29 @@ enum Reason {
     CessationOfOperation = 5,
     CertificateHold = 6,
     PrivilegeWithdrawn = 9,
+}
+
+/// A configured key: a path (relative to the configuration's directory) or
+/// a `pkcs11:` URI naming a key pair in a token.
+fn load_key(base: &Path, named: &Path) -> Res<Box<dyn PrivateKey>> {
+    let at = match named.to_str() {
+        Some(s) if s.starts_with("pkcs11:") => KeyLocation::parse(s).map_err(|e| format!("{s}: {e}"))?,
+        _ => KeyLocation::File(base.join(named)),
+    };
+    at.load().map_err(|e| format!("{at}: {e}"))
+}
+
+/// `mef init --key-store`: a token URI without object or id (init names the
+/// keys) and with the PIN in a file, since mef.toml keeps the URI.
+fn token_store(s: &str) -> Res<enrolkit_pkcs11::Pkcs11Uri> {
+    let uri = enrolkit_pkcs11::Pkcs11Uri::parse(s).map_err(|e| format!("--key-store: {e}"))?;
+    if uri.object.is_some() || uri.id.is_some() {
+        return Err("--key-store names the token only: init labels the keys mef-root, mef-ca and mef-ra".into());
+    }
+    if uri.pin_source().is_none() {
+        return Err("--key-store needs ?pin-source=file:<path>: mef.toml keeps the URI, never a PIN value".into());
+    }
+    Ok(uri)
 }
 
 fn spec(k: KeyType) -> KeySpec {
@@ -608,29 +663,51 @@ fn init(a: &InitArgs) -> Res {
     let year = Duration::from_secs(365 * 86400);
     let rng = &mut rand_core::OsRng;
     let name = Name::from_str(ca_name).map_err(|e| format!("--ca-name: {e}"))?;
-    let root_key = SoftwareKey::generate(spec(ca_key)).map_err(|e| e.to_string())?;
-    let root_pem = root_key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-    let root = Authority::new_root(Box::new(root_key), name, now, year * 20, rng).map_err(|e| e.to_string())?;
+    let store = a.key_store.as_deref().map(token_store).transpose()?;
+    // Every CA-side key: a file written here (0600), or a pair made in the token.
+    let new_key = |spec: KeySpec, file: &str, label: &str| -> Res<(Box<dyn PrivateKey>, String)> {
+        let at = match &store {
+            None => KeyLocation::File(dir.join(file)),
+            Some(uri) => {
+                let mut uri = uri.clone();
+                uri.object = Some(label.into());
+                KeyLocation::Token(Box::new(uri))
+            }
+        };
+        let (key, at) = at.generate(spec).map_err(|e| format!("{label} key: {e}"))?;
+        let named = match at {
+            KeyLocation::File(_) => file.to_owned(),
+            token => token.to_string(),
+        };
+        Ok((key, named))
+    };
+    let (root_key, root_named) = new_key(
+        spec(ca_key),
+        if intermediate { ROOT_KEY } else { "ca.key.pem" },
+        "mef-root",
+    )?;
+    let root = Authority::new_root(root_key, name, now, year * 20, rng).map_err(|e| e.to_string())?;
     let mut chain = Vec::new();
-    let (ca, ca_key_pem) = if intermediate {
-        let k = SoftwareKey::generate(spec(ca_key)).map_err(|e| e.to_string())?;
-        let kp = k.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let (ca, ca_named) = if intermediate {
+        let (k, named) = new_key(spec(ca_key), "ca.key.pem", "mef-ca")?;
         let int_name = Name::from_str("CN=enrolkit MEF Issuing CA,O=enrolkit").map_err(|e| e.to_string())?;
         let int = root
-            .new_intermediate(Box::new(k), int_name, now, year * 10, rng)
+            .new_intermediate(k, int_name, now, year * 10, rng)
             .map_err(|e| e.to_string())?;
-        files::write_private(&dir.join(ROOT_KEY), root_pem.as_bytes())?;
         files::write_public(&dir.join("root.pem"), pem(&root.certificate)?.as_bytes())?;
         chain.push(PathBuf::from("root.pem"));
-        (int, kp)
+        if store.is_some() {
+            println!("root CA key (for `mef ca next`): {root_named}");
+        }
+        (int, named)
     } else {
-        (root, root_pem)
+        (root, root_named)
     };
     // SCEP key transport needs RSA for the RA whatever the CA key is.
-    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
+    let (ra_key, ra_named) = new_key(KeySpec::Rsa2048, "ra.key.pem", "mef-ra")?;
     let ra_name = Name::from_str(RA_NAME).map_err(|e| e.to_string())?;
     let ra = ca
-        .certify_ra(ra_key.public_key(), ra_name, now, year * 2, rng)
+        .certify_ra(ra_key.spki(), ra_name, now, year * 2, rng)
         .map_err(|e| e.to_string())?;
     let mut secret = Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(rng, &mut secret[..]);
@@ -673,12 +750,7 @@ fn init(a: &InitArgs) -> Res {
     )?;
     files::write_public(&dir.join("est-server.pem"), tls_chain_pem.as_bytes())?;
 
-    files::write_private(&dir.join("ca.key.pem"), ca_key_pem.as_bytes())?;
     files::write_public(&dir.join("ca.pem"), pem(&ca.certificate)?.as_bytes())?;
-    files::write_private(
-        &dir.join("ra.key.pem"),
-        ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-    )?;
     files::write_public(&dir.join("ra.pem"), pem(&ra)?.as_bytes())?;
     files::write_private(
         &dir.join("challenge.key"),
@@ -693,12 +765,14 @@ fn init(a: &InitArgs) -> Res {
     )?;
     let cfg = Config {
         listen: listen.into(),
-        database: "mef.db".into(),
+        database: a.database_url.is_none().then(|| "mef.db".into()),
+        database_url: a.database_url.clone(),
+        database_password_file: a.database_password_file.clone(),
         ca_certificate: "ca.pem".into(),
-        ca_key: "ca.key.pem".into(),
+        ca_key: ca_named.into(),
         ca_chain: chain,
         ra_certificate: "ra.pem".into(),
-        ra_key: "ra.key.pem".into(),
+        ra_key: ra_named.into(),
         challenge_key: "challenge.key".into(),
         next_ca_certificate: None,
         next_ca_key: None,
@@ -753,7 +827,7 @@ fn init(a: &InitArgs) -> Res {
             target: Vec::new(),
         }),
     };
-    SqliteStorage::open(&dir.join("mef.db")).map_err(|e| e.to_string())?;
+    open_storage(&cfg, dir)?;
     files::write_public(
         &dir.join("mef.toml"),
         toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?.as_bytes(),
@@ -815,6 +889,9 @@ fn ca_next(config: &Path, key_type: KeyType) -> Res {
     let (mut cfg, base) = load_config(config)?;
     if cfg.next_ca_certificate.is_some() {
         return Err("a next CA is already prepared (next_ca_certificate in the configuration)".into());
+    }
+    if cfg.ca_key.to_str().is_some_and(|k| k.starts_with("pkcs11:")) {
+        return Err("the CA key is in a PKCS#11 token: CA rollover with token keys is not supported yet".into());
     }
     let current = files::read_certificate(&base.join(&cfg.ca_certificate))?;
     let subject = current.tbs_certificate.subject.clone();
@@ -915,6 +992,46 @@ fn load_config(path: &Path) -> Res<(Config, PathBuf)> {
     Ok((cfg, base))
 }
 
+/// Where the PostgreSQL password comes from, first found: `database_password_file`
+/// (its first line), this environment variable, the URL.
+const PASSWORD_ENV: &str = "MEF_DATABASE_PASSWORD";
+
+/// The server's state, for every command: PostgreSQL when `database_url` is
+/// set, else the SQLite file `database` (relative to the configuration's
+/// directory). Errors never contain the password.
+fn open_storage(cfg: &Config, base: &Path) -> Res<Arc<dyn Storage>> {
+    match (&cfg.database_url, &cfg.database) {
+        (Some(_), Some(_)) => Err("set database (a SQLite file) or database_url (PostgreSQL), not both".into()),
+        (None, None) => Err("no database: set database (a SQLite file) or database_url (PostgreSQL)".into()),
+        (None, Some(path)) => {
+            let text = path.to_string_lossy().to_ascii_lowercase();
+            if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                return Err("database names a SQLite file: put a PostgreSQL URL in database_url".into());
+            }
+            Ok(Arc::new(
+                SqliteStorage::open(&base.join(path)).map_err(|e| e.to_string())?,
+            ))
+        }
+        (Some(url), None) => {
+            let password: Option<Zeroizing<String>> = match &cfg.database_password_file {
+                Some(f) => {
+                    let f = base.join(f);
+                    let text = Zeroizing::new(
+                        std::fs::read_to_string(&f)
+                            .map_err(|e| format!("database_password_file {}: {e}", f.display()))?,
+                    );
+                    Some(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()))
+                }
+                None => std::env::var(PASSWORD_ENV).ok().map(Zeroizing::new),
+            };
+            let st = PgStorage::open(url, password.as_ref().map(|p| p.as_bytes()))
+                .map_err(|e| format!("database_url: {e}"))?;
+            tracing::debug!(database = st.target(), "PostgreSQL storage");
+            Ok(Arc::new(st))
+        }
+    }
+}
+
 /// What SCEP and EST share: the CA, the state, the authorisation policy, the profile.
 struct Shared {
     ca: Arc<Authority>,
@@ -930,17 +1047,16 @@ fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
 
 fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
     let ca_cert = files::read_certificate(&base.join(&cfg.ca_certificate))?;
-    let ca_key = files::read_key(&base.join(&cfg.ca_key))?;
+    let ca_key = load_key(base, &cfg.ca_key)?;
     let chain = cfg
         .ca_chain
         .iter()
         .map(|p| files::read_certificate(&base.join(p)))
         .collect::<Res<Vec<_>>>()?;
     let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
-    let ra_key = files::read_key(&base.join(&cfg.ra_key))?;
+    let ra_key = load_key(base, &cfg.ra_key)?;
     let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
-    let storage: Arc<dyn Storage> =
-        Arc::new(SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?);
+    let storage = open_storage(cfg, base)?;
     let next_ca = cfg
         .next_ca_certificate
         .as_ref()
@@ -981,7 +1097,7 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
     };
     let ca = Arc::new(Authority {
         certificate: ca_cert,
-        key: Box::new(ca_key),
+        key: ca_key,
         chain,
     });
     let shared = Shared {
@@ -995,7 +1111,7 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         ScepSetup {
             ca,
             ra_cert,
-            ra_key: Arc::new(ra_key),
+            ra_key: Arc::from(ra_key),
             challenge_key,
             storage,
             policy,
@@ -1339,7 +1455,7 @@ async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration)
 
 fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
     let (cfg, base) = load_config(config)?;
-    let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+    let st = open_storage(&cfg, &base)?;
     let now = unix(SystemTime::now());
     match cmd {
         ChallengeCmd::Add {
@@ -1392,14 +1508,15 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
     let (cfg, base) = load_config(config)?;
     match cmd {
         PendingCmd::List => {
-            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            let st = open_storage(&cfg, &base)?;
             for tx in st.pending().map_err(|e| e.to_string())? {
                 println!("{} {} {}", tx.transaction_id, tx.key_id, tx.subject);
             }
         }
         PendingCmd::Approve { transaction, key_id } => {
-            // EST requests (`est-…`) are issued by the EST service: its names,
-            // IP addresses and EKU checks, not SCEP's.
+            // EST requests (`est-…`, `est-keygen-…`) are issued by the EST
+            // service, on the terms it held them with (EKUs, an Enrolee's
+            // grant, the key type to generate), not SCEP's.
             let serial = match (&cfg.est, transaction.starts_with("est-")) {
                 (Some(est), true) => {
                     let (_, shared) = build_services(&cfg, &base)?;
@@ -1411,7 +1528,7 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
             println!("approved {transaction}: certificate {serial}");
         }
         PendingCmd::Reject { transaction, key_id } => {
-            let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+            let st = open_storage(&cfg, &base)?;
             st.decide(
                 &transaction,
                 &key_id,
@@ -1420,6 +1537,12 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
                 unix(SystemTime::now()),
             )
             .map_err(|e| e.to_string())?;
+            // A key left (sealed) by an approval that did not complete goes with the rejection.
+            if transaction.starts_with("est-keygen-") {
+                if let Err(e) = st.take_generated_key(&transaction, &key_id) {
+                    eprintln!("mef: warning: {transaction} is rejected, but a key stored for it was not deleted: {e}");
+                }
+            }
             println!("rejected {transaction}");
         }
     }
@@ -1428,7 +1551,7 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
 
 fn psk(config: &Path, cmd: PskCmd) -> Res {
     let (cfg, base) = load_config(config)?;
-    let st = SqliteStorage::open(&base.join(&cfg.database)).map_err(|e| e.to_string())?;
+    let st = open_storage(&cfg, &base)?;
     match cmd {
         PskCmd::Add {
             identity,

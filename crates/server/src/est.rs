@@ -16,8 +16,18 @@
 //! is authorised only by a valid certificate of ours, whose Subject and
 //! subjectAltName the CSR must repeat byte for byte (RFC 7030 §4.2.2) unless
 //! the RA override is on.
+//!
+//! Under manual approval a request is held (202 + Retry-After) with its
+//! terms — the EKUs decided for it (an Enrolee's grant's, or the checked
+//! request's) and, for `/serverkeygen`, the key type to make — sealed next
+//! to the transaction; [`EstService::approve`] issues exactly that. A held
+//! `/serverkeygen` gets its key at approval; the key waits sealed in the
+//! database (AES-256-GCM under a key derived from the challenge key) until
+//! the client's next retry of the same CSR, which takes it (read and delete
+//! in one database transaction): it is delivered once.
 
 use crate::scep::{challenge_hash, common_name, serial_hex, unix, Policy};
+use crate::seal::Sealer;
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -182,11 +192,117 @@ struct GrantInfo {
 
 type Grant = Option<GrantInfo>;
 
+/// What was decided about a request when it was held for an operator:
+/// stored (sealed, bound to the transaction and its CSR) with it, so that
+/// approval issues exactly what an immediate answer would have issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeldTerms {
+    /// EKUs to issue: the Enrolee grant's, or the request's as checked.
+    ekus: Vec<ObjectIdentifier>,
+    /// The Enrolee whose grant authorised the request, if one did.
+    enrolee: Option<String>,
+    /// `/serverkeygen`: the key type to generate at approval.
+    keygen: Option<KeySpec>,
+}
+
+impl HeldTerms {
+    const VERSION: &'static str = "held-terms 1";
+
+    /// One item per line: `eku OID`, `enrolee NAME` (hex), `keygen TYPE`.
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = String::from(Self::VERSION);
+        for e in &self.ekus {
+            out.push_str(&format!("\neku {e}"));
+        }
+        if let Some(n) = &self.enrolee {
+            out.push_str(&format!("\nenrolee {}", hex::encode(n)));
+        }
+        if let Some(k) = self.keygen {
+            out.push_str(&format!("\nkeygen {}", key_spec_name(k)));
+        }
+        Zeroizing::new(out.into_bytes())
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(b).map_err(|_| "held terms are not text")?;
+        let mut lines = text.lines();
+        if lines.next() != Some(Self::VERSION) {
+            return Err("held terms of an unknown version".into());
+        }
+        let mut t = HeldTerms {
+            ekus: Vec::new(),
+            enrolee: None,
+            keygen: None,
+        };
+        for l in lines {
+            match l.split_once(' ') {
+                Some(("eku", o)) => t
+                    .ekus
+                    .push(ObjectIdentifier::new(o).map_err(|e| format!("held terms: EKU {o}: {e}"))?),
+                Some(("enrolee", h)) => {
+                    let raw = hex::decode(h).map_err(|e| format!("held terms: enrolee: {e}"))?;
+                    t.enrolee = Some(String::from_utf8(raw).map_err(|_| "held terms: enrolee is not text")?);
+                }
+                Some(("keygen", k)) => {
+                    t.keygen = Some(key_spec_from_name(k).ok_or_else(|| format!("held terms: key type {k}"))?)
+                }
+                _ => return Err(format!("held terms: unknown item {l:?}")),
+            }
+        }
+        Ok(t)
+    }
+}
+
+fn key_spec_name(k: KeySpec) -> &'static str {
+    match k {
+        KeySpec::EcP256 => "ec-p256",
+        KeySpec::Rsa2048 => "rsa2048",
+        KeySpec::Rsa3072 => "rsa3072",
+        KeySpec::Rsa4096 => "rsa4096",
+    }
+}
+
+fn key_spec_from_name(n: &str) -> Option<KeySpec> {
+    [KeySpec::EcP256, KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096]
+        .into_iter()
+        .find(|k| key_spec_name(*k) == n)
+}
+
+/// Label of the key, derived from the challenge key, that seals held terms
+/// and server-generated keys at rest. Not UTF-8, so never the input of a
+/// challenge or token hash under the same key.
+const SEAL_LABEL: &[u8] = b"\xffenrolkit EST: held requests and server-generated keys at rest\x00v1";
+
+/// Associated data of a transaction's sealed terms: the transaction and its CSR.
+fn terms_aad(tx: &Transaction) -> Vec<u8> {
+    let mut a = b"enrolkit EST held terms\0".to_vec();
+    for part in [tx.transaction_id.as_bytes(), b"\0", tx.key_id.as_bytes(), b"\0"] {
+        a.extend_from_slice(part);
+    }
+    a.extend_from_slice(&DigestAlgorithm::Sha256.digest(&tx.csr));
+    a
+}
+
+/// Associated data of a transaction's sealed generated key.
+fn key_aad(txid: &str, key_id: &str) -> Vec<u8> {
+    let mut a = b"enrolkit EST generated key\0".to_vec();
+    for part in [txid.as_bytes(), b"\0", key_id.as_bytes()] {
+        a.extend_from_slice(part);
+    }
+    a
+}
+
+/// What a retry of an already delivered held `/serverkeygen` is told.
+pub const KEY_DELIVERED: &str = "the server-generated key for this request was already delivered; send a new request";
+
 /// Everything the service needs at start-up.
 pub struct EstSetup {
     /// The issuing CA (shared with the SCEP responder).
     pub ca: Arc<Authority>,
-    /// Secret for hashing challenge passwords (the same as SCEP's, so `mef challenge add` serves both).
+    /// Secret for hashing challenge passwords (the same as SCEP's, so `mef
+    /// challenge add` serves both); the key sealing held requests' terms and
+    /// server-generated keys is derived from it, so replacing it leaves
+    /// requests held before unapprovable and their keys unreadable.
     pub challenge_key: Zeroizing<[u8; 32]>,
     /// State.
     pub storage: Arc<dyn Storage>,
@@ -200,6 +316,8 @@ pub struct EstSetup {
 pub struct EstService {
     ca: Arc<Authority>,
     challenge_key: Zeroizing<[u8; 32]>,
+    /// Seals held terms and server-generated keys (key derived from `challenge_key`).
+    sealer: Sealer,
     storage: Arc<dyn Storage>,
     policy: EstPolicy,
     profile: Profile,
@@ -248,9 +366,12 @@ impl EstService {
         let mut cacerts = vec![s.ca.certificate.clone()];
         cacerts.extend(s.ca.chain.iter().cloned());
         let cacerts_der = enrolkit_est::encode_certs_only(&cacerts).map_err(|e| format!("CA certificates: {e}"))?;
+        let sealer = Sealer::new(&crate::seal::derive_key(&s.challenge_key, SEAL_LABEL))
+            .map_err(|e| format!("sealing key: {e}"))?;
         Ok(EstService {
             ca: s.ca,
             challenge_key: s.challenge_key,
+            sealer,
             storage: s.storage,
             policy: s.policy,
             profile: s.profile,
@@ -396,12 +517,16 @@ impl EstService {
                         how: format!("rspf:{}", g.enrolee),
                         challenge: None,
                     },
-                    (None, _) => self.authorise(&csr, req, now)?,
+                    (None, op) => match self.retry_of_recorded(&csr, op)? {
+                        Some(a) => a,
+                        None => self.authorise(&csr, req, now)?,
+                    },
                 };
                 log.auth = auth.how.clone();
+                let enrolee = grant.map(|g| g.enrolee);
                 match path.operation {
-                    Operation::ServerKeyGen => self.serverkeygen(&csr, &ekus, &auth, now),
-                    _ => self.enrol(&csr, &ekus, &auth, now),
+                    Operation::ServerKeyGen => self.serverkeygen(&csr, &ekus, enrolee, &auth, now),
+                    _ => self.enrol(&csr, &ekus, enrolee, &auth, now),
                 }
             }
         }
@@ -575,6 +700,30 @@ impl EstService {
 
     /// `Some(hash to consume)` for a usable one-time challenge, `Some(None)` for the static one.
     #[allow(clippy::option_option)]
+    /// A retry (after 202, or a retransmission) of a request already
+    /// recorded: the very same CSR bytes, whose challengePassword or
+    /// credentials were checked (and a one-time challenge spent) when it was
+    /// first received. Its answer comes from storage, so asking for the
+    /// spent challenge again would lock the client out of its own request.
+    /// Only the client that sent it holds those bytes (they travelled
+    /// inside TLS), and a different CSR for the same key is authorised anew.
+    fn retry_of_recorded(&self, csr: &ParsedCsr, op: Operation) -> Result<Option<Authorised>, Refusal> {
+        let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
+        let txid = match op {
+            Operation::ServerKeyGen => format!("est-keygen-{kid}"),
+            _ => format!("est-{kid}"),
+        };
+        Ok(self
+            .storage
+            .transaction(&txid, &kid)
+            .map_err(internal)?
+            .filter(|tx| bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der.as_slice())))
+            .map(|_| Authorised {
+                how: "retry".into(),
+                challenge: None,
+            }))
+    }
+
     fn check_challenge(&self, password: &str, now: SystemTime) -> Result<Option<Option<Vec<u8>>>, Refusal> {
         if self.policy.auth.one_time_challenges {
             let h = challenge_hash(&self.challenge_key, password);
@@ -681,6 +830,7 @@ impl EstService {
         &self,
         csr: &ParsedCsr,
         ekus: &[ObjectIdentifier],
+        enrolee: Option<String>,
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
@@ -699,10 +849,12 @@ impl EstService {
             created: unix(now),
         };
         if self.policy.auth.manual_approval {
-            self.storage
-                .record(&tx, auth.challenge.as_deref(), None, unix(now))
-                .map_err(refused_or_internal)?;
-            return Ok(self.accepted());
+            let terms = HeldTerms {
+                ekus: ekus.to_vec(),
+                enrolee,
+                keygen: None,
+            };
+            return self.hold(&tx, &terms, auth, now);
         }
         let cert = self.issue_for(csr, csr.request.info.public_key.clone(), ekus, now)?;
         let issued = issued_record(&cert)?;
@@ -713,18 +865,80 @@ impl EstService {
         self.certs_only(&cert)
     }
 
-    /// Operator approves a held `/simpleenroll`: the certificate is issued
-    /// now, from the stored CSR, with the same checks and the same names and
-    /// EKUs an immediate issuance would have had. The client gets it on its
-    /// next attempt.
+    /// Hold a request for an operator: record it with its terms, answer 202.
+    fn hold(
+        &self,
+        tx: &Transaction,
+        terms: &HeldTerms,
+        auth: &Authorised,
+        now: SystemTime,
+    ) -> Result<EstResponse, Refusal> {
+        let sealed = self.sealer.seal(&terms_aad(tx), &terms.encode()).map_err(internal)?;
+        self.storage
+            .record_held(tx, auth.challenge.as_deref(), &sealed, unix(now))
+            .map_err(refused_or_internal)?;
+        Ok(self.accepted())
+    }
+
+    /// The terms a transaction was held with.
+    fn terms_of(&self, tx: &Transaction) -> Result<HeldTerms, String> {
+        let sealed = self
+            .storage
+            .held_terms(&tx.transaction_id, &tx.key_id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "{} was held without its terms (by an older version): reject it, and let the client send a new request",
+                    tx.transaction_id
+                )
+            })?;
+        let plain = self
+            .sealer
+            .open(&terms_aad(tx), &sealed)
+            .map_err(|e| format!("{}: held terms: {e}", tx.transaction_id))?;
+        HeldTerms::decode(&plain)
+    }
+
+    /// Operator approves a held `/simpleenroll`, `/simplereenroll` or
+    /// `/serverkeygen`: the certificate is issued now, from the stored CSR,
+    /// with the terms decided when the request was held (the EKUs an
+    /// immediate issuance would have had, an Enrolee grant's included).
+    /// For `/serverkeygen` the key is generated now, and kept sealed until
+    /// delivered. The client gets the answer on its next attempt.
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
-        crate::scep::issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
+        let mut key_stored = false;
+        let approved = crate::scep::issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
             // Verified on receipt; parsed (and the signature checked) again all the same.
             let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
-            let ekus = self.check_ekus(&csr, &None).map_err(|Refusal(_, m)| m)?;
-            self.issue_for(&csr, csr.request.info.public_key.clone(), &ekus, now)
-                .map_err(|Refusal(_, m)| m)
-        })
+            let terms = self.terms_of(tx)?;
+            let Some(spec) = terms.keygen else {
+                return self
+                    .issue_for(&csr, csr.request.info.public_key.clone(), &terms.ekus, now)
+                    .map_err(|Refusal(_, m)| m);
+            };
+            let key = SoftwareKey::generate(spec).map_err(|e| format!("key generation: {e}"))?;
+            let cert = self
+                .issue_for(&csr, enrolkit_keys::Signer::public_key(&key).clone(), &terms.ekus, now)
+                .map_err(|Refusal(_, m)| m)?;
+            let sealed = self
+                .sealer
+                .seal(&key_aad(txid, key_id), &key.to_pkcs8_der())
+                .map_err(|e| e.to_string())?;
+            // Stored before the transaction is marked issued: an issued
+            // keygen transaction without a key is one already delivered.
+            self.storage
+                .store_generated_key(txid, key_id, &sealed)
+                .map_err(|e| e.to_string())?;
+            key_stored = true;
+            Ok(cert)
+        });
+        if approved.is_err() && key_stored {
+            // Decided otherwise meanwhile: the key goes.
+            if let Err(e) = self.storage.take_generated_key(txid, key_id) {
+                tracing::error!(error = %e, txid, "could not delete the generated key of a failed approval");
+            }
+        }
+        approved
     }
 
     fn accepted(&self) -> EstResponse {
@@ -761,19 +975,19 @@ impl EstService {
 
     /// RFC 7030 §4.4: the server makes the key; the CSR gives the names and,
     /// through its own key's type, the type wanted.
+    ///
+    /// Under manual approval the request is held as `est-keygen-<kid>`, kid
+    /// being the SHA-256 of the CSR's SubjectPublicKeyInfo, so a retry (the
+    /// same CSR key, proving possession of it again) finds it; the key is
+    /// made at approval and handed over once, to the first retry after it.
     fn serverkeygen(
         &self,
         csr: &ParsedCsr,
         ekus: &[ObjectIdentifier],
+        enrolee: Option<String>,
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
-        if self.policy.auth.manual_approval {
-            return Err(Refusal::new(
-                501,
-                "serverkeygen is not offered while requests wait for manual approval",
-            ));
-        }
         let spec = match csr.public_key_kind() {
             Ok(KeyKind::EcP256) => KeySpec::EcP256,
             Ok(KeyKind::Rsa(bits)) if bits >= 4096 => KeySpec::Rsa4096,
@@ -781,6 +995,42 @@ impl EstService {
             Ok(KeyKind::Rsa(_)) => KeySpec::Rsa2048,
             Err(_) => self.policy.serverkeygen_key,
         };
+        let csr_kid =
+            hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
+        let held_txid = format!("est-keygen-{csr_kid}");
+        if let Some(tx) = self.storage.transaction(&held_txid, &csr_kid).map_err(internal)? {
+            if self
+                .storage
+                .held_terms(&held_txid, &csr_kid)
+                .map_err(internal)?
+                .is_some()
+            {
+                return self.held_keygen_answer(&tx);
+            }
+            if self.policy.auth.manual_approval {
+                // An immediate serverkeygen made this very key: it is not a throw-away one.
+                return Err(Refusal::new(
+                    400,
+                    "this CSR's key was itself made by /serverkeygen; sign the request with a new key",
+                ));
+            }
+        }
+        if self.policy.auth.manual_approval {
+            let tx = Transaction {
+                transaction_id: held_txid,
+                key_id: csr_kid,
+                subject: csr.request.info.subject.to_string(),
+                csr: csr.der.clone(),
+                state: TxState::Pending,
+                created: unix(now),
+            };
+            let terms = HeldTerms {
+                ekus: ekus.to_vec(),
+                enrolee,
+                keygen: Some(spec),
+            };
+            return self.hold(&tx, &terms, auth, now);
+        }
         let key = SoftwareKey::generate(spec).map_err(internal)?;
         let cert = self.issue_for(csr, enrolkit_keys::Signer::public_key(&key).clone(), ekus, now)?;
         let issued = issued_record(&cert)?;
@@ -804,23 +1054,51 @@ impl EstService {
         self.storage
             .record(&tx, auth.challenge.as_deref(), Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
-        let mut boundary_seed = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut boundary_seed);
-        let boundary = enrolkit_est::keygen::new_boundary(&boundary_seed);
-        let (content_type, body) =
-            enrolkit_est::keygen::encode_serverkeygen_response(&key.to_pkcs8_der(), &cert, &boundary)
-                .map_err(internal)?;
-        Ok(EstResponse {
-            status: 200,
-            headers: vec![("Content-Type", content_type)],
-            body,
-        })
+        keygen_response(&key.to_pkcs8_der(), &cert)
+    }
+
+    /// A retry of a held `/serverkeygen`: wait, refusal, or — once — key and certificate.
+    fn held_keygen_answer(&self, tx: &Transaction) -> Result<EstResponse, Refusal> {
+        let TxState::Issued(serial) = &tx.state else {
+            return self.answer(tx);
+        };
+        let c = self
+            .storage
+            .certificate(serial)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("issued certificate {serial} missing")))?;
+        let cert = Certificate::from_der(&c.der).map_err(internal)?;
+        let sealed = self
+            .storage
+            .take_generated_key(&tx.transaction_id, &tx.key_id)
+            .map_err(internal)?
+            .ok_or_else(|| Refusal::new(410, KEY_DELIVERED))?;
+        let pkcs8 = self
+            .sealer
+            .open(&key_aad(&tx.transaction_id, &tx.key_id), &sealed)
+            .map_err(internal)?;
+        tracing::info!(txid = %tx.transaction_id, serial = %serial, "server-generated key delivered and deleted");
+        keygen_response(&pkcs8, &cert)
     }
 
     /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
+}
+
+/// The `/serverkeygen` answer: multipart/mixed, the PKCS#8 key then the certificate.
+fn keygen_response(pkcs8: &[u8], cert: &Certificate) -> Result<EstResponse, Refusal> {
+    let mut boundary_seed = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut boundary_seed);
+    let boundary = enrolkit_est::keygen::new_boundary(&boundary_seed);
+    let (content_type, body) =
+        enrolkit_est::keygen::encode_serverkeygen_response(pkcs8, cert, &boundary).map_err(internal)?;
+    Ok(EstResponse {
+        status: 200,
+        headers: vec![("Content-Type", content_type)],
+        body,
+    })
 }
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
@@ -851,5 +1129,357 @@ fn binding_name(b: &enrolkit_est::ChannelBinding) -> &'static str {
     match b {
         enrolkit_est::ChannelBinding::TlsUnique(_) => "tls-unique",
         enrolkit_est::ChannelBinding::TlsExporter(_) => "tls-exporter",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::storage::SqliteStorage;
+    use enrolkit_est::CsrRequest;
+    use enrolkit_keys::Signer;
+    use enrolkit_tls::{Backend, TlsVersion};
+    use std::str::FromStr;
+    use x509_cert::name::Name;
+
+    const SERVER_AUTH: ObjectIdentifier = const_oid::db::rfc5280::ID_KP_SERVER_AUTH;
+    const CLIENT_AUTH: ObjectIdentifier = const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
+
+    /// Grants serverAuth (the profile has clientAuth only) to the session of PSK identity `kpm-dev1`.
+    struct OneEnrolee;
+
+    impl EnroleeGrants for OneEnrolee {
+        fn certificate_grant(&self, tls: &TlsInfo, _: SystemTime) -> crate::rspf::GrantCheck {
+            match tls.psk_identity.as_deref() {
+                Some("kpm-dev1") => crate::rspf::GrantCheck::Granted {
+                    enrolee: "dev1".into(),
+                    ekus: vec![SERVER_AUTH],
+                    names: vec!["dev1.example.net".into()],
+                },
+                _ => crate::rspf::GrantCheck::NotAnEnrolee,
+            }
+        }
+    }
+
+    fn service(storage: Arc<dyn Storage>, manual_approval: bool) -> EstService {
+        let now = SystemTime::now();
+        let ca = Authority::new_root(
+            Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+            Name::from_str("CN=EST Test CA").unwrap(),
+            now,
+            Duration::from_secs(86400 * 30),
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let mut policy = EstPolicy {
+            retry_after: Duration::from_secs(1),
+            ..EstPolicy::default()
+        };
+        policy.auth.manual_approval = manual_approval;
+        EstService::new(EstSetup {
+            ca: Arc::new(ca),
+            challenge_key: Zeroizing::new([9u8; 32]),
+            storage,
+            policy,
+            profile: Profile::default(),
+        })
+        .unwrap()
+        .with_enrolee_grants(Arc::new(OneEnrolee))
+    }
+
+    fn psk_session(identity: &str) -> TlsInfo {
+        TlsInfo {
+            backend: Backend::OpenSsl,
+            version: TlsVersion::Tls13,
+            peer_chain: vec![],
+            peer_cert_error: None,
+            psk_identity: Some(identity.into()),
+            cipher_suite: None,
+            channel_binding: None,
+            exported: None,
+        }
+    }
+
+    fn csr(key: &SoftwareKey, cn: &str, ekus: &[ObjectIdentifier]) -> Vec<u8> {
+        let mut r = CsrRequest::new(Name::from_str(&format!("CN={cn}")).unwrap());
+        r.ekus = ekus.to_vec();
+        enrolkit_est::build_csr(key, &r).unwrap()
+    }
+
+    fn post(svc: &EstService, op: &str, csr: &[u8], tls: &TlsInfo) -> EstResponse {
+        let body = enrolkit_est::body::encode_base64(csr);
+        let path = format!("/.well-known/est/{op}");
+        let req = EstRequest {
+            method: "POST",
+            path: &path,
+            content_type: Some("application/pkcs10"),
+            authorization: None,
+            body: body.as_bytes(),
+            tls,
+        };
+        svc.handle(&req, SystemTime::now()).0
+    }
+
+    fn kid_of(key: &SoftwareKey) -> String {
+        hex::encode(DigestAlgorithm::Sha256.digest(&key.public_key().to_der().unwrap()))
+    }
+
+    fn ekus_of(cert: &Certificate) -> Vec<ObjectIdentifier> {
+        let ext = cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+            .expect("an extendedKeyUsage extension");
+        x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+            .unwrap()
+            .0
+    }
+
+    fn body_text(r: &EstResponse) -> String {
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_held_request_authorised_by_a_one_time_challenge_is_collected_by_its_retry() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let mut svc = service(storage.clone(), true);
+        svc.policy.auth.one_time_challenges = true;
+        let anonymous = TlsInfo {
+            psk_identity: None,
+            ..psk_session("unused")
+        };
+        let with_challenge = |k: &SoftwareKey, cn: &str, otp: &str| {
+            let mut r = CsrRequest::new(Name::from_str(&format!("CN={cn}")).unwrap());
+            r.challenge_password = Some(Zeroizing::new(otp.into()));
+            enrolkit_est::build_csr(k, &r).unwrap()
+        };
+        for (op, otp, prefix) in [
+            ("simpleenroll", "otp-1", "est"),
+            ("serverkeygen", "otp-2", "est-keygen"),
+        ] {
+            storage
+                .add_challenge(&challenge_hash(&[9u8; 32], otp), "dev", 0, None)
+                .unwrap();
+            let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+            let der = with_challenge(&k, op, otp);
+            let first = post(&svc, op, &der, &anonymous);
+            assert_eq!(first.status, 202, "{op}: {}", body_text(&first));
+            // Same bytes: the held request, though its challenge is spent.
+            assert_eq!(post(&svc, op, &der, &anonymous).status, 202, "{op}");
+            let kid = kid_of(&k);
+            svc.approve(&format!("{prefix}-{kid}"), &kid, SystemTime::now())
+                .unwrap();
+            let done = post(&svc, op, &der, &anonymous);
+            assert_eq!(done.status, 200, "{op}: {}", body_text(&done));
+            // Another CSR for the same key with the spent challenge is not a retry.
+            let other = with_challenge(&k, "someone-else", otp);
+            let r = post(&svc, op, &other, &anonymous);
+            assert_eq!(r.status, 401, "{op}: {}", body_text(&r));
+        }
+    }
+
+    #[test]
+    fn held_serverkeygen_is_generated_at_approval_sealed_at_rest_and_delivered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("est.db");
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&db).unwrap());
+        let svc = service(storage.clone(), true);
+        let tls = psk_session("kpm-plain");
+        let throwaway = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let der = csr(&throwaway, "kg-1", &[]);
+
+        // Held, and found again by a retry of the same CSR key.
+        for _ in 0..2 {
+            let r = post(&svc, "serverkeygen", &der, &tls);
+            assert_eq!(r.status, 202, "{}", body_text(&r));
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+        let pending = storage.pending().unwrap();
+        assert_eq!(pending.len(), 1);
+        let kid = kid_of(&throwaway);
+        let txid = format!("est-keygen-{kid}");
+        assert_eq!(
+            (pending[0].transaction_id.as_str(), pending[0].key_id.as_str()),
+            (txid.as_str(), kid.as_str())
+        );
+
+        let serial = svc.approve(&txid, &kid, SystemTime::now()).unwrap();
+        assert!(svc
+            .approve(&txid, &kid, SystemTime::now())
+            .unwrap_err()
+            .contains("already approved"));
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        let sealed: Vec<u8> = raw
+            .query_row("SELECT sealed FROM generated_keys WHERE txid = ?1", [&txid], |r| {
+                r.get(0)
+            })
+            .unwrap();
+
+        let r = post(&svc, "serverkeygen", &der, &tls);
+        assert_eq!(r.status, 200, "{}", body_text(&r));
+        let kc = enrolkit_est::keygen::parse_serverkeygen_response(r.header("Content-Type").unwrap(), &r.body).unwrap();
+        let key = SoftwareKey::from_pkcs8_der(&kc.private_key_pkcs8).unwrap();
+        let cert = &kc.certificates[0];
+        assert_eq!(serial_hex(cert), serial);
+        assert_eq!(&cert.tbs_certificate.subject_public_key_info, key.public_key());
+        assert_ne!(key.public_key(), throwaway.public_key(), "the server made a new key");
+        assert_eq!(key.kind(), KeyKind::EcP256, "of the CSR key's type");
+        assert_eq!(ekus_of(cert), vec![CLIENT_AUTH], "the profile's EKUs");
+
+        // At rest the key was sealed: neither the stored value nor the database files hold it.
+        let pkcs8: &[u8] = &kc.private_key_pkcs8;
+        assert!(sealed.len() > pkcs8.len());
+        assert!(!contains(&sealed, pkcs8));
+        let (key_aad, wrong) = (key_aad(&txid, &kid), Sealer::new(&[9u8; 32]).unwrap());
+        assert!(
+            wrong.open(&key_aad, &sealed).is_err(),
+            "not sealed under the challenge key itself"
+        );
+        for f in [db.clone(), dir.path().join("est.db-wal")] {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(!contains(&bytes, pkcs8), "{} holds the key in the clear", f.display());
+        }
+        // Taken with the delivery; a second retry is refused, clearly.
+        let n: i64 = raw
+            .query_row("SELECT COUNT(*) FROM generated_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        let r = post(&svc, "serverkeygen", &der, &tls);
+        assert_eq!(r.status, 410);
+        assert_eq!(body_text(&r).trim(), KEY_DELIVERED);
+    }
+
+    #[test]
+    fn held_requests_are_issued_on_the_grant_they_were_held_under() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let svc = service(storage.clone(), true);
+        let tls = psk_session("kpm-dev1");
+        for op in ["simpleenroll", "serverkeygen"] {
+            let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+            let der = csr(&k, "dev1.example.net", &[SERVER_AUTH]);
+            assert_eq!(post(&svc, op, &der, &tls).status, 202);
+            let kid = kid_of(&k);
+            let txid = if op == "serverkeygen" {
+                format!("est-keygen-{kid}")
+            } else {
+                format!("est-{kid}")
+            };
+            // The grant's EKU is outside the profile and allowed_ekus: an
+            // approval under the profile's terms would refuse it.
+            svc.approve(&txid, &kid, SystemTime::now()).unwrap();
+            let r = post(&svc, op, &der, &tls);
+            assert_eq!(r.status, 200, "{op}: {}", body_text(&r));
+            let cert = if op == "serverkeygen" {
+                enrolkit_est::keygen::parse_serverkeygen_response(r.header("Content-Type").unwrap(), &r.body)
+                    .unwrap()
+                    .certificates
+                    .remove(0)
+            } else {
+                let der = enrolkit_est::body::decode_base64(&r.body, MAX_REQUEST_BODY).unwrap();
+                enrolkit_est::decode_certs_only(&der).unwrap().remove(0)
+            };
+            assert_eq!(ekus_of(&cert), vec![SERVER_AUTH], "{op}");
+            let terms = svc
+                .terms_of(&storage.transaction(&txid, &kid).unwrap().unwrap())
+                .unwrap();
+            assert_eq!(terms.enrolee.as_deref(), Some("dev1"));
+        }
+        // The same CSR outside the grant is refused at once (serverAuth is not allowed).
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let r = post(
+            &svc,
+            "simpleenroll",
+            &csr(&k, "dev1.example.net", &[SERVER_AUTH]),
+            &psk_session("other"),
+        );
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+    }
+
+    #[test]
+    fn rejected_held_serverkeygen_is_refused_with_the_reason() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let svc = service(storage.clone(), true);
+        let tls = psk_session("kpm-plain");
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let der = csr(&k, "kg-2", &[]);
+        assert_eq!(post(&svc, "serverkeygen", &der, &tls).status, 202);
+        let kid = kid_of(&k);
+        let txid = format!("est-keygen-{kid}");
+        storage
+            .decide(&txid, &kid, &TxState::Rejected(2, "not this one".into()), None, 0)
+            .unwrap();
+        let r = post(&svc, "serverkeygen", &der, &tls);
+        assert_eq!(r.status, 403);
+        assert!(body_text(&r).contains("rejected: not this one"), "{}", body_text(&r));
+        assert!(svc
+            .approve(&txid, &kid, SystemTime::now())
+            .unwrap_err()
+            .contains("already rejected"));
+        assert_eq!(storage.take_generated_key(&txid, &kid).unwrap(), None);
+    }
+
+    #[test]
+    fn a_request_held_without_terms_is_not_approved_on_guessed_ones() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let svc = service(storage.clone(), true);
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let kid = kid_of(&k);
+        // As the previous version held requests: the transaction alone.
+        let tx = Transaction {
+            transaction_id: format!("est-{kid}"),
+            key_id: kid.clone(),
+            subject: "CN=old".into(),
+            csr: csr(&k, "old", &[]),
+            state: TxState::Pending,
+            created: 0,
+        };
+        storage.record(&tx, None, None, 0).unwrap();
+        let e = svc.approve(&tx.transaction_id, &kid, SystemTime::now()).unwrap_err();
+        assert!(e.contains("without its terms"), "{e}");
+        assert_eq!(
+            storage.pending().unwrap().len(),
+            1,
+            "still pending, for the operator to reject"
+        );
+        // Terms sealed for another transaction do not open for this one.
+        let other = Transaction {
+            transaction_id: "est-other".into(),
+            ..tx.clone()
+        };
+        let terms = HeldTerms {
+            ekus: vec![SERVER_AUTH],
+            enrolee: None,
+            keygen: None,
+        };
+        let sealed = svc.sealer.seal(&terms_aad(&other), &terms.encode()).unwrap();
+        assert!(svc.sealer.open(&terms_aad(&tx), &sealed).is_err());
+    }
+
+    #[test]
+    fn held_terms_survive_their_encoding() {
+        for t in [
+            HeldTerms {
+                ekus: vec![SERVER_AUTH, CLIENT_AUTH],
+                enrolee: Some("dev 1\nx".into()),
+                keygen: Some(KeySpec::Rsa3072),
+            },
+            HeldTerms {
+                ekus: vec![],
+                enrolee: None,
+                keygen: None,
+            },
+        ] {
+            assert_eq!(HeldTerms::decode(&t.encode()).unwrap(), t);
+        }
+        assert!(HeldTerms::decode(b"held-terms 2").is_err());
+        assert!(HeldTerms::decode(b"held-terms 1\nkeygen dsa").is_err());
+        assert!(HeldTerms::decode(b"held-terms 1\nwhatever").is_err());
     }
 }

@@ -2,17 +2,19 @@
 //!
 //! The servers of enrolkit, composed from the protocol crates: today the
 //! SCEP responder acting as RA in front of the local CA of `enrolkit-pki`,
-//! with its authorisation policy and its SQLite storage, and the CA's OCSP
-//! responder.
+//! with its authorisation policy and its storage (SQLite, or PostgreSQL), and
+//! the CA's OCSP responder.
 #![forbid(unsafe_code)]
 
 pub mod est;
 pub mod http;
 pub mod ocsp;
+pub mod pg_storage;
 pub mod rspf;
 pub mod scep;
 pub mod seal;
 pub mod storage;
 
+pub use pg_storage::PgStorage;
 pub use scep::{Ciphers, HttpRequest, HttpResponse, Policy, ScepService, ScepSetup, Verifier};
 pub use storage::{SqliteStorage, Storage};

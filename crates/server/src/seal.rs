@@ -1,4 +1,5 @@
-//! Secrets at rest: AES-256-GCM under a key the operator supplies, with the
+//! Secrets at rest: AES-256-GCM under a key the operator supplies (or one
+//! [derived](derive_key) from a secret the server holds), with the
 //! record's clear columns as associated data, so a key copied to another row
 //! or a row whose expiry or authorisations were edited no longer opens.
 
@@ -62,6 +63,20 @@ impl Sealer {
     }
 }
 
+/// A 256-bit key for one purpose, derived from a secret the server already
+/// holds: HMAC-SHA256(`secret`, `label`). Give each purpose its own `label`,
+/// and one that no other keyed hash under `secret` is ever computed over (a
+/// label that is not UTF-8 can never be a challenge password or a token).
+pub fn derive_key(secret: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&k, label);
+    let mut out = Zeroizing::new([0u8; 32]);
+    for (o, t) in out.iter_mut().zip(tag.as_ref()) {
+        *o = *t;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +95,18 @@ mod tests {
         assert!(s.open(b"row-1", &blob[..5]).is_err());
         // Two seals of the same secret differ (fresh nonce).
         assert_ne!(s.seal(b"row-1", b"secret").unwrap(), blob);
+    }
+
+    #[test]
+    fn derived_keys_are_hmac_sha256_per_label() {
+        let a = derive_key(&[1u8; 32], b"\xffone");
+        assert_eq!(*a, *derive_key(&[1u8; 32], b"\xffone"));
+        assert_ne!(*a, *derive_key(&[1u8; 32], b"\xfftwo"));
+        assert_ne!(*a, *derive_key(&[2u8; 32], b"\xffone"));
+        // The same HMAC-SHA256 as the challenge hashes (which a non-UTF-8 label can never be).
+        assert_eq!(
+            derive_key(&[1u8; 32], b"abc").to_vec(),
+            crate::scep::challenge_hash(&[1u8; 32], "abc")
+        );
     }
 }

@@ -26,6 +26,13 @@ pub enum StorageError {
     /// The row to add exists already.
     #[error("{0}")]
     Conflict(String),
+    /// This storage does not implement the operation (see the [`Storage`] defaults).
+    #[error("{0}: not implemented by this storage")]
+    Unsupported(&'static str),
+    /// PostgreSQL failed ([`PgStorage`](crate::pg_storage::PgStorage)): the
+    /// server, the connection, or a value it holds.
+    #[error("postgres: {0}")]
+    Postgres(String),
 }
 
 /// Result alias.
@@ -171,6 +178,42 @@ pub trait Storage: Send + Sync {
         issued: Option<&IssuedCert>,
         now: i64,
     ) -> Result<()>;
+    // EST manual approval (held requests' terms, `/serverkeygen` keys).
+    // The defaults fail with `Unsupported`: a storage that does not
+    // implement them cannot hold EST requests for an operator.
+
+    /// [`Storage::record`] for a transaction held for an operator, with
+    /// `terms`: what the service decided about the request when it held it
+    /// (opaque bytes, sealed by the EST service), stored with the
+    /// transaction in the same database transaction. Fails as `record` does
+    /// (also when the transaction exists already).
+    fn record_held(&self, tx: &Transaction, challenge_hash: Option<&[u8]>, terms: &[u8], now: i64) -> Result<()> {
+        let _ = (tx, challenge_hash, terms, now);
+        Err(StorageError::Unsupported("holding EST requests with their terms"))
+    }
+    /// The `terms` [`Storage::record_held`] stored with this transaction;
+    /// `None` when it was recorded without (by [`Storage::record`], or by an
+    /// older version). Terms are kept after the decision.
+    fn held_terms(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let _ = (txid, key_id);
+        Err(StorageError::Unsupported("holding EST requests with their terms"))
+    }
+    /// Keep a server-generated private key (`/serverkeygen` under manual
+    /// approval; `sealed` by the caller, never the key in the clear) for the
+    /// transaction until it is delivered, replacing one stored before.
+    /// Fails with `NotFound` when there is no such transaction.
+    fn store_generated_key(&self, txid: &str, key_id: &str, sealed: &[u8]) -> Result<()> {
+        let _ = (txid, key_id, sealed);
+        Err(StorageError::Unsupported("storing server-generated keys"))
+    }
+    /// Read and delete, in one database transaction, the key
+    /// [`Storage::store_generated_key`] stored for this transaction: of any
+    /// number of concurrent callers exactly one gets `Some`. `None`: there is
+    /// none (never stored, or already taken, i.e. delivered).
+    fn take_generated_key(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let _ = (txid, key_id);
+        Err(StorageError::Unsupported("storing server-generated keys"))
+    }
     /// Move a pending transaction to issued or rejected (operator decision).
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
@@ -298,6 +341,9 @@ pub struct SqliteStorage {
     conn: Mutex<Connection>,
 }
 
+/// The schema, applied on every open. Every statement is `IF NOT EXISTS`
+/// and changes only add tables, so opening a database made by an older
+/// version upgrades it (`held_terms` and `generated_keys` came later).
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -325,6 +371,12 @@ CREATE TABLE IF NOT EXISTS rspf_enrolments (
 CREATE INDEX IF NOT EXISTS rspf_enrolments_enrolee ON rspf_enrolments (enrolee, created);
 CREATE TABLE IF NOT EXISTS gba_stub (
     btid TEXT PRIMARY KEY, impi TEXT NOT NULL, expires INTEGER NOT NULL, sealed_ks BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS held_terms (
+    txid TEXT NOT NULL, key_id TEXT NOT NULL, terms BLOB NOT NULL, PRIMARY KEY (txid, key_id),
+    FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+CREATE TABLE IF NOT EXISTS generated_keys (
+    txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (txid, key_id),
+    FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
 const KE_COLS: &str = "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
@@ -371,7 +423,7 @@ impl SqliteStorage {
     }
 }
 
-fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<u8>, Option<&str>) {
+pub(crate) fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<u8>, Option<&str>) {
     match s {
         TxState::Pending => ("pending", None, None, None),
         TxState::Issued(serial) => ("issued", Some(serial.as_str()), None, None),
@@ -383,6 +435,46 @@ fn insert_cert(t: &rusqlite::Transaction<'_>, c: &IssuedCert, now: i64) -> Resul
     t.execute(
         "INSERT INTO certificates (serial, subject, der, not_after, issued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![c.serial, c.subject, c.der, c.not_after, now],
+    )?;
+    Ok(())
+}
+
+/// Insert a transaction, consuming its challenge and recording its certificate (see [`Storage::record`]).
+fn insert_tx(
+    t: &rusqlite::Transaction<'_>,
+    tx: &Transaction,
+    challenge_hash: Option<&[u8]>,
+    issued: Option<&IssuedCert>,
+    now: i64,
+) -> Result<()> {
+    if let Some(h) = challenge_hash {
+        let n = t.execute(
+            "UPDATE challenges SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+            params![h, now],
+        )?;
+        if n != 1 {
+            return Err(StorageError::NotFound(
+                "challenge already used, revoked or expired".into(),
+            ));
+        }
+    }
+    if let Some(cert) = issued {
+        insert_cert(t, cert, now)?;
+    }
+    let (state, serial, fi, why) = state_parts(&tx.state);
+    t.execute(
+        &format!("INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            tx.transaction_id,
+            tx.key_id,
+            tx.subject,
+            tx.csr,
+            state,
+            serial,
+            fi,
+            why,
+            tx.created
+        ],
     )?;
     Ok(())
 }
@@ -470,25 +562,77 @@ impl Storage for SqliteStorage {
     ) -> Result<()> {
         self.with(|c| {
             let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(h) = challenge_hash {
-                let n = t.execute(
-                    "UPDATE challenges SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-                    params![h, now],
-                )?;
-                if n != 1 {
-                    return Err(StorageError::NotFound("challenge already used, revoked or expired".into()));
-                }
-            }
-            if let Some(cert) = issued {
-                insert_cert(&t, cert, now)?;
-            }
-            let (state, serial, fi, why) = state_parts(&tx.state);
+            insert_tx(&t, tx, challenge_hash, issued, now)?;
+            t.commit()?;
+            Ok(())
+        })
+    }
+
+    fn record_held(&self, tx: &Transaction, challenge_hash: Option<&[u8]>, terms: &[u8], now: i64) -> Result<()> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_tx(&t, tx, challenge_hash, None, now)?;
             t.execute(
-                &format!("INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![tx.transaction_id, tx.key_id, tx.subject, tx.csr, state, serial, fi, why, tx.created],
+                "INSERT INTO held_terms (txid, key_id, terms) VALUES (?1, ?2, ?3)",
+                params![tx.transaction_id, tx.key_id, terms],
             )?;
             t.commit()?;
             Ok(())
+        })
+    }
+
+    fn held_terms(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT terms FROM held_terms WHERE txid = ?1 AND key_id = ?2",
+                params![txid, key_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn store_generated_key(&self, txid: &str, key_id: &str, sealed: &[u8]) -> Result<()> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: i64 = t.query_row(
+                "SELECT COUNT(*) FROM transactions WHERE txid = ?1 AND key_id = ?2",
+                params![txid, key_id],
+                |r| r.get(0),
+            )?;
+            if exists != 1 {
+                return Err(StorageError::NotFound(format!("no transaction {txid}")));
+            }
+            t.execute(
+                "INSERT INTO generated_keys (txid, key_id, sealed) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (txid, key_id) DO UPDATE SET sealed = excluded.sealed",
+                params![txid, key_id, sealed],
+            )?;
+            t.commit()?;
+            Ok(())
+        })
+    }
+
+    fn take_generated_key(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sealed: Option<Vec<u8>> = t
+                .query_row(
+                    "SELECT sealed FROM generated_keys WHERE txid = ?1 AND key_id = ?2",
+                    params![txid, key_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            // The write lock is held from BEGIN IMMEDIATE: no other taker
+            // reads the row between this SELECT and the DELETE.
+            if sealed.is_some() {
+                t.execute(
+                    "DELETE FROM generated_keys WHERE txid = ?1 AND key_id = ?2",
+                    params![txid, key_id],
+                )?;
+            }
+            t.commit()?;
+            Ok(sealed)
         })
     }
 
@@ -768,5 +912,119 @@ impl Storage for SqliteStorage {
             )
             .optional()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    fn pending(txid: &str) -> Transaction {
+        Transaction {
+            transaction_id: txid.into(),
+            key_id: format!("kid-{txid}"),
+            subject: "CN=held".into(),
+            csr: vec![0x30, 0x00],
+            state: TxState::Pending,
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn held_terms_and_generated_keys_are_kept_with_the_transaction_and_taken_once() {
+        let st = SqliteStorage::in_memory().unwrap();
+        assert!(matches!(
+            st.store_generated_key("est-none", "kid", b"sealed"),
+            Err(StorageError::NotFound(_))
+        ));
+        let tx = pending("est-keygen-1");
+        st.record_held(&tx, None, b"terms", 1).unwrap();
+        assert!(
+            st.record_held(&tx, None, b"other terms", 1).is_err(),
+            "a transaction is held once"
+        );
+        assert_eq!(
+            st.held_terms(&tx.transaction_id, &tx.key_id).unwrap().as_deref(),
+            Some(&b"terms"[..])
+        );
+        assert_eq!(st.held_terms(&tx.transaction_id, "another key").unwrap(), None);
+        assert_eq!(
+            st.transaction(&tx.transaction_id, &tx.key_id).unwrap().unwrap().state,
+            TxState::Pending
+        );
+        assert_eq!(st.take_generated_key(&tx.transaction_id, &tx.key_id).unwrap(), None);
+        st.store_generated_key(&tx.transaction_id, &tx.key_id, b"first")
+            .unwrap();
+        st.store_generated_key(&tx.transaction_id, &tx.key_id, b"second")
+            .unwrap();
+        assert_eq!(
+            st.take_generated_key(&tx.transaction_id, &tx.key_id)
+                .unwrap()
+                .as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(st.take_generated_key(&tx.transaction_id, &tx.key_id).unwrap(), None);
+        // A challenge consumed by the hold is consumed for good, with it.
+        st.add_challenge(b"h", "dev", 1, None).unwrap();
+        st.record_held(&pending("est-2"), Some(b"h"), b"t", 1).unwrap();
+        assert!(!st.challenge_usable(b"h", 2).unwrap());
+        assert!(matches!(
+            st.record_held(&pending("est-3"), Some(b"h"), b"t", 1),
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(st.transaction("est-3", "kid-est-3").unwrap().is_none());
+        assert_eq!(st.held_terms("est-3", "kid-est-3").unwrap(), None);
+    }
+
+    #[test]
+    fn of_concurrent_takers_on_separate_connections_exactly_one_gets_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let st = SqliteStorage::open(&db).unwrap();
+        let tx = pending("est-keygen-race");
+        st.record_held(&tx, None, b"terms", 1).unwrap();
+        st.store_generated_key(&tx.transaction_id, &tx.key_id, b"sealed key")
+            .unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let (db, barrier, tx) = (db.clone(), barrier.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    let own = SqliteStorage::open(&db).unwrap();
+                    barrier.wait();
+                    own.take_generated_key(&tx.transaction_id, &tx.key_id).unwrap()
+                })
+            })
+            .collect();
+        let got: Vec<_> = takers.into_iter().filter_map(|t| t.join().unwrap()).collect();
+        assert_eq!(got, vec![b"sealed key".to_vec()]);
+    }
+
+    #[test]
+    fn a_database_made_before_held_terms_is_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.db");
+        let old_schema = SCHEMA.split("CREATE TABLE IF NOT EXISTS held_terms").next().unwrap();
+        assert!(!old_schema.contains("generated_keys"));
+        {
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch(old_schema).unwrap();
+            c.execute(
+                &format!("INSERT INTO transactions ({TX_COLS}) VALUES ('est-old', 'kid', 'CN=old', x'3000', 'pending', NULL, NULL, NULL, 1)"),
+                [],
+            )
+            .unwrap();
+        }
+        let st = SqliteStorage::open(&db).unwrap();
+        assert_eq!(st.pending().unwrap().len(), 1);
+        assert_eq!(st.held_terms("est-old", "kid").unwrap(), None);
+        st.store_generated_key("est-old", "kid", b"k").unwrap();
+        assert_eq!(
+            st.take_generated_key("est-old", "kid").unwrap().as_deref(),
+            Some(&b"k"[..])
+        );
+        st.record_held(&pending("est-new"), None, b"terms", 2).unwrap();
+        assert!(st.held_terms("est-new", "kid-est-new").unwrap().is_some());
     }
 }
