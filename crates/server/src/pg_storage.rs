@@ -25,7 +25,7 @@
 
 use crate::storage::{
     state_parts, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, TokenInfo,
-    Transaction, TxState,
+    Transaction, TxState, KE_COLS, TX_COLS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -80,9 +80,7 @@ CREATE TABLE IF NOT EXISTS generated_keys (
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
-const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created";
 const CERT_COLS: &str = "serial, subject, der, not_after, revoked_at, reason";
-const KE_COLS: &str = "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
 
 impl From<postgres::Error> for StorageError {
     fn from(e: postgres::Error) -> Self {

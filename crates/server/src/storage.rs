@@ -379,7 +379,9 @@ CREATE TABLE IF NOT EXISTS generated_keys (
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
-const KE_COLS: &str = "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
+/// Columns of `rspf_enrolments` in `KeRecord` order (shared with the PostgreSQL storage).
+pub(crate) const KE_COLS: &str =
+    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
 
 fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
     Ok(KeRecord {
@@ -499,7 +501,8 @@ fn row_to_tx(r: &rusqlite::Row<'_>) -> rusqlite::Result<Transaction> {
     })
 }
 
-const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created";
+/// Columns of `transactions` in `Transaction` order (shared with the PostgreSQL storage).
+pub(crate) const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created";
 
 fn row_to_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCert> {
     Ok(IssuedCert {
