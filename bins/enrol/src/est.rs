@@ -230,13 +230,7 @@ impl EstOpts {
 
     fn basic(&self) -> Res<Option<(String, Zeroizing<String>)>> {
         match (&self.basic_user, &self.basic_password_file) {
-            (Some(u), Some(f)) => {
-                let pw = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
-                Ok(Some((
-                    u.clone(),
-                    Zeroizing::new(pw.trim_end_matches(['\r', '\n']).to_owned()),
-                )))
-            }
+            (Some(u), Some(f)) => Ok(Some((u.clone(), files::read_secret_text(f)?))),
             (None, None) => Ok(None),
             _ => Err("--basic-user and --basic-password-file go together".into()),
         }

@@ -286,12 +286,7 @@ fn run(proto: Proto) -> Res {
             poll,
         } => {
             let challenge = match (challenge, challenge_file) {
-                (_, Some(f)) => Some(Zeroizing::new(
-                    std::fs::read_to_string(&f)
-                        .map_err(|e| format!("{}: {e}", f.display()))?
-                        .trim()
-                        .to_owned(),
-                )),
+                (_, Some(f)) => Some(files::read_secret_text(&f)?),
                 (Some(c), None) => Some(Zeroizing::new(c)),
                 (None, None) => None,
             };

@@ -10,10 +10,9 @@ use enrolkit_client::rspf as flow;
 use enrolkit_exchange::{CommSecurityType, CredentialResponse, EnrolmentRequest, Format, Procedure};
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
-use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId};
+use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, TargetId};
 use enrolkit_rspf::{Fqdn, Key256};
 use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -136,68 +135,8 @@ pub enum RspfCmd {
     },
 }
 
-/// The Enrolee's state, `enrolment.toml` (mode 0600: it holds Ke).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct State {
-    mef_fqdn: String,
-    ke_id: String,
-    kre_id: String,
-    ke: String,
-    expires: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    enrolee_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    registrar_cse: Option<String>,
-    #[serde(default)]
-    authorised: Vec<(String, String)>,
-    #[serde(default)]
-    credential: Vec<StoredCredential>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct StoredCredential {
-    target: String,
-    usage: String,
-    key_id: String,
-    key: String,
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.ke);
-        for c in &mut self.credential {
-            zeroize::Zeroize::zeroize(&mut c.key);
-        }
-    }
-}
-
-/// The UE side of a GBA bootstrap.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GbaUe {
-    btid: String,
-    impi: String,
-    ks: String,
-    expires: i64,
-}
-
-impl Drop for GbaUe {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.ks);
-    }
-}
-
-fn read_state(dir: &Path) -> Res<(State, EnrolmentKeys)> {
-    let p = dir.join("enrolment.toml");
-    let text = Zeroizing::new(std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?);
-    let s: State = toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-    let id = KeyId::parse(&s.ke_id).map_err(|e| format!("{}: ke-id: {e}", p.display()))?;
-    let ke = Zeroizing::new(hex::decode(&s.ke).map_err(|_| format!("{}: ke is not hex", p.display()))?);
-    let ke = Key256::from_slice(&ke).ok_or_else(|| format!("{}: ke is not 32 bytes", p.display()))?;
-    let keys = EnrolmentKeys::from_ke(ke, RelativeId(id.relative.0)).map_err(|e| e.to_string())?;
-    Ok((s, keys))
+fn read_state(dir: &Path) -> Res<(flow::EnrolmentState, EnrolmentKeys)> {
+    flow::EnrolmentState::read(&dir.join("enrolment.toml")).map_err(|e| e.to_string())
 }
 
 impl Credentials {
@@ -263,10 +202,7 @@ impl Credentials {
         }
         if let Some(dir) = &self.kre_state {
             let (s, keys) = read_state(dir)?;
-            found.push((
-                s.kre_id.clone(),
-                PskKey::Fixed(Zeroizing::new(keys.kre.expose().to_vec())),
-            ));
+            found.push(s.kre_psk(&keys));
         }
         if found.len() > 1 {
             return Err("--psk-identity, --gba and --kre-state exclude each other".into());
@@ -277,24 +213,12 @@ impl Credentials {
     /// GBA (TS 33.222): identity B-TID, key Ks_NAF for NAF_Id = MEF FQDN ||
     /// the Ua protocol id of what is negotiated.
     fn gba_psk(&self, path: &Path) -> Res<(String, PskKey)> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
-        let ue: GbaUe = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let now = unix_now();
-        if ue.expires <= now {
-            return Err(format!(
-                "{}: the GBA bootstrap has expired; bootstrap again",
-                path.display()
-            ));
-        }
         let mef = self
             .mef_fqdn
             .clone()
             .ok_or("--gba needs --mef-fqdn (the NAF_Id starts with it)")?;
-        Fqdn::new("MEF", &mef).map_err(|e| e.to_string())?;
-        let ks = Zeroizing::new(hex::decode(&ue.ks).map_err(|_| "ks is not hex")?);
-        let ks = Key256::from_slice(&ks).ok_or("ks is not 32 bytes")?;
-        let key = flow::gba_psk(&ue.btid, &ue.impi, ks, &mef).map_err(|e| e.to_string())?;
-        Ok((ue.btid.clone(), key))
+        let ue = flow::GbaBootstrap::read(path).map_err(|e| e.to_string())?;
+        ue.psk(&mef, unix_now()).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -411,35 +335,8 @@ fn enrol(
     ));
     files::create_private_dir(out)?;
     let derived = flow::derive(&e).map_err(|e| e.to_string())?;
-    let expires = unix_now()
-        .max(0)
-        .unsigned_abs()
-        .saturating_add(e.instructions.enrolment_expiry);
-    let state = State {
-        mef_fqdn: e.mef_fqdn.clone(),
-        ke_id: ke_id.clone(),
-        kre_id: e.kre_id().map_err(|e| e.to_string())?,
-        ke: hex::encode(e.keys.ke.expose()),
-        expires,
-        enrolee_id: e.instructions.enrolee_id.clone(),
-        registrar_cse: e.instructions.registrar_cse.clone(),
-        authorised: e
-            .instructions
-            .direct_key
-            .iter()
-            .map(|d| (d.target_id.clone(), d.security_type.name().to_owned()))
-            .collect(),
-        credential: derived
-            .iter()
-            .map(|d| StoredCredential {
-                target: d.target.clone(),
-                usage: d.usage.map(|u| u.name()).unwrap_or("MAF").to_owned(),
-                key_id: d.key_id.clone(),
-                key: hex::encode(d.key.expose()),
-            })
-            .collect(),
-    };
-    let text = Zeroizing::new(toml::to_string_pretty(&state).map_err(|e| e.to_string())?);
+    let state = flow::EnrolmentState::new(&e, &derived, unix_now().max(0).unsigned_abs()).map_err(|e| e.to_string())?;
+    let text = state.to_toml().map_err(|e| e.to_string())?;
     files::write_private(&out.join("enrolment.toml"), text.as_bytes())?;
     step(&format!(
         "state written to {} (0600)",

@@ -1037,3 +1037,145 @@ fn a_held_enrolee_certificate_is_approved_with_the_granted_ekus() {
     assert!(!x.contains("TLS Web Client Authentication"), "{x}");
     assert!(mef.log().contains("auth=rspf:held"), "{}", mef.log());
 }
+
+/// `enrol agent --once` with the profile `profile`; (exit code, output).
+fn agent_once(profile: &Path, state: &Path) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["agent", "--profile", p(profile), "--state-dir", p(state), "--once"])
+        .output()
+        .unwrap();
+    (o.status.code().unwrap_or(-1), text(&o))
+}
+
+/// An agent profile for Enrolee dev1 over RSPF, renewing past `threshold`%.
+fn rspf_agent_profile(dev: &Path, mef: &Mef, kpm: &Path, token: &Path, threshold: u8) -> PathBuf {
+    let ca = enrolkit_files::read_certificate(&mef.st("ca.pem")).unwrap();
+    let pin = enrolkit_client::est::fingerprint(&der::Encode::to_der(&ca).unwrap());
+    let profile = dev.join("profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"
+name = "dev"
+protocol = "rspf"
+url = "https://127.0.0.1:{port}"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "ae-dev1.example.net"
+[auth]
+psk_identity = "kpm-dev1"
+psk_file = "{kpm}"
+[rspf]
+mef_fqdn = "{MEF_FQDN}"
+token_file = "{token}"
+state_output = "{dev}/out/enrolment.toml"
+[renewal]
+threshold_percent = {threshold}
+jitter_percent = 0
+[revocation]
+check = "none"
+[output]
+key = "{dev}/out/key.pem"
+certificate = "{dev}/out/cert.pem"
+trust_anchor = "{dev}/out/ca.pem"
+"#,
+            port = mef.openssl,
+            kpm = p(kpm),
+            token = p(token),
+            dev = p(dev),
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+#[test]
+fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys() {
+    println!("peer: {}", openssl_version());
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        // Certificates 45% through their life when issued: 50% keeps them, 40% renews.
+        *cfg = cfg.replace(
+            "validity_days = 365\n",
+            "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+        );
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        cfg.push_str(&dev1_enrolee());
+    });
+    let dev = tempfile::tempdir().unwrap();
+    let kpm = add_psk(&mef, "kpm-dev1");
+    let token = dev.path().join("token");
+    std::fs::write(&token, mef.run(&["rspf", "token", "add", "dev1"]).trim()).unwrap();
+    let state = dev.path().join("state");
+    let profile = rspf_agent_profile(dev.path(), &mef, &kpm, &token, 50);
+
+    // First cycle: Enrolment Exchange with Kpm and the token, then the granted certificate.
+    let (code, out) = agent_once(&profile, &state);
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("Enrolment Exchange with the pre-provisioned key"), "{out}");
+    let cert = dev.path().join("out/cert.pem");
+    let x = Command::new("openssl")
+        .args(["verify", "-CAfile", p(&mef.st("ca.pem")), p(&cert)])
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "openssl verify: {}", text(&x));
+    let x = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", p(&cert)])
+        .output()
+        .unwrap();
+    let cert_text = String::from_utf8_lossy(&x.stdout);
+    assert!(cert_text.contains("TLS Web Client Authentication"), "{cert_text}");
+    assert!(cert_text.contains("CN = ae-dev1.example.net"), "{cert_text}");
+    let kept = state.join("dev");
+    assert_eq!(mode(&kept.join("enrolment.toml")), 0o600);
+    assert_eq!(mode(&dev.path().join("out/enrolment.toml")), 0o600);
+    assert_eq!(
+        std::fs::read(kept.join("enrolment.toml")).unwrap(),
+        std::fs::read(dev.path().join("out/enrolment.toml")).unwrap()
+    );
+    let first = read_state(&kept);
+    let first_ke_id = first["ke-id"].as_str().unwrap().to_owned();
+    // CSE-B fetches the SAEF key for the agent's KeId: the MEF derived what the agent stored.
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    assert_eq!(
+        cse.key(&first_ke_id, Some("11"), "cse-b.example.net", &[]),
+        stored_key(&first, "cse-b.example.net", "PSK-SAEF")
+    );
+    assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
+    let first_cert = std::fs::read(&cert).unwrap();
+
+    // Below the threshold nothing happens.
+    let (code, out) = agent_once(&profile, &state);
+    assert_eq!(code, 0, "{out}");
+
+    // Past it: a new exchange re-authenticated by Kre (the one-time token is
+    // spent, so the bootstrap credential could not have done it), a new KeId,
+    // a new certificate.
+    rspf_agent_profile(dev.path(), &mef, &kpm, &token, 40);
+    let (code, out) = agent_once(&profile, &state);
+    assert_eq!(code, 10, "{out}");
+    assert!(
+        out.contains("Enrolment Exchange with Kre of the previous enrolment"),
+        "{out}"
+    );
+    let second = read_state(&kept);
+    let second_ke_id = second["ke-id"].as_str().unwrap().to_owned();
+    assert_ne!(second_ke_id, first_ke_id);
+    assert_ne!(std::fs::read(&cert).unwrap(), first_cert);
+    assert_eq!(
+        cse.key(&second_ke_id, Some("13"), "cse-b.example.net", &[]),
+        stored_key(&second, "cse-b.example.net", "PSK-ESData")
+    );
+
+    // Without Kre (state lost) the spent token cannot enrol again: the cycle
+    // fails with the MEF's reason and the installed credential stays whole.
+    std::fs::remove_file(kept.join("enrolment.toml")).unwrap();
+    let before = std::fs::read(&cert).unwrap();
+    let (code, out) = agent_once(&profile, &state);
+    assert_ne!(code, 0, "{out}");
+    assert_ne!(code, 10, "{out}");
+    assert!(out.contains("Enrolment Exchange failed"), "{out}");
+    assert!(out.to_lowercase().contains("token"), "{out}");
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+}

@@ -387,27 +387,32 @@ pub fn onem2m_enrol(
     (wait.step)(7, "certificate received");
     validate_issued(&cert, enrolkit_keys::Signer::public_key(&key), anchors)?;
     (wait.step)(8, "certificate validated: our key, chains to the trust anchors");
-    let ekus = attrs.requested_ekus();
-    if !ekus.is_empty() {
-        let have = cert
-            .tbs_certificate
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-            .and_then(|e| {
-                <x509_cert::ext::pkix::ExtendedKeyUsage as der::Decode>::from_der(e.extn_value.as_bytes()).ok()
-            })
-            .map(|e| e.0)
-            .unwrap_or_default();
-        if let Some(missing) = ekus.iter().find(|e| !have.contains(e)) {
-            return Err(ClientError::Unexpected(format!(
-                "the certificate lacks the requested extended key usage {missing}"
-            )));
-        }
-    }
+    require_ekus(&cert, &attrs.requested_ekus())?;
     (wait.step)(9, "certificate carries the requested EKUs");
     Ok((key, cert))
+}
+
+/// Refuse `cert` unless its extendedKeyUsage holds every one of `ekus`
+/// (what the CSR attributes or an RSPF grant asked for).
+pub fn require_ekus(cert: &Certificate, ekus: &[const_oid::ObjectIdentifier]) -> Result<()> {
+    if ekus.is_empty() {
+        return Ok(());
+    }
+    let have = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+        .and_then(|e| <x509_cert::ext::pkix::ExtendedKeyUsage as der::Decode>::from_der(e.extn_value.as_bytes()).ok())
+        .map(|e| e.0)
+        .unwrap_or_default();
+    match ekus.iter().find(|e| !have.contains(e)) {
+        Some(missing) => Err(ClientError::Unexpected(format!(
+            "the certificate lacks the requested extended key usage {missing}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// CSR attributes in a few words, for the user.

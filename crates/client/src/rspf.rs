@@ -268,3 +268,168 @@ pub fn fetch(
     })?;
     Ok((x.status, r))
 }
+
+/// Largest `enrolment.toml` or GBA bootstrap file read.
+const MAX_STATE: u64 = 256 * 1024;
+
+fn read_small(path: &std::path::Path) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| unexpected(format!("{}: {e}", path.display())))?;
+    let mut text = Zeroizing::new(String::new());
+    f.take(MAX_STATE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| unexpected(format!("{}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_STATE {
+        return Err(unexpected(format!("{}: larger than {MAX_STATE} bytes", path.display())));
+    }
+    Ok(text)
+}
+
+/// What an Enrolee keeps after an Enrolment Exchange (`enrolment.toml`,
+/// mode 0600 since it holds Ke and the derived keys): enough to derive
+/// further authorised keys later and to re-authenticate with Kre.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnrolmentState {
+    /// The MEF's FQDN.
+    pub mef_fqdn: String,
+    /// KeId (`HEX@mef-fqdn`).
+    pub ke_id: String,
+    /// KreId: the PSK identity of a re-authentication with Kre.
+    pub kre_id: String,
+    /// Ke, hex.
+    pub ke: String,
+    /// When the enrolment expires (Unix seconds).
+    pub expires: u64,
+    /// The Enrolee-ID the MEF assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolee_id: Option<String>,
+    /// The Registrar CSE the MEF named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar_cse: Option<String>,
+    /// (target, security type) pairs the MEF authorised direct keys for.
+    #[serde(default)]
+    pub authorised: Vec<(String, String)>,
+    /// The keys derived at enrolment.
+    #[serde(default)]
+    pub credential: Vec<StoredCredential>,
+}
+
+/// One derived key in [`EnrolmentState`].
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoredCredential {
+    /// MAF FQDN, or Enrolee B's CSE-ID/AE-ID.
+    pub target: String,
+    /// `MAF`, or the credential usage's name.
+    pub usage: String,
+    /// The key's identifier.
+    pub key_id: String,
+    /// The key, hex.
+    pub key: String,
+}
+
+impl Drop for EnrolmentState {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.ke);
+        for c in &mut self.credential {
+            zeroize::Zeroize::zeroize(&mut c.key);
+        }
+    }
+}
+
+impl EnrolmentState {
+    /// The state of enrolment `e`, whose derived keys are `derived`, made at `now` (Unix seconds).
+    pub fn new(e: &Enrolment, derived: &[Derived], now: u64) -> Result<EnrolmentState> {
+        Ok(EnrolmentState {
+            mef_fqdn: e.mef_fqdn.clone(),
+            ke_id: e.ke_id()?,
+            kre_id: e.kre_id()?,
+            ke: hex::encode(e.keys.ke.expose()),
+            expires: now.saturating_add(e.instructions.enrolment_expiry),
+            enrolee_id: e.instructions.enrolee_id.clone(),
+            registrar_cse: e.instructions.registrar_cse.clone(),
+            authorised: e
+                .instructions
+                .direct_key
+                .iter()
+                .map(|d| (d.target_id.clone(), d.security_type.name().to_owned()))
+                .collect(),
+            credential: derived
+                .iter()
+                .map(|d| StoredCredential {
+                    target: d.target.clone(),
+                    usage: d.usage.map(|u| u.name()).unwrap_or("MAF").to_owned(),
+                    key_id: d.key_id.clone(),
+                    key: hex::encode(d.key.expose()),
+                })
+                .collect(),
+        })
+    }
+
+    /// The TOML text (zeroized on drop: it holds keys).
+    pub fn to_toml(&self) -> Result<Zeroizing<String>> {
+        toml::to_string_pretty(self).map(Zeroizing::new).map_err(unexpected)
+    }
+
+    /// Read `path` and rebuild the Enrolment Keys from it.
+    pub fn read(path: &std::path::Path) -> Result<(EnrolmentState, EnrolmentKeys)> {
+        let text = read_small(path)?;
+        let at = |e: &dyn std::fmt::Display| unexpected(format!("{}: {e}", path.display()));
+        let s: EnrolmentState = toml::from_str(&text).map_err(|e| at(&e))?;
+        let id = KeyId::parse(&s.ke_id).map_err(|e| at(&format!("ke-id: {e}")))?;
+        let ke = Zeroizing::new(hex::decode(&s.ke).map_err(|_| at(&"ke is not hex"))?);
+        let ke = Key256::from_slice(&ke).ok_or_else(|| at(&"ke is not 32 bytes"))?;
+        let keys =
+            EnrolmentKeys::from_ke(ke, enrolkit_rspf::enrolment::RelativeId(id.relative.0)).map_err(|e| at(&e))?;
+        Ok((s, keys))
+    }
+
+    /// The re-authentication PSK: (KreId, Kre).
+    pub fn kre_psk(&self, keys: &EnrolmentKeys) -> (String, enrolkit_tls::PskKey) {
+        (
+            self.kre_id.clone(),
+            enrolkit_tls::PskKey::Fixed(Zeroizing::new(keys.kre.expose().to_vec())),
+        )
+    }
+}
+
+/// The UE side of a GBA bootstrap (`mef rspf gba-stub bootstrap --out`, or
+/// what a UE's AKA run leaves): B-TID, IMPI, Ks and its expiry.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GbaBootstrap {
+    /// B-TID: the PSK identity.
+    pub btid: String,
+    /// The subscriber's IMPI.
+    pub impi: String,
+    /// Ks = CK || IK, hex.
+    pub ks: String,
+    /// Expiry (Unix seconds).
+    pub expires: i64,
+}
+
+impl Drop for GbaBootstrap {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.ks);
+    }
+}
+
+impl GbaBootstrap {
+    /// Read a bootstrap file.
+    pub fn read(path: &std::path::Path) -> Result<GbaBootstrap> {
+        let text = read_small(path)?;
+        toml::from_str(&text).map_err(|e| unexpected(format!("{}: {e}", path.display())))
+    }
+
+    /// The TLS-PSK (B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
+    /// an expired bootstrap (`now` in Unix seconds).
+    pub fn psk(&self, mef_fqdn: &str, now: i64) -> Result<(String, enrolkit_tls::PskKey)> {
+        if self.expires <= now {
+            return Err(unexpected("the GBA bootstrap has expired; bootstrap again"));
+        }
+        let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
+        let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
+        Ok((self.btid.clone(), gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
+    }
+}

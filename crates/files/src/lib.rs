@@ -59,15 +59,40 @@ pub fn read_certificate(path: &Path) -> Result<x509_cert::Certificate, String> {
         .map_err(|e| format!("{}: not a PEM or DER certificate ({e})", path.display()))
 }
 
+/// Largest secret file read (keys, passwords and tokens are a few bytes).
+pub const MAX_SECRET: u64 = 64 * 1024;
+
+fn read_bounded(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    use std::io::Read;
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut raw = zeroize::Zeroizing::new(Vec::new());
+    f.take(MAX_SECRET + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if raw.len() as u64 > MAX_SECRET {
+        return Err(format!("{}: larger than {MAX_SECRET} bytes", path.display()));
+    }
+    Ok(raw)
+}
+
 /// Read a secret key file: hex text if it is hex (surrounding whitespace
 /// ignored), raw bytes otherwise. The buffers are zeroized.
 pub fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    let raw = zeroize::Zeroizing::new(fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let raw = read_bounded(path)?;
     let text = std::str::from_utf8(&raw).ok().map(str::trim).filter(|t| !t.is_empty());
     Ok(match text.and_then(|t| hex::decode(t).ok()) {
         Some(k) => zeroize::Zeroizing::new(k),
         None => raw,
     })
+}
+
+/// Read a secret that is text used as it is (a password, a challenge, an
+/// Enrolment-Token; hex-looking ones too): UTF-8, without the final line
+/// break. Zeroized.
+pub fn read_secret_text(path: &Path) -> Result<zeroize::Zeroizing<String>, String> {
+    let raw = read_bounded(path)?;
+    let s = std::str::from_utf8(&raw).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    Ok(zeroize::Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 /// Read every certificate of a PEM bundle (at least one), or one DER certificate.
@@ -114,5 +139,23 @@ mod tests {
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
         assert!(write_private(&d.path().join("missing/dir/k"), b"x").is_err());
+    }
+
+    #[test]
+    fn secret_text_is_taken_as_written_and_key_files_decode_hex() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s");
+        // A hex challenge (what mef hands out) stays text; only the line break goes.
+        std::fs::write(&p, "00ff1a2b\n").unwrap();
+        assert_eq!(read_secret_text(&p).unwrap().as_str(), "00ff1a2b");
+        assert_eq!(read_secret(&p).unwrap().as_slice(), &[0x00, 0xff, 0x1a, 0x2b]);
+        std::fs::write(&p, " pass word \r\n").unwrap();
+        assert_eq!(read_secret_text(&p).unwrap().as_str(), " pass word ");
+        std::fs::write(&p, [0xffu8, 0xfe]).unwrap();
+        assert!(read_secret_text(&p).unwrap_err().contains("not UTF-8"));
+        // Bounded: a huge file is refused, not read whole.
+        std::fs::write(&p, vec![b'a'; (MAX_SECRET + 1) as usize]).unwrap();
+        assert!(read_secret_text(&p).unwrap_err().contains("larger than"));
+        assert!(read_secret(&p).unwrap_err().contains("larger than"));
     }
 }

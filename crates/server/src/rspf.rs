@@ -593,10 +593,17 @@ impl RspfService {
         let t = unix(now);
         let enrolee = self.identify(req.tls, t)?;
         log.peer = enrolee.name.clone();
+        // Re-enrolment on a live Kre (clause 8.3.1.2: Kre authenticates the
+        // Enrolee "when re-enrolling to obtain fresh credentials") needs no
+        // new token: the enrolment Kre came from already spent one.
+        let by_kre = match req.tls.psk_identity.as_deref() {
+            Some(id) => self.kre_record(id, t)?.is_some(),
+            None => false,
+        };
         let token_hash = match (&request.enrolment_token, enrolee.bootstrap.token_required) {
             (Some(tok), _) => Some(self.token_hash(tok)),
-            (None, true) => return Err(refuse(403, "an Enrolment-Token is required for this Enrolee")),
-            (None, false) => None,
+            (None, true) if !by_kre => return Err(refuse(403, "an Enrolment-Token is required for this Enrolee")),
+            (None, _) => None,
         };
         let exported = req
             .tls

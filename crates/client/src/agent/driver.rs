@@ -22,6 +22,18 @@ use zeroize::Zeroizing;
 /// Largest revocation response or CA bundle read (CRLs of big CAs run to megabytes).
 pub const MAX_FETCH: u64 = 16 * 1024 * 1024;
 
+/// How an EST enrolment authenticates and what it asks for.
+pub(super) struct EstEnrolment {
+    /// The EST server.
+    pub server: EstServer,
+    /// The TLS session's configuration.
+    pub tls: enrolkit_tls::ClientTlsConfig,
+    /// HTTP Basic credentials, if any.
+    pub basic: Option<(String, Zeroizing<String>)>,
+    /// simpleenroll or simplereenroll.
+    pub op: enrolkit_est::Operation,
+}
+
 /// Carries out actions for one profile.
 pub struct Driver {
     /// The profile in force.
@@ -99,12 +111,12 @@ impl Driver {
         })
     }
 
-    fn say(&mut self, line: &str) {
+    pub(super) fn say(&mut self, line: &str) {
         let name = self.profile.name.clone();
         (self.log)(&format!("[{name}] {line}"));
     }
 
-    fn journal(&self) -> PathBuf {
+    pub(super) fn journal(&self) -> PathBuf {
         self.dir.join("install.journal")
     }
     fn next_key_path(&self) -> PathBuf {
@@ -202,10 +214,11 @@ impl Driver {
         v.extend(o.key.iter().cloned());
         v.extend(o.chain.iter().cloned());
         v.extend(o.trust_anchor.iter().cloned());
+        v.extend(self.profile.rspf.iter().filter_map(|r| r.state_output.clone()));
         v
     }
 
-    fn ownership(&self) -> Result<Ownership, String> {
+    pub(super) fn ownership(&self) -> Result<Ownership, String> {
         let o = &self.profile.output;
         let uid = match &o.owner {
             None => None,
@@ -325,6 +338,7 @@ impl Driver {
                 v.extend(ca.chain);
                 Ok(v)
             }
+            Protocol::Rspf => self.rspf_cacerts(url),
             Protocol::Est => {
                 let server = EstServer::parse(url).map_err(|e| e.to_string())?;
                 let tls = self.est_tls(enrolkit_tls::ServerTrust::Bootstrap, None)?;
@@ -356,7 +370,7 @@ impl Driver {
         })
     }
 
-    fn subject(&self) -> Result<(Name, Vec<String>), String> {
+    pub(super) fn subject(&self) -> Result<(Name, Vec<String>), String> {
         let s = &self.profile.subject;
         let (h, p) = (self.hostname.as_str(), self.profile.name.as_str());
         let mut parts = vec![format!("CN={}", rdn_value(&expand(&s.cn, h, p)))];
@@ -369,10 +383,8 @@ impl Driver {
         Ok((name, s.dns.iter().map(|d| expand(d, h, p)).collect()))
     }
 
-    fn secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
-        let b = enrolkit_files::read_secret(path)?;
-        let s = std::str::from_utf8(&b).map_err(|_| format!("{}: not UTF-8", path.display()))?;
-        Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
+    pub(super) fn secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+        enrolkit_files::read_secret_text(path)
     }
 
     fn challenge(&self) -> Result<Option<Zeroizing<String>>, String> {
@@ -497,6 +509,7 @@ impl Driver {
                     public_key: key.spki().clone(),
                 })
             }
+            Protocol::Rspf => self.rspf_enrol(current.as_ref(), poll, subject, dns, &trusted),
             Protocol::Est => {
                 let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
                 let trust = enrolkit_tls::ServerTrust::Anchors(ders(&trusted).map_err(|e| e.to_string())?);
@@ -524,43 +537,64 @@ impl Driver {
                     }
                     _ => None,
                 };
-                let client = EstClient::new(server, &tls, basic).map_err(|e| e.to_string())?;
-                let attrs = client.csrattrs().map_err(|e| e.to_string())?;
-                let spec = key_for(&attrs, self.profile.key_type.spec()).map_err(|e| e.to_string())?;
-                let key = self.staged_key(spec, current.as_ref())?;
-                let challenge = self.challenge()?;
-                let base = enrolkit_est::CsrRequest {
+                self.est_enrol(
+                    EstEnrolment { server, tls, basic, op },
+                    current.as_ref(),
+                    poll,
                     subject,
-                    dns_names: dns,
-                    ip_addresses: vec![],
-                    ekus: vec![],
-                    challenge_password: challenge,
-                    digest: enrolkit_keys::DigestAlgorithm::Sha256,
-                };
-                let signer: &dyn Signer = key.as_signer();
-                let mut make = |binding: Option<&enrolkit_est::ChannelBinding>| {
-                    let mut r = base.clone();
-                    r.satisfy(&attrs, binding)?;
-                    Ok(enrolkit_est::build_csr(signer, &r)?)
-                };
-                let mut progress = |n: u32, t: Duration, w: Duration| {
-                    eprintln!("  202: attempt {n} after {}s, next in {}s", t.as_secs(), w.as_secs())
-                };
-                let reply = client
-                    .enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)
-                    .map_err(|e| e.to_string())?;
-                match reply {
-                    EnrollReply::Issued(certificates) => Ok(Event::Issued {
-                        certificates,
-                        public_key: key.spki().clone(),
-                    }),
-                    _ => Err("the server answered without a certificate".into()),
-                }
+                    dns,
+                )
             }
         }
     }
 
-    fn load_quiet(&mut self) -> Option<Credential> {
+    /// `/csrattrs`, then `/simpleenroll` or `/simplereenroll` with the
+    /// staged key and a CSR built to the attributes (channel binding per
+    /// connection), waiting out 202s.
+    pub(super) fn est_enrol(
+        &mut self,
+        how: EstEnrolment,
+        current: Option<&Credential>,
+        poll: PollPolicy,
+        subject: Name,
+        dns: Vec<String>,
+    ) -> Result<Event, String> {
+        let EstEnrolment { server, tls, basic, op } = how;
+        let client = EstClient::new(server, &tls, basic).map_err(|e| e.to_string())?;
+        let attrs = client.csrattrs().map_err(|e| e.to_string())?;
+        let spec = key_for(&attrs, self.profile.key_type.spec()).map_err(|e| e.to_string())?;
+        let key = self.staged_key(spec, current)?;
+        let challenge = self.challenge()?;
+        let base = enrolkit_est::CsrRequest {
+            subject,
+            dns_names: dns,
+            ip_addresses: vec![],
+            ekus: vec![],
+            challenge_password: challenge,
+            digest: enrolkit_keys::DigestAlgorithm::Sha256,
+        };
+        let signer: &dyn Signer = key.as_signer();
+        let mut make = |binding: Option<&enrolkit_est::ChannelBinding>| {
+            let mut r = base.clone();
+            r.satisfy(&attrs, binding)?;
+            Ok(enrolkit_est::build_csr(signer, &r)?)
+        };
+        let mut progress = |n: u32, t: Duration, w: Duration| {
+            eprintln!("  202: attempt {n} after {}s, next in {}s", t.as_secs(), w.as_secs())
+        };
+        let reply = client
+            .enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)
+            .map_err(|e| e.to_string())?;
+        match reply {
+            EnrollReply::Issued(certificates) => Ok(Event::Issued {
+                certificates,
+                public_key: key.spki().clone(),
+            }),
+            _ => Err("the server answered without a certificate".into()),
+        }
+    }
+
+    pub(super) fn load_quiet(&mut self) -> Option<Credential> {
         let o = &self.profile.output;
         let mut chain = read_certs(&o.certificate).ok()?.into_iter().take(1).collect::<Vec<_>>();
         if let Some(p) = &o.chain {

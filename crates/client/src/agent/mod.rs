@@ -6,6 +6,7 @@ pub mod chain;
 pub mod driver;
 pub mod machine;
 pub mod profile;
+pub mod rspf;
 pub mod store;
 
 pub use driver::{run_daemon, run_once, Driver, Outcome};

@@ -35,6 +35,11 @@ pub enum Protocol {
     Scep,
     /// EST (RFC 7030) over TLS: the TLS server must chain to the pinned anchor.
     Est,
+    /// oneM2M RSPF (TS-0003 clause 8.3): an Enrolment Exchange with the MEF,
+    /// then the certificate enrolment it instructs, over EST on a session
+    /// authenticated by the same credentials (a pre-provisioned PSK, a GBA
+    /// bootstrap, or Kre from the previous exchange).
+    Rspf,
 }
 
 /// Key algorithm of the credential.
@@ -105,6 +110,60 @@ pub struct Profile {
     pub output: Output,
     /// Who to tell (step 13).
     pub notify: Notify,
+    /// oneM2M RSPF settings (`protocol = "rspf"` only).
+    pub rspf: Option<Rspf>,
+}
+
+/// How an RSPF profile runs its Enrolment Exchange.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rspf {
+    /// The MEF's FQDN: checked against the KeId it confirms; the NAF_Id of GBA.
+    pub mef_fqdn: Option<String>,
+    /// Enrolment-Token from the MEF's operator, inline …
+    pub token: Option<String>,
+    /// … or read from this file.
+    pub token_file: Option<PathBuf>,
+    /// GBA-based framework: the UE's bootstrap file (instead of `auth.psk_*`).
+    pub gba: Option<PathBuf>,
+    /// Message encoding.
+    pub format: enrolkit_exchange::Format,
+    /// Where a copy of the enrolment state (KeId, Ke, derived keys;
+    /// what `enrol rspf derive --state` reads) goes, with `output.key_mode`.
+    pub state_output: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Rspf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rspf")
+            .field("mef_fqdn", &self.mef_fqdn)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("gba", &self.gba)
+            .field("format", &self.format)
+            .field("state_output", &self.state_output)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRspf {
+    #[serde(default)]
+    mef_fqdn: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    gba: Option<PathBuf>,
+    #[serde(default = "default_rspf_format")]
+    format: String,
+    #[serde(default)]
+    state_output: Option<PathBuf>,
+}
+
+fn default_rspf_format() -> String {
+    "json".into()
 }
 
 /// Subject DN and SAN templates; `{hostname}` and `{profile}` are expanded.
@@ -271,6 +330,8 @@ struct RawProfile {
     output: RawOutput,
     #[serde(default)]
     notify: Notify,
+    #[serde(default)]
+    rspf: Option<RawRspf>,
 }
 
 #[derive(Deserialize)]
@@ -562,7 +623,7 @@ fn url(
             field,
             format!("{u:?}: a SCEP URL starts with http:// or https://"),
         )),
-        Protocol::Est => crate::est::EstServer::parse(u)
+        Protocol::Est | Protocol::Rspf => crate::est::EstServer::parse(u)
             .map(|_| ())
             .map_err(|e| fail(field, e.to_string())),
     }
@@ -671,8 +732,15 @@ impl RawProfile {
             Protocol::Est if a.psk_identity.is_some() && a.username.is_some() => {
                 return Err(fail("auth", "choose PSK or HTTP Basic, not both".into()))
             }
+            Protocol::Rspf if a.username.is_some() || a.challenge.is_some() || a.challenge_file.is_some() => {
+                return Err(fail(
+                    "auth",
+                    "an RSPF Enrolee authenticates with psk_identity/psk_file (KpmId/Kpm) or rspf.gba".into(),
+                ))
+            }
             _ => {}
         }
+        let rspf = rspf_settings(self.protocol, self.rspf, a, fail)?;
         let r = &self.renewal;
         if !(1..=99).contains(&r.threshold_percent) {
             return Err(fail(
@@ -736,6 +804,12 @@ impl RawProfile {
         }
         let mut peers = Vec::new();
         for (i, p) in self.peers.into_iter().enumerate() {
+            if p.protocol == Protocol::Rspf {
+                return Err(fail(
+                    &format!("peer[{i}].protocol"),
+                    "a peer's CA certificates are fetched over scep or est".into(),
+                ));
+            }
             url(&format!("peer[{i}].url"), p.protocol, &p.url, fail)?;
             if !p.output.is_absolute() {
                 return Err(fail(&format!("peer[{i}].output"), "must be an absolute path".into()));
@@ -763,6 +837,7 @@ impl RawProfile {
         }
         let mut paths: Vec<&PathBuf> = vec![&o.certificate];
         paths.extend(o.key.iter().chain(o.chain.iter()).chain(o.trust_anchor.iter()));
+        paths.extend(rspf.iter().filter_map(|r| r.state_output.as_ref()));
         for (i, p) in paths.iter().enumerate() {
             if !p.is_absolute() {
                 return Err(fail("output", format!("{} is not an absolute path", p.display())));
@@ -821,8 +896,69 @@ impl RawProfile {
                 group: o.group,
             },
             notify: self.notify,
+            rspf,
         })
     }
+}
+
+/// The `[rspf]` section: required with `protocol = "rspf"`, refused otherwise.
+fn rspf_settings(
+    protocol: Protocol,
+    raw: Option<RawRspf>,
+    auth: &Auth,
+    fail: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<Option<Rspf>, ProfileError> {
+    let r = match (protocol, raw) {
+        (Protocol::Rspf, Some(r)) => r,
+        (Protocol::Rspf, None) => {
+            return Err(fail(
+                "rspf",
+                "protocol = \"rspf\" needs an [rspf] section (at least the framework's credentials)".into(),
+            ))
+        }
+        (_, Some(_)) => return Err(fail("rspf", "only with protocol = \"rspf\"".into())),
+        (_, None) => return Ok(None),
+    };
+    if r.gba.is_some() == auth.psk_identity.is_some() {
+        return Err(fail(
+            "rspf.gba",
+            "give one Enrolee credential: auth.psk_identity/psk_file (pre-provisioned key) or rspf.gba (GBA bootstrap)"
+                .into(),
+        ));
+    }
+    if let Some(m) = &r.mef_fqdn {
+        enrolkit_rspf::Fqdn::new("MEF", m).map_err(|e| fail("rspf.mef_fqdn", e.to_string()))?;
+    } else if r.gba.is_some() {
+        return Err(fail(
+            "rspf.mef_fqdn",
+            "required with rspf.gba: the NAF_Id starts with it".into(),
+        ));
+    }
+    if r.token.is_some() && r.token_file.is_some() {
+        return Err(fail("rspf.token_file", "give token or token_file, not both".into()));
+    }
+    for (field, f) in [
+        ("rspf.token_file", &r.token_file),
+        ("rspf.gba", &r.gba),
+        ("rspf.state_output", &r.state_output),
+    ] {
+        if f.as_ref().is_some_and(|p| !p.is_absolute()) {
+            return Err(fail(field, "must be an absolute path".into()));
+        }
+    }
+    let format = match r.format.as_str() {
+        "json" => enrolkit_exchange::Format::Json,
+        "xml" => enrolkit_exchange::Format::Xml,
+        s => return Err(fail("rspf.format", format!("{s:?}: json or xml"))),
+    };
+    Ok(Some(Rspf {
+        mef_fqdn: r.mef_fqdn,
+        token: r.token,
+        token_file: r.token_file,
+        gba: r.gba,
+        format,
+        state_output: r.state_output,
+    }))
 }
 
 /// The placeholders a template may use.
@@ -1052,6 +1188,93 @@ certificate = "/etc/app/cert.pem"
         let c = Profile::from_toml(&minimal().replace("{hostname}.example", "{hostname}.example2"), "p").unwrap();
         assert_eq!(a.generation(), b.generation());
         assert_ne!(a.generation(), c.generation());
+    }
+
+    fn rspf() -> String {
+        minimal()
+            .replace("protocol = \"scep\"", "protocol = \"rspf\"")
+            .replace("http://127.0.0.1:8080/scep", "https://mef.example.net:8444")
+            + "[auth]\npsk_identity = \"kpm-1\"\npsk_file = \"/etc/enrol/kpm\"\n"
+            + "[rspf]\nmef_fqdn = \"mef.example.net\"\ntoken = \"t0ken\"\nstate_output = \"/etc/app/rspf.toml\"\n"
+    }
+
+    #[test]
+    fn an_rspf_profile_loads_and_its_mistakes_are_named() {
+        let p = Profile::from_toml(&rspf(), "p.toml").unwrap();
+        assert_eq!(p.protocol, Protocol::Rspf);
+        let r = p.rspf.as_ref().unwrap();
+        assert_eq!(r.format, enrolkit_exchange::Format::Json);
+        assert_eq!(r.mef_fqdn.as_deref(), Some("mef.example.net"));
+        assert!(!format!("{p:?}").contains("t0ken"), "the token is a secret");
+        let cases: Vec<(String, &str, &str)> = vec![
+            (rspf().replace("[rspf]\n", "[notrspf]\n"), "notrspf", "unknown field"),
+            (
+                rspf().split("[rspf]").next().unwrap().to_owned(),
+                "rspf",
+                "needs an [rspf] section",
+            ),
+            (minimal() + "[rspf]\n", "rspf", "only with protocol"),
+            (
+                rspf().replace("psk_identity = \"kpm-1\"\npsk_file = \"/etc/enrol/kpm\"\n", ""),
+                "rspf.gba",
+                "one Enrolee credential",
+            ),
+            (
+                rspf() + "gba = \"/var/lib/ue/gba.toml\"\n",
+                "rspf.gba",
+                "one Enrolee credential",
+            ),
+            (
+                rspf()
+                    .replace("psk_identity = \"kpm-1\"\npsk_file = \"/etc/enrol/kpm\"\n", "")
+                    .replace("mef_fqdn = \"mef.example.net\"\n", "gba = \"/var/lib/ue/gba.toml\"\n"),
+                "rspf.mef_fqdn",
+                "NAF_Id",
+            ),
+            (
+                rspf().replace("mef.example.net\"\ntoken", "not a host!\"\ntoken"),
+                "rspf.mef_fqdn",
+                "",
+            ),
+            (rspf() + "token_file = \"/t\"\n", "rspf.token_file", "not both"),
+            (rspf() + "format = \"cbor\"\n", "rspf.format", "json or xml"),
+            (
+                rspf().replace("state_output = \"/etc/app/rspf.toml\"", "state_output = \"rspf.toml\""),
+                "rspf.state_output",
+                "absolute",
+            ),
+            (
+                rspf().replace("/etc/app/rspf.toml", "/etc/app/cert.pem"),
+                "output",
+                "named twice",
+            ),
+            (
+                rspf().replace(
+                    "psk_identity = \"kpm-1\"",
+                    "challenge = \"x\"\npsk_identity = \"kpm-1\"",
+                ),
+                "auth",
+                "RSPF Enrolee",
+            ),
+            (
+                rspf().replace("https://mef.example.net:8444", "http://mef.example.net:8444"),
+                "url",
+                "https://",
+            ),
+            (
+                rspf()
+                    + "[[peer]]\nname = \"p\"\nprotocol = \"rspf\"\nurl = \"https://x\"\nanchors = [\""
+                    + FP
+                    + "\"]\noutput = \"/etc/p.pem\"\n",
+                "peer[0].protocol",
+                "scep or est",
+            ),
+        ];
+        for (text, field, reason) in cases {
+            let e = err(&text);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.reason.contains(reason), "{e}");
+        }
     }
 
     #[test]

@@ -1,0 +1,251 @@
+//! The agent's third protocol, oneM2M RSPF (TS-0003 clause 8.3): each
+//! enrolment runs an Enrolment Exchange with the MEF on a TLS session that
+//! exports the Enrolment Key, keeps the resulting state (Ke, KeId, Kre and
+//! the keys derived from Ke) in the profile's state directory, then enrols
+//! the certificate the instructions grant over EST, on a session
+//! authenticated by the same credential, and tells the MEF how it went.
+//!
+//! The first exchange uses the bootstrap credential of the profile's
+//! framework (a pre-provisioned KpmId/Kpm, or a GBA bootstrap) and its
+//! Enrolment-Token; later ones re-authenticate with Kre while the previous
+//! enrolment lives (clause 8.3.3.2), and fall back to the bootstrap
+//! credential when the MEF no longer knows it.
+
+use super::driver::{Driver, EstEnrolment};
+use super::machine::{Credential, Event};
+use super::profile::Rspf;
+use super::store::{self, NewFile};
+use crate::est::{ders, EstClient, EstServer};
+use crate::https::TlsHttp;
+use crate::rspf as flow;
+use crate::scep::PollPolicy;
+use enrolkit_exchange::{EnrolmentRequest, Procedure};
+use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
+use std::path::PathBuf;
+use std::time::SystemTime;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+/// The enrolment state in the profile's state directory (what `enrol rspf
+/// derive --state <dir>` reads).
+pub const STATE_FILE: &str = "enrolment.toml";
+
+/// Kre is used only while its enrolment has at least this long to live, so
+/// the exchange does not race the expiry.
+const KRE_MARGIN_SECS: u64 = 60;
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A TLS-PSK credential and what it is, for the log.
+struct Psk {
+    what: &'static str,
+    identity: String,
+    key: PskKey,
+    bootstrap: bool,
+}
+
+impl Psk {
+    fn tls(&self, trust: ServerTrust, export: bool) -> ClientTlsConfig {
+        ClientTlsConfig {
+            trust,
+            certificate: None,
+            psk: Some((self.identity.clone(), self.key.clone())),
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+            keying_export: export.then(flow::keying_export),
+        }
+    }
+}
+
+impl Driver {
+    fn rspf(&self) -> Result<Rspf, String> {
+        self.profile
+            .rspf
+            .clone()
+            .ok_or_else(|| "protocol rspf without an [rspf] section".to_owned())
+    }
+
+    /// Where this profile's enrolment state is kept.
+    pub fn rspf_state_path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The framework's bootstrap credential: KpmId/Kpm, or B-TID/Ks_NAF.
+    fn rspf_bootstrap(&self, r: &Rspf, now: u64) -> Result<Psk, String> {
+        let a = &self.profile.auth;
+        if let (Some(id), Some(f)) = (&a.psk_identity, &a.psk_file) {
+            return Ok(Psk {
+                what: "the pre-provisioned key",
+                identity: id.clone(),
+                key: PskKey::Fixed(enrolkit_files::read_secret(f)?),
+                bootstrap: true,
+            });
+        }
+        let (gba, mef) = match (&r.gba, &r.mef_fqdn) {
+            (Some(g), Some(m)) => (g, m),
+            _ => return Err("no Enrolee credential (auth.psk_identity or rspf.gba)".into()),
+        };
+        let ue = flow::GbaBootstrap::read(gba).map_err(|e| e.to_string())?;
+        let (identity, key) = ue
+            .psk(mef, i64::try_from(now).unwrap_or(i64::MAX))
+            .map_err(|e| format!("{}: {e}", gba.display()))?;
+        Ok(Psk {
+            what: "the GBA bootstrap",
+            identity,
+            key,
+            bootstrap: true,
+        })
+    }
+
+    /// Kre of the enrolment kept from last time, while it lives.
+    fn rspf_kre(&self, now: u64) -> Option<Psk> {
+        let (state, keys) = flow::EnrolmentState::read(&self.rspf_state_path()).ok()?;
+        if state.expires <= now.saturating_add(KRE_MARGIN_SECS) {
+            return None;
+        }
+        let (identity, key) = state.kre_psk(&keys);
+        Some(Psk {
+            what: "Kre of the previous enrolment",
+            identity,
+            key,
+            bootstrap: false,
+        })
+    }
+
+    /// The credentials to try, best first.
+    fn rspf_credentials(&self, r: &Rspf, now: u64) -> Result<Vec<Psk>, String> {
+        let mut v: Vec<Psk> = self.rspf_kre(now).into_iter().collect();
+        match self.rspf_bootstrap(r, now) {
+            Ok(b) => v.push(b),
+            Err(e) if v.is_empty() => return Err(e),
+            Err(_) => {}
+        }
+        Ok(v)
+    }
+
+    /// Steps 1 and 3: the MEF's CA certificates from its EST `/cacerts`, on
+    /// a session the PSK authenticates (the machine pins what comes back).
+    pub(super) fn rspf_cacerts(&mut self, url: &str) -> Result<Vec<Certificate>, String> {
+        let r = self.rspf()?;
+        let server = EstServer::parse(url).map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for psk in self.rspf_credentials(&r, unix(SystemTime::now()))? {
+            let tls = psk.tls(ServerTrust::Anchors(Vec::new()), false);
+            match EstClient::new(server.clone(), &tls, None).and_then(|c| c.cacerts()) {
+                Ok((certs, _)) => return Ok(certs),
+                Err(e) => last = format!("/cacerts with {}: {e}", psk.what),
+            }
+        }
+        Err(last)
+    }
+
+    /// Steps 5–7 over RSPF: the Enrolment Exchange, then the granted
+    /// certificate enrolment, then the completion message.
+    pub(super) fn rspf_enrol(
+        &mut self,
+        current: Option<&Credential>,
+        poll: PollPolicy,
+        subject: Name,
+        dns: Vec<String>,
+        trusted: &[Certificate],
+    ) -> Result<Event, String> {
+        let r = self.rspf()?;
+        let now = unix(SystemTime::now());
+        let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
+        let token = match (&r.token, &r.token_file) {
+            (Some(t), _) => Some(Zeroizing::new(t.clone())),
+            (None, Some(f)) => Some(Self::secret_file(f)?),
+            (None, None) => None,
+        };
+        let mut failures = Vec::new();
+        let mut done = None;
+        for psk in self.rspf_credentials(&r, now)? {
+            let request = EnrolmentRequest {
+                supports_certificate_enrolment: true,
+                supports_maf_procedures: false,
+                // A token goes with the bootstrap credential only: Kre already proves the Enrolee.
+                enrolment_token: token.as_ref().filter(|_| psk.bootstrap).map(|t| t.to_string()),
+            };
+            let tls = psk.tls(ServerTrust::Anchors(Vec::new()), true);
+            let attempt = TlsHttp::new(&server.host, server.port, &tls)
+                .and_then(|http| flow::enrol(&http, &request, r.format, r.mef_fqdn.as_deref()).map(|e| (http, e)));
+            match attempt {
+                Ok((http, e)) => {
+                    done = Some((psk, http, e));
+                    break;
+                }
+                Err(e) => {
+                    self.say(&format!("Enrolment Exchange with {} failed: {e}", psk.what));
+                    failures.push(format!("with {}: {e}", psk.what));
+                }
+            }
+        }
+        let Some((psk, http, e)) = done else {
+            return Err(format!("Enrolment Exchange failed {}", failures.join("; ")));
+        };
+        let ke_id = e.ke_id().map_err(|e| e.to_string())?;
+        let derived = flow::derive(&e).map_err(|e| e.to_string())?;
+        let state = flow::EnrolmentState::new(&e, &derived, now).map_err(|e| e.to_string())?;
+        let text = state.to_toml().map_err(|e| e.to_string())?;
+        enrolkit_files::write_private(&self.rspf_state_path(), text.as_bytes())?;
+        if let Some(out) = &r.state_output {
+            let file = NewFile {
+                path: out.clone(),
+                bytes: Zeroizing::new(text.as_bytes().to_vec()),
+                mode: self.profile.output.key_mode,
+            };
+            store::install(&self.journal(), &[file], self.ownership()?)?;
+        }
+        self.say(&format!(
+            "Enrolment Exchange with {} over {} {}: KeId {ke_id} confirmed (the same Enrolment Key at both ends), {} key(s) derived",
+            psk.what,
+            e.tls.backend,
+            e.tls.version,
+            derived.len()
+        ));
+        let Some(grant) = e.instructions.certificate_enrolment.clone() else {
+            return Err(format!(
+                "the MEF did not instruct certificate enrolment (KeId {ke_id}): there is no certificate to install"
+            ));
+        };
+        let ekus = grant
+            .eku
+            .iter()
+            .map(|o| const_oid::ObjectIdentifier::new(o).map_err(|_| format!("the MEF granted a malformed EKU {o:?}")))
+            .collect::<Result<Vec<_>, String>>()?;
+        let est = match &grant.est_uri {
+            Some(u) => EstServer::parse(u).map_err(|e| format!("the instructions' EST URI: {e}"))?,
+            None => server,
+        };
+        let how = EstEnrolment {
+            server: est,
+            tls: psk.tls(ServerTrust::Anchors(ders(trusted).map_err(|e| e.to_string())?), false),
+            basic: None,
+            op: enrolkit_est::Operation::SimpleEnroll,
+        };
+        let outcome = self
+            .est_enrol(how, current, poll, subject, dns)
+            .and_then(|ev| match &ev {
+                Event::Issued { certificates, .. } => {
+                    let leaf = certificates.first().ok_or("the reply holds no certificate")?;
+                    crate::est::require_ekus(leaf, &ekus).map_err(|e| e.to_string())?;
+                    Ok(ev)
+                }
+                _ => Ok(ev),
+            });
+        let ok = outcome.is_ok();
+        match flow::complete(&http, &ke_id, Procedure::CertificateEnrolment, ok, r.format) {
+            Ok(()) => self.say(&format!(
+                "told the MEF: certificate enrolment {}",
+                if ok { "succeeded" } else { "failed" }
+            )),
+            Err(e) => self.say(&format!("warning: the completion message was not accepted: {e}")),
+        }
+        outcome
+    }
+}
