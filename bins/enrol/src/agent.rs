@@ -50,12 +50,27 @@ fn seed() -> [u8; 32] {
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Profile>, String> {
     let profiles = paths
         .iter()
-        .map(|p| Profile::load(p))
-        .collect::<Result<Vec<_>, _>>()
+        .map(|p| {
+            let profile = Profile::load(p)?;
+            profile.check_host(&p.display().to_string())?;
+            Ok(profile)
+        })
+        .collect::<Result<Vec<_>, agent::ProfileError>>()
         .map_err(|e| e.to_string())?;
     for (i, p) in profiles.iter().enumerate() {
-        if profiles.iter().skip(i + 1).any(|q| q.name == p.name) {
-            return Err(format!("two profiles are named {:?}; each needs its own name", p.name));
+        for q in profiles.iter().skip(i + 1) {
+            if q.name == p.name {
+                return Err(format!("two profiles are named {:?}; each needs its own name", p.name));
+            }
+            // Two stacks writing one file would replace each other's credential.
+            if let Some(f) = p.written_paths().into_iter().find(|f| q.written_paths().contains(f)) {
+                return Err(format!(
+                    "profiles {:?} and {:?} both write {}; each application stack needs its own files",
+                    p.name,
+                    q.name,
+                    f.display()
+                ));
+            }
         }
     }
     Ok(profiles)

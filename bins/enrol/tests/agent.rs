@@ -503,3 +503,44 @@ fn the_daemon_enrols_obeys_a_renew_directive_and_applies_a_changed_profile() {
         "{log}"
     );
 }
+
+#[test]
+fn profiles_that_share_a_file_or_name_an_unknown_owner_are_refused_at_load() {
+    let d = Device::new();
+    let body = |name: &str, cert: &str, extra: &str| {
+        format!(
+            "name = \"{name}\"\nprotocol = \"scep\"\nurl = \"http://x/scep\"\n[trust]\nanchors = [\"{}\"]\n[subject]\ncn = \"x\"\n[output]\nkey = \"/k-{name}\"\ncertificate = \"{cert}\"\n{extra}",
+            "ab".repeat(32)
+        )
+    };
+    let (a, b) = (d.path("a.toml"), d.path("b.toml"));
+    std::fs::write(&a, body("a", "/etc/app/cert.pem", "")).unwrap();
+    std::fs::write(&b, body("b", "/etc/app/cert.pem", "")).unwrap();
+    let run = |args: &[&Path]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_enrol"));
+        c.arg("agent");
+        for p in args {
+            c.arg("--profile").arg(p);
+        }
+        c.arg("--state-dir").arg(d.path("state")).arg("check").output().unwrap()
+    };
+    let o = run(&[&a, &b]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("profiles \"a\" and \"b\" both write /etc/app/cert.pem"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&b, body("b", "/etc/app/b.pem", "owner = \"no-such-user-here\"\n")).unwrap();
+    let o = run(&[&a, &b]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("output.owner: no user \"no-such-user-here\" on this machine"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&b, body("b", "/etc/app/b.pem", "owner = \"root\"\n")).unwrap();
+    let o = run(&[&a, &b]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!d.path("state").exists(), "check writes nothing");
+}

@@ -219,30 +219,10 @@ impl Driver {
     }
 
     pub(super) fn ownership(&self) -> Result<Ownership, String> {
-        let o = &self.profile.output;
-        let uid = match &o.owner {
-            None => None,
-            Some(u) => Some(match u.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => nix::unistd::User::from_name(u)
-                    .map_err(|e| format!("output.owner {u}: {e}"))?
-                    .ok_or_else(|| format!("output.owner: no user {u:?}"))?
-                    .uid
-                    .as_raw(),
-            }),
-        };
-        let gid = match &o.group {
-            None => None,
-            Some(g) => Some(match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => nix::unistd::Group::from_name(g)
-                    .map_err(|e| format!("output.group {g}: {e}"))?
-                    .ok_or_else(|| format!("output.group: no group {g:?}"))?
-                    .gid
-                    .as_raw(),
-            }),
-        };
-        Ok(Ownership { uid, gid })
+        self.profile
+            .output
+            .ownership()
+            .map_err(|(field, reason)| format!("{field}: {reason}"))
     }
 
     /// Carry out one action (not `Wait` or `Halt`, which the runner handles).

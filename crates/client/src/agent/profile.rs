@@ -293,6 +293,36 @@ pub struct Output {
     pub key_mode: u32,
 }
 
+impl Output {
+    /// `owner` and `group` as numeric ids (names looked up on this
+    /// machine); on failure, the field and the reason.
+    pub fn ownership(&self) -> Result<super::store::Ownership, (&'static str, String)> {
+        let uid = match &self.owner {
+            None => None,
+            Some(u) => Some(match u.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::unistd::User::from_name(u)
+                    .map_err(|e| ("output.owner", format!("{u:?}: {e}")))?
+                    .ok_or_else(|| ("output.owner", format!("no user {u:?} on this machine")))?
+                    .uid
+                    .as_raw(),
+            }),
+        };
+        let gid = match &self.group {
+            None => None,
+            Some(g) => Some(match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::unistd::Group::from_name(g)
+                    .map_err(|e| ("output.group", format!("{g:?}: {e}")))?
+                    .ok_or_else(|| ("output.group", format!("no group {g:?} on this machine")))?
+                    .gid
+                    .as_raw(),
+            }),
+        };
+        Ok(super::store::Ownership { uid, gid })
+    }
+}
+
 /// Notification hook for the provisioning authority.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -516,6 +546,38 @@ impl Profile {
             )
         })?;
         raw.validate(&fail)
+    }
+
+    /// Every file the agent writes for this profile: outputs, peer bundles,
+    /// the RSPF state copy. Two profiles of one agent must not share any.
+    pub fn written_paths(&self) -> Vec<&Path> {
+        let o = &self.output;
+        let mut v: Vec<&Path> = vec![o.certificate.as_path()];
+        v.extend(
+            o.key
+                .iter()
+                .chain(o.chain.iter())
+                .chain(o.trust_anchor.iter())
+                .map(PathBuf::as_path),
+        );
+        v.extend(self.peers.iter().map(|p| p.output.as_path()));
+        v.extend(self.rspf.iter().filter_map(|r| r.state_output.as_deref()));
+        v
+    }
+
+    /// What only this machine can say: that `output.owner` and
+    /// `output.group` name a user and a group here. Checked when the agent
+    /// loads the profile, so a typo is refused then and not at the first
+    /// install.
+    pub fn check_host(&self, file: &str) -> Result<(), ProfileError> {
+        self.output
+            .ownership()
+            .map(|_| ())
+            .map_err(|(field, reason)| ProfileError {
+                file: file.to_owned(),
+                field: field.to_owned(),
+                reason,
+            })
     }
 
     /// The machine's policy for this profile.
@@ -1275,6 +1337,37 @@ certificate = "/etc/app/cert.pem"
             assert_eq!(e.field, field, "{e}");
             assert!(e.reason.contains(reason), "{e}");
         }
+    }
+
+    #[test]
+    fn owners_are_looked_up_on_this_machine() {
+        let p = Profile::from_toml(
+            &minimal().replace("[output]", "[output]\nowner = \"root\"\ngroup = \"0\""),
+            "p",
+        )
+        .unwrap();
+        p.check_host("p").unwrap();
+        assert_eq!(
+            p.output.ownership().unwrap(),
+            super::super::store::Ownership {
+                uid: Some(0),
+                gid: Some(0)
+            }
+        );
+        let p = Profile::from_toml(
+            &minimal().replace("[output]", "[output]\nowner = \"no-such-user-here\""),
+            "p",
+        )
+        .unwrap();
+        let e = p.check_host("p").unwrap_err();
+        assert_eq!(e.field, "output.owner");
+        assert!(e.reason.contains("no user"), "{e}");
+        let p = Profile::from_toml(
+            &minimal().replace("[output]", "[output]\ngroup = \"no-such-group-here\""),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(p.check_host("p").unwrap_err().field, "output.group");
     }
 
     #[test]
