@@ -8,7 +8,8 @@ use enrolkit_client::est::{fingerprint, normalise_fingerprint, EnrollReply, EstC
 use enrolkit_client::ClientError;
 use enrolkit_est::{ChannelBinding, CsrAttrs, CsrRequest, Operation};
 use enrolkit_files as files;
-use enrolkit_keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
+use enrolkit_keys::{DigestAlgorithm, KeySpec, PrivateKey, Signer, SoftwareKey};
+use enrolkit_pkcs11::KeyLocation;
 use enrolkit_tls::{ClientTlsConfig, ServerTrust, TlsVersion};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -128,9 +129,12 @@ pub enum EstCmd {
         /// Key type to generate (unless /csrattrs asks for another).
         #[arg(long, value_enum, default_value = "p256")]
         key_type: KeyType,
-        /// Where to write the new key (0600).
-        #[arg(long)]
-        key_out: PathBuf,
+        /// Where the new private key goes: a file (0600, written once the
+        /// certificate is validated), or a `pkcs11:` URI with
+        /// `object=<label>` to generate it inside the token (destroyed again
+        /// if no certificate comes back).
+        #[arg(long, value_parser = super::key_location)]
+        key_out: KeyLocation,
         #[command(flatten)]
         out: Outputs,
     },
@@ -438,18 +442,41 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             out,
         } => {
             let (anchors, client, attrs) = opts.session()?;
-            let key = SoftwareKey::generate(key_for(&attrs, spec(key_type))?).map_err(|e| e.to_string())?;
+            let spec = key_for(&attrs, spec(key_type))?;
             let base = csr_request(&req)?;
-            let reply = wait_enroll(
-                opts,
-                &client,
-                Operation::SimpleEnroll,
-                &mut csr_maker(&key, &base, &attrs),
-            )?;
-            let cert = issued(reply)?;
-            validate(&cert, key.public_key(), &anchors)?;
-            files::write_private(&key_out, key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
-            write_outputs(&cert, &anchors, &out)?;
+            let enroll = |key: &dyn PrivateKey| -> Res<Certificate> {
+                let reply = wait_enroll(
+                    opts,
+                    &client,
+                    Operation::SimpleEnroll,
+                    &mut csr_maker(key.as_signer(), &base, &attrs),
+                )?;
+                let cert = issued(reply)?;
+                validate(&cert, key.spki(), &anchors)?;
+                Ok(cert)
+            };
+            match &key_out {
+                KeyLocation::File(path) => {
+                    // In memory until the certificate is validated: a failure
+                    // never replaces a key file that was there before.
+                    let key = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
+                    let cert = enroll(&key)?;
+                    files::write_private(path, key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes())?;
+                    write_outputs(&cert, &anchors, &out)?;
+                }
+                KeyLocation::Token(_) => {
+                    let (key, at) = key_out.generate(spec).map_err(|e| e.to_string())?;
+                    println!("key generated in the token: {at}");
+                    let outcome = enroll(key.as_ref()).and_then(|cert| write_outputs(&cert, &anchors, &out));
+                    if outcome.is_err() {
+                        // No certificate for it: the pair would only clutter the token.
+                        if let Err(e) = at.remove() {
+                            eprintln!("warning: the key pair {at} was not destroyed: {e}");
+                        }
+                    }
+                    outcome?;
+                }
+            }
         }
         EstCmd::Reenroll { key_out, out } => {
             let (Some(cert_path), Some(key_path)) = (&opts.cert, &opts.key) else {

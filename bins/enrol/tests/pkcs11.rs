@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// One token per test, made before this process loads the module.
-const TOKENS: &[&str] = &["scep-cli", "agent-scep", "agent-est", "mef"];
+const TOKENS: &[&str] = &["scep-cli", "est-cli", "agent-scep", "agent-est", "mef"];
 
 fn hsm() -> &'static SoftHsm {
     static HSM: OnceLock<SoftHsm> = OnceLock::new();
@@ -394,6 +394,65 @@ fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
         &d.path("out/cert.pem"),
     );
     assert!(key_files(d.dir.path()).is_empty(), "{:?}", key_files(d.dir.path()));
+}
+
+#[test]
+fn enrol_est_enroll_generates_its_key_in_the_token_and_destroys_it_when_refused() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        *cfg = cfg.replacen("basic = false\n", "basic = true\n", 1);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kpm = dir.path().join("kpm");
+    std::fs::write(&kpm, mef.run(&["psk", "add", "cli-kpm"]).trim()).unwrap();
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let cert = dir.path().join("cert.pem");
+    let est = |server: &str, auth: &[&str], object: &str| {
+        let (ca, key_uri) = (mef.st("ca.pem"), hsm().uri("est-cli", Some(object)));
+        let mut a = vec!["est", "--server", server, "--ta", p(&ca)];
+        a.extend_from_slice(auth);
+        a.extend_from_slice(&[
+            "enroll",
+            "--subject",
+            "CN=est-cli",
+            "--key-out",
+            &key_uri,
+            "--cert-out",
+            p(&cert),
+        ]);
+        enrol(&a)
+    };
+    let out = ok(est(
+        &server,
+        &["--psk-identity", "cli-kpm", "--psk-file", p(&kpm)],
+        "est-cli-key",
+    ));
+    assert!(out.contains("key generated in the token"), "{out}");
+    let key = token_key("est-cli", "est-cli-key");
+    assert_never_left_the_token(&key);
+    certified_by(&key, &cert);
+    openssl_verify(&mef.st("ca.pem"), &cert);
+    assert!(key_files(dir.path()).is_empty(), "{:?}", key_files(dir.path()));
+    // A refused enrolment (HTTP Basic with a wrong password: the key pair is
+    // made after /csrattrs, then /simpleenroll answers 401) leaves no key
+    // pair behind in the token.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let rustls = format!("https://127.0.0.1:{}", mef.rustls);
+    let uri = hsm().uri("est-cli", Some("refused-key"));
+    let auth = ["--basic-user", "dev", "--basic-password-file", p(&wrong)];
+    let o = est(&rustls, &auth, "refused-key");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("key generated in the token: {}", &uri[..20])),
+        "{}",
+        text(&o)
+    );
+    let uri = Pkcs11Uri::parse(&uri).unwrap();
+    assert!(
+        Token::open(&uri).unwrap().find(Some("refused-key"), None).is_err(),
+        "the refused request's key pair is still in the token"
+    );
 }
 
 #[test]
