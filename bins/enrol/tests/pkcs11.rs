@@ -459,7 +459,7 @@ fn enrol_est_enroll_generates_its_key_in_the_token_and_destroys_it_when_refused(
 fn mef_keeps_its_root_ca_and_ra_keys_in_the_token() {
     let hsm = hsm();
     let store = hsm.uri("mef", None);
-    let mef = Mef::start(
+    let mut mef = Mef::start(
         &mef_bin(),
         &["--key-store", &store, "--intermediate", "--ca-key", "p256"],
         |_, _| {},
@@ -544,7 +544,59 @@ fn mef_keeps_its_root_ca_and_ra_keys_in_the_token() {
         .unwrap();
     assert!(!o.status.success() && text(&o).contains("revoked"), "{}", text(&o));
 
-    // Rollover needs file keys for now, and says so.
-    let o = mef.try_run(&["ca", "next"]);
-    assert!(!o.status.success() && text(&o).contains("PKCS#11"), "{}", text(&o));
+    // CA rollover in the token: the next CA key is made there, certified by
+    // the root key there; the rollover makes a new RA pair there too; after
+    // a restart a device enrols under the new CA. No key file appears.
+    let said = mef.run(&["ca", "next"]);
+    assert!(said.contains("next CA key generated in the token"), "{said}");
+    let both = out.path().join("next-chain.pem");
+    let mut pems = std::fs::read(mef.st("next-ca.pem")).unwrap();
+    pems.extend(std::fs::read(mef.st("root.pem")).unwrap());
+    std::fs::write(&both, pems).unwrap();
+    openssl_verify(&mef.st("root.pem"), &mef.st("next-ca.pem"));
+    mef.run(&["ca", "rollover"]);
+    let cfg: toml::Table = std::fs::read_to_string(mef.st("mef.toml")).unwrap().parse().unwrap();
+    let named = |k: &str| cfg[k].as_str().unwrap().to_owned();
+    let object = |uri: &str| Pkcs11Uri::parse(uri).unwrap().object.unwrap();
+    let (ca_label, ra_label) = (object(&named("ca_key")), object(&named("ra_key")));
+    assert!(
+        ca_label.starts_with("mef-ca-") && ra_label.starts_with("mef-ra-"),
+        "{cfg}"
+    );
+    for label in [&ca_label, &ra_label] {
+        assert_never_left_the_token(&token_key("mef", label));
+    }
+    assert!(key_files(&mef.dir.path().join("st"))
+        .iter()
+        .all(|f| f.ends_with("est-server.key.pem")));
+    let new_ca = mef.st(&named("ca_certificate"));
+    assert_eq!(
+        token_key("mef", &ca_label).spki(),
+        &enrolkit_files::read_certificate(&new_ca)
+            .unwrap()
+            .tbs_certificate
+            .subject_public_key_info
+    );
+    mef.restart();
+    let url = format!("http://127.0.0.1:{}/scep", mef.scep);
+    let challenge = mef.run(&["challenge", "add"]).trim().to_owned();
+    let cert2 = out.path().join("cert2.pem");
+    ok(enrol(&[
+        "scep",
+        "enrol",
+        "--url",
+        &url,
+        "--subject",
+        "CN=device-after-rollover",
+        "--challenge",
+        &challenge,
+        "--key-out",
+        p(&out.path().join("key2.pem")),
+        "--cert-out",
+        p(&cert2),
+    ]));
+    let mut pems = std::fs::read(&new_ca).unwrap();
+    pems.extend(std::fs::read(mef.st("root.pem")).unwrap());
+    std::fs::write(&both, pems).unwrap();
+    openssl_verify(&both, &cert2);
 }

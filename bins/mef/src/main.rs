@@ -885,39 +885,125 @@ const ROOT_KEY: &str = "root.key.pem";
 const RA_NAME: &str = "CN=enrolkit MEF SCEP RA,O=enrolkit";
 const YEAR: Duration = Duration::from_secs(365 * 86400);
 
+/// The token URI of a key named in mef.toml, when it is in a token.
+fn token_uri(named: &Path) -> Res<Option<enrolkit_pkcs11::Pkcs11Uri>> {
+    match named.to_str() {
+        Some(s) if s.starts_with("pkcs11:") => enrolkit_pkcs11::Pkcs11Uri::parse(s)
+            .map(Some)
+            .map_err(|e| format!("{s}: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// A new key beside `like`: in the same token under `label` when `like`
+/// is a token URI (returned as its URI, the key never leaves the token),
+/// else in memory, for the caller to write as a file (returned with its PEM).
+fn key_beside(like: &Path, spec: KeySpec, label: &str) -> Res<(Box<dyn PrivateKey>, KeyMade)> {
+    match token_uri(like)? {
+        Some(mut uri) => {
+            uri.object = Some(label.to_owned());
+            uri.id = None;
+            let (key, at) = KeyLocation::Token(Box::new(uri))
+                .generate(spec)
+                .map_err(|e| format!("{label} key: {e}"))?;
+            Ok((key, KeyMade::Token(at)))
+        }
+        None => {
+            let key = SoftwareKey::generate(spec).map_err(|e| e.to_string())?;
+            let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+            Ok((Box::new(key), KeyMade::Pem(pem)))
+        }
+    }
+}
+
+/// Where [`key_beside`] put a key.
+enum KeyMade {
+    /// In a token (the URI names it by label and id).
+    Token(KeyLocation),
+    /// In memory: PKCS#8 PEM to be written to a 0600 file.
+    Pem(Zeroizing<String>),
+}
+
+impl KeyMade {
+    /// Write it (a file key) to `base/file`; the name mef.toml records.
+    fn store(&self, base: &Path, file: &str) -> Res<PathBuf> {
+        match self {
+            KeyMade::Token(at) => Ok(PathBuf::from(at.to_string())),
+            KeyMade::Pem(pem) => {
+                files::write_private(&base.join(file), pem.as_bytes())?;
+                Ok(PathBuf::from(file))
+            }
+        }
+    }
+
+    /// Destroy a token key that will not be used (a failed step).
+    fn discard(&self) {
+        if let KeyMade::Token(at) = self {
+            if let Err(e) = at.remove() {
+                eprintln!("warning: {at} was not destroyed: {e}");
+            }
+        }
+    }
+}
+
 fn ca_next(config: &Path, key_type: KeyType) -> Res {
     let (mut cfg, base) = load_config(config)?;
     if cfg.next_ca_certificate.is_some() {
         return Err("a next CA is already prepared (next_ca_certificate in the configuration)".into());
     }
-    if cfg.ca_key.to_str().is_some_and(|k| k.starts_with("pkcs11:")) {
-        return Err("the CA key is in a PKCS#11 token: CA rollover with token keys is not supported yet".into());
-    }
     let current = files::read_certificate(&base.join(&cfg.ca_certificate))?;
     let subject = current.tbs_certificate.subject.clone();
     let now = SystemTime::now();
     let rng = &mut rand_core::OsRng;
-    let key = SoftwareKey::generate(spec(key_type)).map_err(|e| e.to_string())?;
-    let key_pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-    let next = match cfg.ca_chain.first() {
-        // An intermediate: the next one is signed by the same root.
+    // The root key of an intermediate CA: the file init wrote, or, when the
+    // keys are in a token, the pair init labelled mef-root there.
+    let root_key = match cfg.ca_chain.first() {
+        None => None,
         Some(root_cert) => {
+            let root_at = match token_uri(&cfg.ca_key)? {
+                Some(mut uri) if !base.join(ROOT_KEY).exists() => {
+                    uri.object = Some("mef-root".into());
+                    uri.id = None;
+                    PathBuf::from(uri.to_string())
+                }
+                _ => PathBuf::from(ROOT_KEY),
+            };
+            Some((
+                files::read_certificate(&base.join(root_cert))?,
+                load_key(&base, &root_at)?,
+            ))
+        }
+    };
+    let (key, made) = key_beside(&cfg.ca_key, spec(key_type), &format!("mef-ca-{}", unix(now)))?;
+    let next = match root_key {
+        // An intermediate: the next one is signed by the same root.
+        Some((certificate, key_of_root)) => {
             let root = Authority {
-                certificate: files::read_certificate(&base.join(root_cert))?,
-                key: Box::new(files::read_key(&base.join(ROOT_KEY))?),
+                certificate,
+                key: key_of_root,
                 chain: Vec::new(),
             };
-            root.new_intermediate(Box::new(key), subject, now, YEAR * 10, rng)
+            root.new_intermediate(key, subject, now, YEAR * 10, rng)
         }
-        None => Authority::new_root(Box::new(key), subject, now, YEAR * 20, rng),
+        None => Authority::new_root(key, subject, now, YEAR * 20, rng),
     }
-    .map_err(|e| e.to_string())?;
-    files::write_private(&base.join("next-ca.key.pem"), key_pem.as_bytes())?;
+    .map_err(|e| e.to_string());
+    let next = match next {
+        Ok(n) => n,
+        Err(e) => {
+            made.discard();
+            return Err(e);
+        }
+    };
+    let next_key = made.store(&base, "next-ca.key.pem")?;
     files::write_public(&base.join("next-ca.pem"), pem(&next.certificate)?.as_bytes())?;
     cfg.next_ca_certificate = Some("next-ca.pem".into());
-    cfg.next_ca_key = Some("next-ca.key.pem".into());
+    cfg.next_ca_key = Some(next_key.clone());
     save_config(config, &cfg)?;
     let fp = enrolkit_scep::fingerprint_sha256(&next.certificate).map_err(|e| e.to_string())?;
+    if let KeyMade::Token(at) = &made {
+        println!("next CA key generated in the token: {at}");
+    }
     println!("next CA written to next-ca.pem (SHA-256 {fp}); GetNextCACert offers it once mef serve restarts");
     Ok(())
 }
@@ -928,52 +1014,65 @@ fn ca_rollover(config: &Path) -> Res {
         return Err("no next CA prepared: run `mef ca next` first".into());
     };
     let cert = files::read_certificate(&base.join(&next_cert))?;
-    let key = files::read_key(&base.join(&next_key))?;
-    let key_pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let next_in_token = token_uri(&next_key)?.is_some();
     let ca = Authority {
         certificate: cert,
-        key: Box::new(key),
+        key: load_key(&base, &next_key)?,
         chain: Vec::new(),
     };
     let rng = &mut rand_core::OsRng;
-    let ra_key = SoftwareKey::generate(KeySpec::Rsa2048).map_err(|e| e.to_string())?;
+    let stamp = unix(SystemTime::now());
+    // The new RA key goes where the current one is (a token, or a file).
+    let (ra_key, ra_made) = key_beside(&cfg.ra_key, KeySpec::Rsa2048, &format!("mef-ra-{stamp}"))?;
     let ra = ca
         .certify_ra(
-            ra_key.public_key(),
+            ra_key.spki(),
             Name::from_str(RA_NAME).map_err(|e| e.to_string())?,
             SystemTime::now(),
             YEAR * 2,
             rng,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string());
+    let ra = match ra {
+        Ok(r) => r,
+        Err(e) => {
+            ra_made.discard();
+            return Err(e);
+        }
+    };
     // New files under new names, then one atomic write of the configuration
     // switches to them: a crash before it leaves the old CA in charge, after
     // it the new one. The old files stay where they are (certificates the old
-    // CA issued remain valid until they expire).
-    let stamp = unix(SystemTime::now());
-    let (ca_pem, ca_key_pem, ra_pem, ra_key_pem) = (
+    // CA issued remain valid until they expire). Token keys keep their URIs.
+    let (ca_pem, ra_pem) = (
         PathBuf::from(format!("ca-{stamp}.pem")),
-        PathBuf::from(format!("ca-{stamp}.key.pem")),
         PathBuf::from(format!("ra-{stamp}.pem")),
-        PathBuf::from(format!("ra-{stamp}.key.pem")),
     );
-    files::write_private(&base.join(&ca_key_pem), key_pem.as_bytes())?;
+    let ca_key = if next_in_token {
+        next_key.clone()
+    } else {
+        let key = files::read_key(&base.join(&next_key))?;
+        let named = PathBuf::from(format!("ca-{stamp}.key.pem"));
+        files::write_private(
+            &base.join(&named),
+            key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+        )?;
+        named
+    };
     files::write_public(&base.join(&ca_pem), pem(&ca.certificate)?.as_bytes())?;
-    files::write_private(
-        &base.join(&ra_key_pem),
-        ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-    )?;
+    let ra_key_named = ra_made.store(&base, &format!("ra-{stamp}.key.pem"))?;
     files::write_public(&base.join(&ra_pem), pem(&ra)?.as_bytes())?;
     let old = [cfg.ca_certificate.clone(), cfg.ra_certificate.clone()];
     cfg.ca_certificate = ca_pem;
-    cfg.ca_key = ca_key_pem;
+    cfg.ca_key = ca_key;
     cfg.ra_certificate = ra_pem;
-    cfg.ra_key = ra_key_pem;
+    cfg.ra_key = ra_key_named;
     cfg.next_ca_certificate = None;
     cfg.next_ca_key = None;
     save_config(config, &cfg)?;
-    for f in [next_cert, next_key] {
-        let _ = std::fs::remove_file(base.join(f));
+    let _ = std::fs::remove_file(base.join(next_cert));
+    if !next_in_token {
+        let _ = std::fs::remove_file(base.join(next_key));
     }
     println!(
         "previous CA and RA certificates stay in {} and {}",

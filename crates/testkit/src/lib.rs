@@ -94,6 +94,7 @@ pub struct Mef {
     pub rustls: u16,
     /// EST OpenSSL listener port (PSK, tls-unique).
     pub openssl: u16,
+    serve_args: Vec<String>,
 }
 
 impl Drop for Mef {
@@ -127,8 +128,6 @@ impl Mef {
         edit: impl FnOnce(&std::path::Path, &mut String),
         serve_args: &[&str],
     ) -> Result<Mef, String> {
-        use std::io::{BufRead, BufReader};
-        use std::process::Stdio;
         assert!(bin.exists(), "build mef first (cargo test --workspace builds it)");
         let dir = tempfile::tempdir().expect("temporary directory");
         let st = dir.path().join("st");
@@ -144,7 +143,39 @@ impl Mef {
         let mut cfg = std::fs::read_to_string(&path).expect("mef.toml");
         edit(&st, &mut cfg);
         std::fs::write(&path, cfg).expect("mef.toml");
-        let log = std::fs::File::create(dir.path().join("serve.log")).expect("serve.log");
+        let serve_args: Vec<String> = serve_args.iter().map(|a| a.to_string()).collect();
+        let (child, (scep, rustls, openssl)) = Self::serve(bin, dir.path(), &serve_args)?;
+        Ok(Mef {
+            dir,
+            child,
+            bin: bin.to_owned(),
+            scep,
+            rustls,
+            openssl,
+            serve_args,
+        })
+    }
+
+    /// Stop `mef serve` and start it again on the same configuration (after
+    /// `mef ca rollover`, say); the ports are chosen afresh.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, (scep, rustls, openssl)) = Self::serve(&self.bin, self.dir.path(), &self.serve_args)
+            .unwrap_or_else(|log| panic!("mef serve did not restart: {log}"));
+        (self.child, self.scep, self.rustls, self.openssl) = (child, scep, rustls, openssl);
+    }
+
+    /// Spawn `mef serve` on `dir/st/mef.toml` and read its three listening lines.
+    fn serve(
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        serve_args: &[String],
+    ) -> Result<(Child, (u16, u16, u16)), String> {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let path = dir.join("st").join("mef.toml");
+        let log = std::fs::File::create(dir.join("serve.log")).expect("serve.log");
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&path)
@@ -167,7 +198,7 @@ impl Mef {
             let Some(Ok(l)) = lines.next() else {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
+                return Err(std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default());
             };
             let addr = l
                 .split_whitespace()
@@ -182,14 +213,7 @@ impl Mef {
                 scep = port(addr.trim_end_matches("/scep"));
             }
         }
-        Ok(Mef {
-            dir,
-            child,
-            bin: bin.to_owned(),
-            scep,
-            rustls,
-            openssl,
-        })
+        Ok((child, (scep, rustls, openssl)))
     }
 
     /// A file of the server's directory.
