@@ -35,7 +35,8 @@ pub struct EstOpts {
     /// TLS client certificate (PEM chain) …
     #[arg(long, global = true)]
     cert: Option<PathBuf>,
-    /// … and its key.
+    /// … and its key: a file, or a `pkcs11:` URI (the token then signs the
+    /// TLS handshake, over rustls: ECDSA with TLS 1.2/1.3, RSA with TLS 1.2).
     #[arg(long, global = true)]
     key: Option<PathBuf>,
     /// HTTP Basic user name.
@@ -198,6 +199,26 @@ fn ders(certs: &[Certificate]) -> Res<Vec<Vec<u8>>> {
     certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
 }
 
+/// A key named by `--key`: a file or a `pkcs11:` URI.
+fn load_key(path: &Path) -> Res<Box<dyn PrivateKey>> {
+    let at = match path.to_str() {
+        Some(s) if s.starts_with("pkcs11:") => super::key_location(s)?,
+        _ => KeyLocation::File(path.to_owned()),
+    };
+    at.load().map_err(|e| format!("{at}: {e}"))
+}
+
+/// The TLS client key: PKCS#8 for OpenSSL from a file, or the token's
+/// signer (the handshake then runs on rustls).
+fn client_key(path: &Path) -> Res<enrolkit_tls::ClientKey> {
+    if path.to_str().is_some_and(|s| s.starts_with("pkcs11:")) {
+        let k: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::from(load_key(path)?);
+        let signer: std::sync::Arc<dyn Signer> = k;
+        return Ok(enrolkit_tls::ClientKey::Signer(signer));
+    }
+    Ok(files::read_key(path)?.to_pkcs8_der().into())
+}
+
 impl EstOpts {
     fn server(&self) -> Res<EstServer> {
         EstServer::parse(&self.server).map_err(err)
@@ -214,7 +235,7 @@ impl EstOpts {
     fn tls(&self, trust: ServerTrust, client_cert: Option<(&Path, &Path)>) -> Res<ClientTlsConfig> {
         let (min_version, max_version) = self.versions();
         let certificate = match client_cert {
-            Some((c, k)) => Some((ders(&files::read_certificates(c)?)?, files::read_key(k)?.to_pkcs8_der())),
+            Some((c, k)) => Some((ders(&files::read_certificates(c)?)?, client_key(k)?)),
             None => None,
         };
         let psk = match (&self.psk_identity, &self.psk_file) {
@@ -484,14 +505,17 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             };
             let anchors = opts.trust_anchors()?;
             let current = files::read_certificate(cert_path)?;
-            let current_key = files::read_key(key_path)?;
+            let current_key = load_key(key_path)?;
             let client = opts.client(&anchors, Some((cert_path, key_path)))?;
             let attrs = client.csrattrs().map_err(err)?;
             let new_key = match &key_out {
                 Some(_) => Some(SoftwareKey::generate(key_for(&attrs, KeySpec::EcP256)?).map_err(|e| e.to_string())?),
                 None => None,
             };
-            let signer: &dyn Signer = new_key.as_ref().map(|k| k as &dyn Signer).unwrap_or(&current_key);
+            let signer: &dyn Signer = new_key
+                .as_ref()
+                .map(|k| k as &dyn Signer)
+                .unwrap_or(current_key.as_signer());
             // RFC 7030 §4.2.2: the same Subject and subjectAltName as the current
             // certificate (DNS names, then IP addresses: the order our CA and
             // enrolkit-est both encode them in).

@@ -163,7 +163,7 @@ impl Credentials {
         let certificate = match (&self.cert, &self.key) {
             (Some(c), Some(k)) => Some((
                 enrolkit_client::est::ders(&files::read_certificates(c)?).map_err(|e| e.to_string())?,
-                files::read_key(k)?.to_pkcs8_der(),
+                files::read_key(k)?.to_pkcs8_der().into(),
             )),
             (None, None) => None,
             _ => return Err("--cert and --key go together".into()),

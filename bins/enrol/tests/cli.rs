@@ -526,6 +526,35 @@ fn renewal_and_fingerprint_pinning_without_approval() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(openssl_verify(&m.dir.path().join("st/ca.pem"), &nc));
+    // Renewal without a new key still gets a new certificate (its own
+    // transactionID, not the one the key's first enrolment used).
+    let nc2 = d.join("renewed-same-key.pem");
+    let o = enrol(
+        &[
+            "scep",
+            "renew",
+            "--url",
+            &m.url,
+            "--key",
+            p(&nk),
+            "--cert",
+            p(&nc),
+            "--cert-out",
+            p(&nc2),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(openssl_verify(&m.dir.path().join("st/ca.pem"), &nc2));
+    let serial = |c: &Path| {
+        let c = enrolkit_files::read_certificate(c).unwrap();
+        hex::encode(c.tbs_certificate.serial_number.as_bytes())
+    };
+    assert_ne!(
+        serial(&nc2),
+        serial(&nc),
+        "the renewal answered with the certificate it renews"
+    );
 }
 
 #[test]

@@ -255,13 +255,36 @@ fn every_operation_and_authentication_against_mef() {
     }
 
     // simplereenroll with the current certificate (same key, then a new key).
+    // Without a new key the answer is still a new certificate (not the one
+    // being renewed), a repeat with the same client certificate gets that
+    // same answer, and renewing the renewed one gives another.
+    let serial = |c: &Path| {
+        let c = enrolkit_files::read_certificate(c).unwrap();
+        hex::encode(c.tbs_certificate.serial_number.as_bytes())
+    };
     let (re, re_key) = (d.join("re.pem"), d.join("re.key"));
-    let o = m.enrol(
-        false,
-        &["--cert", p(&cert), "--key", p(&key), "reenroll", "--cert-out", p(&re)],
+    let reenroll = |current: &Path, out: &Path| {
+        let o = m.enrol(
+            false,
+            &["--cert", p(current), "--key", p(&key), "reenroll", "--cert-out", p(out)],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        openssl_verify(&m.st("ca.pem"), out);
+        serial(out)
+    };
+    let renewed = reenroll(&cert, &re);
+    assert_ne!(
+        renewed,
+        serial(&cert),
+        "simplereenroll answered with the certificate it renews"
     );
-    assert!(o.status.success(), "{}", text(&o));
-    openssl_verify(&m.st("ca.pem"), &re);
+    assert_eq!(
+        reenroll(&cert, &d.join("re-again.pem")),
+        renewed,
+        "a repeat is answered alike"
+    );
+    let twice = reenroll(&re, &d.join("re-twice.pem"));
+    assert!(twice != renewed && twice != serial(&cert));
     let o = m.enrol(
         true,
         &[

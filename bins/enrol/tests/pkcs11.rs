@@ -383,11 +383,13 @@ fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
     certified_by(&key, &d.path("out/cert.pem"));
     openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
 
-    // Renewal of a token key authenticates with the profile's PSK (the TLS
-    // client-certificate path needs the key in OpenSSL) and gets a new key pair.
+    // Renewal is /simplereenroll authenticated by the current certificate,
+    // whose key signs the TLS handshake in the token (rustls), for a new
+    // key pair made in the token.
     write_profile(&d, "est", &url, "agent-est", "p256", &auth, 40, &pin);
     let (code, out) = d.once();
     assert_eq!(code, 10, "renewal installs: {out}");
+    assert!(mef.log().contains("simplereenroll"), "{}", mef.log());
     assert_ne!(d.key_id(), first_id);
     certified_by(
         &token_key_by_id("agent-est", &d.key_id()).unwrap(),
@@ -432,6 +434,30 @@ fn enrol_est_enroll_generates_its_key_in_the_token_and_destroys_it_when_refused(
     certified_by(&key, &cert);
     openssl_verify(&mef.st("ca.pem"), &cert);
     assert!(key_files(dir.path()).is_empty(), "{:?}", key_files(dir.path()));
+    // /simplereenroll authenticated by that certificate, the token signing
+    // the TLS handshake (over TLS 1.3 and 1.2): the key is recertified.
+    for tls in ["1.3", "1.2"] {
+        let again = dir.path().join(format!("again-{tls}.pem"));
+        let out = ok(enrol(&[
+            "est",
+            "--server",
+            &server,
+            "--ta",
+            p(&mef.st("ca.pem")),
+            "--tls",
+            tls,
+            "--cert",
+            p(&cert),
+            "--key",
+            &hsm().uri("est-cli", Some("est-cli-key")),
+            "reenroll",
+            "--cert-out",
+            p(&again),
+        ]));
+        certified_by(&key, &again);
+        assert_ne!(serial_of(&again), serial_of(&cert), "{out}");
+    }
+    assert!(mef.log().contains("simplereenroll"), "{}", mef.log());
     // A refused enrolment (HTTP Basic with a wrong password: the key pair is
     // made after /csrattrs, then /simpleenroll answers 401) leaves no key
     // pair behind in the token.

@@ -444,7 +444,15 @@ impl ScepSession {
                 digest: self.digest_for(new_key),
             },
         )?)?;
-        let txid = TransactionId::from_public_key(&new_key.spki().to_der().map_err(ScepError::from)?);
+        let mut id = new_key.spki().to_der().map_err(ScepError::from)?;
+        if new_key.spki() == current_key.spki() {
+            // Renewing without a new key: the key's own transactionID is the
+            // enrolment that made `current`, and a server answers a repeated
+            // transactionID with what it answered then. This renewal of this
+            // certificate gets its own.
+            id.extend_from_slice(current.tbs_certificate.serial_number.as_bytes());
+        }
+        let txid = TransactionId::from_public_key(&id);
         let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
         self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)
     }

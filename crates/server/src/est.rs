@@ -345,6 +345,10 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 struct Authorised {
     how: String,
     challenge: Option<Vec<u8>>,
+    /// Serial of the certificate a /simplereenroll renews (its TLS client
+    /// certificate): the transaction is that renewal's, so the same key
+    /// renewed again gets a new certificate, and a retransmission the same.
+    renews: Option<String>,
 }
 
 impl EstService {
@@ -516,6 +520,7 @@ impl EstService {
                     (Some(g), _) => Authorised {
                         how: format!("rspf:{}", g.enrolee),
                         challenge: None,
+                        renews: None,
                     },
                     (None, op) => match self.retry_of_recorded(&csr, op)? {
                         Some(a) => a,
@@ -630,6 +635,7 @@ impl EstService {
             return Ok(Authorised {
                 how: format!("psk:{id}"),
                 challenge: None,
+                renews: None,
             });
         }
         if let Some(err) = &tls.peer_cert_error {
@@ -644,6 +650,7 @@ impl EstService {
             return Ok(Authorised {
                 how: format!("cert:{}", cert.tbs_certificate.subject),
                 challenge: None,
+                renews: None,
             });
         }
         if let (true, Some(h)) = (self.policy.basic, req.authorization) {
@@ -653,6 +660,7 @@ impl EstService {
                 return Ok(Authorised {
                     how: format!("basic:{user}"),
                     challenge,
+                    renews: None,
                 });
             }
             return Err(Refusal::new(401, "Basic credentials refused"));
@@ -663,6 +671,7 @@ impl EstService {
                     return Ok(Authorised {
                         how: "challengePassword".into(),
                         challenge,
+                        renews: None,
                     });
                 }
             }
@@ -675,6 +684,7 @@ impl EstService {
             return Ok(Authorised {
                 how: "preauthorised-cn".into(),
                 challenge: None,
+                renews: None,
             });
         }
         if let Some(v) = &self.policy.auth.verifier {
@@ -683,6 +693,7 @@ impl EstService {
                 Ok(true) => Ok(Authorised {
                     how: "verifier".into(),
                     challenge: None,
+                    renews: None,
                 }),
                 Ok(false) => Err(Refusal::new(403, "refused by the verifier hook")),
                 Err(e) => Err(internal(format!("verifier hook {}: {e}", v.command.display()))),
@@ -721,6 +732,7 @@ impl EstService {
             .map(|_| Authorised {
                 how: "retry".into(),
                 challenge: None,
+                renews: None,
             }))
     }
 
@@ -799,6 +811,7 @@ impl EstService {
         Ok(Authorised {
             how: format!("reenroll:{}", ours.serial),
             challenge: None,
+            renews: Some(ours.serial.clone()),
         })
     }
 
@@ -835,7 +848,13 @@ impl EstService {
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
         let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
-        let txid = format!("est-{kid}");
+        // One transaction per key, and per renewed certificate for
+        // /simplereenroll: renewing without a new key must not be answered
+        // with the certificate it renews.
+        let txid = match &auth.renews {
+            Some(serial) => format!("est-re-{kid}-{serial}"),
+            None => format!("est-{kid}"),
+        };
         // A repeated request (polling after 202, or a retransmission) gets the stored answer.
         if let Some(tx) = self.storage.transaction(&txid, &kid).map_err(internal)? {
             return self.answer(&tx);

@@ -352,11 +352,18 @@ impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
 }
 
 fn versions(cfg: &ServerTlsConfig) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsSetupError> {
+    version_range(cfg.min_version, cfg.max_version)
+}
+
+fn version_range(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsSetupError> {
     let mut v = Vec::new();
-    if cfg.min_version <= TlsVersion::Tls12 && cfg.max_version >= TlsVersion::Tls12 {
+    if min <= TlsVersion::Tls12 && max >= TlsVersion::Tls12 {
         v.push(&rustls::version::TLS12);
     }
-    if cfg.max_version >= TlsVersion::Tls13 {
+    if max >= TlsVersion::Tls13 {
         v.push(&rustls::version::TLS13);
     }
     if v.is_empty() {
@@ -670,11 +677,30 @@ pub enum ServerTrust {
     Bootstrap,
 }
 
-/// A client certificate chain (DER, end entity first) and its PKCS#8 key.
-pub type ClientCertificate = (Vec<Vec<u8>>, Zeroizing<Vec<u8>>);
+/// A client certificate chain (DER, end entity first) and its private key.
+pub type ClientCertificate = (Vec<Vec<u8>>, ClientKey);
 
-/// A client's TLS settings (always OpenSSL: rustls has neither external PSK
-/// nor `tls-unique`).
+/// The private key of a client certificate.
+#[derive(Clone)]
+pub enum ClientKey {
+    /// PKCS#8 DER, handed to OpenSSL.
+    Pkcs8(Zeroizing<Vec<u8>>),
+    /// A key held elsewhere (a PKCS#11 token) that signs on request: the
+    /// handshake then runs on rustls, which asks it to sign CertificateVerify
+    /// (ECDSA P-256 with TLS 1.2 or 1.3; RSA PKCS#1 v1.5, hence TLS 1.2 only,
+    /// since TLS 1.3 wants RSA-PSS). No PSK and no `tls-unique` then.
+    Signer(Arc<dyn enrolkit_keys::Signer>),
+}
+
+impl From<Zeroizing<Vec<u8>>> for ClientKey {
+    fn from(k: Zeroizing<Vec<u8>>) -> Self {
+        ClientKey::Pkcs8(k)
+    }
+}
+
+/// A client's TLS settings: OpenSSL (external PSK, `tls-unique`), or
+/// rustls when the client certificate's key signs outside the process
+/// ([`ClientKey::Signer`]).
 #[derive(Clone)]
 pub struct ClientTlsConfig {
     /// How the server is authenticated (ignored for a PSK handshake, where the PSK does it).
@@ -694,15 +720,232 @@ pub struct ClientTlsConfig {
 /// Makes client TLS connections.
 #[derive(Clone)]
 pub struct Connector {
-    ctx: Arc<openssl::ssl::SslContext>,
-    verify: bool,
-    psk: bool,
+    stack: ClientStack,
     export: Option<KeyingExport>,
+}
+
+#[derive(Clone)]
+enum ClientStack {
+    OpenSsl {
+        ctx: Arc<openssl::ssl::SslContext>,
+        verify: bool,
+        psk: bool,
+    },
+    Rustls(tokio_rustls::TlsConnector),
+}
+
+/// A client TLS connection from either stack.
+pub enum ClientStream {
+    /// rustls.
+    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// OpenSSL.
+    OpenSsl(Box<tokio_openssl::SslStream<TcpStream>>),
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A rustls signing key backed by an [`enrolkit_keys::Signer`] (a token key).
+struct ExternalKey(Arc<dyn enrolkit_keys::Signer>);
+
+impl std::fmt::Debug for ExternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExternalKey({:?})", self.0.kind())
+    }
+}
+
+/// One CertificateVerify signature by an [`ExternalKey`].
+struct ExternalSigner {
+    key: Arc<dyn enrolkit_keys::Signer>,
+    alg: enrolkit_keys::SignatureAlgorithm,
+    scheme: rustls::SignatureScheme,
+}
+
+impl std::fmt::Debug for ExternalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExternalSigner({:?})", self.scheme)
+    }
+}
+
+impl rustls::sign::Signer for ExternalSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.key
+            .sign(self.alg, message)
+            .map_err(|e| rustls::Error::General(format!("client key: {e}")))
+    }
+    fn scheme(&self) -> rustls::SignatureScheme {
+        self.scheme
+    }
+}
+
+impl rustls::sign::SigningKey for ExternalKey {
+    fn choose_scheme(&self, offered: &[rustls::SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        use enrolkit_keys::{KeyKind, SignatureAlgorithm as A};
+        use rustls::SignatureScheme as S;
+        let choices: &[(S, A)] = match self.0.kind() {
+            KeyKind::EcP256 => &[(S::ECDSA_NISTP256_SHA256, A::EcdsaP256Sha256)],
+            KeyKind::Rsa(_) => &[
+                (S::RSA_PKCS1_SHA256, A::RsaPkcs1Sha256),
+                (S::RSA_PKCS1_SHA512, A::RsaPkcs1Sha512),
+            ],
+        };
+        choices
+            .iter()
+            .find(|(scheme, alg)| offered.contains(scheme) && self.0.supports(*alg))
+            .map(|&(scheme, alg)| {
+                Box::new(ExternalSigner {
+                    key: self.0.clone(),
+                    alg,
+                    scheme,
+                }) as Box<dyn rustls::sign::Signer>
+            })
+    }
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        match self.0.kind() {
+            enrolkit_keys::KeyKind::EcP256 => rustls::SignatureAlgorithm::ECDSA,
+            enrolkit_keys::KeyKind::Rsa(_) => rustls::SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+/// Always offers the one certificate and its external key.
+#[derive(Debug)]
+struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OneClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The rustls client for a certificate whose key signs outside the process.
+fn rustls_connector(
+    cfg: &ClientTlsConfig,
+    chain: &[Vec<u8>],
+    key: &Arc<dyn enrolkit_keys::Signer>,
+) -> Result<tokio_rustls::TlsConnector, TlsSetupError> {
+    if cfg.psk.is_some() {
+        return Err(TlsSetupError::Invalid(
+            "a client key held outside the process authenticates by certificate, not with a PSK".into(),
+        ));
+    }
+    let ServerTrust::Anchors(anchors) = &cfg.trust else {
+        return Err(TlsSetupError::Invalid(
+            "a client key held outside the process needs trust anchors for the server".into(),
+        ));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ta in anchors {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(ta.clone()))
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsSetupError::Invalid("no trust anchors for the server".into()));
+    }
+    // TLS 1.3 signs CertificateVerify with RSA-PSS only, which the key's
+    // PKCS#1 v1.5 signer cannot do: RSA keys stay with TLS 1.2.
+    let max = match key.kind() {
+        enrolkit_keys::KeyKind::Rsa(_) => TlsVersion::Tls12,
+        enrolkit_keys::KeyKind::EcP256 => cfg.max_version,
+    };
+    let versions = version_range(cfg.min_version, max)?;
+    let certs = chain
+        .iter()
+        .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+        .collect::<Vec<_>>();
+    if certs.is_empty() {
+        return Err(TlsSetupError::Invalid("empty client certificate chain".into()));
+    }
+    let certified = rustls::sign::CertifiedKey::new(certs, Arc::new(ExternalKey(key.clone())));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(OneClientCert(Arc::new(certified))));
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// What a rustls client handshake established.
+fn rustls_client_info(conn: &rustls::ClientConnection, export: Option<&KeyingExport>) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+        _ => TlsVersion::Tls12,
+    };
+    let peer_chain = conn
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    let channel_binding = match version {
+        TlsVersion::Tls13 => {
+            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
+            conn.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL.as_bytes(), None)
+                .is_ok()
+                .then_some(ChannelBinding::TlsExporter(out))
+        }
+        TlsVersion::Tls12 => None,
+    };
+    TlsInfo {
+        backend: Backend::Rustls,
+        version,
+        peer_chain,
+        peer_cert_error: None,
+        psk_identity: None,
+        cipher_suite: conn.negotiated_cipher_suite().map(|c| u16::from(c.suite())),
+        channel_binding,
+        exported: export.and_then(|e| {
+            let mut out = Zeroizing::new(vec![0u8; e.len]);
+            let ok = conn
+                .export_keying_material(&mut *out, e.label.as_bytes(), e.context.as_deref())
+                .is_ok();
+            ok.then_some(Exported(out))
+        }),
+    }
 }
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector").field("verify", &self.verify).finish()
+        let stack = match &self.stack {
+            ClientStack::OpenSsl { verify, .. } => format!("OpenSSL, verify {verify}"),
+            ClientStack::Rustls(_) => "rustls, external client key".to_owned(),
+        };
+        f.debug_struct("Connector").field("stack", &stack).finish()
     }
 }
 
@@ -710,6 +953,15 @@ impl Connector {
     /// Configure a connector.
     pub fn new(cfg: &ClientTlsConfig) -> Result<Self, TlsSetupError> {
         use openssl::ssl::{SslContext, SslMethod, SslOptions, SslVersion};
+        if let Some((chain, ClientKey::Signer(key))) = &cfg.certificate {
+            if let Some(e) = &cfg.keying_export {
+                export_len_ok(e)?;
+            }
+            return Ok(Connector {
+                stack: ClientStack::Rustls(rustls_connector(cfg, chain, key)?),
+                export: cfg.keying_export.clone(),
+            });
+        }
         use openssl::x509::store::X509StoreBuilder;
         use openssl::x509::X509;
         let mut b = SslContext::builder(SslMethod::tls_client())?;
@@ -744,6 +996,9 @@ impl Connector {
             for c in rest {
                 b.add_extra_chain_cert(X509::from_der(c)?)?;
             }
+            let ClientKey::Pkcs8(key) = key else {
+                return Err(TlsSetupError::Invalid("unreachable: external keys use rustls".into()));
+            };
             let key = openssl::pkey::PKey::private_key_from_pkcs8(key)?;
             b.set_private_key(&key)?;
             b.check_private_key()?;
@@ -787,22 +1042,36 @@ impl Connector {
             export_len_ok(e)?;
         }
         Ok(Connector {
-            ctx: Arc::new(b.build()),
-            verify,
-            psk: cfg.psk.is_some(),
+            stack: ClientStack::OpenSsl {
+                ctx: Arc::new(b.build()),
+                verify,
+                psk: cfg.psk.is_some(),
+            },
             export: cfg.keying_export.clone(),
         })
     }
 
     /// Handshake with `host` over `tcp`; the server name is verified unless bootstrapping or PSK.
-    pub async fn connect(
-        &self,
-        host: &str,
-        tcp: TcpStream,
-    ) -> io::Result<(tokio_openssl::SslStream<TcpStream>, TlsInfo)> {
+    pub async fn connect(&self, host: &str, tcp: TcpStream) -> io::Result<(ClientStream, TlsInfo)> {
+        let (ctx, verify, psk) = match &self.stack {
+            ClientStack::OpenSsl { ctx, verify, psk } => (ctx, *verify, *psk),
+            ClientStack::Rustls(connector) => {
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                let name = match bare.parse::<std::net::IpAddr>() {
+                    Ok(ip) => rustls_pki_types::ServerName::IpAddress(ip.into()),
+                    Err(_) => rustls_pki_types::ServerName::try_from(bare.to_owned())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                };
+                let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+                let info = rustls_client_info(s.get_ref().1, self.export.as_ref());
+                return Ok((ClientStream::Rustls(Box::new(s)), info));
+            }
+        };
         use openssl::ssl::SslVerifyMode;
-        let mut ssl = openssl::ssl::Ssl::new(&self.ctx).map_err(io::Error::other)?;
-        if self.verify {
+        let mut ssl = openssl::ssl::Ssl::new(ctx).map_err(io::Error::other)?;
+        if verify {
             ssl.set_verify(SslVerifyMode::PEER);
             match host
                 .trim_start_matches('[')
@@ -838,12 +1107,12 @@ impl Connector {
         // The PSK is what authenticates the server here (its certificate is
         // not checked): a TLS 1.3 server that ignored it and sent a
         // certificate instead is not the one that holds the key.
-        if self.psk && !psk_used(s.ssl(), info.version) {
+        if psk && !psk_used(s.ssl(), info.version) {
             return Err(io::Error::other(
                 "the server did not authenticate with the pre-shared key",
             ));
         }
-        Ok((s, info))
+        Ok((ClientStream::OpenSsl(Box::new(s)), info))
     }
 }
 

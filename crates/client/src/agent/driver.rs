@@ -494,13 +494,21 @@ impl Driver {
                 let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
                 let trust = enrolkit_tls::ServerTrust::Anchors(ders(&trusted).map_err(|e| e.to_string())?);
                 // Renewal authenticates TLS with the current certificate and
-                // its key, which OpenSSL must hold: a key in a token renews
-                // with the profile's enrolment credentials instead.
-                let client_cert = match (kind, &current, &self.profile.output.key) {
-                    (EnrolKind::Renew, Some(c), Some(path)) if self.profile.key_store.is_none() => {
-                        match enrolkit_files::read_key(path) {
-                            Ok(k) => Some((ders(&c.chain).map_err(|e| e.to_string())?, k.to_pkcs8_der())),
-                            Err(_) => None,
+                // its key: a key file goes to OpenSSL; a key in a token signs
+                // CertificateVerify there, over rustls.
+                let client_cert = match (kind, &current) {
+                    (EnrolKind::Renew, Some(c)) => {
+                        let chain = ders(&c.chain).map_err(|e| e.to_string())?;
+                        match (&self.profile.key_store, &self.profile.output.key) {
+                            (None, Some(path)) => enrolkit_files::read_key(path)
+                                .ok()
+                                .map(|k| (chain, k.to_pkcs8_der().into())),
+                            (Some(_), _) => self.current_key().ok().map(|k| {
+                                let k: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::from(k);
+                                let signer: std::sync::Arc<dyn Signer> = k;
+                                (chain, enrolkit_tls::ClientKey::Signer(signer))
+                            }),
+                            (None, None) => None,
                         }
                     }
                     _ => None,
