@@ -1049,6 +1049,17 @@ fn agent_once(profile: &Path, state: &Path) -> (i32, String) {
 
 /// An agent profile for Enrolee dev1 over RSPF, renewing past `threshold`%.
 fn rspf_agent_profile(dev: &Path, mef: &Mef, kpm: &Path, token: &Path, threshold: u8) -> PathBuf {
+    let credential = format!(
+        "[auth]\npsk_identity = \"kpm-dev1\"\npsk_file = \"{}\"\n[rspf]\ntoken_file = \"{}\"\n",
+        p(kpm),
+        p(token)
+    );
+    rspf_agent_profile_with(dev, mef, "ae-dev1.example.net", &credential, threshold)
+}
+
+/// An agent profile over RSPF for `cn`, authenticated by `credential`
+/// (the `[auth]` and first `[rspf]` lines).
+fn rspf_agent_profile_with(dev: &Path, mef: &Mef, cn: &str, credential: &str, threshold: u8) -> PathBuf {
     let ca = enrolkit_files::read_certificate(&mef.st("ca.pem")).unwrap();
     let pin = enrolkit_client::est::fingerprint(&der::Encode::to_der(&ca).unwrap());
     let profile = dev.join("profile.toml");
@@ -1062,13 +1073,8 @@ url = "https://127.0.0.1:{port}"
 [trust]
 anchors = ["{pin}"]
 [subject]
-cn = "ae-dev1.example.net"
-[auth]
-psk_identity = "kpm-dev1"
-psk_file = "{kpm}"
-[rspf]
-mef_fqdn = "{MEF_FQDN}"
-token_file = "{token}"
+cn = "{cn}"
+{credential}mef_fqdn = "{MEF_FQDN}"
 state_output = "{dev}/out/enrolment.toml"
 [renewal]
 threshold_percent = {threshold}
@@ -1081,8 +1087,6 @@ certificate = "{dev}/out/cert.pem"
 trust_anchor = "{dev}/out/ca.pem"
 "#,
             port = mef.openssl,
-            kpm = p(kpm),
-            token = p(token),
             dev = p(dev),
         ),
     )
@@ -1172,10 +1176,66 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     // fails with the MEF's reason and the installed credential stays whole.
     std::fs::remove_file(kept.join("enrolment.toml")).unwrap();
     let before = std::fs::read(&cert).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args(["agent", "--profile", p(&profile), "--state-dir", p(&state), "renew"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
     let (code, out) = agent_once(&profile, &state);
     assert_ne!(code, 0, "{out}");
     assert_ne!(code, 10, "{out}");
     assert!(out.contains("Enrolment Exchange failed"), "{out}");
     assert!(out.to_lowercase().contains("token"), "{out}");
     assert_eq!(std::fs::read(&cert).unwrap(), before);
+}
+
+#[test]
+fn the_agent_enrols_over_rspf_with_a_device_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev_ca, dev_ca_key) = openssl_ca(dir.path(), "Device Maker CA");
+    let (dev_cert, dev_key) = openssl_cert(dir.path(), "device-42.example.net", &dev_ca, &dev_ca_key);
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
+        cfg.push_str(
+            r#"
+[[rspf.enrolee]]
+name = "device-42"
+[rspf.enrolee.bootstrap]
+framework = "certificate-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-42.example.net"
+enrolment-expiry = 3600
+[rspf.enrolee.bootstrap.authentication]
+kind = "device-certificate"
+device-id = "device-42.example.net"
+trust-anchor = "device-ca.pem"
+[rspf.enrolee.grant]
+direct-keys = [{ target = "cse-b.example.net", security-type = "ESPrim" }]
+[rspf.enrolee.grant.certificate]
+security-types = ["SAEF"]
+ekus = ["1.3.6.1.5.5.7.3.2"]
+"#,
+        );
+    });
+    let dev = dir.path().join("device");
+    std::fs::create_dir(&dev).unwrap();
+    let credential = format!(
+        "[rspf]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+        p(&dev_cert),
+        p(&dev_key)
+    );
+    let profile = rspf_agent_profile_with(&dev, &mef, "ae-42.example.net", &credential, 50);
+    let (code, out) = agent_once(&profile, &dir.path().join("state"));
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("Enrolment Exchange with the device certificate"), "{out}");
+    let x = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", p(&dev.join("out/cert.pem"))])
+        .output()
+        .unwrap();
+    let cert_text = String::from_utf8_lossy(&x.stdout);
+    assert!(cert_text.contains("CN = ae-42.example.net"), "{cert_text}");
+    assert!(cert_text.contains("TLS Web Client Authentication"), "{cert_text}");
+    let state = read_state(&dir.path().join("state/dev"));
+    assert!(state["ke-id"].as_str().unwrap().ends_with(MEF_FQDN));
+    assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
 }

@@ -125,6 +125,10 @@ pub struct Rspf {
     pub token_file: Option<PathBuf>,
     /// GBA-based framework: the UE's bootstrap file (instead of `auth.psk_*`).
     pub gba: Option<PathBuf>,
+    /// Certificate-based framework: the device's certificate chain (PEM) …
+    pub certificate: Option<PathBuf>,
+    /// … and its key: a file, or a `pkcs11:` URI (the token signs the handshake).
+    pub key: Option<String>,
     /// Message encoding.
     pub format: enrolkit_exchange::Format,
     /// Where a copy of the enrolment state (KeId, Ke, derived keys;
@@ -139,6 +143,8 @@ impl std::fmt::Debug for Rspf {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_file", &self.token_file)
             .field("gba", &self.gba)
+            .field("certificate", &self.certificate)
+            .field("key", &self.key)
             .field("format", &self.format)
             .field("state_output", &self.state_output)
             .finish()
@@ -156,6 +162,10 @@ struct RawRspf {
     token_file: Option<PathBuf>,
     #[serde(default)]
     gba: Option<PathBuf>,
+    #[serde(default)]
+    certificate: Option<PathBuf>,
+    #[serde(default)]
+    key: Option<String>,
     #[serde(default = "default_rspf_format")]
     format: String,
     #[serde(default)]
@@ -981,12 +991,25 @@ fn rspf_settings(
         (_, Some(_)) => return Err(fail("rspf", "only with protocol = \"rspf\"".into())),
         (_, None) => return Ok(None),
     };
-    if r.gba.is_some() == auth.psk_identity.is_some() {
+    if r.certificate.is_some() != r.key.is_some() {
+        return Err(fail("rspf.certificate", "certificate and key go together".into()));
+    }
+    let credentials =
+        usize::from(r.gba.is_some()) + usize::from(auth.psk_identity.is_some()) + usize::from(r.certificate.is_some());
+    if credentials != 1 {
         return Err(fail(
             "rspf.gba",
-            "give one Enrolee credential: auth.psk_identity/psk_file (pre-provisioned key) or rspf.gba (GBA bootstrap)"
+            "give one Enrolee credential: auth.psk_identity/psk_file (pre-provisioned key), rspf.gba (GBA bootstrap) \
+             or rspf.certificate/key (certificate-based)"
                 .into(),
         ));
+    }
+    if let Some(k) = &r.key {
+        if k.starts_with("pkcs11:") {
+            enrolkit_pkcs11::Pkcs11Uri::parse(k).map_err(|e| fail("rspf.key", e.to_string()))?;
+        } else if !Path::new(k).is_absolute() {
+            return Err(fail("rspf.key", "an absolute path or a pkcs11: URI".into()));
+        }
     }
     if let Some(m) = &r.mef_fqdn {
         enrolkit_rspf::Fqdn::new("MEF", m).map_err(|e| fail("rspf.mef_fqdn", e.to_string()))?;
@@ -1002,6 +1025,7 @@ fn rspf_settings(
     for (field, f) in [
         ("rspf.token_file", &r.token_file),
         ("rspf.gba", &r.gba),
+        ("rspf.certificate", &r.certificate),
         ("rspf.state_output", &r.state_output),
     ] {
         if f.as_ref().is_some_and(|p| !p.is_absolute()) {
@@ -1018,6 +1042,8 @@ fn rspf_settings(
         token: r.token,
         token_file: r.token_file,
         gba: r.gba,
+        certificate: r.certificate,
+        key: r.key,
         format,
         state_output: r.state_output,
     }))
@@ -1300,6 +1326,22 @@ certificate = "/etc/app/cert.pem"
             ),
             (rspf() + "token_file = \"/t\"\n", "rspf.token_file", "not both"),
             (rspf() + "format = \"cbor\"\n", "rspf.format", "json or xml"),
+            (
+                rspf() + "certificate = \"/etc/dev.pem\"\n",
+                "rspf.certificate",
+                "go together",
+            ),
+            (
+                rspf() + "certificate = \"/etc/dev.pem\"\nkey = \"/etc/dev.key\"\n",
+                "rspf.gba",
+                "one Enrolee credential",
+            ),
+            (
+                rspf().replace("psk_identity = \"kpm-1\"\npsk_file = \"/etc/enrol/kpm\"\n", "")
+                    + "certificate = \"/etc/dev.pem\"\nkey = \"dev.key\"\n",
+                "rspf.key",
+                "absolute",
+            ),
             (
                 rspf().replace("state_output = \"/etc/app/rspf.toml\"", "state_output = \"rspf.toml\""),
                 "rspf.state_output",

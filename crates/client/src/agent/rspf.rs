@@ -12,7 +12,7 @@
 //! credential when the MEF no longer knows it.
 
 use super::driver::{Driver, EstEnrolment};
-use super::machine::{Credential, Event};
+use super::machine::{Credential as Installed, Event};
 use super::profile::Rspf;
 use super::store::{self, NewFile};
 use crate::est::{ders, EstClient, EstServer};
@@ -22,6 +22,7 @@ use crate::scep::PollPolicy;
 use enrolkit_exchange::{EnrolmentRequest, Procedure};
 use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
@@ -41,24 +42,45 @@ fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// A TLS-PSK credential and what it is, for the log.
-struct Psk {
+/// An Enrolee credential for the TLS session, and what it is, for the log.
+struct EnroleeCredential {
     what: &'static str,
-    identity: String,
-    key: PskKey,
+    kind: CredentialKind,
+    /// The framework's own credential (not Kre): the token goes with it.
     bootstrap: bool,
 }
 
-impl Psk {
-    fn tls(&self, trust: ServerTrust, export: bool) -> ClientTlsConfig {
-        ClientTlsConfig {
+enum CredentialKind {
+    /// TLS-PSK: identity and key.
+    Psk(String, PskKey),
+    /// A device certificate chain and its key (certificate-based framework).
+    Certificate(enrolkit_tls::ClientCertificate),
+}
+
+impl EnroleeCredential {
+    /// The session's configuration. `anchors`: the pinned CA certificates
+    /// that authenticate the MEF in a certificate session (a PSK session is
+    /// authenticated by the PSK); `None` while fetching them (bootstrap).
+    fn tls(&self, anchors: Option<&[Certificate]>, export: bool) -> Result<ClientTlsConfig, String> {
+        let (psk, certificate, trust) = match &self.kind {
+            CredentialKind::Psk(id, key) => (Some((id.clone(), key.clone())), None, ServerTrust::Anchors(Vec::new())),
+            CredentialKind::Certificate(c) => (
+                None,
+                Some(c.clone()),
+                match anchors {
+                    Some(a) => ServerTrust::Anchors(ders(a).map_err(|e| e.to_string())?),
+                    None => ServerTrust::Bootstrap,
+                },
+            ),
+        };
+        Ok(ClientTlsConfig {
             trust,
-            certificate: None,
-            psk: Some((self.identity.clone(), self.key.clone())),
+            certificate,
+            psk,
             min_version: TlsVersion::Tls12,
             max_version: TlsVersion::Tls13,
             keying_export: export.then(flow::keying_export),
-        }
+        })
     }
 }
 
@@ -75,14 +97,35 @@ impl Driver {
         self.dir.join(STATE_FILE)
     }
 
-    /// The framework's bootstrap credential: KpmId/Kpm, or B-TID/Ks_NAF.
-    fn rspf_bootstrap(&self, r: &Rspf, now: u64) -> Result<Psk, String> {
+    /// The framework's bootstrap credential: KpmId/Kpm, a device
+    /// certificate, or B-TID/Ks_NAF.
+    fn rspf_bootstrap(&self, r: &Rspf, now: u64) -> Result<EnroleeCredential, String> {
         let a = &self.profile.auth;
         if let (Some(id), Some(f)) = (&a.psk_identity, &a.psk_file) {
-            return Ok(Psk {
+            return Ok(EnroleeCredential {
                 what: "the pre-provisioned key",
-                identity: id.clone(),
-                key: PskKey::Fixed(enrolkit_files::read_secret(f)?),
+                kind: CredentialKind::Psk(id.clone(), PskKey::Fixed(enrolkit_files::read_secret(f)?)),
+                bootstrap: true,
+            });
+        }
+        if let (Some(cert), Some(key)) = (&r.certificate, &r.key) {
+            let chain = ders(&enrolkit_files::read_certificates(cert)?).map_err(|e| e.to_string())?;
+            let key = if key.starts_with("pkcs11:") {
+                let k: Arc<dyn enrolkit_keys::PrivateKey> = Arc::from(
+                    enrolkit_pkcs11::KeyLocation::parse(key)
+                        .and_then(|l| l.load())
+                        .map_err(|e| format!("rspf.key: {e}"))?,
+                );
+                let signer: Arc<dyn enrolkit_keys::Signer> = k;
+                enrolkit_tls::ClientKey::Signer(signer)
+            } else {
+                enrolkit_files::read_key(std::path::Path::new(key))?
+                    .to_pkcs8_der()
+                    .into()
+            };
+            return Ok(EnroleeCredential {
+                what: "the device certificate",
+                kind: CredentialKind::Certificate((chain, key)),
                 bootstrap: true,
             });
         }
@@ -94,32 +137,30 @@ impl Driver {
         let (identity, key) = ue
             .psk(mef, i64::try_from(now).unwrap_or(i64::MAX))
             .map_err(|e| format!("{}: {e}", gba.display()))?;
-        Ok(Psk {
+        Ok(EnroleeCredential {
             what: "the GBA bootstrap",
-            identity,
-            key,
+            kind: CredentialKind::Psk(identity, key),
             bootstrap: true,
         })
     }
 
     /// Kre of the enrolment kept from last time, while it lives.
-    fn rspf_kre(&self, now: u64) -> Option<Psk> {
+    fn rspf_kre(&self, now: u64) -> Option<EnroleeCredential> {
         let (state, keys) = flow::EnrolmentState::read(&self.rspf_state_path()).ok()?;
         if state.expires <= now.saturating_add(KRE_MARGIN_SECS) {
             return None;
         }
         let (identity, key) = state.kre_psk(&keys);
-        Some(Psk {
+        Some(EnroleeCredential {
             what: "Kre of the previous enrolment",
-            identity,
-            key,
+            kind: CredentialKind::Psk(identity, key),
             bootstrap: false,
         })
     }
 
     /// The credentials to try, best first.
-    fn rspf_credentials(&self, r: &Rspf, now: u64) -> Result<Vec<Psk>, String> {
-        let mut v: Vec<Psk> = self.rspf_kre(now).into_iter().collect();
+    fn rspf_credentials(&self, r: &Rspf, now: u64) -> Result<Vec<EnroleeCredential>, String> {
+        let mut v: Vec<EnroleeCredential> = self.rspf_kre(now).into_iter().collect();
         match self.rspf_bootstrap(r, now) {
             Ok(b) => v.push(b),
             Err(e) if v.is_empty() => return Err(e),
@@ -129,16 +170,17 @@ impl Driver {
     }
 
     /// Steps 1 and 3: the MEF's CA certificates from its EST `/cacerts`, on
-    /// a session the PSK authenticates (the machine pins what comes back).
+    /// a session a PSK authenticates, or unauthenticated with a device
+    /// certificate (the machine pins what comes back either way).
     pub(super) fn rspf_cacerts(&mut self, url: &str) -> Result<Vec<Certificate>, String> {
         let r = self.rspf()?;
         let server = EstServer::parse(url).map_err(|e| e.to_string())?;
         let mut last = String::new();
-        for psk in self.rspf_credentials(&r, unix(SystemTime::now()))? {
-            let tls = psk.tls(ServerTrust::Anchors(Vec::new()), false);
+        for cred in self.rspf_credentials(&r, unix(SystemTime::now()))? {
+            let tls = cred.tls(None, false)?;
             match EstClient::new(server.clone(), &tls, None).and_then(|c| c.cacerts()) {
                 Ok((certs, _)) => return Ok(certs),
-                Err(e) => last = format!("/cacerts with {}: {e}", psk.what),
+                Err(e) => last = format!("/cacerts with {}: {e}", cred.what),
             }
         }
         Err(last)
@@ -148,7 +190,7 @@ impl Driver {
     /// certificate enrolment, then the completion message.
     pub(super) fn rspf_enrol(
         &mut self,
-        current: Option<&Credential>,
+        current: Option<&Installed>,
         poll: PollPolicy,
         subject: Name,
         dns: Vec<String>,
@@ -164,28 +206,28 @@ impl Driver {
         };
         let mut failures = Vec::new();
         let mut done = None;
-        for psk in self.rspf_credentials(&r, now)? {
+        for cred in self.rspf_credentials(&r, now)? {
             let request = EnrolmentRequest {
                 supports_certificate_enrolment: true,
                 supports_maf_procedures: false,
                 // A token goes with the bootstrap credential only: Kre already proves the Enrolee.
-                enrolment_token: token.as_ref().filter(|_| psk.bootstrap).map(|t| t.to_string()),
+                enrolment_token: token.as_ref().filter(|_| cred.bootstrap).map(|t| t.to_string()),
             };
-            let tls = psk.tls(ServerTrust::Anchors(Vec::new()), true);
+            let tls = cred.tls(Some(trusted), true)?;
             let attempt = TlsHttp::new(&server.host, server.port, &tls)
                 .and_then(|http| flow::enrol(&http, &request, r.format, r.mef_fqdn.as_deref()).map(|e| (http, e)));
             match attempt {
                 Ok((http, e)) => {
-                    done = Some((psk, http, e));
+                    done = Some((cred, http, e));
                     break;
                 }
                 Err(e) => {
-                    self.say(&format!("Enrolment Exchange with {} failed: {e}", psk.what));
-                    failures.push(format!("with {}: {e}", psk.what));
+                    self.say(&format!("Enrolment Exchange with {} failed: {e}", cred.what));
+                    failures.push(format!("with {}: {e}", cred.what));
                 }
             }
         }
-        let Some((psk, http, e)) = done else {
+        let Some((cred, http, e)) = done else {
             return Err(format!("Enrolment Exchange failed {}", failures.join("; ")));
         };
         let ke_id = e.ke_id().map_err(|e| e.to_string())?;
@@ -203,7 +245,7 @@ impl Driver {
         }
         self.say(&format!(
             "Enrolment Exchange with {} over {} {}: KeId {ke_id} confirmed (the same Enrolment Key at both ends), {} key(s) derived",
-            psk.what,
+            cred.what,
             e.tls.backend,
             e.tls.version,
             derived.len()
@@ -224,7 +266,7 @@ impl Driver {
         };
         let how = EstEnrolment {
             server: est,
-            tls: psk.tls(ServerTrust::Anchors(ders(trusted).map_err(|e| e.to_string())?), false),
+            tls: cred.tls(Some(trusted), false)?,
             basic: None,
             op: enrolkit_est::Operation::SimpleEnroll,
         };
