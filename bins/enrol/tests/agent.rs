@@ -313,6 +313,7 @@ fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_ne
     // How long one renewal takes here, to spread the kills across it (and half
     // as long again: the other tests of this binary load the machine unevenly).
     est_profile(&d, &mef, &pin, &kpm, 40);
+    let _ = std::fs::remove_file(d.path("state/dev/schedule.toml"));
     let t = Instant::now();
     assert_eq!(d.once().0, 10);
     let full = t.elapsed();
@@ -321,6 +322,10 @@ fn sigkill_at_any_point_of_a_replacement_leaves_the_old_or_the_new_credential_ne
     let rounds = 40u32;
     for i in 0..rounds {
         est_profile(&d, &mef, &pin, &kpm, 40);
+        // Each certificate here arrives past the 40% threshold, so its
+        // install holds renewal for retry_max (kept in the state directory
+        // across runs); forget the hold so that this run renews again.
+        let _ = std::fs::remove_file(d.path("state/dev/schedule.toml"));
         let before = d.consistent();
         let mut child = Command::new(env!("CARGO_BIN_EXE_enrol"))
             .arg("agent")
@@ -543,4 +548,234 @@ fn profiles_that_share_a_file_or_name_an_unknown_owner_are_refused_at_load() {
     let o = run(&[&a, &b]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!d.path("state").exists(), "check writes nothing");
+}
+
+/// A SCEP profile at `url` with the given extra sections and `[output]`
+/// without `chain` (key, certificate, anchor) and the logging hook.
+fn scep_profile_at(d: &Device, url: &str, pin: &str, challenge: &str, extra: &str) -> PathBuf {
+    d.profile(&format!(
+        r#"
+name = "dev"
+protocol = "scep"
+url = "{url}"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "agent-{{profile}}"
+[key]
+type = "rsa2048"
+[auth]
+challenge = "{challenge}"
+{extra}
+[output]
+key = "{0}/out/key.pem"
+certificate = "{0}/out/cert.pem"
+trust_anchor = "{0}/out/ca.pem"
+[notify]
+command = ["sh", "-c", "echo \"$ENROL_EVENT $ENROL_REASON $ENROL_SERIAL\" >> {0}/notify.log"]
+"#,
+        d.dir.path().display()
+    ))
+}
+
+fn static_challenge(cfg: &mut String) {
+    *cfg = cfg.replace(
+        "one_time_challenges = true",
+        "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
+    );
+}
+
+fn notices(d: &Device) -> Vec<String> {
+    std::fs::read_to_string(d.path("notify.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn without_an_output_chain_revocation_is_still_checked_against_the_issuing_ca() {
+    // Root → issuing CA → device; the profile writes no chain file.
+    let mef = Mef::start(&mef_bin(), &["--intermediate"], |_, cfg| static_challenge(cfg));
+    let d = Device::new();
+    let url = format!("http://127.0.0.1:{}/scep", mef.scep);
+    let pin = fingerprint(&mef.st("root.pem"));
+    scep_profile_at(
+        &d,
+        &url,
+        &pin,
+        "shared-secret",
+        "[renewal]\nthreshold_percent = 66\n[revocation]\ncheck = \"crl\"",
+    );
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "{out}");
+    let first = d.serial();
+    assert!(!d.path("out/chain.pem").exists());
+    // The agent keeps the validated chain itself.
+    let kept = std::fs::read_to_string(d.path("state/dev/chain.pem")).unwrap();
+    assert!(kept.contains("BEGIN CERTIFICATE"), "{kept}");
+    // Checked and good: the CRL is the issuing CA's, verified with its key.
+    let (code, out) = d.once();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("rejected"), "{out}");
+    mef.run(&["revoke", &first]);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "revocation should re-enrol: {out}");
+    assert_ne!(d.serial(), first);
+    let log = notices(&d);
+    assert!(log.iter().any(|l| l.starts_with("revoked")), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("installed Revoked")), "{log:?}");
+}
+
+#[test]
+fn a_certificate_issued_past_its_threshold_is_not_renewed_again_by_the_next_run() {
+    // Issued 45% through its life, with a 40% threshold: installed, then held
+    // (retry_max) rather than renewed at every start.
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        short_lived(cfg);
+        static_challenge(cfg);
+    });
+    let d = Device::new();
+    let pin = fingerprint(&mef.st("ca.pem"));
+    scep_profile_with(&d, &mef, &pin, "agent-{profile}", "shared-secret", 40, "none");
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("already past the renewal threshold"), "{out}");
+    let first = d.consistent();
+    for _ in 0..2 {
+        let (code, out) = d.once();
+        assert_eq!(code, 0, "the hold survives the restart: {out}");
+        assert_eq!(d.serial(), first);
+    }
+    let saved = std::fs::read_to_string(d.path("state/dev/schedule.toml")).unwrap();
+    assert!(saved.contains("hold_renewal_until"), "{saved}");
+}
+
+#[test]
+fn a_pending_renewal_keeps_its_key_and_its_directive_until_the_operator_approves() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        short_lived(cfg);
+        static_challenge(cfg);
+    });
+    // One address for the server across its restart (a new URL would be a
+    // changed profile, which re-enrols for that reason).
+    let (port, target) = relay();
+    target.store(mef.scep, std::sync::atomic::Ordering::SeqCst);
+    let d = Device::new();
+    let url = format!("http://127.0.0.1:{port}/scep");
+    let pin = fingerprint(&mef.st("ca.pem"));
+    let extra = "[renewal]\nthreshold_percent = 90\n[polling]\ninterval_seconds = 1\nwindow_seconds = 2\n[revocation]\ncheck = \"none\"";
+    scep_profile_at(&d, &url, &pin, "shared-secret", extra);
+    assert_eq!(d.once().0, 10);
+    let first = d.consistent();
+    // From now on the CA holds every request for its operator.
+    let cfg = std::fs::read_to_string(mef.st("mef.toml")).unwrap();
+    std::fs::write(
+        mef.st("mef.toml"),
+        cfg.replacen("manual_approval = false", "manual_approval = true", 1),
+    )
+    .unwrap();
+    let mut mef = mef;
+    mef.restart();
+    target.store(mef.scep, std::sync::atomic::Ordering::SeqCst);
+    // The operator directs a renewal; the CA answers PENDING past the window.
+    assert!(d.agent(&["renew"]).status.success());
+    let (code, out) = d.once();
+    assert_eq!(code, 20, "pending: {out}");
+    assert!(out.contains("still pending") && out.contains("Directive"), "{out}");
+    let staged = std::fs::read(d.path("state/dev/next-key.pem")).unwrap();
+    // The directive file is gone, but the directive is not: the next run
+    // polls again with the same key, and nothing deletes it.
+    assert!(!d.path("state/dev/renew-now").exists());
+    let (code, out) = d.once();
+    assert_eq!(code, 20, "still pending: {out}");
+    assert!(out.contains("enrolling (Directive"), "{out}");
+    assert_eq!(std::fs::read(d.path("state/dev/next-key.pem")).unwrap(), staged);
+    let list = mef.run(&["scep", "pending", "list"]);
+    let line = list.lines().next().unwrap_or_else(|| panic!("nothing pending: {list}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    mef.run(&["scep", "pending", "approve", f[0], f[1]]);
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "approved: {out}");
+    assert_ne!(d.consistent(), first);
+    assert!(
+        notices(&d).iter().any(|l| l.starts_with("installed Directive")),
+        "{:?}",
+        notices(&d)
+    );
+    assert!(!d.path("state/dev/next-key.pem").exists());
+    assert_eq!(d.once().0, 0, "the directive is carried out");
+}
+
+/// A TCP relay to a port that can be changed while it runs (the server
+/// behind a fixed address is replaced), for as long as the test runs.
+fn relay() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU16>) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let target = std::sync::Arc::new(AtomicU16::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = target.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", t.load(Ordering::SeqCst))) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (port, target)
+}
+
+#[test]
+fn a_halted_daemon_alerts_once_retries_with_back_off_and_enrols_once_the_server_is_fixed() {
+    use std::sync::atomic::Ordering;
+    let right = Mef::start(&mef_bin(), &[], |_, cfg| static_challenge(cfg));
+    let wrong = Mef::start(&mef_bin(), &[], |_, cfg| static_challenge(cfg));
+    let (port, target) = relay();
+    target.store(wrong.scep, Ordering::SeqCst);
+    let d = Device::new();
+    let url = format!("http://127.0.0.1:{port}/scep");
+    scep_profile_at(
+        &d,
+        &url,
+        &fingerprint(&right.st("ca.pem")),
+        "shared-secret",
+        "[renewal]\nretry_min_seconds = 1\nretry_max_seconds = 2\n[revocation]\ncheck = \"none\"",
+    );
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .arg("agent")
+        .arg("--profile")
+        .arg(d.path("profile.toml"))
+        .arg("--state-dir")
+        .arg(d.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.path("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(d.path("daemon.log")).unwrap_or_default();
+    eventually("three halts", &d.path("daemon.log"), || {
+        log().matches("halted:").count() >= 3
+    });
+    let halts: Vec<String> = notices(&d).into_iter().filter(|l| l.starts_with("halted")).collect();
+    assert_eq!(halts.len(), 1, "one alert for one error: {:?}", notices(&d));
+    assert!(!d.path("out/cert.pem").exists() && !d.path("out/key.pem").exists());
+    let st = text(&d.agent(&["status"]));
+    assert!(st.contains("dev: halted") && st.contains("pinned trust anchor"), "{st}");
+    // The operator puts the right CA behind the address; the profile is unchanged.
+    target.store(right.scep, Ordering::SeqCst);
+    eventually("enrolment after the fix", &d.path("daemon.log"), || {
+        notices(&d).iter().any(|l| l.starts_with("installed FirstCertificate"))
+    });
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    assert!(d.consistent().len() > 1);
+    assert_eq!(notices(&d).iter().filter(|l| l.starts_with("halted")).count(), 1);
 }

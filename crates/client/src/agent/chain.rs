@@ -120,6 +120,11 @@ pub fn validity(cert: &Certificate) -> (SystemTime, SystemTime) {
 /// Clock difference tolerated on a new certificate's notBefore (a CA whose clock runs ahead).
 pub const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Whether `cert`'s notAfter has passed at `now`.
+fn expired_at(cert: &Certificate, now: SystemTime) -> bool {
+    now > validity(cert).1
+}
+
 fn valid_at(cert: &Certificate, now: SystemTime) -> Result<(), ChainError> {
     let (nb, na) = validity(cert);
     if now + CLOCK_SKEW < nb || now > na {
@@ -141,20 +146,35 @@ pub struct Anchors {
     /// Every other offered certificate, each checked against its superior
     /// (intermediates, and a SCEP RA certificate), superiors first.
     pub below: Vec<Certificate>,
+    /// Offered certificates that had expired and were left out (an old CA
+    /// certificate a server still sends after a rollover): not trusted,
+    /// not used, no reason to stop.
+    pub ignored: Vec<Certificate>,
 }
 
 impl Anchors {
-    /// Steps 1–4: find the pinned anchor among `offered` (preferring a
-    /// self-signed root), then accept every other certificate only when it
-    /// is signed by the anchor or by a CA already accepted, and valid at
-    /// `now`; an end-entity certificate (a SCEP RA) must also carry an RA
-    /// extended key usage or be pinned itself.
+    /// Steps 1–4: find the pinned anchor among `offered` (preferring one
+    /// valid at `now`, then a self-signed root), then accept every other
+    /// certificate only when it is signed by the anchor or by a CA already
+    /// accepted, and valid at `now`; an end-entity certificate (a SCEP RA)
+    /// must also carry an RA extended key usage or be pinned itself.
+    /// An expired certificate other than the anchor is left out (in
+    /// [`Anchors::ignored`]) when it does not chain to the anchor (junk a
+    /// server still sends: an old root, an expired cross-certificate), or
+    /// when it does but another offered certificate with its subject is
+    /// valid now (a CA certificate superseded at a rollover). An expired
+    /// certificate on the path to the anchor with nothing to replace it is
+    /// [`ChainError::NotValidNow`], which the machine retries.
     pub fn validate(offered: &[Certificate], pins: &[String], now: SystemTime) -> Result<Anchors, ChainError> {
         let pinned = |c: &&Certificate| pins.contains(&fingerprint(c));
+        let current = |c: &&Certificate| valid_at(c, now).is_ok();
         let anchor = offered
             .iter()
             .filter(pinned)
+            .filter(current)
             .find(|c| signed_by(c, c))
+            .or_else(|| offered.iter().filter(pinned).find(current))
+            .or_else(|| offered.iter().filter(pinned).find(|c| signed_by(c, c)))
             .or_else(|| offered.iter().find(pinned))
             .cloned()
             .ok_or_else(|| ChainError::AnchorMismatch {
@@ -162,6 +182,12 @@ impl Anchors {
             })?;
         valid_at(&anchor, now)?;
         let mut below: Vec<Certificate> = Vec::new();
+        let mut ignored: Vec<Certificate> = Vec::new();
+        let superseded = |c: &Certificate| {
+            offered
+                .iter()
+                .any(|o| o != c && o.tbs_certificate.subject == c.tbs_certificate.subject && valid_at(o, now).is_ok())
+        };
         let mut rest: Vec<&Certificate> = offered.iter().filter(|c| **c != anchor).collect();
         // Accept in rounds so the order the server sent them in does not matter.
         while !rest.is_empty() {
@@ -172,6 +198,7 @@ impl Anchors {
                     .chain(below.iter().filter(|b| is_ca(b)))
                     .find(|i| signed_by(c, i));
                 match superior {
+                    Some(_) if expired_at(c, now) && superseded(c) => ignored.push(c.clone()),
                     Some(_) => {
                         valid_at(c, now)?;
                         // Any device of this CA has a certificate it signed:
@@ -186,13 +213,17 @@ impl Anchors {
                 }
             }
             if left.len() == before {
-                return Err(ChainError::Unchained {
-                    subject: left.first().map(|c| subject(c)).unwrap_or_default(),
-                });
+                let (expired, unchained): (Vec<&Certificate>, Vec<&Certificate>) =
+                    left.into_iter().partition(|c| expired_at(c, now));
+                if let Some(c) = unchained.first() {
+                    return Err(ChainError::Unchained { subject: subject(c) });
+                }
+                ignored.extend(expired.into_iter().cloned());
+                break;
             }
             rest = left;
         }
-        Ok(Anchors { anchor, below })
+        Ok(Anchors { anchor, below, ignored })
     }
 
     /// Step 11: order `issued` (the end-entity certificate first, then any
@@ -221,12 +252,19 @@ impl Anchors {
             if signed_by(&current, &self.anchor) {
                 return Ok(chain);
             }
-            let Some(next) = pool.iter().find(|c| signed_by(&current, c) && **c != &current) else {
+            let mut issuers = pool.iter().filter(|c| signed_by(&current, c) && **c != &current);
+            let Some(first) = issuers.next() else {
                 return Err(ChainError::BadChain(format!(
                     "{:?} is not signed by the anchor or a known CA",
                     subject(&current)
                 )));
             };
+            // A CA re-certified with the same key has two certificates that
+            // verify: the one valid now, if any.
+            let next = std::iter::once(first)
+                .chain(issuers)
+                .find(|c| valid_at(c, now).is_ok())
+                .unwrap_or(first);
             valid_at(next, now).map_err(|e| ChainError::BadChain(e.to_string()))?;
             chain.push((*next).clone());
             current = (*next).clone();

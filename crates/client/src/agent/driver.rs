@@ -3,7 +3,7 @@
 //! decisions are the machine's; this only does what it is told and says
 //! what happened, in one line when it fails.
 
-use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machine, Notice, Status};
+use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machine, Notice, Reason, Saved, Status};
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
 use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
@@ -175,6 +175,17 @@ impl Driver {
         }
     }
 
+    /// Whether the staged key is the one the installed certificate certifies.
+    fn staged_is_installed(&self) -> bool {
+        let Some(staged) = self.staged_location().ok().flatten().and_then(|k| k.load().ok()) else {
+            return false;
+        };
+        read_certs(&self.profile.output.certificate)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .is_some_and(|leaf| &leaf.tbs_certificate.subject_public_key_info == staged.spki())
+    }
+
     /// Forget the staged key: the file, or the id file and (unless it is
     /// the installed one) the token key pair it names.
     fn discard_staged(&mut self) {
@@ -195,6 +206,16 @@ impl Driver {
     fn record_path(&self) -> PathBuf {
         self.dir.join("credential.toml")
     }
+    /// The validated intermediates of the installed credential (PEM; empty
+    /// when the anchor issued the leaf), installed with it whatever
+    /// `output.chain` says, so revocation checks reach every certificate.
+    fn chain_path(&self) -> PathBuf {
+        self.dir.join("chain.pem")
+    }
+    /// What the machine keeps across restarts ([`Saved`]).
+    pub fn saved_path(&self) -> PathBuf {
+        self.dir.join("schedule.toml")
+    }
     fn previous_dir(&self) -> PathBuf {
         self.dir.join("previous")
     }
@@ -210,7 +231,7 @@ impl Driver {
     /// Every path an install may write.
     fn outputs(&self) -> Vec<PathBuf> {
         let o = &self.profile.output;
-        let mut v = vec![o.certificate.clone(), self.record_path()];
+        let mut v = vec![o.certificate.clone(), self.record_path(), self.chain_path()];
         v.extend(o.key.iter().cloned());
         v.extend(o.chain.iter().cloned());
         v.extend(o.trust_anchor.iter().cloned());
@@ -247,9 +268,14 @@ impl Driver {
                 chain,
                 anchor,
                 generation,
-            } => self.install(chain, anchor, generation, now).map(|()| Event::Done),
+            } => self
+                .install(chain, anchor, generation, now)
+                .map(|warning| match warning {
+                    None => Event::Done,
+                    Some(w) => Event::DoneWithWarning(w),
+                }),
             Action::Notify(n) => self.notify(n).map(|()| Event::Done),
-            Action::Clean => self.clean(now).map(|()| Event::Done),
+            Action::Clean { keep_staged } => self.clean(now, *keep_staged).map(|()| Event::Done),
             Action::Wait { .. } | Action::Halt { .. } => Ok(Event::Tick),
         };
         match r {
@@ -266,6 +292,9 @@ impl Driver {
         let outputs = self.outputs();
         match store::recover(&self.journal(), outputs.iter().map(PathBuf::as_path))? {
             store::Recovery::Clean => {}
+            store::Recovery::Restored { why } => self.say(&format!(
+                "an interrupted install could not be completed ({why}); the previous credential was put back"
+            )),
             r => self.say(&format!("interrupted install found: {r:?}")),
         }
         let o = self.profile.output.clone();
@@ -279,11 +308,9 @@ impl Driver {
                 return Ok(None);
             }
         };
-        if let Some(p) = &o.chain {
-            if p.exists() {
-                chain.extend(read_certs(p).unwrap_or_default());
-            }
-        }
+        let Some(leaf) = chain.first() else { return Ok(None) };
+        let intermediates = self.intermediates(leaf);
+        chain.extend(intermediates);
         let Some(leaf) = chain.first() else { return Ok(None) };
         if o.key.is_some() || self.profile.key_store.is_some() {
             let matches = self
@@ -452,7 +479,12 @@ impl Driver {
                 let served = std::iter::once(&session.ca.ca)
                     .chain(&session.ca.ra)
                     .chain(&session.ca.chain);
-                if let Some(c) = served.into_iter().find(|c| !trusted.contains(c)) {
+                // An expired extra certificate the validation set aside may
+                // still be served among the chain certificates (never as CA or RA).
+                if let Some(c) = served
+                    .into_iter()
+                    .find(|c| !(trusted.contains(c) || (anchors.ignored.contains(c) && session.ca.chain.contains(c))))
+                {
                     return Err(format!(
                         "the server now offers CA certificate {} that was not validated",
                         c.tbs_certificate.subject
@@ -582,12 +614,30 @@ impl Driver {
         }
     }
 
+    /// The intermediates of the installed `leaf`: the copy in the state
+    /// directory when it belongs to this leaf, else `output.chain` (an
+    /// install by an older agent), else none.
+    fn intermediates(&self, leaf: &Certificate) -> Vec<Certificate> {
+        let kept = match std::fs::read(self.chain_path()) {
+            Ok(b) if b.is_empty() => Some(vec![]),
+            Ok(b) => Certificate::load_pem_chain(&b).ok(),
+            Err(_) => None,
+        };
+        let belongs = |c: &Vec<Certificate>| c.first().is_none_or(|i| super::chain::signed_by(leaf, i));
+        if let Some(c) = kept.filter(belongs) {
+            return c;
+        }
+        match &self.profile.output.chain {
+            Some(p) if p.exists() => read_certs(p).unwrap_or_default(),
+            _ => vec![],
+        }
+    }
+
     pub(super) fn load_quiet(&mut self) -> Option<Credential> {
         let o = &self.profile.output;
         let mut chain = read_certs(&o.certificate).ok()?.into_iter().take(1).collect::<Vec<_>>();
-        if let Some(p) = &o.chain {
-            chain.extend(read_certs(p).unwrap_or_default());
-        }
+        let intermediates = self.intermediates(chain.first()?);
+        chain.extend(intermediates);
         Some(Credential {
             chain,
             generation: None,
@@ -665,14 +715,18 @@ impl Driver {
 
     /// Step 12: the staged key, the chain, the anchor and the record of the
     /// generation as one transaction; the old files are kept under
-    /// `previous/` until they expire (step 14 removes them).
+    /// `previous/<serial>/` (they are what a committed install that cannot
+    /// be completed is undone with) until they expire (step 14 removes them).
+    ///
+    /// `Err`: nothing was installed. `Ok(Some(warning))`: the new credential
+    /// is installed (committed), but something after the commit point failed.
     fn install(
         &mut self,
         chain: &[Certificate],
         anchor: &Certificate,
         generation: &str,
         now: SystemTime,
-    ) -> Result<(), String> {
+    ) -> Result<Option<String>, String> {
         let o = self.profile.output.clone();
         let leaf = chain.first().ok_or("empty chain")?;
         let staged = self.staged_location()?.ok_or("no staged key")?;
@@ -680,38 +734,60 @@ impl Driver {
         if key.spki() != &leaf.tbs_certificate.subject_public_key_info {
             return Err("the staged key is not the certified key".into());
         }
-        self.keep_previous()?;
-        let mut files = vec![NewFile {
-            path: o.certificate.clone(),
-            bytes: Zeroizing::new(self.encode(std::slice::from_ref(leaf))?),
-            mode: o.mode,
-        }];
+        let previous = self.keep_previous(now)?;
+        // Each file with the name of its copy in `previous/<serial>/`.
+        let mut files = vec![(
+            NewFile {
+                path: o.certificate.clone(),
+                bytes: Zeroizing::new(self.encode(std::slice::from_ref(leaf))?),
+                mode: o.mode,
+            },
+            "certificate",
+        )];
         if let Some(p) = &o.key {
             let key = enrolkit_files::read_key(&self.next_key_path())?;
             let bytes = match o.format {
                 Format::Pem => Zeroizing::new(key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes().to_vec()),
                 Format::Der => Zeroizing::new(key.to_pkcs8_der().to_vec()),
             };
-            files.push(NewFile {
-                path: p.clone(),
-                bytes,
-                mode: o.key_mode,
-            });
+            files.push((
+                NewFile {
+                    path: p.clone(),
+                    bytes,
+                    mode: o.key_mode,
+                },
+                "key",
+            ));
         }
         if let Some(p) = &o.chain {
-            files.push(NewFile {
-                path: p.clone(),
-                bytes: Zeroizing::new(self.encode(chain.get(1..).unwrap_or(&[]))?),
-                mode: o.mode,
-            });
+            files.push((
+                NewFile {
+                    path: p.clone(),
+                    bytes: Zeroizing::new(self.encode(chain.get(1..).unwrap_or(&[]))?),
+                    mode: o.mode,
+                },
+                "chain",
+            ));
         }
         if let Some(p) = &o.trust_anchor {
-            files.push(NewFile {
-                path: p.clone(),
-                bytes: Zeroizing::new(self.encode(std::slice::from_ref(anchor))?),
-                mode: o.mode,
-            });
+            files.push((
+                NewFile {
+                    path: p.clone(),
+                    bytes: Zeroizing::new(self.encode(std::slice::from_ref(anchor))?),
+                    mode: o.mode,
+                },
+                "trust-anchor",
+            ));
         }
+        // The validated intermediates, whatever the outputs (step 8 reads them).
+        files.push((
+            NewFile {
+                path: self.chain_path(),
+                bytes: Zeroizing::new(pem_all(chain.get(1..).unwrap_or(&[]))?.into_bytes()),
+                mode: 0o600,
+            },
+            "chain.pem",
+        ));
         let mut record = format!(
             "serial = \"{}\"\ngeneration = \"{generation}\"\ninstalled = \"{}\"\n",
             hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
@@ -724,50 +800,81 @@ impl Driver {
                 hex::encode(uri.id.as_deref().unwrap_or_default())
             ));
         }
-        files.push(NewFile {
-            path: self.record_path(),
-            bytes: Zeroizing::new(record.into_bytes()),
-            mode: 0o600,
-        });
-        store::install(&self.journal(), &files, self.ownership()?)?;
+        files.push((
+            NewFile {
+                path: self.record_path(),
+                bytes: Zeroizing::new(record.into_bytes()),
+                mode: 0o600,
+            },
+            "credential.toml",
+        ));
+        let backups: Vec<Option<PathBuf>> = files.iter().map(|(_, name)| Some(previous.join(name))).collect();
+        let files: Vec<NewFile> = files.into_iter().map(|(f, _)| f).collect();
+        let journal = self.journal();
+        let mut warnings = Vec::new();
+        match store::install_with_backups(&journal, &files, &backups, self.ownership()?) {
+            Ok(()) => {}
+            Err(store::InstallError::NotInstalled(e)) => return Err(e),
+            Err(store::InstallError::AfterCommit(e)) => {
+                // Committed: finish it now if the system lets us, else the
+                // next start does (before anything reads the stores).
+                let outputs = self.outputs();
+                match store::recover(&journal, outputs.iter().map(PathBuf::as_path)) {
+                    Ok(store::Recovery::Restored { why }) => {
+                        return Err(format!(
+                            "{e}; the install could not be completed ({why}), so the previous credential was put back"
+                        ))
+                    }
+                    Ok(_) => warnings.push(format!("{e} (the install was then completed)")),
+                    Err(e2) => warnings.push(format!("{e}; {e2} (the next start completes the install)")),
+                }
+            }
+        }
         let staged_ref = match staged {
             KeyLocation::File(p) => p,
             KeyLocation::Token(_) => self.next_key_id_path(),
         };
-        std::fs::remove_file(staged_ref).map_err(|e| e.to_string())?;
+        if let Err(e) = std::fs::remove_file(&staged_ref) {
+            warnings.push(format!(
+                "the staged key reference {} was not removed: {e}",
+                staged_ref.display()
+            ));
+        }
         self.say(&format!(
             "installed certificate {} for {} (expires {})",
             hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
             leaf.tbs_certificate.subject,
             leaf.tbs_certificate.validity.not_after
         ));
-        Ok(())
+        let warning = (!warnings.is_empty()).then(|| format!("installed, but {}", warnings.join("; ")));
+        if let Some(w) = &warning {
+            self.say(w);
+        }
+        Ok(warning)
     }
 
-    /// Copy the credential about to be replaced to `previous/<serial>/`.
-    fn keep_previous(&mut self) -> Result<(), String> {
+    /// The directory under `previous/` that keeps the credential about to
+    /// be replaced (`<serial>`, or `replaced-<time>` when the installed
+    /// certificate cannot be read); the install puts a copy of each file it
+    /// replaces there. A token key pair is recorded in `key.toml`.
+    fn keep_previous(&mut self, now: SystemTime) -> Result<PathBuf, String> {
         let o = self.profile.output.clone();
-        let Ok(certs) = read_certs(&o.certificate) else {
-            return Ok(());
+        let name = match read_certs(&o.certificate).ok().as_ref().and_then(|c| c.first()) {
+            Some(leaf) => hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
+            None => format!(
+                "replaced-{}",
+                now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs()
+            ),
         };
-        let Some(leaf) = certs.first() else { return Ok(()) };
-        let dir = self
-            .previous_dir()
-            .join(hex::encode(leaf.tbs_certificate.serial_number.as_bytes()));
-        enrolkit_files::create_private_dir(&dir)?;
-        let cert = std::fs::read(&o.certificate).map_err(|e| e.to_string())?;
-        enrolkit_files::write_atomic(&dir.join("certificate"), &cert, 0o600)?;
-        if let Some(k) = &o.key {
-            if let Ok(b) = enrolkit_files::read_secret(k) {
-                enrolkit_files::write_private(&dir.join("key"), &b)?;
-            }
-        }
+        // Made (0700) by the install when it keeps a copy there.
+        let dir = self.previous_dir().join(name);
         // A token key pair stays in the token until its certificate expires.
         if let Some(KeyLocation::Token(uri)) = self.installed_location()? {
+            enrolkit_files::create_private_dir(&dir)?;
             let id = hex::encode(uri.id.as_deref().unwrap_or_default());
             enrolkit_files::write_private(&dir.join("key.toml"), format!("key_id = \"{id}\"\n").as_bytes())?;
         }
-        Ok(())
+        Ok(dir)
     }
 
     /// Step 13.
@@ -802,6 +909,10 @@ impl Driver {
             Notice::Revoked { subject } => {
                 vars.push(("ENROL_EVENT", "revoked".into()));
                 vars.push(("ENROL_SUBJECT", subject.clone()));
+            }
+            Notice::Halted { error } => {
+                vars.push(("ENROL_EVENT", "halted".into()));
+                vars.push(("ENROL_ERROR", error.clone()));
             }
         }
         if let Some((prog, args)) = nf.command.split_first() {
@@ -849,9 +960,13 @@ impl Driver {
         Ok(())
     }
 
-    /// Step 14: expired previous credentials, and a staged key no enrolment is waiting for.
-    fn clean(&mut self, now: SystemTime) -> Result<(), String> {
-        self.discard_staged();
+    /// Step 14: expired previous credentials, and a staged key no enrolment
+    /// is waiting for: with `keep_staged` (an enrolment with it is under
+    /// way, perhaps PENDING) it is kept unless it is the installed key.
+    fn clean(&mut self, now: SystemTime, keep_staged: bool) -> Result<(), String> {
+        if !keep_staged || self.staged_is_installed() {
+            self.discard_staged();
+        }
         let Ok(entries) = std::fs::read_dir(self.previous_dir()) else {
             return Ok(());
         };
@@ -920,17 +1035,138 @@ impl Outcome {
     }
 }
 
+/// [`Saved`] as kept in the state directory.
+fn saved_to_toml(s: &Saved) -> Result<String, String> {
+    let unix = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
+    let mut t = toml::Table::new();
+    t.insert("generation".into(), s.generation.clone().into());
+    t.insert("failures".into(), i64::from(s.failures).into());
+    t.insert("failure_notified".into(), s.failure_notified.into());
+    if let Some(r) = s.retry_at {
+        t.insert("retry_at".into(), unix(r).into());
+    }
+    if let Some(h) = s.hold_renewal_until {
+        t.insert("hold_renewal_until".into(), unix(h).into());
+    }
+    t.insert("directive".into(), s.directive.into());
+    if let Some(r) = s.enrolling {
+        t.insert("enrolling".into(), r.name().into());
+    }
+    if let Some(a) = &s.alerted {
+        t.insert("alerted".into(), a.clone().into());
+    }
+    toml::to_string(&t).map_err(|e| e.to_string())
+}
+
+/// [`Saved`] from the state directory; a field that is missing or does not
+/// parse is left at its default (the schedule is advice, never a reason to stop).
+fn saved_from_toml(text: &str) -> Saved {
+    let Ok(t) = text.parse::<toml::Table>() else {
+        return Saved::default();
+    };
+    let time = |k: &str| {
+        t.get(k)
+            .and_then(toml::Value::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .and_then(|n| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(n)))
+    };
+    let flag = |k: &str| t.get(k).and_then(toml::Value::as_bool).unwrap_or(false);
+    let text = |k: &str| t.get(k).and_then(toml::Value::as_str).map(str::to_owned);
+    Saved {
+        generation: text("generation").unwrap_or_default(),
+        failures: t
+            .get("failures")
+            .and_then(toml::Value::as_integer)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        failure_notified: flag("failure_notified"),
+        retry_at: time("retry_at"),
+        hold_renewal_until: time("hold_renewal_until"),
+        directive: flag("directive"),
+        enrolling: text("enrolling").as_deref().and_then(Reason::from_name),
+        alerted: text("alerted"),
+    }
+}
+
+impl Driver {
+    /// What an earlier run saved ([`Machine::saved`]); nothing if none.
+    pub fn load_saved(&mut self) -> Saved {
+        /// A saved schedule is a few hundred bytes.
+        const MAX_SAVED: u64 = 64 * 1024;
+        let path = self.saved_path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_SAVED) {
+            self.say(&format!("{}: larger than {MAX_SAVED} bytes; ignored", path.display()));
+            return Saved::default();
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => saved_from_toml(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
+            Err(e) => {
+                self.say(&format!(
+                    "{}: {e}; starting without the saved schedule",
+                    self.saved_path().display()
+                ));
+                Saved::default()
+            }
+        }
+    }
+
+    /// Keep `saved` for the next run (atomically, 0600).
+    pub fn store_saved(&mut self, saved: &Saved) {
+        let r = saved_to_toml(saved)
+            .and_then(|text| enrolkit_files::write_atomic(&self.saved_path(), text.as_bytes(), 0o600));
+        if let Err(e) = r {
+            self.say(&format!("the schedule was not saved: {e}"));
+        }
+    }
+
+    /// After each step: status for `enrol agent status`, and what the
+    /// machine keeps across restarts when it has changed; then, once that
+    /// is saved, a directive file taken in can go.
+    fn record(&mut self, m: &Machine, last: &mut Saved, directive_taken: &mut bool, now: SystemTime) {
+        let _ = self.write_status(&m.status(), now);
+        let saved = m.saved();
+        if saved != *last {
+            self.store_saved(&saved);
+            *last = saved;
+        }
+        if std::mem::take(directive_taken) {
+            if let Err(e) = std::fs::remove_file(self.directive_path()) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.say(&format!("{}: {e}", self.directive_path().display()));
+                }
+            }
+        }
+    }
+}
+
 /// Run one cycle for `driver`'s profile: until the machine waits or halts.
+/// What an earlier run saved applies (the renewal hold, a directive or an
+/// enrolment not yet carried out), except the back-off: an explicit run
+/// tries now.
 pub fn run_once(driver: &mut Driver, seed: [u8; 32]) -> (Outcome, Status) {
     let mut m = Machine::new(driver.profile.policy(), seed);
+    let mut last = driver.load_saved();
+    m.restore(
+        Saved {
+            retry_at: None,
+            ..last.clone()
+        },
+        SystemTime::now(),
+    );
     let mut event = Event::Tick;
-    if std::fs::remove_file(driver.directive_path()).is_ok() {
+    let mut directive_taken = driver.directive_path().exists();
+    if directive_taken {
         event = Event::Directive(super::machine::Directive::RenewNow);
     }
     let halted = loop {
         let now = SystemTime::now();
         let action = m.on(event, now);
-        let _ = driver.write_status(&m.status(), now);
+        driver.record(&m, &mut last, &mut directive_taken, now);
         match action {
             Action::Wait { .. } => break false,
             Action::Halt { error } => {
@@ -964,17 +1200,25 @@ pub fn run_once(driver: &mut Driver, seed: [u8; 32]) -> (Outcome, Status) {
 pub fn run_daemon(driver: &mut Driver, profile_path: &Path, seed: [u8; 32], stop: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
     let mut m = Machine::new(driver.profile.policy(), seed);
+    let mut last = driver.load_saved();
+    m.restore(last.clone(), SystemTime::now());
     let mut event = Event::Tick;
+    let mut directive_taken = false;
     let mut profile_text = std::fs::read(profile_path).unwrap_or_default();
     while !stop.load(Ordering::Relaxed) {
         let now = SystemTime::now();
         let action = m.on(event, now);
-        let _ = driver.write_status(&m.status(), now);
+        driver.record(&m, &mut last, &mut directive_taken, now);
         let until = match &action {
             Action::Wait { until } => Some(*until),
             Action::Halt { error } => {
-                driver.say(&format!("halted until the profile changes: {error}"));
-                None
+                // The machine alerts (once per distinct error) and waits out
+                // the back-off; a changed profile or a directive is sooner.
+                driver.say(&format!(
+                    "halted: {error}; trying again after the back-off, or when the profile changes"
+                ));
+                event = Event::Tick;
+                continue;
             }
             a => {
                 event = driver.execute(a, now);
@@ -989,7 +1233,9 @@ pub fn run_daemon(driver: &mut Driver, profile_path: &Path, seed: [u8; 32], stop
             if until.is_some_and(|u| SystemTime::now() >= u) {
                 break Event::Tick;
             }
-            if std::fs::remove_file(driver.directive_path()).is_ok() {
+            if driver.directive_path().exists() {
+                // Removed once the machine's saved state holds it.
+                directive_taken = true;
                 break Event::Directive(super::machine::Directive::RenewNow);
             }
             let text = std::fs::read(profile_path).unwrap_or_default();

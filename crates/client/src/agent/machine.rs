@@ -22,6 +22,19 @@
 //! | 12 | move the key material to the stores, atomically | [`Action::Install`] |
 //! | 13 | notify the provisioning authority | [`Action::Notify`] |
 //! | 14 | delete expired artefacts | [`Action::Clean`] |
+//!
+//! A trust error (no offered certificate has a pinned fingerprint, a CA
+//! certificate that does not chain to the anchor, an end-entity certificate
+//! offered as the RA) is [`Action::Halt`]: a `--once` run stops there with
+//! nothing written. A daemon answers the halt with [`Event::Tick`]; the
+//! machine then tells the notification hook ([`Notice::Halted`], once per
+//! distinct error) and tries again after the profile's back-off, so an
+//! operator who fixes the server does not have to restart the agent.
+//!
+//! What must survive a restart (the back-off, the hold on renewing a
+//! certificate that arrived past its threshold, a directive not yet carried
+//! out, an enrolment in progress) is [`Machine::saved`], which the driver
+//! keeps in the state directory and hands back to [`Machine::restore`].
 
 use super::chain::{fingerprint, subject, validity};
 pub use super::chain::{Anchors, ChainError};
@@ -109,6 +122,37 @@ pub enum Reason {
     Directive,
 }
 
+impl Reason {
+    /// Every reason, for [`Reason::from_name`].
+    const ALL: [Reason; 7] = [
+        Reason::FirstCertificate,
+        Reason::RenewalDue,
+        Reason::Expired,
+        Reason::Revoked,
+        Reason::ProfileChanged,
+        Reason::NewPki,
+        Reason::Directive,
+    ];
+
+    /// Its name (as notifications give it, `ENROL_REASON`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::FirstCertificate => "FirstCertificate",
+            Reason::RenewalDue => "RenewalDue",
+            Reason::Expired => "Expired",
+            Reason::Revoked => "Revoked",
+            Reason::ProfileChanged => "ProfileChanged",
+            Reason::NewPki => "NewPki",
+            Reason::Directive => "Directive",
+        }
+    }
+
+    /// The reason named `name`.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// A directive from the provisioning authority (step 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Directive {
@@ -153,6 +197,12 @@ pub enum Notice {
         error: String,
         /// Consecutive failures.
         failures: u32,
+    },
+    /// A trust error stops the agent until the back-off has passed or the
+    /// profile changes (told once per distinct error).
+    Halted {
+        /// What is wrong.
+        error: String,
     },
     /// The certificate or a CA above it was reported revoked.
     Revoked {
@@ -205,13 +255,19 @@ pub enum Action {
     /// Tell the provisioning authority → [`Event::Done`] (step 13).
     Notify(Notice),
     /// Delete expired artefacts and anything staged but not installed → [`Event::Done`] (step 14).
-    Clean,
+    Clean {
+        /// Keep the staged key: an enrolment with it has begun and not been
+        /// installed (a PENDING request may still be waiting on it).
+        keep_staged: bool,
+    },
     /// Nothing to do until then; answer with [`Event::Tick`].
     Wait {
         /// When to tick.
         until: SystemTime,
     },
-    /// Stop: only a changed profile restarts the machine. Nothing was written.
+    /// Stop on a trust error; nothing was written. A `--once` run ends
+    /// here; a daemon answers with [`Event::Tick`] and the machine alerts,
+    /// then waits out the back-off (or a changed profile, or a directive).
     Halt {
         /// Why.
         error: String,
@@ -240,6 +296,9 @@ pub enum Event {
     PeerCerts(Vec<Certificate>),
     /// The action finished.
     Done,
+    /// The action took effect, but something after it failed (an install
+    /// committed whose clean-up did not finish): a warning, in one line.
+    DoneWithWarning(String),
     /// The action failed (network, server refusal, I/O), in one line.
     Failed(String),
     /// The provisioning authority directs.
@@ -272,7 +331,7 @@ enum State {
     Cleaning,
     Idle { until: SystemTime },
     Backoff { until: SystemTime },
-    Halted { error: String },
+    Halted { error: String, until: SystemTime },
 }
 
 /// What follows a notification.
@@ -300,6 +359,30 @@ pub struct Status {
     pub last_error: Option<String>,
 }
 
+/// What the machine keeps across restarts ([`Machine::saved`],
+/// [`Machine::restore`]). The jittered renewal time needs no saving: it
+/// follows from the certificate's serial number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// The profile generation it was saved under: a back-off saved under
+    /// another generation is dropped (the profile changed while stopped).
+    pub generation: String,
+    /// Consecutive failures (the back-off doubles with them).
+    pub failures: u32,
+    /// Whether the current run of failures has been notified.
+    pub failure_notified: bool,
+    /// No new cycle before this (back-off after a failure or a halt).
+    pub retry_at: Option<SystemTime>,
+    /// No threshold renewal before this (a certificate that arrived past its threshold).
+    pub hold_renewal_until: Option<SystemTime>,
+    /// A directive (renew now) not yet carried out.
+    pub directive: bool,
+    /// An enrolment begun and not yet installed, and why.
+    pub enrolling: Option<Reason>,
+    /// The last trust error the notification hook was told of.
+    pub alerted: Option<String>,
+}
+
 /// The agent for one profile.
 #[derive(Debug)]
 pub struct Machine {
@@ -318,6 +401,12 @@ pub struct Machine {
     /// No threshold renewal before this: set when a certificate arrives
     /// already past its renewal point, so the agent does not re-enrol in a loop.
     hold_renewal_until: Option<SystemTime>,
+    /// Whether the current run of failures has been notified.
+    failure_notified: bool,
+    /// An enrolment begun and not yet installed: its staged key is kept.
+    enrolling: Option<Reason>,
+    /// The last halting error the notification hook was told of.
+    alerted: Option<String>,
 }
 
 fn serial_hex(c: &Certificate) -> String {
@@ -342,6 +431,54 @@ impl Machine {
             counter: 0,
             installed: false,
             hold_renewal_until: None,
+            failure_notified: false,
+            enrolling: None,
+            alerted: None,
+        }
+    }
+
+    /// What to keep across a restart (the driver writes it whenever it changes).
+    pub fn saved(&self) -> Saved {
+        Saved {
+            generation: self.policy.generation.clone(),
+            failures: self.failures,
+            failure_notified: self.failure_notified,
+            retry_at: match &self.state {
+                State::Backoff { until } | State::Halted { until, .. } => Some(*until),
+                _ => None,
+            },
+            hold_renewal_until: self.hold_renewal_until,
+            directive: self.directive.is_some(),
+            enrolling: self.enrolling,
+            alerted: self.alerted.clone(),
+        }
+    }
+
+    /// Take back what an earlier run [saved](Machine::saved), before the
+    /// first event. Times are capped at what this policy could have set
+    /// from `now` (a clock that went back does not stall the agent). A
+    /// back-off saved under another profile generation is dropped.
+    pub fn restore(&mut self, saved: Saved, now: SystemTime) {
+        if self.state != State::Start {
+            return;
+        }
+        let same = saved.generation == self.policy.generation;
+        let longest = self.policy.retry_max + self.policy.retry_max / 10 + Duration::from_secs(1);
+        self.failures = saved.failures;
+        self.failure_notified = saved.failure_notified;
+        self.hold_renewal_until = saved
+            .hold_renewal_until
+            .filter(|t| *t > now)
+            .map(|t| t.min(now + self.policy.retry_max));
+        self.directive = saved.directive.then_some(Directive::RenewNow);
+        self.enrolling = saved.enrolling;
+        if same {
+            self.alerted = saved.alerted;
+            if let Some(until) = saved.retry_at.filter(|t| *t > now) {
+                self.state = State::Backoff {
+                    until: until.min(now + longest),
+                };
+            }
         }
     }
 
@@ -381,12 +518,12 @@ impl Machine {
             not_after: leaf.map(|l| validity(l).1),
             renew_at: leaf.map(|l| self.renew_at(l)),
             next_wake: match &self.state {
-                State::Idle { until } | State::Backoff { until } => Some(*until),
+                State::Idle { until } | State::Backoff { until } | State::Halted { until, .. } => Some(*until),
                 _ => None,
             },
             failures: self.failures,
             last_error: match &self.state {
-                State::Halted { error } => Some(error.clone()),
+                State::Halted { error, .. } => Some(error.clone()),
                 _ => self.last_error.clone(),
             },
         }
@@ -442,6 +579,11 @@ impl Machine {
 
     /// Hand in an event at `now`; get the next action.
     pub fn on(&mut self, event: Event, now: SystemTime) -> Action {
+        if let Event::DoneWithWarning(warning) = event {
+            let action = self.on(Event::Done, now);
+            self.warn(warning);
+            return action;
+        }
         let state = std::mem::replace(&mut self.state, State::Start);
         match (state, event) {
             (_, Event::ProfileChanged(policy)) => {
@@ -449,23 +591,41 @@ impl Machine {
                 self.next_check = None;
                 self.begin(now)
             }
-            (State::Halted { error }, _) => {
-                self.state = State::Halted { error: error.clone() };
-                Action::Halt { error }
-            }
             (_, Event::Directive(d)) => {
                 self.directive = Some(d);
                 self.begin(now)
             }
-            (State::Start, Event::Tick) => self.begin(now),
-            (State::Idle { until } | State::Backoff { until }, Event::Tick) => {
-                if now < until {
-                    self.state = State::Idle { until };
+            (State::Halted { error, until }, Event::Tick) => {
+                if self.alerted.as_ref() != Some(&error) {
+                    // Told once per distinct error, not at every retry.
+                    self.alerted = Some(error.clone());
+                    self.state = State::Halted {
+                        error: error.clone(),
+                        until,
+                    };
+                    Action::Notify(Notice::Halted { error })
+                } else if now < until {
+                    self.state = State::Halted { error, until };
                     Action::Wait { until }
                 } else {
                     self.begin(now)
                 }
             }
+            (State::Halted { error, until }, Event::Done | Event::Failed(_)) => {
+                // The alert was delivered (or not: it is not repeated).
+                self.state = State::Halted { error, until };
+                Action::Wait { until }
+            }
+            (State::Start, Event::Tick) => self.begin(now),
+            (State::Idle { until }, Event::Tick) if now < until => {
+                self.state = State::Idle { until };
+                Action::Wait { until }
+            }
+            (State::Backoff { until }, Event::Tick) if now < until => {
+                self.state = State::Backoff { until };
+                Action::Wait { until }
+            }
+            (State::Idle { .. } | State::Backoff { .. }, Event::Tick) => self.begin(now),
             (State::Loading, Event::Loaded(cred)) => {
                 self.current = cred;
                 self.state = State::FetchingAnchors;
@@ -482,7 +642,9 @@ impl Machine {
             (State::Installing { reason, credential }, Event::Done) => {
                 self.current = Some(credential);
                 self.installed = true;
+                self.enrolling = None;
                 self.failures = 0;
+                self.failure_notified = false;
                 self.revoked = false;
                 self.directive = None;
                 self.last_error = None;
@@ -506,6 +668,13 @@ impl Machine {
                 };
                 self.state = State::Notifying { then: Then::Peers };
                 Action::Notify(notice)
+            }
+            (State::Notifying { then }, Event::Failed(e)) if then != Then::Backoff => {
+                // Said, not fatal: what it reports has happened.
+                self.state = State::Notifying { then };
+                let action = self.on(Event::Done, now);
+                self.warn(format!("notification failed: {e}"));
+                action
             }
             (State::Notifying { then }, Event::Done | Event::Failed(_)) => match then {
                 Then::Peers => self.peers_from(0, now),
@@ -544,7 +713,11 @@ impl Machine {
                 self.peers_from(index + 1, now)
             }
             (State::StoringPeer { index }, Event::Done) => self.peers_from(index + 1, now),
-            (State::Cleaning, Event::Done | Event::Failed(_)) => self.idle(now),
+            (State::Cleaning, Event::Done) => self.idle(now),
+            (State::Cleaning, Event::Failed(e)) => {
+                self.warn(format!("clean-up: {e}"));
+                self.idle(now)
+            }
             (
                 State::Loading | State::FetchingAnchors | State::Enrolling { .. } | State::Installing { .. },
                 Event::Failed(e),
@@ -567,9 +740,11 @@ impl Machine {
     }
 
     fn fail(&mut self, error: String, now: SystemTime) -> Action {
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         self.last_error = Some(error.clone());
-        if self.failures == 1 {
+        if !self.failure_notified {
+            // Once per run of failures: the first.
+            self.failure_notified = true;
             self.state = State::Notifying { then: Then::Backoff };
             return Action::Notify(Notice::Failed {
                 error,
@@ -581,8 +756,15 @@ impl Machine {
         Action::Wait { until }
     }
 
-    fn halt(&mut self, error: String) -> Action {
-        self.state = State::Halted { error: error.clone() };
+    /// A trust error: stop (a `--once` run ends here), and try again after
+    /// the back-off, as after a failure.
+    fn halt(&mut self, error: String, now: SystemTime) -> Action {
+        self.failures = self.failures.saturating_add(1);
+        let until = now + self.backoff();
+        self.state = State::Halted {
+            error: error.clone(),
+            until,
+        };
         Action::Halt { error }
     }
 
@@ -590,11 +772,26 @@ impl Machine {
     fn anchors_received(&mut self, certs: &[Certificate], now: SystemTime) -> Action {
         match Anchors::validate(certs, &self.policy.anchors, now) {
             Ok(a) => {
+                // Trust is good again: the next trust error is news.
+                self.alerted = None;
+                self.complete_chain(&a, now);
                 self.anchors = Some(a);
                 self.enrol_or_continue(now)
             }
             Err(e @ ChainError::NotValidNow { .. }) => self.fail(e.to_string(), now),
-            Err(e) => self.halt(e.to_string()),
+            Err(e) => self.halt(e.to_string(), now),
+        }
+    }
+
+    /// Step 8 checks every certificate of the chain, so the chain held must
+    /// reach the anchor: when the stores gave less (no chain file, an older
+    /// install), complete it from the validated CA certificates.
+    fn complete_chain(&mut self, anchors: &Anchors, now: SystemTime) {
+        let Some(cur) = self.current.as_mut() else { return };
+        let Some(leaf) = cur.chain.first() else { return };
+        let rest = cur.chain.get(1..).unwrap_or(&[]);
+        if let Ok(full) = anchors.chain_for(leaf, rest, &leaf.tbs_certificate.subject_public_key_info, now) {
+            cur.chain = full;
         }
     }
 
@@ -638,6 +835,7 @@ impl Machine {
             return self.fail("internal: no validated anchors".into(), now);
         };
         if let Some((kind, reason)) = self.needs_enrolment(now) {
+            self.enrolling = Some(reason);
             self.state = State::Enrolling { reason };
             return Action::Enrol { kind, reason, anchors };
         }
@@ -792,10 +990,15 @@ impl Machine {
             return Action::FetchPeer { index };
         }
         self.state = State::Cleaning;
-        Action::Clean
+        Action::Clean {
+            keep_staged: self.enrolling.is_some(),
+        }
     }
 
     fn idle(&mut self, now: SystemTime) -> Action {
+        // A cycle that gets here did not fail: a run of failures has ended.
+        self.failures = 0;
+        self.failure_notified = false;
         let leaf = self.current.as_ref().and_then(Credential::leaf);
         let mut until = now + Duration::from_secs(24 * 3600);
         if let Some(l) = leaf {

@@ -14,6 +14,9 @@ use x509_cert::Certificate;
 
 const DAY: Duration = Duration::from_secs(86400);
 
+/// Step 14 with nothing to keep.
+const CLEAN: Action = Action::Clean { keep_staged: false };
+
 fn t0() -> SystemTime {
     // 2026-01-01T00:00:00Z
     UNIX_EPOCH + Duration::from_secs(1_767_225_600)
@@ -142,7 +145,7 @@ fn complete(m: &mut Machine, certs: Vec<Certificate>, k: &SoftwareKey, now: Syst
         Action::Notify(Notice::Installed { .. }) => {}
         other => panic!("expected Notify(Installed), got {other:?}"),
     }
-    assert_eq!(m.on(Event::Done, now), Action::Clean);
+    assert_eq!(m.on(Event::Done, now), CLEAN);
     assert!(matches!(m.on(Event::Done, now), Action::Wait { .. }));
     install
 }
@@ -179,19 +182,132 @@ fn step_2_failure_a_wrong_fingerprint_halts_and_nothing_is_asked_to_be_written()
     let p = pki("A");
     let evil = pki("A");
     let mut m = machine(policy(&p));
+    // Nothing but reading the stores and fetching is asked before the halt.
     let a = cycle(&mut m, None, evil.served(), t0());
     let Action::Halt { error } = a else { panic!("{a:?}") };
     assert!(error.contains("pinned trust anchor"), "{error}");
     assert!(error.contains(&evil.pin()), "names what was offered: {error}");
-    // It stays halted whatever happens, until the profile changes.
-    assert!(matches!(m.on(Event::Tick, t0() + DAY), Action::Halt { .. }));
-    assert!(matches!(
-        m.on(Event::Directive(Directive::RenewNow), t0()),
-        Action::Halt { .. }
-    ));
     assert_eq!(m.status().phase, "halted");
     assert!(m.status().last_error.unwrap().contains("pinned"));
+    // A changed profile starts over at once.
     assert_eq!(m.on(Event::ProfileChanged(policy(&evil)), t0()), Action::LoadStores);
+}
+
+/// Answer a halt as the daemon does; returns the notice (if any) and the wait.
+fn daemon_after_halt(m: &mut Machine, now: SystemTime) -> (Option<Notice>, SystemTime) {
+    match m.on(Event::Tick, now) {
+        Action::Notify(n) => {
+            let Action::Wait { until } = m.on(Event::Done, now) else {
+                panic!("a halt waits after its alert")
+            };
+            (Some(n), until)
+        }
+        Action::Wait { until } => (None, until),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn step_2_failure_in_the_daemon_a_halt_is_alerted_once_per_error_and_retried_with_back_off() {
+    let p = pki("A");
+    let evil = pki("A");
+    let mitm = pki("A");
+    let mut m = machine(policy(&p));
+    let Action::Halt { error } = cycle(&mut m, None, evil.served(), t0()) else {
+        panic!()
+    };
+    let (notice, until) = daemon_after_halt(&mut m, t0());
+    assert_eq!(notice, Some(Notice::Halted { error: error.clone() }));
+    let d = until.duration_since(t0()).unwrap();
+    assert!(
+        d >= Duration::from_secs(60) && d <= Duration::from_secs(66),
+        "retry_min: {d:?}"
+    );
+    let s = m.status();
+    assert_eq!((s.phase, s.next_wake, s.failures), ("halted", Some(until), 1));
+    assert_eq!(s.last_error.as_deref(), Some(error.as_str()));
+    // Before the back-off has passed, a tick changes nothing.
+    assert_eq!(
+        m.on(Event::Tick, t0() + Duration::from_secs(30)),
+        Action::Wait { until }
+    );
+
+    // The same error again: retried with a doubled back-off, not alerted again.
+    let a = cycle(&mut m, None, evil.served(), until);
+    assert_eq!(a, Action::Halt { error: error.clone() });
+    let (notice, until2) = daemon_after_halt(&mut m, until);
+    assert_eq!(notice, None, "one alert per distinct error");
+    let d = until2.duration_since(until).unwrap();
+    assert!(d >= Duration::from_secs(120) && d <= Duration::from_secs(132), "{d:?}");
+
+    // Another error is news.
+    let served = vec![mitm.ica.certificate.clone(), p.root.certificate.clone()];
+    let Action::Halt { error: other } = cycle(&mut m, None, served, until2) else {
+        panic!()
+    };
+    assert_ne!(other, error);
+    let (notice, until3) = daemon_after_halt(&mut m, until2);
+    assert_eq!(notice, Some(Notice::Halted { error: other }));
+
+    // The operator fixes the server: the next retry enrols, with no restart.
+    let a = cycle(&mut m, None, p.served(), until3);
+    assert_eq!(enrol_action(&a), (EnrolKind::Initial, Reason::FirstCertificate));
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    complete(&mut m, vec![p.leaf_at(&k, until3, 10 * DAY)], &k, until3);
+    assert_eq!(m.status().failures, 0);
+
+    // After good trust, the first error is alerted again; a directive retries at once.
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, evil.served(), t0());
+    daemon_after_halt(&mut m, t0());
+    assert_eq!(
+        m.on(Event::Directive(Directive::RenewNow), t0() + Duration::from_secs(1)),
+        Action::LoadStores
+    );
+}
+
+#[test]
+fn step_4_expired_certificates_off_the_path_to_the_anchor_are_ignored_not_a_halt() {
+    let p = pki("A");
+    let rng = &mut rand_core::OsRng;
+    // An old root the server still sends, expired and not chaining to the pin.
+    let old_root = Authority::new_root(
+        key(),
+        Name::from_str("CN=Old Root").unwrap(),
+        t0() - 4000 * DAY,
+        3650 * DAY,
+        rng,
+    )
+    .unwrap();
+    // The issuing CA's expired predecessor, superseded by the current one.
+    let old_ica = p
+        .root
+        .new_intermediate(
+            key(),
+            Name::from_str("CN=A Issuing").unwrap(),
+            t0() - 400 * DAY,
+            365 * DAY,
+            rng,
+        )
+        .unwrap();
+    let mut served = p.served();
+    served.push(old_root.certificate.clone());
+    served.insert(0, old_ica.certificate.clone());
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, None, served, t0());
+    let Action::Enrol { anchors, reason, .. } = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(reason, Reason::FirstCertificate);
+    assert_eq!(anchors.below, vec![p.ica.certificate.clone()]);
+    assert_eq!(anchors.ignored.len(), 2);
+    assert!(anchors.ignored.contains(&old_root.certificate) && anchors.ignored.contains(&old_ica.certificate));
+    // An unexpired stranger still halts.
+    let stranger = pki("B");
+    let mut served = p.served();
+    served.push(stranger.root.certificate.clone());
+    let mut m = machine(policy(&p));
+    assert!(matches!(cycle(&mut m, None, served, t0()), Action::Halt { .. }));
 }
 
 #[test]
@@ -293,7 +409,7 @@ fn step_5_the_issued_chain_is_validated_installed_notified_and_cleaned_up() {
     };
     assert_eq!(reason, Reason::FirstCertificate);
     assert_eq!(not_after, t0() + DAY);
-    assert_eq!(m.on(Event::Done, t0()), Action::Clean);
+    assert_eq!(m.on(Event::Done, t0()), CLEAN);
     // Sleeps until half the lifetime (threshold 50%, no jitter).
     assert_eq!(m.on(Event::Done, t0()), Action::Wait { until: t0() + DAY / 2 });
     let s = m.status();
@@ -331,7 +447,7 @@ fn step_7_nothing_happens_before_the_threshold_and_renewal_starts_after_it() {
     let leaf = p.leaf_at(&k, t0(), 10 * DAY);
     let mut m = machine(policy(&p));
     let a = cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), t0() + 4 * DAY);
-    assert_eq!(a, Action::Clean);
+    assert_eq!(a, CLEAN);
     // Never asleep for more than a day: the CA certificates are fetched at least daily.
     assert_eq!(
         m.on(Event::Done, t0() + 4 * DAY),
@@ -553,7 +669,7 @@ fn step_13_a_failing_notification_hook_does_not_stop_the_cycle() {
         t0(),
     );
     assert!(matches!(m.on(Event::Done, t0()), Action::Notify(_)));
-    assert_eq!(m.on(Event::Failed("hook exited with 1".into()), t0()), Action::Clean);
+    assert_eq!(m.on(Event::Failed("hook exited with 1".into()), t0()), CLEAN);
 }
 
 // ---- step 14: clean-up ----------------------------------------------------
@@ -569,7 +685,7 @@ fn step_14_every_cycle_ends_by_cleaning_and_a_failed_clean_still_waits() {
         p.served(),
         t0(),
     );
-    assert_eq!(a, Action::Clean);
+    assert_eq!(a, CLEAN);
     assert!(matches!(
         m.on(Event::Failed("permission denied".into()), t0()),
         Action::Wait { .. }
@@ -604,7 +720,7 @@ fn steps_9_and_10_peer_anchors_are_validated_against_their_own_pins_and_stored()
     );
     assert_eq!(m.on(Event::Done, t0()), Action::FetchPeer { index: 1 });
     // The second peer serves a look-alike: not stored, reported, the cycle goes on.
-    assert_eq!(m.on(Event::PeerCerts(rogue.served()), t0()), Action::Clean);
+    assert_eq!(m.on(Event::PeerCerts(rogue.served()), t0()), CLEAN);
     assert!(m.status().last_error.unwrap().contains("peer 1"));
 }
 
@@ -622,7 +738,7 @@ fn steps_9_and_10_failure_an_unreachable_peer_is_reported_and_skipped() {
         p.served(),
         t0(),
     );
-    assert_eq!(m.on(Event::Failed("cannot reach peer".into()), t0()), Action::Clean);
+    assert_eq!(m.on(Event::Failed("cannot reach peer".into()), t0()), CLEAN);
 }
 
 // ---- step 8: revocation ----------------------------------------------------
@@ -642,7 +758,7 @@ fn step_8_crl_a_good_certificate_is_kept_and_checked_again_after_the_interval() 
     let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
     let a = cycle(&mut m, Some(cred(&p, leaf, "g1")), p.served(), t0());
     assert_eq!(a, Action::Fetch(Fetch::Crl { url: CRL_URL.into() }));
-    assert_eq!(m.on(Event::Fetched(p.crl(&[], t0())), t0()), Action::Clean);
+    assert_eq!(m.on(Event::Fetched(p.crl(&[], t0())), t0()), CLEAN);
     // The issuing CA names no CRL distribution point: said, not fatal.
     assert!(m.status().last_error.unwrap().contains("no CRL distribution point"));
     assert_eq!(
@@ -688,7 +804,7 @@ fn step_8_crl_failures_a_forged_or_stale_crl_revokes_nothing_and_is_retried_soon
         let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
         let a = cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), now);
         assert!(matches!(a, Action::Fetch(_)));
-        assert_eq!(m.on(Event::Fetched(crl), now), Action::Clean);
+        assert_eq!(m.on(Event::Fetched(crl), now), CLEAN);
         assert!(m.status().last_error.unwrap().contains("rejected"));
         // Retried after retry_min, not after the full interval.
         assert_eq!(
@@ -711,7 +827,7 @@ fn step_8_failure_an_unreachable_distribution_point_keeps_the_credential() {
         p.served(),
         t0(),
     );
-    assert_eq!(m.on(Event::Failed("connection refused".into()), t0()), Action::Clean);
+    assert_eq!(m.on(Event::Failed("connection refused".into()), t0()), CLEAN);
     assert!(m.status().last_error.unwrap().contains("connection refused"));
     assert!(m.credential().is_some());
 }
@@ -789,4 +905,418 @@ fn step_7_a_certificate_issued_already_past_its_threshold_is_kept_without_an_enr
     // After the hold, renewal is due again.
     let a = cycle(&mut m, held, p.served(), t0() + Duration::from_secs(3600));
     assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::RenewalDue));
+}
+
+// ---- findings of the review: chain, staged keys, commit point, restarts ----
+
+#[test]
+fn step_8_a_credential_loaded_without_its_chain_is_checked_up_to_the_anchor() {
+    // No chain file in the stores: the leaf alone is loaded.
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = p.leaf_at(&k, t0(), 10 * DAY);
+    let alone = Credential {
+        chain: vec![leaf.clone()],
+        generation: Some("g1".into()),
+    };
+    let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+    let a = cycle(&mut m, Some(alone), p.served(), t0());
+    assert_eq!(a, Action::Fetch(Fetch::Crl { url: CRL_URL.into() }));
+    assert_eq!(
+        m.credential().unwrap().chain,
+        vec![leaf.clone(), p.ica.certificate.clone()],
+        "completed from the validated CA certificates"
+    );
+    // The leaf's CRL is checked against its real issuer, and the issuing
+    // CA is checked too (here it names no distribution point: said).
+    assert_eq!(m.on(Event::Fetched(p.crl(&[], t0())), t0()), CLEAN);
+    let e = m.status().last_error.unwrap();
+    assert!(
+        e.contains("A Issuing") && e.contains("no CRL distribution point"),
+        "{e}"
+    );
+    // Revoked by its issuer: noticed.
+    let mut m = machine(revocation_policy(&p, RevocationMode::Crl));
+    let alone = Credential {
+        chain: vec![leaf.clone()],
+        generation: Some("g1".into()),
+    };
+    cycle(&mut m, Some(alone), p.served(), t0());
+    assert!(matches!(
+        m.on(Event::Fetched(p.crl(&[&leaf], t0())), t0()),
+        Action::Notify(Notice::Revoked { .. })
+    ));
+}
+
+#[test]
+fn step_14_the_staged_key_of_an_enrolment_under_way_is_kept_across_a_restart() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let now = t0() + DAY;
+    let mut m = machine(policy(&p));
+    assert_eq!(m.on(Event::Directive(Directive::RenewNow), now), Action::LoadStores);
+    assert_eq!(m.on(Event::Loaded(Some(c.clone())), now), Action::FetchCaCerts);
+    let a = m.on(Event::CaCerts(p.served()), now);
+    assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::Directive));
+    // The CA holds the request (PENDING) beyond the polling window.
+    let a = m.on(
+        Event::Failed("still pending after 3600s and 120 polls (window exceeded)".into()),
+        now,
+    );
+    assert!(matches!(a, Action::Notify(Notice::Failed { .. })));
+    assert!(matches!(m.on(Event::Done, now), Action::Wait { .. }));
+    let saved = m.saved();
+    assert!(saved.directive, "the directive stands until carried out");
+    assert_eq!(saved.enrolling, Some(Reason::Directive));
+
+    // A restart (the directive file is gone by now) resumes the directive,
+    // so the request is polled again with the staged key.
+    let later = now + Duration::from_secs(600);
+    let mut m = machine(policy(&p));
+    m.restore(saved.clone(), later);
+    let a = cycle(&mut m, Some(c.clone()), p.served(), later);
+    assert_eq!(enrol_action(&a), (EnrolKind::Renew, Reason::Directive));
+
+    // Whatever makes a cycle skip enrolment meanwhile, its clean-up keeps
+    // the staged key while that enrolment has not been installed.
+    let mut m = machine(policy(&p));
+    m.restore(
+        Saved {
+            directive: false,
+            ..saved
+        },
+        later,
+    );
+    assert_eq!(
+        cycle(&mut m, Some(c), p.served(), later),
+        Action::Clean { keep_staged: true }
+    );
+    // Once a certificate is installed, the staged key is spent.
+    let mut m = machine(policy(&p));
+    m.on(Event::Directive(Directive::RenewNow), later);
+    m.on(Event::Loaded(None), later);
+    m.on(Event::CaCerts(p.served()), later);
+    let k2 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    complete(&mut m, vec![p.leaf_at(&k2, later, 10 * DAY)], &k2, later);
+    assert_eq!(m.saved().enrolling, None);
+    assert!(!m.saved().directive);
+}
+
+#[test]
+fn step_12_an_error_after_the_commit_point_is_a_warning_not_a_failed_install() {
+    let p = pki("A");
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    let now = t0() + 6 * DAY;
+    let mut m = machine(policy(&p));
+    cycle(&mut m, Some(c), p.served(), now);
+    let k2 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let new = p.leaf_at(&k2, now, 10 * DAY);
+    let a = m.on(
+        Event::Issued {
+            certificates: vec![new.clone()],
+            public_key: k2.public_key().clone(),
+        },
+        now,
+    );
+    assert!(matches!(a, Action::Install { .. }));
+    let warning = "installed, but /state/install.journal: Input/output error".to_string();
+    let a = m.on(Event::DoneWithWarning(warning.clone()), now);
+    assert!(matches!(a, Action::Notify(Notice::Installed { .. })), "{a:?}");
+    assert!(m.installed_any());
+    assert_eq!(m.credential().unwrap().chain.first(), Some(&new));
+    let s = m.status();
+    assert_eq!((s.failures, s.last_error), (0, Some(warning)));
+    // A failing hook is a warning too; then no enrolment again: idle
+    // (a day at most, the renewal much later).
+    assert_eq!(m.on(Event::Failed("hook exited with 1".into()), now), CLEAN);
+    assert!(m.status().last_error.unwrap().contains("notification failed"));
+    assert_eq!(m.on(Event::Done, now), Action::Wait { until: now + DAY });
+    assert_eq!(m.status().renew_at, Some(now + 5 * DAY));
+}
+
+#[test]
+fn step_7_the_renewal_hold_and_the_back_off_survive_a_restart() {
+    let p = pki("A");
+    // A certificate that arrives past its threshold is held from renewal…
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let mut m = machine(policy(&p));
+    cycle(&mut m, None, p.served(), t0());
+    let leaf = p.leaf_at(&k, t0() - 6 * DAY, 10 * DAY);
+    complete(&mut m, vec![leaf.clone()], &k, t0());
+    let saved = m.saved();
+    assert_eq!(saved.hold_renewal_until, Some(t0() + Duration::from_secs(3600)));
+    // … and a restart ten seconds later does not renew at once.
+    let soon = t0() + Duration::from_secs(10);
+    let mut m = machine(policy(&p));
+    m.restore(saved, soon);
+    assert_eq!(
+        cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), soon),
+        CLEAN
+    );
+    assert_eq!(
+        m.on(Event::Done, soon),
+        Action::Wait {
+            until: t0() + Duration::from_secs(3600)
+        }
+    );
+    // (Without what was saved, it would have.)
+    let mut m = machine(policy(&p));
+    let a = cycle(&mut m, Some(cred(&p, leaf.clone(), "g1")), p.served(), soon);
+    assert_eq!(enrol_action(&a).1, Reason::RenewalDue);
+
+    // A back-off: two failures, then a restart in the middle of the wait.
+    let mut m = machine(policy(&p));
+    let now = t0() + 6 * DAY;
+    let c = cred(&p, p.leaf_at(&k, t0(), 10 * DAY), "g1");
+    cycle(&mut m, Some(c.clone()), p.served(), now);
+    m.on(Event::Failed("connection refused".into()), now);
+    let Action::Wait { until } = m.on(Event::Done, now) else {
+        panic!()
+    };
+    cycle(&mut m, Some(c.clone()), p.served(), until);
+    let Action::Wait { until } = m.on(Event::Failed("connection refused".into()), until) else {
+        panic!()
+    };
+    let saved = m.saved();
+    assert_eq!((saved.retry_at, saved.failures), (Some(until), 2));
+    let mid = until - Duration::from_secs(30);
+    let mut m = machine(policy(&p));
+    m.restore(saved.clone(), mid);
+    assert_eq!(m.on(Event::Tick, mid), Action::Wait { until });
+    assert_eq!(m.status().phase, "retrying");
+    // When it ends, the next failure backs off further and is not notified again.
+    cycle(&mut m, Some(c.clone()), p.served(), until);
+    let Action::Wait { until: next } = m.on(Event::Failed("connection refused".into()), until) else {
+        panic!("the run of failures was notified before the restart")
+    };
+    let d = next.duration_since(until).unwrap();
+    assert!(d >= Duration::from_secs(240) && d <= Duration::from_secs(264), "{d:?}");
+
+    // A back-off saved under another generation (the profile changed while
+    // the agent was stopped) is dropped; one from a clock far ahead is capped.
+    let mut changed = policy(&p);
+    changed.generation = "g2".into();
+    let mut m = machine(changed);
+    m.restore(saved.clone(), mid);
+    assert_eq!(m.on(Event::Tick, mid), Action::LoadStores);
+    let mut m = machine(policy(&p));
+    m.restore(
+        Saved {
+            retry_at: Some(mid + 3650 * DAY),
+            ..saved
+        },
+        mid,
+    );
+    let Action::Wait { until } = m.on(Event::Tick, mid) else {
+        panic!()
+    };
+    assert!(until <= mid + Duration::from_secs(3600 + 361), "{until:?}");
+}
+
+// ---- the driver against real files (no network) ----------------------------
+
+mod driver {
+    use super::*;
+    use crate::agent::driver::{run_once, Driver, Outcome};
+    use crate::agent::profile::Profile;
+    use crate::agent::store;
+    use std::path::{Path, PathBuf};
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("enrolkit-driver-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A SCEP profile whose server is not there (port 9), writing under `dir/out`.
+    fn driver(dir: &Path, outputs: &str) -> Driver {
+        let text = format!(
+            r#"
+name = "dev"
+protocol = "scep"
+url = "http://127.0.0.1:9/scep"
+[trust]
+anchors = ["{}"]
+[subject]
+cn = "device-1"
+[auth]
+challenge = "secret"
+[revocation]
+check = "none"
+[output]
+certificate = "{d}/out/cert.pem"
+key = "{d}/out/key.pem"
+{outputs}
+"#,
+            "ab".repeat(32),
+            d = dir.display()
+        );
+        let profile = Profile::from_toml(&text, "test.toml").unwrap();
+        let mut d = Driver::new(profile, &dir.join("state")).unwrap();
+        d.log = Box::new(|_| {});
+        d
+    }
+
+    /// Stage a key as an enrolment would, and have `p` certify it.
+    fn staged(d: &Driver, p: &Pki, at: SystemTime) -> (SoftwareKey, Certificate) {
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        enrolkit_files::write_private(&d.dir.join("next-key.pem"), k.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        let leaf = p.leaf_at(&k, at, 10 * DAY);
+        (k, leaf)
+    }
+
+    fn install(d: &mut Driver, p: &Pki, leaf: &Certificate) -> Event {
+        d.execute(
+            &Action::Install {
+                chain: vec![leaf.clone(), p.ica.certificate.clone()],
+                anchor: p.root.certificate.clone(),
+                generation: "g1".into(),
+            },
+            t0(),
+        )
+    }
+
+    fn loaded(d: &mut Driver) -> Option<Credential> {
+        match d.execute(&Action::LoadStores, t0()) {
+            Event::Loaded(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn step_8_the_chain_is_kept_in_the_state_directory_whatever_the_outputs() {
+        let dir = tmp("chain");
+        let p = pki("A");
+        let mut d = driver(&dir, "");
+        let (_, leaf) = staged(&d, &p, t0());
+        assert_eq!(install(&mut d, &p, &leaf), Event::Done);
+        let c = loaded(&mut d).unwrap();
+        assert_eq!(c.chain, vec![leaf, p.ica.certificate.clone()]);
+        assert_eq!(c.generation.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn step_12_a_committed_install_that_cannot_be_completed_puts_the_whole_previous_credential_back() {
+        let dir = tmp("undo");
+        let p = pki("A");
+        let outputs = format!(
+            "chain = \"{0}/out/chain.pem\"\ntrust_anchor = \"{0}/out/ca.pem\"",
+            dir.display()
+        );
+        let mut d = driver(&dir, &outputs);
+        let (_, first) = staged(&d, &p, t0());
+        assert_eq!(install(&mut d, &p, &first), Event::Done);
+        let files = [
+            "out/cert.pem",
+            "out/key.pem",
+            "out/chain.pem",
+            "out/ca.pem",
+            "state/dev/credential.toml",
+        ];
+        let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect();
+        // The next install commits, then cannot rename (and neither can the
+        // immediate retry): the stores hold the old files and the staged new ones.
+        let (_, second) = staged(&d, &p, t0());
+        store::FAULT.with(|f| f.set(Some("rename")));
+        let e = install(&mut d, &p, &second);
+        store::FAULT.with(|f| f.set(None));
+        let Event::DoneWithWarning(w) = e else { panic!("{e:?}") };
+        assert!(w.contains("next start completes the install"), "{w}");
+        assert!(dir.join("state/dev/install.journal").exists());
+        // Before the next start, the staged certificate is damaged.
+        std::fs::write(dir.join("out/.cert.pem.enrol-new"), "damaged").unwrap();
+        let c = loaded(&mut d).unwrap();
+        assert_eq!(c.chain.first(), Some(&first), "the previous credential");
+        for (f, b) in files.iter().zip(&before) {
+            assert_eq!(&std::fs::read(dir.join(f)).unwrap(), b, "{f} is the previous one");
+        }
+        assert!(!dir.join("state/dev/install.journal").exists());
+    }
+
+    #[test]
+    fn step_12_an_error_after_the_commit_point_is_reported_as_installed_with_a_warning() {
+        let dir = tmp("after");
+        let p = pki("A");
+        let mut d = driver(&dir, "");
+        let (_, first) = staged(&d, &p, t0());
+        assert_eq!(install(&mut d, &p, &first), Event::Done);
+        let (_, second) = staged(&d, &p, t0());
+        store::FAULT.with(|f| f.set(Some("remove-journal")));
+        let e = install(&mut d, &p, &second);
+        store::FAULT.with(|f| f.set(None));
+        let Event::DoneWithWarning(w) = e else { panic!("{e:?}") };
+        assert!(w.starts_with("installed, but") && w.contains("injected"), "{w}");
+        assert_eq!(loaded(&mut d).unwrap().chain.first(), Some(&second));
+        assert!(!dir.join("state/dev/next-key.pem").exists());
+    }
+
+    #[test]
+    fn step_14_clean_keeps_a_staged_key_an_enrolment_waits_on() {
+        let dir = tmp("clean");
+        let p = pki("A");
+        let mut d = driver(&dir, "");
+        let next = dir.join("state/dev/next-key.pem");
+        staged(&d, &p, t0());
+        assert_eq!(d.execute(&Action::Clean { keep_staged: true }, t0()), Event::Done);
+        assert!(next.exists(), "a PENDING request may be waiting on it");
+        assert_eq!(d.execute(&Action::Clean { keep_staged: false }, t0()), Event::Done);
+        assert!(!next.exists());
+        // A staged key that is the installed one is spent, whatever the flag.
+        let (k, leaf) = staged(&d, &p, t0());
+        assert_eq!(install(&mut d, &p, &leaf), Event::Done);
+        enrolkit_files::write_private(&next, k.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        assert_eq!(d.execute(&Action::Clean { keep_staged: true }, t0()), Event::Done);
+        assert!(!next.exists());
+    }
+
+    #[test]
+    fn step_6_a_directive_is_kept_until_carried_out_even_when_the_run_fails() {
+        let dir = tmp("directive");
+        let mut d = driver(&dir, "");
+        std::fs::write(d.directive_path(), "renew\n").unwrap();
+        let (outcome, _) = run_once(&mut d, [1; 32]);
+        assert_eq!(outcome, Outcome::FailedWithout, "nothing listens on port 9");
+        assert!(!d.directive_path().exists(), "the file is taken in");
+        let saved = d.load_saved();
+        assert!(saved.directive, "and the directive kept: {saved:?}");
+        assert_eq!(saved.failures, 1);
+        // The next run still has it.
+        run_once(&mut d, [2; 32]);
+        assert!(d.load_saved().directive);
+        assert_eq!(d.load_saved().failures, 2);
+    }
+
+    #[test]
+    fn the_saved_schedule_round_trips_and_a_damaged_one_is_ignored() {
+        let dir = tmp("saved");
+        let mut d = driver(&dir, "");
+        let s = Saved {
+            generation: "g1".into(),
+            failures: 3,
+            failure_notified: true,
+            retry_at: Some(t0() + DAY),
+            hold_renewal_until: Some(t0() + 2 * DAY),
+            directive: true,
+            enrolling: Some(Reason::Directive),
+            alerted: Some("no CA certificate matches \"x\"".into()),
+        };
+        d.store_saved(&s);
+        assert_eq!(d.load_saved(), s);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.saved_path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        for junk in [
+            "",
+            "\u{0}\u{1}",
+            "failures = -4\nretry_at = \"soon\"\nenrolling = \"Why\"",
+            "[[x",
+        ] {
+            std::fs::write(d.saved_path(), junk).unwrap();
+            let got = d.load_saved();
+            assert_eq!((got.failures, got.retry_at, got.enrolling), (0, None, None), "{junk:?}");
+        }
+    }
 }
