@@ -178,10 +178,21 @@ pub fn run(args: AgentArgs) -> ExitCode {
         return ExitCode::from(worst.code() as u8);
     }
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // What each profile's neighbours write, for its reloads to respect.
+    let taken: Vec<Vec<PathBuf>> = (0..drivers.len())
+        .map(|i| {
+            drivers
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, d)| d.profile.written_paths().into_iter().map(Path::to_path_buf))
+                .collect()
+        })
+        .collect();
     std::thread::scope(|s| {
-        for (d, path) in drivers.iter_mut().zip(args.profiles.iter()) {
+        for ((d, path), taken) in drivers.iter_mut().zip(args.profiles.iter()).zip(taken.iter()) {
             let stop = &stop;
-            s.spawn(move || agent::run_daemon(d, path, seed(), stop));
+            s.spawn(move || agent::run_daemon(d, path, taken, seed(), stop));
         }
     });
     ExitCode::SUCCESS

@@ -170,6 +170,10 @@ enum ScepCmd {
         /// The subject requested.
         #[arg(long)]
         subject: String,
+        /// For a renewal without a new key: the certificate it renews (its
+        /// transactionID depends on it).
+        #[arg(long)]
+        renewing: Option<PathBuf>,
         #[command(flatten)]
         out: Output,
     },
@@ -345,11 +349,17 @@ fn run(proto: Proto) -> Res {
                 .map_err(err)?;
             finish(&session, &issued, &out)?;
         }
-        ScepCmd::Poll { key, subject, out } => {
+        ScepCmd::Poll {
+            key,
+            subject,
+            renewing,
+            out,
+        } => {
             let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
             let k = key.load().map_err(|e| e.to_string())?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
-            match session.poll_once(k.as_ref(), &name).map_err(err)? {
+            let renewing = renewing.as_deref().map(files::read_certificate).transpose()?;
+            match session.poll_once(k.as_ref(), &name, renewing.as_ref()).map_err(err)? {
                 Some(cert) => finish(&session, &cert, &out)?,
                 None => return Err("still pending".into()),
             }

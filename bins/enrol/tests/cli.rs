@@ -526,8 +526,9 @@ fn renewal_and_fingerprint_pinning_without_approval() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(openssl_verify(&m.dir.path().join("st/ca.pem"), &nc));
-    // Renewal without a new key still gets a new certificate (its own
-    // transactionID, not the one the key's first enrolment used).
+    // Renewal without a new key of the certificate the PKCSReq made still
+    // gets a new certificate: its own transactionID, not the one the key's
+    // enrolment used (which the server would answer with that enrolment).
     let nc2 = d.join("renewed-same-key.pem");
     let o = enrol(
         &[
@@ -536,9 +537,9 @@ fn renewal_and_fingerprint_pinning_without_approval() {
             "--url",
             &m.url,
             "--key",
-            p(&nk),
+            p(&rk),
             "--cert",
-            p(&nc),
+            p(&rc),
             "--cert-out",
             p(&nc2),
         ],
@@ -552,9 +553,10 @@ fn renewal_and_fingerprint_pinning_without_approval() {
     };
     assert_ne!(
         serial(&nc2),
-        serial(&nc),
+        serial(&rc),
         "the renewal answered with the certificate it renews"
     );
+    assert_ne!(serial(&nc2), serial(&nc));
 }
 
 #[test]

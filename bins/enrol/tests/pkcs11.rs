@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// One token per test, made before this process loads the module.
-const TOKENS: &[&str] = &["scep-cli", "est-cli", "agent-scep", "agent-est", "mef"];
+const TOKENS: &[&str] = &["scep-cli", "est-cli", "agent-scep", "agent-est", "agent-rspf", "mef"];
 
 fn hsm() -> &'static SoftHsm {
     static HSM: OnceLock<SoftHsm> = OnceLock::new();
@@ -576,9 +576,6 @@ fn mef_keeps_its_root_ca_and_ra_keys_in_the_token() {
     let said = mef.run(&["ca", "next"]);
     assert!(said.contains("next CA key generated in the token"), "{said}");
     let both = out.path().join("next-chain.pem");
-    let mut pems = std::fs::read(mef.st("next-ca.pem")).unwrap();
-    pems.extend(std::fs::read(mef.st("root.pem")).unwrap());
-    std::fs::write(&both, pems).unwrap();
     openssl_verify(&mef.st("root.pem"), &mef.st("next-ca.pem"));
     mef.run(&["ca", "rollover"]);
     let cfg: toml::Table = std::fs::read_to_string(mef.st("mef.toml")).unwrap().parse().unwrap();
@@ -625,4 +622,149 @@ fn mef_keeps_its_root_ca_and_ra_keys_in_the_token() {
     pems.extend(std::fs::read(mef.st("root.pem")).unwrap());
     std::fs::write(&both, pems).unwrap();
     openssl_verify(&both, &cert2);
+}
+
+/// An OpenSSL command that must succeed.
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+}
+
+#[test]
+fn the_agent_enrols_over_rspf_with_a_device_certificate_whose_key_is_in_the_token() {
+    // The device's key pair is made in the token; the maker's CA (OpenSSL)
+    // certifies its public key.
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f);
+    let key_uri = hsm().uri("agent-rspf", Some("device-77"));
+    let (key, _) = enrolkit_pkcs11::KeyLocation::parse(&key_uri)
+        .unwrap()
+        .generate(enrolkit_keys::KeySpec::EcP256)
+        .unwrap();
+    std::fs::write(
+        d("device.pub.pem"),
+        der::EncodePem::to_pem(key.spki(), der::pem::LineEnding::LF).unwrap(),
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=Maker CA",
+        "-days",
+        "30",
+        "-keyout",
+        p(&d("maker.key")),
+        "-out",
+        p(&d("maker.pem")),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=device-77.example.net",
+        "-keyout",
+        p(&d("placeholder.key")),
+        "-out",
+        p(&d("device.csr")),
+    ]);
+    std::fs::write(
+        d("device.ext"),
+        "subjectAltName=DNS:device-77.example.net\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        p(&d("device.csr")),
+        "-force_pubkey",
+        p(&d("device.pub.pem")),
+        "-CA",
+        p(&d("maker.pem")),
+        "-CAkey",
+        p(&d("maker.key")),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        p(&d("device.ext")),
+        "-out",
+        p(&d("device.pem")),
+    ]);
+    let maker = d("maker.pem");
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        std::fs::copy(&maker, st.join("maker.pem")).unwrap();
+        cfg.push_str(
+            r#"
+[[rspf.enrolee]]
+name = "device-77"
+[rspf.enrolee.bootstrap]
+framework = "certificate-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-77.example.net"
+enrolment-expiry = 3600
+[rspf.enrolee.bootstrap.authentication]
+kind = "device-certificate"
+device-id = "device-77.example.net"
+trust-anchor = "maker.pem"
+[rspf.enrolee.grant]
+[rspf.enrolee.grant.certificate]
+security-types = ["SAEF"]
+ekus = ["1.3.6.1.5.5.7.3.2"]
+"#,
+        );
+    });
+    let pin = fingerprint(&mef.st("ca.pem"));
+    let dev = Device {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(
+        dev.path("profile.toml"),
+        format!(
+            r#"
+name = "dev"
+protocol = "rspf"
+url = "https://127.0.0.1:{}"
+[trust]
+anchors = ["{pin}"]
+[subject]
+cn = "ae-77.example.net"
+[rspf]
+certificate = "{}"
+key = "{key_uri}"
+[revocation]
+check = "none"
+[output]
+key = "{}"
+certificate = "{}"
+"#,
+            mef.openssl,
+            p(&d("device.pem")),
+            p(&dev.path("out/key.pem")),
+            p(&dev.path("out/cert.pem")),
+        ),
+    )
+    .unwrap();
+    let (code, out) = dev.once();
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("Enrolment Exchange with the device certificate"), "{out}");
+    openssl_verify(&mef.st("ca.pem"), &dev.path("out/cert.pem"));
+    // The device key signed the handshakes in the token and never left it.
+    assert_never_left_the_token(&token_key("agent-rspf", "device-77"));
+    assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
 }

@@ -1172,9 +1172,17 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
         stored_key(&second, "cse-b.example.net", "PSK-ESData")
     );
 
-    // Without Kre (state lost) the spent token cannot enrol again: the cycle
-    // fails with the MEF's reason and the installed credential stays whole.
-    std::fs::remove_file(kept.join("enrolment.toml")).unwrap();
+    // The operator withdraws the first enrolment: the one made from it by
+    // Kre goes with it (a Kre re-enrolment needs no token, so it must not
+    // outlive a revocation). Its keys can no longer be fetched, its Kre no
+    // longer opens a session, and the spent token cannot enrol again: the
+    // cycle fails with the MEF's reason and the installed credential stays whole.
+    mef.run(&["rspf", "revoke", &first_ke_id]);
+    let (o, _) = cse.fetch(&second_ke_id, Some("13"), "cse-b.example.net", &[]);
+    assert!(
+        !o.status.success(),
+        "the child enrolment survived its parent's revocation"
+    );
     let before = std::fs::read(&cert).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
         .args(["agent", "--profile", p(&profile), "--state-dir", p(&state), "renew"])
@@ -1185,6 +1193,7 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     assert_ne!(code, 0, "{out}");
     assert_ne!(code, 10, "{out}");
     assert!(out.contains("Enrolment Exchange failed"), "{out}");
+    assert!(out.contains("with Kre of the previous enrolment"), "{out}");
     assert!(out.to_lowercase().contains("token"), "{out}");
     assert_eq!(std::fs::read(&cert).unwrap(), before);
 }

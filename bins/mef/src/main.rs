@@ -901,6 +901,12 @@ fn token_uri(named: &Path) -> Res<Option<enrolkit_pkcs11::Pkcs11Uri>> {
 fn key_beside(like: &Path, spec: KeySpec, label: &str) -> Res<(Box<dyn PrivateKey>, KeyMade)> {
     match token_uri(like)? {
         Some(mut uri) => {
+            if uri.pin_source().is_none() {
+                return Err(format!(
+                    "{}: mef.toml names token keys with ?pin-source=file:<path>, never a PIN value",
+                    like.display()
+                ));
+            }
             uri.object = Some(label.to_owned());
             uri.id = None;
             let (key, at) = KeyLocation::Token(Box::new(uri))
@@ -988,18 +994,22 @@ fn ca_next(config: &Path, key_type: KeyType) -> Res {
         None => Authority::new_root(key, subject, now, YEAR * 20, rng),
     }
     .map_err(|e| e.to_string());
-    let next = match next {
+    // Until the configuration names it, a pair made in the token is destroyed on any failure.
+    let written = next.and_then(|next| {
+        let next_key = made.store(&base, "next-ca.key.pem")?;
+        files::write_public(&base.join("next-ca.pem"), pem(&next.certificate)?.as_bytes())?;
+        cfg.next_ca_certificate = Some("next-ca.pem".into());
+        cfg.next_ca_key = Some(next_key);
+        save_config(config, &cfg)?;
+        Ok(next)
+    });
+    let next = match written {
         Ok(n) => n,
         Err(e) => {
             made.discard();
             return Err(e);
         }
     };
-    let next_key = made.store(&base, "next-ca.key.pem")?;
-    files::write_public(&base.join("next-ca.pem"), pem(&next.certificate)?.as_bytes())?;
-    cfg.next_ca_certificate = Some("next-ca.pem".into());
-    cfg.next_ca_key = Some(next_key.clone());
-    save_config(config, &cfg)?;
     let fp = enrolkit_scep::fingerprint_sha256(&next.certificate).map_err(|e| e.to_string())?;
     if let KeyMade::Token(at) = &made {
         println!("next CA key generated in the token: {at}");
@@ -1033,43 +1043,48 @@ fn ca_rollover(config: &Path) -> Res {
             rng,
         )
         .map_err(|e| e.to_string());
-    let ra = match ra {
-        Ok(r) => r,
+    // New files under new names, then one atomic write of the configuration
+    // switches to them: a crash before it leaves the old CA in charge, after
+    // it the new one. The old files stay where they are (certificates the old
+    // CA issued remain valid until they expire). Token keys keep their URIs.
+    // Until the configuration names it, a new RA pair in the token is
+    // destroyed on any failure.
+    let switched = ra.and_then(|ra| {
+        let (ca_pem, ra_pem) = (
+            PathBuf::from(format!("ca-{stamp}.pem")),
+            PathBuf::from(format!("ra-{stamp}.pem")),
+        );
+        let ca_key = if next_in_token {
+            next_key.clone()
+        } else {
+            let key = files::read_key(&base.join(&next_key))?;
+            let named = PathBuf::from(format!("ca-{stamp}.key.pem"));
+            files::write_private(
+                &base.join(&named),
+                key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+            )?;
+            named
+        };
+        files::write_public(&base.join(&ca_pem), pem(&ca.certificate)?.as_bytes())?;
+        let ra_key_named = ra_made.store(&base, &format!("ra-{stamp}.key.pem"))?;
+        files::write_public(&base.join(&ra_pem), pem(&ra)?.as_bytes())?;
+        let old = [cfg.ca_certificate.clone(), cfg.ra_certificate.clone()];
+        cfg.ca_certificate = ca_pem;
+        cfg.ca_key = ca_key;
+        cfg.ra_certificate = ra_pem;
+        cfg.ra_key = ra_key_named;
+        cfg.next_ca_certificate = None;
+        cfg.next_ca_key = None;
+        save_config(config, &cfg)?;
+        Ok(old)
+    });
+    let old = match switched {
+        Ok(old) => old,
         Err(e) => {
             ra_made.discard();
             return Err(e);
         }
     };
-    // New files under new names, then one atomic write of the configuration
-    // switches to them: a crash before it leaves the old CA in charge, after
-    // it the new one. The old files stay where they are (certificates the old
-    // CA issued remain valid until they expire). Token keys keep their URIs.
-    let (ca_pem, ra_pem) = (
-        PathBuf::from(format!("ca-{stamp}.pem")),
-        PathBuf::from(format!("ra-{stamp}.pem")),
-    );
-    let ca_key = if next_in_token {
-        next_key.clone()
-    } else {
-        let key = files::read_key(&base.join(&next_key))?;
-        let named = PathBuf::from(format!("ca-{stamp}.key.pem"));
-        files::write_private(
-            &base.join(&named),
-            key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-        )?;
-        named
-    };
-    files::write_public(&base.join(&ca_pem), pem(&ca.certificate)?.as_bytes())?;
-    let ra_key_named = ra_made.store(&base, &format!("ra-{stamp}.key.pem"))?;
-    files::write_public(&base.join(&ra_pem), pem(&ra)?.as_bytes())?;
-    let old = [cfg.ca_certificate.clone(), cfg.ra_certificate.clone()];
-    cfg.ca_certificate = ca_pem;
-    cfg.ca_key = ca_key;
-    cfg.ra_certificate = ra_pem;
-    cfg.ra_key = ra_key_named;
-    cfg.next_ca_certificate = None;
-    cfg.next_ca_key = None;
-    save_config(config, &cfg)?;
     let _ = std::fs::remove_file(base.join(next_cert));
     if !next_in_token {
         let _ = std::fs::remove_file(base.join(next_key));

@@ -275,7 +275,8 @@ const MAX_STATE: u64 = 256 * 1024;
 fn read_small(path: &std::path::Path) -> Result<Zeroizing<String>> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| unexpected(format!("{}: {e}", path.display())))?;
-    let mut text = Zeroizing::new(String::new());
+    // Sized up front: growing by reallocation would free copies of Ke unzeroized.
+    let mut text = Zeroizing::new(String::with_capacity(MAX_STATE as usize + 1));
     f.take(MAX_STATE + 1)
         .read_to_string(&mut text)
         .map_err(|e| unexpected(format!("{}: {e}", path.display())))?;

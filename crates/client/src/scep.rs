@@ -390,7 +390,14 @@ impl ScepSession {
 
     /// One CertPoll for the request made earlier with `key` for `subject`
     /// (a later run of the client: the transaction is found again by the key).
-    pub fn poll_once(&self, key: &dyn PrivateKey, subject: &Name) -> Result<Option<Certificate>> {
+    /// `renewing`: for a renewal without a new key, the certificate it renews
+    /// (its transactionID depends on it, see [`ScepSession::renew`]).
+    pub fn poll_once(
+        &self,
+        key: &dyn PrivateKey,
+        subject: &Name,
+        renewing: Option<&Certificate>,
+    ) -> Result<Option<Certificate>> {
         if !matches!(key.kind(), KeyKind::Rsa(_)) {
             return Err(ClientError::Unexpected(
                 "polling from a later run needs the RSA key the request was signed with".into(),
@@ -404,7 +411,7 @@ impl ScepSession {
             Duration::from_secs(7 * 86400),
             &mut rand_core::OsRng,
         )?;
-        let txid = TransactionId::from_public_key(&key.spki().to_der().map_err(ScepError::from)?);
+        let txid = transaction_for(key, renewing)?;
         let body = RequestBody::CertPoll(IssuerAndSubject {
             issuer: self.ca.ca.tbs_certificate.subject.clone(),
             subject: subject.clone(),
@@ -414,8 +421,9 @@ impl ScepSession {
             rep @ CertRep::Success { .. } => rep
                 .certificate_for(key.spki())
                 .cloned()
-                .map(Some)
-                .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into())),
+                .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()))
+                .and_then(|c| not_the_renewed(c, renewing))
+                .map(Some),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
         }
     }
@@ -444,17 +452,10 @@ impl ScepSession {
                 digest: self.digest_for(new_key),
             },
         )?)?;
-        let mut id = new_key.spki().to_der().map_err(ScepError::from)?;
-        if new_key.spki() == current_key.spki() {
-            // Renewing without a new key: the key's own transactionID is the
-            // enrolment that made `current`, and a server answers a repeated
-            // transactionID with what it answered then. This renewal of this
-            // certificate gets its own.
-            id.extend_from_slice(current.tbs_certificate.serial_number.as_bytes());
-        }
-        let txid = TransactionId::from_public_key(&id);
+        let txid = transaction_for(new_key, Some(current))?;
         let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
-        self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)
+        let cert = self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)?;
+        not_the_renewed(cert, Some(current))
     }
 
     fn query(
@@ -491,4 +492,27 @@ impl ScepSession {
             .next()
             .ok_or_else(|| ClientError::Unexpected("GetCRL reply without a CRL".into()))
     }
+}
+
+/// The transactionID of a request for `key`: the recommended hash of its
+/// public key, and for a renewal without a new key (`renewing` certified
+/// `key` already) that and the serial of the certificate renewed, since a
+/// server answers a repeated transactionID with what it answered then: the
+/// key's own is the enrolment that made `renewing`.
+fn transaction_for(key: &dyn PrivateKey, renewing: Option<&Certificate>) -> Result<TransactionId> {
+    let mut id = key.spki().to_der().map_err(ScepError::from)?;
+    if let Some(c) = renewing.filter(|c| &c.tbs_certificate.subject_public_key_info == key.spki()) {
+        id.extend_from_slice(c.tbs_certificate.serial_number.as_bytes());
+    }
+    Ok(TransactionId::from_public_key(&id))
+}
+
+/// Refuse, as the answer to a renewal, the very certificate being renewed.
+fn not_the_renewed(cert: Certificate, renewing: Option<&Certificate>) -> Result<Certificate> {
+    if renewing.is_some_and(|r| *r == cert) {
+        return Err(ClientError::Unexpected(
+            "the server answered the renewal with the certificate being renewed".into(),
+        ));
+    }
+    Ok(cert)
 }

@@ -65,7 +65,8 @@ pub const MAX_SECRET: u64 = 64 * 1024;
 fn read_bounded(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
     use std::io::Read;
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut raw = zeroize::Zeroizing::new(Vec::new());
+    // Sized up front: growing by reallocation would free copies of the secret unzeroized.
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET as usize + 1));
     f.take(MAX_SECRET + 1)
         .read_to_end(&mut raw)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -87,8 +88,9 @@ pub fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
 }
 
 /// Read a secret that is text used as it is (a password, a challenge, an
-/// Enrolment-Token; hex-looking ones too): UTF-8, without the final line
-/// break. Zeroized.
+/// Enrolment-Token; hex-looking ones too): UTF-8, without trailing CR/LF
+/// characters (other whitespace is kept: it may be part of a password).
+/// Zeroized.
 pub fn read_secret_text(path: &Path) -> Result<zeroize::Zeroizing<String>, String> {
     let raw = read_bounded(path)?;
     let s = std::str::from_utf8(&raw).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;

@@ -597,7 +597,7 @@ impl RspfService {
         // Enrolee "when re-enrolling to obtain fresh credentials") needs no
         // new token: the enrolment Kre came from already spent one.
         let by_kre = match req.tls.psk_identity.as_deref() {
-            Some(id) => self.kre_record(id, t)?.is_some(),
+            Some(id) => self.kre_record(id, t)?.is_some_and(|k| k.rec.enrolee == enrolee.name),
             None => false,
         };
         let token_hash = match (&request.enrolment_token, enrolee.bootstrap.token_required) {
@@ -1036,9 +1036,25 @@ impl RspfService {
         if id.fqdn.as_str() != self.mef_fqdn {
             return Err(format!("{ke_id} is not a KeId of this MEF ({})", self.mef_fqdn));
         }
-        self.storage
-            .delete_enrolment(&id.relative.to_string())
-            .map_err(|e| e.to_string())
+        let relative = id.relative.to_string();
+        let all = self.storage.enrolments().map_err(|e| e.to_string())?;
+        let Some(target) = all.iter().find(|r| r.relative_ke_id == relative) else {
+            return self.storage.delete_enrolment(&relative).map_err(|e| e.to_string());
+        };
+        // A re-enrolment on Kre needs no token, so withdrawing an enrolment
+        // must withdraw what was made from it: every later enrolment of the
+        // same Enrolee that expires no later (a Kre child never outlives its
+        // parent; one made afresh with the bootstrap credential does, unless
+        // it was made in the same second, and then it goes too).
+        for r in all
+            .iter()
+            .filter(|r| r.enrolee == target.enrolee && r.created >= target.created && r.expires <= target.expires)
+        {
+            self.storage
+                .delete_enrolment(&r.relative_ke_id)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// The storage.

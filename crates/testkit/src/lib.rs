@@ -175,7 +175,12 @@ impl Mef {
         use std::io::{BufRead, BufReader};
         use std::process::Stdio;
         let path = dir.join("st").join("mef.toml");
-        let log = std::fs::File::create(dir.join("serve.log")).expect("serve.log");
+        // Appended to: a restart keeps what the server logged before it.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .expect("serve.log");
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&path)

@@ -879,10 +879,23 @@ fn rustls_connector(
     }
     // TLS 1.3 signs CertificateVerify with RSA-PSS only, which the key's
     // PKCS#1 v1.5 signer cannot do: RSA keys stay with TLS 1.2.
-    let max = match key.kind() {
-        enrolkit_keys::KeyKind::Rsa(_) => TlsVersion::Tls12,
-        enrolkit_keys::KeyKind::EcP256 => cfg.max_version,
+    let (max, needs) = match key.kind() {
+        enrolkit_keys::KeyKind::Rsa(_) => {
+            if cfg.min_version > TlsVersion::Tls12 {
+                return Err(TlsSetupError::Invalid(
+                    "an RSA key held outside the process signs PKCS#1 v1.5 only, which TLS 1.3 does not accept: allow TLS 1.2"
+                        .into(),
+                ));
+            }
+            (TlsVersion::Tls12, enrolkit_keys::SignatureAlgorithm::RsaPkcs1Sha256)
+        }
+        enrolkit_keys::KeyKind::EcP256 => (cfg.max_version, enrolkit_keys::SignatureAlgorithm::EcdsaP256Sha256),
     };
+    if !key.supports(needs) {
+        return Err(TlsSetupError::Invalid(format!(
+            "the client key cannot sign {needs:?}, which the TLS handshake needs"
+        )));
+    }
     let versions = version_range(cfg.min_version, max)?;
     let certs = chain
         .iter()

@@ -367,3 +367,111 @@ fn our_psk_client_refuses_a_server_that_skips_the_psk() {
     });
     assert!(err.to_string().contains("pre-shared key"), "{err}");
 }
+
+/// A self-signed certificate (DER) for `localhost` with an `alg` key made by
+/// OpenSSL (`ec` P-256 or `rsa` 2048), not a CA, and the key as our signer.
+fn external(dir: &std::path::Path, alg: &str, name: &str) -> (Vec<u8>, Arc<dyn enrolkit_keys::Signer>) {
+    let (k, c) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.der")));
+    let opt = if alg == "ec" {
+        "ec_paramgen_curve:P-256"
+    } else {
+        "rsa_keygen_bits:2048"
+    };
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", alg, "-pkeyopt", opt, "-nodes"])
+        .args([
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "2",
+            "-outform",
+            "DER",
+            "-keyout",
+        ])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth,clientAuth"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pem = std::fs::read_to_string(&k).unwrap();
+    let key = enrolkit_keys::SoftwareKey::from_pem(&pem).unwrap();
+    (std::fs::read(&c).unwrap(), Arc::new(key))
+}
+
+/// A client certificate whose key signs outside OpenSSL (a token's, here a
+/// software key behind the same trait) authenticates to both of our
+/// listeners over rustls: ECDSA with TLS 1.2 and 1.3, RSA (PKCS#1 v1.5)
+/// with TLS 1.2; the server sees the chain and trusts it. RSA with TLS 1.3
+/// only is refused at setup with the reason.
+#[test]
+fn a_client_key_that_signs_outside_openssl_authenticates_over_rustls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_cert, _) = external(dir.path(), "ec", "localhost");
+    let server_key = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(dir.path().join("localhost.key"))
+        .output()
+        .unwrap()
+        .stdout;
+    for (alg, versions) in [
+        ("ec", vec![TlsVersion::Tls12, TlsVersion::Tls13]),
+        ("rsa", vec![TlsVersion::Tls12]),
+    ] {
+        let (client_cert, signer) = external(dir.path(), alg, &format!("device-{alg}"));
+        for v in versions {
+            let cfg = ServerTlsConfig {
+                chain: vec![server_cert.clone()],
+                key_pkcs8: Zeroizing::new(server_key.clone()),
+                client_trust_anchors: vec![client_cert.clone()],
+                min_version: v,
+                max_version: v,
+                keying_export: export(),
+            };
+            for rustls_server in [true, false] {
+                let acceptor = if rustls_server {
+                    Acceptor::rustls(&cfg).unwrap()
+                } else {
+                    Acceptor::openssl(&cfg, None).unwrap()
+                };
+                let client = ClientTlsConfig {
+                    trust: ServerTrust::Anchors(vec![server_cert.clone()]),
+                    certificate: Some((vec![client_cert.clone()], ClientKey::Signer(signer.clone()))),
+                    psk: None,
+                    min_version: TlsVersion::Tls12,
+                    max_version: TlsVersion::Tls13,
+                    keying_export: export(),
+                };
+                let connector = Connector::new(&client).unwrap();
+                let (info, client_export) = serve_once(acceptor, move |port| {
+                    rt().block_on(async move {
+                        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                        let (_s, info) = connector.connect("127.0.0.1", tcp).await.unwrap();
+                        assert_eq!(info.backend, Backend::Rustls);
+                        info.exported.unwrap().expose().to_vec()
+                    })
+                });
+                assert_eq!(info.version, v, "{alg} {v}");
+                assert_eq!(info.peer_chain, vec![client_cert.clone()], "{alg} {v}");
+                assert_eq!(info.peer_cert_error, None, "{alg} {v}");
+                assert_eq!(info.exported.unwrap().expose(), client_export.as_slice(), "{alg} {v}");
+            }
+        }
+        if alg == "rsa" {
+            let only13 = ClientTlsConfig {
+                trust: ServerTrust::Anchors(vec![server_cert.clone()]),
+                certificate: Some((vec![client_cert.clone()], ClientKey::Signer(signer.clone()))),
+                psk: None,
+                min_version: TlsVersion::Tls13,
+                max_version: TlsVersion::Tls13,
+                keying_export: None,
+            };
+            let e = Connector::new(&only13).unwrap_err().to_string();
+            assert!(e.contains("TLS 1.3"), "{e}");
+        }
+    }
+}

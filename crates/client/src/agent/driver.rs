@@ -34,6 +34,13 @@ pub(super) struct EstEnrolment {
     pub op: enrolkit_est::Operation,
 }
 
+/// Whether an EST error says the session or its authentication was refused
+/// (TLS setup or handshake, 401, 403), rather than a request the server took
+/// (held, or refused on its content), which must not be made twice.
+fn session_refused(e: &str) -> bool {
+    e.contains("TLS") || e.contains("HTTP 401") || e.contains("HTTP 403")
+}
+
 /// Carries out actions for one profile.
 pub struct Driver {
     /// The profile in force.
@@ -545,27 +552,59 @@ impl Driver {
                     }
                     _ => None,
                 };
-                let op = if client_cert.is_some() {
-                    enrolkit_est::Operation::SimpleReenroll
-                } else {
-                    enrolkit_est::Operation::SimpleEnroll
-                };
-                let tls = self.est_tls(trust, client_cert)?;
-                let basic = match (&self.profile.auth.username, &self.profile.auth.password_file) {
-                    (Some(u), Some(f)) if op == enrolkit_est::Operation::SimpleEnroll => {
-                        Some((u.clone(), Self::secret_file(f)?))
+                let by_token = matches!(&client_cert, Some((_, enrolkit_tls::ClientKey::Signer(_))));
+                let first = self.est_attempt(&server, &trust, client_cert, current.as_ref(), poll, &subject, &dns);
+                // A token key authenticates on rustls, which some servers
+                // cannot serve (RSA over TLS 1.3 only, tls-unique linking
+                // over TLS 1.2): when that session is refused, enrol with
+                // the profile's own credentials instead, as a new request.
+                let a = &self.profile.auth;
+                let has_credentials = a.psk_identity.is_some() || a.username.is_some();
+                match first {
+                    Err(e) if by_token && has_credentials && session_refused(&e) => {
+                        self.say(&format!(
+                            "re-enrolment authenticated by the token key failed ({e}); enrolling with the profile's credentials"
+                        ));
+                        self.est_attempt(&server, &trust, None, current.as_ref(), poll, &subject, &dns)
                     }
-                    _ => None,
-                };
-                self.est_enrol(
-                    EstEnrolment { server, tls, basic, op },
-                    current.as_ref(),
-                    poll,
-                    subject,
-                    dns,
-                )
+                    other => other,
+                }
             }
         }
+    }
+
+    /// One EST enrolment: `/simplereenroll` authenticated by `client_cert`
+    /// when there is one, else `/simpleenroll` with the profile's credentials.
+    #[allow(clippy::too_many_arguments)]
+    fn est_attempt(
+        &mut self,
+        server: &EstServer,
+        trust: &enrolkit_tls::ServerTrust,
+        client_cert: Option<enrolkit_tls::ClientCertificate>,
+        current: Option<&Credential>,
+        poll: PollPolicy,
+        subject: &Name,
+        dns: &[String],
+    ) -> Result<Event, String> {
+        let op = if client_cert.is_some() {
+            enrolkit_est::Operation::SimpleReenroll
+        } else {
+            enrolkit_est::Operation::SimpleEnroll
+        };
+        let tls = self.est_tls(trust.clone(), client_cert)?;
+        let basic = match (&self.profile.auth.username, &self.profile.auth.password_file) {
+            (Some(u), Some(f)) if op == enrolkit_est::Operation::SimpleEnroll => {
+                Some((u.clone(), Self::secret_file(f)?))
+            }
+            _ => None,
+        };
+        let how = EstEnrolment {
+            server: server.clone(),
+            tls,
+            basic,
+            op,
+        };
+        self.est_enrol(how, current, poll, subject.clone(), dns.to_vec())
     }
 
     /// `/csrattrs`, then `/simpleenroll` or `/simplereenroll` with the
@@ -1197,7 +1236,17 @@ pub fn run_once(driver: &mut Driver, seed: [u8; 32]) -> (Outcome, Status) {
 /// Run the agent for one profile until `stop` is set: cycles at the times
 /// the machine asks for, a changed profile file or a `renew-now` directive
 /// wakes it early.
-pub fn run_daemon(driver: &mut Driver, profile_path: &Path, seed: [u8; 32], stop: &std::sync::atomic::AtomicBool) {
+///
+/// `taken`: the files the agent's other profiles write; a changed profile
+/// that names one of them (or an owner this machine lacks) is refused like
+/// one that does not load.
+pub fn run_daemon(
+    driver: &mut Driver,
+    profile_path: &Path,
+    taken: &[PathBuf],
+    seed: [u8; 32],
+    stop: &std::sync::atomic::AtomicBool,
+) {
     use std::sync::atomic::Ordering;
     let mut m = Machine::new(driver.profile.policy(), seed);
     let mut last = driver.load_saved();
@@ -1241,7 +1290,19 @@ pub fn run_daemon(driver: &mut Driver, profile_path: &Path, seed: [u8; 32], stop
             let text = std::fs::read(profile_path).unwrap_or_default();
             if text != profile_text {
                 profile_text = text;
-                match Profile::load(profile_path) {
+                let file = profile_path.display().to_string();
+                let loaded = Profile::load(profile_path).and_then(|p| {
+                    p.check_host(&file)?;
+                    match p.written_paths().into_iter().find(|f| taken.iter().any(|t| t == f)) {
+                        Some(f) => Err(super::ProfileError {
+                            file: file.clone(),
+                            field: "output".into(),
+                            reason: format!("{} is written by another profile of this agent", f.display()),
+                        }),
+                        None => Ok(p),
+                    }
+                });
+                match loaded {
                     Ok(p) if p.name == driver.profile.name => {
                         driver.say("profile changed; it takes effect now");
                         let policy = p.policy();

@@ -144,7 +144,15 @@ impl std::fmt::Debug for Rspf {
             .field("token_file", &self.token_file)
             .field("gba", &self.gba)
             .field("certificate", &self.certificate)
-            .field("key", &self.key)
+            // A URI's Display drops pin-value.
+            .field(
+                "key",
+                &self.key.as_ref().map(|k| match enrolkit_pkcs11::Pkcs11Uri::parse(k) {
+                    Ok(u) => u.to_string(),
+                    Err(_) if k.starts_with("pkcs11:") => "<pkcs11: URI>".to_owned(),
+                    Err(_) => k.clone(),
+                }),
+            )
             .field("format", &self.format)
             .field("state_output", &self.state_output)
             .finish()
@@ -1006,7 +1014,22 @@ fn rspf_settings(
     }
     if let Some(k) = &r.key {
         if k.starts_with("pkcs11:") {
-            enrolkit_pkcs11::Pkcs11Uri::parse(k).map_err(|e| fail("rspf.key", e.to_string()))?;
+            let uri = enrolkit_pkcs11::Pkcs11Uri::parse(k).map_err(|e| fail("rspf.key", e.to_string()))?;
+            if uri.object.is_none() && uri.id.is_none() {
+                return Err(fail(
+                    "rspf.key",
+                    "the URI needs object=<label> or id= to find the key".into(),
+                ));
+            }
+            if uri.module_path.is_none() && uri.module_name.is_none() {
+                return Err(fail("rspf.key", "the URI needs ?module-path=/path/to/module.so".into()));
+            }
+            if !uri.has_pin() {
+                return Err(fail(
+                    "rspf.key",
+                    "the URI needs a PIN: ?pin-source=file:/path (or pin-value=, visible in the profile)".into(),
+                ));
+            }
         } else if !Path::new(k).is_absolute() {
             return Err(fail("rspf.key", "an absolute path or a pkcs11: URI".into()));
         }

@@ -177,7 +177,11 @@ impl Driver {
         let server = EstServer::parse(url).map_err(|e| e.to_string())?;
         let mut last = String::new();
         for cred in self.rspf_credentials(&r, unix(SystemTime::now()))? {
-            let tls = cred.tls(None, false)?;
+            let mut tls = cred.tls(None, false)?;
+            // /cacerts is open to all: a device certificate (perhaps a
+            // token key, whose rustls path needs anchors we do not have
+            // yet) is not needed to read it.
+            tls.certificate = None;
             match EstClient::new(server.clone(), &tls, None).and_then(|c| c.cacerts()) {
                 Ok((certs, _)) => return Ok(certs),
                 Err(e) => last = format!("/cacerts with {}: {e}", cred.what),
@@ -199,19 +203,33 @@ impl Driver {
         let r = self.rspf()?;
         let now = unix(SystemTime::now());
         let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
-        let token = match (&r.token, &r.token_file) {
-            (Some(t), _) => Some(Zeroizing::new(t.clone())),
-            (None, Some(f)) => Some(Self::secret_file(f)?),
-            (None, None) => None,
+        // Read only when the bootstrap credential is tried: an operator may
+        // remove a spent one-time token, and Kre needs none.
+        let token = |r: &Rspf| -> Result<Option<Zeroizing<String>>, String> {
+            match (&r.token, &r.token_file) {
+                (Some(t), _) => Ok(Some(Zeroizing::new(t.clone()))),
+                (None, Some(f)) => Self::secret_file(f).map(Some),
+                (None, None) => Ok(None),
+            }
         };
         let mut failures = Vec::new();
         let mut done = None;
         for cred in self.rspf_credentials(&r, now)? {
+            // A token goes with the bootstrap credential only: Kre already proves the Enrolee.
+            let enrolment_token = match cred.bootstrap {
+                false => None,
+                true => match token(&r) {
+                    Ok(t) => t.map(|t| t.to_string()),
+                    Err(e) => {
+                        failures.push(format!("with {}: the Enrolment-Token: {e}", cred.what));
+                        continue;
+                    }
+                },
+            };
             let request = EnrolmentRequest {
                 supports_certificate_enrolment: true,
                 supports_maf_procedures: false,
-                // A token goes with the bootstrap credential only: Kre already proves the Enrolee.
-                enrolment_token: token.as_ref().filter(|_| cred.bootstrap).map(|t| t.to_string()),
+                enrolment_token,
             };
             let tls = cred.tls(Some(trusted), true)?;
             let attempt = TlsHttp::new(&server.host, server.port, &tls)
