@@ -2,8 +2,9 @@
 # SCEP load comparison, one session, same machine: `mef serve` and micromdm's
 # `scepserver` (Debian package `scep`), both with an RSA-2048 CA and a static
 # challenge, each driven by `enrol scep bench` with the same concurrency and
-# number of enrolments (pre-generated RSA-2048 keys). Prints both results and
-# the throughput ratio. Usage: scripts/bench-scep.sh [CLIENTS] [TOTAL]
+# number of enrolments (pre-generated RSA-2048 keys; every PKCSReq built before
+# the clock starts, every CertRep opened and checked after it stops). Prints
+# both results and the throughput ratio. Usage: scripts/bench-scep.sh [CLIENTS] [TOTAL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-8}

@@ -177,7 +177,7 @@ enum ScepCmd {
         #[command(flatten)]
         out: Output,
     },
-    /// Load test: CLIENTS concurrent enrolments, TOTAL in all, with pre-generated RSA-2048 keys.
+    /// Load test: CLIENTS concurrent enrolments, TOTAL in all; keys and requests are made before the clock starts and every reply is checked after it stops.
     Bench {
         /// Shared (static) challenge the server accepts.
         #[arg(long, env = "ENROL_CHALLENGE", hide_env_values = true, allow_hyphen_values = true)]

@@ -2,10 +2,17 @@
 //! (for retransmissions and PENDING), one-time challenges, revocations.
 //! SQLite is the default implementation; every write is one transaction,
 //! so a crash never leaves half an issuance on disk.
+//!
+//! Issuances ([`Storage::record`]) arriving together share a commit (group
+//! commit): each runs in its own savepoint, so it succeeds or fails alone,
+//! and none is answered before the commit that holds it is on disk
+//! (`synchronous = FULL`), so one fsync makes several issuances durable
+//! instead of one. Lookups on the request path use a second connection,
+//! which WAL lets read beside the writer, so they never wait for a commit.
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// Storage errors.
@@ -33,6 +40,9 @@ pub enum StorageError {
     /// server, the connection, or a value it holds.
     #[error("postgres: {0}")]
     Postgres(String),
+    /// The shared commit this write was part of failed: nothing of it was stored.
+    #[error("group commit: {0}")]
+    Commit(String),
 }
 
 /// Result alias.
@@ -336,9 +346,77 @@ pub struct PskInfo {
     pub created: i64,
 }
 
-/// SQLite storage (one connection, serialised; WAL journal).
+/// SQLite storage (WAL journal): one connection for writes, serialised,
+/// with group commit for [`Storage::record`]; one for the lookups on the
+/// request path.
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    /// Lookups that must not wait behind a commit; `None` for an in-memory
+    /// database (a second connection would open another, empty one).
+    reader: Option<Mutex<Connection>>,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<Queued>>,
+}
+
+/// One write of a group commit, run on the writer connection inside the
+/// group's transaction.
+type Write = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
+
+/// A queued write and where its outcome is left for its caller.
+struct Queued {
+    write: Write,
+    done: Arc<Done>,
+}
+
+/// The outcome of a queued write, set once its group has committed (or failed).
+#[derive(Default)]
+struct Done(Mutex<Option<Result<()>>>);
+
+impl Done {
+    fn set(&self, r: Result<()>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(r);
+        }
+    }
+    fn take(&self) -> Option<Result<()>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Run `batch` in one transaction, each write in a savepoint of its own
+/// (a failed write is rolled back alone), commit once, then tell each
+/// caller. A write is reported as successful only if the commit succeeded.
+fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
+    let mut outcomes: Vec<(Arc<Done>, Result<()>)> = Vec::with_capacity(batch.len());
+    let mut queued = batch.into_iter();
+    let committed = (|| -> Result<()> {
+        let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for Queued { write, done } in queued.by_ref() {
+            if let Err(e) = t.prepare_cached("SAVEPOINT w").and_then(|mut st| st.execute([])) {
+                outcomes.push((done, Ok(())));
+                return Err(e.into());
+            }
+            let r = write(&t);
+            // If undoing a failed write fails, nothing of the group may be committed.
+            let undo = match &r {
+                Ok(()) => t.prepare_cached("RELEASE w").and_then(|mut st| st.execute([])),
+                Err(_) => t.execute_batch("ROLLBACK TO w; RELEASE w").map(|()| 0),
+            };
+            outcomes.push((done, r));
+            undo?;
+        }
+        t.commit()?;
+        Ok(())
+    })();
+    // Writes the group did not reach fail with it.
+    outcomes.extend(queued.map(|q| (q.done, Ok(()))));
+    for (done, r) in outcomes {
+        done.set(match (&committed, r) {
+            (Ok(()), r) => r,
+            (Err(e), Ok(())) => Err(StorageError::Commit(e.to_string())),
+            (Err(_), Err(own)) => Err(own),
+        });
+    }
 }
 
 /// The schema, applied on every open. Every statement is `IF NOT EXISTS`
@@ -409,19 +487,63 @@ impl SqliteStorage {
         }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        // Opened after the schema (and WAL mode) is in place; it never writes.
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.execute_batch("PRAGMA query_only = ON;")?;
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+            reader: Some(Mutex::new(reader)),
+            queue: Mutex::new(Vec::new()),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+            reader: None,
+            queue: Mutex::new(Vec::new()),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut c = self.conn.lock().map_err(|_| StorageError::Poisoned)?;
         f(&mut c)
+    }
+
+    /// A lookup, on the reader connection when there is one. It sees every
+    /// commit that returned before it started.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match &self.reader {
+            Some(r) => f(&*r.lock().map_err(|_| StorageError::Poisoned)?),
+            None => self.with(|c| f(c)),
+        }
+    }
+
+    /// Run `write` in the next group commit and return its outcome once
+    /// that commit is on disk. Whoever holds the writer connection next
+    /// commits everything queued by then; a caller whose write was in an
+    /// earlier group finds its outcome when it gets the connection.
+    fn grouped(&self, write: Write) -> Result<()> {
+        let done = Arc::new(Done::default());
+        self.queue.lock().map_err(|_| StorageError::Poisoned)?.push(Queued {
+            write,
+            done: done.clone(),
+        });
+        let mut c = self.conn.lock().map_err(|_| StorageError::Poisoned)?;
+        // Outcomes are set before the connection is released, so a write
+        // that is no longer queued has its outcome by now.
+        if let Some(r) = done.take() {
+            return r;
+        }
+        let batch = std::mem::take(&mut *self.queue.lock().map_err(|_| StorageError::Poisoned)?);
+        commit_group(&mut c, batch);
+        drop(c);
+        done.take()
+            .unwrap_or_else(|| Err(StorageError::Commit("write lost from its group".into())))
     }
 }
 
@@ -433,27 +555,28 @@ pub(crate) fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<u8
     }
 }
 
-fn insert_cert(t: &rusqlite::Transaction<'_>, c: &IssuedCert, now: i64) -> Result<()> {
-    t.execute(
+fn insert_cert(t: &Connection, c: &IssuedCert, now: i64) -> Result<()> {
+    t.prepare_cached(
         "INSERT INTO certificates (serial, subject, der, not_after, issued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![c.serial, c.subject, c.der, c.not_after, now],
-    )?;
+    )?
+    .execute(params![c.serial, c.subject, c.der, c.not_after, now])?;
     Ok(())
 }
 
 /// Insert a transaction, consuming its challenge and recording its certificate (see [`Storage::record`]).
 fn insert_tx(
-    t: &rusqlite::Transaction<'_>,
+    t: &Connection,
     tx: &Transaction,
     challenge_hash: Option<&[u8]>,
     issued: Option<&IssuedCert>,
     now: i64,
 ) -> Result<()> {
     if let Some(h) = challenge_hash {
-        let n = t.execute(
-            "UPDATE challenges SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-            params![h, now],
-        )?;
+        let n = t
+            .prepare_cached(
+                "UPDATE challenges SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+            )?
+            .execute(params![h, now])?;
         if n != 1 {
             return Err(StorageError::NotFound(
                 "challenge already used, revoked or expired".into(),
@@ -464,20 +587,20 @@ fn insert_tx(
         insert_cert(t, cert, now)?;
     }
     let (state, serial, fi, why) = state_parts(&tx.state);
-    t.execute(
-        &format!("INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-        params![
-            tx.transaction_id,
-            tx.key_id,
-            tx.subject,
-            tx.csr,
-            state,
-            serial,
-            fi,
-            why,
-            tx.created
-        ],
-    )?;
+    t.prepare_cached(&format!(
+        "INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(params![
+        tx.transaction_id,
+        tx.key_id,
+        tx.subject,
+        tx.csr,
+        state,
+        serial,
+        fi,
+        why,
+        tx.created
+    ])?;
     Ok(())
 }
 
@@ -527,12 +650,13 @@ impl Storage for SqliteStorage {
     }
 
     fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
-        self.with(|c| {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM challenges WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-                params![hash, now],
-                |r| r.get(0),
-            )?;
+        // Advisory: `record` consumes the challenge atomically, or fails.
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM challenges WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+                )?
+                .query_row(params![hash, now], |r| r.get(0))?;
             Ok(n == 1)
         })
     }
@@ -546,12 +670,11 @@ impl Storage for SqliteStorage {
     }
 
     fn transaction(&self, txid: &str, key_id: &str) -> Result<Option<Transaction>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {TX_COLS} FROM transactions WHERE txid = ?1 AND key_id = ?2"),
-                params![txid, key_id],
-                row_to_tx,
-            )
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {TX_COLS} FROM transactions WHERE txid = ?1 AND key_id = ?2"
+            ))?
+            .query_row(params![txid, key_id], row_to_tx)
             .optional()?)
         })
     }
@@ -563,12 +686,11 @@ impl Storage for SqliteStorage {
         issued: Option<&IssuedCert>,
         now: i64,
     ) -> Result<()> {
-        self.with(|c| {
-            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            insert_tx(&t, tx, challenge_hash, issued, now)?;
-            t.commit()?;
-            Ok(())
-        })
+        // The group's writer runs this on another thread: it gets its own copies.
+        let (tx, challenge_hash, issued) = (tx.clone(), challenge_hash.map(<[u8]>::to_vec), issued.cloned());
+        self.grouped(Box::new(move |c| {
+            insert_tx(c, &tx, challenge_hash.as_deref(), issued.as_ref(), now)
+        }))
     }
 
     fn record_held(&self, tx: &Transaction, challenge_hash: Option<&[u8]>, terms: &[u8], now: i64) -> Result<()> {
@@ -669,19 +791,18 @@ impl Storage for SqliteStorage {
     }
 
     fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>> {
-        self.with(|c| {
-            Ok(c.query_row(
+        self.read(|c| {
+            Ok(c.prepare_cached(
                 "SELECT serial, subject, der, not_after, revoked_at, reason FROM certificates WHERE serial = ?1",
-                params![serial],
-                row_to_cert,
-            )
+            )?
+            .query_row(params![serial], row_to_cert)
             .optional()?)
         })
     }
 
     fn revoked(&self) -> Result<Vec<IssuedCert>> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT serial, subject, der, not_after, revoked_at, reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at")?;
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT serial, subject, der, not_after, revoked_at, reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at")?;
             let rows = st.query_map([], row_to_cert)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -725,14 +846,11 @@ impl Storage for SqliteStorage {
     }
 
     fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        self.with(|c| {
-            Ok(
-                c.query_row("SELECT key FROM psks WHERE identity = ?1", params![identity], |r| {
-                    r.get::<_, Vec<u8>>(0)
-                })
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT key FROM psks WHERE identity = ?1")?
+                .query_row(params![identity], |r| r.get::<_, Vec<u8>>(0))
                 .optional()?
-                .map(Zeroizing::new),
-            )
+                .map(Zeroizing::new))
         })
     }
 

@@ -82,6 +82,7 @@ conformance!(
     generated_keys_are_taken_once,
     concurrent_challenge_use_has_one_winner,
     concurrent_token_use_has_one_winner,
+    concurrent_records_stand_alone,
     reopening_keeps_state,
 );
 
@@ -678,6 +679,78 @@ fn concurrent_challenge_use_has_one_winner(s: &Backend) {
         .filter(|c| c.used_at.is_some())
         .count();
     assert_eq!(used, 5);
+}
+
+/// Records made at once on one handle (SQLite commits them together) each
+/// succeed or fail on their own: a failed one leaves nothing behind (no
+/// certificate, its challenge still usable) and takes no other with it.
+fn concurrent_records_stand_alone(s: &Backend) {
+    const THREADS: usize = 16;
+    for round in 0..4 {
+        s.record(&tx(&format!("dup-{round}"), "k", TxState::Pending), None, None, NOW)
+            .unwrap();
+        let shared = format!("shared-{round}").into_bytes();
+        s.add_challenge(&shared, "shared", NOW, None).unwrap();
+        for i in 0..THREADS {
+            s.add_challenge(format!("own-{round}-{i}").as_bytes(), "own", NOW, None)
+                .unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (st, barrier, shared) = (s.storage.clone(), barrier.clone(), shared.clone());
+                std::thread::spawn(move || {
+                    let own = format!("own-{round}-{i}").into_bytes();
+                    let serial = format!("{round:02x}{i:02x}");
+                    // Kinds: 0 own challenge, 1 an existing transaction ID, 2 the shared challenge, 3 none.
+                    let (id, challenge) = match i % 4 {
+                        0 => (format!("own-{round}-{i}"), Some(own)),
+                        1 => (format!("dup-{round}"), Some(own)),
+                        2 => (format!("shared-{round}-{i}"), Some(shared)),
+                        _ => (format!("free-{round}-{i}"), None),
+                    };
+                    barrier.wait();
+                    let r = st.record(
+                        &tx(&id, "k", TxState::Issued(serial.clone())),
+                        challenge.as_deref(),
+                        Some(&cert(&serial)),
+                        NOW,
+                    );
+                    (i, id, serial, r.is_ok())
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for (i, id, serial, ok) in &results {
+            let own = format!("own-{round}-{i}").into_bytes();
+            match i % 4 {
+                0 | 3 => {
+                    assert!(ok, "round {round}: record {i} failed");
+                    assert_eq!(
+                        s.transaction(id, "k").unwrap().unwrap().state,
+                        TxState::Issued(serial.clone())
+                    );
+                }
+                1 => {
+                    assert!(!ok, "round {round}: a second transaction {id} was recorded");
+                    assert!(s.certificate(serial).unwrap().is_none());
+                    assert!(s.challenge_usable(&own, NOW).unwrap());
+                }
+                _ => assert_eq!(s.certificate(serial).unwrap().is_some(), *ok),
+            }
+            assert_eq!(s.certificate(serial).unwrap().is_some(), *ok);
+            if i % 4 == 0 {
+                assert!(!s.challenge_usable(&own, NOW).unwrap());
+            }
+        }
+        let shared_winners = results.iter().filter(|(i, _, _, ok)| i % 4 == 2 && *ok).count();
+        assert_eq!(shared_winners, 1, "round {round}: {results:?}");
+        assert!(!s.challenge_usable(&shared, NOW).unwrap());
+        assert_eq!(
+            s.transaction(&format!("dup-{round}"), "k").unwrap().unwrap().state,
+            TxState::Pending
+        );
+    }
 }
 
 fn concurrent_token_use_has_one_winner(s: &Backend) {
