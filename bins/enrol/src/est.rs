@@ -211,12 +211,7 @@ fn load_key(path: &Path) -> Res<Box<dyn PrivateKey>> {
 /// The TLS client key: PKCS#8 for OpenSSL from a file, or the token's
 /// signer (the handshake then runs on rustls).
 fn client_key(path: &Path) -> Res<enrolkit_tls::ClientKey> {
-    if path.to_str().is_some_and(|s| s.starts_with("pkcs11:")) {
-        let k: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::from(load_key(path)?);
-        let signer: std::sync::Arc<dyn Signer> = k;
-        return Ok(enrolkit_tls::ClientKey::Signer(signer));
-    }
-    Ok(files::read_key(path)?.to_pkcs8_der().into())
+    enrolkit_client::est::client_key(&path.to_string_lossy())
 }
 
 impl EstOpts {

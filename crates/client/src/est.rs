@@ -392,6 +392,20 @@ pub fn onem2m_enrol(
     Ok((key, cert))
 }
 
+/// A TLS client certificate's key named by a path or a `pkcs11:` URI:
+/// PKCS#8 for OpenSSL from a file, else the token's signer (the handshake
+/// then runs on rustls). Errors name the key without a PIN.
+pub fn client_key(named: &str) -> std::result::Result<enrolkit_tls::ClientKey, String> {
+    if named.starts_with("pkcs11:") {
+        let at = enrolkit_pkcs11::KeyLocation::parse(named).map_err(|e| e.to_string())?;
+        let key = at.load().map_err(|e| format!("{at}: {e}"))?;
+        return Ok(enrolkit_tls::ClientKey::signer(key));
+    }
+    Ok(enrolkit_files::read_key(std::path::Path::new(named))?
+        .to_pkcs8_der()
+        .into())
+}
+
 /// Refuse `cert` unless its extendedKeyUsage holds every one of `ekus`
 /// (what the CSR attributes or an RSPF grant asked for).
 pub fn require_ekus(cert: &Certificate, ekus: &[const_oid::ObjectIdentifier]) -> Result<()> {

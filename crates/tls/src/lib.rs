@@ -266,40 +266,46 @@ impl std::fmt::Debug for Acceptor {
     }
 }
 
-/// A TLS connection from either stack.
-pub enum ServerStream {
+/// A TLS connection from either stack (`R`: rustls's, `O`: OpenSSL's).
+pub enum Stream<R, O> {
     /// rustls.
-    Rustls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Rustls(Box<R>),
     /// OpenSSL.
-    OpenSsl(Box<tokio_openssl::SslStream<TcpStream>>),
+    OpenSsl(Box<O>),
 }
 
-impl AsyncRead for ServerStream {
+/// A connection a listener accepted.
+pub type ServerStream = Stream<tokio_rustls::server::TlsStream<TcpStream>, tokio_openssl::SslStream<TcpStream>>;
+
+/// A connection a [`Connector`] made.
+pub type ClientStream = Stream<tokio_rustls::client::TlsStream<TcpStream>, tokio_openssl::SslStream<TcpStream>>;
+
+impl<R: AsyncRead + Unpin, O: AsyncRead + Unpin> AsyncRead for Stream<R, O> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::OpenSsl(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for ServerStream {
+impl<R: AsyncWrite + Unpin, O: AsyncWrite + Unpin> AsyncWrite for Stream<R, O> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::OpenSsl(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::OpenSsl(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ServerStream::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ServerStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::OpenSsl(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -692,6 +698,14 @@ pub enum ClientKey {
     Signer(Arc<dyn enrolkit_keys::Signer>),
 }
 
+impl ClientKey {
+    /// A key that signs wherever it lives (a PKCS#11 token): the handshake runs on rustls.
+    pub fn signer(key: Box<dyn enrolkit_keys::PrivateKey>) -> ClientKey {
+        let key: Arc<dyn enrolkit_keys::PrivateKey> = Arc::from(key);
+        ClientKey::Signer(key)
+    }
+}
+
 impl From<Zeroizing<Vec<u8>>> for ClientKey {
     fn from(k: Zeroizing<Vec<u8>>) -> Self {
         ClientKey::Pkcs8(k)
@@ -732,44 +746,6 @@ enum ClientStack {
         psk: bool,
     },
     Rustls(tokio_rustls::TlsConnector),
-}
-
-/// A client TLS connection from either stack.
-pub enum ClientStream {
-    /// rustls.
-    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    /// OpenSSL.
-    OpenSsl(Box<tokio_openssl::SslStream<TcpStream>>),
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ClientStream::OpenSsl(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 /// A rustls signing key backed by an [`enrolkit_keys::Signer`] (a token key).

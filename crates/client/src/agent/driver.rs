@@ -542,11 +542,10 @@ impl Driver {
                             (None, Some(path)) => enrolkit_files::read_key(path)
                                 .ok()
                                 .map(|k| (chain, k.to_pkcs8_der().into())),
-                            (Some(_), _) => self.current_key().ok().map(|k| {
-                                let k: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::from(k);
-                                let signer: std::sync::Arc<dyn Signer> = k;
-                                (chain, enrolkit_tls::ClientKey::Signer(signer))
-                            }),
+                            (Some(_), _) => self
+                                .current_key()
+                                .ok()
+                                .map(|k| (chain, enrolkit_tls::ClientKey::signer(k))),
                             (None, None) => None,
                         }
                     }

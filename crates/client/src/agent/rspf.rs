@@ -22,7 +22,6 @@ use crate::scep::PollPolicy;
 use enrolkit_exchange::{EnrolmentRequest, Procedure};
 use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
@@ -110,19 +109,7 @@ impl Driver {
         }
         if let (Some(cert), Some(key)) = (&r.certificate, &r.key) {
             let chain = ders(&enrolkit_files::read_certificates(cert)?).map_err(|e| e.to_string())?;
-            let key = if key.starts_with("pkcs11:") {
-                let k: Arc<dyn enrolkit_keys::PrivateKey> = Arc::from(
-                    enrolkit_pkcs11::KeyLocation::parse(key)
-                        .and_then(|l| l.load())
-                        .map_err(|e| format!("rspf.key: {e}"))?,
-                );
-                let signer: Arc<dyn enrolkit_keys::Signer> = k;
-                enrolkit_tls::ClientKey::Signer(signer)
-            } else {
-                enrolkit_files::read_key(std::path::Path::new(key))?
-                    .to_pkcs8_der()
-                    .into()
-            };
+            let key = crate::est::client_key(key).map_err(|e| format!("rspf.key: {e}"))?;
             return Ok(EnroleeCredential {
                 what: "the device certificate",
                 kind: CredentialKind::Certificate((chain, key)),
