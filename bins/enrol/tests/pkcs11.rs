@@ -396,6 +396,36 @@ fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
         &d.path("out/cert.pem"),
     );
     assert!(key_files(d.dir.path()).is_empty(), "{:?}", key_files(d.dir.path()));
+
+    // The server refuses the session the token key authenticates (here
+    // because the certificate was revoked; the agent checks no revocation
+    // in this profile): HTTP 403 on /simplereenroll, so the agent enrols
+    // afresh with the profile's own credential, as a new request.
+    let second_id = d.key_id();
+    mef.run(&["revoke", &serial_of(&d.path("out/cert.pem"))]);
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args([
+            "agent",
+            "--profile",
+            p(&d.path("profile.toml")),
+            "--state-dir",
+            p(&d.path("state")),
+            "renew",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (code, out) = d.once();
+    assert_eq!(code, 10, "enrolment with the profile's credential installs: {out}");
+    assert!(out.contains("authenticated by the token key failed"), "{out}");
+    assert!(out.contains("HTTP 403"), "{out}");
+    assert!(out.contains("enrolling with the profile's credentials"), "{out}");
+    assert_ne!(d.key_id(), second_id);
+    certified_by(
+        &token_key_by_id("agent-est", &d.key_id()).unwrap(),
+        &d.path("out/cert.pem"),
+    );
+    openssl_verify(&mef.st("ca.pem"), &d.path("out/cert.pem"));
 }
 
 #[test]

@@ -1167,6 +1167,13 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     let second_ke_id = second["ke-id"].as_str().unwrap().to_owned();
     assert_ne!(second_ke_id, first_ke_id);
     assert_ne!(std::fs::read(&cert).unwrap(), first_cert);
+    // The MEF recorded which enrolment's Kre it was made on.
+    let listed = mef.run(&["rspf", "list"]);
+    let line = listed.lines().find(|l| l.starts_with(&second_ke_id)).unwrap();
+    assert!(
+        line.contains(&format!("re-enrolled on the Kre of {first_ke_id}")),
+        "{listed}"
+    );
     assert_eq!(
         cse.key(&second_ke_id, Some("13"), "cse-b.example.net", &[]),
         stored_key(&second, "cse-b.example.net", "PSK-ESData")

@@ -53,6 +53,13 @@ pub(crate) fn network(url: &str, e: impl std::fmt::Display) -> ClientError {
     }
 }
 
+fn tls_refused(url: &str, e: impl std::fmt::Display) -> ClientError {
+    ClientError::Tls {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
 /// An error and its sources on one line.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
@@ -68,7 +75,10 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 impl TlsHttp {
     /// A client for `host:port` with these TLS settings.
     pub fn new(host: &str, port: u16, tls: &ClientTlsConfig) -> Result<Self> {
-        let connector = Connector::new(tls).map_err(|e| ClientError::Unexpected(format!("TLS setup: {e}")))?;
+        let connector = Connector::new(tls).map_err(|e| ClientError::Tls {
+            url: format!("{host}:{port}"),
+            reason: format!("setup: {e}"),
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -103,7 +113,7 @@ impl TlsHttp {
                     .connector
                     .connect(&self.host, tcp)
                     .await
-                    .map_err(|e| network(&url, format!("TLS: {e}")))?;
+                    .map_err(|e| tls_refused(&url, e))?;
                 let payload = body(&tls)?;
                 let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                     .await
@@ -134,7 +144,10 @@ impl TlsHttp {
                             Ok(Err(ce)) => chain(&ce),
                             _ => chain(&e),
                         };
-                        return Err(network(&url, why));
+                        return Err(tls_refused(
+                            &url,
+                            format!("the connection closed before a response: {why}"),
+                        ));
                     }
                 };
                 let status = resp.status().as_u16();
@@ -162,5 +175,85 @@ impl TlsHttp {
                 .await
                 .map_err(|_| network(&url, "timed out"))?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn client(port: u16) -> TlsHttp {
+        let tls = ClientTlsConfig {
+            trust: enrolkit_tls::ServerTrust::Bootstrap,
+            certificate: None,
+            psk: None,
+            min_version: enrolkit_tls::TlsVersion::Tls12,
+            max_version: enrolkit_tls::TlsVersion::Tls13,
+            keying_export: None,
+        };
+        TlsHttp::new("127.0.0.1", port, &tls).unwrap()
+    }
+
+    fn get(c: &TlsHttp) -> ClientError {
+        c.request("GET", "/", &[], &mut |_| Ok(None)).unwrap_err()
+    }
+
+    #[test]
+    fn a_failed_handshake_is_a_refused_session() {
+        // Something that answers, but not with TLS.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        });
+        let e = get(&client(port));
+        server.join().unwrap();
+        assert!(matches!(e, ClientError::Tls { .. }), "{e:?}");
+        assert!(e.session_refused());
+        assert!(e.to_string().contains("TLS"), "{e}");
+    }
+
+    #[test]
+    fn settings_that_cannot_make_a_session_are_a_refusal() {
+        let tls = ClientTlsConfig {
+            trust: enrolkit_tls::ServerTrust::Anchors(vec![]),
+            certificate: None,
+            psk: None,
+            min_version: enrolkit_tls::TlsVersion::Tls12,
+            max_version: enrolkit_tls::TlsVersion::Tls13,
+            keying_export: None,
+        };
+        let e = TlsHttp::new("127.0.0.1", 1, &tls).unwrap_err();
+        assert!(matches!(e, ClientError::Tls { .. }), "{e:?}");
+        assert!(e.session_refused());
+    }
+
+    #[test]
+    fn a_server_that_is_not_there_is_not_a_refusal() {
+        // A port nobody listens on: retrying with other credentials cannot help.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = get(&client(port));
+        assert!(matches!(e, ClientError::Network { .. }), "{e:?}");
+        assert!(!e.session_refused());
+    }
+
+    #[test]
+    fn only_authentication_statuses_are_refusals() {
+        let http = |status| ClientError::Http {
+            status,
+            body: String::new(),
+        };
+        assert!(http(401).session_refused());
+        assert!(http(403).session_refused());
+        for status in [400, 404, 500, 503] {
+            assert!(!http(status).session_refused(), "{status}");
+        }
+        assert!(!ClientError::Unexpected("the server answered without a certificate".into()).session_refused());
     }
 }

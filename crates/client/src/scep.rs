@@ -25,6 +25,17 @@ pub enum ClientError {
         /// Reason.
         reason: String,
     },
+    /// TLS could not be set up with these settings, or the server refused
+    /// the session: the handshake failed, or the connection closed before
+    /// any response (how a TLS 1.3 server refuses a client certificate,
+    /// after the client's side of the handshake is done).
+    #[error("cannot reach {url}: TLS: {reason}")]
+    Tls {
+        /// URL (or `host:port` when the failure was in setting up).
+        url: String,
+        /// Reason.
+        reason: String,
+    },
     /// The server answered with an HTTP error.
     #[error("server answered HTTP {status}: {body}")]
     Http {
@@ -72,6 +83,19 @@ pub enum ClientError {
     /// The reply did not contain what was asked for.
     #[error("{0}")]
     Unexpected(String),
+}
+
+impl ClientError {
+    /// Whether the server refused the session or its authentication (TLS,
+    /// HTTP 401 or 403) rather than taking a request and answering it: a
+    /// caller may retry with other credentials without making the same
+    /// request twice.
+    pub fn session_refused(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Tls { .. } | ClientError::Http { status: 401 | 403, .. }
+        )
+    }
 }
 
 /// Result alias.

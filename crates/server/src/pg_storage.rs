@@ -25,7 +25,7 @@
 
 use crate::storage::{
     state_parts, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, TokenInfo,
-    Transaction, TxState, KE_COLS, TX_COLS,
+    Transaction, TxState, KE_COLS, SCHEMA_VERSION, TX_COLS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS rspf_enrolments (
     seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
     relative_ke_id TEXT PRIMARY KEY, relative_kre_id TEXT NOT NULL UNIQUE, enrolee TEXT NOT NULL,
     enrolee_id TEXT, created BIGINT NOT NULL, expires BIGINT NOT NULL,
-    sealed BYTEA NOT NULL, completions TEXT NOT NULL DEFAULT '');
+    sealed BYTEA NOT NULL, completions TEXT NOT NULL DEFAULT '', parent TEXT);
 CREATE INDEX IF NOT EXISTS rspf_enrolments_enrolee ON rspf_enrolments (enrolee, created);
 CREATE TABLE IF NOT EXISTS gba_stub (
     btid TEXT PRIMARY KEY, impi TEXT NOT NULL, expires BIGINT NOT NULL, sealed_ks BYTEA NOT NULL);
@@ -238,6 +238,23 @@ impl PgStorage {
             // Not a NOTICE per existing table in the log on every start.
             t.batch_execute("SET LOCAL client_min_messages = warning")?;
             t.batch_execute(SCHEMA)?;
+            // Versions as in the SQLite storage ([`SCHEMA_VERSION`]).
+            let found: i64 = t
+                .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0);
+            if found > SCHEMA_VERSION {
+                return Err(StorageError::NewerSchema {
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            t.batch_execute("ALTER TABLE rspf_enrolments ADD COLUMN IF NOT EXISTS parent TEXT")?;
+            t.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+                &[&SCHEMA_VERSION],
+            )?;
             t.commit()?;
             Ok(())
         })?;
@@ -356,6 +373,7 @@ fn row_to_ke(r: &Row) -> Result<KeRecord> {
         expires: r.try_get(5)?,
         sealed: r.try_get(6)?,
         completions: r.try_get(7)?,
+        parent: r.try_get(8)?,
     })
 }
 
@@ -706,7 +724,7 @@ impl Storage for PgStorage {
             }
             let n = t.execute(
                 &format!(
-                    "INSERT INTO rspf_enrolments ({KE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                    "INSERT INTO rspf_enrolments ({KE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
                 ),
                 &[
                     &rec.relative_ke_id,
@@ -717,6 +735,7 @@ impl Storage for PgStorage {
                     &rec.expires,
                     &rec.sealed,
                     &rec.completions,
+                    &rec.parent,
                 ],
             )?;
             if n != 1 {

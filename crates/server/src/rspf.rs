@@ -286,16 +286,25 @@ impl Grants {
 }
 
 /// Associated data sealing Ke to its record.
+/// The clear columns a sealed record is bound to. A record that names its
+/// parent (schema version 2) binds that too, under another label, so
+/// clearing the link in the database makes the record unusable rather than
+/// exempt from its parent's withdrawal; records made before keep their
+/// associated data.
 fn ke_aad(r: &KeRecord) -> Vec<u8> {
-    format!(
-        "enrolkit rspf ke v2\n{}\n{}\n{}\n{}\n{}\n{}",
+    let base = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
         r.relative_ke_id,
         r.relative_kre_id,
         r.enrolee,
         r.enrolee_id.as_deref().unwrap_or(""),
         r.created,
         r.expires
-    )
+    );
+    match &r.parent {
+        None => format!("enrolkit rspf ke v2\n{base}"),
+        Some(p) => format!("enrolkit rspf ke v3\n{base}\n{p}"),
+    }
     .into_bytes()
 }
 
@@ -615,10 +624,13 @@ impl RspfService {
         let ke_id = keys.ke_id(self.fqdn()?).to_string();
         log.ke_id = ke_id.clone();
         let mut expires = t.saturating_add(i64::try_from(enrolee.bootstrap.enrolment_expiry).unwrap_or(i64::MAX));
-        // Re-enrolment with Kre never outlives the enrolment that Kre came from.
+        // Re-enrolment with Kre never outlives the enrolment that Kre came
+        // from, and is withdrawn with it (the link is kept).
+        let mut parent = String::new();
         if let Some(id) = req.tls.psk_identity.as_deref() {
-            if let Some(parent) = self.kre_record(id, t)? {
-                expires = expires.min(parent.rec.expires);
+            if let Some(p) = self.kre_record(id, t)? {
+                expires = expires.min(p.rec.expires);
+                parent = p.rec.relative_ke_id;
             }
         }
         let (instructions, grants) = self.instructions(enrolee, &request, ke_id, (t, expires));
@@ -631,6 +643,7 @@ impl RspfService {
             expires,
             sealed: Vec::new(),
             completions: String::new(),
+            parent: Some(parent),
         };
         rec.sealed = self.seal(&rec, &keys, &grants)?;
         match self.storage.record_enrolment(&rec, token_hash.as_deref(), t) {
@@ -1021,8 +1034,13 @@ impl RspfService {
                     Err(_) => "RECORD DOES NOT OPEN: altered, or another storage key".into(),
                 };
                 let done = r.completions.lines().collect::<Vec<_>>().join("; ");
+                let from = match r.parent.as_deref() {
+                    Some("") => String::new(),
+                    Some(p) => format!("  (re-enrolled on the Kre of {p}@{})", self.mef_fqdn),
+                    None => "  (made before parents were recorded)".into(),
+                };
                 format!(
-                    "{}@{}  {}  {state} until {}  [{grants}]  [{done}]",
+                    "{}@{}  {}  {state} until {}  [{grants}]  [{done}]{from}",
                     r.relative_ke_id, self.mef_fqdn, r.enrolee, r.expires
                 )
             })
@@ -1038,18 +1056,12 @@ impl RspfService {
         }
         let relative = id.relative.to_string();
         let all = self.storage.enrolments().map_err(|e| e.to_string())?;
-        let Some(target) = all.iter().find(|r| r.relative_ke_id == relative) else {
+        if !all.iter().any(|r| r.relative_ke_id == relative) {
             return self.storage.delete_enrolment(&relative).map_err(|e| e.to_string());
-        };
-        // A re-enrolment on Kre needs no token, so withdrawing an enrolment
-        // must withdraw what was made from it: every later enrolment of the
-        // same Enrolee that expires no later (a Kre child never outlives its
-        // parent; one made afresh with the bootstrap credential does, unless
-        // it was made in the same second, and then it goes too).
-        for r in all
-            .iter()
-            .filter(|r| r.enrolee == target.enrolee && r.created >= target.created && r.expires <= target.expires)
-        {
+        }
+        // Children first: a crash part-way leaves the parent, so running the
+        // command again finds the rest.
+        for r in descendants(&all, &relative).iter().rev() {
             self.storage
                 .delete_enrolment(&r.relative_ke_id)
                 .map_err(|e| e.to_string())?;
@@ -1061,6 +1073,44 @@ impl RspfService {
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
+}
+
+/// The enrolment `root` and every enrolment made from it, transitively, in
+/// the order found (the root first). A re-enrolment on Kre needs no token,
+/// so withdrawing an enrolment must withdraw what was made from it. Records
+/// that name their parent are followed by that link; a record made before
+/// the link was kept (`parent` is `None`) is taken as a child of any
+/// enrolment in the set of the same Enrolee made no later that it does not
+/// outlive (a Kre child never outlives its parent): the fail-safe reading,
+/// which may withdraw an unrelated enrolment made in the same second.
+fn descendants<'a>(all: &'a [KeRecord], root: &str) -> Vec<&'a KeRecord> {
+    use std::collections::{HashMap, HashSet};
+    let mut linked: HashMap<&str, Vec<&KeRecord>> = HashMap::new();
+    let mut unlinked: HashMap<&str, Vec<&KeRecord>> = HashMap::new();
+    for r in all {
+        match r.parent.as_deref() {
+            Some(p) => linked.entry(p).or_default().push(r),
+            None => unlinked.entry(r.enrolee.as_str()).or_default().push(r),
+        }
+    }
+    let mut out: Vec<&KeRecord> = all.iter().filter(|r| r.relative_ke_id == root).take(1).collect();
+    let mut seen: HashSet<&str> = out.iter().map(|r| r.relative_ke_id.as_str()).collect();
+    let mut i = 0;
+    while let Some(&p) = out.get(i) {
+        let by_link = linked.get(p.relative_ke_id.as_str()).into_iter().flatten();
+        let by_time = unlinked
+            .get(p.enrolee.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|r| r.created >= p.created && r.expires <= p.expires);
+        for &r in by_link.chain(by_time) {
+            if seen.insert(r.relative_ke_id.as_str()) {
+                out.push(r);
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 struct KeyedRecord {
@@ -1203,6 +1253,65 @@ mod tests {
         assert_eq!(Grants::decode("").unwrap(), Grants::default());
         assert!(Grants::decode("key 99 x").is_err());
         assert!(Grants::decode("nonsense").is_err());
+    }
+
+    fn rec(id: &str, enrolee: &str, created: i64, expires: i64, parent: Option<&str>) -> KeRecord {
+        KeRecord {
+            relative_ke_id: id.into(),
+            relative_kre_id: format!("R{id}"),
+            enrolee: enrolee.into(),
+            enrolee_id: None,
+            created,
+            expires,
+            sealed: vec![],
+            completions: String::new(),
+            parent: parent.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn withdrawal_follows_the_kre_lineage() {
+        let all = vec![
+            rec("A", "alice", 100, 1000, Some("")),
+            // Made on A's Kre, and on that one's in turn.
+            rec("B", "alice", 200, 1000, Some("A")),
+            rec("C", "alice", 300, 900, Some("B")),
+            // Made afresh in the same second as A, expiring earlier: kept
+            // (the time rule alone would have taken it).
+            rec("D", "alice", 100, 500, Some("")),
+            // A record from before links were kept, which could be A's child.
+            rec("E", "alice", 150, 800, None),
+            // Could not be A's child: outlives it.
+            rec("F", "alice", 150, 2000, None),
+            rec("G", "bob", 200, 1000, Some("")),
+            rec("H", "bob", 300, 900, None),
+        ];
+        let ids = |root: &str| {
+            descendants(&all, root)
+                .iter()
+                .map(|r| r.relative_ke_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("A"), ["A", "B", "E", "C"]);
+        assert_eq!(ids("B"), ["B", "C"]);
+        assert_eq!(ids("D"), ["D"]);
+        assert_eq!(ids("G"), ["G", "H"]);
+        assert!(ids("Z").is_empty());
+        // A cycle (only a tampered database could hold one) ends.
+        let cycle = vec![rec("X", "x", 1, 9, Some("Y")), rec("Y", "x", 1, 9, Some("X"))];
+        assert_eq!(descendants(&cycle, "X").len(), 2);
+    }
+
+    #[test]
+    fn a_record_bound_to_its_parent_does_not_open_without_it() {
+        let linked = rec("A", "alice", 1, 2, Some("P"));
+        let legacy = rec("A", "alice", 1, 2, None);
+        let fresh = rec("A", "alice", 1, 2, Some(""));
+        assert_ne!(ke_aad(&linked), ke_aad(&legacy));
+        assert_ne!(ke_aad(&linked), ke_aad(&fresh));
+        assert_ne!(ke_aad(&fresh), ke_aad(&legacy));
+        // What records made before the link was kept are bound to is unchanged.
+        assert_eq!(ke_aad(&legacy), b"enrolkit rspf ke v2\nA\nRA\nalice\n\n1\n2".to_vec());
     }
 
     #[test]

@@ -36,6 +36,17 @@ pub enum StorageError {
     /// This storage does not implement the operation (see the [`Storage`] defaults).
     #[error("{0}: not implemented by this storage")]
     Unsupported(&'static str),
+    /// The database was made by a newer version of enrolkit, whose schema
+    /// this one does not know: opening it could lose what it stores.
+    #[error(
+        "the database has schema version {found}, newer than the {known} this build of enrolkit knows: use a newer mef"
+    )]
+    NewerSchema {
+        /// Version recorded in the database.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
     /// PostgreSQL failed ([`PgStorage`](crate::pg_storage::PgStorage)): the
     /// server, the connection, or a value it holds.
     #[error("postgres: {0}")]
@@ -300,6 +311,11 @@ pub struct KeRecord {
     pub sealed: Vec<u8>,
     /// Completion messages received, as `procedure=ok|failed` lines.
     pub completions: String,
+    /// The RelativeKeId of the enrolment whose Kre authenticated this
+    /// re-enrolment; empty when the bootstrap credential did; `None` for a
+    /// record made before mef kept this (schema version 1). Withdrawing an
+    /// enrolment withdraws its descendants by this link.
+    pub parent: Option<String>,
 }
 
 impl std::fmt::Debug for KeRecord {
@@ -419,13 +435,25 @@ fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
     }
 }
 
-/// The schema, applied on every open. Every statement is `IF NOT EXISTS`
-/// and changes only add tables, so opening a database made by an older
-/// version upgrades it (`held_terms` and `generated_keys` came later).
-const SCHEMA: &str = "
+/// The schema version this build writes, kept in SQLite's `user_version`
+/// (and in PostgreSQL's `meta` table). 1: everything up to and including
+/// `generated_keys` (0 in a database that never recorded one); 2: the
+/// `parent` column of `rspf_enrolments`. A database with a higher version
+/// is refused rather than used by code that does not know its columns.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Connection settings, applied on every open (outside any transaction).
+const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
+";
+
+/// The schema, applied on every open. Every statement is `IF NOT EXISTS`
+/// and changes only add tables, so opening a database made by an older
+/// version upgrades it (`held_terms` and `generated_keys` came later);
+/// columns added to existing tables are in [`migrate`].
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS challenges (
     id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, label TEXT NOT NULL,
     created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
@@ -445,7 +473,7 @@ CREATE TABLE IF NOT EXISTS rspf_tokens (
 CREATE TABLE IF NOT EXISTS rspf_enrolments (
     relative_ke_id TEXT PRIMARY KEY, relative_kre_id TEXT NOT NULL UNIQUE, enrolee TEXT NOT NULL,
     enrolee_id TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,
-    sealed BLOB NOT NULL, completions TEXT NOT NULL DEFAULT '');
+    sealed BLOB NOT NULL, completions TEXT NOT NULL DEFAULT '', parent TEXT);
 CREATE INDEX IF NOT EXISTS rspf_enrolments_enrolee ON rspf_enrolments (enrolee, created);
 CREATE TABLE IF NOT EXISTS gba_stub (
     btid TEXT PRIMARY KEY, impi TEXT NOT NULL, expires INTEGER NOT NULL, sealed_ks BLOB NOT NULL);
@@ -459,7 +487,33 @@ CREATE TABLE IF NOT EXISTS generated_keys (
 
 /// Columns of `rspf_enrolments` in `KeRecord` order (shared with the PostgreSQL storage).
 pub(crate) const KE_COLS: &str =
-    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions";
+    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions, parent";
+
+/// Bring an SQLite database to [`SCHEMA_VERSION`] in one transaction:
+/// refuse a newer one, create what is missing, add the columns later
+/// versions added, record the version.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let found: i64 = t.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    t.execute_batch(SCHEMA)?;
+    let has_parent = t
+        .prepare("SELECT 1 FROM pragma_table_info('rspf_enrolments') WHERE name = 'parent'")?
+        .exists([])?;
+    if !has_parent {
+        t.execute_batch("ALTER TABLE rspf_enrolments ADD COLUMN parent TEXT")?;
+    }
+    if found != SCHEMA_VERSION {
+        t.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    }
+    t.commit()?;
+    Ok(())
+}
 
 fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
     Ok(KeRecord {
@@ -471,13 +525,14 @@ fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
         expires: r.get(5)?,
         sealed: r.get(6)?,
         completions: r.get(7)?,
+        parent: r.get(8)?,
     })
 }
 
 impl SqliteStorage {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // The database holds pre-shared keys: owner only.
         #[cfg(unix)]
         {
@@ -486,7 +541,8 @@ impl SqliteStorage {
                 .map_err(|e| StorageError::File(format!("cannot restrict {}: {e}", path.display())))?;
         }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(PRAGMAS)?;
+        migrate(&mut conn)?;
         // Opened after the schema (and WAL mode) is in place; it never writes.
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -500,8 +556,9 @@ impl SqliteStorage {
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory()?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(PRAGMAS)?;
+        migrate(&mut conn)?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
             reader: None,
@@ -910,7 +967,7 @@ impl Storage for SqliteStorage {
                 }
             }
             let n = t.execute(
-                &format!("INSERT INTO rspf_enrolments ({KE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"),
+                &format!("INSERT INTO rspf_enrolments ({KE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING"),
                 params![
                     rec.relative_ke_id,
                     rec.relative_kre_id,
@@ -919,7 +976,8 @@ impl Storage for SqliteStorage {
                     rec.created,
                     rec.expires,
                     rec.sealed,
-                    rec.completions
+                    rec.completions,
+                    rec.parent
                 ],
             )?;
             if n != 1 {
@@ -1120,6 +1178,71 @@ mod tests {
             .collect();
         let got: Vec<_> = takers.into_iter().filter_map(|t| t.join().unwrap()).collect();
         assert_eq!(got, vec![b"sealed key".to_vec()]);
+    }
+
+    fn user_version(db: &Path) -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_parent_column_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v1.db");
+        {
+            // The shape version 1 made: no parent column, user_version 0.
+            let v1 = SCHEMA.replace(", parent TEXT);", ");");
+            assert_ne!(v1, SCHEMA);
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch(&v1).unwrap();
+            c.execute(
+                "INSERT INTO rspf_enrolments (relative_ke_id, relative_kre_id, enrolee, created, expires, sealed) VALUES ('KEOLD', 'KREOLD', 'alice', 1, 2, x'01')",
+                [],
+            )
+            .unwrap();
+        }
+        assert_eq!(user_version(&db), 0);
+        let st = SqliteStorage::open(&db).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let old = st.enrolment("KEOLD").unwrap().unwrap();
+        assert_eq!(old.parent, None, "made before parents were kept");
+        let child = KeRecord {
+            relative_ke_id: "KENEW".into(),
+            relative_kre_id: "KRENEW".into(),
+            parent: Some("KEOLD".into()),
+            ..old
+        };
+        st.record_enrolment(&child, None, 1).unwrap();
+        assert_eq!(st.enrolment("KENEW").unwrap(), Some(child));
+        drop(st);
+        // Opening again changes nothing.
+        SqliteStorage::open(&db).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("newer.db");
+        drop(SqliteStorage::open(&db).unwrap());
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA user_version = {}; CREATE TABLE from_the_future (x INTEGER);",
+                SCHEMA_VERSION + 1
+            ))
+            .unwrap();
+        match SqliteStorage::open(&db) {
+            Err(StorageError::NewerSchema { found, known }) => {
+                assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {:?}", other.map(|_| "a storage")),
+        }
+        assert_eq!(user_version(&db), SCHEMA_VERSION + 1);
+        let msg = StorageError::NewerSchema { found: 3, known: 2 }.to_string();
+        assert!(msg.contains("newer mef"), "{msg}");
     }
 
     #[test]

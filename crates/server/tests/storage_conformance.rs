@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use enrolkit_server::storage::{GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, Transaction, TxState};
+use enrolkit_server::storage::{
+    GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, Transaction, TxState, SCHEMA_VERSION,
+};
 use enrolkit_server::{PgStorage, SqliteStorage};
 use enrolkit_testkit::postgres::Postgres;
 use std::sync::{Arc, Barrier};
@@ -118,6 +120,7 @@ fn ke(id: &str, enrolee: &str, created: i64, expires: i64) -> KeRecord {
         expires,
         sealed: vec![1, 2, 3, 0, 255, id.len() as u8],
         completions: String::new(),
+        parent: Some(String::new()),
     }
 }
 
@@ -498,15 +501,20 @@ fn enrolment_records(s: &Backend) {
     s.record_enrolment(&a, None, NOW).unwrap();
     s.record_enrolment(&ke("B", "alice", NOW + 5, NOW + 50), None, NOW)
         .unwrap();
-    // Same creation time as B: the later recorded is the latest.
-    s.record_enrolment(&ke("C", "alice", NOW + 5, NOW + 200), None, NOW)
-        .unwrap();
+    // Same creation time as B: the later recorded is the latest. C was
+    // made on A's Kre.
+    let mut c = ke("C", "alice", NOW + 5, NOW + 200);
+    c.parent = Some("KEA".into());
+    s.record_enrolment(&c, None, NOW).unwrap();
     s.record_enrolment(&ke("D", "bob", NOW + 1, NOW + 20), None, NOW)
         .unwrap();
+    // E as a record from before parents were kept.
     let mut e = ke("E", "erin", NOW, NOW + 100);
     e.enrolee_id = None;
+    e.parent = None;
     s.record_enrolment(&e, None, NOW).unwrap();
     assert_eq!(s.enrolment("KEA").unwrap().as_ref(), Some(&a));
+    assert_eq!(s.enrolment("KEC").unwrap().as_ref(), Some(&c));
     assert_eq!(s.enrolment("KEE").unwrap().as_ref(), Some(&e));
     assert_eq!(s.enrolment_by_kre("KREA").unwrap().as_ref(), Some(&a));
     assert!(s.enrolment("KEZ").unwrap().is_none());
@@ -790,4 +798,61 @@ fn reopening_keeps_state(s: &Backend) {
     // A write through one handle is seen by another.
     third.revoke("0f", NOW, 4).unwrap();
     assert_eq!(s.certificate("0f").unwrap().unwrap().reason, Some(4));
+}
+
+/// The PostgreSQL database as a client, to do what only an older or newer
+/// enrolkit would.
+fn pg_admin(url: &str, password: &str) -> ::postgres::Client {
+    let mut config: ::postgres::Config = url.parse().unwrap();
+    config.password(password);
+    config.connect(::postgres::NoTls).unwrap()
+}
+
+#[test]
+fn postgres_schema_is_versioned() {
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let (url, password) = (pg.url(&db), pg.password().to_owned());
+    let open = || PgStorage::open(&url, Some(password.as_bytes()));
+    let version = |c: &mut ::postgres::Client| -> i64 {
+        c.query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+            .unwrap()
+            .get(0)
+    };
+    drop(open().unwrap());
+    let mut admin = pg_admin(&url, &password);
+    assert_eq!(version(&mut admin), SCHEMA_VERSION);
+
+    // A database as version 1 left it: no parent column, no version row,
+    // one enrolment. Opening upgrades it and keeps the record (parent unknown).
+    admin
+        .batch_execute(
+            "ALTER TABLE rspf_enrolments DROP COLUMN parent; DELETE FROM meta WHERE key = 'schema_version';
+             INSERT INTO rspf_enrolments (relative_ke_id, relative_kre_id, enrolee, created, expires, sealed)
+                 VALUES ('KEOLD', 'KREOLD', 'alice', 1, 2, '\\x01');",
+        )
+        .unwrap();
+    let s = open().unwrap();
+    assert_eq!(version(&mut admin), SCHEMA_VERSION);
+    assert_eq!(s.enrolment("KEOLD").unwrap().unwrap().parent, None);
+    let mut k = ke("NEW", "alice", NOW, NOW + 1);
+    k.parent = Some("KEOLD".into());
+    s.record_enrolment(&k, None, NOW).unwrap();
+    assert_eq!(s.enrolment("KENEW").unwrap(), Some(k));
+    drop(s);
+
+    // A newer enrolkit's database is refused, and left as it was.
+    admin
+        .execute(
+            "UPDATE meta SET value = $1 WHERE key = 'schema_version'",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .unwrap();
+    match open() {
+        Err(StorageError::NewerSchema { found, known }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected NewerSchema, got {:?}", other.map(|_| "a storage")),
+    }
+    assert_eq!(version(&mut admin), SCHEMA_VERSION + 1);
 }

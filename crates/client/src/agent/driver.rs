@@ -7,7 +7,7 @@ use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machi
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
 use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
-use crate::scep::{PollPolicy, ScepClient, ScepSession};
+use crate::scep::{ClientError, PollPolicy, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
 use enrolkit_keys::{KeyKind, PrivateKey, Signer};
 use enrolkit_pkcs11::KeyLocation;
@@ -32,13 +32,6 @@ pub(super) struct EstEnrolment {
     pub basic: Option<(String, Zeroizing<String>)>,
     /// simpleenroll or simplereenroll.
     pub op: enrolkit_est::Operation,
-}
-
-/// Whether an EST error says the session or its authentication was refused
-/// (TLS setup or handshake, 401, 403), rather than a request the server took
-/// (held, or refused on its content), which must not be made twice.
-fn session_refused(e: &str) -> bool {
-    e.contains("TLS") || e.contains("HTTP 401") || e.contains("HTTP 403")
 }
 
 /// Carries out actions for one profile.
@@ -559,15 +552,16 @@ impl Driver {
                 // the profile's own credentials instead, as a new request.
                 let a = &self.profile.auth;
                 let has_credentials = a.psk_identity.is_some() || a.username.is_some();
-                match first {
-                    Err(e) if by_token && has_credentials && session_refused(&e) => {
+                let outcome = match first {
+                    Err(e) if by_token && has_credentials && e.session_refused() => {
                         self.say(&format!(
                             "re-enrolment authenticated by the token key failed ({e}); enrolling with the profile's credentials"
                         ));
                         self.est_attempt(&server, &trust, None, current.as_ref(), poll, &subject, &dns)
                     }
                     other => other,
-                }
+                };
+                outcome.map_err(|e| e.to_string())
             }
         }
     }
@@ -584,16 +578,18 @@ impl Driver {
         poll: PollPolicy,
         subject: &Name,
         dns: &[String],
-    ) -> Result<Event, String> {
+    ) -> Result<Event, ClientError> {
         let op = if client_cert.is_some() {
             enrolkit_est::Operation::SimpleReenroll
         } else {
             enrolkit_est::Operation::SimpleEnroll
         };
-        let tls = self.est_tls(trust.clone(), client_cert)?;
+        let tls = self
+            .est_tls(trust.clone(), client_cert)
+            .map_err(ClientError::Unexpected)?;
         let basic = match (&self.profile.auth.username, &self.profile.auth.password_file) {
             (Some(u), Some(f)) if op == enrolkit_est::Operation::SimpleEnroll => {
-                Some((u.clone(), Self::secret_file(f)?))
+                Some((u.clone(), Self::secret_file(f).map_err(ClientError::Unexpected)?))
             }
             _ => None,
         };
@@ -608,7 +604,8 @@ impl Driver {
 
     /// `/csrattrs`, then `/simpleenroll` or `/simplereenroll` with the
     /// staged key and a CSR built to the attributes (channel binding per
-    /// connection), waiting out 202s.
+    /// connection), waiting out 202s. The error stays typed so the caller
+    /// can tell a refused session from a refused request.
     pub(super) fn est_enrol(
         &mut self,
         how: EstEnrolment,
@@ -616,13 +613,13 @@ impl Driver {
         poll: PollPolicy,
         subject: Name,
         dns: Vec<String>,
-    ) -> Result<Event, String> {
+    ) -> Result<Event, ClientError> {
         let EstEnrolment { server, tls, basic, op } = how;
-        let client = EstClient::new(server, &tls, basic).map_err(|e| e.to_string())?;
-        let attrs = client.csrattrs().map_err(|e| e.to_string())?;
-        let spec = key_for(&attrs, self.profile.key_type.spec()).map_err(|e| e.to_string())?;
-        let key = self.staged_key(spec, current)?;
-        let challenge = self.challenge()?;
+        let client = EstClient::new(server, &tls, basic)?;
+        let attrs = client.csrattrs()?;
+        let spec = key_for(&attrs, self.profile.key_type.spec())?;
+        let key = self.staged_key(spec, current).map_err(ClientError::Unexpected)?;
+        let challenge = self.challenge().map_err(ClientError::Unexpected)?;
         let base = enrolkit_est::CsrRequest {
             subject,
             dns_names: dns,
@@ -640,15 +637,15 @@ impl Driver {
         let mut progress = |n: u32, t: Duration, w: Duration| {
             eprintln!("  202: attempt {n} after {}s, next in {}s", t.as_secs(), w.as_secs())
         };
-        let reply = client
-            .enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)
-            .map_err(|e| e.to_string())?;
+        let reply = client.enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)?;
         match reply {
             EnrollReply::Issued(certificates) => Ok(Event::Issued {
                 certificates,
                 public_key: key.spki().clone(),
             }),
-            _ => Err("the server answered without a certificate".into()),
+            _ => Err(ClientError::Unexpected(
+                "the server answered without a certificate".into(),
+            )),
         }
     }
 

@@ -277,6 +277,7 @@ impl Driver {
         };
         let outcome = self
             .est_enrol(how, current, poll, subject, dns)
+            .map_err(|e| e.to_string())
             .and_then(|ev| match &ev {
                 Event::Issued { certificates, .. } => {
                     let leaf = certificates.first().ok_or("the reply holds no certificate")?;
