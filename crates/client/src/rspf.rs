@@ -376,13 +376,24 @@ impl EnrolmentState {
     /// Read `path` and rebuild the Enrolment Keys from it.
     pub fn read(path: &std::path::Path) -> Result<(EnrolmentState, EnrolmentKeys)> {
         let text = read_small(path)?;
-        let at = |e: &dyn std::fmt::Display| unexpected(format!("{}: {e}", path.display()));
-        let s: EnrolmentState = toml::from_str(&text).map_err(|e| at(&e))?;
-        let id = KeyId::parse(&s.ke_id).map_err(|e| at(&format!("ke-id: {e}")))?;
-        let ke = Zeroizing::new(hex::decode(&s.ke).map_err(|_| at(&"ke is not hex"))?);
-        let ke = Key256::from_slice(&ke).ok_or_else(|| at(&"ke is not 32 bytes"))?;
+        Self::from_toml(&text).map_err(|e| unexpected(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse the text of an `enrolment.toml` and rebuild the Enrolment Keys
+    /// from it: Ke must be 32 bytes of hex, the KeId well formed, and the
+    /// KreId the one Ke derives (a file edited by hand is refused, not used
+    /// to authenticate as someone else).
+    pub fn from_toml(text: &str) -> Result<(EnrolmentState, EnrolmentKeys)> {
+        let s: EnrolmentState = toml::from_str(text).map_err(|e| unexpected(e.message()))?;
+        let id = KeyId::parse(&s.ke_id).map_err(|e| unexpected(format!("ke-id: {e}")))?;
+        let ke = Zeroizing::new(hex::decode(&s.ke).map_err(|_| unexpected("ke is not hex"))?);
+        let ke = Key256::from_slice(&ke).ok_or_else(|| unexpected("ke is not 32 bytes"))?;
         let keys =
-            EnrolmentKeys::from_ke(ke, enrolkit_rspf::enrolment::RelativeId(id.relative.0)).map_err(|e| at(&e))?;
+            EnrolmentKeys::from_ke(ke, enrolkit_rspf::enrolment::RelativeId(id.relative.0)).map_err(unexpected)?;
+        let kre = KeyId::parse(&s.kre_id).map_err(|e| unexpected(format!("kre-id: {e}")))?;
+        if kre.relative.0 != keys.relative_kre_id.0 || kre.fqdn.as_str() != id.fqdn.as_str() {
+            return Err(unexpected("kre-id is not the one ke derives"));
+        }
         Ok((s, keys))
     }
 
@@ -420,7 +431,12 @@ impl GbaBootstrap {
     /// Read a bootstrap file.
     pub fn read(path: &std::path::Path) -> Result<GbaBootstrap> {
         let text = read_small(path)?;
-        toml::from_str(&text).map_err(|e| unexpected(format!("{}: {e}", path.display())))
+        Self::from_toml(&text).map_err(|e| unexpected(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse the text of a bootstrap file.
+    pub fn from_toml(text: &str) -> Result<GbaBootstrap> {
+        toml::from_str(text).map_err(|e| unexpected(e.message()))
     }
 
     /// The TLS-PSK (B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
@@ -432,5 +448,69 @@ impl GbaBootstrap {
         let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
         let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
         Ok((self.btid.clone(), gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enrolkit_rspf::enrolment::RelativeId;
+
+    fn state_text(kre_id: Option<&str>) -> String {
+        let ke = [7u8; 32];
+        let rel = RelativeId([0xab; 16]);
+        let keys = EnrolmentKeys::from_ke(Key256::from_slice(&ke).unwrap(), rel).unwrap();
+        let kre = kre_id
+            .map(str::to_owned)
+            .unwrap_or(format!("{}@mef.example.net", keys.relative_kre_id));
+        format!(
+            "mef-fqdn = \"mef.example.net\"\nke-id = \"{}@mef.example.net\"\nkre-id = \"{kre}\"\nke = \"{}\"\nexpires = 9\n",
+            keys.relative_ke_id,
+            hex::encode(ke)
+        )
+    }
+
+    #[test]
+    fn an_enrolment_state_reads_back_and_rebuilds_its_keys() {
+        let (s, keys) = EnrolmentState::from_toml(&state_text(None)).unwrap();
+        assert_eq!(keys.ke.expose(), &[7u8; 32]);
+        assert_eq!(s.kre_id, format!("{}@mef.example.net", keys.relative_kre_id));
+        let again = s.to_toml().unwrap();
+        let (s2, _) = EnrolmentState::from_toml(&again).unwrap();
+        assert_eq!((s2.ke_id.as_str(), s2.expires), (s.ke_id.as_str(), 9));
+    }
+
+    #[test]
+    fn an_edited_enrolment_state_is_refused() {
+        let other = format!("{}@mef.example.net", RelativeId([1; 16]));
+        let e = EnrolmentState::from_toml(&state_text(Some(&other))).err().unwrap();
+        assert!(e.to_string().contains("kre-id"), "{e}");
+        let foreign = state_text(None).replace("@mef.example.net\"\nke =", "@other.example.net\"\nke =");
+        assert!(EnrolmentState::from_toml(&foreign).is_err());
+        let short = state_text(None).replace(&hex::encode([7u8; 32]), "0707");
+        assert!(EnrolmentState::from_toml(&short)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("32 bytes"));
+        assert!(EnrolmentState::from_toml("ke = 1").is_err());
+        assert!(EnrolmentState::from_toml(&format!("{}surprise = 1\n", state_text(None))).is_err());
+    }
+
+    #[test]
+    fn a_gba_bootstrap_parses_and_refuses_when_expired() {
+        let text = format!(
+            "btid = \"{}@bsf.example.net\"\nimpi = \"001010000000001@ims.example.net\"\nks = \"{}\"\nexpires = 100\n",
+            "QUJD",
+            "11".repeat(32)
+        );
+        let b = GbaBootstrap::from_toml(&text).unwrap();
+        assert!(b
+            .psk("mef.example.net", 200)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("expired"));
+        assert!(GbaBootstrap::from_toml("btid = 1").is_err());
     }
 }
