@@ -138,16 +138,19 @@ impl TlsHttp {
                     Ok(r) => r,
                     Err(e) => {
                         // The request was cancelled because the connection
-                        // failed (say, a TLS 1.3 server refusing our certificate
-                        // after the handshake): report why it failed.
-                        let why = match driver.await {
-                            Ok(Err(ce)) => chain(&ce),
-                            _ => chain(&e),
+                        // failed: a TLS alert (say, a TLS 1.3 server refusing
+                        // our certificate after the handshake) refused the
+                        // session; a connection that just closed may have
+                        // delivered the request, so it is a network error.
+                        let (why, tls) = match driver.await {
+                            Ok(Err(ce)) => (chain(&ce), enrolkit_tls::is_tls_failure(&ce)),
+                            _ => (chain(&e), enrolkit_tls::is_tls_failure(&e)),
                         };
-                        return Err(tls_refused(
-                            &url,
-                            format!("the connection closed before a response: {why}"),
-                        ));
+                        return Err(if tls {
+                            tls_refused(&url, format!("the server ended the session: {why}"))
+                        } else {
+                            network(&url, format!("the connection closed before a response: {why}"))
+                        });
                     }
                 };
                 let status = resp.status().as_u16();
@@ -228,6 +231,86 @@ mod tests {
         let e = TlsHttp::new("127.0.0.1", 1, &tls).unwrap_err();
         assert!(matches!(e, ClientError::Tls { .. }), "{e:?}");
         assert!(e.session_refused());
+    }
+
+    /// A TLS server (OpenSSL listener, self-signed P-256 certificate) that
+    /// reads the request and closes the connection without answering.
+    fn read_and_close() -> (u16, std::thread::JoinHandle<usize>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, c) = (dir.path().join("k.pem"), dir.path().join("c.der"));
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-subj", "/CN=localhost", "-days", "2", "-outform", "DER", "-keyout"])
+            .arg(&k)
+            .arg("-out")
+            .arg(&c)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let pkcs8 = std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+            .arg(&k)
+            .output()
+            .unwrap()
+            .stdout;
+        let cert = std::fs::read(&c).unwrap();
+        let cfg = enrolkit_tls::ServerTlsConfig {
+            chain: vec![cert],
+            key_pkcs8: Zeroizing::new(pkcs8),
+            client_trust_anchors: vec![],
+            min_version: enrolkit_tls::TlsVersion::Tls12,
+            max_version: enrolkit_tls::TlsVersion::Tls13,
+            keying_export: None,
+        };
+        let acceptor = enrolkit_tls::Acceptor::openssl(&cfg, None).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use tokio::io::AsyncReadExt;
+                let l = tokio::net::TcpListener::from_std(l).unwrap();
+                let (tcp, _) = l.accept().await.unwrap();
+                let (mut s, _) = acceptor.accept(tcp).await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let mut got = 0;
+                // Up to the end of the headers, then hang up.
+                while !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf[got..]).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                got
+            })
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn a_connection_closed_after_the_request_is_not_a_refusal() {
+        // The server may have taken the request: another attempt with other
+        // credentials could make it twice.
+        let (port, server) = read_and_close();
+        let e = get(&client(port));
+        assert!(server.join().unwrap() > 0, "the request reached the server");
+        assert!(matches!(e, ClientError::Network { .. }), "{e:?}");
+        assert!(e.to_string().contains("closed before a response"), "{e}");
+        assert!(!e.session_refused());
     }
 
     #[test]

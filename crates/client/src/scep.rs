@@ -26,9 +26,11 @@ pub enum ClientError {
         reason: String,
     },
     /// TLS could not be set up with these settings, or the server refused
-    /// the session: the handshake failed, or the connection closed before
-    /// any response (how a TLS 1.3 server refuses a client certificate,
-    /// after the client's side of the handshake is done).
+    /// the session: the handshake failed, or a TLS alert ended the session
+    /// before any response (how a TLS 1.3 server refuses a client
+    /// certificate, after the client's side of the handshake is done). A
+    /// connection that merely closed is [`ClientError::Network`]: the
+    /// server may have taken the request.
     #[error("cannot reach {url}: TLS: {reason}")]
     Tls {
         /// URL (or `host:port` when the failure was in setting up).

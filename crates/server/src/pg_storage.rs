@@ -25,7 +25,7 @@
 
 use crate::storage::{
     state_parts, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, TokenInfo,
-    Transaction, TxState, KE_COLS, SCHEMA_VERSION, TX_COLS,
+    Transaction, TxState, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -250,11 +250,17 @@ impl PgStorage {
                     known: SCHEMA_VERSION,
                 });
             }
-            t.batch_execute("ALTER TABLE rspf_enrolments ADD COLUMN IF NOT EXISTS parent TEXT")?;
-            t.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
-                &[&SCHEMA_VERSION],
-            )?;
+            // ALTER TABLE locks the table even when there is nothing to
+            // add: only an older database gets it.
+            if found < 2 {
+                t.batch_execute("ALTER TABLE rspf_enrolments ADD COLUMN IF NOT EXISTS parent TEXT")?;
+            }
+            if found != SCHEMA_VERSION {
+                t.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
             t.commit()?;
             Ok(())
         })?;
@@ -720,6 +726,17 @@ impl Storage for PgStorage {
                     return Err(StorageError::NotFound(
                         "enrolment token unknown, already used, revoked or expired".into(),
                     ));
+                }
+            }
+            if let Some(p) = rec.parent.as_deref().filter(|p| !p.is_empty()) {
+                // The lock keeps the parent from being deleted until this
+                // commits, so a withdrawal that follows sees this record.
+                let live = t.query_opt(
+                    "SELECT 1 FROM rspf_enrolments WHERE relative_ke_id = $1 FOR KEY SHARE",
+                    &[&p],
+                )?;
+                if live.is_none() {
+                    return Err(StorageError::NotFound(PARENT_GONE.into()));
                 }
             }
             let n = t.execute(

@@ -289,8 +289,11 @@ impl Grants {
 /// The clear columns a sealed record is bound to. A record that names its
 /// parent (schema version 2) binds that too, under another label, so
 /// clearing the link in the database makes the record unusable rather than
-/// exempt from its parent's withdrawal; records made before keep their
-/// associated data.
+/// exempt from its parent's withdrawal. Records without a parent (made
+/// before, or with the bootstrap credential) keep version 1's associated
+/// data, which an older `mef` sharing the database during an upgrade can
+/// open; turning their empty link into none only widens what a withdrawal
+/// takes.
 fn ke_aad(r: &KeRecord) -> Vec<u8> {
     let base = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -301,8 +304,8 @@ fn ke_aad(r: &KeRecord) -> Vec<u8> {
         r.created,
         r.expires
     );
-    match &r.parent {
-        None => format!("enrolkit rspf ke v2\n{base}"),
+    match r.parent.as_deref() {
+        None | Some("") => format!("enrolkit rspf ke v2\n{base}"),
         Some(p) => format!("enrolkit rspf ke v3\n{base}\n{p}"),
     }
     .into_bytes()
@@ -471,13 +474,20 @@ impl RspfService {
 
     /// The Enrolee the TLS session authenticated.
     fn identify(&self, tls: &TlsInfo, now: i64) -> Result<&Enrolee, Refusal> {
+        self.identify_with_kre(tls, now).map(|(e, _)| e)
+    }
+
+    /// As [`Self::identify`], with the enrolment whose Kre authenticated
+    /// the session when it was one (a re-enrolment's parent, looked up
+    /// once so the decision and the record agree).
+    fn identify_with_kre(&self, tls: &TlsInfo, now: i64) -> Result<(&Enrolee, Option<KeyedRecord>), Refusal> {
         let find = |f: &dyn Fn(&Enrolee) -> bool| self.enrolees.iter().find(|e| f(e));
         if let Some(id) = &tls.psk_identity {
             if let Some(e) = find(&|e| {
                 e.bootstrap.framework == Framework::PreProvisionedSymmetricKey
                     && e.bootstrap.kpm_id.as_deref() == Some(id.as_str())
             }) {
-                return Ok(e);
+                return Ok((e, None));
             }
             if parse_btid(id).is_ok() {
                 if let Some(b) = self.storage.gba_bootstrap(id).map_err(internal)? {
@@ -496,13 +506,13 @@ impl RspfService {
                     if let Some(e) = find(&|e| {
                         e.bootstrap.framework == Framework::GbaBased && e.bootstrap.impi.as_deref() == Some(&b.impi)
                     }) {
-                        return Ok(e);
+                        return Ok((e, None));
                     }
                 }
             }
             if let Some(rec) = self.kre_record(id, now)? {
                 if let Some(e) = find(&|e| e.name == rec.rec.enrolee) {
-                    return Ok(e);
+                    return Ok((e, Some(rec)));
                 }
             }
             return Err(refuse(403, format!("PSK identity {id} is not a configured Enrolee's")));
@@ -531,7 +541,9 @@ impl RspfService {
             }
             None => false,
         });
-        matched.ok_or_else(|| refuse(403, "the TLS client certificate is not a configured Enrolee's"))
+        matched
+            .map(|e| (e, None))
+            .ok_or_else(|| refuse(403, "the TLS client certificate is not a configured Enrolee's"))
     }
 
     /// The live record whose KreId is `identity` (`HEX@mef-fqdn`).
@@ -600,15 +612,12 @@ impl RspfService {
         let request: EnrolmentRequest =
             enrolkit_exchange::decode(req.body, format).map_err(|e| refuse(400, e.to_string()))?;
         let t = unix(now);
-        let enrolee = self.identify(req.tls, t)?;
+        let (enrolee, parent_rec) = self.identify_with_kre(req.tls, t)?;
         log.peer = enrolee.name.clone();
         // Re-enrolment on a live Kre (clause 8.3.1.2: Kre authenticates the
         // Enrolee "when re-enrolling to obtain fresh credentials") needs no
         // new token: the enrolment Kre came from already spent one.
-        let by_kre = match req.tls.psk_identity.as_deref() {
-            Some(id) => self.kre_record(id, t)?.is_some_and(|k| k.rec.enrolee == enrolee.name),
-            None => false,
-        };
+        let by_kre = parent_rec.is_some();
         let token_hash = match (&request.enrolment_token, enrolee.bootstrap.token_required) {
             (Some(tok), _) => Some(self.token_hash(tok)),
             (None, true) if !by_kre => return Err(refuse(403, "an Enrolment-Token is required for this Enrolee")),
@@ -627,11 +636,9 @@ impl RspfService {
         // Re-enrolment with Kre never outlives the enrolment that Kre came
         // from, and is withdrawn with it (the link is kept).
         let mut parent = String::new();
-        if let Some(id) = req.tls.psk_identity.as_deref() {
-            if let Some(p) = self.kre_record(id, t)? {
-                expires = expires.min(p.rec.expires);
-                parent = p.rec.relative_ke_id;
-            }
+        if let Some(p) = parent_rec {
+            expires = expires.min(p.rec.expires);
+            parent = p.rec.relative_ke_id;
         }
         let (instructions, grants) = self.instructions(enrolee, &request, ke_id, (t, expires));
         let mut rec = KeRecord {
@@ -1061,12 +1068,35 @@ impl RspfService {
         }
         // Children first: a crash part-way leaves the parent, so running the
         // command again finds the rest.
+        let mut gone: Vec<String> = Vec::new();
         for r in descendants(&all, &relative).iter().rev() {
             self.storage
                 .delete_enrolment(&r.relative_ke_id)
                 .map_err(|e| e.to_string())?;
+            gone.push(r.relative_ke_id.clone());
         }
-        Ok(())
+        // A re-enrolment recorded while this ran names a parent that was
+        // still there (the storage refuses one whose parent is gone): look
+        // again until none is left.
+        loop {
+            let all = self.storage.enrolments().map_err(|e| e.to_string())?;
+            let late: Vec<String> = all
+                .iter()
+                .filter(|r| r.parent.as_ref().is_some_and(|p| gone.contains(p)))
+                .flat_map(|r| descendants(&all, &r.relative_ke_id))
+                .map(|r| r.relative_ke_id.clone())
+                .filter(|id| !gone.contains(id))
+                .collect();
+            if late.is_empty() {
+                return Ok(());
+            }
+            for id in late.iter().rev() {
+                match self.storage.delete_enrolment(id) {
+                    Ok(()) | Err(StorageError::NotFound(_)) => gone.push(id.clone()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
     }
 
     /// The storage.
@@ -1309,7 +1339,8 @@ mod tests {
         let fresh = rec("A", "alice", 1, 2, Some(""));
         assert_ne!(ke_aad(&linked), ke_aad(&legacy));
         assert_ne!(ke_aad(&linked), ke_aad(&fresh));
-        assert_ne!(ke_aad(&fresh), ke_aad(&legacy));
+        // A bootstrap enrolment stays readable by an older mef.
+        assert_eq!(ke_aad(&fresh), ke_aad(&legacy));
         // What records made before the link was kept are bound to is unchanged.
         assert_eq!(ke_aad(&legacy), b"enrolkit rspf ke v2\nA\nRA\nalice\n\n1\n2".to_vec());
     }

@@ -265,7 +265,9 @@ pub trait Storage: Send + Sync {
     /// Record an Enrolment Key, consuming the token with `token_hash` (bound to
     /// the same enrolee) in the same database transaction. Fails with
     /// `NotFound` when the token is unknown, another enrolee's, used, revoked
-    /// or expired, and with `Conflict` when the RelativeKeId is already recorded.
+    /// or expired, or when the record names a parent that is no longer
+    /// recorded (withdrawn while this one was being made), and with
+    /// `Conflict` when the RelativeKeId is already recorded.
     fn record_enrolment(&self, rec: &KeRecord, token_hash: Option<&[u8]>, now: i64) -> Result<()>;
     /// An Enrolment Key record by RelativeKeId (upper-case hex).
     fn enrolment(&self, relative_ke_id: &str) -> Result<Option<KeRecord>>;
@@ -485,22 +487,36 @@ CREATE TABLE IF NOT EXISTS generated_keys (
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
+/// Why a re-enrolment is refused when its parent went while it was made.
+pub(crate) const PARENT_GONE: &str = "the enrolment whose Kre authenticated this session has been withdrawn";
+
 /// Columns of `rspf_enrolments` in `KeRecord` order (shared with the PostgreSQL storage).
 pub(crate) const KE_COLS: &str =
     "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions, parent";
 
-/// Bring an SQLite database to [`SCHEMA_VERSION`] in one transaction:
-/// refuse a newer one, create what is missing, add the columns later
-/// versions added, record the version.
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    let found: i64 = t.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// The database's schema version; refused when newer than this build's.
+fn check_version(conn: &Connection) -> Result<i64> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StorageError::NewerSchema {
             found,
             known: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+/// Bring an SQLite database to [`SCHEMA_VERSION`] in one transaction:
+/// refuse a newer one, create what is missing, add the columns later
+/// versions added, record the version.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    // A current database is only read: opening it takes no write lock.
+    if check_version(conn)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    // Again under the lock: another process may have upgraded it meanwhile.
+    let found = check_version(&t)?;
     t.execute_batch(SCHEMA)?;
     let has_parent = t
         .prepare("SELECT 1 FROM pragma_table_info('rspf_enrolments') WHERE name = 'parent'")?
@@ -533,6 +549,9 @@ impl SqliteStorage {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Before anything is changed: a newer enrolkit's database is left as it is.
+        check_version(&conn)?;
         // The database holds pre-shared keys: owner only.
         #[cfg(unix)]
         {
@@ -540,7 +559,6 @@ impl SqliteStorage {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| StorageError::File(format!("cannot restrict {}: {e}", path.display())))?;
         }
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(PRAGMAS)?;
         migrate(&mut conn)?;
         // Opened after the schema (and WAL mode) is in place; it never writes.
@@ -964,6 +982,14 @@ impl Storage for SqliteStorage {
                     return Err(StorageError::NotFound(
                         "enrolment token unknown, already used, revoked or expired".into(),
                     ));
+                }
+            }
+            if let Some(p) = rec.parent.as_deref().filter(|p| !p.is_empty()) {
+                let live = t
+                    .prepare_cached("SELECT 1 FROM rspf_enrolments WHERE relative_ke_id = ?1")?
+                    .exists([p])?;
+                if !live {
+                    return Err(StorageError::NotFound(PARENT_GONE.into()));
                 }
             }
             let n = t.execute(

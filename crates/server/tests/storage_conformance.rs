@@ -515,6 +515,11 @@ fn enrolment_records(s: &Backend) {
     s.record_enrolment(&e, None, NOW).unwrap();
     assert_eq!(s.enrolment("KEA").unwrap().as_ref(), Some(&a));
     assert_eq!(s.enrolment("KEC").unwrap().as_ref(), Some(&c));
+    // A re-enrolment whose parent was withdrawn meanwhile is not recorded.
+    let mut orphan = ke("O", "alice", NOW + 6, NOW + 50);
+    orphan.parent = Some("KEGONE".into());
+    not_found(s.record_enrolment(&orphan, None, NOW));
+    assert!(s.enrolment("KEO").unwrap().is_none());
     assert_eq!(s.enrolment("KEE").unwrap().as_ref(), Some(&e));
     assert_eq!(s.enrolment_by_kre("KREA").unwrap().as_ref(), Some(&a));
     assert!(s.enrolment("KEZ").unwrap().is_none());
