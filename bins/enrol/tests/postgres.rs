@@ -261,7 +261,11 @@ fn mef_init_takes_the_password_from_the_environment() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     let o = init("b", pg.password());
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(count(&pg, &db, "SELECT count(*) FROM meta"), 0);
+    // The tables are there, and the schema version recorded.
+    assert_eq!(
+        count(&pg, &db, "SELECT count(*) FROM meta WHERE key = 'schema_version'"),
+        1
+    );
     // `database` and `database_url` together are refused.
     let cfg = dir.path().join("b/mef.toml");
     let t = std::fs::read_to_string(&cfg).unwrap();
