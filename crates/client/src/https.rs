@@ -237,32 +237,7 @@ mod tests {
     /// reads the request and closes the connection without answering.
     fn read_and_close() -> (u16, std::thread::JoinHandle<usize>) {
         let dir = tempfile::tempdir().unwrap();
-        let (k, c) = (dir.path().join("k.pem"), dir.path().join("c.der"));
-        let st = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-            ])
-            .args(["-subj", "/CN=localhost", "-days", "2", "-outform", "DER", "-keyout"])
-            .arg(&k)
-            .arg("-out")
-            .arg(&c)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let pkcs8 = std::process::Command::new("openssl")
-            .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
-            .arg(&k)
-            .output()
-            .unwrap()
-            .stdout;
-        let cert = std::fs::read(&c).unwrap();
+        let (cert, pkcs8) = enrolkit_testkit::self_signed_p256(dir.path());
         let cfg = enrolkit_tls::ServerTlsConfig {
             chain: vec![cert],
             key_pkcs8: Zeroizing::new(pkcs8),

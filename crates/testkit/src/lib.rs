@@ -253,3 +253,34 @@ impl Mef {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 }
+
+/// A self-signed P-256 certificate for `CN=localhost` made by the OpenSSL
+/// command line in `dir`: (certificate DER, private key PKCS#8 DER).
+pub fn self_signed_p256(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let (k, c) = (dir.join("k.pem"), dir.join("c.der"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=localhost", "-days", "2", "-outform", "DER", "-keyout"])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl req");
+    assert!(st.success(), "openssl req failed");
+    let pkcs8 = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(&k)
+        .output()
+        .expect("run openssl pkcs8");
+    assert!(pkcs8.status.success(), "openssl pkcs8 failed");
+    (std::fs::read(&c).expect("read the certificate"), pkcs8.stdout)
+}

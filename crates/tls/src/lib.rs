@@ -533,28 +533,19 @@ impl Acceptor {
     }
 }
 
-fn rustls_info(
-    conn: &rustls::ServerConnection,
-    verifier: &dyn rustls::server::danger::ClientCertVerifier,
-    export: Option<&KeyingExport>,
-) -> TlsInfo {
+/// What either side of a rustls connection established: the version, the
+/// peer's chain (DER) and the channel binding. rustls exposes no Finished
+/// messages, so TLS 1.2 gets no binding here.
+fn rustls_common<D>(conn: &rustls::ConnectionCommon<D>) -> (TlsVersion, Vec<Vec<u8>>, Option<ChannelBinding>) {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
         _ => TlsVersion::Tls12,
     };
-    let chain: Vec<Vec<u8>> = conn
+    let chain = conn
         .peer_certificates()
         .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
         .unwrap_or_default();
-    let peer_cert_error = conn.peer_certificates().and_then(|certs| {
-        let (ee, rest) = certs.split_first()?;
-        verifier
-            .verify_client_cert(ee, rest, rustls_pki_types::UnixTime::now())
-            .err()
-            .map(|e| e.to_string())
-    });
-    // rustls exposes no Finished messages, so TLS 1.2 gets no binding here.
-    let channel_binding = match version {
+    let binding = match version {
         TlsVersion::Tls13 => {
             let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
             conn.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL.as_bytes(), None)
@@ -563,6 +554,22 @@ fn rustls_info(
         }
         TlsVersion::Tls12 => None,
     };
+    (version, chain, binding)
+}
+
+fn rustls_info(
+    conn: &rustls::ServerConnection,
+    verifier: &dyn rustls::server::danger::ClientCertVerifier,
+    export: Option<&KeyingExport>,
+) -> TlsInfo {
+    let (version, chain, channel_binding) = rustls_common(conn);
+    let peer_cert_error = conn.peer_certificates().and_then(|certs| {
+        let (ee, rest) = certs.split_first()?;
+        verifier
+            .verify_client_cert(ee, rest, rustls_pki_types::UnixTime::now())
+            .err()
+            .map(|e| e.to_string())
+    });
     TlsInfo {
         backend: Backend::Rustls,
         version,
@@ -893,23 +900,7 @@ fn rustls_connector(
 
 /// What a rustls client handshake established.
 fn rustls_client_info(conn: &rustls::ClientConnection, export: Option<&KeyingExport>) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
-        _ => TlsVersion::Tls12,
-    };
-    let peer_chain = conn
-        .peer_certificates()
-        .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
-        .unwrap_or_default();
-    let channel_binding = match version {
-        TlsVersion::Tls13 => {
-            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
-            conn.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL.as_bytes(), None)
-                .is_ok()
-                .then_some(ChannelBinding::TlsExporter(out))
-        }
-        TlsVersion::Tls12 => None,
-    };
+    let (version, peer_chain, channel_binding) = rustls_common(conn);
     TlsInfo {
         backend: Backend::Rustls,
         version,

@@ -139,32 +139,8 @@ fn s_client(port: u16, args: &[&str]) -> Vec<u8> {
 }
 
 fn self_signed(dir: &std::path::Path) -> (Vec<u8>, Zeroizing<Vec<u8>>) {
-    let (k, c) = (dir.join("k.pem"), dir.join("c.der"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=localhost", "-days", "2", "-outform", "DER", "-keyout"])
-        .arg(&k)
-        .arg("-out")
-        .arg(&c)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let der = Command::new("openssl")
-        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
-        .arg(&k)
-        .output()
-        .unwrap()
-        .stdout;
-    (std::fs::read(&c).unwrap(), Zeroizing::new(der))
+    let (cert, key) = enrolkit_testkit::self_signed_p256(dir);
+    (cert, Zeroizing::new(key))
 }
 
 #[test]
