@@ -1,6 +1,8 @@
 //! `mef`: enrolkit's reference server. Thin: configuration, start-up and
 //! operator commands; the protocol work is in `enrolkit-server`.
 
+mod authorisation;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use der::EncodePem;
 use enrolkit_files as files;
@@ -219,6 +221,13 @@ enum ChallengeCmd {
         /// Expire after this many seconds.
         #[arg(long)]
         expires_in: Option<u64>,
+        /// Bind the challenge to this subject (RFC 4514, e.g. `CN=device-1`):
+        /// it then authorises only a request for it (and --dns names).
+        #[arg(long)]
+        subject: Option<String>,
+        /// A DNS name the bound request may carry (repeatable; needs --subject).
+        #[arg(long, requires = "subject")]
+        dns: Vec<String>,
     },
     /// List challenges and their state.
     List,
@@ -242,6 +251,13 @@ enum PskCmd {
         /// Label (device name) for `list`.
         #[arg(long, default_value = "")]
         label: String,
+        /// Bind the identity to this subject (RFC 4514); without it, the
+        /// identity obtains only CN=<identity>.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A DNS name the bound identity may obtain (repeatable; needs --subject).
+        #[arg(long, requires = "subject")]
+        dns: Vec<String>,
     },
     /// List PSK identities (never the keys).
     List,
@@ -333,6 +349,9 @@ struct Config {
     /// oneM2M RSPF MEF on the EST listeners; absent: off.
     #[serde(default)]
     rspf: Option<RspfConfig>,
+    /// Relaxations of the naming rules, vendor certificates, RA-POP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorisation: Option<authorisation::AuthorisationConfig>,
 }
 
 /// `[rspf]`: the oneM2M M2M Enrolment Function (TS-0003 clause 8.3).
@@ -449,7 +468,7 @@ fn oids(what: &str, v: &[String]) -> Res<Vec<const_oid::ObjectIdentifier>> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ScepConfig {
+pub(crate) struct ScepConfig {
     one_time_challenges: bool,
     #[serde(default)]
     static_challenge: Option<String>,
@@ -826,6 +845,7 @@ fn init(a: &InitArgs) -> Res {
             enrolee: Vec::new(),
             target: Vec::new(),
         }),
+        authorisation: None,
     };
     open_storage(&cfg, dir)?;
     files::write_public(
@@ -1192,23 +1212,16 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         },
         ..Profile::default()
     };
-    let policy = Policy {
-        one_time_challenges: cfg.scep.one_time_challenges,
-        static_challenge: cfg.scep.static_challenge.clone().map(Zeroizing::new),
-        preauthorized_cns: cfg.scep.preauthorized_cns.clone(),
-        renewal_window: Duration::from_secs(cfg.scep.renewal_window_days * 86400),
-        manual_approval: cfg.scep.manual_approval,
-        verifier: cfg
-            .scep
-            .verifier_command
-            .split_first()
-            .map(|(cmd, args)| enrolkit_server::Verifier {
-                command: cmd.into(),
-                args: args.to_vec(),
-                timeout: Duration::from_secs(cfg.scep.verifier_timeout_seconds),
-            }),
-        ciphers: ciphers(&cfg.scep.ciphers)?,
-    };
+    let policy = authorisation::policy(
+        authorisation::Sources {
+            scep: &cfg.scep,
+            authorisation: cfg.authorisation.as_ref(),
+            est_reenroll_may_change_names: cfg.est.as_ref().is_some_and(|e| e.reenroll_may_change_names),
+            allowed_dns_suffixes: &cfg.profile.allowed_dns_suffixes,
+            reserved_names: rspf_identifiers(cfg.rspf.as_ref()),
+        },
+        base,
+    )?;
     let ca = Arc::new(Authority {
         certificate: ca_cert,
         key: ca_key,
@@ -1229,6 +1242,7 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
             challenge_key,
             storage,
             policy,
+            ciphers: ciphers(&cfg.scep.ciphers)?,
             profile,
             crl_validity: Duration::from_secs(cfg.scep.crl_validity_hours * 3600),
             next_ca,
@@ -1236,6 +1250,23 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         &mut rand_core::OsRng,
     );
     Ok((scep, shared))
+}
+
+/// The names RSPF identifies Enrolees and targets by: issued only under a grant.
+fn rspf_identifiers(r: Option<&RspfConfig>) -> Vec<String> {
+    use enrolkit_exchange::bootstrap::EnroleeAuthentication as A;
+    let Some(r) = r else { return Vec::new() };
+    let mut names = Vec::new();
+    for e in &r.enrolee {
+        names.extend(e.bootstrap.enrolee_id.clone());
+        if let Some(A::DeviceCertificate { device_id, .. }) = &e.bootstrap.authentication {
+            names.push(device_id.clone());
+        }
+    }
+    names.extend(r.target.iter().map(|t| t.id.clone()));
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A 256-bit key kept as 64 hex digits in `path` (challenge key, RSPF storage key).
@@ -1298,6 +1329,7 @@ fn build_rspf(
         storage_key: read_key32(&base.join(&r.storage_key))?,
         token_key: shared.challenge_key.clone(),
         targets,
+        ca_subject: shared.ca.certificate.tbs_certificate.subject.clone(),
         operator_psks,
     })
 }
@@ -1362,7 +1394,6 @@ fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared: Sh
         require_linking: est.require_linking,
         allowed_ekus: oids("allowed_ekus", &est.allowed_ekus)?,
         requested_ekus: oids("requested_ekus", &est.requested_ekus)?,
-        reenroll_may_change_names: est.reenroll_may_change_names,
         retry_after: Duration::from_secs(est.retry_after_seconds),
         serverkeygen_key: KeySpec::EcP256,
         onem2m: est.onem2m,
@@ -1567,6 +1598,36 @@ async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration)
     }
 }
 
+/// `--subject`/`--dns` as a binding, checked.
+fn bound_names(subject: Option<&str>, dns: Vec<String>) -> Res<Option<enrolkit_server::ra::BoundNames>> {
+    subject
+        .map(|s| enrolkit_server::ra::BoundNames::new(s, dns))
+        .transpose()
+}
+
+/// A stored binding, as listed.
+fn shown_names(stored: Option<&str>) -> String {
+    match stored.map(enrolkit_server::ra::BoundNames::decode) {
+        None => String::new(),
+        Some(Ok(b)) => format!(" [{}]", escape(&b.to_string())),
+        Some(Err(e)) => format!(" [{e}]"),
+    }
+}
+
+/// Text from a request or an operator, printed with control characters
+/// escaped (a subject cannot rewrite the operator's terminal).
+fn escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
     let (cfg, base) = load_config(config)?;
     let st = open_storage(&cfg, &base)?;
@@ -1576,7 +1637,10 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             label,
             value,
             expires_in,
+            subject,
+            dns,
         } => {
+            let names = bound_names(subject.as_deref(), dns)?;
             let key = read_key32(&base.join(&cfg.challenge_key))?;
             let value = Zeroizing::new(match value {
                 Some(v) => v,
@@ -1587,9 +1651,10 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
                 }
             });
             let id = st
-                .add_challenge(
+                .add_bound_challenge(
                     &challenge_hash(&key, &value),
                     &label,
+                    names.as_ref().map(|n| n.encode()).as_deref(),
                     now,
                     expires_in.map(|s| now + s as i64),
                 )
@@ -1605,9 +1670,16 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             );
         }
         ChallengeCmd::List => {
-            println!("{:>4}  {:<10}  {:<20}  label", "id", "state", "created (unix)");
+            println!("{:>4}  {:<10}  {:<20}  label [bound names]", "id", "state", "created (unix)");
             for c in st.list_challenges().map_err(|e| e.to_string())? {
-                println!("{:>4}  {:<10}  {:<20}  {}", c.id, c.state(now), c.created, c.label);
+                println!(
+                    "{:>4}  {:<10}  {:<20}  {}{}",
+                    c.id,
+                    c.state(now),
+                    c.created,
+                    escape(&c.label),
+                    shown_names(c.names.as_deref())
+                );
             }
         }
         ChallengeCmd::Revoke { id } => {
@@ -1622,9 +1694,23 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
     let (cfg, base) = load_config(config)?;
     match cmd {
         PendingCmd::List => {
-            let st = open_storage(&cfg, &base)?;
-            for tx in st.pending().map_err(|e| e.to_string())? {
-                println!("{} {} {}", tx.transaction_id, tx.key_id, tx.subject);
+            // What approval would issue, as each service decided it when it held the request.
+            let (scep, shared) = build_services(&cfg, &base)?;
+            let est = match &cfg.est {
+                Some(e) => Some(build_est(e, cfg.rspf.as_ref(), &base, shared)?.0),
+                None => None,
+            };
+            for tx in scep.storage().pending().map_err(|e| e.to_string())? {
+                let terms = match (&est, tx.transaction_id.starts_with("est-")) {
+                    (Some(svc), true) => svc.est.pending_terms(&tx),
+                    _ => scep.pending_terms(&tx),
+                };
+                println!(
+                    "{} {} {}",
+                    escape(&tx.transaction_id),
+                    tx.key_id,
+                    escape(&terms.unwrap_or_else(|e| format!("(cannot tell: {e})")))
+                );
             }
         }
         PendingCmd::Approve { transaction, key_id } => {
@@ -1646,7 +1732,10 @@ fn pending(config: &Path, cmd: PendingCmd) -> Res {
             st.decide(
                 &transaction,
                 &key_id,
-                &enrolkit_server::storage::TxState::Rejected(2, "rejected by the operator".into()),
+                &enrolkit_server::storage::TxState::Rejected(
+                    enrolkit_server::ra::RefusalReason::OperatorRejected,
+                    "rejected by the operator".into(),
+                ),
                 None,
                 unix(SystemTime::now()),
             )
@@ -1671,7 +1760,10 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
             identity,
             key_file,
             label,
+            subject,
+            dns,
         } => {
+            let names = bound_names(subject.as_deref(), dns)?;
             if identity.is_empty() || identity.len() > 128 {
                 return Err("a PSK identity is 1 to 128 bytes".into());
             }
@@ -1686,8 +1778,14 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
             if key.len() < 16 || key.len() > 64 {
                 return Err(format!("a PSK is 16 to 64 bytes, this one is {}", key.len()));
             }
-            st.add_psk(&identity, &key, &label, unix(SystemTime::now()))
-                .map_err(|e| e.to_string())?;
+            st.add_bound_psk(
+                &identity,
+                &key,
+                &label,
+                names.as_ref().map(|n| n.encode()).as_deref(),
+                unix(SystemTime::now()),
+            )
+            .map_err(|e| e.to_string())?;
             if generated {
                 println!("{}", Zeroizing::new(hex::encode(&key[..])).as_str());
             }
@@ -1695,7 +1793,13 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
         }
         PskCmd::List => {
             for p in st.list_psks().map_err(|e| e.to_string())? {
-                println!("{}  {}  {}", p.identity, p.created, p.label);
+                println!(
+                    "{}  {}  {}{}",
+                    escape(&p.identity),
+                    p.created,
+                    escape(&p.label),
+                    shown_names(p.names.as_deref())
+                );
             }
         }
         PskCmd::Remove { identity } => {

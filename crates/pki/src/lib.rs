@@ -107,6 +107,25 @@ pub enum SanPolicy {
     Replace(Vec<String>),
 }
 
+/// Whether DNS name `name` is under `suffix` on whole labels, without case
+/// and ignoring a final dot: `".example.com"` admits names below
+/// example.com only, `"example.com"` the name itself too; neither admits
+/// `evilexample.com`.
+pub fn dns_under(name: &str, suffix: &str) -> bool {
+    let key = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+    let name = key(name);
+    let below_only = suffix.starts_with('.');
+    let suffix = key(suffix.trim_start_matches('.'));
+    if suffix.is_empty() || name.is_empty() {
+        return false;
+    }
+    if name == suffix {
+        return !below_only;
+    }
+    name.strip_suffix(&suffix)
+        .is_some_and(|head| head.ends_with('.') && head.len() > 1)
+}
+
 /// The certificate profile an issuance follows.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -419,7 +438,7 @@ impl Authority {
                 if let Some(bad) = req
                     .dns_names
                     .iter()
-                    .find(|d| !suffixes.iter().any(|s| d.ends_with(s.as_str())))
+                    .find(|d| !suffixes.iter().any(|s| dns_under(d, s)))
                 {
                     return Err(PkiError::Refused(format!(
                         "subjectAltName {bad} is outside the allowed domains"

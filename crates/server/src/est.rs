@@ -26,7 +26,10 @@
 //! the client's next retry of the same CSR, which takes it (read and delete
 //! in one database transaction): it is delivered once.
 
-use crate::scep::{challenge_hash, common_name, serial_hex, unix, Policy};
+use crate::ra::{
+    unix, AuthRequest, Authorisation, Authoriser, Basis, Credential, CsrView, Intent, IssueNames, Policy, Protocol,
+    Refusal as CoreRefusal, RefusalReason,
+};
 use crate::seal::Sealer;
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use const_oid::ObjectIdentifier;
@@ -59,8 +62,6 @@ pub struct EstPolicy {
     pub allowed_ekus: Vec<ObjectIdentifier>,
     /// EKUs `/csrattrs` asks for (the oneM2M enrolment instructions' list).
     pub requested_ekus: Vec<ObjectIdentifier>,
-    /// RA override: `/simplereenroll` may change Subject and subjectAltName.
-    pub reenroll_may_change_names: bool,
     /// Retry-After sent with 202 while a request waits for an operator.
     pub retry_after: Duration,
     /// Key type `/serverkeygen` generates when the CSR's key says nothing usable.
@@ -78,7 +79,6 @@ impl Default for EstPolicy {
             require_linking: false,
             allowed_ekus: Vec::new(),
             requested_ekus: Vec::new(),
-            reenroll_may_change_names: false,
             retry_after: Duration::from_secs(60),
             serverkeygen_key: KeySpec::EcP256,
             onem2m: false,
@@ -203,6 +203,9 @@ struct HeldTerms {
     enrolee: Option<String>,
     /// `/serverkeygen`: the key type to generate at approval.
     keygen: Option<KeySpec>,
+    /// The names to issue, as the authorisation core decided (absent in
+    /// terms held by an older version: the CSR's names then).
+    names: Option<IssueNames>,
 }
 
 impl HeldTerms {
@@ -220,6 +223,9 @@ impl HeldTerms {
         if let Some(k) = self.keygen {
             out.push_str(&format!("\nkeygen {}", key_spec_name(k)));
         }
+        if let Some(n) = &self.names {
+            out.push_str(&format!("\nnames {}", hex::encode(n.encode())));
+        }
         Zeroizing::new(out.into_bytes())
     }
 
@@ -233,6 +239,7 @@ impl HeldTerms {
             ekus: Vec::new(),
             enrolee: None,
             keygen: None,
+            names: None,
         };
         for l in lines {
             match l.split_once(' ') {
@@ -242,6 +249,10 @@ impl HeldTerms {
                 Some(("enrolee", h)) => {
                     let raw = hex::decode(h).map_err(|e| format!("held terms: enrolee: {e}"))?;
                     t.enrolee = Some(String::from_utf8(raw).map_err(|_| "held terms: enrolee is not text")?);
+                }
+                Some(("names", h)) => {
+                    let raw = hex::decode(h).map_err(|e| format!("held terms: names: {e}"))?;
+                    t.names = Some(IssueNames::decode(&raw)?);
                 }
                 Some(("keygen", k)) => {
                     t.keygen = Some(key_spec_from_name(k).ok_or_else(|| format!("held terms: key type {k}"))?)
@@ -315,7 +326,7 @@ pub struct EstSetup {
 /// The EST server.
 pub struct EstService {
     ca: Arc<Authority>,
-    challenge_key: Zeroizing<[u8; 32]>,
+    auth: Authoriser,
     /// Seals held terms and server-generated keys (key derived from `challenge_key`).
     sealer: Sealer,
     storage: Arc<dyn Storage>,
@@ -341,14 +352,24 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
     Refusal(500, "internal error".into())
 }
 
-/// How a request was authorised; a consumed one-time challenge goes with the issuance.
-struct Authorised {
-    how: String,
-    challenge: Option<Vec<u8>>,
-    /// Serial of the certificate a /simplereenroll renews (its TLS client
-    /// certificate): the transaction is that renewal's, so the same key
-    /// renewed again gets a new certificate, and a retransmission the same.
-    renews: Option<String>,
+/// How a request was authorised: the core's decision (its `consume`
+/// goes with the issuance; `renews`, the serial a /simplereenroll renews,
+/// makes the transaction that renewal's, so the same key renewed again
+/// gets a new certificate, and a retransmission the same).
+type Authorised = Authorisation;
+
+/// The core's refusal on EST's wire, in one place: no or wrong credentials
+/// 401, a bad key 400, a failure 500, every other refusal 403.
+impl From<CoreRefusal> for Refusal {
+    fn from(r: CoreRefusal) -> Self {
+        let status = match r.reason {
+            RefusalReason::Unauthenticated | RefusalReason::BadCredential => 401,
+            RefusalReason::KeyRefused => 400,
+            RefusalReason::Internal => 500,
+            _ => 403,
+        };
+        Refusal(status, r.detail)
+    }
 }
 
 impl EstService {
@@ -372,9 +393,15 @@ impl EstService {
         let cacerts_der = enrolkit_est::encode_certs_only(&cacerts).map_err(|e| format!("CA certificates: {e}"))?;
         let sealer = Sealer::new(&crate::seal::derive_key(&s.challenge_key, SEAL_LABEL))
             .map_err(|e| format!("sealing key: {e}"))?;
+        let auth = Authoriser::new(
+            s.ca.certificate.tbs_certificate.subject.clone(),
+            s.storage.clone(),
+            s.challenge_key,
+            s.policy.auth.clone(),
+        );
         Ok(EstService {
             ca: s.ca,
-            challenge_key: s.challenge_key,
+            auth,
             sealer,
             storage: s.storage,
             policy: s.policy,
@@ -401,31 +428,6 @@ impl EstService {
             Some(GrantCheck::Refused(why)) => Err(Refusal::new(403, why)),
             Some(GrantCheck::Granted { enrolee, ekus, names }) => Ok(Some(GrantInfo { enrolee, ekus, names })),
         }
-    }
-
-    /// Under a grant the certificate names the Enrolee and nobody else:
-    /// subject CN and DNS SANs among the granted names, no IP addresses.
-    fn check_granted_names(&self, csr: &ParsedCsr, g: &GrantInfo) -> Result<(), Refusal> {
-        let cn = common_name(&csr.request.info.subject);
-        for n in cn.iter().chain(csr.dns_names().iter()) {
-            if !g.names.contains(n) {
-                return Err(Refusal::new(
-                    403,
-                    format!(
-                        "Enrolee {} may not name {n} in its certificate (only {})",
-                        g.enrolee,
-                        g.names.join(", ")
-                    ),
-                ));
-            }
-        }
-        if !csr.ip_addresses().is_empty() {
-            return Err(Refusal::new(
-                403,
-                format!("Enrolee {} may not name IP addresses", g.enrolee),
-            ));
-        }
-        Ok(())
     }
 
     /// The CSR attributes for this request: a grant's EKUs replace the configured ones.
@@ -509,25 +511,19 @@ impl EstService {
                     Operation::SimpleReenroll => None,
                     _ => self.grant(req.tls, now)?,
                 };
-                if let Some(g) = &grant {
-                    self.check_granted_names(&csr, g)?;
-                }
                 enrolkit_est::check_satisfies(&*self.attrs_for(&grant)?, &csr)
                     .map_err(|e| Refusal::new(400, e.to_string()))?;
                 let ekus = self.check_ekus(&csr, &grant)?;
-                let auth = match (&grant, path.operation) {
-                    (_, Operation::SimpleReenroll) => self.authorise_reenroll(&csr, req.tls, now)?,
-                    (Some(g), _) => Authorised {
-                        how: format!("rspf:{}", g.enrolee),
-                        challenge: None,
-                        renews: None,
-                    },
-                    (None, op) => match self.retry_of_recorded(&csr, op)? {
-                        Some(a) => a,
-                        None => self.authorise(&csr, req, now)?,
-                    },
+                let op = path.operation;
+                let retry = match (&grant, op) {
+                    (None, Operation::SimpleEnroll | Operation::ServerKeyGen) => self.retry_of_recorded(&csr, op)?,
+                    _ => None,
                 };
-                log.auth = auth.how.clone();
+                let auth = match retry {
+                    Some(a) => a,
+                    None => self.authorise(&csr, req, grant.as_ref(), op == Operation::SimpleReenroll, now)?,
+                };
+                log.auth = auth.basis.to_string();
                 let enrolee = grant.map(|g| g.enrolee);
                 match path.operation {
                     Operation::ServerKeyGen => self.serverkeygen(&csr, &ekus, enrolee, &auth, now),
@@ -629,88 +625,86 @@ impl EstService {
         Ok(requested)
     }
 
-    fn authorise(&self, csr: &ParsedCsr, req: &EstRequest<'_>, now: SystemTime) -> Result<Authorised, Refusal> {
+    /// The authorisation core's decision: the session's credentials (an
+    /// RSPF grant, the TLS client certificate, the PSK identity), HTTP
+    /// Basic when on, and the CSR's challengePassword when it is not the
+    /// channel binding.
+    fn authorise(
+        &self,
+        csr: &ParsedCsr,
+        req: &EstRequest<'_>,
+        grant: Option<&GrantInfo>,
+        renew: bool,
+        now: SystemTime,
+    ) -> Result<Authorised, Refusal> {
         let tls = req.tls;
-        if let Some(id) = &tls.psk_identity {
-            return Ok(Authorised {
-                how: format!("psk:{id}"),
-                challenge: None,
-                renews: None,
-            });
-        }
         if let Some(err) = &tls.peer_cert_error {
             return Err(Refusal::new(403, format!("client certificate not trusted: {err}")));
         }
-        if let (true, Some(der)) = (
-            self.policy.client_certificates_authorise,
-            tls.trusted_peer_certificate(),
-        ) {
-            let cert = Certificate::from_der(der).map_err(|e| Refusal::new(403, format!("client certificate: {e}")))?;
-            self.check_not_revoked(&cert)?;
-            return Ok(Authorised {
-                how: format!("cert:{}", cert.tbs_certificate.subject),
-                challenge: None,
-                renews: None,
+        let mut credentials = Vec::new();
+        if let Some(g) = grant {
+            credentials.push(Credential::EnroleeGrant {
+                enrolee: &g.enrolee,
+                names: &g.names,
             });
         }
-        if let (true, Some(h)) = (self.policy.basic, req.authorization) {
-            let (user, password) =
-                basic_credentials(h).ok_or_else(|| Refusal::new(401, "malformed Basic credentials"))?;
-            if let Some(challenge) = self.check_challenge(&password, now)? {
-                return Ok(Authorised {
-                    how: format!("basic:{user}"),
-                    challenge,
-                    renews: None,
-                });
+        let peer = match tls.trusted_peer_certificate() {
+            Some(der) if renew || self.policy.client_certificates_authorise => {
+                Some(Certificate::from_der(der).map_err(|e| Refusal::new(403, format!("client certificate: {e}")))?)
             }
-            return Err(Refusal::new(401, "Basic credentials refused"));
+            _ => None,
+        };
+        if let Some(cert) = &peer {
+            credentials.push(Credential::Certificate {
+                cert,
+                chain: &tls.peer_chain,
+                tls_verified: true,
+            });
+        }
+        if let Some(id) = &tls.psk_identity {
+            credentials.push(Credential::Psk(id));
+        }
+        let basic = match (self.policy.basic, req.authorization) {
+            (true, Some(h)) => {
+                Some(basic_credentials(h).ok_or_else(|| Refusal::new(401, "malformed Basic credentials"))?)
+            }
+            _ => None,
+        };
+        if let Some((user, password)) = &basic {
+            credentials.push(Credential::Basic { user, password });
         }
         if !self.policy.require_linking {
             if let Some(pw) = csr.challenge_password.as_deref() {
-                if let Some(challenge) = self.check_challenge(pw, now)? {
-                    return Ok(Authorised {
-                        how: "challengePassword".into(),
-                        challenge,
-                        renews: None,
-                    });
-                }
+                credentials.push(Credential::ChallengePassword(pw));
             }
         }
-        let cn = common_name(&csr.request.info.subject);
-        if cn
-            .as_deref()
-            .is_some_and(|cn| self.policy.auth.preauthorized_cns.iter().any(|p| p == cn))
-        {
-            return Ok(Authorised {
-                how: "preauthorised-cn".into(),
-                challenge: None,
-                renews: None,
-            });
-        }
-        if let Some(v) = &self.policy.auth.verifier {
-            let subject = csr.request.info.subject.to_string();
-            return match v.verify(&csr.der, &subject, "est") {
-                Ok(true) => Ok(Authorised {
-                    how: "verifier".into(),
-                    challenge: None,
-                    renews: None,
-                }),
-                Ok(false) => Err(Refusal::new(403, "refused by the verifier hook")),
-                Err(e) => Err(internal(format!("verifier hook {}: {e}", v.command.display()))),
-            };
-        }
-        if self.policy.basic {
-            Err(Refusal::new(401, "authentication required"))
-        } else {
-            Err(Refusal::new(
+        if renew && peer.is_none() {
+            return Err(Refusal::new(
                 401,
-                "authentication required: a client certificate from a trusted CA or a pre-shared key",
-            ))
+                "simplereenroll needs the current certificate as TLS client certificate",
+            ));
+        }
+        let r = AuthRequest {
+            protocol: Protocol::Est,
+            intent: if renew { Intent::Renew } else { Intent::Enrol },
+            csr: csr_view(csr),
+            credentials,
+            transaction: "est",
+        };
+        let decided = self.auth.decide(&r, now).map_err(Refusal::from);
+        match decided {
+            Err(Refusal(401, m))
+                if !self.policy.basic && basic.is_none() && tls.psk_identity.is_none() && peer.is_none() =>
+            {
+                Err(Refusal(
+                    401,
+                    format!("{m}: a client certificate from a trusted CA or a pre-shared key is needed"),
+                ))
+            }
+            other => other,
         }
     }
 
-    /// `Some(hash to consume)` for a usable one-time challenge, `Some(None)` for the static one.
-    #[allow(clippy::option_option)]
     /// A retry (after 202, or a retransmission) of a request already
     /// recorded: the very same CSR bytes, whose challengePassword or
     /// credentials were checked (and a one-time challenge spent) when it was
@@ -729,90 +723,14 @@ impl EstService {
             .transaction(&txid, &kid)
             .map_err(internal)?
             .filter(|tx| bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der.as_slice())))
-            .map(|_| Authorised {
-                how: "retry".into(),
-                challenge: None,
+            .map(|_| Authorisation {
+                // Answered from storage: nothing is issued on these terms.
+                basis: Basis::Retry,
+                names: csr_view(csr).as_asked(),
+                consume: None,
                 renews: None,
+                hold: false,
             }))
-    }
-
-    fn check_challenge(&self, password: &str, now: SystemTime) -> Result<Option<Option<Vec<u8>>>, Refusal> {
-        if self.policy.auth.one_time_challenges {
-            let h = challenge_hash(&self.challenge_key, password);
-            if self.storage.challenge_usable(&h, unix(now)).map_err(internal)? {
-                return Ok(Some(Some(h)));
-            }
-        }
-        if let Some(shared) = &self.policy.auth.static_challenge {
-            if bool::from(subtle::ConstantTimeEq::ct_eq(shared.as_bytes(), password.as_bytes())) {
-                return Ok(Some(None));
-            }
-        }
-        Ok(None)
-    }
-
-    fn check_not_revoked(&self, cert: &Certificate) -> Result<Option<IssuedCert>, Refusal> {
-        if cert.tbs_certificate.issuer != self.ca.certificate.tbs_certificate.subject {
-            return Ok(None);
-        }
-        let ours = self.storage.certificate(&serial_hex(cert)).map_err(internal)?;
-        if let Some(c) = &ours {
-            if c.revoked_at.is_some() {
-                return Err(Refusal::new(403, "client certificate is revoked"));
-            }
-        }
-        Ok(ours)
-    }
-
-    fn authorise_reenroll(&self, csr: &ParsedCsr, tls: &TlsInfo, now: SystemTime) -> Result<Authorised, Refusal> {
-        if let Some(err) = &tls.peer_cert_error {
-            return Err(Refusal::new(403, format!("client certificate not trusted: {err}")));
-        }
-        let der = tls.trusted_peer_certificate().ok_or_else(|| {
-            Refusal::new(
-                401,
-                "simplereenroll needs the current certificate as TLS client certificate",
-            )
-        })?;
-        let cert = Certificate::from_der(der).map_err(|e| Refusal::new(403, format!("client certificate: {e}")))?;
-        let ours = self
-            .check_not_revoked(&cert)?
-            .filter(|c| c.der == der)
-            .ok_or_else(|| Refusal::new(403, "the client certificate was not issued by this CA"))?;
-        if unix(now) >= ours.not_after {
-            return Err(Refusal::new(403, "the certificate to renew has expired"));
-        }
-        if !self.policy.reenroll_may_change_names {
-            let cert_subject = cert.tbs_certificate.subject.to_der().map_err(internal)?;
-            let csr_subject = csr.request.info.subject.to_der().map_err(internal)?;
-            if cert_subject != csr_subject {
-                return Err(Refusal::new(
-                    400,
-                    format!(
-                        "Subject {} differs from the current certificate's {} (RFC 7030 §4.2.2)",
-                        csr.request.info.subject, cert.tbs_certificate.subject
-                    ),
-                ));
-            }
-            let cert_san = cert
-                .tbs_certificate
-                .extensions
-                .iter()
-                .flatten()
-                .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
-                .map(|e| e.extn_value.as_bytes().to_vec());
-            if cert_san != csr.subject_alt_name_der() {
-                return Err(Refusal::new(
-                    400,
-                    "subjectAltName differs from the current certificate's (RFC 7030 §4.2.2)",
-                ));
-            }
-        }
-        Ok(Authorised {
-            how: format!("reenroll:{}", ours.serial),
-            challenge: None,
-            renews: Some(ours.serial.clone()),
-        })
     }
 
     fn profile_for(&self, ekus: &[ObjectIdentifier]) -> Profile {
@@ -823,16 +741,16 @@ impl EstService {
 
     fn issue_for(
         &self,
-        csr: &ParsedCsr,
+        names: &IssueNames,
         public_key: spki::SubjectPublicKeyInfoOwned,
         ekus: &[ObjectIdentifier],
         now: SystemTime,
     ) -> Result<Certificate, Refusal> {
         let r = enrolkit_pki::Request {
-            subject: csr.request.info.subject.clone(),
+            subject: names.subject.clone(),
             public_key,
-            dns_names: csr.dns_names(),
-            ip_addresses: csr.ip_addresses(),
+            dns_names: names.dns.clone(),
+            ip_addresses: names.ips.clone(),
         };
         self.ca
             .issue(&r, &self.profile_for(ekus), now, &mut rand_core::OsRng)
@@ -872,14 +790,15 @@ impl EstService {
                 ekus: ekus.to_vec(),
                 enrolee,
                 keygen: None,
+                names: Some(auth.names.clone()),
             };
             return self.hold(&tx, &terms, auth, now);
         }
-        let cert = self.issue_for(csr, csr.request.info.public_key.clone(), ekus, now)?;
+        let cert = self.issue_for(&auth.names, csr.request.info.public_key.clone(), ekus, now)?;
         let issued = issued_record(&cert)?;
         tx.state = TxState::Issued(issued.serial.clone());
         self.storage
-            .record(&tx, auth.challenge.as_deref(), Some(&issued), unix(now))
+            .record(&tx, auth.consume.as_deref(), Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
         self.certs_only(&cert)
     }
@@ -894,7 +813,7 @@ impl EstService {
     ) -> Result<EstResponse, Refusal> {
         let sealed = self.sealer.seal(&terms_aad(tx), &terms.encode()).map_err(internal)?;
         self.storage
-            .record_held(tx, auth.challenge.as_deref(), &sealed, unix(now))
+            .record_held(tx, auth.consume.as_deref(), &sealed, unix(now))
             .map_err(refused_or_internal)?;
         Ok(self.accepted())
     }
@@ -918,6 +837,21 @@ impl EstService {
         HeldTerms::decode(&plain)
     }
 
+    /// What approving the held `tx` would issue (names, EKUs, key), for
+    /// `mef scep pending list`.
+    pub fn pending_terms(&self, tx: &Transaction) -> Result<String, String> {
+        let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let terms = self.terms_of(tx)?;
+        let names = terms.names.clone().unwrap_or_else(|| csr_view(&csr).as_asked());
+        let key = match terms.keygen {
+            Some(k) => format!("server-generated {}", key_spec_name(k)),
+            None => crate::ra::keys::key_type(&csr.request.info.public_key)
+                .map(|k| k.to_string())
+                .unwrap_or_else(|r| r.detail),
+        };
+        Ok(names.describe(&terms.ekus, &key))
+    }
+
     /// Operator approves a held `/simpleenroll`, `/simplereenroll` or
     /// `/serverkeygen`: the certificate is issued now, from the stored CSR,
     /// with the terms decided when the request was held (the EKUs an
@@ -930,14 +864,20 @@ impl EstService {
             // Verified on receipt; parsed (and the signature checked) again all the same.
             let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
             let terms = self.terms_of(tx)?;
+            let names = terms.names.clone().unwrap_or_else(|| csr_view(&csr).as_asked());
             let Some(spec) = terms.keygen else {
                 return self
-                    .issue_for(&csr, csr.request.info.public_key.clone(), &terms.ekus, now)
+                    .issue_for(&names, csr.request.info.public_key.clone(), &terms.ekus, now)
                     .map_err(|Refusal(_, m)| m);
             };
             let key = SoftwareKey::generate(spec).map_err(|e| format!("key generation: {e}"))?;
             let cert = self
-                .issue_for(&csr, enrolkit_keys::Signer::public_key(&key).clone(), &terms.ekus, now)
+                .issue_for(
+                    &names,
+                    enrolkit_keys::Signer::public_key(&key).clone(),
+                    &terms.ekus,
+                    now,
+                )
                 .map_err(|Refusal(_, m)| m)?;
             let sealed = self
                 .sealer
@@ -1047,11 +987,12 @@ impl EstService {
                 ekus: ekus.to_vec(),
                 enrolee,
                 keygen: Some(spec),
+                names: Some(auth.names.clone()),
             };
             return self.hold(&tx, &terms, auth, now);
         }
         let key = SoftwareKey::generate(spec).map_err(internal)?;
-        let cert = self.issue_for(csr, enrolkit_keys::Signer::public_key(&key).clone(), ekus, now)?;
+        let cert = self.issue_for(&auth.names, enrolkit_keys::Signer::public_key(&key).clone(), ekus, now)?;
         let issued = issued_record(&cert)?;
         let kid = hex::encode(
             DigestAlgorithm::Sha256.digest(
@@ -1071,7 +1012,7 @@ impl EstService {
             created: unix(now),
         };
         self.storage
-            .record(&tx, auth.challenge.as_deref(), Some(&issued), unix(now))
+            .record(&tx, auth.consume.as_deref(), Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
         keygen_response(&key.to_pkcs8_der(), &cert)
     }
@@ -1103,6 +1044,18 @@ impl EstService {
     /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+}
+
+/// What the authorisation core needs of an EST CSR.
+fn csr_view(csr: &ParsedCsr) -> CsrView<'_> {
+    CsrView {
+        der: &csr.der,
+        subject: &csr.request.info.subject,
+        public_key: &csr.request.info.public_key,
+        dns: csr.dns_names(),
+        ips: csr.ip_addresses(),
+        san_der: csr.subject_alt_name_der(),
     }
 }
 
@@ -1155,6 +1108,7 @@ fn binding_name(b: &enrolkit_est::ChannelBinding) -> &'static str {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
+    use crate::ra::{challenge_hash, serial_hex};
     use crate::storage::SqliteStorage;
     use enrolkit_est::CsrRequest;
     use enrolkit_keys::Signer;
@@ -1432,7 +1386,7 @@ mod tests {
         let kid = kid_of(&k);
         let txid = format!("est-keygen-{kid}");
         storage
-            .decide(&txid, &kid, &TxState::Rejected(2, "not this one".into()), None, 0)
+            .decide(&txid, &kid, &TxState::Rejected(RefusalReason::OperatorRejected, "not this one".into()), None, 0)
             .unwrap();
         let r = post(&svc, "serverkeygen", &der, &tls);
         assert_eq!(r.status, 403);
@@ -1476,6 +1430,7 @@ mod tests {
             ekus: vec![SERVER_AUTH],
             enrolee: None,
             keygen: None,
+            names: None,
         };
         let sealed = svc.sealer.seal(&terms_aad(&other), &terms.encode()).unwrap();
         assert!(svc.sealer.open(&terms_aad(&tx), &sealed).is_err());
@@ -1488,11 +1443,17 @@ mod tests {
                 ekus: vec![SERVER_AUTH, CLIENT_AUTH],
                 enrolee: Some("dev 1\nx".into()),
                 keygen: Some(KeySpec::Rsa3072),
+                names: Some(IssueNames {
+                    subject: x509_cert::name::Name::from_str("CN=dev 1,O=Example").unwrap(),
+                    dns: vec!["dev-1.example.com".into()],
+                    ips: vec!["192.0.2.1".parse().unwrap()],
+                }),
             },
             HeldTerms {
                 ekus: vec![],
                 enrolee: None,
                 keygen: None,
+                names: None,
             },
         ] {
             assert_eq!(HeldTerms::decode(&t.encode()).unwrap(), t);

@@ -10,11 +10,13 @@ pub mod est;
 pub mod http;
 pub mod ocsp;
 pub mod pg_storage;
+pub mod ra;
 pub mod rspf;
 pub mod scep;
 pub mod seal;
 pub mod storage;
 
 pub use pg_storage::PgStorage;
-pub use scep::{Ciphers, HttpRequest, HttpResponse, Policy, ScepService, ScepSetup, Verifier};
+pub use ra::{Authoriser, Policy, Verifier};
+pub use scep::{Ciphers, HttpRequest, HttpResponse, ScepService, ScepSetup};
 pub use storage::{SqliteStorage, Storage};

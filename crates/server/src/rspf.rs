@@ -25,7 +25,8 @@
 //! `X-M2M-Origin`), answered by a [`CredentialResponse`]. JSON or XML by
 //! Content-Type / Accept.
 
-use crate::scep::{challenge_hash, common_name, unix, HttpResponse};
+use crate::ra::{challenge_hash, common_name, unix};
+use crate::scep::HttpResponse;
 use crate::seal::Sealer;
 use crate::storage::{GbaBootstrap, KeRecord, Storage, StorageError};
 use const_oid::ObjectIdentifier;
@@ -144,6 +145,9 @@ pub struct RspfSetup {
     /// Whether operator-provisioned PSKs (`mef psk add`) other than the
     /// Enrolees' KpmIds open TLS sessions (`[est] psk`).
     pub operator_psks: bool,
+    /// The CA's subject: a certificate naming it as issuer must be one of
+    /// ours, unrevoked, to identify an Enrolee or a target.
+    pub ca_subject: x509_cert::name::Name,
 }
 
 /// How one Enrolment Target proves, by certificate, that it is the `From`
@@ -188,6 +192,7 @@ pub struct RspfService {
     token_key: Zeroizing<[u8; 32]>,
     targets: Vec<TargetAuth>,
     operator_psks: bool,
+    ca_subject: x509_cert::name::Name,
 }
 
 /// A request as HTTP and TLS saw it.
@@ -428,6 +433,7 @@ impl RspfService {
             token_key: s.token_key,
             targets: s.targets,
             operator_psks: s.operator_psks,
+            ca_subject: s.ca_subject,
         })
     }
 
@@ -523,6 +529,7 @@ impl RspfService {
                 "no Enrolee credential on this TLS session (a certificate, a KpmId or a B-TID)",
             ));
         };
+        self.check_standing(leaf, now)?;
         let names = certificate_names(leaf);
         let chains = |e: &Enrolee| enrolkit_tls::verify_chain(&tls.peer_chain, &e.trust_anchors, None).is_ok();
         let matched = find(&|e| match &e.bootstrap.authentication {
@@ -544,6 +551,17 @@ impl RspfService {
         matched
             .map(|e| (e, None))
             .ok_or_else(|| refuse(403, "the TLS client certificate is not a configured Enrolee's"))
+    }
+
+    /// A certificate identifies a peer only while it is valid and, when it
+    /// is ours, unrevoked (the authorisation core's rule, on every path).
+    fn check_standing(&self, leaf: &[u8], now: i64) -> Result<(), Refusal> {
+        let cert = x509_cert::Certificate::from_der(leaf)
+            .map_err(|e| refuse(403, format!("the TLS client certificate does not parse: {e}")))?;
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64);
+        crate::ra::standing(self.storage.as_ref(), &self.ca_subject, &cert, at)
+            .map(|_| ())
+            .map_err(|r| refuse(403, format!("the TLS client certificate: {}", r.detail)))
     }
 
     /// The live record whose KreId is `identity` (`HEX@mef-fqdn`).
@@ -899,6 +917,7 @@ impl RspfService {
             .peer_chain
             .first()
             .ok_or_else(|| refuse(403, "key retrieval needs mutual authentication (no client certificate)"))?;
+        self.check_standing(leaf, now)?;
         let target = self.targets.iter().find(|t| t.id == from).ok_or_else(|| {
             refuse(
                 403,

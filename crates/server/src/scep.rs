@@ -2,6 +2,8 @@
 //! core (`handle` takes a parsed HTTP request, returns status, type and
 //! body); [`crate::http`] puts it on hyper.
 
+use crate::ra::{self, AuthRequest, Authorisation, Authoriser, Credential, CsrView, Intent, IssueNames, Protocol};
+use crate::ra::{Refusal as CoreRefusal, RefusalReason};
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use der::{Decode, Encode};
 use enrolkit_keys::{DigestAlgorithm, PrivateKey};
@@ -16,26 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-/// How requests are authorised, as the seeds list it.
-#[derive(Clone, Default)]
-pub struct Policy {
-    /// Accept one-time challenges provisioned with `mef challenge add`.
-    pub one_time_challenges: bool,
-    /// A shared static challenge (optional; weaker than one-time ones).
-    pub static_challenge: Option<Zeroizing<String>>,
-    /// Subject CNs authorised without a challenge.
-    pub preauthorized_cns: Vec<String>,
-    /// RenewalReq is accepted this long before the old certificate expires.
-    pub renewal_window: Duration,
-    /// Hold every authorised request for an operator (`mef scep pending approve`).
-    pub manual_approval: bool,
-    /// An operator's own policy: a command that gets the CSR (PEM) on stdin
-    /// and `ENROL_SUBJECT`/`ENROL_TRANSACTION_ID` in its environment, and
-    /// authorises the request by exiting 0. Consulted when nothing above did.
-    pub verifier: Option<Verifier>,
-    /// Content-encryption algorithms accepted in requests (and advertised).
-    pub ciphers: Ciphers,
-}
+pub use crate::ra::{challenge_hash, serial_hex, unix, Policy, Verifier};
 
 /// Which content encryptions the responder accepts. A request in any other
 /// cipher is refused with badAlg; GetCACaps advertises `AES` and `DES3`
@@ -69,64 +52,6 @@ impl Ciphers {
             ContentEncryption::DesEde3Cbc => self.des3,
             ContentEncryption::DesCbc => self.des,
         }
-    }
-}
-
-/// The external verifier hook.
-#[derive(Debug, Clone)]
-pub struct Verifier {
-    /// Program to run (no shell).
-    pub command: std::path::PathBuf,
-    /// Arguments.
-    pub args: Vec<String>,
-    /// Killed and counted as "no" after this long.
-    pub timeout: Duration,
-}
-
-impl Verifier {
-    /// Run the hook for `csr_der`; `Ok(true)` when it exits 0 in time.
-    pub fn verify(&self, csr_der: &[u8], subject: &str, txid: &str) -> std::io::Result<bool> {
-        use std::io::Write;
-        let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, csr_der)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut child = std::process::Command::new(&self.command)
-            .args(&self.args)
-            .env("ENROL_SUBJECT", subject)
-            .env("ENROL_TRANSACTION_ID", txid)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A hook that exits without reading stdin is not an error.
-            let _ = stdin.write_all(pem.as_bytes());
-        }
-        let deadline = std::time::Instant::now() + self.timeout;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl std::fmt::Debug for Policy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy")
-            .field("one_time_challenges", &self.one_time_challenges)
-            .field("static_challenge", &self.static_challenge.as_ref().map(|_| "<set>"))
-            .field("preauthorized_cns", &self.preauthorized_cns)
-            .field("renewal_window", &self.renewal_window)
-            .field("manual_approval", &self.manual_approval)
-            .field("verifier", &self.verifier)
-            .field("ciphers", &self.ciphers)
-            .finish()
     }
 }
 
@@ -188,9 +113,9 @@ pub struct ScepService {
     ra_cert: Certificate,
     ra_key: Arc<dyn PrivateKey>,
     rejection: RejectionKey,
-    challenge_key: Zeroizing<[u8; 32]>,
+    auth: Authoriser,
+    ciphers: Ciphers,
     storage: Arc<dyn Storage>,
-    policy: Policy,
     profile: Profile,
     crl_validity: Duration,
     caps: Capabilities,
@@ -231,22 +156,6 @@ fn crl_reason(code: u8) -> Option<x509_cert::ext::pkix::crl::CrlReason> {
     })
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Keyed hash under which a challenge password is stored (the password itself never is).
-pub fn challenge_hash(key: &[u8; 32], password: &str) -> Vec<u8> {
-    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&k, password.as_bytes()).as_ref().to_vec()
-}
-
-/// Serial number as lowercase hex (the storage key and what `mef revoke` takes).
-pub fn serial_hex<P: x509_cert::certificate::Profile>(c: &x509_cert::certificate::CertificateInner<P>) -> String {
-    hex::encode(c.tbs_certificate.serial_number.as_bytes())
-}
-
 fn key_id(c: &RawCertificate) -> String {
     let spki = c.tbs_certificate.subject_public_key_info.to_der().unwrap_or_default();
     hex::encode(DigestAlgorithm::Sha256.digest(&spki))
@@ -266,6 +175,8 @@ pub struct ScepSetup {
     pub storage: Arc<dyn Storage>,
     /// Authorisation.
     pub policy: Policy,
+    /// Content encryptions accepted (and advertised).
+    pub ciphers: Ciphers,
     /// Profile of issued certificates.
     pub profile: Profile,
     /// Lifetime of CRLs served by GetCRL.
@@ -278,10 +189,10 @@ impl ScepService {
     /// Build the service; `rng` seeds the implicit-rejection secret.
     pub fn new(s: ScepSetup, rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng)) -> Self {
         let mut caps = Vec::new();
-        if s.policy.ciphers.aes {
+        if s.ciphers.aes {
             caps.push(Capability::Aes);
         }
-        if s.policy.ciphers.des3 {
+        if s.ciphers.des3 {
             caps.push(Capability::Des3);
         }
         caps.extend([
@@ -292,20 +203,21 @@ impl ScepService {
             Capability::Sha512,
         ]);
         // SCEPStandard promises AES (RFC 8894 §3.5.2): only with AES on.
-        if s.policy.ciphers.aes {
+        if s.ciphers.aes {
             caps.push(Capability::ScepStandard);
         }
         if s.next_ca.is_some() {
             caps.push(Capability::GetNextCaCert);
         }
+        let ca_subject = s.ca.certificate.tbs_certificate.subject.clone();
         ScepService {
             ca: s.ca,
             ra_cert: s.ra_cert,
             ra_key: s.ra_key,
             rejection: RejectionKey::random(rng),
-            challenge_key: s.challenge_key,
+            auth: Authoriser::new(ca_subject, s.storage.clone(), s.challenge_key, s.policy),
+            ciphers: s.ciphers,
             storage: s.storage,
-            policy: s.policy,
             profile: s.profile,
             crl_validity: s.crl_validity,
             caps: Capabilities::new(caps),
@@ -463,7 +375,7 @@ impl ScepService {
     }
 
     fn check_cipher(&self, c: ContentEncryption) -> Result<(), Refusal> {
-        if self.policy.ciphers.allows(c) {
+        if self.ciphers.allows(c) {
             Ok(())
         } else {
             Err(Refusal(
@@ -483,13 +395,8 @@ impl ScepService {
                     return self.answer(&tx);
                 }
                 let renewal = matches!(req.body, RequestBody::RenewalReq(_));
-                let challenge = if renewal {
-                    self.authorise_renewal(&req.message.signer_certificate, now)?;
-                    None
-                } else {
-                    self.authorise(csr, txid, now)?
-                };
-                self.enrol(txid, &kid, csr, challenge.as_deref(), now)
+                let auth = self.authorise(req, csr, renewal, now).map_err(Refusal::from)?;
+                self.enrol(txid, &kid, csr, &auth, now)
             }
             RequestBody::CertPoll(_) => match self.storage.transaction(txid, &kid).map_err(internal)? {
                 Some(tx) => self.answer(&tx),
@@ -579,10 +486,7 @@ impl ScepService {
     fn answer(&self, tx: &Transaction) -> Result<Outcome, Refusal> {
         match &tx.state {
             TxState::Pending => Ok(Outcome::Pending),
-            TxState::Rejected(fi, why) => Err(Refusal(
-                FailInfo::parse(&fi.to_string()).unwrap_or(FailInfo::BadRequest),
-                why.clone(),
-            )),
+            TxState::Rejected(_, why) => Err(Refusal(FailInfo::BadRequest, why.clone())),
             TxState::Issued(serial) => {
                 let c = self
                     .storage
@@ -605,70 +509,40 @@ impl ScepService {
         vec![cert]
     }
 
-    /// Returns the hash of the one-time challenge to consume, if that is what authorised it.
-    fn authorise(&self, csr: &Csr, txid: &str, now: SystemTime) -> Result<Option<Vec<u8>>, Refusal> {
+    /// The authorisation core's decision on a PKCSReq or RenewalReq: the
+    /// signer certificate (a renewal's, a vendor's, an RA's, or the
+    /// requester's self-signed one, which proves nothing) and the CSR's
+    /// challengePassword are its credentials.
+    fn authorise(
+        &self,
+        req: &Request,
+        csr: &Csr,
+        renewal: bool,
+        now: SystemTime,
+    ) -> Result<Authorisation, CoreRefusal> {
+        let signer_der = [req.message.signer_certificate.to_der().map_err(CoreRefusal::internal)?];
+        // A signer that does not parse as RFC 5280 (the Raw profile admits
+        // more) is a requester's transport certificate, no credential.
+        let signer = Certificate::from_der(&signer_der[0]).ok();
+        let mut credentials = Vec::new();
+        if let Some(cert) = &signer {
+            credentials.push(Credential::Certificate {
+                cert,
+                chain: &signer_der,
+                tls_verified: false,
+            });
+        }
         if let Some(pw) = csr.challenge_password.as_deref() {
-            if self.policy.one_time_challenges {
-                let h = challenge_hash(&self.challenge_key, pw);
-                if self.storage.challenge_usable(&h, unix(now)).map_err(internal)? {
-                    return Ok(Some(h));
-                }
-            }
-            if let Some(shared) = &self.policy.static_challenge {
-                if bool::from(subtle::ConstantTimeEq::ct_eq(shared.as_bytes(), pw.as_bytes())) {
-                    return Ok(None);
-                }
-            }
+            credentials.push(Credential::ChallengePassword(pw));
         }
-        let cn = common_name(&csr.request.info.subject);
-        if cn
-            .as_deref()
-            .is_some_and(|cn| self.policy.preauthorized_cns.iter().any(|p| p == cn))
-        {
-            return Ok(None);
-        }
-        if let Some(v) = &self.policy.verifier {
-            return match v.verify(&csr.der, &csr.request.info.subject.to_string(), txid) {
-                Ok(true) => Ok(None),
-                Ok(false) => Err(Refusal(FailInfo::BadRequest, "refused by the verifier hook".into())),
-                Err(e) => Err(internal_msg(format!("verifier hook {}: {e}", v.command.display()))),
-            };
-        }
-        Err(Refusal(
-            FailInfo::BadRequest,
-            "challenge password missing, wrong, expired or already used".into(),
-        ))
-    }
-
-    fn authorise_renewal(&self, signer: &RawCertificate, now: SystemTime) -> Result<(), Refusal> {
-        let serial = serial_hex(signer);
-        let ours = self.storage.certificate(&serial).map_err(internal)?;
-        let ours = match ours {
-            Some(c) if c.der == signer.to_der().unwrap_or_default() => c,
-            _ => {
-                return Err(Refusal(
-                    FailInfo::BadRequest,
-                    "RenewalReq not signed by a certificate this CA issued".into(),
-                ))
-            }
+        let r = AuthRequest {
+            protocol: Protocol::Scep,
+            intent: if renewal { Intent::Renew } else { Intent::Enrol },
+            csr: csr_view(csr),
+            credentials,
+            transaction: req.message.transaction_id.as_str(),
         };
-        if ours.revoked_at.is_some() {
-            return Err(Refusal(
-                FailInfo::BadRequest,
-                "the certificate to renew is revoked".into(),
-            ));
-        }
-        let t = unix(now);
-        if t >= ours.not_after {
-            return Err(Refusal(
-                FailInfo::BadRequest,
-                "the certificate to renew has expired".into(),
-            ));
-        }
-        if t < ours.not_after - self.policy.renewal_window.as_secs() as i64 {
-            return Err(Refusal(FailInfo::BadRequest, "too early to renew".into()));
-        }
-        Ok(())
+        self.auth.decide(&r, now)
     }
 
     fn enrol(
@@ -676,9 +550,11 @@ impl ScepService {
         txid: &str,
         kid: &str,
         csr: &Csr,
-        challenge: Option<&[u8]>,
+        auth: &Authorisation,
         now: SystemTime,
     ) -> Result<Outcome, Refusal> {
+        tracing::info!(txid, basis = %auth.basis, "authorised");
+        let challenge = auth.consume.as_deref();
         let subject = csr.request.info.subject.to_string();
         let mut tx = Transaction {
             transaction_id: txid.into(),
@@ -688,13 +564,14 @@ impl ScepService {
             state: TxState::Pending,
             created: unix(now),
         };
-        if self.policy.manual_approval {
+        if auth.hold {
+            // What approval will issue is decided now and kept with it.
             self.storage
-                .record(&tx, challenge, None, unix(now))
+                .record_held(&tx, challenge, auth.names.encode().as_bytes(), unix(now))
                 .map_err(refused_or_internal)?;
             return Ok(Outcome::Pending);
         }
-        let cert = self.issue(csr, now)?;
+        let cert = self.issue(csr, &auth.names, now)?;
         let issued = issued_record(&cert)?;
         tx.state = TxState::Issued(issued.serial.clone());
         self.storage
@@ -706,13 +583,14 @@ impl ScepService {
         })
     }
 
-    /// Issue for a CSR that `Csr::parse` has already verified (no second parse).
-    fn issue(&self, csr: &Csr, now: SystemTime) -> Result<Certificate, Refusal> {
+    /// Issue for a CSR that `Csr::parse` has already verified (no second
+    /// parse), with the names the authorisation core decided.
+    fn issue(&self, csr: &Csr, names: &IssueNames, now: SystemTime) -> Result<Certificate, Refusal> {
         let r = enrolkit_pki::Request {
-            subject: csr.request.info.subject.clone(),
+            subject: names.subject.clone(),
             public_key: csr.request.info.public_key.clone(),
-            dns_names: csr.dns_names(),
-            ip_addresses: Vec::new(),
+            dns_names: names.dns.clone(),
+            ip_addresses: names.ips.clone(),
         };
         self.ca
             .issue(&r, &self.profile, now, &mut rand_core::OsRng)
@@ -724,8 +602,66 @@ impl ScepService {
         issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
             // Stored CSRs were verified on receipt; parse (and verify) again all the same.
             let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
-            self.issue(&csr, now).map_err(|Refusal(_, m)| m)
+            let names = self.held_names(tx, &csr)?;
+            self.issue(&csr, &names, now).map_err(|Refusal(_, m)| m)
         })
+    }
+}
+
+impl ScepService {
+    /// What approving the held `tx` would issue (names, EKUs, key), for
+    /// `mef scep pending list`.
+    pub fn pending_terms(&self, tx: &Transaction) -> Result<String, String> {
+        let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let names = self.held_names(tx, &csr)?;
+        let key = ra::keys::key_type(&csr.request.info.public_key)
+            .map(|k| k.to_string())
+            .unwrap_or_else(|r| r.detail);
+        Ok(names.describe(&self.profile.extended_key_usage, &key))
+    }
+
+    /// The names a held request is to be issued with: decided when it was
+    /// held. A request held by an older version has none recorded: its CSR's
+    /// names, checked by today's naming rule for an unbound challenge.
+    pub fn held_names(&self, tx: &Transaction, csr: &Csr) -> Result<IssueNames, String> {
+        match self
+            .storage
+            .held_terms(&tx.transaction_id, &tx.key_id)
+            .map_err(|e| e.to_string())?
+        {
+            Some(t) => IssueNames::decode(&t),
+            None => {
+                let view = csr_view(csr);
+                ra::names::unbound(
+                    &view,
+                    &self.auth.policy().allowed_dns_suffixes,
+                    "a request held before names were recorded",
+                )
+                .map_err(|r| r.detail)
+            }
+        }
+    }
+}
+
+/// What the authorisation core needs of a SCEP CSR.
+fn csr_view(csr: &Csr) -> CsrView<'_> {
+    CsrView {
+        der: &csr.der,
+        subject: &csr.request.info.subject,
+        public_key: &csr.request.info.public_key,
+        dns: csr.dns_names(),
+        ips: Vec::new(),
+        san_der: None,
+    }
+}
+
+/// A refusal of the core on SCEP's wire: failInfo badRequest with the
+/// reason (RFC 8894 §3.2.1.4 has no closer code for any of them; badAlg
+/// is for algorithms a server does not implement, not keys it refuses).
+impl From<CoreRefusal> for Refusal {
+    fn from(r: CoreRefusal) -> Self {
+        let _: RefusalReason = r.reason;
+        Refusal(FailInfo::BadRequest, r.detail)
     }
 }
 
@@ -766,15 +702,6 @@ pub(crate) fn issue_approved(
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
     IssuedCert::from_certificate(cert).map_err(|e| internal_msg(e.to_string()))
-}
-
-/// The first CN of a name, as text.
-pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
-    name.0
-        .iter()
-        .flat_map(|rdn| rdn.0.iter())
-        .find(|a| a.oid == const_oid::db::rfc4519::CN)
-        .and_then(|a| std::str::from_utf8(a.value.value()).ok().map(str::to_owned))
 }
 
 fn internal(e: StorageError) -> Refusal {

@@ -10,6 +10,7 @@
 //! instead of one. Lookups on the request path use a second connection,
 //! which WAL lets read beside the writer, so they never wait for a commit.
 
+use crate::ra::RefusalReason;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -66,8 +67,8 @@ pub enum TxState {
     Pending,
     /// Issued: the serial (hex) of the certificate.
     Issued(String),
-    /// Refused, with the failInfo code and reason.
-    Rejected(u8, String),
+    /// Refused, with the typed reason and its words.
+    Rejected(RefusalReason, String),
 }
 
 /// A transaction as stored.
@@ -112,7 +113,7 @@ impl IssuedCert {
             serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
             subject: cert.tbs_certificate.subject.to_string(),
             der: cert.to_der()?,
-            not_after: crate::scep::unix(cert.tbs_certificate.validity.not_after.to_system_time()),
+            not_after: crate::ra::unix(cert.tbs_certificate.validity.not_after.to_system_time()),
             revoked_at: None,
             reason: None,
         })
@@ -134,6 +135,19 @@ pub struct ChallengeInfo {
     pub used_at: Option<i64>,
     /// Revoked by the operator.
     pub revoked: bool,
+    /// Names bound to it when it was made ([`crate::ra::BoundNames`], stored form), if any.
+    pub names: Option<String>,
+}
+
+/// A usable one-time challenge, as the authorisation core needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsableChallenge {
+    /// Row id.
+    pub id: i64,
+    /// Operator's label (unique when not empty).
+    pub label: String,
+    /// Names bound to it ([`crate::ra::BoundNames`], stored form), if any.
+    pub names: Option<String>,
 }
 
 impl ChallengeInfo {
@@ -153,9 +167,9 @@ impl ChallengeInfo {
 
 /// One-time secrets (challenges, Enrolment Tokens) share their shape:
 /// `id, label, created, expires, used_at, revoked` in `table`.
-fn list_one_time(c: &Connection, table: &str, label: &str) -> Result<Vec<ChallengeInfo>> {
+fn list_one_time(c: &Connection, table: &str, label: &str, names: &str) -> Result<Vec<ChallengeInfo>> {
     let mut st = c.prepare(&format!(
-        "SELECT id, {label}, created, expires, used_at, revoked FROM {table} ORDER BY id"
+        "SELECT id, {label}, created, expires, used_at, revoked, {names} FROM {table} ORDER BY id"
     ))?;
     let rows = st.query_map([], |r| {
         Ok(ChallengeInfo {
@@ -165,6 +179,7 @@ fn list_one_time(c: &Connection, table: &str, label: &str) -> Result<Vec<Challen
             expires: r.get(3)?,
             used_at: r.get(4)?,
             revoked: r.get::<_, i64>(5)? != 0,
+            names: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -179,10 +194,27 @@ fn revoke_one_time(c: &Connection, table: &str, id: i64, what: &str) -> Result<(
 
 /// The server's state.
 pub trait Storage: Send + Sync {
-    /// Record a one-time challenge by its keyed hash.
-    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64>;
-    /// Whether a usable challenge with this hash exists (not used, revoked or expired).
-    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool>;
+    /// Record a one-time challenge by its keyed hash, binding no names.
+    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64> {
+        self.add_bound_challenge(hash, label, None, now, expires)
+    }
+    /// Record a one-time challenge by its keyed hash with the names bound to
+    /// it (stored form of [`crate::ra::BoundNames`]). A non-empty label is
+    /// unique: `Conflict` when another challenge has it.
+    fn add_bound_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64>;
+    /// The usable challenge (not used, revoked or expired) with this hash.
+    fn challenge(&self, hash: &[u8], now: i64) -> Result<Option<UsableChallenge>>;
+    /// Whether a usable challenge with this hash exists.
+    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
+        Ok(self.challenge(hash, now)?.is_some())
+    }
     /// List challenges.
     fn list_challenges(&self) -> Result<Vec<ChallengeInfo>>;
     /// Revoke a challenge by id.
@@ -249,7 +281,14 @@ pub trait Storage: Send + Sync {
     fn next_crl_number(&self) -> Result<u64>;
     /// Provision a pre-shared key for certificate-less EST (RFC 7030 §3.3.3);
     /// fails when the identity exists.
-    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()>;
+    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()> {
+        self.add_bound_psk(identity, key, label, None, now)
+    }
+    /// As [`Storage::add_psk`], binding the names the identity may obtain
+    /// (stored form of [`crate::ra::BoundNames`]).
+    fn add_bound_psk(&self, identity: &str, key: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()>;
+    /// The names bound to a PSK identity (`None`: unbound, or no such identity).
+    fn psk_names(&self, identity: &str) -> Result<Option<String>>;
     /// The key for a PSK identity.
     fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
     /// Provisioned PSK identities (never the keys).
@@ -362,6 +401,8 @@ pub struct PskInfo {
     pub label: String,
     /// Created, Unix seconds.
     pub created: i64,
+    /// Names bound to it, if any (stored form).
+    pub names: Option<String>,
 }
 
 /// SQLite storage (WAL journal): one connection for writes, serialised,
@@ -442,7 +483,9 @@ fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
 /// `generated_keys` (0 in a database that never recorded one); 2: the
 /// `parent` column of `rspf_enrolments`. A database with a higher version
 /// is refused rather than used by code that does not know its columns.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: names bound to challenges and PSK identities (`names`), unique
+/// non-empty challenge labels, typed refusals of transactions (`refusal`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Connection settings, applied on every open (outside any transaction).
 const PRAGMAS: &str = "
@@ -458,17 +501,18 @@ PRAGMA foreign_keys = ON;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS challenges (
     id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, label TEXT NOT NULL,
-    created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
+    created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0,
+    names TEXT);
 CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BLOB NOT NULL, not_after INTEGER NOT NULL,
     issued_at INTEGER NOT NULL, revoked_at INTEGER, reason INTEGER);
 CREATE TABLE IF NOT EXISTS transactions (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, subject TEXT NOT NULL, csr BLOB NOT NULL,
     state TEXT NOT NULL, serial TEXT REFERENCES certificates(serial), fail_info INTEGER, reason TEXT,
-    created INTEGER NOT NULL, PRIMARY KEY (txid, key_id));
+    created INTEGER NOT NULL, refusal TEXT, PRIMARY KEY (txid, key_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS psks (
-    identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL);
+    identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL, names TEXT);
 CREATE TABLE IF NOT EXISTS rspf_tokens (
     id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, enrolee TEXT NOT NULL,
     created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
@@ -485,6 +529,15 @@ CREATE TABLE IF NOT EXISTS held_terms (
 CREATE TABLE IF NOT EXISTS generated_keys (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (txid, key_id),
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+";
+
+/// Version 3 makes non-empty challenge labels unique (CMP and the proxy
+/// look challenges up by label). Labels repeated before are kept apart by
+/// their id (`device-1#7`), then the index holds.
+pub(crate) const UNIQUE_LABELS: &str = "
+UPDATE challenges SET label = label || '#' || id
+    WHERE label <> '' AND id NOT IN (SELECT MIN(id) FROM challenges GROUP BY label);
+CREATE UNIQUE INDEX IF NOT EXISTS challenges_label ON challenges (label) WHERE label <> '';
 ";
 
 /// Why a re-enrolment is refused when its parent went while it was made.
@@ -518,12 +571,20 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     // Again under the lock: another process may have upgraded it meanwhile.
     let found = check_version(&t)?;
     t.execute_batch(SCHEMA)?;
-    let has_parent = t
-        .prepare("SELECT 1 FROM pragma_table_info('rspf_enrolments') WHERE name = 'parent'")?
-        .exists([])?;
-    if !has_parent {
-        t.execute_batch("ALTER TABLE rspf_enrolments ADD COLUMN parent TEXT")?;
+    for (table, column) in [
+        ("rspf_enrolments", "parent"),
+        ("challenges", "names"),
+        ("psks", "names"),
+        ("transactions", "refusal"),
+    ] {
+        let has = t
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists(params![table, column])?;
+        if !has {
+            t.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
     }
+    t.execute_batch(UNIQUE_LABELS)?;
     if found != SCHEMA_VERSION {
         t.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     }
@@ -622,12 +683,21 @@ impl SqliteStorage {
     }
 }
 
-pub(crate) fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<u8>, Option<&str>) {
+/// A transaction state as columns: state, serial, refusal, reason.
+pub(crate) fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<&'static str>, Option<&str>) {
     match s {
         TxState::Pending => ("pending", None, None, None),
         TxState::Issued(serial) => ("issued", Some(serial.as_str()), None, None),
-        TxState::Rejected(fi, why) => ("rejected", None, Some(*fi), Some(why.as_str())),
+        TxState::Rejected(r, why) => ("rejected", None, Some(r.as_str()), Some(why.as_str())),
     }
+}
+
+/// The typed reason of a stored rejection. Rows from before version 3
+/// hold a SCEP failInfo number instead, and only operators rejected then.
+pub(crate) fn stored_refusal(refusal: Option<&str>) -> RefusalReason {
+    refusal
+        .and_then(RefusalReason::parse)
+        .unwrap_or(RefusalReason::OperatorRejected)
 }
 
 fn insert_cert(t: &Connection, c: &IssuedCert, now: i64) -> Result<()> {
@@ -661,9 +731,9 @@ fn insert_tx(
     if let Some(cert) = issued {
         insert_cert(t, cert, now)?;
     }
-    let (state, serial, fi, why) = state_parts(&tx.state);
+    let (state, serial, refusal, why) = state_parts(&tx.state);
     t.prepare_cached(&format!(
-        "INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO transactions ({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9)"
     ))?
     .execute(params![
         tx.transaction_id,
@@ -672,9 +742,9 @@ fn insert_tx(
         tx.csr,
         state,
         serial,
-        fi,
         why,
-        tx.created
+        tx.created,
+        refusal
     ])?;
     Ok(())
 }
@@ -684,7 +754,7 @@ fn row_to_tx(r: &rusqlite::Row<'_>) -> rusqlite::Result<Transaction> {
     let state = match state.as_str() {
         "issued" => TxState::Issued(r.get::<_, Option<String>>(5)?.unwrap_or_default()),
         "rejected" => TxState::Rejected(
-            r.get::<_, Option<u8>>(6)?.unwrap_or(2),
+            stored_refusal(r.get::<_, Option<String>>(9)?.as_deref()),
             r.get::<_, Option<String>>(7)?.unwrap_or_default(),
         ),
         _ => TxState::Pending,
@@ -700,7 +770,7 @@ fn row_to_tx(r: &rusqlite::Row<'_>) -> rusqlite::Result<Transaction> {
 }
 
 /// Columns of `transactions` in `Transaction` order (shared with the PostgreSQL storage).
-pub(crate) const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created";
+pub(crate) const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created, refusal";
 
 fn row_to_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCert> {
     Ok(IssuedCert {
@@ -714,30 +784,53 @@ fn row_to_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCert> {
 }
 
 impl Storage for SqliteStorage {
-    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64> {
+    fn add_bound_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO challenges (hash, label, created, expires) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, label, now, expires],
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !label.is_empty()
+                && t.prepare("SELECT 1 FROM challenges WHERE label = ?1")?
+                    .exists(params![label])?
+            {
+                return Err(StorageError::Conflict(format!(
+                    "a challenge labelled {label:?} exists already"
+                )));
+            }
+            t.execute(
+                "INSERT INTO challenges (hash, label, created, expires, names) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, label, now, expires, names],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = t.last_insert_rowid();
+            t.commit()?;
+            Ok(id)
         })
     }
 
-    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
+    fn challenge(&self, hash: &[u8], now: i64) -> Result<Option<UsableChallenge>> {
         // Advisory: `record` consumes the challenge atomically, or fails.
         self.read(|c| {
-            let n: i64 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM challenges WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-                )?
-                .query_row(params![hash, now], |r| r.get(0))?;
-            Ok(n == 1)
+            Ok(c.prepare_cached(
+                "SELECT id, label, names FROM challenges WHERE hash = ?1 AND used_at IS NULL AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+            )?
+            .query_row(params![hash, now], |r| {
+                Ok(UsableChallenge {
+                    id: r.get(0)?,
+                    label: r.get(1)?,
+                    names: r.get(2)?,
+                })
+            })
+            .optional()?)
         })
     }
 
     fn list_challenges(&self) -> Result<Vec<ChallengeInfo>> {
-        self.with(|c| list_one_time(c, "challenges", "label"))
+        self.with(|c| list_one_time(c, "challenges", "label", "names"))
     }
 
     fn revoke_challenge(&self, id: i64) -> Result<()> {
@@ -844,7 +937,7 @@ impl Storage for SqliteStorage {
             }
             let (st, serial, fi, why) = state_parts(state);
             let n = t.execute(
-                "UPDATE transactions SET state = ?3, serial = ?4, fail_info = ?5, reason = ?6 WHERE txid = ?1 AND key_id = ?2 AND state = 'pending'",
+                "UPDATE transactions SET state = ?3, serial = ?4, refusal = ?5, reason = ?6 WHERE txid = ?1 AND key_id = ?2 AND state = 'pending'",
                 params![txid, key_id, st, serial, fi, why],
             )?;
             if n != 1 {
@@ -907,11 +1000,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()> {
+    fn add_bound_psk(&self, identity: &str, key: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()> {
         self.with(|c| {
             let n = c.execute(
-                "INSERT INTO psks (identity, key, label, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(identity) DO NOTHING",
-                params![identity, key, label, now],
+                "INSERT INTO psks (identity, key, label, created, names) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(identity) DO NOTHING",
+                params![identity, key, label, now, names],
             )?;
             if n == 0 {
                 return Err(StorageError::NotFound(format!("PSK identity {identity} already exists")));
@@ -931,15 +1024,25 @@ impl Storage for SqliteStorage {
 
     fn list_psks(&self) -> Result<Vec<PskInfo>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT identity, label, created FROM psks ORDER BY identity")?;
+            let mut st = c.prepare("SELECT identity, label, created, names FROM psks ORDER BY identity")?;
             let rows = st.query_map([], |r| {
                 Ok(PskInfo {
                     identity: r.get(0)?,
                     label: r.get(1)?,
                     created: r.get(2)?,
+                    names: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn psk_names(&self, identity: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT names FROM psks WHERE identity = ?1")?
+                .query_row(params![identity], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten())
         })
     }
 
@@ -963,7 +1066,7 @@ impl Storage for SqliteStorage {
     }
 
     fn list_rspf_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.with(|c| list_one_time(c, "rspf_tokens", "enrolee"))
+        self.with(|c| list_one_time(c, "rspf_tokens", "enrolee", "NULL"))
     }
 
     fn revoke_rspf_token(&self, id: i64) -> Result<()> {

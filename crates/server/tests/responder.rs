@@ -30,6 +30,10 @@ fn world(policy: Policy, validity: Duration) -> World {
 }
 
 fn world_with(policy: Policy, validity: Duration, next_ca: Option<Certificate>) -> World {
+    world_ciphers(policy, validity, next_ca, Ciphers::default())
+}
+
+fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate>, ciphers: Ciphers) -> World {
     let now = SystemTime::now();
     let ca = Authority::new_root(
         Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
@@ -63,6 +67,7 @@ fn world_with(policy: Policy, validity: Duration, next_ca: Option<Certificate>) 
             challenge_key: Zeroizing::new(KEY),
             storage: storage.clone(),
             policy,
+            ciphers,
             profile: Profile {
                 validity,
                 ..Profile::default()
@@ -280,7 +285,7 @@ fn pending_then_approve_then_poll_and_reject() {
         .decide(
             &p[0].transaction_id,
             &p[0].key_id,
-            &enrolkit_server::storage::TxState::Rejected(2, "no".into()),
+            &enrolkit_server::storage::TxState::Rejected(enrolkit_server::ra::RefusalReason::OperatorRejected, "no".into()),
             None,
             0,
         )
@@ -578,13 +583,7 @@ fn ciphers_outside_the_policy_are_refused_with_badalg_and_not_advertised() {
         des3: true,
         des: false,
     };
-    let w = world(
-        Policy {
-            ciphers: des3_only,
-            ..one_time()
-        },
-        DAY * 365,
-    );
+    let w = world_ciphers(one_time(), DAY * 365, None, des3_only);
     let caps = w.caps();
     assert!(!caps.supports_aes() && caps.has(&Capability::Des3), "{caps}");
     w.challenge("otp-c1");

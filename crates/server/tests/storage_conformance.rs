@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use enrolkit_server::ra::RefusalReason;
 use enrolkit_server::storage::{
     GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, Transaction, TxState, SCHEMA_VERSION,
 };
@@ -287,7 +288,7 @@ fn transactions_pending_and_decisions(s: &Backend) {
     s.record(&p1, None, None, NOW).unwrap();
     s.record(&p1b, None, None, NOW).unwrap();
     s.record(
-        &tx("done", "key-a", TxState::Rejected(7, "bad".into())),
+        &tx("done", "key-a", TxState::Rejected(RefusalReason::NameNotAuthorised, "bad".into())),
         None,
         None,
         NOW,
@@ -308,7 +309,7 @@ fn transactions_pending_and_decisions(s: &Backend) {
     assert!(s.transaction("p1", "key-c").unwrap().is_none());
     assert_eq!(
         s.transaction("done", "key-a").unwrap().unwrap().state,
-        TxState::Rejected(7, "bad".into())
+        TxState::Rejected(RefusalReason::NameNotAuthorised, "bad".into())
     );
     let pending: Vec<_> = s
         .pending()
@@ -335,19 +336,19 @@ fn transactions_pending_and_decisions(s: &Backend) {
     // Once decided, never again — and a refused decision stores no certificate.
     not_found(s.decide("p1", "key-a", &TxState::Issued("0b".into()), Some(&cert("0b")), NOW));
     assert!(s.certificate("0b").unwrap().is_none());
-    not_found(s.decide("nope", "key-a", &TxState::Rejected(2, "x".into()), None, NOW));
+    not_found(s.decide("nope", "key-a", &TxState::Rejected(RefusalReason::OperatorRejected, "x".into()), None, NOW));
     // Reject.
     s.decide(
         "p2",
         "key-a",
-        &TxState::Rejected(2, "rejected by the operator".into()),
+        &TxState::Rejected(RefusalReason::OperatorRejected, "rejected by the operator".into()),
         None,
         NOW,
     )
     .unwrap();
     assert_eq!(
         s.transaction("p2", "key-a").unwrap().unwrap().state,
-        TxState::Rejected(2, "rejected by the operator".into())
+        TxState::Rejected(RefusalReason::OperatorRejected, "rejected by the operator".into())
     );
     let left: Vec<_> = s.pending().unwrap().into_iter().map(|t| t.key_id).collect();
     assert_eq!(left, vec!["key-b".to_string()]);
