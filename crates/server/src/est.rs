@@ -1150,6 +1150,7 @@ mod tests {
             ..EstPolicy::default()
         };
         policy.auth.manual_approval = manual_approval;
+        policy.auth.one_time_challenges = true;
         EstService::new(EstSetup {
             ca: Arc::new(ca),
             challenge_key: Zeroizing::new([9u8; 32]),
@@ -1222,8 +1223,7 @@ mod tests {
     #[test]
     fn a_held_request_authorised_by_a_one_time_challenge_is_collected_by_its_retry() {
         let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
-        let mut svc = service(storage.clone(), true);
-        svc.policy.auth.one_time_challenges = true;
+        let svc = service(storage.clone(), true);
         let anonymous = TlsInfo {
             psk_identity: None,
             ..psk_session("unused")
@@ -1238,7 +1238,7 @@ mod tests {
             ("serverkeygen", "otp-2", "est-keygen"),
         ] {
             storage
-                .add_challenge(&challenge_hash(&[9u8; 32], otp), "dev", 0, None)
+                .add_challenge(&challenge_hash(&[9u8; 32], otp), otp, 0, None)
                 .unwrap();
             let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
             let der = with_challenge(&k, op, otp);
@@ -1266,7 +1266,8 @@ mod tests {
         let svc = service(storage.clone(), true);
         let tls = psk_session("kpm-plain");
         let throwaway = SoftwareKey::generate(KeySpec::EcP256).unwrap();
-        let der = csr(&throwaway, "kg-1", &[]);
+        // An unbound PSK identity obtains its own name.
+        let der = csr(&throwaway, "kpm-plain", &[]);
 
         // Held, and found again by a retry of the same CSR key.
         for _ in 0..2 {
@@ -1381,7 +1382,7 @@ mod tests {
         let svc = service(storage.clone(), true);
         let tls = psk_session("kpm-plain");
         let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
-        let der = csr(&k, "kg-2", &[]);
+        let der = csr(&k, "kpm-plain", &[]);
         assert_eq!(post(&svc, "serverkeygen", &der, &tls).status, 202);
         let kid = kid_of(&k);
         let txid = format!("est-keygen-{kid}");

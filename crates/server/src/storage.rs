@@ -1375,6 +1375,31 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_database_gets_unique_labels_and_bindings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v2.db");
+        {
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch(
+                "CREATE TABLE challenges (
+                    id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, label TEXT NOT NULL,
+                    created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
+                 CREATE TABLE psks (identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL);
+                 INSERT INTO challenges (hash, label, created) VALUES (x'01', 'dev', 1), (x'02', 'dev', 2), (x'03', '', 3), (x'04', '', 4);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let st = SqliteStorage::open(&db).unwrap();
+        let labels: Vec<String> = st.list_challenges().unwrap().into_iter().map(|c| c.label).collect();
+        assert_eq!(labels, ["dev", "dev#2", "", ""]);
+        assert!(matches!(st.add_challenge(b"5", "dev", 5, None), Err(StorageError::Conflict(_))));
+        st.add_bound_challenge(b"6", "bound", Some("{}"), 6, None).unwrap();
+        assert_eq!(st.challenge(b"6", 6).unwrap().and_then(|c| c.names).as_deref(), Some("{}"));
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+    }
+
+    #[test]
     fn a_database_made_before_held_terms_is_upgraded_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("old.db");
@@ -1384,7 +1409,7 @@ mod tests {
             let c = Connection::open(&db).unwrap();
             c.execute_batch(old_schema).unwrap();
             c.execute(
-                &format!("INSERT INTO transactions ({TX_COLS}) VALUES ('est-old', 'kid', 'CN=old', x'3000', 'pending', NULL, NULL, NULL, 1)"),
+                "INSERT INTO transactions (txid, key_id, subject, csr, state, serial, fail_info, reason, created) VALUES ('est-old', 'kid', 'CN=old', x'3000', 'pending', NULL, NULL, NULL, 1)",
                 [],
             )
             .unwrap();

@@ -115,7 +115,7 @@ fn device(cn: &str) -> Device {
 impl World {
     fn challenge(&self, pw: &str) {
         self.storage
-            .add_challenge(&challenge_hash(&KEY, pw), "t", unix(SystemTime::now()), None)
+            .add_challenge(&challenge_hash(&KEY, pw), pw, unix(SystemTime::now()), None)
             .unwrap();
     }
     fn post(&self, der: &[u8]) -> (u16, Vec<u8>) {

@@ -87,7 +87,50 @@ conformance!(
     concurrent_token_use_has_one_winner,
     concurrent_records_stand_alone,
     reopening_keeps_state,
+    challenge_labels_are_unique_and_bindings_kept,
+    psk_bindings_are_kept,
+    rejections_keep_their_typed_reason,
 );
+
+/// Version 3: a non-empty label names one challenge (empty ones repeat);
+/// the names bound to a challenge come back with it while it is usable.
+fn challenge_labels_are_unique_and_bindings_kept(s: &Backend) {
+    let binding = r#"{"subject":"CN=dev-1","dns":["dev-1.example.com"]}"#;
+    s.add_bound_challenge(b"b1", "dev-1", Some(binding), NOW, None).unwrap();
+    conflict(s.add_challenge(b"b2", "dev-1", NOW, None));
+    s.add_challenge(b"e1", "", NOW, None).unwrap();
+    s.add_challenge(b"e2", "", NOW, None).unwrap();
+    let c = s.challenge(b"b1", NOW).unwrap().expect("usable");
+    assert_eq!((c.label.as_str(), c.names.as_deref()), ("dev-1", Some(binding)));
+    assert_eq!(s.challenge(b"e1", NOW).unwrap().map(|c| c.names), Some(None));
+    assert!(s.challenge(b"b2", NOW).unwrap().is_none(), "the refused one was not stored");
+    let listed = s.list_challenges().unwrap();
+    assert_eq!(listed.first().map(|c| c.names.as_deref()), Some(Some(binding)));
+    // Used: no longer usable, binding or not.
+    s.record(&tx("tb", "k", TxState::Pending), Some(b"b1"), None, NOW).unwrap();
+    assert!(s.challenge(b"b1", NOW).unwrap().is_none());
+}
+
+fn psk_bindings_are_kept(s: &Backend) {
+    s.add_bound_psk("kpm-bound", &[1; 16], "", Some("{\"subject\":\"CN=x\"}"), NOW)
+        .unwrap();
+    s.add_psk("kpm-free", &[2; 16], "", NOW).unwrap();
+    assert_eq!(s.psk_names("kpm-bound").unwrap().as_deref(), Some("{\"subject\":\"CN=x\"}"));
+    assert_eq!(s.psk_names("kpm-free").unwrap(), None);
+    assert_eq!(s.psk_names("nobody").unwrap(), None);
+    let listed = s.list_psks().unwrap();
+    assert!(listed.iter().any(|p| p.identity == "kpm-bound" && p.names.is_some()));
+}
+
+fn rejections_keep_their_typed_reason(s: &Backend) {
+    s.record(&tx("tr", "k", TxState::Pending), None, None, NOW).unwrap();
+    s.decide("tr", "k", &TxState::Rejected(RefusalReason::NameNotAuthorised, "no".into()), None, NOW)
+        .unwrap();
+    assert_eq!(
+        s.transaction("tr", "k").unwrap().unwrap().state,
+        TxState::Rejected(RefusalReason::NameNotAuthorised, "no".into())
+    );
+}
 
 fn tx(id: &str, key: &str, state: TxState) -> Transaction {
     Transaction {
@@ -648,7 +691,7 @@ fn concurrent_challenge_use_has_one_winner(s: &Backend) {
     const THREADS: usize = 12;
     for round in 0..5 {
         let hash = format!("race-{round}").into_bytes();
-        s.add_challenge(&hash, "race", NOW, None).unwrap();
+        s.add_challenge(&hash, &format!("race-{round}"), NOW, None).unwrap();
         let h = hash.clone();
         let results = race(s, THREADS, move |st| {
             let me = std::thread::current().id();
@@ -704,9 +747,9 @@ fn concurrent_records_stand_alone(s: &Backend) {
         s.record(&tx(&format!("dup-{round}"), "k", TxState::Pending), None, None, NOW)
             .unwrap();
         let shared = format!("shared-{round}").into_bytes();
-        s.add_challenge(&shared, "shared", NOW, None).unwrap();
+        s.add_challenge(&shared, &format!("shared-{round}"), NOW, None).unwrap();
         for i in 0..THREADS {
-            s.add_challenge(format!("own-{round}-{i}").as_bytes(), "own", NOW, None)
+            s.add_challenge(format!("own-{round}-{i}").as_bytes(), "", NOW, None)
                 .unwrap();
         }
         let barrier = Arc::new(Barrier::new(THREADS));
