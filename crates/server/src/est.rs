@@ -1387,7 +1387,13 @@ mod tests {
         let kid = kid_of(&k);
         let txid = format!("est-keygen-{kid}");
         storage
-            .decide(&txid, &kid, &TxState::Rejected(RefusalReason::OperatorRejected, "not this one".into()), None, 0)
+            .decide(
+                &txid,
+                &kid,
+                &TxState::Rejected(RefusalReason::OperatorRejected, "not this one".into()),
+                None,
+                0,
+            )
             .unwrap();
         let r = post(&svc, "serverkeygen", &der, &tls);
         assert_eq!(r.status, 403);
@@ -1462,5 +1468,108 @@ mod tests {
         assert!(HeldTerms::decode(b"held-terms 2").is_err());
         assert!(HeldTerms::decode(b"held-terms 1\nkeygen dsa").is_err());
         assert!(HeldTerms::decode(b"held-terms 1\nwhatever").is_err());
+    }
+
+    // ---- Issue F: the authorisation core on EST's wire (attack tests) ----
+
+    fn issued_cert(r: &EstResponse) -> Certificate {
+        assert_eq!(r.status, 200, "{}", body_text(r));
+        let der = enrolkit_est::body::decode_base64(&r.body, 1 << 20).unwrap();
+        enrolkit_est::decode_certs_only(&der).unwrap().remove(0)
+    }
+
+    fn cert_session(cert: &Certificate) -> TlsInfo {
+        TlsInfo {
+            psk_identity: None,
+            peer_chain: vec![cert.to_der().unwrap()],
+            ..psk_session("unused")
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_obtains_only_its_own_names_and_not_when_revoked() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let svc = service(storage.clone(), false);
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        // Device A's certificate, from its PSK.
+        let a = issued_cert(&post(
+            &svc,
+            "simpleenroll",
+            &csr(&k, "dev-a", &[]),
+            &psk_session("dev-a"),
+        ));
+        let tls = cert_session(&a);
+        let k2 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let r = post(&svc, "simpleenroll", &csr(&k2, "dev-b", &[]), &tls);
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        let r = post(&svc, "serverkeygen", &csr(&k2, "dev-b", &[]), &tls);
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        // Its own name: a second certificate for A.
+        issued_cert(&post(&svc, "simpleenroll", &csr(&k2, "dev-a", &[]), &tls));
+        // Revoked: nothing, not even its own name, nor a re-enrolment.
+        storage.revoke(&serial_hex(&a), 0, 1).unwrap();
+        let k3 = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        for op in ["simpleenroll", "simplereenroll"] {
+            let r = post(&svc, op, &csr(&k3, "dev-a", &[]), &tls);
+            assert_eq!(r.status, 403, "{op}: {}", body_text(&r));
+            assert!(body_text(&r).contains("revoked"), "{op}: {}", body_text(&r));
+        }
+    }
+
+    #[test]
+    fn psk_identities_obtain_their_bound_names_or_only_their_own() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let b = crate::ra::BoundNames::new("CN=meter-17", vec![]).unwrap();
+        storage
+            .add_bound_psk("kpm-17", &[1; 16], "", Some(&b.encode()), 0)
+            .unwrap();
+        let svc = service(storage, false);
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let r = post(&svc, "simpleenroll", &csr(&k, "meter-18", &[]), &psk_session("kpm-17"));
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        issued_cert(&post(
+            &svc,
+            "simpleenroll",
+            &csr(&k, "meter-17", &[]),
+            &psk_session("kpm-17"),
+        ));
+        let r = post(
+            &svc,
+            "simpleenroll",
+            &csr(&k, "someone-else", &[]),
+            &psk_session("kpm-free"),
+        );
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() {
+        // OpenSSL makes the CSR: aws-lc will not generate RSA-1024.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("csr.der");
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:1024",
+                "-nodes",
+                "-subj",
+                "/CN=kpm-plain",
+                "-outform",
+                "DER",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem"))
+            .arg("-out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let der = std::fs::read(&out).unwrap();
+        let svc = service(Arc::new(SqliteStorage::in_memory().unwrap()), false);
+        let r = post(&svc, "simpleenroll", &der, &psk_session("kpm-plain"));
+        assert_eq!(r.status, 400, "{}", body_text(&r));
+        assert!(body_text(&r).contains("at least 2048"), "{}", body_text(&r));
     }
 }

@@ -1393,9 +1393,15 @@ mod tests {
         let st = SqliteStorage::open(&db).unwrap();
         let labels: Vec<String> = st.list_challenges().unwrap().into_iter().map(|c| c.label).collect();
         assert_eq!(labels, ["dev", "dev#2", "", ""]);
-        assert!(matches!(st.add_challenge(b"5", "dev", 5, None), Err(StorageError::Conflict(_))));
+        assert!(matches!(
+            st.add_challenge(b"5", "dev", 5, None),
+            Err(StorageError::Conflict(_))
+        ));
         st.add_bound_challenge(b"6", "bound", Some("{}"), 6, None).unwrap();
-        assert_eq!(st.challenge(b"6", 6).unwrap().and_then(|c| c.names).as_deref(), Some("{}"));
+        assert_eq!(
+            st.challenge(b"6", 6).unwrap().and_then(|c| c.names).as_deref(),
+            Some("{}")
+        );
         assert_eq!(user_version(&db), SCHEMA_VERSION);
     }
 

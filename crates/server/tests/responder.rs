@@ -285,7 +285,10 @@ fn pending_then_approve_then_poll_and_reject() {
         .decide(
             &p[0].transaction_id,
             &p[0].key_id,
-            &enrolkit_server::storage::TxState::Rejected(enrolkit_server::ra::RefusalReason::OperatorRejected, "no".into()),
+            &enrolkit_server::storage::TxState::Rejected(
+                enrolkit_server::ra::RefusalReason::OperatorRejected,
+                "no".into(),
+            ),
             None,
             0,
         )
@@ -636,4 +639,311 @@ fn the_crl_is_resigned_only_when_revocations_change_or_it_ages() {
         e.crl.tbs_cert_list.revoked_certificates,
         c.crl.tbs_cert_list.revoked_certificates
     );
+}
+
+// ---- Issue F: the authorisation core on SCEP's wire (attack tests) ----
+
+fn csr_for(key: &SoftwareKey, subject: &str, pw: Option<&str>, dns: &[&str]) -> Csr {
+    let der = build_csr(
+        key,
+        &CsrParams {
+            subject: Name::from_str(subject).unwrap(),
+            challenge_password: pw,
+            dns_names: dns.iter().map(|d| d.to_string()).collect(),
+            digest: DigestAlgorithm::Sha256,
+        },
+    )
+    .unwrap();
+    Csr::parse(&der).unwrap()
+}
+
+fn subject_of(rep: &CertRep) -> String {
+    match rep {
+        CertRep::Success { certificates, .. } => certificates[0].tbs_certificate.subject.to_string(),
+        other => panic!("expected SUCCESS, got {other:?}"),
+    }
+}
+
+/// A device's certificate renews only its own names: RenewalReq and the
+/// PKCSReq that sscep, Cisco IOS and macOS send for renewal (signed by the
+/// old certificate, no challengePassword) alike.
+#[test]
+fn a_renewal_by_device_a_cannot_obtain_device_b_names() {
+    let w = world(one_time(), DAY * 10);
+    w.challenge("otp-a");
+    let a = device("dev-a");
+    let old = issued(&w.pkcsreq(&a, Some("otp-a"), "tx-a1"), &a);
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    for (i, body) in [
+        RequestBody::RenewalReq(csr_for(&k, "CN=dev-b", None, &[])),
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-b", None, &[])),
+        RequestBody::RenewalReq(csr_for(&k, "CN=dev-a", None, &["dev-b.example.com"])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rep = w.exchange(&a, &old, body, &format!("tx-ab{i}"));
+        assert_eq!(failure(&rep), FailInfo::BadRequest, "attempt {i}");
+    }
+    // Its own name, the sscep way (PKCSReq, signer = the old certificate, no challenge).
+    let rep = w.exchange(
+        &a,
+        &old,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-a", None, &[])),
+        "tx-aa",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-a");
+}
+
+#[test]
+fn a_revoked_or_early_certificate_does_not_renew() {
+    let w = world(one_time(), DAY * 10);
+    w.challenge("otp-rv");
+    let a = device("dev-rv");
+    let old = issued(&w.pkcsreq(&a, Some("otp-rv"), "tx-rv1"), &a);
+    w.storage.revoke(&serial_hex(&old), unix(SystemTime::now()), 1).unwrap();
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    for (i, body) in [
+        RequestBody::RenewalReq(csr_for(&k, "CN=dev-rv", None, &[])),
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-rv", None, &[])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            failure(&w.exchange(&a, &old, body, &format!("tx-rv{i}x"))),
+            FailInfo::BadRequest
+        );
+    }
+    // Outside the window (a year's certificate, 14 days): PKCSReq renewal refused too.
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-early");
+    let e = device("dev-early");
+    let cert = issued(&w.pkcsreq(&e, Some("otp-early"), "tx-early1"), &e);
+    let rep = w.exchange(
+        &e,
+        &cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-early", None, &[])),
+        "tx-early2",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+}
+
+#[test]
+fn a_bound_challenge_authorises_only_its_names() {
+    let w = world(one_time(), DAY * 365);
+    let b = enrolkit_server::ra::BoundNames::new("CN=dev-bound", vec!["dev-bound.example.com".into()]).unwrap();
+    w.storage
+        .add_bound_challenge(
+            &challenge_hash(&KEY, "otp-b"),
+            "dev-bound",
+            Some(&b.encode()),
+            unix(SystemTime::now()),
+            None,
+        )
+        .unwrap();
+    let d = device("dev-other");
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-other", Some("otp-b"), &[])),
+        "tx-b1",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-bound", Some("otp-b"), &["evil.example.com"])),
+        "tx-b2",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    // Not spent by the refusals.
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-bound", Some("otp-b"), &["dev-bound.example.com"])),
+        "tx-b3",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-bound");
+}
+
+#[test]
+fn unbound_challenges_get_dns_names_only_under_whole_label_suffixes() {
+    let w = world(
+        Policy {
+            allowed_dns_suffixes: vec!["example.com".into()],
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    w.challenge("otp-s");
+    let d = device("dev-s");
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-s", Some("otp-s"), &["evilexample.com"])),
+        "tx-s1",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-s", Some("otp-s"), &["a.example.com"])),
+        "tx-s2",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-s");
+    // Without any suffix configured, an unbound challenge names no DNS at all.
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-n");
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-s", Some("otp-n"), &["a.example.com"])),
+        "tx-n1",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+}
+
+/// A vendor CA and a base station's vendor certificate (TS 33.310 §9).
+fn vendor_device(vendor: &Authority, serial_number: &str) -> Device {
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let cert = vendor
+        .issue(
+            &enrolkit_pki::Request {
+                subject: Name::from_str(&format!("CN=eNB,serialNumber={serial_number},O=Vendor")).unwrap(),
+                public_key: key.public_key().clone(),
+                dns_names: vec![],
+                ip_addresses: vec![],
+            },
+            &Profile::default(),
+            SystemTime::now(),
+            &mut OsRng,
+        )
+        .unwrap();
+    Device {
+        key,
+        cert,
+        cn: "eNB".into(),
+    }
+}
+
+fn vendor_ca(name: &str) -> Authority {
+    Authority::new_root(
+        Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+        Name::from_str(name).unwrap(),
+        SystemTime::now() - DAY,
+        DAY * 3650,
+        &mut OsRng,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_vendor_certificate_enrols_under_the_template_and_renews_by_the_operator_certificate() {
+    let vendor = vendor_ca("CN=Vendor Root,O=Vendor");
+    let w = world(
+        Policy {
+            vendor: Some(enrolkit_server::ra::VendorPolicy {
+                anchors: vec![vendor.certificate.to_der().unwrap()],
+                subject_template: "CN={serialNumber},O=Operator".into(),
+                dns_templates: vec!["{serialNumber}.ran.example.net".into()],
+            }),
+            ..one_time()
+        },
+        DAY * 10,
+    );
+    let bs = vendor_device(&vendor, "SN-0042");
+    // The CSR asks for a name of its own: the template decides, not the CSR.
+    let rep = w.exchange(
+        &bs,
+        &bs.cert,
+        RequestBody::PkcsReq(csr_for(&bs.key, "CN=anything", None, &[])),
+        "tx-v1",
+    );
+    let op = match &rep {
+        CertRep::Success { certificates, .. } => certificates[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(op.tbs_certificate.subject.to_string(), "CN=SN-0042,O=Operator");
+    let (dns, _) = enrolkit_server::ra::names::certificate_sans(&op);
+    assert_eq!(dns, ["SN-0042.ran.example.net"]);
+    // Renewal signed by the operator certificate, for its names.
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let rep = w.exchange(
+        &bs,
+        &op,
+        RequestBody::RenewalReq(csr_for(&k, "CN=SN-0042,O=Operator", None, &["SN-0042.ran.example.net"])),
+        "tx-v2",
+    );
+    assert_eq!(subject_of(&rep), "CN=SN-0042,O=Operator");
+    // A device certificate from another vendor CA: refused.
+    let stranger = vendor_device(&vendor_ca("CN=Vendor Root,O=Vendor"), "SN-0042");
+    let rep = w.exchange(
+        &stranger,
+        &stranger.cert,
+        RequestBody::PkcsReq(csr_for(&stranger.key, "CN=x", None, &[])),
+        "tx-v3",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+}
+
+#[test]
+fn ra_pop_a_configured_ra_requests_its_names_and_an_unconfigured_one_nothing() {
+    let proxy = vendor_ca("CN=SCEP proxy");
+    let proxy_dev = Device {
+        key: SoftwareKey::generate(KeySpec::Rsa2048).unwrap(),
+        cert: proxy.certificate.clone(),
+        cn: "proxy".into(),
+    };
+    // The RA's certificate as signer: made for its own RSA key.
+    let ra_cert = self_signed_certificate(
+        &proxy_dev.key,
+        &Name::from_str("CN=SCEP proxy RA").unwrap(),
+        DigestAlgorithm::Sha256,
+        SystemTime::now(),
+        DAY,
+        &mut OsRng,
+    )
+    .unwrap();
+    let ra_cert = <Certificate as der::Decode>::from_der(&ra_cert.to_der().unwrap()).unwrap();
+    let ra = Device {
+        cert: ra_cert.clone(),
+        ..proxy_dev
+    };
+    let w = world(
+        Policy {
+            registration_authorities: vec![enrolkit_server::ra::RaAuthority {
+                certificate: ra_cert,
+                may_name: vec!["*.ran.example.net".into()],
+            }],
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    let client = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let rep = w.exchange(
+        &ra,
+        &ra.cert,
+        RequestBody::PkcsReq(csr_for(&client, "CN=bs-7.ran.example.net", None, &[])),
+        "tx-ra1",
+    );
+    assert_eq!(subject_of(&rep), "CN=bs-7.ran.example.net");
+    let rep = w.exchange(
+        &ra,
+        &ra.cert,
+        RequestBody::PkcsReq(csr_for(&client, "CN=core.example.net", None, &[])),
+        "tx-ra2",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    // Another certificate, not configured: no authority at all.
+    let other = device("SCEP proxy RA");
+    let rep = w.exchange(
+        &other,
+        &other.cert,
+        RequestBody::PkcsReq(csr_for(&client, "CN=bs-8.ran.example.net", None, &[])),
+        "tx-ra3",
+    );
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
 }

@@ -103,11 +103,15 @@ fn challenge_labels_are_unique_and_bindings_kept(s: &Backend) {
     let c = s.challenge(b"b1", NOW).unwrap().expect("usable");
     assert_eq!((c.label.as_str(), c.names.as_deref()), ("dev-1", Some(binding)));
     assert_eq!(s.challenge(b"e1", NOW).unwrap().map(|c| c.names), Some(None));
-    assert!(s.challenge(b"b2", NOW).unwrap().is_none(), "the refused one was not stored");
+    assert!(
+        s.challenge(b"b2", NOW).unwrap().is_none(),
+        "the refused one was not stored"
+    );
     let listed = s.list_challenges().unwrap();
     assert_eq!(listed.first().map(|c| c.names.as_deref()), Some(Some(binding)));
     // Used: no longer usable, binding or not.
-    s.record(&tx("tb", "k", TxState::Pending), Some(b"b1"), None, NOW).unwrap();
+    s.record(&tx("tb", "k", TxState::Pending), Some(b"b1"), None, NOW)
+        .unwrap();
     assert!(s.challenge(b"b1", NOW).unwrap().is_none());
 }
 
@@ -115,7 +119,10 @@ fn psk_bindings_are_kept(s: &Backend) {
     s.add_bound_psk("kpm-bound", &[1; 16], "", Some("{\"subject\":\"CN=x\"}"), NOW)
         .unwrap();
     s.add_psk("kpm-free", &[2; 16], "", NOW).unwrap();
-    assert_eq!(s.psk_names("kpm-bound").unwrap().as_deref(), Some("{\"subject\":\"CN=x\"}"));
+    assert_eq!(
+        s.psk_names("kpm-bound").unwrap().as_deref(),
+        Some("{\"subject\":\"CN=x\"}")
+    );
     assert_eq!(s.psk_names("kpm-free").unwrap(), None);
     assert_eq!(s.psk_names("nobody").unwrap(), None);
     let listed = s.list_psks().unwrap();
@@ -124,8 +131,14 @@ fn psk_bindings_are_kept(s: &Backend) {
 
 fn rejections_keep_their_typed_reason(s: &Backend) {
     s.record(&tx("tr", "k", TxState::Pending), None, None, NOW).unwrap();
-    s.decide("tr", "k", &TxState::Rejected(RefusalReason::NameNotAuthorised, "no".into()), None, NOW)
-        .unwrap();
+    s.decide(
+        "tr",
+        "k",
+        &TxState::Rejected(RefusalReason::NameNotAuthorised, "no".into()),
+        None,
+        NOW,
+    )
+    .unwrap();
     assert_eq!(
         s.transaction("tr", "k").unwrap().unwrap().state,
         TxState::Rejected(RefusalReason::NameNotAuthorised, "no".into())
@@ -331,7 +344,11 @@ fn transactions_pending_and_decisions(s: &Backend) {
     s.record(&p1, None, None, NOW).unwrap();
     s.record(&p1b, None, None, NOW).unwrap();
     s.record(
-        &tx("done", "key-a", TxState::Rejected(RefusalReason::NameNotAuthorised, "bad".into())),
+        &tx(
+            "done",
+            "key-a",
+            TxState::Rejected(RefusalReason::NameNotAuthorised, "bad".into()),
+        ),
         None,
         None,
         NOW,
@@ -379,7 +396,13 @@ fn transactions_pending_and_decisions(s: &Backend) {
     // Once decided, never again — and a refused decision stores no certificate.
     not_found(s.decide("p1", "key-a", &TxState::Issued("0b".into()), Some(&cert("0b")), NOW));
     assert!(s.certificate("0b").unwrap().is_none());
-    not_found(s.decide("nope", "key-a", &TxState::Rejected(RefusalReason::OperatorRejected, "x".into()), None, NOW));
+    not_found(s.decide(
+        "nope",
+        "key-a",
+        &TxState::Rejected(RefusalReason::OperatorRejected, "x".into()),
+        None,
+        NOW,
+    ));
     // Reject.
     s.decide(
         "p2",

@@ -3,7 +3,6 @@
 //! on P-256 or P-384. Anything else is refused with the reason.
 
 use super::decision::{Refusal, RefusalReason};
-use der::Encode;
 
 /// Smallest RSA modulus certified (NIST SP 800-131A: 2048 bits since 2014).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -31,15 +30,28 @@ impl std::fmt::Display for KeyType {
     }
 }
 
+/// RFC 8017 A.1.1 RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: der::asn1::UintRef<'a>,
+    public_exponent: der::asn1::UintRef<'a>,
+}
+
 /// The type of `spki`, or why it is not one we certify.
 pub fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<KeyType, Refusal> {
     use const_oid::db::rfc5912;
     let refuse = |m: String| Refusal::new(RefusalReason::KeyRefused, m);
     if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
-        let der = spki.to_der().map_err(|e| refuse(format!("public key: {e}")))?;
-        let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&der)
-            .map_err(|_| refuse("the RSA public key does not parse".into()))?;
-        return Ok(KeyType::Rsa(pk.key_size_bits()));
+        // Read the modulus ourselves: aws-lc refuses to load the small keys
+        // this check exists to name.
+        let key = <RsaPublicKey<'_> as der::Decode>::from_der(spki.subject_public_key.raw_bytes())
+            .map_err(|e| refuse(format!("the RSA public key does not parse: {e}")))?;
+        let n = key.modulus.as_bytes();
+        let bits = match n.first() {
+            Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
+            None => 0,
+        };
+        return Ok(KeyType::Rsa(bits));
     }
     if spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY {
         let curve: Option<const_oid::ObjectIdentifier> =

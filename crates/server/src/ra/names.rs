@@ -223,7 +223,9 @@ pub fn same_names_as(cert: &Certificate, csr: &CsrView<'_>) -> Result<(), Refusa
         .flatten()
         .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
         .map(|e| e.extn_value.as_bytes().to_vec());
-    if cert_san == csr.san_der {
+    // Byte for byte first (RFC 7030 §4.2.2); a front end that does not
+    // give the raw extension (None) is compared by the names themselves.
+    if cert_san.is_some() && cert_san == csr.san_der {
         return Ok(());
     }
     let (dns, ips) = certificate_sans(cert);
