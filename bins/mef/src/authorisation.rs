@@ -118,8 +118,7 @@ pub fn policy(s: Sources<'_>, base: &Path) -> Result<Policy, String> {
                 timeout: Duration::from_secs(scep.verifier_timeout_seconds),
             }),
         allowed_dns_suffixes: s.allowed_dns_suffixes.to_vec(),
-        reenroll_may_change_names: s.est_reenroll_may_change_names
-            || a.is_some_and(|a| a.reenroll_may_change_names),
+        reenroll_may_change_names: s.est_reenroll_may_change_names || a.is_some_and(|a| a.reenroll_may_change_names),
         vendor,
         registration_authorities,
         reserved_names: s.reserved_names,

@@ -1670,7 +1670,10 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             );
         }
         ChallengeCmd::List => {
-            println!("{:>4}  {:<10}  {:<20}  label [bound names]", "id", "state", "created (unix)");
+            println!(
+                "{:>4}  {:<10}  {:<20}  label [bound names]",
+                "id", "state", "created (unix)"
+            );
             for c in st.list_challenges().map_err(|e| e.to_string())? {
                 println!(
                     "{:>4}  {:<10}  {:<20}  {}{}",

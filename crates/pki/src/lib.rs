@@ -435,11 +435,7 @@ impl Authority {
             SanPolicy::Copy => req.dns_names.clone(),
             SanPolicy::Replace(names) => names.clone(),
             SanPolicy::Filter(suffixes) => {
-                if let Some(bad) = req
-                    .dns_names
-                    .iter()
-                    .find(|d| !suffixes.iter().any(|s| dns_under(d, s)))
-                {
+                if let Some(bad) = req.dns_names.iter().find(|d| !suffixes.iter().any(|s| dns_under(d, s))) {
                     return Err(PkiError::Refused(format!(
                         "subjectAltName {bad} is outside the allowed domains"
                     )));
