@@ -523,6 +523,64 @@ pub fn verify(
         .map_err(|_| KeyError::BadSignature)
 }
 
+/// Signature algorithms of X.509 certificates and CRLs that
+/// [`verify_certificate_signature`] knows, beyond what [`SignatureAlgorithm`]
+/// signs with: the chain validator checks certificates made by CAs we did
+/// not write (RSA PKCS#1 v1.5 with SHA-1/256/384/512, ECDSA on P-256 and
+/// P-384 with SHA-256/384).
+pub mod x509_oid {
+    use const_oid::ObjectIdentifier;
+    /// sha384WithRSAEncryption (RFC 4055).
+    pub const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+    /// ecdsa-with-SHA384 (RFC 5758).
+    pub const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    /// secp384r1 (RFC 5480).
+    pub const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+}
+
+/// Verify a certificate's (or CRL's) `sig` over `message` (the DER of its
+/// to-be-signed part) with the issuer's public key `spki`, by the
+/// signatureAlgorithm OID `sig_oid` (RFC 5280 §4.1.1.2). Unlike [`verify`],
+/// this knows the algorithms other CAs sign with (see [`x509_oid`]); RSA
+/// keys from 1024 bits are accepted with SHA-1/256/512 (as [`verify`] does)
+/// and from 2048 bits with SHA-384 (all aws-lc offers); whether SHA-1 is
+/// acceptable at all is the caller's decision.
+pub fn verify_certificate_signature(
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    sig_oid: &ObjectIdentifier,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), KeyError> {
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(KeyError::InvalidKey("unaligned key bits"))?;
+    let curve: Option<ObjectIdentifier> = spki.algorithm.parameters.and_then(|p| p.decode_as().ok());
+    let is_rsa = spki.algorithm.oid == oid::RSA_ENCRYPTION;
+    let is_ec = spki.algorithm.oid == oid::EC_PUBLIC_KEY;
+    let p256 = is_ec && curve == Some(oid::SECP256R1);
+    let p384 = is_ec && curve == Some(x509_oid::SECP384R1);
+    let params: &'static dyn signature::VerificationAlgorithm = match *sig_oid {
+        oid::SHA1_WITH_RSA if is_rsa => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        oid::SHA256_WITH_RSA if is_rsa => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        x509_oid::SHA384_WITH_RSA if is_rsa => &signature::RSA_PKCS1_2048_8192_SHA384,
+        oid::SHA512_WITH_RSA if is_rsa => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+        oid::ECDSA_WITH_SHA256 if p256 => &signature::ECDSA_P256_SHA256_ASN1,
+        oid::ECDSA_WITH_SHA256 if p384 => &signature::ECDSA_P384_SHA256_ASN1,
+        x509_oid::ECDSA_WITH_SHA384 if p256 => &signature::ECDSA_P256_SHA384_ASN1,
+        x509_oid::ECDSA_WITH_SHA384 if p384 => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => {
+            return Err(KeyError::UnsupportedKey(format!(
+                "signature algorithm {sig_oid} with a {} key",
+                spki.algorithm.oid
+            )))
+        }
+    };
+    signature::UnparsedPublicKey::new(params, key)
+        .verify(message, sig)
+        .map_err(|_| KeyError::BadSignature)
+}
+
 /// RSAES-PKCS1-v1_5 encryption to the RSA public key in `spki` (CMS key transport).
 pub fn rsa_encrypt_pkcs1v15(spki: &SubjectPublicKeyInfoRef<'_>, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
     if spki.algorithm.oid != oid::RSA_ENCRYPTION {

@@ -1,0 +1,31 @@
+//! # enrolkit-pkix
+//!
+//! The bottom PKIX layer of enrolkit, under the protocol crates and beside
+//! `enrolkit-keys`: what every protocol needs to decide whether to trust a
+//! certificate, in one place.
+//!
+//! | module | what | RFC |
+//! |---|---|---|
+//! | [`fingerprint`] | SHA-256 fingerprints, and pins as people type them | — (RFC 7030 §4.1.1 out-of-band pin) |
+//! | [`signature`] | which certificate signature algorithms are accepted; verifying one link | RFC 5280 §4.1.1.2, §6.1.3 (a)(1) |
+//! | [`extensions`] | basicConstraints, keyUsage, extKeyUsage, and which critical extensions are understood | RFC 5280 §4.2 |
+//! | [`purpose`] | what a certificate may be used for (TLS server/client, SCEP RA, OCSP signing) | RFC 5280 §4.2.1.12, RFC 6402 §2.10 |
+//! | [`chain`] | the one chain validator: pinned anchors, path building, every check of §6.1 we rely on, a revocation hook | RFC 5280 §6.1 |
+//!
+//! No I/O and no clock: the time a chain is checked at is an argument.
+//! Nothing here panics on input from outside; every count is bounded.
+#![forbid(unsafe_code)]
+
+pub mod chain;
+pub mod extensions;
+pub mod fingerprint;
+pub mod purpose;
+pub mod signature;
+
+pub use chain::{Anchors, NoRevocation, Options, PathError, RevocationCheck, ValidatedPath, Validator};
+pub use purpose::Purpose;
+
+/// A certificate's subject as text, for messages.
+pub fn subject(cert: &x509_cert::Certificate) -> String {
+    cert.tbs_certificate.subject.to_string()
+}
