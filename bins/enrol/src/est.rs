@@ -176,6 +176,10 @@ pub enum EstCmd {
         /// Subjects are `CN=<prefix>-<n>`.
         #[arg(long, default_value = "est-bench")]
         prefix: String,
+        /// Every enrolment for this one subject instead (e.g. the client
+        /// certificate's own, which is all a certificate may obtain from mef).
+        #[arg(long, conflicts_with = "prefix")]
+        subject: Option<String>,
     },
     /// The oneM2M certificate enrolment flow (TS-0003 clause 8.3.3.3, seed 002):
     /// trust anchors, CSR attributes, key, CSR, enrol, validate, install.
@@ -595,10 +599,19 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
             write_outputs(&cert, &anchors, &out)?;
         }
         EstCmd::Onem2m { req, key_type, out_dir } => onem2m(opts, &req, key_type, &out_dir)?,
-        EstCmd::Bench { clients, total, prefix } => {
+        EstCmd::Bench {
+            clients,
+            total,
+            prefix,
+            subject,
+        } => {
+            let subject = subject
+                .map(|s| Name::from_str(&s).map_err(|e| format!("--subject {s:?}: {e}")))
+                .transpose()?;
             let (anchors, _, attrs) = opts.session()?;
             let make = || opts.client(&anchors, opts.own_cert()).map_err(ClientError::Unexpected);
-            let r = enrolkit_client::bench::run_est(make, &attrs, clients, total, &prefix).map_err(err)?;
+            let r = enrolkit_client::bench::run_est(make, &attrs, clients, total, &prefix, subject.as_ref())
+                .map_err(err)?;
             println!("{}", r.summary(&opts.server, clients));
             if r.ok == 0 {
                 return Err("no enrolment succeeded".into());

@@ -282,7 +282,20 @@ check = "none"
 fn est_device(mef: &Mef, threshold: u8) -> Device {
     let d = Device::new();
     let kpm = d.path("kpm");
-    std::fs::write(&kpm, mef.run(&["psk", "add", "dev-kpm", "--subject", "CN=agent-est"]).trim()).unwrap();
+    std::fs::write(
+        &kpm,
+        mef.run(&[
+            "psk",
+            "add",
+            "dev-kpm",
+            "--subject",
+            "CN=agent-est",
+            "--dns",
+            "dev.device.test",
+        ])
+        .trim(),
+    )
+    .unwrap();
     est_profile(&d, mef, &fingerprint(&mef.st("ca.pem")), &kpm, threshold);
     d
 }

@@ -54,6 +54,12 @@ impl Mef {
             .success());
         let path = st.join("mef.toml");
         let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        // Unbound challenges may name DNS names under example.net (the
+        // tests' dev.example.net); nothing else is admitted without a binding.
+        cfg["profile"].as_table_mut().unwrap().insert(
+            "allowed_dns_suffixes".into(),
+            toml::Value::Array(vec!["example.net".into()]),
+        );
         edit(cfg["est"].as_table_mut().unwrap());
         std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
         let mut child = Command::new(&bin)
@@ -153,11 +159,38 @@ fn openssl_verify(ca: &Path, cert: &Path) {
     assert!(o.status.success(), "openssl verify: {}", text(&o));
 }
 
+/// The subject `enroll` asks for `cn`.
+fn subject_of(cn: &str) -> String {
+    format!("CN={cn},O=enrolkit test")
+}
+
 /// Enrol `name` with `auth` args; returns (cert, key) paths after checking the certificate.
 fn enroll(m: &Mef, openssl: bool, name: &str, args: &[&str]) -> (PathBuf, PathBuf) {
+    enroll_as(m, openssl, name, name, args)
+}
+
+/// Provision PSK identity `id` with `key_file`, bound to `subject_of(cn)` and dev.example.net.
+fn bound_psk(m: &Mef, id: &str, key_file: &Path, cn: &str) {
+    let o = m.mef(&[
+        "psk",
+        "add",
+        id,
+        "--key-file",
+        p(key_file),
+        "--subject",
+        &subject_of(cn),
+        "--dns",
+        "dev.example.net",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// As [`enroll`], files named `name`, the certificate for `cn` (what the
+/// credential may obtain).
+fn enroll_as(m: &Mef, openssl: bool, name: &str, cn: &str, args: &[&str]) -> (PathBuf, PathBuf) {
     let d = m.dir.path();
     let (cert, key) = (d.join(format!("{name}.pem")), d.join(format!("{name}.key")));
-    let subject = format!("CN={name},O=enrolkit test");
+    let subject = subject_of(cn);
     let mut all = vec!["enroll", "--subject", subject.as_str(), "--dns", "dev.example.net"];
     all.extend(["--key-out", p(&key), "--cert-out", p(&cert)]);
     all.extend_from_slice(args);
@@ -227,32 +260,54 @@ fn every_operation_and_authentication_against_mef() {
     // PSK, TLS 1.2 and 1.3, on the OpenSSL listener.
     let kf = d.join("kpm.hex");
     std::fs::write(&kf, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f").unwrap();
-    m.mef(&["psk", "add", "kpm-7", "--key-file", p(&kf)]);
+    bound_psk(&m, "kpm-7", &kf, "psk-device");
     for tls in ["1.2", "1.3"] {
-        enroll(
+        enroll_as(
             &m,
             true,
             &format!("psk-{tls}"),
+            "psk-device",
             &["--tls", tls, "--psk-identity", "kpm-7", "--psk-file", p(&kf)],
         );
     }
     assert!(m.log().contains("auth=psk:kpm-7"), "{}", m.log());
 
-    // A certificate we issued authenticates further enrolments, on both stacks.
-    let (cert, key) = enroll(
+    // A certificate we issued authenticates further enrolments for its own
+    // names, on both stacks; for another name it is refused.
+    let (cert, key) = enroll_as(
         &m,
         true,
         "cert-base",
+        "psk-device",
         &["--psk-identity", "kpm-7", "--psk-file", p(&kf)],
     );
     for (openssl, tls) in [(false, "1.3"), (false, "1.2"), (true, "1.3"), (true, "1.2")] {
-        enroll(
+        enroll_as(
             &m,
             openssl,
             &format!("bycert-{openssl}-{tls}"),
+            "psk-device",
             &["--tls", tls, "--cert", p(&cert), "--key", p(&key)],
         );
     }
+    let o = m.enrol(
+        false,
+        &[
+            "--cert",
+            p(&cert),
+            "--key",
+            p(&key),
+            "enroll",
+            "--subject",
+            &subject_of("another-device"),
+            "--key-out",
+            p(&d.join("other.key")),
+            "--cert-out",
+            p(&d.join("other.pem")),
+        ],
+    );
+    assert!(!o.status.success() && text(&o).contains("403"), "{}", text(&o));
+    assert!(!d.join("other.pem").exists(), "nothing written on a refusal");
 
     // simplereenroll with the current certificate (same key, then a new key).
     // Without a new key the answer is still a new certificate (not the one
@@ -313,7 +368,7 @@ fn every_operation_and_authentication_against_mef() {
             p(&key),
             "serverkeygen",
             "--subject",
-            "CN=keygen,O=enrolkit test",
+            &subject_of("psk-device"),
             "--key-out",
             p(&kg_key),
             "--cert-out",
@@ -364,21 +419,22 @@ fn linking_with_tls_unique_and_tls_exporter() {
     let d = m.dir.path();
     let kf = d.join("kpm.hex");
     std::fs::write(&kf, "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
-    m.mef(&["psk", "add", "kpm-linked", "--key-file", p(&kf)]);
+    bound_psk(&m, "kpm-linked", &kf, "linked");
     let psk = ["--psk-identity", "kpm-linked", "--psk-file", p(&kf)];
     let o = m.enrol(false, &["csrattrs"]);
     assert!(text(&o).contains("challengePassword"), "{}", text(&o));
     // TLS 1.2 on OpenSSL: tls-unique; TLS 1.3: tls-exporter.
     let mut args = psk.to_vec();
     args.extend(["--tls", "1.2"]);
-    enroll(&m, true, "unique", &args);
+    enroll_as(&m, true, "unique", "linked", &args);
     let mut args = psk.to_vec();
     args.extend(["--tls", "1.3"]);
-    let (cert, key) = enroll(&m, true, "exporter", &args);
-    enroll(
+    let (cert, key) = enroll_as(&m, true, "exporter", "linked", &args);
+    enroll_as(
         &m,
         false,
         "exporter-rustls",
+        "linked",
         &["--tls", "1.3", "--cert", p(&cert), "--key", p(&key)],
     );
     // rustls has no tls-unique: TLS 1.2 there cannot link, and says so.
@@ -419,7 +475,18 @@ fn accepted_202_then_approved() {
     let d = m.dir.path();
     let kf = d.join("kpm.hex");
     std::fs::write(&kf, "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfb0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
-    m.mef(&["psk", "add", "kpm-wait", "--key-file", p(&kf)]);
+    let o = m.mef(&[
+        "psk",
+        "add",
+        "kpm-wait",
+        "--key-file",
+        p(&kf),
+        "--subject",
+        "CN=waiting",
+        "--ip",
+        "192.0.2.7",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     let (cert, key) = (d.join("w.pem"), d.join("w.key"));
     let server = m.server(true);
     let ca = m.st("ca.pem");
@@ -504,7 +571,16 @@ fn onem2m_flow_end_to_end() {
     let d = m.dir.path();
     let kf = d.join("kpm.hex");
     std::fs::write(&kf, "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf").unwrap();
-    m.mef(&["psk", "add", "kpm-onem2m", "--key-file", p(&kf)]);
+    let o = m.mef(&[
+        "psk",
+        "add",
+        "kpm-onem2m",
+        "--key-file",
+        p(&kf),
+        "--subject",
+        "CN=CAE-onem2m-1,O=enrolkit test",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     let out = d.join("installed");
     let server = m.server(true);
     let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
@@ -564,7 +640,7 @@ fn enrol_est_tls_layer_against_openssl_s_server() {
     let d = m.dir.path();
     let kf = d.join("kpm.hex");
     std::fs::write(&kf, "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf").unwrap();
-    m.mef(&["psk", "add", "kpm-s", "--key-file", p(&kf)]);
+    bound_psk(&m, "kpm-s", &kf, "client");
     let (cert, key) = enroll(&m, true, "client", &["--psk-identity", "kpm-s", "--psk-file", p(&kf)]);
     // s_server with mef's TLS certificate, requiring a client certificate from our CA.
     let mut s = Peer::spawn(
@@ -626,7 +702,7 @@ fn the_est_load_generator_enrols_with_client_certificates() {
     });
     let kf = m.dir.path().join("kpm.hex");
     std::fs::write(&kf, "a0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3a4a5a6a7a8a9aaabacadaeaf").unwrap();
-    m.mef(&["psk", "add", "kpm-bench", "--key-file", p(&kf)]);
+    bound_psk(&m, "kpm-bench", &kf, "bench-client");
     let (cert, key) = enroll(
         &m,
         true,
@@ -634,7 +710,6 @@ fn the_est_load_generator_enrols_with_client_certificates() {
         &["--psk-identity", "kpm-bench", "--psk-file", p(&kf)],
     );
     for openssl in [false, true] {
-        let prefix = if openssl { "bench-o" } else { "bench-r" };
         let o = m.enrol(
             openssl,
             &[
@@ -647,8 +722,8 @@ fn the_est_load_generator_enrols_with_client_certificates() {
                 "3",
                 "--total",
                 "9",
-                "--prefix",
-                prefix,
+                "--subject",
+                &subject_of("bench-client"),
             ],
         );
         let out = text(&o);
@@ -719,9 +794,11 @@ fn serverkeygen_held_for_approval_is_delivered_once() {
         est.insert("retry_after_seconds".into(), 1.into());
     });
     let d = m.dir.path();
-    let kf = add_psk(&m, "kpm-keygen");
+    // Unbound PSK identities: each obtains CN=<identity>.
+    let kf = add_psk(&m, "keygen-held");
+    let kf_rejected = add_psk(&m, "keygen-rejected");
     let (key, cert, csr_key) = (d.join("kg.key"), d.join("kg.pem"), d.join("kg-csr.key"));
-    let child = enrol_psk(&m, "kpm-keygen", &kf)
+    let child = enrol_psk(&m, "keygen-held", &kf)
         .args(["serverkeygen", "--subject", "CN=keygen-held", "--csr-key", p(&csr_key)])
         .args(["--key-out", p(&key), "--cert-out", p(&cert)])
         .stdout(Stdio::piped())
@@ -756,7 +833,7 @@ fn serverkeygen_held_for_approval_is_delivered_once() {
     }
     // The same request again: delivered once, refused with the reason.
     let (key2, cert2) = (d.join("kg2.key"), d.join("kg2.pem"));
-    let o = enrol_psk(&m, "kpm-keygen", &kf)
+    let o = enrol_psk(&m, "keygen-held", &kf)
         .args(["serverkeygen", "--subject", "CN=keygen-held", "--csr-key", p(&csr_key)])
         .args(["--key-out", p(&key2), "--cert-out", p(&cert2)])
         .output()
@@ -770,7 +847,7 @@ fn serverkeygen_held_for_approval_is_delivered_once() {
     );
     assert!(!key2.exists() && !cert2.exists());
     // Rejected: 403 with the operator's reason.
-    let child = enrol_psk(&m, "kpm-keygen", &kf)
+    let child = enrol_psk(&m, "keygen-rejected", &kf_rejected)
         .args(["serverkeygen", "--subject", "CN=keygen-rejected"])
         .args(["--key-out", p(&d.join("kr.key")), "--cert-out", p(&d.join("kr.pem"))])
         .stdout(Stdio::piped())

@@ -371,7 +371,12 @@ fn the_agent_enrols_over_est_with_its_p256_key_in_the_token() {
         dir: tempfile::tempdir().unwrap(),
     };
     let kpm = d.path("kpm");
-    std::fs::write(&kpm, mef.run(&["psk", "add", "dev-kpm", "--subject", "CN=agent-est"]).trim()).unwrap();
+    std::fs::write(
+        &kpm,
+        mef.run(&["psk", "add", "dev-kpm", "--subject", "CN=agent-hsm-est"])
+            .trim(),
+    )
+    .unwrap();
     let auth = format!("psk_identity = \"dev-kpm\"\npsk_file = \"{}\"", kpm.display());
     write_profile(&d, "est", &url, "agent-est", "p256", &auth, 50, &pin);
 
@@ -435,7 +440,11 @@ fn enrol_est_enroll_generates_its_key_in_the_token_and_destroys_it_when_refused(
     });
     let dir = tempfile::tempdir().unwrap();
     let kpm = dir.path().join("kpm");
-    std::fs::write(&kpm, mef.run(&["psk", "add", "cli-kpm", "--subject", "CN=est-cli"]).trim()).unwrap();
+    std::fs::write(
+        &kpm,
+        mef.run(&["psk", "add", "cli-kpm", "--subject", "CN=est-cli"]).trim(),
+    )
+    .unwrap();
     let server = format!("https://127.0.0.1:{}", mef.openssl);
     let cert = dir.path().join("cert.pem");
     let est = |server: &str, auth: &[&str], object: &str| {

@@ -143,10 +143,13 @@ fn mef_on_postgres_scep_one_time_challenge_and_est_psk() {
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
     )
     .unwrap();
-    m.run(&["psk", "add", "kpm-pg", "--key-file", p(&kpm)]);
+    // Unbound identities: each obtains CN=<identity>.
+    for id in ["psk-12", "psk-13"] {
+        m.run(&["psk", "add", id, "--key-file", p(&kpm)]);
+    }
     assert_eq!(
-        count(&pg, &db, "SELECT count(*) FROM psks WHERE identity = 'kpm-pg'"),
-        1
+        count(&pg, &db, "SELECT count(*) FROM psks WHERE identity LIKE 'psk-1%'"),
+        2
     );
     let server = format!("https://127.0.0.1:{}", m.openssl);
     for tls in ["1.2", "1.3"] {
@@ -163,7 +166,7 @@ fn mef_on_postgres_scep_one_time_challenge_and_est_psk() {
                 "--tls",
                 tls,
                 "--psk-identity",
-                "kpm-pg",
+                &name,
                 "--psk-file",
                 p(&kpm),
                 "enroll",

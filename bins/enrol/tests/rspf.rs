@@ -705,13 +705,15 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     // Wrong target in From: the certificate names someone else.
     let e = fetch_refusal(&evil, &ke_id, Some("11"), "cse-b.example.net");
     assert!(e.contains("Status=false") && e.contains("does not name From"), "{e}");
+    // Signed with the MEF CA's key outside mef: no record of it, so no
+    // revocation check is possible, and it proves nothing (issue F).
     let e = fetch_refusal(&fake, &ke_id, Some("11"), "cse-b.example.net");
     assert!(
-        e.contains("Status=false") && e.contains("does not chain to From's trust anchor"),
+        e.contains("Status=false") && e.contains("names this CA as issuer but was not issued by it"),
         "{e}"
     );
     // A target nobody configured.
-    let e = fetch_refusal(&fake, &ke_id, Some("11"), "maf.example.net");
+    let e = fetch_refusal(&evil, &ke_id, Some("11"), "maf.example.net");
     assert!(e.contains("no certificate credential is configured"), "{e}");
     // Target not authorised for this KeId (its certificate does name it).
     let e = fetch_refusal(&evil, &ke_id, Some("11"), "evil.example.net");

@@ -228,6 +228,9 @@ enum ChallengeCmd {
         /// A DNS name the bound request may carry (repeatable; needs --subject).
         #[arg(long, requires = "subject")]
         dns: Vec<String>,
+        /// An IP address the bound request may carry (repeatable; needs --subject).
+        #[arg(long, requires = "subject")]
+        ip: Vec<std::net::IpAddr>,
     },
     /// List challenges and their state.
     List,
@@ -258,6 +261,9 @@ enum PskCmd {
         /// A DNS name the bound identity may obtain (repeatable; needs --subject).
         #[arg(long, requires = "subject")]
         dns: Vec<String>,
+        /// An IP address the bound identity may obtain (repeatable; needs --subject).
+        #[arg(long, requires = "subject")]
+        ip: Vec<std::net::IpAddr>,
     },
     /// List PSK identities (never the keys).
     List,
@@ -1205,11 +1211,9 @@ fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         backdate: Duration::from_secs(cfg.profile.backdate_seconds.unwrap_or(300)),
         crl_url: cfg.profile.crl_url.clone(),
         ocsp_url: cfg.profile.ocsp_url.clone(),
-        san: if cfg.profile.allowed_dns_suffixes.is_empty() {
-            SanPolicy::Copy
-        } else {
-            SanPolicy::Filter(cfg.profile.allowed_dns_suffixes.clone())
-        },
+        // The authorisation core decides the names (allowed_dns_suffixes is
+        // its rule for credentials that bind none); the profile copies them.
+        san: SanPolicy::Copy,
         ..Profile::default()
     };
     let policy = authorisation::policy(
@@ -1599,9 +1603,13 @@ async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration)
 }
 
 /// `--subject`/`--dns` as a binding, checked.
-fn bound_names(subject: Option<&str>, dns: Vec<String>) -> Res<Option<enrolkit_server::ra::BoundNames>> {
+fn bound_names(
+    subject: Option<&str>,
+    dns: Vec<String>,
+    ips: Vec<std::net::IpAddr>,
+) -> Res<Option<enrolkit_server::ra::BoundNames>> {
     subject
-        .map(|s| enrolkit_server::ra::BoundNames::new(s, dns))
+        .map(|s| enrolkit_server::ra::BoundNames::new(s, dns, ips))
         .transpose()
 }
 
@@ -1639,8 +1647,9 @@ fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             expires_in,
             subject,
             dns,
+            ip,
         } => {
-            let names = bound_names(subject.as_deref(), dns)?;
+            let names = bound_names(subject.as_deref(), dns, ip)?;
             let key = read_key32(&base.join(&cfg.challenge_key))?;
             let value = Zeroizing::new(match value {
                 Some(v) => v,
@@ -1765,8 +1774,9 @@ fn psk(config: &Path, cmd: PskCmd) -> Res {
             label,
             subject,
             dns,
+            ip,
         } => {
-            let names = bound_names(subject.as_deref(), dns)?;
+            let names = bound_names(subject.as_deref(), dns, ip)?;
             if identity.is_empty() || identity.len() > 128 {
                 return Err("a PSK identity is 1 to 128 bytes".into());
             }

@@ -363,7 +363,7 @@ fn curl_and_openssl_drive_every_operation() {
     );
 
     // /serverkeygen: multipart/mixed, PKCS#8 key part then certs-only part.
-    let (csr, _) = openssl_csr(dir, "kg", "/CN=curl-keygen/O=interop");
+    let (csr, _) = openssl_csr(dir, "kg", "/CN=curl-device-0/O=interop");
     let r = post(
         &m,
         "serverkeygen",
@@ -401,7 +401,7 @@ fn curl_and_openssl_drive_every_operation() {
     );
     let cert_b64 = parts[2].split("\r\n--").next().unwrap();
     let pem = certs_pem(&unbase64(cert_b64.as_bytes()));
-    assert!(pem.contains("curl-keygen"));
+    assert!(pem.contains("curl-device-0"));
     verify(&ca, &pem, dir);
 
     // Bad input, each with its status and a reason; the server keeps serving.

@@ -287,19 +287,24 @@ fn report(elapsed: Duration, outcomes: Vec<Option<Duration>>) -> BenchReport {
 /// with its own client from `client()` (so each has its own TLS credentials
 /// and runtime); one TLS connection per enrolment, as the client always
 /// does. CSRs satisfy `attrs` (including linking, built per connection);
-/// subjects are `CN=<prefix>-<n>`.
+/// subjects are `CN=<prefix>-<n>`, or all `subject` when given (a server
+/// authorising a client certificate for its own names only, as mef does).
 pub fn run_est(
     client: impl Fn() -> Result<EstClient> + Sync,
     attrs: &CsrAttrs,
     clients: usize,
     total: usize,
     prefix: &str,
+    subject: Option<&Name>,
 ) -> Result<BenchReport> {
     let mut prepared = Vec::with_capacity(total);
     for i in 0..total {
         let key = SoftwareKey::generate(KeySpec::EcP256)?;
         let request = CsrRequest {
-            subject: bench_subject(prefix, i)?,
+            subject: match subject {
+                Some(s) => s.clone(),
+                None => bench_subject(prefix, i)?,
+            },
             dns_names: Vec::new(),
             ip_addresses: Vec::new(),
             ekus: Vec::new(),

@@ -359,12 +359,13 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 type Authorised = Authorisation;
 
 /// The core's refusal on EST's wire, in one place: no or wrong credentials
-/// 401, a bad key 400, a failure 500, every other refusal 403.
+/// 401, a bad key or a re-enrolment not repeating its names (RFC 7030
+/// §4.2.2) 400, a failure 500, every other refusal 403.
 impl From<CoreRefusal> for Refusal {
     fn from(r: CoreRefusal) -> Self {
         let status = match r.reason {
             RefusalReason::Unauthenticated | RefusalReason::BadCredential => 401,
-            RefusalReason::KeyRefused => 400,
+            RefusalReason::KeyRefused | RefusalReason::RenewalNamesDiffer => 400,
             RefusalReason::Internal => 500,
             _ => 403,
         };
@@ -638,15 +639,25 @@ impl EstService {
         now: SystemTime,
     ) -> Result<Authorised, Refusal> {
         let tls = req.tls;
-        if let Some(err) = &tls.peer_cert_error {
-            return Err(Refusal::new(403, format!("client certificate not trusted: {err}")));
-        }
         let mut credentials = Vec::new();
         if let Some(g) = grant {
+            // The MEF identified the Enrolee (by its own trust anchors, not
+            // the listener's client anchors) and its grant decides alone.
             credentials.push(Credential::EnroleeGrant {
                 enrolee: &g.enrolee,
                 names: &g.names,
             });
+            let r = AuthRequest {
+                protocol: Protocol::Est,
+                intent: Intent::Enrol,
+                csr: csr_view(csr),
+                credentials,
+                transaction: "est",
+            };
+            return self.auth.decide(&r, now).map_err(Refusal::from);
+        }
+        if let Some(err) = &tls.peer_cert_error {
+            return Err(Refusal::new(403, format!("client certificate not trusted: {err}")));
         }
         let peer = match tls.trusted_peer_certificate() {
             Some(der) if renew || self.policy.client_certificates_authorise => {
@@ -1519,7 +1530,7 @@ mod tests {
     #[test]
     fn psk_identities_obtain_their_bound_names_or_only_their_own() {
         let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
-        let b = crate::ra::BoundNames::new("CN=meter-17", vec![]).unwrap();
+        let b = crate::ra::BoundNames::new("CN=meter-17", vec![], vec![]).unwrap();
         storage
             .add_bound_psk("kpm-17", &[1; 16], "", Some(&b.encode()), 0)
             .unwrap();

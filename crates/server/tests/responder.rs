@@ -732,7 +732,7 @@ fn a_revoked_or_early_certificate_does_not_renew() {
 #[test]
 fn a_bound_challenge_authorises_only_its_names() {
     let w = world(one_time(), DAY * 365);
-    let b = enrolkit_server::ra::BoundNames::new("CN=dev-bound", vec!["dev-bound.example.com".into()]).unwrap();
+    let b = enrolkit_server::ra::BoundNames::new("CN=dev-bound", vec!["dev-bound.example.com".into()], vec![]).unwrap();
     w.storage
         .add_bound_challenge(
             &challenge_hash(&KEY, "otp-b"),

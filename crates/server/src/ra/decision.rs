@@ -152,6 +152,9 @@ pub enum RefusalReason {
     TooEarly,
     /// The credential may not obtain a certificate with these names.
     NameNotAuthorised,
+    /// A renewal does not repeat the names of the certificate it renews
+    /// (RFC 7030 §4.2.2): a malformed renewal rather than a forbidden one.
+    RenewalNamesDiffer,
     /// The public key is of a type or size policy refuses.
     KeyRefused,
     /// An RSPF grant does not allow this enrolment.
@@ -174,6 +177,7 @@ impl RefusalReason {
             RefusalReason::CredentialExpired => "credential-expired",
             RefusalReason::TooEarly => "too-early",
             RefusalReason::NameNotAuthorised => "name-not-authorised",
+            RefusalReason::RenewalNamesDiffer => "renewal-names-differ",
             RefusalReason::KeyRefused => "key-refused",
             RefusalReason::GrantRefused => "grant-refused",
             RefusalReason::VerifierRefused => "verifier-refused",
@@ -193,6 +197,7 @@ impl RefusalReason {
             R::CredentialExpired,
             R::TooEarly,
             R::NameNotAuthorised,
+            R::RenewalNamesDiffer,
             R::KeyRefused,
             R::GrantRefused,
             R::VerifierRefused,

@@ -117,11 +117,14 @@ pub struct BoundNames {
     /// DNS names it may ask for besides.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// IP addresses it may ask for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<IpAddr>,
 }
 
 impl BoundNames {
-    /// Bind `subject` (checked to parse) and `dns`.
-    pub fn new(subject: &str, dns: Vec<String>) -> Result<Self, String> {
+    /// Bind `subject` (checked to parse), `dns` and `ips`.
+    pub fn new(subject: &str, dns: Vec<String>, ips: Vec<IpAddr>) -> Result<Self, String> {
         let name = Name::from_str(subject).map_err(|e| format!("subject {subject:?}: {e}"))?;
         for d in &dns {
             if d.is_empty() || !d.is_ascii() || d.chars().any(|c| c.is_ascii_control() || c == ' ') {
@@ -131,6 +134,7 @@ impl BoundNames {
         Ok(BoundNames {
             subject: name.to_string(),
             dns,
+            ips,
         })
     }
 
@@ -161,7 +165,9 @@ impl BoundNames {
         {
             return Err(refuse_name(format!("{whose} may not name {bad}")));
         }
-        no_ips(csr, whose)?;
+        if let Some(bad) = csr.ips.iter().find(|i| !self.ips.contains(i)) {
+            return Err(refuse_name(format!("{whose} may not name the IP address {bad}")));
+        }
         Ok(csr.as_asked())
     }
 }
@@ -172,8 +178,15 @@ impl std::fmt::Display for BoundNames {
         for d in &self.dns {
             write!(f, " dns:{d}")?;
         }
+        for i in &self.ips {
+            write!(f, " ip:{i}")?;
+        }
         Ok(())
     }
+}
+
+fn differ(detail: String) -> Refusal {
+    Refusal::new(RefusalReason::RenewalNamesDiffer, detail)
 }
 
 pub(crate) fn refuse_name(detail: String) -> Refusal {
@@ -211,8 +224,8 @@ pub fn own_names(cert: &Certificate, csr: &CsrView<'_>, whose: &str) -> Result<I
 /// Subject and subjectAltName. Compared as names (DER, or the same text).
 pub fn same_names_as(cert: &Certificate, csr: &CsrView<'_>) -> Result<(), Refusal> {
     if !same_name(&cert.tbs_certificate.subject, csr.subject) {
-        return Err(refuse_name(format!(
-            "Subject {} differs from the current certificate's {}",
+        return Err(differ(format!(
+            "Subject {} differs from the current certificate's {} (RFC 7030 §4.2.2)",
             csr.subject, cert.tbs_certificate.subject
         )));
     }
@@ -241,8 +254,8 @@ pub fn same_names_as(cert: &Certificate, csr: &CsrView<'_>) -> Result<(), Refusa
     if set(&dns) == set(&csr.dns) && a == b {
         Ok(())
     } else {
-        Err(refuse_name(
-            "subjectAltName differs from the current certificate's".to_string(),
+        Err(differ(
+            "subjectAltName differs from the current certificate's (RFC 7030 §4.2.2)".to_string(),
         ))
     }
 }
@@ -386,9 +399,14 @@ mod tests {
 
     #[test]
     fn bound_names_round_trip() {
-        let b = BoundNames::new("CN=dev-1,O=Example", vec!["dev-1.example.com".into()]).unwrap();
+        let b = BoundNames::new(
+            "CN=dev-1,O=Example",
+            vec!["dev-1.example.com".into()],
+            vec!["192.0.2.1".parse().unwrap()],
+        )
+        .unwrap();
         assert_eq!(BoundNames::decode(&b.encode()).unwrap(), b);
-        assert!(BoundNames::new("not a name", vec![]).is_err());
-        assert!(BoundNames::new("CN=x", vec!["a b".into()]).is_err());
+        assert!(BoundNames::new("not a name", vec![], vec![]).is_err());
+        assert!(BoundNames::new("CN=x", vec!["a b".into()], vec![]).is_err());
     }
 }
