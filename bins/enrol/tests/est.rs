@@ -531,6 +531,14 @@ fn accepted_202_then_approved() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // What approval would issue: the names, the EKUs decided when it was held, the key.
+    assert!(
+        pending.contains("subject=CN=waiting")
+            && pending.contains("ip=192.0.2.7")
+            && pending.contains("eku=1.3.6.1.5.5.7.3.1")
+            && pending.contains("key=EC P-256"),
+        "{pending}"
+    );
     let mut f = pending.split_whitespace();
     let (tx, kid) = (f.next().unwrap().to_owned(), f.next().unwrap().to_owned());
     std::thread::sleep(Duration::from_millis(1500));

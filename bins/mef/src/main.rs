@@ -1376,6 +1376,11 @@ fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared: Sh
             anchors.push(der::Encode::to_der(&c).map_err(|e| e.to_string())?);
         }
     }
+    // A vendor certificate authenticates a base station's TLS handshake
+    // too; what it may obtain is the authorisation core's vendor rule.
+    if let Some(v) = &shared.policy.vendor {
+        anchors.extend(v.anchors.iter().cloned());
+    }
     let tls = enrolkit_tls::ServerTlsConfig {
         chain,
         key_pkcs8: key.to_pkcs8_der(),
@@ -1905,6 +1910,12 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
+
+    #[test]
+    fn listed_text_cannot_drive_the_terminal() {
+        assert_eq!(escape("CN=dev\u{1b}[2J\r\nO=x"), "CN=dev\\u{1b}[2J\\r\\nO=x");
+        assert_eq!(escape("CN=plain, O=ünï"), "CN=plain, O=ünï");
+    }
 
     #[test]
     fn revocation_urls_default_to_the_plain_http_listener() {
