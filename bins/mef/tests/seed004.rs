@@ -200,10 +200,7 @@ fn a_vendor_certificate_enrols_by_scep_and_est_under_the_template() {
         ],
     );
     let text = std::fs::read_to_string(&pem).unwrap();
-    assert!(
-        text.contains("subject=O = Operator, CN = SN-0043"),
-        "{text}"
-    );
+    assert!(text.contains("subject=O = Operator, CN = SN-0043"), "{text}");
     assert!(m.log().contains("auth=vendor:"), "{}", m.log());
     // Another CA's vendor certificate: the TLS handshake itself fails.
     let o = est(&fake, &fake_key, "enb-fake-est");

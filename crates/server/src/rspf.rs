@@ -825,6 +825,9 @@ impl RspfService {
             fqdn: self.fqdn()?,
         }
         .to_string();
+        // Who asks first: a peer that is no target learns nothing, not even
+        // whether a KeId exists.
+        self.check_requestor(req.tls, &fr.from, t)?;
         let rec = self
             .storage
             .enrolment(&fr.relative_ke_id.to_string())
@@ -833,7 +836,6 @@ impl RspfService {
         if rec.expires <= t {
             return Err(refuse(410, "the Enrolment Key has expired (Enrolment Expiry)"));
         }
-        self.check_requestor(req.tls, &fr.from, t)?;
         let (keys, grants) = self.open(&rec)?;
         let lifetime = u64::try_from(rec.expires - t).unwrap_or(0);
         let fqdn = self.fqdn()?;
@@ -1380,5 +1382,171 @@ mod tests {
             gba_protocol(&c(Some(TlsVersion::Tls12), None)),
             UaProtocolId([1, 0, 1, 0xC0, 0x37])
         );
+    }
+}
+
+/// Issue F: a certificate identifies an Enrolee or a target only while it
+/// stands (valid, and ours unrevoked), on the exchange and Key Retrieval.
+#[cfg(test)]
+mod standing_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::storage::{IssuedCert, SqliteStorage, Transaction, TxState};
+    use der::Encode;
+    use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
+    use enrolkit_pki::{Authority, Profile};
+    use enrolkit_tls::{Backend, TlsVersion};
+    use std::str::FromStr;
+    use std::time::Duration;
+    use x509_cert::name::Name;
+
+    struct World {
+        svc: RspfService,
+        storage: Arc<dyn Storage>,
+        ca: Authority,
+    }
+
+    fn world() -> World {
+        let now = SystemTime::now();
+        let ca = Authority::new_root(
+            Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+            Name::from_str("CN=MEF CA").unwrap(),
+            now,
+            Duration::from_secs(86400 * 30),
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let anchor = ca.certificate.to_der().unwrap();
+        let bootstrap: MefEnroleeConfig = serde_json::from_value(serde_json::json!({
+            "framework": "certificate-based",
+            "enrolment-target": "cse-m.example.net",
+            "enrolee-id": "ae-77.example.net",
+            "enrolment-expiry": 3600,
+            "authentication": { "kind": "entity-certificate", "trust-anchor": "ca.pem" },
+        }))
+        .unwrap();
+        let svc = RspfService::new(RspfSetup {
+            mef_fqdn: "mef.example.net".into(),
+            enrolees: vec![Enrolee {
+                name: "ae-77".into(),
+                bootstrap,
+                grant: serde_json::from_value(serde_json::json!({
+                    "direct-keys": [{ "target": "cse-m.example.net", "security-type": "ESPrim" }],
+                }))
+                .unwrap(),
+                trust_anchors: vec![anchor.clone()],
+            }],
+            storage: storage.clone(),
+            storage_key: Zeroizing::new([3; 32]),
+            token_key: Zeroizing::new([4; 32]),
+            targets: vec![TargetAuth {
+                id: "cse-m.example.net".into(),
+                spki_sha256: None,
+                trust_anchors: vec![anchor],
+            }],
+            operator_psks: false,
+            ca_subject: ca.certificate.tbs_certificate.subject.clone(),
+        })
+        .unwrap();
+        World { svc, storage, ca }
+    }
+
+    impl World {
+        /// A certificate of the MEF's CA naming `name`, recorded as issued.
+        fn issue(&self, name: &str) -> x509_cert::Certificate {
+            let key = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+            let cert = self
+                .ca
+                .issue(
+                    &enrolkit_pki::Request {
+                        subject: Name::from_str(&format!("CN={name}")).unwrap(),
+                        public_key: key.public_key().clone(),
+                        dns_names: vec![name.into()],
+                        ip_addresses: vec![],
+                    },
+                    &Profile::default(),
+                    SystemTime::now(),
+                    &mut rand_core::OsRng,
+                )
+                .unwrap();
+            let issued = IssuedCert::from_certificate(&cert).unwrap();
+            let tx = Transaction {
+                transaction_id: format!("tx-{name}"),
+                key_id: name.into(),
+                subject: name.into(),
+                csr: vec![],
+                state: TxState::Issued(issued.serial.clone()),
+                created: 0,
+            };
+            self.storage.record(&tx, None, Some(&issued), 0).unwrap();
+            cert
+        }
+
+        fn ask(&self, cert: &x509_cert::Certificate, method: &str, path: &str, from: Option<&str>) -> HttpResponse {
+            let tls = TlsInfo {
+                backend: Backend::OpenSsl,
+                version: TlsVersion::Tls13,
+                peer_chain: vec![cert.to_der().unwrap()],
+                peer_cert_error: None,
+                psk_identity: None,
+                cipher_suite: None,
+                channel_binding: None,
+                exported: Some(enrolkit_tls::Exported::from_secret(Zeroizing::new(vec![7; EXPORT_LEN]))),
+            };
+            let body = br#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;
+            self.svc
+                .handle(
+                    &RspfRequest {
+                        method,
+                        path,
+                        content_type: Some("application/json"),
+                        accept: Some("application/json"),
+                        from,
+                        body,
+                        tls: &tls,
+                    },
+                    SystemTime::now(),
+                )
+                .0
+        }
+    }
+
+    fn text(r: &HttpResponse) -> String {
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    #[test]
+    fn a_revoked_certificate_of_ours_is_no_enrolee_and_no_target() {
+        let w = world();
+        let enrolee = w.issue("ae-77.example.net");
+        let target = w.issue("cse-m.example.net");
+        let fetch = "/fetchCredentials/00112233445566778899AABBCCDDEEFF/12";
+        // Standing: the exchange goes through, the fetch fails for want of a KeId.
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let r = w.ask(&target, "GET", fetch, Some("cse-m.example.net"));
+        assert_eq!(r.status, 404, "authenticated, then no such KeId: {}", text(&r));
+        // Revoked in the MEF's storage: both refused, saying why.
+        for c in [&enrolee, &target] {
+            w.storage.revoke(&crate::ra::serial_hex(c), 1, 1).unwrap();
+        }
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(text(&r).contains("revoked"), "{}", text(&r));
+        let r = w.ask(&target, "GET", fetch, Some("cse-m.example.net"));
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(text(&r).contains("revoked"), "{}", text(&r));
+    }
+
+    #[test]
+    fn a_certificate_claiming_our_ca_but_not_issued_by_us_identifies_nobody() {
+        let w = world();
+        let cert = w.issue("ae-77.example.net");
+        // The same certificate is fine; storage without it (a CA key used
+        // outside mef, or a lost database) cannot say it is unrevoked.
+        let other = world();
+        let r = other.ask(&cert, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 403, "{}", text(&r));
     }
 }
