@@ -255,7 +255,7 @@ enum PskCmd {
         #[arg(long, default_value = "")]
         label: String,
         /// Bind the identity to this subject (RFC 4514); without it, the
-        /// identity obtains only CN=<identity>.
+        /// identity obtains only `CN=<identity>`.
         #[arg(long)]
         subject: Option<String>,
         /// A DNS name the bound identity may obtain (repeatable; needs --subject).
