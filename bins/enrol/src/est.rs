@@ -283,20 +283,7 @@ impl EstOpts {
                 fingerprint(&c.to_der().map_err(|e| e.to_string())?)
             );
         }
-        let Some(pin) = self.ca_fingerprint.as_deref().map(normalise_fingerprint) else {
-            return Err("not trusting these CA certificates: give --ca-fingerprint or --ta".into());
-        };
-        let matched = certs
-            .iter()
-            .map(|c| c.to_der().map(|d| fingerprint(&d)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        if !matched.contains(&pin) {
-            return Err(format!(
-                "no CA certificate from /cacerts has the fingerprint {pin} (got {})",
-                matched.join(", ")
-            ));
-        }
+        let certs = self.pinned(&certs)?;
         // The bootstrap connection was not authenticated: check now that the
         // server's certificate chains to what we just pinned.
         if self.psk_identity.is_none() {
@@ -304,6 +291,27 @@ impl EstOpts {
                 .map_err(|e| format!("the EST server's certificate does not chain to the pinned CA: {e}"))?;
         }
         Ok(certs)
+    }
+
+    /// Of `/cacerts` fetched for a bootstrap, the pinned certificate and
+    /// those that chain to it (the client trust core decides); the rest is
+    /// dropped, and said so on stderr.
+    fn pinned(&self, certs: &[Certificate]) -> Res<Vec<Certificate>> {
+        let Some(pin) = self.ca_fingerprint.as_deref().map(normalise_fingerprint) else {
+            return Err("not trusting these CA certificates: give --ca-fingerprint or --ta".into());
+        };
+        let b = enrolkit_client::trust::est_bootstrap(certs, &[pin], std::time::SystemTime::now()).map_err(
+            |e| match e {
+                ClientError::FingerprintMismatch { expected, actual } => {
+                    format!("no CA certificate from /cacerts has the fingerprint {expected} (got {actual})")
+                }
+                e => e.to_string(),
+            },
+        )?;
+        for (c, why) in &b.dropped {
+            eprintln!("/cacerts: {} not trusted, dropped: {why}", c.tbs_certificate.subject);
+        }
+        Ok(b.trusted)
     }
 
     /// Trust anchors, a client with our credentials, and the server's CSR attributes.
@@ -430,8 +438,13 @@ pub fn run(opts: &EstOpts, cmd: EstCmd) -> Res {
         EstCmd::Cacerts { out } => {
             let certs = opts.trust_anchors()?;
             let client = opts.client(&certs, None)?;
-            // With --ta, fetch them over an authenticated connection.
+            // With --ta, fetch them over an authenticated connection; after a
+            // bootstrap, keep only what chains to the pin.
             let (certs, _) = client.cacerts().map_err(err)?;
+            let certs = match opts.ta {
+                Some(_) => certs,
+                None => opts.pinned(&certs)?,
+            };
             for c in &certs {
                 println!(
                     "{}  SHA-256 {}",

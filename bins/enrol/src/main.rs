@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use der::{Encode, EncodePem};
-use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession};
+use enrolkit_client::{ClientError, PollPolicy, ScepClient, ScepSession, Trust};
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use enrolkit_pkcs11::KeyLocation;
@@ -58,9 +58,19 @@ struct Server {
     /// SCEP URL, e.g. http://127.0.0.1:8080/scep
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080/scep")]
     url: String,
-    /// Refuse to go on unless the CA's SHA-256 fingerprint is this (hex, colons allowed).
+    /// The SHA-256 fingerprint (hex, colons allowed) of the CA certificate
+    /// to trust (root or intermediate; or the RA's own): only certificates
+    /// that chain to it are used, the RA must be signed by it as an RA, and
+    /// issued certificates must chain to it. Without it, whatever CA the
+    /// server sends is trusted (first use), with a warning.
     #[arg(long, global = true)]
     ca_fingerprint: Option<String>,
+    /// Allow legacy algorithms: go on when GetCACaps fails (DES3, SHA-1,
+    /// GET only), fall back to DES3 or SHA-1 when the server offers nothing
+    /// better, accept SHA-1 certificate signatures. Off by default: an
+    /// attacker can make GetCACaps fail.
+    #[arg(long, global = true)]
+    legacy: bool,
     /// Per-request timeout in seconds.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
@@ -248,8 +258,11 @@ fn run(proto: Proto) -> Res {
         Proto::Est { opts, cmd } => return est::run(&opts, cmd),
         Proto::Rspf { cmd } => return rspf::run(cmd),
     };
-    let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout)).map_err(err)?;
-    let pin = server.ca_fingerprint.as_deref();
+    let client = ScepClient::new(&server.url, Duration::from_secs(server.timeout))
+        .map_err(err)?
+        .legacy(server.legacy);
+    let trust = Trust::pinned_or_first_use(server.ca_fingerprint.as_deref());
+    let pin = &trust;
     let ciphers: &[ContentEncryption] = match server.cipher {
         None => &enrolkit_client::scep::CIPHERS,
         Some(CipherArg::Aes128) => &[ContentEncryption::Aes128Cbc],
@@ -262,7 +275,9 @@ fn run(proto: Proto) -> Res {
             }
         }
         ScepCmd::Getca { out } => {
-            let ca = client.ca_certs(pin).map_err(err)?;
+            let trusted = client.ca_certs(pin).map_err(err)?;
+            dropped(&trusted.dropped);
+            let ca = trusted.certificates;
             let mut all = vec![("CA", &ca.ca)];
             all.extend(ca.ra.iter().map(|c| ("RA", c)));
             all.extend(ca.chain.iter().map(|c| ("chain", c)));
@@ -294,7 +309,7 @@ fn run(proto: Proto) -> Res {
                 (Some(c), None) => Some(Zeroizing::new(c)),
                 (None, None) => None,
             };
-            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
+            let session = open(client, pin, ciphers)?;
             let spec = match key_type {
                 KeyType::Rsa2048 => KeySpec::Rsa2048,
                 KeyType::Rsa3072 => KeySpec::Rsa3072,
@@ -325,7 +340,7 @@ fn run(proto: Proto) -> Res {
             out,
             poll,
         } => {
-            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
+            let session = open(client, pin, ciphers)?;
             let current_key = key.load().map_err(|e| e.to_string())?;
             let current = files::read_certificate(&cert)?;
             let next_key = if new_key {
@@ -355,7 +370,7 @@ fn run(proto: Proto) -> Res {
             renewing,
             out,
         } => {
-            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
+            let session = open(client, pin, ciphers)?;
             let k = key.load().map_err(|e| e.to_string())?;
             let name = Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?;
             let renewing = renewing.as_deref().map(files::read_certificate).transpose()?;
@@ -370,7 +385,7 @@ fn run(proto: Proto) -> Res {
             total,
             prefix,
         } => {
-            let session = std::sync::Arc::new(ScepSession::open_with(client, pin, ciphers).map_err(err)?);
+            let session = std::sync::Arc::new(open(client, pin, ciphers)?);
             let r = enrolkit_client::bench::run(&session, &challenge, clients, total, &prefix).map_err(err)?;
             println!("{}", r.summary(&server.url, clients));
             if r.ok == 0 {
@@ -378,7 +393,7 @@ fn run(proto: Proto) -> Res {
             }
         }
         ScepCmd::Getcert { key, cert, serial, out } => {
-            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
+            let session = open(client, pin, ciphers)?;
             let serial = hex::decode(serial.trim_start_matches("0x")).map_err(|_| "--serial must be hex")?;
             let c = session
                 .get_cert(
@@ -396,7 +411,7 @@ fn run(proto: Proto) -> Res {
             println!("wrote {}", out.display());
         }
         ScepCmd::Getcrl { key, cert, out } => {
-            let session = ScepSession::open_with(client, pin, ciphers).map_err(err)?;
+            let session = open(client, pin, ciphers)?;
             let crl = session
                 .get_crl(
                     key.load().map_err(|e| e.to_string())?.as_ref(),
@@ -412,6 +427,28 @@ fn run(proto: Proto) -> Res {
         }
     }
     Ok(())
+}
+
+/// GetCACaps, GetCACert and the trust decision; what was left out is said on stderr.
+fn open(client: ScepClient, trust: &Trust, ciphers: &[ContentEncryption]) -> Res<ScepSession> {
+    let session = ScepSession::open_with(client, trust, ciphers).map_err(err)?;
+    dropped(&session.dropped);
+    if trust.is_first_use() {
+        // Said on stdout with the other progress lines: stderr is the one error line.
+        println!(
+            "no --ca-fingerprint: trusting on first use, unauthenticated, CA {} SHA-256 {}",
+            session.ca.ca.tbs_certificate.subject,
+            fingerprint_sha256(&session.ca.ca).map_err(|e| e.to_string())?
+        );
+    }
+    Ok(session)
+}
+
+/// Say which served certificates are not trusted, and why.
+fn dropped(left_out: &[(Certificate, enrolkit_pkix::PathError)]) {
+    for (c, why) in left_out {
+        eprintln!("enrol: not trusted, left out: {} ({why})", c.tbs_certificate.subject);
+    }
 }
 
 /// `--key`/`--key-out`: a path, or a `pkcs11:` URI.

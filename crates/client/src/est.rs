@@ -273,15 +273,12 @@ impl EstClient {
 
 /// SHA-256 fingerprint (lowercase hex) of a certificate's DER.
 pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(enrolkit_keys::DigestAlgorithm::Sha256.digest(der))
+    enrolkit_pkix::fingerprint::sha256_der(der)
 }
 
 /// Normalise a fingerprint as people write it (colons, spaces, upper case).
 pub fn normalise_fingerprint(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    enrolkit_pkix::fingerprint::normalise(s)
 }
 
 /// The key type `/csrattrs` asks for, else `fallback`.
@@ -321,17 +318,9 @@ pub fn validate_issued(
     public_key: &spki::SubjectPublicKeyInfoOwned,
     anchors: &[Certificate],
 ) -> Result<()> {
-    if &cert.tbs_certificate.subject_public_key_info != public_key {
-        return Err(ClientError::Unexpected(
-            "the issued certificate is not for our key".into(),
-        ));
-    }
-    let der = der::Encode::to_der(cert).map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    enrolkit_tls::verify_chain(&[der], &ders(anchors)?, None).map_err(|e| {
-        ClientError::Unexpected(format!(
-            "the issued certificate does not chain to the trust anchors: {e}"
-        ))
-    })
+    // The trust anchors serve as intermediates too: /cacerts holds the
+    // issuing CA and the root above it.
+    crate::trust::issued(cert, public_key, anchors, anchors, SystemTime::now(), false).map(|_| ())
 }
 
 /// How long [`onem2m_enrol`] waits on 202, and what it tells the user.

@@ -14,5 +14,7 @@ pub mod https;
 pub mod revocation;
 pub mod rspf;
 pub mod scep;
+pub mod trust;
 
 pub use scep::{ClientError, PollPolicy, ScepClient, ScepSession};
+pub use trust::Trust;

@@ -1,5 +1,6 @@
 //! The SCEP client: transport (POST when offered, GET otherwise) and flows.
 
+use crate::trust::{Trust, TrustedCa};
 use der::Encode;
 use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, PrivateKey, SoftwareKey};
 use enrolkit_scep::transport::{self, CONTENT_TYPE_PKI_MESSAGE, MAX_REPLY};
@@ -76,6 +77,23 @@ pub enum ClientError {
     /// No algorithm both sides support.
     #[error("no {0} that both the server and enrolkit support")]
     NoCommonAlgorithm(&'static str),
+    /// A certificate the server sent is not trusted: it does not chain to
+    /// the pinned anchor, or may not act in the role it was offered for.
+    #[error("{what} is not trusted: {error}")]
+    Untrusted {
+        /// Which certificate, in which role.
+        what: String,
+        /// What the chain validator found.
+        #[source]
+        error: enrolkit_pkix::PathError,
+    },
+    /// The issued certificate is not the one asked for (another key, a CA certificate).
+    #[error("{0}")]
+    NotOurCertificate(String),
+    /// Only legacy algorithms (DES3, SHA-1) are left and the caller did not
+    /// allow them ([`ScepClient::legacy`], `enrol scep --legacy`).
+    #[error("{0}; refused without an explicit opt-in to legacy algorithms (enrol scep --legacy, ScepClient::legacy)")]
+    Downgrade(String),
     /// An EST body was malformed or unexpected.
     #[error("{0}")]
     Est(#[from] enrolkit_est::EstError),
@@ -112,6 +130,7 @@ pub const DIGESTS: [DigestAlgorithm; 3] = [DigestAlgorithm::Sha512, DigestAlgori
 pub struct ScepClient {
     http: reqwest::blocking::Client,
     url: String,
+    legacy: bool,
 }
 
 impl ScepClient {
@@ -128,7 +147,23 @@ impl ScepClient {
         Ok(ScepClient {
             http,
             url: url.trim_end_matches('?').to_owned(),
+            legacy: false,
         })
+    }
+
+    /// Allow legacy algorithms (`yes`): a server whose GetCACaps fails is
+    /// then taken as a draft-era server (DES3, SHA-1, GET only), DES3 and
+    /// SHA-1 may be negotiated when the server offers nothing better, and
+    /// certificates signed with SHA-1 are accepted. Off by default: a
+    /// failed GetCACaps is an error, since an attacker can make it fail.
+    pub fn legacy(mut self, yes: bool) -> Self {
+        self.legacy = yes;
+        self
+    }
+
+    /// Whether legacy algorithms are allowed ([`ScepClient::legacy`]).
+    pub fn allows_legacy(&self) -> bool {
+        self.legacy
     }
 
     fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Result<(Option<String>, Vec<u8>)> {
@@ -175,39 +210,33 @@ impl ScepClient {
         self.send(self.http.get(format!("{}?operation={op}", self.url)))
     }
 
-    /// GetCACaps. A server without GetCACaps (HTTP error) is a legacy server: empty set.
+    /// GetCACaps. A server whose GetCACaps fails (HTTP error) is a legacy
+    /// server with an empty set only when legacy algorithms are allowed
+    /// ([`ScepClient::legacy`]); otherwise that is
+    /// [`ClientError::Downgrade`], since the empty set means DES3 and SHA-1.
     pub fn caps(&self) -> Result<Capabilities> {
         match self.get("GetCACaps") {
             Ok((_, body)) => Ok(Capabilities::parse(&body)?),
-            Err(ClientError::Http { .. }) => Ok(Capabilities::default()),
+            Err(ClientError::Http { .. }) if self.legacy => Ok(Capabilities::default()),
+            Err(ClientError::Http { status, body }) => Err(ClientError::Downgrade(format!(
+                "GetCACaps failed (HTTP {status}: {body}): without the server's capabilities only DES3 and SHA-1 are left"
+            ))),
             Err(e) => Err(e),
         }
     }
 
-    /// GetCACert, checked against a pinned SHA-256 fingerprint of the CA when given.
-    pub fn ca_certs(&self, pinned: Option<&str>) -> Result<CaCertificates> {
+    /// GetCACert as served, sorted by role by name only: nothing in it is
+    /// verified. For display; [`ScepClient::ca_certs`] decides trust.
+    pub fn ca_certs_unverified(&self) -> Result<CaCertificates> {
         let (ct, body) = self.get("GetCACert")?;
-        let ca = CaCertificates::parse(ct.as_deref(), &body)?;
-        if let Some(expected) = pinned {
-            let want: String = expected
-                .chars()
-                .filter(|c| c.is_ascii_hexdigit())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            let mut all = vec![ca.ca.clone()];
-            all.extend(ca.chain.iter().cloned());
-            let fps = all
-                .iter()
-                .map(enrolkit_scep::fingerprint_sha256)
-                .collect::<Result<Vec<_>, _>>()?;
-            if !fps.contains(&want) {
-                return Err(ClientError::FingerprintMismatch {
-                    expected: want,
-                    actual: fps.first().cloned().unwrap_or_default(),
-                });
-            }
-        }
-        Ok(ca)
+        Ok(CaCertificates::parse(ct.as_deref(), &body)?)
+    }
+
+    /// GetCACert, and what of it the client may trust under `trust` (see
+    /// [`crate::trust::scep_ca`]): with a pin, only certificates that chain
+    /// to it, and an RA only when a trusted CA signed it as one (or it is pinned).
+    pub fn ca_certs(&self, trust: &Trust) -> Result<TrustedCa> {
+        crate::trust::scep_ca(self.ca_certs_unverified()?, trust, SystemTime::now(), self.legacy)
     }
 
     /// Send a pkiMessage (POST when the server offers it, else GET) and return the reply.
@@ -243,12 +272,18 @@ pub struct ScepSession {
     pub client: ScepClient,
     /// The server's capabilities.
     pub caps: Capabilities,
-    /// The server's CA and RA certificates.
+    /// The server's CA and RA certificates that are trusted (see
+    /// [`crate::trust::scep_ca`]): requests are encrypted only to these,
+    /// replies accepted only from these.
     pub ca: CaCertificates,
+    /// Served certificates left out as untrusted, with the reason.
+    pub dropped: Vec<(Certificate, enrolkit_pkix::PathError)>,
     /// Chosen cipher.
     pub cipher: ContentEncryption,
     /// Chosen digest.
     pub digest: DigestAlgorithm,
+    /// What issued certificates must chain to.
+    anchors: Vec<Certificate>,
 }
 
 /// The identity a pkiMessage is signed with and the reply is encrypted to.
@@ -258,29 +293,88 @@ struct Transport {
 }
 
 impl ScepSession {
-    /// GetCACaps and GetCACert (pinned when `pinned` is given), then choose algorithms.
-    pub fn open(client: ScepClient, pinned: Option<&str>) -> Result<Self> {
-        Self::open_with(client, pinned, &CIPHERS)
+    /// GetCACaps and GetCACert, the CA and RA certificates admitted under
+    /// `trust`, then the algorithms. Nothing is sent to the server but
+    /// these two queries until every certificate used is trusted.
+    pub fn open(client: ScepClient, trust: &Trust) -> Result<Self> {
+        Self::open_with(client, trust, &CIPHERS)
     }
 
     /// As [`ScepSession::open`], offering only `ciphers` (strongest first),
-    /// e.g. to insist on DES3 with a server whose AES support is broken.
-    pub fn open_with(client: ScepClient, pinned: Option<&str>, ciphers: &[ContentEncryption]) -> Result<Self> {
+    /// e.g. to insist on DES3 with a server whose AES support is broken
+    /// (offering DES3 alone is an explicit choice of it; falling back to
+    /// DES3 from AES, or to SHA-1, needs [`ScepClient::legacy`]).
+    pub fn open_with(client: ScepClient, trust: &Trust, ciphers: &[ContentEncryption]) -> Result<Self> {
         let caps = client.caps()?;
-        let ca = client.ca_certs(pinned)?;
+        let trusted = client.ca_certs(trust)?;
         let cipher = caps
             .choose_cipher(ciphers)
             .ok_or(ClientError::NoCommonAlgorithm("content encryption"))?;
         let digest = caps
             .choose_digest(&DIGESTS)
             .ok_or(ClientError::NoCommonAlgorithm("digest"))?;
+        if !client.legacy {
+            if cipher == ContentEncryption::DesEde3Cbc && ciphers.contains(&ContentEncryption::Aes128Cbc) {
+                return Err(ClientError::Downgrade(
+                    "the server offers no AES content encryption, only DES3".into(),
+                ));
+            }
+            if digest == DigestAlgorithm::Sha1 {
+                return Err(ClientError::Downgrade("the server offers no digest but SHA-1".into()));
+            }
+        }
         Ok(ScepSession {
             client,
             caps,
-            ca,
+            ca: trusted.certificates,
+            dropped: trusted.dropped,
             cipher,
             digest,
+            anchors: trusted.anchors,
         })
+    }
+
+    /// What issued certificates must chain to: the pinned anchor(s), or
+    /// without a pin the CA certificates the server sent.
+    pub fn trust_anchors(&self) -> &[Certificate] {
+        &self.anchors
+    }
+
+    /// Check a certificate the server issued for `public_key` before it
+    /// is handed back (and so before anything is written): see
+    /// [`crate::trust::issued`]; `extra` are other certificates of the reply.
+    pub fn check_issued(
+        &self,
+        cert: &Certificate,
+        public_key: &spki::SubjectPublicKeyInfoOwned,
+        extra: &[Certificate],
+    ) -> Result<()> {
+        let mut intermediates = vec![self.ca.ca.clone()];
+        intermediates.extend(self.ca.chain.iter().cloned());
+        intermediates.extend(extra.iter().cloned());
+        crate::trust::issued(
+            cert,
+            public_key,
+            &self.anchors,
+            &intermediates,
+            SystemTime::now(),
+            self.client.legacy,
+        )
+        .map(|_| ())
+    }
+
+    /// The certificate for `want` in a SUCCESS reply, checked by [`ScepSession::check_issued`].
+    fn issued_for(&self, rep: &CertRep, want: &spki::SubjectPublicKeyInfoOwned) -> Result<Certificate> {
+        let cert = rep
+            .certificate_for(want)
+            .cloned()
+            .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()))?;
+        let extra: Vec<Certificate> = match rep {
+            CertRep::Success { certificates, .. } => certificates.iter().filter(|c| **c != cert).cloned().collect(),
+            _ => vec![],
+        };
+        self.check_issued(&cert, want, &extra)?;
+        Ok(cert)
     }
 
     fn exchange(
@@ -393,12 +487,7 @@ impl ScepSession {
         let mut rep = first;
         loop {
             match rep {
-                CertRep::Success { .. } => {
-                    return rep
-                        .certificate_for(want.spki())
-                        .cloned()
-                        .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()));
-                }
+                CertRep::Success { .. } => return self.issued_for(&rep, want.spki()),
                 CertRep::Failure { fail_info, text } => return Err(ClientError::Refused { fail_info, text }),
                 CertRep::Pending => {
                     let elapsed = started.elapsed();
@@ -444,10 +533,8 @@ impl ScepSession {
         });
         match self.exchange(key, &cert, &body, &txid)?.0 {
             CertRep::Pending => Ok(None),
-            rep @ CertRep::Success { .. } => rep
-                .certificate_for(key.spki())
-                .cloned()
-                .ok_or_else(|| ClientError::Unexpected("SUCCESS without a certificate for our key".into()))
+            rep @ CertRep::Success { .. } => self
+                .issued_for(&rep, key.spki())
                 .and_then(|c| not_the_renewed(c, renewing))
                 .map(Some),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),

@@ -11,6 +11,7 @@
 // Test support: a setup that fails is a failing test, so it panics with the reason.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod http;
 pub mod postgres;
 pub mod softhsm;
 

@@ -339,7 +339,8 @@ impl Driver {
         match protocol {
             Protocol::Scep => {
                 let c = ScepClient::new(url, self.timeout).map_err(|e| e.to_string())?;
-                let ca = c.ca_certs(None).map_err(|e| e.to_string())?;
+                // As served: the machine validates them against its pins (steps 1–4).
+                let ca = c.ca_certs_unverified().map_err(|e| e.to_string())?;
                 let mut v = vec![ca.ca];
                 v.extend(ca.ra);
                 v.extend(ca.chain);
@@ -474,7 +475,10 @@ impl Driver {
         match self.profile.protocol {
             Protocol::Scep => {
                 let client = ScepClient::new(&self.profile.url, self.timeout).map_err(|e| e.to_string())?;
-                let session = ScepSession::open(client, None).map_err(|e| e.to_string())?;
+                // Pinned to what the machine validated a moment ago (step 4).
+                let pins = trusted.iter().map(super::chain::fingerprint).collect();
+                let session =
+                    ScepSession::open(client, &crate::trust::Trust::Pinned(pins)).map_err(|e| e.to_string())?;
                 // The certificates used now must be the ones validated a moment ago.
                 let served = std::iter::once(&session.ca.ca)
                     .chain(&session.ca.ra)
