@@ -2,14 +2,15 @@
 //! and 11): pinned trust anchors, each CA certificate against its superior,
 //! and a new chain before it replaces anything.
 //!
-//! These are deliberately small: signatures, names, validity at `now`, and
-//! the CA flag of every issuer. The TLS layer does full RFC 5280 path
-//! validation for connections; this is what decides what the device keeps.
+//! The checks themselves are `enrolkit-pkix`'s one chain validator (the
+//! same the library's trust core uses); what stays here is the agent's
+//! reading of a served set: which certificate is the anchor, what an
+//! expired extra certificate means (ignored, or a retry), and which
+//! certificate may be the RA.
 
-use der::{Decode, Encode};
-use enrolkit_keys::SignatureAlgorithm;
+use crate::trust::CLOCK_SKEW;
+use enrolkit_pkix::{Options, PathError, Purpose, Validator};
 use std::time::SystemTime;
-use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
 /// Why a certificate set was not accepted.
@@ -47,68 +48,47 @@ pub enum ChainError {
     /// The issued chain is not for our key, or does not reach the anchor.
     #[error("the new certificate chain is not acceptable: {0}")]
     BadChain(String),
+    /// A certificate signed by the anchor (or a CA below it) fails another
+    /// check of the chain validator (CA flag, keyUsage, pathLen, critical
+    /// extensions).
+    #[error("{0}")]
+    Invalid(PathError),
 }
 
 /// SHA-256 fingerprint (lowercase hex) of a certificate.
 pub fn fingerprint(cert: &Certificate) -> String {
-    cert.to_der().map(|d| crate::est::fingerprint(&d)).unwrap_or_default()
+    enrolkit_pkix::fingerprint::sha256(cert)
 }
 
 /// Subject as a string, for messages.
 pub fn subject(cert: &Certificate) -> String {
-    cert.tbs_certificate.subject.to_string()
+    enrolkit_pkix::subject(cert)
 }
 
 /// Whether `cert` carries a signature by `issuer`'s key and names it as issuer.
 pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
-    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
-        return false;
-    }
-    let Some(alg) = SignatureAlgorithm::from_oids(&cert.signature_algorithm.oid, None) else {
-        return false;
-    };
-    let (Ok(spki), Ok(tbs)) = (
-        issuer.tbs_certificate.subject_public_key_info.to_der(),
-        cert.tbs_certificate.to_der(),
-    ) else {
-        return false;
-    };
-    let Ok(spki) = spki::SubjectPublicKeyInfoRef::from_der(&spki) else {
-        return false;
-    };
-    cert.signature
-        .as_bytes()
-        .is_some_and(|sig| enrolkit_keys::verify(&spki, alg, &tbs, sig).is_ok())
+    enrolkit_pkix::signature::signed_by(cert, issuer)
 }
 
 /// Whether the certificate is a CA (basicConstraints cA).
 pub fn is_ca(cert: &Certificate) -> bool {
-    cert.tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
-        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
-        .is_some_and(|b| b.ca)
+    enrolkit_pkix::extensions::is_ca(cert)
 }
 
 /// id-kp-cmcRA (RFC 6402 §2.10), which `mef`'s RA certificates carry.
-pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
-
-/// Microsoft's "Certificate Request Agent" EKU, which NDES RA certificates carry.
-const MS_CERT_REQUEST_AGENT: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.1");
+pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier = enrolkit_pkix::purpose::ID_KP_CMC_RA;
 
 /// Whether the certificate's extended key usage names a registration
 /// authority: id-kp-cmcRA (RFC 6402) or Microsoft's Certificate Request Agent.
 pub fn is_marked_ra(cert: &Certificate) -> bool {
-    cert.tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-        .and_then(|e| x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
-        .is_some_and(|eku| eku.0.iter().any(|o| *o == ID_KP_CMC_RA || *o == MS_CERT_REQUEST_AGENT))
+    Purpose::ScepRa.allows(enrolkit_pkix::extensions::ext_key_usage(cert).as_ref())
+}
+
+/// The validator's options for the agent: any purpose, [`CLOCK_SKEW`], and
+/// SHA-1 signatures accepted as they always were here (a device keeps
+/// working with the CA it was given).
+fn options() -> Options {
+    Options::new(Purpose::Any).with_clock_skew(CLOCK_SKEW).with_sha1(true)
 }
 
 /// notBefore and notAfter.
@@ -116,9 +96,6 @@ pub fn validity(cert: &Certificate) -> (SystemTime, SystemTime) {
     let v = &cert.tbs_certificate.validity;
     (v.not_before.to_system_time(), v.not_after.to_system_time())
 }
-
-/// Clock difference tolerated on a new certificate's notBefore (a CA whose clock runs ahead).
-pub const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Whether `cert`'s notAfter has passed at `now`.
 fn expired_at(cert: &Certificate, now: SystemTime) -> bool {
@@ -201,6 +178,13 @@ impl Anchors {
                     Some(_) if expired_at(c, now) && superseded(c) => ignored.push(c.clone()),
                     Some(_) => {
                         valid_at(c, now)?;
+                        // The rest of RFC 5280's checks on the path (CA
+                        // flags, keyUsage, pathLen, critical extensions).
+                        let anchors = enrolkit_pkix::Anchors::new(vec![anchor.clone()]).map_err(ChainError::Invalid)?;
+                        let cas: Vec<Certificate> = below.iter().filter(|b| is_ca(b)).cloned().collect();
+                        Validator::new(&anchors, &cas, options())
+                            .validate(c, now)
+                            .map_err(ChainError::Invalid)?;
                         // Any device of this CA has a certificate it signed:
                         // only one marked (or pinned) as the RA may receive
                         // our requests and answer for the CA.
@@ -245,30 +229,33 @@ impl Anchors {
             return Err(ChainError::BadChain("the certificate is a CA certificate".into()));
         }
         valid_at(leaf, now).map_err(|e| ChainError::BadChain(e.to_string()))?;
-        let pool: Vec<&Certificate> = self.below.iter().chain(extra.iter()).filter(|c| is_ca(c)).collect();
-        let mut chain = vec![leaf.clone()];
-        let mut current = leaf.clone();
-        for _ in 0..8 {
-            if signed_by(&current, &self.anchor) {
-                return Ok(chain);
-            }
-            let mut issuers = pool.iter().filter(|c| signed_by(&current, c) && **c != &current);
-            let Some(first) = issuers.next() else {
-                return Err(ChainError::BadChain(format!(
-                    "{:?} is not signed by the anchor or a known CA",
-                    subject(&current)
-                )));
-            };
-            // A CA re-certified with the same key has two certificates that
-            // verify: the one valid now, if any.
-            let next = std::iter::once(first)
-                .chain(issuers)
-                .find(|c| valid_at(c, now).is_ok())
-                .unwrap_or(first);
-            valid_at(next, now).map_err(|e| ChainError::BadChain(e.to_string()))?;
-            chain.push((*next).clone());
-            current = (*next).clone();
-        }
-        Err(ChainError::BadChain("chain longer than 8 certificates".into()))
+        let anchors =
+            enrolkit_pkix::Anchors::new(vec![self.anchor.clone()]).map_err(|e| ChainError::BadChain(e.to_string()))?;
+        // A CA re-certified with the same key has two certificates that
+        // verify: the validator tries each and keeps the one valid now.
+        let pool: Vec<Certificate> = self
+            .below
+            .iter()
+            .chain(extra.iter())
+            .filter(|c| is_ca(c))
+            .take(enrolkit_pkix::chain::MAX_INTERMEDIATES)
+            .cloned()
+            .collect();
+        let mut path = Validator::new(&anchors, &pool, options())
+            .validate(leaf, now)
+            .map_err(|e| {
+                ChainError::BadChain(match &e {
+                    PathError::NoIssuer { subject, .. }
+                    | PathError::BadSignature { subject, .. }
+                    | PathError::NameMismatch { subject, .. } => {
+                        format!("{subject:?} is not signed by the anchor or a known CA ({e})")
+                    }
+                    _ => e.to_string(),
+                })
+            })?
+            .into_certificates();
+        // The anchor is not part of the chain kept.
+        path.pop();
+        Ok(path)
     }
 }
