@@ -28,6 +28,8 @@ def main():
     p.add_argument("--signer-cert", required=True)
     p.add_argument("--signer-key", required=True)
     p.add_argument("--out", required=True)
+    # 19 PKCSReq (default); 17 RenewalReq (RFC 8894 section 3.2.1.2).
+    p.add_argument("--message-type", default="19", choices=["17", "19"])
     a = p.parse_args()
 
     envelope = open(a.envelope, "rb").read()
@@ -36,7 +38,7 @@ def main():
     txid = hashlib.sha256(spki).hexdigest().upper()
 
     attrs = [
-        s.raw_attr(s.OID_MESSAGE_TYPE, core.PrintableString("19")),
+        s.raw_attr(s.OID_MESSAGE_TYPE, core.PrintableString(a.message_type)),
         s.raw_attr(s.OID_TRANSACTION_ID, core.PrintableString(txid)),
         s.raw_attr(s.OID_SENDER_NONCE, core.OctetString(os.urandom(16))),
     ]

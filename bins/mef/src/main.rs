@@ -9,7 +9,7 @@ use enrolkit_files as files;
 use enrolkit_keys::{KeySpec, PrivateKey, Signer, SoftwareKey};
 use enrolkit_pkcs11::KeyLocation;
 use enrolkit_pki::{Authority, Profile, SanPolicy};
-use enrolkit_server::scep::{challenge_hash, unix};
+use enrolkit_server::ra::{challenge_hash, unix};
 use enrolkit_server::{PgStorage, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -13,35 +13,9 @@
 
 mod common;
 
-use common::{issued, key_and_csr, p, pkcsreq, run, serial, status, subject, versions};
+use common::{first_certificate, issued, key_and_csr, p, pkcsreq, run, serial, status, subject, versions};
 use enrolkit_testkit::Mef;
-use std::path::{Path, PathBuf};
-
-/// A first enrolment with a one-time challenge, signed by a self-signed
-/// certificate OpenSSL makes: the device's current certificate.
-fn first_certificate(m: &Mef, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
-    let otp = m.run(&["challenge", "add", "--label", cn]).trim().to_owned();
-    let (key, csr) = key_and_csr(dir, cn, cn, Some(&otp));
-    let selfsigned = dir.join(format!("{cn}.self.pem"));
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-key",
-            p(&key),
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            "1",
-            "-out",
-            p(&selfsigned),
-        ],
-    );
-    pkcsreq(m, dir, &format!("{cn}-first"), &csr, (&selfsigned, &key));
-    assert_eq!(status(dir, &format!("{cn}-first")), "pkiStatus=0", "{}", m.log());
-    (issued(dir, &format!("{cn}-first"), (&selfsigned, &key)), key)
-}
+use std::path::Path;
 
 #[test]
 fn an_sscep_style_pkcsreq_renews_within_the_window_for_its_own_names_only() {

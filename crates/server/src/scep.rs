@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-pub use crate::ra::{challenge_hash, serial_hex, unix, Policy, Verifier};
+use crate::ra::{unix, Policy};
 
 /// Which content encryptions the responder accepts. A request in any other
 /// cipher is refused with badAlg; GetCACaps advertises `AES` and `DES3`

@@ -106,7 +106,7 @@ mod tests {
         // The same HMAC-SHA256 as the challenge hashes (which a non-UTF-8 label can never be).
         assert_eq!(
             derive_key(&[1u8; 32], b"abc").to_vec(),
-            crate::scep::challenge_hash(&[1u8; 32], "abc")
+            crate::ra::challenge_hash(&[1u8; 32], "abc")
         );
     }
 }

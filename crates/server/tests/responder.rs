@@ -6,7 +6,7 @@ use der::Encode;
 use enrolkit_keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile};
 use enrolkit_scep::*;
-use enrolkit_server::scep::{challenge_hash, serial_hex, unix};
+use enrolkit_server::ra::{challenge_hash, serial_hex, unix};
 use enrolkit_server::{Ciphers, HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
 use rand_core::OsRng;
 use std::str::FromStr;

@@ -110,6 +110,18 @@ pub fn key_and_csr_for(
 /// A pkiMessage (PKCSReq) for `csr`, encrypted to mef's RA, signed with
 /// `signer` (certificate, key); posted; the CertRep's bytes.
 pub fn pkcsreq(m: &Mef, dir: &Path, name: &str, csr: &Path, signer: (&Path, &Path)) -> Vec<u8> {
+    scep_request(m, dir, name, "19", csr, signer)
+}
+
+/// As [`pkcsreq`] with messageType `message_type` ("17": RenewalReq).
+pub fn scep_request(
+    m: &Mef,
+    dir: &Path,
+    name: &str,
+    message_type: &str,
+    csr: &Path,
+    signer: (&Path, &Path),
+) -> Vec<u8> {
     let (env, msg) = (dir.join(format!("{name}.env.der")), dir.join(format!("{name}.msg.der")));
     run(
         "openssl",
@@ -141,6 +153,8 @@ pub fn pkcsreq(m: &Mef, dir: &Path, name: &str, csr: &Path, signer: (&Path, &Pat
             p(signer.1),
             "--out",
             p(&msg),
+            "--message-type",
+            message_type,
         ],
     );
     let url = format!("http://127.0.0.1:{}/scep?operation=PKIOperation", m.scep);
@@ -245,4 +259,30 @@ pub fn serial(cert: &Path) -> String {
         .trim()
         .trim_start_matches("serial=")
         .to_ascii_lowercase()
+}
+
+/// A first enrolment with a one-time challenge, signed by a self-signed
+/// certificate OpenSSL makes: the device's current certificate.
+pub fn first_certificate(m: &Mef, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let otp = m.run(&["challenge", "add", "--label", cn]).trim().to_owned();
+    let (key, csr) = key_and_csr(dir, cn, cn, Some(&otp));
+    let selfsigned = dir.join(format!("{cn}.self.pem"));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-key",
+            p(&key),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "1",
+            "-out",
+            p(&selfsigned),
+        ],
+    );
+    pkcsreq(m, dir, &format!("{cn}-first"), &csr, (&selfsigned, &key));
+    assert_eq!(status(dir, &format!("{cn}-first")), "pkiStatus=0", "{}", m.log());
+    (issued(dir, &format!("{cn}-first"), (&selfsigned, &key)), key)
 }
