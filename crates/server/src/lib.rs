@@ -6,14 +6,17 @@
 //! the CA's OCSP responder.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod est;
 pub mod http;
+pub mod lifecycle;
 pub mod ocsp;
 pub mod pg_storage;
 pub mod ra;
 pub mod rspf;
 pub mod scep;
 pub mod seal;
+pub mod setup;
 pub mod storage;
 
 pub use pg_storage::PgStorage;

@@ -3,8 +3,8 @@
 //! `[rspf]`). The rules themselves are `enrolkit_server::ra`'s; this only
 //! reads what the operator configured.
 
+use crate::ra::{Policy, RaAuthority, VendorPolicy};
 use enrolkit_files as files;
-use enrolkit_server::ra::{Policy, RaAuthority, VendorPolicy};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,7 +53,7 @@ pub struct RaConfig {
 /// What the policy is built from.
 pub struct Sources<'a> {
     /// `[scep]`.
-    pub scep: &'a crate::ScepConfig,
+    pub scep: &'a super::ScepConfig,
     /// `[authorisation]`, if present.
     pub authorisation: Option<&'a AuthorisationConfig>,
     /// `[est] reenroll_may_change_names` (kept for older configurations).
@@ -112,7 +112,7 @@ pub fn policy(s: Sources<'_>, base: &Path) -> Result<Policy, String> {
         verifier: scep
             .verifier_command
             .split_first()
-            .map(|(cmd, args)| enrolkit_server::Verifier {
+            .map(|(cmd, args)| crate::ra::Verifier {
                 command: cmd.into(),
                 args: args.to_vec(),
                 timeout: Duration::from_secs(scep.verifier_timeout_seconds),

@@ -1,0 +1,140 @@
+//! `mef serve`: the plain-HTTP listener (SCEP, `/crl`, `/ocsp`), the EST
+//! listeners with the MEF, and the background tasks (CRL file, purge).
+
+use enrolkit_files as files;
+use enrolkit_server::config::{load_config, Res};
+use enrolkit_server::ra::unix;
+use enrolkit_server::setup::{build_est, build_ocsp, build_services, crl_refresh, follow_listener};
+use enrolkit_server::ScepService;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub(crate) fn serve(
+    config: &Path,
+    listen: Option<String>,
+    est_listen: Option<String>,
+    est_listen_openssl: Option<String>,
+) -> Res {
+    let (mut cfg, base) = load_config(config)?;
+    if let Some(e) = cfg.est.as_mut() {
+        if est_listen.is_some() {
+            e.listen = est_listen;
+        }
+        if est_listen_openssl.is_some() {
+            e.listen_openssl = est_listen_openssl;
+        }
+    }
+    // Bound before the services are built, so that profile URLs derived from
+    // the configured address can follow a `--listen` override.
+    let addr = listen.clone().unwrap_or(cfg.listen.clone());
+    let http_listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    http_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    if listen.is_some() {
+        let bound = http_listener.local_addr().map_err(|e| e.to_string())?;
+        follow_listener(&mut cfg.profile, &cfg.listen, bound);
+    }
+    let (scep, shared) = build_services(&cfg, &base)?;
+    let svc = Arc::new(scep);
+    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
+    if cfg.rspf.is_some() && cfg.est.is_none() {
+        return Err("[rspf] is served on the EST listeners: configure [est] too".into());
+    }
+    let est = cfg
+        .est
+        .as_ref()
+        .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
+        .transpose()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::from_std(http_listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        announce(&format!("mef: listening on http://{local}/scep"));
+        tracing::info!(%local, "serving SCEP, /crl and /ocsp");
+        if let Some((est_svc, listeners)) = est {
+            if let Some(r) = est_svc.rspf.clone() {
+                tokio::spawn(purge_expired_enrolments(r));
+            }
+            for (addr, acceptor) in listeners {
+                let l = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let local = l.local_addr().map_err(|e| e.to_string())?;
+                announce(&format!(
+                    "mef: EST ({}) on https://{local}/.well-known/est/",
+                    acceptor.backend()
+                ));
+                tracing::info!(%local, backend = %acceptor.backend(), "serving EST");
+                let s = est_svc.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = enrolkit_server::http::serve_est(l, acceptor, s).await {
+                        tracing::error!(error = %e, "EST listener stopped");
+                    }
+                });
+            }
+        }
+        tokio::spawn(keep_crl_current(
+            svc.clone(),
+            base.join(&cfg.crl_file),
+            crl_refresh(&cfg),
+        ));
+        tokio::select! {
+            r = enrolkit_server::http::serve_http(
+                listener,
+                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp) },
+            ) => r.map_err(|e| e.to_string()),
+            _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
+        }
+    })
+}
+
+/// Delete Enrolment Key records once their Enrolment Expiry has passed
+/// (they are refused from that moment anyway), every ten minutes.
+async fn purge_expired_enrolments(r: Arc<enrolkit_server::rspf::RspfService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let r = r.clone();
+        match tokio::task::spawn_blocking(move || r.storage().purge_enrolments(unix(SystemTime::now()))).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(purged = n, "expired Enrolment Keys deleted"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot purge expired Enrolment Keys"),
+            Err(e) => tracing::error!(error = %e, "purge task failed"),
+        }
+    }
+}
+
+/// Re-sign the CRL when revocations change or half its validity has passed,
+/// and write it (DER) atomically to `path` for a web server or a file share.
+async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration) {
+    let mut written = None;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let s = svc.clone();
+        match tokio::task::spawn_blocking(move || s.current_crl(SystemTime::now())).await {
+            Ok(Ok(c)) if written != Some(c.number) => match files::write_public(&path, &c.der) {
+                Ok(()) => {
+                    tracing::info!(crl_number = c.number, path = %path.display(), "CRL written");
+                    written = Some(c.number);
+                }
+                Err(e) => tracing::error!(error = %e, path = %path.display(), "cannot write the CRL"),
+            },
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot produce the CRL"),
+            Err(e) => tracing::error!(error = %e, "CRL task failed"),
+        }
+    }
+}
+
+/// A line on stdout for whoever started `mef serve`; a reader that has gone
+/// away (closed pipe) must not take the server down with it.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}

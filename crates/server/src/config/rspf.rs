@@ -1,0 +1,62 @@
+//! `[rspf]`: the oneM2M MEF's Enrolees and targets.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[rspf]`: the oneM2M M2M Enrolment Function (TS-0003 clause 8.3).
+#[derive(Serialize, Deserialize)]
+pub struct RspfConfig {
+    /// The MEF's FQDN (KeId = RelativeKeId@mef_fqdn; GBA NAF_Id).
+    pub mef_fqdn: String,
+    /// File with the 32-byte key (hex) sealing Enrolment Keys at rest: the operator's.
+    pub storage_key: PathBuf,
+    /// The Enrolees and what each is granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrolee: Vec<RspfEnroleeConfig>,
+    /// Enrolment Targets that fetch keys with a certificate, and how it is checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<RspfTargetConfig>,
+}
+
+/// `[[rspf.target]]`: an Enrolment Target's certificate credential.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RspfTargetConfig {
+    /// Its CSE-ID, AE-ID or MAF FQDN, as it sends in `From`.
+    pub id: String,
+    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex).
+    #[serde(default)]
+    pub spki_sha256: Option<String>,
+    /// PEM file of the CA(s) its certificate chains to (the certificate must then name `id`).
+    #[serde(default)]
+    pub trust_anchor: Option<PathBuf>,
+}
+
+/// `[[rspf.enrolee]]`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RspfEnroleeConfig {
+    /// Its name (tokens are issued for it, logs name it).
+    pub name: String,
+    /// Table 9.2.2.3-1/-2 parameters (kebab-case keys).
+    pub bootstrap: enrolkit_exchange::bootstrap::MefEnroleeConfig,
+    /// What the exchange grants (kebab-case keys).
+    pub grant: crate::rspf::Grant,
+}
+
+/// The names RSPF identifies Enrolees and targets by: issued only under a grant.
+pub fn rspf_identifiers(r: Option<&RspfConfig>) -> Vec<String> {
+    use enrolkit_exchange::bootstrap::EnroleeAuthentication as A;
+    let Some(r) = r else { return Vec::new() };
+    let mut names = Vec::new();
+    for e in &r.enrolee {
+        names.extend(e.bootstrap.enrolee_id.clone());
+        if let Some(A::DeviceCertificate { device_id, .. }) = &e.bootstrap.authentication {
+            names.push(device_id.clone());
+        }
+    }
+    names.extend(r.target.iter().map(|t| t.id.clone()));
+    names.sort();
+    names.dedup();
+    names
+}
