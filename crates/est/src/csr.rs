@@ -480,22 +480,34 @@ fn verify(der_bytes: &[u8], request: &CertReq) -> Result<()> {
     let mut inner = SliceReader::new(outer.read_slice(header.length)?)?;
     let info = AnyRef::decode(&mut inner)?;
     let info_der = info.to_der()?;
-    let alg =
-        SignatureAlgorithm::from_oids(&request.algorithm.oid, None).ok_or_else(|| EstError::UnsupportedAlgorithm {
-            what: "CSR signature algorithm",
-            oid: request.algorithm.oid.to_string(),
-        })?;
     let spki_der = request.info.public_key.to_der()?;
     let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der)?;
     let sig = request
         .signature
         .as_bytes()
         .ok_or_else(|| EstError::malformed("PKCS#10 request", "signature BIT STRING has unused bits"))?;
-    enrolkit_keys::verify(&spki, alg, &info_der, sig).map_err(|e| match e {
+    // The certificate verifier knows P-384 and SHA-384 too; what it does not
+    // (ECDSA with SHA-512, say) the older verifier still checks.
+    let checked = match enrolkit_keys::verify_certificate_signature(&spki, &request.algorithm.oid, &info_der, sig) {
+        Err(enrolkit_keys::KeyError::UnsupportedKey(_)) => {
+            match SignatureAlgorithm::from_oids(&request.algorithm.oid, None) {
+                Some(alg) => enrolkit_keys::verify(&spki, alg, &info_der, sig),
+                None => Err(enrolkit_keys::KeyError::UnsupportedKey(
+                    request.algorithm.oid.to_string(),
+                )),
+            }
+        }
+        other => other,
+    };
+    checked.map_err(|e| match e {
         enrolkit_keys::KeyError::BadSignature => EstError::BadSignature,
         enrolkit_keys::KeyError::UnsupportedAlgorithm(a) => EstError::UnsupportedAlgorithm {
             what: "CSR signature algorithm",
             oid: a.oid().to_string(),
+        },
+        enrolkit_keys::KeyError::UnsupportedKey(_) => EstError::UnsupportedAlgorithm {
+            what: "CSR signature algorithm",
+            oid: request.algorithm.oid.to_string(),
         },
         other => EstError::Key(other),
     })

@@ -1553,6 +1553,45 @@ mod tests {
         assert_eq!(r.status, 403, "{}", body_text(&r));
     }
 
+    /// An OpenSSL-made CSR for CN=kpm-plain with `newkey` (e.g. `rsa:1024`, `ec`).
+    fn openssl_csr(newkey: &str, opts: &[&str]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("csr.der");
+        let st = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", newkey])
+            .args(opts)
+            .args(["-nodes", "-subj", "/CN=kpm-plain", "-outform", "DER"])
+            .arg("-keyout")
+            .arg(dir.path().join("k.pem"))
+            .arg("-out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(&out).unwrap()
+    }
+
+    #[test]
+    fn keys_policy_certifies_rsa_2048_up_and_p256_p384_only() {
+        let svc = service(Arc::new(SqliteStorage::in_memory().unwrap()), false);
+        let tls = psk_session("kpm-plain");
+        for (newkey, opts) in [
+            ("ec", &["-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+            ("ec", &["-pkeyopt", "ec_paramgen_curve:P-256"][..]),
+            ("rsa:3072", &[][..]),
+        ] {
+            let r = post(&svc, "simpleenroll", &openssl_csr(newkey, opts), &tls);
+            assert_eq!(r.status, 200, "{newkey} {opts:?}: {}", body_text(&r));
+        }
+        let r = post(
+            &svc,
+            "simpleenroll",
+            &openssl_csr("ec", &["-pkeyopt", "ec_paramgen_curve:P-521"]),
+            &tls,
+        );
+        assert_eq!(r.status, 400, "{}", body_text(&r));
+    }
+
     #[test]
     fn rsa_keys_under_2048_bits_are_refused() {
         // OpenSSL makes the CSR: aws-lc will not generate RSA-1024.
