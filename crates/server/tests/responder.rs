@@ -947,3 +947,40 @@ fn ra_pop_a_configured_ra_requests_its_names_and_an_unconfigured_one_nothing() {
     );
     assert_eq!(failure(&rep), FailInfo::BadRequest);
 }
+
+/// RSPF identifies Enrolees and targets by certificate names: those names
+/// are issued only under the Enrolee's grant, never on a challenge.
+#[test]
+fn rspf_identifiers_are_not_issued_on_a_challenge() {
+    let w = world(
+        Policy {
+            reserved_names: vec!["ae-77.example.net".into(), "cse-b.example.net".into()],
+            allowed_dns_suffixes: vec!["example.net".into()],
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    w.challenge("otp-id");
+    let d = device("x");
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    for (i, (cn, dns)) in [("ae-77.example.net", vec![]), ("dev-9", vec!["cse-b.example.net"])]
+        .into_iter()
+        .enumerate()
+    {
+        let rep = w.exchange(
+            &d,
+            &d.cert,
+            RequestBody::PkcsReq(csr_for(&k, &format!("CN={cn}"), Some("otp-id"), &dns)),
+            &format!("tx-id{i}"),
+        );
+        assert_eq!(failure(&rep), FailInfo::BadRequest, "{cn} {dns:?}");
+    }
+    // Not spent: an ordinary name still enrols with it.
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-9", Some("otp-id"), &["dev-9.example.net"])),
+        "tx-id3",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-9");
+}

@@ -42,6 +42,17 @@
 //! and target IDs) are issued only under that Enrolee's grant or to a
 //! certificate already carrying them.
 
+//! # Adding a protocol
+//!
+//! A new front end (CMP, the SCEP proxy) does three things and decides
+//! nothing: it names the [`Protocol`], lists the [`Credential`]s its request
+//! carries (a CMP signature protection is a `Certificate` whose key signed
+//! the message; a MAC protection is the challenge it was keyed with) with
+//! the CSR's names as a [`CsrView`], and maps [`RefusalReason`] to its own
+//! error in one function (as `scep.rs` and `est.rs` do with `From`). It
+//! issues exactly [`Authorisation::names`] and consumes
+//! [`Authorisation::consume`] in the transaction that records the issuance.
+
 pub mod challenge;
 pub mod decision;
 pub mod keys;
