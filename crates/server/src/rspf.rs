@@ -1455,21 +1455,7 @@ mod standing_tests {
     impl World {
         /// A certificate of the MEF's CA naming `name`, recorded as issued.
         fn issue(&self, name: &str) -> x509_cert::Certificate {
-            let key = SoftwareKey::generate(KeySpec::EcP256).unwrap();
-            let cert = self
-                .ca
-                .issue(
-                    &enrolkit_pki::Request {
-                        subject: Name::from_str(&format!("CN={name}")).unwrap(),
-                        public_key: key.public_key().clone(),
-                        dns_names: vec![name.into()],
-                        ip_addresses: vec![],
-                    },
-                    &Profile::default(),
-                    SystemTime::now(),
-                    &mut rand_core::OsRng,
-                )
-                .unwrap();
+            let cert = self.sign(name);
             let issued = IssuedCert::from_certificate(&cert).unwrap();
             let tx = Transaction {
                 transaction_id: format!("tx-{name}"),
@@ -1481,6 +1467,25 @@ mod standing_tests {
             };
             self.storage.record(&tx, None, Some(&issued), 0).unwrap();
             cert
+        }
+
+        /// A certificate signed with the MEF CA's key but never recorded
+        /// (the key used outside mef, or a database restored from before).
+        fn sign(&self, name: &str) -> x509_cert::Certificate {
+            let key = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+            self.ca
+                .issue(
+                    &enrolkit_pki::Request {
+                        subject: Name::from_str(&format!("CN={name}")).unwrap(),
+                        public_key: key.public_key().clone(),
+                        dns_names: vec![name.into()],
+                        ip_addresses: vec![],
+                    },
+                    &Profile::default(),
+                    SystemTime::now(),
+                    &mut rand_core::OsRng,
+                )
+                .unwrap()
         }
 
         fn ask(&self, cert: &x509_cert::Certificate, method: &str, path: &str, from: Option<&str>) -> HttpResponse {
@@ -1541,12 +1546,16 @@ mod standing_tests {
 
     #[test]
     fn a_certificate_claiming_our_ca_but_not_issued_by_us_identifies_nobody() {
+        // Chains to the Enrolee's anchor (our CA) and names it, but storage
+        // has no record of it, so nobody can say it is unrevoked.
         let w = world();
-        let cert = w.issue("ae-77.example.net");
-        // The same certificate is fine; storage without it (a CA key used
-        // outside mef, or a lost database) cannot say it is unrevoked.
-        let other = world();
-        let r = other.ask(&cert, "POST", ENROLMENT_PATH, None);
+        let cert = w.sign("ae-77.example.net");
+        let r = w.ask(&cert, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(text(&r).contains("not issued by it"), "{}", text(&r));
+        let target = w.sign("cse-m.example.net");
+        let fetch = "/fetchCredentials/00112233445566778899AABBCCDDEEFF/12";
+        let r = w.ask(&target, "GET", fetch, Some("cse-m.example.net"));
         assert_eq!(r.status, 403, "{}", text(&r));
     }
 }
