@@ -16,6 +16,7 @@ use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
 /// How this end authenticates the TLS session with the MEF.
@@ -243,7 +244,14 @@ pub fn run(cmd: RspfCmd) -> Res {
             no_maf,
             subject,
             out,
-        } => enrol(&creds, token, !no_certificate, !no_maf, subject.as_deref(), &out),
+        } => {
+            // Checked before the exchange, which spends a one-time token.
+            let subject = subject
+                .as_deref()
+                .map(|s| Name::from_str(s).map_err(|e| format!("--subject: {e}")))
+                .transpose()?;
+            enrol(&creds, token, !no_certificate, !no_maf, subject.as_ref(), &out)
+        }
         RspfCmd::Derive {
             state,
             target,
@@ -313,7 +321,7 @@ fn enrol(
     token: Option<String>,
     certificate: bool,
     maf: bool,
-    subject: Option<&str>,
+    subject: Option<&Name>,
     out: &Path,
 ) -> Res {
     let step = |what: &str| eprintln!("[rspf] {what}");
@@ -377,7 +385,7 @@ fn enrol(
 
 /// Clause 8.3.3.3 over EST with the same TLS credentials; the EST server
 /// knows the Enrolee from them and allows exactly the granted EKUs.
-fn enrol_certificate(creds: &Credentials, e: &flow::Enrolment, subject: Option<&str>, out: &Path) -> Res {
+fn enrol_certificate(creds: &Credentials, e: &flow::Enrolment, subject: Option<&Name>, out: &Path) -> Res {
     let tls = creds.tls(false)?;
     let mut server = EstServer::parse(&creds.mef).map_err(|e| e.to_string())?;
     if let Some(uri) = e
@@ -399,14 +407,14 @@ fn enrol_certificate(creds: &Credentials, e: &flow::Enrolment, subject: Option<&
         }
     };
     let client = EstClient::new(server, &tls, None).map_err(|e| e.to_string())?;
-    let cn = e.instructions.enrolee_id.as_deref().unwrap_or("oneM2M Enrolee");
     let subject = match subject {
-        Some(s) => s.to_owned(),
-        None => format!("CN={cn}"),
+        Some(s) => s.clone(),
+        None => {
+            let cn = e.instructions.enrolee_id.as_deref().unwrap_or("oneM2M Enrolee");
+            Name::from_str(&format!("CN={cn}")).map_err(|e| format!("the Enrolee-ID as a subject: {e}"))?
+        }
     };
-    let base = enrolkit_est::CsrRequest::new(
-        x509_cert::name::Name::from_str(&subject).map_err(|e| format!("--subject: {e}"))?,
-    );
+    let base = enrolkit_est::CsrRequest::new(subject);
     let (key, cert) = enrolkit_client::est::onem2m_enrol(
         &client,
         &anchors,
