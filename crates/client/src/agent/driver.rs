@@ -6,7 +6,8 @@
 use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machine, Notice, Reason, Saved, Status};
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
-use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
+use crate::est::{ders, EnrollReply, EstClient, EstServer};
+use crate::flow::est::key_for;
 use crate::scep::{ClientError, PollPolicy, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
 use enrolkit_keys::{KeyKind, PrivateKey, Signer};

@@ -109,7 +109,7 @@ impl Driver {
         }
         if let (Some(cert), Some(key)) = (&r.certificate, &r.key) {
             let chain = ders(&enrolkit_files::read_certificates(cert)?).map_err(|e| e.to_string())?;
-            let key = crate::est::client_key(key).map_err(|e| format!("rspf.key: {e}"))?;
+            let key = crate::flow::est::client_key(key).map_err(|e| format!("rspf.key: {e}"))?;
             return Ok(EnroleeCredential {
                 what: "the device certificate",
                 kind: CredentialKind::Certificate((chain, key)),
