@@ -198,7 +198,7 @@ pub fn key_for(attrs: &CsrAttrs, fallback: KeySpec) -> Result<KeySpec> {
 /// One enrolment request, `/simpleenroll`, `/simplereenroll` or
 /// `/serverkeygen`, signed by `signer`: each CSR is `base` made to satisfy
 /// `attrs` with the channel binding of the connection it goes on, and 202s
-/// are waited out.
+/// are waited out. The agent's EST enrolment runs this too.
 pub fn request(
     client: &EstClient,
     op: Operation,

@@ -8,19 +8,19 @@
 //! outputs atomically) and reports what it does as [`Progress`] events; it
 //! never prints.
 //!
-//! | command | flow |
-//! |---|---|
-//! | `enrol scep getca` | [`scep::ca_certificates`] |
-//! | `enrol scep enrol` | [`scep::enrol`] |
-//! | `enrol scep renew` | [`scep::renew`] |
-//! | `enrol scep poll`, `getcert`, `getcrl` | [`scep::poll`], [`scep::get_cert`], [`scep::get_crl`] |
-//! | `enrol est cacerts`, `csrattrs` | [`est::cacerts`], [`est::EstSession::csrattrs`] |
-//! | `enrol est enroll` | [`est::enroll`] |
-//! | `enrol est reenroll` | [`est::reenroll`] |
-//! | `enrol est serverkeygen` | [`est::serverkeygen`] |
-//! | `enrol est onem2m` | [`onem2m::onem2m`] |
-//! | `enrol rspf enrol` | [`rspf::enrol`] |
-//! | `enrol rspf derive`, `fetch` | [`rspf::derive_key`], [`rspf::fetch_key`] |
+//! | command | flow | shared with the agent |
+//! |---|---|---|
+//! | `enrol scep getca` | [`scep::ca_certificates`] | |
+//! | `enrol scep enrol` | [`scep::enrol`] | [`scep::first_enrolment`] |
+//! | `enrol scep renew` | [`scep::renew`] | ([`crate::ScepSession::renew`]) |
+//! | `enrol scep poll`, `getcert`, `getcrl` | [`scep::poll`], [`scep::get_cert`], [`scep::get_crl`] | |
+//! | `enrol est cacerts`, `csrattrs` | [`est::cacerts`], [`est::EstSession::csrattrs`] | |
+//! | `enrol est enroll` | [`est::enroll`] | [`est::request`], [`est::key_for`] |
+//! | `enrol est reenroll` | [`est::reenroll`] | [`est::request`] |
+//! | `enrol est serverkeygen` | [`est::serverkeygen`] | |
+//! | `enrol est onem2m` | [`onem2m::onem2m`] | |
+//! | `enrol rspf enrol` | [`rspf::enrol`] | [`rspf::Exchanged`], [`rspf::certificate_enrolment`], [`rspf::EnroleeCredential`] |
+//! | `enrol rspf derive`, `fetch` | [`rspf::derive_key`], [`rspf::fetch_key`] | |
 
 pub mod est;
 pub mod onem2m;

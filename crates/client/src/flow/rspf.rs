@@ -1,5 +1,5 @@
 //! The oneM2M Enrolee's flows (TS-0003 clause 8.3): what `enrol rspf`
-//! runs.
+//! runs, and the parts the agent's RSPF profiles share with it.
 //!
 //! An enrolment ([`enrol`]) is the Enrolment Exchange on a TLS session
 //! that exports the Enrolment Key ([`Exchanged`]: Ke, the confirmed KeId,

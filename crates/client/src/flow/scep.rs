@@ -114,7 +114,8 @@ pub fn enrol(session: &ScepSession, req: &EnrolRequest, out: &Outputs, progress:
 
 /// The PKCSReq of a first enrolment for `key` (the session's digest),
 /// polled while PENDING; the certificate is validated
-/// ([`ScepSession::check_issued`]) before it is returned.
+/// ([`ScepSession::check_issued`]) before it is returned. The agent's SCEP
+/// enrolment runs this too.
 pub fn first_enrolment(
     session: &ScepSession,
     key: &dyn PrivateKey,
