@@ -605,3 +605,31 @@ fn the_load_generator_runs_and_reports() {
         text(&o)
     );
 }
+
+/// A malformed `--subject` is refused before anything is generated or
+/// sent: no key file is left behind (the key used to be generated, and
+/// written, before the subject was parsed).
+#[test]
+fn a_malformed_subject_leaves_no_key_file_behind() {
+    let m = start_mef(false);
+    let d = m.dir.path();
+    let (key, cert) = (d.join("bad-k.pem"), d.join("bad-c.pem"));
+    let o = enrol(
+        &[
+            "scep",
+            "enrol",
+            "--url",
+            &m.url,
+            "--subject",
+            "not a distinguished name",
+            "--key-out",
+            p(&key),
+            "--cert-out",
+            p(&cert),
+        ],
+        &[("ENROL_CHALLENGE", "shared-secret")],
+    );
+    assert!(!o.status.success() && text(&o).contains("--subject"), "{}", text(&o));
+    assert!(!key.exists(), "a key file was left behind");
+    assert!(!cert.exists());
+}

@@ -1257,3 +1257,30 @@ ekus = ["1.3.6.1.5.5.7.3.2"]
     assert!(state["ke-id"].as_str().unwrap().ends_with(MEF_FQDN));
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
 }
+
+/// A malformed `--subject` is refused before the Enrolment Exchange, so a
+/// run that cannot finish does not spend the one-time Enrolment-Token
+/// (it used to be parsed after the exchange, leaving the token "already used").
+#[test]
+fn a_malformed_subject_is_refused_before_the_token_is_spent() {
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        cfg.push_str(&dev1_enrolee());
+    });
+    let kpm = add_psk(&mef, "kpm-dev1");
+    let token = mef.run(&["rspf", "token", "add", "dev1"]);
+    let bad = mef.dir.path().join("bad");
+    let e = refused(enrol_psk(
+        &mef,
+        "kpm-dev1",
+        &kpm,
+        &bad,
+        &["--token", token.trim(), "--subject", "not a distinguished name"],
+    ));
+    assert!(e.contains("--subject"), "{e}");
+    assert!(!bad.join("enrolment.toml").exists(), "no exchange ran");
+    let good = mef.dir.path().join("good");
+    let stdout = ok(enrol_psk(&mef, "kpm-dev1", &kpm, &good, &["--token", token.trim()]));
+    assert!(ke_id_of(&stdout).contains('@'), "{stdout}");
+    assert!(good.join("cert.pem").exists());
+}

@@ -281,28 +281,6 @@ pub fn normalise_fingerprint(s: &str) -> String {
     enrolkit_pkix::fingerprint::normalise(s)
 }
 
-/// The key type `/csrattrs` asks for, else `fallback`.
-pub fn key_for(attrs: &CsrAttrs, fallback: enrolkit_keys::KeySpec) -> Result<enrolkit_keys::KeySpec> {
-    use enrolkit_est::KeyRequirement;
-    use enrolkit_keys::KeySpec;
-    Ok(match attrs.key_requirement() {
-        None => fallback,
-        Some(KeyRequirement::Ec { curve }) if curve == enrolkit_keys::oid::SECP256R1 => KeySpec::EcP256,
-        Some(KeyRequirement::Ec { curve }) => {
-            return Err(ClientError::Unexpected(format!(
-                "the server asks for EC curve {curve}, not supported"
-            )))
-        }
-        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 2048 => KeySpec::Rsa2048,
-        Some(KeyRequirement::Rsa { bits: Some(b) }) if b <= 3072 => KeySpec::Rsa3072,
-        Some(KeyRequirement::Rsa { bits: Some(_) }) => KeySpec::Rsa4096,
-        Some(KeyRequirement::Rsa { bits: None }) => match fallback {
-            KeySpec::EcP256 => KeySpec::Rsa2048,
-            rsa => rsa,
-        },
-    })
-}
-
 /// DER of each certificate.
 pub fn ders(certs: &[Certificate]) -> Result<Vec<Vec<u8>>> {
     certs
@@ -311,103 +289,13 @@ pub fn ders(certs: &[Certificate]) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// Check an issued certificate before anything is written: it certifies
-/// `public_key` and chains to `anchors`.
-pub fn validate_issued(
-    cert: &Certificate,
-    public_key: &spki::SubjectPublicKeyInfoOwned,
-    anchors: &[Certificate],
-) -> Result<()> {
-    // The trust anchors serve as intermediates too: /cacerts holds the
-    // issuing CA and the root above it.
-    crate::trust::issued(cert, public_key, anchors, anchors, SystemTime::now(), false).map(|_| ())
-}
-
-/// How long [`onem2m_enrol`] waits on 202, and what it tells the user.
-pub struct Waiting<'a> {
-    /// Give up after this long.
-    pub window: Duration,
-    /// Never wait longer than this between attempts.
-    pub max_interval: Duration,
-    /// Told `(attempt, elapsed, next wait)` before each wait.
-    pub progress: &'a mut dyn FnMut(u32, Duration, Duration),
-    /// Told each step of the flow as it starts (`step number`, what).
-    pub step: &'a mut dyn FnMut(u32, &str),
-}
-
-/// The oneM2M certificate enrolment flow (TS-0003 clause 8.3.3.3, seed
-/// `002` steps 6–15) after the trust anchors are installed: CSR attributes,
-/// a key of the type they ask for (else `fallback`), a CSR satisfying them
-/// with this connection's channel binding, `/simpleenroll` (waiting on
-/// 202), and the checks before anything is installed: the certificate is
-/// for our key, chains to `anchors`, and carries every EKU asked for.
-pub fn onem2m_enrol(
-    client: &EstClient,
-    anchors: &[Certificate],
-    base: &enrolkit_est::CsrRequest,
-    fallback: enrolkit_keys::KeySpec,
-    wait: Waiting<'_>,
-) -> Result<(enrolkit_keys::SoftwareKey, Certificate)> {
-    (wait.step)(2, "CSR attributes: /csrattrs");
-    let attrs = client.csrattrs()?;
-    (wait.step)(3, &format!("CSR attributes: {}", describe_attrs(&attrs)));
-    let spec = key_for(&attrs, fallback)?;
-    (wait.step)(4, &format!("key pair: {spec:?}"));
-    let key = enrolkit_keys::SoftwareKey::generate(spec).map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    (wait.step)(5, "CSR built to the attributes (channel binding per connection)");
-    (wait.step)(6, "enrolment: /simpleenroll");
-    let signer: &dyn enrolkit_keys::Signer = &key;
-    let mut make = |binding: Option<&ChannelBinding>| {
-        let mut r = base.clone();
-        r.satisfy(&attrs, binding)?;
-        Ok(enrolkit_est::build_csr(signer, &r)?)
-    };
-    let reply = client.enroll_waiting(
-        Operation::SimpleEnroll,
-        &mut make,
-        wait.window,
-        wait.max_interval,
-        wait.progress,
-    )?;
-    let cert = match reply {
-        EnrollReply::Issued(mut certs) if !certs.is_empty() => certs.remove(0),
-        _ => return Err(ClientError::Unexpected("the reply holds no certificate".into())),
-    };
-    (wait.step)(7, "certificate received");
-    validate_issued(&cert, enrolkit_keys::Signer::public_key(&key), anchors)?;
-    (wait.step)(8, "certificate validated: our key, chains to the trust anchors");
-    require_ekus(&cert, &attrs.requested_ekus())?;
-    (wait.step)(9, "certificate carries the requested EKUs");
-    Ok((key, cert))
-}
-
-/// A TLS client certificate's key named by a path or a `pkcs11:` URI:
-/// PKCS#8 for OpenSSL from a file, else the token's signer (the handshake
-/// then runs on rustls). Errors name the key without a PIN.
-pub fn client_key(named: &str) -> std::result::Result<enrolkit_tls::ClientKey, String> {
-    if named.starts_with("pkcs11:") {
-        let at = enrolkit_pkcs11::KeyLocation::parse(named).map_err(|e| e.to_string())?;
-        let key = at.load().map_err(|e| format!("{at}: {e}"))?;
-        return Ok(enrolkit_tls::ClientKey::signer(key));
-    }
-    Ok(enrolkit_files::read_key(std::path::Path::new(named))?
-        .to_pkcs8_der()
-        .into())
-}
-
 /// Refuse `cert` unless its extendedKeyUsage holds every one of `ekus`
 /// (what the CSR attributes or an RSPF grant asked for).
 pub fn require_ekus(cert: &Certificate, ekus: &[const_oid::ObjectIdentifier]) -> Result<()> {
     if ekus.is_empty() {
         return Ok(());
     }
-    let have = cert
-        .tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-        .and_then(|e| <x509_cert::ext::pkix::ExtendedKeyUsage as der::Decode>::from_der(e.extn_value.as_bytes()).ok())
+    let have = enrolkit_pkix::extensions::ext_key_usage(cert)
         .map(|e| e.0)
         .unwrap_or_default();
     match ekus.iter().find(|e| !have.contains(e)) {

@@ -4,12 +4,15 @@
 //! (GetCACaps, GetCACert with fingerprint pinning, enrolment with polling,
 //! renewal, GetCert, GetCRL) and EST (cacerts with bootstrap pinning,
 //! csrattrs, simple(re)enroll with channel binding, serverkeygen, 202 waits),
-//! and the device agent that keeps a credential valid on its own.
+//! the enrolment flows the `enrol` client runs ([`flow`]: key choice and
+//! storage, waiting, validation, outputs), and the device agent that keeps
+//! a credential valid on its own.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod bench;
 pub mod est;
+pub mod flow;
 pub mod https;
 pub mod revocation;
 pub mod rspf;

@@ -100,9 +100,45 @@ pub enum ClientError {
     /// Key generation or a key operation failed.
     #[error("key: {0}")]
     Key(#[from] enrolkit_keys::KeyError),
+    /// A key could not be generated, loaded or removed where it lives (a
+    /// file or a PKCS#11 token); `at` names the key when the message should.
+    #[error("{}{error}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    KeyStore {
+        /// The key's location (without a PIN), when named.
+        at: Option<String>,
+        /// What the key store said.
+        #[source]
+        error: enrolkit_pkcs11::Pkcs11Error,
+    },
+    /// A file could not be read or written (the message names it).
+    #[error("{0}")]
+    Files(String),
+    /// An EST bootstrap (RFC 7030 §4.1.1) was asked for without a pinned
+    /// fingerprint: what `/cacerts` served is not trusted.
+    #[error("not trusting the CA certificates /cacerts served: no pinned fingerprint and no trust anchors")]
+    NoPin,
+    /// After an EST bootstrap, the server's own TLS certificate does not
+    /// chain to the pinned CA certificates (the bootstrap connection was
+    /// not authenticated, so this is checked afterwards).
+    #[error("the EST server's certificate does not chain to the pinned CA: {0}")]
+    ServerNotPinned(String),
+    /// The MEF answered a Key Retrieval with `Status=false`.
+    #[error("the MEF refused (HTTP {status}, Status=false): {reason}")]
+    CredentialRefused {
+        /// HTTP status.
+        status: u16,
+        /// The MEF's reason.
+        reason: String,
+    },
     /// The reply did not contain what was asked for.
     #[error("{0}")]
     Unexpected(String),
+}
+
+impl From<enrolkit_pkcs11::Pkcs11Error> for ClientError {
+    fn from(error: enrolkit_pkcs11::Pkcs11Error) -> Self {
+        ClientError::KeyStore { at: None, error }
+    }
 }
 
 impl ClientError {

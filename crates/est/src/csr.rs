@@ -534,7 +534,9 @@ fn directory_string(v: &Any) -> Result<Zeroizing<String>> {
     Ok(s)
 }
 
-fn ip_from_octets(b: &[u8]) -> Option<IpAddr> {
+/// An IP address from a subjectAltName iPAddress (4 or 16 octets; a
+/// mask-carrying or other length is `None`).
+pub fn ip_from_octets(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
         16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),

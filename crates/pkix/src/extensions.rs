@@ -98,24 +98,27 @@ impl Decoded {
     }
 }
 
-/// Whether `cert` asserts basicConstraints cA (false when the extension is
-/// absent or does not decode): a sorting predicate, not a trust decision.
-pub fn is_ca(cert: &Certificate) -> bool {
+/// The extension `id` of `cert`, decoded as `T`: `None` when absent, the
+/// decoding error when it does not decode (the first instance; the
+/// validator refuses a repeated one).
+pub fn find<'a, T: Decode<'a>>(cert: &'a Certificate, id: ObjectIdentifier) -> Option<der::Result<T>> {
     cert.tbs_certificate
         .extensions
         .iter()
         .flatten()
-        .find(|e| e.extn_id == rfc5280::ID_CE_BASIC_CONSTRAINTS)
-        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+        .find(|e| e.extn_id == id)
+        .map(|e| T::from_der(e.extn_value.as_bytes()))
+}
+
+/// Whether `cert` asserts basicConstraints cA (false when the extension is
+/// absent or does not decode): a sorting predicate, not a trust decision.
+pub fn is_ca(cert: &Certificate) -> bool {
+    find::<BasicConstraints>(cert, rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .and_then(Result::ok)
         .is_some_and(|b| b.ca)
 }
 
 /// `cert`'s extKeyUsage, if present and decodable.
 pub fn ext_key_usage(cert: &Certificate) -> Option<ExtendedKeyUsage> {
-    cert.tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == rfc5280::ID_CE_EXT_KEY_USAGE)
-        .and_then(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
+    find(cert, rfc5280::ID_CE_EXT_KEY_USAGE).and_then(Result::ok)
 }

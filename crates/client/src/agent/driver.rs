@@ -6,10 +6,11 @@
 use super::machine::{Action, Anchors, Credential, EnrolKind, Event, Fetch, Machine, Notice, Reason, Saved, Status};
 use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
-use crate::est::{ders, key_for, EnrollReply, EstClient, EstServer};
+use crate::est::{ders, EnrollReply, EstClient, EstServer};
+use crate::flow::Progress;
 use crate::scep::{ClientError, PollPolicy, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
-use enrolkit_keys::{KeyKind, PrivateKey, Signer};
+use enrolkit_keys::{KeyKind, PrivateKey};
 use enrolkit_pkcs11::KeyLocation;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -509,15 +510,20 @@ impl Driver {
                         .map_err(|e| e.to_string())?,
                     None => {
                         let challenge = self.challenge()?;
-                        let params = enrolkit_scep::CsrParams {
-                            subject,
-                            challenge_password: challenge.as_ref().map(|c| c.as_str()),
-                            dns_names: dns,
-                            digest: session.digest,
-                        };
-                        session
-                            .enrol(key.as_ref(), &params, poll, &mut log)
-                            .map_err(|e| e.to_string())?
+                        crate::flow::scep::first_enrolment(
+                            &session,
+                            key.as_ref(),
+                            &subject,
+                            &dns,
+                            challenge.as_ref().map(|c| c.as_str()),
+                            poll,
+                            &mut |p| {
+                                if let Progress::Pending { attempt, elapsed } = p {
+                                    log(attempt, elapsed)
+                                }
+                            },
+                        )
+                        .map_err(|e| e.to_string())?
                     }
                 };
                 Ok(Event::Issued {
@@ -621,27 +627,27 @@ impl Driver {
         let EstEnrolment { server, tls, basic, op } = how;
         let client = EstClient::new(server, &tls, basic)?;
         let attrs = client.csrattrs()?;
-        let spec = key_for(&attrs, self.profile.key_type.spec())?;
+        let spec = crate::flow::est::key_for(&attrs, self.profile.key_type.spec())?;
         let key = self.staged_key(spec, current).map_err(ClientError::Unexpected)?;
         let challenge = self.challenge().map_err(ClientError::Unexpected)?;
         let base = enrolkit_est::CsrRequest {
-            subject,
-            dns_names: dns,
-            ip_addresses: vec![],
-            ekus: vec![],
             challenge_password: challenge,
-            digest: enrolkit_keys::DigestAlgorithm::Sha256,
+            dns_names: dns,
+            ..enrolkit_est::CsrRequest::new(subject)
         };
-        let signer: &dyn Signer = key.as_signer();
-        let mut make = |binding: Option<&enrolkit_est::ChannelBinding>| {
-            let mut r = base.clone();
-            r.satisfy(&attrs, binding)?;
-            Ok(enrolkit_est::build_csr(signer, &r)?)
+        let wait = crate::flow::est::Wait {
+            window: poll.window,
+            max_interval: poll.interval,
         };
-        let mut progress = |n: u32, t: Duration, w: Duration| {
-            eprintln!("  202: attempt {n} after {}s, next in {}s", t.as_secs(), w.as_secs())
-        };
-        let reply = client.enroll_waiting(op, &mut make, poll.window, poll.interval, &mut progress)?;
+        let reply = crate::flow::est::request(&client, op, &base, &attrs, key.as_signer(), wait, &mut |p| {
+            if let Progress::Accepted { attempt, elapsed, wait } = p {
+                eprintln!(
+                    "  202: attempt {attempt} after {}s, next in {}s",
+                    elapsed.as_secs(),
+                    wait.as_secs()
+                )
+            }
+        })?;
         match reply {
             EnrollReply::Issued(certificates) => Ok(Event::Issued {
                 certificates,

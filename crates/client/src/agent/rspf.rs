@@ -16,11 +16,12 @@ use super::machine::{Credential as Installed, Event};
 use super::profile::Rspf;
 use super::store::{self, NewFile};
 use crate::est::{ders, EstClient, EstServer};
+use crate::flow::rspf::{self as flow, EnroleeCredential};
 use crate::https::TlsHttp;
-use crate::rspf as flow;
+use crate::rspf as protocol;
 use crate::scep::PollPolicy;
-use enrolkit_exchange::{EnrolmentRequest, Procedure};
-use enrolkit_tls::{ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
+use enrolkit_exchange::EnrolmentRequest;
+use enrolkit_tls::{ClientTlsConfig, TlsVersion};
 use std::path::PathBuf;
 use std::time::SystemTime;
 use x509_cert::name::Name;
@@ -29,7 +30,7 @@ use zeroize::Zeroizing;
 
 /// The enrolment state in the profile's state directory (what `enrol rspf
 /// derive --state <dir>` reads).
-pub const STATE_FILE: &str = "enrolment.toml";
+pub const STATE_FILE: &str = flow::STATE_FILE;
 
 /// Kre is used only while its enrolment has at least this long to live, so
 /// the exchange does not race the expiry.
@@ -41,46 +42,14 @@ fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// An Enrolee credential for the TLS session, and what it is, for the log.
-struct EnroleeCredential {
-    what: &'static str,
-    kind: CredentialKind,
-    /// The framework's own credential (not Kre): the token goes with it.
-    bootstrap: bool,
-}
+/// The TLS versions the agent offers the MEF.
+const VERSIONS: (TlsVersion, TlsVersion) = (TlsVersion::Tls12, TlsVersion::Tls13);
 
-enum CredentialKind {
-    /// TLS-PSK: identity and key.
-    Psk(String, PskKey),
-    /// A device certificate chain and its key (certificate-based framework).
-    Certificate(enrolkit_tls::ClientCertificate),
-}
-
-impl EnroleeCredential {
-    /// The session's configuration. `anchors`: the pinned CA certificates
-    /// that authenticate the MEF in a certificate session (a PSK session is
-    /// authenticated by the PSK); `None` while fetching them (bootstrap).
-    fn tls(&self, anchors: Option<&[Certificate]>, export: bool) -> Result<ClientTlsConfig, String> {
-        let (psk, certificate, trust) = match &self.kind {
-            CredentialKind::Psk(id, key) => (Some((id.clone(), key.clone())), None, ServerTrust::Anchors(Vec::new())),
-            CredentialKind::Certificate(c) => (
-                None,
-                Some(c.clone()),
-                match anchors {
-                    Some(a) => ServerTrust::Anchors(ders(a).map_err(|e| e.to_string())?),
-                    None => ServerTrust::Bootstrap,
-                },
-            ),
-        };
-        Ok(ClientTlsConfig {
-            trust,
-            certificate,
-            psk,
-            min_version: TlsVersion::Tls12,
-            max_version: TlsVersion::Tls13,
-            keying_export: export.then(flow::keying_export),
-        })
-    }
+/// The session's configuration. `anchors`: the pinned CA certificates that
+/// authenticate the MEF in a certificate session; `None` while fetching
+/// them (bootstrap).
+fn tls(cred: &EnroleeCredential, anchors: Option<&[Certificate]>, export: bool) -> Result<ClientTlsConfig, String> {
+    cred.tls(anchors, VERSIONS, export).map_err(|e| e.to_string())
 }
 
 impl Driver {
@@ -101,48 +70,30 @@ impl Driver {
     fn rspf_bootstrap(&self, r: &Rspf, now: u64) -> Result<EnroleeCredential, String> {
         let a = &self.profile.auth;
         if let (Some(id), Some(f)) = (&a.psk_identity, &a.psk_file) {
-            return Ok(EnroleeCredential {
-                what: "the pre-provisioned key",
-                kind: CredentialKind::Psk(id.clone(), PskKey::Fixed(enrolkit_files::read_secret(f)?)),
-                bootstrap: true,
-            });
+            return Ok(EnroleeCredential::pre_provisioned(
+                id.clone(),
+                enrolkit_files::read_secret(f)?,
+            ));
         }
         if let (Some(cert), Some(key)) = (&r.certificate, &r.key) {
             let chain = ders(&enrolkit_files::read_certificates(cert)?).map_err(|e| e.to_string())?;
-            let key = crate::est::client_key(key).map_err(|e| format!("rspf.key: {e}"))?;
-            return Ok(EnroleeCredential {
-                what: "the device certificate",
-                kind: CredentialKind::Certificate((chain, key)),
-                bootstrap: true,
-            });
+            let key = crate::flow::est::client_key(key).map_err(|e| format!("rspf.key: {e}"))?;
+            return Ok(EnroleeCredential::device_certificate((chain, key)));
         }
         let (gba, mef) = match (&r.gba, &r.mef_fqdn) {
             (Some(g), Some(m)) => (g, m),
             _ => return Err("no Enrolee credential (auth.psk_identity or rspf.gba)".into()),
         };
-        let ue = flow::GbaBootstrap::read(gba).map_err(|e| e.to_string())?;
-        let (identity, key) = ue
-            .psk(mef, i64::try_from(now).unwrap_or(i64::MAX))
-            .map_err(|e| format!("{}: {e}", gba.display()))?;
-        Ok(EnroleeCredential {
-            what: "the GBA bootstrap",
-            kind: CredentialKind::Psk(identity, key),
-            bootstrap: true,
-        })
+        EnroleeCredential::gba(gba, mef, i64::try_from(now).unwrap_or(i64::MAX)).map_err(|e| e.to_string())
     }
 
     /// Kre of the enrolment kept from last time, while it lives.
     fn rspf_kre(&self, now: u64) -> Option<EnroleeCredential> {
-        let (state, keys) = flow::EnrolmentState::read(&self.rspf_state_path()).ok()?;
+        let (state, keys) = protocol::EnrolmentState::read(&self.rspf_state_path()).ok()?;
         if state.expires <= now.saturating_add(KRE_MARGIN_SECS) {
             return None;
         }
-        let (identity, key) = state.kre_psk(&keys);
-        Some(EnroleeCredential {
-            what: "Kre of the previous enrolment",
-            kind: CredentialKind::Psk(identity, key),
-            bootstrap: false,
-        })
+        Some(EnroleeCredential::kre(&state, &keys))
     }
 
     /// The credentials to try, best first.
@@ -164,7 +115,7 @@ impl Driver {
         let server = EstServer::parse(url).map_err(|e| e.to_string())?;
         let mut last = String::new();
         for cred in self.rspf_credentials(&r, unix(SystemTime::now()))? {
-            let mut tls = cred.tls(None, false)?;
+            let mut tls = tls(&cred, None, false)?;
             // /cacerts is open to all: a device certificate (perhaps a
             // token key, whose rustls path needs anchors we do not have
             // yet) is not needed to read it.
@@ -218,9 +169,9 @@ impl Driver {
                 supports_maf_procedures: false,
                 enrolment_token,
             };
-            let tls = cred.tls(Some(trusted), true)?;
+            let tls = tls(&cred, Some(trusted), true)?;
             let attempt = TlsHttp::new(&server.host, server.port, &tls)
-                .and_then(|http| flow::enrol(&http, &request, r.format, r.mef_fqdn.as_deref()).map(|e| (http, e)));
+                .and_then(|http| protocol::enrol(&http, &request, r.format, r.mef_fqdn.as_deref()).map(|e| (http, e)));
             match attempt {
                 Ok((http, e)) => {
                     done = Some((cred, http, e));
@@ -235,65 +186,53 @@ impl Driver {
         let Some((cred, http, e)) = done else {
             return Err(format!("Enrolment Exchange failed {}", failures.join("; ")));
         };
-        let ke_id = e.ke_id().map_err(|e| e.to_string())?;
-        let derived = flow::derive(&e).map_err(|e| e.to_string())?;
-        let state = flow::EnrolmentState::new(&e, &derived, now).map_err(|e| e.to_string())?;
-        let text = state.to_toml().map_err(|e| e.to_string())?;
-        enrolkit_files::write_private(&self.rspf_state_path(), text.as_bytes())?;
+        let ex = flow::Exchanged::new(e, now).map_err(|e| e.to_string())?;
+        enrolkit_files::write_private(&self.rspf_state_path(), ex.state.as_bytes())?;
         if let Some(out) = &r.state_output {
             let file = NewFile {
                 path: out.clone(),
-                bytes: Zeroizing::new(text.as_bytes().to_vec()),
+                bytes: Zeroizing::new(ex.state.as_bytes().to_vec()),
                 mode: self.profile.output.key_mode,
             };
             store::install(&self.journal(), &[file], self.ownership()?)?;
         }
         self.say(&format!(
-            "Enrolment Exchange with {} over {} {}: KeId {ke_id} confirmed (the same Enrolment Key at both ends), {} key(s) derived",
+            "Enrolment Exchange with {} over {} {}: KeId {} confirmed (the same Enrolment Key at both ends), {} key(s) derived",
             cred.what,
-            e.tls.backend,
-            e.tls.version,
-            derived.len()
+            ex.enrolment.tls.backend,
+            ex.enrolment.tls.version,
+            ex.ke_id,
+            ex.derived.len()
         ));
-        let Some(grant) = e.instructions.certificate_enrolment.clone() else {
+        let done = flow::certificate_enrolment(&http, &ex, r.format, &server, |grant| {
+            let how = EstEnrolment {
+                server: grant.server.clone(),
+                tls: cred.tls(Some(trusted), VERSIONS, false)?,
+                basic: None,
+                op: enrolkit_est::Operation::SimpleEnroll,
+            };
+            let ev = self.est_enrol(how, current, poll, subject, dns)?;
+            if let Event::Issued { certificates, .. } = &ev {
+                let leaf = certificates
+                    .first()
+                    .ok_or_else(|| crate::scep::ClientError::Unexpected("the reply holds no certificate".into()))?;
+                grant.check(leaf)?;
+            }
+            Ok(ev)
+        });
+        let Some(flow::Completed { outcome, told }) = done else {
             return Err(format!(
-                "the MEF did not instruct certificate enrolment (KeId {ke_id}): there is no certificate to install"
+                "the MEF did not instruct certificate enrolment (KeId {}): there is no certificate to install",
+                ex.ke_id
             ));
         };
-        let ekus = grant
-            .eku
-            .iter()
-            .map(|o| const_oid::ObjectIdentifier::new(o).map_err(|_| format!("the MEF granted a malformed EKU {o:?}")))
-            .collect::<Result<Vec<_>, String>>()?;
-        let est = match &grant.est_uri {
-            Some(u) => EstServer::parse(u).map_err(|e| format!("the instructions' EST URI: {e}"))?,
-            None => server,
-        };
-        let how = EstEnrolment {
-            server: est,
-            tls: cred.tls(Some(trusted), false)?,
-            basic: None,
-            op: enrolkit_est::Operation::SimpleEnroll,
-        };
-        let outcome = self
-            .est_enrol(how, current, poll, subject, dns)
-            .map_err(|e| e.to_string())
-            .and_then(|ev| match &ev {
-                Event::Issued { certificates, .. } => {
-                    let leaf = certificates.first().ok_or("the reply holds no certificate")?;
-                    crate::est::require_ekus(leaf, &ekus).map_err(|e| e.to_string())?;
-                    Ok(ev)
-                }
-                _ => Ok(ev),
-            });
-        let ok = outcome.is_ok();
-        match flow::complete(&http, &ke_id, Procedure::CertificateEnrolment, ok, r.format) {
+        match told {
             Ok(()) => self.say(&format!(
                 "told the MEF: certificate enrolment {}",
-                if ok { "succeeded" } else { "failed" }
+                if outcome.is_ok() { "succeeded" } else { "failed" }
             )),
             Err(e) => self.say(&format!("warning: the completion message was not accepted: {e}")),
         }
-        outcome
+        outcome.map_err(|e| e.to_string())
     }
 }
