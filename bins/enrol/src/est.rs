@@ -1,7 +1,7 @@
 //! `enrol est …`: arguments into [`EstSettings`] and the flows' requests,
 //! and output; the flows are `enrolkit_client::flow::est` and `::onem2m`.
 
-use super::{err, fingerprint, issued, serial, tty, Res};
+use super::{err, issued, serial, tty, Res};
 use enrolkit_client::est::{ders, EstServer};
 use enrolkit_client::flow::est::{self as flow, EstSession, EstSettings, EstTrust, Wait};
 use enrolkit_client::flow::onem2m::{self, OneM2mRequest};
@@ -11,6 +11,7 @@ use enrolkit_est::CsrRequest;
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use enrolkit_pkcs11::KeyLocation;
+use enrolkit_pkix::fingerprint::sha256 as fingerprint;
 use enrolkit_tls::TlsVersion;
 use std::str::FromStr;
 use std::time::Duration;

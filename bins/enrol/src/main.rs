@@ -74,11 +74,6 @@ fn key_location(s: &str) -> Res<KeyLocation> {
     KeyLocation::parse(s).map_err(|e| e.to_string())
 }
 
-/// SHA-256 fingerprint of a certificate, as shown.
-fn fingerprint(c: &Certificate) -> String {
-    enrolkit_pkix::fingerprint::sha256(c)
-}
-
 /// An issued certificate as the `issued …` lines show it: subject, serial
 /// (hex) and SHA-256 fingerprint.
 fn issued(c: &Certificate) -> String {
@@ -86,7 +81,7 @@ fn issued(c: &Certificate) -> String {
         "{} serial {} (SHA-256 {})",
         c.tbs_certificate.subject,
         serial(c),
-        fingerprint(c)
+        enrolkit_pkix::fingerprint::sha256(c)
     )
 }
 

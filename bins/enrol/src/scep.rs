@@ -1,12 +1,13 @@
 //! `enrol scep …`: arguments and output; the flows are
 //! `enrolkit_client::flow::scep` on a `ScepSession`.
 
-use super::{err, fingerprint, issued, tty, Res};
+use super::{err, issued, tty, Res};
 use enrolkit_client::flow::scep::{self as flow, EnrolRequest, RenewRequest};
 use enrolkit_client::flow::{Outputs, Progress};
 use enrolkit_client::{PollPolicy, ScepClient, ScepSession, Trust};
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
+use enrolkit_pkix::fingerprint::sha256 as fingerprint;
 use enrolkit_scep::ContentEncryption;
 use std::str::FromStr;
 use std::time::Duration;

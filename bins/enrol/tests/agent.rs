@@ -23,7 +23,7 @@ fn text(o: &Output) -> String {
 
 fn fingerprint(pem: &Path) -> String {
     let c = enrolkit_files::read_certificate(pem).unwrap();
-    enrolkit_client::est::fingerprint(&der::Encode::to_der(&c).unwrap())
+    enrolkit_pkix::fingerprint::sha256_der(&der::Encode::to_der(&c).unwrap())
 }
 
 /// Certificates that are 45% through their life when issued (1 h ahead,

@@ -306,7 +306,7 @@ chain = "{dir}/out/chain.pem"
 
 fn fingerprint(pem: &Path) -> String {
     let c = enrolkit_files::read_certificate(pem).unwrap();
-    enrolkit_client::est::fingerprint(&der::Encode::to_der(&c).unwrap())
+    enrolkit_pkix::fingerprint::sha256_der(&der::Encode::to_der(&c).unwrap())
 }
 
 /// The token key pair with this CKA_ID (hex).

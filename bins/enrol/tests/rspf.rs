@@ -1063,7 +1063,7 @@ fn rspf_agent_profile(dev: &Path, mef: &Mef, kpm: &Path, token: &Path, threshold
 /// (the `[auth]` and first `[rspf]` lines).
 fn rspf_agent_profile_with(dev: &Path, mef: &Mef, cn: &str, credential: &str, threshold: u8) -> PathBuf {
     let ca = enrolkit_files::read_certificate(&mef.st("ca.pem")).unwrap();
-    let pin = enrolkit_client::est::fingerprint(&der::Encode::to_der(&ca).unwrap());
+    let pin = enrolkit_pkix::fingerprint::sha256_der(&der::Encode::to_der(&ca).unwrap());
     let profile = dev.join("profile.toml");
     std::fs::write(
         &profile,

@@ -49,7 +49,7 @@ fn static_challenge(cfg: &mut String) {
 }
 
 fn fingerprint(c: &Certificate) -> String {
-    enrolkit_client::est::fingerprint(&der::Encode::to_der(c).unwrap())
+    enrolkit_pkix::fingerprint::sha256_der(&der::Encode::to_der(c).unwrap())
 }
 
 /// An attacker's CA with the real CA's name, and an "RA" it certified:

@@ -271,16 +271,6 @@ impl EstClient {
     }
 }
 
-/// SHA-256 fingerprint (lowercase hex) of a certificate's DER.
-pub fn fingerprint(der: &[u8]) -> String {
-    enrolkit_pkix::fingerprint::sha256_der(der)
-}
-
-/// Normalise a fingerprint as people write it (colons, spaces, upper case).
-pub fn normalise_fingerprint(s: &str) -> String {
-    enrolkit_pkix::fingerprint::normalise(s)
-}
-
 /// DER of each certificate.
 pub fn ders(certs: &[Certificate]) -> Result<Vec<Vec<u8>>> {
     certs

@@ -92,7 +92,7 @@ pub enum RevocationError {
     #[error("{0} did not issue the certificate being checked")]
     NotIssuedBy(String),
     /// The OCSP responder answered with an error status instead of a response.
-    #[error("the OCSP responder answered {}", response_status_name(*.0))]
+    #[error("the OCSP responder answered {}", enrolkit_pkix::ocsp::response_status_name(*.0))]
     ResponderStatus(OcspResponseStatus),
     /// The OCSP response is of a type other than id-pkix-ocsp-basic.
     #[error("OCSP response type {0} is not id-pkix-ocsp-basic")]
@@ -162,17 +162,6 @@ fn show(t: SystemTime) -> String {
     der::DateTime::from_system_time(t)
         .map(|d| d.to_string())
         .unwrap_or_else(|_| format!("{t:?}"))
-}
-
-fn response_status_name(s: OcspResponseStatus) -> &'static str {
-    match s {
-        OcspResponseStatus::Successful => "successful",
-        OcspResponseStatus::MalformedRequest => "malformedRequest",
-        OcspResponseStatus::InternalError => "internalError",
-        OcspResponseStatus::TryLater => "tryLater",
-        OcspResponseStatus::SigRequired => "sigRequired",
-        OcspResponseStatus::Unauthorized => "unauthorized",
-    }
 }
 
 fn malformed(what: &'static str) -> impl Fn(der::Error) -> RevocationError {

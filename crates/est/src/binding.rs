@@ -6,92 +6,38 @@
 //! TLS 1.2 has `tls-unique` (RFC 5929: the first Finished message), which RFC
 //! 7030 names. TLS 1.3 has no tls-unique; RFC 9266 defines `tls-exporter`
 //! instead: 32 bytes exported with label [`TLS_EXPORTER_LABEL`] and an empty
-//! context. The caller extracts either from its TLS library; this module
-//! only encodes and compares.
+//! context. The values are `enrolkit-pkix`'s ([`ChannelBinding`]); this
+//! module puts them in a challengePassword and compares.
 
-use crate::error::{EstError, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// Exporter label of the tls-exporter channel binding (RFC 9266 §2).
-pub const TLS_EXPORTER_LABEL: &str = "EXPORTER-Channel-Binding";
-/// Length of the tls-exporter channel binding in bytes (RFC 9266 §2).
-pub const TLS_EXPORTER_LEN: usize = 32;
-/// Longest binding accepted (a tls-unique Finished is 12 bytes; SSLv3's 36).
-const MAX_BINDING: usize = 64;
+use enrolkit_pkix::binding::MAX_BINDING;
+pub use enrolkit_pkix::binding::{ChannelBinding, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN};
 
-/// A TLS channel binding value.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ChannelBinding {
-    /// tls-unique (RFC 5929 §3): the first Finished message of a TLS 1.2 handshake.
-    TlsUnique(Vec<u8>),
-    /// tls-exporter (RFC 9266): 32 bytes of keying material exported under
-    /// [`TLS_EXPORTER_LABEL`] with no context, for TLS 1.3.
-    TlsExporter(Vec<u8>),
-}
-
-impl ChannelBinding {
-    /// A tls-exporter binding, checking its length.
-    pub fn tls_exporter(bytes: &[u8]) -> Result<ChannelBinding> {
-        if bytes.len() != TLS_EXPORTER_LEN {
-            return Err(EstError::malformed(
-                "tls-exporter channel binding",
-                format!("{} bytes, expected {TLS_EXPORTER_LEN}", bytes.len()),
-            ));
-        }
-        Ok(ChannelBinding::TlsExporter(bytes.to_vec()))
-    }
-
-    /// A tls-unique binding, checking its length.
-    pub fn tls_unique(bytes: &[u8]) -> Result<ChannelBinding> {
-        if bytes.is_empty() || bytes.len() > MAX_BINDING {
-            return Err(EstError::malformed(
-                "tls-unique channel binding",
-                format!("{} bytes", bytes.len()),
-            ));
-        }
-        Ok(ChannelBinding::TlsUnique(bytes.to_vec()))
-    }
-
-    /// The binding bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            ChannelBinding::TlsUnique(b) | ChannelBinding::TlsExporter(b) => b,
-        }
-    }
-
-    /// The RFC 5056 name of the binding type.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ChannelBinding::TlsUnique(_) => "tls-unique",
-            ChannelBinding::TlsExporter(_) => "tls-exporter",
-        }
-    }
-
+/// A channel binding as RFC 7030 §3.5 carries it in a CSR's challengePassword.
+pub trait LinkedPassword {
     /// The challengePassword value carrying this binding: base64 (RFC 4648)
     /// without line breaks (RFC 7030 §3.5).
-    pub fn challenge_password(&self) -> Zeroizing<String> {
-        Zeroizing::new(crate::body::encode_flat(self.as_bytes()))
-    }
-
+    fn challenge_password(&self) -> Zeroizing<String>;
     /// Whether `challenge_password` carries this binding. Whitespace around
     /// it and missing `=` padding are tolerated; the bytes are compared in
     /// constant time.
-    pub fn matches(&self, challenge_password: &str) -> bool {
+    fn matches(&self, challenge_password: &str) -> bool;
+}
+
+impl LinkedPassword for ChannelBinding {
+    fn challenge_password(&self) -> Zeroizing<String> {
+        Zeroizing::new(crate::body::encode_flat(self.as_bytes()))
+    }
+
+    fn matches(&self, challenge_password: &str) -> bool {
         let Ok(received) = crate::body::decode_base64(challenge_password.trim().as_bytes(), MAX_BINDING) else {
             return false;
         };
         let received = Zeroizing::new(received);
         let expected = self.as_bytes();
         received.len() == expected.len() && bool::from(received.as_slice().ct_eq(expected))
-    }
-}
-
-impl std::fmt::Debug for ChannelBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let b = self.as_bytes();
-        let prefix: String = b.iter().take(4).map(|x| format!("{x:02x}")).collect();
-        write!(f, "{}({prefix}…, {} bytes)", self.type_name(), b.len())
     }
 }
 

@@ -2,7 +2,7 @@
 //! server's CSR attributes; the server parses one, checks proof of
 //! possession first, then checks it against the attributes it asked for.
 
-use crate::binding::ChannelBinding;
+use crate::binding::{ChannelBinding, LinkedPassword};
 use crate::csrattrs::{decode_bounded, rsa_modulus_bits, CsrAttrs, KeyRequirement, MAX_VALUES};
 use crate::error::{EstError, Result};
 use crate::{ber, oid};

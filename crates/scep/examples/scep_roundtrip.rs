@@ -114,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "client: SUCCESS, certificate {} (SHA-256 {})",
                 mine.tbs_certificate.subject,
-                fingerprint_sha256(mine)?
+                enrolkit_pkix::fingerprint::sha256(mine)
             );
         }
         other => return Err(format!("unexpected reply {other:?}").into()),

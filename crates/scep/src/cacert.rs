@@ -164,12 +164,3 @@ impl CaCertificates {
         Ok((CONTENT_TYPE_CA_RA_CERT, pkcs7::build_certs_only(&all, &[])?))
     }
 }
-
-/// SHA-256 fingerprint of a certificate's DER, as lowercase hex.
-pub fn fingerprint_sha256<P: x509_cert::certificate::Profile>(
-    cert: &x509_cert::certificate::CertificateInner<P>,
-) -> Result<String> {
-    Ok(hex::encode(
-        enrolkit_keys::DigestAlgorithm::Sha256.digest(&cert.to_der()?),
-    ))
-}

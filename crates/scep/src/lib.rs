@@ -30,7 +30,7 @@ pub mod transport;
 pub mod types;
 
 pub use asn1::RawCertificate;
-pub use cacert::{fingerprint_sha256, CaCertificates};
+pub use cacert::CaCertificates;
 pub use caps::{Capabilities, Capability};
 pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
 pub use error::{Result, ScepError};

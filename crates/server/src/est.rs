@@ -34,7 +34,7 @@ use crate::seal::Sealer;
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
-use enrolkit_est::{CsrAttrs, EstPath, MediaType, Operation, ParsedCsr};
+use enrolkit_est::{CsrAttrs, EstPath, LinkedPassword, MediaType, Operation, ParsedCsr};
 use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, SoftwareKey};
 use enrolkit_pki::{Authority, Profile};
 use enrolkit_tls::TlsInfo;

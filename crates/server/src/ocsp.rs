@@ -170,17 +170,6 @@ fn status_name(s: &CertStatus) -> &'static str {
     }
 }
 
-fn response_status_name(s: OcspResponseStatus) -> &'static str {
-    match s {
-        OcspResponseStatus::Successful => "successful",
-        OcspResponseStatus::MalformedRequest => "malformedRequest",
-        OcspResponseStatus::InternalError => "internalError",
-        OcspResponseStatus::TryLater => "tryLater",
-        OcspResponseStatus::SigRequired => "sigRequired",
-        OcspResponseStatus::Unauthorized => "unauthorized",
-    }
-}
-
 /// An unsigned OCSPResponse with an error status (RFC 6960 §2.3: no responseBytes).
 fn error_response(status: OcspResponseStatus) -> Vec<u8> {
     let r = OcspResponse {
@@ -313,7 +302,7 @@ impl OcspResponder {
         let mut log = OcspLog::default();
         match self.try_respond(request_der, now, &mut log) {
             Ok(der) => {
-                log.outcome = response_status_name(OcspResponseStatus::Successful).into();
+                log.outcome = enrolkit_pkix::ocsp::response_status_name(OcspResponseStatus::Successful).into();
                 (der, log)
             }
             Err(f) => {
@@ -328,7 +317,7 @@ impl OcspResponder {
                         (OcspResponseStatus::InternalError, why)
                     }
                 };
-                log.outcome = format!("{}: {why}", response_status_name(status));
+                log.outcome = format!("{}: {why}", enrolkit_pkix::ocsp::response_status_name(status));
                 (error_response(status), log)
             }
         }

@@ -17,7 +17,7 @@
 //! recorded in [`TlsInfo::peer_cert_error`] so the service answers with an
 //! HTTP status and a reason the operator can read, instead of a bare alert.
 
-use enrolkit_est::ChannelBinding;
+use enrolkit_pkix::binding::ChannelBinding;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -547,8 +547,8 @@ fn rustls_common<D>(conn: &rustls::ConnectionCommon<D>) -> (TlsVersion, Vec<Vec<
         .unwrap_or_default();
     let binding = match version {
         TlsVersion::Tls13 => {
-            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
-            conn.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL.as_bytes(), None)
+            let mut out = vec![0u8; enrolkit_pkix::binding::TLS_EXPORTER_LEN];
+            conn.export_keying_material(&mut out, enrolkit_pkix::binding::TLS_EXPORTER_LABEL.as_bytes(), None)
                 .is_ok()
                 .then_some(ChannelBinding::TlsExporter(out))
         }
@@ -647,8 +647,8 @@ pub fn psk_used(ssl: &openssl::ssl::SslRef, version: TlsVersion) -> bool {
 pub fn channel_binding(ssl: &openssl::ssl::SslRef, version: TlsVersion, server: bool) -> Option<ChannelBinding> {
     match version {
         TlsVersion::Tls13 => {
-            let mut out = vec![0u8; enrolkit_est::TLS_EXPORTER_LEN];
-            ssl.export_keying_material(&mut out, enrolkit_est::TLS_EXPORTER_LABEL, None)
+            let mut out = vec![0u8; enrolkit_pkix::binding::TLS_EXPORTER_LEN];
+            ssl.export_keying_material(&mut out, enrolkit_pkix::binding::TLS_EXPORTER_LABEL, None)
                 .is_ok()
                 .then_some(ChannelBinding::TlsExporter(out))
         }

@@ -55,11 +55,6 @@ pub enum ChainError {
     Invalid(PathError),
 }
 
-/// SHA-256 fingerprint (lowercase hex) of a certificate.
-pub fn fingerprint(cert: &Certificate) -> String {
-    enrolkit_pkix::fingerprint::sha256(cert)
-}
-
 /// Subject as a string, for messages.
 pub fn subject(cert: &Certificate) -> String {
     enrolkit_pkix::subject(cert)
@@ -143,7 +138,7 @@ impl Anchors {
     /// certificate on the path to the anchor with nothing to replace it is
     /// [`ChainError::NotValidNow`], which the machine retries.
     pub fn validate(offered: &[Certificate], pins: &[String], now: SystemTime) -> Result<Anchors, ChainError> {
-        let pinned = |c: &&Certificate| pins.contains(&fingerprint(c));
+        let pinned = |c: &&Certificate| pins.contains(&enrolkit_pkix::fingerprint::sha256(c));
         let current = |c: &&Certificate| valid_at(c, now).is_ok();
         let anchor = offered
             .iter()
@@ -155,7 +150,7 @@ impl Anchors {
             .or_else(|| offered.iter().find(pinned))
             .cloned()
             .ok_or_else(|| ChainError::AnchorMismatch {
-                offered: offered.iter().map(fingerprint).collect(),
+                offered: offered.iter().map(enrolkit_pkix::fingerprint::sha256).collect(),
             })?;
         valid_at(&anchor, now)?;
         let mut below: Vec<Certificate> = Vec::new();
@@ -188,7 +183,7 @@ impl Anchors {
                         // Any device of this CA has a certificate it signed:
                         // only one marked (or pinned) as the RA may receive
                         // our requests and answer for the CA.
-                        if !is_ca(c) && !is_marked_ra(c) && !pins.contains(&fingerprint(c)) {
+                        if !is_ca(c) && !is_marked_ra(c) && !pins.contains(&enrolkit_pkix::fingerprint::sha256(c)) {
                             return Err(ChainError::NotAnRa { subject: subject(c) });
                         }
                         below.push(c.clone());

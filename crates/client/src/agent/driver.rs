@@ -477,7 +477,7 @@ impl Driver {
             Protocol::Scep => {
                 let client = ScepClient::new(&self.profile.url, self.timeout).map_err(|e| e.to_string())?;
                 // Pinned to what the machine validated a moment ago (step 4).
-                let pins = trusted.iter().map(super::chain::fingerprint).collect();
+                let pins = trusted.iter().map(enrolkit_pkix::fingerprint::sha256).collect();
                 let session =
                     ScepSession::open(client, &crate::trust::Trust::Pinned(pins)).map_err(|e| e.to_string())?;
                 // The certificates used now must be the ones validated a moment ago.

@@ -36,9 +36,10 @@
 //! out, an enrolment in progress) is [`Machine::saved`], which the driver
 //! keeps in the state directory and hands back to [`Machine::restore`].
 
-use super::chain::{fingerprint, subject, validity};
+use super::chain::{subject, validity};
 pub use super::chain::{Anchors, ChainError};
 use crate::revocation::{self, CertStatus};
+use enrolkit_pkix::fingerprint::sha256 as fingerprint;
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 use x509_cert::Certificate;

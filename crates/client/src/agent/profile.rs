@@ -7,7 +7,6 @@
 //! The README documents every field.
 
 use super::machine::{Policy, RevocationMode};
-use crate::est::normalise_fingerprint;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -668,7 +667,7 @@ fn fingerprints(
     list.iter()
         .enumerate()
         .map(|(i, f)| {
-            let n = normalise_fingerprint(f);
+            let n = enrolkit_pkix::fingerprint::normalise(f);
             if n.len() != 64 || f.chars().any(|c| !(c.is_ascii_hexdigit() || c == ':' || c == ' ')) {
                 Err(fail(
                     &format!("{field}[{i}]"),

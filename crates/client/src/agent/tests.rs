@@ -3,10 +3,10 @@
 //! the simulated time; nothing sleeps and nothing touches the network.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use super::chain::fingerprint;
 use super::machine::*;
 use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile as CertProfile, Request, Revocation};
+use enrolkit_pkix::fingerprint::sha256 as fingerprint;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::name::Name;

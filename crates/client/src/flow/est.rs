@@ -10,7 +10,7 @@
 //! written.
 
 use super::{load_key, write_key, write_public, OnProgress, Outputs, Progress};
-use crate::est::{ders, normalise_fingerprint, EnrollReply, EstClient, EstServer};
+use crate::est::{ders, EnrollReply, EstClient, EstServer};
 use crate::scep::{ClientError, Result};
 use enrolkit_est::{ChannelBinding, CsrAttrs, CsrRequest, Operation};
 use enrolkit_keys::{KeySpec, PrivateKey, Signer, SoftwareKey};
@@ -90,7 +90,7 @@ impl EstSettings {
     /// (the client trust core decides); the rest is reported as untrusted.
     fn pinned(&self, certs: &[Certificate], progress: OnProgress) -> Result<Vec<Certificate>> {
         let pin = match &self.trust {
-            EstTrust::Bootstrap { pin: Some(pin) } => normalise_fingerprint(pin),
+            EstTrust::Bootstrap { pin: Some(pin) } => enrolkit_pkix::fingerprint::normalise(pin),
             _ => return Err(ClientError::NoPin),
         };
         let b = crate::trust::est_bootstrap(certs, &[pin], SystemTime::now())?;

@@ -236,7 +236,7 @@ pub fn init(a: &InitOptions) -> Res {
         &dir.join("mef.toml"),
         toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?.as_bytes(),
     )?;
-    let fp = enrolkit_scep::fingerprint_sha256(&ca.certificate).map_err(|e| e.to_string())?;
+    let fp = enrolkit_pkix::fingerprint::sha256(&ca.certificate);
     println!(
         "created {} (CA SHA-256 fingerprint {fp})",
         dir.join("mef.toml").display()

@@ -72,7 +72,7 @@ pub fn ca_next(config: &Path, key_type: KeySpec) -> Res {
             return Err(e);
         }
     };
-    let fp = enrolkit_scep::fingerprint_sha256(&next.certificate).map_err(|e| e.to_string())?;
+    let fp = enrolkit_pkix::fingerprint::sha256(&next.certificate);
     if let KeyMade::Token(at) = &made {
         println!("next CA key generated in the token: {at}");
     }
@@ -157,7 +157,7 @@ pub fn ca_rollover(config: &Path) -> Res {
         old[0].display(),
         old[1].display()
     );
-    let fp = enrolkit_scep::fingerprint_sha256(&ca.certificate).map_err(|e| e.to_string())?;
+    let fp = enrolkit_pkix::fingerprint::sha256(&ca.certificate);
     println!("the next CA is now current (SHA-256 {fp}); restart mef serve");
     Ok(())
 }
