@@ -348,6 +348,22 @@ fn certificate_names(der: &[u8]) -> Vec<String> {
     names
 }
 
+/// Whether a TLS client's chain (leaf first, DER) chains to `anchors` at
+/// `now` for TLS client authentication, on the one chain validator.
+fn chains_to(chain: &[Vec<u8>], anchors: &[Vec<u8>], now: i64) -> Result<(), String> {
+    use enrolkit_pkix::{Anchors, Options, Purpose, Validator};
+    let parse = |d: &Vec<u8>| x509_cert::Certificate::from_der(d).map_err(|e| e.to_string());
+    let (leaf, rest) = chain.split_first().ok_or("no client certificate")?;
+    let leaf = parse(leaf)?;
+    let intermediates = rest.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+    let anchors = Anchors::new(anchors.iter().map(parse).collect::<Result<Vec<_>, _>>()?).map_err(|e| e.to_string())?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64);
+    Validator::new(&anchors, &intermediates, Options::new(Purpose::TlsClient))
+        .validate(&leaf, at)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn spki_sha256(der: &[u8]) -> Option<String> {
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info).ok()?;
@@ -531,7 +547,7 @@ impl RspfService {
         };
         self.check_standing(leaf, now)?;
         let names = certificate_names(leaf);
-        let chains = |e: &Enrolee| enrolkit_tls::verify_chain(&tls.peer_chain, &e.trust_anchors, None).is_ok();
+        let chains = |e: &Enrolee| chains_to(&tls.peer_chain, &e.trust_anchors, now).is_ok();
         let matched = find(&|e| match &e.bootstrap.authentication {
             Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => {
                 spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(public_key_id))
@@ -935,7 +951,7 @@ impl RspfService {
             }
         }
         if !target.trust_anchors.is_empty() {
-            enrolkit_tls::verify_chain(&tls.peer_chain, &target.trust_anchors, None).map_err(|e| {
+            chains_to(&tls.peer_chain, &target.trust_anchors, now).map_err(|e| {
                 refuse(
                     403,
                     format!("the TLS client certificate does not chain to From's trust anchor: {e}"),
