@@ -11,7 +11,6 @@ pub mod est;
 pub mod http;
 pub mod lifecycle;
 pub mod ocsp;
-pub mod pg_storage;
 pub mod ra;
 pub mod rspf;
 pub mod scep;
@@ -19,7 +18,6 @@ pub mod seal;
 pub mod setup;
 pub mod storage;
 
-pub use pg_storage::PgStorage;
 pub use ra::{Authoriser, Policy, Verifier};
 pub use scep::{Ciphers, HttpRequest, HttpResponse, ScepService, ScepSetup};
-pub use storage::{SqliteStorage, Storage};
+pub use storage::{PgStorage, SqliteStorage, Storage};

@@ -23,7 +23,7 @@
 //! Connections are plain TCP or a Unix socket (no TLS to the database): keep
 //! the database on the host, a Unix socket or a private network.
 
-use crate::storage::{
+use super::{
     state_parts, stored_refusal, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage,
     StorageError, TokenInfo, Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS,
     UNIQUE_LABELS,

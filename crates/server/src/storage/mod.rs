@@ -1,0 +1,430 @@
+//! Server state behind one trait: issued certificates, SCEP transactions
+//! (for retransmissions and PENDING), one-time challenges, revocations.
+//! SQLite is the default implementation; every write is one transaction,
+//! so a crash never leaves half an issuance on disk.
+//!
+//! Issuances ([`Storage::record`]) arriving together share a commit (group
+//! commit): each runs in its own savepoint, so it succeeds or fails alone,
+//! and none is answered before the commit that holds it is on disk
+//! (`synchronous = FULL`), so one fsync makes several issuances durable
+//! instead of one. Lookups on the request path use a second connection,
+//! which WAL lets read beside the writer, so they never wait for a commit.
+//!
+//! `mod.rs` holds the records and the trait; [`sqlite`] and [`postgres`]
+//! the two databases, with the column lists they share from here.
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PgStorage;
+pub use sqlite::SqliteStorage;
+
+use crate::ra::RefusalReason;
+use zeroize::Zeroizing;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A lock was poisoned by a panic in another thread.
+    #[error("storage lock poisoned")]
+    Poisoned,
+    /// The database file could not be set up.
+    #[error("{0}")]
+    File(String),
+    /// The row asked for does not exist or is not in the expected state.
+    #[error("{0}")]
+    NotFound(String),
+    /// The row to add exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// This storage does not implement the operation (see the [`Storage`] defaults).
+    #[error("{0}: not implemented by this storage")]
+    Unsupported(&'static str),
+    /// The database was made by a newer version of enrolkit, whose schema
+    /// this one does not know: opening it could lose what it stores.
+    #[error(
+        "the database has schema version {found}, newer than the {known} this build of enrolkit knows: use a newer mef"
+    )]
+    NewerSchema {
+        /// Version recorded in the database.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// PostgreSQL failed ([`PgStorage`]): the
+    /// server, the connection, or a value it holds.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The shared commit this write was part of failed: nothing of it was stored.
+    #[error("group commit: {0}")]
+    Commit(String),
+}
+
+/// Result alias.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Where a SCEP transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxState {
+    /// Waiting for an operator.
+    Pending,
+    /// Issued: the serial (hex) of the certificate.
+    Issued(String),
+    /// Refused, with the typed reason and its words.
+    Rejected(RefusalReason, String),
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// SCEP transactionID.
+    pub transaction_id: String,
+    /// SHA-256 of the requester's public key (hex): transactionIDs are only unique per key.
+    pub key_id: String,
+    /// Subject requested.
+    pub subject: String,
+    /// The CSR (DER).
+    pub csr: Vec<u8>,
+    /// State.
+    pub state: TxState,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// Subject as a string.
+    pub subject: String,
+    /// DER.
+    pub der: Vec<u8>,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: Option<i64>,
+    /// CRLReason code.
+    pub reason: Option<u8>,
+}
+
+impl IssuedCert {
+    /// The record of a certificate just issued (not revoked).
+    pub fn from_certificate(cert: &x509_cert::Certificate) -> Result<Self, der::Error> {
+        use der::Encode;
+        Ok(IssuedCert {
+            serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
+            subject: cert.tbs_certificate.subject.to_string(),
+            der: cert.to_der()?,
+            not_after: crate::ra::unix(cert.tbs_certificate.validity.not_after.to_system_time()),
+            revoked_at: None,
+            reason: None,
+        })
+    }
+}
+
+/// A challenge as listed (the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub struct ChallengeInfo {
+    /// Row id.
+    pub id: i64,
+    /// Operator's label (device name).
+    pub label: String,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Expiry, Unix seconds.
+    pub expires: Option<i64>,
+    /// When it was used.
+    pub used_at: Option<i64>,
+    /// Revoked by the operator.
+    pub revoked: bool,
+    /// Names bound to it when it was made ([`crate::ra::BoundNames`], stored form), if any.
+    pub names: Option<String>,
+}
+
+/// A usable one-time challenge, as the authorisation core needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsableChallenge {
+    /// Row id.
+    pub id: i64,
+    /// Operator's label (unique when not empty).
+    pub label: String,
+    /// Names bound to it ([`crate::ra::BoundNames`], stored form), if any.
+    pub names: Option<String>,
+}
+
+impl ChallengeInfo {
+    /// `revoked`, `used`, `expired` or `usable` at `now`.
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.revoked {
+            "revoked"
+        } else if self.used_at.is_some() {
+            "used"
+        } else if self.expires.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "usable"
+        }
+    }
+}
+
+/// The server's state.
+pub trait Storage: Send + Sync {
+    /// Record a one-time challenge by its keyed hash, binding no names.
+    fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64> {
+        self.add_bound_challenge(hash, label, None, now, expires)
+    }
+    /// Record a one-time challenge by its keyed hash with the names bound to
+    /// it (stored form of [`crate::ra::BoundNames`]). A non-empty label is
+    /// unique: `Conflict` when another challenge has it.
+    fn add_bound_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64>;
+    /// The usable challenge (not used, revoked or expired) with this hash.
+    fn challenge(&self, hash: &[u8], now: i64) -> Result<Option<UsableChallenge>>;
+    /// Whether a usable challenge with this hash exists.
+    fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
+        Ok(self.challenge(hash, now)?.is_some())
+    }
+    /// List challenges.
+    fn list_challenges(&self) -> Result<Vec<ChallengeInfo>>;
+    /// Revoke a challenge by id.
+    fn revoke_challenge(&self, id: i64) -> Result<()>;
+    /// Find a transaction by (transactionID, key id).
+    fn transaction(&self, txid: &str, key_id: &str) -> Result<Option<Transaction>>;
+    /// Record a new transaction, consuming the challenge with `challenge_hash` if given,
+    /// and, if `issued` is given, the certificate — all in one database transaction.
+    /// Fails with `NotFound` when the challenge is no longer usable (raced or reused).
+    fn record(
+        &self,
+        tx: &Transaction,
+        challenge_hash: Option<&[u8]>,
+        issued: Option<&IssuedCert>,
+        now: i64,
+    ) -> Result<()>;
+    // EST manual approval (held requests' terms, `/serverkeygen` keys).
+    // The defaults fail with `Unsupported`: a storage that does not
+    // implement them cannot hold EST requests for an operator.
+
+    /// [`Storage::record`] for a transaction held for an operator, with
+    /// `terms`: what the service decided about the request when it held it
+    /// (opaque bytes, sealed by the EST service), stored with the
+    /// transaction in the same database transaction. Fails as `record` does
+    /// (also when the transaction exists already).
+    fn record_held(&self, tx: &Transaction, challenge_hash: Option<&[u8]>, terms: &[u8], now: i64) -> Result<()> {
+        let _ = (tx, challenge_hash, terms, now);
+        Err(StorageError::Unsupported("holding EST requests with their terms"))
+    }
+    /// The `terms` [`Storage::record_held`] stored with this transaction;
+    /// `None` when it was recorded without (by [`Storage::record`], or by an
+    /// older version). Terms are kept after the decision.
+    fn held_terms(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let _ = (txid, key_id);
+        Err(StorageError::Unsupported("holding EST requests with their terms"))
+    }
+    /// Keep a server-generated private key (`/serverkeygen` under manual
+    /// approval; `sealed` by the caller, never the key in the clear) for the
+    /// transaction until it is delivered, replacing one stored before.
+    /// Fails with `NotFound` when there is no such transaction.
+    fn store_generated_key(&self, txid: &str, key_id: &str, sealed: &[u8]) -> Result<()> {
+        let _ = (txid, key_id, sealed);
+        Err(StorageError::Unsupported("storing server-generated keys"))
+    }
+    /// Read and delete, in one database transaction, the key
+    /// [`Storage::store_generated_key`] stored for this transaction: of any
+    /// number of concurrent callers exactly one gets `Some`. `None`: there is
+    /// none (never stored, or already taken, i.e. delivered).
+    fn take_generated_key(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let _ = (txid, key_id);
+        Err(StorageError::Unsupported("storing server-generated keys"))
+    }
+    /// Move a pending transaction to issued or rejected (operator decision).
+    fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
+    /// Pending transactions.
+    fn pending(&self) -> Result<Vec<Transaction>>;
+    /// A certificate by serial (hex).
+    fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>>;
+    /// All revoked certificates.
+    fn revoked(&self) -> Result<Vec<IssuedCert>>;
+    /// Mark a certificate revoked.
+    fn revoke(&self, serial: &str, at: i64, reason: u8) -> Result<()>;
+    /// Increment and return the CRL number.
+    fn next_crl_number(&self) -> Result<u64>;
+    /// Provision a pre-shared key for certificate-less EST (RFC 7030 §3.3.3);
+    /// fails when the identity exists.
+    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()> {
+        self.add_bound_psk(identity, key, label, None, now)
+    }
+    /// As [`Storage::add_psk`], binding the names the identity may obtain
+    /// (stored form of [`crate::ra::BoundNames`]).
+    fn add_bound_psk(&self, identity: &str, key: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()>;
+    /// The names bound to a PSK identity (`None`: unbound, or no such identity).
+    fn psk_names(&self, identity: &str) -> Result<Option<String>>;
+    /// The key for a PSK identity.
+    fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    /// Provisioned PSK identities (never the keys).
+    fn list_psks(&self) -> Result<Vec<PskInfo>>;
+    /// Remove a PSK identity.
+    fn remove_psk(&self, identity: &str) -> Result<()>;
+    /// Record an RSPF Enrolment Token (by keyed hash) for the enrolee named `enrolee`.
+    fn add_rspf_token(&self, hash: &[u8], enrolee: &str, now: i64, expires: Option<i64>) -> Result<i64>;
+    /// List Enrolment Tokens (never the tokens themselves).
+    fn list_rspf_tokens(&self) -> Result<Vec<TokenInfo>>;
+    /// Revoke an Enrolment Token by id.
+    fn revoke_rspf_token(&self, id: i64) -> Result<()>;
+    /// Record an Enrolment Key, consuming the token with `token_hash` (bound to
+    /// the same enrolee) in the same database transaction. Fails with
+    /// `NotFound` when the token is unknown, another enrolee's, used, revoked
+    /// or expired, or when the record names a parent that is no longer
+    /// recorded (withdrawn while this one was being made), and with
+    /// `Conflict` when the RelativeKeId is already recorded.
+    fn record_enrolment(&self, rec: &KeRecord, token_hash: Option<&[u8]>, now: i64) -> Result<()>;
+    /// An Enrolment Key record by RelativeKeId (upper-case hex).
+    fn enrolment(&self, relative_ke_id: &str) -> Result<Option<KeRecord>>;
+    /// An Enrolment Key record by RelativeKreId (upper-case hex).
+    fn enrolment_by_kre(&self, relative_kre_id: &str) -> Result<Option<KeRecord>>;
+    /// The most recent unexpired enrolment of the enrolee named `enrolee`.
+    fn latest_enrolment(&self, enrolee: &str, now: i64) -> Result<Option<KeRecord>>;
+    /// Record a completion message (`procedure` is its wire name).
+    fn complete_enrolment(&self, relative_ke_id: &str, procedure: &str, success: bool, now: i64) -> Result<()>;
+    /// Delete one Enrolment Key record (the operator withdraws an enrolment).
+    fn delete_enrolment(&self, relative_ke_id: &str) -> Result<()>;
+    /// All Enrolment Key records, oldest first.
+    fn enrolments(&self) -> Result<Vec<KeRecord>>;
+    /// Delete Enrolment Key records that expired before `now`; returns how many.
+    fn purge_enrolments(&self, now: i64) -> Result<usize>;
+    /// GBA BSF stub (a test double for the Zn interface): record a bootstrap.
+    fn add_gba_bootstrap(&self, b: &GbaBootstrap) -> Result<()>;
+    /// GBA BSF stub: the bootstrap with this B-TID.
+    fn gba_bootstrap(&self, btid: &str) -> Result<Option<GbaBootstrap>>;
+}
+
+/// An Enrolment Token as listed: `label` is the enrolee it is for.
+pub type TokenInfo = ChallengeInfo;
+
+/// One RSPF enrolment: the Enrolment Key sealed under the operator's key
+/// (the clear columns are bound to it as associated data), and what it authorises.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeRecord {
+    /// RelativeKeId, upper-case hex.
+    pub relative_ke_id: String,
+    /// RelativeKreId, upper-case hex (an identifier: derived one-way from Ke).
+    pub relative_kre_id: String,
+    /// Name of the enrolee (its configuration entry).
+    pub enrolee: String,
+    /// The Enrolee's CSE-ID or AE-ID, given to targets.
+    pub enrolee_id: Option<String>,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Enrolment Expiry, Unix seconds.
+    pub expires: i64,
+    /// Nonce and AES-256-GCM ciphertext of Ke and what the exchange
+    /// authorised (the service's own encoding).
+    pub sealed: Vec<u8>,
+    /// Completion messages received, as `procedure=ok|failed` lines.
+    pub completions: String,
+    /// The RelativeKeId of the enrolment whose Kre authenticated this
+    /// re-enrolment; empty when the bootstrap credential did; `None` for a
+    /// record made before mef kept this (schema version 1). Withdrawing an
+    /// enrolment withdraws its descendants by this link.
+    pub parent: Option<String>,
+}
+
+impl std::fmt::Debug for KeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeRecord")
+            .field("relative_ke_id", &self.relative_ke_id)
+            .field("enrolee", &self.enrolee)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A GBA bootstrap as the BSF stub holds it (Ks sealed like Ke).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GbaBootstrap {
+    /// B-TID.
+    pub btid: String,
+    /// IMPI of the subscriber.
+    pub impi: String,
+    /// Key lifetime end, Unix seconds.
+    pub expires: i64,
+    /// Nonce and AES-256-GCM ciphertext of Ks.
+    pub sealed_ks: Vec<u8>,
+}
+
+impl std::fmt::Debug for GbaBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GbaBootstrap")
+            .field("btid", &self.btid)
+            .field("impi", &self.impi)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A PSK identity as listed (the key is not part of it).
+#[derive(Debug, Clone)]
+pub struct PskInfo {
+    /// `psk_identity` (in oneM2M, the KpmId).
+    pub identity: String,
+    /// Operator's label.
+    pub label: String,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Names bound to it, if any (stored form).
+    pub names: Option<String>,
+}
+
+/// The schema version this build writes, kept in SQLite's `user_version`
+/// (and in PostgreSQL's `meta` table). 1: everything up to and including
+/// `generated_keys` (0 in a database that never recorded one); 2: the
+/// `parent` column of `rspf_enrolments`. A database with a higher version
+/// is refused rather than used by code that does not know its columns.
+/// 3: names bound to challenges and PSK identities (`names`), unique
+/// non-empty challenge labels, typed refusals of transactions (`refusal`).
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 3 makes non-empty challenge labels unique (CMP and the proxy
+/// look challenges up by label). Labels repeated before are kept apart by
+/// their id (`device-1#7`), then the index holds.
+pub(crate) const UNIQUE_LABELS: &str = "
+UPDATE challenges SET label = label || '#' || id
+    WHERE label <> '' AND id NOT IN (SELECT MIN(id) FROM challenges GROUP BY label);
+CREATE UNIQUE INDEX IF NOT EXISTS challenges_label ON challenges (label) WHERE label <> '';
+";
+
+/// Why a re-enrolment is refused when its parent went while it was made.
+pub(crate) const PARENT_GONE: &str = "the enrolment whose Kre authenticated this session has been withdrawn";
+
+/// Columns of `rspf_enrolments` in `KeRecord` order (shared with the PostgreSQL storage).
+pub(crate) const KE_COLS: &str =
+    "relative_ke_id, relative_kre_id, enrolee, enrolee_id, created, expires, sealed, completions, parent";
+
+/// A transaction state as columns: state, serial, refusal, reason.
+pub(crate) fn state_parts(s: &TxState) -> (&'static str, Option<&str>, Option<&'static str>, Option<&str>) {
+    match s {
+        TxState::Pending => ("pending", None, None, None),
+        TxState::Issued(serial) => ("issued", Some(serial.as_str()), None, None),
+        TxState::Rejected(r, why) => ("rejected", None, Some(r.as_str()), Some(why.as_str())),
+    }
+}
+
+/// The typed reason of a stored rejection. Rows from before version 3
+/// hold a SCEP failInfo number instead, and only operators rejected then.
+pub(crate) fn stored_refusal(refusal: Option<&str>) -> RefusalReason {
+    refusal
+        .and_then(RefusalReason::parse)
+        .unwrap_or(RefusalReason::OperatorRejected)
+}
+
+/// Columns of `transactions` in `Transaction` order (shared with the PostgreSQL storage).
+pub(crate) const TX_COLS: &str = "txid, key_id, subject, csr, state, serial, fail_info, reason, created, refusal";
