@@ -93,6 +93,33 @@ fn vendor_device(dir: &Path, name: &str, serial_number: &str, ca: (&Path, &Path)
     (cert, key)
 }
 
+/// An RA certificate for `CN=SCEP proxy RA`, self-signed by OpenSSL with
+/// id-kp-cmcRA and a fresh RSA key: (certificate, key).
+fn self_signed_ra(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=SCEP proxy RA",
+            "-keyout",
+            p(&key),
+            "-out",
+            p(&cert),
+            "-addext",
+            "extendedKeyUsage=1.3.6.1.5.5.7.3.28",
+        ],
+    );
+    (cert, key)
+}
+
 fn sans(cert: &Path) -> String {
     let o = run("openssl", &["x509", "-in", p(cert), "-noout", "-ext", "subjectAltName"]);
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -212,27 +239,7 @@ fn ra_pop_a_configured_ra_obtains_its_names_and_another_nothing() {
     let mut ra = None;
     let m = Mef::start(Path::new(env!("CARGO_BIN_EXE_mef")), &[], |st, cfg| {
         // The proxy's RA certificate: self-signed by OpenSSL, with id-kp-cmcRA.
-        let (cert, key) = (st.join("proxy-ra.pem"), st.join("proxy-ra.key"));
-        run(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=SCEP proxy RA",
-                "-keyout",
-                p(&key),
-                "-out",
-                p(&cert),
-                "-addext",
-                "extendedKeyUsage=1.3.6.1.5.5.7.3.28",
-            ],
-        );
+        let (cert, key) = self_signed_ra(st, "proxy-ra");
         ra = Some((cert, key));
         cfg.push_str("\n[[authorisation.ra]]\ncertificate = \"proxy-ra.pem\"\nmay_name = [\"*.ran.example.net\"]\n");
     });
@@ -251,27 +258,7 @@ fn ra_pop_a_configured_ra_obtains_its_names_and_another_nothing() {
     pkcsreq(&m, dir, "ra-out", &csr, (&ra_cert, &ra_key));
     assert_eq!(status(dir, "ra-out"), "pkiStatus=2 failInfo=2");
     // An RA nobody configured (same subject, another key).
-    let (other, other_key) = (dir.join("other-ra.pem"), dir.join("other-ra.key"));
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=SCEP proxy RA",
-            "-keyout",
-            p(&other_key),
-            "-out",
-            p(&other),
-            "-addext",
-            "extendedKeyUsage=1.3.6.1.5.5.7.3.28",
-        ],
-    );
+    let (other, other_key) = self_signed_ra(dir, "other-ra");
     let (_, csr) = key_and_csr_for(dir, "bs-8", "CN = bs-8.ran.example.net", None, None);
     pkcsreq(&m, dir, "ra-other", &csr, (&other, &other_key));
     assert_eq!(status(dir, "ra-other"), "pkiStatus=2 failInfo=2");

@@ -2,8 +2,8 @@
 //! core (`handle` takes a parsed HTTP request, returns status, type and
 //! body); [`crate::http`] puts it on hyper.
 
+use crate::ra::Refusal as CoreRefusal;
 use crate::ra::{self, AuthRequest, Authorisation, Authoriser, Credential, CsrView, Intent, IssueNames, Protocol};
-use crate::ra::{Refusal as CoreRefusal, RefusalReason};
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use der::{Decode, Encode};
 use enrolkit_keys::{DigestAlgorithm, PrivateKey};
@@ -660,7 +660,6 @@ fn csr_view(csr: &Csr) -> CsrView<'_> {
 /// is for algorithms a server does not implement, not keys it refuses).
 impl From<CoreRefusal> for Refusal {
     fn from(r: CoreRefusal) -> Self {
-        let _: RefusalReason = r.reason;
         Refusal(FailInfo::BadRequest, r.detail)
     }
 }
