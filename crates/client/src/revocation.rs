@@ -10,7 +10,8 @@
 //! with id-kp-OCSPSigning), about this very certificate, current at `now`
 //! within [`CLOCK_SKEW`], and, for OCSP with a nonce, an answer to this request.
 
-use const_oid::db::rfc5280::{ID_AD_OCSP, ID_KP_OCSP_SIGNING};
+use const_oid::db::rfc5280::ID_AD_OCSP;
+use enrolkit_pkix::{Anchors, Options, PathError, Purpose, Validator};
 use const_oid::db::rfc6960::{ID_PKIX_OCSP_BASIC, ID_PKIX_OCSP_NONCE};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{Null, OctetString};
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, CrlNumber, ExtendedKeyUsage, KeyUsage,
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, CrlNumber, KeyUsage,
     KeyUsages,
 };
 use x509_cert::ext::Extension;
@@ -245,23 +246,16 @@ fn verify(
     })
 }
 
-/// That `issuer` issued `cert`: its name is the certificate's issuer and its key signed it.
+/// That `issuer` issued `cert`: its name is the certificate's issuer and its
+/// key signed it (the chain validator's link check). SHA-1 is allowed: the
+/// pair was already trusted by chain validation; this only ties the
+/// revocation answer to the right issuer.
 fn check_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
-    let it = &issuer.tbs_certificate;
-    if it.subject != cert.tbs_certificate.issuer {
-        return Err(RevocationError::NotIssuedBy(it.subject.to_string()));
-    }
-    let tbs = cert.tbs_certificate.to_der().map_err(malformed("certificate"))?;
-    verify(
-        &it.subject_public_key_info,
-        &cert.signature_algorithm,
-        &tbs,
-        &cert.signature,
-        "certificate",
-    )
-    .map_err(|e| match e {
-        RevocationError::BadSignature(_) => RevocationError::NotIssuedBy(it.subject.to_string()),
-        other => other,
+    enrolkit_pkix::signature::check_link(cert, issuer, true).map_err(|e| match e {
+        PathError::UnsupportedAlgorithm { .. } => {
+            RevocationError::UnsupportedAlgorithm(cert.signature_algorithm.oid)
+        }
+        _ => RevocationError::NotIssuedBy(issuer.tbs_certificate.subject.to_string()),
     })
 }
 
@@ -345,8 +339,11 @@ fn names(id: &ResponderId, cert: &Certificate) -> bool {
 
 /// The key that must have signed the response: the issuer's, or that of a
 /// delegated responder (RFC 6960 §4.2.2.2) whose certificate is in the
-/// response, was issued by the issuer, carries id-kp-OCSPSigning and is
-/// valid at `now`.
+/// response. The delegate is checked by the one chain validator with the
+/// issuer as its only anchor, so it must be issued directly by the issuer
+/// (name and signature), be valid at `now` (within [`CLOCK_SKEW`]), carry
+/// id-kp-OCSPSigning by name, and have no critical extension we do not
+/// understand.
 fn responder_key<'a>(
     basic: &'a BasicOcspResponse,
     issuer: &'a Certificate,
@@ -369,24 +366,22 @@ fn responder_key<'a>(
         ));
     };
     let subject = delegate.tbs_certificate.subject.to_string();
-    check_issued_by(delegate, issuer).map_err(|e| match e {
-        RevocationError::NotIssuedBy(_) => {
-            RevocationError::UnauthorisedResponder(format!("{subject} was not issued by the certificate's issuer"))
-        }
-        other => other,
-    })?;
-    let eku = extension::<ExtendedKeyUsage>(delegate);
-    if !eku.is_some_and(|e| e.0.contains(&ID_KP_OCSP_SIGNING)) {
-        return Err(RevocationError::UnauthorisedResponder(format!(
-            "{subject} lacks id-kp-OCSPSigning"
-        )));
-    }
-    let v = &delegate.tbs_certificate.validity;
-    if now + CLOCK_SKEW < v.not_before.to_system_time() || now > v.not_after.to_system_time() + CLOCK_SKEW {
-        return Err(RevocationError::UnauthorisedResponder(format!(
-            "the responder certificate {subject} is not valid now"
-        )));
-    }
+    let anchors = Anchors::new(vec![issuer.clone()]).map_err(|e| RevocationError::UnauthorisedResponder(e.to_string()))?;
+    let options = Options::new(Purpose::OcspSigning).with_clock_skew(CLOCK_SKEW);
+    Validator::new(&anchors, &[], options)
+        .validate(delegate, now)
+        .map_err(|e| {
+            RevocationError::UnauthorisedResponder(match e {
+                PathError::WrongPurpose { .. } => format!("{subject} lacks id-kp-OCSPSigning"),
+                PathError::Expired { .. } | PathError::NotYetValid { .. } => {
+                    format!("the responder certificate {subject} is not valid now ({e})")
+                }
+                PathError::NoIssuer { .. } | PathError::NameMismatch { .. } | PathError::BadSignature { .. } => {
+                    format!("{subject} was not issued by the certificate's issuer")
+                }
+                other => format!("the responder certificate {subject}: {other}"),
+            })
+        })?;
     Ok(&delegate.tbs_certificate.subject_public_key_info)
 }
 
@@ -563,6 +558,7 @@ mod tests {
 
     use super::*;
     use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
+    use const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
     use enrolkit_pki::{Authority, Profile, Request, Revocation};
     use enrolkit_server::ocsp::{OcspResponder, OcspSetup};
     use enrolkit_server::storage::{IssuedCert, SqliteStorage, Storage, Transaction, TxState};

@@ -4,10 +4,16 @@
 //! "If the extension is present, then the certificate MUST only be used for
 //! one of the purposes indicated." An absent extension puts no limit on
 //! the purpose; `anyExtendedKeyUsage` (2.5.29.37.0) admits any purpose
-//! except [`Purpose::ScepRa`]: a SCEP client encrypts its request, and
-//! its one-time challenge, to the RA, so only a certificate issued *as*
-//! an RA may be one (id-kp-cmcRA, RFC 6402 §2.10, or Microsoft's
-//! Certificate Request Agent, which NDES RA certificates carry).
+//! except two that must be named explicitly:
+//!
+//! - [`Purpose::ScepRa`]: a SCEP client encrypts its request, and its
+//!   one-time challenge, to the RA, so only a certificate issued *as* an RA
+//!   may be one (id-kp-cmcRA, RFC 6402 §2.10, or Microsoft's Certificate
+//!   Request Agent, which NDES RA certificates carry);
+//! - [`Purpose::OcspSigning`]: RFC 6960 §4.2.2.2, a delegated responder's
+//!   certificate "MUST ... include the value of id-kp-OCSPSigning in an
+//!   extended key usage extension"; without that rule any certificate the
+//!   CA ever issued (a device's own) could sign statuses for its siblings.
 
 use const_oid::ObjectIdentifier;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
@@ -36,7 +42,9 @@ pub enum Purpose {
     /// signing (id-kp-cmcRA or Microsoft's Certificate Request Agent;
     /// neither an absent extension nor anyExtendedKeyUsage suffices).
     ScepRa,
-    /// An OCSP responder delegated by the CA (id-kp-OCSPSigning).
+    /// An OCSP responder delegated by the CA (id-kp-OCSPSigning, present
+    /// and named: neither an absent extension nor anyExtendedKeyUsage
+    /// suffices).
     OcspSigning,
     /// No purpose check (a CA certificate, an issued certificate kept for
     /// whatever its holder does).
@@ -55,13 +63,18 @@ impl Purpose {
         }
     }
 
+    /// Whether this use must be named in the certificate's extKeyUsage
+    /// (an absent extension or anyExtendedKeyUsage does not suffice).
+    pub fn must_be_named(self) -> bool {
+        matches!(self, Purpose::ScepRa | Purpose::OcspSigning)
+    }
+
     /// Whether a certificate with extension `eku` (None: absent) may serve.
     pub fn allows(self, eku: Option<&ExtendedKeyUsage>) -> bool {
         match (self, eku) {
             (Purpose::Any, _) => true,
-            (Purpose::ScepRa, None) => false,
-            (_, None) => true,
-            (Purpose::ScepRa, Some(e)) => e.0.iter().any(|o| self.accepted().contains(o)),
+            (p, None) => !p.must_be_named(),
+            (p, Some(e)) if p.must_be_named() => e.0.iter().any(|o| self.accepted().contains(o)),
             (_, Some(e)) => {
                 e.0.iter()
                     .any(|o| *o == ANY_EXTENDED_KEY_USAGE || self.accepted().contains(o))
@@ -91,9 +104,10 @@ mod tests {
     }
 
     #[test]
-    fn absent_eku_is_any_purpose_but_not_an_ra() {
+    fn absent_eku_is_any_purpose_but_not_an_ra_or_an_ocsp_responder() {
         assert!(Purpose::TlsServer.allows(None));
-        assert!(Purpose::OcspSigning.allows(None));
+        assert!(Purpose::TlsClient.allows(None));
+        assert!(!Purpose::OcspSigning.allows(None));
         assert!(!Purpose::ScepRa.allows(None));
     }
 
@@ -102,6 +116,8 @@ mod tests {
         let any = eku(&[ANY_EXTENDED_KEY_USAGE]);
         assert!(Purpose::TlsClient.allows(Some(&any)));
         assert!(!Purpose::ScepRa.allows(Some(&any)));
+        assert!(!Purpose::OcspSigning.allows(Some(&any)));
+        assert!(Purpose::OcspSigning.allows(Some(&eku(&[ANY_EXTENDED_KEY_USAGE, ID_KP_OCSP_SIGNING]))));
     }
 
     #[test]
