@@ -1,5 +1,9 @@
 //! hyper glue: routes, body limits, one log line per request. The SCEP work
-//! (RSA) runs on the blocking pool so the reactor keeps accepting.
+//! (RSA) runs on the blocking pool so the reactor keeps accepting. Every
+//! response's header names go out in their canonical spelling
+//! ([`header_case`]).
+
+pub mod header_case;
 
 use crate::scep::{HttpRequest, HttpResponse, ScepService};
 use http_body_util::{BodyExt, Full, Limited};
@@ -217,7 +221,8 @@ where
     }
 }
 
-/// HTTP/1.1 on one connection, with the header read timeout every listener uses.
+/// HTTP/1.1 on one connection, with the header read timeout every listener
+/// uses and header names in their canonical spelling.
 async fn serve_http1<I, H, Fut>(io: I, peer: std::net::SocketAddr, handler: H)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -226,11 +231,19 @@ where
 {
     let service = service_fn(move |req| {
         let fut = handler(req);
-        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        async move {
+            let mut resp = fut.await;
+            if let Some(ext) = header_case::canonical().await {
+                *resp.extensions_mut() = ext.clone();
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     if let Err(e) = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(std::time::Duration::from_secs(30))
+        .title_case_headers(true)
+        .preserve_header_case(true)
         .serve_connection(TokioIo::new(io), service)
         .await
     {
