@@ -11,19 +11,18 @@
 //! within [`CLOCK_SKEW`], and, for OCSP with a nonce, an answer to this request.
 
 use const_oid::db::rfc5280::ID_AD_OCSP;
-use enrolkit_pkix::{Anchors, Options, PathError, Purpose, Validator};
 use const_oid::db::rfc6960::{ID_PKIX_OCSP_BASIC, ID_PKIX_OCSP_NONCE};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{Null, OctetString};
 use der::{Decode, Encode};
 use enrolkit_keys::{DigestAlgorithm, SignatureAlgorithm};
+use enrolkit_pkix::{Anchors, Options, PathError, Purpose, Validator};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::time::{Duration, SystemTime};
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, CrlNumber, KeyUsage,
-    KeyUsages,
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, CrlNumber, KeyUsage, KeyUsages,
 };
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
@@ -252,9 +251,7 @@ fn verify(
 /// revocation answer to the right issuer.
 fn check_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
     enrolkit_pkix::signature::check_link(cert, issuer, true).map_err(|e| match e {
-        PathError::UnsupportedAlgorithm { .. } => {
-            RevocationError::UnsupportedAlgorithm(cert.signature_algorithm.oid)
-        }
+        PathError::UnsupportedAlgorithm { .. } => RevocationError::UnsupportedAlgorithm(cert.signature_algorithm.oid),
         _ => RevocationError::NotIssuedBy(issuer.tbs_certificate.subject.to_string()),
     })
 }
@@ -366,7 +363,8 @@ fn responder_key<'a>(
         ));
     };
     let subject = delegate.tbs_certificate.subject.to_string();
-    let anchors = Anchors::new(vec![issuer.clone()]).map_err(|e| RevocationError::UnauthorisedResponder(e.to_string()))?;
+    let anchors =
+        Anchors::new(vec![issuer.clone()]).map_err(|e| RevocationError::UnauthorisedResponder(e.to_string()))?;
     let options = Options::new(Purpose::OcspSigning).with_clock_skew(CLOCK_SKEW);
     Validator::new(&anchors, &[], options)
         .validate(delegate, now)
@@ -557,8 +555,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
     use const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
+    use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
     use enrolkit_pki::{Authority, Profile, Request, Revocation};
     use enrolkit_server::ocsp::{OcspResponder, OcspSetup};
     use enrolkit_server::storage::{IssuedCert, SqliteStorage, Storage, Transaction, TxState};

@@ -16,7 +16,9 @@ fn at() -> SystemTime {
 }
 
 fn load(name: &str) -> Certificate {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testvectors/pkix/chains").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testvectors/pkix/chains")
+        .join(name);
     let der = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Certificate::from_der(&der).unwrap()
 }
@@ -35,8 +37,20 @@ fn tls_server() -> Options {
 
 #[test]
 fn the_good_chain_validates_through_the_intermediate_to_the_root() {
-    assert_eq!(validate("root.der", &["intermediate.der"], "leaf.der", tls_server()).unwrap(), 3);
-    assert_eq!(validate("root.der", &["intermediate.der"], "leaf.der", Options::new(Purpose::TlsClient)).unwrap(), 3);
+    assert_eq!(
+        validate("root.der", &["intermediate.der"], "leaf.der", tls_server()).unwrap(),
+        3
+    );
+    assert_eq!(
+        validate(
+            "root.der",
+            &["intermediate.der"],
+            "leaf.der",
+            Options::new(Purpose::TlsClient)
+        )
+        .unwrap(),
+        3
+    );
 }
 
 #[test]
@@ -58,7 +72,13 @@ fn an_expired_certificate_is_refused() {
 
 #[test]
 fn a_not_yet_valid_certificate_is_refused() {
-    let e = validate("root.der", &["intermediate.der"], "leaf-not-yet-valid.der", tls_server()).unwrap_err();
+    let e = validate(
+        "root.der",
+        &["intermediate.der"],
+        "leaf-not-yet-valid.der",
+        tls_server(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PathError::NotYetValid { .. }), "{e}");
 }
 
@@ -68,7 +88,13 @@ fn a_wrong_extended_key_usage_is_refused() {
     assert!(matches!(e, PathError::WrongPurpose { .. }), "{e}");
     // OCSP signing and the SCEP RA must be named; no EKU is not enough.
     for purpose in [Purpose::OcspSigning, Purpose::ScepRa] {
-        let e = validate("root.der", &["intermediate.der"], "leaf-no-eku.der", Options::new(purpose)).unwrap_err();
+        let e = validate(
+            "root.der",
+            &["intermediate.der"],
+            "leaf-no-eku.der",
+            Options::new(purpose),
+        )
+        .unwrap_err();
         assert!(matches!(e, PathError::WrongPurpose { .. }), "{purpose}: {e}");
     }
     assert!(validate("root.der", &["intermediate.der"], "leaf-no-eku.der", tls_server()).is_ok());
@@ -78,32 +104,70 @@ fn a_wrong_extended_key_usage_is_refused() {
 
 #[test]
 fn an_issuer_without_ca_true_is_refused() {
-    let e = validate("root.der", &["intermediate.der", "not-ca.der"], "leaf-under-not-ca.der", tls_server()).unwrap_err();
+    let e = validate(
+        "root.der",
+        &["intermediate.der", "not-ca.der"],
+        "leaf-under-not-ca.der",
+        tls_server(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PathError::NotCa { .. }), "{e}");
 }
 
 #[test]
 fn a_path_longer_than_path_len_allows_is_refused() {
-    let e = validate("root.der", &["intermediate.der", "sub-ca.der"], "leaf-under-sub-ca.der", tls_server())
-        .unwrap_err();
+    let e = validate(
+        "root.der",
+        &["intermediate.der", "sub-ca.der"],
+        "leaf-under-sub-ca.der",
+        tls_server(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PathError::PathLenExceeded { .. }), "{e}");
     // The sub-CA pinned as the anchor is trusted as itself: no pathLen above it.
-    assert_eq!(validate("sub-ca.der", &[], "leaf-under-sub-ca.der", tls_server()).unwrap(), 2);
+    assert_eq!(
+        validate("sub-ca.der", &[], "leaf-under-sub-ca.der", tls_server()).unwrap(),
+        2
+    );
 }
 
 #[test]
 fn an_issuer_name_that_differs_is_refused_even_though_the_key_signed_it() {
-    let e = validate("root.der", &["intermediate.der"], "leaf-wrong-issuer-name.der", tls_server()).unwrap_err();
-    assert!(matches!(e, PathError::NoIssuer { .. } | PathError::NameMismatch { .. }), "{e}");
+    let e = validate(
+        "root.der",
+        &["intermediate.der"],
+        "leaf-wrong-issuer-name.der",
+        tls_server(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, PathError::NoIssuer { .. } | PathError::NameMismatch { .. }),
+        "{e}"
+    );
     let e = validate("intermediate.der", &[], "leaf-wrong-issuer-name.der", tls_server()).unwrap_err();
-    assert!(matches!(e, PathError::NoIssuer { .. } | PathError::NameMismatch { .. }), "{e}");
+    assert!(
+        matches!(e, PathError::NoIssuer { .. } | PathError::NameMismatch { .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn an_unknown_critical_extension_is_refused_and_a_non_critical_one_ignored() {
-    let e = validate("root.der", &["intermediate.der"], "leaf-unknown-critical.der", tls_server()).unwrap_err();
+    let e = validate(
+        "root.der",
+        &["intermediate.der"],
+        "leaf-unknown-critical.der",
+        tls_server(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PathError::UnknownCriticalExtension { .. }), "{e}");
-    assert!(validate("root.der", &["intermediate.der"], "leaf-unknown-noncritical.der", tls_server()).is_ok());
+    assert!(validate(
+        "root.der",
+        &["intermediate.der"],
+        "leaf-unknown-noncritical.der",
+        tls_server()
+    )
+    .is_ok());
 }
 
 #[test]
