@@ -117,6 +117,9 @@ fn say() -> impl FnMut(Progress<'_>) {
             "/cacerts: {} not trusted, dropped: {why}",
             certificate.tbs_certificate.subject
         ),
+        Progress::CsrAttrsUnusable { error } => {
+            eprintln!("warning: /csrattrs unusable ({error}); enrolling with the profile's key type and names")
+        }
         Progress::KeyInToken { at } => println!("key generated in the token: {at}"),
         Progress::KeyNotDestroyed { at, error } => eprintln!("warning: the key pair {at} was not destroyed: {error}"),
         Progress::Accepted { attempt, elapsed, wait } => {

@@ -34,6 +34,34 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// Most NUL bytes tolerated at the end of a body: some EST servers count a
+/// C string's terminator in Content-Length (seen on `/csrattrs`).
+pub const MAX_TRAILING_NULS: usize = 8;
+
+/// The length of `input` without a tail of whitespace and at most
+/// [`MAX_TRAILING_NULS`] NUL bytes (a longer run of NULs is left in place,
+/// to be refused as what it is).
+fn without_nul_tail(input: &[u8]) -> usize {
+    let mut end = input.len();
+    let mut nuls = 0usize;
+    while let Some(&b) = end.checked_sub(1).and_then(|i| input.get(i)) {
+        if b == 0 {
+            nuls += 1;
+            if nuls > MAX_TRAILING_NULS {
+                return input.len();
+            }
+        } else if !is_ws(b) {
+            break;
+        }
+        end -= 1;
+    }
+    if nuls == 0 {
+        input.len()
+    } else {
+        end
+    }
+}
+
 /// Longest input accepted for `max_decoded` bytes: base64 expansion plus a
 /// quarter for line breaks and stray whitespace, plus a little slack.
 fn max_encoded(max_decoded: usize) -> usize {
@@ -44,8 +72,10 @@ fn max_encoded(max_decoded: usize) -> usize {
 /// Decode an RFC 8951 base64 body of at most `max_decoded` bytes.
 ///
 /// ASCII whitespace is ignored anywhere; trailing `=` padding is optional;
-/// any other byte outside the base64 alphabet is an error naming its
-/// position. The input length is checked before anything is allocated.
+/// up to [`MAX_TRAILING_NULS`] NUL bytes at the very end (among trailing
+/// whitespace) are ignored, as deployed servers send them; any other byte
+/// outside the base64 alphabet is an error naming its position. The input
+/// length is checked before anything is allocated.
 pub fn decode_base64(input: &[u8], max_decoded: usize) -> Result<Vec<u8>> {
     let limit = max_encoded(max_decoded);
     if input.len() > limit {
@@ -57,7 +87,8 @@ pub fn decode_base64(input: &[u8], max_decoded: usize) -> Result<Vec<u8>> {
     // The body may be a private key (serverkeygen): the cleaned copy is wiped too.
     let mut clean = Zeroizing::new(Vec::with_capacity(input.len()));
     let mut padding = 0usize;
-    for (position, &byte) in input.iter().enumerate() {
+    let end = without_nul_tail(input);
+    for (position, &byte) in input.iter().take(end).enumerate() {
         if is_ws(byte) {
             continue;
         }
@@ -165,5 +196,41 @@ mod tests {
         assert!(decode_base64(b"A", 3).is_err());
         assert!(decode_base64(b"AQI==", 3).is_err());
         assert!(matches!(decode_base64(b"AQIDBA", 3), Err(EstError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_nul_terminated_body_is_read_but_a_nul_inside_is_not() {
+        // As a deployed EST server sends /csrattrs: the C string's NUL counted in Content-Length.
+        assert_eq!(decode_base64(b"AQID\0", 3).unwrap(), [1, 2, 3]);
+        assert_eq!(
+            decode_base64(
+                b"AQID
+\0", 3
+            )
+            .unwrap(),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            decode_base64(
+                b"AQI=\0
+\0",
+                3
+            )
+            .unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            decode_base64(&[b'A', b'Q', b'I', b'D', 0, 0, 0, 0, 0, 0, 0, 0], 3).unwrap(),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            decode_base64(&[b'A', b'Q', b'I', b'D', 0, 0, 0, 0, 0, 0, 0, 0, 0], 3),
+            Err(EstError::InvalidBase64 { position: 4, byte: 0 })
+        );
+        assert_eq!(
+            decode_base64(b"AQ\0ID", 3),
+            Err(EstError::InvalidBase64 { position: 2, byte: 0 })
+        );
+        assert_eq!(decode_base64(b"\0", 3).unwrap(), Vec::<u8>::new());
     }
 }

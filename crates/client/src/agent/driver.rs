@@ -626,7 +626,11 @@ impl Driver {
     ) -> Result<Event, ClientError> {
         let EstEnrolment { server, tls, basic, op } = how;
         let client = EstClient::new(server, &tls, basic)?;
-        let attrs = client.csrattrs()?;
+        let attrs = crate::flow::est::csrattrs_or_none(&client, &mut |p| {
+            if let Progress::CsrAttrsUnusable { error } = p {
+                eprintln!("  warning: /csrattrs unusable ({error}); the profile's key type and names are used")
+            }
+        })?;
         let spec = crate::flow::est::key_for(&attrs, self.profile.key_type.spec())?;
         let key = self.staged_key(spec, current).map_err(ClientError::Unexpected)?;
         let challenge = self.challenge().map_err(ClientError::Unexpected)?;

@@ -174,6 +174,22 @@ pub fn cacerts(settings: &EstSettings, out: Option<&Path>, progress: OnProgress)
     Ok(certs)
 }
 
+/// `/csrattrs`, or no attributes when the answer is unusable (a malformed
+/// body, a wrong media type, an HTTP error): some deployed servers answer
+/// it badly, and an enrolment must not fail for that alone; it goes on
+/// with the profile's key type and names, and [`Progress::CsrAttrsUnusable`]
+/// says why. A server that cannot be reached is still an error.
+pub(crate) fn csrattrs_or_none(client: &EstClient, progress: OnProgress) -> Result<CsrAttrs> {
+    match client.csrattrs() {
+        Ok(a) => Ok(a),
+        Err(e @ (ClientError::Network { .. } | ClientError::Tls { .. })) => Err(e),
+        Err(e) => {
+            progress(Progress::CsrAttrsUnusable { error: &e });
+            Ok(CsrAttrs::new())
+        }
+    }
+}
+
 /// The key type `/csrattrs` asks for, else `fallback`.
 pub fn key_for(attrs: &CsrAttrs, fallback: KeySpec) -> Result<KeySpec> {
     use enrolkit_est::KeyRequirement;
@@ -265,7 +281,7 @@ pub struct EnrolRequest {
 pub fn enroll(settings: &EstSettings, req: &EnrolRequest, progress: OnProgress) -> Result<Certificate> {
     let session = EstSession::connect(settings, progress)?;
     let client = session.client(true)?;
-    let attrs = client.csrattrs()?;
+    let attrs = csrattrs_or_none(&client, progress)?;
     let spec = key_for(&attrs, req.key_type)?;
     let enrol = |key: &dyn PrivateKey, progress: OnProgress| -> Result<Certificate> {
         let reply = request(
@@ -333,7 +349,7 @@ pub fn reenroll(settings: &EstSettings, req: &ReenrolRequest, progress: OnProgre
     let session = EstSession::connect(settings, progress)?;
     let current_key = load_key(&req.current_key)?;
     let client = session.client(true)?;
-    let attrs = client.csrattrs()?;
+    let attrs = csrattrs_or_none(&client, progress)?;
     let new_key = match &req.key_out {
         Some(_) => Some(SoftwareKey::generate(key_for(&attrs, KeySpec::EcP256)?)?),
         None => None,
@@ -414,7 +430,7 @@ pub struct ServerKeyGenRequest {
 pub fn serverkeygen(settings: &EstSettings, req: &ServerKeyGenRequest, progress: OnProgress) -> Result<Certificate> {
     let session = EstSession::connect(settings, progress)?;
     let client = session.client(true)?;
-    let attrs = client.csrattrs()?;
+    let attrs = csrattrs_or_none(&client, progress)?;
     // The CSR is signed with a key of the type wanted, a throw-away
     // one unless csr_key keeps it; the server makes the real one.
     let tmp = match &req.csr_key {

@@ -85,6 +85,11 @@ pub enum Progress<'a> {
         /// Time until the next attempt.
         wait: Duration,
     },
+    /// EST `/csrattrs` was unusable; the enrolment goes on without it.
+    CsrAttrsUnusable {
+        /// What was wrong with the answer.
+        error: &'a ClientError,
+    },
     /// A step of the oneM2M certificate enrolment (seed `002`).
     OneM2m(onem2m::OneM2mStep<'a>),
     /// A step of the RSPF Enrolee (clause 8.3.3.1).
