@@ -4,7 +4,7 @@
 use super::{err, issued, tty, Res};
 use enrolkit_client::flow::scep::{self as flow, EnrolRequest, RenewRequest};
 use enrolkit_client::flow::{Outputs, Progress};
-use enrolkit_client::{PollPolicy, ScepClient, ScepSession, Trust};
+use enrolkit_client::{PollPolicy, RenewalForm, ScepClient, ScepSession, Trust};
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use enrolkit_pkix::fingerprint::sha256 as fingerprint;
@@ -80,6 +80,8 @@ pub fn run(server: &Server, cmd: ScepCmd) -> Res {
             cert,
             new_key,
             key_out,
+            as_pkcsreq,
+            as_renewalreq,
             out,
             poll,
         } => {
@@ -92,6 +94,11 @@ pub fn run(server: &Server, cmd: ScepCmd) -> Res {
                 key,
                 current: files::read_certificate(&cert)?,
                 new_key,
+                form: match (as_pkcsreq, as_renewalreq) {
+                    (true, _) => RenewalForm::PkcsReq,
+                    (_, true) => RenewalForm::RenewalReq,
+                    _ => RenewalForm::Auto,
+                },
                 poll: policy(&poll),
             };
             let session = open(client)?;

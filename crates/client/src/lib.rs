@@ -19,5 +19,5 @@ pub mod rspf;
 pub mod scep;
 pub mod trust;
 
-pub use scep::{ClientError, PollPolicy, ScepClient, ScepSession};
+pub use scep::{ClientError, PollPolicy, RenewalForm, ScepClient, ScepSession};
 pub use trust::Trust;

@@ -302,6 +302,32 @@ pub struct PollPolicy {
     pub window: Duration,
 }
 
+/// Which message a renewal is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RenewalForm {
+    /// RenewalReq when GetCACaps lists `Renewal` (or its draft alias
+    /// `Update`), else PKCSReq signed by the current certificate: what a
+    /// server that does not know RenewalReq (EJBCA, Dogtag) renews from.
+    #[default]
+    Auto,
+    /// RenewalReq (RFC 8894 §3.3.1.2), whatever the capabilities say.
+    RenewalReq,
+    /// PKCSReq signed by the current certificate, without a challenge, as
+    /// sscep `-O old.crt -K old.key` sends it.
+    PkcsReq,
+}
+
+impl RenewalForm {
+    /// The form actually sent to a server with `caps`.
+    pub fn resolve(self, caps: &Capabilities) -> RenewalForm {
+        match self {
+            RenewalForm::Auto if caps.supports_renewal() => RenewalForm::RenewalReq,
+            RenewalForm::Auto => RenewalForm::PkcsReq,
+            other => other,
+        }
+    }
+}
+
 /// A client bound to a server's capabilities and CA certificates.
 pub struct ScepSession {
     /// The transport.
@@ -577,12 +603,14 @@ impl ScepSession {
         }
     }
 
-    /// Renewal: RenewalReq for `new_key` signed with the current key and certificate.
+    /// Renewal for `new_key` signed with the current key and certificate,
+    /// as a RenewalReq or a PKCSReq (`form`; see [`RenewalForm`]).
     pub fn renew(
         &self,
         current_key: &dyn PrivateKey,
         current: &Certificate,
         new_key: &dyn PrivateKey,
+        form: RenewalForm,
         poll: PollPolicy,
         progress: &mut dyn FnMut(u32, Duration),
     ) -> Result<Certificate> {
@@ -602,7 +630,11 @@ impl ScepSession {
             },
         )?)?;
         let txid = transaction_for(new_key, Some(current))?;
-        let (rep, _) = self.exchange(current_key, current, &RequestBody::RenewalReq(csr), &txid)?;
+        let body = match form.resolve(&self.caps) {
+            RenewalForm::PkcsReq => RequestBody::PkcsReq(csr),
+            _ => RequestBody::RenewalReq(csr),
+        };
+        let (rep, _) = self.exchange(current_key, current, &body, &txid)?;
         let cert = self.follow(rep, (current_key, current), &subject, &txid, new_key, poll, progress)?;
         not_the_renewed(cert, Some(current))
     }
@@ -664,4 +696,23 @@ fn not_the_renewed(cert: Certificate, renewing: Option<&Certificate>) -> Result<
         ));
     }
     Ok(cert)
+}
+
+#[cfg(test)]
+mod renewal_form_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn auto_sends_renewalreq_only_to_servers_that_list_renewal() {
+        let with = |body: &[u8]| Capabilities::parse(body).unwrap();
+        let renewal = with(b"POSTPKIOperation\nRenewal\nSHA-256\nAES\n");
+        let update = with(b"POSTPKIOperation\nUpdate\nSHA-256\n");
+        let neither = with(b"POSTPKIOperation\nSHA-256\nAES\n");
+        assert_eq!(RenewalForm::Auto.resolve(&renewal), RenewalForm::RenewalReq);
+        assert_eq!(RenewalForm::Auto.resolve(&update), RenewalForm::RenewalReq);
+        assert_eq!(RenewalForm::Auto.resolve(&neither), RenewalForm::PkcsReq);
+        assert_eq!(RenewalForm::PkcsReq.resolve(&renewal), RenewalForm::PkcsReq);
+        assert_eq!(RenewalForm::RenewalReq.resolve(&neither), RenewalForm::RenewalReq);
+    }
 }

@@ -118,6 +118,15 @@ pub enum ScepCmd {
         /// with a new `object=<label>`.
         #[arg(long, value_parser = crate::key_location)]
         key_out: Option<KeyLocation>,
+        /// Send the renewal as a PKCSReq signed by the current certificate
+        /// (as sscep -O/-K does), for servers that do not know RenewalReq
+        /// (EJBCA, Dogtag). Without it: RenewalReq when GetCACaps lists
+        /// Renewal, else PKCSReq.
+        #[arg(long, conflicts_with = "as_renewalreq")]
+        as_pkcsreq: bool,
+        /// Send a RenewalReq even when GetCACaps does not list Renewal.
+        #[arg(long)]
+        as_renewalreq: bool,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]

@@ -8,7 +8,7 @@ use super::profile::{expand, Format, Profile, Protocol};
 use super::store::{self, NewFile, Ownership};
 use crate::est::{ders, EnrollReply, EstClient, EstServer};
 use crate::flow::Progress;
-use crate::scep::{ClientError, PollPolicy, ScepClient, ScepSession};
+use crate::scep::{ClientError, PollPolicy, RenewalForm, ScepClient, ScepSession};
 use der::{Decode, Encode, EncodePem};
 use enrolkit_keys::{KeyKind, PrivateKey};
 use enrolkit_pkcs11::KeyLocation;
@@ -506,7 +506,14 @@ impl Driver {
                 };
                 let cert = match renewing {
                     Some((old_key, old_cert)) => session
-                        .renew(old_key.as_ref(), &old_cert, key.as_ref(), poll, &mut log)
+                        .renew(
+                            old_key.as_ref(),
+                            &old_cert,
+                            key.as_ref(),
+                            RenewalForm::Auto,
+                            poll,
+                            &mut log,
+                        )
                         .map_err(|e| e.to_string())?,
                     None => {
                         let challenge = self.challenge()?;

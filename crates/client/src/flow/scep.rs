@@ -7,7 +7,7 @@
 //! written only once [`ScepSession`] has validated the certificate.
 
 use super::{write_public, OnProgress, Outputs, Progress};
-use crate::scep::{PollPolicy, Result, ScepClient, ScepSession};
+use crate::scep::{PollPolicy, RenewalForm, Result, ScepClient, ScepSession};
 use crate::trust::Trust;
 use der::Encode;
 use enrolkit_keys::{KeySpec, PrivateKey};
@@ -145,11 +145,13 @@ pub struct RenewRequest {
     pub current: Certificate,
     /// Where a new key ([`RENEWAL_KEY`]) is generated; `None` re-certifies the current key.
     pub new_key: Option<KeyLocation>,
+    /// RenewalReq or PKCSReq.
+    pub form: RenewalForm,
     /// How long and how often to poll while PENDING.
     pub poll: PollPolicy,
 }
 
-/// Renewal: a RenewalReq signed with the current key and certificate, for
+/// Renewal: a RenewalReq (or PKCSReq, [`RenewalForm`]) signed with the current key and certificate, for
 /// a new key or the current one, polled while PENDING; the validated
 /// certificate and the CA certificates go to `out`.
 pub fn renew(session: &ScepSession, req: &RenewRequest, out: &Outputs, progress: OnProgress) -> Result<Certificate> {
@@ -168,6 +170,7 @@ pub fn renew(session: &ScepSession, req: &RenewRequest, out: &Outputs, progress:
         current_key.as_ref(),
         &req.current,
         next_key.as_ref(),
+        req.form,
         req.poll,
         &mut |attempt, elapsed| progress(Progress::Pending { attempt, elapsed }),
     )?;
