@@ -406,7 +406,7 @@ impl ScepService {
                 )),
             },
             RequestBody::GetCert(ias) => {
-                if ias.issuer != self.ca.certificate.tbs_certificate.subject {
+                if !self.names_this_ca(&ias.issuer) {
                     return Err(Refusal(FailInfo::BadCertId, "issuer is not this CA".into()));
                 }
                 let serial = hex::encode(ias.serial_number.as_bytes());
@@ -422,7 +422,7 @@ impl ScepService {
                 })
             }
             RequestBody::GetCrl(ias) => {
-                if ias.issuer != self.ca.certificate.tbs_certificate.subject {
+                if !self.names_this_ca(&ias.issuer) {
                     return Err(Refusal(FailInfo::BadCertId, "issuer is not this CA".into()));
                 }
                 let crl = self.current_crl(now).map_err(internal_msg)?;
@@ -432,6 +432,14 @@ impl ScepService {
                 })
             }
         }
+    }
+
+    /// Whether `issuer`, in a GetCert or GetCRL IssuerAndSerialNumber, names
+    /// this CA: its own name, or our RA's, which a client that took the RA
+    /// certificate from GetCACert for the CA sends (serials are ours and
+    /// unique, so the alias cannot reach another CA's certificate).
+    fn names_this_ca(&self, issuer: &x509_cert::name::Name) -> bool {
+        *issuer == self.ca.certificate.tbs_certificate.subject || *issuer == self.ra_cert.tbs_certificate.subject
     }
 
     /// The CRL of everything revoked so far. Signed anew (with the next CRL

@@ -390,6 +390,42 @@ fn getcert_and_getcrl_after_revocation() {
 }
 
 #[test]
+fn getcert_and_getcrl_naming_our_ra_as_the_issuer_are_answered_and_a_stranger_is_not() {
+    // A client that took the RA certificate from GetCACert for "the CA"
+    // names the RA as issuer (deployed behaviour, issue I).
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-ra");
+    let d = device("dev-ra");
+    let cert = issued(&w.pkcsreq(&d, Some("otp-ra"), "tx-ra"), &d);
+    let mut ias = issuer_and_serial(&cert);
+    ias.issuer = w.ca.ra[0].tbs_certificate.subject.clone();
+    match w.exchange(&d, &d.cert, RequestBody::GetCert(ias.clone()), "tx-ra-gc") {
+        CertRep::Success { certificates, .. } => assert_eq!(certificates, vec![cert.clone()]),
+        other => panic!("{other:?}"),
+    }
+    match w.exchange(&d, &d.cert, RequestBody::GetCrl(ias.clone()), "tx-ra-crl") {
+        CertRep::Success { crls, .. } => {
+            assert_eq!(crls.len(), 1);
+            assert_eq!(crls[0].tbs_cert_list.issuer, w.ca.ca.tbs_certificate.subject);
+        }
+        other => panic!("{other:?}"),
+    }
+    ias.issuer = Name::from_str("CN=Some Other CA").unwrap();
+    for (body, tx) in [
+        (RequestBody::GetCert(ias.clone()), "tx-other-gc"),
+        (RequestBody::GetCrl(ias), "tx-other-crl"),
+    ] {
+        match w.exchange(&d, &d.cert, body, tx) {
+            CertRep::Failure { fail_info, text } => {
+                assert_eq!(fail_info, FailInfo::BadCertId);
+                assert!(text.unwrap().contains("not this CA"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
 fn failures_are_signed_certreps_with_the_right_failinfo_and_garbage_is_http_400() {
     let w = world(one_time(), DAY * 365);
     w.challenge("otp-f");
