@@ -275,3 +275,86 @@ fn a_held_request_answers_202_with_retry_after_spelt_canonically() {
         check(&format!("{stack} held"), &raw, 202, &["Retry-After"]);
     }
 }
+
+/// A self-signed signer certificate for `key` made by `openssl req -x509`
+/// with exactly the extensions in `v3` (OpenSSL config lines).
+fn self_signed(dir: &Path, name: &str, key: &Path, cn: &str, v3: &str) -> std::path::PathBuf {
+    let (cnf, out) = (
+        dir.join(format!("{name}.x509.cnf")),
+        dir.join(format!("{name}.self.pem")),
+    );
+    std::fs::write(
+        &cnf,
+        format!("[req]\ndistinguished_name = dn\nx509_extensions = v3\n[dn]\n[v3]\n{v3}\n"),
+    )
+    .unwrap();
+    common::run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-key",
+            common::p(key),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "1",
+        ]
+        .into_iter()
+        .chain(["-config", common::p(&cnf), "-out", common::p(&out)])
+        .collect::<Vec<_>>(),
+    );
+    out
+}
+
+#[test]
+fn pkioperation_by_get_is_served_to_a_client_that_was_offered_post() {
+    common::versions();
+    let m = start(false);
+    let caps = plain(m.scep, &get("/scep?operation=GetCACaps"));
+    let caps = String::from_utf8_lossy(&caps);
+    assert!(caps.contains("POSTPKIOperation"), "{caps}");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let otp = m
+        .run(&["challenge", "add", "--subject", "CN=cisco-get"])
+        .trim()
+        .to_owned();
+    let (key, csr) = common::key_and_csr(d, "cisco", "cisco-get", Some(&otp));
+    let signer = self_signed(d, "cisco", &key, "cisco-get", "subjectKeyIdentifier = hash");
+    let msg = common::scep_message(&m, d, "cisco", "19", &csr, (&signer, &key));
+    common::send(&m, d, "cisco", &msg, common::Transport::Get);
+    assert_eq!(common::status(d, "cisco"), "pkiStatus=0", "{}", m.log());
+    let cert = common::issued(d, "cisco", (&signer, &key));
+    assert_eq!(common::subject(&cert), "subject=CN = cisco-get");
+}
+
+#[test]
+fn a_self_signed_signer_with_a_critical_authority_key_identifier_is_accepted() {
+    // Windows' SCEP client signs with a self-signed certificate whose
+    // AuthorityKeyIdentifier is marked critical (RFC 5280 says it MUST NOT be).
+    let m = start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let otp = m
+        .run(&["challenge", "add", "--subject", "CN=windows-device"])
+        .trim()
+        .to_owned();
+    let (key, csr) = common::key_and_csr(d, "win", "windows-device", Some(&otp));
+    let signer = self_signed(
+        d,
+        "win",
+        &key,
+        "windows-device",
+        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = critical,keyid:always",
+    );
+    let text = common::run("openssl", &["x509", "-in", common::p(&signer), "-noout", "-text"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Authority Key Identifier: critical"),
+        "the signer must carry a critical AKI"
+    );
+    common::pkcsreq(&m, d, "win", &csr, (&signer, &key));
+    assert_eq!(common::status(d, "win"), "pkiStatus=0", "{}", m.log());
+    let cert = common::issued(d, "win", (&signer, &key));
+    assert_eq!(common::subject(&cert), "subject=CN = windows-device");
+}

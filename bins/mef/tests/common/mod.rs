@@ -122,6 +122,30 @@ pub fn scep_request(
     csr: &Path,
     signer: (&Path, &Path),
 ) -> Vec<u8> {
+    let msg = scep_message(m, dir, name, message_type, csr, signer);
+    send(m, dir, name, &msg, Transport::Post)
+}
+
+/// How a pkiMessage travels (RFC 8894 §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// POST with the DER body.
+    Post,
+    /// GET with `message=` the base64, URL-encoded (as Cisco IOS sends
+    /// even to servers that offer POSTPKIOperation).
+    Get,
+}
+
+/// A pkiMessage of `message_type` for `csr`, encrypted to mef's RA by
+/// `openssl cms -encrypt`, signed with `signer` by asn1crypto; its file.
+pub fn scep_message(
+    m: &Mef,
+    dir: &Path,
+    name: &str,
+    message_type: &str,
+    csr: &Path,
+    signer: (&Path, &Path),
+) -> PathBuf {
     let (env, msg) = (dir.join(format!("{name}.env.der")), dir.join(format!("{name}.msg.der")));
     run(
         "openssl",
@@ -157,22 +181,53 @@ pub fn scep_request(
             message_type,
         ],
     );
-    let url = format!("http://127.0.0.1:{}/scep?operation=PKIOperation", m.scep);
-    run(
-        "curl",
-        &[
-            "-sS",
-            "--fail",
-            "-H",
-            "Content-Type: application/x-pki-message",
-            "--data-binary",
-            &format!("@{}", p(&msg)),
-            "-o",
-            p(&dir.join(format!("{name}.rep.der"))),
-            &url,
-        ],
-    );
-    std::fs::read(dir.join(format!("{name}.rep.der"))).unwrap()
+    msg
+}
+
+/// Send the pkiMessage in `msg` with curl; the CertRep's bytes (also in
+/// `<name>.rep.der`).
+pub fn send(m: &Mef, dir: &Path, name: &str, msg: &Path, how: Transport) -> Vec<u8> {
+    let rep = dir.join(format!("{name}.rep.der"));
+    match how {
+        Transport::Post => {
+            let url = format!("http://127.0.0.1:{}/scep?operation=PKIOperation", m.scep);
+            run(
+                "curl",
+                &[
+                    "-sS",
+                    "--fail",
+                    "-H",
+                    "Content-Type: application/x-pki-message",
+                    "--data-binary",
+                    &format!("@{}", p(msg)),
+                    "-o",
+                    p(&rep),
+                    &url,
+                ],
+            );
+        }
+        Transport::Get => {
+            let b64 = dir.join(format!("{name}.msg.b64"));
+            run("openssl", &["base64", "-A", "-in", p(msg), "-out", p(&b64)]);
+            let url = format!("http://127.0.0.1:{}/scep", m.scep);
+            run(
+                "curl",
+                &[
+                    "-sS",
+                    "--fail",
+                    "--get",
+                    "--data",
+                    "operation=PKIOperation",
+                    "--data-urlencode",
+                    &format!("message@{}", p(&b64)),
+                    "-o",
+                    p(&rep),
+                    &url,
+                ],
+            );
+        }
+    }
+    std::fs::read(rep).unwrap()
 }
 
 /// `pkiStatus=…[ failInfo=…]` of a CertRep, by asn1crypto.
