@@ -183,3 +183,212 @@ fn renew_as_pkcsreq_is_a_pkcsreq_signed_by_the_current_certificate_and_mef_renew
     assert!(!o.status.success(), "a self-signed certificate renewed: {}", text(&o));
     assert!(!d.join("r.pem").exists());
 }
+
+/// An NDES-style SCEP server: GetCACert returns the CA and two RA
+/// certificates, one for signing (keyUsage digitalSignature) and one for
+/// encryption (keyEncipherment), both with Microsoft's Certificate Request
+/// Agent EKU, all made by OpenSSL; requests are decrypted only with the
+/// encryption key and replies signed only with the signing key (the
+/// message layer is enrolkit-scep's, the issuing is `openssl x509 -req`).
+mod ndes {
+    use super::*;
+    use enrolkit_testkit::http::{HttpStub, Request, Response};
+
+    pub struct Ndes {
+        pub stub: HttpStub,
+        pub dir: tempfile::TempDir,
+    }
+
+    fn openssl(args: &[&str]) {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    }
+
+    fn ra(d: &Path, name: &str, key_usage: &str, serial: &str) {
+        let (key, csr, cert, ext) = (
+            d.join(format!("{name}.key")),
+            d.join(format!("{name}.csr")),
+            d.join(format!("{name}.pem")),
+            d.join(format!("{name}.ext")),
+        );
+        openssl(&["genrsa", "-out", p(&key), "2048"]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            p(&key),
+            "-subj",
+            &format!("/CN=NDES {name}"),
+            "-out",
+            p(&csr),
+        ]);
+        std::fs::write(
+            &ext,
+            format!("keyUsage = critical,{key_usage}\nextendedKeyUsage = 1.3.6.1.4.1.311.20.2.1\n"),
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            p(&csr),
+            "-CA",
+            p(&d.join("ca.pem")),
+            "-CAkey",
+            p(&d.join("ca.key")),
+            "-set_serial",
+            serial,
+            "-days",
+            "30",
+            "-extfile",
+            p(&ext),
+            "-out",
+            p(&cert),
+        ]);
+    }
+
+    impl Ndes {
+        pub fn start() -> Ndes {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_path_buf();
+            openssl(&["genrsa", "-out", p(&d.join("ca.key")), "2048"]);
+            openssl(&[
+                "req",
+                "-x509",
+                "-key",
+                p(&d.join("ca.key")),
+                "-subj",
+                "/CN=NDES Test CA",
+                "-days",
+                "30",
+                "-out",
+                p(&d.join("ca.pem")),
+            ]);
+            ra(&d, "sign", "digitalSignature", "77");
+            ra(&d, "encrypt", "keyEncipherment", "78");
+            let all = d.join("all.pem");
+            let pem: String = ["ca.pem", "sign.pem", "encrypt.pem"]
+                .iter()
+                .map(|f| std::fs::read_to_string(d.join(f)).unwrap())
+                .collect();
+            std::fs::write(&all, pem).unwrap();
+            let cacert = d.join("cacert.p7");
+            openssl(&[
+                "crl2pkcs7",
+                "-nocrl",
+                "-certfile",
+                p(&all),
+                "-outform",
+                "DER",
+                "-out",
+                p(&cacert),
+            ]);
+            let cacert = std::fs::read(&cacert).unwrap();
+            let stub = HttpStub::start(move |req: &Request| match req.query("operation") {
+                Some("GetCACaps") => Response::new(200, "text/plain", "POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\n"),
+                Some("GetCACert") => Response::new(200, "application/x-x509-ca-ra-cert", cacert.clone()),
+                Some("PKIOperation") => pki_operation(&d, &req.body),
+                _ => Response::new(400, "text/plain", "unknown operation"),
+            });
+            Ndes { stub, dir }
+        }
+    }
+
+    fn cert(path: &Path) -> x509_cert::Certificate {
+        enrolkit_files::read_certificate(path).unwrap()
+    }
+
+    fn pki_operation(d: &Path, body: &[u8]) -> Response {
+        let (enc_cert, enc_key) = (
+            cert(&d.join("encrypt.pem")),
+            enrolkit_files::read_key(&d.join("encrypt.key")).unwrap(),
+        );
+        let (sign_cert, sign_key) = (
+            cert(&d.join("sign.pem")),
+            enrolkit_files::read_key(&d.join("sign.key")).unwrap(),
+        );
+        let rejection = enrolkit_scep::RejectionKey::new([7; 32]);
+        let responder = enrolkit_scep::Responder {
+            certificate: &enc_cert,
+            decryptor: &enc_key,
+            signer: &enc_key,
+            rejection: &rejection,
+        };
+        let req = match responder.open_request(body) {
+            Ok(r) => r,
+            Err(e) => return Response::new(400, "text/plain", format!("cannot open: {e}")),
+        };
+        let enrolkit_scep::RequestBody::PkcsReq(csr) = &req.body else {
+            return Response::new(400, "text/plain", "PKCSReq only");
+        };
+        let (csr_file, leaf) = (d.join("req.der"), d.join("leaf.pem"));
+        std::fs::write(&csr_file, &csr.der).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-inform",
+            "DER",
+            "-in",
+            p(&csr_file),
+            "-CA",
+            p(&d.join("ca.pem")),
+            "-CAkey",
+            p(&d.join("ca.key")),
+            "-set_serial",
+            "1001",
+            "-days",
+            "7",
+            "-out",
+            p(&leaf),
+        ]);
+        let issued = cert(&leaf);
+        let to = enrolkit_scep::ReplyTo::from_message(&req.message, req.content_encryption);
+        let outcome = enrolkit_scep::Outcome::Success {
+            certificates: vec![issued],
+            crls: vec![],
+        };
+        let rep = enrolkit_scep::build_cert_rep(&to, &outcome, &sign_key, &sign_cert, &mut rand_core::OsRng).unwrap();
+        Response::new(200, "application/x-pki-message", rep)
+    }
+}
+
+#[test]
+fn an_ndes_style_server_with_separate_ra_signing_and_encryption_certificates() {
+    let s = ndes::Ndes::start();
+    let d = s.dir.path();
+    let fp = fingerprint(&d.join("ca.pem"));
+    let (key, cert) = (d.join("dev.key"), d.join("dev.pem"));
+    let o = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args([
+            "scep",
+            "enrol",
+            "--url",
+            &s.stub.url("/certsrv/mscep/mscep.dll"),
+            "--ca-fingerprint",
+            &fp,
+        ])
+        .args([
+            "--subject",
+            "CN=ndes-device",
+            "--key-out",
+            p(&key),
+            "--cert-out",
+            p(&cert),
+        ])
+        .env("ENROL_CHALLENGE", "ndes-password")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    verify(&d.join("ca.pem"), &cert);
+    let ops: Vec<String> = s
+        .stub
+        .requests()
+        .iter()
+        .filter_map(|r| r.query("operation").map(str::to_owned))
+        .collect();
+    // A request encrypted to the signing certificate would not open with
+    // the encryption key, and a reply signed by the signing certificate
+    // would be refused if the client took the encryption one as the signer:
+    // the enrolment succeeding shows both choices.
+    assert_eq!(ops.last().map(String::as_str), Some("PKIOperation"), "{ops:?}");
+}
