@@ -33,7 +33,6 @@ pub mod psk;
 pub mod server;
 pub mod stream;
 
-pub use client::openssl::verify_chain;
 pub use client::{ClientCertificate, ClientKey, ClientStream, ClientTlsConfig, Connector, ServerTrust};
 pub use error::{is_tls_failure, TlsSetupError};
 pub use info::openssl::{channel_binding, openssl_info, psk_used};
