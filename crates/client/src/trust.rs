@@ -10,6 +10,7 @@
 //! | which certificate may be the SCEP RA | one signed (verified, not name-matched) by a trusted CA and carrying id-kp-cmcRA or Microsoft's Certificate Request Agent, or pinned itself |
 //! | whether an issued certificate is kept | it is for our key, not a CA, valid now, and chains to the pinned anchor through the served CA certificates |
 //! | EST bootstrap (RFC 7030 §4.1.1) | only the pinned certificate and what chains to it become trust anchors; the rest is dropped and reported |
+//! | the EST server after a bootstrap | its TLS certificate chains to those anchors for id-kp-serverAuth, valid now, and its subjectAltName names the host (RFC 9525, no common name) |
 //!
 //! Without a pin ([`Trust::InsecureFirstUse`]) the client trusts whatever
 //! CA certificates the server sends, as it did before pins existed: an
@@ -274,6 +275,37 @@ pub fn est_bootstrap(offered: &[Certificate], pins: &[String], now: SystemTime) 
         }
     }
     Ok(out)
+}
+
+/// Check, after the fact, the TLS server an unauthenticated bootstrap
+/// connection reached (RFC 7030 §4.1.1: "the client MUST ... verify the
+/// TLS server certificate" once `/cacerts` has given it the explicit trust
+/// anchors): `peer_chain` (DER, end entity first, as the server sent it)
+/// chains to `anchors` for a TLS server at `now`, and the end entity is
+/// for `host` by its subjectAltName.
+pub fn tls_server(
+    peer_chain: &[Vec<u8>],
+    anchors: &[Certificate],
+    host: &str,
+    now: SystemTime,
+) -> Result<ValidatedPath, ClientError> {
+    use der::Decode;
+    let mut certs = Vec::with_capacity(peer_chain.len());
+    for der in peer_chain.iter().take(enrolkit_pkix::chain::MAX_INTERMEDIATES + 1) {
+        certs.push(
+            Certificate::from_der(der)
+                .map_err(|e| ClientError::ServerNotPinned(format!("a certificate it sent does not decode: {e}")))?,
+        );
+    }
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Err(ClientError::ServerNotPinned("the server sent no certificate".into()));
+    };
+    let anchors = Anchors::new(anchors.to_vec()).map_err(|e| ClientError::ServerNotPinned(e.to_string()))?;
+    let path = Validator::new(&anchors, intermediates, options(Purpose::TlsServer, false))
+        .validate(leaf, now)
+        .map_err(|e| ClientError::ServerNotPinned(e.to_string()))?;
+    enrolkit_pkix::hostname::verify(leaf, host).map_err(|e| ClientError::ServerNotPinned(e.to_string()))?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! | [`signature`] | which certificate signature algorithms are accepted; verifying one link | RFC 5280 §4.1.1.2, §6.1.3 (a)(1) |
 //! | [`extensions`] | basicConstraints, keyUsage, extKeyUsage, and which critical extensions are understood | RFC 5280 §4.2 |
 //! | [`purpose`] | what a certificate may be used for (TLS server/client, SCEP RA, OCSP signing) | RFC 5280 §4.2.1.12, RFC 6402 §2.10 |
+//! | [`hostname`] | whether a certificate is for a host: subjectAltName dNSName/iPAddress, wildcards, no CN | RFC 9525 §6, RFC 5280 §4.2.1.6 |
 //! | [`binding`] | TLS channel binding values (tls-unique, tls-exporter) | RFC 5929 §3, RFC 9266 |
 //! | [`ocsp`] | OCSP response status names | RFC 6960 §4.2.1 |
 //! | [`chain`] | the one chain validator: pinned anchors, path building, every check of §6.1 we rely on, a revocation hook | RFC 5280 §6.1 |
@@ -22,6 +23,7 @@ pub mod binding;
 pub mod chain;
 pub mod extensions;
 pub mod fingerprint;
+pub mod hostname;
 pub mod ocsp;
 pub mod purpose;
 pub mod signature;

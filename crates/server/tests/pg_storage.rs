@@ -208,3 +208,50 @@ fn the_schema_is_what_the_design_says() {
     }
     assert!(cols.lines().count() >= 12, "{cols}");
 }
+
+/// PostgreSQL's errors become the database-neutral `StorageError` by
+/// meaning: a unique violation a conflict, a wrong column type invalid
+/// data, nobody listening busy (retryable), refused credentials other.
+#[test]
+fn postgres_errors_become_database_neutral_errors_by_meaning() {
+    use enrolkit_server::storage::{Backend, StorageError};
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let mut c = ::postgres::Client::connect(&pg.url_with_password(&db), ::postgres::NoTls).unwrap();
+    c.batch_execute("CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO t VALUES ('a', 1)")
+        .unwrap();
+    let e = StorageError::from(c.execute("INSERT INTO t VALUES ('a', 2)", &[]).unwrap_err());
+    assert!(matches!(e, StorageError::Conflict(_)), "{e:?}");
+    let e = StorageError::from(c.execute("INSERT INTO t VALUES ('b', NULL)", &[]).unwrap_err());
+    assert!(
+        matches!(
+            e,
+            StorageError::Other {
+                backend: Backend::Postgres,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let row = c.query_one("SELECT k FROM t", &[]).unwrap();
+    let e = StorageError::from(row.try_get::<_, i64>(0).unwrap_err());
+    assert!(matches!(e, StorageError::Corrupt { .. }), "{e:?}");
+    let e = StorageError::from(c.execute("SELECT 1 / (n - 1) FROM t", &[]).unwrap_err());
+    assert!(matches!(e, StorageError::Corrupt { .. }), "{e:?}");
+    let port = enrolkit_testkit::free_port().unwrap();
+    let e = PgStorage::open(&format!("postgresql://{USER}@127.0.0.1:{port}/x"), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StorageError::Busy {
+                backend: Backend::Postgres,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    let e = PgStorage::open(&pg.url(&db), Some(b"not the password")).unwrap_err();
+    assert!(matches!(e, StorageError::Other { .. }), "{e:?}");
+    assert!(e.to_string().starts_with("PostgreSQL: cannot connect to"), "{e}");
+}

@@ -127,8 +127,7 @@ impl<'s> EstSession<'s> {
                 }
                 let certs = settings.pinned(&certs, progress)?;
                 if settings.psk.is_none() {
-                    enrolkit_tls::verify_chain(&tls.peer_chain, &ders(&certs)?, Some(&settings.server.host))
-                        .map_err(ClientError::ServerNotPinned)?;
+                    crate::trust::tls_server(&tls.peer_chain, &certs, &settings.server.host, SystemTime::now())?;
                 }
                 certs
             }

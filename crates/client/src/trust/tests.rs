@@ -244,3 +244,90 @@ fn an_est_bootstrap_keeps_the_pinned_chain_only() {
     assert_eq!(b.dropped[0].0, extra.certificate);
     assert!(est_bootstrap(&offered, &["00".repeat(32)], t0()).is_err());
 }
+
+/// A TLS server certificate from `ca` for `dns` and `ips`, with `eku`.
+fn server(ca: &Authority, dns: &[&str], ips: &[&str], eku: &[const_oid::ObjectIdentifier]) -> Vec<u8> {
+    use der::Encode;
+    let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let req = Request {
+        subject: name("CN=est.example.net"),
+        public_key: k.public_key().clone(),
+        dns_names: dns.iter().map(|d| d.to_string()).collect(),
+        ip_addresses: ips.iter().map(|i| i.parse().unwrap()).collect(),
+    };
+    let profile = Profile {
+        extended_key_usage: eku.to_vec(),
+        ..Profile::default()
+    };
+    ca.issue(&req, &profile, t0(), &mut rand_core::OsRng)
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+#[test]
+fn the_est_server_after_a_bootstrap_chains_to_the_anchors_for_server_auth_and_names_the_host() {
+    use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+    use der::Encode;
+    let r = root("CN=Root");
+    let ica = r
+        .new_intermediate(key(), name("CN=Issuing"), t0() - DAY, 1000 * DAY, &mut rand_core::OsRng)
+        .unwrap();
+    let leaf = server(&ica, &["est.example.net"], &["192.0.2.7"], &[ID_KP_SERVER_AUTH]);
+    let chain = vec![leaf.clone(), ica.certificate.to_der().unwrap()];
+    let anchors = [r.certificate.clone()];
+    let now = t0() + DAY;
+    // Chained through the intermediate the server sent, by name or address.
+    let path = tls_server(&chain, &anchors, "est.example.net", now).unwrap();
+    assert_eq!(path.anchor(), Some(&r.certificate));
+    tls_server(&chain, &anchors, "EST.example.net.", now).unwrap();
+    tls_server(&chain, &anchors, "192.0.2.7", now).unwrap();
+    // Another host; no intermediate; another anchor; too late.
+    let not_pinned = |r: Result<ValidatedPath, ClientError>| match r {
+        Err(ClientError::ServerNotPinned(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let why = not_pinned(tls_server(&chain, &anchors, "other.example.net", now));
+    assert!(why.contains("not for \"other.example.net\""), "{why}");
+    not_pinned(tls_server(
+        std::slice::from_ref(&leaf),
+        &anchors,
+        "est.example.net",
+        now,
+    ));
+    not_pinned(tls_server(
+        &chain,
+        &[root("CN=Root").certificate],
+        "est.example.net",
+        now,
+    ));
+    not_pinned(tls_server(&chain, &anchors, "est.example.net", t0() + 400 * DAY));
+    // The intermediate itself may be the anchor.
+    tls_server(&chain, std::slice::from_ref(&ica.certificate), "est.example.net", now).unwrap();
+    // A client-only certificate is not a TLS server's.
+    let client_only = server(&ica, &["est.example.net"], &[], &[ID_KP_CLIENT_AUTH]);
+    let why = not_pinned(tls_server(
+        &[client_only, ica.certificate.to_der().unwrap()],
+        &anchors,
+        "est.example.net",
+        now,
+    ));
+    assert!(why.contains("TLS server"), "{why}");
+    // No subjectAltName: the common name is not looked at.
+    let no_san = server(&ica, &[], &[], &[ID_KP_SERVER_AUTH]);
+    let why = not_pinned(tls_server(
+        &[no_san, ica.certificate.to_der().unwrap()],
+        &anchors,
+        "est.example.net",
+        now,
+    ));
+    assert!(why.contains("no subjectAltName"), "{why}");
+    // Nothing sent, or garbage.
+    assert!(not_pinned(tls_server(&[], &anchors, "est.example.net", now)).contains("no certificate"));
+    not_pinned(tls_server(
+        &[vec![0x30, 0x03, 1, 2, 3]],
+        &anchors,
+        "est.example.net",
+        now,
+    ));
+}

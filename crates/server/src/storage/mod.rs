@@ -10,8 +10,10 @@
 //! instead of one. Lookups on the request path use a second connection,
 //! which WAL lets read beside the writer, so they never wait for a commit.
 //!
-//! `mod.rs` holds the records and the trait; [`sqlite`] and [`postgres`]
-//! the two databases, with the column lists they share from here.
+//! `mod.rs` holds the records, the trait and the database-neutral
+//! [`StorageError`]; [`sqlite`] and [`postgres`] the two databases, with the
+//! column lists they share from here, each converting its driver's errors
+//! into [`StorageError`] by meaning (conflict, busy, corrupt, other).
 
 pub mod postgres;
 pub mod sqlite;
@@ -22,27 +24,58 @@ pub use sqlite::SqliteStorage;
 use crate::ra::RefusalReason;
 use zeroize::Zeroizing;
 
-/// Storage errors.
-#[derive(Debug, thiserror::Error)]
+/// Which database an error came from: named in messages, so an operator
+/// knows which one to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// [`SqliteStorage`].
+    Sqlite,
+    /// [`PgStorage`].
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Storage errors, by what the caller can do about them, whichever
+/// database raised them: each implementation converts its own errors
+/// (`rusqlite`'s in [`sqlite`], `postgres`'s in [`postgres`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// A lock was poisoned by a panic in another thread.
-    #[error("storage lock poisoned")]
-    Poisoned,
-    /// The database file could not be set up.
-    #[error("{0}")]
-    File(String),
     /// The row asked for does not exist or is not in the expected state.
     #[error("{0}")]
     NotFound(String),
-    /// The row to add exists already.
+    /// The row to add exists already: the operation's own check, or a
+    /// unique constraint of the schema.
     #[error("{0}")]
     Conflict(String),
-    /// This storage does not implement the operation (see the [`Storage`] defaults).
-    #[error("{0}: not implemented by this storage")]
-    Unsupported(&'static str),
+    /// The database could not serve the request now and may later: locked
+    /// or busy, every connection in use, a serialisation failure or
+    /// deadlock, the server unreachable or the connection lost. Nothing of
+    /// the operation was stored; retrying it may succeed.
+    #[error("{backend} busy or unavailable: {message}")]
+    Busy {
+        /// The database.
+        backend: Backend,
+        /// What it said.
+        message: String,
+    },
+    /// What the database holds is not what this build expects: a value of
+    /// the wrong type or out of range, a missing row that must exist, a
+    /// damaged file.
+    #[error("{backend}: invalid stored data: {message}")]
+    Corrupt {
+        /// The database.
+        backend: Backend,
+        /// What is wrong.
+        message: String,
+    },
     /// The database was made by a newer version of enrolkit, whose schema
     /// this one does not know: opening it could lose what it stores.
     #[error(
@@ -54,13 +87,48 @@ pub enum StorageError {
         /// Newest version this build knows.
         known: i64,
     },
-    /// PostgreSQL failed ([`PgStorage`]): the
-    /// server, the connection, or a value it holds.
-    #[error("postgres: {0}")]
-    Postgres(String),
-    /// The shared commit this write was part of failed: nothing of it was stored.
-    #[error("group commit: {0}")]
-    Commit(String),
+    /// This storage does not implement the operation (see the [`Storage`] defaults).
+    #[error("{0}: not implemented by this storage")]
+    Unsupported(&'static str),
+    /// Any other failure (refused credentials, a full disk, a file that
+    /// cannot be set up, a lock poisoned by a panic): not retryable as such.
+    #[error("{backend}: {message}")]
+    Other {
+        /// The database.
+        backend: Backend,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl StorageError {
+    /// The same error with `context` (what was being done) before its
+    /// message; errors without a database message are returned as they are.
+    pub fn within(self, context: &str) -> Self {
+        match self {
+            StorageError::Busy { backend, message } => StorageError::Busy {
+                backend,
+                message: format!("{context}: {message}"),
+            },
+            StorageError::Corrupt { backend, message } => StorageError::Corrupt {
+                backend,
+                message: format!("{context}: {message}"),
+            },
+            StorageError::Other { backend, message } => StorageError::Other {
+                backend,
+                message: format!("{context}: {message}"),
+            },
+            other => other,
+        }
+    }
+
+    /// A lock of `backend`'s storage was poisoned by a panic in another thread.
+    pub(crate) fn poisoned(backend: Backend) -> Self {
+        StorageError::Other {
+            backend,
+            message: "storage lock poisoned".into(),
+        }
+    }
 }
 
 /// Result alias.

@@ -24,7 +24,7 @@
 //! the database on the host, a Unix socket or a private network.
 
 use super::{
-    state_parts, stored_refusal, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage,
+    state_parts, stored_refusal, Backend, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage,
     StorageError, TokenInfo, Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS,
     UNIQUE_LABELS,
 };
@@ -85,8 +85,44 @@ CREATE TABLE IF NOT EXISTS generated_keys (
 const CERT_COLS: &str = "serial, subject, der, not_after, revoked_at, reason";
 
 impl From<postgres::Error> for StorageError {
+    /// By meaning: SQLSTATE 23505 (unique_violation) is a
+    /// [`StorageError::Conflict`]; class 08 (connection), class 40
+    /// (serialisation failure, deadlock), 55P03 (lock not available), 53300
+    /// (too many connections), class 57P (shutting down, cannot connect
+    /// now), a closed connection or a transport error [`StorageError::Busy`];
+    /// class 22 (data exception), XX001/XX002 (data or index corrupted) and
+    /// a column of the wrong type or NULL [`StorageError::Corrupt`]; the rest
+    /// (refused credentials among them) [`StorageError::Other`].
     fn from(e: postgres::Error) -> Self {
-        StorageError::Postgres(message(&e))
+        use postgres::error::SqlState;
+        use postgres::types::{WasNull, WrongType};
+        let backend = Backend::Postgres;
+        let message = message(&e);
+        if let Some(code) = e.code() {
+            let c = code.code();
+            return if *code == SqlState::UNIQUE_VIOLATION {
+                StorageError::Conflict(message)
+            } else if c.starts_with("08")
+                || c.starts_with("40")
+                || c.starts_with("57P")
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+            {
+                StorageError::Busy { backend, message }
+            } else if c.starts_with("22") || *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+                StorageError::Corrupt { backend, message }
+            } else {
+                StorageError::Other { backend, message }
+            };
+        }
+        let source = std::error::Error::source(&e);
+        if e.is_closed() || source.is_some_and(|s| s.is::<std::io::Error>()) {
+            StorageError::Busy { backend, message }
+        } else if source.is_some_and(|s| s.is::<WrongType>() || s.is::<WasNull>()) {
+            StorageError::Corrupt { backend, message }
+        } else {
+            StorageError::Other { backend, message }
+        }
     }
 }
 
@@ -212,9 +248,10 @@ impl PgStorage {
     /// As [`PgStorage::open`], keeping at most `max_connections` (at least one) open.
     pub fn open_with(url: &str, password: Option<&[u8]>, max_connections: usize) -> Result<Self> {
         // The parser's errors name the offending option, never the URL (which may hold a password).
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| StorageError::Postgres(format!("database URL: {}", message(&e))))?;
+        let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| StorageError::Other {
+            backend: Backend::Postgres,
+            message: format!("database URL: {}", message(&e)),
+        })?;
         if let Some(p) = password {
             config.password(p);
         }
@@ -284,7 +321,10 @@ impl PgStorage {
 
     fn checkout(&self) -> Result<Conn<'_>> {
         let deadline = Instant::now() + POOL_WAIT;
-        let mut pool = self.pool.lock().map_err(|_| StorageError::Poisoned)?;
+        let mut pool = self
+            .pool
+            .lock()
+            .map_err(|_| StorageError::poisoned(Backend::Postgres))?;
         loop {
             while let Some(client) = pool.idle.pop() {
                 if !client.is_closed() {
@@ -308,25 +348,21 @@ impl PgStorage {
                             pool.open = pool.open.saturating_sub(1);
                             self.freed.notify_one();
                         }
-                        Err(StorageError::Postgres(format!(
-                            "cannot connect to {}: {}",
-                            self.target,
-                            message(&e)
-                        )))
+                        Err(StorageError::from(e).within(&format!("cannot connect to {}", self.target)))
                     }
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StorageError::Postgres(format!(
-                    "all {} connections to {} busy for {POOL_WAIT:?}",
-                    self.max, self.target
-                )));
+                return Err(StorageError::Busy {
+                    backend: Backend::Postgres,
+                    message: format!("all {} connections to {} busy for {POOL_WAIT:?}", self.max, self.target),
+                });
             }
             pool = self
                 .freed
                 .wait_timeout(pool, left)
-                .map_err(|_| StorageError::Poisoned)?
+                .map_err(|_| StorageError::poisoned(Backend::Postgres))?
                 .0;
         }
     }
@@ -334,18 +370,23 @@ impl PgStorage {
     fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
         blocking(|| {
             let mut conn = self.checkout()?;
-            let client = conn
-                .client
-                .as_mut()
-                .ok_or_else(|| StorageError::Postgres("connection lost".into()))?;
+            let client = conn.client.as_mut().ok_or_else(|| StorageError::Busy {
+                backend: Backend::Postgres,
+                message: "connection lost".into(),
+            })?;
             f(client)
         })
     }
 }
 
 fn small(v: Option<i16>, what: &str) -> Result<Option<u8>> {
-    v.map(|x| u8::try_from(x).map_err(|_| StorageError::Postgres(format!("{what} {x} out of range"))))
-        .transpose()
+    v.map(|x| {
+        u8::try_from(x).map_err(|_| StorageError::Corrupt {
+            backend: Backend::Postgres,
+            message: format!("{what} {x} out of range"),
+        })
+    })
+    .transpose()
 }
 
 fn row_to_tx(r: &Row) -> Result<Transaction> {

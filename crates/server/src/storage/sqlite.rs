@@ -6,6 +6,39 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
+impl From<rusqlite::Error> for StorageError {
+    /// By meaning: a unique or primary-key constraint is a [`StorageError::Conflict`];
+    /// a busy or locked database [`StorageError::Busy`] (after the 5 s busy
+    /// timeout); a damaged file, a value of the wrong type or a row that must
+    /// exist but does not [`StorageError::Corrupt`]; the rest
+    /// [`StorageError::Other`].
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::{ErrorCode, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        use rusqlite::Error as E;
+        let backend = Backend::Sqlite;
+        let message = e.to_string();
+        match &e {
+            E::SqliteFailure(f, _) => match f.code {
+                ErrorCode::ConstraintViolation
+                    if f.extended_code == SQLITE_CONSTRAINT_UNIQUE
+                        || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    StorageError::Conflict(message)
+                }
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StorageError::Busy { backend, message },
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StorageError::Corrupt { backend, message },
+                _ => StorageError::Other { backend, message },
+            },
+            E::QueryReturnedNoRows
+            | E::FromSqlConversionFailure(..)
+            | E::IntegralValueOutOfRange(..)
+            | E::InvalidColumnType(..)
+            | E::Utf8Error(..) => StorageError::Corrupt { backend, message },
+            _ => StorageError::Other { backend, message },
+        }
+    }
+}
+
 /// One-time secrets (challenges, Enrolment Tokens) share their shape:
 /// `id, label, created, expires, used_at, revoked` in `table`.
 fn list_one_time(c: &Connection, table: &str, label: &str, names: &str) -> Result<Vec<ChallengeInfo>> {
@@ -100,7 +133,7 @@ fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
     for (done, r) in outcomes {
         done.set(match (&committed, r) {
             (Ok(()), r) => r,
-            (Err(e), Ok(())) => Err(StorageError::Commit(e.to_string())),
+            (Err(e), Ok(())) => Err(e.clone().within("group commit")),
             (Err(_), Err(own)) => Err(own),
         });
     }
@@ -220,8 +253,12 @@ impl SqliteStorage {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StorageError::File(format!("cannot restrict {}: {e}", path.display())))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StorageError::Other {
+                    backend: Backend::Sqlite,
+                    message: format!("cannot restrict {}: {e}", path.display()),
+                }
+            })?;
         }
         conn.execute_batch(PRAGMAS)?;
         migrate(&mut conn)?;
@@ -249,7 +286,7 @@ impl SqliteStorage {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut c = self.conn.lock().map_err(|_| StorageError::Poisoned)?;
+        let mut c = self.conn.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?;
         f(&mut c)
     }
 
@@ -257,7 +294,7 @@ impl SqliteStorage {
     /// commit that returned before it started.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match &self.reader {
-            Some(r) => f(&*r.lock().map_err(|_| StorageError::Poisoned)?),
+            Some(r) => f(&*r.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?),
             None => self.with(|c| f(c)),
         }
     }
@@ -268,21 +305,28 @@ impl SqliteStorage {
     /// earlier group finds its outcome when it gets the connection.
     fn grouped(&self, write: Write) -> Result<()> {
         let done = Arc::new(Done::default());
-        self.queue.lock().map_err(|_| StorageError::Poisoned)?.push(Queued {
-            write,
-            done: done.clone(),
-        });
-        let mut c = self.conn.lock().map_err(|_| StorageError::Poisoned)?;
+        self.queue
+            .lock()
+            .map_err(|_| StorageError::poisoned(Backend::Sqlite))?
+            .push(Queued {
+                write,
+                done: done.clone(),
+            });
+        let mut c = self.conn.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?;
         // Outcomes are set before the connection is released, so a write
         // that is no longer queued has its outcome by now.
         if let Some(r) = done.take() {
             return r;
         }
-        let batch = std::mem::take(&mut *self.queue.lock().map_err(|_| StorageError::Poisoned)?);
+        let batch = std::mem::take(&mut *self.queue.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?);
         commit_group(&mut c, batch);
         drop(c);
-        done.take()
-            .unwrap_or_else(|| Err(StorageError::Commit("write lost from its group".into())))
+        done.take().unwrap_or_else(|| {
+            Err(StorageError::Other {
+                backend: Backend::Sqlite,
+                message: "group commit: write lost from its group".into(),
+            })
+        })
     }
 }
 
@@ -810,6 +854,68 @@ impl Storage for SqliteStorage {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn sqlite_errors_become_database_neutral_errors_by_meaning() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, u TEXT UNIQUE, n INTEGER NOT NULL)")
+            .unwrap();
+        c.execute("INSERT INTO t VALUES ('a', 'x', 1)", []).unwrap();
+        let e = StorageError::from(c.execute("INSERT INTO t VALUES ('a', 'y', 1)", []).unwrap_err());
+        assert!(matches!(e, StorageError::Conflict(_)), "{e:?}");
+        let e = StorageError::from(c.execute("INSERT INTO t VALUES ('b', 'x', 1)", []).unwrap_err());
+        assert!(matches!(e, StorageError::Conflict(_)), "{e:?}");
+        // NOT NULL is not a conflict.
+        let e = StorageError::from(c.execute("INSERT INTO t VALUES ('c', 'z', NULL)", []).unwrap_err());
+        assert!(
+            matches!(
+                e,
+                StorageError::Other {
+                    backend: Backend::Sqlite,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A column of another type, a row that must be there.
+        let e = StorageError::from(c.query_row("SELECT k FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err());
+        assert!(matches!(e, StorageError::Corrupt { .. }), "{e:?}");
+        let e = StorageError::from(
+            c.query_row("SELECT n FROM t WHERE k = 'none'", [], |r| r.get::<_, i64>(0))
+                .unwrap_err(),
+        );
+        assert!(matches!(e, StorageError::Corrupt { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("SQLite: "), "{e}");
+    }
+
+    #[test]
+    fn a_locked_database_is_busy_and_a_foreign_file_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let st = SqliteStorage::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let c = st.conn.lock().unwrap();
+        c.busy_timeout(std::time::Duration::ZERO).unwrap();
+        drop(c);
+        let e = st.add_challenge(b"h", "", 1, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StorageError::Busy {
+                    backend: Backend::Sqlite,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        st.add_challenge(b"h", "", 1, None).unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, [0x42u8; 4096]).unwrap();
+        let e = SqliteStorage::open(&junk).err().unwrap();
+        assert!(matches!(e, StorageError::Corrupt { .. }), "{e:?}");
+    }
 
     fn pending(txid: &str) -> Transaction {
         Transaction {
