@@ -45,6 +45,17 @@ pub(crate) fn serve(
         .as_ref()
         .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
         .transpose()?;
+    // A service manager's usual soft limit (1024) is far below what the
+    // hard limit allows: take it all, then keep some in reserve.
+    let open_files = enrolkit_server::http::limits::raise_open_file_limit();
+    let limits = enrolkit_server::http::limits::Limits::from_config(&cfg.limits, open_files)?;
+    tracing::info!(
+        open_files = open_files.unwrap_or(0),
+        max_connections = limits.max_connections,
+        per_address = limits.max_per_address,
+        "connection limits"
+    );
+    let gate = enrolkit_server::http::limits::Gate::new(limits);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,8 +81,9 @@ pub(crate) fn serve(
                 ));
                 tracing::info!(%local, backend = %acceptor.backend(), "serving EST");
                 let s = est_svc.clone();
+                let g = gate.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = enrolkit_server::http::serve_est(l, acceptor, s).await {
+                    if let Err(e) = enrolkit_server::http::serve_est(l, acceptor, s, g).await {
                         tracing::error!(error = %e, "EST listener stopped");
                     }
                 });
@@ -86,6 +98,7 @@ pub(crate) fn serve(
             r = enrolkit_server::http::serve_http(
                 listener,
                 enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp) },
+                gate,
             ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
         }

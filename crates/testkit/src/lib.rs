@@ -249,6 +249,11 @@ impl Mef {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// The process id of `mef serve` (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What `mef serve` logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()

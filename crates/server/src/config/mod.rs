@@ -5,12 +5,14 @@
 
 mod authorisation;
 mod est;
+mod limits;
 mod rspf;
 mod scep;
 
 pub use authorisation::{policy, AuthorisationConfig, RaConfig, Sources, VendorConfig};
 pub(crate) use est::{default_max_tls, default_min_tls, default_retry_after};
 pub use est::{oids, tls_version, EstConfig};
+pub use limits::LimitsConfig;
 pub use rspf::{rspf_identifiers, RspfConfig, RspfEnroleeConfig, RspfTargetConfig};
 pub use scep::{ciphers, ProfileConfig, ScepConfig};
 pub(crate) use scep::{default_ciphers, default_crl_file, default_ocsp_validity, default_verifier_timeout};
@@ -72,6 +74,9 @@ pub struct Config {
     /// Relaxations of the naming rules, vendor certificates, RA-POP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorisation: Option<AuthorisationConfig>,
+    /// `[limits]`: timeouts and connection caps on every listener.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Read `path`; the second value is its directory, which relative paths

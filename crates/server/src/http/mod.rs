@@ -4,6 +4,11 @@
 //! ([`header_case`]).
 
 pub mod header_case;
+pub mod limits;
+
+use limits::{Gate, Rejection, Reserve};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::scep::{HttpRequest, HttpResponse, ScepService};
 use http_body_util::{BodyExt, Full, Limited};
@@ -62,7 +67,7 @@ fn reply(r: HttpResponse) -> Response<Full<Bytes>> {
 }
 
 /// The request body, at most `limit` bytes; otherwise the 413 to send.
-async fn read_body(body: Incoming, limit: usize, path: &str) -> Result<Bytes, Response<Full<Bytes>>> {
+async fn read_body(body: Full<Bytes>, limit: usize, path: &str) -> Result<Bytes, Response<Full<Bytes>>> {
     match Limited::new(body, limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(_) => {
@@ -87,7 +92,7 @@ fn text(status: u16, msg: &str) -> HttpResponse {
 }
 
 /// `/ocsp` (POST) and `/ocsp/<request>` (GET): one log line per request.
-async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Request<Incoming>, started: Instant) -> Response<Full<Bytes>> {
+async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Req, started: Instant) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
     let content_type = req
@@ -138,7 +143,7 @@ pub struct HttpServices {
     pub ocsp: Option<Arc<crate::ocsp::OcspResponder>>,
 }
 
-async fn handle(services: HttpServices, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(services: HttpServices, req: Req) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
     if let Some(o) = services.ocsp.as_ref().filter(|_| crate::ocsp::is_ocsp_path(&path)) {
@@ -195,44 +200,137 @@ async fn handle(services: HttpServices, req: Request<Incoming>) -> Response<Full
     }
 }
 
-/// Accept on `listener` until the process ends, handing each connection to
-/// `conn` on its own task. An accept error (out of file descriptors and the
-/// like) waits a moment and goes on: the server keeps serving.
-async fn accept_loop<F, Fut>(listener: TcpListener, conn: F) -> std::io::Result<()>
+/// Accept on `listener` until the process ends, handing each connection
+/// that `gate` admits to `conn` on its own task (over a cap it is closed at
+/// once). Out of file descriptors, the reserve one is given up to accept
+/// and close the waiting connection, so the loop never spins; any other
+/// accept error waits a moment and goes on: the server keeps serving.
+async fn accept_loop<F, Fut>(listener: TcpListener, gate: Arc<Gate>, conn: F) -> std::io::Result<()>
 where
     F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let mut reserve = Reserve::new();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let permit = match gate.admit(peer.ip()) {
+                    Ok(p) => p,
+                    Err(cause) => {
+                        gate.reject(cause, Some(peer.ip()));
+                        drop(stream);
+                        continue;
+                    }
+                };
                 // Small TLS records (tickets, then the response) must not wait
                 // for the peer's delayed ACK (Nagle): 40 ms per request otherwise.
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(error = %e, "TCP_NODELAY");
                 }
-                tokio::spawn(conn(stream, peer));
+                let lifetime = gate.limits().connection_lifetime;
+                let fut = conn(stream, peer);
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if tokio::time::timeout(lifetime, fut).await.is_err() {
+                        gate.reject(Rejection::Lifetime, Some(peer.ip()));
+                    }
+                });
+            }
+            Err(e) if limits::out_of_descriptors(&e) => {
+                gate.reject(Rejection::OutOfDescriptors, None);
+                reserve.release();
+                if let Ok(Ok((s, _))) = tokio::time::timeout(Duration::from_millis(10), listener.accept()).await {
+                    drop(s);
+                }
+                reserve.retake();
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-/// HTTP/1.1 on one connection, with the header read timeout every listener
-/// uses and header names in their canonical spelling.
-async fn serve_http1<I, H, Fut>(io: I, peer: std::net::SocketAddr, handler: H)
+/// The largest request body any route accepts: the gate reads bodies up
+/// to this (each route then applies its own limit).
+const MAX_ANY_BODY: usize = max(
+    max(enrolkit_scep::transport::MAX_MESSAGE, crate::est::MAX_REQUEST_BODY),
+    max(enrolkit_exchange::MAX_MESSAGE, crate::ocsp::MAX_REQUEST),
+);
+
+/// The larger of two sizes, in a constant.
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// A request whose body has been read (within the body timeout and
+/// [`MAX_ANY_BODY`]).
+type Req = Request<Full<Bytes>>;
+
+/// Read the body of `req` under the body timeout: the request with its body
+/// in memory, or the response that ends the connection (408, 413).
+async fn buffered(
+    req: Request<Incoming>,
+    gate: &Gate,
+    peer: std::net::SocketAddr,
+) -> Result<Req, Response<Full<Bytes>>> {
+    let (parts, body) = req.into_parts();
+    let closing = |status: u16, msg: &str| {
+        let mut r = reply(text(status, msg));
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        r
+    };
+    match tokio::time::timeout(gate.limits().body_timeout, Limited::new(body, MAX_ANY_BODY).collect()).await {
+        Ok(Ok(b)) => Ok(Request::from_parts(parts, Full::new(b.to_bytes()))),
+        Ok(Err(_)) => {
+            tracing::info!(path = %parts.uri.path(), status = 413, "body too large or unreadable");
+            Err(closing(413, "request body too large or unreadable"))
+        }
+        Err(_) => {
+            gate.reject(Rejection::BodyTimeout, Some(peer.ip()));
+            Err(closing(408, "request body not received in time"))
+        }
+    }
+}
+
+/// HTTP/1.1 on one connection: the header (and keep-alive idle) timeout
+/// and the request cap of `gate`'s limits, bodies read under the body
+/// timeout before the handler sees them, header names in their canonical
+/// spelling.
+async fn serve_http1<I, H, Fut>(io: I, peer: std::net::SocketAddr, gate: Arc<Gate>, handler: H)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    H: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let fut = handler(req);
+    let served = Arc::new(AtomicUsize::new(0));
+    let max_requests = gate.limits().max_requests_per_connection;
+    let header_timeout = gate.limits().header_timeout;
+    let handler = Arc::new(handler);
+    let g = gate.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (handler, gate, served) = (handler.clone(), g.clone(), served.clone());
         async move {
-            let mut resp = fut.await;
+            let mut resp = match buffered(req, &gate, peer).await {
+                Ok(req) => handler(req).await,
+                Err(r) => r,
+            };
+            if served.fetch_add(1, Ordering::Relaxed) + 1 >= max_requests {
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
             if let Some(ext) = header_case::canonical().await {
                 *resp.extensions_mut() = ext.clone();
             }
@@ -241,26 +339,33 @@ where
     });
     if let Err(e) = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30))
+        .header_read_timeout(header_timeout)
         .title_case_headers(true)
         .preserve_header_case(true)
         .serve_connection(TokioIo::new(io), service)
         .await
     {
+        if e.is_timeout() {
+            gate.reject(Rejection::HeaderTimeout, Some(peer.ip()));
+        }
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
-/// Serve SCEP (and `/crl`) on `listener` until the process ends.
+/// Serve SCEP (and `/crl`) on `listener` until the process ends, with the
+/// default [`limits::Limits`].
 pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
-    serve_http(listener, HttpServices { scep: svc, ocsp: None }).await
+    let gate = Gate::new(limits::Limits::default());
+    serve_http(listener, HttpServices { scep: svc, ocsp: None }, gate).await
 }
 
-/// Serve SCEP, `/crl` and, when given, OCSP on `listener` until the process ends.
-pub async fn serve_http(listener: TcpListener, services: HttpServices) -> std::io::Result<()> {
-    accept_loop(listener, move |stream, peer| {
+/// Serve SCEP, `/crl` and, when given, OCSP on `listener` until the process
+/// ends; every connection passes `gate` (shared with the other listeners).
+pub async fn serve_http(listener: TcpListener, services: HttpServices, gate: Arc<Gate>) -> std::io::Result<()> {
+    let g = gate.clone();
+    accept_loop(listener, gate, move |stream, peer| {
         let services = services.clone();
-        serve_http1(stream, peer, move |req| handle(services.clone(), req))
+        serve_http1(stream, peer, g.clone(), move |req| handle(services.clone(), req))
     })
     .await
 }
@@ -280,7 +385,7 @@ pub struct TlsServices {
 async fn handle_rspf(
     svc: Arc<crate::rspf::RspfService>,
     tls: Arc<enrolkit_tls::TlsInfo>,
-    req: Request<Incoming>,
+    req: Req,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
@@ -325,11 +430,7 @@ async fn handle_rspf(
     }
 }
 
-async fn handle_tls(
-    svc: TlsServices,
-    tls: Arc<enrolkit_tls::TlsInfo>,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn handle_tls(svc: TlsServices, tls: Arc<enrolkit_tls::TlsInfo>, req: Req) -> Response<Full<Bytes>> {
     match &svc.rspf {
         Some(r) if crate::rspf::is_rspf_path(req.uri().path()) => handle_rspf(r.clone(), tls, req).await,
         _ => handle_est(svc.est, tls, req).await,
@@ -339,7 +440,7 @@ async fn handle_tls(
 async fn handle_est(
     svc: Arc<crate::est::EstService>,
     tls: Arc<enrolkit_tls::TlsInfo>,
-    req: Request<Incoming>,
+    req: Req,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
@@ -409,20 +510,27 @@ pub async fn serve_est(
     listener: TcpListener,
     acceptor: enrolkit_tls::Acceptor,
     svc: TlsServices,
+    gate: Arc<Gate>,
 ) -> std::io::Result<()> {
-    accept_loop(listener, move |stream, peer| {
+    let g = gate.clone();
+    accept_loop(listener, gate, move |stream, peer| {
         let svc = svc.clone();
         let acceptor = acceptor.clone();
+        let gate = g.clone();
         async move {
             let (tls_stream, info) = match acceptor.accept(stream).await {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::info!(%peer, backend = %acceptor.backend(), error = %e, "TLS handshake failed");
+                    tracing::debug!(%peer, backend = %acceptor.backend(), error = %e, "TLS handshake failed");
+                    gate.reject(Rejection::Handshake, Some(peer.ip()));
                     return;
                 }
             };
             let info = Arc::new(info);
-            serve_http1(tls_stream, peer, move |req| handle_tls(svc.clone(), info.clone(), req)).await;
+            serve_http1(tls_stream, peer, gate, move |req| {
+                handle_tls(svc.clone(), info.clone(), req)
+            })
+            .await;
         }
     })
     .await

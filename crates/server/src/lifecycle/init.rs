@@ -230,6 +230,7 @@ pub fn init(a: &InitOptions) -> Res {
             target: Vec::new(),
         }),
         authorisation: None,
+        limits: crate::config::LimitsConfig::default(),
     };
     crate::setup::open_storage(&cfg, dir)?;
     files::write_public(
