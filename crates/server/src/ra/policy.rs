@@ -96,35 +96,171 @@ pub struct Verifier {
     pub timeout: Duration,
 }
 
+/// Hooks running at once; a request that finds them all busy is not
+/// authorised by the hook (one unauthorised client cannot start an
+/// unbounded number of processes).
+pub const MAX_CONCURRENT_HOOKS: usize = 4;
+
+/// The PATH a hook runs with (its environment is otherwise cleared).
+pub const HOOK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+static HOOKS_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One hook's place among [`MAX_CONCURRENT_HOOKS`].
+struct HookSlot;
+
+impl HookSlot {
+    fn take() -> Option<HookSlot> {
+        use std::sync::atomic::Ordering;
+        if HOOKS_RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_CONCURRENT_HOOKS {
+            HOOKS_RUNNING.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(HookSlot)
+    }
+}
+
+impl Drop for HookSlot {
+    fn drop(&mut self) {
+        HOOKS_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 impl Verifier {
     /// Run the hook for `csr_der`; `Ok(true)` when it exits 0 in time.
+    ///
+    /// The hook gets the CSR (PEM) on stdin, written on a thread of its own
+    /// so that a hook that never reads cannot hold us past the deadline;
+    /// its environment is exactly `ENROL_SUBJECT`, `ENROL_TRANSACTION_ID`
+    /// and `PATH` ([`HOOK_PATH`]): nothing of ours (a database password)
+    /// leaks to it. At most [`MAX_CONCURRENT_HOOKS`] run at once; when all
+    /// are busy the answer is "no".
     pub fn verify(&self, csr_der: &[u8], subject: &str, txid: &str) -> std::io::Result<bool> {
         use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        let Some(_slot) = HookSlot::take() else {
+            tracing::warn!(
+                limit = MAX_CONCURRENT_HOOKS,
+                "verifier hooks all busy: not authorised by the hook"
+            );
+            return Ok(false);
+        };
         let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, csr_der)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut child = std::process::Command::new(&self.command)
             .args(&self.args)
+            .env_clear()
+            .env("PATH", HOOK_PATH)
             .env("ENROL_SUBJECT", subject)
             .env("ENROL_TRANSACTION_ID", txid)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group: at the deadline the hook and whatever
+            // it started (a `sleep` holding stdin) are killed together.
+            .process_group(0)
             .spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A hook that exits without reading stdin is not an error.
-            let _ = stdin.write_all(pem.as_bytes());
-        }
+        // A hook that exits (or is killed) without reading stdin is not an
+        // error: the writer then fails with a broken pipe and ends.
+        let writer = child.stdin.take().map(|mut stdin| {
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(pem.as_bytes());
+            })
+        });
         let deadline = std::time::Instant::now() + self.timeout;
-        loop {
+        let outcome = loop {
             if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
+                break status.success();
             }
             if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
+                match i32::try_from(child.id()) {
+                    Ok(pid) => {
+                        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                    }
+                    Err(_) => {
+                        let _ = child.kill();
+                    }
+                }
                 let _ = child.wait();
-                return Ok(false);
+                break false;
             }
             std::thread::sleep(Duration::from_millis(10));
+        };
+        // The writer ends once nobody holds the pipe; a hook that left a
+        // process outside its group holding it costs a parked thread, never
+        // our answer.
+        if let Some(w) = writer.filter(|w| w.is_finished()) {
+            let _ = w.join();
         }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod hook_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration) -> Verifier {
+        Verifier {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            timeout,
+        }
+    }
+
+    /// `verify` on a thread, with a watchdog far beyond the hook's deadline
+    /// (a hang fails the test instead of stalling it).
+    fn run(v: Verifier, csr: Vec<u8>) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(v.verify(&csr, "CN=x", "tx-1").unwrap());
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the hook outlived its deadline")
+    }
+
+    #[test]
+    fn a_hook_that_never_reads_a_large_csr_is_killed_at_its_deadline() {
+        // 100 KiB of CSR is more than a pipe holds: writing it inline would block forever.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        let v = sh(
+            &format!("touch {}; sleep 600", marker.display()),
+            Duration::from_millis(500),
+        );
+        assert!(!run(v, vec![0x30; 100 * 1024]));
+        assert!(marker.exists(), "the hook ran");
+        // A hook that reads it all and says yes still gets it whole.
+        let v = sh("test \"$(wc -c)\" -gt 100000", Duration::from_secs(30));
+        assert!(run(v, vec![0x30; 100 * 1024]));
+    }
+
+    #[test]
+    fn a_hook_sees_only_the_documented_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let v = sh(&format!("env > {}", out.display()), Duration::from_secs(30));
+        assert!(!run(v, b"csr".to_vec()) || out.exists());
+        let seen: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect();
+        // PWD is the shell's own.
+        for k in &seen {
+            assert!(
+                ["ENROL_SUBJECT", "ENROL_TRANSACTION_ID", "PATH", "PWD"].contains(&k.as_str()),
+                "the hook saw {k}"
+            );
+        }
+        assert!(seen.iter().any(|k| k == "ENROL_SUBJECT"));
+        // This process's environment (cargo's variables, HOME, …) stayed here.
+        let ours: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k != "PATH" && k != "PWD")
+            .collect();
+        assert!(!ours.is_empty());
+        assert!(ours.iter().all(|k| !seen.contains(k)), "{seen:?}");
     }
 }
