@@ -165,6 +165,11 @@ fn start_mef(manual: bool) -> Mef {
             "one_time_challenges = true\nstatic_challenge = \"shared-secret\"",
         );
     std::fs::write(&cfg, text).unwrap();
+    // It holds a static challenge: mef wants it private.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut child = Command::new(&bin)
         .args([
             "-c",

@@ -144,6 +144,12 @@ impl Mef {
         let mut cfg = std::fs::read_to_string(&path).expect("mef.toml");
         edit(&st, &mut cfg);
         std::fs::write(&path, cfg).expect("mef.toml");
+        // mef refuses a configuration holding a secret (a static challenge)
+        // that others may read.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod mef.toml");
+        }
         let serve_args: Vec<String> = serve_args.iter().map(|a| a.to_string()).collect();
         let (child, (scep, rustls, openssl)) = Self::serve(bin, dir.path(), &serve_args)?;
         Ok(Mef {

@@ -79,18 +79,70 @@ pub struct Config {
     pub limits: LimitsConfig,
 }
 
+impl Config {
+    /// The settings of this configuration that are secrets themselves (not
+    /// paths to secrets): a static challenge, a password inside
+    /// `database_url`. A file holding any is kept 0600.
+    pub fn secrets(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.scep.static_challenge.is_some() {
+            v.push("scep.static_challenge");
+        }
+        if self.database_url.as_deref().is_some_and(url_has_password) {
+            v.push("a password in database_url");
+        }
+        v
+    }
+}
+
+/// Whether a PostgreSQL connection string carries a password: URL form
+/// `postgresql://user:password@host`, or libpq's `password=…`.
+fn url_has_password(url: &str) -> bool {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        return authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    }
+    url.split_whitespace()
+        .any(|kv| kv.trim_start().starts_with("password="))
+}
+
 /// Read `path`; the second value is its directory, which relative paths
-/// in it are resolved against.
+/// in it are resolved against. A configuration that holds a secret
+/// ([`Config::secrets`]) is refused when group or others may read it.
 pub fn load_config(path: &Path) -> Res<(Config, PathBuf)> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let secrets = cfg.secrets();
+    if !secrets.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} holds {} and is readable by group or others (mode {:03o}): chmod 600 it",
+                path.display(),
+                secrets.join(" and "),
+                mode & 0o777
+            ));
+        }
+    }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((cfg, base))
 }
 
-/// Write the configuration to `path` (atomically: temporary file, fsync, rename).
+/// Write the configuration to `path` (atomically: temporary file, fsync,
+/// rename): mode 0600 when it holds a secret, else 0644.
 pub fn save_config(path: &Path, cfg: &Config) -> Res {
-    files::write_public(path, toml::to_string_pretty(cfg).map_err(|e| e.to_string())?.as_bytes())
+    let text = toml::to_string_pretty(cfg).map_err(|e| e.to_string())?;
+    if cfg.secrets().is_empty() {
+        files::write_public(path, text.as_bytes())
+    } else {
+        files::write_private(path, text.as_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -99,9 +151,8 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_configuration_from_before_ocsp_still_loads() {
-        let old = r#"
+    /// A configuration from before OCSP (and before [limits]).
+    const OLD: &str = r#"
 listen = "127.0.0.1:8080"
 database = "mef.db"
 ca_certificate = "ca.pem"
@@ -117,9 +168,40 @@ crl_validity_hours = 24
 [profile]
 validity_days = 365
 "#;
-        let cfg: Config = toml::from_str(old).unwrap();
+
+    #[test]
+    fn a_configuration_from_before_ocsp_still_loads() {
+        let cfg: Config = toml::from_str(OLD).unwrap();
         assert_eq!(cfg.profile.crl_url, None);
         assert_eq!(cfg.profile.ocsp_url, None);
         assert_eq!(cfg.scep.ocsp_validity_minutes, 60);
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_recognised() {
+        assert!(url_has_password("postgresql://mef:s3cret@db.example.net/mef"));
+        assert!(url_has_password("host=db user=mef password=s3cret dbname=mef"));
+        assert!(!url_has_password("postgresql://mef@db.example.net/mef"));
+        assert!(!url_has_password("postgresql://db.example.net:5432/mef"));
+        assert!(!url_has_password("host=db user=mef dbname=mef"));
+    }
+
+    #[test]
+    fn a_configuration_with_a_secret_is_written_0600_and_refused_when_others_may_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mef.toml");
+        let cfg: Config = toml::from_str(OLD).unwrap();
+        save_config(&path, &cfg).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o644, "no secret: public");
+        let (mut cfg, _) = load_config(&path).unwrap();
+        cfg.scep.static_challenge = Some("shared-secret".into());
+        save_config(&path, &cfg).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(load_config(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_config(&path).err().unwrap();
+        assert!(e.contains("scep.static_challenge") && e.contains("chmod 600"), "{e}");
     }
 }

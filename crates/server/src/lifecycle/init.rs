@@ -233,10 +233,8 @@ pub fn init(a: &InitOptions) -> Res {
         limits: crate::config::LimitsConfig::default(),
     };
     crate::setup::open_storage(&cfg, dir)?;
-    files::write_public(
-        &dir.join("mef.toml"),
-        toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?.as_bytes(),
-    )?;
+    // 0600 when it holds a secret (a password in the database URL).
+    crate::config::save_config(&dir.join("mef.toml"), &cfg)?;
     let fp = enrolkit_pkix::fingerprint::sha256(&ca.certificate);
     println!(
         "created {} (CA SHA-256 fingerprint {fp})",
