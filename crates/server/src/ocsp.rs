@@ -2,9 +2,16 @@
 //! the local CA: `POST /ocsp` with `application/ocsp-request`, and
 //! `GET /ocsp/<url-encoded base64 request>` (RFC 6960 Appendix A.1).
 //!
-//! Every answer is read from storage at the moment it is asked for and signed
-//! then (no pre-produced responses, no cache), so a `mef revoke` in another
-//! process is visible to the very next request. Transport-neutral like the
+//! Every status is read from storage at the moment it is asked for, so a
+//! `mef revoke` in another process is visible to the very next request. The
+//! signature is not made per request (that would let anyone make the CA key
+//! sign as fast as they can send): as in the RFC 5019 lightweight profile, a
+//! response for one certificate is kept and served again, byte for byte,
+//! until the certificate's status in storage changes or half its validity
+//! has passed. A request with a nonce (RFC 8954) gets a fresh signature
+//! echoing it while the fresh-signature budget lasts (a token bucket,
+//! [`DEFAULT_FRESH_SIGNATURES_PER_SECOND`]); past it, the kept response
+//! without the nonce, or `tryLater` when there is none. Transport-neutral like the
 //! SCEP responder: [`OcspResponder::handle`] takes the request as the HTTP
 //! layer saw it; [`crate::http`] puts it on hyper.
 
@@ -99,6 +106,52 @@ pub struct OcspSetup {
     pub validity: Duration,
 }
 
+/// Fresh signatures (nonce echoes, several CertIDs, cache misses beyond the
+/// kept responses) a responder makes per second at most, by default.
+pub const DEFAULT_FRESH_SIGNATURES_PER_SECOND: u32 = 50;
+
+/// Responses kept at most; when full, expired ones go, then all of them.
+const MAX_KEPT: usize = 16_384;
+
+/// A kept response for one CertID.
+struct Kept {
+    der: Vec<u8>,
+    /// The stored status it was made from: (issued by us, revoked at, reason).
+    status: StatusKey,
+    /// Served until then (thisUpdate + half the validity).
+    until: SystemTime,
+}
+
+/// What a kept response's status was made from; a change invalidates it.
+type StatusKey = Option<(Option<i64>, Option<u8>)>;
+
+/// Fresh signatures allowed now: a token bucket refilled by the request
+/// times the responder is handed (so tests can drive it).
+struct Budget {
+    per_second: u32,
+    tokens: f64,
+    at: Option<SystemTime>,
+}
+
+impl Budget {
+    fn take(&mut self, now: SystemTime) -> bool {
+        let cap = f64::from(self.per_second.max(1));
+        if let Some(at) = self.at {
+            let dt = now.duration_since(at).unwrap_or_default().as_secs_f64();
+            self.tokens = (self.tokens + dt * cap).min(cap);
+        } else {
+            self.tokens = cap;
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The OCSP responder of the issuing CA.
 pub struct OcspResponder {
     ca: Arc<Authority>,
@@ -108,6 +161,9 @@ pub struct OcspResponder {
     /// SHA-1 of the CA's subjectPublicKey: responderID byKey, and the
     /// keyIdentifier of the authorityKeyIdentifier the CA writes.
     key_hash: Vec<u8>,
+    kept: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Kept>>,
+    budget: std::sync::Mutex<Budget>,
+    signatures: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for OcspResponder {
@@ -127,6 +183,8 @@ enum Failure {
     Unauthorized,
     /// Storage or signing failed (internalError); the reason is logged, not sent.
     Internal(String),
+    /// The fresh-signature budget is spent and nothing kept answers (tryLater).
+    TryLater,
 }
 
 impl From<StorageError> for Failure {
@@ -249,7 +307,28 @@ impl OcspResponder {
             storage: s.storage,
             validity: s.validity,
             issuer,
+            kept: std::sync::Mutex::new(std::collections::HashMap::new()),
+            budget: std::sync::Mutex::new(Budget {
+                per_second: DEFAULT_FRESH_SIGNATURES_PER_SECOND,
+                tokens: 0.0,
+                at: None,
+            }),
+            signatures: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The same responder making at most `n` fresh signatures per second
+    /// beyond the kept responses.
+    pub fn with_fresh_signatures_per_second(self, n: u32) -> Self {
+        if let Ok(mut b) = self.budget.lock() {
+            b.per_second = n.max(1);
+        }
+        self
+    }
+
+    /// Signatures made so far (each costs the CA key one operation).
+    pub fn signatures(&self) -> u64 {
+        self.signatures.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Answer one HTTP request: an `application/ocsp-response` (HTTP 200)
@@ -316,6 +395,7 @@ impl OcspResponder {
                         tracing::error!(error = %why, "OCSP response failed");
                         (OcspResponseStatus::InternalError, why)
                     }
+                    Failure::TryLater => (OcspResponseStatus::TryLater, "fresh-signature budget spent".into()),
                 };
                 log.outcome = format!("{}: {why}", enrolkit_pkix::ocsp::response_status_name(status));
                 (error_response(status), log)
@@ -339,6 +419,79 @@ impl OcspResponder {
                 list.len()
             )));
         }
+        let nonce = self.nonce(&req);
+        // One CertID of ours: what a kept response can answer.
+        let single = match list.as_slice() {
+            [r] if self.names_our_ca(&r.req_cert) => Some(&r.req_cert),
+            _ => None,
+        };
+        let Some(id) = single else {
+            // Several CertIDs, or none of ours: a fresh answer, on the budget
+            // (an "unauthorized" costs no signature).
+            if list.iter().any(|r| self.names_our_ca(&r.req_cert)) && !self.take_budget(now) {
+                return Err(Failure::TryLater);
+            }
+            return self.sign_and_keep(list, nonce, now, log, None);
+        };
+        let serial = hex::encode(id.serial_number.as_bytes());
+        let status = self.status_key(&serial)?;
+        let key = id.to_der()?;
+        let kept = self.kept.lock().ok().and_then(|k| {
+            k.get(&key)
+                .filter(|c| c.status == status && now < c.until)
+                .map(|c| c.der.clone())
+        });
+        match (kept, nonce) {
+            // The kept answer, unless a nonce asks for a fresh one and the
+            // budget allows it.
+            (Some(der), None) => {
+                log.certs = format!("{serial}=kept");
+                Ok(der)
+            }
+            (Some(der), Some(n)) => {
+                if self.take_budget(now) {
+                    self.sign_and_keep(list, Some(n), now, log, None)
+                } else {
+                    log.certs = format!("{serial}=kept (nonce not echoed: budget spent)");
+                    Ok(der)
+                }
+            }
+            // Nothing kept: one signature from the budget; kept when it
+            // echoes no nonce.
+            (None, n) => {
+                if !self.take_budget(now) {
+                    return Err(Failure::TryLater);
+                }
+                let keep = if n.is_none() { Some((key, status)) } else { None };
+                self.sign_and_keep(list, n, now, log, keep)
+            }
+        }
+    }
+
+    /// Take one fresh signature from the budget.
+    fn take_budget(&self, now: SystemTime) -> bool {
+        self.budget.lock().map(|mut b| b.take(now)).unwrap_or(false)
+    }
+
+    /// The stored status of `serial` as a cache key (None: unknown to us).
+    fn status_key(&self, serial: &str) -> Result<StatusKey, Failure> {
+        Ok(self
+            .storage
+            .certificate(serial)?
+            .filter(|c| self.issued_by_us(c))
+            .map(|c| (c.revoked_at, c.reason)))
+    }
+
+    /// Sign a response for `list` (echoing `nonce` when given) and, when
+    /// `keep` names its CertID and status, keep it.
+    fn sign_and_keep(
+        &self,
+        list: &[x509_ocsp::Request],
+        nonce: Option<Extension>,
+        now: SystemTime,
+        log: &mut OcspLog,
+        keep: Option<(Vec<u8>, StatusKey)>,
+    ) -> Result<Vec<u8>, Failure> {
         let this_update = generalized(now)?;
         let next_update = generalized(now + self.validity)?;
         let mut responses = Vec::with_capacity(list.len());
@@ -378,7 +531,6 @@ impl OcspResponder {
         if ours == 0 {
             return Err(Failure::Unauthorized);
         }
-        let nonce = self.nonce(&req);
         log.nonce = nonce.is_some();
         let tbs = ResponseData {
             version: Version::V1,
@@ -393,6 +545,7 @@ impl OcspResponder {
             .key
             .sign(alg, &tbs.to_der()?)
             .map_err(|e| Failure::Internal(format!("signing: {e}")))?;
+        self.signatures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let basic = BasicOcspResponse {
             tbs_response_data: tbs,
             signature_algorithm: alg.algorithm_identifier(),
@@ -400,7 +553,24 @@ impl OcspResponder {
             // Signed by the CA itself: the client has its certificate already.
             certs: None,
         };
-        Ok(OcspResponse::successful(basic)?.to_der()?)
+        let der = OcspResponse::successful(basic)?.to_der()?;
+        if let (Some((key, status)), Ok(mut kept)) = (keep, self.kept.lock()) {
+            if kept.len() >= MAX_KEPT {
+                kept.retain(|_, c| now < c.until);
+                if kept.len() >= MAX_KEPT {
+                    kept.clear();
+                }
+            }
+            kept.insert(
+                key,
+                Kept {
+                    der: der.clone(),
+                    status,
+                    until: now + self.validity / 2,
+                },
+            );
+        }
+        Ok(der)
     }
 
     /// Whether a CertID names this CA: a hash algorithm we know, and both
@@ -625,6 +795,86 @@ mod tests {
 
     fn status(der: &[u8]) -> OcspResponseStatus {
         OcspResponse::from_der(der).unwrap().response_status
+    }
+
+    #[test]
+    fn a_repeated_request_costs_no_signature_until_the_status_or_the_clock_moves() {
+        let f = fixture(KeySpec::EcP256);
+        let serial = f.leaf.tbs_certificate.serial_number.as_bytes().to_vec();
+        let id = cert_id(&f.ca.certificate, &serial, DigestAlgorithm::Sha256);
+        let t0 = SystemTime::now();
+        let (first, _) = f.responder.respond(&request(vec![id.clone()], None), t0);
+        for i in 1..200u64 {
+            let (again, log) = f
+                .responder
+                .respond(&request(vec![id.clone()], None), t0 + Duration::from_millis(i));
+            assert_eq!(again, first, "the kept response, byte for byte");
+            assert!(log.certs.ends_with("=kept"), "{}", log.certs);
+        }
+        assert_eq!(f.responder.signatures(), 1, "200 requests, one signature");
+        // Revoked in storage: the next answer is new and says so.
+        f.storage.revoke(&hex::encode(&serial), 1_700_000_000, 1).unwrap();
+        let (revoked, _) = f
+            .responder
+            .respond(&request(vec![id.clone()], None), t0 + Duration::from_secs(1));
+        assert!(matches!(
+            basic(&f.ca, &revoked).tbs_response_data.responses[0].cert_status,
+            CertStatus::Revoked(_)
+        ));
+        assert_eq!(f.responder.signatures(), 2);
+        // Half the validity (an hour) later: signed anew, still current.
+        let later = t0 + Duration::from_secs(1801);
+        let (fresh, _) = f.responder.respond(&request(vec![id], None), later);
+        assert_ne!(fresh, revoked);
+        assert_eq!(f.responder.signatures(), 3);
+        let b = basic(&f.ca, &fresh);
+        assert!(b.tbs_response_data.responses[0].this_update.0.to_system_time() >= later - Duration::from_secs(1));
+    }
+
+    #[test]
+    fn nonces_and_unknown_serials_cannot_make_the_ca_key_sign_past_its_budget() {
+        let f = fixture(KeySpec::EcP256);
+        let responder = OcspResponder::new(OcspSetup {
+            ca: f.ca.clone(),
+            storage: f.storage.clone(),
+            validity: Duration::from_secs(3600),
+        })
+        .unwrap()
+        .with_fresh_signatures_per_second(10);
+        let serial = f.leaf.tbs_certificate.serial_number.as_bytes().to_vec();
+        let id = cert_id(&f.ca.certificate, &serial, DigestAlgorithm::Sha1);
+        let t0 = SystemTime::now();
+        let (kept, _) = responder.respond(&request(vec![id.clone()], None), t0);
+        // A flood of nonces within one second: ten fresh answers echo theirs,
+        // the rest get the kept one without a nonce.
+        let mut echoed = 0;
+        for i in 0..500u32 {
+            let nonce = [(i % 251) as u8; 16];
+            let (der, log) = responder.respond(&request(vec![id.clone()], Some(&nonce)), t0);
+            assert_eq!(status(&der), OcspResponseStatus::Successful);
+            if log.nonce {
+                echoed += 1;
+            } else {
+                assert_eq!(der, kept);
+            }
+        }
+        assert!(echoed <= 10, "{echoed} fresh signatures in one second");
+        assert!(responder.signatures() <= 11);
+        // Random serials (never kept, never the same): past the budget, tryLater.
+        let mut try_later = 0;
+        for i in 0..200u32 {
+            let id = cert_id(&f.ca.certificate, &(1_000_000 + i).to_be_bytes(), DigestAlgorithm::Sha1);
+            let (der, _) = responder.respond(&request(vec![id], None), t0);
+            if status(&der) == OcspResponseStatus::TryLater {
+                try_later += 1;
+            }
+        }
+        assert!(try_later >= 190, "{try_later}");
+        assert!(responder.signatures() <= 11);
+        // A second later the budget is back.
+        let (der, log) = responder.respond(&request(vec![id], Some(&[9u8; 16])), t0 + Duration::from_secs(1));
+        assert_eq!(status(&der), OcspResponseStatus::Successful);
+        assert!(log.nonce);
     }
 
     #[test]

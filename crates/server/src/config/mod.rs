@@ -15,7 +15,9 @@ pub use est::{oids, tls_version, EstConfig};
 pub use limits::LimitsConfig;
 pub use rspf::{rspf_identifiers, RspfConfig, RspfEnroleeConfig, RspfTargetConfig};
 pub use scep::{ciphers, ProfileConfig, ScepConfig};
-pub(crate) use scep::{default_ciphers, default_crl_file, default_ocsp_validity, default_verifier_timeout};
+pub(crate) use scep::{
+    default_ciphers, default_crl_file, default_ocsp_signatures, default_ocsp_validity, default_verifier_timeout,
+};
 
 use enrolkit_files as files;
 use serde::{Deserialize, Serialize};

@@ -25,6 +25,10 @@ pub struct ScepConfig {
     /// long a revocation can stay unseen by a client that caches them.
     #[serde(default = "default_ocsp_validity")]
     pub ocsp_validity_minutes: u64,
+    /// Fresh OCSP signatures per second at most (nonce echoes, statuses not
+    /// yet kept); repeated questions are answered from kept responses.
+    #[serde(default = "default_ocsp_signatures")]
+    pub ocsp_fresh_signatures_per_second: u32,
     /// How often `mef serve` checks whether the CRL must be re-signed (default:
     /// a quarter of `crl_validity_hours`, between 1 minute and 1 hour).
     #[serde(default)]
@@ -43,6 +47,10 @@ pub struct ScepConfig {
 
 pub(crate) fn default_ocsp_validity() -> u64 {
     60
+}
+
+pub(crate) fn default_ocsp_signatures() -> u32 {
+    crate::ocsp::DEFAULT_FRESH_SIGNATURES_PER_SECOND
 }
 
 pub(crate) fn default_crl_file() -> PathBuf {

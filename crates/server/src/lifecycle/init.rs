@@ -188,6 +188,7 @@ pub fn init(a: &InitOptions) -> Res {
             manual_approval: false,
             crl_validity_hours: 24,
             ocsp_validity_minutes: default_ocsp_validity(),
+            ocsp_fresh_signatures_per_second: crate::config::default_ocsp_signatures(),
             crl_refresh_seconds: None,
             verifier_command: Vec::new(),
             verifier_timeout_seconds: default_verifier_timeout(),

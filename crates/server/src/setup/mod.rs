@@ -184,6 +184,7 @@ pub fn build_ocsp(cfg: &Config, shared: &Shared) -> Res<crate::ocsp::OcspRespond
         storage: shared.storage.clone(),
         validity: Duration::from_secs(cfg.scep.ocsp_validity_minutes.saturating_mul(60)),
     })
+    .map(|r| r.with_fresh_signatures_per_second(cfg.scep.ocsp_fresh_signatures_per_second))
     .map_err(|e| format!("OCSP responder: {e}"))
 }
 
