@@ -7,11 +7,11 @@
 //! peers (OpenSSL, libest) keep certificates in the order they were given,
 //! and a chain's order is information worth keeping.
 
-use crate::ber;
 use crate::error::{EstError, Result};
 use crate::oid;
 use der::asn1::{AnyRef, ObjectIdentifier};
 use der::{Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
+use enrolkit_pkix::ber;
 use x509_cert::Certificate;
 
 /// Most certificates accepted in (or written to) a certs-only response.
@@ -77,7 +77,13 @@ pub fn decode_certs_only(input: &[u8]) -> Result<Vec<Certificate>> {
             limit: crate::body::MAX_BODY,
         });
     }
-    let der_bytes = ber::normalize(input, MAX_SET)?;
+    let der_bytes = ber::normalize(
+        input,
+        &ber::Limits::DEFAULT
+            .with_max_len(crate::body::MAX_BODY)
+            .with_max_depth(32)
+            .with_max_elements(MAX_SET),
+    )?;
     let mut r = SliceReader::new(&der_bytes)?;
     let content_info = AnyRef::decode(&mut r)?;
     r.finish(())?;

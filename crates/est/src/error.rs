@@ -63,6 +63,15 @@ pub enum EstError {
     Der(#[from] der::Error),
 }
 
+impl From<enrolkit_pkix::ber::BerError> for EstError {
+    fn from(e: enrolkit_pkix::ber::BerError) -> Self {
+        match e {
+            enrolkit_pkix::ber::BerError::TooLarge { what, limit, .. } => EstError::TooLarge { what, limit },
+            enrolkit_pkix::ber::BerError::Malformed(reason) => EstError::malformed("BER/DER encoding", reason),
+        }
+    }
+}
+
 impl EstError {
     pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
         EstError::Malformed {

@@ -35,8 +35,6 @@ pub mod media;
 pub mod path;
 pub mod retry;
 
-mod ber;
-
 pub use binding::{ChannelBinding, LinkedPassword, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN};
 pub use body::{decode_base64, decode_body, encode_base64, MAX_BODY};
 pub use certs::{decode_certs_only, encode_certs_only, MAX_CERTS};

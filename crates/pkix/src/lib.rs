@@ -6,6 +6,7 @@
 //!
 //! | module | what | RFC |
 //! |---|---|---|
+//! | [`ber`] | bounded BER → DER normalisation, and element-count bounds, before any `der` decoder | X.690 §8, §10; RFC 5652 §6.1 |
 //! | [`fingerprint`] | SHA-256 fingerprints, and pins as people type them | — (RFC 7030 §4.1.1 out-of-band pin) |
 //! | [`signature`] | which certificate signature algorithms are accepted; verifying one link | RFC 5280 §4.1.1.2, §6.1.3 (a)(1) |
 //! | [`extensions`] | basicConstraints, keyUsage, extKeyUsage, and which critical extensions are understood | RFC 5280 §4.2 |
@@ -18,6 +19,7 @@
 //! Nothing here panics on input from outside; every count is bounded.
 #![forbid(unsafe_code)]
 
+pub mod ber;
 pub mod binding;
 pub mod chain;
 pub mod extensions;

@@ -58,7 +58,7 @@ impl CaCertificates {
                 actual: body.len(),
             });
         }
-        crate::ber::check_set_sizes(body)?;
+        enrolkit_pkix::ber::check(body, &enrolkit_pkix::ber::Limits::DEFAULT.with_max_len(MAX_CA_BODY))?;
         let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let certs = match ct.as_deref() {
             Some(CONTENT_TYPE_CA_CERT) => {

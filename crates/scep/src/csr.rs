@@ -118,7 +118,7 @@ impl std::fmt::Debug for Csr {
 impl Csr {
     /// Parse a DER PKCS#10 request and check its self-signature (proof of possession).
     pub fn parse(der_bytes: &[u8]) -> Result<Self> {
-        crate::ber::check_set_sizes(der_bytes)?;
+        enrolkit_pkix::ber::check(der_bytes, &enrolkit_pkix::ber::Limits::DEFAULT)?;
         let request = CertReq::from_der(der_bytes).map_err(|e| ScepError::malformed("PKCS#10 request", e))?;
         // Proof of possession first: attributes of a tampered request are never looked at.
         let unverified = Csr {

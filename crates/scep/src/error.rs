@@ -115,6 +115,17 @@ pub enum ScepError {
     },
 }
 
+impl From<enrolkit_pkix::ber::BerError> for ScepError {
+    fn from(e: enrolkit_pkix::ber::BerError) -> Self {
+        match e {
+            enrolkit_pkix::ber::BerError::TooLarge { what, limit, actual } => {
+                ScepError::TooLarge { what, limit, actual }
+            }
+            enrolkit_pkix::ber::BerError::Malformed(reason) => ScepError::Encoding(reason.to_string()),
+        }
+    }
+}
+
 impl From<der::Error> for ScepError {
     fn from(e: der::Error) -> Self {
         ScepError::Encoding(e.to_string())

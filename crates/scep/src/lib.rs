@@ -19,7 +19,6 @@
 #![forbid(unsafe_code)]
 
 mod asn1;
-pub mod ber;
 pub mod cacert;
 pub mod caps;
 pub mod csr;

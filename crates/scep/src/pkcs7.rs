@@ -6,7 +6,6 @@ use crate::asn1::{
     Elements, EncryptedContentInfo, EnvelopedData, IssuerSerial, KeyId, KeyTransRecipientInfo, Known, RawCertificate,
     SignedAttrs, SignedData, SignerInfo,
 };
-use crate::ber;
 use crate::error::{Result, ScepError};
 use crate::types::{oid, ContentEncryption};
 use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
@@ -17,6 +16,7 @@ use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, OctetStringRef, SetOfVec};
 use der::{Decode, Encode, Tag, Tagged};
 use enrolkit_keys::{oid as koid, Decryptor, DigestAlgorithm, KeyKind, SignatureAlgorithm, Signer};
+use enrolkit_pkix::ber;
 use rand_core::{CryptoRng, RngCore};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 use x509_cert::attr::Attribute;
@@ -57,7 +57,11 @@ pub(crate) fn decode_cms<T: for<'a> der::Decode<'a>>(
     match typed(input, expected, name) {
         Ok(t) => Ok(t),
         Err(e @ ScepError::UnexpectedContentType { .. }) => Err(e),
-        Err(_) => typed(&ber::normalize(input, limit)?, expected, name),
+        Err(_) => typed(
+            &ber::normalize(input, &ber::Limits::DEFAULT.with_max_len(limit))?,
+            expected,
+            name,
+        ),
     }
 }
 
