@@ -72,6 +72,17 @@ impl From<enrolkit_pkix::ber::BerError> for EstError {
     }
 }
 
+impl From<enrolkit_pkix::certs_only::CertsOnlyError> for EstError {
+    fn from(e: enrolkit_pkix::certs_only::CertsOnlyError) -> Self {
+        use enrolkit_pkix::certs_only::CertsOnlyError as E;
+        match e {
+            E::TooLarge { what, limit, .. } => EstError::TooLarge { what, limit },
+            E::Malformed(reason) => EstError::malformed("certs-only response", reason),
+            E::Encode(e) => EstError::Der(e),
+        }
+    }
+}
+
 impl EstError {
     pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
         EstError::Malformed {

@@ -126,6 +126,20 @@ impl From<enrolkit_pkix::ber::BerError> for ScepError {
     }
 }
 
+impl From<enrolkit_pkix::certs_only::CertsOnlyError> for ScepError {
+    fn from(e: enrolkit_pkix::certs_only::CertsOnlyError) -> Self {
+        use enrolkit_pkix::certs_only::CertsOnlyError as E;
+        match e {
+            E::TooLarge { what, limit, actual } => ScepError::TooLarge { what, limit, actual },
+            E::Malformed(reason) => ScepError::Malformed {
+                what: "certs-only SignedData",
+                reason,
+            },
+            E::Encode(e) => ScepError::from(e),
+        }
+    }
+}
+
 impl From<der::Error> for ScepError {
     fn from(e: der::Error) -> Self {
         ScepError::Encoding(e.to_string())

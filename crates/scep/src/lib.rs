@@ -37,10 +37,7 @@ pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
     RequestBody, Requester, Responder, SentRequest,
 };
-pub use pkcs7::{
-    build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, same_certificate, seal_envelope, to_raw,
-    to_rfc5280, RejectionKey,
-};
+pub use pkcs7::{issuer_and_serial, open_envelope, same_certificate, seal_envelope, to_raw, to_rfc5280, RejectionKey};
 pub use transport::{Operation, Query};
 pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
 

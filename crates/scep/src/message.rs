@@ -338,7 +338,7 @@ pub fn build_cert_rep(
     ];
     let content = match outcome {
         Outcome::Success { certificates, crls } => {
-            let degenerate = pkcs7::build_certs_only(certificates, crls)?;
+            let degenerate = enrolkit_pkix::certs_only::encode(certificates, crls)?;
             Some(pkcs7::seal_envelope(
                 &degenerate,
                 &to.requester_certificate,
@@ -499,8 +499,11 @@ pub fn open_cert_rep(
             // a throwaway rejection key so the code path is the same.
             let rk = RejectionKey::new([0x5a; 32]);
             let (plain, _) = pkcs7::open_envelope(env, requester.certificate, requester.decryptor, &rk)?;
-            let (certificates, crls) = pkcs7::parse_certs_only(&plain).map_err(|_| ScepError::DecryptionFailed)?;
-            Ok(CertRep::Success { certificates, crls })
+            let degenerate = enrolkit_pkix::certs_only::decode(&plain).map_err(|_| ScepError::DecryptionFailed)?;
+            Ok(CertRep::Success {
+                certificates: degenerate.certificates,
+                crls: degenerate.crls,
+            })
         }
     }
 }

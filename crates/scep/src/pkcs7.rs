@@ -1,6 +1,6 @@
 //! The CMS layers SCEP uses: SignedData with authenticated attributes,
-//! EnvelopedData with RSA key transport, and the degenerate certs-only
-//! SignedData. Built strictly as DER; opened after BER normalisation.
+//! EnvelopedData with RSA key transport. Built strictly as DER; opened
+//! after BER normalisation.
 
 use crate::asn1::{
     Elements, EncryptedContentInfo, EnvelopedData, IssuerSerial, KeyId, KeyTransRecipientInfo, Known, RawCertificate,
@@ -21,7 +21,6 @@ use rand_core::{CryptoRng, RngCore};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 use x509_cert::attr::Attribute;
 use x509_cert::certificate::{CertificateInner, Profile};
-use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -115,7 +114,6 @@ pub fn same_certificate<P: Profile, Q: Profile>(a: &CertificateInner<P>, b: &Cer
 pub(crate) struct SignedParts {
     pub content: Option<Vec<u8>>,
     pub certificates: Vec<RawCertificate>,
-    pub crls: Vec<CertificateList>,
     pub signer: Option<SignerParts>,
 }
 
@@ -150,13 +148,11 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
         }
     };
     let certificates = used(sd.certificates);
-    let crls = used(sd.crls);
     let n = sd.signer_infos.0.len();
     if !require_signer {
         return Ok(SignedParts {
             content,
             certificates,
-            crls,
             signer: None,
         });
     }
@@ -204,7 +200,6 @@ pub(crate) fn parse_signed(input: &[u8], require_signer: bool, limit: usize) -> 
     Ok(SignedParts {
         content,
         certificates,
-        crls,
         signer: Some(SignerParts {
             cert,
             digest,
@@ -399,47 +394,6 @@ pub(crate) fn build_signed(
 /// messageDigest only, e.g. the signed GetNextCACert reply (RFC 8894 §4.7).
 pub fn sign_data(content: &[u8], signer: &dyn Signer, cert: &Certificate, digest: DigestAlgorithm) -> Result<Vec<u8>> {
     build_signed(Some(content), Vec::new(), signer, cert, digest)
-}
-
-/// A degenerate certs-only SignedData (RFC 8894 §3.4; also EST's `/cacerts`).
-pub fn build_certs_only(certs: &[Certificate], crls: &[CertificateList]) -> Result<Vec<u8>> {
-    // DER sorts a SET OF: the order given is not kept. Callers that need a
-    // reader to find "its" certificate send only that one (see the server).
-    let cert_set = if certs.is_empty() {
-        None
-    } else {
-        let raw = certs
-            .iter()
-            .map(|c| Ok(Known::Used(to_raw(c)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Some(Elements::der_sorted(raw)?)
-    };
-    let crl_set = if crls.is_empty() {
-        None
-    } else {
-        Some(Elements::der_sorted(crls.iter().cloned().map(Known::Used).collect())?)
-    };
-    let sd = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: Elements(Vec::new()),
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: oid::DATA,
-            econtent: None,
-        },
-        certificates: cert_set,
-        crls: crl_set,
-        signer_infos: Elements(Vec::new()),
-    };
-    content_info(oid::SIGNED_DATA, &sd)
-}
-
-/// Certificates and CRLs of a certs-only SignedData (signers, if any, are
-/// ignored), bounded by [`crate::transport::MAX_REPLY`] because a CRL can be
-/// large. These are CA and issued certificates: RFC 5280 rules apply.
-pub fn parse_certs_only(input: &[u8]) -> Result<(Vec<Certificate>, Vec<CertificateList>)> {
-    let p = parse_signed(input, false, crate::transport::MAX_REPLY)?;
-    let certs = p.certificates.iter().map(to_rfc5280).collect::<Result<Vec<_>>>()?;
-    Ok((certs, p.crls))
 }
 
 // ------------------------------------------------------------- EnvelopedData
