@@ -35,7 +35,7 @@ pub struct CsrParams<'a> {
 }
 
 fn sig_alg(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<SignatureAlgorithm> {
-    crate::pkcs7::signature_algorithm_for(signer, digest)
+    crate::signed::signature_algorithm_for(signer, digest)
 }
 
 /// Build and sign a DER PKCS#10 request.

@@ -1,6 +1,6 @@
 //! The one error type of the crate: every failure names what was wrong.
 
-use crate::types::FailInfo;
+use crate::codes::{FailInfo, MessageType, UnknownCode};
 use enrolkit_keys::KeyError;
 
 /// Why a SCEP message could not be built, parsed or opened.
@@ -51,7 +51,7 @@ pub enum ScepError {
     UnknownMessageType(String),
     /// A message of this type was not expected here (e.g. a CertRep sent to the responder).
     #[error("unexpected messageType {0}")]
-    UnexpectedMessageType(crate::types::MessageType),
+    UnexpectedMessageType(MessageType),
     /// The pkiStatus is not one we know.
     #[error("unknown pkiStatus {0:?}")]
     UnknownPkiStatus(String),
@@ -113,6 +113,16 @@ pub enum ScepError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<UnknownCode> for ScepError {
+    fn from(e: UnknownCode) -> Self {
+        match e {
+            UnknownCode::MessageType(s) => ScepError::UnknownMessageType(s),
+            UnknownCode::PkiStatus(s) => ScepError::UnknownPkiStatus(s),
+            UnknownCode::FailInfo(s) => ScepError::UnknownFailInfo(s),
+        }
+    }
 }
 
 impl From<enrolkit_pkix::ber::BerError> for ScepError {

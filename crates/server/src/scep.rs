@@ -296,7 +296,7 @@ impl ScepService {
         };
         let signed = || -> Result<Vec<u8>, ScepError> {
             let certs = enrolkit_pkix::certs_only::encode(std::slice::from_ref(next), &[])?;
-            enrolkit_scep::pkcs7::sign_data(&certs, self.ra_key.as_ref(), &self.ra_cert, DigestAlgorithm::Sha256)
+            enrolkit_scep::sign_data(&certs, self.ra_key.as_ref(), &self.ra_cert, DigestAlgorithm::Sha256)
         };
         match signed() {
             Ok(body) => HttpResponse {
