@@ -501,7 +501,7 @@ fn peek(content: &[u8], first: u8, depth: usize, limits: &Limits) -> Result<(), 
         BIT_STRING => content.get(1..).unwrap_or_default(),
         _ => return Ok(()),
     };
-    if !inner.first().is_some_and(|b| b & CONSTRUCTED != 0) {
+    if inner.first().is_none_or(|b| b & CONSTRUCTED == 0) {
         return Ok(());
     }
     let mut s = Scanner {
