@@ -167,25 +167,11 @@ pub fn normalize(input: &[u8], limits: &Limits) -> Result<Vec<u8>, BerError> {
     Ok(out)
 }
 
-/// Check, without keeping a copy, that `input` (one BER or DER element,
-/// nothing after it) is well formed and within `limits` as
-/// [`normalize`] would: use it before handing DER that is decoded in place
-/// to `der`.
+/// Check that `input` (one BER or DER element, nothing after it) is well
+/// formed and within `limits`, exactly as [`normalize`] would, keeping
+/// nothing: use it before DER is decoded in place by `der`.
 pub fn check(input: &[u8], limits: &Limits) -> Result<(), BerError> {
-    check_len("input", input.len(), limits)?;
-    let mut s = Scanner {
-        input,
-        pos: 0,
-        limits,
-        strict: true,
-    };
-    if !s.element(0)? {
-        return Err(bad("end-of-contents marker at the top level"));
-    }
-    if s.pos != input.len() {
-        return Err(bad("bytes after the element"));
-    }
-    Ok(())
+    normalize(input, limits).map(drop)
 }
 
 /// Append a minimal DER length (X.690 §10.1) for `len` content octets.
@@ -504,114 +490,20 @@ fn peek(content: &[u8], first: u8, depth: usize, limits: &Limits) -> Result<(), 
     if inner.first().is_none_or(|b| b & CONSTRUCTED == 0) {
         return Ok(());
     }
-    let mut s = Scanner {
+    let mut p = Parser {
         input: inner,
         pos: 0,
         limits,
-        strict: false,
     };
-    while s.pos < inner.len() {
-        match s.element(depth + 1) {
-            Ok(true) => {}
+    while p.pos < inner.len() {
+        match p.element(depth + 1) {
+            Ok(Some(_)) => {}
+            // Nested too deep to look at, or not an encoding: opaque.
+            Err(BerError::TooLarge { what: DEPTH, .. }) | Err(BerError::Malformed(_)) | Ok(None) => break,
             Err(e @ BerError::TooLarge { .. }) => return Err(e),
-            Ok(false) | Err(BerError::Malformed(_)) => break,
         }
     }
     Ok(())
-}
-
-/// A walk that checks structure and bounds without copying.
-struct Scanner<'a, 'l> {
-    input: &'a [u8],
-    pos: usize,
-    limits: &'l Limits,
-    /// Whether this is the input itself (else: the content of a string, peeked at).
-    strict: bool,
-}
-
-impl Scanner<'_, '_> {
-    /// Walk one element; `false` for an end-of-contents marker.
-    fn element(&mut self, depth: usize) -> Result<bool, BerError> {
-        if depth > self.limits.max_depth {
-            // Inside a string, depth beyond the bound only means "not looked at".
-            return if self.strict {
-                Err(BerError::TooLarge {
-                    what: DEPTH,
-                    limit: self.limits.max_depth,
-                    actual: depth,
-                })
-            } else {
-                Err(bad("nested too deep to look at"))
-            };
-        }
-        let start = self.pos;
-        let h = header(self.input, &mut self.pos)?;
-        if h.first == EOC {
-            return if h.length == Some(0) && h.tag_end == start + 1 {
-                Ok(false)
-            } else {
-                Err(bad("tag 0 is reserved for end-of-contents"))
-            };
-        }
-        let constructed = h.first & CONSTRUCTED != 0;
-        let end = match h.length {
-            Some(l) => Some(content_end(self.input, self.pos, l)?),
-            None if constructed => None,
-            None => return Err(bad("indefinite length on a primitive element")),
-        };
-        if !constructed {
-            let e = end.unwrap_or(self.pos);
-            let content = self.input.get(self.pos..e).unwrap_or_default();
-            self.pos = e;
-            peek(content, h.first, depth, self.limits)?;
-            return Ok(true);
-        }
-        if h.first & 0xe0 == CONSTRUCTED && is_string_type(h.first & 0x1f) {
-            // A constructed string is joined as `normalize` would, so that what
-            // its segments hold together is bounded too: a copy of this string only.
-            let mut p = Parser {
-                input: self.input,
-                pos: start,
-                limits: self.limits,
-            };
-            return match p.element(depth) {
-                Ok(_) => {
-                    self.pos = p.pos;
-                    Ok(true)
-                }
-                Err(BerError::TooLarge { what: DEPTH, .. }) if !self.strict => Err(bad("nested too deep to look at")),
-                Err(e) => Err(e),
-            };
-        }
-        let mut count = 0usize;
-        loop {
-            match end {
-                Some(e) if self.pos >= e => break,
-                None if at_eoc(self.input, self.pos) => {
-                    self.pos += 2;
-                    break;
-                }
-                _ => {}
-            }
-            if self.pos >= self.input.len() {
-                return Err(bad("truncated: missing end-of-contents"));
-            }
-            let child = self.input.get(self.pos).copied().unwrap_or(EOC);
-            if !self.element(depth + 1)? {
-                return Err(bad("end-of-contents marker inside a definite length"));
-            }
-            if end.is_some_and(|e| self.pos > e) {
-                return Err(bad("an element runs past the end of its parent"));
-            }
-            if is_counted(h.first, child) {
-                count += 1;
-                if count > self.limits.max_elements {
-                    return Err(too_many(self.limits, count));
-                }
-            }
-        }
-        Ok(true)
-    }
 }
 
 #[cfg(test)]
