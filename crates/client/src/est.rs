@@ -178,7 +178,9 @@ impl EstClient {
     pub fn cacerts(&self) -> Result<(Vec<Certificate>, TlsInfo)> {
         let x = self.exchange(Operation::CaCerts, &mut |_| Ok(None))?;
         let der = self.expect(&x, MediaType::CertsOnly)?;
-        let certs = enrolkit_est::decode_certs_only(&der)?;
+        let certs = enrolkit_pkix::certs_only::decode(&der)
+            .map_err(enrolkit_est::EstError::from)?
+            .certificates;
         if certs.is_empty() {
             return Err(ClientError::Unexpected("/cacerts returned no certificate".into()));
         }
@@ -233,7 +235,9 @@ impl EstClient {
             ));
         }
         let der = self.expect(&x, MediaType::CertsOnly)?;
-        let certs = enrolkit_est::decode_certs_only(&der)?;
+        let certs = enrolkit_pkix::certs_only::decode(&der)
+            .map_err(enrolkit_est::EstError::from)?
+            .certificates;
         if certs.is_empty() {
             return Err(ClientError::Unexpected("the reply holds no certificate".into()));
         }

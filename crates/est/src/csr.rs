@@ -3,9 +3,9 @@
 //! possession first, then checks it against the attributes it asked for.
 
 use crate::binding::{ChannelBinding, LinkedPassword};
-use crate::csrattrs::{decode_bounded, rsa_modulus_bits, CsrAttrs, KeyRequirement, MAX_VALUES};
+use crate::csrattrs::{decode_bounded, rsa_modulus_bits, CsrAttrs, KeyRequirement};
 use crate::error::{EstError, Result};
-use crate::{ber, oid};
+use crate::oid;
 use der::asn1::{Any, AnyRef, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec};
 use der::asn1::{BmpString, Utf8StringRef};
 use der::{Decode, Encode, Reader, SliceReader, Tag, Tagged};
@@ -338,7 +338,7 @@ impl ParsedCsr {
                 limit: MAX_CSR,
             });
         }
-        ber::check(der_bytes, MAX_VALUES)?;
+        enrolkit_pkix::ber::check(der_bytes, &crate::csrattrs::BER_LIMITS)?;
         let request = CertReq::from_der(der_bytes).map_err(|e| EstError::malformed("PKCS#10 request", e))?;
         verify(der_bytes, &request)?;
         let mut challenge_password = None;

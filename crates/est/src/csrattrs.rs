@@ -13,11 +13,11 @@
 //! `certificationRequestInfoTemplate` that describes the whole
 //! request, with the values the client must fill in left out.
 
-use crate::ber;
 use crate::error::{EstError, Result};
 use crate::oid;
 use der::asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec, UintRef};
 use der::{Decode, Encode, Length, Reader, Sequence, Tag, Tagged, ValueOrd, Writer};
+use enrolkit_pkix::ber;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, AttributeTypeAndValue};
 use x509_cert::ext::pkix::ExtendedKeyUsage;
@@ -28,6 +28,13 @@ use x509_cert::name::{Name, RelativeDistinguishedName};
 pub const MAX_ITEMS: usize = 256;
 /// Most values accepted in one attribute (and elements in any SET inside).
 pub const MAX_VALUES: usize = 64;
+
+/// Bounds of the BER pre-pass over CSR attributes and CSRs: [`MAX_VALUES`]
+/// elements per SET (or IMPLICIT SET OF), nesting 32 deep, one body.
+pub(crate) const BER_LIMITS: ber::Limits = ber::Limits::DEFAULT
+    .with_max_len(crate::body::MAX_BODY)
+    .with_max_depth(32)
+    .with_max_elements(MAX_VALUES);
 
 /// One element of a CSR attributes response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +308,7 @@ impl CsrAttrs {
                 limit: crate::body::MAX_BODY,
             });
         }
-        let der_bytes = ber::normalize(input, MAX_VALUES)?;
+        let der_bytes = ber::normalize(input, &BER_LIMITS)?;
         let mut outer = der::SliceReader::new(&der_bytes)?;
         let header = der::Header::decode(&mut outer)?;
         if header.tag != Tag::Sequence {
@@ -583,7 +590,7 @@ fn collect_extension_templates(a: &Attribute, out: &mut Vec<ExtensionTemplate>) 
 
 /// Decode `T` from DER after bounding depth and SET sizes.
 pub(crate) fn decode_bounded<'a, T: Decode<'a>>(der_bytes: &'a [u8]) -> Result<T> {
-    ber::check(der_bytes, MAX_VALUES)?;
+    ber::check(der_bytes, &BER_LIMITS)?;
     Ok(T::from_der(der_bytes)?)
 }
 

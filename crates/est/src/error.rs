@@ -63,6 +63,26 @@ pub enum EstError {
     Der(#[from] der::Error),
 }
 
+impl From<enrolkit_pkix::ber::BerError> for EstError {
+    fn from(e: enrolkit_pkix::ber::BerError) -> Self {
+        match e {
+            enrolkit_pkix::ber::BerError::TooLarge { what, limit, .. } => EstError::TooLarge { what, limit },
+            enrolkit_pkix::ber::BerError::Malformed(reason) => EstError::malformed("BER/DER encoding", reason),
+        }
+    }
+}
+
+impl From<enrolkit_pkix::certs_only::CertsOnlyError> for EstError {
+    fn from(e: enrolkit_pkix::certs_only::CertsOnlyError) -> Self {
+        use enrolkit_pkix::certs_only::CertsOnlyError as E;
+        match e {
+            E::TooLarge { what, limit, .. } => EstError::TooLarge { what, limit },
+            E::Malformed(reason) => EstError::malformed("certs-only response", reason),
+            E::Encode(e) => EstError::Der(e),
+        }
+    }
+}
+
 impl EstError {
     pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
         EstError::Malformed {

@@ -10,12 +10,12 @@
 //! supported.
 
 use crate::body::{decode_base64, encode_base64, MAX_BODY};
-use crate::certs::{decode_certs_only, encode_certs_only};
 use crate::error::{EstError, Result};
 use crate::media::{multipart_boundary, multipart_content_type, MediaType, BASE64, CONTENT_TRANSFER_ENCODING};
 use crate::oid;
 use der::asn1::{AnyRef, UintRef};
 use der::{Decode, Encode, Sequence};
+use enrolkit_pkix::certs_only;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -71,7 +71,7 @@ pub fn encode_serverkeygen_response(
     let content_type = multipart_content_type(boundary)?;
     pkcs8::PrivateKeyInfo::from_der(private_key_pkcs8)
         .map_err(|e| EstError::malformed("server-generated private key", format!("not PKCS#8: {e}")))?;
-    let certs = encode_certs_only(std::slice::from_ref(cert))?;
+    let certs = certs_only::encode(std::slice::from_ref(cert), &[])?;
     let key_b64 = Zeroizing::new(encode_base64(private_key_pkcs8));
     let certs_b64 = encode_base64(&certs);
     let mut body = Zeroizing::new(String::with_capacity(key_b64.len() + certs_b64.len() + 512));
@@ -294,7 +294,7 @@ pub fn parse_serverkeygen_response(content_type: &str, body: &[u8]) -> Result<Se
                 if certificates.is_some() {
                     return Err(EstError::malformed("serverkeygen response", "two certificate parts"));
                 }
-                certificates = Some(decode_certs_only(&part_bytes(part)?)?);
+                certificates = Some(certs_only::decode(&part_bytes(part)?)?.certificates);
             }
             _ => return Err(EstError::UnsupportedMediaType(ct.to_owned())),
         }

@@ -6,7 +6,9 @@
 //! - [`path`]: the operations and `/.well-known/est/[label/]operation` paths;
 //! - [`media`]: the exact media types to send and a tolerant Content-Type parser;
 //! - [`body`]: RFC 8951 base64 bodies (any line breaks in, 64 columns out);
-//! - [`certs`]: the certs-only Simple PKI Response, certificates kept in order;
+//!   the certs-only Simple PKI Response inside them is
+//!   [`enrolkit_pkix::certs_only`] (certificates kept in order), its errors
+//!   mapped onto [`EstError`];
 //! - [`csrattrs`]: CSR attributes, including RFC 9908 templates;
 //! - [`csr`]: building a PKCS#10 request that satisfies CSR attributes, and
 //!   parsing and checking one on the server (proof of possession first);
@@ -26,7 +28,6 @@
 
 pub mod binding;
 pub mod body;
-pub mod certs;
 pub mod csr;
 pub mod csrattrs;
 pub mod error;
@@ -35,11 +36,8 @@ pub mod media;
 pub mod path;
 pub mod retry;
 
-mod ber;
-
 pub use binding::{ChannelBinding, LinkedPassword, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN};
 pub use body::{decode_base64, decode_body, encode_base64, MAX_BODY};
-pub use certs::{decode_certs_only, encode_certs_only, MAX_CERTS};
 pub use csr::{build_csr, check_key, check_satisfies, CsrRequest, ParsedCsr};
 pub use csrattrs::{
     AttrOrOid, CertificationRequestInfoTemplate, CsrAttrs, ExtensionTemplate, KeyRequirement, NameTemplate,

@@ -9,6 +9,7 @@ use enrolkit_est::der::{Decode, Encode};
 use enrolkit_est::keys::{self, DigestAlgorithm, SignatureAlgorithm, Signer, SoftwareKey};
 use enrolkit_est::x509_cert::Certificate;
 use enrolkit_est::*;
+use enrolkit_pkix::certs_only;
 use std::path::PathBuf;
 use toml::{Table, Value};
 
@@ -120,7 +121,9 @@ fn base64_bodies_decode_whatever_their_layout() {
 fn certs_only_messages_keep_count_order_and_signatures() {
     for (name, f) in of_kind("certs-only") {
         let der = read(&name);
-        let certs = decode_certs_only(&der).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let certs = certs_only::decode(&der)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .certificates;
         assert_eq!(certs.len() as i64, f["certs"].as_integer().unwrap(), "{name}");
         if let Some(list) = f.get("certs_files").and_then(Value::as_array) {
             for (c, file) in certs.iter().zip(list) {
@@ -131,7 +134,7 @@ fn certs_only_messages_keep_count_order_and_signatures() {
         if s(&f, "signatures") == Some("verify") {
             let mut pool = certs.clone();
             if let Some(other) = s(&f, "issuers_from") {
-                pool.extend(decode_certs_only(&read(other)).unwrap());
+                pool.extend(certs_only::decode(&read(other)).unwrap().certificates);
             }
             for c in &certs {
                 let issuer = pool
@@ -145,7 +148,9 @@ fn certs_only_messages_keep_count_order_and_signatures() {
             }
         }
         // Our encoding of the same certificates reads back identically.
-        let again = decode_certs_only(&encode_certs_only(&certs).unwrap()).unwrap();
+        let again = certs_only::decode(&certs_only::encode(&certs, &[]).unwrap())
+            .unwrap()
+            .certificates;
         assert_eq!(again, certs, "{name}");
     }
 }
@@ -305,7 +310,7 @@ fn serverkeygen_bodies_from_other_producers_open() {
         );
         assert_eq!(
             got.certificates,
-            decode_certs_only(&read(certs_file)).unwrap(),
+            certs_only::decode(&read(certs_file)).unwrap().certificates,
             "{name}"
         );
     }

@@ -14,7 +14,6 @@
 //! der 0.7 and would change what was signed), and the signed attributes keep
 //! their received bytes, which is what the signature covers (RFC 5652 §5.4).
 
-use crate::ber::MAX_SET_ELEMENTS;
 use cms::content_info::CmsVersion;
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::{Any, Int, OctetString};
@@ -22,6 +21,7 @@ use der::{
     Choice, Decode, DecodeValue, Encode, EncodeValue, ErrorKind, FixedTag, Header, Length, Reader, Sequence,
     SliceReader, Tag, Writer,
 };
+use enrolkit_pkix::ber::MAX_ELEMENTS as MAX_SET_ELEMENTS;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::certificate::{CertificateInner, Profile, Raw};

@@ -2,9 +2,9 @@
 //! certs-only SignedData with the CA and RA certificates.
 
 use crate::error::{Result, ScepError};
-use crate::pkcs7;
 use crate::transport::{CONTENT_TYPE_CA_CERT, CONTENT_TYPE_CA_RA_CERT};
 use der::{Decode, Encode};
+use enrolkit_pkix::certs_only;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
@@ -58,16 +58,16 @@ impl CaCertificates {
                 actual: body.len(),
             });
         }
-        crate::ber::check_set_sizes(body)?;
+        enrolkit_pkix::ber::check(body, &enrolkit_pkix::ber::Limits::DEFAULT.with_max_len(MAX_CA_BODY))?;
         let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let certs = match ct.as_deref() {
             Some(CONTENT_TYPE_CA_CERT) => {
                 vec![Certificate::from_der(body).map_err(|e| ScepError::malformed("CA certificate", e))?]
             }
-            Some(CONTENT_TYPE_CA_RA_CERT) => pkcs7::parse_certs_only(body)?.0,
+            Some(CONTENT_TYPE_CA_RA_CERT) => certs_only::decode(body)?.certificates,
             _ => match Certificate::from_der(body) {
                 Ok(c) => vec![c],
-                Err(_) => pkcs7::parse_certs_only(body)?.0,
+                Err(_) => certs_only::decode(body)?.certificates,
             },
         };
         Self::classify(certs)
@@ -153,14 +153,16 @@ impl CaCertificates {
     }
 
     /// Build the reply body and its Content-Type: the CA alone as DER when
-    /// there is no RA, else certs-only with CA, RA and chain.
+    /// there is no RA and no chain, else certs-only with, in this order
+    /// (the end-entity first, as [`certs_only`] states), the RA(s), the CA
+    /// and the CA's own issuers. [`CaCertificates::parse`] reads any order.
     pub fn to_response(&self) -> Result<(&'static str, Vec<u8>)> {
         if self.ra.is_empty() && self.chain.is_empty() {
             return Ok((CONTENT_TYPE_CA_CERT, self.ca.to_der()?));
         }
-        let mut all = vec![self.ca.clone()];
-        all.extend(self.ra.iter().cloned());
+        let mut all = self.ra.clone();
+        all.push(self.ca.clone());
         all.extend(self.chain.iter().cloned());
-        Ok((CONTENT_TYPE_CA_RA_CERT, pkcs7::build_certs_only(&all, &[])?))
+        Ok((CONTENT_TYPE_CA_RA_CERT, certs_only::encode(&all, &[])?))
     }
 }

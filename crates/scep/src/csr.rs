@@ -35,7 +35,7 @@ pub struct CsrParams<'a> {
 }
 
 fn sig_alg(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<SignatureAlgorithm> {
-    crate::pkcs7::signature_algorithm_for(signer, digest)
+    crate::signed::signature_algorithm_for(signer, digest)
 }
 
 /// Build and sign a DER PKCS#10 request.
@@ -118,7 +118,7 @@ impl std::fmt::Debug for Csr {
 impl Csr {
     /// Parse a DER PKCS#10 request and check its self-signature (proof of possession).
     pub fn parse(der_bytes: &[u8]) -> Result<Self> {
-        crate::ber::check_set_sizes(der_bytes)?;
+        enrolkit_pkix::ber::check(der_bytes, &enrolkit_pkix::ber::Limits::DEFAULT)?;
         let request = CertReq::from_der(der_bytes).map_err(|e| ScepError::malformed("PKCS#10 request", e))?;
         // Proof of possession first: attributes of a tampered request are never looked at.
         let unverified = Csr {

@@ -1,6 +1,6 @@
 //! The one error type of the crate: every failure names what was wrong.
 
-use crate::types::FailInfo;
+use crate::codes::{FailInfo, MessageType, UnknownCode};
 use enrolkit_keys::KeyError;
 
 /// Why a SCEP message could not be built, parsed or opened.
@@ -51,7 +51,7 @@ pub enum ScepError {
     UnknownMessageType(String),
     /// A message of this type was not expected here (e.g. a CertRep sent to the responder).
     #[error("unexpected messageType {0}")]
-    UnexpectedMessageType(crate::types::MessageType),
+    UnexpectedMessageType(MessageType),
     /// The pkiStatus is not one we know.
     #[error("unknown pkiStatus {0:?}")]
     UnknownPkiStatus(String),
@@ -113,6 +113,41 @@ pub enum ScepError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<UnknownCode> for ScepError {
+    fn from(e: UnknownCode) -> Self {
+        match e {
+            UnknownCode::MessageType(s) => ScepError::UnknownMessageType(s),
+            UnknownCode::PkiStatus(s) => ScepError::UnknownPkiStatus(s),
+            UnknownCode::FailInfo(s) => ScepError::UnknownFailInfo(s),
+        }
+    }
+}
+
+impl From<enrolkit_pkix::ber::BerError> for ScepError {
+    fn from(e: enrolkit_pkix::ber::BerError) -> Self {
+        match e {
+            enrolkit_pkix::ber::BerError::TooLarge { what, limit, actual } => {
+                ScepError::TooLarge { what, limit, actual }
+            }
+            enrolkit_pkix::ber::BerError::Malformed(reason) => ScepError::Encoding(reason.to_string()),
+        }
+    }
+}
+
+impl From<enrolkit_pkix::certs_only::CertsOnlyError> for ScepError {
+    fn from(e: enrolkit_pkix::certs_only::CertsOnlyError) -> Self {
+        use enrolkit_pkix::certs_only::CertsOnlyError as E;
+        match e {
+            E::TooLarge { what, limit, actual } => ScepError::TooLarge { what, limit, actual },
+            E::Malformed(reason) => ScepError::Malformed {
+                what: "certs-only SignedData",
+                reason,
+            },
+            E::Encode(e) => ScepError::from(e),
+        }
+    }
 }
 
 impl From<der::Error> for ScepError {

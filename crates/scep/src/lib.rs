@@ -19,31 +19,37 @@
 #![forbid(unsafe_code)]
 
 mod asn1;
-pub mod ber;
 pub mod cacert;
 pub mod caps;
+pub mod certificate;
+mod cipher;
+pub mod codes;
+mod content_info;
 pub mod csr;
+pub mod enveloped;
 pub mod error;
 pub mod message;
-pub mod pkcs7;
+pub mod rejection;
+pub mod signed;
 pub mod transport;
 pub mod types;
 
 pub use asn1::RawCertificate;
 pub use cacert::CaCertificates;
 pub use caps::{Capabilities, Capability};
+pub use certificate::{issuer_and_serial, same_certificate, to_raw, to_rfc5280};
+pub use codes::{FailInfo, MessageType, PkiStatus};
 pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
+pub use enveloped::{open_envelope, seal_envelope};
 pub use error::{Result, ScepError};
 pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
     RequestBody, Requester, Responder, SentRequest,
 };
-pub use pkcs7::{
-    build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, same_certificate, seal_envelope, to_raw,
-    to_rfc5280, RejectionKey,
-};
+pub use rejection::RejectionKey;
+pub use signed::sign_data;
 pub use transport::{Operation, Query};
-pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
+pub use types::{ContentEncryption, Nonce, TransactionId};
 
 pub use enrolkit_keys as keys;
 pub use x509_cert;

@@ -2,10 +2,14 @@
 //! GetCRL) and the CertRep reply, built and opened on either side.
 
 use crate::asn1::RawCertificate;
+use crate::certificate::{same_certificate, subject_string};
+use crate::codes::{FailInfo, MessageType, PkiStatus};
 use crate::csr::Csr;
+use crate::enveloped::{open_envelope, seal_envelope};
 use crate::error::{Result, ScepError};
-use crate::pkcs7::{self, attribute, RejectionKey, SignerParts};
-use crate::types::{oid, ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
+use crate::rejection::RejectionKey;
+use crate::signed::{attribute, build_signed, parse_signed, SignerParts};
+use crate::types::{oid, ContentEncryption, Nonce, TransactionId};
 use cms::cert::IssuerAndSerialNumber;
 use der::asn1::{OctetString, OctetStringRef, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Sequence, Tag, Tagged};
@@ -151,7 +155,7 @@ impl PkiMessage {
 
     /// Parse with an explicit size bound (clients use [`crate::transport::MAX_REPLY`]).
     pub fn parse_with_limit(input: &[u8], limit: usize) -> Result<Self> {
-        let parts = pkcs7::parse_signed(input, true, limit)?;
+        let parts = parse_signed(input, true, limit)?;
         let signer = parts.signer.ok_or(ScepError::SignerCount(0))?;
         let message_type = MessageType::parse(
             &printable(&signer, oid::MESSAGE_TYPE, "messageType")?.ok_or(ScepError::MissingAttribute("messageType"))?,
@@ -234,7 +238,7 @@ impl Responder<'_> {
             .content
             .as_deref()
             .ok_or_else(|| ScepError::malformed("pkiMessage", "no pkcsPKIEnvelope"))?;
-        let (plain, content_encryption) = pkcs7::open_envelope(env, self.certificate, self.decryptor, self.rejection)?;
+        let (plain, content_encryption) = open_envelope(env, self.certificate, self.decryptor, self.rejection)?;
         // A plaintext that does not parse is reported like a decryption failure
         // (no padding oracle); a CSR whose own signature fails is reported as such.
         let body = match RequestBody::parse(message.message_type, &plain) {
@@ -338,8 +342,8 @@ pub fn build_cert_rep(
     ];
     let content = match outcome {
         Outcome::Success { certificates, crls } => {
-            let degenerate = pkcs7::build_certs_only(certificates, crls)?;
-            Some(pkcs7::seal_envelope(
+            let degenerate = enrolkit_pkix::certs_only::encode(certificates, crls)?;
+            Some(seal_envelope(
                 &degenerate,
                 &to.requester_certificate,
                 to.content_encryption,
@@ -362,7 +366,7 @@ pub fn build_cert_rep(
             Some(Vec::new())
         }
     };
-    pkcs7::build_signed(content.as_deref(), attrs, signer, signer_cert, to.digest)
+    build_signed(content.as_deref(), attrs, signer, signer_cert, to.digest)
 }
 
 // ------------------------------------------------------------------ client
@@ -399,7 +403,7 @@ pub fn build_request(
     digest: DigestAlgorithm,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<(Vec<u8>, SentRequest)> {
-    let envelope = pkcs7::seal_envelope(&body.to_der()?, recipient, cipher, rng)?;
+    let envelope = seal_envelope(&body.to_der()?, recipient, cipher, rng)?;
     let nonce = Nonce::random(rng);
     let mt = body.message_type();
     let attrs = vec![
@@ -407,7 +411,7 @@ pub fn build_request(
         attribute(oid::TRANSACTION_ID, &PrintableStringRef::new(transaction_id.as_str())?)?,
         attribute(oid::SENDER_NONCE, &OctetString::new(nonce.0.to_vec())?)?,
     ];
-    let der_bytes = pkcs7::build_signed(Some(&envelope), attrs, requester.signer, requester.certificate, digest)?;
+    let der_bytes = build_signed(Some(&envelope), attrs, requester.signer, requester.certificate, digest)?;
     Ok((
         der_bytes,
         SentRequest {
@@ -467,9 +471,9 @@ pub fn open_cert_rep(
     }
     if !trusted_signers
         .iter()
-        .any(|t| pkcs7::same_certificate(t, &msg.signer_certificate))
+        .any(|t| same_certificate(t, &msg.signer_certificate))
     {
-        return Err(ScepError::WrongSigner(pkcs7::subject_string(&msg.signer_certificate)));
+        return Err(ScepError::WrongSigner(subject_string(&msg.signer_certificate)));
     }
     msg.verify()?;
     if msg.transaction_id != sent.transaction_id {
@@ -498,9 +502,12 @@ pub fn open_cert_rep(
             // The client decrypts only replies it asked for: no oracle to protect, but use
             // a throwaway rejection key so the code path is the same.
             let rk = RejectionKey::new([0x5a; 32]);
-            let (plain, _) = pkcs7::open_envelope(env, requester.certificate, requester.decryptor, &rk)?;
-            let (certificates, crls) = pkcs7::parse_certs_only(&plain).map_err(|_| ScepError::DecryptionFailed)?;
-            Ok(CertRep::Success { certificates, crls })
+            let (plain, _) = open_envelope(env, requester.certificate, requester.decryptor, &rk)?;
+            let degenerate = enrolkit_pkix::certs_only::decode(&plain).map_err(|_| ScepError::DecryptionFailed)?;
+            Ok(CertRep::Success {
+                certificates: degenerate.certificates,
+                crls: degenerate.crls,
+            })
         }
     }
 }

@@ -193,7 +193,9 @@ fn every_pkimessage_opens_with_the_fields_independent_tools_saw() {
                         .find(|c| c.tbs_certificate.subject_public_key_info == spki);
                     assert!(issued.is_some(), "{name}: no certificate for the client key");
                     // The same certificates openssl decrypted from this reply.
-                    let (theirs, _) = parse_certs_only(&read(s(fields, "plaintext_file").unwrap())).unwrap();
+                    let theirs = enrolkit_pkix::certs_only::decode(&read(s(fields, "plaintext_file").unwrap()))
+                        .unwrap()
+                        .certificates;
                     assert_eq!(certificates, theirs, "{name}");
                 }
                 (CertRep::Pending, PkiStatus::Pending) => {}
@@ -439,6 +441,6 @@ fn certmonger_request_with_a_long_serial_opens_and_its_reply_reaches_it() {
     )
     .unwrap();
     assert_eq!(cipher, req.content_encryption);
-    let (certs, _) = parse_certs_only(&plain).unwrap();
+    let certs = enrolkit_pkix::certs_only::decode(&plain).unwrap().certificates;
     assert_eq!(certs, vec![c]);
 }

@@ -391,7 +391,8 @@ impl EstService {
         let csr_attrs_der = attrs.to_der().map_err(|e| format!("CSR attributes: {e}"))?;
         let mut cacerts = vec![s.ca.certificate.clone()];
         cacerts.extend(s.ca.chain.iter().cloned());
-        let cacerts_der = enrolkit_est::encode_certs_only(&cacerts).map_err(|e| format!("CA certificates: {e}"))?;
+        let cacerts_der =
+            enrolkit_pkix::certs_only::encode(&cacerts, &[]).map_err(|e| format!("CA certificates: {e}"))?;
         let sealer = Sealer::new(&crate::seal::derive_key(&s.challenge_key, SEAL_LABEL))
             .map_err(|e| format!("sealing key: {e}"))?;
         let auth = Authoriser::new(
@@ -939,7 +940,7 @@ impl EstService {
     }
 
     fn certs_only(&self, cert: &Certificate) -> Result<EstResponse, Refusal> {
-        let der = enrolkit_est::encode_certs_only(std::slice::from_ref(cert)).map_err(internal)?;
+        let der = enrolkit_pkix::certs_only::encode(std::slice::from_ref(cert), &[]).map_err(internal)?;
         Ok(EstResponse::base64(MediaType::CertsOnly, &der))
     }
 
@@ -1368,7 +1369,7 @@ mod tests {
                     .remove(0)
             } else {
                 let der = enrolkit_est::body::decode_base64(&r.body, MAX_REQUEST_BODY).unwrap();
-                enrolkit_est::decode_certs_only(&der).unwrap().remove(0)
+                enrolkit_pkix::certs_only::decode(&der).unwrap().certificates.remove(0)
             };
             assert_eq!(ekus_of(&cert), vec![SERVER_AUTH], "{op}");
             let terms = svc
@@ -1486,7 +1487,7 @@ mod tests {
     fn issued_cert(r: &EstResponse) -> Certificate {
         assert_eq!(r.status, 200, "{}", body_text(r));
         let der = enrolkit_est::body::decode_base64(&r.body, 1 << 20).unwrap();
-        enrolkit_est::decode_certs_only(&der).unwrap().remove(0)
+        enrolkit_pkix::certs_only::decode(&der).unwrap().certificates.remove(0)
     }
 
     fn cert_session(cert: &Certificate) -> TlsInfo {

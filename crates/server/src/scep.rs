@@ -295,8 +295,8 @@ impl ScepService {
             return HttpResponse::text(404, "no rollover CA certificate is configured");
         };
         let signed = || -> Result<Vec<u8>, ScepError> {
-            let certs = enrolkit_scep::build_certs_only(std::slice::from_ref(next), &[])?;
-            enrolkit_scep::pkcs7::sign_data(&certs, self.ra_key.as_ref(), &self.ra_cert, DigestAlgorithm::Sha256)
+            let certs = enrolkit_pkix::certs_only::encode(std::slice::from_ref(next), &[])?;
+            enrolkit_scep::sign_data(&certs, self.ra_key.as_ref(), &self.ra_cert, DigestAlgorithm::Sha256)
         };
         match signed() {
             Ok(body) => HttpResponse {
@@ -510,9 +510,10 @@ impl ScepService {
         }
     }
 
-    /// The certificates of a SUCCESS reply: the issued one only. DER sorts a
-    /// SET OF, so a chain would lose its order, and clients such as micromdm's
-    /// take the first certificate as theirs; the chain comes from GetCACert.
+    /// The certificates of a SUCCESS reply: the issued one only; the chain
+    /// comes from GetCACert. Were a chain added, the issued certificate must
+    /// stay first (`enrolkit_pkix::certs_only` keeps the order given, and
+    /// clients such as micromdm's take the first certificate as theirs).
     fn success_certs(&self, cert: Certificate) -> Vec<Certificate> {
         vec![cert]
     }

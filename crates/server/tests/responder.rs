@@ -611,7 +611,9 @@ fn getnextcacert_only_when_a_rollover_certificate_is_configured() {
         .output()
         .expect("openssl must be installed");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (certs, _) = parse_certs_only(&std::fs::read(&inner).unwrap()).unwrap();
+    let certs = enrolkit_pkix::certs_only::decode(&std::fs::read(&inner).unwrap())
+        .unwrap()
+        .certificates;
     assert_eq!(certs, vec![next.certificate]);
 }
 

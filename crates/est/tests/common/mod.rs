@@ -108,3 +108,16 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out.extend_from_slice(content);
     out
 }
+
+/// Most certificates in a certs-only response.
+pub const MAX_CERTS: usize = enrolkit_pkix::certs_only::MAX_CERTS;
+
+/// A certs-only response through enrolkit-pkix, its errors as EST reports them.
+pub fn encode_certs_only(certs: &[Certificate]) -> Result<Vec<u8>, enrolkit_est::EstError> {
+    Ok(enrolkit_pkix::certs_only::encode(certs, &[])?)
+}
+
+/// The certificates of a certs-only response, its errors as EST reports them.
+pub fn decode_certs_only(der: &[u8]) -> Result<Vec<Certificate>, enrolkit_est::EstError> {
+    Ok(enrolkit_pkix::certs_only::decode(der)?.certificates)
+}
