@@ -12,6 +12,7 @@
 //! | [`purpose`] | what a certificate may be used for (TLS server/client, SCEP RA, OCSP signing) | RFC 5280 §4.2.1.12, RFC 6402 §2.10 |
 //! | [`binding`] | TLS channel binding values (tls-unique, tls-exporter) | RFC 5929 §3, RFC 9266 |
 //! | [`ocsp`] | OCSP response status names | RFC 6960 §4.2.1 |
+//! | [`pkcs10`] | certification requests: build, parse with proof of possession first, challengePassword, extensionRequest | RFC 2986, RFC 2985 §5.4 |
 //! | [`chain`] | the one chain validator: pinned anchors, path building, every check of §6.1 we rely on, a revocation hook | RFC 5280 §6.1 |
 //!
 //! No I/O and no clock: the time a chain is checked at is an argument.
@@ -23,6 +24,7 @@ pub mod chain;
 pub mod extensions;
 pub mod fingerprint;
 pub mod ocsp;
+pub mod pkcs10;
 pub mod purpose;
 pub mod signature;
 
