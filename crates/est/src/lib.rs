@@ -8,8 +8,9 @@
 //! - [`body`]: RFC 8951 base64 bodies (any line breaks in, 64 columns out);
 //! - [`certs`]: the certs-only Simple PKI Response, certificates kept in order;
 //! - [`csrattrs`]: CSR attributes, including RFC 9908 templates;
-//! - [`csr`]: building a PKCS#10 request that satisfies CSR attributes, and
-//!   parsing and checking one on the server (proof of possession first);
+//! - [`csr`]: filling in a PKCS#10 request so that it satisfies CSR
+//!   attributes, and the server's check of a parsed one against them (the
+//!   PKCS#10 codec itself is [`enrolkit_pkix::pkcs10`]);
 //! - [`binding`]: tls-unique (RFC 5929) and tls-exporter (RFC 9266) channel
 //!   bindings carried in the challengePassword (RFC 7030 §3.5);
 //! - [`keygen`]: the multipart/mixed serverkeygen response (RFC 7030 §4.4.2);
@@ -40,7 +41,7 @@ mod ber;
 pub use binding::{ChannelBinding, LinkedPassword, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN};
 pub use body::{decode_base64, decode_body, encode_base64, MAX_BODY};
 pub use certs::{decode_certs_only, encode_certs_only, MAX_CERTS};
-pub use csr::{build_csr, check_key, check_satisfies, CsrRequest, ParsedCsr};
+pub use csr::{check_key, check_satisfies, satisfy};
 pub use csrattrs::{
     AttrOrOid, CertificationRequestInfoTemplate, CsrAttrs, ExtensionTemplate, KeyRequirement, NameTemplate,
     SingleAttributeTemplate, SubjectPublicKeyInfoTemplate,
@@ -55,6 +56,8 @@ pub use retry::RetryAfter;
 pub use der;
 /// The `enrolkit-keys` crate (signers, key kinds, digests) this API uses.
 pub use enrolkit_keys as keys;
+/// The `enrolkit-pkix` crate whose PKCS#10 types this API reads and fills in.
+pub use enrolkit_pkix as pkix;
 /// The `x509-cert` crate whose types (Certificate, Name, CertReq) this API uses.
 pub use x509_cert;
 

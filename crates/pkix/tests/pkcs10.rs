@@ -20,7 +20,9 @@ use x509_cert::request::{CertReq, CertReqInfo, Version};
 use zeroize::Zeroizing;
 
 fn read(file: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testvectors/pkix/pkcs10").join(file);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testvectors/pkix/pkcs10")
+        .join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -155,7 +157,12 @@ fn openssl_and_python_requests_parse() {
         assert_eq!(csr.signature_algorithm().oid, w.signature, "{}", w.file);
         // A critical keyUsage is requested, not refused (see the module notes).
         let ku = csr.extension(ID_CE_KEY_USAGE);
-        assert_eq!(ku.map(|e| e.critical), w.critical_key_usage.then_some(true), "{}", w.file);
+        assert_eq!(
+            ku.map(|e| e.critical),
+            w.critical_key_usage.then_some(true),
+            "{}",
+            w.file
+        );
         if let Some(ku) = ku {
             let ku = KeyUsage::from_der(ku.extn_value.as_bytes()).unwrap();
             assert!(ku.digital_signature(), "{}", w.file);
@@ -171,7 +178,10 @@ fn tampered_vectors_are_refused() {
     for w in &VECTORS {
         let der = read(w.file);
         // A flipped bit in the subject: the signature no longer matches.
-        let pos = der.windows(w.dns[0].len()).position(|s| s == w.dns[0].as_bytes()).unwrap();
+        let pos = der
+            .windows(w.dns[0].len())
+            .position(|s| s == w.dns[0].as_bytes())
+            .unwrap();
         let mut tampered = der.clone();
         tampered[pos] ^= 0x01;
         assert_eq!(
@@ -259,7 +269,8 @@ fn emails_uris_key_usage_and_extra_attributes() {
     let mut req = RequestParams::new(name("CN=x"));
     req.emails = strings(&["ops@example.com"]);
     req.uris = strings(&["urn:example:x"]);
-    req.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into())).unwrap();
+    req.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+        .unwrap();
     // unstructuredName (PKCS#9), as a protocol's own attribute.
     let unstructured = Attribute {
         oid: ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.2"),
@@ -270,7 +281,10 @@ fn emails_uris_key_usage_and_extra_attributes() {
     assert_eq!(csr.names().emails, req.emails);
     assert_eq!(csr.names().uris, req.uris);
     assert!(csr.extension(ID_CE_KEY_USAGE).unwrap().critical);
-    assert_eq!(csr.attributes().find(|a| a.oid == unstructured.oid), Some(&unstructured));
+    assert_eq!(
+        csr.attributes().find(|a| a.oid == unstructured.oid),
+        Some(&unstructured)
+    );
     assert!(csr.challenge_password().is_none());
     // The builder's own attributes and extensions cannot be smuggled in twice.
     let mut twice = req.clone();
@@ -280,12 +294,17 @@ fn emails_uris_key_usage_and_extra_attributes() {
     });
     assert!(matches!(twice.build(&key), Err(Pkcs10Error::Invalid { .. })));
     let mut twice = req.clone();
-    twice.add_extension(&KeyUsage(KeyUsages::KeyEncipherment.into())).unwrap();
+    twice
+        .add_extension(&KeyUsage(KeyUsages::KeyEncipherment.into()))
+        .unwrap();
     assert!(matches!(twice.build(&key), Err(Pkcs10Error::Invalid { .. })));
     // ECDSA P-256 is signed with SHA-256 only.
     let mut sha512 = req.clone();
     sha512.digest = DigestAlgorithm::Sha512;
-    assert!(matches!(sha512.build(&key), Err(Pkcs10Error::UnsupportedAlgorithm { .. })));
+    assert!(matches!(
+        sha512.build(&key),
+        Err(Pkcs10Error::UnsupportedAlgorithm { .. })
+    ));
 }
 
 #[test]
@@ -318,7 +337,10 @@ fn proof_of_possession_checked() {
     let pos = der.windows(5).position(|w| w == b"dev-1").unwrap();
     let mut tampered = der.clone();
     tampered[pos + 4] = b'2';
-    assert_eq!(CertificationRequest::parse(&tampered).unwrap_err(), Pkcs10Error::BadSignature);
+    assert_eq!(
+        CertificationRequest::parse(&tampered).unwrap_err(),
+        Pkcs10Error::BadSignature
+    );
     // Change the signature.
     let mut tampered = der.clone();
     let n = tampered.len();
@@ -373,9 +395,7 @@ fn too_many_attributes_are_refused() {
     let attrs: Vec<Vec<u8>> = (0..40u32)
         .map(|i| {
             Attribute {
-                oid: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999")
-                    .push_arc(i)
-                    .unwrap(),
+                oid: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999").push_arc(i).unwrap(),
                 values: SetOfVec::try_from(vec![Any::from(der::asn1::Null)]).unwrap(),
             }
             .to_der()
@@ -495,7 +515,16 @@ fn undecodable_subject_alt_name_is_refused() {
         extn_value: der::asn1::OctetString::new(vec![0x02, 0x01, 0x00]).unwrap(),
     });
     let e = CertificationRequest::parse(&req.build(&key).unwrap()).unwrap_err();
-    assert!(matches!(e, Pkcs10Error::Malformed { what: "subjectAltName", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Pkcs10Error::Malformed {
+                what: "subjectAltName",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -22,17 +22,16 @@ mod asn1;
 pub mod ber;
 pub mod cacert;
 pub mod caps;
-pub mod csr;
 pub mod error;
 pub mod message;
 pub mod pkcs7;
+pub mod selfsigned;
 pub mod transport;
 pub mod types;
 
 pub use asn1::RawCertificate;
 pub use cacert::CaCertificates;
 pub use caps::{Capabilities, Capability};
-pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
 pub use error::{Result, ScepError};
 pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,
@@ -42,8 +41,11 @@ pub use pkcs7::{
     build_certs_only, issuer_and_serial, open_envelope, parse_certs_only, same_certificate, seal_envelope, to_raw,
     to_rfc5280, RejectionKey,
 };
+pub use selfsigned::self_signed_certificate;
 pub use transport::{Operation, Query};
 pub use types::{ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
 
 pub use enrolkit_keys as keys;
+/// The PKIX layer whose PKCS#10 requests (`pkix::pkcs10`) PKCSReq and RenewalReq carry.
+pub use enrolkit_pkix as pkix;
 pub use x509_cert;

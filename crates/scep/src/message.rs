@@ -2,7 +2,6 @@
 //! GetCRL) and the CertRep reply, built and opened on either side.
 
 use crate::asn1::RawCertificate;
-use crate::csr::Csr;
 use crate::error::{Result, ScepError};
 use crate::pkcs7::{self, attribute, RejectionKey, SignerParts};
 use crate::types::{oid, ContentEncryption, FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
@@ -10,6 +9,7 @@ use cms::cert::IssuerAndSerialNumber;
 use der::asn1::{OctetString, OctetStringRef, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Sequence, Tag, Tagged};
 use enrolkit_keys::{Decryptor, DigestAlgorithm, SignatureAlgorithm, Signer};
+use enrolkit_pkix::pkcs10::CertificationRequest;
 use rand_core::{CryptoRng, RngCore};
 use x509_cert::crl::CertificateList;
 use x509_cert::name::Name;
@@ -27,10 +27,10 @@ pub struct IssuerAndSubject {
 /// What a request carries, by message type.
 #[derive(Debug, Clone)]
 pub enum RequestBody {
-    /// PKCSReq: a PKCS#10 request, verified ([`Csr::parse`]).
-    PkcsReq(Csr),
+    /// PKCSReq: a PKCS#10 request, verified ([`CertificationRequest::parse`]).
+    PkcsReq(CertificationRequest),
     /// RenewalReq: a PKCS#10 request signed by a key holding a current certificate.
-    RenewalReq(Csr),
+    RenewalReq(CertificationRequest),
     /// CertPoll: which pending request to poll.
     CertPoll(IssuerAndSubject),
     /// GetCert: which certificate.
@@ -52,7 +52,7 @@ impl RequestBody {
     }
     fn to_der(&self) -> Result<Vec<u8>> {
         Ok(match self {
-            Self::PkcsReq(c) | Self::RenewalReq(c) => c.der.clone(),
+            Self::PkcsReq(c) | Self::RenewalReq(c) => c.der().to_vec(),
             Self::CertPoll(x) => x.to_der()?,
             Self::GetCert(x) | Self::GetCrl(x) => x.to_der()?,
         })
@@ -60,8 +60,8 @@ impl RequestBody {
     fn parse(mt: MessageType, der_bytes: &[u8]) -> Result<Self> {
         let bad = |what: &'static str| move |e: der::Error| ScepError::malformed(what, e);
         Ok(match mt {
-            MessageType::PkcsReq => Self::PkcsReq(Csr::parse(der_bytes)?),
-            MessageType::RenewalReq => Self::RenewalReq(Csr::parse(der_bytes)?),
+            MessageType::PkcsReq => Self::PkcsReq(CertificationRequest::parse(der_bytes)?),
+            MessageType::RenewalReq => Self::RenewalReq(CertificationRequest::parse(der_bytes)?),
             MessageType::CertPoll => {
                 Self::CertPoll(IssuerAndSubject::from_der(der_bytes).map_err(bad("IssuerAndSubject"))?)
             }

@@ -83,7 +83,10 @@ fn element(input: &[u8], mut pos: usize, depth: usize) -> Result<usize> {
             v
         }
     };
-    let end = pos.checked_add(len).filter(|e| *e <= input.len()).ok_or_else(truncated)?;
+    let end = pos
+        .checked_add(len)
+        .filter(|e| *e <= input.len())
+        .ok_or_else(truncated)?;
     if first & 0x20 != 0 {
         let mut count = 0usize;
         while pos < end {
@@ -140,7 +143,10 @@ mod tests {
             v
         };
         check_shape(&set(MAX_ELEMENTS)).unwrap();
-        assert!(matches!(check_shape(&set(MAX_ELEMENTS + 1)), Err(Pkcs10Error::TooMany { .. })));
+        assert!(matches!(
+            check_shape(&set(MAX_ELEMENTS + 1)),
+            Err(Pkcs10Error::TooMany { .. })
+        ));
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub fn encode(password: &str) -> Result<Attribute> {
 }
 
 /// The password of a challengePassword attribute, which must have exactly
-/// one value.
+/// one value of at most [`MAX_CHALLENGE`] characters. An empty one is
+/// read as empty rather than refused: SCEP clients have sent one with a
+/// renewal (and enrolkit's own did), and whether it opens anything is the
+/// policy's question.
 pub fn decode(attr: &Attribute) -> Result<Zeroizing<String>> {
     let mut values = attr.values.iter();
     let (Some(v), None) = (values.next(), values.next()) else {
@@ -78,8 +81,8 @@ fn directory_string(v: &Any) -> Result<Zeroizing<String>> {
         }
         t => return Err(bad(&format!("unexpected tag {t}"))),
     };
-    if s.is_empty() || s.chars().count() > MAX_CHALLENGE {
-        return Err(bad("must be 1 to 255 characters"));
+    if s.chars().count() > MAX_CHALLENGE {
+        return Err(bad("longer than 255 characters"));
     }
     Ok(s)
 }
@@ -114,6 +117,11 @@ mod tests {
             };
             assert_eq!(decode(&a).unwrap().as_str(), want);
         }
+        let empty = Attribute {
+            oid: oid::CHALLENGE_PASSWORD,
+            values: SetOfVec::try_from(vec![Any::new(Tag::PrintableString, vec![]).unwrap()]).unwrap(),
+        };
+        assert_eq!(decode(&empty).unwrap().as_str(), "");
         let int = Any::new(Tag::Integer, vec![1]).unwrap();
         let a = Attribute {
             oid: oid::CHALLENGE_PASSWORD,

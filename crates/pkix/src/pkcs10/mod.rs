@@ -47,8 +47,10 @@
 //!   character fits (a base64 channel binding does), else UTF8String — what
 //!   both former copies did and what OpenSSL, micromdm and certmonger read.
 //!   Read from any of PrintableString, UTF8String, IA5String,
-//!   VisibleString, TeletexString (as Latin-1) and BMPString; 1 to 255
-//!   characters (ub-challengePassword); at most one attribute with one value.
+//!   VisibleString, TeletexString (as Latin-1) and BMPString; at most 255
+//!   characters (ub-challengePassword); at most one attribute with one
+//!   value. Built with 1 to 255 characters; an empty one is read (SCEP
+//!   clients have sent one with a renewal) but never emitted.
 
 pub mod bounds;
 pub mod challenge;
@@ -62,7 +64,7 @@ pub use challenge::MAX_CHALLENGE;
 pub use error::Pkcs10Error;
 pub use extension_request::ip_from_octets;
 pub use params::RequestParams;
-pub use request::CertificationRequest;
+pub use request::{public_key_algorithm, rsa_bits, rsa_modulus_bits, CertificationRequest};
 
 /// Object identifiers of the PKCS#9 attributes a request carries.
 pub mod oid {

@@ -76,10 +76,7 @@ impl std::fmt::Debug for RequestParams {
                 "challenge_password",
                 &self.challenge_password.as_ref().map(|_| "<redacted>"),
             )
-            .field(
-                "attributes",
-                &self.attributes.iter().map(|a| a.oid).collect::<Vec<_>>(),
-            )
+            .field("attributes", &self.attributes.iter().map(|a| a.oid).collect::<Vec<_>>())
             .field("digest", &self.digest)
             .finish()
     }
@@ -100,6 +97,12 @@ impl RequestParams {
             attributes: Vec::new(),
             digest: DigestAlgorithm::Sha256,
         }
+    }
+
+    /// The same parameters with `password` as the challengePassword (or none).
+    pub fn with_challenge_password(mut self, password: Option<&str>) -> Self {
+        self.challenge_password = password.map(|p| Zeroizing::new(p.to_owned()));
+        self
     }
 
     /// Add a typed extension (keyUsage, basicConstraints, …) to the ones requested.

@@ -214,24 +214,29 @@ pub fn public_key_algorithm(spki: &SubjectPublicKeyInfoOwned) -> (ObjectIdentifi
     (alg.oid, curve.filter(|_| alg.oid == ID_EC_PUBLIC_KEY))
 }
 
-/// Modulus size in bits of the RSA key in `spki`, read from the
-/// RSAPublicKey (RFC 8017 A.1.1) without loading it: aws-lc refuses the
-/// small keys a policy wants to name in its refusal.
+/// Modulus size in bits of the RSA key in `spki` (`None` for other keys).
+pub fn rsa_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<u32> {
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return None;
+    }
+    rsa_modulus_bits(spki.subject_public_key.as_bytes()?)
+}
+
+/// Modulus size in bits of a DER RSAPublicKey (RFC 8017 A.1.1), read
+/// without loading the key: aws-lc refuses the small keys a policy wants
+/// to name in its refusal.
 ///
 /// ```text
 /// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
 /// ```
-pub fn rsa_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<u32> {
+pub fn rsa_modulus_bits(der_bytes: &[u8]) -> Option<u32> {
     #[derive(der::Sequence)]
     struct RsaPublicKey<'a> {
         modulus: UintRef<'a>,
         #[allow(dead_code)]
         public_exponent: UintRef<'a>,
     }
-    if spki.algorithm.oid != RSA_ENCRYPTION {
-        return None;
-    }
-    let key = RsaPublicKey::from_der(spki.subject_public_key.as_bytes()?).ok()?;
+    let key = RsaPublicKey::from_der(der_bytes).ok()?;
     let m = key.modulus.as_bytes();
     let first = *m.first()?;
     let len = u32::try_from(m.len()).ok()?;
