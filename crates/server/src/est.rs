@@ -857,7 +857,7 @@ impl EstService {
         let names = terms.names.clone().unwrap_or_else(|| CsrView::of(&csr).as_asked());
         let key = match terms.keygen {
             Some(k) => format!("server-generated {}", key_spec_name(k)),
-            None => crate::ra::keys::key_type(&csr.public_key())
+            None => crate::ra::keys::key_type(csr.public_key())
                 .map(|k| k.to_string())
                 .unwrap_or_else(|r| r.detail),
         };

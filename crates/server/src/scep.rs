@@ -615,7 +615,7 @@ impl ScepService {
     pub fn pending_terms(&self, tx: &Transaction) -> Result<String, String> {
         let csr = CertificationRequest::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
         let names = self.held_names(tx, &csr)?;
-        let key = ra::keys::key_type(&csr.public_key())
+        let key = ra::keys::key_type(csr.public_key())
             .map(|k| k.to_string())
             .unwrap_or_else(|r| r.detail);
         Ok(names.describe(&self.profile.extended_key_usage, &key))

@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn element_count_is_bounded() {
         let set = |n: usize| {
-            let body: Vec<u8> = std::iter::repeat([0x05u8, 0x00]).take(n).flatten().collect();
+            let body: Vec<u8> = std::iter::repeat_n([0x05u8, 0x00], n).flatten().collect();
             let mut v = vec![0x31, 0x82];
             v.extend_from_slice(&(body.len() as u16).to_be_bytes());
             v.extend_from_slice(&body);
