@@ -28,7 +28,7 @@ pub fn self_signed_certificate(
     rng.fill_bytes(&mut serial);
     serial[0] &= 0x7f;
     serial[0] |= 0x01;
-    let alg = crate::pkcs7::signature_algorithm_for(signer, digest)?;
+    let alg = enrolkit_pkix::pkcs10::signature_algorithm_for(signer, digest)?;
     let not_after = not_before + lifetime;
     let validity = Validity {
         not_before: x509_cert::time::Time::try_from(not_before).map_err(|e| ScepError::malformed("validity", e))?,

@@ -63,7 +63,7 @@ pub use bounds::{MAX_ATTRIBUTES, MAX_CSR, MAX_DEPTH, MAX_ELEMENTS, MAX_EXTENSION
 pub use challenge::MAX_CHALLENGE;
 pub use error::Pkcs10Error;
 pub use extension_request::ip_from_octets;
-pub use params::RequestParams;
+pub use params::{signature_algorithm_for, RequestParams};
 pub use request::{public_key_algorithm, rsa_bits, rsa_modulus_bits, CertificationRequest};
 
 /// Object identifiers of the PKCS#9 attributes a request carries.

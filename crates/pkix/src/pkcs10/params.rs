@@ -195,8 +195,9 @@ impl RequestParams {
     }
 }
 
-/// The signature algorithm for a signer's key and a digest, if the signer offers it.
-fn signature_algorithm_for(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<SignatureAlgorithm> {
+/// The signature algorithm for a signer's key and a digest, if the signer
+/// offers it: RSA PKCS#1 v1.5 with the digest, ECDSA P-256 with SHA-256 only.
+pub fn signature_algorithm_for(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<SignatureAlgorithm> {
     let alg = match signer.kind() {
         KeyKind::Rsa(_) => SignatureAlgorithm::rsa_with(digest),
         KeyKind::EcP256 if digest == DigestAlgorithm::Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
