@@ -803,6 +803,39 @@ fn unbound_challenges_get_dns_names_only_under_whole_label_suffixes() {
     assert_eq!(failure(&rep), FailInfo::BadRequest);
 }
 
+/// SCEP reads the IP subjectAltNames of a request as EST does (one PKCS#10
+/// reader): an unbound challenge may not name an IP address, where the
+/// SCEP front end used to drop it unseen and issue without it.
+#[test]
+fn unbound_challenges_get_no_ip_addresses_over_scep_either() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-ip");
+    let d = device("dev-ip");
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let der = RequestParams {
+        ip_addresses: vec!["192.0.2.9".parse().unwrap()],
+        ..RequestParams::new(Name::from_str("CN=dev-ip").unwrap())
+    }
+    .with_challenge_password(Some("otp-ip"))
+    .build(&k)
+    .unwrap();
+    let csr = CertificationRequest::parse(&der).unwrap();
+    assert_eq!(
+        csr.ip_addresses(),
+        vec!["192.0.2.9".parse::<std::net::IpAddr>().unwrap()]
+    );
+    let rep = w.exchange(&d, &d.cert, RequestBody::PkcsReq(csr), "tx-ip1");
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    // The challenge was not consumed by the refusal: the same request without the IP is issued.
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-ip", Some("otp-ip"), &[])),
+        "tx-ip2",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-ip");
+}
+
 /// A vendor CA and a base station's vendor certificate (TS 33.310 §9).
 fn vendor_device(vendor: &Authority, serial_number: &str) -> Device {
     let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
