@@ -18,8 +18,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = t.key_requirement();
     }
     let _ = enrolkit_est::csr::check_key(&attrs, KeyKind::EcP256);
-    let mut req = enrolkit_est::CsrRequest::new(Default::default());
-    let _ = req.satisfy(&attrs, None);
+    let mut req = enrolkit_est::pkix::pkcs10::RequestParams::new(Default::default());
+    let _ = enrolkit_est::satisfy(&mut req, &attrs, None);
     if let Ok(der) = attrs.to_der() {
         assert_eq!(CsrAttrs::from_der(&der).expect("our encoding must decode"), attrs);
     }

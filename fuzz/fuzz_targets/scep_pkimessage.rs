@@ -44,5 +44,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = open_envelope(data, &ra.cert, &ra.key, &ra.rk);
-    let _ = Csr::parse(data);
+    let _ = pkix::pkcs10::CertificationRequest::parse(data);
 });

@@ -7,11 +7,11 @@ use enrolkit_client::flow::est::{self as flow, EstSession, EstSettings, EstTrust
 use enrolkit_client::flow::onem2m::{self, OneM2mRequest};
 use enrolkit_client::flow::Progress;
 use enrolkit_client::ClientError;
-use enrolkit_est::CsrRequest;
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use enrolkit_pkcs11::KeyLocation;
 use enrolkit_pkix::fingerprint::sha256 as fingerprint;
+use enrolkit_pkix::pkcs10::RequestParams;
 use enrolkit_tls::TlsVersion;
 use std::str::FromStr;
 use std::time::Duration;
@@ -87,11 +87,11 @@ fn spec(k: KeyType) -> KeySpec {
     }
 }
 
-fn csr_request(req: &Request) -> Res<CsrRequest> {
-    Ok(CsrRequest {
+fn csr_request(req: &Request) -> Res<RequestParams> {
+    Ok(RequestParams {
         dns_names: req.dns.clone(),
         ip_addresses: req.ip.clone(),
-        ..CsrRequest::new(Name::from_str(&req.subject).map_err(|e| format!("--subject: {e}"))?)
+        ..RequestParams::new(Name::from_str(&req.subject).map_err(|e| format!("--subject: {e}"))?)
     })
 }
 

@@ -322,7 +322,7 @@ mod ndes {
             return Response::new(400, "text/plain", "PKCSReq only");
         };
         let (csr_file, leaf) = (d.join("req.der"), d.join("leaf.pem"));
-        std::fs::write(&csr_file, &csr.der).unwrap();
+        std::fs::write(&csr_file, csr.der()).unwrap();
         openssl(&[
             "x509",
             "-req",

@@ -7,7 +7,8 @@
 use enrolkit_client::{PollPolicy, ScepClient, ScepSession, Trust};
 use enrolkit_keys::{KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::Authority;
-use enrolkit_scep::{CaCertificates, CsrParams};
+use enrolkit_pkix::pkcs10::RequestParams;
+use enrolkit_scep::CaCertificates;
 use enrolkit_testkit::http::{self, HttpStub, Response};
 use enrolkit_testkit::Mef;
 use std::path::{Path, PathBuf};
@@ -114,12 +115,11 @@ fn scep_session_refuses_a_forged_ra_named_like_the_ca_before_sending_anything() 
     let (stub, pin) = mitm(&mef);
     let client = ScepClient::new(&stub.url("/scep"), Duration::from_secs(10)).unwrap();
     let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let params = CsrParams {
-        subject: Name::from_str("CN=victim").unwrap(),
-        challenge_password: Some("shared-secret"),
-        dns_names: vec![],
+    let params = RequestParams {
         digest: enrolkit_keys::DigestAlgorithm::Sha256,
-    };
+        ..RequestParams::new(Name::from_str("CN=victim").unwrap())
+    }
+    .with_challenge_password(Some("shared-secret"));
     let poll = PollPolicy {
         interval: Duration::from_secs(1),
         window: Duration::from_secs(1),

@@ -18,11 +18,12 @@
 use crate::est::{EnrollReply, EstClient};
 use crate::scep::{ClientError, Result, ScepSession};
 use der::Encode;
-use enrolkit_est::{CsrAttrs, CsrRequest, Operation};
+use enrolkit_est::{CsrAttrs, Operation};
 use enrolkit_keys::{DigestAlgorithm, KeySpec, SignatureAlgorithm, Signer, SoftwareKey};
+use enrolkit_pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::{
-    build_csr, build_request, open_cert_rep, self_signed_certificate, CertRep, CsrParams, RequestBody, Requester,
-    ScepError, SentRequest, TransactionId,
+    build_request, open_cert_rep, self_signed_certificate, CertRep, RequestBody, Requester, ScepError, SentRequest,
+    TransactionId,
 };
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,15 +125,14 @@ fn prepare(session: &ScepSession, challenge: &str, prefix: &str, i: usize) -> Re
         Duration::from_secs(86400),
         &mut rand_core::OsRng,
     )?;
-    let csr = enrolkit_scep::Csr::parse(&build_csr(
-        &key,
-        &CsrParams {
-            subject,
-            challenge_password: Some(challenge),
-            dns_names: vec![],
-            digest: session.digest,
-        },
-    )?)?;
+    let der = RequestParams {
+        digest: session.digest,
+        ..RequestParams::new(subject)
+    }
+    .with_challenge_password(Some(challenge))
+    .build(&key)
+    .map_err(ScepError::from)?;
+    let csr = CertificationRequest::parse(&der).map_err(ScepError::from)?;
     let txid = TransactionId::from_public_key(&key.public_key().to_der().map_err(ScepError::from)?);
     let requester = Requester {
         signer: &key,
@@ -300,24 +300,17 @@ pub fn run_est(
     let mut prepared = Vec::with_capacity(total);
     for i in 0..total {
         let key = SoftwareKey::generate(KeySpec::EcP256)?;
-        let request = CsrRequest {
-            subject: match subject {
-                Some(s) => s.clone(),
-                None => bench_subject(prefix, i)?,
-            },
-            dns_names: Vec::new(),
-            ip_addresses: Vec::new(),
-            ekus: Vec::new(),
-            challenge_password: None,
-            digest: DigestAlgorithm::Sha256,
-        };
+        let request = RequestParams::new(match subject {
+            Some(s) => s.clone(),
+            None => bench_subject(prefix, i)?,
+        });
         prepared.push((key, request));
     }
     let (elapsed, results) = drive(&prepared, clients, &client, |c: &EstClient, (key, request)| {
         let reply = c.enroll(Operation::SimpleEnroll, &mut |binding| {
             let mut r = request.clone();
-            r.satisfy(attrs, binding)?;
-            Ok(enrolkit_est::build_csr(key, &r)?)
+            enrolkit_est::satisfy(&mut r, attrs, binding)?;
+            Ok(r.build(key).map_err(enrolkit_est::EstError::from)?)
         })?;
         Ok(matches!(reply, EnrollReply::Issued(_)))
     })?;

@@ -3,11 +3,11 @@
 use crate::trust::{Trust, TrustedCa};
 use der::Encode;
 use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, PrivateKey, SoftwareKey};
+use enrolkit_pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::transport::{self, CONTENT_TYPE_PKI_MESSAGE, MAX_REPLY};
 use enrolkit_scep::{
-    build_csr, build_request, issuer_and_serial, open_cert_rep, self_signed_certificate, CaCertificates, Capabilities,
-    CertRep, ContentEncryption, Csr, CsrParams, FailInfo, IssuerAndSubject, RequestBody, Requester, ScepError,
-    SentRequest, TransactionId,
+    build_request, issuer_and_serial, open_cert_rep, self_signed_certificate, CaCertificates, Capabilities, CertRep,
+    ContentEncryption, FailInfo, IssuerAndSubject, RequestBody, Requester, ScepError, SentRequest, TransactionId,
 };
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
@@ -497,15 +497,16 @@ impl ScepSession {
     pub fn enrol(
         &self,
         key: &dyn PrivateKey,
-        params: &CsrParams<'_>,
+        params: &RequestParams,
         poll: PollPolicy,
         progress: &mut dyn FnMut(u32, Duration),
     ) -> Result<Certificate> {
-        let csr_params = CsrParams {
+        let csr_params = RequestParams {
             digest: self.digest_for(key),
             ..params.clone()
         };
-        let csr = Csr::parse(&build_csr(key, &csr_params)?)?;
+        let csr =
+            CertificationRequest::parse(&csr_params.build(key).map_err(ScepError::from)?).map_err(ScepError::from)?;
         let transport = self.transport_identity(key, &params.subject)?;
         let self_signed;
         let (sig_key, sig_cert): (&dyn PrivateKey, &Certificate) = match &transport {
@@ -620,15 +621,13 @@ impl ScepSession {
             ));
         }
         let subject = current.tbs_certificate.subject.clone();
-        let csr = Csr::parse(&build_csr(
-            new_key,
-            &CsrParams {
-                subject: subject.clone(),
-                challenge_password: None,
-                dns_names: vec![],
-                digest: self.digest_for(new_key),
-            },
-        )?)?;
+        let der = RequestParams {
+            digest: self.digest_for(new_key),
+            ..RequestParams::new(subject.clone())
+        }
+        .build(new_key)
+        .map_err(ScepError::from)?;
+        let csr = CertificationRequest::parse(&der).map_err(ScepError::from)?;
         let txid = transaction_for(new_key, Some(current))?;
         let body = match form.resolve(&self.caps) {
             RenewalForm::PkcsReq => RequestBody::PkcsReq(csr),

@@ -15,7 +15,7 @@
 
 use crate::error::{EstError, Result};
 use crate::oid;
-use der::asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec, UintRef};
+use der::asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Decode, Encode, Length, Reader, Sequence, Tag, Tagged, ValueOrd, Writer};
 use enrolkit_pkix::ber;
 use spki::AlgorithmIdentifierOwned;
@@ -268,7 +268,7 @@ impl CertificationRequestInfoTemplate {
                 .subject_public_key
                 .as_ref()
                 .and_then(|k| k.as_bytes())
-                .and_then(rsa_modulus_bits);
+                .and_then(enrolkit_pkix::pkcs10::rsa_modulus_bits);
             Some(KeyRequirement::Rsa { bits })
         } else {
             None
@@ -592,21 +592,6 @@ fn collect_extension_templates(a: &Attribute, out: &mut Vec<ExtensionTemplate>) 
 pub(crate) fn decode_bounded<'a, T: Decode<'a>>(der_bytes: &'a [u8]) -> Result<T> {
     ber::check(der_bytes, &BER_LIMITS)?;
     Ok(T::from_der(der_bytes)?)
-}
-
-/// Size in bits of the modulus of a DER RSAPublicKey.
-pub(crate) fn rsa_modulus_bits(der_bytes: &[u8]) -> Option<u32> {
-    #[derive(Sequence)]
-    struct RsaPublicKey<'a> {
-        modulus: UintRef<'a>,
-        #[allow(dead_code)]
-        public_exponent: UintRef<'a>,
-    }
-    let key = RsaPublicKey::from_der(der_bytes).ok()?;
-    let m = key.modulus.as_bytes();
-    let first = *m.first()?;
-    let len = u32::try_from(m.len()).ok()?;
-    len.checked_mul(8)?.checked_sub(first.leading_zeros())
 }
 
 #[cfg(test)]

@@ -96,5 +96,28 @@ impl EstError {
     }
 }
 
+/// A PKCS#10 failure, in this crate's terms: a bad self-signature stays
+/// [`EstError::BadSignature`], a bound [`EstError::TooLarge`].
+impl From<enrolkit_pkix::pkcs10::Pkcs10Error> for EstError {
+    fn from(e: enrolkit_pkix::pkcs10::Pkcs10Error) -> Self {
+        use enrolkit_pkix::pkcs10::Pkcs10Error as P;
+        match e {
+            P::TooLarge { limit, .. } => EstError::TooLarge {
+                what: "PKCS#10 request",
+                limit,
+            },
+            P::TooMany { what, limit } => EstError::TooLarge { what, limit },
+            P::Malformed { what, reason } | P::Invalid { what, reason } => EstError::Malformed { what, reason },
+            P::BadSignature => EstError::BadSignature,
+            P::UnsupportedAlgorithm { what, oid } => EstError::UnsupportedAlgorithm { what, oid },
+            P::Key(k) => EstError::Key(k),
+            other => EstError::Malformed {
+                what: "PKCS#10 request",
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, EstError>;

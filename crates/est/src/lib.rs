@@ -10,8 +10,9 @@
 //!   [`enrolkit_pkix::certs_only`] (certificates kept in order), its errors
 //!   mapped onto [`EstError`];
 //! - [`csrattrs`]: CSR attributes, including RFC 9908 templates;
-//! - [`csr`]: building a PKCS#10 request that satisfies CSR attributes, and
-//!   parsing and checking one on the server (proof of possession first);
+//! - [`csr`]: filling in a PKCS#10 request so that it satisfies CSR
+//!   attributes, and the server's check of a parsed one against them (the
+//!   PKCS#10 codec itself is [`enrolkit_pkix::pkcs10`]);
 //! - [`binding`]: tls-unique (RFC 5929) and tls-exporter (RFC 9266) channel
 //!   bindings carried in the challengePassword (RFC 7030 §3.5);
 //! - [`keygen`]: the multipart/mixed serverkeygen response (RFC 7030 §4.4.2);
@@ -38,7 +39,7 @@ pub mod retry;
 
 pub use binding::{ChannelBinding, LinkedPassword, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN};
 pub use body::{decode_base64, decode_body, encode_base64, MAX_BODY};
-pub use csr::{build_csr, check_key, check_satisfies, CsrRequest, ParsedCsr};
+pub use csr::{check_key, check_satisfies, satisfy};
 pub use csrattrs::{
     AttrOrOid, CertificationRequestInfoTemplate, CsrAttrs, ExtensionTemplate, KeyRequirement, NameTemplate,
     SingleAttributeTemplate, SubjectPublicKeyInfoTemplate,
@@ -53,6 +54,8 @@ pub use retry::RetryAfter;
 pub use der;
 /// The `enrolkit-keys` crate (signers, key kinds, digests) this API uses.
 pub use enrolkit_keys as keys;
+/// The `enrolkit-pkix` crate whose PKCS#10 types this API reads and fills in.
+pub use enrolkit_pkix as pkix;
 /// The `x509-cert` crate whose types (Certificate, Name, CertReq) this API uses.
 pub use x509_cert;
 

@@ -52,10 +52,10 @@ fn rfc7030_appendix_a2_example() {
     // SHA-384 is not available.
     let err = csr::check_key(&attrs, KeyKind::EcP256).unwrap_err();
     assert!(err.to_string().contains("P-384"), "{err}");
-    let mut req = CsrRequest::new(common::name("CN=x"));
+    let mut req = enrolkit_est::pkix::pkcs10::RequestParams::new(common::name("CN=x"));
     let b = ChannelBinding::tls_unique(&[1; 12]).unwrap();
     assert!(matches!(
-        req.satisfy(&attrs, Some(&b)),
+        csr::satisfy(&mut req, &attrs, Some(&b)),
         Err(EstError::UnsupportedAlgorithm { .. })
     ));
 }
@@ -255,8 +255,8 @@ fn rfc9908_template_example() {
 
     // A client applies the template: subject from the given RDNs, the
     // DNS name from the subjectAltName value (the empty IP is its to fill).
-    let mut req = CsrRequest::new(enrolkit_est::x509_cert::name::Name::default());
-    req.satisfy(&attrs, None).unwrap();
+    let mut req = enrolkit_est::pkix::pkcs10::RequestParams::new(enrolkit_est::x509_cert::name::Name::default());
+    csr::satisfy(&mut req, &attrs, None).unwrap();
     assert_eq!(req.subject, subject);
     assert_eq!(req.dns_names, vec!["www.myServer.com".to_owned()]);
     assert!(req.ip_addresses.is_empty());

@@ -101,12 +101,12 @@ fn our_csr_verifies_with_openssl() {
         .with_challenge_password()
         .with_extension_request_ekus(&[oid::KP_CLIENT_AUTH])
         .unwrap();
-    let mut req = CsrRequest::new(name("CN=openssl-check,O=Example"));
+    let mut req = enrolkit_est::pkix::pkcs10::RequestParams::new(name("CN=openssl-check,O=Example"));
     req.dns_names = vec!["device.example".into()];
     req.ip_addresses = vec!["192.0.2.1".parse().unwrap()];
     let b = ChannelBinding::tls_unique(&[9; 12]).unwrap();
-    req.satisfy(&attrs, Some(&b)).unwrap();
-    let der = build_csr(&key, &req).unwrap();
+    csr::satisfy(&mut req, &attrs, Some(&b)).unwrap();
+    let der = req.build(&key).unwrap();
     let path = write(d.path(), "req.der", &der);
     let out = openssl(&["req", "-inform", "DER", "-in", &path, "-verify", "-noout", "-text"]);
     let text = String::from_utf8_lossy(&out);
@@ -133,7 +133,7 @@ fn openssl_csr_parses_and_satisfies() {
     let der = openssl(&[
         "req", "-new", "-key", &key_path, "-config", &cnf_path, "-sha256", "-outform", "DER",
     ]);
-    let csr = ParsedCsr::parse(&der).unwrap();
+    let csr = enrolkit_est::pkix::pkcs10::CertificationRequest::parse(&der).unwrap();
     assert_eq!(csr.subject().to_string(), "CN=from-openssl");
     assert_eq!(csr.dns_names(), vec!["a.example".to_owned()]);
     assert_eq!(
@@ -142,7 +142,7 @@ fn openssl_csr_parses_and_satisfies() {
     );
     assert_eq!(csr.requested_ekus(), vec![oid::KP_CLIENT_AUTH]);
     let b = ChannelBinding::tls_unique(&[1; 12]).unwrap();
-    assert!(b.matches(csr.challenge_password.as_ref().unwrap()));
+    assert!(b.matches(csr.challenge_password().unwrap()));
     let attrs = CsrAttrs::new()
         .with_challenge_password()
         .with_extension_request_ekus(&[oid::KP_CLIENT_AUTH])

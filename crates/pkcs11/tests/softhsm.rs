@@ -415,7 +415,8 @@ fn write_pem(dir: &Path, name: &str, label: &str, der: &[u8]) -> String {
 
 #[test]
 fn csr_and_certificate_signed_in_token_verify_with_openssl() {
-    use enrolkit_scep::{build_csr, self_signed_certificate, CsrParams};
+    use enrolkit_scep::pkix::pkcs10::RequestParams;
+    use enrolkit_scep::self_signed_certificate;
     use std::str::FromStr;
     use x509_cert::name::Name;
     softhsm();
@@ -431,15 +432,13 @@ fn csr_and_certificate_signed_in_token_verify_with_openssl() {
     ];
     for (signer, digest, name) in cases {
         let subject = Name::from_str(&format!("CN={name},O=enrolkit")).unwrap();
-        let csr = build_csr(
-            signer,
-            &CsrParams {
-                subject: subject.clone(),
-                challenge_password: Some("one-time"),
-                dns_names: vec![format!("{name}.example")],
-                digest,
-            },
-        )
+        let csr = RequestParams {
+            dns_names: vec![format!("{name}.example")],
+            digest,
+            ..RequestParams::new(subject.clone())
+        }
+        .with_challenge_password(Some("one-time"))
+        .build(signer)
         .unwrap();
         let path = write_pem(dir.path(), &format!("{name}.csr"), "CERTIFICATE REQUEST", &csr);
         let out = openssl(&["req", "-in", &path, "-noout", "-verify"]);

@@ -12,8 +12,9 @@
 use const_oid::db::rfc5280 as ids;
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, Ia5String, OctetString};
-use der::{Decode, Encode};
+use der::Encode;
 use enrolkit_keys::{DigestAlgorithm, KeyKind, SignatureAlgorithm, Signer};
+use enrolkit_pkix::pkcs10::{CertificationRequest, Pkcs10Error};
 use rand_core::{CryptoRng, RngCore};
 use spki::SubjectPublicKeyInfoOwned;
 use std::time::{Duration, SystemTime};
@@ -53,6 +54,9 @@ pub enum PkiError {
     /// The CSR's self-signature does not verify (no proof of possession).
     #[error("CSR signature does not verify")]
     BadCsrSignature,
+    /// The CSR does not parse, or is outside the bounds of the PKCS#10 parser.
+    #[error("PKCS#10 request: {0}")]
+    Csr(Pkcs10Error),
 }
 
 /// Result alias.
@@ -174,55 +178,24 @@ pub struct Request {
 }
 
 impl Request {
-    /// From a DER PKCS#10 request, after checking its self-signature.
+    /// From a DER PKCS#10 request, after checking its self-signature
+    /// (enrolkit-pkix's parser: bounded, proof of possession first).
     pub fn from_csr_der(der_bytes: &[u8]) -> Result<Self> {
-        let req = x509_cert::request::CertReq::from_der(der_bytes)?;
-        let alg = SignatureAlgorithm::from_oids(&req.algorithm.oid, None).ok_or(PkiError::BadCsrSignature)?;
-        let spki_der = req.info.public_key.to_der()?;
-        let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der)?;
-        let sig = req.signature.as_bytes().ok_or(PkiError::BadCsrSignature)?;
-        enrolkit_keys::verify(&spki, alg, &req.info.to_der()?, sig).map_err(|_| PkiError::BadCsrSignature)?;
-        let mut dns_names = Vec::new();
-        let mut ip_addresses = Vec::new();
-        for a in req
-            .info
-            .attributes
-            .iter()
-            .filter(|a| a.oid == const_oid::db::rfc5912::ID_EXTENSION_REQ)
-        {
-            for v in a.values.iter() {
-                let Ok(exts) = v.decode_as::<x509_cert::request::ExtensionReq>() else {
-                    continue;
-                };
-                for e in exts.0.iter().filter(|e| e.extn_id == SubjectAltName::OID) {
-                    if let Ok(san) = SubjectAltName::from_der(e.extn_value.as_bytes()) {
-                        dns_names.extend(san.0.iter().filter_map(|g| match g {
-                            GeneralName::DnsName(d) => Some(d.to_string()),
-                            _ => None,
-                        }));
-                        ip_addresses.extend(san.0.iter().filter_map(|g| match g {
-                            GeneralName::IpAddress(o) => ip_from_octets(o.as_bytes()),
-                            _ => None,
-                        }));
-                    }
-                }
-            }
-        }
-        Ok(Request {
-            subject: req.info.subject,
-            public_key: req.info.public_key,
-            dns_names,
-            ip_addresses,
-        })
+        let csr = CertificationRequest::parse(der_bytes).map_err(|e| match e {
+            Pkcs10Error::BadSignature => PkiError::BadCsrSignature,
+            other => PkiError::Csr(other),
+        })?;
+        Ok(Self::from_csr(&csr))
     }
-}
 
-/// An IP address from a subjectAltName iPAddress (4 or 16 octets).
-pub fn ip_from_octets(o: &[u8]) -> Option<std::net::IpAddr> {
-    match o.len() {
-        4 => <[u8; 4]>::try_from(o).ok().map(std::net::IpAddr::from),
-        16 => <[u8; 16]>::try_from(o).ok().map(std::net::IpAddr::from),
-        _ => None,
+    /// What issuance reads of a parsed (and so verified) request.
+    pub fn from_csr(csr: &CertificationRequest) -> Self {
+        Request {
+            subject: csr.subject().clone(),
+            public_key: csr.public_key().clone(),
+            dns_names: csr.dns_names(),
+            ip_addresses: csr.ip_addresses(),
+        }
     }
 }
 

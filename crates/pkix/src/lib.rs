@@ -15,6 +15,7 @@
 //! | [`certs_only`] | the certs-only (degenerate) SignedData, certificates and CRLs in the caller's order | RFC 5652 §5; RFC 8894 §3.4; RFC 7030 §4.1.3; RFC 5272 §4.1 |
 //! | [`binding`] | TLS channel binding values (tls-unique, tls-exporter) | RFC 5929 §3, RFC 9266 |
 //! | [`ocsp`] | OCSP response status names | RFC 6960 §4.2.1 |
+//! | [`pkcs10`] | certification requests: build, parse with proof of possession first, challengePassword, extensionRequest | RFC 2986, RFC 2985 §5.4 |
 //! | [`chain`] | the one chain validator: pinned anchors, path building, every check of §6.1 we rely on, a revocation hook | RFC 5280 §6.1 |
 //!
 //! No I/O and no clock: the time a chain is checked at is an argument.
@@ -29,6 +30,7 @@ pub mod extensions;
 pub mod fingerprint;
 pub mod hostname;
 pub mod ocsp;
+pub mod pkcs10;
 pub mod purpose;
 pub mod signature;
 

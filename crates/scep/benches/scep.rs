@@ -4,6 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use enrolkit_scep::keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::x509_cert::der::Encode;
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
@@ -31,15 +32,12 @@ fn bench(c: &mut Criterion) {
     let (ra_key, ra_cert) = identity("bench RA");
     let (cl_key, cl_cert) = identity("bench client");
     let rk = RejectionKey::random(&mut OsRng);
-    let csr = build_csr(
-        &cl_key,
-        &CsrParams {
-            subject: Name::from_str("CN=bench").unwrap(),
-            challenge_password: Some("pw"),
-            dns_names: vec![],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+    let csr = RequestParams {
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=bench").unwrap())
+    }
+    .with_challenge_password(Some("pw"))
+    .build(&cl_key)
     .unwrap();
     let requester = Requester {
         signer: &cl_key,
@@ -47,7 +45,7 @@ fn bench(c: &mut Criterion) {
         certificate: &cl_cert,
     };
     let txid = TransactionId::from_public_key(&cl_key.public_key().to_der().unwrap());
-    let body = RequestBody::PkcsReq(Csr::parse(&csr).unwrap());
+    let body = RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap());
     let (req, _) = build_request(
         &requester,
         &ra_cert,

@@ -4,6 +4,7 @@
 //!
 //! `cargo run -p enrolkit-scep --example scep_roundtrip`
 use enrolkit_scep::keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::x509_cert::der::Encode;
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
@@ -41,22 +42,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
     let subject = Name::from_str("CN=device-0001,O=example")?;
     let signer_cert = self_signed_certificate(&key, &subject, digest, now, Duration::from_secs(3600), &mut OsRng)?;
-    let csr = build_csr(
-        &key,
-        &CsrParams {
-            subject,
-            challenge_password: Some("one-time-secret"),
-            dns_names: vec!["device-0001.example.net".into()],
-            digest,
-        },
-    )?;
+    let csr = RequestParams {
+        dns_names: vec!["device-0001.example.net".into()],
+        digest,
+        ..RequestParams::new(subject)
+    }
+    .with_challenge_password(Some("one-time-secret"))
+    .build(&key)?;
     let requester = Requester {
         signer: &key,
         decryptor: &key,
         certificate: &signer_cert,
     };
     let txid = TransactionId::from_public_key(&key.public_key().to_der()?);
-    let body = RequestBody::PkcsReq(Csr::parse(&csr)?);
+    let body = RequestBody::PkcsReq(CertificationRequest::parse(&csr)?);
     let (request, sent) = build_request(&requester, &ra_cert, &body, &txid, cipher, digest, &mut OsRng)?;
     println!(
         "client: PKCSReq of {} bytes, transactionID {}",
@@ -79,9 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "RA: {} from {}, subject {}, SAN {:?}, challenge present: {}",
         opened.message.message_type,
         opened.message.signer_certificate.tbs_certificate.subject,
-        c.request.info.subject,
+        c.subject(),
         c.dns_names(),
-        c.challenge_password.is_some()
+        c.challenge_password().is_some()
     );
     let to = ReplyTo::from_message(&opened.message, opened.content_encryption);
     let pending = responder.reply(&to, &Outcome::Pending, &mut OsRng)?;

@@ -156,6 +156,35 @@ impl From<der::Error> for ScepError {
     }
 }
 
+/// A PKCS#10 failure in SCEP's terms, so that [`ScepError::fail_info`]
+/// answers a bad self-signature with badMessageCheck and an unsupported
+/// algorithm with badAlg.
+impl From<enrolkit_pkix::pkcs10::Pkcs10Error> for ScepError {
+    fn from(e: enrolkit_pkix::pkcs10::Pkcs10Error) -> Self {
+        use enrolkit_pkix::pkcs10::Pkcs10Error as P;
+        match e {
+            P::TooLarge { limit, actual } => ScepError::TooLarge {
+                what: "PKCS#10 request",
+                limit,
+                actual,
+            },
+            P::Malformed {
+                what: "challengePassword",
+                reason,
+            } => ScepError::InvalidAttribute {
+                name: "challengePassword",
+                reason,
+            },
+            P::Malformed { what, reason } => ScepError::Malformed { what, reason },
+            P::Invalid { what, reason } => ScepError::Invalid { what, reason },
+            P::BadSignature => ScepError::BadSignature,
+            P::UnsupportedAlgorithm { what, oid } => ScepError::UnsupportedAlgorithm { kind: what, oid },
+            P::Key(k) => ScepError::Key(k),
+            other => ScepError::Encoding(other.to_string()),
+        }
+    }
+}
+
 impl ScepError {
     /// The failInfo a responder should answer with when a request fails this way
     /// (RFC 8894 §3.2.1.4.5).

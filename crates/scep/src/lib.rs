@@ -25,11 +25,11 @@ pub mod certificate;
 mod cipher;
 pub mod codes;
 mod content_info;
-pub mod csr;
 pub mod enveloped;
 pub mod error;
 pub mod message;
 pub mod rejection;
+pub mod selfsigned;
 pub mod signed;
 pub mod transport;
 pub mod types;
@@ -39,7 +39,6 @@ pub use cacert::CaCertificates;
 pub use caps::{Capabilities, Capability};
 pub use certificate::{issuer_and_serial, same_certificate, to_raw, to_rfc5280};
 pub use codes::{FailInfo, MessageType, PkiStatus};
-pub use csr::{build_csr, self_signed_certificate, Csr, CsrParams};
 pub use enveloped::{open_envelope, seal_envelope};
 pub use error::{Result, ScepError};
 pub use message::{
@@ -47,9 +46,12 @@ pub use message::{
     RequestBody, Requester, Responder, SentRequest,
 };
 pub use rejection::RejectionKey;
+pub use selfsigned::self_signed_certificate;
 pub use signed::sign_data;
 pub use transport::{Operation, Query};
 pub use types::{ContentEncryption, Nonce, TransactionId};
 
 pub use enrolkit_keys as keys;
+/// The PKIX layer whose PKCS#10 requests (`pkix::pkcs10`) PKCSReq and RenewalReq carry.
+pub use enrolkit_pkix as pkix;
 pub use x509_cert;

@@ -4,7 +4,6 @@
 use crate::asn1::RawCertificate;
 use crate::certificate::{same_certificate, subject_string};
 use crate::codes::{FailInfo, MessageType, PkiStatus};
-use crate::csr::Csr;
 use crate::enveloped::{open_envelope, seal_envelope};
 use crate::error::{Result, ScepError};
 use crate::rejection::RejectionKey;
@@ -14,6 +13,7 @@ use cms::cert::IssuerAndSerialNumber;
 use der::asn1::{OctetString, OctetStringRef, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Sequence, Tag, Tagged};
 use enrolkit_keys::{Decryptor, DigestAlgorithm, SignatureAlgorithm, Signer};
+use enrolkit_pkix::pkcs10::CertificationRequest;
 use rand_core::{CryptoRng, RngCore};
 use x509_cert::crl::CertificateList;
 use x509_cert::name::Name;
@@ -31,10 +31,10 @@ pub struct IssuerAndSubject {
 /// What a request carries, by message type.
 #[derive(Debug, Clone)]
 pub enum RequestBody {
-    /// PKCSReq: a PKCS#10 request, verified ([`Csr::parse`]).
-    PkcsReq(Csr),
+    /// PKCSReq: a PKCS#10 request, verified ([`CertificationRequest::parse`]).
+    PkcsReq(CertificationRequest),
     /// RenewalReq: a PKCS#10 request signed by a key holding a current certificate.
-    RenewalReq(Csr),
+    RenewalReq(CertificationRequest),
     /// CertPoll: which pending request to poll.
     CertPoll(IssuerAndSubject),
     /// GetCert: which certificate.
@@ -56,7 +56,7 @@ impl RequestBody {
     }
     fn to_der(&self) -> Result<Vec<u8>> {
         Ok(match self {
-            Self::PkcsReq(c) | Self::RenewalReq(c) => c.der.clone(),
+            Self::PkcsReq(c) | Self::RenewalReq(c) => c.der().to_vec(),
             Self::CertPoll(x) => x.to_der()?,
             Self::GetCert(x) | Self::GetCrl(x) => x.to_der()?,
         })
@@ -64,8 +64,8 @@ impl RequestBody {
     fn parse(mt: MessageType, der_bytes: &[u8]) -> Result<Self> {
         let bad = |what: &'static str| move |e: der::Error| ScepError::malformed(what, e);
         Ok(match mt {
-            MessageType::PkcsReq => Self::PkcsReq(Csr::parse(der_bytes)?),
-            MessageType::RenewalReq => Self::RenewalReq(Csr::parse(der_bytes)?),
+            MessageType::PkcsReq => Self::PkcsReq(CertificationRequest::parse(der_bytes)?),
+            MessageType::RenewalReq => Self::RenewalReq(CertificationRequest::parse(der_bytes)?),
             MessageType::CertPoll => {
                 Self::CertPoll(IssuerAndSubject::from_der(der_bytes).map_err(bad("IssuerAndSubject"))?)
             }

@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 use enrolkit_scep::keys::{DigestAlgorithm, Signer};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::x509_cert::der::Encode;
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
@@ -101,15 +102,12 @@ fn enrol(server: &Server, challenge: &str, cipher: ContentEncryption) -> CertRep
     let ca = CaCertificates::parse(Some(&ct), &ca_body).unwrap();
 
     let client = identity(&cn);
-    let csr = build_csr(
-        &client.key,
-        &CsrParams {
-            subject: Name::from_str(&format!("CN={cn}")).unwrap(),
-            challenge_password: Some(challenge),
-            dns_names: vec![],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+    let csr = RequestParams {
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str(&format!("CN={cn}")).unwrap())
+    }
+    .with_challenge_password(Some(challenge))
+    .build(&client.key)
     .unwrap();
     let requester = Requester {
         signer: &client.key,
@@ -120,7 +118,7 @@ fn enrol(server: &Server, challenge: &str, cipher: ContentEncryption) -> CertRep
     let (msg, sent) = build_request(
         &requester,
         ca.encryption_certificate(),
-        &RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+        &RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
         &txid,
         cipher,
         DigestAlgorithm::Sha256,

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use enrolkit_scep::keys::{DigestAlgorithm, Signer};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::x509_cert::der::Encode;
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
@@ -47,15 +48,13 @@ fn our_pkcsreq_is_verified_and_decrypted_by_openssl_and_its_csr_verifies() {
         (ContentEncryption::Aes256Cbc, "AES-256-CBC"),
         (ContentEncryption::DesEde3Cbc, "DES-EDE3-CBC"),
     ] {
-        let csr = build_csr(
-            &client.key,
-            &CsrParams {
-                subject: Name::from_str("CN=device-openssl").unwrap(),
-                challenge_password: Some("otp-123456"),
-                dns_names: vec!["device.example".into()],
-                digest: DigestAlgorithm::Sha256,
-            },
-        )
+        let csr = RequestParams {
+            dns_names: vec!["device.example".into()],
+            digest: DigestAlgorithm::Sha256,
+            ..RequestParams::new(Name::from_str("CN=device-openssl").unwrap())
+        }
+        .with_challenge_password(Some("otp-123456"))
+        .build(&client.key)
         .unwrap();
         let requester = Requester {
             signer: &client.key,
@@ -66,7 +65,7 @@ fn our_pkcsreq_is_verified_and_decrypted_by_openssl_and_its_csr_verifies() {
         let (msg, _) = build_request(
             &requester,
             &ra.cert,
-            &RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+            &RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
             &txid,
             cipher,
             DigestAlgorithm::Sha256,

@@ -5,23 +5,23 @@
 mod common;
 use common::*;
 use enrolkit_scep::keys::{DigestAlgorithm, Signer};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::x509_cert::name::Name;
 use enrolkit_scep::*;
 use rand_core::OsRng;
 use std::str::FromStr;
 
-fn csr(id: &Identity, pw: &str) -> Csr {
-    let der = build_csr(
-        &id.key,
-        &CsrParams {
-            subject: Name::from_str("CN=device-1,O=enrolkit").unwrap(),
-            challenge_password: Some(pw),
-            dns_names: vec!["device-1.example.net".into()],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+/// A request with challengePassword `pw` ("" for none: a renewal).
+fn csr(id: &Identity, pw: &str) -> CertificationRequest {
+    let der = RequestParams {
+        dns_names: vec!["device-1.example.net".into()],
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=device-1,O=enrolkit").unwrap())
+    }
+    .with_challenge_password(Some(pw).filter(|p| !p.is_empty()))
+    .build(&id.key)
     .unwrap();
-    Csr::parse(&der).unwrap()
+    CertificationRequest::parse(&der).unwrap()
 }
 
 struct Setup {
@@ -90,9 +90,9 @@ fn pkcsreq_each_cipher_and_digest_round_trips_to_success() {
             let RequestBody::PkcsReq(c) = &req.body else {
                 panic!("not a PKCSReq")
             };
-            assert_eq!(c.challenge_password.as_deref().map(|s| s.as_str()), Some("s3cret-OTP"));
+            assert_eq!(c.challenge_password().map(|s| s.as_str()), Some("s3cret-OTP"));
             assert_eq!(c.dns_names(), vec!["device-1.example.net".to_string()]);
-            assert_eq!(c.request.info.subject.to_string(), "CN=device-1,O=enrolkit");
+            assert_eq!(c.subject().to_string(), "CN=device-1,O=enrolkit");
 
             let issued = identity("device-1 issued").cert;
             let to = ReplyTo::from_message(&req.message, req.content_encryption);
@@ -186,7 +186,7 @@ fn certpoll_getcert_getcrl_and_renewal_bodies_round_trip() {
             (RequestBody::GetCert(a), RequestBody::GetCert(b)) | (RequestBody::GetCrl(a), RequestBody::GetCrl(b)) => {
                 assert_eq!(a, b)
             }
-            (RequestBody::RenewalReq(a), RequestBody::RenewalReq(b)) => assert_eq!(a.der, b.der),
+            (RequestBody::RenewalReq(a), RequestBody::RenewalReq(b)) => assert_eq!(a.der(), b.der()),
             (a, b) => panic!("{a:?} != {b:?}"),
         }
     }

@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 use enrolkit_scep::keys::{DigestAlgorithm, SoftwareKey};
+use enrolkit_scep::pkix::pkcs10::CertificationRequest;
 use enrolkit_scep::x509_cert::der::{Decode, Encode};
 use enrolkit_scep::x509_cert::Certificate;
 use enrolkit_scep::*;
@@ -155,10 +156,10 @@ fn every_pkimessage_opens_with_the_fields_independent_tools_saw() {
             );
             match &req.body {
                 RequestBody::PkcsReq(csr) | RequestBody::RenewalReq(csr) => {
-                    assert_eq!(sha256_hex(&csr.der), s(fields, "plaintext_sha256").unwrap(), "{name}");
+                    assert_eq!(sha256_hex(csr.der()), s(fields, "plaintext_sha256").unwrap(), "{name}");
                     if let Some(pc) = fields.get("plaintext_csr") {
                         assert_eq!(
-                            csr.challenge_password.as_deref().map(|p| p.as_str()),
+                            csr.challenge_password().map(|p| p.as_str()),
                             s(pc, "challenge_password"),
                             "{name}"
                         );
@@ -304,15 +305,12 @@ fn getcacert_single_and_ca_ra() {
 #[test]
 fn openssl_csr_with_challenge() {
     let f = &files()["openssl-csr-challenge.der"];
-    let csr = Csr::parse(&read("openssl-csr-challenge.der")).unwrap();
+    let csr = CertificationRequest::parse(&read("openssl-csr-challenge.der")).unwrap();
     assert_eq!(
-        csr.challenge_password.as_deref().map(|p| p.as_str()),
+        csr.challenge_password().map(|p| p.as_str()),
         s(&f["fields"], "challenge_password")
     );
-    assert_eq!(
-        csr.request.info.subject.to_string(),
-        s(&f["fields"], "subject").unwrap()
-    );
+    assert_eq!(csr.subject().to_string(), s(&f["fields"], "subject").unwrap());
     let san: Vec<String> = csr.dns_names().into_iter().map(|d| format!("dns_name:{d}")).collect();
     let want: Vec<&str> = f["fields"]["san"]
         .as_array()
@@ -417,7 +415,7 @@ fn certmonger_request_with_a_long_serial_opens_and_its_reply_reaches_it() {
         panic!("not a PKCSReq: {:?}", req.body)
     };
     assert_eq!(
-        csr.challenge_password.as_deref().map(|s| s.as_str()),
+        csr.challenge_password().map(|s| s.as_str()),
         Some("scep-test-challenge")
     );
     let to = ReplyTo::from_message(&req.message, req.content_encryption);

@@ -34,9 +34,10 @@ use crate::seal::Sealer;
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
-use enrolkit_est::{CsrAttrs, EstPath, LinkedPassword, MediaType, Operation, ParsedCsr};
+use enrolkit_est::{CsrAttrs, EstPath, LinkedPassword, MediaType, Operation};
 use enrolkit_keys::{DigestAlgorithm, KeyKind, KeySpec, SoftwareKey};
 use enrolkit_pki::{Authority, Profile};
+use enrolkit_pkix::pkcs10::CertificationRequest;
 use enrolkit_tls::TlsInfo;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -507,7 +508,7 @@ impl EstService {
             Operation::FullCmc => Err(Refusal::new(501, "fullcmc is not implemented")),
             Operation::SimpleEnroll | Operation::SimpleReenroll | Operation::ServerKeyGen => {
                 let csr = self.read_csr(req)?;
-                log.subject = csr.request.info.subject.to_string();
+                log.subject = csr.subject().to_string();
                 self.check_linking(&csr, req.tls)?;
                 let grant = match path.operation {
                     Operation::SimpleReenroll => None,
@@ -535,7 +536,7 @@ impl EstService {
         }
     }
 
-    fn read_csr(&self, req: &EstRequest<'_>) -> Result<ParsedCsr, Refusal> {
+    fn read_csr(&self, req: &EstRequest<'_>) -> Result<CertificationRequest, Refusal> {
         match req.content_type.map(MediaType::parse) {
             Some(Ok(MediaType::Pkcs10)) => {}
             Some(Ok(other)) => {
@@ -555,12 +556,12 @@ impl EstService {
         // RFC 8951: the body is base64 whatever Content-Transfer-Encoding says.
         let der = enrolkit_est::body::decode_base64(req.body, MAX_REQUEST_BODY)
             .map_err(|e| Refusal::new(400, format!("body is not base64: {e}")))?;
-        ParsedCsr::parse(&der).map_err(|e| Refusal::new(400, format!("bad PKCS#10 request: {e}")))
+        CertificationRequest::parse(&der).map_err(|e| Refusal::new(400, format!("bad PKCS#10 request: {e}")))
     }
 
     /// RFC 7030 §3.5: when linking is required the challengePassword must be
     /// this connection's channel binding.
-    fn check_linking(&self, csr: &ParsedCsr, tls: &TlsInfo) -> Result<(), Refusal> {
+    fn check_linking(&self, csr: &CertificationRequest, tls: &TlsInfo) -> Result<(), Refusal> {
         if !self.policy.require_linking {
             return Ok(());
         }
@@ -574,7 +575,7 @@ impl EstService {
                 ),
             ));
         };
-        match csr.challenge_password.as_deref() {
+        match csr.challenge_password().map(|p| p.as_str()) {
             Some(pw) if binding.matches(pw) => Ok(()),
             Some(_) => Err(Refusal::new(
                 400,
@@ -595,8 +596,8 @@ impl EstService {
 
     /// Requested EKUs must be the profile's or explicitly allowed (or, under
     /// an Enrolee's grant, the granted ones); returns what to issue.
-    fn check_ekus(&self, csr: &ParsedCsr, grant: &Grant) -> Result<Vec<ObjectIdentifier>, Refusal> {
-        let requested = csr.requested_ekus();
+    fn check_ekus(&self, csr: &CertificationRequest, grant: &Grant) -> Result<Vec<ObjectIdentifier>, Refusal> {
+        let requested = csr.requested_ekus().to_vec();
         if let Some(GrantInfo {
             enrolee: name,
             ekus: granted,
@@ -633,7 +634,7 @@ impl EstService {
     /// channel binding.
     fn authorise(
         &self,
-        csr: &ParsedCsr,
+        csr: &CertificationRequest,
         req: &EstRequest<'_>,
         grant: Option<&GrantInfo>,
         renew: bool,
@@ -651,7 +652,7 @@ impl EstService {
             let r = AuthRequest {
                 protocol: Protocol::Est,
                 intent: Intent::Enrol,
-                csr: csr_view(csr),
+                csr: CsrView::of(csr),
                 credentials,
                 transaction: "est",
             };
@@ -686,7 +687,7 @@ impl EstService {
             credentials.push(Credential::Basic { user, password });
         }
         if !self.policy.require_linking {
-            if let Some(pw) = csr.challenge_password.as_deref() {
+            if let Some(pw) = csr.challenge_password().map(|p| p.as_str()) {
                 credentials.push(Credential::ChallengePassword(pw));
             }
         }
@@ -699,7 +700,7 @@ impl EstService {
         let r = AuthRequest {
             protocol: Protocol::Est,
             intent: if renew { Intent::Renew } else { Intent::Enrol },
-            csr: csr_view(csr),
+            csr: CsrView::of(csr),
             credentials,
             transaction: "est",
         };
@@ -724,8 +725,8 @@ impl EstService {
     /// spent challenge again would lock the client out of its own request.
     /// Only the client that sent it holds those bytes (they travelled
     /// inside TLS), and a different CSR for the same key is authorised anew.
-    fn retry_of_recorded(&self, csr: &ParsedCsr, op: Operation) -> Result<Option<Authorised>, Refusal> {
-        let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
+    fn retry_of_recorded(&self, csr: &CertificationRequest, op: Operation) -> Result<Option<Authorised>, Refusal> {
+        let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.public_key().to_der().map_err(internal)?));
         let txid = match op {
             Operation::ServerKeyGen => format!("est-keygen-{kid}"),
             _ => format!("est-{kid}"),
@@ -734,11 +735,11 @@ impl EstService {
             .storage
             .transaction(&txid, &kid)
             .map_err(internal)?
-            .filter(|tx| bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der.as_slice())))
+            .filter(|tx| bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der())))
             .map(|_| Authorisation {
                 // Answered from storage: nothing is issued on these terms.
                 basis: Basis::Retry,
-                names: csr_view(csr).as_asked(),
+                names: CsrView::of(csr).as_asked(),
                 consume: None,
                 renews: None,
                 hold: false,
@@ -771,13 +772,13 @@ impl EstService {
 
     fn enrol(
         &self,
-        csr: &ParsedCsr,
+        csr: &CertificationRequest,
         ekus: &[ObjectIdentifier],
         enrolee: Option<String>,
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
-        let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
+        let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.public_key().to_der().map_err(internal)?));
         // One transaction per key, and per renewed certificate for
         // /simplereenroll: renewing without a new key must not be answered
         // with the certificate it renews.
@@ -792,8 +793,8 @@ impl EstService {
         let mut tx = Transaction {
             transaction_id: txid,
             key_id: kid,
-            subject: csr.request.info.subject.to_string(),
-            csr: csr.der.clone(),
+            subject: csr.subject().to_string(),
+            csr: csr.der().to_vec(),
             state: TxState::Pending,
             created: unix(now),
         };
@@ -806,7 +807,7 @@ impl EstService {
             };
             return self.hold(&tx, &terms, auth, now);
         }
-        let cert = self.issue_for(&auth.names, csr.request.info.public_key.clone(), ekus, now)?;
+        let cert = self.issue_for(&auth.names, csr.public_key().clone(), ekus, now)?;
         let issued = issued_record(&cert)?;
         tx.state = TxState::Issued(issued.serial.clone());
         self.storage
@@ -852,12 +853,12 @@ impl EstService {
     /// What approving the held `tx` would issue (names, EKUs, key), for
     /// `mef scep pending list`.
     pub fn pending_terms(&self, tx: &Transaction) -> Result<String, String> {
-        let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let csr = CertificationRequest::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
         let terms = self.terms_of(tx)?;
-        let names = terms.names.clone().unwrap_or_else(|| csr_view(&csr).as_asked());
+        let names = terms.names.clone().unwrap_or_else(|| CsrView::of(&csr).as_asked());
         let key = match terms.keygen {
             Some(k) => format!("server-generated {}", key_spec_name(k)),
-            None => crate::ra::keys::key_type(&csr.request.info.public_key)
+            None => crate::ra::keys::key_type(csr.public_key())
                 .map(|k| k.to_string())
                 .unwrap_or_else(|r| r.detail),
         };
@@ -874,12 +875,12 @@ impl EstService {
         let mut key_stored = false;
         let approved = crate::scep::issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
             // Verified on receipt; parsed (and the signature checked) again all the same.
-            let csr = ParsedCsr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+            let csr = CertificationRequest::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
             let terms = self.terms_of(tx)?;
-            let names = terms.names.clone().unwrap_or_else(|| csr_view(&csr).as_asked());
+            let names = terms.names.clone().unwrap_or_else(|| CsrView::of(&csr).as_asked());
             let Some(spec) = terms.keygen else {
                 return self
-                    .issue_for(&names, csr.request.info.public_key.clone(), &terms.ekus, now)
+                    .issue_for(&names, csr.public_key().clone(), &terms.ekus, now)
                     .map_err(|Refusal(_, m)| m);
             };
             let key = SoftwareKey::generate(spec).map_err(|e| format!("key generation: {e}"))?;
@@ -953,21 +954,20 @@ impl EstService {
     /// made at approval and handed over once, to the first retry after it.
     fn serverkeygen(
         &self,
-        csr: &ParsedCsr,
+        csr: &CertificationRequest,
         ekus: &[ObjectIdentifier],
         enrolee: Option<String>,
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
-        let spec = match csr.public_key_kind() {
+        let spec = match csr.key_kind() {
             Ok(KeyKind::EcP256) => KeySpec::EcP256,
             Ok(KeyKind::Rsa(bits)) if bits >= 4096 => KeySpec::Rsa4096,
             Ok(KeyKind::Rsa(bits)) if bits >= 3072 => KeySpec::Rsa3072,
             Ok(KeyKind::Rsa(_)) => KeySpec::Rsa2048,
             Err(_) => self.policy.serverkeygen_key,
         };
-        let csr_kid =
-            hex::encode(DigestAlgorithm::Sha256.digest(&csr.request.info.public_key.to_der().map_err(internal)?));
+        let csr_kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.public_key().to_der().map_err(internal)?));
         let held_txid = format!("est-keygen-{csr_kid}");
         if let Some(tx) = self.storage.transaction(&held_txid, &csr_kid).map_err(internal)? {
             if self
@@ -990,8 +990,8 @@ impl EstService {
             let tx = Transaction {
                 transaction_id: held_txid,
                 key_id: csr_kid,
-                subject: csr.request.info.subject.to_string(),
-                csr: csr.der.clone(),
+                subject: csr.subject().to_string(),
+                csr: csr.der().to_vec(),
                 state: TxState::Pending,
                 created: unix(now),
             };
@@ -1018,8 +1018,8 @@ impl EstService {
         let tx = Transaction {
             transaction_id: format!("est-keygen-{kid}"),
             key_id: kid,
-            subject: csr.request.info.subject.to_string(),
-            csr: csr.der.clone(),
+            subject: csr.subject().to_string(),
+            csr: csr.der().to_vec(),
             state: TxState::Issued(issued.serial.clone()),
             created: unix(now),
         };
@@ -1056,18 +1056,6 @@ impl EstService {
     /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
-    }
-}
-
-/// What the authorisation core needs of an EST CSR.
-fn csr_view(csr: &ParsedCsr) -> CsrView<'_> {
-    CsrView {
-        der: &csr.der,
-        subject: &csr.request.info.subject,
-        public_key: &csr.request.info.public_key,
-        dns: csr.dns_names(),
-        ips: csr.ip_addresses(),
-        san_der: csr.subject_alt_name_der(),
     }
 }
 
@@ -1122,8 +1110,8 @@ mod tests {
     use super::*;
     use crate::ra::{challenge_hash, serial_hex};
     use crate::storage::SqliteStorage;
-    use enrolkit_est::CsrRequest;
     use enrolkit_keys::Signer;
+    use enrolkit_pkix::pkcs10::RequestParams;
     use enrolkit_tls::{Backend, TlsVersion};
     use std::str::FromStr;
     use x509_cert::name::Name;
@@ -1188,9 +1176,9 @@ mod tests {
     }
 
     fn csr(key: &SoftwareKey, cn: &str, ekus: &[ObjectIdentifier]) -> Vec<u8> {
-        let mut r = CsrRequest::new(Name::from_str(&format!("CN={cn}")).unwrap());
+        let mut r = RequestParams::new(Name::from_str(&format!("CN={cn}")).unwrap());
         r.ekus = ekus.to_vec();
-        enrolkit_est::build_csr(key, &r).unwrap()
+        r.build(key).unwrap()
     }
 
     fn post(svc: &EstService, op: &str, csr: &[u8], tls: &TlsInfo) -> EstResponse {
@@ -1241,9 +1229,9 @@ mod tests {
             ..psk_session("unused")
         };
         let with_challenge = |k: &SoftwareKey, cn: &str, otp: &str| {
-            let mut r = CsrRequest::new(Name::from_str(&format!("CN={cn}")).unwrap());
+            let mut r = RequestParams::new(Name::from_str(&format!("CN={cn}")).unwrap());
             r.challenge_password = Some(Zeroizing::new(otp.into()));
-            enrolkit_est::build_csr(k, &r).unwrap()
+            r.build(k).unwrap()
         };
         for (op, otp, prefix) in [
             ("simpleenroll", "otp-1", "est"),

@@ -8,10 +8,11 @@ use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
 use der::{Decode, Encode};
 use enrolkit_keys::{DigestAlgorithm, PrivateKey};
 use enrolkit_pki::{Authority, Profile, Revocation};
+use enrolkit_pkix::pkcs10::CertificationRequest;
 use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
 use enrolkit_scep::{
-    CaCertificates, Capabilities, Capability, ContentEncryption, Csr, FailInfo, Outcome, PkiMessage, Query,
-    RawCertificate, RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
+    CaCertificates, Capabilities, Capability, ContentEncryption, FailInfo, Outcome, PkiMessage, Query, RawCertificate,
+    RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -525,7 +526,7 @@ impl ScepService {
     fn authorise(
         &self,
         req: &Request,
-        csr: &Csr,
+        csr: &CertificationRequest,
         renewal: bool,
         now: SystemTime,
     ) -> Result<Authorisation, CoreRefusal> {
@@ -541,13 +542,13 @@ impl ScepService {
                 tls_verified: false,
             });
         }
-        if let Some(pw) = csr.challenge_password.as_deref() {
+        if let Some(pw) = csr.challenge_password().map(|p| p.as_str()) {
             credentials.push(Credential::ChallengePassword(pw));
         }
         let r = AuthRequest {
             protocol: Protocol::Scep,
             intent: if renewal { Intent::Renew } else { Intent::Enrol },
-            csr: csr_view(csr),
+            csr: CsrView::of(csr),
             credentials,
             transaction: req.message.transaction_id.as_str(),
         };
@@ -558,18 +559,18 @@ impl ScepService {
         &self,
         txid: &str,
         kid: &str,
-        csr: &Csr,
+        csr: &CertificationRequest,
         auth: &Authorisation,
         now: SystemTime,
     ) -> Result<Outcome, Refusal> {
         tracing::info!(txid, basis = %auth.basis, "authorised");
         let challenge = auth.consume.as_deref();
-        let subject = csr.request.info.subject.to_string();
+        let subject = csr.subject().to_string();
         let mut tx = Transaction {
             transaction_id: txid.into(),
             key_id: kid.into(),
             subject,
-            csr: csr.der.clone(),
+            csr: csr.der().to_vec(),
             state: TxState::Pending,
             created: unix(now),
         };
@@ -592,12 +593,12 @@ impl ScepService {
         })
     }
 
-    /// Issue for a CSR that `Csr::parse` has already verified (no second
+    /// Issue for a CSR that `CertificationRequest::parse` has already verified (no second
     /// parse), with the names the authorisation core decided.
-    fn issue(&self, csr: &Csr, names: &IssueNames, now: SystemTime) -> Result<Certificate, Refusal> {
+    fn issue(&self, csr: &CertificationRequest, names: &IssueNames, now: SystemTime) -> Result<Certificate, Refusal> {
         let r = enrolkit_pki::Request {
             subject: names.subject.clone(),
-            public_key: csr.request.info.public_key.clone(),
+            public_key: csr.public_key().clone(),
             dns_names: names.dns.clone(),
             ip_addresses: names.ips.clone(),
         };
@@ -610,7 +611,7 @@ impl ScepService {
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
         issue_approved(self.storage.as_ref(), txid, key_id, now, |tx| {
             // Stored CSRs were verified on receipt; parse (and verify) again all the same.
-            let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+            let csr = CertificationRequest::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
             let names = self.held_names(tx, &csr)?;
             self.issue(&csr, &names, now).map_err(|Refusal(_, m)| m)
         })
@@ -621,9 +622,9 @@ impl ScepService {
     /// What approving the held `tx` would issue (names, EKUs, key), for
     /// `mef scep pending list`.
     pub fn pending_terms(&self, tx: &Transaction) -> Result<String, String> {
-        let csr = Csr::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
+        let csr = CertificationRequest::parse(&tx.csr).map_err(|e| format!("stored CSR: {e}"))?;
         let names = self.held_names(tx, &csr)?;
-        let key = ra::keys::key_type(&csr.request.info.public_key)
+        let key = ra::keys::key_type(csr.public_key())
             .map(|k| k.to_string())
             .unwrap_or_else(|r| r.detail);
         Ok(names.describe(&self.profile.extended_key_usage, &key))
@@ -632,7 +633,7 @@ impl ScepService {
     /// The names a held request is to be issued with: decided when it was
     /// held. A request held by an older version has none recorded: its CSR's
     /// names, checked by today's naming rule for an unbound challenge.
-    pub fn held_names(&self, tx: &Transaction, csr: &Csr) -> Result<IssueNames, String> {
+    pub fn held_names(&self, tx: &Transaction, csr: &CertificationRequest) -> Result<IssueNames, String> {
         match self
             .storage
             .held_terms(&tx.transaction_id, &tx.key_id)
@@ -640,7 +641,7 @@ impl ScepService {
         {
             Some(t) => IssueNames::decode(&t),
             None => {
-                let view = csr_view(csr);
+                let view = CsrView::of(csr);
                 ra::names::unbound(
                     &view,
                     &self.auth.policy().allowed_dns_suffixes,
@@ -649,18 +650,6 @@ impl ScepService {
                 .map_err(|r| r.detail)
             }
         }
-    }
-}
-
-/// What the authorisation core needs of a SCEP CSR.
-fn csr_view(csr: &Csr) -> CsrView<'_> {
-    CsrView {
-        der: &csr.der,
-        subject: &csr.request.info.subject,
-        public_key: &csr.request.info.public_key,
-        dns: csr.dns_names(),
-        ips: Vec::new(),
-        san_der: None,
     }
 }
 

@@ -5,6 +5,7 @@
 use der::Encode;
 use enrolkit_keys::{DigestAlgorithm, KeySpec, Signer, SoftwareKey};
 use enrolkit_pki::{Authority, Profile};
+use enrolkit_scep::pkix::pkcs10::{CertificationRequest, RequestParams};
 use enrolkit_scep::*;
 use enrolkit_server::ra::{challenge_hash, serial_hex, unix};
 use enrolkit_server::{Ciphers, HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
@@ -164,20 +165,17 @@ impl World {
         self.pkcsreq_in(d, pw, txid, ContentEncryption::Aes128Cbc)
     }
     fn pkcsreq_in(&self, d: &Device, pw: Option<&str>, txid: &str, cipher: ContentEncryption) -> CertRep {
-        let csr = build_csr(
-            &d.key,
-            &CsrParams {
-                subject: Name::from_str(&format!("CN={}", d.cn)).unwrap(),
-                challenge_password: pw,
-                dns_names: vec![],
-                digest: DigestAlgorithm::Sha256,
-            },
-        )
+        let csr = RequestParams {
+            digest: DigestAlgorithm::Sha256,
+            ..RequestParams::new(Name::from_str(&format!("CN={}", d.cn)).unwrap())
+        }
+        .with_challenge_password(pw)
+        .build(&d.key)
         .unwrap();
         self.exchange_in(
             d,
             &d.cert,
-            RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+            RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
             txid,
             cipher,
         )
@@ -313,17 +311,19 @@ fn renewal_needs_our_certificate_inside_the_window() {
     let old = issued(&w.pkcsreq(&d, Some("otp-r"), "tx-r1"), &d);
     // RenewalReq: new key, signed with the old key and certificate.
     let new_key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let csr = build_csr(
-        &new_key,
-        &CsrParams {
-            subject: Name::from_str("CN=dev-r").unwrap(),
-            challenge_password: None,
-            dns_names: vec![],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+    let csr = RequestParams {
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=dev-r").unwrap())
+    }
+    .with_challenge_password(None)
+    .build(&new_key)
     .unwrap();
-    let rep = w.exchange(&d, &old, RequestBody::RenewalReq(Csr::parse(&csr).unwrap()), "tx-r2");
+    let rep = w.exchange(
+        &d,
+        &old,
+        RequestBody::RenewalReq(CertificationRequest::parse(&csr).unwrap()),
+        "tx-r2",
+    );
     match rep {
         CertRep::Success { certificates, .. } => assert_eq!(
             &certificates[0].tbs_certificate.subject_public_key_info,
@@ -336,7 +336,7 @@ fn renewal_needs_our_certificate_inside_the_window() {
     let rep = w.exchange(
         &stranger,
         &stranger.cert,
-        RequestBody::RenewalReq(Csr::parse(&csr).unwrap()),
+        RequestBody::RenewalReq(CertificationRequest::parse(&csr).unwrap()),
         "tx-r3",
     );
     assert_eq!(failure(&rep), FailInfo::BadRequest);
@@ -345,17 +345,19 @@ fn renewal_needs_our_certificate_inside_the_window() {
     w2.challenge("otp-e");
     let e = device("dev-e");
     let cert = issued(&w2.pkcsreq(&e, Some("otp-e"), "tx-e1"), &e);
-    let csr = build_csr(
-        &e.key,
-        &CsrParams {
-            subject: Name::from_str("CN=dev-e").unwrap(),
-            challenge_password: None,
-            dns_names: vec![],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+    let csr = RequestParams {
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=dev-e").unwrap())
+    }
+    .with_challenge_password(None)
+    .build(&e.key)
     .unwrap();
-    match w2.exchange(&e, &cert, RequestBody::RenewalReq(Csr::parse(&csr).unwrap()), "tx-e2") {
+    match w2.exchange(
+        &e,
+        &cert,
+        RequestBody::RenewalReq(CertificationRequest::parse(&csr).unwrap()),
+        "tx-e2",
+    ) {
         CertRep::Failure { fail_info, text } => {
             assert_eq!(fail_info, FailInfo::BadRequest);
             assert!(text.unwrap().contains("too early"));
@@ -430,15 +432,12 @@ fn failures_are_signed_certreps_with_the_right_failinfo_and_garbage_is_http_400(
     let w = world(one_time(), DAY * 365);
     w.challenge("otp-f");
     let d = device("dev-f");
-    let csr = build_csr(
-        &d.key,
-        &CsrParams {
-            subject: Name::from_str("CN=dev-f").unwrap(),
-            challenge_password: Some("otp-f"),
-            dns_names: vec![],
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+    let csr = RequestParams {
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=dev-f").unwrap())
+    }
+    .with_challenge_password(Some("otp-f"))
+    .build(&d.key)
     .unwrap();
     let requester = Requester {
         signer: &d.key,
@@ -448,7 +447,7 @@ fn failures_are_signed_certreps_with_the_right_failinfo_and_garbage_is_http_400(
     let (mut der, sent) = build_request(
         &requester,
         w.ca.encryption_certificate(),
-        &RequestBody::PkcsReq(Csr::parse(&csr).unwrap()),
+        &RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
         &TransactionId::new("tx-f").unwrap(),
         ContentEncryption::Aes128Cbc,
         DigestAlgorithm::Sha256,
@@ -681,18 +680,16 @@ fn the_crl_is_resigned_only_when_revocations_change_or_it_ages() {
 
 // ---- Issue F: the authorisation core on SCEP's wire (attack tests) ----
 
-fn csr_for(key: &SoftwareKey, subject: &str, pw: Option<&str>, dns: &[&str]) -> Csr {
-    let der = build_csr(
-        key,
-        &CsrParams {
-            subject: Name::from_str(subject).unwrap(),
-            challenge_password: pw,
-            dns_names: dns.iter().map(|d| d.to_string()).collect(),
-            digest: DigestAlgorithm::Sha256,
-        },
-    )
+fn csr_for(key: &SoftwareKey, subject: &str, pw: Option<&str>, dns: &[&str]) -> CertificationRequest {
+    let der = RequestParams {
+        dns_names: dns.iter().map(|d| d.to_string()).collect(),
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str(subject).unwrap())
+    }
+    .with_challenge_password(pw)
+    .build(key)
     .unwrap();
-    Csr::parse(&der).unwrap()
+    CertificationRequest::parse(&der).unwrap()
 }
 
 fn subject_of(rep: &CertRep) -> String {
@@ -842,6 +839,39 @@ fn unbound_challenges_get_dns_names_only_under_whole_label_suffixes() {
         "tx-n1",
     );
     assert_eq!(failure(&rep), FailInfo::BadRequest);
+}
+
+/// SCEP reads the IP subjectAltNames of a request as EST does (one PKCS#10
+/// reader): an unbound challenge may not name an IP address, where the
+/// SCEP front end used to drop it unseen and issue without it.
+#[test]
+fn unbound_challenges_get_no_ip_addresses_over_scep_either() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-ip");
+    let d = device("dev-ip");
+    let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let der = RequestParams {
+        ip_addresses: vec!["192.0.2.9".parse().unwrap()],
+        ..RequestParams::new(Name::from_str("CN=dev-ip").unwrap())
+    }
+    .with_challenge_password(Some("otp-ip"))
+    .build(&k)
+    .unwrap();
+    let csr = CertificationRequest::parse(&der).unwrap();
+    assert_eq!(
+        csr.ip_addresses(),
+        vec!["192.0.2.9".parse::<std::net::IpAddr>().unwrap()]
+    );
+    let rep = w.exchange(&d, &d.cert, RequestBody::PkcsReq(csr), "tx-ip1");
+    assert_eq!(failure(&rep), FailInfo::BadRequest);
+    // The challenge was not consumed by the refusal: the same request without the IP is issued.
+    let rep = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(csr_for(&k, "CN=dev-ip", Some("otp-ip"), &[])),
+        "tx-ip2",
+    );
+    assert_eq!(subject_of(&rep), "CN=dev-ip");
 }
 
 /// A vendor CA and a base station's vendor certificate (TS 33.310 §9).

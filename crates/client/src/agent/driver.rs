@@ -641,10 +641,10 @@ impl Driver {
         let spec = crate::flow::est::key_for(&attrs, self.profile.key_type.spec())?;
         let key = self.staged_key(spec, current).map_err(ClientError::Unexpected)?;
         let challenge = self.challenge().map_err(ClientError::Unexpected)?;
-        let base = enrolkit_est::CsrRequest {
+        let base = enrolkit_pkix::pkcs10::RequestParams {
             challenge_password: challenge,
             dns_names: dns,
-            ..enrolkit_est::CsrRequest::new(subject)
+            ..enrolkit_pkix::pkcs10::RequestParams::new(subject)
         };
         let wait = crate::flow::est::Wait {
             window: poll.window,

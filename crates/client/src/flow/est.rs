@@ -12,9 +12,10 @@
 use super::{load_key, write_key, write_public, OnProgress, Outputs, Progress};
 use crate::est::{ders, EnrollReply, EstClient, EstServer};
 use crate::scep::{ClientError, Result};
-use enrolkit_est::{ChannelBinding, CsrAttrs, CsrRequest, Operation};
+use enrolkit_est::{ChannelBinding, CsrAttrs, Operation};
 use enrolkit_keys::{KeySpec, PrivateKey, Signer, SoftwareKey};
 use enrolkit_pkcs11::KeyLocation;
+use enrolkit_pkix::pkcs10::{ip_from_octets, RequestParams};
 use enrolkit_tls::{ClientCertificate, ClientTlsConfig, PskKey, ServerTrust, TlsVersion};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -217,7 +218,7 @@ pub fn key_for(attrs: &CsrAttrs, fallback: KeySpec) -> Result<KeySpec> {
 pub fn request(
     client: &EstClient,
     op: Operation,
-    base: &CsrRequest,
+    base: &RequestParams,
     attrs: &CsrAttrs,
     signer: &dyn Signer,
     wait: Wait,
@@ -225,8 +226,8 @@ pub fn request(
 ) -> Result<EnrollReply> {
     let mut make = |binding: Option<&ChannelBinding>| {
         let mut r = base.clone();
-        r.satisfy(attrs, binding)?;
-        Ok(enrolkit_est::build_csr(signer, &r)?)
+        enrolkit_est::satisfy(&mut r, attrs, binding)?;
+        Ok(r.build(signer).map_err(enrolkit_est::EstError::from)?)
     };
     client.enroll_waiting(
         op,
@@ -265,7 +266,7 @@ pub fn validate_issued(
 #[derive(Debug)]
 pub struct EnrolRequest {
     /// Subject and subjectAltName; `/csrattrs` may add to them.
-    pub csr: CsrRequest,
+    pub csr: RequestParams,
     /// The key type when `/csrattrs` does not say.
     pub key_type: KeySpec,
     /// Where the new key goes: a file, written once the certificate is
@@ -379,7 +380,7 @@ pub fn reenroll(settings: &EstSettings, req: &ReenrolRequest, progress: OnProgre
 /// RFC 7030 §4.2.2: a re-enrolment asks for the same Subject and
 /// subjectAltName as the current certificate (DNS names, then IP
 /// addresses: the order our CA and enrolkit-est both encode them in).
-pub fn same_names(current: &Certificate) -> Result<CsrRequest> {
+pub fn same_names(current: &Certificate) -> Result<RequestParams> {
     use x509_cert::ext::pkix::name::GeneralName;
     let san = enrolkit_pkix::extensions::find::<x509_cert::ext::pkix::SubjectAltName>(
         current,
@@ -387,11 +388,11 @@ pub fn same_names(current: &Certificate) -> Result<CsrRequest> {
     )
     .transpose()
     .map_err(|e| ClientError::Unexpected(format!("current certificate's subjectAltName: {e}")))?;
-    let mut base = CsrRequest::new(current.tbs_certificate.subject.clone());
+    let mut base = RequestParams::new(current.tbs_certificate.subject.clone());
     for name in san.iter().flat_map(|s| s.0.iter()) {
         match name {
             GeneralName::DnsName(d) => base.dns_names.push(d.to_string()),
-            GeneralName::IpAddress(o) => match enrolkit_est::csr::ip_from_octets(o.as_bytes()) {
+            GeneralName::IpAddress(o) => match ip_from_octets(o.as_bytes()) {
                 Some(ip) => base.ip_addresses.push(ip),
                 None => {
                     return Err(ClientError::Unexpected(
@@ -413,7 +414,7 @@ pub fn same_names(current: &Certificate) -> Result<CsrRequest> {
 #[derive(Debug)]
 pub struct ServerKeyGenRequest {
     /// Subject and subjectAltName; `/csrattrs` may add to them.
-    pub csr: CsrRequest,
+    pub csr: RequestParams,
     /// Where the key the server made goes (0600).
     pub key_out: PathBuf,
     /// The key that signs the request, kept in this file (read when it

@@ -8,8 +8,9 @@ use super::est::{issued, key_for, request, validate_issued, EstSession, EstSetti
 use super::{write_key, write_public, OnProgress, Progress};
 use crate::est::{require_ekus, EstClient};
 use crate::scep::{ClientError, Result};
-use enrolkit_est::{CsrAttrs, CsrRequest, Operation};
+use enrolkit_est::{CsrAttrs, Operation};
 use enrolkit_keys::{KeySpec, SoftwareKey};
+use enrolkit_pkix::pkcs10::RequestParams;
 use std::path::{Path, PathBuf};
 use x509_cert::Certificate;
 
@@ -98,7 +99,7 @@ fn step(progress: OnProgress, s: OneM2mStep<'_>) {
 #[derive(Debug)]
 pub struct OneM2mRequest {
     /// Subject and subjectAltName; `/csrattrs` may add to them.
-    pub csr: CsrRequest,
+    pub csr: RequestParams,
     /// The key type when `/csrattrs` does not say.
     pub key_type: KeySpec,
     /// Directory to install `key.pem` (0600), `cert.pem` and `ca.pem` into.
@@ -131,7 +132,7 @@ pub fn onem2m(settings: &EstSettings, req: &OneM2mRequest, progress: OnProgress)
 pub fn enrol(
     client: &EstClient,
     anchors: &[Certificate],
-    base: &CsrRequest,
+    base: &RequestParams,
     fallback: KeySpec,
     wait: Wait,
     progress: OnProgress,

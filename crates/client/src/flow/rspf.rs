@@ -402,7 +402,7 @@ fn enrol_certificate(
                 .map_err(|e| ClientError::Unexpected(format!("the Enrolee-ID as a subject: {e}")))?
         }
     };
-    let base = enrolkit_est::CsrRequest::new(subject);
+    let base = enrolkit_pkix::pkcs10::RequestParams::new(subject);
     let (key, cert) = onem2m::enrol(&client, &anchors, &base, KeySpec::EcP256, CERTIFICATE_WAIT, progress)?;
     grant.check(&cert)?;
     onem2m::install(&req.out_dir, &key, &cert, &anchors, progress)

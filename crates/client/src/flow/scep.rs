@@ -12,7 +12,8 @@ use crate::trust::Trust;
 use der::Encode;
 use enrolkit_keys::{KeySpec, PrivateKey};
 use enrolkit_pkcs11::KeyLocation;
-use enrolkit_scep::{CaCertificates, ContentEncryption, CsrParams};
+use enrolkit_pkix::pkcs10::RequestParams;
+use enrolkit_scep::{CaCertificates, ContentEncryption};
 use std::path::Path;
 use x509_cert::crl::CertificateList;
 use x509_cert::name::Name;
@@ -125,12 +126,12 @@ pub fn first_enrolment(
     poll: PollPolicy,
     progress: OnProgress,
 ) -> Result<Certificate> {
-    let params = CsrParams {
-        subject: subject.clone(),
-        challenge_password: challenge,
+    let params = RequestParams {
         dns_names: dns_names.to_vec(),
         digest: session.digest,
-    };
+        ..RequestParams::new(subject.clone())
+    }
+    .with_challenge_password(challenge);
     session.enrol(key, &params, poll, &mut |attempt, elapsed| {
         progress(Progress::Pending { attempt, elapsed })
     })

@@ -30,27 +30,19 @@ impl std::fmt::Display for KeyType {
     }
 }
 
-/// RFC 8017 A.1.1 RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-#[derive(der::Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: der::asn1::UintRef<'a>,
-    public_exponent: der::asn1::UintRef<'a>,
-}
-
 /// The type of `spki`, or why it is not one we certify.
 pub fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<KeyType, Refusal> {
     use const_oid::db::rfc5912;
     let refuse = |m: String| Refusal::new(RefusalReason::KeyRefused, m);
     if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
-        // Read the modulus ourselves: aws-lc refuses to load the small keys
-        // this check exists to name.
-        let key = <RsaPublicKey<'_> as der::Decode>::from_der(spki.subject_public_key.raw_bytes())
-            .map_err(|e| refuse(format!("the RSA public key does not parse: {e}")))?;
-        let n = key.modulus.as_bytes();
-        let bits = match n.first() {
-            Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
-            None => 0,
-        };
+        // Read the modulus without loading the key: aws-lc refuses to load
+        // the small keys this check exists to name.
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .and_then(enrolkit_pkix::pkcs10::rsa_modulus_bits)
+            .ok_or_else(|| refuse("the RSA public key does not parse".into()))?;
+        let bits = usize::try_from(bits).unwrap_or(usize::MAX);
         return Ok(KeyType::Rsa(bits));
     }
     if spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY {

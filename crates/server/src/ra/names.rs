@@ -9,6 +9,7 @@
 
 use super::decision::{IssueNames, Refusal, RefusalReason};
 use der::{Decode, Encode};
+use enrolkit_pkix::pkcs10::CertificationRequest;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -31,10 +32,23 @@ pub struct CsrView<'a> {
     /// Requested IP subjectAltNames.
     pub ips: Vec<IpAddr>,
     /// The raw subjectAltName extnValue, when the request has one.
-    pub san_der: Option<Vec<u8>>,
+    pub san_der: Option<&'a [u8]>,
 }
 
-impl CsrView<'_> {
+impl<'a> CsrView<'a> {
+    /// What the core reads of a verified PKCS#10 request, whichever
+    /// protocol carried it (SCEP and EST alike).
+    pub fn of(csr: &'a CertificationRequest) -> CsrView<'a> {
+        CsrView {
+            der: csr.der(),
+            subject: csr.subject(),
+            public_key: csr.public_key(),
+            dns: csr.dns_names(),
+            ips: csr.ip_addresses(),
+            san_der: csr.subject_alt_name_der(),
+        }
+    }
+
     /// The names as asked.
     pub fn as_asked(&self) -> IssueNames {
         IssueNames {
@@ -238,7 +252,7 @@ pub fn same_names_as(cert: &Certificate, csr: &CsrView<'_>) -> Result<(), Refusa
         .map(|e| e.extn_value.as_bytes().to_vec());
     // Byte for byte first (RFC 7030 §4.2.2); a front end that does not
     // give the raw extension (None) is compared by the names themselves.
-    if cert_san.is_some() && cert_san == csr.san_der {
+    if cert_san.is_some() && cert_san.as_deref() == csr.san_der {
         return Ok(());
     }
     let (dns, ips) = certificate_sans(cert);
