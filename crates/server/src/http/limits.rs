@@ -101,7 +101,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// Why a connection or request was turned away (one log line per cause
-/// per [`LOG_EVERY`]).
+/// per `LOG_EVERY`, 10 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejection {
     /// The global connection cap.
@@ -241,7 +241,7 @@ impl Gate {
     }
 
     /// Count a rejection, and log it unless its cause was logged less than
-    /// [`LOG_EVERY`] ago (the line then says how many were not logged).
+    /// `LOG_EVERY` (10 s) ago (the line then says how many were not logged).
     pub fn reject(&self, cause: Rejection, peer: Option<IpAddr>) {
         let Ok(mut r) = self.rejections.lock() else { return };
         let (last, count) = r.entry(cause).or_insert((None, 0));
