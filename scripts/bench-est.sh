@@ -21,7 +21,7 @@ echo "peer: $(nginx -v 2>&1); $(openssl version); $(nproc) cores; clients=$clien
 st=$work/mef
 $bin/mef init --dir "$st" >/dev/null
 RUST_LOG=warn $bin/mef -c "$st/mef.toml" serve --listen 127.0.0.1:0 \
-  --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 >"$work/mef.out" 2>&1 &
+  --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/mef.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do [ "$(grep -c 'EST (' "$work/mef.out" || true)" -ge 2 ] && break; sleep 0.05; done
 rustls=$(sed -n 's|^mef: EST (rustls) on \(https://[^/]*\)/.*|\1|p' "$work/mef.out")

@@ -17,7 +17,7 @@ $bin/mef init --dir "$work/mef" --ca-key rsa2048 >/dev/null
 sed -i 's/^one_time_challenges = true$/one_time_challenges = true\nstatic_challenge = "bench-secret"/' "$work/mef/mef.toml"
 chmod 600 "$work/mef/mef.toml"  # it holds a secret now: mef refuses it readable by others
 mport=$(port)
-RUST_LOG=warn $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 >/dev/null 2>&1 &
+RUST_LOG=warn $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 --admin-listen 127.0.0.1:0 >/dev/null 2>&1 &
 pids+=($!)
 
 scepserver ca -init -depot "$work/depot" -keySize 2048 >/dev/null

@@ -16,7 +16,7 @@ $bin/mef init --dir "$work/mef"
 # The challenge is bound to the names it may obtain (a credential obtains only its own names).
 challenge=$($bin/mef -c "$work/mef/mef.toml" challenge add --label demo-device \
     --subject "CN=demo-device,O=enrolkit demo" --dns demo-device.example.net)
-$bin/mef -c "$work/mef/mef.toml" serve --listen 127.0.0.1:0 --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
+$bin/mef -c "$work/mef/mef.toml" serve --listen 127.0.0.1:0 --est-listen 127.0.0.1:0 --est-listen-openssl 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^mef: listening on //p' "$work/serve.out")

@@ -62,7 +62,7 @@ TOML
 $bin/mef -c mef/mef.toml psk add kpm-sensor-7 >kpm.hex          # Kpm, printed once
 token=$($bin/mef -c mef/mef.toml rspf token add sensor-7)         # single use
 $bin/mef -c mef/mef.toml serve --listen 127.0.0.1:0 --est-listen 127.0.0.1:0 \
-    --est-listen-openssl 127.0.0.1:0 >serve.out 2>serve.log &
+    --est-listen-openssl 127.0.0.1:0 --admin-listen 127.0.0.1:0 >serve.out 2>serve.log &
 pid=$!
 for _ in $(seq 100); do grep -q "EST (openssl)" serve.out 2>/dev/null && break; sleep 0.1; done
 mefurl=$(sed -n 's|^mef: EST (openssl) on \(https://[^/]*\)/.*|\1|p' serve.out)

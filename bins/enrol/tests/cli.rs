@@ -181,6 +181,8 @@ fn start_mef(manual: bool) -> Mef {
             "127.0.0.1:0",
             "--est-listen-openssl",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -65,6 +65,7 @@ impl Mef {
         let mut child = Command::new(&bin)
             .args(["-c", p(&path), "serve", "--listen", "127.0.0.1:0"])
             .args(["--est-listen", "127.0.0.1:0", "--est-listen-openssl", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
             .spawn()

@@ -68,6 +68,12 @@ enum Cmd {
         /// Override the EST (OpenSSL) listen address.
         #[arg(long)]
         est_listen_openssl: Option<String>,
+        /// Override the admin listen address (`/metrics`, `/healthz`; `[admin] listen`).
+        #[arg(long)]
+        admin_listen: Option<String>,
+        /// Log format on stderr (`[log] format`): text or json.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
     },
     /// One-time challenge passwords.
     Challenge {
@@ -109,6 +115,15 @@ enum Cmd {
     },
 }
 
+/// `--log-format`.
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum CaCmd {
     /// Create the next CA key and certificate (same subject, new key): a new
@@ -125,13 +140,8 @@ pub(crate) enum CaCmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    init_logging(log_format(&cli));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -141,7 +151,38 @@ fn main() -> ExitCode {
     }
 }
 
-use enrolkit_server::config::Res;
+use enrolkit_server::config::{LogFormat, Res};
+
+/// The log format: `serve --log-format`, else the configuration's `[log]
+/// format` (when it can be read; if not, the command itself says why), else text.
+fn log_format(cli: &Cli) -> LogFormat {
+    match &cli.cmd {
+        Cmd::Serve {
+            log_format: Some(f), ..
+        } => match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        _ => load_config(&cli.config).map(|(c, _)| c.log.format).unwrap_or_default(),
+    }
+}
+
+/// Log to stderr, filtered by `RUST_LOG` (default `info`): lines for a
+/// person, or one JSON object per event (its fields flattened to the top
+/// level) for a log shipper.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),
+    }
+}
 
 fn run(cli: Cli) -> Res {
     match cli.cmd {
@@ -151,7 +192,17 @@ fn run(cli: Cli) -> Res {
             listen,
             est_listen,
             est_listen_openssl,
-        } => serve::serve(&cli.config, listen, est_listen, est_listen_openssl),
+            admin_listen,
+            log_format: _,
+        } => serve::serve(
+            &cli.config,
+            serve::Overrides {
+                listen,
+                est_listen,
+                est_listen_openssl,
+                admin_listen,
+            },
+        ),
         Cmd::Challenge { cmd } => secrets::challenge(&cli.config, cmd),
         Cmd::Revoke { serial, reason } => {
             let (cfg, base) = load_config(&cli.config)?;

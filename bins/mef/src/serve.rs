@@ -1,22 +1,43 @@
 //! `mef serve`: the plain-HTTP listener (SCEP, `/crl`, `/ocsp`), the EST
-//! listeners with the MEF, and the background tasks (CRL file, purge).
+//! listeners with the MEF, the admin listener (`/metrics`, `/healthz`), and
+//! the background tasks (CRL file, purge). Once every listener is bound it
+//! says `mef: ready` on stdout and `READY=1` to systemd (`Type=notify`).
 
 use enrolkit_files as files;
 use enrolkit_server::config::{load_config, Res};
+use enrolkit_server::metrics::Metrics;
 use enrolkit_server::ra::unix;
-use enrolkit_server::setup::{build_est, build_ocsp, build_services, crl_refresh, follow_listener};
+use enrolkit_server::setup::{build_est, build_observed_services, build_ocsp, crl_refresh, follow_listener};
 use enrolkit_server::ScepService;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub(crate) fn serve(
-    config: &Path,
-    listen: Option<String>,
-    est_listen: Option<String>,
-    est_listen_openssl: Option<String>,
-) -> Res {
+/// The listen addresses given on the command line (each overrides its
+/// configured one).
+pub(crate) struct Overrides {
+    /// `--listen`.
+    pub(crate) listen: Option<String>,
+    /// `--est-listen`.
+    pub(crate) est_listen: Option<String>,
+    /// `--est-listen-openssl`.
+    pub(crate) est_listen_openssl: Option<String>,
+    /// `--admin-listen`.
+    pub(crate) admin_listen: Option<String>,
+}
+
+pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
+    let Overrides {
+        listen,
+        est_listen,
+        est_listen_openssl,
+        admin_listen,
+    } = o;
     let (mut cfg, base) = load_config(config)?;
+    if admin_listen.is_some() {
+        cfg.admin.enabled = true;
+    }
+    let admin_addr = admin_listen.unwrap_or(cfg.admin.listen.clone());
     if let Some(e) = cfg.est.as_mut() {
         if est_listen.is_some() {
             e.listen = est_listen;
@@ -34,17 +55,6 @@ pub(crate) fn serve(
         let bound = http_listener.local_addr().map_err(|e| e.to_string())?;
         follow_listener(&mut cfg.profile, &cfg.listen, bound);
     }
-    let (scep, shared) = build_services(&cfg, &base)?;
-    let svc = Arc::new(scep);
-    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
-    if cfg.rspf.is_some() && cfg.est.is_none() {
-        return Err("[rspf] is served on the EST listeners: configure [est] too".into());
-    }
-    let est = cfg
-        .est
-        .as_ref()
-        .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
-        .transpose()?;
     // A service manager's usual soft limit (1024) is far below what the
     // hard limit allows: take it all, then keep some in reserve.
     let open_files = enrolkit_server::http::limits::raise_open_file_limit();
@@ -56,6 +66,19 @@ pub(crate) fn serve(
         "connection limits"
     );
     let gate = enrolkit_server::http::limits::Gate::new(limits);
+    let metrics = Arc::new(Metrics::new().with_gate(gate.clone()));
+    let (scep, shared) = build_observed_services(&cfg, &base, metrics.clone())?;
+    let storage = shared.storage.clone();
+    let svc = Arc::new(scep);
+    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
+    if cfg.rspf.is_some() && cfg.est.is_none() {
+        return Err("[rspf] is served on the EST listeners: configure [est] too".into());
+    }
+    let est = cfg
+        .est
+        .as_ref()
+        .map(|e| build_est(e, cfg.rspf.as_ref(), &base, shared))
+        .transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,6 +112,26 @@ pub(crate) fn serve(
                 });
             }
         }
+        if cfg.admin.enabled {
+            let l = tokio::net::TcpListener::bind(&admin_addr)
+                .await
+                .map_err(|e| format!("cannot listen on {admin_addr} (admin: [admin] listen, --admin-listen): {e}"))?;
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            announce(&format!("mef: admin on http://{local}/metrics and /healthz"));
+            tracing::info!(%local, "serving /metrics and /healthz");
+            let services = enrolkit_server::http::admin::AdminServices {
+                metrics: metrics.clone(),
+                storage,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = enrolkit_server::http::admin::serve_admin(l, services).await {
+                    tracing::error!(error = %e, "admin listener stopped");
+                }
+            });
+        }
+        // Every listener is bound: tell whoever started us.
+        announce("mef: ready");
+        notify_ready();
         tokio::spawn(keep_crl_current(
             svc.clone(),
             base.join(&cfg.crl_file),
@@ -97,7 +140,7 @@ pub(crate) fn serve(
         tokio::select! {
             r = enrolkit_server::http::serve_http(
                 listener,
-                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp) },
+                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp), metrics },
                 gate,
             ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
@@ -141,6 +184,19 @@ async fn keep_crl_current(svc: Arc<ScepService>, path: PathBuf, every: Duration)
             Ok(Err(e)) => tracing::error!(error = %e, "cannot produce the CRL"),
             Err(e) => tracing::error!(error = %e, "CRL task failed"),
         }
+    }
+}
+
+/// `READY=1` to systemd when it started us as `Type=notify` (it set
+/// `NOTIFY_SOCKET`); nothing otherwise. A failure is logged, not fatal:
+/// the unit's start timeout then says what went wrong.
+fn notify_ready() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    match sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        Ok(()) => tracing::debug!("READY=1 sent to the service manager"),
+        Err(e) => tracing::error!(error = %e, "cannot tell the service manager we are ready"),
     }
 }
 

@@ -73,6 +73,8 @@ impl Mef {
                 "127.0.0.1:0",
                 "--est-listen-openssl",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
             .stderr(

@@ -26,6 +26,7 @@
 //! the client's next retry of the same CSR, which takes it (read and delete
 //! in one database transaction): it is delivered once.
 
+use crate::metrics::{self, Metrics};
 use crate::ra::{
     unix, AuthRequest, Authorisation, Authoriser, Basis, Credential, CsrView, Intent, IssueNames, Policy, Protocol,
     Refusal as CoreRefusal, RefusalReason,
@@ -337,6 +338,7 @@ pub struct EstService {
     csr_attrs_der: Vec<u8>,
     cacerts_der: Vec<u8>,
     grants: Option<Arc<dyn EnroleeGrants>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A refusal: HTTP status and reason.
@@ -413,7 +415,23 @@ impl EstService {
             csr_attrs_der,
             cacerts_der,
             grants: None,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Count issuances and consumed challenges into `metrics` (those of
+    /// `mef serve`; by default, a registry of its own nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// An issuance (and the challenge it consumed, if any) is recorded.
+    fn count_issued(&self, auth: &Authorised) {
+        self.metrics.certificate_issued(metrics::Protocol::Est);
+        if auth.consume.is_some() {
+            self.metrics.challenge_consumed(metrics::Protocol::Est);
+        }
     }
 
     /// Let `grants` authorise enrolments and fix their EKUs (the RSPF MEF).
@@ -813,6 +831,7 @@ impl EstService {
         self.storage
             .record(&tx, auth.consume.as_deref(), Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
+        self.count_issued(auth);
         self.certs_only(&cert)
     }
 
@@ -828,6 +847,9 @@ impl EstService {
         self.storage
             .record_held(tx, auth.consume.as_deref(), &sealed, unix(now))
             .map_err(refused_or_internal)?;
+        if auth.consume.is_some() {
+            self.metrics.challenge_consumed(metrics::Protocol::Est);
+        }
         Ok(self.accepted())
     }
 
@@ -1026,6 +1048,7 @@ impl EstService {
         self.storage
             .record(&tx, auth.consume.as_deref(), Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
+        self.count_issued(auth);
         keygen_response(&key.to_pkcs8_der(), &cert)
     }
 

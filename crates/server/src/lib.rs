@@ -10,6 +10,7 @@ pub mod config;
 pub mod est;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod ocsp;
 pub mod ra;
 pub mod rspf;

@@ -55,6 +55,20 @@ pub fn is_rspf_path(path: &str) -> bool {
     path == ENROLMENT_PATH || path == COMPLETION_PATH || path.starts_with(FETCH_PREFIX)
 }
 
+/// The operation an RSPF path names (`enrolment`, `completion`, `fetch`),
+/// as logged and counted; `other` for a path that is none of them.
+pub fn operation_of(path: &str) -> &'static str {
+    if path == ENROLMENT_PATH {
+        "enrolment"
+    } else if path == COMPLETION_PATH {
+        "completion"
+    } else if path.starts_with(FETCH_PREFIX) {
+        "fetch"
+    } else {
+        "other"
+    }
+}
+
 /// What the MEF grants an Enrolee in the exchange (step 4 of clause 8.3.3.1
 /// leaves this to the MEF's "preferences"; these are ours).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +207,7 @@ pub struct RspfService {
     targets: Vec<TargetAuth>,
     operator_psks: bool,
     ca_subject: x509_cert::name::Name,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A request as HTTP and TLS saw it.
@@ -450,7 +465,15 @@ impl RspfService {
             targets: s.targets,
             operator_psks: s.operator_psks,
             ca_subject: s.ca_subject,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
+    }
+
+    /// Count consumed Enrolment Tokens into `metrics` (those of `mef
+    /// serve`; by default, a registry of its own nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The MEF's FQDN (checked in `new`).
@@ -688,6 +711,7 @@ impl RspfService {
         };
         rec.sealed = self.seal(&rec, &keys, &grants)?;
         match self.storage.record_enrolment(&rec, token_hash.as_deref(), t) {
+            Ok(()) if token_hash.is_some() => self.metrics.enrolment_token_consumed(),
             Ok(()) => {}
             Err(StorageError::NotFound(m)) => return Err(refuse(403, m)),
             Err(StorageError::Conflict(m)) => return Err(refuse(409, m)),

@@ -2,6 +2,7 @@
 //! core (`handle` takes a parsed HTTP request, returns status, type and
 //! body); [`crate::http`] puts it on hyper.
 
+use crate::metrics::{self, Metrics};
 use crate::ra::Refusal as CoreRefusal;
 use crate::ra::{self, AuthRequest, Authorisation, Authoriser, Credential, CsrView, Intent, IssueNames, Protocol};
 use crate::storage::{IssuedCert, Storage, StorageError, Transaction, TxState};
@@ -11,8 +12,8 @@ use enrolkit_pki::{Authority, Profile, Revocation};
 use enrolkit_pkix::pkcs10::CertificationRequest;
 use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
 use enrolkit_scep::{
-    CaCertificates, Capabilities, Capability, ContentEncryption, FailInfo, Outcome, PkiMessage, Query, RawCertificate,
-    RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
+    CaCertificates, Capabilities, Capability, ContentEncryption, FailInfo, Outcome, PkiMessage, PkiStatus, Query,
+    RawCertificate, RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -103,6 +104,10 @@ pub struct Outcomes {
     pub algorithms: String,
     /// What happened.
     pub outcome: String,
+    /// The pkiStatus of a PKIOperation's reply (for the metrics).
+    pub pki_status: Option<PkiStatus>,
+    /// Its failInfo, when it failed.
+    pub fail_info: Option<FailInfo>,
 }
 
 /// Issuance failure and its SCEP reason.
@@ -122,6 +127,7 @@ pub struct ScepService {
     caps: Capabilities,
     next_ca: Option<Certificate>,
     crl: std::sync::Mutex<Option<Arc<SignedCrl>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A CRL as signed, with what it was made from so that it is re-signed only
@@ -224,7 +230,15 @@ impl ScepService {
             caps: Capabilities::new(caps),
             next_ca: s.next_ca,
             crl: std::sync::Mutex::new(None),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Count issuances and consumed challenges into `metrics` (those of
+    /// `mef serve`; by default, a registry of its own nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The storage (for the operator commands).
@@ -356,6 +370,11 @@ impl ScepService {
                 };
                 (to, outcome)
             }
+        };
+        (log.pki_status, log.fail_info) = match &outcome {
+            Outcome::Success { .. } => (Some(PkiStatus::Success), None),
+            Outcome::Pending => (Some(PkiStatus::Pending), None),
+            Outcome::Failure { fail_info, .. } => (Some(PkiStatus::Failure), Some(*fail_info)),
         };
         log.outcome = match &outcome {
             Outcome::Success { .. } => "SUCCESS".into(),
@@ -579,6 +598,9 @@ impl ScepService {
             self.storage
                 .record_held(&tx, challenge, auth.names.encode().as_bytes(), unix(now))
                 .map_err(refused_or_internal)?;
+            if challenge.is_some() {
+                self.metrics.challenge_consumed(metrics::Protocol::Scep);
+            }
             return Ok(Outcome::Pending);
         }
         let cert = self.issue(csr, &auth.names, now)?;
@@ -587,6 +609,10 @@ impl ScepService {
         self.storage
             .record(&tx, challenge, Some(&issued), unix(now))
             .map_err(refused_or_internal)?;
+        self.metrics.certificate_issued(metrics::Protocol::Scep);
+        if challenge.is_some() {
+            self.metrics.challenge_consumed(metrics::Protocol::Scep);
+        }
         Ok(Outcome::Success {
             certificates: self.success_certs(cert),
             crls: vec![],

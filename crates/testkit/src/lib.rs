@@ -82,7 +82,8 @@ impl Drop for Peer {
 
 /// A `mef serve` of its own: `mef init` in a temporary directory, the
 /// configuration edited by the caller, every listener on a port the kernel
-/// chose (read back from what `mef serve` prints). Killed when dropped.
+/// chose (read back from what `mef serve` prints; the admin listener too,
+/// unless the caller's arguments place it). Killed when dropped.
 #[derive(Debug)]
 pub struct Mef {
     /// The temporary directory (`st/` holds what `mef init` made).
@@ -95,7 +96,19 @@ pub struct Mef {
     pub rustls: u16,
     /// EST OpenSSL listener port (PSK, tls-unique).
     pub openssl: u16,
+    /// Admin listener port (`/metrics`, `/healthz`).
+    pub admin: u16,
     serve_args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// The ports `mef serve` announced (0: that listener is off).
+#[derive(Debug, Default)]
+struct Ports {
+    scep: u16,
+    rustls: u16,
+    openssl: u16,
+    admin: u16,
 }
 
 impl Drop for Mef {
@@ -129,6 +142,18 @@ impl Mef {
         edit: impl FnOnce(&std::path::Path, &mut String),
         serve_args: &[&str],
     ) -> Result<Mef, String> {
+        Self::try_start_env(bin, init_args, edit, serve_args, &[])
+    }
+
+    /// As [`Mef::try_start`], with `env` added to `mef serve`'s environment
+    /// (e.g. `NOTIFY_SOCKET`); kept for [`Mef::restart`].
+    pub fn try_start_env(
+        bin: &std::path::Path,
+        init_args: &[&str],
+        edit: impl FnOnce(&std::path::Path, &mut String),
+        serve_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Mef, String> {
         assert!(bin.exists(), "build mef first (cargo test --workspace builds it)");
         let dir = tempfile::tempdir().expect("temporary directory");
         let st = dir.path().join("st");
@@ -151,15 +176,18 @@ impl Mef {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod mef.toml");
         }
         let serve_args: Vec<String> = serve_args.iter().map(|a| a.to_string()).collect();
-        let (child, (scep, rustls, openssl)) = Self::serve(bin, dir.path(), &serve_args)?;
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, ports) = Self::serve(bin, dir.path(), &serve_args, &env)?;
         Ok(Mef {
             dir,
             child,
             bin: bin.to_owned(),
-            scep,
-            rustls,
-            openssl,
+            scep: ports.scep,
+            rustls: ports.rustls,
+            openssl: ports.openssl,
+            admin: ports.admin,
             serve_args,
+            env,
         })
     }
 
@@ -168,17 +196,20 @@ impl Mef {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, (scep, rustls, openssl)) = Self::serve(&self.bin, self.dir.path(), &self.serve_args)
+        let (child, p) = Self::serve(&self.bin, self.dir.path(), &self.serve_args, &self.env)
             .unwrap_or_else(|log| panic!("mef serve did not restart: {log}"));
-        (self.child, self.scep, self.rustls, self.openssl) = (child, scep, rustls, openssl);
+        (self.child, self.scep, self.rustls, self.openssl, self.admin) = (child, p.scep, p.rustls, p.openssl, p.admin);
     }
 
-    /// Spawn `mef serve` on `dir/st/mef.toml` and read its three listening lines.
+    /// Spawn `mef serve` on `dir/st/mef.toml` (the admin listener on a port
+    /// the kernel chooses unless `serve_args` place it: many servers run at
+    /// once in tests) and read its listening lines up to `mef: ready`.
     fn serve(
         bin: &std::path::Path,
         dir: &std::path::Path,
         serve_args: &[String],
-    ) -> Result<(Child, (u16, u16, u16)), String> {
+        env: &[(String, String)],
+    ) -> Result<(Child, Ports), String> {
         use std::io::{BufRead, BufReader};
         use std::process::Stdio;
         let path = dir.join("st").join("mef.toml");
@@ -193,12 +224,18 @@ impl Mef {
             .arg(&path)
             .arg("serve")
             .args(serve_args)
+            .args(if serve_args.iter().any(|a| a == "--admin-listen") {
+                &[][..]
+            } else {
+                &["--admin-listen", "127.0.0.1:0"][..]
+            })
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .expect("mef serve");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (mut scep, mut rustls, mut openssl) = (0, 0, 0);
+        let mut ports = Ports::default();
         let port = |s: &str| -> u16 {
             s.rsplit(':')
                 .next()
@@ -206,7 +243,7 @@ impl Mef {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(0)
         };
-        for _ in 0..3 {
+        loop {
             let Some(Ok(l)) = lines.next() else {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -218,14 +255,18 @@ impl Mef {
                 .unwrap_or("")
                 .trim_end_matches("/.well-known/est/");
             if l.starts_with("mef: EST (rustls)") {
-                rustls = port(addr);
+                ports.rustls = port(addr);
             } else if l.starts_with("mef: EST (openssl)") {
-                openssl = port(addr);
+                ports.openssl = port(addr);
             } else if l.starts_with("mef: listening on") {
-                scep = port(addr.trim_end_matches("/scep"));
+                ports.scep = port(addr.trim_end_matches("/scep"));
+            } else if let Some(rest) = l.strip_prefix("mef: admin on http://") {
+                ports.admin = port(rest.split('/').next().unwrap_or(""));
+            } else if l == "mef: ready" {
+                break;
             }
         }
-        Ok((child, (scep, rustls, openssl)))
+        Ok((child, ports))
     }
 
     /// A file of the server's directory.

@@ -3,12 +3,14 @@
 //! the settings build is [`crate::setup`]'s; the CA lifecycle that writes a
 //! new configuration is [`crate::lifecycle`]'s.
 
+mod admin;
 mod authorisation;
 mod est;
 mod limits;
 mod rspf;
 mod scep;
 
+pub use admin::{AdminConfig, LogConfig, LogFormat, DEFAULT_ADMIN_LISTEN};
 pub use authorisation::{policy, AuthorisationConfig, RaConfig, Sources, VendorConfig};
 pub(crate) use est::{default_max_tls, default_min_tls, default_retry_after};
 pub use est::{oids, tls_version, EstConfig};
@@ -79,6 +81,12 @@ pub struct Config {
     /// `[limits]`: timeouts and connection caps on every listener.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[admin]`: the admin listener (`/metrics`, `/healthz`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// `[log]`: the log's format.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -177,6 +185,27 @@ validity_days = 365
         assert_eq!(cfg.profile.crl_url, None);
         assert_eq!(cfg.profile.ocsp_url, None);
         assert_eq!(cfg.scep.ocsp_validity_minutes, 60);
+    }
+
+    #[test]
+    fn a_configuration_from_before_the_admin_listener_gets_it_on_loopback_and_text_logs() {
+        let cfg: Config = toml::from_str(OLD).unwrap();
+        assert!(cfg.admin.enabled);
+        assert_eq!(cfg.admin.listen, "127.0.0.1:9090");
+        assert_eq!(cfg.log.format, LogFormat::Text);
+        let text = format!("{OLD}[admin]\nlisten = \"[::1]:9187\"\n[log]\nformat = \"json\"\n");
+        let cfg: Config = toml::from_str(&text).unwrap();
+        assert_eq!(cfg.admin.listen, "[::1]:9187");
+        assert!(cfg.admin.enabled, "a partial [admin] keeps the other defaults");
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        let bad = format!("{OLD}[log]\nformat = \"xml\"\n");
+        assert!(toml::from_str::<Config>(&bad).is_err());
+        // Written back, the sections are there for the operator to see.
+        let written = toml::to_string_pretty(&cfg).unwrap();
+        assert!(
+            written.contains("[admin]") && written.contains("format = \"json\""),
+            "{written}"
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// Why a connection or request was turned away (one log line per cause
-/// per [`LOG_EVERY`]).
+/// per `LOG_EVERY`, 10 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejection {
     /// The global connection cap.
@@ -118,9 +118,38 @@ pub enum Rejection {
     Lifetime,
     /// A TLS handshake failed or timed out.
     Handshake,
+    /// What arrived was not an HTTP/1.1 request (a head that does not
+    /// parse, or is too large): the connection is closed.
+    Malformed,
 }
 
 impl Rejection {
+    /// Every cause (the metrics list each, at zero too).
+    pub const ALL: [Rejection; 8] = [
+        Rejection::ConnectionCap,
+        Rejection::AddressCap,
+        Rejection::OutOfDescriptors,
+        Rejection::HeaderTimeout,
+        Rejection::BodyTimeout,
+        Rejection::Lifetime,
+        Rejection::Handshake,
+        Rejection::Malformed,
+    ];
+
+    /// The cause as a metric label (`mef_connection_rejections_total{cause}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::ConnectionCap => "connection_cap",
+            Rejection::AddressCap => "address_cap",
+            Rejection::OutOfDescriptors => "out_of_descriptors",
+            Rejection::HeaderTimeout => "header_timeout",
+            Rejection::BodyTimeout => "body_timeout",
+            Rejection::Lifetime => "connection_lifetime",
+            Rejection::Handshake => "tls_handshake",
+            Rejection::Malformed => "malformed_request",
+        }
+    }
+
     /// The cause as logged and counted.
     pub fn name(self) -> &'static str {
         match self {
@@ -131,6 +160,7 @@ impl Rejection {
             Rejection::BodyTimeout => "body timeout",
             Rejection::Lifetime => "connection lifetime",
             Rejection::Handshake => "TLS handshake",
+            Rejection::Malformed => "malformed request",
         }
     }
 }
@@ -211,7 +241,7 @@ impl Gate {
     }
 
     /// Count a rejection, and log it unless its cause was logged less than
-    /// [`LOG_EVERY`] ago (the line then says how many were not logged).
+    /// `LOG_EVERY` (10 s) ago (the line then says how many were not logged).
     pub fn reject(&self, cause: Rejection, peer: Option<IpAddr>) {
         let Ok(mut r) = self.rejections.lock() else { return };
         let (last, count) = r.entry(cause).or_insert((None, 0));

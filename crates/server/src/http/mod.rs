@@ -3,6 +3,7 @@
 //! response's header names go out in their canonical spelling
 //! ([`header_case`]).
 
+pub mod admin;
 pub mod header_case;
 pub mod limits;
 
@@ -10,6 +11,7 @@ use limits::{Gate, Rejection, Reserve};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::metrics::{self, Metrics, Protocol};
 use crate::scep::{HttpRequest, HttpResponse, ScepService};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -28,7 +30,7 @@ pub const SCEP_PATHS: [&str; 2] = ["/scep", "/cgi-bin/pkiclient.exe"];
 /// point a profile's `crl_url` here.
 pub const CRL_PATH: &str = "/crl";
 
-async fn crl(svc: Arc<ScepService>, started: Instant) -> Response<Full<Bytes>> {
+async fn crl(svc: Arc<ScepService>, metrics: &Metrics, started: Instant) -> Response<Full<Bytes>> {
     let res = tokio::task::spawn_blocking(move || svc.current_crl(SystemTime::now())).await;
     let resp = match res {
         Ok(Ok(c)) => {
@@ -54,7 +56,26 @@ async fn crl(svc: Arc<ScepService>, started: Instant) -> Response<Full<Bytes>> {
             text(500, "internal error")
         }
     };
-    reply(resp)
+    counted(metrics, Protocol::Crl, "GET", started, reply(resp))
+}
+
+/// Count a response in `metrics` by its status class: every answer that
+/// does not carry a protocol's own outcome (a refusal before the service
+/// saw the request, a failed handler task, `/crl`).
+fn counted(
+    metrics: &Metrics,
+    protocol: Protocol,
+    operation: &'static str,
+    started: Instant,
+    resp: Response<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    metrics.request(
+        protocol,
+        operation,
+        metrics::status_class(resp.status().as_u16()),
+        started.elapsed(),
+    );
+    resp
 }
 
 fn reply(r: HttpResponse) -> Response<Full<Bytes>> {
@@ -92,9 +113,15 @@ fn text(status: u16, msg: &str) -> HttpResponse {
 }
 
 /// `/ocsp` (POST) and `/ocsp/<request>` (GET): one log line per request.
-async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Req, started: Instant) -> Response<Full<Bytes>> {
+async fn ocsp(
+    svc: Arc<crate::ocsp::OcspResponder>,
+    metrics: &Metrics,
+    req: Req,
+    started: Instant,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
+    let operation = metrics::ocsp_operation(&method);
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -102,7 +129,7 @@ async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Req, started: Instant) 
         .map(str::to_owned);
     let body = match read_body(req.into_body(), crate::ocsp::MAX_REQUEST, crate::ocsp::OCSP_PATH).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return counted(metrics, Protocol::Ocsp, operation, started, r),
     };
     let method2 = method.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -127,9 +154,9 @@ async fn ocsp(svc: Arc<crate::ocsp::OcspResponder>, req: Req, started: Instant) 
                 ms = started.elapsed().as_secs_f64() * 1000.0,
                 "ocsp"
             );
-            reply(resp)
+            counted(metrics, Protocol::Ocsp, operation, started, reply(resp))
         }
-        Err(e) => handler_failed(&e),
+        Err(e) => counted(metrics, Protocol::Ocsp, operation, started, handler_failed(&e)),
     }
 }
 
@@ -141,33 +168,38 @@ pub struct HttpServices {
     pub scep: Arc<ScepService>,
     /// The OCSP responder at [`crate::ocsp::OCSP_PATH`].
     pub ocsp: Option<Arc<crate::ocsp::OcspResponder>>,
+    /// Where every request is counted and timed.
+    pub metrics: Arc<Metrics>,
 }
 
 async fn handle(services: HttpServices, req: Req) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
+    let m = &*services.metrics;
     if let Some(o) = services.ocsp.as_ref().filter(|_| crate::ocsp::is_ocsp_path(&path)) {
-        return ocsp(o.clone(), req, started).await;
+        return ocsp(o.clone(), m, req, started).await;
     }
     let svc = services.scep;
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
     if path == CRL_PATH && method == Method::GET {
-        return crl(svc, started).await;
+        return crl(svc, m, started).await;
     }
     if !SCEP_PATHS.contains(&path.as_str()) {
         tracing::info!(%method, %path, status = 404, "not found");
-        return reply(text(404, "not found"));
+        return counted(m, Protocol::Other, "none", started, reply(text(404, "not found")));
     }
+    // The operation as the query names it, for what is refused before the responder sees it.
+    let named = enrolkit_scep::Query::parse(&query).map_or("invalid", |q| q.operation.as_str());
     let post = match method {
         Method::GET => false,
         Method::POST => true,
-        _ => return reply(text(405, "only GET and POST")),
+        _ => return counted(m, Protocol::Scep, named, started, reply(text(405, "only GET and POST"))),
     };
     let body = if post {
         match read_body(req.into_body(), enrolkit_scep::transport::MAX_MESSAGE, &path).await {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return counted(m, Protocol::Scep, named, started, r),
         }
     } else {
         Bytes::new()
@@ -194,9 +226,15 @@ async fn handle(services: HttpServices, req: Req) -> Response<Full<Bytes>> {
                 ms = started.elapsed().as_secs_f64() * 1000.0,
                 "scep"
             );
+            m.request(
+                Protocol::Scep,
+                metrics::scep_operation(&log.operation),
+                metrics::scep_outcome(resp.status, log.pki_status, log.fail_info),
+                started.elapsed(),
+            );
             reply(resp)
         }
-        Err(e) => handler_failed(&e),
+        Err(e) => counted(m, Protocol::Scep, named, started, handler_failed(&e)),
     }
 }
 
@@ -347,6 +385,8 @@ where
     {
         if e.is_timeout() {
             gate.reject(Rejection::HeaderTimeout, Some(peer.ip()));
+        } else if e.is_parse() || e.is_parse_too_large() {
+            gate.reject(Rejection::Malformed, Some(peer.ip()));
         }
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -356,7 +396,12 @@ where
 /// default [`limits::Limits`].
 pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Result<()> {
     let gate = Gate::new(limits::Limits::default());
-    serve_http(listener, HttpServices { scep: svc, ocsp: None }, gate).await
+    let services = HttpServices {
+        scep: svc,
+        ocsp: None,
+        metrics: Arc::new(Metrics::new()),
+    };
+    serve_http(listener, services, gate).await
 }
 
 /// Serve SCEP, `/crl` and, when given, OCSP on `listener` until the process
@@ -380,10 +425,13 @@ pub struct TlsServices {
     pub est: Arc<crate::est::EstService>,
     /// The MEF's Enrolment Exchange and Key Retrieval.
     pub rspf: Option<Arc<crate::rspf::RspfService>>,
+    /// Where every request is counted and timed.
+    pub metrics: Arc<Metrics>,
 }
 
 async fn handle_rspf(
     svc: Arc<crate::rspf::RspfService>,
+    metrics: &Metrics,
     tls: Arc<enrolkit_tls::TlsInfo>,
     req: Req,
 ) -> Response<Full<Bytes>> {
@@ -394,9 +442,10 @@ async fn handle_rspf(
     let content_type = header("content-type");
     let accept = header("accept");
     let from = header("from").or_else(|| header("x-m2m-origin"));
+    let named = crate::rspf::operation_of(&path);
     let body = match read_body(req.into_body(), enrolkit_exchange::MAX_MESSAGE, &path).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return counted(metrics, Protocol::Rspf, named, started, r),
     };
     let tls2 = tls.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -424,21 +473,28 @@ async fn handle_rspf(
                 ms = started.elapsed().as_secs_f64() * 1000.0,
                 "rspf"
             );
-            reply(resp)
+            counted(
+                metrics,
+                Protocol::Rspf,
+                metrics::rspf_operation(log.operation),
+                started,
+                reply(resp),
+            )
         }
-        Err(e) => handler_failed(&e),
+        Err(e) => counted(metrics, Protocol::Rspf, named, started, handler_failed(&e)),
     }
 }
 
 async fn handle_tls(svc: TlsServices, tls: Arc<enrolkit_tls::TlsInfo>, req: Req) -> Response<Full<Bytes>> {
     match &svc.rspf {
-        Some(r) if crate::rspf::is_rspf_path(req.uri().path()) => handle_rspf(r.clone(), tls, req).await,
-        _ => handle_est(svc.est, tls, req).await,
+        Some(r) if crate::rspf::is_rspf_path(req.uri().path()) => handle_rspf(r.clone(), &svc.metrics, tls, req).await,
+        _ => handle_est(svc.est, &svc.metrics, tls, req).await,
     }
 }
 
 async fn handle_est(
     svc: Arc<crate::est::EstService>,
+    metrics: &Metrics,
     tls: Arc<enrolkit_tls::TlsInfo>,
     req: Req,
 ) -> Response<Full<Bytes>> {
@@ -450,15 +506,17 @@ async fn handle_est(
     let authorization = header(hyper::header::AUTHORIZATION);
     if !path.starts_with(EST_PREFIX) {
         tracing::info!(%method, %path, status = 404, "not found");
-        return est_reply(crate::est::EstResponse {
+        let r = est_reply(crate::est::EstResponse {
             status: 404,
             headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
             body: b"not found\n".to_vec(),
         });
+        return counted(metrics, Protocol::Other, "none", started, r);
     }
+    let named = path.rsplit('/').next().map_or("other", metrics::est_operation);
     let body = match read_body(req.into_body(), crate::est::MAX_REQUEST_BODY, &path).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return counted(metrics, Protocol::Est, named, started, r),
     };
     let tls2 = tls.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -486,9 +544,10 @@ async fn handle_est(
                 ms = started.elapsed().as_secs_f64() * 1000.0,
                 "est"
             );
-            est_reply(resp)
+            let operation = metrics::est_operation(&log.operation);
+            counted(metrics, Protocol::Est, operation, started, est_reply(resp))
         }
-        Err(e) => handler_failed(&e),
+        Err(e) => counted(metrics, Protocol::Est, named, started, handler_failed(&e)),
     }
 }
 

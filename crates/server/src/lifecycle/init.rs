@@ -232,6 +232,8 @@ pub fn init(a: &InitOptions) -> Res {
         }),
         authorisation: None,
         limits: crate::config::LimitsConfig::default(),
+        admin: crate::config::AdminConfig::default(),
+        log: crate::config::LogConfig::default(),
     };
     crate::setup::open_storage(&cfg, dir)?;
     // 0600 when it holds a secret (a password in the database URL).

@@ -63,6 +63,7 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
             len: enrolkit_rspf::enrolment::EXPORT_LEN,
         }),
     };
+    let metrics = shared.metrics.clone();
     let mut auth = shared.policy;
     auth.manual_approval = est.manual_approval;
     let policy = crate::est::EstPolicy {
@@ -83,7 +84,8 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
         policy,
         profile: shared.profile,
     })
-    .map_err(|e| format!("est: {e}"))?;
+    .map_err(|e| format!("est: {e}"))?
+    .with_metrics(metrics.clone());
     let svc = match &rspf {
         Some(r) => svc.with_enrolee_grants(r.clone()),
         None => svc,
@@ -111,6 +113,7 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
         crate::http::TlsServices {
             est: Arc::new(svc),
             rspf,
+            metrics: metrics.clone(),
         },
         listeners,
     ))

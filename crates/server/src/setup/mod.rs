@@ -9,6 +9,7 @@ pub use est::{build_est, EstServer, StoredPsks};
 pub use rspf::build_rspf;
 
 use crate::config::{self, Config, ProfileConfig, Res};
+use crate::metrics::{timed_key, KeyRole, Metrics};
 use crate::ra::Policy;
 use crate::{PgStorage, ScepService, ScepSetup, SqliteStorage, Storage};
 use enrolkit_files as files;
@@ -82,6 +83,8 @@ pub struct Shared {
     pub policy: Policy,
     /// Issued certificates' profile.
     pub profile: Profile,
+    /// Where the services count issuances, challenges and tokens.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The SCEP responder of a configuration.
@@ -89,19 +92,28 @@ pub fn build_service(cfg: &Config, base: &Path) -> Res<ScepService> {
     Ok(build_services(cfg, base)?.0)
 }
 
-/// The SCEP responder, and what the EST server and the MEF share with it.
+/// The SCEP responder, and what the EST server and the MEF share with it
+/// (their metrics go to a registry nobody reads: see [`build_observed_services`]).
 pub fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
+    build_observed_services(cfg, base, Arc::new(Metrics::new()))
+}
+
+/// As [`build_services`], with everything counted and timed into
+/// `metrics`: the services' issuances, the storage's commits, the CA and
+/// RA keys' operations (`mef serve`).
+pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>) -> Res<(ScepService, Shared)> {
     let ca_cert = files::read_certificate(&base.join(&cfg.ca_certificate))?;
-    let ca_key = load_key(base, &cfg.ca_key)?;
+    let ca_key = timed_key(load_key(base, &cfg.ca_key)?, KeyRole::Ca, metrics.clone());
     let chain = cfg
         .ca_chain
         .iter()
         .map(|p| files::read_certificate(&base.join(p)))
         .collect::<Res<Vec<_>>>()?;
     let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
-    let ra_key = load_key(base, &cfg.ra_key)?;
+    let ra_key = timed_key(load_key(base, &cfg.ra_key)?, KeyRole::Ra, metrics.clone());
     let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
     let storage = open_storage(cfg, base)?;
+    storage.observe_commits(metrics.clone());
     let next_ca = cfg
         .next_ca_certificate
         .as_ref()
@@ -142,6 +154,7 @@ pub fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
         storage: storage.clone(),
         policy: policy.clone(),
         profile: profile.clone(),
+        metrics: metrics.clone(),
     };
     let scep = ScepService::new(
         ScepSetup {
@@ -157,7 +170,8 @@ pub fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
             next_ca,
         },
         &mut rand_core::OsRng,
-    );
+    )
+    .with_metrics(metrics);
     Ok((scep, shared))
 }
 

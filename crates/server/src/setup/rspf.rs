@@ -51,4 +51,5 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
         ca_subject: shared.ca.certificate.tbs_certificate.subject.clone(),
         operator_psks,
     })
+    .map(|svc| svc.with_metrics(shared.metrics.clone()))
 }

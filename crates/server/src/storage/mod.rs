@@ -34,6 +34,42 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend as a metric label: `sqlite`, `postgres`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Told how long each commit of a write transaction took (the COMMIT
+/// itself, and for SQLite's group commit the one COMMIT of the group), so
+/// that `/metrics` can show the database's share of request latency
+/// without the storage knowing about metrics.
+pub trait CommitObserver: Send + Sync {
+    /// A commit on `backend` took `took` (`ok`: it succeeded).
+    fn committed(&self, backend: Backend, took: std::time::Duration, ok: bool);
+}
+
+/// Where a storage keeps its [`CommitObserver`] (set once, at start).
+pub(crate) type CommitObserverSlot = std::sync::OnceLock<std::sync::Arc<dyn CommitObserver>>;
+
+/// Run `commit`, telling the observer in `slot` (if any) how long it took.
+pub(crate) fn timed_commit<E>(
+    slot: &CommitObserverSlot,
+    backend: Backend,
+    commit: impl FnOnce() -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let started = std::time::Instant::now();
+    let r = commit();
+    if let Some(o) = slot.get() {
+        o.committed(backend, started.elapsed(), r.is_ok());
+    }
+    r
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -241,6 +277,12 @@ impl ChallengeInfo {
 
 /// The server's state.
 pub trait Storage: Send + Sync {
+    /// Report every later commit of a write transaction to `observer`
+    /// (the metrics of `mef serve`). Set once; a second call is ignored.
+    fn observe_commits(&self, observer: std::sync::Arc<dyn CommitObserver>);
+    /// A trivial query (`SELECT 1`), for a health check: `Ok` when the
+    /// database answers.
+    fn ping(&self) -> Result<()>;
     /// Record a one-time challenge by its keyed hash, binding no names.
     fn add_challenge(&self, hash: &[u8], label: &str, now: i64, expires: Option<i64>) -> Result<i64> {
         self.add_bound_challenge(hash, label, None, now, expires)

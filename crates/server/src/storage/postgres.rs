@@ -24,9 +24,9 @@
 //! the database on the host, a Unix socket or a private network.
 
 use super::{
-    state_parts, stored_refusal, Backend, ChallengeInfo, GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage,
-    StorageError, TokenInfo, Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS,
-    UNIQUE_LABELS,
+    state_parts, stored_refusal, timed_commit, Backend, ChallengeInfo, CommitObserver, CommitObserverSlot,
+    GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, TokenInfo, Transaction, TxState,
+    UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -176,6 +176,8 @@ pub struct PgStorage {
     pool: Mutex<Pool>,
     freed: Condvar,
     max: usize,
+    /// Told how long each commit took ([`Storage::observe_commits`]).
+    commits: CommitObserverSlot,
 }
 
 impl std::fmt::Debug for PgStorage {
@@ -270,6 +272,7 @@ impl PgStorage {
             }),
             freed: Condvar::new(),
             max: max_connections.max(1),
+            commits: CommitObserverSlot::new(),
         };
         storage.with(|c| {
             let mut t = c.transaction()?;
@@ -516,6 +519,17 @@ fn insert_tx(
 }
 
 impl Storage for PgStorage {
+    fn observe_commits(&self, observer: std::sync::Arc<dyn CommitObserver>) {
+        let _ = self.commits.set(observer);
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with(|c| {
+            c.simple_query("SELECT 1")?;
+            Ok(())
+        })
+    }
+
     fn add_bound_challenge(
         &self,
         hash: &[u8],
@@ -587,7 +601,7 @@ impl Storage for PgStorage {
         self.with(|c| {
             let mut t = c.transaction()?;
             insert_tx(&mut t, tx, challenge_hash, issued, now)?;
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
             Ok(())
         })
     }
@@ -600,7 +614,7 @@ impl Storage for PgStorage {
                 "INSERT INTO held_terms (txid, key_id, terms) VALUES ($1, $2, $3)",
                 &[&tx.transaction_id, &tx.key_id, &terms],
             )?;
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
             Ok(())
         })
     }
@@ -659,7 +673,7 @@ impl Storage for PgStorage {
             if n != 1 {
                 return Err(StorageError::NotFound(format!("no pending transaction {txid}")));
             }
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
             Ok(())
         })
     }
@@ -844,7 +858,7 @@ impl Storage for PgStorage {
                     "an enrolment with this RelativeKeId is already recorded (one exchange per TLS session)".into(),
                 ));
             }
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
             Ok(())
         })
     }

@@ -76,6 +76,8 @@ pub struct SqliteStorage {
     reader: Option<Mutex<Connection>>,
     /// Writes waiting for the next group commit.
     queue: Mutex<Vec<Queued>>,
+    /// Told how long each commit took ([`Storage::observe_commits`]).
+    commits: CommitObserverSlot,
 }
 
 /// One write of a group commit, run on the writer connection inside the
@@ -106,7 +108,7 @@ impl Done {
 /// Run `batch` in one transaction, each write in a savepoint of its own
 /// (a failed write is rolled back alone), commit once, then tell each
 /// caller. A write is reported as successful only if the commit succeeded.
-fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
+fn commit_group(c: &mut Connection, batch: Vec<Queued>, commits: &CommitObserverSlot) {
     let mut outcomes: Vec<(Arc<Done>, Result<()>)> = Vec::with_capacity(batch.len());
     let mut queued = batch.into_iter();
     let committed = (|| -> Result<()> {
@@ -125,7 +127,7 @@ fn commit_group(c: &mut Connection, batch: Vec<Queued>) {
             outcomes.push((done, r));
             undo?;
         }
-        t.commit()?;
+        timed_commit(commits, Backend::Sqlite, || t.commit())?;
         Ok(())
     })();
     // Writes the group did not reach fail with it.
@@ -270,6 +272,7 @@ impl SqliteStorage {
             conn: Mutex::new(conn),
             reader: Some(Mutex::new(reader)),
             queue: Mutex::new(Vec::new()),
+            commits: CommitObserverSlot::new(),
         })
     }
 
@@ -282,6 +285,7 @@ impl SqliteStorage {
             conn: Mutex::new(conn),
             reader: None,
             queue: Mutex::new(Vec::new()),
+            commits: CommitObserverSlot::new(),
         })
     }
 
@@ -319,7 +323,7 @@ impl SqliteStorage {
             return r;
         }
         let batch = std::mem::take(&mut *self.queue.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?);
-        commit_group(&mut c, batch);
+        commit_group(&mut c, batch, &self.commits);
         drop(c);
         done.take().unwrap_or_else(|| {
             Err(StorageError::Other {
@@ -411,6 +415,16 @@ fn row_to_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCert> {
 }
 
 impl Storage for SqliteStorage {
+    fn observe_commits(&self, observer: Arc<dyn CommitObserver>) {
+        let _ = self.commits.set(observer);
+    }
+
+    fn ping(&self) -> Result<()> {
+        // Reads the schema, so the file itself must answer, not only the library.
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?))
+            .map(|_| ())
+    }
+
     fn add_bound_challenge(
         &self,
         hash: &[u8],
@@ -434,7 +448,7 @@ impl Storage for SqliteStorage {
                 params![hash, label, now, expires, names],
             )?;
             let id = t.last_insert_rowid();
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(id)
         })
     }
@@ -496,7 +510,7 @@ impl Storage for SqliteStorage {
                 "INSERT INTO held_terms (txid, key_id, terms) VALUES (?1, ?2, ?3)",
                 params![tx.transaction_id, tx.key_id, terms],
             )?;
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(())
         })
     }
@@ -528,7 +542,7 @@ impl Storage for SqliteStorage {
                  ON CONFLICT (txid, key_id) DO UPDATE SET sealed = excluded.sealed",
                 params![txid, key_id, sealed],
             )?;
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(())
         })
     }
@@ -551,7 +565,7 @@ impl Storage for SqliteStorage {
                     params![txid, key_id],
                 )?;
             }
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(sealed)
         })
     }
@@ -570,7 +584,7 @@ impl Storage for SqliteStorage {
             if n != 1 {
                 return Err(StorageError::NotFound(format!("no pending transaction {txid}")));
             }
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(())
         })
     }
@@ -622,7 +636,7 @@ impl Storage for SqliteStorage {
             let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             t.execute("INSERT INTO meta (key, value) VALUES ('crl_number', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1", [])?;
             let n: i64 = t.query_row("SELECT value FROM meta WHERE key = 'crl_number'", [], |r| r.get(0))?;
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
@@ -741,7 +755,7 @@ impl Storage for SqliteStorage {
                     "an enrolment with this RelativeKeId is already recorded (one exchange per TLS session)".into(),
                 ));
             }
-            t.commit()?;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
             Ok(())
         })
     }
