@@ -121,6 +121,7 @@ pub struct ScepService {
     caps: Capabilities,
     next_ca: Option<Certificate>,
     crl: std::sync::Mutex<Option<Arc<SignedCrl>>>,
+    certrep_chain: bool,
 }
 
 /// A CRL as signed, with what it was made from so that it is re-signed only
@@ -223,6 +224,7 @@ impl ScepService {
             caps: Capabilities::new(caps),
             next_ca: s.next_ca,
             crl: std::sync::Mutex::new(None),
+            certrep_chain: false,
         }
     }
 
@@ -510,11 +512,24 @@ impl ScepService {
         }
     }
 
-    /// The certificates of a SUCCESS reply: the issued one only. DER sorts a
-    /// SET OF, so a chain would lose its order, and clients such as micromdm's
-    /// take the first certificate as theirs; the chain comes from GetCACert.
+    /// The certificates of a SUCCESS reply: the issued one first (clients
+    /// such as micromdm's take the first certificate as theirs), then, when
+    /// [`ScepService::with_certrep_chain`] asked for it, the CA and its chain.
     fn success_certs(&self, cert: Certificate) -> Vec<Certificate> {
-        vec![cert]
+        let mut certs = vec![cert];
+        if self.certrep_chain {
+            certs.push(self.ca.certificate.clone());
+            certs.extend(self.ca.chain.iter().cloned());
+        }
+        certs
+    }
+
+    /// Whether a SUCCESS CertRep carries the CA chain after the issued
+    /// certificate. Deployed clients disagree: Cisco VPN clients need it,
+    /// Juniper refuses it; off by default (the chain is GetCACert's job).
+    pub fn with_certrep_chain(mut self, on: bool) -> Self {
+        self.certrep_chain = on;
+        self
     }
 
     /// The authorisation core's decision on a PKCSReq or RenewalReq: the

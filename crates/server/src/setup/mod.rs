@@ -157,7 +157,8 @@ pub fn build_services(cfg: &Config, base: &Path) -> Res<(ScepService, Shared)> {
             next_ca,
         },
         &mut rand_core::OsRng,
-    );
+    )
+    .with_certrep_chain(cfg.scep.certrep_chain);
     Ok((scep, shared))
 }
 
