@@ -358,3 +358,82 @@ fn a_self_signed_signer_with_a_critical_authority_key_identifier_is_accepted() {
     let cert = common::issued(d, "win", (&signer, &key));
     assert_eq!(common::subject(&cert), "subject=CN = windows-device");
 }
+
+/// The subjects of the certificates in a PEM file, in order.
+fn subjects(pem: &Path) -> Vec<String> {
+    std::fs::read_to_string(pem)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("subject="))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_ca_chain_in_a_certrep_is_a_per_server_setting_with_the_issued_certificate_first() {
+    // Cisco VPN clients need the chain in the CertRep, Juniper refuses it,
+    // micromdm's client takes the first certificate as its own.
+    for chain in [false, true] {
+        let m = Mef::start(Path::new(env!("CARGO_BIN_EXE_mef")), &[], |_, cfg| {
+            assert!(cfg.contains("certrep_chain = false"), "{cfg}");
+            *cfg = cfg.replace("certrep_chain = false", &format!("certrep_chain = {chain}"));
+            // micromdm scepclient 2.1.0 encrypts with single DES whatever GetCACaps says.
+            *cfg = cfg.replacen("\"des3\",", "\"des3\",\n    \"des\",", 1);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // asn1crypto + OpenSSL: the order of the certificates as sent.
+        let otp = m
+            .run(&["challenge", "add", "--subject", "CN=chain-device"])
+            .trim()
+            .to_owned();
+        let (key, csr) = common::key_and_csr(d, "chain", "chain-device", Some(&otp));
+        let signer = self_signed(d, "chain", &key, "chain-device", "subjectKeyIdentifier = hash");
+        common::pkcsreq(&m, d, "chain", &csr, (&signer, &key));
+        assert_eq!(common::status(d, "chain"), "pkiStatus=0", "{}", m.log());
+        common::issued(d, "chain", (&signer, &key));
+        let listed = subjects(&d.join("chain.listed.pem"));
+        let expected: Vec<String> = if chain {
+            vec![
+                "CN = chain-device".into(),
+                common::subject(&m.st("ca.pem")).trim_start_matches("subject=").into(),
+            ]
+        } else {
+            vec!["CN = chain-device".into()]
+        };
+        assert_eq!(listed, expected, "certrep_chain = {chain}");
+        // micromdm scepclient keeps the first certificate: still its own.
+        let otp = m
+            .run(&["challenge", "add", "--label", "micromdm-chain"])
+            .trim()
+            .to_owned();
+        let url = format!("http://127.0.0.1:{}/scep", m.scep);
+        let o = Command::new("scepclient")
+            .current_dir(d)
+            .args([
+                "-server-url",
+                &url,
+                "-challenge",
+                &otp,
+                "-private-key",
+                "mk.pem",
+                "-certificate",
+                "mc.pem",
+            ])
+            .args(["-cn", "micromdm-chain"])
+            .output()
+            .expect("scepclient (Debian's scep package)");
+        assert!(
+            o.status.success(),
+            "scepclient: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            m.log()
+        );
+        assert_eq!(
+            common::subject(&d.join("mc.pem")),
+            "subject=C = US, O = scep-client, OU = MDM, CN = micromdm-chain",
+            "certrep_chain = {chain}"
+        );
+    }
+}

@@ -128,6 +128,7 @@ pub struct ScepService {
     next_ca: Option<Certificate>,
     crl: std::sync::Mutex<Option<Arc<SignedCrl>>>,
     metrics: Arc<Metrics>,
+    certrep_chain: bool,
 }
 
 /// A CRL as signed, with what it was made from so that it is re-signed only
@@ -231,6 +232,7 @@ impl ScepService {
             next_ca: s.next_ca,
             crl: std::sync::Mutex::new(None),
             metrics: Arc::new(Metrics::new()),
+            certrep_chain: false,
         }
     }
 
@@ -530,12 +532,24 @@ impl ScepService {
         }
     }
 
-    /// The certificates of a SUCCESS reply: the issued one only; the chain
-    /// comes from GetCACert. Were a chain added, the issued certificate must
-    /// stay first (`enrolkit_pkix::certs_only` keeps the order given, and
-    /// clients such as micromdm's take the first certificate as theirs).
+    /// The certificates of a SUCCESS reply: the issued one first (clients
+    /// such as micromdm's take the first certificate as theirs), then, when
+    /// [`ScepService::with_certrep_chain`] asked for it, the CA and its chain.
     fn success_certs(&self, cert: Certificate) -> Vec<Certificate> {
-        vec![cert]
+        let mut certs = vec![cert];
+        if self.certrep_chain {
+            certs.push(self.ca.certificate.clone());
+            certs.extend(self.ca.chain.iter().cloned());
+        }
+        certs
+    }
+
+    /// Whether a SUCCESS CertRep carries the CA chain after the issued
+    /// certificate. Deployed clients disagree: Cisco VPN clients need it,
+    /// Juniper refuses it; off by default (the chain is GetCACert's job).
+    pub fn with_certrep_chain(mut self, on: bool) -> Self {
+        self.certrep_chain = on;
+        self
     }
 
     /// The authorisation core's decision on a PKCSReq or RenewalReq: the

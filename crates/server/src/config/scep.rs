@@ -39,6 +39,10 @@ pub struct ScepConfig {
     /// The verifier is killed (and counts as "no") after this long.
     #[serde(default = "default_verifier_timeout")]
     pub verifier_timeout_seconds: u64,
+    /// Put the CA chain after the issued certificate in SUCCESS CertReps
+    /// (Cisco VPN clients need it; Juniper refuses it).
+    #[serde(default)]
+    pub certrep_chain: bool,
     /// Content encryptions accepted: "aes", "des3", "des" (single DES, only
     /// for micromdm `scepclient`, which uses nothing else).
     #[serde(default = "default_ciphers")]

@@ -193,6 +193,7 @@ pub fn init(a: &InitOptions) -> Res {
             verifier_command: Vec::new(),
             verifier_timeout_seconds: default_verifier_timeout(),
             ciphers: default_ciphers(),
+            certrep_chain: false,
         },
         profile: ProfileConfig {
             validity_days: 365,

@@ -171,7 +171,8 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         },
         &mut rand_core::OsRng,
     )
-    .with_metrics(metrics);
+    .with_metrics(metrics)
+    .with_certrep_chain(cfg.scep.certrep_chain);
     Ok((scep, shared))
 }
 
