@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Legitimate SCEP enrolment throughput under hostile load, as a ratio to the
+# idle throughput measured in the same run (goal >= 0.8). `mef serve` runs with
+# its open-file limit at 1024 (soft and hard); `enrol scep bench` from
+# 127.0.0.1 measures it idle, then again while scripts/attack.py holds idle,
+# slow-body, half-handshake and garbage connections from 127.0.0.2 and up on
+# all three listeners (ADDRESSES x CONNS per listener, reopened when closed).
+# Usage: scripts/bench-attack.sh [CLIENTS] [TOTAL] [ADDRESSES] [CONNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+clients=${1:-8}
+total=${2:-400}
+addresses=${3:-8}
+conns=${4:-60}
+source scripts/bench-lib.sh
+
+echo "$(nproc) cores; clients=$clients total=$total; attack: $addresses addresses x $conns connections x 3 listeners"
+$bin/mef init --dir "$work/mef" --ca-key rsa2048 >/dev/null
+sed -i 's/^one_time_challenges = true$/one_time_challenges = true\nstatic_challenge = "bench-secret"/' "$work/mef/mef.toml"
+chmod 600 "$work/mef/mef.toml"
+mport=$(port); eport=$(port); oport=$(port)
+RUST_LOG=warn prlimit --nofile=1024:1024 -- $bin/mef -c "$work/mef/mef.toml" serve --listen "127.0.0.1:$mport" \
+    --est-listen "127.0.0.1:$eport" --est-listen-openssl "127.0.0.1:$oport" --admin-listen 127.0.0.1:0 >/dev/null 2>"$work/serve.log" &
+mef_pid=$!
+pids+=($mef_pid)
+wait_port "$mport"; wait_port "$eport"; wait_port "$oport"
+
+fp=$(openssl x509 -in "$work/mef/ca.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+bench() { ENROL_CHALLENGE=bench-secret $bin/enrol scep bench --url "http://127.0.0.1:$mport/scep" --ca-fingerprint "$fp" --clients "$clients" --total "$total" --prefix "$1" | tail -1; }
+idle=$(bench idle)
+echo "idle:         $idle"
+
+python3 scripts/attack.py "$addresses" "$conns" "$mport" "$eport" "$oport" >"$work/attack.log" 2>&1 &
+pids+=($!)
+sleep 3
+attacked=$(bench attacked)
+echo "under attack: $attacked"
+tail -1 "$work/attack.log"
+echo "mef: $(ls /proc/$mef_pid/fd | wc -l) descriptors open, RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$mef_pid/status) MiB"
+t1=$(sed -n 's/.*throughput=\([0-9.]*\).*/\1/p' <<<"$idle")
+t2=$(sed -n 's/.*throughput=\([0-9.]*\).*/\1/p' <<<"$attacked")
+python3 -c "print(f'throughput under attack / idle = {$t2/$t1:.2f} (goal >= 0.8)')"
