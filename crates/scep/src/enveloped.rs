@@ -79,6 +79,18 @@ pub fn seal_envelope<P: Profile>(
     content_info(oid::ENVELOPED_DATA, &ed)
 }
 
+fn decode_envelope(input: &[u8]) -> Result<EnvelopedData> {
+    decode_cms(input, oid::ENVELOPED_DATA, "envelopedData", crate::transport::MAX_REPLY)
+}
+
+/// The content-encryption cipher an EnvelopedData names, read without
+/// decrypting anything: a responder answering a retransmission from what
+/// it stored replies with the sender's cipher and spends no private-key
+/// operation on the envelope.
+pub fn envelope_cipher(input: &[u8]) -> Result<ContentEncryption> {
+    ContentEncryption::from_oid(&decode_envelope(input)?.encrypted_content.content_enc_alg.oid)
+}
+
 /// Decrypt an EnvelopedData addressed to `recipient` with `key`.
 /// Returns the plaintext and the cipher the sender chose.
 pub fn open_envelope<P: Profile>(
@@ -87,7 +99,7 @@ pub fn open_envelope<P: Profile>(
     key: &dyn Decryptor,
     rejection: &RejectionKey,
 ) -> Result<(Zeroizing<Vec<u8>>, ContentEncryption)> {
-    let ed: EnvelopedData = decode_cms(input, oid::ENVELOPED_DATA, "envelopedData", crate::transport::MAX_REPLY)?;
+    let ed = decode_envelope(input)?;
     let eci = &ed.encrypted_content;
     let cipher = ContentEncryption::from_oid(&eci.content_enc_alg.oid)?;
     let iv = eci

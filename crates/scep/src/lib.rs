@@ -39,7 +39,7 @@ pub use cacert::CaCertificates;
 pub use caps::{Capabilities, Capability};
 pub use certificate::{issuer_and_serial, same_certificate, to_raw, to_rfc5280};
 pub use codes::{FailInfo, MessageType, PkiStatus};
-pub use enveloped::{open_envelope, seal_envelope};
+pub use enveloped::{envelope_cipher, open_envelope, seal_envelope};
 pub use error::{Result, ScepError};
 pub use message::{
     build_cert_rep, build_request, open_cert_rep, CertRep, IssuerAndSubject, Outcome, PkiMessage, ReplyTo, Request,

@@ -195,6 +195,19 @@ impl PkiMessage {
     pub fn verify(&self) -> Result<()> {
         self.signer.verify(self.content.as_deref())
     }
+
+    /// The cipher of the pkcsPKIEnvelope, read without decrypting it (see
+    /// [`crate::envelope_cipher`]); an error when there is no envelope.
+    pub fn content_encryption(&self) -> Result<ContentEncryption> {
+        crate::enveloped::envelope_cipher(self.envelope()?)
+    }
+
+    /// The DER pkcsPKIEnvelope, which every request carries.
+    fn envelope(&self) -> Result<&[u8]> {
+        self.content
+            .as_deref()
+            .ok_or_else(|| ScepError::malformed("pkiMessage", "no pkcsPKIEnvelope"))
+    }
 }
 
 /// A verified and decrypted request, as the responder sees it.
@@ -234,11 +247,8 @@ impl Responder<'_> {
         if message.message_type == MessageType::CertRep {
             return Err(ScepError::UnexpectedMessageType(MessageType::CertRep));
         }
-        let env = message
-            .content
-            .as_deref()
-            .ok_or_else(|| ScepError::malformed("pkiMessage", "no pkcsPKIEnvelope"))?;
-        let (plain, content_encryption) = open_envelope(env, self.certificate, self.decryptor, self.rejection)?;
+        let (plain, content_encryption) =
+            open_envelope(message.envelope()?, self.certificate, self.decryptor, self.rejection)?;
         // A plaintext that does not parse is reported like a decryption failure
         // (no padding oracle); a CSR whose own signature fails is reported as such.
         let body = match RequestBody::parse(message.message_type, &plain) {

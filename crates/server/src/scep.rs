@@ -12,8 +12,8 @@ use enrolkit_pki::{Authority, Profile, Revocation};
 use enrolkit_pkix::pkcs10::CertificationRequest;
 use enrolkit_scep::transport::{self, Operation, CONTENT_TYPE_CAPS, CONTENT_TYPE_PKI_MESSAGE};
 use enrolkit_scep::{
-    CaCertificates, Capabilities, Capability, ContentEncryption, FailInfo, Outcome, PkiMessage, PkiStatus, Query,
-    RawCertificate, RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
+    CaCertificates, Capabilities, Capability, ContentEncryption, FailInfo, MessageType, Outcome, PkiMessage, PkiStatus,
+    Query, RawCertificate, RejectionKey, ReplyTo, Request, RequestBody, Responder, ScepError,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -112,6 +112,16 @@ pub struct Outcomes {
 
 /// Issuance failure and its SCEP reason.
 struct Refusal(FailInfo, String);
+
+impl Refusal {
+    /// The FAILURE reply that carries this refusal.
+    fn into_outcome(self) -> Outcome {
+        Outcome::Failure {
+            fail_info: self.0,
+            text: Some(self.1),
+        }
+    }
+}
 
 /// The responder.
 pub struct ScepService {
@@ -348,30 +358,30 @@ impl ScepService {
         };
         log.message_type = msg.message_type.to_string();
         log.transaction_id = msg.transaction_id.to_string();
-        let opened = msg.verify().and_then(|()| self.responder().open_verified(msg.clone()));
-        let (reply_to, outcome) = match opened {
-            Err(e) => (
-                ReplyTo::from_message(&msg, ContentEncryption::Aes128Cbc),
-                Outcome::Failure {
-                    fail_info: e.fail_info(),
-                    text: Some(e.to_string()),
+        let failed = |e: ScepError| Outcome::Failure {
+            fail_info: e.fail_info(),
+            text: Some(e.to_string()),
+        };
+        let (reply_to, outcome) = match msg.verify() {
+            Err(e) => (ReplyTo::from_message(&msg, ContentEncryption::Aes128Cbc), failed(e)),
+            Ok(()) => match self.stored_answer(&msg) {
+                Some((cipher, outcome)) => {
+                    log.algorithms = format!("{cipher:?}/{:?} (stored answer, envelope not decrypted)", msg.digest);
+                    (ReplyTo::from_message(&msg, cipher), outcome)
+                }
+                None => match self.responder().open_verified(msg.clone()) {
+                    Err(e) => (ReplyTo::from_message(&msg, ContentEncryption::Aes128Cbc), failed(e)),
+                    Ok(req) => {
+                        log.algorithms = format!("{:?}/{:?}", req.content_encryption, req.message.digest);
+                        let to = ReplyTo::from_message(&req.message, req.content_encryption);
+                        let outcome = self
+                            .check_cipher(req.content_encryption)
+                            .and_then(|()| self.dispatch(&req, now))
+                            .unwrap_or_else(Refusal::into_outcome);
+                        (to, outcome)
+                    }
                 },
-            ),
-            Ok(req) => {
-                log.algorithms = format!("{:?}/{:?}", req.content_encryption, req.message.digest);
-                let to = ReplyTo::from_message(&req.message, req.content_encryption);
-                let outcome = match self
-                    .check_cipher(req.content_encryption)
-                    .and_then(|()| self.dispatch(&req, now))
-                {
-                    Ok(o) => o,
-                    Err(Refusal(fail_info, text)) => Outcome::Failure {
-                        fail_info,
-                        text: Some(text),
-                    },
-                };
-                (to, outcome)
-            }
+            },
         };
         (log.pki_status, log.fail_info) = match &outcome {
             Outcome::Success { .. } => (Some(PkiStatus::Success), None),
@@ -394,6 +404,30 @@ impl ScepService {
                 HttpResponse::text(500, format!("cannot build the reply: {e}"))
             }
         }
+    }
+
+    /// The answer to a retransmission, found before any private-key
+    /// operation: a PKCSReq, RenewalReq or CertPoll whose signature (already
+    /// verified, so the sender holds the key) names a transaction this key
+    /// started gets the stored answer, encrypted with the cipher the
+    /// envelope names, without the RA decrypting the envelope. Replaying a
+    /// captured request (or polling) then costs a signature verification,
+    /// not an RSA decryption. `None`: no such transaction, or an envelope
+    /// whose cipher is unreadable or refused; the full path decides.
+    fn stored_answer(&self, msg: &PkiMessage) -> Option<(ContentEncryption, Outcome)> {
+        if !matches!(
+            msg.message_type,
+            MessageType::PkcsReq | MessageType::RenewalReq | MessageType::CertPoll
+        ) {
+            return None;
+        }
+        let tx = self
+            .storage
+            .transaction(msg.transaction_id.as_str(), &key_id(&msg.signer_certificate))
+            .ok()??;
+        let cipher = msg.content_encryption().ok()?;
+        self.check_cipher(cipher).ok()?;
+        Some((cipher, self.answer(&tx).unwrap_or_else(Refusal::into_outcome)))
     }
 
     fn check_cipher(&self, c: ContentEncryption) -> Result<(), Refusal> {

@@ -11,6 +11,7 @@ use enrolkit_server::ra::{challenge_hash, serial_hex, unix};
 use enrolkit_server::{Ciphers, HttpRequest, Policy, ScepService, ScepSetup, SqliteStorage, Storage};
 use rand_core::OsRng;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use x509_cert::name::Name;
@@ -24,6 +25,40 @@ struct World {
     svc: ScepService,
     storage: Arc<SqliteStorage>,
     ca: CaCertificates,
+    /// RA decryptions so far (the envelope of every request not answered
+    /// from storage).
+    decrypts: Arc<AtomicUsize>,
+}
+
+/// The RA key, counting its decryptions.
+struct CountingKey {
+    inner: SoftwareKey,
+    decrypts: Arc<AtomicUsize>,
+}
+
+impl Signer for CountingKey {
+    fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+        Signer::public_key(&self.inner)
+    }
+    fn kind(&self) -> enrolkit_keys::KeyKind {
+        self.inner.kind()
+    }
+    fn sign(&self, alg: enrolkit_keys::SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, enrolkit_keys::KeyError> {
+        self.inner.sign(alg, message)
+    }
+    fn supports(&self, alg: enrolkit_keys::SignatureAlgorithm) -> bool {
+        self.inner.supports(alg)
+    }
+}
+
+impl enrolkit_keys::Decryptor for CountingKey {
+    fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+        Signer::public_key(&self.inner)
+    }
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, enrolkit_keys::KeyError> {
+        self.decrypts.fetch_add(1, Ordering::SeqCst);
+        self.inner.decrypt_pkcs1v15(ciphertext)
+    }
 }
 
 fn world(policy: Policy, validity: Duration) -> World {
@@ -55,6 +90,7 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
         )
         .unwrap();
     let storage = Arc::new(SqliteStorage::in_memory().unwrap());
+    let decrypts = Arc::new(AtomicUsize::new(0));
     let cas = CaCertificates {
         ca: ca.certificate.clone(),
         ra: vec![ra_cert.clone()],
@@ -64,7 +100,10 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
         ScepSetup {
             ca: Arc::new(ca),
             ra_cert,
-            ra_key: Arc::new(ra_key),
+            ra_key: Arc::new(CountingKey {
+                inner: ra_key,
+                decrypts: decrypts.clone(),
+            }),
             challenge_key: Zeroizing::new(KEY),
             storage: storage.clone(),
             policy,
@@ -78,7 +117,12 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
         },
         &mut OsRng,
     );
-    World { svc, storage, ca: cas }
+    World {
+        svc,
+        storage,
+        ca: cas,
+        decrypts,
+    }
 }
 
 fn one_time() -> Policy {
@@ -239,6 +283,55 @@ fn one_time_challenge_issues_once_and_a_retransmission_gets_the_same_certificate
         failure(&w.pkcsreq(&device("dev-3"), None, "tx-4")),
         FailInfo::BadRequest
     );
+}
+
+#[test]
+fn retransmissions_and_polls_are_answered_from_storage_without_an_ra_decryption() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-r");
+    let d = device("dev-r");
+    let csr = RequestParams::new(Name::from_str("CN=dev-r").unwrap())
+        .with_challenge_password(Some("otp-r"))
+        .build(&d.key)
+        .unwrap();
+    let requester = Requester {
+        signer: &d.key,
+        decryptor: &d.key,
+        certificate: &d.cert,
+    };
+    let (der, sent) = build_request(
+        &requester,
+        w.ca.encryption_certificate(),
+        &RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
+        &TransactionId::new("tx-r").unwrap(),
+        ContentEncryption::Aes256Cbc,
+        DigestAlgorithm::Sha256,
+        &mut OsRng,
+    )
+    .unwrap();
+    let (_, reply) = w.post(&der);
+    let first = issued(&open_cert_rep(&reply, &sent, &w.ca.signers(), &requester).unwrap(), &d);
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 1);
+    // The captured request replayed: the same certificate each time (opened
+    // with the cipher the request chose), and no further RA decryption.
+    for _ in 0..20 {
+        let (status, reply) = w.post(&der);
+        assert_eq!(status, 200);
+        assert_eq!(
+            issued(&open_cert_rep(&reply, &sent, &w.ca.signers(), &requester).unwrap(), &d),
+            first
+        );
+    }
+    // A client that retransmits with a fresh envelope and nonce, and one that
+    // polls: answered from storage as well.
+    assert_eq!(issued(&w.pkcsreq(&d, Some("otp-r"), "tx-r"), &d), first);
+    assert_eq!(issued(&w.poll(&d, "tx-r"), &d), first);
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 1, "answered without decrypting");
+    // The same transaction ID from another key is not this transaction: its
+    // envelope is opened (and its spent challenge refused).
+    let other = device("dev-r");
+    assert_eq!(failure(&w.pkcsreq(&other, Some("otp-r"), "tx-r")), FailInfo::BadRequest);
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 2);
 }
 
 #[test]
