@@ -9,6 +9,7 @@
 pub mod config;
 pub mod est;
 pub mod http;
+pub mod keygate;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ocsp;

@@ -15,6 +15,7 @@
 //! SCEP responder: [`OcspResponder::handle`] takes the request as the HTTP
 //! layer saw it; [`crate::http`] puts it on hyper.
 
+use crate::keygate::KeyGate;
 use crate::scep::HttpResponse;
 use crate::storage::{IssuedCert, Storage, StorageError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -164,6 +165,7 @@ pub struct OcspResponder {
     kept: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Kept>>,
     budget: std::sync::Mutex<Budget>,
     signatures: std::sync::atomic::AtomicU64,
+    key_gate: Arc<KeyGate>,
 }
 
 impl std::fmt::Debug for OcspResponder {
@@ -314,6 +316,7 @@ impl OcspResponder {
                 at: None,
             }),
             signatures: std::sync::atomic::AtomicU64::new(0),
+            key_gate: Arc::new(KeyGate::unbounded()),
         })
     }
 
@@ -323,6 +326,14 @@ impl OcspResponder {
         if let Ok(mut b) = self.budget.lock() {
             b.per_second = n.max(1);
         }
+        self
+    }
+
+    /// Bound fresh signatures in flight by `gate` (shared with the SCEP
+    /// responder; see [`crate::keygate`]): a request finding it full is
+    /// answered `tryLater`.
+    pub fn with_key_gate(mut self, gate: Arc<KeyGate>) -> Self {
+        self.key_gate = gate;
         self
     }
 
@@ -395,7 +406,10 @@ impl OcspResponder {
                         tracing::error!(error = %why, "OCSP response failed");
                         (OcspResponseStatus::InternalError, why)
                     }
-                    Failure::TryLater => (OcspResponseStatus::TryLater, "fresh-signature budget spent".into()),
+                    Failure::TryLater => (
+                        OcspResponseStatus::TryLater,
+                        "fresh-signature budget spent or key operations busy".into(),
+                    ),
                 };
                 log.outcome = format!("{}: {why}", enrolkit_pkix::ocsp::response_status_name(status));
                 (error_response(status), log)
@@ -450,7 +464,13 @@ impl OcspResponder {
             }
             (Some(der), Some(n)) => {
                 if self.take_budget(now) {
-                    self.sign_and_keep(list, Some(n), now, log, None)
+                    match self.sign_and_keep(list, Some(n), now, log, None) {
+                        Err(Failure::TryLater) => {
+                            log.certs = format!("{serial}=kept (nonce not echoed: key operations busy)");
+                            Ok(der)
+                        }
+                        signed => signed,
+                    }
                 } else {
                     log.certs = format!("{serial}=kept (nonce not echoed: budget spent)");
                     Ok(der)
@@ -540,6 +560,9 @@ impl OcspResponder {
             response_extensions: nonce.map(|n| vec![n]),
         };
         let alg = self.ca.signature_algorithm();
+        let Some(_permit) = self.key_gate.enter() else {
+            return Err(Failure::TryLater);
+        };
         let signature = self
             .ca
             .key
@@ -829,6 +852,39 @@ mod tests {
         assert_eq!(f.responder.signatures(), 3);
         let b = basic(&f.ca, &fresh);
         assert!(b.tbs_response_data.responses[0].this_update.0.to_system_time() >= later - Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_full_key_gate_answers_try_later_or_the_kept_response_and_signs_nothing() {
+        let f = fixture(KeySpec::EcP256);
+        let gate = Arc::new(KeyGate::new(1, Duration::from_millis(20)));
+        let responder = OcspResponder::new(OcspSetup {
+            ca: f.ca.clone(),
+            storage: f.storage.clone(),
+            validity: Duration::from_secs(3600),
+        })
+        .unwrap()
+        .with_key_gate(gate.clone());
+        let serial = f.leaf.tbs_certificate.serial_number.as_bytes().to_vec();
+        let id = cert_id(&f.ca.certificate, &serial, DigestAlgorithm::Sha256);
+        let now = SystemTime::now();
+        // The one permit is held (a SCEP decryption, say): nothing kept yet,
+        // so the answer is tryLater, and no signature is made.
+        let held = gate.enter().unwrap();
+        let (busy, log) = responder.respond(&request(vec![id.clone()], None), now);
+        assert_eq!(status(&busy), OcspResponseStatus::TryLater, "{}", log.outcome);
+        assert!(log.outcome.contains("busy"), "{}", log.outcome);
+        assert_eq!(responder.signatures(), 0);
+        drop(held);
+        let (kept, _) = responder.respond(&request(vec![id.clone()], None), now);
+        basic(&f.ca, &kept);
+        assert_eq!(responder.signatures(), 1);
+        // Full again: a nonce asks for a fresh answer, the kept one is sent.
+        let _held = gate.enter().unwrap();
+        let (answer, log) = responder.respond(&request(vec![id], Some(b"0123456789abcdef")), now);
+        assert_eq!(answer, kept, "{}", log.certs);
+        assert!(log.certs.contains("key operations busy"), "{}", log.certs);
+        assert_eq!(responder.signatures(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! core (`handle` takes a parsed HTTP request, returns status, type and
 //! body); [`crate::http`] puts it on hyper.
 
+use crate::keygate::KeyGate;
 use crate::metrics::{self, Metrics};
 use crate::ra::Refusal as CoreRefusal;
 use crate::ra::{self, AuthRequest, Authorisation, Authoriser, Credential, CsrView, Intent, IssueNames, Protocol};
@@ -139,6 +140,7 @@ pub struct ScepService {
     crl: std::sync::Mutex<Option<Arc<SignedCrl>>>,
     metrics: Arc<Metrics>,
     certrep_chain: bool,
+    key_gate: Arc<KeyGate>,
 }
 
 /// A CRL as signed, with what it was made from so that it is re-signed only
@@ -243,6 +245,7 @@ impl ScepService {
             crl: std::sync::Mutex::new(None),
             metrics: Arc::new(Metrics::new()),
             certrep_chain: false,
+            key_gate: Arc::new(KeyGate::unbounded()),
         }
     }
 
@@ -250,6 +253,13 @@ impl ScepService {
     /// `mef serve`; by default, a registry of its own nobody reads).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Bound the PKIOperations doing private-key work at once by `gate`
+    /// (shared with the OCSP responder; see [`crate::keygate`]).
+    pub fn with_key_gate(mut self, gate: Arc<KeyGate>) -> Self {
+        self.key_gate = gate;
         self
     }
 
@@ -358,6 +368,12 @@ impl ScepService {
         };
         log.message_type = msg.message_type.to_string();
         log.transaction_id = msg.transaction_id.to_string();
+        // Everything below may use the RA key (a decryption, the reply's
+        // signature) for a sender nobody has authenticated yet.
+        let Some(_permit) = self.key_gate.enter() else {
+            log.outcome = "503 private-key operations busy".into();
+            return HttpResponse::text(503, "busy: too many requests are using the RA key; retry later");
+        };
         let failed = |e: ScepError| Outcome::Failure {
             fail_info: e.fail_info(),
             text: Some(e.to_string()),

@@ -12,7 +12,7 @@ use enrolkit_server::{Ciphers, HttpRequest, Policy, ScepService, ScepSetup, Sqli
 use rand_core::OsRng;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use x509_cert::name::Name;
 use x509_cert::Certificate;
@@ -28,12 +28,16 @@ struct World {
     /// RA decryptions so far (the envelope of every request not answered
     /// from storage).
     decrypts: Arc<AtomicUsize>,
+    /// Held by a test, the RA key's decryptions wait.
+    hold: Arc<Mutex<()>>,
 }
 
-/// The RA key, counting its decryptions.
+/// The RA key, counting its decryptions; each waits while the test holds
+/// `hold`.
 struct CountingKey {
     inner: SoftwareKey,
     decrypts: Arc<AtomicUsize>,
+    hold: Arc<Mutex<()>>,
 }
 
 impl Signer for CountingKey {
@@ -57,6 +61,7 @@ impl enrolkit_keys::Decryptor for CountingKey {
     }
     fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, enrolkit_keys::KeyError> {
         self.decrypts.fetch_add(1, Ordering::SeqCst);
+        let _wait = self.hold.lock();
         self.inner.decrypt_pkcs1v15(ciphertext)
     }
 }
@@ -91,6 +96,7 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
         .unwrap();
     let storage = Arc::new(SqliteStorage::in_memory().unwrap());
     let decrypts = Arc::new(AtomicUsize::new(0));
+    let hold = Arc::new(Mutex::new(()));
     let cas = CaCertificates {
         ca: ca.certificate.clone(),
         ra: vec![ra_cert.clone()],
@@ -103,6 +109,7 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
             ra_key: Arc::new(CountingKey {
                 inner: ra_key,
                 decrypts: decrypts.clone(),
+                hold: hold.clone(),
             }),
             challenge_key: Zeroizing::new(KEY),
             storage: storage.clone(),
@@ -122,6 +129,7 @@ fn world_ciphers(policy: Policy, validity: Duration, next_ca: Option<Certificate
         storage,
         ca: cas,
         decrypts,
+        hold,
     }
 }
 
@@ -332,6 +340,55 @@ fn retransmissions_and_polls_are_answered_from_storage_without_an_ra_decryption(
     let other = device("dev-r");
     assert_eq!(failure(&w.pkcsreq(&other, Some("otp-r"), "tx-r")), FailInfo::BadRequest);
     assert_eq!(w.decrypts.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_full_key_gate_answers_busy_and_a_retransmission_is_still_answered_once_it_frees() {
+    let mut w = world(one_time(), DAY * 365);
+    let gate = Arc::new(enrolkit_server::keygate::KeyGate::new(1, Duration::from_millis(200)));
+    w.svc = w.svc.with_key_gate(gate.clone());
+    let w = Arc::new(w);
+    w.challenge("otp-g");
+    let d = Arc::new(device("dev-g"));
+    // One PKIOperation holds the only permit, its decryption stalled (a slow
+    // token, say).
+    let stalled = w.hold.lock().unwrap();
+    let (w2, d2) = (w.clone(), d.clone());
+    let first = std::thread::spawn(move || issued(&w2.pkcsreq(&d2, Some("otp-g"), "tx-g"), &d2));
+    while w.decrypts.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(gate.in_flight(), 1);
+    // Another sender's request finds no permit within the wait: 503, and
+    // its envelope is never decrypted.
+    let other = device("dev-h");
+    let csr = RequestParams::new(Name::from_str("CN=dev-h").unwrap())
+        .build(&other.key)
+        .unwrap();
+    let requester = Requester {
+        signer: &other.key,
+        decryptor: &other.key,
+        certificate: &other.cert,
+    };
+    let (der, _) = build_request(
+        &requester,
+        w.ca.encryption_certificate(),
+        &RequestBody::PkcsReq(CertificationRequest::parse(&csr).unwrap()),
+        &TransactionId::new("tx-h").unwrap(),
+        ContentEncryption::Aes128Cbc,
+        DigestAlgorithm::Sha256,
+        &mut OsRng,
+    )
+    .unwrap();
+    let (status, body) = w.post(&der);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("busy"));
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 1);
+    // The stalled one completes once its key answers; the gate is empty again.
+    drop(stalled);
+    let cert = first.join().unwrap();
+    assert_eq!(gate.in_flight(), 0);
+    assert_eq!(issued(&w.pkcsreq(&d, Some("otp-g"), "tx-g"), &d), cert);
 }
 
 #[test]

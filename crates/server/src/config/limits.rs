@@ -29,6 +29,20 @@ pub struct LimitsConfig {
     /// File descriptors kept free for the database, keys and hooks when
     /// `max_connections` is derived from the open-file limit.
     pub reserved_descriptors: usize,
+    /// Private-key work for unauthenticated requests (SCEP PKIOperations,
+    /// fresh OCSP signatures) in flight at once; 0: unbounded. Issuance for
+    /// authenticated requests is not counted, so a token is never starved
+    /// for it.
+    pub key_operations: usize,
+    /// How long such a request waits for its turn before it is answered
+    /// "busy" (HTTP 503 for SCEP, `tryLater` for OCSP).
+    pub key_operation_wait_milliseconds: u64,
+    /// SCEP PKIOperations and EST enrolments one address may start per
+    /// second (exempt addresses aside; HTTP 429 beyond); 0: no limit.
+    pub enrolments_per_second_per_address: u32,
+    /// How many of those one address may start at once before the rate
+    /// applies.
+    pub enrolment_burst_per_address: u32,
 }
 
 impl Default for LimitsConfig {
@@ -42,6 +56,10 @@ impl Default for LimitsConfig {
             exempt_addresses: Vec::new(),
             max_requests_per_connection: 100,
             reserved_descriptors: 128,
+            key_operations: 4,
+            key_operation_wait_milliseconds: 2000,
+            enrolments_per_second_per_address: 10,
+            enrolment_burst_per_address: 50,
         }
     }
 }

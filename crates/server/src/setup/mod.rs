@@ -9,6 +9,7 @@ pub use est::{build_est, EstServer, StoredPsks};
 pub use rspf::build_rspf;
 
 use crate::config::{self, Config, ProfileConfig, Res};
+use crate::keygate::KeyGate;
 use crate::metrics::{timed_key, KeyRole, Metrics};
 use crate::ra::Policy;
 use crate::{PgStorage, ScepService, ScepSetup, SqliteStorage, Storage};
@@ -85,6 +86,8 @@ pub struct Shared {
     pub profile: Profile,
     /// Where the services count issuances, challenges and tokens.
     pub metrics: Arc<Metrics>,
+    /// The bound on unauthenticated private-key work, shared by SCEP and OCSP.
+    pub key_gate: Arc<KeyGate>,
 }
 
 /// The SCEP responder of a configuration.
@@ -143,6 +146,10 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         },
         base,
     )?;
+    let key_gate = Arc::new(KeyGate::new(
+        cfg.limits.key_operations,
+        Duration::from_millis(cfg.limits.key_operation_wait_milliseconds),
+    ));
     let ca = Arc::new(Authority {
         certificate: ca_cert,
         key: ca_key,
@@ -155,6 +162,7 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         policy: policy.clone(),
         profile: profile.clone(),
         metrics: metrics.clone(),
+        key_gate: key_gate.clone(),
     };
     let scep = ScepService::new(
         ScepSetup {
@@ -172,7 +180,8 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         &mut rand_core::OsRng,
     )
     .with_metrics(metrics)
-    .with_certrep_chain(cfg.scep.certrep_chain);
+    .with_certrep_chain(cfg.scep.certrep_chain)
+    .with_key_gate(key_gate);
     Ok((scep, shared))
 }
 
@@ -199,7 +208,10 @@ pub fn build_ocsp(cfg: &Config, shared: &Shared) -> Res<crate::ocsp::OcspRespond
         storage: shared.storage.clone(),
         validity: Duration::from_secs(cfg.scep.ocsp_validity_minutes.saturating_mul(60)),
     })
-    .map(|r| r.with_fresh_signatures_per_second(cfg.scep.ocsp_fresh_signatures_per_second))
+    .map(|r| {
+        r.with_fresh_signatures_per_second(cfg.scep.ocsp_fresh_signatures_per_second)
+            .with_key_gate(shared.key_gate.clone())
+    })
     .map_err(|e| format!("OCSP responder: {e}"))
 }
 
