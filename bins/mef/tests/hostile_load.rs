@@ -239,3 +239,63 @@ fn enrolments_complete_while_attackers_hold_more_connections_than_the_open_file_
     );
     assert!(String::from_utf8_lossy(&caps.stdout).contains("POSTPKIOperation"));
 }
+
+/// One HTTP/1.1 request from `src` on a fresh connection; the status code.
+fn status_from(src: Ipv4Addr, port: u16, request: &str) -> u16 {
+    let mut s = connect_from(src, port).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_address_over_its_enrolment_rate_gets_429_and_exempt_and_other_addresses_are_served() {
+    common::versions();
+    let m = Mef::start(std::path::Path::new(env!("CARGO_BIN_EXE_mef")), &[], |_, cfg| {
+        assert!(cfg.contains("enrolments_per_second_per_address = 10\n") && cfg.contains("exempt_addresses = []"));
+        *cfg = cfg
+            .replace(
+                "enrolments_per_second_per_address = 10\n",
+                "enrolments_per_second_per_address = 1\n",
+            )
+            .replace(
+                "enrolment_burst_per_address = 50\n",
+                "enrolment_burst_per_address = 3\n",
+            )
+            .replace("exempt_addresses = []", "exempt_addresses = [\"127.0.0.1\"]");
+    });
+    // A PKIOperation whose body is not a pkiMessage: 400 while the address
+    // is within its burst, 429 (body unread) once it is spent.
+    let garbage = "POST /scep?operation=PKIOperation HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd";
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    let seen: Vec<u16> = (0..8).map(|_| status_from(attacker, m.scep, garbage)).collect();
+    println!("127.0.0.2, 8 PKIOperations at once: {seen:?}");
+    assert_eq!(&seen[..3], &[400, 400, 400], "the burst is served");
+    assert!(seen[3..].iter().filter(|s| **s == 429).count() >= 4, "{seen:?}");
+    // Operations that start no enrolment are not counted.
+    let caps = "GET /scep?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(status_from(attacker, m.scep, caps), 200);
+    // Another address has its own budget; the exempt one has none.
+    assert_eq!(status_from(Ipv4Addr::new(127, 0, 0, 3), m.scep, garbage), 400);
+    for _ in 0..8 {
+        assert_eq!(status_from(Ipv4Addr::LOCALHOST, m.scep, garbage), 400);
+    }
+    // Counted by cause on /metrics, and logged.
+    let mut s = TcpStream::connect(("127.0.0.1", m.admin)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).unwrap();
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mef_connection_rejections_total{cause=\"enrolment_rate\"} "))
+        .expect("the enrolment_rate series")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(refused, seen.iter().filter(|s| **s == 429).count() as f64);
+    let log = m.log();
+    assert!(log.contains("per-address enrolment rate"), "{log}");
+}

@@ -6,9 +6,11 @@
 //! rate-limited log line per cause of rejection.
 
 use crate::config::LimitsConfig;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +39,9 @@ pub struct Limits {
     pub exempt: Vec<IpNet>,
     /// Requests on one keep-alive connection.
     pub max_requests_per_connection: usize,
+    /// Enrolment operations one non-exempt address may start: per second
+    /// and in a burst (`None`: no limit).
+    pub enrolment_rate: Option<(NonZeroU32, NonZeroU32)>,
 }
 
 impl Limits {
@@ -69,6 +74,12 @@ impl Limits {
             max_per_address: c.max_connections_per_address.max(1),
             exempt,
             max_requests_per_connection: c.max_requests_per_connection.max(1),
+            enrolment_rate: NonZeroU32::new(c.enrolments_per_second_per_address).map(|per_second| {
+                (
+                    per_second,
+                    NonZeroU32::new(c.enrolment_burst_per_address).unwrap_or(per_second),
+                )
+            }),
         })
     }
 }
@@ -84,6 +95,7 @@ impl Default for Limits {
             max_per_address: 64,
             exempt: Vec::new(),
             max_requests_per_connection: 100,
+            enrolment_rate: None,
         })
     }
 }
@@ -121,11 +133,14 @@ pub enum Rejection {
     /// What arrived was not an HTTP/1.1 request (a head that does not
     /// parse, or is too large): the connection is closed.
     Malformed,
+    /// An address started enrolment operations faster than its rate
+    /// (HTTP 429).
+    EnrolmentRate,
 }
 
 impl Rejection {
     /// Every cause (the metrics list each, at zero too).
-    pub const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 9] = [
         Rejection::ConnectionCap,
         Rejection::AddressCap,
         Rejection::OutOfDescriptors,
@@ -134,6 +149,7 @@ impl Rejection {
         Rejection::Lifetime,
         Rejection::Handshake,
         Rejection::Malformed,
+        Rejection::EnrolmentRate,
     ];
 
     /// The cause as a metric label (`mef_connection_rejections_total{cause}`).
@@ -147,6 +163,7 @@ impl Rejection {
             Rejection::Lifetime => "connection_lifetime",
             Rejection::Handshake => "tls_handshake",
             Rejection::Malformed => "malformed_request",
+            Rejection::EnrolmentRate => "enrolment_rate",
         }
     }
 
@@ -161,7 +178,17 @@ impl Rejection {
             Rejection::Lifetime => "connection lifetime",
             Rejection::Handshake => "TLS handshake",
             Rejection::Malformed => "malformed request",
+            Rejection::EnrolmentRate => "per-address enrolment rate",
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it maps (a dual-stack
+/// listener reports IPv4 peers so).
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 
@@ -173,12 +200,19 @@ pub struct Gate {
     total: AtomicUsize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
     rejections: Mutex<HashMap<Rejection, (Option<Instant>, u64)>>,
+    enrolments: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    enrolment_checks: AtomicUsize,
 }
 
 impl Gate {
     /// A gate applying `limits`.
     pub fn new(limits: Limits) -> Arc<Gate> {
+        let enrolments = limits
+            .enrolment_rate
+            .map(|(per_second, burst)| RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)));
         Arc::new(Gate {
+            enrolments,
+            enrolment_checks: AtomicUsize::new(0),
             limits,
             total: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
@@ -205,11 +239,32 @@ impl Gate {
     }
 
     fn exempt(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = unmapped(ip);
         self.limits.exempt.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether `ip` may start one more enrolment operation now (a SCEP
+    /// PKIOperation, an EST enrolment): exempt addresses always may, others
+    /// within the configured rate and burst. A refusal is counted and
+    /// logged like a connection rejection. The table of addresses is
+    /// pruned of those back at a full burst every 4096 checks, so a host
+    /// cycling through addresses does not grow it without end.
+    pub fn allow_enrolment(&self, ip: IpAddr) -> bool {
+        let Some(limiter) = &self.enrolments else { return true };
+        let ip = unmapped(ip);
+        if self.exempt(ip) {
+            return true;
+        }
+        if self.enrolment_checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if limiter.check_key(&ip).is_ok() {
+            true
+        } else {
+            self.reject(Rejection::EnrolmentRate, Some(ip));
+            false
+        }
     }
 
     /// Admit a connection from `ip`, or say which cap it is over. The
@@ -338,6 +393,42 @@ mod tests {
             ..LimitsConfig::default()
         };
         Gate::new(Limits::from_config(&c, None).unwrap())
+    }
+
+    #[test]
+    fn enrolments_are_rate_limited_per_address_and_exempt_addresses_are_not() {
+        let c = LimitsConfig {
+            enrolments_per_second_per_address: 1,
+            enrolment_burst_per_address: 3,
+            exempt_addresses: vec!["10.0.0.0/8".into()],
+            ..LimitsConfig::default()
+        };
+        let g = Gate::new(Limits::from_config(&c, None).unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        // The burst, then refusals (a second would have to pass for one more).
+        let allowed: Vec<bool> = (0..6).map(|_| g.allow_enrolment(a)).collect();
+        assert_eq!(allowed, [true, true, true, false, false, false]);
+        // The same address seen through a dual-stack listener is the same.
+        assert!(!g.allow_enrolment("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(g.allow_enrolment("192.0.2.2".parse().unwrap()), "its own budget");
+        assert!(
+            (0..100).all(|_| g.allow_enrolment("10.9.8.7".parse().unwrap())),
+            "exempt"
+        );
+        let refused = g.rejections().into_iter().find(|(c, _)| *c == Rejection::EnrolmentRate);
+        assert_eq!(refused, Some((Rejection::EnrolmentRate, 4)));
+        // Off when the rate is 0.
+        let off = Gate::new(
+            Limits::from_config(
+                &LimitsConfig {
+                    enrolments_per_second_per_address: 0,
+                    ..LimitsConfig::default()
+                },
+                None,
+            )
+            .unwrap(),
+        );
+        assert!((0..1000).all(|_| off.allow_enrolment(a)));
     }
 
     #[test]

@@ -341,6 +341,38 @@ async fn buffered(
     }
 }
 
+/// Whether `req` starts an enrolment operation, the work an address is
+/// rate-limited on ([`Gate::allow_enrolment`]): a SCEP PKIOperation (the RA
+/// decrypts and signs for a sender nobody has authenticated yet) or an EST
+/// enrolment (`simpleenroll`, `simplereenroll`, `serverkeygen`, `fullcmc`,
+/// with or without a label).
+fn is_enrolment<B>(req: &Request<B>) -> bool {
+    let uri = req.uri();
+    if uri.path().starts_with(EST_PREFIX) {
+        return matches!(
+            uri.path().rsplit('/').next(),
+            Some("simpleenroll" | "simplereenroll" | "serverkeygen" | "fullcmc")
+        );
+    }
+    uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv.len() == "operation=PKIOperation".len() && kv.eq_ignore_ascii_case("operation=PKIOperation"))
+    })
+}
+
+/// The 429 for an address over its enrolment rate; the body is not read
+/// and the connection closes after it.
+fn too_many_enrolments() -> Response<Full<Bytes>> {
+    let mut r = reply(text(429, "too many enrolment requests from this address; retry later"));
+    let h = r.headers_mut();
+    h.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// HTTP/1.1 on one connection: the header (and keep-alive idle) timeout
 /// and the request cap of `gate`'s limits, bodies read under the body
 /// timeout before the handler sees them, header names in their canonical
@@ -359,9 +391,13 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let (handler, gate, served) = (handler.clone(), g.clone(), served.clone());
         async move {
-            let mut resp = match buffered(req, &gate, peer).await {
-                Ok(req) => handler(req).await,
-                Err(r) => r,
+            let mut resp = if is_enrolment(&req) && !gate.allow_enrolment(peer.ip()) {
+                too_many_enrolments()
+            } else {
+                match buffered(req, &gate, peer).await {
+                    Ok(req) => handler(req).await,
+                    Err(r) => r,
+                }
             };
             if served.fetch_add(1, Ordering::Relaxed) + 1 >= max_requests {
                 resp.headers_mut().insert(
@@ -593,4 +629,40 @@ pub async fn serve_est(
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn req(uri: &str) -> Request<()> {
+        Request::builder().uri(uri).body(()).unwrap()
+    }
+
+    #[test]
+    fn enrolment_operations_are_told_from_the_rest() {
+        for yes in [
+            "/scep?operation=PKIOperation",
+            "/cgi-bin/pkiclient.exe?operation=pkioperation&message=MII",
+            "/.well-known/est/simpleenroll",
+            "/.well-known/est/arbitraryLabel1/simplereenroll",
+            "/.well-known/est/serverkeygen",
+            "/.well-known/est/fullcmc",
+        ] {
+            assert!(is_enrolment(&req(yes)), "{yes}");
+        }
+        for no in [
+            "/scep?operation=GetCACaps",
+            "/scep?operation=GetCACert",
+            "/scep?operation=PKIOperationX",
+            "/.well-known/est/cacerts",
+            "/.well-known/est/csrattrs",
+            "/ocsp",
+            "/crl",
+            "/simpleenroll",
+        ] {
+            assert!(!is_enrolment(&req(no)), "{no}");
+        }
+    }
 }
