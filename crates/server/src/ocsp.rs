@@ -21,7 +21,6 @@ use crate::storage::{IssuedCert, Storage, StorageError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE;
 use const_oid::AssociatedOid;
 use der::asn1::{BitString, GeneralizedTime, OctetString};
 use der::{Decode, Encode};
@@ -33,8 +32,8 @@ use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, OcspResponseStatus,
-    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse, OcspResponseStatus, ResponderId,
+    ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
 /// Where the responder answers: `POST` here, `GET` below it (`/ocsp/<request>`).
@@ -47,18 +46,7 @@ pub const CONTENT_TYPE_REQUEST: &str = "application/ocsp-request";
 /// Media type of every answer (RFC 6960 Appendix C.2).
 pub const CONTENT_TYPE_RESPONSE: &str = "application/ocsp-response";
 
-/// Largest request accepted, in bytes (POST body, or the decoded GET form).
-/// An RFC 5019 request for one certificate is about 100 bytes; this leaves
-/// room for signed requests with a certificate or two, and no more.
-pub const MAX_REQUEST: usize = 16 * 1024;
-
-/// Most CertIDs answered in one request: RFC 5019 clients send one.
-pub const MAX_CERT_IDS: usize = 32;
-
-/// Longest nonce echoed, in octets (RFC 8954 §2.1: responders must accept
-/// 16 to 32; longer or shorter ones may be answered without the nonce).
-/// Bounding it also bounds the caller-chosen bytes the CA key signs.
-pub const MAX_NONCE: usize = 32;
+pub use enrolkit_pkix::ocsp::{MAX_CERT_IDS, MAX_NONCE, MAX_REQUEST};
 
 /// Whether `path` is the responder's: `/ocsp` or `/ocsp/<request>`.
 pub fn is_ocsp_path(path: &str) -> bool {
@@ -418,24 +406,11 @@ impl OcspResponder {
     }
 
     fn try_respond(&self, request_der: &[u8], now: SystemTime, log: &mut OcspLog) -> Result<Vec<u8>, Failure> {
-        if request_der.len() > MAX_REQUEST {
-            return Err(Failure::Malformed(format!("request larger than {MAX_REQUEST} bytes")));
-        }
-        let req = OcspRequest::from_der(request_der)
-            .map_err(|e| Failure::Malformed(format!("not a DER OCSPRequest: {e}")))?;
-        let list = &req.tbs_request.request_list;
-        if list.is_empty() {
-            return Err(Failure::Malformed("the request lists no certificate".into()));
-        }
-        if list.len() > MAX_CERT_IDS {
-            return Err(Failure::Malformed(format!(
-                "{} CertIDs in one request (at most {MAX_CERT_IDS})",
-                list.len()
-            )));
-        }
-        let nonce = self.nonce(&req);
+        let req = enrolkit_pkix::ocsp::parse_request(request_der).map_err(|e| Failure::Malformed(e.to_string()))?;
+        let list = req.requests();
+        let nonce = req.nonce.clone();
         // One CertID of ours: what a kept response can answer.
-        let single = match list.as_slice() {
+        let single = match list {
             [r] if self.names_our_ca(&r.req_cert) => Some(&r.req_cert),
             _ => None,
         };
@@ -653,30 +628,6 @@ impl OcspResponder {
             None => true,
         }
     }
-
-    /// The request's nonce extension to echo (RFC 8954), copied as sent so
-    /// that both its current form (an OCTET STRING in extnValue) and the
-    /// older bare form match; none when absent or out of bounds.
-    fn nonce(&self, req: &OcspRequest) -> Option<Extension> {
-        let e = req
-            .tbs_request
-            .request_extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == ID_PKIX_OCSP_NONCE)?;
-        let value = e.extn_value.as_bytes();
-        let len = OctetString::from_der(value)
-            .map(|o| o.as_bytes().len())
-            .unwrap_or(value.len());
-        if len == 0 || len > MAX_NONCE {
-            return None;
-        }
-        Some(Extension {
-            extn_id: ID_PKIX_OCSP_NONCE,
-            critical: false,
-            extn_value: e.extn_value.clone(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -685,11 +636,13 @@ mod tests {
 
     use super::*;
     use crate::storage::{SqliteStorage, Transaction, TxState};
+    use const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE;
     use enrolkit_keys::{KeySpec, SignatureAlgorithm, Signer, SoftwareKey};
     use enrolkit_pki::{Profile, Request};
     use std::str::FromStr;
     use x509_cert::name::Name;
     use x509_ocsp::ext::Nonce;
+    use x509_ocsp::OcspRequest;
 
     struct Fixture {
         ca: Arc<Authority>,
