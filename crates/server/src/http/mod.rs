@@ -256,6 +256,9 @@ where
                     Ok(p) => p,
                     Err(cause) => {
                         gate.reject(cause, Some(peer.ip()));
+                        // Reset, not FIN: no TIME_WAIT entry per refused
+                        // connection when a host reconnects in a loop.
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                         drop(stream);
                         continue;
                     }
