@@ -41,6 +41,13 @@ add("fetch-success.json", js(ok), "valid")
 add("fetch-success.xml", xml("fetchCredentialsResponse", [
     ("Status", "true"), ("Credential", ok["Credential"]), ("CredentialID", KEY_ID),
     ("EnroleeID", "CAE-enrolee-1"), ("Lifetime", "86400")]), "valid")
+# Exactly the fields of TS-0003 V3.18.0 table 8.3.2.1-5 (no CredentialID),
+# as a conformant MEF answers: what our MEF sends by default.
+table = {k: v for k, v in ok.items() if k != "CredentialID"}
+add("fetch-success-table.json", js(table), "valid")
+add("fetch-success-table.xml", xml("fetchCredentialsResponse", [
+    ("Status", "true"), ("Credential", ok["Credential"]),
+    ("EnroleeID", "CAE-enrolee-1"), ("Lifetime", "86400")]), "valid")
 err = {"Status": False, "ErrorString": "unknown KeId"}
 add("fetch-error.json", js(err), "valid")
 add("fetch-error.xml", xml("fetchCredentialsResponse", [("Status", "false"), ("ErrorString", "unknown KeId")]), "valid")

@@ -10,7 +10,8 @@ use enrolkit_client::flow::Progress;
 use enrolkit_client::rspf::EnrolmentState;
 use enrolkit_exchange::{CommSecurityType, EnrolmentRequest, Format};
 use enrolkit_files as files;
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId};
+use enrolkit_rspf::enrolment::KeyId;
+use enrolkit_rspf::Suid;
 use enrolkit_tls::TlsVersion;
 use std::path::Path;
 use std::str::FromStr;
@@ -182,14 +183,16 @@ pub fn run(cmd: RspfCmd) -> Res {
 }
 
 /// `enrol rspf fetch`: MEF Key Retrieval as the Enrolment Target `from`.
-fn fetch(creds: &Credentials, ke_id: &str, suid: Option<u8>, from: &str, out: &Path) -> Res {
+fn fetch(creds: &Credentials, ke_id: &str, suid: Option<String>, from: &str, out: &Path) -> Res {
     let id = KeyId::parse(ke_id).map_err(|e| format!("--ke-id: {e}"))?;
-    let usage = suid
+    let suid = suid
         .map(|n| {
-            CredentialUsage::ALL
-                .into_iter()
-                .find(|u| u.suid() == n)
-                .ok_or_else(|| format!("--suid {n}: 11, 12 or 13"))
+            Suid::parse(&n)
+                .ok()
+                .filter(|s| Suid::MEF_ESTABLISHED.contains(s))
+                .ok_or_else(|| {
+                    format!("--suid {n}: 21, 22 or 23 (MEF-established keys, TS-0003 8.3.9.9.2; 22 is a SAEF key, 23 an ESPrim/ESData key)")
+                })
         })
         .transpose()?;
     let mef = creds.mef()?;
@@ -197,8 +200,8 @@ fn fetch(creds: &Credentials, ke_id: &str, suid: Option<u8>, from: &str, out: &P
     let tls = credential
         .tls(mef_ca.as_deref(), creds.versions(), false)
         .map_err(err)?;
-    let f = flow::fetch_key(&mef, &tls, &id, usage, from, creds.format(), out).map_err(err)?;
-    println!("credential-id {}", f.credential_id);
+    let f = flow::fetch_key(&mef, &tls, &id, suid, from, creds.format(), out).map_err(err)?;
+    println!("credential-id {}", f.credential_id.as_deref().unwrap_or("-"));
     println!("enrolee-id {}", f.enrolee_id.as_deref().unwrap_or("-"));
     println!("lifetime {}", f.lifetime);
     Ok(())

@@ -200,6 +200,13 @@ fn stored_key(state: &toml::Table, target: &str, usage: &str) -> (String, String
     )
 }
 
+/// What a MEF with the default configuration answers for a stored key: the
+/// key and no `CredentialID` (exactly the fields of TS-0003 V3.18.0 table
+/// 8.3.2.1-5; `enrol rspf fetch` prints `credential-id -`).
+fn table((key, _id): (String, String)) -> (String, String) {
+    (key, "-".to_owned())
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -359,6 +366,11 @@ fn pre_provisioned_key_framework_end_to_end() {
     let (maf_cert, maf_key) = openssl_cert(pins.path(), "maf.example.net", &pin_ca, &pin_ca_key);
     let maf_pin = spki_sha256(&maf_cert);
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        // This MEF adds the CredentialID extension to its Key Retrieval
+        // answers; the other tests' MEFs send only table 8.3.2.1-5's fields.
+        let with_id = cfg.replace("[rspf]\n", "[rspf]\nsend_credential_id = true\n");
+        assert_ne!(&with_id, cfg, "[rspf] in the configuration");
+        *cfg = with_id;
         cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
         cfg.push_str(&format!(
             "\n[[rspf.target]]\nid = \"maf.example.net\"\nspki-sha256 = \"{maf_pin}\"\n"
@@ -412,9 +424,9 @@ fn pre_provisioned_key_framework_end_to_end() {
         );
         let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
-        let saef = cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]);
+        let saef = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
         assert_eq!(saef, stored_key(&state, "cse-b.example.net", "PSK-SAEF"));
-        let esdata = cse.key(&ke_id, Some("13"), "cse-b.example.net", &["--format", format]);
+        let esdata = cse.key(&ke_id, Some("23"), "cse-b.example.net", &["--format", format]);
         assert_eq!(esdata, stored_key(&state, "cse-b.example.net", "PSK-ESData"));
         assert_ne!(saef.0, esdata.0, "keys are separated by usage");
         // `enrol rspf derive` from the stored Ke gives the same key again.
@@ -442,7 +454,7 @@ fn pre_provisioned_key_framework_end_to_end() {
     let dev_ke_id = read_state(&st_dev)["ke-id"].as_str().unwrap().to_owned();
     let by_kre = Target::with_kre(&mef, &st_b);
     assert_eq!(
-        by_kre.key(&dev_ke_id, Some("11"), "cse-b.example.net", &[]),
+        by_kre.key(&dev_ke_id, Some("22"), "cse-b.example.net", &[]),
         stored_key(&read_state(&st_dev), "cse-b.example.net", "PSK-SAEF")
     );
     // The operator sees both procedures completed, and never a key.
@@ -516,13 +528,13 @@ security-types = ["SAEF"]
         let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
         assert_eq!(
-            cse.key(&ke_id, Some("12"), "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim")
+            cse.key(&ke_id, Some("23"), "cse-b.example.net", &[]),
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim"))
         );
         // One usage authorised: the seed's path without SUID is enough.
         assert_eq!(
             cse.key(&ke_id, None, "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim")
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim"))
         );
     }
     // Another device of the same maker is not this Enrolee; a certificate of
@@ -613,8 +625,8 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
         ]));
         let ke_id = ke_id_of(&stdout);
         assert_eq!(
-            cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF")
+            cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]),
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF"))
         );
         assert!(mef.log().contains("peer=ue-1"));
     }
@@ -702,40 +714,43 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
         assert!(!file.exists(), "nothing written on a refusal");
         refused(o)
     };
-    // Wrong target in From: the certificate names someone else.
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "cse-b.example.net");
-    assert!(e.contains("Status=false") && e.contains("does not name From"), "{e}");
+    // Wrong target in X-M2M-Origin: the certificate names someone else.
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "cse-b.example.net");
+    assert!(
+        e.contains("Status=false") && e.contains("does not name the requestor"),
+        "{e}"
+    );
     // Signed with the MEF CA's key outside mef: no record of it, so no
     // revocation check is possible, and it proves nothing (issue F).
-    let e = fetch_refusal(&fake, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&fake, &ke_id, Some("22"), "cse-b.example.net");
     assert!(
         e.contains("Status=false") && e.contains("names this CA as issuer but was not issued by it"),
         "{e}"
     );
     // A target nobody configured.
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "maf.example.net");
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "maf.example.net");
     assert!(e.contains("no certificate credential is configured"), "{e}");
     // Target not authorised for this KeId (its certificate does name it).
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "evil.example.net");
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "evil.example.net");
     assert!(e.contains("Status=false") && e.contains("not authorised"), "{e}");
-    // Authorised target, usage not granted.
-    let e = fetch_refusal(&cse, &ke_id, Some("12"), "cse-b.example.net");
-    assert!(e.contains("not authorised for PSK-ESPrim"), "{e}");
+    // Authorised target, SUID not granted (21, MAF client registration).
+    let e = fetch_refusal(&cse, &ke_id, Some("21"), "cse-b.example.net");
+    assert!(e.contains("not authorised for SUID 21"), "{e}");
     // Unknown KeId.
     let e = fetch_refusal(
         &cse,
         &format!("00112233445566778899AABBCCDDEEFF@{MEF_FQDN}"),
-        Some("11"),
+        Some("22"),
         "cse-b.example.net",
     );
     assert!(e.contains("HTTP 404") && e.contains("unknown KeId"), "{e}");
-    // TLS identity not matching From: cse-b's own Kre, claiming to be the MAF.
+    // TLS identity not matching X-M2M-Origin: cse-b's own Kre, claiming to be the MAF.
     let kpm_b = add_psk(&mef, "kpm-cse-b");
     ok(enrol_psk(&mef, "kpm-cse-b", &kpm_b, &out("cse-b"), &[]));
     let by_kre = Target::with_kre(&mef, &out("cse-b"));
     let e = fetch_refusal(&by_kre, &ke_id, None, "maf.example.net");
     assert!(
-        e.contains("Status=false") && e.contains("does not belong to From"),
+        e.contains("Status=false") && e.contains("does not belong to the requestor"),
         "{e}"
     );
     // No client credential a target can use: a KpmId session.
@@ -748,7 +763,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
             p(&kpm).into(),
         ],
     };
-    let e = fetch_refusal(&kpm_target, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&kpm_target, &ke_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("certificate or a KreId"), "{e}");
     // An Enrolee may enrol a certificate in its own name only.
     let t2 = mef.run(&["rspf", "token", "add", "dev1"]);
@@ -763,7 +778,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=failed"));
     // A withdrawn enrolment is gone.
     mef.run(&["rspf", "revoke", &ke_id]);
-    let e = fetch_refusal(&cse, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&cse, &ke_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("HTTP 404"), "{e}");
     // Expired Ke (Enrolment Expiry of one second).
     let kpm_brief = add_psk(&mef, "kpm-brief");
@@ -778,7 +793,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     ));
     let brief_id = ke_id_of(&stdout);
     std::thread::sleep(Duration::from_millis(2100));
-    let e = fetch_refusal(&cse, &brief_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&cse, &brief_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("HTTP 410") && e.contains("expired"), "{e}");
     // An unconfigured PSK identity never gets a handshake.
     let junk = mef.dir.path().join("junk.kpm");
@@ -965,21 +980,21 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
         let ke_id = format!("{rel}@{MEF_FQDN}");
         assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{flag}: {out}");
         // The target's key from the MEF = the key derived from OpenSSL's Ke.
-        let (key, key_id) = cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]);
+        let (key, key_id) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
         let ke = enrolkit_rspf::Key256::from_slice(&material[16..48]).unwrap();
         let mut rid = [0u8; 16];
         rid.copy_from_slice(&material[..16]);
         let keys =
             enrolkit_rspf::enrolment::EnrolmentKeys::from_ke(ke, enrolkit_rspf::enrolment::RelativeId(rid)).unwrap();
-        let (expect, expect_id) = keys
+        let (expect, _) = keys
             .target_key(
-                enrolkit_rspf::enrolment::CredentialUsage::PskSaef,
-                enrolkit_rspf::enrolment::TargetId::new("cse-b.example.net").unwrap(),
+                enrolkit_rspf::enrolment::CredentialUsage::PskSaef.suid(),
+                &enrolkit_rspf::TargetFqdn::from_id("cse-b.example.net").unwrap(),
                 enrolkit_rspf::Fqdn::new("MEF", MEF_FQDN).unwrap(),
             )
             .unwrap();
         assert_eq!(key, hex::encode(expect.expose()), "{flag}");
-        assert_eq!(key_id, expect_id.to_string());
+        assert_eq!(key_id, "-", "no CredentialID by default (table 8.3.2.1-5)");
     }
 }
 
@@ -1145,8 +1160,8 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
     assert_eq!(
-        cse.key(&first_ke_id, Some("11"), "cse-b.example.net", &[]),
-        stored_key(&first, "cse-b.example.net", "PSK-SAEF")
+        cse.key(&first_ke_id, Some("22"), "cse-b.example.net", &[]),
+        table(stored_key(&first, "cse-b.example.net", "PSK-SAEF"))
     );
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
     let first_cert = std::fs::read(&cert).unwrap();
@@ -1177,8 +1192,8 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
         "{listed}"
     );
     assert_eq!(
-        cse.key(&second_ke_id, Some("13"), "cse-b.example.net", &[]),
-        stored_key(&second, "cse-b.example.net", "PSK-ESData")
+        cse.key(&second_ke_id, Some("23"), "cse-b.example.net", &[]),
+        table(stored_key(&second, "cse-b.example.net", "PSK-ESData"))
     );
 
     // The operator withdraws the first enrolment: the one made from it by
@@ -1187,7 +1202,7 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     // longer opens a session, and the spent token cannot enrol again: the
     // cycle fails with the MEF's reason and the installed credential stays whole.
     mef.run(&["rspf", "revoke", &first_ke_id]);
-    let (o, _) = cse.fetch(&second_ke_id, Some("13"), "cse-b.example.net", &[]);
+    let (o, _) = cse.fetch(&second_ke_id, Some("23"), "cse-b.example.net", &[]);
     assert!(
         !o.status.success(),
         "the child enrolment survived its parent's revocation"

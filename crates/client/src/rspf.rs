@@ -15,8 +15,9 @@ use enrolkit_exchange::{
     Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, FetchRequest, Format, MafCredentialType,
     Message, Procedure, Refused,
 };
-use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, TargetId, EXPORTER_LABEL, EXPORT_LEN};
+use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, EXPORTER_LABEL, EXPORT_LEN};
 use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::{Suid, TargetFqdn};
 use enrolkit_tls::{KeyingExport, TlsInfo};
 use zeroize::Zeroizing;
 
@@ -233,8 +234,9 @@ pub fn derive(e: &Enrolment) -> Result<Vec<Derived>> {
     }
     for d in &e.instructions.direct_key {
         let usage = d.security_type.credential_usage();
-        let target = TargetId::new(&d.target_id).map_err(unexpected)?;
-        let (key, id) = e.keys.target_key(usage, target, mef).map_err(unexpected)?;
+        // 10.3.7: the SUID of the usage and the target's FQDN form (NFKC).
+        let target = TargetFqdn::from_id(&d.target_id).map_err(unexpected)?;
+        let (key, id) = e.keys.target_key(usage.suid(), &target, mef).map_err(unexpected)?;
         out.push(Derived {
             target: d.target_id.clone(),
             usage: Some(usage),
@@ -245,21 +247,22 @@ pub fn derive(e: &Enrolment) -> Result<Vec<Derived>> {
     Ok(out)
 }
 
-/// MEF Key Retrieval (clause 8.3.3.6) by the Enrolment Target `from`, over
-/// a mutually authenticated `http` session: the key for `ke_id` (and
-/// `usage`, when the path names one). A `Status=false` answer is returned as
-/// [`CredentialResponse::Error`], not as an `Err`.
+/// MEF Key Retrieval by the Enrolment Target `from`, over a mutually
+/// authenticated `http` session, in TS-0003 V3.18.0's form (8.3.2.1 step
+/// f): `GET /fetchCredentials/<KeID>/<SUID>` with the requestor in
+/// `X-M2M-Origin` (no SUID for a MAF's Master Credential). A `Status=false`
+/// answer is returned as [`CredentialResponse::Error`], not as an `Err`.
 pub fn fetch(
     http: &TlsHttp,
     ke_id: &KeyId<'_>,
-    usage: Option<CredentialUsage>,
+    suid: Option<Suid>,
     from: &str,
     format: Format,
 ) -> Result<(u16, CredentialResponse)> {
-    let path = FetchRequest::path(&ke_id.relative, usage);
+    let path = FetchRequest::path(ke_id, suid);
     let h = vec![
         ("accept", Zeroizing::new(format.media_type().to_owned())),
-        ("from", Zeroizing::new(from.to_owned())),
+        ("x-m2m-origin", Zeroizing::new(from.to_owned())),
     ];
     let x = http.request("GET", &path, &h, &mut |_| Ok(None))?;
     let r: CredentialResponse = decode_reply(&x).map_err(|e| match x.status {

@@ -26,4 +26,4 @@ pub use messages::{
     CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
     MafCredentialType, MafEnrolment, Procedure, Refused,
 };
-pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX};
+pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX, MAX_FETCH_PATH};

@@ -76,7 +76,13 @@ fn every_vector_decodes_or_is_refused_as_the_manifest_says() {
 
 #[test]
 fn decoded_values_are_the_ones_python_wrote() {
-    for f in ["fetch-success.json", "fetch-success.xml", "fetch-success-pretty.json"] {
+    for f in [
+        "fetch-success.json",
+        "fetch-success.xml",
+        "fetch-success-pretty.json",
+        "fetch-success-table.json",
+        "fetch-success-table.xml",
+    ] {
         let r: CredentialResponse = decode(&read(f), format_of(f)).unwrap();
         let CredentialResponse::Success {
             credential,
@@ -89,7 +95,9 @@ fn decoded_values_are_the_ones_python_wrote() {
         };
         let want: [u8; 32] = core::array::from_fn(|i| i as u8);
         assert_eq!(credential, Key256::from_bytes(want));
-        assert_eq!(credential_id, "00112233445566778899AABBCCDDEEFF@mef.example.com");
+        // Tables 8.3.2.1-5 has no CredentialID: a conformant MEF's answer has none.
+        let want_id = (!f.contains("table")).then_some("00112233445566778899AABBCCDDEEFF@mef.example.com");
+        assert_eq!(credential_id.as_deref(), want_id, "{f}");
         assert_eq!(enrolee_id.as_deref(), Some("CAE-enrolee-1"));
         assert_eq!(lifetime, 86400);
     }
@@ -110,23 +118,133 @@ fn decoded_values_are_the_ones_python_wrote() {
 
 #[test]
 fn fetch_paths_and_requestors() {
-    let r = FetchRequest::parse("/fetchCredentials/00112233445566778899aabbccddeeff", Some("CSE-b1")).unwrap();
-    assert_eq!(r.usage, None);
+    use enrolkit_rspf::enrolment::KeyId;
+    use enrolkit_rspf::Suid;
+    const KEID: &str = "00112233445566778899AABBCCDDEEFF@mef.example.com";
+    // V3.18 8.3.2.1 step f: the full KeID and the SUID, the requestor in X-M2M-Origin.
+    let r = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899aabbccddeeff@mef.example.com/22",
+        Some("//sp.example.com/CSE-b1"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.mef_fqdn.as_deref(), Some("mef.example.com"));
+    assert_eq!(r.suid, Suid::from_value(22));
+    assert_eq!(r.from, "//sp.example.com/CSE-b1");
+    // What our client sends, exactly.
+    let id = KeyId::parse(KEID).unwrap();
     assert_eq!(
-        FetchRequest::path(&r.relative_ke_id, None),
+        FetchRequest::path(&id, Suid::from_value(22)),
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.com/22"
+    );
+    assert_eq!(
+        FetchRequest::path(&id, None),
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.com"
+    );
+    // '@' percent-encoded is the same request.
+    let enc = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF%40mef.example.com/22",
+        Some("//sp.example.com/CSE-b1"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        enc,
+        FetchRequest {
+            from: r.from.clone(),
+            ..r.clone()
+        }
+    );
+    // The change request's form: the relative identifier, the requestor in From.
+    let r = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899aabbccddeeff",
+        None,
+        Some("CSE-b1"),
+    )
+    .unwrap();
+    assert_eq!((r.suid, r.mef_fqdn.as_deref(), r.from.as_str()), (None, None, "CSE-b1"));
+    assert_eq!(
+        FetchRequest::path_change_request(&r.relative_ke_id),
         "/fetchCredentials/00112233445566778899AABBCCDDEEFF"
     );
-    let r = FetchRequest::parse("/fetchCredentials/00112233445566778899AABBCCDDEEFF/12", Some("CSE-b1")).unwrap();
-    assert_eq!(r.usage, Some(enrolkit_rspf::enrolment::CredentialUsage::PskEsPrim));
-    for (path, from) in [
-        ("/fetchCredentials/0011", Some("CSE-b1")),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF/99", Some("CSE-b1")),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", None),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", Some("has space")),
-        ("/other/00112233445566778899AABBCCDDEEFF", Some("CSE-b1")),
+    // Both headers, agreeing, are one requestor.
+    assert!(FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+        Some("a.b"),
+        Some("a.b")
+    )
+    .is_ok());
+    for (path, origin, from) in [
+        ("/fetchCredentials/0011", Some("CSE-b1"), None),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF/99",
+            Some("CSE-b1"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF/22/x",
+            Some("CSE-b1"),
+            None,
+        ),
+        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", None, None),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+            Some("has space"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+            Some("a.b"),
+            Some("c.d"),
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef/22",
+            Some("CSE-b1"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF@@mef.example.com/22",
+            Some("CSE-b1"),
+            None,
+        ),
+        ("/fetchCredentials/0011@mef.example.com/22", Some("CSE-b1"), None),
+        ("/other/00112233445566778899AABBCCDDEEFF", Some("CSE-b1"), None),
     ] {
-        assert!(FetchRequest::parse(path, from).is_err(), "{path} {from:?}");
+        assert!(
+            FetchRequest::parse(path, origin, from).is_err(),
+            "{path} {origin:?} {from:?}"
+        );
     }
+    let long = format!("/fetchCredentials/{KEID}/{}", "2".repeat(MAX_FETCH_PATH));
+    let e = FetchRequest::parse(&long, Some("a.b"), None).unwrap_err().to_string();
+    assert!(e.contains("longer than"), "{e}");
+}
+
+#[test]
+fn by_default_a_success_is_exactly_the_tables_fields() {
+    // Tables 8.3.2.1-5: Status, Credential, EnroleeID, Lifetime, in that order.
+    let r = CredentialResponse::Success {
+        credential: Key256::from_bytes(core::array::from_fn(|i| i as u8)),
+        credential_id: None,
+        enrolee_id: Some("CAE-enrolee-1".into()),
+        lifetime: 86400,
+    };
+    assert_eq!(
+        &encode(&r, Format::Json).unwrap()[..],
+        &read("fetch-success-table.json")[..]
+    );
+    assert_eq!(
+        &encode(&r, Format::Xml).unwrap()[..],
+        &read("fetch-success-table.xml")[..]
+    );
+    // Table 8.3.2.1-6: Status, ErrorString.
+    let e = CredentialResponse::Error {
+        reason: "unknown KeId".into(),
+    };
+    assert_eq!(
+        &encode(&e, Format::Json).unwrap()[..],
+        br#"{"Status":false,"ErrorString":"unknown KeId"}"#
+    );
 }
 
 #[test]
@@ -246,9 +364,14 @@ fn spoofing_characters_and_loose_numbers_are_refused() {
         let j = format!(r#"{{"Status":false,"ErrorString":"a{}b"}}"#, c.escape_unicode());
         assert!(decode::<CredentialResponse>(j.as_bytes(), Format::Json).is_err(), "{j}");
     }
-    for suid in ["+11", "011", "psk-esdata", "1", "14"] {
-        let path = format!("/fetchCredentials/00112233445566778899AABBCCDDEEFF/{suid}");
-        assert!(FetchRequest::parse(&path, Some("CSE-b1")).is_err(), "{path}");
+    for suid in ["+22", "022", "psk-esdata", "2", "24", "20", " 22", "２２"] {
+        for id in [
+            "00112233445566778899AABBCCDDEEFF",
+            "00112233445566778899AABBCCDDEEFF@mef.example.com",
+        ] {
+            let path = format!("/fetchCredentials/{id}/{suid}");
+            assert!(FetchRequest::parse(&path, Some("CSE-b1"), None).is_err(), "{path}");
+        }
     }
     let mut i: EnrolmentInstructions = decode(&read("enrolment-instructions.json"), Format::Json).unwrap();
     for (oid, ok) in [

@@ -21,9 +21,19 @@
 //! Paths: `POST /rspf/enrolment` (an [`EnrolmentRequest`], answered by
 //! [`EnrolmentInstructions`] or [`Refused`]), `POST /rspf/completion` (a
 //! [`Completion`], answered 204 or [`Refused`]), and
-//! `GET /fetchCredentials/<RelativeKeId>[/<SUID>]` with `From` (or
-//! `X-M2M-Origin`), answered by a [`CredentialResponse`]. JSON or XML by
-//! Content-Type / Accept.
+//! `GET /fetchCredentials/<KeID>/<SUID>` with `X-M2M-Origin` (TS-0003
+//! V3.18.0 8.3.2.1 step f; the KeID must be ours) or the change request's
+//! `GET /fetchCredentials/<RelativeKeId>` with `From`, answered by a
+//! [`CredentialResponse`] with the fields of tables 8.3.2.1-5/-6 (and
+//! `CredentialID` when configured). JSON or XML by Content-Type / Accept.
+//!
+//! Keys for Enrolment Targets are derived per 10.3.7 with the SUID
+//! (8.3.9.9.2: 22 for SAEF, 23 for ESPrim and ESData; see
+//! [`CredentialUsage`]) and the target's FQDN form ([`TargetFqdn`]); a
+//! target is matched by that form, so `//sp.example.com/CSE-1` and
+//! `CSE-1.sp.example.com` are one target. Enrolments recorded before
+//! (their grants name SUIDs 11/12/13) keep the change-request profile
+//! until they expire.
 
 use crate::ra::{challenge_hash, common_name, unix};
 use crate::scep::HttpResponse;
@@ -38,7 +48,8 @@ use enrolkit_exchange::{
 };
 use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId, EXPORT_LEN};
 use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId, RAND_LEN};
-use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::suid::KeySource;
+use enrolkit_rspf::{Fqdn, Key256, Suid, TargetFqdn};
 use enrolkit_tls::{PskContext, PskStore, TlsInfo, TlsVersion};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -159,6 +170,8 @@ pub struct RspfSetup {
     /// Whether operator-provisioned PSKs (`mef psk add`) other than the
     /// Enrolees' KpmIds open TLS sessions (`[est] psk`).
     pub operator_psks: bool,
+    /// Whether Key Retrieval answers carry `CredentialID` (an extension).
+    pub send_credential_id: bool,
     /// The CA's subject: a certificate naming it as issuer must be one of
     /// ours, unrevoked, to identify an Enrolee or a target.
     pub ca_subject: x509_cert::name::Name,
@@ -206,6 +219,7 @@ pub struct RspfService {
     token_key: Zeroizing<[u8; 32]>,
     targets: Vec<TargetAuth>,
     operator_psks: bool,
+    send_credential_id: bool,
     ca_subject: x509_cert::name::Name,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -221,8 +235,10 @@ pub struct RspfRequest<'a> {
     pub content_type: Option<&'a str>,
     /// Accept.
     pub accept: Option<&'a str>,
-    /// `From` (or `X-M2M-Origin`).
+    /// `From`.
     pub from: Option<&'a str>,
+    /// `X-M2M-Origin`.
+    pub origin: Option<&'a str>,
     /// Body.
     pub body: &'a [u8],
     /// The connection.
@@ -258,7 +274,9 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Grants {
     maf: Option<(String, MafCredentialType)>,
-    keys: Vec<(CredentialUsage, String)>,
+    /// (SUID, target as configured): 2x for V3.18 derivations, 11/12/13
+    /// in records made before (the change-request profile).
+    keys: Vec<(Suid, String)>,
     certificate_ekus: Option<Vec<String>>,
 }
 
@@ -269,8 +287,8 @@ impl Grants {
         if let Some((m, how)) = &self.maf {
             s.push_str(&format!("maf {m} {}\n", String::from(*how)));
         }
-        for (u, t) in &self.keys {
-            s.push_str(&format!("key {:02} {t}\n", u.suid()));
+        for (suid, t) in &self.keys {
+            s.push_str(&format!("key {suid} {t}\n"));
         }
         if let Some(e) = &self.certificate_ekus {
             s.push_str(&format!("cert {}\n", e.join(",")));
@@ -289,11 +307,16 @@ impl Grants {
                 }
                 Some(("key", rest)) => {
                     let (suid, target) = rest.split_once(' ').ok_or("bad key grant")?;
-                    let usage = CredentialUsage::ALL
-                        .into_iter()
-                        .find(|u| format!("{:02}", u.suid()) == suid)
-                        .ok_or("bad SUID in grant")?;
-                    g.keys.push((usage, target.to_owned()));
+                    let suid = Suid::parse(suid).map_err(|_| "bad SUID in grant")?;
+                    let known = match suid.source {
+                        KeySource::MefEstablished => true,
+                        KeySource::PreProvisioned => CredentialUsage::from_change_request_suid(suid.value()).is_some(),
+                        _ => false,
+                    };
+                    if !known {
+                        return Err("bad SUID in grant".into());
+                    }
+                    g.keys.push((suid, target.to_owned()));
                 }
                 Some(("cert", e)) => {
                     g.certificate_ekus = Some(e.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect())
@@ -464,6 +487,7 @@ impl RspfService {
             token_key: s.token_key,
             targets: s.targets,
             operator_psks: s.operator_psks,
+            send_credential_id: s.send_credential_id,
             ca_subject: s.ca_subject,
             metrics: Arc::new(crate::metrics::Metrics::new()),
         })
@@ -764,7 +788,7 @@ impl RspfService {
             .collect();
         grants.keys = direct_key
             .iter()
-            .map(|d| (d.security_type.credential_usage(), d.target_id.clone()))
+            .map(|d| (d.security_type.credential_usage().suid(), d.target_id.clone()))
             .collect();
         let instructions = EnrolmentInstructions {
             ke_id,
@@ -857,14 +881,24 @@ impl RspfService {
         if !req.method.eq_ignore_ascii_case("GET") {
             return Err(refuse(405, "fetchCredentials takes GET"));
         }
-        log.peer = req.from.unwrap_or("").chars().take(80).collect();
-        let fr = FetchRequest::parse(req.path, req.from).map_err(|e| refuse(400, e.to_string()))?;
+        log.peer = req.origin.or(req.from).unwrap_or("").chars().take(80).collect();
+        let fr = FetchRequest::parse(req.path, req.origin, req.from).map_err(|e| refuse(400, e.to_string()))?;
         let t = unix(now);
+        let fqdn = self.fqdn()?;
         log.ke_id = KeyId {
             relative: fr.relative_ke_id,
-            fqdn: self.fqdn()?,
+            fqdn,
         }
         .to_string();
+        // V3.18's full KeID names its MEF: only ours are answered here.
+        if let Some(m) = &fr.mef_fqdn {
+            if !m.eq_ignore_ascii_case(&self.mef_fqdn) {
+                return Err(refuse(
+                    404,
+                    format!("the KeID names MEF {m}, not this one ({})", self.mef_fqdn),
+                ));
+            }
+        }
         // Who asks first: a peer that is no target learns nothing, not even
         // whether a KeId exists.
         self.check_requestor(req.tls, &fr.from, t)?;
@@ -878,62 +912,63 @@ impl RspfService {
         }
         let (keys, grants) = self.open(&rec)?;
         let lifetime = u64::try_from(rec.expires - t).unwrap_or(0);
-        let fqdn = self.fqdn()?;
+        let success = |credential, id: KeyId<'_>| CredentialResponse::Success {
+            credential,
+            credential_id: self.send_credential_id.then(|| id.to_string()),
+            enrolee_id: rec.enrolee_id.clone(),
+            lifetime,
+        };
         // The MAF (no SUID, or none needed): Kc and KcId.
         if grants
             .maf
             .as_ref()
             .is_some_and(|(m, how)| *m == fr.from && *how == MafCredentialType::SymmetricKey)
-            && fr.usage.is_none()
+            && fr.suid.is_none()
         {
             let maf = Fqdn::new("MAF", &fr.from).map_err(internal)?;
             let (kc, kc_id) = keys.master_credential(maf).map_err(internal)?;
             log.outcome = "200 master credential".into();
-            return Ok((
-                200,
-                CredentialResponse::Success {
-                    credential: kc,
-                    credential_id: kc_id.to_string(),
-                    enrolee_id: rec.enrolee_id.clone(),
-                    lifetime,
-                },
-            ));
+            return Ok((200, success(kc, kc_id)));
         }
-        let mine: Vec<CredentialUsage> = grants
+        let mine: Vec<Suid> = grants
             .keys
             .iter()
-            .filter(|(_, target)| *target == fr.from)
-            .map(|(u, _)| *u)
+            .filter(|(suid, target)| match suid.source {
+                // The change-request profile matched the identifier as given.
+                KeySource::PreProvisioned => *target == fr.from,
+                _ => same_target(target, &fr.from),
+            })
+            .map(|(suid, _)| *suid)
             .collect();
-        let usage = match (fr.usage, mine.as_slice()) {
+        let suid = match (fr.suid, mine.as_slice()) {
             (_, []) => return Err(refuse(403, format!("{} is not authorised for this KeId", fr.from))),
             (Some(u), m) if m.contains(&u) => u,
             (Some(u), _) => {
                 return Err(refuse(
                     403,
-                    format!("{} is not authorised for {} keys of this KeId", fr.from, u.name()),
+                    format!("{} is not authorised for SUID {u} keys of this KeId", fr.from),
                 ))
             }
             (None, [one]) => *one,
             (None, _) => {
                 return Err(refuse(
                     400,
-                    "several usages are authorised for this target: name one with /<SUID>",
+                    "several SUIDs are authorised for this target: name one with /<SUID>",
                 ))
             }
         };
-        let target = TargetId::new(&fr.from).map_err(|e| refuse(400, e.to_string()))?;
-        let (key, key_id) = keys.target_key(usage, target, fqdn).map_err(internal)?;
-        log.outcome = format!("200 {} key", usage.name());
-        Ok((
-            200,
-            CredentialResponse::Success {
-                credential: key,
-                credential_id: key_id.to_string(),
-                enrolee_id: rec.enrolee_id.clone(),
-                lifetime,
-            },
-        ))
+        let (key, key_id) = match CredentialUsage::from_change_request_suid(suid.value()) {
+            Some(usage) if suid.source == KeySource::PreProvisioned => {
+                let target = TargetId::new(&fr.from).map_err(|e| refuse(400, e.to_string()))?;
+                keys.target_key_change_request(usage, target, fqdn).map_err(internal)?
+            }
+            _ => {
+                let target = TargetFqdn::from_id(&fr.from).map_err(|e| refuse(400, e.to_string()))?;
+                keys.target_key(suid, &target, fqdn).map_err(internal)?
+            }
+        };
+        log.outcome = format!("200 SUID {suid} key");
+        Ok((200, success(key, key_id)))
     }
 
     /// TS-0003 8.3.3.6 step 3.b.i: the `From` value must be the identity the
@@ -941,7 +976,8 @@ impl RspfService {
     /// keyed the session, or a certificate configured for that target
     /// ([`TargetAuth`]: its pinned key, or a chain to its own anchors that
     /// names it). Any other certificate, even one from our CA, proves nothing
-    /// about who the target is.
+    /// about who the target is. Identities are compared as Enrolment Targets
+    /// ([`same_target`]).
     fn check_requestor(&self, tls: &TlsInfo, from: &str, now: i64) -> Result<(), Refusal> {
         if let Some(id) = &tls.psk_identity {
             let Some(k) = self.kre_record(id, now)? else {
@@ -950,17 +986,17 @@ impl RspfService {
                     "key retrieval needs a target certificate or a KreId as TLS identity",
                 ));
             };
-            if k.rec.enrolee_id.as_deref() == Some(from) {
+            if k.rec.enrolee_id.as_deref().is_some_and(|e| same_target(e, from)) {
                 return Ok(());
             }
-            return Err(refuse(403, "the TLS identity (KreId) does not belong to From"));
+            return Err(refuse(403, "the TLS identity (KreId) does not belong to the requestor"));
         }
         let leaf = tls
             .peer_chain
             .first()
             .ok_or_else(|| refuse(403, "key retrieval needs mutual authentication (no client certificate)"))?;
         self.check_standing(leaf, now)?;
-        let target = self.targets.iter().find(|t| t.id == from).ok_or_else(|| {
+        let target = self.targets.iter().find(|t| same_target(&t.id, from)).ok_or_else(|| {
             refuse(
                 403,
                 format!("no certificate credential is configured for target {from}"),
@@ -970,7 +1006,7 @@ impl RspfService {
             if !spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(pin)) {
                 return Err(refuse(
                     403,
-                    "the TLS client certificate's key is not the one pinned for From",
+                    "the TLS client certificate's key is not the one pinned for the requestor",
                 ));
             }
         }
@@ -978,11 +1014,11 @@ impl RspfService {
             chains_to(&tls.peer_chain, &target.trust_anchors, now).map_err(|e| {
                 refuse(
                     403,
-                    format!("the TLS client certificate does not chain to From's trust anchor: {e}"),
+                    format!("the TLS client certificate does not chain to the requestor's trust anchor: {e}"),
                 )
             })?;
-            if !certificate_names(leaf).iter().any(|n| n == from) {
-                return Err(refuse(403, "the TLS client certificate does not name From"));
+            if !certificate_names(leaf).iter().any(|n| same_target(n, from)) {
+                return Err(refuse(403, "the TLS client certificate does not name the requestor"));
             }
         }
         Ok(())
@@ -1238,6 +1274,17 @@ impl PskStore for RspfService {
     }
 }
 
+/// Whether two identifiers name one Enrolment Target: equal as given, or
+/// equal in FQDN form (10.3.7: the form the key is derived with, so two
+/// spellings of it would get the same key anyway).
+fn same_target(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (TargetFqdn::from_id(a), TargetFqdn::from_id(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 fn check_grant(g: &Grant) -> Result<(), String> {
     if g.certificate.is_none() && g.maf.is_none() && g.direct_keys.is_empty() {
         return Err("grant: nothing to provision (certificate, maf or direct-keys)".into());
@@ -1252,8 +1299,23 @@ fn check_grant(g: &Grant) -> Result<(), String> {
     }
     for (i, d) in g.direct_keys.iter().enumerate() {
         TargetId::new(&d.target).map_err(|e| format!("grant.direct-keys.target: {e}"))?;
+        let fqdn = TargetFqdn::from_id(&d.target).map_err(|e| format!("grant.direct-keys.target: {e}"))?;
         if g.direct_keys.iter().take(i).any(|x| x == d) {
             return Err(format!("grant.direct-keys: {} listed twice", d.target));
+        }
+        // One (SUID, Enrolment-Target-ID) is one key (10.3.7).
+        let suid = d.security_type.credential_usage().suid();
+        if let Some(x) = g.direct_keys.iter().take(i).find(|x| {
+            x.security_type.credential_usage().suid() == suid
+                && TargetFqdn::from_id(&x.target).ok().as_ref() == Some(&fqdn)
+        }) {
+            return Err(format!(
+                "grant.direct-keys: {} {} and {} {} are one key (SUID {suid}, target {fqdn}): grant one",
+                x.target,
+                x.security_type.name(),
+                d.target,
+                d.security_type.name()
+            ));
         }
     }
     if let Some(r) = &g.registrar_cse {
@@ -1335,14 +1397,26 @@ mod tests {
         let g = Grants {
             maf: Some(("maf.example.net".into(), MafCredentialType::SymmetricKey)),
             keys: vec![
-                (CredentialUsage::PskSaef, "cse-b.example.net".into()),
-                (CredentialUsage::PskEsData, "ae-c.example.net".into()),
+                (CredentialUsage::PskSaef.suid(), "cse-b.example.net".into()),
+                (CredentialUsage::PskEsData.suid(), "//sp.example.net/CSE-c/Cae-1".into()),
             ],
             certificate_ekus: Some(vec!["1.3.6.1.5.5.7.3.2".into()]),
         };
+        assert_eq!(
+            g.encode(),
+            "maf maf.example.net symmetricKey\nkey 22 cse-b.example.net\nkey 23 //sp.example.net/CSE-c/Cae-1\ncert 1.3.6.1.5.5.7.3.2\n"
+        );
         assert_eq!(Grants::decode(&g.encode()).unwrap(), g);
         assert_eq!(Grants::decode("").unwrap(), Grants::default());
-        assert!(Grants::decode("key 99 x").is_err());
+        // Records made before V3.18 SUIDs keep their change-request numbers.
+        let old = Grants::decode("key 12 cse-b.example.net\n").unwrap();
+        assert_eq!(
+            old.keys,
+            [(Suid::from_value(12).unwrap(), "cse-b.example.net".to_owned())]
+        );
+        for bad in ["key 99 x", "key 14 x", "key 31 x", "key 41 x", "key 2 x"] {
+            assert!(Grants::decode(bad).is_err(), "{bad}");
+        }
         assert!(Grants::decode("nonsense").is_err());
     }
 
@@ -1486,6 +1560,7 @@ mod standing_tests {
                 trust_anchors: vec![anchor],
             }],
             operator_psks: false,
+            send_credential_id: false,
             ca_subject: ca.certificate.tbs_certificate.subject.clone(),
         })
         .unwrap();
@@ -1529,6 +1604,18 @@ mod standing_tests {
         }
 
         fn ask(&self, cert: &x509_cert::Certificate, method: &str, path: &str, from: Option<&str>) -> HttpResponse {
+            self.call(cert, method, path, (None, from), SystemTime::now())
+        }
+
+        /// One request with (`X-M2M-Origin`, `From`) at `now`.
+        fn call(
+            &self,
+            cert: &x509_cert::Certificate,
+            method: &str,
+            path: &str,
+            (origin, from): (Option<&str>, Option<&str>),
+            now: SystemTime,
+        ) -> HttpResponse {
             let tls = TlsInfo {
                 backend: Backend::OpenSsl,
                 version: TlsVersion::Tls13,
@@ -1548,10 +1635,11 @@ mod standing_tests {
                         content_type: Some("application/json"),
                         accept: Some("application/json"),
                         from,
+                        origin,
                         body,
                         tls: &tls,
                     },
-                    SystemTime::now(),
+                    now,
                 )
                 .0
         }
@@ -1597,5 +1685,113 @@ mod standing_tests {
         let fetch = "/fetchCredentials/00112233445566778899AABBCCDDEEFF/12";
         let r = w.ask(&target, "GET", fetch, Some("cse-m.example.net"));
         assert_eq!(r.status, 403, "{}", text(&r));
+    }
+
+    /// TS-0003 V3.18.0 8.3.2.1 step f and tables 8.3.2.1-5/-6, on the wire:
+    /// the exact request forms and the exact answer bytes.
+    #[test]
+    fn key_retrieval_v3_18_and_change_request_forms() {
+        use base64::Engine;
+        let w = world();
+        let enrolee = w.issue("ae-77.example.net");
+        let target = w.issue("cse-m.example.net");
+        let t0 = std::time::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now()) as u64);
+        let r = w.call(&enrolee, "POST", ENROLMENT_PATH, (None, None), t0);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        // The key both ends derive: SUID 23 (ESPrim), target in FQDN form.
+        let keys = EnrolmentKeys::from_export(&[7; EXPORT_LEN]).unwrap();
+        let mef = Fqdn::new("MEF", "mef.example.net").unwrap();
+        let ke_id = keys.ke_id(mef).to_string();
+        let (key, key_id) = keys
+            .target_key(
+                Suid::from_value(23).unwrap(),
+                &TargetFqdn::from_id("cse-m.example.net").unwrap(),
+                mef,
+            )
+            .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key.expose());
+        let want = format!(r#"{{"Status":true,"Credential":"{b64}","EnroleeID":"ae-77.example.net","Lifetime":3590}}"#);
+        let t1 = t0 + Duration::from_secs(10);
+        // V3.18: /fetchCredentials/<KeID>/<SUID>, requestor in X-M2M-Origin.
+        let v3 = format!("/fetchCredentials/{ke_id}/23");
+        let r = w.call(&target, "GET", &v3, (Some("cse-m.example.net"), None), t1);
+        assert_eq!((r.status, text(&r)), (200, want.clone()));
+        assert_eq!(r.content_type, "application/json");
+        // The change request: /fetchCredentials/<RelativeKeId>, requestor in From; same key.
+        let cr = format!("/fetchCredentials/{}", keys.relative_ke_id);
+        let r = w.call(&target, "GET", &cr, (None, Some("cse-m.example.net")), t1);
+        assert_eq!((r.status, text(&r)), (200, want));
+        // Another MEF's KeID, a SUID not granted, a relative id with a SUID of the grant.
+        let other = format!("/fetchCredentials/{}@mef.example.org/23", keys.relative_ke_id);
+        let r = w.call(&target, "GET", &other, (Some("cse-m.example.net"), None), t1);
+        assert_eq!(r.status, 404, "{}", text(&r));
+        assert_eq!(
+            text(&r),
+            r#"{"Status":false,"ErrorString":"the KeID names MEF mef.example.org, not this one (mef.example.net)"}"#
+        );
+        let r = w.call(
+            &target,
+            "GET",
+            &format!("/fetchCredentials/{ke_id}/22"),
+            (Some("cse-m.example.net"), None),
+            t1,
+        );
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(text(&r).contains("SUID 22"), "{}", text(&r));
+        // The old 11/12/13 mean pre-provisioned keys in V3.18: not what this enrolment granted.
+        let r = w.call(
+            &target,
+            "GET",
+            &format!("/fetchCredentials/{ke_id}/12"),
+            (Some("cse-m.example.net"), None),
+            t1,
+        );
+        assert_eq!(r.status, 403, "{}", text(&r));
+        // Two different requestors named at once.
+        let r = w.call(
+            &target,
+            "GET",
+            &v3,
+            (Some("cse-m.example.net"), Some("other.example.net")),
+            t1,
+        );
+        assert_eq!(r.status, 400, "{}", text(&r));
+        // With CredentialID configured, it comes after Credential.
+        let mut svc = w;
+        svc.svc.send_credential_id = true;
+        let r = svc.call(&target, "GET", &v3, (Some("cse-m.example.net"), None), t1);
+        assert_eq!(
+            text(&r),
+            format!(
+                r#"{{"Status":true,"Credential":"{b64}","CredentialID":"{key_id}","EnroleeID":"ae-77.example.net","Lifetime":3590}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_grant_of_one_key_twice_is_refused() {
+        // ESPrim and ESData share SUID 23; an absolute CSE-ID and its FQDN form are one target.
+        let g: Grant = serde_json::from_value(serde_json::json!({
+            "direct-keys": [
+                { "target": "//sp.example.net/CSE-1", "security-type": "ESPrim" },
+                { "target": "CSE-1.sp.example.net", "security-type": "ESData" },
+            ],
+        }))
+        .unwrap();
+        let e = check_grant(&g).unwrap_err();
+        assert!(e.contains("one key (SUID 23, target CSE-1.sp.example.net)"), "{e}");
+        let g: Grant = serde_json::from_value(serde_json::json!({
+            "direct-keys": [
+                { "target": "//sp.example.net/CSE-1", "security-type": "SAEF" },
+                { "target": "//sp.example.net/CSE-1", "security-type": "ESData" },
+            ],
+        }))
+        .unwrap();
+        assert!(check_grant(&g).is_ok());
+        let g: Grant = serde_json::from_value(serde_json::json!({
+            "direct-keys": [{ "target": "/CSE-1", "security-type": "SAEF" }],
+        }))
+        .unwrap();
+        assert!(check_grant(&g).unwrap_err().contains("SP-relative"));
     }
 }

@@ -108,10 +108,11 @@ pub enum RspfCmd {
         /// The KeId the Enrolee presented.
         #[arg(long)]
         ke_id: String,
-        /// SUID of the usage (11 PSK-SAEF, 12 PSK-ESPrim, 13 PSK-ESData); none for a MAF.
+        /// SUID (TS-0003 8.3.9.9.2): 22 for a PSK-SAEF key, 23 for PSK-ESPrim
+        /// and PSK-ESData, 21 MAF client registration; none for a MAF's Master Credential.
         #[arg(long)]
-        suid: Option<u8>,
-        /// Our identity (`From`): CSE-ID, AE-ID or MAF FQDN.
+        suid: Option<String>,
+        /// Our identity (`X-M2M-Origin`): absolute CSE-ID or AE-ID, an FQDN, or the MAF FQDN.
         #[arg(long)]
         from: String,
         /// Write the key (hex) here (0600).

@@ -21,8 +21,9 @@ use enrolkit_exchange::{
     CertificateEnrolment, CommSecurityType, CredentialResponse, EnrolmentRequest, Format, MafEnrolment, Procedure,
 };
 use enrolkit_keys::KeySpec;
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, TargetId};
+use enrolkit_rspf::enrolment::KeyId;
 use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::{Suid, TargetFqdn};
 use enrolkit_tls::{ClientCertificate, ClientTlsConfig, PskKey, ServerTrust, TlsInfo, TlsVersion};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -421,9 +422,9 @@ pub fn derive_key(state_dir: &Path, target: &str, t: CommSecurityType, out: &Pat
     }
     let unexpected = |e: &dyn std::fmt::Display| ClientError::Unexpected(e.to_string());
     let mef = Fqdn::new("MEF", &s.mef_fqdn).map_err(|e| unexpected(&e))?;
-    let target = TargetId::new(target).map_err(|e| unexpected(&e))?;
+    let target = TargetFqdn::from_id(target).map_err(|e| unexpected(&e))?;
     let (key, id) = keys
-        .target_key(t.credential_usage(), target, mef)
+        .target_key(t.credential_usage().suid(), &target, mef)
         .map_err(|e| unexpected(&e))?;
     write_secret_key(out, &key)?;
     Ok(id.to_string())
@@ -432,8 +433,9 @@ pub fn derive_key(state_dir: &Path, target: &str, t: CommSecurityType, out: &Pat
 /// What a Key Retrieval obtained (the key itself is written, not returned).
 #[derive(Debug)]
 pub struct Fetched {
-    /// The credential's identifier.
-    pub credential_id: String,
+    /// The credential's identifier, when the MEF sends one (an enrolkit
+    /// extension: tables 8.3.2.1-5 of TS-0003 V3.18.0 have none).
+    pub credential_id: Option<String>,
     /// The Enrolee it belongs to, when the MEF says.
     pub enrolee_id: Option<String>,
     /// Seconds the key stays valid.
@@ -441,19 +443,19 @@ pub struct Fetched {
 }
 
 /// MEF Key Retrieval by the Enrolment Target `from` (`enrol rspf fetch`,
-/// clause 8.3.3.6) on a session with `tls`: the key for `ke_id` (and
-/// `usage`), written (hex, 0600) to `out`.
+/// TS-0003 V3.18.0 8.3.2.1 step f) on a session with `tls`: the key for
+/// `ke_id` and `suid`, written (hex, 0600) to `out`.
 pub fn fetch_key(
     mef: &EstServer,
     tls: &ClientTlsConfig,
     ke_id: &KeyId<'_>,
-    usage: Option<CredentialUsage>,
+    suid: Option<Suid>,
     from: &str,
     format: Format,
     out: &Path,
 ) -> Result<Fetched> {
     let http = TlsHttp::new(&mef.host, mef.port, tls)?;
-    match protocol::fetch(&http, ke_id, usage, from, format)? {
+    match protocol::fetch(&http, ke_id, suid, from, format)? {
         (
             _,
             CredentialResponse::Success {

@@ -16,6 +16,11 @@ pub struct RspfConfig {
     /// Enrolment Targets that fetch keys with a certificate, and how it is checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<RspfTargetConfig>,
+    /// Add `CredentialID` (the key's identifier, an enrolkit extension) to
+    /// Key Retrieval answers; by default they carry exactly the fields of
+    /// TS-0003 V3.18.0 table 8.3.2.1-5.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub send_credential_id: bool,
 }
 
 /// `[[rspf.target]]`: an Enrolment Target's certificate credential.

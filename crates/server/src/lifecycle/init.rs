@@ -230,6 +230,7 @@ pub fn init(a: &InitOptions) -> Res {
             storage_key: "rspf.key".into(),
             enrolee: Vec::new(),
             target: Vec::new(),
+            send_credential_id: false,
         }),
         authorisation: None,
         limits: crate::config::LimitsConfig::default(),
