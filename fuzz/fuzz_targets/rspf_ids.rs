@@ -32,6 +32,11 @@ fuzz_target!(|data: &[u8]| {
             keys.target_key(suid, &t, mef).expect("valid target derives");
         }
     }
+    if let Ok(id) = enrolkit_rspf::PublicKeyId::parse(s) {
+        // Both written forms read back as the same key.
+        assert_eq!(enrolkit_rspf::PublicKeyId::parse(&id.to_ni()), Ok(id));
+        assert_eq!(enrolkit_rspf::PublicKeyId::parse(&id.to_hex()), Ok(id));
+    }
     if let Ok(suid) = Suid::parse(s) {
         assert_eq!(suid.to_string(), s, "a SUID that parses is canonical");
     }

@@ -179,6 +179,31 @@ fn spki_sha256(cert: &Path) -> String {
         .to_owned()
 }
 
+/// The RFC 6920 `ni:///sha-256;…` identifier of `cert`'s key (TS-0003
+/// 10.1.2), from OpenSSL's digest and base64 (mapped to base64url).
+fn spki_ni(cert: &Path) -> String {
+    let digest = hex::decode(spki_sha256(cert)).unwrap();
+    let mut c = Command::new("openssl")
+        .args(["base64", "-A"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&digest).unwrap();
+    let b64 = String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap();
+    let url: String = b64
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    format!("ni:///sha-256;{url}")
+}
+
 fn read_state(dir: &Path) -> toml::Table {
     std::fs::read_to_string(dir.join("enrolment.toml"))
         .unwrap()
@@ -364,7 +389,12 @@ fn pre_provisioned_key_framework_end_to_end() {
     let pins = tempfile::tempdir().unwrap();
     let (pin_ca, pin_ca_key) = openssl_ca(pins.path(), "maf-maker");
     let (maf_cert, maf_key) = openssl_cert(pins.path(), "maf.example.net", &pin_ca, &pin_ca_key);
-    let maf_pin = spki_sha256(&maf_cert);
+    // The pin as TS-0003 10.1.2 writes a raw public key identifier.
+    let maf_pin = spki_ni(&maf_cert);
+    assert!(
+        maf_pin.starts_with("ni:///sha-256;") && maf_pin.len() == 57,
+        "{maf_pin}"
+    );
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
         // This MEF adds the CredentialID extension to its Key Retrieval
         // answers; the other tests' MEFs send only table 8.3.2.1-5's fields.

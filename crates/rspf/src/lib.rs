@@ -15,12 +15,14 @@ pub mod error;
 pub mod fqdn;
 pub mod gba;
 pub mod kdf;
+pub mod pkid;
 pub mod secret;
 pub mod suid;
 pub mod target;
 
 pub use error::{Result, RspfError};
 pub use fqdn::Fqdn;
+pub use pkid::PublicKeyId;
 pub use secret::Key256;
 pub use suid::Suid;
 pub use target::TargetFqdn;

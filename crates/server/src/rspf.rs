@@ -49,7 +49,7 @@ use enrolkit_exchange::{
 use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId, EXPORT_LEN};
 use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId, RAND_LEN};
 use enrolkit_rspf::suid::KeySource;
-use enrolkit_rspf::{Fqdn, Key256, Suid, TargetFqdn};
+use enrolkit_rspf::{Fqdn, Key256, PublicKeyId, Suid, TargetFqdn};
 use enrolkit_tls::{PskContext, PskStore, TlsInfo, TlsVersion};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -184,9 +184,10 @@ pub struct RspfSetup {
 /// use the Kre of its enrolment, with no configuration.
 #[derive(Debug, Clone)]
 pub struct TargetAuth {
-    /// The target's CSE-ID, AE-ID or MAF FQDN (`From`).
+    /// The target's CSE-ID, AE-ID or MAF FQDN (`X-M2M-Origin` / `From`).
     pub id: String,
-    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex), if pinned.
+    /// Its certificate's key, if pinned: SHA-256 of the SubjectPublicKeyInfo
+    /// as an RFC 6920 `ni:///sha-256;…` URI (TS-0003 10.1.2) or hex.
     pub spki_sha256: Option<String>,
     /// Trust anchors (DER) its certificate must chain to; it must then name `id`.
     pub trust_anchors: Vec<Vec<u8>>,
@@ -402,13 +403,17 @@ fn chains_to(chain: &[Vec<u8>], anchors: &[Vec<u8>], now: i64) -> Result<(), Str
         .map_err(|e| e.to_string())
 }
 
-fn spki_sha256(der: &[u8]) -> Option<String> {
+/// The identifier of a certificate's key (10.1.2: SHA-256 of its SPKI).
+fn spki_id(der: &[u8]) -> Option<PublicKeyId> {
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info).ok()?;
-    Some(hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        &spki,
-    )))
+    Some(PublicKeyId::of_spki(&spki))
+}
+
+/// Whether the certificate `der` holds the key `pin` names (an RFC 6920
+/// `ni:` URI or hex; validated when the configuration was read).
+fn key_matches(der: &[u8], pin: &str) -> bool {
+    matches!((spki_id(der), PublicKeyId::parse(pin)), (Some(a), Ok(b)) if a == b)
 }
 
 /// The Ua protocol identifier of a GBA TLS-PSK handshake.
@@ -469,11 +474,8 @@ impl RspfService {
             if t.spki_sha256.is_none() && t.trust_anchors.is_empty() {
                 return Err(at("give spki-sha256, trust-anchor, or both"));
             }
-            if t.spki_sha256
-                .as_ref()
-                .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Err(at("spki-sha256 is 64 hexadecimal digits"));
+            if let Some(pin) = &t.spki_sha256 {
+                PublicKeyId::parse(pin).map_err(|e| at(&format!("spki-sha256: {e}")))?;
             }
             if s.targets.iter().take(i).any(|o| o.id == t.id) {
                 return Err(at("listed twice"));
@@ -596,9 +598,7 @@ impl RspfService {
         let names = certificate_names(leaf);
         let chains = |e: &Enrolee| chains_to(&tls.peer_chain, &e.trust_anchors, now).is_ok();
         let matched = find(&|e| match &e.bootstrap.authentication {
-            Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => {
-                spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(public_key_id))
-            }
+            Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => key_matches(leaf, public_key_id),
             Some(EnroleeAuthentication::DeviceCertificate { device_id, .. }) => {
                 names.iter().any(|n| n == device_id) && chains(e)
             }
@@ -1003,7 +1003,7 @@ impl RspfService {
             )
         })?;
         if let Some(pin) = &target.spki_sha256 {
-            if !spki_sha256(leaf).is_some_and(|h| h.eq_ignore_ascii_case(pin)) {
+            if !key_matches(leaf, pin) {
                 return Err(refuse(
                     403,
                     "the TLS client certificate's key is not the one pinned for the requestor",
@@ -1766,6 +1766,73 @@ mod standing_tests {
                 r#"{{"Status":true,"Credential":"{b64}","CredentialID":"{key_id}","EnroleeID":"ae-77.example.net","Lifetime":3590}}"#
             )
         );
+    }
+
+    /// TS-0003 V3.18.0 10.1.2: a raw public key is named by an RFC 6920
+    /// `ni:` URI; both the Enrolee's public-key-id and a target's pin take it.
+    #[test]
+    fn raw_public_key_identifiers_in_ni_form_identify_enrolees_and_targets() {
+        let mut w = world();
+        let enrolee = w.issue("ae-77.example.net");
+        let target = w.issue("cse-m.example.net");
+        let other = w.issue("cse-x.example.net");
+        let id_of = |c: &x509_cert::Certificate| {
+            PublicKeyId::of_spki(&der::Encode::to_der(&c.tbs_certificate.subject_public_key_info).unwrap())
+        };
+        let ni = id_of(&enrolee).to_ni();
+        assert!(ni.starts_with("ni:///sha-256;") && ni.len() == 14 + 43, "{ni}");
+        let raw = |id: String| Some(EnroleeAuthentication::RawPublicKey { public_key_id: id });
+        // Another key's identifier: no Enrolee.
+        w.svc.enrolees[0].bootstrap.authentication = raw(id_of(&other).to_ni());
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        w.svc.enrolees[0].bootstrap.authentication = raw(ni);
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        // The target pinned by an ni URI with an authority (which names no other key).
+        let keys = EnrolmentKeys::from_export(&[7; EXPORT_LEN]).unwrap();
+        let mef = Fqdn::new("MEF", "mef.example.net").unwrap();
+        let path = format!("/fetchCredentials/{}/23", keys.ke_id(mef));
+        let pin = id_of(&target).to_ni().replace("ni:///", "ni://keys.example.net/");
+        w.svc.targets[0] = TargetAuth {
+            id: "cse-m.example.net".into(),
+            spki_sha256: Some(pin),
+            trust_anchors: vec![],
+        };
+        let r = w.ask(&target, "GET", &path, Some("cse-m.example.net"));
+        assert_eq!(r.status, 200, "{}", text(&r));
+        w.svc.targets[0].spki_sha256 = Some(id_of(&other).to_ni());
+        let r = w.ask(&target, "GET", &path, Some("cse-m.example.net"));
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(text(&r).contains("not the one pinned"), "{}", text(&r));
+    }
+
+    #[test]
+    fn a_pin_that_is_no_key_identifier_is_refused_at_start() {
+        let w = world();
+        for (pin, why) in [
+            ("ni:///sha-256-128;AAAAAAAAAAAAAAAAAAAAAA", "truncated"),
+            ("ni:///sha-256;AAAA", "43 base64url"),
+            ("abcd", "neither"),
+        ] {
+            let setup = RspfSetup {
+                mef_fqdn: "mef.example.net".into(),
+                enrolees: vec![],
+                storage: w.storage.clone(),
+                storage_key: Zeroizing::new([3; 32]),
+                token_key: Zeroizing::new([4; 32]),
+                targets: vec![TargetAuth {
+                    id: "cse-m.example.net".into(),
+                    spki_sha256: Some(pin.into()),
+                    trust_anchors: vec![],
+                }],
+                operator_psks: false,
+                send_credential_id: false,
+                ca_subject: w.ca.certificate.tbs_certificate.subject.clone(),
+            };
+            let e = RspfService::new(setup).err().unwrap();
+            assert!(e.contains("spki-sha256") && e.contains(why), "{pin}: {e}");
+        }
     }
 
     #[test]

@@ -27,9 +27,10 @@ pub struct RspfConfig {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RspfTargetConfig {
-    /// Its CSE-ID, AE-ID or MAF FQDN, as it sends in `From`.
+    /// Its CSE-ID, AE-ID or MAF FQDN, as it names itself in `X-M2M-Origin` / `From`.
     pub id: String,
-    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex).
+    /// Its certificate's key: SHA-256 of the SubjectPublicKeyInfo as an
+    /// RFC 6920 `ni:///sha-256;…` URI (TS-0003 10.1.2) or 64 hex digits.
     #[serde(default)]
     pub spki_sha256: Option<String>,
     /// PEM file of the CA(s) its certificate chains to (the certificate must then name `id`).
