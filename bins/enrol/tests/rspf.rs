@@ -1028,6 +1028,103 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
     }
 }
 
+/// `openssl s_client` with a PSK and `args` (version, cipher), posting an
+/// Enrolment Exchange request to the MEF's OpenSSL listener: all it printed.
+fn s_client_enrolment(mef: &Mef, kpm_hex: &str, identity: &str, args: &[&str]) -> String {
+    let body = r#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;
+    let request = format!(
+        "POST /rspf/enrolment HTTP/1.1\r\nHost: mef\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", mef.openssl),
+            "-ign_eof",
+        ])
+        .args(["-psk", kpm_hex, "-psk_identity", identity])
+        .args(args)
+        .args(["-keymatexport", LABEL, "-keymatexportlen", "48"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = c.wait();
+    out
+}
+
+/// Issue 17 item 8: `mef init` turns the forward-secrecy policy on; a
+/// plain-PSK TLS 1.2 session (`PSK-AES128-CBC-SHA256`, TS-0003 10.2.2's
+/// mandatory suite) is refused with a reason naming the policy, an
+/// ECDHE-PSK one is not, and an Enrolee with the exception is admitted
+/// over the plain-PSK suite (and gets the KeId of OpenSSL's export).
+#[test]
+fn the_forward_secrecy_policy_refuses_plain_psk_unless_the_enrolee_is_exempt() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        assert!(cfg.contains("require_forward_secrecy = true"), "mef init: {cfg}");
+        cfg.push_str(&psk_enrolee(
+            "strict",
+            "kpm-strict",
+            "ae-strict.example.net",
+            3600,
+            false,
+            CSE_GRANT,
+        ));
+        let legacy = psk_enrolee("legacy", "kpm-legacy", "ae-legacy.example.net", 3600, false, CSE_GRANT);
+        let exempt = legacy.replace(
+            "name = \"legacy\"\n",
+            "name = \"legacy\"\nforward-secrecy-exception = true\n",
+        );
+        assert_ne!(exempt, legacy);
+        cfg.push_str(&exempt);
+    });
+    let strict = std::fs::read_to_string(add_psk(&mef, "kpm-strict")).unwrap();
+    let legacy = std::fs::read_to_string(add_psk(&mef, "kpm-legacy")).unwrap();
+    let plain = ["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"];
+    let out = s_client_enrolment(&mef, strict.trim(), "kpm-strict", &plain);
+    assert!(
+        out.contains("Cipher is PSK-AES128-CBC-SHA256"),
+        "the handshake itself succeeds: {out}"
+    );
+    assert!(out.contains("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.contains(r#""Status":false"#)
+            && out.contains("forward-secrecy policy ([rspf] require_forward_secrecy)")
+            && out.contains("0x00AE")
+            && out.contains("forward-secrecy-exception = true on the [[rspf.enrolee]] named strict"),
+        "{out}"
+    );
+    assert!(!out.contains("keId"), "{out}");
+    assert!(mef.log().contains("forward-secrecy policy"), "the refusal is logged");
+    // The same Enrolee over ECDHE-PSK is admitted.
+    let ecdhe = ["-tls1_2", "-cipher", "ECDHE-PSK-AES128-CBC-SHA256"];
+    let out = s_client_enrolment(&mef, strict.trim(), "kpm-strict", &ecdhe);
+    assert!(
+        out.contains("Cipher is ECDHE-PSK-AES128-CBC-SHA256") && out.contains("HTTP/1.1 200"),
+        "{out}"
+    );
+    // The exempt Enrolee over the plain-PSK suite: admitted, Ke from OpenSSL's export.
+    let out = s_client_enrolment(&mef, legacy.trim(), "kpm-legacy", &plain);
+    assert!(
+        out.contains("Cipher is PSK-AES128-CBC-SHA256") && out.contains("HTTP/1.1 200"),
+        "{out}"
+    );
+    let material = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Keying material: "))
+        .map(|h| hex::decode(h).unwrap())
+        .unwrap_or_else(|| panic!("{out}"));
+    let ke_id = format!("{}@{MEF_FQDN}", hex::encode_upper(&material[..16]));
+    assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{out}");
+}
+
 #[test]
 fn a_held_enrolee_certificate_is_approved_with_the_granted_ekus() {
     // The profile's EKU is clientAuth; the grant is serverAuth only, which

@@ -151,6 +151,10 @@ pub struct Enrolee {
     pub grant: Grant,
     /// Certificate-based: the trust anchors (DER) its certificate must chain to.
     pub trust_anchors: Vec<Vec<u8>>,
+    /// Exempt from the forward-secrecy policy: its sessions may use a
+    /// plain-PSK TLS 1.2 suite (a peer that offers only TS-0003 10.2.2's
+    /// mandatory `TLS_PSK_WITH_AES_128_CBC_SHA256`).
+    pub forward_secrecy_exception: bool,
 }
 
 /// Everything the service needs at start-up.
@@ -172,6 +176,10 @@ pub struct RspfSetup {
     pub operator_psks: bool,
     /// Whether Key Retrieval answers carry `CredentialID` (an extension).
     pub send_credential_id: bool,
+    /// The forward-secrecy policy: RSPF sessions must have an ephemeral
+    /// (EC)DHE exchange (TLS 1.3, or an (EC)DHE TLS 1.2 suite) unless the
+    /// Enrolee is exempt ([`Enrolee::forward_secrecy_exception`]).
+    pub require_forward_secrecy: bool,
     /// The CA's subject: a certificate naming it as issuer must be one of
     /// ours, unrevoked, to identify an Enrolee or a target.
     pub ca_subject: x509_cert::name::Name,
@@ -221,6 +229,7 @@ pub struct RspfService {
     targets: Vec<TargetAuth>,
     operator_psks: bool,
     send_credential_id: bool,
+    require_forward_secrecy: bool,
     ca_subject: x509_cert::name::Name,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -490,6 +499,7 @@ impl RspfService {
             targets: s.targets,
             operator_psks: s.operator_psks,
             send_credential_id: s.send_credential_id,
+            require_forward_secrecy: s.require_forward_secrecy,
             ca_subject: s.ca_subject,
             metrics: Arc::new(crate::metrics::Metrics::new()),
         })
@@ -616,6 +626,34 @@ impl RspfService {
             .ok_or_else(|| refuse(403, "the TLS client certificate is not a configured Enrolee's"))
     }
 
+    /// The forward-secrecy policy (`[rspf] require_forward_secrecy`): with
+    /// a plain-PSK TLS 1.2 suite, whoever later learns the PSK (Kpm, Kre,
+    /// Ks_NAF) can recompute the session's keys and so Ke; such a session is
+    /// refused, naming the policy, unless `enrolee` is exempt.
+    fn check_forward_secrecy(&self, tls: &TlsInfo, enrolee: Option<&Enrolee>) -> Result<(), Refusal> {
+        if !self.require_forward_secrecy || tls.forward_secret() || enrolee.is_some_and(|e| e.forward_secrecy_exception)
+        {
+            return Ok(());
+        }
+        let suite = match tls.cipher_suite {
+            Some(n) => format!("{} suite {n:#06X}", tls.version),
+            None => format!("{} with an unreported suite", tls.version),
+        };
+        let exception = match enrolee {
+            Some(e) => format!(
+                "; for an Enrolee that offers only plain-PSK suites, set forward-secrecy-exception = true on the [[rspf.enrolee]] named {}",
+                e.name
+            ),
+            None => String::new(),
+        };
+        Err(refuse(
+            403,
+            format!(
+                "refused by the forward-secrecy policy ([rspf] require_forward_secrecy): {suite} has no (EC)DHE key exchange, so whoever later learns the pre-shared key could recover this session's keys{exception}"
+            ),
+        ))
+    }
+
     /// A certificate identifies a peer only while it is valid and, when it
     /// is ours, unrevoked (the authorisation core's rule, on every path).
     fn check_standing(&self, leaf: &[u8], now: i64) -> Result<(), Refusal> {
@@ -695,6 +733,9 @@ impl RspfService {
         let t = unix(now);
         let (enrolee, parent_rec) = self.identify_with_kre(req.tls, t)?;
         log.peer = enrolee.name.clone();
+        // Before anything is spent or recorded: Ke from a session without
+        // forward secrecy is recoverable from the PSK alone.
+        self.check_forward_secrecy(req.tls, Some(enrolee))?;
         // Re-enrolment on a live Kre (clause 8.3.1.2: Kre authenticates the
         // Enrolee "when re-enrolling to obtain fresh credentials") needs no
         // new token: the enrolment Kre came from already spent one.
@@ -813,6 +854,7 @@ impl RspfService {
         let t = unix(now);
         let enrolee = self.identify(req.tls, t)?;
         log.peer = enrolee.name.clone();
+        self.check_forward_secrecy(req.tls, Some(enrolee))?;
         log.ke_id = c.ke_id.clone();
         let id = KeyId::parse(&c.ke_id).map_err(|e| refuse(400, e.to_string()))?;
         let rec = self
@@ -986,6 +1028,9 @@ impl RspfService {
                     "key retrieval needs a target certificate or a KreId as TLS identity",
                 ));
             };
+            // Keyed by Kre: the policy of the Enrolee whose Kre it is.
+            let owner = self.enrolees.iter().find(|e| e.name == k.rec.enrolee);
+            self.check_forward_secrecy(tls, owner)?;
             if k.rec.enrolee_id.as_deref().is_some_and(|e| same_target(e, from)) {
                 return Ok(());
             }
@@ -995,6 +1040,7 @@ impl RspfService {
             .peer_chain
             .first()
             .ok_or_else(|| refuse(403, "key retrieval needs mutual authentication (no client certificate)"))?;
+        self.check_forward_secrecy(tls, None)?;
         self.check_standing(leaf, now)?;
         let target = self.targets.iter().find(|t| same_target(&t.id, from)).ok_or_else(|| {
             refuse(
@@ -1038,6 +1084,9 @@ impl RspfService {
             Err(Refusal(_, why)) if rspf_identity => return GrantCheck::Refused(why),
             Err(_) => return GrantCheck::NotAnEnrolee,
         };
+        if let Err(Refusal(_, why)) = self.check_forward_secrecy(tls, Some(enrolee)) {
+            return GrantCheck::Refused(why);
+        }
         let refused = |why: &str| GrantCheck::Refused(format!("Enrolee {}: {why}", enrolee.name));
         let rec = match self.storage.latest_enrolment(&enrolee.name, t) {
             Ok(Some(r)) => r,
@@ -1550,6 +1599,7 @@ mod standing_tests {
                 }))
                 .unwrap(),
                 trust_anchors: vec![anchor.clone()],
+                forward_secrecy_exception: false,
             }],
             storage: storage.clone(),
             storage_key: Zeroizing::new([3; 32]),
@@ -1561,6 +1611,7 @@ mod standing_tests {
             }],
             operator_psks: false,
             send_credential_id: false,
+            require_forward_secrecy: true,
             ca_subject: ca.certificate.tbs_certificate.subject.clone(),
         })
         .unwrap();
@@ -1616,13 +1667,26 @@ mod standing_tests {
             (origin, from): (Option<&str>, Option<&str>),
             now: SystemTime,
         ) -> HttpResponse {
+            self.call_over(cert, method, path, (origin, from), now, (TlsVersion::Tls13, None))
+        }
+
+        /// As [`World::call`], on a session of `version` and `suite`.
+        fn call_over(
+            &self,
+            cert: &x509_cert::Certificate,
+            method: &str,
+            path: &str,
+            (origin, from): (Option<&str>, Option<&str>),
+            now: SystemTime,
+            (version, suite): (TlsVersion, Option<u16>),
+        ) -> HttpResponse {
             let tls = TlsInfo {
                 backend: Backend::OpenSsl,
-                version: TlsVersion::Tls13,
+                version,
                 peer_chain: vec![cert.to_der().unwrap()],
                 peer_cert_error: None,
                 psk_identity: None,
-                cipher_suite: None,
+                cipher_suite: suite,
                 channel_binding: None,
                 exported: Some(enrolkit_tls::Exported::from_secret(Zeroizing::new(vec![7; EXPORT_LEN]))),
             };
@@ -1828,11 +1892,81 @@ mod standing_tests {
                 }],
                 operator_psks: false,
                 send_credential_id: false,
+                require_forward_secrecy: true,
                 ca_subject: w.ca.certificate.tbs_certificate.subject.clone(),
             };
             let e = RspfService::new(setup).err().unwrap();
             assert!(e.contains("spki-sha256") && e.contains(why), "{pin}: {e}");
         }
+    }
+
+    /// The forward-secrecy policy: a TLS 1.2 session without (EC)DHE is
+    /// refused for the exchange, the completion and Key Retrieval, naming
+    /// the policy, unless the Enrolee is exempt; (EC)DHE and TLS 1.3 pass.
+    #[test]
+    fn sessions_without_forward_secrecy_are_refused_naming_the_policy() {
+        let mut w = world();
+        let enrolee = w.issue("ae-77.example.net");
+        let target = w.issue("cse-m.example.net");
+        let now = SystemTime::now();
+        let plain = (TlsVersion::Tls12, Some(0x00AE));
+        let r = w.call_over(&enrolee, "POST", ENROLMENT_PATH, (None, None), now, plain);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        let t = text(&r);
+        assert!(
+            t.contains("forward-secrecy policy ([rspf] require_forward_secrecy)")
+                && t.contains("0x00AE")
+                && t.contains("forward-secrecy-exception = true on the [[rspf.enrolee]] named ae-77"),
+            "{t}"
+        );
+        // An unreported TLS 1.2 suite counts as none.
+        let r = w.call_over(
+            &enrolee,
+            "POST",
+            ENROLMENT_PATH,
+            (None, None),
+            now,
+            (TlsVersion::Tls12, None),
+        );
+        assert_eq!(r.status, 403, "{}", text(&r));
+        // ECDHE-PSK-AES128-CBC-SHA256, TLS 1.3: admitted.
+        let r = w.call_over(
+            &enrolee,
+            "POST",
+            ENROLMENT_PATH,
+            (None, None),
+            now,
+            (TlsVersion::Tls12, Some(0xC037)),
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+        // Every session here exports the same bytes, so a second admitted
+        // exchange meets the first one's record (409): past the policy.
+        let past_the_policy = |r: &HttpResponse| r.status == 409 && text(r).contains("already recorded");
+        let r = w.call(&enrolee, "POST", ENROLMENT_PATH, (None, None), now);
+        assert!(past_the_policy(&r), "{}", text(&r));
+        // Key Retrieval by certificate over a plain-PSK suite: refused, with no exception to offer.
+        let keys = EnrolmentKeys::from_export(&[7; EXPORT_LEN]).unwrap();
+        let path = format!(
+            "/fetchCredentials/{}/23",
+            keys.ke_id(Fqdn::new("MEF", "mef.example.net").unwrap())
+        );
+        let r = w.call_over(&target, "GET", &path, (Some("cse-m.example.net"), None), now, plain);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        assert!(
+            text(&r).contains("forward-secrecy policy") && !text(&r).contains("exception"),
+            "{}",
+            text(&r)
+        );
+        // The exception admits this Enrolee's plain-PSK session; the policy off admits all.
+        w.svc.enrolees[0].forward_secrecy_exception = true;
+        let r = w.call_over(&enrolee, "POST", ENROLMENT_PATH, (None, None), now, plain);
+        assert!(past_the_policy(&r), "{}", text(&r));
+        w.svc.enrolees[0].forward_secrecy_exception = false;
+        let r = w.call_over(&enrolee, "POST", ENROLMENT_PATH, (None, None), now, plain);
+        assert_eq!(r.status, 403, "{}", text(&r));
+        w.svc.require_forward_secrecy = false;
+        let r = w.call_over(&enrolee, "POST", ENROLMENT_PATH, (None, None), now, plain);
+        assert!(past_the_policy(&r), "{}", text(&r));
     }
 
     #[test]

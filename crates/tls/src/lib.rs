@@ -36,7 +36,7 @@ pub mod stream;
 pub use client::{ClientCertificate, ClientKey, ClientStream, ClientTlsConfig, Connector, ServerTrust};
 pub use error::{is_tls_failure, TlsSetupError};
 pub use info::openssl::{channel_binding, openssl_info, psk_used};
-pub use info::{Backend, Exported, KeyingExport, TlsInfo, TlsVersion};
+pub use info::{tls12_suite_is_ephemeral, Backend, Exported, KeyingExport, TlsInfo, TlsVersion};
 pub use psk::{PskContext, PskFn, PskKey, PskStore};
 pub use server::{Acceptor, ServerStream, ServerTlsConfig};
 pub use stream::{Stream, HANDSHAKE_TIMEOUT};

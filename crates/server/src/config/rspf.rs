@@ -21,6 +21,13 @@ pub struct RspfConfig {
     /// TS-0003 V3.18.0 table 8.3.2.1-5.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub send_credential_id: bool,
+    /// The forward-secrecy policy for RSPF sessions: only TLS 1.3 or an
+    /// (EC)DHE TLS 1.2 suite, since a plain-PSK suite leaves Ke
+    /// recoverable by whoever later learns the PSK; an Enrolee may be
+    /// exempted (`forward-secrecy-exception`). `mef init` writes `true`;
+    /// absent (configurations written before the policy existed) it is off.
+    #[serde(default)]
+    pub require_forward_secrecy: bool,
 }
 
 /// `[[rspf.target]]`: an Enrolment Target's certificate credential.
@@ -48,6 +55,14 @@ pub struct RspfEnroleeConfig {
     pub bootstrap: enrolkit_exchange::bootstrap::MefEnroleeConfig,
     /// What the exchange grants (kebab-case keys).
     pub grant: crate::rspf::Grant,
+    /// Exempt this Enrolee from `require_forward_secrecy` (a peer that
+    /// offers only the plain-PSK suite TS-0003 10.2.2 makes mandatory).
+    #[serde(
+        default,
+        rename = "forward-secrecy-exception",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub forward_secrecy_exception: bool,
 }
 
 /// The names RSPF identifies Enrolees and targets by: issued only under a grant.

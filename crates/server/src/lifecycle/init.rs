@@ -231,6 +231,8 @@ pub fn init(a: &InitOptions) -> Res {
             enrolee: Vec::new(),
             target: Vec::new(),
             send_credential_id: false,
+            // New configurations refuse RSPF sessions without forward secrecy.
+            require_forward_secrecy: true,
         }),
         authorisation: None,
         limits: crate::config::LimitsConfig::default(),

@@ -24,6 +24,7 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
             bootstrap: e.bootstrap.clone(),
             grant: e.grant.clone(),
             trust_anchors: anchors,
+            forward_secrecy_exception: e.forward_secrecy_exception,
         });
     }
     let mut targets = Vec::new();
@@ -51,6 +52,7 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
         ca_subject: shared.ca.certificate.tbs_certificate.subject.clone(),
         operator_psks,
         send_credential_id: r.send_credential_id,
+        require_forward_secrecy: r.require_forward_secrecy,
     })
     .map(|svc| svc.with_metrics(shared.metrics.clone()))
 }
