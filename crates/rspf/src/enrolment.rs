@@ -57,8 +57,9 @@
 //! 5. **Target key identifier** (extension): the text says the MEF returns a
 //!    key but not an identifier for it; ours follows the
 //!    `Relative@Issuer-FQDN` shape of 10.5.
-//! 6. **hexBinary** is written in upper case (the canonical form of XML
-//!    Schema hexBinary, which the name refers to) and read in either case.
+//! 6. **hexBinary letter case** (extension: V3.18 does not fix it) is upper
+//!    case when written (the canonical form of XML Schema hexBinary, which
+//!    the name refers to) and either case when read.
 //! 7. **Identifiers**: the MAF-FQDN is an LDH name ([`Fqdn`]); the
 //!    Enrolment-Target-ID is NFKC-normalised UTF-8 in FQDN form
 //!    ([`TargetFqdn`]; the mapping from absolute CSE-/AE-IDs is an
