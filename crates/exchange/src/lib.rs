@@ -19,6 +19,7 @@ pub mod error;
 pub mod format;
 pub mod messages;
 pub mod retrieval;
+pub mod v318;
 
 pub use error::{ExchangeError, Result};
 pub use format::{decode, encode, Format, Message, MAX_LIFETIME, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
@@ -27,3 +28,4 @@ pub use messages::{
     MafCredentialType, MafEnrolment, Procedure, Refused,
 };
 pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX, MAX_FETCH_PATH};
+pub use v318::{ExchangeRequest, ExchangeResponse, ExchangeResponses, InstructionType, WireProfile};

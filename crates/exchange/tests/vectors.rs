@@ -36,6 +36,10 @@ fn decode_any(name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         decode::<EnrolmentInstructions>(&b, f).and_then(|m| encode(&m, f))
     } else if name.starts_with("enrolment-completion") {
         decode::<Completion>(&b, f).and_then(|m| encode(&m, f))
+    } else if name.starts_with("v318-request") {
+        decode::<ExchangeRequest>(&b, f).and_then(|m| encode(&m, f))
+    } else if name.starts_with("v318-responses") {
+        decode::<ExchangeResponses>(&b, f).and_then(|m| encode(&m, f))
     } else if name.starts_with("enrolment-refused") {
         decode::<enrolkit_exchange::Refused>(&b, f).and_then(|m| encode(&m, f))
     } else {
@@ -394,4 +398,69 @@ fn tokens_do_not_print() {
         enrolment_token: Some("secret-token".into()),
     };
     assert!(!format!("{r:?}").contains("secret-token"));
+}
+
+/// TS-0003 V3.18.0 table 8.3.2.1-1 and the responses of tables
+/// 8.3.2.1-2/-3/-4 and the end of the exchange, as Python wrote them.
+#[test]
+fn v3_18_messages_decode_to_the_values_python_wrote() {
+    let r: ExchangeRequest = decode(&read("v318-request.json"), Format::Json).unwrap();
+    assert_eq!(
+        r,
+        ExchangeRequest {
+            certificate_enrolment: true,
+            maf_enrolment: true,
+            remote_management: false
+        }
+    );
+    let r: ExchangeRequest = decode(&read("v318-request.xml"), Format::Xml).unwrap();
+    assert!(r.certificate_enrolment && !r.maf_enrolment && r.remote_management);
+    for f in ["v318-responses.json", "v318-responses.xml"] {
+        let rs: ExchangeResponses = decode(&read(f), format_of(f)).unwrap();
+        let types: Vec<InstructionType> = rs.response.iter().map(|r| r.instruction_type).collect();
+        assert_eq!(
+            types,
+            [
+                InstructionType::CertificateEnrolment,
+                InstructionType::MafEnrolment,
+                InstructionType::RemoteManagement,
+                InstructionType::EndOfExchange
+            ],
+            "{f}"
+        );
+        let c = rs.get(InstructionType::CertificateEnrolment).unwrap();
+        assert_eq!(c.uri.as_deref(), Some("https://est.example.com:8443/.well-known/est"));
+        let m = rs.get(InstructionType::MafEnrolment).unwrap();
+        assert_eq!(m.credential_type, Some(MafCredentialType::SymmetricKey));
+        assert_eq!(m.maf_fqdn(), Some("maf.example.com"), "{f}");
+        assert_eq!(
+            m.maf_key_retrieval_uri.as_deref(),
+            Some("https://maf.example.com/keyRetrieval")
+        );
+        assert_eq!(
+            m.client_registration_uri.as_deref(),
+            Some("https://maf.example.com/clientRegistration")
+        );
+        assert_eq!(m.lifetime, Some(86400));
+        assert_eq!(m.trust_anchor.len(), 1);
+        assert!(m.trust_anchor[0].starts_with("MII"), "{f}");
+        let rm = rs.get(InstructionType::RemoteManagement).unwrap();
+        assert_eq!(rm.uri.as_deref(), Some("coaps://dm.example.com:5684"));
+    }
+    assert_eq!(WireProfile::parse("v3.18"), Some(WireProfile::V318));
+    assert_eq!(WireProfile::parse("change-request"), Some(WireProfile::ChangeRequest));
+    assert_eq!(WireProfile::parse("V3.18"), None);
+    assert_eq!(WireProfile::default(), WireProfile::ChangeRequest);
+    // Hosts of URIs: what the MAF-FQDN comes from.
+    for (u, h) in [
+        ("https://maf.example.com/x", Some("maf.example.com")),
+        ("https://maf.example.com:8443", Some("maf.example.com")),
+        ("https://user@maf.example.com/", None),
+        ("https://[::1]/", None),
+        ("https://maf.example.com:/", None),
+        ("maf.example.com/x", None),
+        ("://maf.example.com", None),
+    ] {
+        assert_eq!(enrolkit_exchange::v318::uri_host(u), h, "{u}");
+    }
 }
