@@ -8,7 +8,7 @@ use enrolkit_client::est::{ders, EstServer};
 use enrolkit_client::flow::rspf::{self as flow, EnroleeCredential, EnroleeRequest};
 use enrolkit_client::flow::Progress;
 use enrolkit_client::rspf::EnrolmentState;
-use enrolkit_exchange::{CommSecurityType, EnrolmentRequest, Format};
+use enrolkit_exchange::{CommSecurityType, EnrolmentRequest, Format, WireProfile};
 use enrolkit_files as files;
 use enrolkit_rspf::enrolment::KeyId;
 use enrolkit_rspf::Suid;
@@ -128,8 +128,19 @@ pub fn run(cmd: RspfCmd) -> Res {
             no_certificate,
             no_maf,
             subject,
+            wire_profile,
+            remote_management,
+            enrolment_expiry,
             out,
         } => {
+            let profile = WireProfile::parse(&wire_profile)
+                .ok_or_else(|| format!("--wire-profile {wire_profile:?}: change-request or v3.18"))?;
+            if profile == WireProfile::ChangeRequest && (remote_management || enrolment_expiry.is_some()) {
+                return Err("--remote-management and --enrolment-expiry belong to --wire-profile v3.18".into());
+            }
+            if profile == WireProfile::V318 && token.is_some() {
+                return Err("--token: the v3.18 wire profile has no Enrolment-Token".into());
+            }
             let (credential, mef_ca) = creds.credential()?;
             let req = EnroleeRequest {
                 mef: creds.mef()?,
@@ -143,6 +154,9 @@ pub fn run(cmd: RspfCmd) -> Res {
                     supports_maf_procedures: !no_maf,
                     enrolment_token: token,
                 },
+                profile,
+                remote_management,
+                enrolment_expiry,
                 // Checked before the exchange: a one-time token is spent by it.
                 subject: subject
                     .as_deref()
@@ -152,6 +166,9 @@ pub fn run(cmd: RspfCmd) -> Res {
             };
             let done = flow::enrol(&req, unix_now().max(0).unsigned_abs(), &mut say).map_err(err)?;
             println!("ke-id {}", done.ke_id);
+            if let Some(u) = &done.remote_management {
+                println!("remote-management {u}");
+            }
             for d in &done.derived {
                 println!(
                     "{} {} key-id {}",

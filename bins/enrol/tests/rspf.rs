@@ -1028,6 +1028,246 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
     }
 }
 
+/// Issue 17 item 5: the V3.18 wire profile under each framework. The MEF
+/// is configured with `wire-profile = "v3.18"` for three Enrolees and the
+/// Enrolee runs `--wire-profile v3.18`: the request of table 8.3.2.1-1, one
+/// response per instruction (certificate enrolment at the instructed EST
+/// URI, MAF with its key registration URI, remote management), the end of
+/// the exchange; then stand-in targets fetch with `/fetchCredentials/<KeID>/<SUID>`
+/// and `X-M2M-Origin` and get the keys the Enrolee derives. The
+/// change-request profile is what every other test here runs.
+#[test]
+fn the_v3_18_wire_profile_end_to_end_under_each_framework() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev_ca, dev_ca_key) = openssl_ca(dir.path(), "Device Maker CA");
+    let (dev_cert, dev_key) = openssl_cert(dir.path(), "device-v3.example.net", &dev_ca, &dev_ca_key);
+    let impi = "001010123456780@ims.mnc001.mcc001.3gppnetwork.org";
+    // The certificate enrolment URI is part of the configuration: fix the OpenSSL listener's port.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = enrolkit_testkit::free_port().unwrap();
+        let edit = |st: &Path, cfg: &mut String| {
+            std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
+            cfg.push_str(&targets_ca(st, &["cse-b.example.net", "maf.example.net"]));
+            std::fs::copy(st.join("targets-ca.pem"), st.join("maf-ca.pem")).unwrap();
+            cfg.push_str(&format!(
+                r#"
+[[rspf.enrolee]]
+name = "v3-psk"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "pre-provisioned-symmetric-key"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3.example.net"
+kpm-id = "kpm-v3"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+remote-management-uri = "coaps://dm.example.net:5684"
+[rspf.enrolee.grant.certificate]
+ekus = ["1.3.6.1.5.5.7.3.2"]
+est-uri = "https://127.0.0.1:{port}"
+[rspf.enrolee.grant.maf]
+fqdn = "maf.example.net"
+credential = "symmetricKey"
+key-registration-uri = "https://maf.example.net/keyRegistration"
+key-retrieval-uri = "https://maf.example.net/keyRetrieval"
+trust-anchor = "maf-ca.pem"
+
+[[rspf.enrolee]]
+name = "v3-device"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "certificate-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3dev.example.net"
+enrolment-expiry = 3600
+[rspf.enrolee.bootstrap.authentication]
+kind = "device-certificate"
+device-id = "device-v3.example.net"
+trust-anchor = "device-ca.pem"
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "ESPrim" }}]
+
+[[rspf.enrolee]]
+name = "v3-ue"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3ue.example.net"
+impi = "{impi}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+            ));
+        };
+        let serve = ["--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0"];
+        let openssl = format!("127.0.0.1:{port}");
+        let mut args: Vec<&str> = serve.to_vec();
+        args.extend(["--est-listen-openssl", &openssl]);
+        if let Ok(m) = Mef::try_start(&mef_bin(), &[], edit, &args) {
+            started = Some(m);
+            break;
+        }
+    }
+    let mef = started.expect("mef serve on a chosen port");
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    let (maf_cert, maf_key) = target_cert(&mef, "maf.example.net");
+    let maf = Target::with_cert(&mef, &maf_cert, &maf_key);
+    let v3 = [
+        "--wire-profile",
+        "v3.18",
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--enrolment-expiry",
+        "600",
+    ];
+    let derive = |st: &Path, t: &str| {
+        let d = st.join(format!("derived-{t}"));
+        ok(enrol(&[
+            "rspf",
+            "derive",
+            "--state",
+            p(st),
+            "--target",
+            "cse-b.example.net",
+            "--security-type",
+            t,
+            "--out",
+            p(&d),
+        ]));
+        std::fs::read_to_string(&d).unwrap().trim().to_owned()
+    };
+
+    // Pre-provisioned key, JSON over TLS 1.3 and XML over TLS 1.2.
+    let kpm = add_psk(&mef, "kpm-v3");
+    for (format, tls) in [("json", "1.3"), ("xml", "1.2")] {
+        let st = mef.dir.path().join(format!("v3-psk-{format}"));
+        let mut a = vec![
+            "rspf",
+            "enrol",
+            "--mef",
+            &server,
+            "--psk-identity",
+            "kpm-v3",
+            "--psk-file",
+            p(&kpm),
+        ];
+        a.extend(v3);
+        a.extend([
+            "--remote-management",
+            "--subject",
+            "CN=ae-v3.example.net",
+            "--format",
+            format,
+            "--tls",
+            tls,
+        ]);
+        a.extend(["--out", p(&st)]);
+        let o = enrol(&a);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let stdout = ok(o);
+        assert!(
+            err.contains("V3.18 responses received up to the end of the exchange"),
+            "{err}"
+        );
+        assert!(
+            stdout.contains("remote-management coaps://dm.example.net:5684"),
+            "{stdout}"
+        );
+        let ke_id = ke_id_of(&stdout);
+        // Certificate enrolment at the instructed URI, in the Enrolee's name.
+        let x = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in", p(&st.join("cert.pem"))])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&x.stdout).contains("ae-v3.example.net"));
+        // Km with the MAF-FQDN from the key registration URI; lifetime = Enrolment Expiry.
+        let state = read_state(&st);
+        assert_eq!(state["wire-profile"].as_str(), Some("v3.18"));
+        assert_eq!(
+            maf.key(&ke_id, None, "maf.example.net", &["--format", format]),
+            table(stored_key(&state, "maf.example.net", "MAF"))
+        );
+        // The target's SAEF key (SUID 22) = what the Enrolee derives.
+        let (key, id) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &["--format", format]);
+        assert_eq!((key, id.as_str()), (derive(&st, "SAEF"), "-"));
+        // The MEF granted no ESPrim key to this Enrolee: deriving one locally gets nothing from the MEF.
+        let e = refused(cse.fetch(&ke_id, Some("23"), "cse-b.example.net", &[]).0);
+        assert!(e.contains("not authorised for SUID 23"), "{e}");
+    }
+    // A change-request body from a V3.18 Enrolee is refused, naming the profile.
+    let e = refused(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--psk-identity",
+        "kpm-v3",
+        "--psk-file",
+        p(&kpm),
+        "--no-certificate",
+        "--no-maf",
+        "--out",
+        p(&mef.dir.path().join("cr")),
+    ]));
+    assert!(e.contains("HTTP 400") && e.contains("speaks the v3.18 profile"), "{e}");
+
+    // Certificate-based: a device certificate, nothing but a direct key granted.
+    let st = mef.dir.path().join("v3-device");
+    let mut a = vec![
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--cert",
+        p(&dev_cert),
+        "--key",
+        p(&dev_key),
+    ];
+    let mef_ca = mef.st("ca.pem");
+    a.extend(["--mef-ca", p(&mef_ca)]);
+    a.extend(v3);
+    a.extend(["--out", p(&st)]);
+    let stdout = ok(enrol(&a));
+    let ke_id = ke_id_of(&stdout);
+    assert!(
+        !st.join("cert.pem").exists() && !stdout.contains("remote-management"),
+        "{stdout}"
+    );
+    let left = read_state(&st)["expires"].as_integer().unwrap() - unix_secs();
+    assert!(
+        (590..=600).contains(&left),
+        "the configured Enrolment Expiry (600 s), {left} s left"
+    );
+    let (key, _) = cse.key(&ke_id, Some("23"), "cse-b.example.net", &[]);
+    assert_eq!(key, derive(&st, "ESPrim"));
+
+    // GBA: B-TID and Ks_NAF as the seed's arrangement has them.
+    let ue = mef.dir.path().join("ue-v3.toml");
+    mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi, "--out", p(&ue)]);
+    for tls in ["1.2", "1.3"] {
+        let st = mef.dir.path().join(format!("v3-ue-{tls}"));
+        let mut a = vec!["rspf", "enrol", "--mef", &server, "--gba", p(&ue), "--tls", tls];
+        a.extend(v3);
+        a.extend(["--out", p(&st)]);
+        let ke_id = ke_id_of(&ok(enrol(&a)));
+        let (key, _) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
+        assert_eq!(key, derive(&st, "SAEF"), "GBA over TLS {tls}");
+    }
+}
+
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// `openssl s_client` with a PSK and `args` (version, cipher), posting an
 /// Enrolment Exchange request to the MEF's OpenSSL listener: all it printed.
 fn s_client_enrolment(mef: &Mef, kpm_hex: &str, identity: &str, args: &[&str]) -> String {

@@ -12,8 +12,8 @@
 use crate::https::TlsHttp;
 use crate::scep::{ClientError, Result};
 use enrolkit_exchange::{
-    Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, FetchRequest, Format, MafCredentialType,
-    Message, Procedure, Refused,
+    Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, ExchangeRequest, ExchangeResponses,
+    FetchRequest, Format, MafCredentialType, Message, Procedure, Refused,
 };
 use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, EXPORTER_LABEL, EXPORT_LEN};
 use enrolkit_rspf::{Fqdn, Key256};
@@ -69,10 +69,13 @@ pub struct Enrolment {
     pub keys: EnrolmentKeys,
     /// The MEF's FQDN (from the confirmed KeId).
     pub mef_fqdn: String,
-    /// What the MEF instructed.
+    /// What the MEF instructed (under the V3.18 profile, its responses read
+    /// into the same shape: see [`enrol_v318`]).
     pub instructions: EnrolmentInstructions,
     /// The session it ran on.
     pub tls: TlsInfo,
+    /// Under the V3.18 wire profile, the MEF's responses as received.
+    pub v318: Option<ExchangeResponses>,
 }
 
 impl Enrolment {
@@ -168,6 +171,98 @@ pub fn enrol(
         mef_fqdn,
         instructions,
         tls: x.tls,
+        v318: None,
+    })
+}
+
+/// The Enrolment Exchange in TS-0003 V3.18.0's wire profile
+/// ([`enrolkit_exchange::v318`]) on one TLS session: send `request`
+/// (table 8.3.2.1-1), read one response per instruction and the end of the
+/// exchange, take Ke from the session. V3.18's messages carry no KeID, so
+/// nothing confirms that both ends derived the same Ke here: the KeID is
+/// ours, under `mef_fqdn` (which must therefore be known). The responses
+/// are also read into [`EnrolmentInstructions`] so the rest of the flow is
+/// shared: the certificate enrolment URI as the EST server, the MAF with
+/// its FQDN from the key registration URI's host, the MAF lifetime (else
+/// `expiry`, the Enrolment Expiry the Enrolee was configured with, table
+/// 9.2.2.1-1) as the Enrolment Expiry; V3.18 grants no direct keys in the
+/// exchange and names no Enrolee-ID or Registrar CSE.
+pub fn enrol_v318(
+    http: &TlsHttp,
+    request: &ExchangeRequest,
+    format: Format,
+    mef_fqdn: &str,
+    expiry: u64,
+) -> Result<Enrolment> {
+    use enrolkit_exchange::{CertificateEnrolment, InstructionType, MafEnrolment};
+    let mef = Fqdn::new("MEF", mef_fqdn).map_err(unexpected)?;
+    let body = enrolkit_exchange::encode(request, format).map_err(unexpected)?;
+    let x = http.request("POST", ENROLMENT_PATH, &headers(format), &mut |_| {
+        Ok(Some(body.to_vec()))
+    })?;
+    if x.status != 200 {
+        return Err(refusal(x.status, x.content_type.as_deref(), &x.body));
+    }
+    let responses: ExchangeResponses = decode_reply(&x)?;
+    let not_asked = |t: InstructionType| {
+        unexpected(format!(
+            "the MEF sent a {} response the Enrolee did not indicate",
+            t.name()
+        ))
+    };
+    for r in &responses.response {
+        let asked = match r.instruction_type {
+            InstructionType::CertificateEnrolment => request.certificate_enrolment,
+            InstructionType::MafEnrolment => request.maf_enrolment,
+            InstructionType::RemoteManagement => request.remote_management,
+            InstructionType::EndOfExchange => true,
+        };
+        if !asked {
+            return Err(not_asked(r.instruction_type));
+        }
+    }
+    let exported = x
+        .tls
+        .exported
+        .as_ref()
+        .ok_or_else(|| unexpected("the TLS session exported no keying material"))?;
+    let keys = EnrolmentKeys::from_export(exported.expose()).map_err(unexpected)?;
+    let maf = responses.get(InstructionType::MafEnrolment);
+    let instructions = EnrolmentInstructions {
+        ke_id: keys.ke_id(mef).to_string(),
+        enrolment_expiry: maf.and_then(|m| m.lifetime).unwrap_or(expiry),
+        enrolee_id: None,
+        certificate_enrolment: responses
+            .get(InstructionType::CertificateEnrolment)
+            .map(|c| CertificateEnrolment {
+                security_type: Vec::new(),
+                eku: Vec::new(),
+                est_uri: c.uri.clone(),
+            }),
+        maf_enrolment: match maf {
+            Some(m) => Some(MafEnrolment {
+                credential_type: m
+                    .credential_type
+                    .ok_or_else(|| unexpected("the MAF response has no credential type"))?,
+                maf_fqdn: m
+                    .maf_fqdn()
+                    .ok_or_else(|| unexpected("the MAF key registration URI names no MAF-FQDN"))?
+                    .to_owned(),
+                maf_uri: m.maf_key_registration_uri.clone(),
+                security_type: Vec::new(),
+            }),
+            None => None,
+        },
+        direct_key: Vec::new(),
+        registrar_cse: None,
+    };
+    instructions.validate().map_err(unexpected)?;
+    Ok(Enrolment {
+        keys,
+        mef_fqdn: mef_fqdn.to_owned(),
+        instructions,
+        tls: x.tls,
+        v318: Some(responses),
     })
 }
 
@@ -314,6 +409,11 @@ pub struct EnrolmentState {
     /// (target, security type) pairs the MEF authorised direct keys for.
     #[serde(default)]
     pub authorised: Vec<(String, String)>,
+    /// `v3.18` when the enrolment ran in TS-0003 V3.18.0's wire profile,
+    /// whose exchange names no targets: the Enrolee derives for any, and
+    /// the MEF decides which targets may fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_profile: Option<String>,
     /// The keys derived at enrolment.
     #[serde(default)]
     pub credential: Vec<StoredCredential>,
@@ -359,6 +459,7 @@ impl EnrolmentState {
                 .iter()
                 .map(|d| (d.target_id.clone(), d.security_type.name().to_owned()))
                 .collect(),
+            wire_profile: e.v318.as_ref().map(|_| "v3.18".to_owned()),
             credential: derived
                 .iter()
                 .map(|d| StoredCredential {

@@ -42,6 +42,7 @@ use crate::storage::{GbaBootstrap, KeRecord, Storage, StorageError};
 use const_oid::ObjectIdentifier;
 use der::Decode;
 use enrolkit_exchange::bootstrap::{EnroleeAuthentication, Framework, MefEnroleeConfig};
+use enrolkit_exchange::v318::{ExchangeRequest, ExchangeResponse, ExchangeResponses, InstructionType, WireProfile};
 use enrolkit_exchange::{
     CertificateEnrolment, CommSecurityType, Completion, CredentialResponse, DirectKey, EnrolmentInstructions,
     EnrolmentRequest, FetchRequest, Format, MafCredentialType, MafEnrolment, Message, Procedure, Refused, FETCH_PREFIX,
@@ -97,6 +98,10 @@ pub struct Grant {
     /// Initial configuration: the Registrar CSE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrar_cse: Option<String>,
+    /// The remote management server's URI, sent (V3.18 profile, table
+    /// 8.3.2.1-4) to an Enrolee that indicates Remote Management support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_management_uri: Option<String>,
 }
 
 /// Certificate Enrolment as granted.
@@ -128,6 +133,20 @@ pub struct MafGrant {
     /// Communication security types the MAF may facilitate.
     #[serde(default)]
     pub security_types: Vec<CommSecurityType>,
+    /// V3.18 profile (table 8.3.2.1-3): where the Enrolee registers its
+    /// Master Credential; its host must be `fqdn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_registration_uri: Option<String>,
+    /// V3.18 profile: the MAF key retrieval URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_retrieval_uri: Option<String>,
+    /// V3.18 profile (optional): the MAF client registration URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_registration_uri: Option<String>,
+    /// V3.18 profile (optional): a PEM file of the MAF's trust anchors,
+    /// sent to the Enrolee (relative to the configuration's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_anchor: Option<String>,
 }
 
 /// One (Enrolee B-ID, communication security type) pair.
@@ -155,6 +174,11 @@ pub struct Enrolee {
     /// plain-PSK TLS 1.2 suite (a peer that offers only TS-0003 10.2.2's
     /// mandatory `TLS_PSK_WITH_AES_128_CBC_SHA256`).
     pub forward_secrecy_exception: bool,
+    /// Which Enrolment Exchange message set it speaks (V3.18 has no version
+    /// field to negotiate on).
+    pub wire_profile: WireProfile,
+    /// The MAF's trust anchors (DER) sent in a V3.18 MAF response.
+    pub maf_trust_anchors: Vec<Vec<u8>>,
 }
 
 /// Everything the service needs at start-up.
@@ -441,6 +465,7 @@ impl RspfService {
             }
             e.bootstrap.validate().map_err(|x| at(x.to_string()))?;
             check_grant(&e.grant).map_err(at)?;
+            check_v318(e).map_err(at)?;
             let others: Vec<&Enrolee> = s.enrolees.iter().take(i).collect();
             if others.iter().any(|o| o.name == e.name) {
                 return Err(at("name used twice".into()));
@@ -728,14 +753,39 @@ impl RspfService {
         log: &mut RspfOutcome,
     ) -> Result<HttpResponse, Refusal> {
         let format = request_format(req)?;
-        let request: EnrolmentRequest =
-            enrolkit_exchange::decode(req.body, format).map_err(|e| refuse(400, e.to_string()))?;
         let t = unix(now);
+        // Who asks decides which message set the body is in (V3.18 has no
+        // version field to tell).
         let (enrolee, parent_rec) = self.identify_with_kre(req.tls, t)?;
         log.peer = enrolee.name.clone();
         // Before anything is spent or recorded: Ke from a session without
         // forward secrecy is recoverable from the PSK alone.
         self.check_forward_secrecy(req.tls, Some(enrolee))?;
+        let bad = |e: enrolkit_exchange::ExchangeError| {
+            refuse(
+                400,
+                format!(
+                    "{e} (Enrolee {} speaks the {} profile)",
+                    enrolee.name,
+                    enrolee.wire_profile.name()
+                ),
+            )
+        };
+        let (request, remote_management) = match enrolee.wire_profile {
+            WireProfile::ChangeRequest => (
+                enrolkit_exchange::decode::<EnrolmentRequest>(req.body, format).map_err(bad)?,
+                false,
+            ),
+            WireProfile::V318 => {
+                let r: ExchangeRequest = enrolkit_exchange::decode(req.body, format).map_err(bad)?;
+                let as_cr = EnrolmentRequest {
+                    supports_certificate_enrolment: r.certificate_enrolment,
+                    supports_maf_procedures: r.maf_enrolment,
+                    enrolment_token: None,
+                };
+                (as_cr, r.remote_management)
+            }
+        };
         // Re-enrolment on a live Kre (clause 8.3.1.2: Kre authenticates the
         // Enrolee "when re-enrolling to obtain fresh credentials") needs no
         // new token: the enrolment Kre came from already spent one.
@@ -783,7 +833,13 @@ impl RspfService {
             Err(e) => return Err(internal(e)),
         }
         log.outcome = format!("200 {}", describe(&instructions));
-        Ok(message(200, &instructions, format))
+        match enrolee.wire_profile {
+            WireProfile::ChangeRequest => Ok(message(200, &instructions, format)),
+            WireProfile::V318 => {
+                let responses = v318_responses(enrolee, &instructions, remote_management);
+                Ok(message(200, &responses, format))
+            }
+        }
     }
 
     fn instructions(
@@ -1391,6 +1447,99 @@ fn describe(i: &EnrolmentInstructions) -> String {
     }
 }
 
+/// The V3.18 responses (tables 8.3.2.1-2/-3/-4, then the end of the
+/// exchange) for what `i` grants `e`. The configuration was checked to
+/// hold every URI a granted instruction needs ([`check_v318`]).
+fn v318_responses(e: &Enrolee, i: &EnrolmentInstructions, remote_management: bool) -> ExchangeResponses {
+    use base64::Engine;
+    let mut response = Vec::new();
+    if let Some(c) = &i.certificate_enrolment {
+        response.push(ExchangeResponse {
+            uri: c.est_uri.clone(),
+            ..ExchangeResponse::bare(InstructionType::CertificateEnrolment)
+        });
+    }
+    if let (Some(m), Some(g)) = (&i.maf_enrolment, &e.grant.maf) {
+        response.push(ExchangeResponse {
+            credential_type: Some(m.credential_type),
+            maf_key_registration_uri: g.key_registration_uri.clone(),
+            maf_key_retrieval_uri: g.key_retrieval_uri.clone(),
+            client_registration_uri: g.client_registration_uri.clone(),
+            trust_anchor: e
+                .maf_trust_anchors
+                .iter()
+                .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
+                .collect(),
+            lifetime: Some(i.enrolment_expiry),
+            ..ExchangeResponse::bare(InstructionType::MafEnrolment)
+        });
+    }
+    if let (true, Some(u)) = (remote_management, &e.grant.remote_management_uri) {
+        response.push(ExchangeResponse {
+            uri: Some(u.clone()),
+            ..ExchangeResponse::bare(InstructionType::RemoteManagement)
+        });
+    }
+    response.push(ExchangeResponse::bare(InstructionType::EndOfExchange));
+    ExchangeResponses { response }
+}
+
+/// What an Enrolee on the V3.18 profile needs configured: no token (V3.18
+/// has none), an EST URI for a certificate grant (table 8.3.2.1-2's URI),
+/// MAF key registration and retrieval URIs whose host is the MAF-FQDN.
+fn check_v318(e: &Enrolee) -> Result<(), String> {
+    use enrolkit_exchange::v318::uri_host;
+    if e.wire_profile != WireProfile::V318 {
+        if e.grant.remote_management_uri.is_some() {
+            return Err("grant.remote-management-uri is sent only in the v3.18 wire profile".into());
+        }
+        return Ok(());
+    }
+    if e.bootstrap.token_required {
+        return Err("token-required: the v3.18 wire profile has no Enrolment-Token".into());
+    }
+    if e.grant.certificate.as_ref().is_some_and(|c| c.est_uri.is_none()) {
+        return Err("grant.certificate.est-uri is required by the v3.18 wire profile (table 8.3.2.1-2's URI)".into());
+    }
+    if let Some(m) = &e.grant.maf {
+        let (Some(reg), Some(_)) = (&m.key_registration_uri, &m.key_retrieval_uri) else {
+            return Err(
+                "grant.maf.key-registration-uri and key-retrieval-uri are required by the v3.18 wire profile".into(),
+            );
+        };
+        if uri_host(reg) != Some(m.fqdn.as_str()) {
+            return Err(format!(
+                "grant.maf.key-registration-uri: its host must be the MAF-FQDN {} (the Enrolee derives Km with it)",
+                m.fqdn
+            ));
+        }
+    }
+    // What the responses will carry must pass the message's own checks.
+    let probe = v318_responses(
+        e,
+        &EnrolmentInstructions {
+            ke_id: "00000000000000000000000000000000@probe.invalid".into(),
+            enrolment_expiry: e.bootstrap.enrolment_expiry,
+            enrolee_id: None,
+            certificate_enrolment: e.grant.certificate.as_ref().map(|c| CertificateEnrolment {
+                security_type: Vec::new(),
+                eku: Vec::new(),
+                est_uri: c.est_uri.clone(),
+            }),
+            maf_enrolment: e.grant.maf.as_ref().map(|m| MafEnrolment {
+                credential_type: m.credential,
+                maf_fqdn: m.fqdn.clone(),
+                maf_uri: None,
+                security_type: Vec::new(),
+            }),
+            direct_key: Vec::new(),
+            registrar_cse: None,
+        },
+        true,
+    );
+    probe.validate().map_err(|x| format!("v3.18 responses: {x}"))
+}
+
 fn tls_identity(tls: &TlsInfo) -> String {
     if let Some(id) = &tls.psk_identity {
         return format!("psk:{id}");
@@ -1564,6 +1713,8 @@ mod standing_tests {
     use x509_cert::name::Name;
 
     struct World {
+        /// The body POSTed (default: a change-request enrolment request).
+        body: Option<Vec<u8>>,
         svc: RspfService,
         storage: Arc<dyn Storage>,
         ca: Authority,
@@ -1600,6 +1751,8 @@ mod standing_tests {
                 .unwrap(),
                 trust_anchors: vec![anchor.clone()],
                 forward_secrecy_exception: false,
+                wire_profile: WireProfile::ChangeRequest,
+                maf_trust_anchors: Vec::new(),
             }],
             storage: storage.clone(),
             storage_key: Zeroizing::new([3; 32]),
@@ -1615,7 +1768,12 @@ mod standing_tests {
             ca_subject: ca.certificate.tbs_certificate.subject.clone(),
         })
         .unwrap();
-        World { svc, storage, ca }
+        World {
+            svc,
+            storage,
+            ca,
+            body: None,
+        }
     }
 
     impl World {
@@ -1690,7 +1848,8 @@ mod standing_tests {
                 channel_binding: None,
                 exported: Some(enrolkit_tls::Exported::from_secret(Zeroizing::new(vec![7; EXPORT_LEN]))),
             };
-            let body = br#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;
+            let cr = br#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;
+            let body = self.body.as_deref().unwrap_or(cr);
             self.svc
                 .handle(
                     &RspfRequest {
@@ -1967,6 +2126,73 @@ mod standing_tests {
         w.svc.require_forward_secrecy = false;
         let r = w.call_over(&enrolee, "POST", ENROLMENT_PATH, (None, None), now, plain);
         assert!(past_the_policy(&r), "{}", text(&r));
+    }
+
+    /// Issue 17 item 5: an Enrolee configured for the V3.18 wire profile
+    /// gets table 8.3.2.1-1's request read and one response per granted
+    /// instruction, then the end of the exchange, exactly; a change-request
+    /// body from it is refused naming the profile; the grant still lets the
+    /// target fetch its key.
+    #[test]
+    fn a_v3_18_enrolee_gets_one_response_per_instruction_then_the_end() {
+        let mut w = world();
+        let enrolee = w.issue("ae-77.example.net");
+        let target = w.issue("cse-m.example.net");
+        {
+            let e = &mut w.svc.enrolees[0];
+            e.wire_profile = WireProfile::V318;
+            e.grant = serde_json::from_value(serde_json::json!({
+                "direct-keys": [{ "target": "cse-m.example.net", "security-type": "ESPrim" }],
+                "remote-management-uri": "coaps://dm.example.net:5684",
+                "certificate": { "ekus": ["1.3.6.1.5.5.7.3.2"], "est-uri": "https://est.example.net:8443" },
+                "maf": {
+                    "fqdn": "maf.example.net", "credential": "symmetricKey",
+                    "key-registration-uri": "https://maf.example.net/keyRegistration",
+                    "key-retrieval-uri": "https://maf.example.net/keyRetrieval",
+                },
+            }))
+            .unwrap();
+            check_v318(e).unwrap();
+        }
+        // A change-request body from a V3.18 Enrolee.
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 400, "{}", text(&r));
+        assert!(text(&r).contains("speaks the v3.18 profile"), "{}", text(&r));
+        w.body = Some(br#"{"certificateEnrolment":true,"mafEnrolment":true,"remoteManagement":true}"#.to_vec());
+        let r = w.ask(&enrolee, "POST", ENROLMENT_PATH, None);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(
+            text(&r),
+            concat!(
+                r#"{"response":["#,
+                r#"{"instructionType":"certificateEnrolment","uri":"https://est.example.net:8443"},"#,
+                r#"{"instructionType":"mafEnrolment","credentialType":"symmetricKey","#,
+                r#""mafKeyRegistrationUri":"https://maf.example.net/keyRegistration","#,
+                r#""mafKeyRetrievalUri":"https://maf.example.net/keyRetrieval","lifetime":3600},"#,
+                r#"{"instructionType":"remoteManagement","uri":"coaps://dm.example.net:5684"},"#,
+                r#"{"instructionType":"endOfExchange"}]}"#
+            )
+        );
+        // The target fetches the key of the granted SUID (23) by the V3.18 path.
+        let keys = EnrolmentKeys::from_export(&[7; EXPORT_LEN]).unwrap();
+        let path = format!(
+            "/fetchCredentials/{}/23",
+            keys.ke_id(Fqdn::new("MEF", "mef.example.net").unwrap())
+        );
+        let r = w.ask(&target, "GET", &path, Some("cse-m.example.net"));
+        assert_eq!(r.status, 200, "{}", text(&r));
+        // What a V3.18 Enrolee cannot be configured with.
+        let e = &mut w.svc.enrolees[0];
+        e.bootstrap.token_required = true;
+        assert!(check_v318(e).unwrap_err().contains("no Enrolment-Token"));
+        e.bootstrap.token_required = false;
+        e.grant.maf.as_mut().unwrap().key_registration_uri = Some("https://other.example.net/r".into());
+        assert!(check_v318(e).unwrap_err().contains("MAF-FQDN maf.example.net"));
+        e.grant.maf = None;
+        e.grant.certificate.as_mut().unwrap().est_uri = None;
+        assert!(check_v318(e).unwrap_err().contains("est-uri"));
+        e.wire_profile = WireProfile::ChangeRequest;
+        assert!(check_v318(e).unwrap_err().contains("only in the v3.18"));
     }
 
     #[test]

@@ -81,6 +81,17 @@ pub enum RspfCmd {
         /// Subject of the certificate request (default: CN=the Enrolee-ID).
         #[arg(long)]
         subject: Option<String>,
+        /// Enrolment Exchange message set, as the MEF is configured for this
+        /// Enrolee: `change-request` (default) or `v3.18` (TS-0003 V3.18.0
+        /// 8.3.2.1; needs --mef-fqdn and --enrolment-expiry, takes no --token).
+        #[arg(long, default_value = "change-request")]
+        wire_profile: String,
+        /// V3.18: indicate Remote Management support.
+        #[arg(long)]
+        remote_management: bool,
+        /// V3.18: the Enrolment Expiry this Enrolee is configured with (seconds).
+        #[arg(long)]
+        enrolment_expiry: Option<u64>,
         /// State directory: enrolment.toml (0600), and key.pem/cert.pem/ca.pem when a certificate is enrolled.
         #[arg(long)]
         out: PathBuf,

@@ -63,6 +63,10 @@ pub struct RspfEnroleeConfig {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub forward_secrecy_exception: bool,
+    /// Which Enrolment Exchange message set this Enrolee speaks:
+    /// `change-request` (default) or `v3.18` (TS-0003 V3.18.0 8.3.2.1).
+    #[serde(default, rename = "wire-profile")]
+    pub wire_profile: enrolkit_exchange::WireProfile,
 }
 
 /// The names RSPF identifies Enrolees and targets by: issued only under a grant.

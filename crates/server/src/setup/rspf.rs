@@ -25,6 +25,14 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
             grant: e.grant.clone(),
             trust_anchors: anchors,
             forward_secrecy_exception: e.forward_secrecy_exception,
+            wire_profile: e.wire_profile,
+            maf_trust_anchors: match e.grant.maf.as_ref().and_then(|m| m.trust_anchor.as_ref()) {
+                Some(p) => files::read_certificates(&base.join(p))?
+                    .iter()
+                    .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
+                    .collect::<Res<Vec<_>>>()?,
+                None => Vec::new(),
+            },
         });
     }
     let mut targets = Vec::new();
