@@ -676,6 +676,151 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
     assert!(e.contains("TLS"), "{e}");
 }
 
+/// Issue 17 item 6 (b, c): GBA over TLS 1.2 takes whichever PSK suite is
+/// negotiated — TS-0003 10.2.2's mandatory `PSK-AES128-CBC-SHA256` (0x00AE)
+/// and ECDHE-PSK ones — with the suite in NAF_Id at both ends, and reads the
+/// PSK identity in TS 24.109's `3GPP-bootstrapping.` form and the seed's
+/// bare B-TID. `openssl s_client` is the UE here, keyed with Ks_NAF computed
+/// for the suite it is told to use; the MEF sends the `3GPP-bootstrapping`
+/// identity hint. A key for another suite does not handshake; 0x00AE is
+/// refused by the forward-secrecy policy unless the Enrolee is exempt.
+#[test]
+fn gba_over_tls12_takes_each_psk_suite_and_the_3gpp_identity_form() {
+    let impi_legacy = "001010000000001@ims.mnc001.mcc001.3gppnetwork.org";
+    let impi_strict = "001010000000002@ims.mnc001.mcc001.3gppnetwork.org";
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        for (name, impi, exempt) in [("ue-legacy", impi_legacy, true), ("ue-strict", impi_strict, false)] {
+            cfg.push_str(&format!(
+                r#"
+[[rspf.enrolee]]
+name = "{name}"
+forward-secrecy-exception = {exempt}
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-{name}.example.net"
+impi = "{impi}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+            ));
+        }
+    });
+    // Each UE's bootstrap (the BSF test double), and Ks_NAF for a suite.
+    let bootstrap = |impi: &str, file: &str| {
+        let ue = mef.dir.path().join(file);
+        mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi, "--out", p(&ue)]);
+        let t: toml::Table = std::fs::read_to_string(&ue).unwrap().parse().unwrap();
+        (
+            t["btid"].as_str().unwrap().to_owned(),
+            t["ks"].as_str().unwrap().to_owned(),
+        )
+    };
+    let ks_naf = |btid: &str, ks: &str, impi: &str, suite: u16| {
+        use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
+        let (rand, _) = parse_btid(btid).unwrap();
+        let naf = NafId {
+            fqdn: enrolkit_rspf::Fqdn::new("MEF", MEF_FQDN).unwrap(),
+            protocol: UaProtocolId::tls_shared_key(suite),
+        };
+        let ks = enrolkit_rspf::Key256::from_slice(&hex::decode(ks).unwrap()).unwrap();
+        hex::encode(naf_key(NafKey::KsNaf, &ks, &rand, impi, &naf).unwrap().expose())
+    };
+    let (btid, ks) = bootstrap(impi_legacy, "ue-legacy.toml");
+    let three_gpp = format!("3GPP-bootstrapping.{btid}");
+    for (cipher, suite, identity) in [
+        ("PSK-AES128-CBC-SHA256", 0x00AE, three_gpp.as_str()),
+        ("ECDHE-PSK-AES128-CBC-SHA256", 0xC037, btid.as_str()),
+        ("ECDHE-PSK-CHACHA20-POLY1305", 0xCCAC, three_gpp.as_str()),
+        ("PSK-AES128-CBC-SHA256", 0x00AE, btid.as_str()),
+    ] {
+        let key = ks_naf(&btid, &ks, impi_legacy, suite);
+        let out = s_client_enrolment(&mef, &key, identity, &["-tls1_2", "-cipher", cipher, "-debug"]);
+        assert!(out.contains(&format!("Cipher is {cipher}")), "{cipher}: {out}");
+        assert!(
+            out.contains("Received PSK identity hint '3GPP-bootstrapping'"),
+            "{cipher}: {out}"
+        );
+        assert!(out.contains("HTTP/1.1 200"), "{cipher} {identity}: {out}");
+        let material = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Keying material: "))
+            .map(|h| hex::decode(h).unwrap())
+            .unwrap_or_else(|| panic!("{out}"));
+        let ke_id = format!("{}@{MEF_FQDN}", hex::encode_upper(&material[..16]));
+        assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{out}");
+    }
+    // Ks_NAF for ECDHE-PSK offered on a 0x00AE handshake: NAF_Id differs, no handshake.
+    let wrong = ks_naf(&btid, &ks, impi_legacy, 0xC037);
+    let out = s_client_enrolment(
+        &mef,
+        &wrong,
+        &three_gpp,
+        &["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"],
+    );
+    assert!(
+        !out.contains("HTTP/1.1"),
+        "a key for another suite must not handshake: {out}"
+    );
+    // GBA_U's prefix is not this bootstrap's.
+    let key = ks_naf(&btid, &ks, impi_legacy, 0xC037);
+    let uicc = format!("3GPP-bootstrapping-uicc.{btid}");
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &uicc,
+        &["-tls1_2", "-cipher", "ECDHE-PSK-AES128-CBC-SHA256"],
+    );
+    assert!(!out.contains("HTTP/1.1 200"), "{out}");
+    // Without the exception, 0x00AE is refused by the forward-secrecy policy; ECDHE-PSK is not.
+    let (btid, ks) = bootstrap(impi_strict, "ue-strict.toml");
+    let key = ks_naf(&btid, &ks, impi_strict, 0x00AE);
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &format!("3GPP-bootstrapping.{btid}"),
+        &["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"],
+    );
+    assert!(
+        out.contains("HTTP/1.1 403") && out.contains("forward-secrecy policy"),
+        "{out}"
+    );
+    let key = ks_naf(&btid, &ks, impi_strict, 0xC038);
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &btid,
+        &["-tls1_2", "-cipher", "ECDHE-PSK-AES256-CBC-SHA384"],
+    );
+    assert!(out.contains("HTTP/1.1 200"), "{out}");
+    // Our own UE over TLS 1.2 (3GPP identity form, the suite the MEF prefers) gets the key the target fetches.
+    let ue = mef.dir.path().join("ue-strict.toml");
+    let st = mef.dir.path().join("ue-strict-ours");
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let stdout = ok(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--gba",
+        p(&ue),
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--tls",
+        "1.2",
+        "--out",
+        p(&st),
+    ]));
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    assert_eq!(
+        cse.key(&ke_id_of(&stdout), Some("22"), "cse-b.example.net", &[]),
+        table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF"))
+    );
+}
+
 #[test]
 fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {

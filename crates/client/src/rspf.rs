@@ -38,8 +38,10 @@ pub fn keying_export() -> KeyingExport {
 /// The GBA-based framework's TLS-PSK key (TS-0003 8.3.2.3, TS 33.222): for
 /// the B-TID `btid` of a bootstrap with `ks` (= CK || IK) and `impi`,
 /// Ks_NAF with NAF_Id = the MEF's FQDN || the Ua protocol identifier of
-/// what the handshake negotiates (TLS 1.2 offers only the pinned suite,
-/// [`enrolkit_rspf::gba::TLS12_CIPHER_SUITE`]). The identity to send is `btid`.
+/// what the handshake negotiates: TLS 1.3's, or TLS 1.2's with the suite
+/// the server chose among the usual PSK suites (0x00AE included; the
+/// callback reads it). The identity to send is
+/// [`enrolkit_rspf::gba::psk_identity`]`(btid)`.
 pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enrolkit_tls::PskKey> {
     use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
     Fqdn::new("MEF", mef_fqdn).map_err(unexpected)?;
@@ -48,7 +50,7 @@ pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enr
     let (impi, mef) = (impi.to_owned(), mef_fqdn.to_owned());
     let derive = move |ctx: &enrolkit_tls::PskContext| {
         let protocol =
-            UaProtocolId::for_tls_psk(ctx.version == Some(enrolkit_tls::TlsVersion::Tls12), ctx.cipher_suite);
+            UaProtocolId::for_tls_psk(ctx.version == Some(enrolkit_tls::TlsVersion::Tls12), ctx.cipher_suite)?;
         let naf = NafId {
             fqdn: Fqdn::new("MEF", &mef).ok()?,
             protocol,
@@ -57,7 +59,7 @@ pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enr
         Some(Zeroizing::new(k.expose().to_vec()))
     };
     Ok(enrolkit_tls::PskKey::Derived {
-        tls12_ciphers: Some(enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL.into()),
+        tls12_ciphers: None,
         key: std::sync::Arc::new(derive),
     })
 }
@@ -543,7 +545,7 @@ impl GbaBootstrap {
         toml::from_str(text).map_err(|e| unexpected(e.message()))
     }
 
-    /// The TLS-PSK (B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
+    /// The TLS-PSK (`3GPP-bootstrapping.` B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
     /// an expired bootstrap (`now` in Unix seconds).
     pub fn psk(&self, mef_fqdn: &str, now: i64) -> Result<(String, enrolkit_tls::PskKey)> {
         if self.expires <= now {
@@ -551,7 +553,9 @@ impl GbaBootstrap {
         }
         let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
         let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
-        Ok((self.btid.clone(), gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
+        // TS 24.109's form of the identity; the MEF also reads the bare B-TID.
+        let identity = enrolkit_rspf::gba::psk_identity(&self.btid);
+        Ok((identity, gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
     }
 }
 

@@ -48,7 +48,7 @@ use enrolkit_exchange::{
     EnrolmentRequest, FetchRequest, Format, MafCredentialType, MafEnrolment, Message, Procedure, Refused, FETCH_PREFIX,
 };
 use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId, EXPORT_LEN};
-use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId, RAND_LEN};
+use enrolkit_rspf::gba::{btid_of_identity, naf_key, parse_btid, NafId, NafKey, UaProtocolId, RAND_LEN};
 use enrolkit_rspf::suid::KeySource;
 use enrolkit_rspf::{Fqdn, Key256, PublicKeyId, Suid, TargetFqdn};
 use enrolkit_tls::{PskContext, PskStore, TlsInfo, TlsVersion};
@@ -449,8 +449,10 @@ fn key_matches(der: &[u8], pin: &str) -> bool {
     matches!((spki_id(der), PublicKeyId::parse(pin)), (Some(a), Ok(b)) if a == b)
 }
 
-/// The Ua protocol identifier of a GBA TLS-PSK handshake.
-pub fn gba_protocol(ctx: &PskContext) -> UaProtocolId {
+/// The Ua protocol identifier of a GBA TLS-PSK handshake: TLS 1.3's, or
+/// TLS 1.2's with the negotiated suite; `None` when a TLS 1.2 suite is
+/// not known (no key is offered then).
+pub fn gba_protocol(ctx: &PskContext) -> Option<UaProtocolId> {
     UaProtocolId::for_tls_psk(ctx.version == Some(TlsVersion::Tls12), ctx.cipher_suite)
 }
 
@@ -595,20 +597,14 @@ impl RspfService {
             }) {
                 return Ok((e, None));
             }
-            if parse_btid(id).is_ok() {
-                if let Some(b) = self.storage.gba_bootstrap(id).map_err(internal)? {
+            // The seed's bare B-TID, or TS 24.109's "3GPP-bootstrapping" form.
+            if let Some(btid) = btid_of_identity(id) {
+                if let Some(b) = self.storage.gba_bootstrap(btid).map_err(internal)? {
                     if b.expires <= now {
                         return Err(refuse(403, "the GBA bootstrap (B-TID) has expired"));
                     }
-                    // Ks_NAF was derived for the pinned TLS 1.2 suite (NAF_Id names it).
-                    if tls.version == TlsVersion::Tls12
-                        && tls.cipher_suite != Some(enrolkit_rspf::gba::TLS12_CIPHER_SUITE)
-                    {
-                        return Err(refuse(
-                            403,
-                            format!("GBA over TLS 1.2 must use {}", enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL),
-                        ));
-                    }
+                    // The handshake succeeded, so both ends derived Ks_NAF for the
+                    // suite it negotiated (NAF_Id names it): any offered suite will do.
                     if let Some(e) = find(&|e| {
                         e.bootstrap.framework == Framework::GbaBased && e.bootstrap.impi.as_deref() == Some(&b.impi)
                     }) {
@@ -1134,7 +1130,7 @@ impl RspfService {
         let rspf_identity = tls
             .psk_identity
             .as_deref()
-            .is_some_and(|id| parse_btid(id).is_ok() || KeyId::parse(id).is_ok());
+            .is_some_and(|id| btid_of_identity(id).is_some() || KeyId::parse(id).is_ok());
         let enrolee = match self.identify(tls, t) {
             Ok(e) => e,
             Err(Refusal(_, why)) if rspf_identity => return GrantCheck::Refused(why),
@@ -1213,7 +1209,8 @@ impl RspfService {
     }
 
     /// Ks_NAF for a B-TID, as the BSF would hand it to this NAF over Zn.
-    fn gba_psk(&self, btid: &str, ctx: &PskContext, now: i64) -> Option<Zeroizing<Vec<u8>>> {
+    fn gba_psk(&self, identity: &str, ctx: &PskContext, now: i64) -> Option<Zeroizing<Vec<u8>>> {
+        let btid = btid_of_identity(identity)?;
         let (rand, _) = parse_btid(btid).ok()?;
         let b = self.storage.gba_bootstrap(btid).ok()??;
         if b.expires <= now {
@@ -1224,7 +1221,7 @@ impl RspfService {
         let ks = Key256::from_slice(&ks)?;
         let naf = NafId {
             fqdn: self.fqdn().ok()?,
-            protocol: gba_protocol(ctx),
+            protocol: gba_protocol(ctx)?,
         };
         let k = naf_key(NafKey::KsNaf, &ks, &rand, &b.impi, &naf).ok()?;
         Some(Zeroizing::new(k.expose().to_vec()))
@@ -1376,6 +1373,14 @@ impl PskStore for RspfService {
             Err(_) => return None,
         }
         self.gba_psk(identity, ctx, now)
+    }
+
+    /// `3GPP-bootstrapping` (TS 24.109 5.3.3.1.2 d) when a GBA Enrolee is configured.
+    fn identity_hint(&self) -> Option<String> {
+        self.enrolees
+            .iter()
+            .any(|e| e.bootstrap.framework == Framework::GbaBased)
+            .then(|| enrolkit_rspf::gba::PSK_IDENTITY_HINT.to_owned())
     }
 }
 
@@ -1683,17 +1688,19 @@ mod tests {
         let c = |version, cipher_suite| PskContext { version, cipher_suite };
         assert_eq!(
             gba_protocol(&c(Some(TlsVersion::Tls13), None)),
-            UaProtocolId::TLS13_SHARED_KEY
+            Some(UaProtocolId::TLS13_SHARED_KEY)
         );
-        assert_eq!(gba_protocol(&c(None, None)), UaProtocolId::TLS13_SHARED_KEY);
+        assert_eq!(gba_protocol(&c(None, None)), Some(UaProtocolId::TLS13_SHARED_KEY));
         assert_eq!(
             gba_protocol(&c(Some(TlsVersion::Tls12), Some(0x00a8))),
-            UaProtocolId([1, 0, 1, 0x00, 0xa8])
+            Some(UaProtocolId([1, 0, 1, 0x00, 0xa8]))
         );
         assert_eq!(
-            gba_protocol(&c(Some(TlsVersion::Tls12), None)),
-            UaProtocolId([1, 0, 1, 0xC0, 0x37])
+            gba_protocol(&c(Some(TlsVersion::Tls12), Some(0x00ae))),
+            Some(UaProtocolId([1, 0, 1, 0x00, 0xae]))
         );
+        // TLS 1.2 with no suite known: no key, rather than a guessed one.
+        assert_eq!(gba_protocol(&c(Some(TlsVersion::Tls12), None)), None);
     }
 }
 
