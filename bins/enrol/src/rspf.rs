@@ -191,16 +191,51 @@ pub fn run(cmd: RspfCmd) -> Res {
         RspfCmd::Fetch {
             creds,
             ke_id,
+            ua,
             suid,
             from,
             out,
-        } => fetch(&creds, &ke_id, suid, &from, &out)?,
+        } => fetch(&creds, &ke_id, ua.as_deref(), suid, &from, &out)?,
+        RspfCmd::GbaKey { gba, target, ua, out } => {
+            let ua = ua_arg(ua.as_deref())?;
+            let (btid, naf) = flow::gba_naf_key(&gba, &target, ua, &out, unix_now()).map_err(err)?;
+            println!("ke-id {btid}");
+            println!("naf-id {naf} {}", hex::encode(ua));
+        }
     }
     Ok(())
 }
 
 /// `enrol rspf fetch`: MEF Key Retrieval as the Enrolment Target `from`.
-fn fetch(creds: &Credentials, ke_id: &str, suid: Option<String>, from: &str, out: &Path) -> Res {
+/// `--ua`: ten hex digits, TLS 1.3's shared-key identifier by default.
+fn ua_arg(ua: Option<&str>) -> Res<[u8; 5]> {
+    let Some(h) = ua else {
+        return Ok(enrolkit_rspf::gba::UaProtocolId::TLS13_SHARED_KEY.0);
+    };
+    let v = hex::decode(h).map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))?;
+    v.try_into()
+        .map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))
+}
+
+fn fetch(creds: &Credentials, ke_id: &str, ua: Option<&str>, suid: Option<String>, from: &str, out: &Path) -> Res {
+    if enrolkit_rspf::gba::parse_btid(ke_id).is_ok() {
+        // A B-TID: the MEF is the BSF and this target the NAF.
+        if suid.is_some() {
+            return Err("--suid: a B-TID names a GBA bootstrap, whose NAF key has no SUID".into());
+        }
+        let ua = ua_arg(ua)?;
+        let (credential, mef_ca) = creds.credential()?;
+        let tls = credential
+            .tls(mef_ca.as_deref(), creds.versions(), false)
+            .map_err(err)?;
+        let f = flow::fetch_gba_key(&creds.mef()?, &tls, ke_id, ua, from, creds.format(), out).map_err(err)?;
+        println!("enrolee-id {}", f.enrolee_id.as_deref().unwrap_or("-"));
+        println!("lifetime {}", f.lifetime);
+        return Ok(());
+    }
+    if ua.is_some() {
+        return Err("--ua goes with a B-TID as --ke-id".into());
+    }
     let id = KeyId::parse(ke_id).map_err(|e| format!("--ke-id: {e}"))?;
     let suid = suid
         .map(|n| {

@@ -821,6 +821,117 @@ direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
     );
 }
 
+/// Issue 17 item 6 (a): TS-0003 V3.18.0 8.3.2.3's arrangement, the MEF as
+/// the BSF (Ke = Ks, KeID = B-TID): the UE derives Ks_NAF for a target as
+/// the NAF (`enrol rspf gba-key`), the target fetches it from the MEF by
+/// B-TID (our stand-in for Zn), and both hold the same key, for the
+/// default TLS 1.3 Ua identifier and for TLS 1.2 with 0x00AE. No Enrolment
+/// Exchange runs on such a bootstrap; an Enrolee left in the seed's
+/// arrangement (MEF as NAF) gets no key by B-TID.
+#[test]
+fn gba_with_the_mef_as_bsf_end_to_end() {
+    let impi_bsf = "001010000000011@ims.mnc001.mcc001.3gppnetwork.org";
+    let impi_naf = "001010000000012@ims.mnc001.mcc001.3gppnetwork.org";
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(
+            st,
+            &["cse-b.example.net", "maf.example.net", "evil.example.net"],
+        ));
+        cfg.push_str(&format!(
+            r#"
+[[rspf.enrolee]]
+name = "ue-bsf"
+gba-arrangement = "mef-as-bsf"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-bsf.example.net"
+impi = "{impi_bsf}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+[rspf.enrolee.grant.maf]
+fqdn = "maf.example.net"
+credential = "symmetricKey"
+
+[[rspf.enrolee]]
+name = "ue-naf"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-naf.example.net"
+impi = "{impi_naf}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+        ));
+    });
+    let ue = mef.dir.path().join("ue-bsf.toml");
+    let btid = mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi_bsf, "--out", p(&ue)]);
+    let btid = btid.trim().to_owned();
+    assert!(btid.contains('@'), "{btid}");
+    let gba_key = |target: &str, ua: Option<&str>| {
+        let out = mef.dir.path().join(format!("ue-{target}-{}", ua.unwrap_or("tls13")));
+        let mut a = vec!["rspf", "gba-key", "--gba", p(&ue), "--target", target, "--out", p(&out)];
+        if let Some(u) = ua {
+            a.extend(["--ua", u]);
+        }
+        let stdout = ok(enrol(&a));
+        assert_eq!(ke_id_of(&stdout), btid, "the KeID is the B-TID");
+        assert_eq!(mode(&out), 0o600);
+        (std::fs::read_to_string(&out).unwrap().trim().to_owned(), stdout)
+    };
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    let (maf_cert, maf_key) = target_cert(&mef, "maf.example.net");
+    let maf = Target::with_cert(&mef, &maf_cert, &maf_key);
+    let (evil_cert, evil_key) = target_cert(&mef, "evil.example.net");
+    let evil = Target::with_cert(&mef, &evil_cert, &evil_key);
+    let fetched = |t: &Target<'_>, from: &str, extra: &[&str]| {
+        let (o, out) = t.fetch(&btid, None, from, extra);
+        let stdout = ok(o);
+        assert!(stdout.contains("lifetime "), "{stdout}");
+        std::fs::read_to_string(&out).unwrap().trim().to_owned()
+    };
+    // CSE-B as the NAF: TLS 1.3's Ua identifier by default, and TLS 1.2 with 0x00AE.
+    let (ue13, stdout) = gba_key("cse-b.example.net", None);
+    assert!(stdout.contains("naf-id cse-b.example.net 0100000007"), "{stdout}");
+    assert_eq!(fetched(&cse, "cse-b.example.net", &[]), ue13);
+    let (ue12, _) = gba_key("cse-b.example.net", Some("01000100ae"));
+    assert_eq!(
+        fetched(&cse, "cse-b.example.net", &["--ua", "01000100ae", "--format", "xml"]),
+        ue12
+    );
+    assert_ne!(ue12, ue13, "the Ua protocol identifier separates the keys");
+    // The MAF as the NAF: Km = Ks_NAF for the MAF-FQDN.
+    let (ue_maf, _) = gba_key("maf.example.net", None);
+    assert_eq!(fetched(&maf, "maf.example.net", &[]), ue_maf);
+    assert_ne!(ue_maf, ue13);
+    // A configured target the grant does not name gets nothing.
+    let e = refused(evil.fetch(&btid, None, "evil.example.net", &[]).0);
+    assert!(e.contains("Status=false") && e.contains("not a NAF"), "{e}");
+    // No Enrolment Exchange on this bootstrap: the MEF is its BSF, not a NAF.
+    let e = refused(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &format!("https://127.0.0.1:{}", mef.openssl),
+        "--gba",
+        p(&ue),
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--out",
+        p(&mef.dir.path().join("no-exchange")),
+    ]));
+    assert!(e.contains("TLS"), "{e}");
+    // The seed's arrangement: no key by B-TID.
+    let ue2 = mef.dir.path().join("ue-naf.toml");
+    let btid2 = mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi_naf, "--out", p(&ue2)]);
+    let e = refused(cse.fetch(btid2.trim(), None, "cse-b.example.net", &[]).0);
+    assert!(e.contains("HTTP 403") && e.contains("MEF as NAF"), "{e}");
+}
+
 #[test]
 fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {

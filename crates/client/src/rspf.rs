@@ -370,6 +370,29 @@ pub fn fetch(
 }
 
 /// Largest `enrolment.toml` or GBA bootstrap file read.
+/// Key Retrieval of Ks_NAF by B-TID when the MEF is the BSF
+/// ([`enrolkit_exchange::GbaFetchRequest`], an extension standing in for
+/// Zn) by the NAF `from`, for the Ua protocol identifier `ua`.
+pub fn fetch_gba(
+    http: &TlsHttp,
+    btid: &str,
+    ua: [u8; 5],
+    from: &str,
+    format: Format,
+) -> Result<(u16, CredentialResponse)> {
+    let path = enrolkit_exchange::GbaFetchRequest::path(btid, ua);
+    let h = vec![
+        ("accept", Zeroizing::new(format.media_type().to_owned())),
+        ("x-m2m-origin", Zeroizing::new(from.to_owned())),
+    ];
+    let x = http.request("GET", &path, &h, &mut |_| Ok(None))?;
+    let r: CredentialResponse = decode_reply(&x).map_err(|e| match x.status {
+        200 => e,
+        s => refusal(s, x.content_type.as_deref(), &x.body),
+    })?;
+    Ok((x.status, r))
+}
+
 const MAX_STATE: u64 = 256 * 1024;
 
 fn read_small(path: &std::path::Path) -> Result<Zeroizing<String>> {
@@ -543,6 +566,29 @@ impl GbaBootstrap {
     /// Parse the text of a bootstrap file.
     pub fn from_toml(text: &str) -> Result<GbaBootstrap> {
         toml::from_str(text).map_err(|e| unexpected(e.message()))
+    }
+
+    /// TS-0003 V3.18.0 8.3.2.3 with the MEF as the BSF: Ks_NAF for the
+    /// Enrolment Target `target` as the NAF (NAF_Id = its FQDN form and the
+    /// Ua protocol identifier `ua`), and that FQDN; refuses an expired
+    /// bootstrap (`now` in Unix seconds). The MEF gives the target the same
+    /// key when it fetches by B-TID.
+    pub fn naf_key(&self, target: &str, ua: [u8; 5], now: i64) -> Result<(Key256, String)> {
+        use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
+        if self.expires <= now {
+            return Err(unexpected("the GBA bootstrap has expired; bootstrap again"));
+        }
+        let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
+        let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
+        let (rand, _) = parse_btid(&self.btid).map_err(unexpected)?;
+        let t = TargetFqdn::from_id(target).map_err(unexpected)?;
+        let fqdn = Fqdn::new("NAF", t.as_str()).map_err(unexpected)?;
+        let naf = NafId {
+            fqdn,
+            protocol: UaProtocolId(ua),
+        };
+        let key = naf_key(NafKey::KsNaf, &ks, &rand, &self.impi, &naf).map_err(unexpected)?;
+        Ok((key, t.as_str().to_owned()))
     }
 
     /// The TLS-PSK (`3GPP-bootstrapping.` B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses

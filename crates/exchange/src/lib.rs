@@ -27,5 +27,5 @@ pub use messages::{
     CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
     MafCredentialType, MafEnrolment, Procedure, Refused,
 };
-pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX, MAX_FETCH_PATH};
+pub use retrieval::{CredentialResponse, FetchRequest, GbaFetchRequest, FETCH_PREFIX, MAX_FETCH_PATH};
 pub use v318::{ExchangeRequest, ExchangeResponse, ExchangeResponses, InstructionType, WireProfile};

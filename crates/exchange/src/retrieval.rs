@@ -77,15 +77,7 @@ impl FetchRequest {
         let suid = suid
             .map(|s| Suid::parse(s).map_err(|e| invalid("SUID", format!("{s:?}: {e}"))))
             .transpose()?;
-        let from = match (origin, from) {
-            (Some(o), Some(f)) if o != f => {
-                return Err(invalid("X-M2M-Origin", "differs from From: one requestor, named once"))
-            }
-            (Some(o), _) => o,
-            (None, Some(f)) => f,
-            (None, None) => return Err(invalid("X-M2M-Origin", "missing: the requestor must name itself")),
-        };
-        check_id("X-M2M-Origin", from)?;
+        let from = requestor(origin, from)?;
         Ok(FetchRequest {
             relative_ke_id,
             mef_fqdn,
@@ -106,6 +98,128 @@ impl FetchRequest {
     pub fn path_change_request(relative: &RelativeId) -> String {
         format!("{FETCH_PREFIX}{relative}")
     }
+}
+
+/// Key Retrieval of a GBA key when the MEF is the BSF (TS-0003 V3.18.0
+/// 8.3.2.3: Ke = Ks, KeID = B-TID; the Enrolment Target is the NAF and its
+/// key is Ks_NAF). 3GPP has the NAF ask the BSF over Zn; enrolkit's
+/// stand-in for Zn is this request, an **extension**:
+/// `GET /fetchCredentials/<B-TID>[/<Ua security protocol id>]` with the
+/// requestor (the NAF) in `X-M2M-Origin` or `From`. The B-TID is
+/// percent-encoded (its base64 has `/`, `+`, `=`); the Ua protocol
+/// identifier (TS 33.220 Annex H, five octets) is ten hexadecimal digits,
+/// TLS 1.3's shared-key one (`0100000007`) when absent. NAF_Id is the
+/// requestor's FQDN form and that identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GbaFetchRequest {
+    /// The B-TID (decoded).
+    pub btid: String,
+    /// The Ua security protocol identifier that ends NAF_Id.
+    pub ua: [u8; 5],
+    /// The requestor: the NAF (a CSE-ID, AE-ID or MAF-FQDN).
+    pub from: String,
+}
+
+impl GbaFetchRequest {
+    /// `Ok(None)` when the path's key identifier is not a B-TID (then it
+    /// is a [`FetchRequest`]); `Err` when it is one but the request is malformed.
+    pub fn parse(path: &str, origin: Option<&str>, from: Option<&str>) -> Result<Option<GbaFetchRequest>> {
+        if path.len() > MAX_FETCH_PATH {
+            return Err(invalid("path", format!("longer than {MAX_FETCH_PATH} octets")));
+        }
+        let Some(rest) = path.split('?').next().unwrap_or("").strip_prefix(FETCH_PREFIX) else {
+            return Ok(None);
+        };
+        let (id, ua) = match rest.split_once('/') {
+            Some((i, u)) => (i, Some(u)),
+            None => (rest, None),
+        };
+        let Ok(btid) = percent_decode(id) else {
+            return Ok(None);
+        };
+        if enrolkit_rspf::gba::parse_btid(&btid).is_err() {
+            return Ok(None);
+        }
+        let ua = match ua {
+            None => enrolkit_rspf::gba::UaProtocolId::TLS13_SHARED_KEY.0,
+            Some(h) => parse_ua(h)?,
+        };
+        let from = requestor(origin, from)?;
+        Ok(Some(GbaFetchRequest {
+            btid,
+            ua,
+            from: from.to_owned(),
+        }))
+    }
+
+    /// The path for `btid` (percent-encoded) and `ua` (omitted when TLS 1.3's).
+    pub fn path(btid: &str, ua: [u8; 5]) -> String {
+        let mut p = String::from(FETCH_PREFIX);
+        for b in btid.bytes() {
+            if b.is_ascii_alphanumeric() || b"@.-_~".contains(&b) {
+                p.push(b as char);
+            } else {
+                p.push_str(&format!("%{b:02X}"));
+            }
+        }
+        if ua != enrolkit_rspf::gba::UaProtocolId::TLS13_SHARED_KEY.0 {
+            p.push('/');
+            for b in ua {
+                p.push_str(&format!("{b:02x}"));
+            }
+        }
+        p
+    }
+}
+
+/// Ten hexadecimal digits: a Ua security protocol identifier.
+fn parse_ua(h: &str) -> Result<[u8; 5]> {
+    let bad = || invalid("Ua protocol id", format!("{h:?} is not ten hexadecimal digits"));
+    if h.len() != 10 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 5];
+    for (o, pair) in out.iter_mut().zip(h.as_bytes().chunks_exact(2)) {
+        let s = core::str::from_utf8(pair).map_err(|_| bad())?;
+        *o = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Decode `%XX` escapes (every `%` must start one); the result must be UTF-8.
+fn percent_decode(s: &str) -> core::result::Result<String, ()> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3).ok_or(())?;
+            let hex = core::str::from_utf8(hex).map_err(|_| ())?;
+            if !hex.bytes().all(|x| x.is_ascii_hexdigit()) {
+                return Err(());
+            }
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+/// The requestor from `X-M2M-Origin` and `From` (one, or both agreeing).
+fn requestor<'a>(origin: Option<&'a str>, from: Option<&'a str>) -> Result<&'a str> {
+    let r = match (origin, from) {
+        (Some(o), Some(f)) if o != f => {
+            return Err(invalid("X-M2M-Origin", "differs from From: one requestor, named once"))
+        }
+        (Some(o), _) => o,
+        (None, Some(f)) => f,
+        (None, None) => return Err(invalid("X-M2M-Origin", "missing: the requestor must name itself")),
+    };
+    check_id("X-M2M-Origin", r)?;
+    Ok(r)
 }
 
 /// The MEF's answer.

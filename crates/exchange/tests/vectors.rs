@@ -464,3 +464,57 @@ fn v3_18_messages_decode_to_the_values_python_wrote() {
         assert_eq!(enrolkit_exchange::v318::uri_host(u), h, "{u}");
     }
 }
+
+/// The Zn stand-in when the MEF is the BSF (an extension): the B-TID
+/// percent-encoded in the path, an optional Ua protocol identifier.
+#[test]
+fn gba_fetch_paths_carry_the_btid_and_the_ua_protocol() {
+    let btid = "q+/aAAAAAAAAAAAAAAAAAA==@bsf.example.net";
+    let p = GbaFetchRequest::path(btid, [1, 0, 0, 0, 7]);
+    assert_eq!(p, "/fetchCredentials/q%2B%2FaAAAAAAAAAAAAAAAAAA%3D%3D@bsf.example.net");
+    let r = GbaFetchRequest::parse(&p, Some("cse-b.example.net"), None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r,
+        GbaFetchRequest {
+            btid: btid.into(),
+            ua: [1, 0, 0, 0, 7],
+            from: "cse-b.example.net".into()
+        }
+    );
+    let p = GbaFetchRequest::path(btid, [1, 0, 1, 0x00, 0xAE]);
+    assert!(p.ends_with("/01000100ae"), "{p}");
+    assert_eq!(
+        GbaFetchRequest::parse(&p, None, Some("x.example")).unwrap().unwrap().ua,
+        [1, 0, 1, 0, 0xAE]
+    );
+    // Not a B-TID: a FetchRequest's business.
+    for other in [
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.net/22",
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+        "/fetchCredentials/q%2G@bsf.example.net",
+        "/fetchCredentials/%",
+        "/elsewhere/x",
+    ] {
+        assert_eq!(
+            GbaFetchRequest::parse(other, Some("a.b"), None).unwrap(),
+            None,
+            "{other}"
+        );
+    }
+    // A B-TID with a malformed Ua id or requestor: refused.
+    let base = GbaFetchRequest::path(btid, [1, 0, 0, 0, 7]);
+    for (path, origin) in [
+        (format!("{base}/22"), Some("a.b")),
+        (format!("{base}/0100000007/x"), Some("a.b")),
+        (format!("{base}/01000000zz"), Some("a.b")),
+        (base.clone(), None),
+        (base.clone(), Some("has space")),
+    ] {
+        assert!(
+            GbaFetchRequest::parse(&path, origin, None).is_err(),
+            "{path} {origin:?}"
+        );
+    }
+}

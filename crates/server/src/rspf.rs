@@ -43,6 +43,7 @@ use const_oid::ObjectIdentifier;
 use der::Decode;
 use enrolkit_exchange::bootstrap::{EnroleeAuthentication, Framework, MefEnroleeConfig};
 use enrolkit_exchange::v318::{ExchangeRequest, ExchangeResponse, ExchangeResponses, InstructionType, WireProfile};
+use enrolkit_exchange::GbaFetchRequest;
 use enrolkit_exchange::{
     CertificateEnrolment, CommSecurityType, Completion, CredentialResponse, DirectKey, EnrolmentInstructions,
     EnrolmentRequest, FetchRequest, Format, MafCredentialType, MafEnrolment, Message, Procedure, Refused, FETCH_PREFIX,
@@ -159,6 +160,22 @@ pub struct DirectKeyGrant {
     pub security_type: CommSecurityType,
 }
 
+/// Where the MEF stands in a GBA-based enrolment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GbaArrangement {
+    /// The seed's: the MEF is a NAF; the Enrolee runs the Enrolment
+    /// Exchange over TLS-PSK keyed by Ks_NAF for the MEF, and Ke comes from
+    /// that session.
+    #[default]
+    #[serde(rename = "mef-as-naf")]
+    MefAsNaf,
+    /// TS-0003 V3.18.0 8.3.2.3: the MEF is the BSF (Ke = Ks, KeID = B-TID);
+    /// each Enrolment Target is a NAF and fetches Ks_NAF from the MEF
+    /// ([`GbaFetchRequest`]); there is no Enrolment Exchange.
+    #[serde(rename = "mef-as-bsf")]
+    MefAsBsf,
+}
+
 /// One configured Enrolee.
 #[derive(Debug, Clone)]
 pub struct Enrolee {
@@ -177,6 +194,8 @@ pub struct Enrolee {
     /// Which Enrolment Exchange message set it speaks (V3.18 has no version
     /// field to negotiate on).
     pub wire_profile: WireProfile,
+    /// GBA: whether the MEF is a NAF (the seed) or the BSF (V3.18).
+    pub gba_arrangement: GbaArrangement,
     /// The MAF's trust anchors (DER) sent in a V3.18 MAF response.
     pub maf_trust_anchors: Vec<Vec<u8>>,
 }
@@ -468,6 +487,9 @@ impl RspfService {
             e.bootstrap.validate().map_err(|x| at(x.to_string()))?;
             check_grant(&e.grant).map_err(at)?;
             check_v318(e).map_err(at)?;
+            if e.gba_arrangement == GbaArrangement::MefAsBsf && e.bootstrap.framework != Framework::GbaBased {
+                return Err(at("gba-arrangement = \"mef-as-bsf\" is for gba-based Enrolees".into()));
+            }
             let others: Vec<&Enrolee> = s.enrolees.iter().take(i).collect();
             if others.iter().any(|o| o.name == e.name) {
                 return Err(at("name used twice".into()));
@@ -976,6 +998,12 @@ impl RspfService {
             return Err(refuse(405, "fetchCredentials takes GET"));
         }
         log.peer = req.origin.or(req.from).unwrap_or("").chars().take(80).collect();
+        // A B-TID as key identifier: the MEF as BSF (V3.18 8.3.2.3).
+        if let Some(g) =
+            GbaFetchRequest::parse(req.path, req.origin, req.from).map_err(|e| refuse(400, e.to_string()))?
+        {
+            return self.fetch_gba(req.tls, &g, unix(now), log);
+        }
         let fr = FetchRequest::parse(req.path, req.origin, req.from).map_err(|e| refuse(400, e.to_string()))?;
         let t = unix(now);
         let fqdn = self.fqdn()?;
@@ -1063,6 +1091,73 @@ impl RspfService {
         };
         log.outcome = format!("200 SUID {suid} key");
         Ok((200, success(key, key_id)))
+    }
+
+    /// TS-0003 V3.18.0 8.3.2.3 with the MEF as the BSF: the Enrolment
+    /// Target is the NAF and gets Ks_NAF for NAF_Id = its FQDN form and the
+    /// Ua protocol identifier it names ([`GbaFetchRequest`], our stand-in
+    /// for Zn). Only for an Enrolee configured with `gba-arrangement =
+    /// "mef-as-bsf"`, and only for a NAF its grant names (a direct-key
+    /// target or its MAF).
+    fn fetch_gba(
+        &self,
+        tls: &TlsInfo,
+        g: &GbaFetchRequest,
+        t: i64,
+        log: &mut RspfOutcome,
+    ) -> Result<(u16, CredentialResponse), Refusal> {
+        log.ke_id = g.btid.clone();
+        self.check_requestor(tls, &g.from, t)?;
+        let b = self
+            .storage
+            .gba_bootstrap(&g.btid)
+            .map_err(internal)?
+            .ok_or_else(|| refuse(404, "unknown B-TID"))?;
+        if b.expires <= t {
+            return Err(refuse(410, "the GBA bootstrap (B-TID) has expired"));
+        }
+        let e = self
+            .enrolees
+            .iter()
+            .find(|e| e.bootstrap.framework == Framework::GbaBased && e.bootstrap.impi.as_deref() == Some(&b.impi))
+            .ok_or_else(|| refuse(404, "no configured Enrolee has this B-TID's IMPI"))?;
+        if e.gba_arrangement != GbaArrangement::MefAsBsf {
+            return Err(refuse(
+                403,
+                format!(
+                    "Enrolee {} has the MEF as NAF (the seed's arrangement): its targets fetch by KeId after the Enrolment Exchange",
+                    e.name
+                ),
+            ));
+        }
+        let named = e.grant.maf.as_ref().is_some_and(|m| same_target(&m.fqdn, &g.from))
+            || e.grant.direct_keys.iter().any(|d| same_target(&d.target, &g.from));
+        if !named {
+            return Err(refuse(
+                403,
+                format!("{} is not a NAF Enrolee {}'s grant names", g.from, e.name),
+            ));
+        }
+        let target = TargetFqdn::from_id(&g.from).map_err(|x| refuse(400, x.to_string()))?;
+        let naf_fqdn = Fqdn::new("NAF", target.as_str()).map_err(|x| refuse(400, format!("NAF_Id: {x}")))?;
+        let (rand, _) = parse_btid(&g.btid).map_err(|x| refuse(400, x.to_string()))?;
+        let ks = self.sealer.open(&ks_aad(&b), &b.sealed_ks).map_err(internal)?;
+        let ks = Key256::from_slice(&ks).ok_or_else(|| internal("Ks is not 32 octets"))?;
+        let naf = NafId {
+            fqdn: naf_fqdn,
+            protocol: UaProtocolId(g.ua),
+        };
+        let key = naf_key(NafKey::KsNaf, &ks, &rand, &b.impi, &naf).map_err(internal)?;
+        log.outcome = "200 Ks_NAF (MEF as BSF)".into();
+        Ok((
+            200,
+            CredentialResponse::Success {
+                credential: key,
+                credential_id: None,
+                enrolee_id: e.bootstrap.enrolee_id.clone(),
+                lifetime: u64::try_from(b.expires - t).unwrap_or(0),
+            },
+        ))
     }
 
     /// TS-0003 8.3.3.6 step 3.b.i: the `From` value must be the identity the
@@ -1215,6 +1310,16 @@ impl RspfService {
         let b = self.storage.gba_bootstrap(btid).ok()??;
         if b.expires <= now {
             tracing::info!(btid, "GBA bootstrap expired");
+            return None;
+        }
+        // With the MEF as the BSF it is no NAF: no session is keyed by Ks_NAF for it.
+        if self.enrolees.iter().any(|e| {
+            e.bootstrap.impi.as_deref() == Some(b.impi.as_str()) && e.gba_arrangement == GbaArrangement::MefAsBsf
+        }) {
+            tracing::info!(
+                btid,
+                "GBA bootstrap of an Enrolee with the MEF as BSF: no TLS session with the MEF"
+            );
             return None;
         }
         let ks = self.sealer.open(&ks_aad(&b), &b.sealed_ks).ok()?;
@@ -1759,6 +1864,7 @@ mod standing_tests {
                 trust_anchors: vec![anchor.clone()],
                 forward_secrecy_exception: false,
                 wire_profile: WireProfile::ChangeRequest,
+                gba_arrangement: GbaArrangement::MefAsNaf,
                 maf_trust_anchors: Vec::new(),
             }],
             storage: storage.clone(),

@@ -531,7 +531,38 @@ pub fn fetch_key(
     out: &Path,
 ) -> Result<Fetched> {
     let http = TlsHttp::new(&mef.host, mef.port, tls)?;
-    match protocol::fetch(&http, ke_id, suid, from, format)? {
+    keep(protocol::fetch(&http, ke_id, suid, from, format)?, out)
+}
+
+/// Key Retrieval of Ks_NAF by B-TID from a MEF that is the BSF (TS-0003
+/// V3.18.0 8.3.2.3) by the NAF `from`, for Ua protocol identifier `ua`;
+/// the key is written (hex, 0600) to `out`.
+pub fn fetch_gba_key(
+    mef: &EstServer,
+    tls: &ClientTlsConfig,
+    btid: &str,
+    ua: [u8; 5],
+    from: &str,
+    format: Format,
+    out: &Path,
+) -> Result<Fetched> {
+    let http = TlsHttp::new(&mef.host, mef.port, tls)?;
+    keep(protocol::fetch_gba(&http, btid, ua, from, format)?, out)
+}
+
+/// `enrol rspf gba-key`: with the MEF as the BSF, Ks_NAF for the target
+/// NAF `target` from the UE's bootstrap in `ue` (`now`: Unix seconds),
+/// written (hex, 0600) to `out`; returns the B-TID and the NAF's FQDN.
+pub fn gba_naf_key(ue: &Path, target: &str, ua: [u8; 5], out: &Path, now: i64) -> Result<(String, String)> {
+    let b = GbaBootstrap::read(ue)?;
+    let (key, naf) = b.naf_key(target, ua, now)?;
+    write_secret_key(out, &key)?;
+    Ok((b.btid.clone(), naf))
+}
+
+/// A Key Retrieval answer: the key written, or the refusal as an error.
+fn keep(answer: (u16, CredentialResponse), out: &Path) -> Result<Fetched> {
+    match answer {
         (
             _,
             CredentialResponse::Success {

@@ -67,6 +67,10 @@ pub struct RspfEnroleeConfig {
     /// `change-request` (default) or `v3.18` (TS-0003 V3.18.0 8.3.2.1).
     #[serde(default, rename = "wire-profile")]
     pub wire_profile: enrolkit_exchange::WireProfile,
+    /// GBA: `mef-as-naf` (default, the seed's arrangement) or `mef-as-bsf`
+    /// (TS-0003 V3.18.0 8.3.2.3: targets fetch Ks_NAF by B-TID).
+    #[serde(default, rename = "gba-arrangement")]
+    pub gba_arrangement: crate::rspf::GbaArrangement,
 }
 
 /// The names RSPF identifies Enrolees and targets by: issued only under a grant.

@@ -26,6 +26,7 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
             trust_anchors: anchors,
             forward_secrecy_exception: e.forward_secrecy_exception,
             wire_profile: e.wire_profile,
+            gba_arrangement: e.gba_arrangement,
             maf_trust_anchors: match e.grant.maf.as_ref().and_then(|m| m.trust_anchor.as_ref()) {
                 Some(p) => files::read_certificates(&base.join(p))?
                     .iter()
