@@ -213,8 +213,7 @@ fn ua_arg(ua: Option<&str>) -> Res<[u8; 5]> {
         return Ok(enrolkit_rspf::gba::UaProtocolId::TLS13_SHARED_KEY.0);
     };
     let v = hex::decode(h).map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))?;
-    v.try_into()
-        .map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))
+    v.try_into().map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))
 }
 
 fn fetch(creds: &Credentials, ke_id: &str, ua: Option<&str>, suid: Option<String>, from: &str, out: &Path) -> Res {

@@ -1,6 +1,9 @@
-//! GBA (3GPP TS 33.220) key derivation, so the MEF can act as a GBA NAF
-//! (TS-0003 clause 8.3.2.3: GBA-based bootstrap, TLS-PSK keyed by Ks_NAF
-//! with the B-TID as PSK identity).
+//! GBA (3GPP TS 33.220) key derivation for both arrangements of the
+//! GBA-based framework: the MEF as a GBA NAF (the seed: TLS-PSK with the
+//! MEF keyed by Ks_NAF, the B-TID, in TS 24.109's `3GPP-bootstrapping.`
+//! form or bare, as PSK identity) and the MEF as the BSF (TS-0003 V3.18.0
+//! clause 8.3.2.3: Ke = Ks, KeID = B-TID, each Enrolment Target a NAF with
+//! its own Ks_NAF).
 //!
 //! ```text
 //! Ks_NAF     = KDF(Ks, "gba-me", RAND, IMPI, NAF_Id)   GBA_ME (4.5.2)
