@@ -480,7 +480,8 @@ async fn handle_rspf(
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let content_type = header("content-type");
     let accept = header("accept");
-    let from = header("from").or_else(|| header("x-m2m-origin"));
+    let from = header("from");
+    let origin = header("x-m2m-origin");
     let named = crate::rspf::operation_of(&path);
     let body = match read_body(req.into_body(), enrolkit_exchange::MAX_MESSAGE, &path).await {
         Ok(b) => b,
@@ -494,6 +495,7 @@ async fn handle_rspf(
             content_type: content_type.as_deref(),
             accept: accept.as_deref(),
             from: from.as_deref(),
+            origin: origin.as_deref(),
             body: &body,
             tls: &tls2,
         };

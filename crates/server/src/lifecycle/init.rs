@@ -230,6 +230,9 @@ pub fn init(a: &InitOptions) -> Res {
             storage_key: "rspf.key".into(),
             enrolee: Vec::new(),
             target: Vec::new(),
+            send_credential_id: false,
+            // New configurations refuse RSPF sessions without forward secrecy.
+            require_forward_secrecy: true,
         }),
         authorisation: None,
         limits: crate::config::LimitsConfig::default(),
