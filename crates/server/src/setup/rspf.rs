@@ -50,6 +50,7 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
         targets,
         ca_subject: shared.ca.certificate.tbs_certificate.subject.clone(),
         operator_psks,
+        psks: shared.psks.clone(),
     })
     .map(|svc| svc.with_metrics(shared.metrics.clone()))
 }
