@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 /// How often [`keep_current`] reloads the in-memory keys: a PSK added or
 /// removed, or an enrolment withdrawn, by another process takes effect on a
 /// running `mef serve` within this delay.
-pub const REFRESH: Duration = Duration::from_secs(2);
+pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// Label of the PSK sealing key, derived from the storage key (not UTF-8:
 /// never a challenge or token hashed under the same secret).
