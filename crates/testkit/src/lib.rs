@@ -276,7 +276,7 @@ impl Mef {
 
     /// `mef -c st/mef.toml <args>`, whatever its outcome. After a command
     /// that changes what TLS handshakes are answered from (`psk add`, `psk
-    /// remove`, `rspf revoke`), waits [`HANDSHAKE_KEYS_SETTLE`] for the
+    /// remove`, `rspf revoke`, `rspf gba-stub bootstrap`), waits [`HANDSHAKE_KEYS_SETTLE`] for the
     /// running server to reload them.
     pub fn try_run(&self, args: &[&str]) -> std::process::Output {
         let o = Command::new(&self.bin)
@@ -323,7 +323,10 @@ pub const HANDSHAKE_KEYS_SETTLE: Duration = Duration::from_millis(2500);
 
 /// Whether `mef <args>` changes what TLS handshakes are answered from.
 pub fn changes_handshake_keys(args: &[&str]) -> bool {
-    matches!(args, ["psk", "add" | "remove", ..] | ["rspf", "revoke", ..])
+    matches!(
+        args,
+        ["psk", "add" | "remove", ..] | ["rspf", "revoke", ..] | ["rspf", "gba-stub", "bootstrap", ..]
+    )
 }
 
 /// A self-signed P-256 certificate for `CN=localhost` made by the OpenSSL

@@ -894,9 +894,10 @@ impl Storage for PgStorage {
     /// The old row versions PostgreSQL keeps after an `UPDATE` still hold
     /// the clear keys: once sealed, the table is rewritten (`VACUUM FULL
     /// psks`, which needs the table's owner, as the user that created the
-    /// schema is) so that its files hold only the sealed rows. The WAL
-    /// segments that recorded the old rows are recycled by the server in
-    /// time; a failed rewrite is logged, the keys stay sealed.
+    /// schema is) so that its files hold only the sealed rows (an old row
+    /// version a transaction still running may see is kept until a later
+    /// vacuum). The WAL segments that recorded the old rows are recycled by
+    /// the server in time; a failed rewrite is logged, the keys stay sealed.
     fn seal_psks(&self, sealed: &[(String, Vec<u8>)]) -> Result<usize> {
         let n = self.with(|c| {
             let mut t = c.transaction()?;
