@@ -501,6 +501,12 @@ fn pre_provisioned_key_framework_end_to_end() {
     assert!(!db.windows(ke.len()).any(|w| w == ke.as_slice()));
     let wal = std::fs::read(mef.st("mef.db-wal")).unwrap_or_default();
     assert!(!wal.windows(ke.len()).any(|w| w == ke.as_slice()));
+    // Nor a Kpm (`mef psk add`, sealed under the storage key too).
+    let kpm = hex::decode(std::fs::read_to_string(&kpm_b).unwrap().trim()).unwrap();
+    assert_eq!(kpm.len(), 32);
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(kpm.len()).any(|w| w == kpm.as_slice()));
+    }
 }
 
 #[test]

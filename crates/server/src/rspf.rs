@@ -14,7 +14,10 @@
 //!
 //! Pre-shared keys for the OpenSSL listener come from [`RspfService`] as a
 //! [`PskStore`]: a KpmId (`mef psk add`), a KreId, or a B-TID, whose Ks_NAF
-//! the GBA BSF stub supplies. **The BSF stub is a test double**: a real MEF
+//! the GBA BSF stub supplies, all answered from memory
+//! ([`crate::handshake`]): the live Kre records and the bootstraps are
+//! loaded when the service is built, written through when it records one,
+//! and reloaded every [`crate::handshake::REFRESH`]. **The BSF stub is a test double**: a real MEF
 //! asks the operator's BSF over Zn (TS 29.109); the stub holds Ks in the
 //! MEF's own database so GBA can be exercised without a mobile network.
 //!
@@ -226,6 +229,8 @@ pub struct RspfSetup {
     /// The CA's subject: a certificate naming it as issuer must be one of
     /// ours, unrevoked, to identify an Enrolee or a target.
     pub ca_subject: x509_cert::name::Name,
+    /// The operator PSKs in memory (KpmIds among them), shared with the EST listener.
+    pub psks: Arc<crate::handshake::PskView>,
 }
 
 /// How one Enrolment Target proves, by certificate, that it is the `From`
@@ -275,6 +280,30 @@ pub struct RspfService {
     require_forward_secrecy: bool,
     ca_subject: x509_cert::name::Name,
     metrics: Arc<crate::metrics::Metrics>,
+    psks: Arc<crate::handshake::PskView>,
+    /// Kre of live enrolments and GBA bootstraps, for handshakes.
+    live: std::sync::RwLock<Live>,
+}
+
+/// What handshakes need of the MEF's records, in memory.
+#[derive(Default)]
+struct Live {
+    /// By RelativeKreId (upper-case hex).
+    kre: std::collections::HashMap<String, LiveKre>,
+    /// By B-TID.
+    gba: std::collections::HashMap<String, GbaBootstrap>,
+}
+
+/// The Kre of one enrolment.
+struct LiveKre {
+    relative_ke_id: String,
+    expires: i64,
+    /// The record's sealed column, to skip opening it again when unchanged.
+    sealed: Vec<u8>,
+    kre: Key256,
+    /// When this process wrote it through (kept across a reload that read
+    /// the database before the record was committed).
+    written: Option<std::time::Instant>,
 }
 
 /// A request as HTTP and TLS saw it.
@@ -539,7 +568,7 @@ impl RspfService {
                 return Err(at("listed twice"));
             }
         }
-        Ok(RspfService {
+        let svc = RspfService {
             sealer: Sealer::new(&s.storage_key).map_err(|e| e.to_string())?,
             mef_fqdn: s.mef_fqdn,
             enrolees: s.enrolees,
@@ -551,7 +580,95 @@ impl RspfService {
             require_forward_secrecy: s.require_forward_secrecy,
             ca_subject: s.ca_subject,
             metrics: Arc::new(crate::metrics::Metrics::new()),
-        })
+            psks: s.psks,
+            live: std::sync::RwLock::new(Live::default()),
+        };
+        svc.reload_live()
+            .map_err(|e| format!("rspf: loading enrolments: {e}"))?;
+        Ok(svc)
+    }
+
+    /// Reload the live Kre records and the GBA bootstraps from storage,
+    /// opening only the records that changed since the last load.
+    fn reload_live(&self) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let now = unix(SystemTime::now());
+        let recs = self.storage.enrolments().map_err(|e| e.to_string())?;
+        let gba = self.storage.gba_bootstraps().map_err(|e| e.to_string())?;
+        let mut next = Live::default();
+        {
+            let old = self.live.read().map_err(|_| "lock poisoned".to_owned())?;
+            for rec in recs.into_iter().filter(|r| r.expires > now) {
+                if let Some(o) = old.kre.get(&rec.relative_kre_id).filter(|o| o.sealed == rec.sealed) {
+                    next.kre.insert(
+                        rec.relative_kre_id,
+                        LiveKre {
+                            relative_ke_id: o.relative_ke_id.clone(),
+                            expires: rec.expires,
+                            sealed: rec.sealed,
+                            kre: o.kre.clone(),
+                            written: None,
+                        },
+                    );
+                    continue;
+                }
+                match self.open(&rec) {
+                    Ok((keys, _)) => {
+                        next.kre.insert(
+                            rec.relative_kre_id.clone(),
+                            LiveKre {
+                                relative_ke_id: rec.relative_ke_id,
+                                expires: rec.expires,
+                                sealed: rec.sealed,
+                                kre: keys.kre.clone(),
+                                written: None,
+                            },
+                        );
+                    }
+                    Err(Refusal(_, why)) => {
+                        tracing::warn!(relative_ke_id = %rec.relative_ke_id, reason = %why, "enrolment record does not open: its Kre is refused")
+                    }
+                }
+            }
+            // Written through after this load read the database: not lost.
+            for (id, o) in &old.kre {
+                if o.written.is_some_and(|w| w >= started) && !next.kre.contains_key(id) {
+                    next.kre.insert(
+                        id.clone(),
+                        LiveKre {
+                            relative_ke_id: o.relative_ke_id.clone(),
+                            expires: o.expires,
+                            sealed: o.sealed.clone(),
+                            kre: o.kre.clone(),
+                            written: o.written,
+                        },
+                    );
+                }
+            }
+            next.gba = gba
+                .into_iter()
+                .filter(|b| b.expires > now)
+                .map(|b| (b.btid.clone(), b))
+                .collect();
+            // A bootstrap made here after the load read the database is kept
+            // (bootstraps are never withdrawn, only expire).
+            for (id, b) in old.gba.iter().filter(|(_, b)| b.expires > now) {
+                next.gba.entry(id.clone()).or_insert_with(|| b.clone());
+            }
+        }
+        *self.live.write().map_err(|_| "lock poisoned".to_owned())? = next;
+        Ok(())
+    }
+
+    /// The Kre of the live enrolment whose KreId is `identity`, from memory.
+    fn live_kre(&self, identity: &str, now: i64) -> Option<Zeroizing<Vec<u8>>> {
+        let id = KeyId::parse(identity).ok()?;
+        if id.fqdn.as_str() != self.mef_fqdn {
+            return None;
+        }
+        let live = self.live.read().ok()?;
+        let k = live.kre.get(&id.relative.to_string())?;
+        (k.expires > now).then(|| Zeroizing::new(k.kre.expose().to_vec()))
     }
 
     /// Count consumed Enrolment Tokens into `metrics` (those of `mef
@@ -726,8 +843,9 @@ impl RspfService {
         if rec.expires <= now {
             return Ok(None);
         }
-        let (keys, _) = self.open(&rec)?;
-        Ok(Some(KeyedRecord { rec, keys }))
+        // Only an intact record (sealed under our key, these columns) identifies.
+        self.open(&rec)?;
+        Ok(Some(KeyedRecord { rec }))
     }
 
     /// Ke and the grants of a record, if the record is intact (sealed under
@@ -843,7 +961,23 @@ impl RspfService {
             parent: Some(parent),
         };
         rec.sealed = self.seal(&rec, &keys, &grants)?;
-        match self.storage.record_enrolment(&rec, token_hash.as_deref(), t) {
+        let recorded = self.storage.record_enrolment(&rec, token_hash.as_deref(), t);
+        if recorded.is_ok() {
+            // Its Kre opens handshakes at once, without a database lookup.
+            if let Ok(mut live) = self.live.write() {
+                live.kre.insert(
+                    rec.relative_kre_id.clone(),
+                    LiveKre {
+                        relative_ke_id: rec.relative_ke_id.clone(),
+                        expires: rec.expires,
+                        sealed: rec.sealed.clone(),
+                        kre: keys.kre.clone(),
+                        written: Some(std::time::Instant::now()),
+                    },
+                );
+            }
+        }
+        match recorded {
             Ok(()) if token_hash.is_some() => self.metrics.enrolment_token_consumed(),
             Ok(()) => {}
             Err(StorageError::NotFound(m)) => return Err(refuse(403, m)),
@@ -1300,6 +1434,9 @@ impl RspfService {
         };
         b.sealed_ks = self.sealer.seal(&ks_aad(&b), ks.expose()).map_err(|e| e.to_string())?;
         self.storage.add_gba_bootstrap(&b).map_err(|e| e.to_string())?;
+        if let Ok(mut live) = self.live.write() {
+            live.gba.insert(b.btid.clone(), b);
+        }
         Ok((btid, ks))
     }
 
@@ -1307,7 +1444,7 @@ impl RspfService {
     fn gba_psk(&self, identity: &str, ctx: &PskContext, now: i64) -> Option<Zeroizing<Vec<u8>>> {
         let btid = btid_of_identity(identity)?;
         let (rand, _) = parse_btid(btid).ok()?;
-        let b = self.storage.gba_bootstrap(btid).ok()??;
+        let b = self.live.read().ok()?.gba.get(btid)?.clone();
         if b.expires <= now {
             tracing::info!(btid, "GBA bootstrap expired");
             return None;
@@ -1361,6 +1498,15 @@ impl RspfService {
     /// Withdraw an enrolment: its Ke, and every key derived from it, can no
     /// longer be fetched, nor its Kre used.
     pub fn revoke(&self, ke_id: &str) -> Result<(), String> {
+        let r = self.revoke_records(ke_id);
+        // Whatever was deleted, or not, the view follows the database.
+        if let Err(e) = self.reload_live() {
+            tracing::warn!(error = %e, "reloading the live enrolments after a withdrawal failed");
+        }
+        r
+    }
+
+    fn revoke_records(&self, ke_id: &str) -> Result<(), String> {
         let id = KeyId::parse(ke_id).map_err(|e| e.to_string())?;
         if id.fqdn.as_str() != self.mef_fqdn {
             return Err(format!("{ke_id} is not a KeId of this MEF ({})", self.mef_fqdn));
@@ -1449,7 +1595,6 @@ fn descendants<'a>(all: &'a [KeRecord], root: &str) -> Vec<&'a KeRecord> {
 
 struct KeyedRecord {
     rec: KeRecord,
-    keys: EnrolmentKeys,
 }
 
 /// Pre-shared keys of the OpenSSL listener: the Enrolees' KpmIds (→ Kpm,
@@ -1463,19 +1608,11 @@ impl PskStore for RspfService {
             .enrolees
             .iter()
             .any(|e| e.bootstrap.kpm_id.as_deref() == Some(identity));
-        match self.storage.psk(identity) {
-            Ok(Some(k)) if kpm_id || self.operator_psks => return Some(k),
-            Ok(Some(_)) => return None,
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "PSK lookup failed");
-                return None;
-            }
+        if let Some(k) = self.psks.key(identity) {
+            return (kpm_id || self.operator_psks).then_some(k);
         }
-        match self.kre_record(identity, now) {
-            Ok(Some(k)) => return Some(Zeroizing::new(k.keys.kre.expose().to_vec())),
-            Ok(None) => {}
-            Err(_) => return None,
+        if let Some(k) = self.live_kre(identity, now) {
+            return Some(k);
         }
         self.gba_psk(identity, ctx, now)
     }
@@ -1498,6 +1635,14 @@ fn same_target(a: &str, b: &str) -> bool {
             (TargetFqdn::from_id(a), TargetFqdn::from_id(b)),
             (Ok(x), Ok(y)) if x == y
         )
+}
+
+/// Reloads the live Kre records and GBA bootstraps (the operator PSKs are
+/// their own [`crate::handshake::PskView`]).
+impl crate::handshake::Refresh for RspfService {
+    fn refresh(&self) -> Result<(), String> {
+        self.reload_live()
+    }
 }
 
 fn check_grant(g: &Grant) -> Result<(), String> {
@@ -1879,6 +2024,10 @@ mod standing_tests {
             send_credential_id: false,
             require_forward_secrecy: true,
             ca_subject: ca.certificate.tbs_certificate.subject.clone(),
+            psks: Arc::new(
+                crate::handshake::PskView::load(storage.clone(), crate::handshake::PskSealer::new(&[3; 32]).unwrap())
+                    .unwrap(),
+            ),
         })
         .unwrap();
         World {
@@ -2166,6 +2315,13 @@ mod standing_tests {
                 send_credential_id: false,
                 require_forward_secrecy: true,
                 ca_subject: w.ca.certificate.tbs_certificate.subject.clone(),
+                psks: Arc::new(
+                    crate::handshake::PskView::load(
+                        w.storage.clone(),
+                        crate::handshake::PskSealer::new(&[3; 32]).unwrap(),
+                    )
+                    .unwrap(),
+                ),
             };
             let e = RspfService::new(setup).err().unwrap();
             assert!(e.contains("spki-sha256") && e.contains(why), "{pin}: {e}");

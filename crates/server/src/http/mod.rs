@@ -466,6 +466,9 @@ pub struct TlsServices {
     pub rspf: Option<Arc<crate::rspf::RspfService>>,
     /// Where every request is counted and timed.
     pub metrics: Arc<Metrics>,
+    /// The in-memory keys the OpenSSL listener's handshakes are answered
+    /// from, for [`crate::handshake::keep_current`] to reload.
+    pub handshake_keys: Vec<Arc<dyn crate::handshake::Refresh>>,
 }
 
 async fn handle_rspf(

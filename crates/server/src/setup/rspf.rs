@@ -62,6 +62,7 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
         operator_psks,
         send_credential_id: r.send_credential_id,
         require_forward_secrecy: r.require_forward_secrecy,
+        psks: shared.psks.clone(),
     })
     .map(|svc| svc.with_metrics(shared.metrics.clone()))
 }
