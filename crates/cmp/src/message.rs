@@ -17,8 +17,8 @@
 use crate::body::PkiBody;
 use crate::header::{PkiHeader, PVNO_CMP2000, PVNO_CMP2021};
 use crate::protection::mac::MacAlgorithm;
-use crate::protection::{signature, Claimed, Protect, ProtectionPolicy, Verified};
 use crate::protection::mac::SharedSecret;
+use crate::protection::{signature, Claimed, Protect, ProtectionPolicy, Verified};
 use crate::{CmpError, Result};
 use der::asn1::{AnyRef, BitString, ContextSpecificRef, OctetString};
 use der::{Decode, Encode, Sequence, TagMode, TagNumber};
@@ -240,10 +240,17 @@ impl PkiMessage {
     /// sender when it is the NULL-DN) in the header.
     /// `additional` certificates follow the protection chain in extraCerts
     /// (e.g. the issued certificate's chain in an ip, RFC 9483 §4.1.1).
-    pub fn build(mut header: PkiHeader, body: PkiBody, protect: &Protect<'_>, additional: &[Certificate]) -> Result<Vec<u8>> {
+    pub fn build(
+        mut header: PkiHeader,
+        body: PkiBody,
+        protect: &Protect<'_>,
+        additional: &[Certificate],
+    ) -> Result<Vec<u8>> {
         let mut extra: Vec<Certificate> = Vec::new();
         match protect {
-            Protect::Mac { algorithm, sender_kid, .. } => {
+            Protect::Mac {
+                algorithm, sender_kid, ..
+            } => {
                 header.protection_alg = Some(algorithm.algorithm_identifier()?);
                 header.sender_kid = Some(OctetString::new(sender_kid.clone())?);
             }

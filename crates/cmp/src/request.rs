@@ -209,9 +209,9 @@ mod tests {
         let t = CertTemplate {
             validity: Some(OptionalValidity {
                 not_before: None,
-                not_after: Some(Time::GeneralTime(GeneralizedTime::from_unix_duration(
-                    std::time::Duration::from_secs(4_000_000_000),
-                ).unwrap())),
+                not_after: Some(Time::GeneralTime(
+                    GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(4_000_000_000)).unwrap(),
+                )),
             }),
             subject: Some(Name::default()),
             ..Default::default()

@@ -14,8 +14,8 @@ use crate::body::{BodyType, PkiBody};
 use crate::confirm::CertStatus;
 use crate::general::{GenRequest, GenResponse};
 use crate::header::PkiHeader;
-use crate::pop;
 use crate::poll::PollReq;
+use crate::pop;
 use crate::protection::mac::SharedSecret;
 use crate::protection::{Protect, ProtectionPolicy, Verified};
 use crate::request::{cert_id_of, i64_to_int, CertReqMsg, CertRequest, CertTemplate};
@@ -172,40 +172,19 @@ impl Requester<'_> {
         h.transaction_id = Some(OctetString::new(exchange.transaction_id.clone())?);
         h.sender_nonce = Some(OctetString::new(exchange.our_nonce.clone())?);
         h.recip_nonce = exchange.peer_nonce.clone().map(OctetString::new).transpose()?;
-        h.message_time = self
-            .message_time
-            .map(GeneralizedTime::from_system_time)
-            .transpose()?;
+        h.message_time = self.message_time.map(GeneralizedTime::from_system_time).transpose()?;
         if implicit_confirm {
             h.set_implicit_confirm()?;
         }
         Ok(h)
     }
 
-    fn send(
-        &self,
-        body: PkiBody,
-        exchange: Exchange,
-        implicit_confirm: bool,
-        subject: Option<&Name>,
-        cert_req_id: Option<i64>,
-        public_key: Option<SubjectPublicKeyInfoOwned>,
-        origin: BodyType,
-    ) -> Result<(Vec<u8>, Sent)> {
-        let header = self.header(&exchange, implicit_confirm, subject)?;
-        let body_type = body.body_type();
+    /// Build `body` in the transaction state `sent` (whose body_type is set here).
+    fn send(&self, body: PkiBody, subject: Option<&Name>, mut sent: Sent) -> Result<(Vec<u8>, Sent)> {
+        let header = self.header(&sent.exchange, sent.implicit_confirm, subject)?;
+        sent.body_type = body.body_type();
         let der_bytes = PkiMessage::build(header, body, &self.protect, &[])?;
-        Ok((
-            der_bytes,
-            Sent {
-                body_type,
-                exchange,
-                cert_req_id,
-                public_key,
-                implicit_confirm,
-                origin,
-            },
-        ))
+        Ok((der_bytes, sent))
     }
 
     fn start(rng: &mut (impl RngCore + CryptoRng)) -> Exchange {
@@ -213,6 +192,17 @@ impl Requester<'_> {
             transaction_id: fresh(rng),
             our_nonce: fresh(rng),
             peer_nonce: None,
+        }
+    }
+
+    fn plain(t: BodyType, rng: &mut (impl RngCore + CryptoRng)) -> Sent {
+        Sent {
+            body_type: t,
+            exchange: Self::start(rng),
+            cert_req_id: None,
+            public_key: None,
+            implicit_confirm: false,
+            origin: t,
         }
     }
 
@@ -273,43 +263,53 @@ impl Requester<'_> {
             BodyType::Cr => PkiBody::Cr(msgs),
             _ => PkiBody::Kur(msgs),
         };
-        self.send(
-            body,
-            Self::start(rng),
+        let sent = Sent {
+            body_type: kind,
+            exchange: Self::start(rng),
+            cert_req_id: Some(CERT_REQ_ID),
+            public_key: Some(public_key),
             implicit_confirm,
-            Some(&subject),
-            Some(CERT_REQ_ID),
-            Some(public_key),
-            kind,
-        )
+            origin: kind,
+        };
+        self.send(body, Some(&subject), sent)
     }
 
     /// p10cr carrying a PKCS#10 request (DER, e.g. from `enrolkit_pkix::pkcs10::RequestParams::build`).
-    pub fn p10cr(&self, csr_der: &[u8], implicit_confirm: bool, rng: &mut (impl RngCore + CryptoRng)) -> Result<(Vec<u8>, Sent)> {
+    pub fn p10cr(
+        &self,
+        csr_der: &[u8],
+        implicit_confirm: bool,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(Vec<u8>, Sent)> {
         let csr = enrolkit_pkix::pkcs10::CertificationRequest::parse(csr_der)?;
         let subject = csr.subject().clone();
         let key = csr.public_key().clone();
-        self.send(
-            PkiBody::P10cr(Box::new(csr)),
-            Self::start(rng),
+        let sent = Sent {
+            body_type: BodyType::P10cr,
+            exchange: Self::start(rng),
+            cert_req_id: Some(P10CR_CERT_REQ_ID),
+            public_key: Some(key),
             implicit_confirm,
-            Some(&subject),
-            Some(P10CR_CERT_REQ_ID),
-            Some(key),
-            BodyType::P10cr,
-        )
+            origin: BodyType::P10cr,
+        };
+        self.send(PkiBody::P10cr(Box::new(csr)), Some(&subject), sent)
     }
 
     /// rr for `cert` (issuer and serial) with an optional reason.
-    pub fn rr(&self, cert: &Certificate, reason: Option<CrlReason>, rng: &mut (impl RngCore + CryptoRng)) -> Result<(Vec<u8>, Sent)> {
+    pub fn rr(
+        &self,
+        cert: &Certificate,
+        reason: Option<CrlReason>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(Vec<u8>, Sent)> {
         let body = PkiBody::Rr(vec![RevDetails::for_certificate(cert, reason)?]);
-        self.send(body, Self::start(rng), false, None, None, None, BodyType::Rr)
+        self.send(body, None, Self::plain(BodyType::Rr, rng))
     }
 
     /// genm asking for `requests`.
     pub fn genm(&self, requests: &[GenRequest], rng: &mut (impl RngCore + CryptoRng)) -> Result<(Vec<u8>, Sent)> {
         let itavs = requests.iter().map(GenRequest::to_itav).collect::<Result<Vec<_>>>()?;
-        self.send(PkiBody::GenM(itavs), Self::start(rng), false, None, None, None, BodyType::GenM)
+        self.send(PkiBody::GenM(itavs), None, Self::plain(BodyType::GenM, rng))
     }
 
     /// certConf for the certificate an answer gave: accept, or reject with a reason.
@@ -320,7 +320,9 @@ impl Requester<'_> {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(Vec<u8>, Sent)> {
         let Answer::Certificate {
-            cert_req_id, certificate, ..
+            cert_req_id,
+            certificate,
+            ..
         } = &opened.answer
         else {
             return Err(CmpError::UnexpectedBody {
@@ -329,16 +331,13 @@ impl Requester<'_> {
             });
         };
         let status = CertStatus::new(*cert_req_id, certificate, reject)?;
-        let sent = &opened.sent;
-        self.send(
-            PkiBody::CertConf(vec![status]),
-            Self::next(sent, rng),
-            false,
-            None,
-            Some(*cert_req_id),
-            sent.public_key.clone(),
-            sent.origin,
-        )
+        let sent = Sent {
+            exchange: Self::next(&opened.sent, rng),
+            cert_req_id: Some(*cert_req_id),
+            implicit_confirm: false,
+            ..opened.sent.clone()
+        };
+        self.send(PkiBody::CertConf(vec![status]), None, sent)
     }
 
     /// pollReq for a waiting request.
@@ -352,16 +351,12 @@ impl Requester<'_> {
                 })
             }
         };
-        let sent = &opened.sent;
-        self.send(
-            PkiBody::PollReq(vec![PollReq::new(id)?]),
-            Self::next(sent, rng),
-            sent.implicit_confirm,
-            None,
-            Some(id),
-            sent.public_key.clone(),
-            sent.origin,
-        )
+        let sent = Sent {
+            exchange: Self::next(&opened.sent, rng),
+            cert_req_id: Some(id),
+            ..opened.sent.clone()
+        };
+        self.send(PkiBody::PollReq(vec![PollReq::new(id)?]), None, sent)
     }
 
     /// Open an answer to `sent`: verify its protection per `trust`, the
@@ -411,7 +406,10 @@ impl Requester<'_> {
             PkiBody::Error(e) => Answer::Error(e.clone()),
             PkiBody::Ip(rep) | PkiBody::Cp(rep) | PkiBody::Kup(rep) => {
                 let [resp] = rep.response.as_slice() else {
-                    return Err(CmpError::malformed("CertRepMessage", "expected exactly one CertResponse"));
+                    return Err(CmpError::malformed(
+                        "CertRepMessage",
+                        "expected exactly one CertResponse",
+                    ));
                 };
                 let id = resp.id()?;
                 if Some(id) != sent.cert_req_id {
@@ -478,4 +476,3 @@ impl Requester<'_> {
         })
     }
 }
-

@@ -23,8 +23,8 @@ use crate::confirm::CertStatus;
 use crate::error_msg::ErrorMsgContent;
 use crate::general::{GenRequest, GenResponse};
 use crate::header::{null_dn, PkiHeader};
-use crate::pop::{self, PopKind};
 use crate::poll::PollRep;
+use crate::pop::{self, PopKind};
 use crate::protection::mac::SharedSecret;
 use crate::protection::{Claimed, Protect, ProtectionPolicy, Verified};
 use crate::request::{CertId, CertReqMsg};
@@ -159,7 +159,12 @@ impl Received {
     /// Enough to answer, even with an error.
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
-            transaction_id: self.message.header.transaction_id().map(<[u8]>::to_vec).unwrap_or_default(),
+            transaction_id: self
+                .message
+                .header
+                .transaction_id()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             recip_nonce: self.message.header.sender_nonce().map(<[u8]>::to_vec),
             recipient: self.message.header.sender.clone(),
             request_type: self.message.body.body_type(),
@@ -198,8 +203,13 @@ impl Received {
                 };
                 let pop = pop::verify(msg, allow_sha1)?;
                 let old_cert_id = msg.cert_req.old_cert_id()?.map(Box::new);
-                if kind == CertRequestKind::Kur && old_cert_id.is_none() && !matches!(protection, Verified::Signature { .. }) {
-                    return Err(CmpError::BadCertTemplate("kur without oldCertID must be signature-protected"));
+                if kind == CertRequestKind::Kur
+                    && old_cert_id.is_none()
+                    && !matches!(protection, Verified::Signature { .. })
+                {
+                    return Err(CmpError::BadCertTemplate(
+                        "kur without oldCertID must be signature-protected",
+                    ));
                 }
                 Request::Certificate {
                     kind,
@@ -249,7 +259,12 @@ impl VerifiedRequest {
     /// Enough to answer.
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
-            transaction_id: self.message.header.transaction_id().map(<[u8]>::to_vec).unwrap_or_default(),
+            transaction_id: self
+                .message
+                .header
+                .transaction_id()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             recip_nonce: self.message.header.sender_nonce().map(<[u8]>::to_vec),
             recipient: self.message.header.sender.clone(),
             request_type: self.message.body.body_type(),
@@ -264,7 +279,7 @@ pub enum CertificateOutcome<'c> {
     /// the issuing chain for extraCerts.
     Issued {
         /// The new certificate.
-        certificate: Certificate,
+        certificate: Box<Certificate>,
         /// caPubs (only in an ip; ignored otherwise).
         ca_pubs: Vec<Certificate>,
         /// The certificate's chain, added to extraCerts.
@@ -319,10 +334,7 @@ impl Responder<'_> {
         h.transaction_id = Some(OctetString::new(to.transaction_id.clone())?);
         h.sender_nonce = Some(OctetString::new(our_nonce.clone())?);
         h.recip_nonce = to.recip_nonce.clone().map(OctetString::new).transpose()?;
-        h.message_time = self
-            .message_time
-            .map(GeneralizedTime::from_system_time)
-            .transpose()?;
+        h.message_time = self.message_time.map(GeneralizedTime::from_system_time).transpose()?;
         if implicit_confirm {
             h.set_implicit_confirm()?;
         }
@@ -356,7 +368,7 @@ impl Responder<'_> {
                 chain,
                 implicit_confirm,
             } => (
-                CertResponse::granted(cert_req_id, certificate)?,
+                CertResponse::granted(cert_req_id, *certificate)?,
                 (kind == BodyType::Ir && !ca_pubs.is_empty()).then_some(ca_pubs),
                 chain,
                 implicit_confirm,
@@ -444,11 +456,22 @@ impl Responder<'_> {
         text: &str,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(Vec<u8>, Exchange)> {
-        self.answer(to, PkiBody::Error(ErrorMsgContent::rejection(fail_info, text)), false, &[], rng)
+        self.answer(
+            to,
+            PkiBody::Error(ErrorMsgContent::rejection(fail_info, text)),
+            false,
+            &[],
+            rng,
+        )
     }
 
     /// error for a [`CmpError`], with its failInfo ([`CmpError::failure_info`]).
-    pub fn error_for(&self, to: &ReplyTo, err: &CmpError, rng: &mut (impl RngCore + CryptoRng)) -> Result<(Vec<u8>, Exchange)> {
+    pub fn error_for(
+        &self,
+        to: &ReplyTo,
+        err: &CmpError,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(Vec<u8>, Exchange)> {
         self.error(to, err.failure_info(), &err.to_string(), rng)
     }
 }

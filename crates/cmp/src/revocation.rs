@@ -93,7 +93,9 @@ impl RevDetails {
     pub fn target(&self) -> Result<(&Name, &SerialNumber)> {
         match (&self.cert_details.issuer, &self.cert_details.serial_number) {
             (Some(i), Some(s)) => Ok((i, s)),
-            _ => Err(CmpError::BadCertTemplate("rr certDetails needs issuer and serialNumber")),
+            _ => Err(CmpError::BadCertTemplate(
+                "rr certDetails needs issuer and serialNumber",
+            )),
         }
     }
 

@@ -254,7 +254,10 @@ mod tests {
         let set = FailureInfoSet::of(FailureInfo::BadPop).with(FailureInfo::DuplicateCertReq);
         let back = FailureInfoSet::from_der(&set.to_der().unwrap()).unwrap();
         assert_eq!(back, set);
-        assert_eq!(back.iter().collect::<Vec<_>>(), [FailureInfo::BadPop, FailureInfo::DuplicateCertReq]);
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            [FailureInfo::BadPop, FailureInfo::DuplicateCertReq]
+        );
         assert_eq!(FailureInfoSet::empty().to_der().unwrap(), [0x03, 0x01, 0x00]);
     }
 }

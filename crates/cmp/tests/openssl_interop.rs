@@ -10,6 +10,8 @@
 //! The keys and certificates are those of testvectors/cmp/pki. Ports are
 //! chosen at run time; every process started is stopped.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use der::DecodePem;
 use enrolkit_cmp::keys::{DigestAlgorithm, SoftwareKey};
 use enrolkit_cmp::{
@@ -27,7 +29,9 @@ use std::time::{Duration, Instant};
 use x509_cert::Certificate;
 
 fn pki(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testvectors/cmp/pki").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testvectors/cmp/pki")
+        .join(name)
 }
 fn cert(name: &str) -> Certificate {
     Certificate::from_pem(std::fs::read(pki(&format!("{name}.crt"))).unwrap()).unwrap()
@@ -137,7 +141,14 @@ fn client<'a>(protect: Protect<'a>) -> Requester<'a> {
 fn our_mac_ir_and_cert_conf_against_the_openssl_mock_server() {
     let secret = SharedSecret::new(secret_text().as_bytes());
     let srv_secret = format!("pass:{}", secret_text());
-    let m = mock(&["-srv_ref", "server-ref", "-srv_secret", &srv_secret, "-rsp_cert", "device.crt"]);
+    let m = mock(&[
+        "-srv_ref",
+        "server-ref",
+        "-srv_secret",
+        &srv_secret,
+        "-rsp_cert",
+        "device.crt",
+    ]);
     let device = key("device");
     // OpenSSL 3.0 has no PBMAC1: the legacy PasswordBasedMac.
     let r = client(Protect::Mac {
@@ -165,7 +176,9 @@ fn our_mac_ir_and_cert_conf_against_the_openssl_mock_server() {
     };
     assert_eq!(**certificate, cert("device"));
     assert!(!implicit_confirm);
-    assert!(matches!(opened.protection, Verified::Mac { ref sender_kid, .. } if sender_kid.as_deref() == Some(&b"server-ref"[..])));
+    assert!(
+        matches!(opened.protection, Verified::Mac { ref sender_kid, .. } if sender_kid.as_deref() == Some(&b"server-ref"[..]))
+    );
     // The mock checks certHash and the nonces of our certConf.
     let (conf, sent2) = r.cert_conf(&opened, None, &mut OsRng).unwrap();
     let pkiconf = post(m.1, &conf);
@@ -192,8 +205,17 @@ fn our_signed_ir_kur_rr_and_genm_against_the_openssl_mock_server() {
 
     // 3GPP style: ir signed with the vendor certificate (RSA), answer signed by the server.
     let m = mock(&[
-        "-srv_cert", "server.crt", "-srv_key", "server.key", "-srv_trusted", "vendor-root.crt", "-rsp_cert", "device.crt",
-        "-rsp_capubs", "operator-root.crt", "-grant_implicitconf",
+        "-srv_cert",
+        "server.crt",
+        "-srv_key",
+        "server.key",
+        "-srv_trusted",
+        "vendor-root.crt",
+        "-rsp_cert",
+        "device.crt",
+        "-rsp_capubs",
+        "operator-root.crt",
+        "-grant_implicitconf",
     ]);
     let r = client(Protect::Signature {
         signer: &vendor_key,
@@ -209,7 +231,9 @@ fn our_signed_ir_kur_rr_and_genm_against_the_openssl_mock_server() {
         digest: DigestAlgorithm::Sha256,
     };
     let (ir, sent) = r.certificate_request(BodyType::Ir, &req, true, &mut OsRng).unwrap();
-    let opened = r.open(&post(m.1, &ir), &sent, &ResponseTrust::PinnedSigner(&pinned)).unwrap();
+    let opened = r
+        .open(&post(m.1, &ir), &sent, &ResponseTrust::PinnedSigner(&pinned))
+        .unwrap();
     match &opened.answer {
         Answer::Certificate {
             certificate,
@@ -226,12 +250,21 @@ fn our_signed_ir_kur_rr_and_genm_against_the_openssl_mock_server() {
     // A server certificate we did not pin is refused.
     let (ir, sent) = r.certificate_request(BodyType::Ir, &req, true, &mut OsRng).unwrap();
     let vendor_only = [vendor.clone()];
-    assert!(r.open(&post(m.1, &ir), &sent, &ResponseTrust::PinnedSigner(&vendor_only)).is_err());
+    assert!(r
+        .open(&post(m.1, &ir), &sent, &ResponseTrust::PinnedSigner(&vendor_only))
+        .is_err());
     drop(m);
 
     // kur, rr and genm signed with the operator certificate.
     let m = mock(&[
-        "-srv_cert", "server.crt", "-srv_key", "server.key", "-srv_trusted", "operator-root.crt", "-rsp_cert", "device.crt",
+        "-srv_cert",
+        "server.crt",
+        "-srv_key",
+        "server.key",
+        "-srv_trusted",
+        "operator-root.crt",
+        "-rsp_cert",
+        "device.crt",
     ]);
     let r = client(Protect::Signature {
         signer: &device_key,
@@ -247,22 +280,40 @@ fn our_signed_ir_kur_rr_and_genm_against_the_openssl_mock_server() {
         digest: DigestAlgorithm::Sha256,
     };
     let (msg, sent) = r.certificate_request(BodyType::Kur, &kur, false, &mut OsRng).unwrap();
-    let opened = r.open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned)).unwrap();
+    let opened = r
+        .open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned))
+        .unwrap();
     assert_eq!(opened.message.body.body_type(), BodyType::Kup);
-    assert!(matches!(opened.answer, Answer::Certificate { .. }), "{:?}", opened.answer);
+    assert!(
+        matches!(opened.answer, Answer::Certificate { .. }),
+        "{:?}",
+        opened.answer
+    );
     let (conf, sent2) = r.cert_conf(&opened, None, &mut OsRng).unwrap();
-    let done = r.open(&post(m.1, &conf), &sent2, &ResponseTrust::PinnedSigner(&pinned)).unwrap();
+    let done = r
+        .open(&post(m.1, &conf), &sent2, &ResponseTrust::PinnedSigner(&pinned))
+        .unwrap();
     assert!(matches!(done.answer, Answer::Confirmed));
 
-    let (msg, sent) = r.rr(&device, Some(enrolkit_cmp::revocation::CrlReason::Superseded), &mut OsRng).unwrap();
-    let opened = r.open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned)).unwrap();
+    let (msg, sent) = r
+        .rr(
+            &device,
+            Some(enrolkit_cmp::revocation::CrlReason::Superseded),
+            &mut OsRng,
+        )
+        .unwrap();
+    let opened = r
+        .open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned))
+        .unwrap();
     match opened.answer {
         Answer::Revocation(s) => assert!(s.is_granted(), "{s:?}"),
         other => panic!("{other:?}"),
     }
 
     let (msg, sent) = r.genm(&[GenRequest::CaCerts], &mut OsRng).unwrap();
-    let opened = r.open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned)).unwrap();
+    let opened = r
+        .open(&post(m.1, &msg), &sent, &ResponseTrust::PinnedSigner(&pinned))
+        .unwrap();
     match opened.answer {
         // OpenSSL 3.0's mock echoes the ITAVs it was sent.
         Answer::General(g) => assert!(matches!(&g[..], [GenResponse::CaCerts(_)]), "{g:?}"),
@@ -363,17 +414,24 @@ fn handle_one(
     let (der, exchange) = match &verified.request {
         Request::Certificate { cert_req_id, msg, .. } => {
             let issued = cert("device");
-            assert_eq!(msg.cert_req.cert_template.public_key.as_ref(), Some(&issued.tbs_certificate.subject_public_key_info));
+            assert_eq!(
+                msg.cert_req.cert_template.public_key.as_ref(),
+                Some(&issued.tbs_certificate.subject_public_key_info)
+            );
             let outcome = CertificateOutcome::Issued {
-                certificate: issued,
+                certificate: Box::new(issued),
                 ca_pubs: vec![cert("operator-root")],
                 chain: &[],
                 implicit_confirm: verified.implicit_confirm,
             };
-            responder.certificate_response(&to, *cert_req_id, outcome, &mut OsRng).unwrap()
+            responder
+                .certificate_response(&to, *cert_req_id, outcome, &mut OsRng)
+                .unwrap()
         }
         Request::CertConf(statuses) => {
-            let (ex, _) = open.get(&to.transaction_id).expect("certConf for a transaction we answered");
+            let (ex, _) = open
+                .get(&to.transaction_id)
+                .expect("certConf for a transaction we answered");
             ex.check_answer(&verified.message.header).unwrap();
             assert!(statuses[0].accepted() && statuses[0].matches(&cert("device")).unwrap());
             log.confirmed += 1;
@@ -393,7 +451,9 @@ fn handle_one(
         }
         Request::Revocation(d) => {
             assert_eq!(d.target().unwrap().1, &cert("device2").tbs_certificate.serial_number);
-            responder.revocation_response(&to, PkiStatusInfo::accepted(), &mut OsRng).unwrap()
+            responder
+                .revocation_response(&to, PkiStatusInfo::accepted(), &mut OsRng)
+                .unwrap()
         }
         other => panic!("{other:?}"),
     };
@@ -403,12 +463,23 @@ fn handle_one(
 
 fn openssl_client(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
-        .args(["cmp", "-server", &format!("127.0.0.1:{port}"), "-keep_alive", "0", "-msg_timeout", "20"])
+        .args([
+            "cmp",
+            "-server",
+            &format!("127.0.0.1:{port}"),
+            "-keep_alive",
+            "0",
+            "-msg_timeout",
+            "20",
+        ])
         .args(args)
         .current_dir(pki(""))
         .output()
         .expect("openssl");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 #[test]
@@ -423,7 +494,20 @@ fn the_openssl_client_against_our_responder() {
     let certout = out("mac.pem");
     let (ok, log) = openssl_client(
         port,
-        &["-cmd", "ir", "-ref", "bts-0001-ref", "-secret", &secret, "-newkey", "device.key", "-subject", "/O=enrolkit/CN=bts-0001", "-certout", &certout],
+        &[
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-0001-ref",
+            "-secret",
+            &secret,
+            "-newkey",
+            "device.key",
+            "-subject",
+            "/O=enrolkit/CN=bts-0001",
+            "-certout",
+            &certout,
+        ],
     );
     assert!(ok, "{log}");
     let got = Certificate::from_pem(std::fs::read(&certout).unwrap()).unwrap();
@@ -438,13 +522,34 @@ fn the_openssl_client_against_our_responder() {
     let (ok, log) = openssl_client(
         port,
         &[
-            "-cmd", "ir", "-cert", "vendor.crt", "-key", "vendor.key", "-srvcert", "server.crt", "-implicit_confirm",
-            "-newkey", "device.key", "-subject", "/O=enrolkit/CN=bts-0001", "-certout", &certout, "-cacertsout", &capubs,
+            "-cmd",
+            "ir",
+            "-cert",
+            "vendor.crt",
+            "-key",
+            "vendor.key",
+            "-srvcert",
+            "server.crt",
+            "-implicit_confirm",
+            "-newkey",
+            "device.key",
+            "-subject",
+            "/O=enrolkit/CN=bts-0001",
+            "-certout",
+            &certout,
+            "-cacertsout",
+            &capubs,
         ],
     );
     assert!(ok, "{log}");
-    assert_eq!(Certificate::from_pem(std::fs::read(&certout).unwrap()).unwrap(), cert("device"));
-    assert_eq!(Certificate::from_pem(std::fs::read(&capubs).unwrap()).unwrap(), cert("operator-root"));
+    assert_eq!(
+        Certificate::from_pem(std::fs::read(&certout).unwrap()).unwrap(),
+        cert("device")
+    );
+    assert_eq!(
+        Certificate::from_pem(std::fs::read(&capubs).unwrap()).unwrap(),
+        cert("operator-root")
+    );
     assert_eq!(h.join().unwrap().bodies, [BodyType::Ir]);
 
     // genm (MAC): OpenSSL reads our genp; its -rspout is checked, not only the exit code.
@@ -452,7 +557,18 @@ fn the_openssl_client_against_our_responder() {
     let rspout = out("genp.der");
     let (ok, log) = openssl_client(
         port,
-        &["-cmd", "genm", "-ref", "bts-0001-ref", "-secret", &secret, "-infotype", "signKeyPairTypes", "-rspout", &rspout],
+        &[
+            "-cmd",
+            "genm",
+            "-ref",
+            "bts-0001-ref",
+            "-secret",
+            &secret,
+            "-infotype",
+            "signKeyPairTypes",
+            "-rspout",
+            &rspout,
+        ],
     );
     assert!(ok, "{log}");
     assert!(log.contains("signKeyPairTypes"), "{log}");
@@ -464,7 +580,20 @@ fn the_openssl_client_against_our_responder() {
     let (port, h) = serve(1);
     let (ok, log) = openssl_client(
         port,
-        &["-cmd", "rr", "-cert", "device2.crt", "-key", "device2.key", "-digest", "sha384", "-srvcert", "server.crt", "-oldcert", "device2.crt"],
+        &[
+            "-cmd",
+            "rr",
+            "-cert",
+            "device2.crt",
+            "-key",
+            "device2.key",
+            "-digest",
+            "sha384",
+            "-srvcert",
+            "server.crt",
+            "-oldcert",
+            "device2.crt",
+        ],
     );
     assert!(ok, "{log}");
     assert!(log.contains("revocation accepted"), "{log}");
@@ -475,8 +604,20 @@ fn the_openssl_client_against_our_responder() {
     let (ok, log) = openssl_client(
         port,
         &[
-            "-cmd", "ir", "-ref", "bts-0001-ref", "-secret", "pass:wrong", "-srvcert", "server.crt", "-newkey", "device.key",
-            "-subject", "/O=enrolkit/CN=bts-0001", "-certout", &out("never.pem"),
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-0001-ref",
+            "-secret",
+            "pass:wrong",
+            "-srvcert",
+            "server.crt",
+            "-newkey",
+            "device.key",
+            "-subject",
+            "/O=enrolkit/CN=bts-0001",
+            "-certout",
+            &out("never.pem"),
         ],
     );
     assert!(!ok, "{log}");

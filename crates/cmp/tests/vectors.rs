@@ -3,6 +3,8 @@
 //! parses, its protection verifies with the known secret or certificate
 //! and fails with a wrong one, and the fields OpenSSL put there read back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use der::DecodePem;
 use enrolkit_cmp::protection::mac::MacAlgorithm;
 use enrolkit_cmp::{
@@ -89,7 +91,11 @@ fn every_vector_is_listed_and_parses() {
         .collect();
     on_disk.sort();
     assert_eq!(listed, on_disk);
-    for (name, t) in MAC.iter().map(|(n, t)| (n, t)).chain(SIGNED.iter().map(|(n, t, _)| (n, t))) {
+    for (name, t) in MAC
+        .iter()
+        .map(|(n, t)| (n, t))
+        .chain(SIGNED.iter().map(|(n, t, _)| (n, t)))
+    {
         assert_eq!(parse(name).body.body_type(), *t, "{name}");
     }
 }
@@ -99,15 +105,25 @@ fn mac_protection_verifies_with_the_secret_and_not_without() {
     let wrong = SharedSecret::new(b"not-the-secret");
     for (name, _) in MAC {
         let m = parse(name);
-        let v = m.verify_mac(&secret(), &policy()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let v = m
+            .verify_mac(&secret(), &policy())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(matches!(v, Verified::Mac { .. }), "{name}");
-        assert!(matches!(m.verify_mac(&wrong, &policy()), Err(CmpError::BadProtection)), "{name}");
-        assert!(matches!(m.verify_signature(&policy()), Err(CmpError::WrongIntegrity(_))), "{name}");
+        assert!(
+            matches!(m.verify_mac(&wrong, &policy()), Err(CmpError::BadProtection)),
+            "{name}"
+        );
+        assert!(
+            matches!(m.verify_signature(&policy()), Err(CmpError::WrongIntegrity(_))),
+            "{name}"
+        );
     }
     // OpenSSL's defaults: PasswordBasedMac, owf SHA-256, 500 iterations, HMAC-SHA1; senderKID = -ref.
     match parse("mac-ir.der").claimed_protection(&policy()).unwrap() {
         Claimed::Mac {
-            algorithm: MacAlgorithm::PasswordBasedMac { owf, iterations, mac, .. },
+            algorithm: MacAlgorithm::PasswordBasedMac {
+                owf, iterations, mac, ..
+            },
             sender_kid,
         } => {
             assert_eq!(owf, enrolkit_cmp::Owf::Sha256);
@@ -140,7 +156,10 @@ fn mac_protection_verifies_with_the_secret_and_not_without() {
             } => {
                 assert_eq!(hex::encode(salt), "0102030405060708090a0b0c0d0e0f10");
                 assert_eq!((iterations, key_length), (10_000, 32));
-                assert_eq!((prf, mac), (enrolkit_cmp::HmacAlgorithm::Sha256, enrolkit_cmp::HmacAlgorithm::Sha256));
+                assert_eq!(
+                    (prf, mac),
+                    (enrolkit_cmp::HmacAlgorithm::Sha256, enrolkit_cmp::HmacAlgorithm::Sha256)
+                );
             }
             other => panic!("{name}: {other:?}"),
         }
@@ -158,7 +177,10 @@ fn a_flipped_bit_anywhere_in_the_protected_part_breaks_the_mac() {
     let mut tampered = bytes.clone();
     tampered[pos + 7] ^= 1;
     let t = PkiMessage::parse(&tampered, &Default::default()).unwrap();
-    assert!(matches!(t.verify_mac(&secret(), &policy()), Err(CmpError::BadProtection)));
+    assert!(matches!(
+        t.verify_mac(&secret(), &policy()),
+        Err(CmpError::BadProtection)
+    ));
 }
 
 #[test]
@@ -169,18 +191,31 @@ fn signature_protection_verifies_with_the_protection_certificate() {
             Verified::Signature { signer: s, .. } => assert_eq!(*s, cert(signer), "{name}"),
             other => panic!("{name}: {other:?}"),
         }
-        assert!(matches!(m.verify_mac(&secret(), &policy()), Err(CmpError::WrongIntegrity(_))), "{name}");
+        assert!(
+            matches!(m.verify_mac(&secret(), &policy()), Err(CmpError::WrongIntegrity(_))),
+            "{name}"
+        );
         // Another key: swap the protection certificate for a different one.
         let mut other = m.clone();
-        let impostor = if *signer == "server" { cert("vendor") } else { cert("server") };
+        let impostor = if *signer == "server" {
+            cert("vendor")
+        } else {
+            cert("server")
+        };
         if let Some(first) = other.extra_certs.first_mut() {
             *first = impostor;
         }
         assert!(other.verify_signature(&policy()).is_err(), "{name}");
     }
     // ecdsa-with-SHA384 on P-384 (the rr) and sha256WithRSAEncryption (the server's answers).
-    assert_eq!(parse("rr.der").header.protection_alg.unwrap().oid, enrolkit_cmp::keys::x509_oid::ECDSA_WITH_SHA384);
-    assert_eq!(parse("sig-ip.der").header.protection_alg.unwrap().oid, enrolkit_cmp::keys::oid::SHA256_WITH_RSA);
+    assert_eq!(
+        parse("rr.der").header.protection_alg.unwrap().oid,
+        enrolkit_cmp::keys::x509_oid::ECDSA_WITH_SHA384
+    );
+    assert_eq!(
+        parse("sig-ip.der").header.protection_alg.unwrap().oid,
+        enrolkit_cmp::keys::oid::SHA256_WITH_RSA
+    );
 }
 
 #[test]
@@ -222,27 +257,44 @@ fn the_responder_reads_openssl_requests() {
     assert!(!v.implicit_confirm);
     match &v.request {
         Request::Certificate {
-            kind, cert_req_id, msg, pop, ..
+            kind,
+            cert_req_id,
+            msg,
+            pop,
+            ..
         } => {
             assert_eq!(*kind, enrolkit_cmp::CertRequestKind::Ir);
             assert_eq!(*cert_req_id, 0);
             assert_eq!(*pop, enrolkit_cmp::pop::PopKind::Signature);
             let t = &msg.cert_req.cert_template;
             assert_eq!(t.subject.as_ref().unwrap().to_string(), "CN=bts-0001,O=enrolkit");
-            assert_eq!(t.public_key.as_ref(), Some(&cert("device").tbs_certificate.subject_public_key_info));
+            assert_eq!(
+                t.public_key.as_ref(),
+                Some(&cert("device").tbs_certificate.subject_public_key_info)
+            );
         }
         other => panic!("{other:?}"),
     }
     // Wrong secret: refused, with the failInfo a server sends.
-    let e = r.parse(&read("mac-ir.der")).unwrap().verify_mac(&SharedSecret::new(b"x")).unwrap_err();
+    let e = r
+        .parse(&read("mac-ir.der"))
+        .unwrap()
+        .verify_mac(&SharedSecret::new(b"x"))
+        .unwrap_err();
     assert_eq!(e.failure_info(), FailureInfo::BadMessageCheck);
     // implicitConfirm asked.
-    let v = r.parse(&read("sig-ir-implicit.der")).unwrap().verify_signature().unwrap();
+    let v = r
+        .parse(&read("sig-ir-implicit.der"))
+        .unwrap()
+        .verify_signature()
+        .unwrap();
     assert!(v.implicit_confirm);
     // kur names the certificate it updates.
     let v = r.parse(&read("kur.der")).unwrap().verify_signature().unwrap();
     match v.request {
-        Request::Certificate { old_cert_id: Some(id), .. } => {
+        Request::Certificate {
+            old_cert_id: Some(id), ..
+        } => {
             assert!(enrolkit_cmp::request::cert_id_matches(&id, &cert("device")))
         }
         other => panic!("{other:?}"),
@@ -250,7 +302,10 @@ fn the_responder_reads_openssl_requests() {
     // p10cr: the CSR, its signature verified.
     let v = r.parse(&read("p10cr.der")).unwrap().verify_mac(&s).unwrap();
     match v.request {
-        Request::P10cr(csr) => assert_eq!(csr.public_key(), &cert("device").tbs_certificate.subject_public_key_info),
+        Request::P10cr(csr) => assert_eq!(
+            csr.public_key(),
+            &cert("device").tbs_certificate.subject_public_key_info
+        ),
         other => panic!("{other:?}"),
     }
     // rr: the certificate and reason.
@@ -259,8 +314,14 @@ fn the_responder_reads_openssl_requests() {
         Request::Revocation(d) => {
             let (issuer, serial) = d.target().unwrap();
             let c = cert("device2");
-            assert_eq!((issuer, serial), (&c.tbs_certificate.issuer, &c.tbs_certificate.serial_number));
-            assert_eq!(d.reason().unwrap(), Some(enrolkit_cmp::revocation::CrlReason::KeyCompromise));
+            assert_eq!(
+                (issuer, serial),
+                (&c.tbs_certificate.issuer, &c.tbs_certificate.serial_number)
+            );
+            assert_eq!(
+                d.reason().unwrap(),
+                Some(enrolkit_cmp::revocation::CrlReason::KeyCompromise)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -273,7 +334,12 @@ fn the_responder_reads_openssl_requests() {
         other => panic!("{other:?}"),
     }
     // certConf: certHash is the hash of the issued certificate.
-    for name in ["mac-certConf.der", "sig-certConf.der", "kur-certConf.der", "p10cr-certConf.der"] {
+    for name in [
+        "mac-certConf.der",
+        "sig-certConf.der",
+        "kur-certConf.der",
+        "p10cr-certConf.der",
+    ] {
         let rec = r.parse(&read(name)).unwrap();
         let v = if name.starts_with("mac") || name.starts_with("p10cr") {
             rec.verify_mac(&s)
@@ -295,7 +361,10 @@ fn the_responder_reads_openssl_requests() {
     let v = r.parse(&read("poll-pollReq.der")).unwrap().verify_mac(&s).unwrap();
     assert!(matches!(v.request, Request::Poll(0)));
     // A server does not take answers as requests.
-    assert!(matches!(r.parse(&read("mac-ip.der")), Err(CmpError::UnexpectedBody { .. })));
+    assert!(matches!(
+        r.parse(&read("mac-ip.der")),
+        Err(CmpError::UnexpectedBody { .. })
+    ));
 }
 
 #[test]
@@ -320,10 +389,16 @@ fn answers_echo_the_transaction_and_nonce() {
         ex.check_answer(&p.header).unwrap_or_else(|e| panic!("{rep}: {e}"));
         let mut other = ex.clone();
         other.our_nonce[0] ^= 1;
-        assert!(matches!(other.check_answer(&p.header), Err(CmpError::BadRecipientNonce)));
+        assert!(matches!(
+            other.check_answer(&p.header),
+            Err(CmpError::BadRecipientNonce)
+        ));
         let mut other = ex.clone();
         other.transaction_id[0] ^= 1;
-        assert!(matches!(other.check_answer(&p.header), Err(CmpError::TransactionIdMismatch)));
+        assert!(matches!(
+            other.check_answer(&p.header),
+            Err(CmpError::TransactionIdMismatch)
+        ));
     }
 }
 
@@ -376,7 +451,10 @@ fn truncations_and_oversize_are_typed_errors() {
         max_message: 100,
         ..Default::default()
     };
-    assert!(matches!(PkiMessage::parse(&bytes, &tight), Err(CmpError::TooLarge { .. })));
+    assert!(matches!(
+        PkiMessage::parse(&bytes, &tight),
+        Err(CmpError::TooLarge { .. })
+    ));
     let one_cert = enrolkit_cmp::Limits {
         max_certificates: 1,
         ..Default::default()

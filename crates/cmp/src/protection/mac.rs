@@ -117,10 +117,11 @@ impl HmacAlgorithm {
     /// HMAC of `data` under `key`.
     pub fn mac(self, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
         fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
-            let mut m = <M as hmac::digest::KeyInit>::new_from_slice(key).map_err(|_| CmpError::UnsupportedAlgorithm {
-                kind: "mac",
-                oid: "key length".into(),
-            })?;
+            let mut m =
+                <M as hmac::digest::KeyInit>::new_from_slice(key).map_err(|_| CmpError::UnsupportedAlgorithm {
+                    kind: "mac",
+                    oid: "key length".into(),
+                })?;
             m.update(data);
             Ok(m.finalize().into_bytes().to_vec())
         }
@@ -281,19 +282,30 @@ fn null_or_absent(alg: &AlgorithmIdentifierOwned) -> Result<()> {
     match &alg.parameters {
         None => Ok(()),
         Some(p) if p.tag() == Tag::Null && p.value().is_empty() => Ok(()),
-        Some(_) => Err(CmpError::malformed("AlgorithmIdentifier", format!("{}: parameters must be absent or NULL", alg.oid))),
+        Some(_) => Err(CmpError::malformed(
+            "AlgorithmIdentifier",
+            format!("{}: parameters must be absent or NULL", alg.oid),
+        )),
     }
 }
 
 fn in_range(what: &'static str, v: u64, min: u64, max: u64) -> Result<u64> {
     if v < min || v > max {
-        return Err(CmpError::OutOfRange { what, min, max, actual: v });
+        return Err(CmpError::OutOfRange {
+            what,
+            min,
+            max,
+            actual: v,
+        });
     }
     Ok(v)
 }
 
 fn alg_id(o: ObjectIdentifier, params: Option<Any>) -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned { oid: o, parameters: params }
+    AlgorithmIdentifierOwned {
+        oid: o,
+        parameters: params,
+    }
 }
 
 impl MacAlgorithm {
@@ -330,7 +342,12 @@ impl MacAlgorithm {
     /// The protectionAlg AlgorithmIdentifier.
     pub fn algorithm_identifier(&self) -> Result<AlgorithmIdentifierOwned> {
         match self {
-            MacAlgorithm::PasswordBasedMac { salt, owf, iterations, mac } => {
+            MacAlgorithm::PasswordBasedMac {
+                salt,
+                owf,
+                iterations,
+                mac,
+            } => {
                 let mac_oid = match mac {
                     HmacAlgorithm::Sha1 => oid::HMAC_SHA1, // as OpenSSL writes it
                     other => other.oid(),
@@ -343,7 +360,13 @@ impl MacAlgorithm {
                 };
                 Ok(alg_id(oid::PASSWORD_BASED_MAC, Some(Any::encode_from(&p)?)))
             }
-            MacAlgorithm::Pbmac1 { salt, iterations, key_length, prf, mac } => {
+            MacAlgorithm::Pbmac1 {
+                salt,
+                iterations,
+                key_length,
+                prf,
+                mac,
+            } => {
                 let kdf = Pbkdf2Params {
                     salt: OctetString::new(salt.clone())?,
                     iteration_count: u64::from(*iterations),
@@ -371,7 +394,12 @@ impl MacAlgorithm {
             oid::PASSWORD_BASED_MAC => {
                 let p = PbmParameter::from_der(&params_der).map_err(|e| CmpError::malformed("PBMParameter", e))?;
                 let salt = p.salt.as_bytes();
-                in_range("salt length", salt.len() as u64, limits.min_salt as u64, limits.max_salt as u64)?;
+                in_range(
+                    "salt length",
+                    salt.len() as u64,
+                    limits.min_salt as u64,
+                    limits.max_salt as u64,
+                )?;
                 let iterations = in_range(
                     "PasswordBasedMac iterationCount",
                     p.iteration_count,
@@ -406,7 +434,12 @@ impl MacAlgorithm {
                     .to_der()?;
                 let kdf = Pbkdf2Params::from_der(&kdf_der).map_err(|e| CmpError::malformed("PBKDF2-params", e))?;
                 let salt = kdf.salt.as_bytes();
-                in_range("salt length", salt.len() as u64, limits.min_salt as u64, limits.max_salt as u64)?;
+                in_range(
+                    "salt length",
+                    salt.len() as u64,
+                    limits.min_salt as u64,
+                    limits.max_salt as u64,
+                )?;
                 let iterations = in_range(
                     "PBKDF2 iterationCount",
                     kdf.iteration_count,
@@ -440,7 +473,12 @@ impl MacAlgorithm {
     /// The MAC of `data` (the DER ProtectedPart) under `secret`.
     pub fn compute(&self, secret: &SharedSecret, data: &[u8]) -> Result<Vec<u8>> {
         match self {
-            MacAlgorithm::PasswordBasedMac { salt, owf, iterations, mac } => {
+            MacAlgorithm::PasswordBasedMac {
+                salt,
+                owf,
+                iterations,
+                mac,
+            } => {
                 let mut input = Zeroizing::new(Vec::with_capacity(secret.expose().len() + salt.len()));
                 input.extend_from_slice(secret.expose());
                 input.extend_from_slice(salt);
@@ -490,9 +528,15 @@ mod tests {
     #[test]
     fn parameters_round_trip_and_bounds_hold() {
         let mut rng = rand_core::OsRng;
-        for alg in [MacAlgorithm::pbmac1(&mut rng), MacAlgorithm::password_based_mac(&mut rng)] {
+        for alg in [
+            MacAlgorithm::pbmac1(&mut rng),
+            MacAlgorithm::password_based_mac(&mut rng),
+        ] {
             let id = alg.algorithm_identifier().unwrap();
-            assert_eq!(MacAlgorithm::from_algorithm_identifier(&id, &MacLimits::DEFAULT).unwrap(), alg);
+            assert_eq!(
+                MacAlgorithm::from_algorithm_identifier(&id, &MacLimits::DEFAULT).unwrap(),
+                alg
+            );
         }
         let absurd = MacAlgorithm::PasswordBasedMac {
             salt: vec![1; 16],
@@ -503,7 +547,10 @@ mod tests {
         let id = absurd.algorithm_identifier().unwrap();
         assert!(matches!(
             MacAlgorithm::from_algorithm_identifier(&id, &MacLimits::DEFAULT),
-            Err(CmpError::OutOfRange { actual: 1_000_000_000, .. })
+            Err(CmpError::OutOfRange {
+                actual: 1_000_000_000,
+                ..
+            })
         ));
         let weak = MacAlgorithm::PasswordBasedMac {
             salt: vec![1; 16],
@@ -511,7 +558,10 @@ mod tests {
             iterations: 99,
             mac: HmacAlgorithm::Sha1,
         };
-        assert!(MacAlgorithm::from_algorithm_identifier(&weak.algorithm_identifier().unwrap(), &MacLimits::DEFAULT).is_err());
+        assert!(
+            MacAlgorithm::from_algorithm_identifier(&weak.algorithm_identifier().unwrap(), &MacLimits::DEFAULT)
+                .is_err()
+        );
     }
 
     #[test]
@@ -529,7 +579,10 @@ mod tests {
         let secret = SharedSecret::new(b"s3cret");
         assert_eq!(alg.compute(&secret, b"data").unwrap(), want);
         alg.verify(&secret, b"data", &want).unwrap();
-        assert!(matches!(alg.verify(&SharedSecret::new(b"s3creT"), b"data", &want), Err(CmpError::BadProtection)));
+        assert!(matches!(
+            alg.verify(&SharedSecret::new(b"s3creT"), b"data", &want),
+            Err(CmpError::BadProtection)
+        ));
         assert!(format!("{secret:?}").contains("redacted"));
     }
 }

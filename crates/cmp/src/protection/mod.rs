@@ -79,7 +79,7 @@ pub enum Verified {
     /// The signature verified with `signer`'s key; the caller decides
     /// whether `signer` is trusted (chain through `extra_certs`).
     Signature {
-        /// The protection certificate (extraCerts[0]).
+        /// The protection certificate (the first of extraCerts).
         signer: Box<Certificate>,
         /// The other extraCerts, for path building.
         extra_certs: Vec<Certificate>,

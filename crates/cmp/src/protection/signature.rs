@@ -41,14 +41,30 @@ pub fn algorithm_for(signer: &dyn Signer, digest: DigestAlgorithm) -> Result<Sig
 }
 
 /// Sign `data` and return (protectionAlg, protection).
-pub fn sign(signer: &dyn Signer, alg: SignatureAlgorithm, data: &[u8]) -> Result<(AlgorithmIdentifierOwned, BitString)> {
+pub fn sign(
+    signer: &dyn Signer,
+    alg: SignatureAlgorithm,
+    data: &[u8],
+) -> Result<(AlgorithmIdentifierOwned, BitString)> {
     let sig = signer.sign(alg, data)?;
     Ok((alg.algorithm_identifier(), BitString::from_bytes(&sig)?))
 }
 
 /// Verify a signature `sig` over `data` by `cert`'s key with `alg`.
-pub fn verify(alg: &AlgorithmIdentifierOwned, cert: &Certificate, data: &[u8], sig: &BitString, allow_sha1: bool) -> Result<()> {
-    verify_with_key(alg, &cert.tbs_certificate.subject_public_key_info, data, sig, allow_sha1)
+pub fn verify(
+    alg: &AlgorithmIdentifierOwned,
+    cert: &Certificate,
+    data: &[u8],
+    sig: &BitString,
+    allow_sha1: bool,
+) -> Result<()> {
+    verify_with_key(
+        alg,
+        &cert.tbs_certificate.subject_public_key_info,
+        data,
+        sig,
+        allow_sha1,
+    )
 }
 
 /// Verify a signature `sig` over `data` by the public key `spki` with `alg`.
@@ -95,7 +111,10 @@ pub fn verify_with_key(
     match enrolkit_keys::verify_certificate_signature(&spki, &alg.oid, data, sig) {
         Ok(()) => Ok(()),
         Err(enrolkit_keys::KeyError::BadSignature) => Err(CmpError::BadProtection),
-        Err(enrolkit_keys::KeyError::UnsupportedKey(k)) => Err(CmpError::UnsupportedAlgorithm { kind: "protection", oid: k }),
+        Err(enrolkit_keys::KeyError::UnsupportedKey(k)) => Err(CmpError::UnsupportedAlgorithm {
+            kind: "protection",
+            oid: k,
+        }),
         Err(e) => Err(CmpError::Key(e)),
     }
 }
