@@ -17,7 +17,7 @@ use crate::header::PkiHeader;
 use crate::poll::PollReq;
 use crate::pop;
 use crate::protection::mac::SharedSecret;
-use crate::protection::{Protect, ProtectionPolicy, Verified};
+use crate::protection::{Claimed, Protect, ProtectionPolicy, Verified};
 use crate::request::{cert_id_of, i64_to_int, CertReqMsg, CertRequest, CertTemplate};
 use crate::revocation::{CrlReason, RevDetails};
 use crate::status::PkiStatusInfo;
@@ -49,6 +49,23 @@ pub enum ResponseTrust<'a> {
     /// A signature by the first extraCerts certificate, which the caller
     /// then validates (returned in [`Verified::Signature`]).
     SignerToValidate,
+    /// A MAC with the secret, or a signature by a pinned certificate: a
+    /// server that cannot check our MAC answers with a signed error
+    /// (RFC 9483 §3.6.4), which this reads.
+    MacOrPinnedSigner(&'a SharedSecret, &'a [Certificate]),
+}
+
+fn pinned_signature(message: &PkiMessage, pinned: &[Certificate], policy: &ProtectionPolicy) -> Result<Verified> {
+    let v = message.verify_signature(policy)?;
+    if let Verified::Signature { signer, .. } = &v {
+        if !pinned.iter().any(|p| p == signer.as_ref()) {
+            return Err(CmpError::ProtectionCertificate(format!(
+                "{} is not a pinned server certificate",
+                signer.tbs_certificate.subject
+            )));
+        }
+    }
+    Ok(v)
 }
 
 /// The client's identity and settings.
@@ -365,19 +382,12 @@ impl Requester<'_> {
         let message = PkiMessage::parse(input, &self.limits)?;
         let protection = match trust {
             ResponseTrust::Mac(secret) => message.verify_mac(secret, &self.policy)?,
-            ResponseTrust::PinnedSigner(pinned) => {
-                let v = message.verify_signature(&self.policy)?;
-                if let Verified::Signature { signer, .. } = &v {
-                    if !pinned.iter().any(|p| p == signer.as_ref()) {
-                        return Err(CmpError::ProtectionCertificate(format!(
-                            "{} is not a pinned server certificate",
-                            signer.tbs_certificate.subject
-                        )));
-                    }
-                }
-                v
-            }
+            ResponseTrust::PinnedSigner(pinned) => pinned_signature(&message, pinned, &self.policy)?,
             ResponseTrust::SignerToValidate => message.verify_signature(&self.policy)?,
+            ResponseTrust::MacOrPinnedSigner(secret, pinned) => match message.claimed_protection(&self.policy)? {
+                Claimed::Signature { .. } => pinned_signature(&message, pinned, &self.policy)?,
+                _ => message.verify_mac(secret, &self.policy)?,
+            },
         };
         sent.exchange.check_answer(&message.header)?;
         let mut next = sent.clone();

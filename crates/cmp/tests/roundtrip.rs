@@ -444,3 +444,55 @@ fn signed_kur_and_genm_with_typed_info_values() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_mac_client_reads_the_signed_error_of_a_server_that_could_not_check_its_mac() {
+    let secret = SharedSecret::new(b"one-time challenge");
+    let c = requester(&secret);
+    let server_key = key("server");
+    let server = cert("server");
+    let s = Responder {
+        protect: Protect::Signature {
+            signer: &server_key,
+            certificate: &server,
+            chain: &[],
+            digest: DigestAlgorithm::Sha256,
+        },
+        sender: null_dn(),
+        message_time: None,
+        limits: Default::default(),
+        policy: Default::default(),
+    };
+    let k = key("device");
+    let (ir, sent) = c
+        .certificate_request(BodyType::Ir, &device_request(&k), false, &mut OsRng)
+        .unwrap();
+    let rec = s.parse(&ir).unwrap();
+    let to = rec.reply_to();
+    let e = rec.verify_mac(&SharedSecret::new(b"spent or unknown")).unwrap_err();
+    let (err, _) = s.error_for(&to, &e, &mut OsRng).unwrap();
+    let pinned = [server.clone()];
+    match c
+        .open(&err, &sent, &ResponseTrust::MacOrPinnedSigner(&secret, &pinned))
+        .unwrap()
+        .answer
+    {
+        Answer::Error(m) => assert!(m
+            .pki_status_info
+            .fail_info
+            .unwrap()
+            .contains(FailureInfo::BadMessageCheck)),
+        other => panic!("{other:?}"),
+    }
+    // Signed by a certificate that is not pinned: refused.
+    let vendor = [cert("vendor")];
+    assert!(matches!(
+        c.open(&err, &sent, &ResponseTrust::MacOrPinnedSigner(&secret, &vendor)),
+        Err(CmpError::ProtectionCertificate(_))
+    ));
+    // Mac-only trust does not take a signature.
+    assert!(matches!(
+        c.open(&err, &sent, &ResponseTrust::Mac(&secret)),
+        Err(CmpError::WrongIntegrity(_))
+    ));
+}

@@ -464,3 +464,46 @@ fn truncations_and_oversize_are_typed_errors() {
         Err(CmpError::TooMany { what: "extraCerts", .. })
     ));
 }
+
+/// Every single-bit flip and every truncation of a few vectors: typed
+/// errors or a parse, never a panic, and a flipped protected bit never
+/// verifies (a cheap, deterministic complement to the fuzz target).
+#[test]
+fn bit_flips_and_truncations_never_panic_nor_verify() {
+    let tight = ProtectionPolicy {
+        mac: enrolkit_cmp::MacLimits {
+            max_pbm_iterations: 600,
+            max_pbkdf2_iterations: 10_000,
+            ..enrolkit_cmp::MacLimits::DEFAULT
+        },
+        allow_sha1: false,
+    };
+    let s = secret();
+    for name in [
+        "mac-ir.der",
+        "sig-ip.der",
+        "rr.der",
+        "poll-pollRep.der",
+        "error.der",
+        "genp.der",
+    ] {
+        let bytes = read(name);
+        let pp = parse(name).protected_part().len();
+        for cut in 0..bytes.len() {
+            let _ = PkiMessage::parse(&bytes[..cut], &Default::default());
+        }
+        for pos in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[pos] ^= 0x01;
+            let Ok(m) = PkiMessage::parse(&b, &Default::default()) else {
+                continue;
+            };
+            let mac = m.verify_mac(&s, &tight);
+            let sig = m.verify_signature(&tight);
+            // A flip inside the ProtectedPart (past the outer header) must break the protection.
+            if pos > 4 && pos < pp && m.protected_part() != parse(name).protected_part() {
+                assert!(mac.is_err() && sig.is_err(), "{name}: flip at {pos} still verifies");
+            }
+        }
+    }
+}
