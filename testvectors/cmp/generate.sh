@@ -74,6 +74,10 @@ exchange mac-ir "$SRV_MAC -rsp_cert device.crt" \
 exchange mac256-ir "$SRV_MAC -rsp_cert device.crt -grant_implicitconf" \
   "-cmd ir $CLI_MAC -mac hmacWithSHA256 -implicit_confirm -newkey device.key -subject /O=enrolkit/CN=bts-0001" \
   mac256-ir.der mac256-ip.der
+# 2b. ir whose template has a validity (-days) and subjectAltName extension (-sans).
+exchange mac-ir-days "$SRV_MAC -rsp_cert device.crt -grant_implicitconf" \
+  "-cmd ir $CLI_MAC -implicit_confirm -days 30 -sans bts-0001.example.net -newkey device.key -subject /O=enrolkit/CN=bts-0001" \
+  mac-ir-days.der mac-ip-days.der
 # 3. ir signed with a vendor certificate (3GPP style), answers signed by the server, caPubs and extraCerts.
 exchange sig-ir "$SRV_SIG -srv_trusted vendor-root.crt -rsp_cert device.crt -rsp_capubs operator-root.crt -rsp_extracerts operator-root.crt" \
   "-cmd ir -cert vendor.crt -key vendor.key -srvcert server.crt -newkey device.key -subject /O=enrolkit/CN=bts-0001" \

@@ -39,6 +39,8 @@ const MAC: &[(&str, BodyType)] = &[
     ("mac-certConf.der", BodyType::CertConf),
     ("mac-pkiConf.der", BodyType::PkiConf),
     ("mac256-ir.der", BodyType::Ir),
+    ("mac-ir-days.der", BodyType::Ir),
+    ("mac-ip-days.der", BodyType::Ip),
     ("mac256-ip.der", BodyType::Ip),
     ("p10cr.der", BodyType::P10cr),
     ("p10cr-cp.der", BodyType::Cp),
@@ -272,6 +274,32 @@ fn the_responder_reads_openssl_requests() {
                 t.public_key.as_ref(),
                 Some(&cert("device").tbs_certificate.subject_public_key_info)
             );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A template with validity (OptionalValidity, which crmf 0.2.0 cannot read) and subjectAltName.
+    match r
+        .parse(&read("mac-ir-days.der"))
+        .unwrap()
+        .verify_mac(&s)
+        .unwrap()
+        .request
+    {
+        Request::Certificate { msg, .. } => {
+            let t = &msg.cert_req.cert_template;
+            let v = t.validity.as_ref().expect("validity");
+            let (nb, na) = (
+                v.not_before.unwrap().to_unix_duration(),
+                v.not_after.unwrap().to_unix_duration(),
+            );
+            assert_eq!(na - nb, std::time::Duration::from_secs(30 * 86_400));
+            let exts = t.extensions.as_ref().expect("extensions");
+            assert!(exts
+                .iter()
+                .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME));
+            // The shortfall this crate works around: crmf 0.2.0's CertReqMsg does not decode it.
+            let der = der::Encode::to_der(msg.as_ref()).unwrap();
+            assert!(<crmf::request::CertReqMsg as der::Decode>::from_der(&der).is_err());
         }
         other => panic!("{other:?}"),
     }
