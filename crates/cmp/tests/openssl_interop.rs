@@ -2,7 +2,8 @@
 //! HTTP on 127.0.0.1 (RFC 6712 transfer: POST, application/pkixcmp):
 //!
 //! - our [`Requester`] against `openssl cmp`'s mock server (`-port`):
-//!   MAC-protected ir + certConf, vendor-signed ir, kur, rr, genm;
+//!   MAC-protected ir + certConf, p10cr + certConf, vendor-signed ir, kur,
+//!   rr, genm;
 //! - `openssl cmp` (the client) against our [`Responder`] in a test
 //!   thread: MAC ir with certConf, signed ir with implicitConfirm, genm,
 //!   rr, and a wrong MAC secret refused.
@@ -184,6 +185,21 @@ fn our_mac_ir_and_cert_conf_against_the_openssl_mock_server() {
     let pkiconf = post(m.1, &conf);
     let done = r.open(&pkiconf, &sent2, &ResponseTrust::Mac(&secret)).unwrap();
     assert!(matches!(done.answer, Answer::Confirmed), "{:?}", done.answer);
+    // p10cr with a PKCS#10 request made by enrolkit-pkix: cp for certReqId -1, certConf, pkiConf.
+    let csr = enrolkit_cmp::pkix::pkcs10::RequestParams::new(cert("device").tbs_certificate.subject.clone())
+        .build(&device)
+        .unwrap();
+    let (p10cr, sent) = r.p10cr(&csr, false, &mut OsRng).unwrap();
+    let opened = r.open(&post(m.1, &p10cr), &sent, &ResponseTrust::Mac(&secret)).unwrap();
+    assert_eq!(opened.message.body.body_type(), BodyType::Cp);
+    assert!(
+        matches!(&opened.answer, Answer::Certificate { cert_req_id: -1, certificate, .. } if **certificate == cert("device")),
+        "{:?}",
+        opened.answer
+    );
+    let (conf, sent2) = r.cert_conf(&opened, None, &mut OsRng).unwrap();
+    let done = r.open(&post(m.1, &conf), &sent2, &ResponseTrust::Mac(&secret)).unwrap();
+    assert!(matches!(done.answer, Answer::Confirmed));
     // A wrong secret does not open the mock's answer.
     let (ir, sent) = r.certificate_request(BodyType::Ir, &req, true, &mut OsRng).unwrap();
     let ip = post(m.1, &ir);
