@@ -71,6 +71,11 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
     let storage = shared.storage.clone();
     let svc = Arc::new(scep);
     let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
+    let cmp = cfg
+        .cmp
+        .as_ref()
+        .map(|c| enrolkit_server::setup::build_cmp(c, &cfg, &base, &shared).map(Arc::new))
+        .transpose()?;
     if cfg.rspf.is_some() && cfg.est.is_none() {
         return Err("[rspf] is served on the EST listeners: configure [est] too".into());
     }
@@ -88,6 +93,9 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
             tokio::net::TcpListener::from_std(http_listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         announce(&format!("mef: listening on http://{local}/scep"));
+        if cmp.is_some() {
+            announce(&format!("mef: CMP on http://{local}/.well-known/cmp"));
+        }
         tracing::info!(%local, "serving SCEP, /crl and /ocsp");
         if let Some((est_svc, listeners)) = est {
             if let Some(r) = est_svc.rspf.clone() {
@@ -146,7 +154,7 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         tokio::select! {
             r = enrolkit_server::http::serve_http(
                 listener,
-                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp), metrics },
+                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp), cmp, metrics },
                 gate,
             ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }

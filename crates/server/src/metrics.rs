@@ -46,6 +46,8 @@ pub enum Protocol {
     Est,
     /// The oneM2M MEF (Enrolment Exchange, Key Retrieval) on the TLS listeners.
     Rspf,
+    /// CMP (`/.well-known/cmp`) on the plain-HTTP listener.
+    Cmp,
     /// The OCSP responder.
     Ocsp,
     /// `/crl`.
@@ -61,6 +63,7 @@ impl Protocol {
             Protocol::Scep => "scep",
             Protocol::Est => "est",
             Protocol::Rspf => "rspf",
+            Protocol::Cmp => "cmp",
             Protocol::Ocsp => "ocsp",
             Protocol::Crl => "crl",
             Protocol::Other => "other",

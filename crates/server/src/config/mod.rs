@@ -5,6 +5,7 @@
 
 mod admin;
 mod authorisation;
+mod cmp;
 mod est;
 mod limits;
 mod rspf;
@@ -12,6 +13,7 @@ mod scep;
 
 pub use admin::{AdminConfig, LogConfig, LogFormat, DEFAULT_ADMIN_LISTEN};
 pub use authorisation::{policy, AuthorisationConfig, RaConfig, Sources, VendorConfig};
+pub use cmp::CmpConfig;
 pub(crate) use est::{default_max_tls, default_min_tls, default_retry_after};
 pub use est::{oids, tls_version, EstConfig};
 pub use limits::LimitsConfig;
@@ -104,6 +106,9 @@ pub struct Config {
     /// Relaxations of the naming rules, vendor certificates, RA-POP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorisation: Option<AuthorisationConfig>,
+    /// `[cmp]`: the CMP server at `/.well-known/cmp`; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmp: Option<CmpConfig>,
     /// `[limits]`: timeouts and connection caps on every listener.
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -244,6 +244,7 @@ pub fn init(a: &InitOptions) -> Res {
             require_forward_secrecy: true,
         }),
         authorisation: None,
+        cmp: Some(crate::config::CmpConfig::default()),
         limits: crate::config::LimitsConfig::default(),
         admin: crate::config::AdminConfig::default(),
         log: crate::config::LogConfig::default(),

@@ -2,9 +2,11 @@
 //! the EST server with the MEF, the OCSP responder. `mef serve` and the
 //! operator commands use it; so can another front end or a test.
 
+mod cmp;
 mod est;
 mod rspf;
 
+pub use cmp::{build_cmp, cmp_sealer};
 pub use est::{build_est, EstServer};
 pub use rspf::build_rspf;
 
