@@ -75,14 +75,11 @@ pub(crate) fn spawn_relay(
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
 ) -> Res {
-    let hook = match p.notify_command.split_first() {
-        None => None,
-        Some((command, args)) => Some(Verifier {
-            command: command.into(),
-            args: args.to_vec(),
-            timeout: Duration::from_secs(p.notify_timeout_seconds.max(1)),
-        }),
-    };
+    let hook = p.notify_command.split_first().map(|(command, args)| Verifier {
+        command: command.into(),
+        args: args.to_vec(),
+        timeout: Duration::from_secs(p.notify_timeout_seconds.max(1)),
+    });
     let relay = Relay::new(
         storage,
         Box::new(upstream),

@@ -10,7 +10,7 @@
 //! retries are answered from storage), and the [`Relay`] plays the
 //! operator: it forwards each pending transaction's CSR upstream and
 //! records the upstream's answer on the transaction as an operator's
-//! decision is recorded ([`crate::scep::issue_approved`],
+//! decision is recorded (`issue_approved` of `crate::scep`,
 //! [`Storage::decide`]). mef has no CA key then: the [`Authority`] of the
 //! front ends is the pinned upstream CA certificate with a key that
 //! refuses every operation ([`NoCaKey`]), so `/cacerts` and GetCACert serve

@@ -168,7 +168,7 @@ fn past_its_window_a_transaction_is_not_forwarded_but_refused_and_notified() {
     let young = hold(w.storage.as_ref(), "young", unix(now) - 10);
     let r = w.relay.pass(now).unwrap();
     assert_eq!((r.refused, r.forwarded, r.pending), (1, 1, 1));
-    assert_eq!(w.asked.lock().unwrap().as_slice(), &[young.csr.clone()]);
+    assert_eq!(w.asked.lock().unwrap().as_slice(), std::slice::from_ref(&young.csr));
     match state(w.storage.as_ref(), &old) {
         TxState::Rejected(RefusalReason::PollingWindowExceeded, why) => {
             assert!(why.contains("polling window"), "{why}")
