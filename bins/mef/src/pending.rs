@@ -68,6 +68,11 @@ pub(crate) fn pending(config: &Path, cmd: PendingCmd) -> Res {
             }
         }
         PendingCmd::Approve { transaction, key_id } => {
+            if cfg.proxy.is_some() {
+                return Err(format!(
+                    "this mef is a SCEP proxy: the upstream CA decides {transaction}, the proxy forwards it (`reject` still refuses it here)"
+                ));
+            }
             // EST requests (`est-…`, `est-keygen-…`) are issued by the EST
             // service, on the terms it held them with (EKUs, an Enrolee's
             // grant, the key type to generate), not SCEP's.

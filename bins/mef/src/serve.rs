@@ -7,7 +7,9 @@ use enrolkit_files as files;
 use enrolkit_server::config::{load_config, Res};
 use enrolkit_server::metrics::Metrics;
 use enrolkit_server::ra::unix;
-use enrolkit_server::setup::{build_est, build_observed_services, build_ocsp, crl_refresh, follow_listener};
+use enrolkit_server::setup::{
+    build_est, build_observed_services, build_ocsp, build_proxy_services, crl_refresh, follow_listener,
+};
 use enrolkit_server::ScepService;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,10 +69,38 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
     );
     let gate = enrolkit_server::http::limits::Gate::new(limits);
     let metrics = Arc::new(Metrics::new().with_gate(gate.clone()));
-    let (scep, shared) = build_observed_services(&cfg, &base, metrics.clone())?;
+    if cfg.proxy.is_some() && cfg.cmp.is_some() {
+        return Err("[cmp] issues with our CA key, which [proxy] mode does not hold: \
+                    configure one or the other"
+            .into());
+    }
+    // Proxy mode (seed 004's SCEP Client / Proxy): the upstream CA, pinned,
+    // instead of ours; every admitted request is held for the relay.
+    let proxy = match cfg.proxy.clone() {
+        Some(p) => {
+            enrolkit_server::proxy::hold_everything(&mut cfg);
+            let upstream = crate::proxy::ScepUpstream::open(&p, &cfg, &base)?;
+            Some((p, upstream))
+        }
+        None => None,
+    };
+    let (scep, shared) = match &proxy {
+        Some((_, up)) => {
+            let (ca, chain) = up.chain();
+            build_proxy_services(&cfg, &base, metrics.clone(), ca, chain)?
+        }
+        None => build_observed_services(&cfg, &base, metrics.clone())?,
+    };
     let storage = shared.storage.clone();
     let svc = Arc::new(scep);
-    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
+    // No CA key in proxy mode: no OCSP responses or CRLs of our own.
+    let ocsp = match &proxy {
+        Some(_) => None,
+        None => Some(Arc::new(build_ocsp(&cfg, &shared)?)),
+    };
+    if let Some((p, upstream)) = proxy {
+        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone())?;
+    }
     let cmp = cfg
         .cmp
         .as_ref()
@@ -146,15 +176,17 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         // Every listener is bound: tell whoever started us.
         announce("mef: ready");
         notify_ready();
-        tokio::spawn(keep_crl_current(
-            svc.clone(),
-            base.join(&cfg.crl_file),
-            crl_refresh(&cfg),
-        ));
+        if cfg.proxy.is_none() {
+            tokio::spawn(keep_crl_current(
+                svc.clone(),
+                base.join(&cfg.crl_file),
+                crl_refresh(&cfg),
+            ));
+        }
         tokio::select! {
             r = enrolkit_server::http::serve_http(
                 listener,
-                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp), cmp, metrics },
+                enrolkit_server::http::HttpServices { scep: svc, ocsp, cmp, metrics },
                 gate,
             ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }

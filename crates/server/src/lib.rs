@@ -15,6 +15,7 @@ pub mod keygate;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ocsp;
+pub mod proxy;
 pub mod ra;
 pub mod rspf;
 pub mod scep;

@@ -194,6 +194,9 @@ pub fn fail_info(reason: RefusalReason) -> FailureInfo {
         RefusalReason::GrantRefused | RefusalReason::VerifierRefused | RefusalReason::OperatorRejected => {
             FailureInfo::NotAuthorized
         }
+        // Only a proxy refuses these; CMP is not served in proxy mode.
+        RefusalReason::UpstreamRefused => FailureInfo::BadRequest,
+        RefusalReason::PollingWindowExceeded => FailureInfo::SystemUnavail,
         RefusalReason::Internal => FailureInfo::SystemFailure,
     }
 }

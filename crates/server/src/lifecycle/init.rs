@@ -189,6 +189,7 @@ pub fn init(a: &InitOptions) -> Res {
         next_ca_certificate: None,
         next_ca_key: None,
         crl_file: default_crl_file(),
+        proxy: None,
         scep: ScepConfig {
             one_time_challenges: true,
             static_challenge: None,
