@@ -69,10 +69,10 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
     );
     let gate = enrolkit_server::http::limits::Gate::new(limits);
     let metrics = Arc::new(Metrics::new().with_gate(gate.clone()));
-    if cfg.proxy.is_some() && cfg.cmp.is_some() {
-        return Err("[cmp] issues with our CA key, which [proxy] mode does not hold: \
-                    configure one or the other"
-            .into());
+    if cfg.proxy.is_some() && cfg.cmp.take().is_some() {
+        // `mef init` writes [cmp]; a proxy holds no CA key to answer it with
+        // and relays SCEP only, so the CMP server stays off.
+        tracing::warn!("[cmp] is not served in [proxy] mode (no CA key): /.well-known/cmp is off");
     }
     // Proxy mode (seed 004's SCEP Client / Proxy): the upstream CA, pinned,
     // instead of ours; every admitted request is held for the relay.
