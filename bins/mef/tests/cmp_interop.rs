@@ -163,8 +163,15 @@ fn openssl_cmp_enrols_renews_revokes_and_is_refused_by_mef() {
             "-certout",
             p(&dir.join("again.pem")),
         ],
-        "notAuthorized",
-        "already used",
+        // Spent, unknown and wrong look alike to the sender (nothing is
+        // derived for a spent secret); mef's log says which it was.
+        "badMessageCheck",
+        "",
+    );
+    assert!(
+        m.log().contains("no usable challenge for this senderKID"),
+        "{}",
+        m.log()
     );
     // A wrong secret for a known label: the MAC does not verify.
     cmp_refused(
@@ -500,4 +507,121 @@ fn a_held_cmp_request_is_polled_until_an_operator_approves_it() {
     assert!(log.contains("received POLLREP"), "{log}");
     assert_eq!(subject(&c), "subject=CN = bts-9");
     run("openssl", &["verify", "-CAfile", p(&m.st("ca.pem")), p(&c)]);
+}
+
+/// Attacks on the CMP server, each seen succeeding before its fix:
+/// raVerified POP from a device, a spent MAC secret opening a genm,
+/// one credential filling the open-transaction table, and a holder
+/// "revoking" with removeFromCRL.
+#[test]
+fn attacks_on_the_cmp_server_are_refused() {
+    openssl_version();
+    let mut vendor = None;
+    let m = Mef::start(mef_bin(), &[], |st, cfg| {
+        vendor = Some(openssl_ca(st, "vendor-ca", "/CN=Vendor Root CA/O=Vendor"));
+        cfg.push_str(
+            "\n[authorisation.vendor]\nanchors = [\"vendor-ca.pem\"]\n\
+             subject_template = \"CN={serialNumber},O=Operator\"\n",
+        );
+    });
+    let (vca, vkey) = vendor.unwrap();
+    let dir = m.dir.path();
+    let ra = m.st("ra.pem");
+    let ra = p(&ra);
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let ir_mac = |label: &str, secret: &str, key: &Path, out: &Path, extra: &[&str]| {
+        let mut a = vec!["-cmd", "ir", "-ref", label, "-secret", secret, "-srvcert", ra];
+        a.extend_from_slice(&["-newkey", p(key), "-subject", "/CN=dev", "-certout", p(out)]);
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // raVerified from a device (-popo 0): a certificate for a key it never
+    // proved it holds. Refused, and the challenge is not spent by it.
+    let secret = challenge(&m, "dev-1", &[]);
+    let key = rsa_key(dir, "dev-1");
+    let out = dir.join("dev-1.pem");
+    let a = ir_mac("dev-1", &secret, &key, &out, &["-popo", "0"]);
+    cmp_refused(&m, &args(&a), "badPOP", "raVerified");
+    assert!(!out.exists());
+    let a = ir_mac("dev-1", &secret, &key, &out, &[]);
+    cmp_ok(&m, &args(&a));
+    assert!(out.exists());
+
+    // The spent secret opens nothing, a genm included (before: genp).
+    let (ok, log) = cmp(
+        &m,
+        &[
+            "-cmd",
+            "genm",
+            "-ref",
+            "dev-1",
+            "-secret",
+            &secret,
+            "-srvcert",
+            ra,
+            "-infotype",
+            "caCerts",
+        ],
+    );
+    assert!(!ok, "{log}");
+    assert!(log.contains("PKIFailureInfo: badMessageCheck"), "{log}");
+
+    // One vendor certificate holding transactions open (no certConf) gets
+    // a bounded share; another credential still enrols.
+    let (bs, bs_key) = vendor_device(dir, "enb-7", "SN-0007", (&vca, &vkey));
+    let op_key = rsa_key(dir, "enb-7-op");
+    let vendor_ir = |n: usize| {
+        let out = dir.join(format!("enb-7-op-{n}.pem"));
+        vec![
+            "-cmd".to_owned(),
+            "ir".into(),
+            "-cert".into(),
+            p(&bs).into(),
+            "-key".into(),
+            p(&bs_key).into(),
+            "-srvcert".into(),
+            ra.into(),
+            "-newkey".into(),
+            p(&op_key).into(),
+            "-subject".into(),
+            "/CN=x".into(),
+            "-disable_confirm".into(),
+            "-certout".into(),
+            p(&out).into(),
+        ]
+    };
+    for n in 0..4 {
+        cmp_ok(&m, &args(&vendor_ir(n)));
+    }
+    cmp_refused(&m, &args(&vendor_ir(4)), "systemUnavail", "finish them first");
+    let secret2 = challenge(&m, "dev-2", &[]);
+    let key2 = rsa_key(dir, "dev-2");
+    let a = ir_mac("dev-2", &secret2, &key2, &dir.join("dev-2.pem"), &[]);
+    cmp_ok(&m, &args(&a));
+
+    // rr with removeFromCRL (8) would leave a revoked certificate valid for
+    // CRL users: refused; the holder's own reason is accepted.
+    let rr = |reason: &str| {
+        vec![
+            "-cmd".to_owned(),
+            "rr".into(),
+            "-cert".into(),
+            p(&out).into(),
+            "-key".into(),
+            p(&key).into(),
+            "-srvcert".into(),
+            ra.into(),
+            "-oldcert".into(),
+            p(&out).into(),
+            "-revreason".into(),
+            reason.into(),
+        ]
+    };
+    cmp_refused(&m, &args(&rr("8")), "badRequest", "not one a holder may give");
+    cmp_refused(&m, &args(&rr("6")), "badRequest", "not one a holder may give");
+    let log = cmp_ok(&m, &args(&rr("1")));
+    assert!(log.contains("revocation accepted"), "{log}");
 }

@@ -50,7 +50,7 @@ use enrolkit_cmp::{
 };
 use enrolkit_pki::{Authority, Profile};
 use enrolkit_pkix::pkcs10::CertificationRequest;
-use exchanges::{Exchanges, Open, Requester, Stage};
+use exchanges::{Exchanges, Open, Requester, ReserveError, Stage, PER_REQUESTER};
 use rand_core::OsRng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -307,7 +307,7 @@ impl CmpService {
         let to = received.reply_to();
         log.body = to.request_type.name();
         log.transaction_id = hex::encode(&to.transaction_id);
-        let (verified, protection) = match self.verify(received) {
+        let (verified, protection) = match self.verify(received, now) {
             Ok(v) => v,
             Err(r) => return (self.error(&to, r, &mut log, now), log),
         };
@@ -337,7 +337,7 @@ impl CmpService {
     /// Check the protection: a MAC with the secret of the CMP challenge
     /// its senderKID names, or a signature by its first extraCerts
     /// certificate (whose trust is the core's to decide).
-    fn verify(&self, received: Received) -> Result<(VerifiedRequest, Protection), Refused> {
+    fn verify(&self, received: Received, now: SystemTime) -> Result<(VerifiedRequest, Protection), Refused> {
         match received.claimed().clone() {
             Claimed::Mac { algorithm, sender_kid } => {
                 let label = sender_kid
@@ -350,12 +350,42 @@ impl CmpService {
                             "MAC protection without a senderKID".into(),
                         )
                     })?;
-                let secret = self
+                // The MAC's key derivation is the costly step an anonymous
+                // sender can ask for: it is done only for a secret that can
+                // still be used. A request opening a transaction needs a
+                // usable challenge; certConf and pollReq, a transaction this
+                // label opened. Unknown, spent and wrong look alike outside.
+                let usable = |secret: &SharedSecret| -> Result<bool, Refused> {
+                    let body = received.reply_to();
+                    Ok(match body.request_type {
+                        BodyType::CertConf | BodyType::PollReq => self
+                            .exchanges
+                            .is_open_for(&body.transaction_id, &Requester::Mac(label.clone())),
+                        _ => match std::str::from_utf8(secret.expose()) {
+                            Ok(text) => matches!(
+                                self.s.auth.check_challenge(text, now)?,
+                                Some(ra::ChallengeMatch::OneTime { label: ref l, .. }) if *l == label
+                            ),
+                            Err(_) => false,
+                        },
+                    })
+                };
+                let secret = match self
                     .s
                     .secrets
                     .secret(self.s.storage.as_ref(), &label)
                     .map_err(internal)?
-                    .ok_or_else(|| Refused(FailureInfo::NotAuthorized, format!("no CMP challenge {label:?}")))?;
+                {
+                    Some(secret) if usable(&secret)? => secret,
+                    found => {
+                        tracing::info!(
+                            label,
+                            known = found.is_some(),
+                            "CMP MAC: no usable challenge for this senderKID; nothing derived"
+                        );
+                        return Err(Refused::from(enrolkit_cmp::CmpError::BadProtection));
+                    }
+                };
                 let pbmac1 = matches!(algorithm, MacAlgorithm::Pbmac1 { .. });
                 let v = received.verify_mac(&secret)?;
                 Ok((v, Protection::Mac { label, secret, pbmac1 }))
@@ -418,6 +448,7 @@ impl CmpService {
                 cert_req_id,
                 msg,
                 old_cert_id,
+                pop,
                 ..
             } => {
                 let origin = to.request_type;
@@ -429,7 +460,8 @@ impl CmpService {
                         ));
                     }
                 }
-                let asked = Asked::template(msg, *kind, p)?;
+                let mut asked = Asked::template(msg, *kind, p)?;
+                asked.ra_verified = matches!(pop, enrolkit_cmp::pop::PopKind::RaVerified);
                 self.certificate(v, p, &responder, origin, *cert_req_id, &asked, log, now)
             }
             Request::P10cr(csr) => {
@@ -494,11 +526,29 @@ impl CmpService {
         now: SystemTime,
     ) -> Result<Vec<u8>, Refused> {
         let mut to = v.reply_to();
-        if self.exchanges.contains(&to.transaction_id) {
-            return Err(Refused(
-                FailureInfo::TransactionIdInUse,
-                "transactionID in use: a new request needs a new transaction".into(),
-            ));
+        // The transaction's place is taken before anything is decided,
+        // issued or consumed: a request that could not be followed up
+        // (full table, a requester holding too many, a transactionID
+        // another request is using) costs no certificate and no challenge.
+        let reservation = self
+            .exchanges
+            .reserve(to.transaction_id.clone(), p.requester()?, self.s.confirm_wait)
+            .map_err(|e| match e {
+                ReserveError::InUse => Refused(
+                    FailureInfo::TransactionIdInUse,
+                    "transactionID in use: a new request needs a new transaction".into(),
+                ),
+                ReserveError::Full => Refused(FailureInfo::SystemUnavail, "too many open transactions".into()),
+                ReserveError::RequesterBusy => Refused(
+                    FailureInfo::SystemUnavail,
+                    format!(
+                        "this credential has {PER_REQUESTER} transactions waiting for certConf or pollReq: \
+                         finish them first"
+                    ),
+                ),
+            })?;
+        if asked.ra_verified && !matches!(p, Protection::Signature { .. }) {
+            return Err(ra_verified_refused());
         }
         let secret_text = match p {
             Protection::Mac { secret, .. } => Some(
@@ -524,6 +574,11 @@ impl CmpService {
             transaction: &txid,
         };
         let auth = self.s.auth.decide(&req, now)?;
+        // raVerified (RFC 4211 §4.1) is an RA's word that it checked the
+        // key's possession: taken only from an RA we trust (RA-POP).
+        if asked.ra_verified && !matches!(auth.basis, ra::Basis::RegistrationAuthority(_)) {
+            return Err(ra_verified_refused());
+        }
         tracing::info!(txid, basis = %auth.basis, "authorised");
         log.outcome = format!("basis={}", auth.basis);
         let key_id = key_id(view.public_key)?;
@@ -557,17 +612,14 @@ impl CmpService {
                 CertificateOutcome::Waiting(Some("held for an operator's approval; poll".into())),
                 &mut OsRng,
             )?;
-            let open = Open::new(
+            reservation.fill(Open::new(
                 exchange,
                 origin,
                 cert_req_id,
                 requester,
                 Stage::Held { key_id },
                 self.s.confirm_wait,
-            );
-            if !self.exchanges.insert(to.transaction_id.clone(), open) {
-                return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
-            }
+            ));
             log.result = "waiting";
             return Ok(der);
         }
@@ -585,7 +637,7 @@ impl CmpService {
         log.outcome = format!("{} issued {}", log.outcome, issued.serial);
         log.result = "accepted";
         to.origin = Some(origin);
-        self.deliver(
+        let (der, open) = self.deliver(
             v.implicit_confirm,
             &to,
             origin,
@@ -594,11 +646,15 @@ impl CmpService {
             issued.serial,
             requester,
             responder,
-        )
+        )?;
+        if let Some(open) = open {
+            reservation.fill(open);
+        }
+        Ok(der)
     }
 
-    /// The ip/cp/kup carrying `cert`; opens the wait for certConf unless
-    /// implicit confirmation is granted.
+    /// The ip/cp/kup carrying `cert`, and the transaction to keep open
+    /// for its certConf (none when implicit confirmation is granted).
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
@@ -610,7 +666,7 @@ impl CmpService {
         serial: String,
         requester: Requester,
         responder: &Responder<'_>,
-    ) -> Result<Vec<u8>, Refused> {
+    ) -> Result<(Vec<u8>, Option<Open>), Refused> {
         let implicit = implicit_asked && self.s.grant_implicit_confirm;
         let mut chain = vec![self.s.ca.certificate.clone()];
         chain.extend(self.s.ca.chain.iter().cloned());
@@ -627,8 +683,8 @@ impl CmpService {
             },
             &mut OsRng,
         )?;
-        if !implicit {
-            let open = Open::new(
+        let open = (!implicit).then(|| {
+            Open::new(
                 exchange,
                 origin,
                 cert_req_id,
@@ -638,12 +694,9 @@ impl CmpService {
                     serial,
                 },
                 self.s.confirm_wait,
-            );
-            if !self.exchanges.insert(to.transaction_id.clone(), open) {
-                return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
-            }
-        }
-        Ok(der)
+            )
+        });
+        Ok((der, open))
     }
 
     fn issue(
@@ -690,7 +743,7 @@ impl CmpService {
             });
         if let Err(r) = checked {
             // A forged follow-up does not end the genuine client's transaction.
-            let _ = self.exchanges.insert(to.transaction_id, open);
+            let _ = self.exchanges.restore(to.transaction_id, open);
             return Err(r);
         }
         Ok(open)
@@ -783,7 +836,7 @@ impl CmpService {
                     open.stage,
                     self.s.confirm_wait,
                 );
-                if !self.exchanges.insert(to.transaction_id.clone(), again) {
+                if !self.exchanges.restore(to.transaction_id.clone(), again) {
                     return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
                 }
                 log.outcome = "still held".into();
@@ -801,7 +854,7 @@ impl CmpService {
                 let cert = <Certificate as der::Decode>::from_der(&rec.der).map_err(internal)?;
                 log.outcome = format!("approved: {serial}");
                 log.result = "accepted";
-                self.deliver(
+                let (der, next) = self.deliver(
                     v.implicit_confirm,
                     &to,
                     open.origin,
@@ -810,7 +863,13 @@ impl CmpService {
                     serial.clone(),
                     open.requester,
                     responder,
-                )
+                )?;
+                if let Some(next) = next {
+                    if !self.exchanges.restore(to.transaction_id.clone(), next) {
+                        return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
+                    }
+                }
+                Ok(der)
             }
         }
     }
@@ -849,6 +908,18 @@ impl CmpService {
             }
         };
         let reason = d.reason()?.map_or(0, |r| r as u8);
+        // A holder states why it gives the certificate up; removeFromCRL
+        // (8) would un-revoke it for CRL users, certificateHold (6) and the
+        // CA's own reasons are not the holder's to choose (RFC 5280 §5.3.1).
+        if !HOLDER_REVOCATION_REASONS.contains(&reason) {
+            return Err(Refused(
+                FailureInfo::BadRequest,
+                format!(
+                    "revocation reason {reason} is not one a holder may give \
+                     (unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn)"
+                ),
+            ));
+        }
         self.s
             .storage
             .revoke(&rec.serial, ra::unix(now), reason)
@@ -881,6 +952,14 @@ impl CmpService {
     fn held(&self, tx: &Transaction) -> Result<(spki::SubjectPublicKeyInfoOwned, IssueNames), String> {
         let key = <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(&tx.csr)
             .map_err(|e| format!("stored key: {e}"))?;
+        // The transaction's key id is the hash of the key it was decided
+        // for: a stored key changed since is not issued for.
+        if key_id(&key).map_err(|Refused(_, m)| m)? != tx.key_id {
+            return Err(format!(
+                "{}: the stored key does not match its key id",
+                tx.transaction_id
+            ));
+        }
         let terms = self
             .s
             .storage
@@ -889,6 +968,19 @@ impl CmpService {
             .ok_or("no terms were recorded with this request")?;
         Ok((key, IssueNames::decode(&terms)?))
     }
+}
+
+/// Revocation reasons a holder may give in an rr (RFC 5280 §5.3.1):
+/// unspecified, keyCompromise, affiliationChanged, superseded,
+/// cessationOfOperation, privilegeWithdrawn.
+const HOLDER_REVOCATION_REASONS: [u8; 6] = [0, 1, 3, 4, 5, 9];
+
+/// The refusal of a raVerified POP from anyone but a trusted RA.
+fn ra_verified_refused() -> Refused {
+    Refused(
+        FailureInfo::BadPop,
+        "raVerified proof of possession is accepted only from a configured RA: sign the request with the key".into(),
+    )
 }
 
 /// The key id of a CMP transaction: SHA-256 of the SubjectPublicKeyInfo, hex.
@@ -915,6 +1007,8 @@ struct Asked {
     dns: Vec<String>,
     ips: Vec<std::net::IpAddr>,
     san_der: Option<Vec<u8>>,
+    /// The POP is raVerified (an RA vouches), not the key's own signature.
+    ra_verified: bool,
 }
 
 impl Asked {
@@ -953,6 +1047,7 @@ impl Asked {
             dns,
             ips,
             san_der,
+            ra_verified: false,
         })
     }
 
@@ -965,6 +1060,7 @@ impl Asked {
             dns: csr.dns_names(),
             ips: csr.ip_addresses(),
             san_der: csr.subject_alt_name_der().map(<[u8]>::to_vec),
+            ra_verified: false,
         }
     }
 

@@ -10,6 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest `confirm_wait_seconds`: a transaction waits at most a week.
+const MAX_CONFIRM_WAIT: u64 = 7 * 86400;
+
 /// What seals the secrets of CMP challenges: a [`SecretSealer`] under [`storage_key`].
 pub fn cmp_sealer(cfg: &Config, base: &Path) -> Res<SecretSealer> {
     SecretSealer::new(&*storage_key(cfg, base)?).map_err(|e| e.to_string())
@@ -19,6 +22,12 @@ pub fn cmp_sealer(cfg: &Config, base: &Path) -> Res<SecretSealer> {
 /// its answers; CA, storage, policy and profile are the ones SCEP and EST
 /// share.
 pub fn build_cmp(c: &CmpConfig, cfg: &Config, base: &Path, shared: &Shared) -> Res<CmpService> {
+    if !(1..=MAX_CONFIRM_WAIT).contains(&c.confirm_wait_seconds) {
+        return Err(format!(
+            "[cmp] confirm_wait_seconds = {}: between 1 and {MAX_CONFIRM_WAIT} (a week)",
+            c.confirm_wait_seconds
+        ));
+    }
     let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
     let ra_key = timed_key(load_key(base, &cfg.ra_key)?, KeyRole::Ra, shared.metrics.clone());
     let next_ca = cfg
@@ -42,7 +51,7 @@ pub fn build_cmp(c: &CmpConfig, cfg: &Config, base: &Path, shared: &Shared) -> R
         secrets: cmp_sealer(cfg, base)?,
         next_ca,
         grant_implicit_confirm: c.grant_implicit_confirm,
-        confirm_wait: Duration::from_secs(c.confirm_wait_seconds.max(1)),
+        confirm_wait: Duration::from_secs(c.confirm_wait_seconds),
         check_after: Duration::from_secs(c.check_after_seconds),
     })
     .with_metrics(shared.metrics.clone())
