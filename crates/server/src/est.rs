@@ -611,6 +611,12 @@ impl EstService {
                 }
             }
             Operation::FullCmc => Err(Refusal::new(501, "fullcmc is not implemented")),
+            // A proxy forwards the client's CSR; the key it would generate
+            // would never be the one the upstream certifies.
+            Operation::ServerKeyGen if self.auth.policy().forwards_requests => Err(Refusal::new(
+                501,
+                "serverkeygen is not offered by a proxy: generate the key and use simpleenroll",
+            )),
             Operation::SimpleEnroll | Operation::SimpleReenroll | Operation::ServerKeyGen => {
                 let csr = self.read_csr(req)?;
                 log.subject = csr.subject().to_string();
@@ -1434,6 +1440,25 @@ mod tests {
         let other = with_challenge(&k, "someone-else", otp);
         let r = post(&svc, "simpleenroll", &other, &anonymous);
         assert_eq!(r.status, 401, "{}", body_text(&r));
+    }
+
+    /// A proxy forwards the client's CSR upstream: a server-generated key
+    /// would never be the one certified, so /serverkeygen is not offered
+    /// (before: held, relayed with the CSR's key, then "already delivered").
+    #[test]
+    fn a_forwarding_proxy_does_not_offer_serverkeygen() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&dir.path().join("est.db")).unwrap());
+        let svc = service_with(storage.clone(), true, test_ca(), |p| p.auth.forwards_requests = true);
+        let key = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let r = post(
+            &svc,
+            "serverkeygen",
+            &csr(&key, "kpm-plain", &[]),
+            &psk_session("kpm-plain"),
+        );
+        assert_eq!(r.status, 501, "{}", body_text(&r));
+        assert!(storage.pending().unwrap().is_empty());
     }
 
     #[test]

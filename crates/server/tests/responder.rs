@@ -1254,3 +1254,96 @@ fn scep_transaction_ids_with_another_protocols_prefix_are_refused() {
     // The challenge was not spent on them.
     issued(&w.pkcsreq(&d, Some("otp-p"), "tx-p"), &d);
 }
+
+/// A certified DNS name is a host name: a credential under the suffix rule
+/// asking for `*.example.com` would get a certificate for every host below.
+#[test]
+fn a_wildcard_dns_name_is_refused_whatever_admits_its_suffix() {
+    let w = world(
+        Policy {
+            allowed_dns_suffixes: vec!["example.com".into()],
+            ..one_time()
+        },
+        DAY * 10,
+    );
+    let d = device("dev-w");
+    for (i, bad) in ["*.example.com", "a.*.example.com", "10.1.2.3", "a b.example.com"]
+        .into_iter()
+        .enumerate()
+    {
+        w.challenge(&format!("otp-w{i}"));
+        let csr = csr_for(&d.key, "CN=dev-w", Some(&format!("otp-w{i}")), &[bad]);
+        let rep = w.exchange(&d, &d.cert, RequestBody::PkcsReq(csr), &format!("tx-w{i}"));
+        assert_eq!(failure(&rep), FailInfo::BadRequest, "{bad}");
+    }
+    w.challenge("otp-wc");
+    let csr = csr_for(&d.key, "CN=*.example.com", Some("otp-wc"), &[]);
+    assert_eq!(
+        failure(&w.exchange(&d, &d.cert, RequestBody::PkcsReq(csr), "tx-wc")),
+        FailInfo::BadRequest
+    );
+    // The challenges were not spent: a host name under the suffix is issued.
+    let csr = csr_for(&d.key, "CN=dev-w", Some("otp-w0"), &["a.example.com"]);
+    assert_eq!(
+        subject_of(&w.exchange(&d, &d.cert, RequestBody::PkcsReq(csr), "tx-w-ok")),
+        "CN=dev-w"
+    );
+}
+
+/// In proxy mode the client's CSR goes upstream as it came, signed by the
+/// proxy's RA key: the names decided must be the names asked (a vendor
+/// template decides CN=SN-…, so a CSR for another name is refused, not
+/// forwarded), and the CSR may hold no extension but DNS/IP names.
+#[test]
+fn a_forwarding_proxy_admits_only_requests_that_ask_for_exactly_their_names() {
+    let vendor = vendor_ca("CN=Vendor Root,O=Vendor");
+    let w = world(
+        Policy {
+            vendor: Some(enrolkit_server::ra::VendorPolicy {
+                anchors: vec![vendor.certificate.to_der().unwrap()],
+                subject_template: "CN={serialNumber},O=Operator".into(),
+                dns_templates: vec!["{serialNumber}.ran.example.net".into()],
+            }),
+            forwards_requests: true,
+            manual_approval: true,
+            ..one_time()
+        },
+        DAY * 10,
+    );
+    let bs = vendor_device(&vendor, "SN-0042");
+    let ask = |subject: &str, dns: &[&str], txid: &str| {
+        w.exchange(
+            &bs,
+            &bs.cert,
+            RequestBody::PkcsReq(csr_for(&bs.key, subject, None, dns)),
+            txid,
+        )
+    };
+    assert_eq!(
+        failure(&ask("CN=victim.ran.example.net", &[], "tx-f1")),
+        FailInfo::BadRequest
+    );
+    assert_eq!(
+        failure(&ask("CN=SN-0042,O=Operator", &["oam.ran.example.net"], "tx-f2")),
+        FailInfo::BadRequest
+    );
+    assert!(w.storage.pending().unwrap().is_empty(), "nothing held for upstream");
+    // Anything beyond DNS/IP names (here a URI) would be copied by an
+    // upstream that honours requested extensions: refused.
+    let mut params = RequestParams {
+        dns_names: vec!["SN-0042.ran.example.net".into()],
+        digest: DigestAlgorithm::Sha256,
+        ..RequestParams::new(Name::from_str("CN=SN-0042,O=Operator").unwrap())
+    };
+    params.uris.push("spiffe://ran.example.net/oam".into());
+    let csr = CertificationRequest::parse(&params.build(&bs.key).unwrap()).unwrap();
+    assert_eq!(
+        failure(&w.exchange(&bs, &bs.cert, RequestBody::PkcsReq(csr), "tx-f3")),
+        FailInfo::BadRequest
+    );
+    // Exactly the template's names: held for the relay.
+    assert!(matches!(
+        ask("CN=SN-0042,O=Operator", &["SN-0042.ran.example.net"], "tx-f4"),
+        CertRep::Pending
+    ));
+}

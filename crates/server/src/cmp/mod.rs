@@ -1007,6 +1007,8 @@ struct Asked {
     dns: Vec<String>,
     ips: Vec<std::net::IpAddr>,
     san_der: Option<Vec<u8>>,
+    /// The template's or CSR's extensions.
+    extensions: Vec<x509_cert::ext::Extension>,
     /// The POP is raVerified (an RA vouches), not the key's own signature.
     ra_verified: bool,
 }
@@ -1047,6 +1049,7 @@ impl Asked {
             dns,
             ips,
             san_der,
+            extensions,
             ra_verified: false,
         })
     }
@@ -1060,6 +1063,7 @@ impl Asked {
             dns: csr.dns_names(),
             ips: csr.ip_addresses(),
             san_der: csr.subject_alt_name_der().map(<[u8]>::to_vec),
+            extensions: csr.extensions().to_vec(),
             ra_verified: false,
         }
     }
@@ -1072,6 +1076,7 @@ impl Asked {
             dns: self.dns.clone(),
             ips: self.ips.clone(),
             san_der: self.san_der.as_deref(),
+            extensions: &self.extensions,
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct Sources<'a> {
     pub allowed_dns_suffixes: &'a [String],
     /// Identifiers configured in `[rspf]`.
     pub reserved_names: Vec<String>,
+    /// `[proxy]` is configured: requests go upstream as they came.
+    pub forwards_requests: bool,
 }
 
 /// The authorisation policy of this configuration.
@@ -122,5 +124,6 @@ pub fn policy(s: Sources<'_>, base: &Path) -> Result<Policy, String> {
         vendor,
         registration_authorities,
         reserved_names: s.reserved_names,
+        forwards_requests: s.forwards_requests,
     })
 }

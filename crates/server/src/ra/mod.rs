@@ -210,6 +210,12 @@ impl Authoriser {
             Intent::Renew => self.renewal(req, now)?,
             Intent::Enrol => self.ladder(req, now)?,
         };
+        // Whatever rung decided them (a template, a binding, the request),
+        // the names certified are host names, not patterns.
+        names::check_syntax(&names)?;
+        if self.policy.forwards_requests {
+            names::check_forwardable(&req.csr, &names)?;
+        }
         Ok(Authorisation {
             basis,
             names,

@@ -33,6 +33,9 @@ pub struct CsrView<'a> {
     pub ips: Vec<IpAddr>,
     /// The raw subjectAltName extnValue, when the request has one.
     pub san_der: Option<&'a [u8]>,
+    /// Every extension the request asks for (PKCS#10 extensionRequest, a
+    /// CMP template's extensions): what a forwarding proxy would pass on.
+    pub extensions: &'a [x509_cert::ext::Extension],
 }
 
 impl<'a> CsrView<'a> {
@@ -46,6 +49,7 @@ impl<'a> CsrView<'a> {
             dns: csr.dns_names(),
             ips: csr.ip_addresses(),
             san_der: csr.subject_alt_name_der(),
+            extensions: csr.extensions(),
         }
     }
 
@@ -105,6 +109,80 @@ pub fn extension_sans(extensions: &[x509_cert::ext::Extension]) -> (Vec<String>,
         }
     }
     (dns, ips)
+}
+
+/// Every DNS name to be certified is a host name (letters, digits, `-`,
+/// `_`, dot-separated labels of 1 to 63, at most 253): no wildcard, no
+/// address written as a name, nothing a relying party might read as a
+/// pattern. The CN may be free text, but not a wildcard.
+pub fn check_syntax(names: &IssueNames) -> Result<(), Refusal> {
+    for d in &names.dns {
+        match enrolkit_pkix::hostname::Reference::parse(d) {
+            Ok(enrolkit_pkix::hostname::Reference::Dns(_)) => {}
+            Ok(enrolkit_pkix::hostname::Reference::Ip(_)) => {
+                return Err(Refusal::new(
+                    RefusalReason::NameNotAuthorised,
+                    format!("DNS name {d:?} is an address: ask for it as an IP subjectAltName"),
+                ))
+            }
+            Err(e) => {
+                return Err(Refusal::new(
+                    RefusalReason::NameNotAuthorised,
+                    format!("DNS name {d:?} is not a host name (no wildcards): {e}"),
+                ))
+            }
+        }
+    }
+    if common_name(&names.subject).is_some_and(|cn| cn.contains('*')) {
+        return Err(Refusal::new(
+            RefusalReason::NameNotAuthorised,
+            "a wildcard in the subject CN is not issued",
+        ));
+    }
+    Ok(())
+}
+
+/// For a request forwarded as it came ([`super::Policy::forwards_requests`]):
+/// the names decided are the names asked, and the request holds no
+/// extension but a subjectAltName of DNS names and IP addresses.
+pub fn check_forwardable(csr: &CsrView<'_>, decided: &IssueNames) -> Result<(), Refusal> {
+    let refuse = |why: String| Err(Refusal::new(RefusalReason::NameNotAuthorised, why));
+    let set = |v: &[String]| v.iter().map(|d| dns_key(d)).collect::<std::collections::BTreeSet<_>>();
+    let ips = |v: &[IpAddr]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    if !same_name(csr.subject, &decided.subject)
+        || set(&csr.dns) != set(&decided.dns)
+        || ips(&csr.ips) != ips(&decided.ips)
+    {
+        return refuse(format!(
+            "this request is forwarded to the CA as it is: ask for exactly the names you may have ({}{}{})",
+            decided.subject,
+            decided.dns.iter().map(|d| format!(", DNS {d}")).collect::<String>(),
+            decided.ips.iter().map(|i| format!(", IP {i}")).collect::<String>(),
+        ));
+    }
+    for e in csr.extensions {
+        if e.extn_id != const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
+            return refuse(format!(
+                "this request is forwarded to the CA as it is: extension {} is not accepted (only a subjectAltName)",
+                e.extn_id
+            ));
+        }
+        let Ok(san) = SubjectAltName::from_der(e.extn_value.as_bytes()) else {
+            return refuse("the subjectAltName does not decode".into());
+        };
+        for n in san.0 {
+            match n {
+                GeneralName::DnsName(_) => {}
+                GeneralName::IpAddress(o) if matches!(o.as_bytes().len(), 4 | 16) => {}
+                _ => {
+                    return refuse(
+                        "this request is forwarded to the CA as it is: its subjectAltName may hold DNS names and IP addresses only".into(),
+                    )
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A DNS name in canonical form for comparison: lower case, no final dot.

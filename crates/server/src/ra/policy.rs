@@ -39,6 +39,11 @@ pub struct Policy {
     /// Enrolee-IDs and Enrolment Target IDs (RSPF identifies them by
     /// certificate names).
     pub reserved_names: Vec<String>,
+    /// The request itself goes to another CA (the SCEP proxy of seed 004,
+    /// which forwards the client's CSR under its RA signature): the names
+    /// decided must be exactly the names asked, and the request may ask for
+    /// nothing the core does not read (only DNS and IP subjectAltNames).
+    pub forwards_requests: bool,
 }
 
 /// Base stations hold a vendor certificate; the operator CA enrols them on

@@ -202,6 +202,7 @@ fn build_services_for(cfg: &Config, base: &Path, metrics: Arc<Metrics>, ca: Auth
             est_reenroll_may_change_names: cfg.est.as_ref().is_some_and(|e| e.reenroll_may_change_names),
             allowed_dns_suffixes: &cfg.profile.allowed_dns_suffixes,
             reserved_names: config::rspf_identifiers(cfg.rspf.as_ref()),
+            forwards_requests: cfg.proxy.is_some(),
         },
         base,
     )?;
