@@ -64,10 +64,14 @@ impl Mef {
             .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut ports = Vec::new();
-        for _ in 0..3 {
-            let l = lines.next().unwrap().unwrap();
+        // Up to `mef: ready` (the listeners' lines: SCEP, CMP, EST, admin).
+        for l in lines {
+            let l = l.unwrap();
+            if l == "mef: ready" {
+                break;
+            }
             if let Some(rest) = l.strip_prefix("mef: EST (") {
                 let port: u16 = rest
                     .split(':')
