@@ -935,3 +935,36 @@ fn a_scep_request_pending_upstream_survives_a_restart_of_the_proxy() {
     let cert = common::issued(&dir, "rs-1", (&selfsigned, &key));
     assert_eq!(verify(&up.st("ca.pem"), &cert), "subject=CN = rs-1.ran.example.net");
 }
+
+#[test]
+fn micromdm_scepclient_through_the_proxy_to_micromdm_scepserver_with_its_own_challenge() {
+    peer_versions();
+    let srv = ScepServer::start();
+    let cn = "fwd-5.ran.example.net";
+    // The proxy admits this client by a pre-authorised CN (the challenge in
+    // its CSR is scepserver's, which the proxy cannot check) and forwards
+    // the challenge unread.
+    let px = proxy_to(&srv.url(), &srv.depot.join("ca.pem"), 3600, |_, cfg| {
+        *cfg = cfg.replacen("preauthorized_cns = []", &format!("preauthorized_cns = [\"{cn}\"]"), 1);
+        cfg.push_str("upstream_auth = \"forward-challenge\"\n");
+    });
+    let d = tempfile::tempdir().unwrap();
+    let out = scepclient(&px, d.path(), "secret", cn);
+    assert!(
+        out.status.success(),
+        "{}\nproxy:\n{}\nscepserver:\n{}",
+        text(&out),
+        px.log(),
+        srv.log()
+    );
+    assert!(text(&out).contains("PENDING"), "{}", text(&out));
+    let subject = verify(&srv.depot.join("ca.pem"), &d.path().join("c.pem"));
+    assert!(subject.contains(&format!("CN = {cn}")), "{subject}");
+    assert!(
+        px.log().contains(&format!("basis=preauthorised-cn:{cn}")),
+        "{}",
+        px.log()
+    );
+    std::thread::sleep(Duration::from_millis(2500)); // two relay passes
+    assert_eq!(srv.pki_operations(), 1, "{}", srv.log());
+}

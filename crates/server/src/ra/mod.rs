@@ -24,9 +24,9 @@
 //! | Credential | May obtain (default) | Relaxation |
 //! |---|---|---|
 //! | RSPF Enrolee grant (EST on the Enrolee's session) | CN/DNS among the grant's names (its Enrolee-ID), no IPs | — |
+//! | A configured RA certificate (RA-POP) | CN and DNS names matching its `may_name` patterns | — (matched first, also when this CA signed it) |
 //! | Certificate of ours (TLS client, SCEP signer) | its own Subject and SANs; SCEP: only within `renewal_window` of expiry, then a renewal | `reenroll_may_change_names` (renewals) |
 //! | Certificate chaining to `vendor_anchors` | the Subject/DNS names `vendor` templates derive from it (never the CSR's) | — |
-//! | A configured RA certificate (RA-POP) | CN and DNS names matching its `may_name` patterns | — |
 //! | Another TLS client certificate the listener trusts | its own Subject and SANs | — |
 //! | PSK identity | the names bound by `mef psk add --subject/--dns`; unbound: CN = identity, DNS = identity | — |
 //! | HTTP Basic, one-time challenge as password | the challenge's bound names; unbound: as a challengePassword | — |
