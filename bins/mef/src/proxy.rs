@@ -6,7 +6,8 @@
 use enrolkit_client::{ClientError, ScepClient, ScepSession, Trust};
 use enrolkit_keys::PrivateKey;
 use enrolkit_pkix::pkcs10::CertificationRequest;
-use enrolkit_server::config::{Config, ProxyConfig, Res};
+use enrolkit_scep::self_signed_certificate;
+use enrolkit_server::config::{Config, ProxyConfig, Res, UpstreamAuth};
 use enrolkit_server::metrics::Metrics;
 use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream};
 use enrolkit_server::ra::Verifier;
@@ -17,13 +18,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use x509_cert::Certificate;
 
-/// The upstream SCEP server: requests signed with the proxy's RA
-/// certificate and key (RA-POP).
+/// The upstream SCEP server: requests signed with the proxy's RA key,
+/// under the RA certificate (RA-POP) or a self-signed certificate
+/// (forwarding the client's challengePassword), as `upstream_auth` says.
 pub(crate) struct ScepUpstream {
     session: ScepSession,
     ra_key: Box<dyn PrivateKey>,
     ra_cert: Certificate,
+    auth: UpstreamAuth,
 }
+
+/// How long a self-signed signer certificate is valid (made anew for every
+/// upstream message, so it never expires in use).
+const SELF_SIGNED_LIFETIME: Duration = Duration::from_secs(7 * 86400);
 
 impl ScepUpstream {
     /// GetCACaps and GetCACert of `p.upstream`, trusted only under the
@@ -40,6 +47,7 @@ impl ScepUpstream {
             session,
             ra_key,
             ra_cert,
+            auth: p.upstream_auth,
         })
     }
 
@@ -47,15 +55,41 @@ impl ScepUpstream {
     pub(crate) fn chain(&self) -> (Certificate, Vec<Certificate>) {
         (self.session.ca.ca.clone(), self.session.ca.chain.clone())
     }
-}
 
-impl Upstream for ScepUpstream {
-    fn forward(&self, csr: &[u8]) -> Forwarded {
-        let csr = match CertificationRequest::parse(csr) {
-            Ok(c) => c,
-            Err(e) => return Forwarded::Refused(format!("the stored CSR does not parse: {e}")),
+    /// The stored CSR and the certificate to sign the message about it
+    /// with; `Err`: what to answer without sending anything.
+    fn prepare(&self, csr: &[u8]) -> Result<(CertificationRequest, Certificate), Forwarded> {
+        let csr = CertificationRequest::parse(csr)
+            .map_err(|e| Forwarded::NotSent(format!("the stored CSR does not parse: {e}")))?;
+        let signer = match self.auth {
+            UpstreamAuth::RaPop => self.ra_cert.clone(),
+            UpstreamAuth::ForwardChallenge => {
+                if csr.challenge_password().is_none() {
+                    return Err(Forwarded::NotSent(
+                        "the CSR carries no challengePassword, and upstream_auth = \"forward-challenge\" \
+                         authenticates by the client's challengePassword alone"
+                            .into(),
+                    ));
+                }
+                // The RA certificate would be RA-POP at an upstream that
+                // trusts it: a self-signed certificate of the same key
+                // (RFC 8894 §2.3) is no credential, so the challenge decides.
+                self_signed_certificate(
+                    self.ra_key.as_signer(),
+                    &self.ra_cert.tbs_certificate.subject,
+                    self.session.signing_digest(self.ra_key.as_ref()),
+                    SystemTime::now() - Duration::from_secs(300),
+                    SELF_SIGNED_LIFETIME,
+                    &mut rand_core::OsRng,
+                )
+                .map_err(|e| Forwarded::NotSent(format!("cannot make the self-signed signer certificate: {e}")))?
+            }
         };
-        match self.session.relay(self.ra_key.as_ref(), &self.ra_cert, &csr) {
+        Ok((csr, signer))
+    }
+
+    fn answer(r: Result<Option<Certificate>, ClientError>) -> Forwarded {
+        match r {
             Ok(Some(cert)) => Forwarded::Issued(Box::new(cert)),
             Ok(None) => Forwarded::Pending,
             Err(ClientError::Refused { fail_info, text }) => Forwarded::Refused(format!(
@@ -63,6 +97,22 @@ impl Upstream for ScepUpstream {
                 text.map(|t| format!(" ({t})")).unwrap_or_default()
             )),
             Err(e) => Forwarded::Unreachable(e.to_string()),
+        }
+    }
+}
+
+impl Upstream for ScepUpstream {
+    fn request(&self, csr: &[u8]) -> Forwarded {
+        match self.prepare(csr) {
+            Ok((csr, signer)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr)),
+            Err(not_sent) => not_sent,
+        }
+    }
+
+    fn poll(&self, csr: &[u8]) -> Forwarded {
+        match self.prepare(csr) {
+            Ok((csr, signer)) => Self::answer(self.session.relay_poll(self.ra_key.as_ref(), &signer, &csr)),
+            Err(not_sent) => not_sent,
         }
     }
 }

@@ -606,30 +606,63 @@ impl ScepSession {
 
     /// A proxy's (or any RA's) request for a CSR someone else made and
     /// signed: a PKCSReq carrying `csr` unchanged, signed with `ra_key` and
-    /// `ra_cert` (RA-POP: the server authorises by the RA certificate) and
-    /// encrypted to the server, so the reply comes back encrypted to the
-    /// RA. The transactionID is derived from the CSR's public key, so
-    /// sending it again (a later poll, after a restart) continues the same
-    /// upstream transaction: RFC 8894 servers answer a repeated PKCSReq of
-    /// a known transaction with its state. `Ok(None)`: PENDING; a SUCCESS
-    /// is checked ([`ScepSession::check_issued`]) for the CSR's key against
-    /// the pinned anchors; a FAILURE is [`ClientError::Refused`].
+    /// `signer` and encrypted to the server, so the reply comes back
+    /// encrypted to `signer`. With the RA certificate as `signer` that is
+    /// RA-POP (the server authorises by it); with a self-signed
+    /// certificate of `ra_key` the server decides on the CSR's
+    /// challengePassword. The transactionID is derived from the CSR's
+    /// public key, so every later message about it (a
+    /// [`ScepSession::relay_poll`], the PKCSReq sent again after no
+    /// answer or a restart) belongs to the same upstream transaction.
+    /// `Ok(None)`: PENDING; a SUCCESS is checked
+    /// ([`ScepSession::check_issued`]) for the CSR's key against the
+    /// pinned anchors; a FAILURE is [`ClientError::Refused`].
     pub fn relay(
         &self,
         ra_key: &dyn PrivateKey,
-        ra_cert: &Certificate,
+        signer: &Certificate,
         csr: &CertificationRequest,
+    ) -> Result<Option<Certificate>> {
+        self.relay_message(ra_key, signer, csr, RequestBody::PkcsReq(csr.clone()))
+    }
+
+    /// Poll for a request [`ScepSession::relay`] sent and the server
+    /// answered PENDING: a CertPoll (GetCertInitial, RFC 8894 §3.3.3) with
+    /// the same transactionID, naming this CA and the CSR's subject, signed
+    /// with the same key. Answers as [`ScepSession::relay`].
+    pub fn relay_poll(
+        &self,
+        ra_key: &dyn PrivateKey,
+        signer: &Certificate,
+        csr: &CertificationRequest,
+    ) -> Result<Option<Certificate>> {
+        let body = RequestBody::CertPoll(IssuerAndSubject {
+            issuer: self.ca.ca.tbs_certificate.subject.clone(),
+            subject: csr.subject().clone(),
+        });
+        self.relay_message(ra_key, signer, csr, body)
+    }
+
+    fn relay_message(
+        &self,
+        ra_key: &dyn PrivateKey,
+        signer: &Certificate,
+        csr: &CertificationRequest,
+        body: RequestBody,
     ) -> Result<Option<Certificate>> {
         let spki = csr.public_key();
         let txid = TransactionId::from_public_key(&spki.to_der().map_err(ScepError::from)?);
-        match self
-            .exchange(ra_key, ra_cert, &RequestBody::PkcsReq(csr.clone()), &txid)?
-            .0
-        {
+        match self.exchange(ra_key, signer, &body, &txid)?.0 {
             CertRep::Pending => Ok(None),
             rep @ CertRep::Success { .. } => self.issued_for(&rep, spki).map(Some),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
         }
+    }
+
+    /// The digest this session signs with for `key` (a self-signed
+    /// transport certificate's, say).
+    pub fn signing_digest(&self, key: &dyn PrivateKey) -> DigestAlgorithm {
+        self.digest_for(key)
     }
 
     /// Renewal for `new_key` signed with the current key and certificate,

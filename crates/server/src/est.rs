@@ -911,8 +911,17 @@ impl EstService {
             Some(serial) => format!("est-re-{kid}-{serial}"),
             None => format!("est-{kid}"),
         };
-        // A repeated request (polling after 202, or a retransmission) gets the stored answer.
+        // A repeated request (polling after 202, or a retransmission) gets
+        // the stored answer; the same key with another request (another
+        // CertificationRequestInfo: names, attributes) is a replay and gets
+        // nothing. A new signature over the same request is a repeat.
         if let Some(tx) = self.storage.transaction(&txid, &kid).map_err(internal)? {
+            if !tx.csr.is_empty() && !same_request(&tx.csr, csr) {
+                return Err(Refusal::new(
+                    403,
+                    format!("transaction {txid} was started with another request for this key; a new request needs a new key"),
+                ));
+            }
             return self.answer(&tx);
         }
         let mut tx = Transaction {
@@ -1239,6 +1248,32 @@ fn keygen_response(pkcs8: &[u8], cert: &Certificate) -> Result<EstResponse, Refu
         headers: vec![("Content-Type", content_type)],
         body,
     })
+}
+
+/// Whether the stored CSR `stored` asks what `csr` asks: the same subject,
+/// key and attributes, whatever the signature and the challengePassword
+/// (which carries a channel binding that differs on every TLS session).
+fn same_request(stored: &[u8], csr: &CertificationRequest) -> bool {
+    if stored == csr.der() {
+        return true;
+    }
+    let Ok(stored) = CertificationRequest::parse(stored) else {
+        return false;
+    };
+    let asked = |c: &CertificationRequest| -> Option<Vec<u8>> {
+        let info = &c.request().info;
+        let mut out = info.subject.to_der().ok()?;
+        out.extend(info.public_key.to_der().ok()?);
+        for a in info
+            .attributes
+            .iter()
+            .filter(|a| a.oid != enrolkit_pkix::pkcs10::oid::CHALLENGE_PASSWORD)
+        {
+            out.extend(a.to_der().ok()?);
+        }
+        Some(out)
+    };
+    matches!((asked(&stored), asked(csr)), (Some(a), Some(b)) if a == b)
 }
 
 fn issued_record(cert: &Certificate) -> Result<IssuedCert, Refusal> {
@@ -1941,6 +1976,28 @@ mod tests {
             &psk_session("kpm-free"),
         );
         assert_eq!(r.status, 403, "{}", body_text(&r));
+    }
+
+    #[test]
+    fn the_same_key_with_another_request_is_a_replay_not_a_retry() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let svc = service(storage, true);
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let tls = psk_session("kpm-free");
+        let first = post(&svc, "simpleenroll", &csr(&k, "kpm-free", &[]), &tls);
+        assert_eq!(first.status, 202, "{}", body_text(&first));
+        // The same request signed again (ECDSA: other bytes): a retry.
+        let again = csr(&k, "kpm-free", &[]);
+        assert_eq!(post(&svc, "simpleenroll", &again, &tls).status, 202);
+        // The same key asking for something else: refused, whatever the credential admits.
+        let other = csr(&k, "kpm-free", &[const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]);
+        let r = post(&svc, "simpleenroll", &other, &tls);
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        assert!(
+            body_text(&r).contains("was started with another request"),
+            "{}",
+            body_text(&r)
+        );
     }
 
     /// An OpenSSL-made CSR for CN=kpm-plain with `newkey` (e.g. `rsa:1024`, `ec`).

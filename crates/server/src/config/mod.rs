@@ -18,7 +18,7 @@ pub use cmp::CmpConfig;
 pub(crate) use est::{default_max_tls, default_min_tls, default_retry_after};
 pub use est::{oids, tls_version, EstConfig};
 pub use limits::LimitsConfig;
-pub use proxy::ProxyConfig;
+pub use proxy::{ProxyConfig, UpstreamAuth};
 pub use rspf::{rspf_identifiers, RspfConfig, RspfEnroleeConfig, RspfTargetConfig};
 pub use scep::{ciphers, ProfileConfig, ScepConfig};
 pub(crate) use scep::{

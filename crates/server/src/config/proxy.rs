@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 /// `[proxy]`: forward every request the authorisation core admits to an
-/// upstream SCEP server instead of issuing it; the RA certificate and key
-/// (`ra_certificate`, `ra_key`) sign what goes upstream (RA-POP).
+/// upstream SCEP server instead of issuing it; the RA key (`ra_key`) signs
+/// what goes upstream, with the RA certificate (`ra_certificate`) under
+/// RA-POP, the default ([`UpstreamAuth`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
@@ -15,6 +16,10 @@ pub struct ProxyConfig {
     /// scep --ca-fingerprint` takes it): GetCACert is trusted only when it
     /// chains to this certificate.
     pub ca_fingerprint: String,
+    /// What authenticates the requests sent upstream: `"ra-pop"` (default)
+    /// or `"forward-challenge"`.
+    #[serde(default)]
+    pub upstream_auth: UpstreamAuth,
     /// Seconds between two passes over the pending transactions.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_seconds: u64,
@@ -32,6 +37,25 @@ pub struct ProxyConfig {
     /// Seconds the notification hook may run before it is killed.
     #[serde(default = "default_notify_timeout")]
     pub notify_timeout_seconds: u64,
+}
+
+/// How the proxy authenticates what it sends upstream (`upstream_auth`).
+/// Either way the client's CSR goes upstream unchanged, and the reply is
+/// encrypted to a certificate of the proxy's RA key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamAuth {
+    /// RA-POP: the request is signed with the RA certificate, which the
+    /// upstream trusts for some names (mef: `[[authorisation.ra]]`).
+    #[default]
+    RaPop,
+    /// The client's challengePassword, carried in its CSR, is what the
+    /// upstream decides on (a server that knows only a challenge, such as
+    /// micromdm `scepserver -challenge`): the request is signed with a
+    /// self-signed certificate of the RA key, which no server takes for a
+    /// credential. A request without a challengePassword is refused at the
+    /// proxy and never sent.
+    ForwardChallenge,
 }
 
 fn default_poll_interval() -> u64 {

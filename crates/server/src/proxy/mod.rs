@@ -20,8 +20,8 @@
 //! | seed 004 §9.2.1 | here |
 //! |---|---|
 //! | trusted clients forward prepared key material | EST `/simpleenroll` (PKCS#10) or SCEP PKCSReq, authorised by [`crate::ra`] |
-//! | the proxy speaks SCEP (PKCS#7) to the SCEP server | [`Upstream::forward`]: a PKCSReq signed by the proxy's RA certificate (RA-POP) |
-//! | a "pending" answer is indicated to the Client, which polls | the transaction stays pending; the client's retries are answered from storage |
+//! | the proxy speaks SCEP (PKCS#7) to the SCEP server | [`Upstream::request`]: a PKCSReq carrying the client's CSR, signed by the proxy's RA certificate (RA-POP) or, forwarding the client's challengePassword, by a self-signed certificate of the RA key |
+//! | a "pending" answer is indicated to the Client, which polls | the transaction stays pending; the client's retries are answered from storage; the relay polls upstream with CertPoll ([`Upstream::poll`]) |
 //! | failure, or the polling window exceeded, "will be notified" | [`Relay`]: the transaction is refused, a log line, the hook, `mef_proxy_events_total` |
 //!
 //! Everything the relay needs survives a restart: the pending transaction
@@ -52,32 +52,49 @@ pub enum Forwarded {
     /// No answer (network, HTTP error, a reply that did not verify): the
     /// transaction stays pending and is asked again, within its window.
     Unreachable(String),
+    /// Not sent: the proxy cannot forward this request as configured (a
+    /// CSR without a challengePassword under `forward-challenge`). Refused
+    /// at the proxy, without an upstream request.
+    NotSent(String),
 }
 
 /// The upstream SCEP server, as the relay uses it (the binary implements
-/// it with `enrolkit_client::ScepSession::relay`; tests with a double).
+/// it with `enrolkit_client::ScepSession::relay` and `relay_poll`; tests
+/// with a double).
 pub trait Upstream: Send + Sync {
-    /// Send `csr` (DER, the client's own) upstream, or ask again about it.
-    fn forward(&self, csr: &[u8]) -> Forwarded;
+    /// Send `csr` (DER, the client's own) upstream in a request (PKCSReq):
+    /// the first time, or again when the last one got no answer.
+    fn request(&self, csr: &[u8]) -> Forwarded;
+    /// Ask about `csr` after the upstream answered its request PENDING
+    /// (CertPoll, RFC 8894 §3.3.3): a server that keeps no transactions
+    /// would take the request sent again for a new one.
+    fn poll(&self, csr: &[u8]) -> Forwarded;
 }
 
 /// What to do with one pending transaction on a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Forward it (or ask again): its window is open.
-    Ask,
+    /// Send its request upstream: its window is open and the upstream has
+    /// not answered it PENDING (it was never sent, got no answer, or the
+    /// proxy restarted since).
+    Request,
+    /// Poll: its window is open and the upstream answered PENDING.
+    Poll,
     /// Its polling window ran out: stop polling, refuse, notify.
     GiveUp,
 }
 
 /// The step for a transaction recorded at `created` (Unix seconds) at `now`,
-/// with a polling window of `window`.
-pub fn step(created: i64, now: i64, window: Duration) -> Step {
+/// with a polling window of `window`; `pending_upstream`: the upstream
+/// answered its request PENDING.
+pub fn step(created: i64, now: i64, window: Duration, pending_upstream: bool) -> Step {
     let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
     if now.saturating_sub(created) >= window {
         Step::GiveUp
+    } else if pending_upstream {
+        Step::Poll
     } else {
-        Step::Ask
+        Step::Request
     }
 }
 
@@ -133,11 +150,18 @@ impl Notifier {
 }
 
 /// The relay: forwards pending transactions upstream and records the answers.
+///
+/// Which transactions the upstream answered PENDING (and so are polled
+/// with CertPoll rather than requested again) is known to this process
+/// only: after a restart each pending transaction's request is sent once
+/// more, which a server that keeps transactions (mef, RFC 8894 §3.3.1's
+/// "same transactionID") answers with the transaction's state.
 pub struct Relay {
     storage: Arc<dyn Storage>,
     upstream: Box<dyn Upstream>,
     window: Duration,
     notifier: Notifier,
+    awaiting: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Relay {
@@ -149,6 +173,25 @@ impl Relay {
             upstream,
             window,
             notifier,
+            awaiting: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    fn pending_upstream(&self, tx: &Transaction) -> bool {
+        self.awaiting
+            .lock()
+            .map(|a| a.contains(&(tx.transaction_id.clone(), tx.key_id.clone())))
+            .unwrap_or(false)
+    }
+
+    fn set_pending_upstream(&self, tx: &Transaction, pending: bool) {
+        if let Ok(mut a) = self.awaiting.lock() {
+            let k = (tx.transaction_id.clone(), tx.key_id.clone());
+            if pending {
+                a.insert(k);
+            } else {
+                a.remove(&k);
+            }
         }
     }
 
@@ -162,8 +205,10 @@ impl Relay {
             .pending()
             .map_err(|e| format!("pending transactions: {e}"))?;
         for tx in pending {
-            match step(tx.created, unix(now), self.window) {
+            let polling = self.pending_upstream(&tx);
+            match step(tx.created, unix(now), self.window, polling) {
                 Step::GiveUp => {
+                    self.set_pending_upstream(&tx, false);
                     let why = format!(
                         "no certificate from the upstream CA within the polling window ({} s): the proxy stopped polling",
                         self.window.as_secs()
@@ -173,10 +218,26 @@ impl Relay {
                         self.notifier.notify(&tx, "polling-window-exceeded", &why);
                     }
                 }
-                Step::Ask => {
-                    report.forwarded += 1;
-                    self.notifier.metrics.proxy_event("upstream-request");
-                    match self.upstream.forward(&tx.csr) {
+                ask @ (Step::Request | Step::Poll) => {
+                    let answer = if ask == Step::Poll {
+                        self.upstream.poll(&tx.csr)
+                    } else {
+                        self.upstream.request(&tx.csr)
+                    };
+                    if !matches!(answer, Forwarded::NotSent(_)) {
+                        report.forwarded += 1;
+                        self.notifier.metrics.proxy_event("upstream-request");
+                    }
+                    // PENDING: poll from now on. No answer to a poll: poll
+                    // again (upstream holds the transaction); no answer to
+                    // the request: send it again. Otherwise decided.
+                    let awaiting = match answer {
+                        Forwarded::Pending => true,
+                        Forwarded::Unreachable(_) => polling,
+                        _ => false,
+                    };
+                    self.set_pending_upstream(&tx, awaiting);
+                    match answer {
                         Forwarded::Issued(cert) => {
                             let recorded = crate::scep::issue_approved(
                                 self.storage.as_ref(),
@@ -202,6 +263,13 @@ impl Relay {
                             if self.refuse(&tx, RefusalReason::UpstreamRefused, &why, now) {
                                 report.refused += 1;
                                 self.notifier.notify(&tx, "upstream-refused", &why);
+                            }
+                        }
+                        Forwarded::NotSent(why) => {
+                            let why = format!("not forwarded upstream: {why}");
+                            if self.refuse(&tx, RefusalReason::UpstreamRefused, &why, now) {
+                                report.refused += 1;
+                                self.notifier.notify(&tx, "not-forwarded", &why);
                             }
                         }
                         Forwarded::Unreachable(why) => {

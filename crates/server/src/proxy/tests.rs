@@ -4,21 +4,33 @@ use super::*;
 use crate::storage::SqliteStorage;
 use std::sync::Mutex;
 
-/// An upstream answering from a script, counting what it was asked.
+/// What the relay asked upstream: "request" or "poll", and the CSR.
+type Asked = Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>;
+
+/// An upstream answering from a script, recording what it was asked.
 struct Scripted {
-    answers: Mutex<Vec<Forwarded>>,
-    asked: Arc<Mutex<Vec<Vec<u8>>>>,
+    answers: Arc<Mutex<Vec<Forwarded>>>,
+    asked: Asked,
 }
 
-impl Upstream for Scripted {
-    fn forward(&self, csr: &[u8]) -> Forwarded {
-        self.asked.lock().unwrap().push(csr.to_vec());
+impl Scripted {
+    fn answer(&self, kind: &'static str, csr: &[u8]) -> Forwarded {
+        self.asked.lock().unwrap().push((kind, csr.to_vec()));
         let mut a = self.answers.lock().unwrap();
         if a.is_empty() {
             Forwarded::Pending
         } else {
             a.remove(0)
         }
+    }
+}
+
+impl Upstream for Scripted {
+    fn request(&self, csr: &[u8]) -> Forwarded {
+        self.answer("request", csr)
+    }
+    fn poll(&self, csr: &[u8]) -> Forwarded {
+        self.answer("poll", csr)
     }
 }
 
@@ -31,16 +43,41 @@ fn certificate() -> Certificate {
 struct World {
     _dir: tempfile::TempDir,
     storage: Arc<dyn Storage>,
-    asked: Arc<Mutex<Vec<Vec<u8>>>>,
+    asked: Asked,
+    answers: Arc<Mutex<Vec<Forwarded>>>,
     metrics: Arc<Metrics>,
     relay: Relay,
     hook_out: std::path::PathBuf,
+    window: Duration,
+}
+
+impl World {
+    /// What a restarted proxy has: a new relay on the same storage and upstream.
+    fn restart(&mut self) {
+        self.relay = Relay::new(
+            self.storage.clone(),
+            Box::new(Scripted {
+                answers: self.answers.clone(),
+                asked: self.asked.clone(),
+            }),
+            self.window,
+            Notifier {
+                hook: None,
+                metrics: self.metrics.clone(),
+            },
+        );
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.asked.lock().unwrap().iter().map(|a| a.0).collect()
+    }
 }
 
 fn world(answers: Vec<Forwarded>, window: Duration) -> World {
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&dir.path().join("db")).unwrap());
-    let asked = Arc::new(Mutex::new(Vec::new()));
+    let asked: Asked = Arc::new(Mutex::new(Vec::new()));
+    let answers = Arc::new(Mutex::new(answers));
     let metrics = Arc::new(Metrics::new());
     let hook_out = dir.path().join("hook.out");
     let hook = Verifier {
@@ -57,7 +94,7 @@ fn world(answers: Vec<Forwarded>, window: Duration) -> World {
     let relay = Relay::new(
         storage.clone(),
         Box::new(Scripted {
-            answers: Mutex::new(answers),
+            answers: answers.clone(),
             asked: asked.clone(),
         }),
         window,
@@ -70,9 +107,11 @@ fn world(answers: Vec<Forwarded>, window: Duration) -> World {
         _dir: dir,
         storage,
         asked,
+        answers,
         metrics,
         relay,
         hook_out,
+        window,
     }
 }
 
@@ -96,11 +135,74 @@ fn state(st: &dyn Storage, tx: &Transaction) -> TxState {
 #[test]
 fn the_window_is_counted_from_when_the_request_was_recorded() {
     let w = Duration::from_secs(60);
-    assert_eq!(step(1000, 1000, w), Step::Ask);
-    assert_eq!(step(1000, 1059, w), Step::Ask);
-    assert_eq!(step(1000, 1060, w), Step::GiveUp);
-    assert_eq!(step(1000, 999, w), Step::Ask);
-    assert_eq!(step(0, i64::MAX - 1, Duration::MAX), Step::Ask);
+    assert_eq!(step(1000, 1000, w, false), Step::Request);
+    assert_eq!(step(1000, 1059, w, false), Step::Request);
+    assert_eq!(step(1000, 1059, w, true), Step::Poll);
+    assert_eq!(step(1000, 1060, w, false), Step::GiveUp);
+    assert_eq!(step(1000, 1060, w, true), Step::GiveUp);
+    assert_eq!(step(1000, 999, w, false), Step::Request);
+    assert_eq!(step(0, i64::MAX - 1, Duration::MAX, true), Step::Poll);
+}
+
+#[test]
+fn pending_upstream_is_polled_and_a_request_without_answer_is_sent_again() {
+    let cert = certificate();
+    let mut w = world(
+        vec![
+            Forwarded::Unreachable("connection refused".into()),
+            Forwarded::Pending,
+            Forwarded::Unreachable("timed out".into()),
+            Forwarded::Pending,
+            // After the restart.
+            Forwarded::Pending,
+            Forwarded::Issued(Box::new(cert)),
+        ],
+        Duration::from_secs(3600),
+    );
+    let now = SystemTime::now();
+    let tx = hold(w.storage.as_ref(), "t9", unix(now));
+    for _ in 0..4 {
+        w.relay.pass(now).unwrap();
+    }
+    // No answer to the request: sent again; PENDING: polled, also after a
+    // poll got no answer (the upstream holds the transaction).
+    assert_eq!(w.kinds(), ["request", "request", "poll", "poll"]);
+    // A restarted proxy does not know the upstream answered PENDING: the
+    // request once more (the same transaction upstream), then polls.
+    w.restart();
+    w.relay.pass(now).unwrap();
+    w.relay.pass(now).unwrap();
+    assert_eq!(w.kinds()[4..], ["request", "poll"]);
+    assert!(matches!(state(w.storage.as_ref(), &tx), TxState::Issued(_)));
+    assert_eq!(w.relay.pass(now).unwrap(), PassReport::default());
+}
+
+#[test]
+fn a_request_the_proxy_cannot_forward_is_refused_without_an_upstream_request() {
+    let w = world(
+        vec![Forwarded::NotSent(
+            "the CSR carries no challengePassword to forward".into(),
+        )],
+        Duration::from_secs(3600),
+    );
+    let now = SystemTime::now();
+    let tx = hold(w.storage.as_ref(), "t3", unix(now));
+    let r = w.relay.pass(now).unwrap();
+    assert_eq!((r.forwarded, r.refused), (0, 1));
+    match state(w.storage.as_ref(), &tx) {
+        TxState::Rejected(RefusalReason::UpstreamRefused, why) => {
+            assert!(
+                why.starts_with("not forwarded upstream: the CSR carries no challengePassword"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let hook = std::fs::read_to_string(&w.hook_out).unwrap();
+    assert!(hook.starts_with("not-forwarded t3 "), "{hook}");
+    let m = w.metrics.encode().unwrap();
+    assert!(m.contains("mef_proxy_events_total{event=\"not-forwarded\"} 1"), "{m}");
+    assert!(!m.contains("event=\"upstream-request\""), "{m}");
 }
 
 #[test]
@@ -127,9 +229,11 @@ fn pending_upstream_stays_pending_then_the_certificate_is_recorded_once() {
     let asked = w.asked.lock().unwrap();
     assert_eq!(asked.len(), 2);
     assert!(
-        asked.iter().all(|c| c == &tx.csr),
+        asked.iter().all(|c| c.1 == tx.csr),
         "the client's CSR is forwarded unchanged"
     );
+    // PENDING upstream: the second message was a poll, not the request again.
+    assert_eq!(asked.iter().map(|a| a.0).collect::<Vec<_>>(), ["request", "poll"]);
     assert!(std::fs::read_to_string(&w.hook_out).is_err(), "nothing to notify");
 }
 
@@ -168,7 +272,7 @@ fn past_its_window_a_transaction_is_not_forwarded_but_refused_and_notified() {
     let young = hold(w.storage.as_ref(), "young", unix(now) - 10);
     let r = w.relay.pass(now).unwrap();
     assert_eq!((r.refused, r.forwarded, r.pending), (1, 1, 1));
-    assert_eq!(w.asked.lock().unwrap().as_slice(), std::slice::from_ref(&young.csr));
+    assert_eq!(w.asked.lock().unwrap().as_slice(), [("request", young.csr.clone())]);
     match state(w.storage.as_ref(), &old) {
         TxState::Rejected(RefusalReason::PollingWindowExceeded, why) => {
             assert!(why.contains("polling window"), "{why}")

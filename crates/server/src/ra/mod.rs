@@ -24,9 +24,9 @@
 //! | Credential | May obtain (default) | Relaxation |
 //! |---|---|---|
 //! | RSPF Enrolee grant (EST on the Enrolee's session) | CN/DNS among the grant's names (its Enrolee-ID), no IPs | — |
+//! | A configured RA certificate (RA-POP) | CN and DNS names matching its `may_name` patterns | — (matched first, also when this CA signed it) |
 //! | Certificate of ours (TLS client, SCEP signer) | its own Subject and SANs; SCEP: only within `renewal_window` of expiry, then a renewal | `reenroll_may_change_names` (renewals) |
 //! | Certificate chaining to `vendor_anchors` | the Subject/DNS names `vendor` templates derive from it (never the CSR's) | — |
-//! | A configured RA certificate (RA-POP) | CN and DNS names matching its `may_name` patterns | — |
 //! | Another TLS client certificate the listener trusts | its own Subject and SANs | — |
 //! | PSK identity | the names bound by `mef psk add --subject/--dns`; unbound: CN = identity, DNS = identity | — |
 //! | HTTP Basic, one-time challenge as password | the challenge's bound names; unbound: as a challengePassword | — |
@@ -454,6 +454,25 @@ impl Authoriser {
     ) -> Result<Option<Decided>, Refusal> {
         let csr = &req.csr;
         let standing = self.standing(cert, now);
+        let der = cert.to_der().map_err(Refusal::internal)?;
+        // A configured RA certificate first: it is trusted because the
+        // operator configured these very bytes, also when this CA signed
+        // it (as an upstream CA signs its proxies' RA certificates, seed
+        // 004) — outside storage, or in it, where it would otherwise be
+        // taken for a device renewing. Expired or revoked, it is refused.
+        if let Some(ra) = self
+            .policy
+            .registration_authorities
+            .iter()
+            .find(|ra| ra.certificate.to_der().is_ok_and(|d| d == der))
+        {
+            match standing {
+                Ok(_) => {}
+                Err(r) if r.reason == RefusalReason::BadCredential => {}
+                Err(r) => return Err(r),
+            }
+            return self.by_ra(csr, ra).map(Some);
+        }
         if let Ok(Standing::Ours(rec)) = standing {
             // RFC 8894 clients and sscep renew with a PKCSReq the old
             // certificate signs: a renewal under the same rules.
@@ -462,16 +481,6 @@ impl Authoriser {
             }
             let n = names::own_names(cert, csr, &format!("certificate {}", rec.serial))?;
             return Ok(Some((Basis::OwnCertificate(rec.serial), n, None, None)));
-        }
-        let der = cert.to_der().map_err(Refusal::internal)?;
-        if let Some(ra) = self
-            .policy
-            .registration_authorities
-            .iter()
-            .find(|ra| ra.certificate.to_der().is_ok_and(|d| d == der))
-        {
-            standing?;
-            return self.by_ra(csr, ra).map(Some);
         }
         if let Some(v) = &self.policy.vendor {
             if vendor_chain(v, cert, chain, now) {
