@@ -339,9 +339,17 @@ fn enrol_cmp_against_the_openssl_mock_server_ir_kur_rr() {
 
 // ---------------------------------------------------------------- mef
 
-fn mef_with_vendor() -> (Mef, PathBuf, PathBuf) {
+fn mef_with_vendor(short_lived: bool) -> (Mef, PathBuf, PathBuf) {
     let mut vendor = None;
     let m = Mef::start(&mef_bin(), &[], |st, cfg| {
+        if short_lived {
+            // 45% through their life when issued (1 h ahead, 50 min back):
+            // a 50% threshold keeps them, 40% renews them at once.
+            *cfg = cfg.replace(
+                "validity_days = 365\n",
+                "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+            );
+        }
         vendor = Some(openssl_ca(st, "vendor-ca", "/CN=Vendor Root CA/O=Vendor"));
         cfg.push_str(
             "\n[authorisation.vendor]\nanchors = [\"vendor-ca.pem\"]\n\
@@ -360,7 +368,7 @@ fn verify(ca: &Path, c: &Path) {
 
 #[test]
 fn enrol_cmp_against_mef_ir_with_a_mac_genm_kur_and_rr() {
-    let (m, _, _) = mef_with_vendor();
+    let (m, _, _) = mef_with_vendor(false);
     let dir = m.dir.path();
     let ca = m.st("ca.pem");
     let url = format!("http://127.0.0.1:{}/.well-known/cmp", m.scep);
@@ -475,7 +483,7 @@ fn enrol_cmp_against_mef_ir_with_a_mac_genm_kur_and_rr() {
 
 #[test]
 fn the_agent_enrols_by_cmp_with_a_vendor_certificate_then_renews_by_kur() {
-    let (m, vca, vkey) = mef_with_vendor();
+    let (m, vca, vkey) = mef_with_vendor(true);
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let (bs, bs_key) = vendor_device(dir, "enb-42", "SN-0042", (&vca, &vkey));
@@ -514,7 +522,7 @@ fn the_agent_enrols_by_cmp_with_a_vendor_certificate_then_renews_by_kur() {
             .unwrap();
         (o.status.code().unwrap_or(-1), text(&o))
     };
-    write_profile(90);
+    write_profile(50);
     let (code, log) = once();
     assert_eq!(code, 10, "a new credential installed:\n{log}\nmef:\n{}", m.log());
     let op = dir.join("op.pem");
@@ -529,8 +537,8 @@ fn the_agent_enrols_by_cmp_with_a_vendor_certificate_then_renews_by_kur() {
     // Young enough: nothing to do.
     let (code, log) = once();
     assert_eq!(code, 0, "{log}");
-    // Renewal is due at 1% of the lifetime: a kur signed with the operator certificate.
-    write_profile(1);
+    // Renewal is due at 40% of the lifetime: a kur signed with the operator certificate.
+    write_profile(40);
     let (code, log) = once();
     assert_eq!(code, 10, "renewed:\n{log}\nmef:\n{}", m.log());
     assert!(log.contains("kur answered"), "{log}");
