@@ -192,7 +192,7 @@ fn credential(o: &CmpOpts) -> Res<Credential> {
         }
         (None, Some(cert), Some(key)) => Ok(Credential::Signature {
             key: enrolkit_client::flow::load_key(key).map_err(err)?,
-            certificate: files::read_certificate(cert)?,
+            certificate: Box::new(files::read_certificate(cert)?),
             chain: match &o.extra_certs {
                 Some(f) => files::read_certificates(f)?,
                 None => vec![],
@@ -318,7 +318,7 @@ fn request(o: &CmpOpts, credential: &Credential, kind: BodyType, r: Request) -> 
         _ => return Err("give --key-out (generate the new key) or --new-key (certify an existing one)".into()),
     };
     let old_certificate = match (kind, credential) {
-        (BodyType::Kur, Credential::Signature { certificate, .. }) => Some(certificate.clone()),
+        (BodyType::Kur, Credential::Signature { certificate, .. }) => Some((**certificate).clone()),
         (BodyType::Kur, Credential::Mac { .. }) => {
             return Err("kur is signed with the current certificate: give --cert and --key".into())
         }

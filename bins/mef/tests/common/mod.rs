@@ -342,4 +342,6 @@ pub fn first_certificate(m: &Mef, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
     (issued(dir, &format!("{cn}-first"), (&selfsigned, &key)), key)
 }
 
+// Not every test file that includes this module uses them.
+#[allow(unused_imports)]
 pub use enrolkit_testkit::pki::{openssl_ca, vendor_device};

@@ -73,7 +73,7 @@ impl Driver {
                 }
                 Ok(Credential::Signature {
                     key,
-                    certificate,
+                    certificate: Box::new(certificate),
                     chain: certs,
                 })
             }
@@ -86,7 +86,7 @@ impl Driver {
         let key = self.current_key()?;
         Ok(Credential::Signature {
             key,
-            certificate: leaf,
+            certificate: Box::new(leaf),
             chain: current.chain.get(1..).unwrap_or_default().to_vec(),
         })
     }
@@ -139,7 +139,7 @@ impl Driver {
             None => (self.cmp_first_credential()?, BodyType::Ir),
         };
         let old_certificate = match (&credential, body) {
-            (Credential::Signature { certificate, .. }, BodyType::Kur) => Some(certificate.clone()),
+            (Credential::Signature { certificate, .. }, BodyType::Kur) => Some((**certificate).clone()),
             _ => None,
         };
         let key = self.staged_key(self.profile.key_type.spec(), current)?;

@@ -1623,4 +1623,68 @@ certificate = "/etc/app/cert.pem"
         let p = Profile::from_toml(&(minimal() + "[auth]\nchallenge = \"s3cret-pw\"\n"), "p").unwrap();
         assert!(!format!("{p:?}").contains("s3cret-pw"));
     }
+
+    fn cmp() -> String {
+        minimal().replace("protocol = \"scep\"", "protocol = \"cmp\"").replace(
+            "url = \"http://127.0.0.1:8080/scep\"",
+            "url = \"http://127.0.0.1:8080/.well-known/cmp\"",
+        ) + "[cmp]\ncertificate = \"/etc/enrol/vendor.pem\"\nkey = \"/etc/enrol/vendor.key\"\n"
+    }
+
+    #[test]
+    fn a_cmp_profile_loads_and_its_mistakes_are_named() {
+        let p = Profile::from_toml(&cmp(), "p.toml").unwrap();
+        assert_eq!(p.protocol, Protocol::Cmp);
+        let c = p.cmp.as_ref().unwrap();
+        assert!(matches!(&c.credential, CmpCredential::Vendor { key, .. } if key == "/etc/enrol/vendor.key"));
+        assert!(!c.implicit_confirm);
+        let mac = cmp().replace(
+            "certificate = \"/etc/enrol/vendor.pem\"\nkey = \"/etc/enrol/vendor.key\"\n",
+            "reference = \"bts-7\"\nsecret_file = \"/etc/enrol/secret\"\nmac = \"pbm\"\nimplicit_confirm = true\n",
+        );
+        let p = Profile::from_toml(&mac, "p.toml").unwrap();
+        let c = p.cmp.as_ref().unwrap();
+        assert!(
+            matches!(&c.credential, CmpCredential::Mac { legacy_mac: true, reference, .. } if reference == "bts-7")
+        );
+        assert!(c.implicit_confirm);
+        for (text, field, reason) in [
+            (
+                cmp().split("[cmp]").next().unwrap().to_owned(),
+                "cmp",
+                "needs a [cmp] section",
+            ),
+            (minimal() + "[cmp]\nreference = \"x\"\n", "cmp", "only with protocol"),
+            (
+                cmp().replace("key = \"/etc/enrol/vendor.key\"\n", ""),
+                "cmp.certificate",
+                "go together",
+            ),
+            (cmp() + "reference = \"x\"\nsecret_file = \"/s\"\n", "cmp", "not both"),
+            (
+                cmp().replace("\"/etc/enrol/vendor.key\"", "\"vendor.key\""),
+                "cmp.key",
+                "absolute path",
+            ),
+            (mac.replace("\"pbm\"", "\"md5\""), "cmp.mac", "pbmac1 or pbm"),
+            (
+                mac.replace("\"/etc/enrol/secret\"", "\"secret\""),
+                "cmp.secret_file",
+                "absolute",
+            ),
+            (cmp() + "bogus = 1\n", "cmp", "unknown field"),
+            (
+                cmp().replace("[cmp]", "[auth]\nchallenge = \"x\"\n[cmp]"),
+                "auth",
+                "CMP authenticates",
+            ),
+            (cmp().replace("http://127.0.0.1:8080", "ftp://h"), "url", "http://"),
+        ] {
+            let e = err(&text);
+            assert!(
+                e.to_string().contains(field) && e.to_string().contains(reason),
+                "{field}/{reason}: {e}"
+            );
+        }
+    }
 }

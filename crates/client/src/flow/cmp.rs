@@ -52,7 +52,7 @@ pub enum Credential {
         /// The private key (a file or a token).
         key: Box<dyn PrivateKey>,
         /// Its certificate.
-        certificate: Certificate,
+        certificate: Box<Certificate>,
         /// Further extraCerts.
         chain: Vec<Certificate>,
     },
@@ -92,7 +92,7 @@ pub fn session<'a>(server: &Server, credential: &'a Credential) -> Result<CmpSes
             chain,
         } => Protect::Signature {
             signer: key.as_signer(),
-            certificate,
+            certificate: certificate.as_ref(),
             chain,
             digest: DigestAlgorithm::Sha256,
         },
