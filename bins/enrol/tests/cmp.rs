@@ -11,6 +11,7 @@
 //! - `mef`: ir with a PBMAC1 MAC keyed by `mef challenge add --cmp`, the
 //!   spent secret refused with the PKIStatusInfo printed, genm, kur, rr,
 //!   then the revoked certificate refused;
+//! - a request `mef` holds for an operator: pollReq until approved;
 //! - the agent enrols against `mef` with a vendor certificate (3GPP TS
 //!   33.310 §9) and renews by kur;
 //! - the captured `testvectors/cmp/enrol/` exchange parses and verifies.
@@ -479,6 +480,59 @@ fn enrol_cmp_against_mef_ir_with_a_mac_genm_kur_and_rr() {
         err.contains("the CMP server refused") && err.contains("rejection"),
         "{err}"
     );
+}
+
+#[test]
+fn enrol_cmp_polls_a_held_request_until_an_operator_approves_it() {
+    let m = Mef::start(&mef_bin(), &[], |_, cfg| {
+        *cfg = cfg
+            .replace("manual_approval = false", "manual_approval = true")
+            .replace("check_after_seconds = 10", "check_after_seconds = 1");
+    });
+    let dir = m.dir.path();
+    let secret = dir.join("cmp-secret");
+    let s = m.run(&["challenge", "add", "--cmp", "--label", "bts-9"]);
+    std::fs::write(&secret, s.trim()).unwrap();
+    let (k, c) = (dir.join("bts-9.key"), dir.join("bts-9.pem"));
+    let url = format!("http://127.0.0.1:{}/.well-known/cmp", m.scep);
+    let client = Command::new(env!("CARGO_BIN_EXE_enrol"))
+        .args([
+            "cmp",
+            "--url",
+            &url,
+            "--ref",
+            "bts-9",
+            "--secret-file",
+            p(&secret),
+            "--trusted",
+        ])
+        .arg(m.st("ca.pem"))
+        .args(["ir", "--subject", "CN=bts-9", "--key-out", p(&k), "--cert-out", p(&c)])
+        .args(["--poll-interval", "1", "--max-wait", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let list = m.run(&["scep", "pending", "list"]);
+        if let Some(l) = list.lines().find(|l| l.starts_with("cmp-")) {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no held CMP request:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!c.exists(), "nothing written while held");
+    let mut f = line.split_whitespace();
+    let (txid, key_id) = (f.next().unwrap(), f.next().unwrap());
+    std::thread::sleep(Duration::from_millis(2500));
+    m.run(&["scep", "pending", "approve", txid, key_id]);
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\nmef:\n{}", text(&out), m.log());
+    let log = text(&out);
+    assert!(log.contains("issued CN=bts-9") && log.contains("pollReq"), "{log}");
+    assert!(m.log().matches("body=\"pollReq\"").count() >= 2, "{}", m.log());
+    verify(&m.st("ca.pem"), &c);
 }
 
 #[test]
