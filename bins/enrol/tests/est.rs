@@ -72,8 +72,13 @@ impl Mef {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut rustls, mut openssl) = (0, 0);
-        for _ in 0..3 {
+        // Every announced listener up to "mef: ready" (the CMP line, added
+        // with the CMP server, comes before the EST ones).
+        loop {
             let l = lines.next().unwrap().unwrap();
+            if l == "mef: ready" {
+                break;
+            }
             if let Some(rest) = l.strip_prefix("mef: EST (") {
                 let port = rest
                     .split(':')
