@@ -1330,7 +1330,7 @@ certificate = "/etc/app/cert.pem"
     fn invalid_profiles_name_the_field_and_the_reason() {
         let cases: Vec<(String, &str, &str)> = vec![
             (
-                minimal().replace("protocol = \"scep\"", "protocol = \"cmp\""),
+                minimal().replace("protocol = \"scep\"", "protocol = \"cmc\""),
                 "protocol",
                 "unknown variant",
             ),
