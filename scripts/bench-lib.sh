@@ -1,7 +1,7 @@
 # Sourced by the bench scripts: release build, a scratch directory with the
 # started processes killed on exit, and loopback port helpers.
 cargo build -q --release -p mef -p enrol
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use x509_cert::Certificate;
 
 mod agent;
+mod cmp;
 mod est;
 mod rspf;
 mod scep;
@@ -37,6 +38,13 @@ enum Proto {
         #[command(subcommand)]
         cmd: est::EstCmd,
     },
+    /// CMPv2 (RFC 4210/9480, Lightweight CMP Profile RFC 9483) over HTTP (RFC 6712).
+    Cmp {
+        #[command(flatten)]
+        opts: cmp::CmpOpts,
+        #[command(subcommand)]
+        cmd: cmp::CmpCmd,
+    },
     /// oneM2M Remote Security Provisioning (TS-0003 clause 8.3): Enrolee and Enrolment Target.
     Rspf {
         #[command(subcommand)]
@@ -51,6 +59,7 @@ fn main() -> ExitCode {
         Proto::Agent(args) => return agent::run(args),
         Proto::Scep { server, cmd } => scep::run(&server, cmd),
         Proto::Est { opts, cmd } => est::run(&opts, cmd),
+        Proto::Cmp { opts, cmd } => cmp::run(&opts, cmd),
         Proto::Rspf { cmd } => rspf::run(cmd),
     };
     match outcome {

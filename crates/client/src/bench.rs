@@ -1,6 +1,8 @@
 //! Load generators: N concurrent clients doing full enrolments against a
-//! SCEP server (PKCSReq → CertRep, pre-generated RSA keys) or an EST server
-//! (`/simpleenroll` over TLS, pre-generated P-256 keys). Keys are made before
+//! SCEP server (PKCSReq → CertRep, pre-generated RSA keys), an EST server
+//! (`/simpleenroll` over TLS, pre-generated P-256 keys) or a CMP server (ir
+//! signed by a vendor certificate → ip → certConf → pkiConf, pre-generated
+//! P-256 keys and pre-built irs). Keys are made before
 //! the clock starts; peers are compared by running the same generator
 //! against each in one session.
 //!
@@ -319,4 +321,90 @@ pub fn run_est(
         .map(|r| r.and_then(|(latency, issued)| issued.then_some(latency)))
         .collect();
     Ok(report(elapsed, outcomes))
+}
+
+/// What a CMP load run sends: irs signed by one vendor certificate (3GPP TS
+/// 33.310 §9, which needs no per-enrolment secret), for `subject`.
+pub struct CmpBench<'a> {
+    /// The CMP URL.
+    pub url: &'a str,
+    /// The vendor key.
+    pub key: &'a SoftwareKey,
+    /// The vendor certificate.
+    pub certificate: &'a Certificate,
+    /// What the server's protection certificate and the issued certificates must chain to.
+    pub anchors: &'a [Certificate],
+    /// The requested subject.
+    pub subject: &'a Name,
+}
+
+/// Run `total` CMP enrolments over `clients` threads: each is an ir (built
+/// and signed before the clock starts), the ip opened (its signature
+/// verified: the certConf needs its certificate), a certConf signed and
+/// sent, the pkiConf opened. After the clock stops, each answer's signer is
+/// checked against the anchors ([`crate::trust::cmp_signer`]) and each
+/// certificate for its key and chain ([`crate::trust::issued`]); a failure
+/// counts as a failed enrolment.
+pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchReport> {
+    use enrolkit_cmp::{Answer, BodyType, CertificateRequest, Protect, Requester, ResponseTrust, Verified};
+    let requester = || Requester {
+        protect: Protect::Signature {
+            signer: b.key,
+            certificate: b.certificate,
+            chain: &[],
+            digest: DigestAlgorithm::Sha256,
+        },
+        sender: enrolkit_cmp::header::null_dn(),
+        recipient: enrolkit_cmp::header::null_dn(),
+        message_time: Some(SystemTime::now()),
+        limits: Default::default(),
+        policy: Default::default(),
+    };
+    // Not measured: keys and the signed irs.
+    let prepared = in_parallel(total, |_| {
+        let key = SoftwareKey::generate(KeySpec::EcP256)?;
+        let req = CertificateRequest {
+            key: &key,
+            subject: Some(b.subject.clone()),
+            extensions: None,
+            old_certificate: None,
+            digest: DigestAlgorithm::Sha256,
+        };
+        let (message, sent) = requester().certificate_request(BodyType::Ir, &req, false, &mut rand_core::OsRng)?;
+        Ok((key, message, sent))
+    })?;
+    let (elapsed, results) = drive(
+        &prepared,
+        clients,
+        || crate::cmp::CmpClient::new(b.url, Duration::from_secs(60), &[]),
+        |c, (_, message, sent)| {
+            let r = requester();
+            let opened = r.open(&c.transfer(message)?, sent, &ResponseTrust::SignerToValidate)?;
+            let Answer::Certificate { certificate, .. } = &opened.answer else {
+                return Err(ClientError::Unexpected("no certificate".into()));
+            };
+            let (conf, s2) = r.cert_conf(&opened, None, &mut rand_core::OsRng)?;
+            let done = r.open(&c.transfer(&conf)?, &s2, &ResponseTrust::SignerToValidate)?;
+            if !matches!(done.answer, Answer::Confirmed) {
+                return Err(ClientError::Unexpected("no pkiConf".into()));
+            }
+            let Verified::Signature { signer, extra_certs } = opened.protection else {
+                return Err(ClientError::Unexpected("an unsigned ip".into()));
+            };
+            Ok((signer, extra_certs, certificate.clone(), opened.message.extra_certs))
+        },
+    )?;
+    // Not measured: who signed, and whether each certificate is ours and chains to the anchors.
+    let now = SystemTime::now();
+    let checked = in_parallel(total, |i| {
+        Ok(match (prepared.get(i), results.get(i)) {
+            (Some((key, _, _)), Some(Some((latency, (signer, extra, cert, chain))))) => {
+                let signer_ok = crate::trust::cmp_signer(signer, extra, b.anchors, &[], now, false).is_ok();
+                let cert_ok = crate::trust::issued(cert, key.public_key(), b.anchors, chain, now, false).is_ok();
+                (signer_ok && cert_ok).then_some(*latency)
+            }
+            _ => None,
+        })
+    })?;
+    Ok(report(elapsed, checked))
 }

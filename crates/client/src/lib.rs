@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod cmp;
 pub mod est;
 pub mod flow;
 pub mod https;

@@ -130,6 +130,19 @@ pub enum ClientError {
         /// The MEF's reason.
         reason: String,
     },
+    /// A CMP message was malformed, unverifiable or unexpected.
+    #[error("CMP: {0}")]
+    Cmp(#[from] enrolkit_cmp::CmpError),
+    /// The CMP server refused: an error message, or a rejection in the
+    /// answer; `status` is its PKIStatusInfo as text (status, failInfo,
+    /// statusString).
+    #[error("the CMP server refused {what}: {status}")]
+    CmpRefused {
+        /// What was refused (the request, the certConf…).
+        what: &'static str,
+        /// The PKIStatusInfo, as text.
+        status: String,
+    },
     /// The reply did not contain what was asked for.
     #[error("{0}")]
     Unexpected(String),
@@ -203,41 +216,9 @@ impl ScepClient {
     }
 
     fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Result<(Option<String>, Vec<u8>)> {
-        let net = |e: reqwest::Error| ClientError::Network {
-            url: self.url.clone(),
-            reason: e.without_url().to_string(),
-        };
-        let resp = rb.send().map_err(net)?;
-        let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        resp.take(MAX_REPLY as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| ClientError::Network {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            })?;
-        if body.len() > MAX_REPLY {
-            return Err(ScepError::TooLarge {
-                what: "reply",
-                limit: MAX_REPLY,
-                actual: body.len(),
-            }
-            .into());
-        }
+        let (status, ct, body) = send_bounded(&self.url, rb, MAX_REPLY)?;
         if !(200..300).contains(&status) {
-            let first = String::from_utf8_lossy(&body)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
-            return Err(ClientError::Http { status, body: first });
+            return Err(http_error(status, &body));
         }
         Ok((ct, body))
     }
@@ -291,6 +272,55 @@ impl ScepClient {
         };
         Ok(self.send(rb)?.1)
     }
+}
+
+/// Send `rb` (a request to `url`) and read at most `limit` bytes of the
+/// answer: (HTTP status, Content-Type, body). The one blocking HTTP
+/// exchange of the SCEP and CMP clients.
+pub(crate) fn send_bounded(
+    url: &str,
+    rb: reqwest::blocking::RequestBuilder,
+    limit: usize,
+) -> Result<(u16, Option<String>, Vec<u8>)> {
+    let net = |e: reqwest::Error| ClientError::Network {
+        url: url.to_owned(),
+        reason: e.without_url().to_string(),
+    };
+    let resp = rb.send().map_err(net)?;
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    resp.take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ClientError::Network {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if body.len() > limit {
+        return Err(ScepError::TooLarge {
+            what: "reply",
+            limit,
+            actual: body.len(),
+        }
+        .into());
+    }
+    Ok((status, ct, body))
+}
+
+/// An HTTP error status with the first line of its body (at most 200 characters).
+pub(crate) fn http_error(status: u16, body: &[u8]) -> ClientError {
+    let first = String::from_utf8_lossy(body)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
+    ClientError::Http { status, body: first }
 }
 
 /// How long and how often to poll a PENDING request.

@@ -9,6 +9,7 @@
 //! | which served CA certificates are trusted | those with a pinned fingerprint, and those that chain to one (signatures verified, RFC 5280 §6.1) |
 //! | which certificate may be the SCEP RA | one signed (verified, not name-matched) by a trusted CA and carrying id-kp-cmcRA or Microsoft's Certificate Request Agent, or pinned itself |
 //! | whether an issued certificate is kept | it is for our key, not a CA, valid now, and chains to the pinned anchor through the served CA certificates |
+//! | which certificate may sign a CMP answer | one pinned as the server's, an anchor, or one chaining to an anchor with id-kp-cmcRA ([`cmp_signer`]) |
 //! | EST bootstrap (RFC 7030 §4.1.1) | only the pinned certificate and what chains to it become trust anchors; the rest is dropped and reported |
 //! | the EST server after a bootstrap | its TLS certificate chains to those anchors for id-kp-serverAuth, valid now, and its subjectAltName names the host (RFC 9525, no common name) |
 //!
@@ -233,6 +234,37 @@ pub fn issued(
     Validator::new(&anchors, &intermediates, options(Purpose::Any, legacy))
         .validate(cert, now)
         .map_err(|e| untrusted(what, cert, e))
+}
+
+/// Whether the certificate that signed a CMP answer may speak for the CA:
+/// it is pinned itself (`pinned`, e.g. `enrol cmp --server-cert`), is one
+/// of `anchors`, or chains to them through the answer's `extra_certs`,
+/// valid at `now`, with id-kp-cmcRA in its extKeyUsage (RFC 9483 §3.3: a
+/// CMP RA's protection certificate; any device certificate of the CA would
+/// otherwise pass for the server). `legacy` admits SHA-1 signatures.
+pub fn cmp_signer(
+    signer: &Certificate,
+    extra_certs: &[Certificate],
+    anchors: &[Certificate],
+    pinned: &[Certificate],
+    now: SystemTime,
+    legacy: bool,
+) -> Result<(), ClientError> {
+    let what = "the CMP server's protection certificate";
+    if pinned.contains(signer) || anchors.contains(signer) {
+        return Ok(());
+    }
+    let anchors = Anchors::new(anchors.to_vec()).map_err(|e| untrusted(what, signer, e))?;
+    let intermediates: Vec<Certificate> = extra_certs
+        .iter()
+        .filter(|c| enrolkit_pkix::extensions::is_ca(c))
+        .take(enrolkit_pkix::chain::MAX_INTERMEDIATES)
+        .cloned()
+        .collect();
+    Validator::new(&anchors, &intermediates, options(Purpose::ScepRa, legacy))
+        .validate(signer, now)
+        .map(|_| ())
+        .map_err(|e| untrusted(what, signer, e))
 }
 
 /// What an EST bootstrap (RFC 7030 §4.1.1) may trust of a `/cacerts` reply.

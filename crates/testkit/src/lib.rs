@@ -12,6 +12,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 pub mod http;
+pub mod pki;
 pub mod postgres;
 pub mod softhsm;
 

@@ -348,6 +348,7 @@ impl Driver {
                 Ok(v)
             }
             Protocol::Rspf => self.rspf_cacerts(url),
+            Protocol::Cmp => self.cmp_cacerts(url),
             Protocol::Est => {
                 let server = EstServer::parse(url).map_err(|e| e.to_string())?;
                 let tls = self.est_tls(enrolkit_tls::ServerTrust::Bootstrap, None)?;
@@ -410,7 +411,7 @@ impl Driver {
     /// it is the installed key or of the wrong type; else a fresh one, staged
     /// before it is used (a 0600 file, or a key pair generated in the token
     /// whose id is kept in the state directory).
-    fn staged_key(
+    pub(super) fn staged_key(
         &mut self,
         spec: enrolkit_keys::KeySpec,
         current: Option<&Credential>,
@@ -456,7 +457,7 @@ impl Driver {
         }
     }
 
-    fn current_key(&self) -> Result<Box<dyn PrivateKey>, String> {
+    pub(super) fn current_key(&self) -> Result<Box<dyn PrivateKey>, String> {
         self.installed_location()?
             .ok_or("no installed key")?
             .load()
@@ -539,6 +540,7 @@ impl Driver {
                 })
             }
             Protocol::Rspf => self.rspf_enrol(current.as_ref(), poll, subject, dns, &trusted),
+            Protocol::Cmp => self.cmp_enrol(kind, current.as_ref(), poll, subject, dns, &trusted),
             Protocol::Est => {
                 let server = EstServer::parse(&self.profile.url).map_err(|e| e.to_string())?;
                 let trust = enrolkit_tls::ServerTrust::Anchors(ders(&trusted).map_err(|e| e.to_string())?);

@@ -3,6 +3,7 @@
 //! credential, the transactional store, and the driver that does the I/O.
 
 pub mod chain;
+pub mod cmp;
 pub mod driver;
 pub mod machine;
 pub mod profile;

@@ -39,6 +39,10 @@ pub enum Protocol {
     /// authenticated by the same credentials (a pre-provisioned PSK, a GBA
     /// bootstrap, or Kre from the previous exchange).
     Rspf,
+    /// CMPv2 (RFC 4210/9480, RFC 9483) over HTTP (RFC 6712): ir protected by
+    /// a MAC secret or a vendor certificate's signature, renewal by kur
+    /// signed with the current certificate.
+    Cmp,
 }
 
 /// Key algorithm of the credential.
@@ -111,6 +115,86 @@ pub struct Profile {
     pub notify: Notify,
     /// oneM2M RSPF settings (`protocol = "rspf"` only).
     pub rspf: Option<Rspf>,
+    /// CMP settings (`protocol = "cmp"` only).
+    pub cmp: Option<Cmp>,
+}
+
+/// How a CMP profile protects its first enrolment (renewal is a kur signed
+/// with the current certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmp {
+    /// The first enrolment's credential.
+    pub credential: CmpCredential,
+    /// Ask for implicitConfirm (no certConf when granted).
+    pub implicit_confirm: bool,
+}
+
+/// The first-enrolment credential of a CMP profile.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CmpCredential {
+    /// A MAC with the secret in `secret_file`, named by `reference` (senderKID).
+    Mac {
+        /// senderKID (e.g. `mef challenge add --label`).
+        reference: String,
+        /// The secret's file (read as text, as it is).
+        secret_file: PathBuf,
+        /// The legacy PasswordBasedMac instead of PBMAC1.
+        legacy_mac: bool,
+    },
+    /// A signature by a vendor certificate (3GPP TS 33.310 §9).
+    Vendor {
+        /// The certificate, then its chain for extraCerts (PEM).
+        certificate: PathBuf,
+        /// Its key: an absolute path or a `pkcs11:` URI.
+        key: String,
+    },
+}
+
+impl std::fmt::Debug for CmpCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CmpCredential::Mac {
+                reference,
+                secret_file,
+                legacy_mac,
+            } => f
+                .debug_struct("Mac")
+                .field("reference", reference)
+                .field("secret_file", secret_file)
+                .field("legacy_mac", legacy_mac)
+                .finish(),
+            // A URI's Display drops pin-value.
+            CmpCredential::Vendor { certificate, key } => f
+                .debug_struct("Vendor")
+                .field("certificate", certificate)
+                .field(
+                    "key",
+                    &match enrolkit_pkcs11::Pkcs11Uri::parse(key) {
+                        Ok(u) => u.to_string(),
+                        Err(_) if key.starts_with("pkcs11:") => "<pkcs11: URI>".to_owned(),
+                        Err(_) => key.clone(),
+                    },
+                )
+                .finish(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCmp {
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    mac: Option<String>,
+    #[serde(default)]
+    certificate: Option<PathBuf>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    implicit_confirm: bool,
 }
 
 /// How an RSPF profile runs its Enrolment Exchange.
@@ -379,6 +463,8 @@ struct RawProfile {
     notify: Notify,
     #[serde(default)]
     rspf: Option<RawRspf>,
+    #[serde(default)]
+    cmp: Option<RawCmp>,
 }
 
 #[derive(Deserialize)]
@@ -697,10 +783,10 @@ fn url(
         ));
     }
     match protocol {
-        Protocol::Scep if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
-        Protocol::Scep => Err(fail(
+        Protocol::Scep | Protocol::Cmp if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
+        Protocol::Scep | Protocol::Cmp => Err(fail(
             field,
-            format!("{u:?}: a SCEP URL starts with http:// or https://"),
+            format!("{u:?}: a {protocol:?} URL starts with http:// or https://"),
         )),
         Protocol::Est | Protocol::Rspf => crate::est::EstServer::parse(u)
             .map(|_| ())
@@ -817,9 +903,21 @@ impl RawProfile {
                     "an RSPF Enrolee authenticates with psk_identity/psk_file (KpmId/Kpm) or rspf.gba".into(),
                 ))
             }
+            Protocol::Cmp
+                if a.username.is_some()
+                    || a.psk_identity.is_some()
+                    || a.challenge.is_some()
+                    || a.challenge_file.is_some() =>
+            {
+                return Err(fail(
+                    "auth",
+                    "CMP authenticates with [cmp] reference/secret_file (MAC) or certificate/key (signature)".into(),
+                ))
+            }
             _ => {}
         }
         let rspf = rspf_settings(self.protocol, self.rspf, a, fail)?;
+        let cmp = cmp_settings(self.protocol, self.cmp, fail)?;
         let r = &self.renewal;
         if !(1..=99).contains(&r.threshold_percent) {
             return Err(fail(
@@ -976,6 +1074,7 @@ impl RawProfile {
             },
             notify: self.notify,
             rspf,
+            cmp,
         })
     }
 }
@@ -1071,6 +1170,91 @@ fn rspf_settings(
     }))
 }
 
+/// The `[cmp]` section: required with `protocol = "cmp"`, refused otherwise.
+fn cmp_settings(
+    protocol: Protocol,
+    raw: Option<RawCmp>,
+    fail: &dyn Fn(&str, String) -> ProfileError,
+) -> Result<Option<Cmp>, ProfileError> {
+    let r = match (protocol, raw) {
+        (Protocol::Cmp, Some(r)) => r,
+        (Protocol::Cmp, None) => {
+            return Err(fail(
+                "cmp",
+                "protocol = \"cmp\" needs a [cmp] section: reference/secret_file (MAC) or certificate/key (vendor certificate)"
+                    .into(),
+            ))
+        }
+        (_, Some(_)) => return Err(fail("cmp", "only with protocol = \"cmp\"".into())),
+        (_, None) => return Ok(None),
+    };
+    let legacy_mac = match r.mac.as_deref() {
+        None | Some("pbmac1") => false,
+        Some("pbm") => true,
+        Some(m) => return Err(fail("cmp.mac", format!("{m:?}: pbmac1 or pbm"))),
+    };
+    let credential = match (r.reference, r.secret_file, r.certificate, r.key) {
+        (Some(reference), Some(secret_file), None, None) => {
+            if reference.is_empty() {
+                return Err(fail("cmp.reference", "must not be empty".into()));
+            }
+            if !secret_file.is_absolute() {
+                return Err(fail("cmp.secret_file", "must be an absolute path".into()));
+            }
+            CmpCredential::Mac {
+                reference,
+                secret_file,
+                legacy_mac,
+            }
+        }
+        (None, None, Some(certificate), Some(key)) => {
+            if r.mac.is_some() {
+                return Err(fail("cmp.mac", "only with reference/secret_file (MAC)".into()));
+            }
+            if !certificate.is_absolute() {
+                return Err(fail("cmp.certificate", "must be an absolute path".into()));
+            }
+            if key.starts_with("pkcs11:") {
+                let uri = enrolkit_pkcs11::Pkcs11Uri::parse(&key).map_err(|e| fail("cmp.key", e.to_string()))?;
+                if uri.object.is_none() && uri.id.is_none() {
+                    return Err(fail(
+                        "cmp.key",
+                        "the URI needs object=<label> or id= to find the key".into(),
+                    ));
+                }
+                if uri.module_path.is_none() && uri.module_name.is_none() {
+                    return Err(fail("cmp.key", "the URI needs ?module-path=/path/to/module.so".into()));
+                }
+            } else if !Path::new(&key).is_absolute() {
+                return Err(fail("cmp.key", "an absolute path or a pkcs11: URI".into()));
+            }
+            CmpCredential::Vendor { certificate, key }
+        }
+        (Some(_), None, _, _) | (None, Some(_), _, _) => {
+            return Err(fail("cmp.reference", "reference and secret_file go together".into()))
+        }
+        (None, None, Some(_), None) | (None, None, None, Some(_)) => {
+            return Err(fail("cmp.certificate", "certificate and key go together".into()))
+        }
+        (None, None, None, None) => {
+            return Err(fail(
+                "cmp",
+                "give reference/secret_file (MAC) or certificate/key (vendor certificate)".into(),
+            ))
+        }
+        _ => {
+            return Err(fail(
+                "cmp",
+                "give reference/secret_file (MAC) or certificate/key (vendor certificate), not both".into(),
+            ))
+        }
+    };
+    Ok(Some(Cmp {
+        credential,
+        implicit_confirm: r.implicit_confirm,
+    }))
+}
+
 /// The placeholders a template may use.
 pub const TEMPLATE_VARIABLES: [&str; 2] = ["hostname", "profile"];
 
@@ -1146,7 +1330,7 @@ certificate = "/etc/app/cert.pem"
     fn invalid_profiles_name_the_field_and_the_reason() {
         let cases: Vec<(String, &str, &str)> = vec![
             (
-                minimal().replace("protocol = \"scep\"", "protocol = \"cmp\""),
+                minimal().replace("protocol = \"scep\"", "protocol = \"cmc\""),
                 "protocol",
                 "unknown variant",
             ),
@@ -1438,5 +1622,69 @@ certificate = "/etc/app/cert.pem"
     fn secrets_are_not_shown_in_debug() {
         let p = Profile::from_toml(&(minimal() + "[auth]\nchallenge = \"s3cret-pw\"\n"), "p").unwrap();
         assert!(!format!("{p:?}").contains("s3cret-pw"));
+    }
+
+    fn cmp() -> String {
+        minimal().replace("protocol = \"scep\"", "protocol = \"cmp\"").replace(
+            "url = \"http://127.0.0.1:8080/scep\"",
+            "url = \"http://127.0.0.1:8080/.well-known/cmp\"",
+        ) + "[cmp]\ncertificate = \"/etc/enrol/vendor.pem\"\nkey = \"/etc/enrol/vendor.key\"\n"
+    }
+
+    #[test]
+    fn a_cmp_profile_loads_and_its_mistakes_are_named() {
+        let p = Profile::from_toml(&cmp(), "p.toml").unwrap();
+        assert_eq!(p.protocol, Protocol::Cmp);
+        let c = p.cmp.as_ref().unwrap();
+        assert!(matches!(&c.credential, CmpCredential::Vendor { key, .. } if key == "/etc/enrol/vendor.key"));
+        assert!(!c.implicit_confirm);
+        let mac = cmp().replace(
+            "certificate = \"/etc/enrol/vendor.pem\"\nkey = \"/etc/enrol/vendor.key\"\n",
+            "reference = \"bts-7\"\nsecret_file = \"/etc/enrol/secret\"\nmac = \"pbm\"\nimplicit_confirm = true\n",
+        );
+        let p = Profile::from_toml(&mac, "p.toml").unwrap();
+        let c = p.cmp.as_ref().unwrap();
+        assert!(
+            matches!(&c.credential, CmpCredential::Mac { legacy_mac: true, reference, .. } if reference == "bts-7")
+        );
+        assert!(c.implicit_confirm);
+        for (text, field, reason) in [
+            (
+                cmp().split("[cmp]").next().unwrap().to_owned(),
+                "cmp",
+                "needs a [cmp] section",
+            ),
+            (minimal() + "[cmp]\nreference = \"x\"\n", "cmp", "only with protocol"),
+            (
+                cmp().replace("key = \"/etc/enrol/vendor.key\"\n", ""),
+                "cmp.certificate",
+                "go together",
+            ),
+            (cmp() + "reference = \"x\"\nsecret_file = \"/s\"\n", "cmp", "not both"),
+            (
+                cmp().replace("\"/etc/enrol/vendor.key\"", "\"vendor.key\""),
+                "cmp.key",
+                "absolute path",
+            ),
+            (mac.replace("\"pbm\"", "\"md5\""), "cmp.mac", "pbmac1 or pbm"),
+            (
+                mac.replace("\"/etc/enrol/secret\"", "\"secret\""),
+                "cmp.secret_file",
+                "absolute",
+            ),
+            (cmp() + "bogus = 1\n", "cmp", "unknown field"),
+            (
+                cmp().replace("[cmp]", "[auth]\nchallenge = \"x\"\n[cmp]"),
+                "auth",
+                "CMP authenticates",
+            ),
+            (cmp().replace("http://127.0.0.1:8080", "ftp://h"), "url", "http://"),
+        ] {
+            let e = err(&text);
+            assert!(
+                e.to_string().contains(field) && e.to_string().contains(reason),
+                "{field}/{reason}: {e}"
+            );
+        }
     }
 }

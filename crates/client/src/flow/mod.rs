@@ -20,8 +20,11 @@
 //! | `enrol est serverkeygen` | [`est::serverkeygen`] | |
 //! | `enrol est onem2m` | [`onem2m::onem2m`] | |
 //! | `enrol rspf enrol` | [`rspf::enrol`] | [`rspf::Exchanged`], [`rspf::certificate_enrolment`], [`rspf::EnroleeCredential`] |
+//! | `enrol cmp ir`, `cr`, `kur`, `p10cr` | [`cmp::enrol`] | [`cmp::session`], [`cmp::certificate`] |
+//! | `enrol cmp rr`, `genm` | [`cmp::revoke`], [`cmp::general`] | |
 //! | `enrol rspf derive`, `fetch` | [`rspf::derive_key`], [`rspf::fetch_key`] | |
 
+pub mod cmp;
 pub mod est;
 pub mod onem2m;
 pub mod rspf;
