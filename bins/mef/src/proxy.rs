@@ -6,7 +6,7 @@
 use enrolkit_client::{ClientError, ScepClient, ScepSession, Trust};
 use enrolkit_keys::PrivateKey;
 use enrolkit_pkix::pkcs10::CertificationRequest;
-use enrolkit_scep::self_signed_certificate;
+use enrolkit_scep::{self_signed_certificate, TransactionId};
 use enrolkit_server::config::{Config, ProxyConfig, Res, UpstreamAuth};
 use enrolkit_server::metrics::Metrics;
 use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream};
@@ -56,9 +56,11 @@ impl ScepUpstream {
         (self.session.ca.ca.clone(), self.session.ca.chain.clone())
     }
 
-    /// The stored CSR and the certificate to sign the message about it
-    /// with; `Err`: what to answer without sending anything.
-    fn prepare(&self, csr: &[u8]) -> Result<(CertificationRequest, Certificate), Forwarded> {
+    /// The stored CSR, the certificate to sign the message about it with,
+    /// and the transactionID; `Err`: what to answer without sending anything.
+    fn prepare(&self, csr: &[u8], txid: &str) -> Result<(CertificationRequest, Certificate, TransactionId), Forwarded> {
+        let txid = TransactionId::new(txid)
+            .map_err(|e| Forwarded::NotSent(format!("upstream transactionID {txid:?}: {e}")))?;
         let csr = CertificationRequest::parse(csr)
             .map_err(|e| Forwarded::NotSent(format!("the stored CSR does not parse: {e}")))?;
         let signer = match self.auth {
@@ -85,7 +87,7 @@ impl ScepUpstream {
                 .map_err(|e| Forwarded::NotSent(format!("cannot make the self-signed signer certificate: {e}")))?
             }
         };
-        Ok((csr, signer))
+        Ok((csr, signer, txid))
     }
 
     fn answer(r: Result<Option<Certificate>, ClientError>) -> Forwarded {
@@ -102,16 +104,18 @@ impl ScepUpstream {
 }
 
 impl Upstream for ScepUpstream {
-    fn request(&self, csr: &[u8]) -> Forwarded {
-        match self.prepare(csr) {
-            Ok((csr, signer)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr)),
+    fn request(&self, csr: &[u8], txid: &str) -> Forwarded {
+        match self.prepare(csr, txid) {
+            Ok((csr, signer, txid)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr, &txid)),
             Err(not_sent) => not_sent,
         }
     }
 
-    fn poll(&self, csr: &[u8]) -> Forwarded {
-        match self.prepare(csr) {
-            Ok((csr, signer)) => Self::answer(self.session.relay_poll(self.ra_key.as_ref(), &signer, &csr)),
+    fn poll(&self, csr: &[u8], txid: &str) -> Forwarded {
+        match self.prepare(csr, txid) {
+            Ok((csr, signer, txid)) => {
+                Self::answer(self.session.relay_poll(self.ra_key.as_ref(), &signer, &csr, &txid))
+            }
             Err(not_sent) => not_sent,
         }
     }

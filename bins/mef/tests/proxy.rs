@@ -195,6 +195,12 @@ struct Answer {
 
 /// `curl` POST of `b64` to the proxy's `/simpleenroll` with the device's certificate.
 fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
+    est_post(px, "simpleenroll", dev)
+}
+
+/// `curl` POST of the CSR (base64, `dev.2`) to the proxy's EST `op` with
+/// the TLS client certificate `dev.0` and key `dev.1`.
+fn est_post(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
     let o = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -208,7 +214,7 @@ fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
         .args(["-H", "Content-Type: application/pkcs10", "--data-binary"])
         .arg(format!("@{}", p(&dev.2)))
         .args(["-w", "\n%{http_code}"])
-        .arg(format!("https://127.0.0.1:{}/.well-known/est/simpleenroll", px.rustls))
+        .arg(format!("https://127.0.0.1:{}/.well-known/est/{op}", px.rustls))
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -223,9 +229,14 @@ fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
 
 /// Retry (as an EST client does after 202) until the answer is not 202.
 fn until_decided(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf), within: Duration) -> Answer {
+    until_decided_at(px, "simpleenroll", dev, within)
+}
+
+/// Retry EST `op` until the answer is not 202.
+fn until_decided_at(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf), within: Duration) -> Answer {
     let started = Instant::now();
     loop {
-        let a = simpleenroll(px, dev);
+        let a = est_post(px, op, dev);
         if a.status != 202 {
             return a;
         }
@@ -967,4 +978,59 @@ fn micromdm_scepclient_through_the_proxy_to_micromdm_scepserver_with_its_own_cha
     );
     std::thread::sleep(Duration::from_millis(2500)); // two relay passes
     assert_eq!(srv.pki_operations(), 1, "{}", srv.log());
+}
+
+/// A proxy in front of `up` (as [`proxy`]) whose EST listener also takes
+/// TLS client certificates of the upstream CA, so a device renews
+/// (`/simplereenroll`) with the certificate it obtained through the proxy.
+fn renewing_proxy(up: &Mef, extra: &str) -> Mef {
+    let up_st = up.st("");
+    let extra = extra.to_owned();
+    proxy_to(
+        &format!("http://127.0.0.1:{}/scep", up.scep),
+        &up.st("ca.pem"),
+        3600,
+        move |st, cfg| {
+            std::fs::copy(up_st.join("proxy-ra.pem"), st.join("ra.pem")).unwrap();
+            std::fs::copy(up_st.join("proxy-ra.key"), st.join("ra.key.pem")).unwrap();
+            std::fs::copy(up_st.join("ca.pem"), st.join("upstream-ca.pem")).unwrap();
+            let mut t: toml::Table = cfg.parse().unwrap();
+            t["est"].as_table_mut().unwrap().insert(
+                "client_trust_anchors".into(),
+                toml::Value::try_from(["device-ca.pem", "upstream-ca.pem"]).unwrap(),
+            );
+            *cfg = toml::to_string(&t).unwrap();
+            cfg.push_str(&extra);
+        },
+    )
+}
+
+/// A device of `px` enrolled through it: its device-CA identity, and the
+/// certificate the upstream issued (PEM, `name.pem`) with its key.
+fn enrolled(up: &Mef, px: &Mef, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dev = device(px, name, &format!("{name}.ran.example.net"));
+    let done = until_decided(px, &dev, Duration::from_secs(30));
+    assert_eq!(done.status, 200, "{}\n{}", done.body, px.log());
+    verified(up, px.dir.path(), name, &done.body);
+    let dir = px.dir.path();
+    (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dev.2)
+}
+
+#[test]
+fn a_reenrolment_with_the_same_key_is_a_new_upstream_transaction() {
+    let up = upstream(false);
+    let px = renewing_proxy(&up, "");
+    let (cert, key, csr) = enrolled(&up, &px, "dev-re");
+    let first_serial = common::serial(&cert);
+    // RFC 7030 §4.2.2: the same key may be certified again. The proxy's
+    // transaction is another (est-re-…); upstream it must be another too.
+    let again = (cert.clone(), key, csr);
+    let done = until_decided_at(&px, "simplereenroll", &again, Duration::from_secs(30));
+    assert_eq!(done.status, 200, "{}\n{}\n{}", done.body, px.log(), up.log());
+    assert_eq!(
+        verified(&up, px.dir.path(), "dev-re-2", &done.body),
+        "subject=CN = dev-re.ran.example.net"
+    );
+    let renewed = common::serial(&px.dir.path().join("dev-re-2.pem"));
+    assert_ne!(renewed, first_serial, "answered with the certificate it renews");
 }

@@ -610,11 +610,12 @@ impl ScepSession {
     /// encrypted to `signer`. With the RA certificate as `signer` that is
     /// RA-POP (the server authorises by it); with a self-signed
     /// certificate of `ra_key` the server decides on the CSR's
-    /// challengePassword. The transactionID is derived from the CSR's
-    /// public key, so every later message about it (a
-    /// [`ScepSession::relay_poll`], the PKCSReq sent again after no
-    /// answer or a restart) belongs to the same upstream transaction.
-    /// `Ok(None)`: PENDING; a SUCCESS is checked
+    /// challengePassword. `txid` is the caller's: the same for every
+    /// later message about this request (a [`ScepSession::relay_poll`], the
+    /// PKCSReq sent again after no answer or a restart), so they belong to
+    /// the same upstream transaction, and another for another request with
+    /// the same key (a re-enrolment), which would otherwise be answered as
+    /// the first. `Ok(None)`: PENDING; a SUCCESS is checked
     /// ([`ScepSession::check_issued`]) for the CSR's key against the
     /// pinned anchors; a FAILURE is [`ClientError::Refused`].
     pub fn relay(
@@ -622,25 +623,28 @@ impl ScepSession {
         ra_key: &dyn PrivateKey,
         signer: &Certificate,
         csr: &CertificationRequest,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
-        self.relay_message(ra_key, signer, csr, RequestBody::PkcsReq(csr.clone()))
+        self.relay_message(ra_key, signer, csr, RequestBody::PkcsReq(csr.clone()), txid)
     }
 
     /// Poll for a request [`ScepSession::relay`] sent and the server
     /// answered PENDING: a CertPoll (GetCertInitial, RFC 8894 §3.3.3) with
-    /// the same transactionID, naming this CA and the CSR's subject, signed
-    /// with the same key. Answers as [`ScepSession::relay`].
+    /// the same transactionID (`txid`, as given to the request), naming
+    /// this CA and the CSR's subject, signed with the same key. Answers as
+    /// [`ScepSession::relay`].
     pub fn relay_poll(
         &self,
         ra_key: &dyn PrivateKey,
         signer: &Certificate,
         csr: &CertificationRequest,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
         let body = RequestBody::CertPoll(IssuerAndSubject {
             issuer: self.ca.ca.tbs_certificate.subject.clone(),
             subject: csr.subject().clone(),
         });
-        self.relay_message(ra_key, signer, csr, body)
+        self.relay_message(ra_key, signer, csr, body, txid)
     }
 
     fn relay_message(
@@ -649,10 +653,10 @@ impl ScepSession {
         signer: &Certificate,
         csr: &CertificationRequest,
         body: RequestBody,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
         let spki = csr.public_key();
-        let txid = TransactionId::from_public_key(&spki.to_der().map_err(ScepError::from)?);
-        match self.exchange(ra_key, signer, &body, &txid)?.0 {
+        match self.exchange(ra_key, signer, &body, txid)?.0 {
             CertRep::Pending => Ok(None),
             rep @ CertRep::Success { .. } => self.issued_for(&rep, spki).map(Some),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),

@@ -26,8 +26,9 @@
 //!
 //! Everything the relay needs survives a restart: the pending transaction
 //! (its CSR and when it was recorded) is in storage, and the upstream
-//! transactionID is derived from the CSR's public key, so the next pass
-//! after a restart continues the same upstream transaction.
+//! transactionID is derived from the stored transaction
+//! ([`upstream_transaction_id`]), so the next pass after a restart
+//! continues the same upstream transaction.
 
 use crate::metrics::Metrics;
 use crate::ra::{unix, RefusalReason, Verifier};
@@ -62,13 +63,33 @@ pub enum Forwarded {
 /// it with `enrolkit_client::ScepSession::relay` and `relay_poll`; tests
 /// with a double).
 pub trait Upstream: Send + Sync {
-    /// Send `csr` (DER, the client's own) upstream in a request (PKCSReq):
-    /// the first time, or again when the last one got no answer.
-    fn request(&self, csr: &[u8]) -> Forwarded;
+    /// Send `csr` (DER, the client's own) upstream in a request (PKCSReq)
+    /// under the transactionID `txid` ([`upstream_transaction_id`]): the
+    /// first time, or again when the last one got no answer.
+    fn request(&self, csr: &[u8], txid: &str) -> Forwarded;
     /// Ask about `csr` after the upstream answered its request PENDING
-    /// (CertPoll, RFC 8894 §3.3.3): a server that keeps no transactions
-    /// would take the request sent again for a new one.
-    fn poll(&self, csr: &[u8]) -> Forwarded;
+    /// (CertPoll, RFC 8894 §3.3.3, the same `txid`): a server that keeps
+    /// no transactions would take the request sent again for a new one.
+    fn poll(&self, csr: &[u8], txid: &str) -> Forwarded;
+}
+
+/// The upstream transactionID of the held transaction `tx`: uppercase hex
+/// SHA-256 over the proxy's own transaction (its transactionID, key id and
+/// stored CSR DER). The same for every pass and after a restart (all three
+/// are stored), and another for every other request, also one with the
+/// same key: a re-enrolment (RFC 7030 §4.2.2 allows the same key; the
+/// proxy's transaction is then `est-re-…`) is a new upstream transaction,
+/// not the first one again, which an upstream refuses as "started with
+/// another request" or answers with the old certificate.
+pub fn upstream_transaction_id(tx: &Transaction) -> String {
+    let mut m = Vec::with_capacity(tx.transaction_id.len() + tx.key_id.len() + tx.csr.len() + 32);
+    m.extend_from_slice(b"enrolkit proxy upstream transaction\0");
+    for part in [tx.transaction_id.as_bytes(), tx.key_id.as_bytes()] {
+        m.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        m.extend_from_slice(part);
+    }
+    m.extend_from_slice(&tx.csr);
+    hex::encode_upper(enrolkit_keys::DigestAlgorithm::Sha256.digest(&m))
 }
 
 /// What to do with one pending transaction on a pass.
@@ -219,10 +240,11 @@ impl Relay {
                     }
                 }
                 ask @ (Step::Request | Step::Poll) => {
+                    let txid = upstream_transaction_id(&tx);
                     let answer = if ask == Step::Poll {
-                        self.upstream.poll(&tx.csr)
+                        self.upstream.poll(&tx.csr, &txid)
                     } else {
-                        self.upstream.request(&tx.csr)
+                        self.upstream.request(&tx.csr, &txid)
                     };
                     if !matches!(answer, Forwarded::NotSent(_)) {
                         report.forwarded += 1;

@@ -26,10 +26,10 @@ impl Scripted {
 }
 
 impl Upstream for Scripted {
-    fn request(&self, csr: &[u8]) -> Forwarded {
+    fn request(&self, csr: &[u8], _txid: &str) -> Forwarded {
         self.answer("request", csr)
     }
-    fn poll(&self, csr: &[u8]) -> Forwarded {
+    fn poll(&self, csr: &[u8], _txid: &str) -> Forwarded {
         self.answer("poll", csr)
     }
 }
@@ -297,4 +297,32 @@ fn the_ca_key_of_a_proxy_refuses_to_sign() {
         b"x",
     );
     assert_eq!(e, Err(KeyError::Operation(NO_CA_KEY)));
+}
+
+#[test]
+fn the_upstream_transaction_id_is_the_stored_requests_not_the_keys() {
+    let now = unix(SystemTime::now());
+    let tx = |txid: &str, csr: &[u8]| Transaction {
+        transaction_id: txid.into(),
+        key_id: "kid".into(),
+        subject: "CN=dev".into(),
+        csr: csr.to_vec(),
+        state: TxState::Pending,
+        created: now,
+    };
+    let first = upstream_transaction_id(&tx("est-kid", b"csr"));
+    // Stable: derived from what is stored, so a restarted relay continues it.
+    assert_eq!(first, upstream_transaction_id(&tx("est-kid", b"csr")));
+    assert_eq!(first.len(), 64);
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+    // A re-enrolment with the same key, even with byte-identical CSR, is
+    // another upstream transaction; so is another CSR.
+    assert_ne!(first, upstream_transaction_id(&tx("est-re-kid-01", b"csr")));
+    assert_ne!(first, upstream_transaction_id(&tx("est-kid", b"csr2")));
+    // No ambiguity between where the transactionID ends and the key id begins.
+    let mut a = tx("ab", b"x");
+    a.key_id = "c".into();
+    let mut b = tx("a", b"x");
+    b.key_id = "bc".into();
+    assert_ne!(upstream_transaction_id(&a), upstream_transaction_id(&b));
 }
