@@ -9,7 +9,7 @@ use enrolkit_pkix::pkcs10::CertificationRequest;
 use enrolkit_scep::{self_signed_certificate, TransactionId};
 use enrolkit_server::config::{Config, ProxyConfig, Res, UpstreamAuth};
 use enrolkit_server::metrics::Metrics;
-use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream};
+use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream, UpstreamRevocation};
 use enrolkit_server::ra::Verifier;
 use enrolkit_server::setup::load_key;
 use enrolkit_server::Storage;
@@ -104,6 +104,24 @@ impl ScepUpstream {
 }
 
 impl Upstream for ScepUpstream {
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String> {
+        let entries = self
+            .session
+            .relay_crl(self.ra_key.as_ref(), &self.ra_cert, SystemTime::now())
+            .map_err(|e| e.to_string())?;
+        Ok(entries
+            .into_iter()
+            .map(|e| UpstreamRevocation {
+                serial: hex::encode(e.serial.as_bytes()),
+                at: e
+                    .time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                reason: e.reason.map_or(0, |r| r as u8),
+            })
+            .collect())
+    }
+
     fn request(&self, csr: &[u8], txid: &str) -> Forwarded {
         match self.prepare(csr, txid) {
             Ok((csr, signer, txid)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr, &txid)),
@@ -139,7 +157,8 @@ pub(crate) fn spawn_relay(
         Box::new(upstream),
         Duration::from_secs(p.polling_window_seconds),
         Notifier { hook, metrics },
-    );
+    )
+    .crl_interval(Duration::from_secs(p.crl_interval_seconds));
     let every = Duration::from_secs(p.poll_interval_seconds.max(1));
     std::thread::Builder::new()
         .name("proxy-relay".into())

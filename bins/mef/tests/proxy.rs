@@ -284,9 +284,17 @@ fn metric(m: &Mef, line_start: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// PKIOperations the upstream answered.
+/// PKIOperations the upstream answered, but for the GetCRLs the proxy's
+/// relay sends to learn revocations (each logged with its messageType; a
+/// retransmitted PKCSReq is answered from storage without a line).
 fn upstream_requests(up: &Mef) -> u64 {
-    metric(up, "mef_requests_total{protocol=\"scep\",operation=\"PKIOperation\"")
+    loop {
+        let crls = lines_with(&up.log(), "message_type=GetCRL(22)");
+        let all = metric(up, "mef_requests_total{protocol=\"scep\",operation=\"PKIOperation\"");
+        if lines_with(&up.log(), "message_type=GetCRL(22)") == crls {
+            return all - crls as u64;
+        }
+    }
 }
 
 #[test]
@@ -983,9 +991,10 @@ fn micromdm_scepclient_through_the_proxy_to_micromdm_scepserver_with_its_own_cha
 /// A proxy in front of `up` (as [`proxy`]) whose EST listener also takes
 /// TLS client certificates of the upstream CA, so a device renews
 /// (`/simplereenroll`) with the certificate it obtained through the proxy.
+/// `extra`: `[proxy]` keys (TOML).
 fn renewing_proxy(up: &Mef, extra: &str) -> Mef {
     let up_st = up.st("");
-    let extra = extra.to_owned();
+    let extra: toml::Table = extra.parse().unwrap();
     proxy_to(
         &format!("http://127.0.0.1:{}/scep", up.scep),
         &up.st("ca.pem"),
@@ -999,8 +1008,8 @@ fn renewing_proxy(up: &Mef, extra: &str) -> Mef {
                 "client_trust_anchors".into(),
                 toml::Value::try_from(["device-ca.pem", "upstream-ca.pem"]).unwrap(),
             );
+            t["proxy"].as_table_mut().unwrap().extend(extra);
             *cfg = toml::to_string(&t).unwrap();
-            cfg.push_str(&extra);
         },
     )
 }
@@ -1033,4 +1042,42 @@ fn a_reenrolment_with_the_same_key_is_a_new_upstream_transaction() {
     );
     let renewed = common::serial(&px.dir.path().join("dev-re-2.pem"));
     assert_ne!(renewed, first_serial, "answered with the certificate it renews");
+}
+
+#[test]
+fn a_certificate_the_upstream_revoked_no_longer_renews_through_the_proxy() {
+    let up = upstream(false);
+    let px = renewing_proxy(&up, "crl_interval_seconds = 1\n");
+    let (cert, key, _) = enrolled(&up, &px, "dev-rv");
+    let serial = common::serial(&cert);
+    // The upstream operator revokes it; the proxy learns it from the
+    // upstream CA's CRL (GetCRL, checked against the pinned CA).
+    up.run(&["revoke", &serial, "--reason", "key-compromise"]);
+    let started = Instant::now();
+    while metric(&px, "mef_proxy_events_total{event=\"upstream-revoked\"}") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revocation was never learnt\n{}",
+            px.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // RA-POP hides from the upstream that this is a renewal: the proxy
+    // must refuse it itself, with a new key and with the same.
+    let (_, new_csr) = key_and_csr_for(px.dir.path(), "dev-rv-new", "CN = dev-rv.ran.example.net", None, None);
+    let new_b64 = px.dir.path().join("dev-rv-new.b64");
+    std::fs::write(&new_b64, run("openssl", &["base64", "-in", p(&new_csr)]).stdout).unwrap();
+    // (PKIOperations upstream count the GetCRLs too: count PKCSReqs.)
+    let before = lines_with(&up.log(), "message_type=PKCSReq(19)");
+    for csr in [new_b64, px.dir.path().join("dev-rv.b64")] {
+        let a = est_post(&px, "simplereenroll", &(cert.clone(), key.clone(), csr));
+        assert_eq!(a.status, 403, "{}\n{}", a.body, px.log());
+        assert!(a.body.contains("revoked"), "{}", a.body);
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // two relay passes
+    assert_eq!(
+        lines_with(&up.log(), "message_type=PKCSReq(19)"),
+        before,
+        "a renewal reached upstream"
+    );
 }

@@ -663,6 +663,33 @@ impl ScepSession {
         }
     }
 
+    /// A proxy's (or any RA's) view of what the pinned CA revoked: GetCRL
+    /// (RFC 8894 §3.3.4) for this CA, signed with `ra_key` and `signer`
+    /// (the RA certificate: the IssuerAndSerialNumber names this CA and
+    /// the signer's serial), the CRL checked against this session's CA
+    /// certificate ([`crate::revocation::verified_crl`]: this CA's name and
+    /// key, current at `now`). The reply's signature was checked against
+    /// the pinned CA's signers as every reply's is.
+    pub fn relay_crl(
+        &self,
+        ra_key: &dyn PrivateKey,
+        signer: &Certificate,
+        now: SystemTime,
+    ) -> Result<Vec<crate::revocation::RevokedEntry>> {
+        let mut ias = issuer_and_serial(&self.ca.ca);
+        ias.issuer = self.ca.ca.tbs_certificate.subject.clone();
+        ias.serial_number = signer.tbs_certificate.serial_number.clone();
+        let crls = self.query(ra_key, signer, RequestBody::GetCrl(ias))?.1;
+        let crl = crls
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Unexpected("GetCRL reply without a CRL".into()))?;
+        let der = crl.to_der().map_err(ScepError::from)?;
+        let crl = crate::revocation::verified_crl(&der, &self.ca.ca, now)
+            .map_err(|e| ClientError::Unexpected(format!("the upstream CA's CRL: {e}")))?;
+        Ok(crate::revocation::revoked_entries(&crl))
+    }
+
     /// The digest this session signs with for `key` (a self-signed
     /// transport certificate's, say).
     pub fn signing_digest(&self, key: &dyn PrivateKey) -> DigestAlgorithm {

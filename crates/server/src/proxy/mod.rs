@@ -71,6 +71,20 @@ pub trait Upstream: Send + Sync {
     /// (CertPoll, RFC 8894 §3.3.3, the same `txid`): a server that keeps
     /// no transactions would take the request sent again for a new one.
     fn poll(&self, csr: &[u8], txid: &str) -> Forwarded;
+    /// What the upstream CA revoked: its current CRL (GetCRL, signed by the
+    /// RA key), checked against the pinned CA. `Err`: not known now.
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String>;
+}
+
+/// A certificate the upstream CA revoked (an entry of its CRL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRevocation {
+    /// Its serial, lowercase hex as storage keeps it.
+    pub serial: String,
+    /// When it was revoked, Unix seconds.
+    pub at: i64,
+    /// Its CRLReason code (0, unspecified, when the entry has none).
+    pub reason: u8,
 }
 
 /// The upstream transactionID of the held transaction `tx`: uppercase hex
@@ -183,6 +197,8 @@ pub struct Relay {
     window: Duration,
     notifier: Notifier,
     awaiting: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    crl_interval: Duration,
+    crl_asked: std::sync::Mutex<Option<SystemTime>>,
 }
 
 impl Relay {
@@ -195,7 +211,62 @@ impl Relay {
             window,
             notifier,
             awaiting: std::sync::Mutex::new(std::collections::HashSet::new()),
+            crl_interval: Duration::ZERO,
+            crl_asked: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Ask the upstream for its revocations at most every `every` (every
+    /// pass when zero, the default).
+    pub fn crl_interval(mut self, every: Duration) -> Self {
+        self.crl_interval = every;
+        self
+    }
+
+    /// When due, learn what the upstream CA revoked and revoke the same
+    /// certificates in storage: a certificate relayed through the proxy is
+    /// in its database as if it had issued it, and the authorisation core
+    /// decides a renewal on that record ([`crate::ra::Authoriser::standing`]),
+    /// so without this a certificate the upstream operator revoked could
+    /// still renew through the proxy (under RA-POP the upstream does not
+    /// see that it is a renewal). Serials the proxy did not relay are not
+    /// its records and are skipped. Returns how many were newly revoked.
+    pub fn learn_revocations(&self, now: SystemTime) -> usize {
+        if let Ok(mut asked) = self.crl_asked.lock() {
+            if asked.is_some_and(|t| now < t + self.crl_interval && self.crl_interval > Duration::ZERO) {
+                return 0;
+            }
+            *asked = Some(now);
+        }
+        let revoked = match self.upstream.revocations() {
+            Ok(r) => r,
+            Err(e) => {
+                self.notifier.metrics.proxy_event("upstream-crl-failed");
+                tracing::warn!(error = %e, "proxy: the upstream CA's revocations are not known (GetCRL failed); certificates it revoked can still renew here");
+                return 0;
+            }
+        };
+        self.notifier.metrics.proxy_event("upstream-crl");
+        let mut newly = 0;
+        for r in revoked {
+            match self.storage.certificate(&r.serial) {
+                Ok(Some(rec)) if rec.revoked_at.is_none() => match self.storage.revoke(&r.serial, r.at, r.reason) {
+                    Ok(()) => {
+                        newly += 1;
+                        self.notifier.metrics.proxy_event("upstream-revoked");
+                        tracing::warn!(serial = %r.serial, subject = %rec.subject, reason = r.reason, "proxy: certificate revoked by the upstream CA, revoked here too");
+                    }
+                    Err(e) => {
+                        tracing::error!(serial = %r.serial, error = %e, "proxy: cannot record an upstream revocation")
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(serial = %r.serial, error = %e, "proxy: cannot look up an upstream revocation")
+                }
+            }
+        }
+        newly
     }
 
     fn pending_upstream(&self, tx: &Transaction) -> bool {
@@ -221,6 +292,9 @@ impl Relay {
     /// is left as it was decided: `decide` refuses a second decision.
     pub fn pass(&self, now: SystemTime) -> Result<PassReport, String> {
         let mut report = PassReport::default();
+        // Before forwarding anything: a held re-enrolment whose certificate
+        // the upstream revoked meanwhile is refused below, not forwarded.
+        self.learn_revocations(now);
         let pending = self
             .storage
             .pending()
@@ -237,6 +311,14 @@ impl Relay {
                     if self.refuse(&tx, RefusalReason::PollingWindowExceeded, &why, now) {
                         report.refused += 1;
                         self.notifier.notify(&tx, "polling-window-exceeded", &why);
+                    }
+                }
+                _ if self.renews_revoked(&tx) => {
+                    self.set_pending_upstream(&tx, false);
+                    let why = "the certificate this request renews was revoked by the upstream CA";
+                    if self.refuse(&tx, RefusalReason::CredentialRevoked, why, now) {
+                        report.refused += 1;
+                        self.notifier.notify(&tx, "renewed-revoked", why);
                     }
                 }
                 ask @ (Step::Request | Step::Poll) => {
@@ -304,6 +386,20 @@ impl Relay {
             }
         }
         Ok(report)
+    }
+
+    /// Whether `tx` is an EST re-enrolment (`est-re-{key id}-{serial}`)
+    /// of a certificate now revoked in storage.
+    fn renews_revoked(&self, tx: &Transaction) -> bool {
+        let Some(serial) = tx
+            .transaction_id
+            .strip_prefix("est-re-")
+            .and_then(|rest| rest.split_once('-'))
+            .map(|(_, serial)| serial)
+        else {
+            return false;
+        };
+        matches!(self.storage.certificate(serial), Ok(Some(rec)) if rec.revoked_at.is_some())
     }
 
     /// Record a refusal; `false` when it could not be (decided meanwhile, storage).
