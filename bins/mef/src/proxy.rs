@@ -3,6 +3,7 @@
 //! the thread that runs the relay. The relay itself is
 //! `enrolkit_server::proxy`'s.
 
+use enrolkit_client::scep::redact_userinfo;
 use enrolkit_client::{ClientError, ScepClient, ScepSession, Trust};
 use enrolkit_keys::PrivateKey;
 use enrolkit_pkix::pkcs10::CertificationRequest;
@@ -37,10 +38,11 @@ impl ScepUpstream {
     /// pinned `p.ca_fingerprint`; the RA identity is `ra_certificate` and
     /// `ra_key` (a file or a `pkcs11:` URI).
     pub(crate) fn open(p: &ProxyConfig, cfg: &Config, base: &Path) -> Res<Self> {
-        let client = ScepClient::new(&p.upstream, Duration::from_secs(p.upstream_timeout_seconds.max(1)))
+        // Never a redirect: what the RA key signs goes to the configured URL.
+        let client = ScepClient::without_redirects(&p.upstream, Duration::from_secs(p.upstream_timeout_seconds.max(1)))
             .map_err(|e| format!("proxy.upstream: {e}"))?;
         let session = ScepSession::open(client, &Trust::pin(&p.ca_fingerprint))
-            .map_err(|e| format!("proxy.upstream {}: {e}", p.upstream))?;
+            .map_err(|e| format!("proxy.upstream {}: {e}", redact_userinfo(&p.upstream)))?;
         let ra_cert = enrolkit_files::read_certificate(&base.join(&cfg.ra_certificate))?;
         let ra_key = load_key(base, &cfg.ra_key)?;
         Ok(ScepUpstream {

@@ -167,11 +167,14 @@ impl Notifier {
         );
         self.metrics.proxy_event(event);
         if let Some(h) = &self.hook {
+            // The reason may carry the upstream's failInfoText, and an
+            // environment value cannot hold a NUL (the hook would not run).
+            let (subject, txid, reason) = (env_safe(&tx.subject), env_safe(&tx.transaction_id), env_safe(reason));
             let env = [
-                ("ENROL_SUBJECT", tx.subject.as_str()),
-                ("ENROL_TRANSACTION_ID", tx.transaction_id.as_str()),
+                ("ENROL_SUBJECT", subject.as_str()),
+                ("ENROL_TRANSACTION_ID", txid.as_str()),
                 ("ENROL_PROXY_EVENT", event),
-                ("ENROL_REASON", reason),
+                ("ENROL_REASON", reason.as_str()),
             ];
             match h.run(&tx.csr, &env) {
                 Ok(true) => {}
@@ -182,6 +185,15 @@ impl Notifier {
             }
         }
     }
+}
+
+/// `s` for a hook's environment: control characters (NUL, newlines,
+/// escapes) replaced by `?`, at most 1,000 characters.
+pub fn env_safe(s: &str) -> String {
+    s.chars()
+        .take(1000)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The relay: forwards pending transactions upstream and records the answers.

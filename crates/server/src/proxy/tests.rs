@@ -393,3 +393,20 @@ fn the_upstream_crl_is_asked_at_most_once_per_interval() {
     let m = w.metrics.encode().unwrap();
     assert!(m.contains("mef_proxy_events_total{event=\"upstream-crl\"} 2"), "{m}");
 }
+
+#[test]
+fn an_upstream_text_with_control_characters_still_runs_the_hook() {
+    let w = world(
+        vec![Forwarded::Refused("badRequest (evil\0text\x1b[2J\nline)".into())],
+        Duration::from_secs(3600),
+    );
+    let now = SystemTime::now();
+    hold(w.storage.as_ref(), "t5", unix(now));
+    assert_eq!(w.relay.pass(now).unwrap().refused, 1);
+    let hook = std::fs::read_to_string(&w.hook_out).expect("the hook did not run");
+    assert!(
+        hook.starts_with("upstream-refused t5 refused by the upstream CA: badRequest (evil?text?[2J?line)"),
+        "{hook}"
+    );
+    assert_eq!(env_safe("a\u{0}b\u{7f}c\u{85}"), "a?b?c?");
+}
