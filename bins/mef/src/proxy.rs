@@ -3,13 +3,14 @@
 //! the thread that runs the relay. The relay itself is
 //! `enrolkit_server::proxy`'s.
 
+use enrolkit_client::scep::redact_userinfo;
 use enrolkit_client::{ClientError, ScepClient, ScepSession, Trust};
 use enrolkit_keys::PrivateKey;
 use enrolkit_pkix::pkcs10::CertificationRequest;
-use enrolkit_scep::self_signed_certificate;
+use enrolkit_scep::{self_signed_certificate, TransactionId};
 use enrolkit_server::config::{Config, ProxyConfig, Res, UpstreamAuth};
 use enrolkit_server::metrics::Metrics;
-use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream};
+use enrolkit_server::proxy::{Forwarded, Notifier, Relay, Upstream, UpstreamRevocation};
 use enrolkit_server::ra::Verifier;
 use enrolkit_server::setup::load_key;
 use enrolkit_server::Storage;
@@ -37,10 +38,11 @@ impl ScepUpstream {
     /// pinned `p.ca_fingerprint`; the RA identity is `ra_certificate` and
     /// `ra_key` (a file or a `pkcs11:` URI).
     pub(crate) fn open(p: &ProxyConfig, cfg: &Config, base: &Path) -> Res<Self> {
-        let client = ScepClient::new(&p.upstream, Duration::from_secs(p.upstream_timeout_seconds.max(1)))
+        // Never a redirect: what the RA key signs goes to the configured URL.
+        let client = ScepClient::without_redirects(&p.upstream, Duration::from_secs(p.upstream_timeout_seconds.max(1)))
             .map_err(|e| format!("proxy.upstream: {e}"))?;
         let session = ScepSession::open(client, &Trust::pin(&p.ca_fingerprint))
-            .map_err(|e| format!("proxy.upstream {}: {e}", p.upstream))?;
+            .map_err(|e| format!("proxy.upstream {}: {e}", redact_userinfo(&p.upstream)))?;
         let ra_cert = enrolkit_files::read_certificate(&base.join(&cfg.ra_certificate))?;
         let ra_key = load_key(base, &cfg.ra_key)?;
         Ok(ScepUpstream {
@@ -56,9 +58,11 @@ impl ScepUpstream {
         (self.session.ca.ca.clone(), self.session.ca.chain.clone())
     }
 
-    /// The stored CSR and the certificate to sign the message about it
-    /// with; `Err`: what to answer without sending anything.
-    fn prepare(&self, csr: &[u8]) -> Result<(CertificationRequest, Certificate), Forwarded> {
+    /// The stored CSR, the certificate to sign the message about it with,
+    /// and the transactionID; `Err`: what to answer without sending anything.
+    fn prepare(&self, csr: &[u8], txid: &str) -> Result<(CertificationRequest, Certificate, TransactionId), Forwarded> {
+        let txid = TransactionId::new(txid)
+            .map_err(|e| Forwarded::NotSent(format!("upstream transactionID {txid:?}: {e}")))?;
         let csr = CertificationRequest::parse(csr)
             .map_err(|e| Forwarded::NotSent(format!("the stored CSR does not parse: {e}")))?;
         let signer = match self.auth {
@@ -85,7 +89,7 @@ impl ScepUpstream {
                 .map_err(|e| Forwarded::NotSent(format!("cannot make the self-signed signer certificate: {e}")))?
             }
         };
-        Ok((csr, signer))
+        Ok((csr, signer, txid))
     }
 
     fn answer(r: Result<Option<Certificate>, ClientError>) -> Forwarded {
@@ -102,16 +106,36 @@ impl ScepUpstream {
 }
 
 impl Upstream for ScepUpstream {
-    fn request(&self, csr: &[u8]) -> Forwarded {
-        match self.prepare(csr) {
-            Ok((csr, signer)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr)),
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String> {
+        let entries = self
+            .session
+            .relay_crl(self.ra_key.as_ref(), &self.ra_cert, SystemTime::now())
+            .map_err(|e| e.to_string())?;
+        Ok(entries
+            .into_iter()
+            .map(|e| UpstreamRevocation {
+                serial: hex::encode(e.serial.as_bytes()),
+                at: e
+                    .time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                reason: e.reason.map_or(0, |r| r as u8),
+            })
+            .collect())
+    }
+
+    fn request(&self, csr: &[u8], txid: &str) -> Forwarded {
+        match self.prepare(csr, txid) {
+            Ok((csr, signer, txid)) => Self::answer(self.session.relay(self.ra_key.as_ref(), &signer, &csr, &txid)),
             Err(not_sent) => not_sent,
         }
     }
 
-    fn poll(&self, csr: &[u8]) -> Forwarded {
-        match self.prepare(csr) {
-            Ok((csr, signer)) => Self::answer(self.session.relay_poll(self.ra_key.as_ref(), &signer, &csr)),
+    fn poll(&self, csr: &[u8], txid: &str) -> Forwarded {
+        match self.prepare(csr, txid) {
+            Ok((csr, signer, txid)) => {
+                Self::answer(self.session.relay_poll(self.ra_key.as_ref(), &signer, &csr, &txid))
+            }
             Err(not_sent) => not_sent,
         }
     }
@@ -135,7 +159,8 @@ pub(crate) fn spawn_relay(
         Box::new(upstream),
         Duration::from_secs(p.polling_window_seconds),
         Notifier { hook, metrics },
-    );
+    )
+    .crl_interval(Duration::from_secs(p.crl_interval_seconds));
     let every = Duration::from_secs(p.poll_interval_seconds.max(1));
     std::thread::Builder::new()
         .name("proxy-relay".into())

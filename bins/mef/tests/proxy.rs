@@ -195,6 +195,12 @@ struct Answer {
 
 /// `curl` POST of `b64` to the proxy's `/simpleenroll` with the device's certificate.
 fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
+    est_post(px, "simpleenroll", dev)
+}
+
+/// `curl` POST of the CSR (base64, `dev.2`) to the proxy's EST `op` with
+/// the TLS client certificate `dev.0` and key `dev.1`.
+fn est_post(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
     let o = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -208,7 +214,7 @@ fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
         .args(["-H", "Content-Type: application/pkcs10", "--data-binary"])
         .arg(format!("@{}", p(&dev.2)))
         .args(["-w", "\n%{http_code}"])
-        .arg(format!("https://127.0.0.1:{}/.well-known/est/simpleenroll", px.rustls))
+        .arg(format!("https://127.0.0.1:{}/.well-known/est/{op}", px.rustls))
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -223,9 +229,14 @@ fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
 
 /// Retry (as an EST client does after 202) until the answer is not 202.
 fn until_decided(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf), within: Duration) -> Answer {
+    until_decided_at(px, "simpleenroll", dev, within)
+}
+
+/// Retry EST `op` until the answer is not 202.
+fn until_decided_at(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf), within: Duration) -> Answer {
     let started = Instant::now();
     loop {
-        let a = simpleenroll(px, dev);
+        let a = est_post(px, op, dev);
         if a.status != 202 {
             return a;
         }
@@ -273,9 +284,17 @@ fn metric(m: &Mef, line_start: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// PKIOperations the upstream answered.
+/// PKIOperations the upstream answered, but for the GetCRLs the proxy's
+/// relay sends to learn revocations (each logged with its messageType; a
+/// retransmitted PKCSReq is answered from storage without a line).
 fn upstream_requests(up: &Mef) -> u64 {
-    metric(up, "mef_requests_total{protocol=\"scep\",operation=\"PKIOperation\"")
+    loop {
+        let crls = lines_with(&up.log(), "message_type=GetCRL(22)");
+        let all = metric(up, "mef_requests_total{protocol=\"scep\",operation=\"PKIOperation\"");
+        if lines_with(&up.log(), "message_type=GetCRL(22)") == crls {
+            return all - crls as u64;
+        }
+    }
 }
 
 #[test]
@@ -632,10 +651,6 @@ impl ScepServer {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-    /// PKIOperations it answered.
-    fn pki_operations(&self) -> usize {
-        lines_with(&self.log(), "op=PKIOperation")
-    }
 }
 
 #[test]
@@ -677,7 +692,7 @@ fn the_proxy_forwards_the_clients_challenge_to_micromdm_scepserver() {
     // scepserver has no PENDING and refuses a second PKCSReq for a subject
     // it certified ("DN … already exists"): the relay sent exactly one.
     std::thread::sleep(Duration::from_millis(2500)); // two relay passes
-    assert_eq!(srv.pki_operations(), 1, "{}", srv.log());
+    assert_eq!(pkcsreqs_at(&srv), 1, "{}", srv.log());
     let index = std::fs::read_to_string(srv.depot.join("index.txt")).unwrap();
     assert_eq!(lines_with(&index, cn), 1, "{index}");
 
@@ -692,7 +707,7 @@ fn the_proxy_forwards_the_clients_challenge_to_micromdm_scepserver() {
         "{}",
         done.body
     );
-    assert_eq!(srv.pki_operations(), 2);
+    assert_eq!(pkcsreqs_at(&srv), 2);
 
     // No challenge to forward: refused at the proxy, nothing sent upstream.
     let cn = "fwd-3.ran.example.net";
@@ -701,7 +716,7 @@ fn the_proxy_forwards_the_clients_challenge_to_micromdm_scepserver() {
     let done = until_decided(&px, &dev, Duration::from_secs(30));
     assert_eq!(done.status, 403, "{}", done.body);
     assert!(done.body.contains("not forwarded upstream"), "{}", done.body);
-    assert_eq!(srv.pki_operations(), 2);
+    assert_eq!(pkcsreqs_at(&srv), 2);
     assert_eq!(metric(&px, "mef_proxy_events_total{event=\"not-forwarded\"}"), 1);
 }
 
@@ -966,5 +981,105 @@ fn micromdm_scepclient_through_the_proxy_to_micromdm_scepserver_with_its_own_cha
         px.log()
     );
     std::thread::sleep(Duration::from_millis(2500)); // two relay passes
-    assert_eq!(srv.pki_operations(), 1, "{}", srv.log());
+    assert_eq!(pkcsreqs_at(&srv), 1, "{}", srv.log());
+}
+
+/// A proxy in front of `up` (as [`proxy`]) whose EST listener also takes
+/// TLS client certificates of the upstream CA, so a device renews
+/// (`/simplereenroll`) with the certificate it obtained through the proxy.
+/// `extra`: `[proxy]` keys (TOML).
+fn renewing_proxy(up: &Mef, extra: &str) -> Mef {
+    let up_st = up.st("");
+    let extra: toml::Table = extra.parse().unwrap();
+    proxy_to(
+        &format!("http://127.0.0.1:{}/scep", up.scep),
+        &up.st("ca.pem"),
+        3600,
+        move |st, cfg| {
+            std::fs::copy(up_st.join("proxy-ra.pem"), st.join("ra.pem")).unwrap();
+            std::fs::copy(up_st.join("proxy-ra.key"), st.join("ra.key.pem")).unwrap();
+            std::fs::copy(up_st.join("ca.pem"), st.join("upstream-ca.pem")).unwrap();
+            let mut t: toml::Table = cfg.parse().unwrap();
+            t["est"].as_table_mut().unwrap().insert(
+                "client_trust_anchors".into(),
+                toml::Value::try_from(["device-ca.pem", "upstream-ca.pem"]).unwrap(),
+            );
+            t["proxy"].as_table_mut().unwrap().extend(extra);
+            *cfg = toml::to_string(&t).unwrap();
+        },
+    )
+}
+
+/// A device of `px` enrolled through it: its device-CA identity, and the
+/// certificate the upstream issued (PEM, `name.pem`) with its key.
+fn enrolled(up: &Mef, px: &Mef, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dev = device(px, name, &format!("{name}.ran.example.net"));
+    let done = until_decided(px, &dev, Duration::from_secs(30));
+    assert_eq!(done.status, 200, "{}\n{}", done.body, px.log());
+    verified(up, px.dir.path(), name, &done.body);
+    let dir = px.dir.path();
+    (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dev.2)
+}
+
+#[test]
+fn a_reenrolment_with_the_same_key_is_a_new_upstream_transaction() {
+    let up = upstream(false);
+    let px = renewing_proxy(&up, "");
+    let (cert, key, csr) = enrolled(&up, &px, "dev-re");
+    let first_serial = common::serial(&cert);
+    // RFC 7030 §4.2.2: the same key may be certified again. The proxy's
+    // transaction is another (est-re-…); upstream it must be another too.
+    let again = (cert.clone(), key, csr);
+    let done = until_decided_at(&px, "simplereenroll", &again, Duration::from_secs(30));
+    assert_eq!(done.status, 200, "{}\n{}\n{}", done.body, px.log(), up.log());
+    assert_eq!(
+        verified(&up, px.dir.path(), "dev-re-2", &done.body),
+        "subject=CN = dev-re.ran.example.net"
+    );
+    let renewed = common::serial(&px.dir.path().join("dev-re-2.pem"));
+    assert_ne!(renewed, first_serial, "answered with the certificate it renews");
+}
+
+#[test]
+fn a_certificate_the_upstream_revoked_no_longer_renews_through_the_proxy() {
+    let up = upstream(false);
+    let px = renewing_proxy(&up, "crl_interval_seconds = 1\n");
+    let (cert, key, _) = enrolled(&up, &px, "dev-rv");
+    let serial = common::serial(&cert);
+    // The upstream operator revokes it; the proxy learns it from the
+    // upstream CA's CRL (GetCRL, checked against the pinned CA).
+    up.run(&["revoke", &serial, "--reason", "key-compromise"]);
+    let started = Instant::now();
+    while metric(&px, "mef_proxy_events_total{event=\"upstream-revoked\"}") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revocation was never learnt\n{}",
+            px.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // RA-POP hides from the upstream that this is a renewal: the proxy
+    // must refuse it itself, with a new key and with the same.
+    let (_, new_csr) = key_and_csr_for(px.dir.path(), "dev-rv-new", "CN = dev-rv.ran.example.net", None, None);
+    let new_b64 = px.dir.path().join("dev-rv-new.b64");
+    std::fs::write(&new_b64, run("openssl", &["base64", "-in", p(&new_csr)]).stdout).unwrap();
+    // (PKIOperations upstream count the GetCRLs too: count PKCSReqs.)
+    let before = lines_with(&up.log(), "message_type=PKCSReq(19)");
+    for csr in [new_b64, px.dir.path().join("dev-rv.b64")] {
+        let a = est_post(&px, "simplereenroll", &(cert.clone(), key.clone(), csr));
+        assert_eq!(a.status, 403, "{}\n{}", a.body, px.log());
+        assert!(a.body.contains("revoked"), "{}", a.body);
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // two relay passes
+    assert_eq!(
+        lines_with(&up.log(), "message_type=PKCSReq(19)"),
+        before,
+        "a renewal reached upstream"
+    );
+}
+
+/// PKCSReqs micromdm `scepserver` parsed (its PKIOperations also count the
+/// relay's GetCRLs, which it answers "not implemented").
+fn pkcsreqs_at(srv: &ScepServer) -> u64 {
+    lines_with(&srv.log(), "scep_message_type=\"PKCSReq (19)\"") as u64
 }

@@ -34,6 +34,10 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub struct CmpClient {
     http: reqwest::blocking::Client,
     url: String,
+    /// `url` without its userinfo, for errors.
+    shown: String,
+    /// The whole reply arrives within this (twice the per-read timeout).
+    deadline: Duration,
 }
 
 impl CmpClient {
@@ -56,12 +60,14 @@ impl CmpClient {
             builder = builder.add_root_certificate(c);
         }
         let http = builder.build().map_err(|e| ClientError::Network {
-            url: url.into(),
+            url: crate::scep::redact_userinfo(url),
             reason: e.to_string(),
         })?;
         Ok(CmpClient {
             http,
             url: url.to_owned(),
+            shown: crate::scep::redact_userinfo(url),
+            deadline: timeout.saturating_mul(2),
         })
     }
 
@@ -77,7 +83,7 @@ impl CmpClient {
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
             .body(message.to_vec());
-        let (status, ct, body) = crate::scep::send_bounded(&self.url, rb, MAX_MESSAGE)?;
+        let (status, ct, body) = crate::scep::send_bounded(&self.shown, rb, MAX_MESSAGE, self.deadline)?;
         let is_cmp = ct
             .as_deref()
             .and_then(|c| c.split(';').next())

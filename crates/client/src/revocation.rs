@@ -25,6 +25,7 @@ use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, CrlNumber, KeyUsage, KeyUsages,
 };
 use x509_cert::ext::Extension;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 use x509_ocsp::{
     BasicOcspResponse, CertId, OcspRequest, OcspResponse, OcspResponseStatus, ResponderId, SingleResponse, TbsRequest,
@@ -484,19 +485,42 @@ fn known_entry_extension(oid: &ObjectIdentifier) -> bool {
 /// the CRL is current at `now` within [`CLOCK_SKEW`]. A CRL never says
 /// [`CertStatus::Unknown`]: a certificate not on it is good.
 pub fn check_crl(crl_der: &[u8], cert: &Certificate, issuer: &Certificate, now: SystemTime) -> Result<CertStatus> {
+    check_issued_by(cert, issuer)?;
+    let crl = verified_crl(crl_der, issuer, now)?;
+    if crl.tbs_cert_list.issuer != cert.tbs_certificate.issuer {
+        return Err(RevocationError::WrongCrlIssuer {
+            crl: crl.tbs_cert_list.issuer.to_string(),
+            cert: cert.tbs_certificate.issuer.to_string(),
+        });
+    }
+    let serial = &cert.tbs_certificate.serial_number;
+    Ok(revoked_entries(&crl)
+        .into_iter()
+        .find(|r| r.serial == *serial)
+        .map_or(CertStatus::Good, |r| CertStatus::Revoked {
+            time: r.time,
+            reason: r.reason,
+        }))
+}
+
+/// A DER CRL checked as [`check_crl`] checks it, for every certificate of
+/// `issuer` at once: issued under `issuer`'s name, signed by its key (which
+/// may sign CRLs), no critical extension (of the CRL or of an entry) this
+/// module does not know, current at `now` within [`CLOCK_SKEW`]. Its
+/// entries are [`revoked_entries`].
+pub fn verified_crl(crl_der: &[u8], issuer: &Certificate, now: SystemTime) -> Result<CertificateList> {
     if crl_der.len() > MAX_CRL {
         return Err(RevocationError::TooLarge {
             what: "CRL",
             limit: MAX_CRL,
         });
     }
-    check_issued_by(cert, issuer)?;
     let crl = CertificateList::from_der(crl_der).map_err(malformed("CRL"))?;
     let tbs = &crl.tbs_cert_list;
-    if tbs.issuer != cert.tbs_certificate.issuer {
+    if tbs.issuer != issuer.tbs_certificate.subject {
         return Err(RevocationError::WrongCrlIssuer {
             crl: tbs.issuer.to_string(),
-            cert: cert.tbs_certificate.issuer.to_string(),
+            cert: issuer.tbs_certificate.subject.to_string(),
         });
     }
     if tbs.signature.oid != crl.signature_algorithm.oid {
@@ -530,24 +554,43 @@ pub fn check_crl(crl_der: &[u8], cert: &Certificate, issuer: &Certificate, now: 
         .ok_or(RevocationError::MissingNextUpdate)?
         .to_system_time();
     fresh("CRL", tbs.this_update.to_system_time(), next, now)?;
-    let serial = &cert.tbs_certificate.serial_number;
     for entry in tbs.revoked_certificates.iter().flatten() {
         let exts = entry.crl_entry_extensions.as_deref().unwrap_or_default();
         if let Some(e) = exts.iter().find(|e| e.critical && !known_entry_extension(&e.extn_id)) {
             return Err(RevocationError::UnsupportedCriticalExtension(e.extn_id));
         }
-        if entry.serial_number == *serial {
-            let reason = exts
-                .iter()
-                .find(|e| e.extn_id == CrlReason::OID)
-                .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok());
-            return Ok(CertStatus::Revoked {
-                time: entry.revocation_date.to_system_time(),
-                reason,
-            });
-        }
     }
-    Ok(CertStatus::Good)
+    Ok(crl)
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The revoked certificate's serial number.
+    pub serial: SerialNumber,
+    /// When it was revoked.
+    pub time: SystemTime,
+    /// Its reasonCode, when the entry has one.
+    pub reason: Option<CrlReason>,
+}
+
+/// The entries of `crl` (checked by [`verified_crl`] first).
+pub fn revoked_entries(crl: &CertificateList) -> Vec<RevokedEntry> {
+    crl.tbs_cert_list
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .map(|entry| RevokedEntry {
+            serial: entry.serial_number.clone(),
+            time: entry.revocation_date.to_system_time(),
+            reason: entry
+                .crl_entry_extensions
+                .iter()
+                .flatten()
+                .find(|e| e.extn_id == CrlReason::OID)
+                .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -179,24 +179,45 @@ pub const DIGESTS: [DigestAlgorithm; 3] = [DigestAlgorithm::Sha512, DigestAlgori
 pub struct ScepClient {
     http: reqwest::blocking::Client,
     url: String,
+    /// `url` without its userinfo, for errors and logs.
+    shown: String,
     legacy: bool,
+    deadline: Duration,
 }
 
 impl ScepClient {
-    /// A client for `url` (e.g. `http://host/scep`) with a per-request timeout.
+    /// A client for `url` (e.g. `http://host/scep`) with a timeout: the
+    /// reply's headers within it, and the whole reply within twice it
+    /// (the body is read against a deadline, so a server that sends a byte
+    /// now and then cannot hold the client). Redirects are followed.
     pub fn new(url: &str, timeout: Duration) -> Result<Self> {
+        Self::build(url, timeout, reqwest::redirect::Policy::default())
+    }
+
+    /// As [`ScepClient::new`], but a redirect is an error, not followed: for
+    /// a client that signs on someone's behalf (a proxy's relay), whose
+    /// messages go to the configured URL and nowhere else.
+    pub fn without_redirects(url: &str, timeout: Duration) -> Result<Self> {
+        Self::build(url, timeout, reqwest::redirect::Policy::none())
+    }
+
+    fn build(url: &str, timeout: Duration, redirects: reqwest::redirect::Policy) -> Result<Self> {
+        let shown = redact_userinfo(url);
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
+            .redirect(redirects)
             .user_agent(concat!("enrolkit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Network {
-                url: url.into(),
-                reason: e.to_string(),
+                url: shown.clone(),
+                reason: e.without_url().to_string(),
             })?;
         Ok(ScepClient {
             http,
             url: url.trim_end_matches('?').to_owned(),
+            shown: shown.trim_end_matches('?').to_owned(),
             legacy: false,
+            deadline: timeout,
         })
     }
 
@@ -216,7 +237,7 @@ impl ScepClient {
     }
 
     fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Result<(Option<String>, Vec<u8>)> {
-        let (status, ct, body) = send_bounded(&self.url, rb, MAX_REPLY)?;
+        let (status, ct, body) = send_bounded(&self.shown, rb, MAX_REPLY, self.deadline.saturating_mul(2))?;
         if !(200..300).contains(&status) {
             return Err(http_error(status, &body));
         }
@@ -278,28 +299,38 @@ impl ScepClient {
 /// answer: (HTTP status, Content-Type, body). The one blocking HTTP
 /// exchange of the SCEP and CMP clients.
 pub(crate) fn send_bounded(
-    url: &str,
+    shown: &str,
     rb: reqwest::blocking::RequestBuilder,
     limit: usize,
+    deadline: Duration,
 ) -> Result<(u16, Option<String>, Vec<u8>)> {
-    let net = |e: reqwest::Error| ClientError::Network {
-        url: url.to_owned(),
-        reason: e.without_url().to_string(),
+    let net = |reason: String| ClientError::Network {
+        url: shown.to_owned(),
+        reason,
     };
-    let resp = rb.send().map_err(net)?;
+    let started = Instant::now();
+    let resp = rb.send().map_err(|e| net(e.without_url().to_string()))?;
     let status = resp.status().as_u16();
     let ct = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The client's timeout bounds each read; `deadline` the whole reply, so
+    // a server that sends a byte now and then cannot hold the caller.
     let mut body = Vec::new();
-    resp.take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ClientError::Network {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let mut resp = resp.take(limit as u64 + 1);
+    let mut buf = [0u8; 8192];
+    loop {
+        if started.elapsed() > deadline {
+            return Err(net(format!("the reply did not arrive within {} s", deadline.as_secs())));
+        }
+        let n = resp.read(&mut buf).map_err(|e| net(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
     if body.len() > limit {
         return Err(ScepError::TooLarge {
             what: "reply",
@@ -640,11 +671,12 @@ impl ScepSession {
     /// encrypted to `signer`. With the RA certificate as `signer` that is
     /// RA-POP (the server authorises by it); with a self-signed
     /// certificate of `ra_key` the server decides on the CSR's
-    /// challengePassword. The transactionID is derived from the CSR's
-    /// public key, so every later message about it (a
-    /// [`ScepSession::relay_poll`], the PKCSReq sent again after no
-    /// answer or a restart) belongs to the same upstream transaction.
-    /// `Ok(None)`: PENDING; a SUCCESS is checked
+    /// challengePassword. `txid` is the caller's: the same for every
+    /// later message about this request (a [`ScepSession::relay_poll`], the
+    /// PKCSReq sent again after no answer or a restart), so they belong to
+    /// the same upstream transaction, and another for another request with
+    /// the same key (a re-enrolment), which would otherwise be answered as
+    /// the first. `Ok(None)`: PENDING; a SUCCESS is checked
     /// ([`ScepSession::check_issued`]) for the CSR's key against the
     /// pinned anchors; a FAILURE is [`ClientError::Refused`].
     pub fn relay(
@@ -652,25 +684,28 @@ impl ScepSession {
         ra_key: &dyn PrivateKey,
         signer: &Certificate,
         csr: &CertificationRequest,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
-        self.relay_message(ra_key, signer, csr, RequestBody::PkcsReq(csr.clone()))
+        self.relay_message(ra_key, signer, csr, RequestBody::PkcsReq(csr.clone()), txid)
     }
 
     /// Poll for a request [`ScepSession::relay`] sent and the server
     /// answered PENDING: a CertPoll (GetCertInitial, RFC 8894 §3.3.3) with
-    /// the same transactionID, naming this CA and the CSR's subject, signed
-    /// with the same key. Answers as [`ScepSession::relay`].
+    /// the same transactionID (`txid`, as given to the request), naming
+    /// this CA and the CSR's subject, signed with the same key. Answers as
+    /// [`ScepSession::relay`].
     pub fn relay_poll(
         &self,
         ra_key: &dyn PrivateKey,
         signer: &Certificate,
         csr: &CertificationRequest,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
         let body = RequestBody::CertPoll(IssuerAndSubject {
             issuer: self.ca.ca.tbs_certificate.subject.clone(),
             subject: csr.subject().clone(),
         });
-        self.relay_message(ra_key, signer, csr, body)
+        self.relay_message(ra_key, signer, csr, body, txid)
     }
 
     fn relay_message(
@@ -679,14 +714,41 @@ impl ScepSession {
         signer: &Certificate,
         csr: &CertificationRequest,
         body: RequestBody,
+        txid: &TransactionId,
     ) -> Result<Option<Certificate>> {
         let spki = csr.public_key();
-        let txid = TransactionId::from_public_key(&spki.to_der().map_err(ScepError::from)?);
-        match self.exchange(ra_key, signer, &body, &txid)?.0 {
+        match self.exchange(ra_key, signer, &body, txid)?.0 {
             CertRep::Pending => Ok(None),
             rep @ CertRep::Success { .. } => self.issued_for(&rep, spki).map(Some),
             CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
         }
+    }
+
+    /// A proxy's (or any RA's) view of what the pinned CA revoked: GetCRL
+    /// (RFC 8894 §3.3.4) for this CA, signed with `ra_key` and `signer`
+    /// (the RA certificate: the IssuerAndSerialNumber names this CA and
+    /// the signer's serial), the CRL checked against this session's CA
+    /// certificate ([`crate::revocation::verified_crl`]: this CA's name and
+    /// key, current at `now`). The reply's signature was checked against
+    /// the pinned CA's signers as every reply's is.
+    pub fn relay_crl(
+        &self,
+        ra_key: &dyn PrivateKey,
+        signer: &Certificate,
+        now: SystemTime,
+    ) -> Result<Vec<crate::revocation::RevokedEntry>> {
+        let mut ias = issuer_and_serial(&self.ca.ca);
+        ias.issuer = self.ca.ca.tbs_certificate.subject.clone();
+        ias.serial_number = signer.tbs_certificate.serial_number.clone();
+        let crls = self.query(ra_key, signer, RequestBody::GetCrl(ias))?.1;
+        let crl = crls
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Unexpected("GetCRL reply without a CRL".into()))?;
+        let der = crl.to_der().map_err(ScepError::from)?;
+        let crl = crate::revocation::verified_crl(&der, &self.ca.ca, now)
+            .map_err(|e| ClientError::Unexpected(format!("the upstream CA's CRL: {e}")))?;
+        Ok(crate::revocation::revoked_entries(&crl))
     }
 
     /// The digest this session signs with for `key` (a self-signed
@@ -765,6 +827,20 @@ impl ScepSession {
     }
 }
 
+/// `url` with any userinfo (`user:password@`) replaced by `***`, to be
+/// shown in errors and logs.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
 /// The transactionID of a request for `key`: the recommended hash of its
 /// public key, and for a renewal without a new key (`renewing` certified
 /// `key` already) that and the serial of the certificate renewed, since a
@@ -804,5 +880,91 @@ mod renewal_form_tests {
         assert_eq!(RenewalForm::Auto.resolve(&neither), RenewalForm::PkcsReq);
         assert_eq!(RenewalForm::PkcsReq.resolve(&renewal), RenewalForm::PkcsReq);
         assert_eq!(RenewalForm::RenewalReq.resolve(&neither), RenewalForm::RenewalReq);
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A stub HTTP server on 127.0.0.1 that answers every connection with
+    /// `answer` (called with the stream after the request was read).
+    fn stub(answer: impl Fn(&mut std::net::TcpStream) + Send + 'static) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                answer(&mut s);
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_relay_client_does_not_follow_a_redirect() {
+        let reached = Arc::new(AtomicBool::new(false));
+        let r = reached.clone();
+        let elsewhere = stub(move |s| {
+            r.store(true, Ordering::SeqCst);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\nPOSTPKIOperation\n");
+        });
+        let redirecting = stub(move |s| {
+            let _ = write!(
+                s,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{elsewhere}/scep\r\nContent-Length: 0\r\n\r\n"
+            );
+        });
+        let url = format!("http://127.0.0.1:{redirecting}/scep");
+        let c = ScepClient::without_redirects(&url, Duration::from_secs(5)).unwrap();
+        assert!(c.caps().is_err());
+        assert!(!reached.load(Ordering::SeqCst), "the redirect was followed");
+    }
+
+    #[test]
+    fn a_server_that_drips_its_reply_is_cut_off_at_the_deadline() {
+        let port = stub(|s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                if s.write_all(b"A").and_then(|()| s.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        let c =
+            ScepClient::without_redirects(&format!("http://127.0.0.1:{port}/scep"), Duration::from_secs(2)).unwrap();
+        let started = Instant::now();
+        let e = c.caps().unwrap_err();
+        let took = started.elapsed();
+        // Every read gets a byte within the timeout: only the deadline ends it.
+        assert!(took >= Duration::from_secs(4), "{took:?} {e}");
+        assert!(took < Duration::from_secs(6), "{took:?}: not bounded by 2x the timeout");
+        assert!(e.to_string().contains("did not arrive within 4 s"), "{e}");
+    }
+
+    #[test]
+    fn userinfo_in_the_url_is_never_shown() {
+        assert_eq!(
+            redact_userinfo("http://op:s3cret@ca.example.net:8080/scep?x=@y"),
+            "http://***@ca.example.net:8080/scep?x=@y"
+        );
+        assert_eq!(
+            redact_userinfo("http://ca.example.net/a@b"),
+            "http://ca.example.net/a@b"
+        );
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+        // Nothing listens on port 1: the error names the URL, redacted.
+        let c = ScepClient::new("http://op:s3cret@127.0.0.1:1/scep", Duration::from_secs(2)).unwrap();
+        let e = c.caps().unwrap_err().to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+        assert!(e.contains("***@127.0.0.1:1"), "{e}");
     }
 }

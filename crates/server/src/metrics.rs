@@ -13,7 +13,7 @@
 //! | `mef_enrolment_tokens_consumed_total` | counter | | the MEF, once the Enrolment Key is recorded |
 //! | `mef_db_commit_duration_seconds` | histogram | backend | the storage ([`CommitObserver`]) |
 //! | `mef_private_key_operation_duration_seconds` | histogram | key, operation | [`timed_key`] around the CA and RA keys |
-//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable` |
+//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable`, `upstream-crl` (the upstream CA's CRL fetched and checked), `upstream-crl-failed`, `upstream-revoked` (a relayed certificate revoked upstream, revoked here too), `renewed-revoked` |
 //!
 //! Every label value is one of a fixed set (unknown operations are
 //! `other`), so nothing a client sends can grow the registry.

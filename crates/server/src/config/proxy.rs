@@ -27,6 +27,11 @@ pub struct ProxyConfig {
     /// request was recorded; then it is refused and notified.
     #[serde(default = "default_polling_window")]
     pub polling_window_seconds: u64,
+    /// Seconds between two GetCRLs upstream (at most one per pass): the
+    /// upstream CA's revocations are applied to the certificates the proxy
+    /// relayed, so one the upstream revoked no longer renews here.
+    #[serde(default = "default_crl_interval")]
+    pub crl_interval_seconds: u64,
     /// Seconds an upstream HTTP request may take.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_seconds: u64,
@@ -64,6 +69,10 @@ fn default_poll_interval() -> u64 {
 
 fn default_polling_window() -> u64 {
     86400
+}
+
+fn default_crl_interval() -> u64 {
+    60
 }
 
 fn default_upstream_timeout() -> u64 {

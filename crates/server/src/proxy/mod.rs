@@ -26,8 +26,9 @@
 //!
 //! Everything the relay needs survives a restart: the pending transaction
 //! (its CSR and when it was recorded) is in storage, and the upstream
-//! transactionID is derived from the CSR's public key, so the next pass
-//! after a restart continues the same upstream transaction.
+//! transactionID is derived from the stored transaction
+//! ([`upstream_transaction_id`]), so the next pass after a restart
+//! continues the same upstream transaction.
 
 use crate::metrics::Metrics;
 use crate::ra::{unix, RefusalReason, Verifier};
@@ -62,13 +63,47 @@ pub enum Forwarded {
 /// it with `enrolkit_client::ScepSession::relay` and `relay_poll`; tests
 /// with a double).
 pub trait Upstream: Send + Sync {
-    /// Send `csr` (DER, the client's own) upstream in a request (PKCSReq):
-    /// the first time, or again when the last one got no answer.
-    fn request(&self, csr: &[u8]) -> Forwarded;
+    /// Send `csr` (DER, the client's own) upstream in a request (PKCSReq)
+    /// under the transactionID `txid` ([`upstream_transaction_id`]): the
+    /// first time, or again when the last one got no answer.
+    fn request(&self, csr: &[u8], txid: &str) -> Forwarded;
     /// Ask about `csr` after the upstream answered its request PENDING
-    /// (CertPoll, RFC 8894 §3.3.3): a server that keeps no transactions
-    /// would take the request sent again for a new one.
-    fn poll(&self, csr: &[u8]) -> Forwarded;
+    /// (CertPoll, RFC 8894 §3.3.3, the same `txid`): a server that keeps
+    /// no transactions would take the request sent again for a new one.
+    fn poll(&self, csr: &[u8], txid: &str) -> Forwarded;
+    /// What the upstream CA revoked: its current CRL (GetCRL, signed by the
+    /// RA key), checked against the pinned CA. `Err`: not known now.
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String>;
+}
+
+/// A certificate the upstream CA revoked (an entry of its CRL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRevocation {
+    /// Its serial, lowercase hex as storage keeps it.
+    pub serial: String,
+    /// When it was revoked, Unix seconds.
+    pub at: i64,
+    /// Its CRLReason code (0, unspecified, when the entry has none).
+    pub reason: u8,
+}
+
+/// The upstream transactionID of the held transaction `tx`: uppercase hex
+/// SHA-256 over the proxy's own transaction (its transactionID, key id and
+/// stored CSR DER). The same for every pass and after a restart (all three
+/// are stored), and another for every other request, also one with the
+/// same key: a re-enrolment (RFC 7030 §4.2.2 allows the same key; the
+/// proxy's transaction is then `est-re-…`) is a new upstream transaction,
+/// not the first one again, which an upstream refuses as "started with
+/// another request" or answers with the old certificate.
+pub fn upstream_transaction_id(tx: &Transaction) -> String {
+    let mut m = Vec::with_capacity(tx.transaction_id.len() + tx.key_id.len() + tx.csr.len() + 32);
+    m.extend_from_slice(b"enrolkit proxy upstream transaction\0");
+    for part in [tx.transaction_id.as_bytes(), tx.key_id.as_bytes()] {
+        m.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        m.extend_from_slice(part);
+    }
+    m.extend_from_slice(&tx.csr);
+    hex::encode_upper(enrolkit_keys::DigestAlgorithm::Sha256.digest(&m))
 }
 
 /// What to do with one pending transaction on a pass.
@@ -132,11 +167,14 @@ impl Notifier {
         );
         self.metrics.proxy_event(event);
         if let Some(h) = &self.hook {
+            // The reason may carry the upstream's failInfoText, and an
+            // environment value cannot hold a NUL (the hook would not run).
+            let (subject, txid, reason) = (env_safe(&tx.subject), env_safe(&tx.transaction_id), env_safe(reason));
             let env = [
-                ("ENROL_SUBJECT", tx.subject.as_str()),
-                ("ENROL_TRANSACTION_ID", tx.transaction_id.as_str()),
+                ("ENROL_SUBJECT", subject.as_str()),
+                ("ENROL_TRANSACTION_ID", txid.as_str()),
                 ("ENROL_PROXY_EVENT", event),
-                ("ENROL_REASON", reason),
+                ("ENROL_REASON", reason.as_str()),
             ];
             match h.run(&tx.csr, &env) {
                 Ok(true) => {}
@@ -147,6 +185,15 @@ impl Notifier {
             }
         }
     }
+}
+
+/// `s` for a hook's environment: control characters (NUL, newlines,
+/// escapes) replaced by `?`, at most 1,000 characters.
+pub fn env_safe(s: &str) -> String {
+    s.chars()
+        .take(1000)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The relay: forwards pending transactions upstream and records the answers.
@@ -162,6 +209,8 @@ pub struct Relay {
     window: Duration,
     notifier: Notifier,
     awaiting: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    crl_interval: Duration,
+    crl_asked: std::sync::Mutex<Option<SystemTime>>,
 }
 
 impl Relay {
@@ -174,7 +223,62 @@ impl Relay {
             window,
             notifier,
             awaiting: std::sync::Mutex::new(std::collections::HashSet::new()),
+            crl_interval: Duration::ZERO,
+            crl_asked: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Ask the upstream for its revocations at most every `every` (every
+    /// pass when zero, the default).
+    pub fn crl_interval(mut self, every: Duration) -> Self {
+        self.crl_interval = every;
+        self
+    }
+
+    /// When due, learn what the upstream CA revoked and revoke the same
+    /// certificates in storage: a certificate relayed through the proxy is
+    /// in its database as if it had issued it, and the authorisation core
+    /// decides a renewal on that record ([`crate::ra::Authoriser::standing`]),
+    /// so without this a certificate the upstream operator revoked could
+    /// still renew through the proxy (under RA-POP the upstream does not
+    /// see that it is a renewal). Serials the proxy did not relay are not
+    /// its records and are skipped. Returns how many were newly revoked.
+    pub fn learn_revocations(&self, now: SystemTime) -> usize {
+        if let Ok(mut asked) = self.crl_asked.lock() {
+            if asked.is_some_and(|t| now < t + self.crl_interval && self.crl_interval > Duration::ZERO) {
+                return 0;
+            }
+            *asked = Some(now);
+        }
+        let revoked = match self.upstream.revocations() {
+            Ok(r) => r,
+            Err(e) => {
+                self.notifier.metrics.proxy_event("upstream-crl-failed");
+                tracing::warn!(error = %e, "proxy: the upstream CA's revocations are not known (GetCRL failed); certificates it revoked can still renew here");
+                return 0;
+            }
+        };
+        self.notifier.metrics.proxy_event("upstream-crl");
+        let mut newly = 0;
+        for r in revoked {
+            match self.storage.certificate(&r.serial) {
+                Ok(Some(rec)) if rec.revoked_at.is_none() => match self.storage.revoke(&r.serial, r.at, r.reason) {
+                    Ok(()) => {
+                        newly += 1;
+                        self.notifier.metrics.proxy_event("upstream-revoked");
+                        tracing::warn!(serial = %r.serial, subject = %rec.subject, reason = r.reason, "proxy: certificate revoked by the upstream CA, revoked here too");
+                    }
+                    Err(e) => {
+                        tracing::error!(serial = %r.serial, error = %e, "proxy: cannot record an upstream revocation")
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(serial = %r.serial, error = %e, "proxy: cannot look up an upstream revocation")
+                }
+            }
+        }
+        newly
     }
 
     fn pending_upstream(&self, tx: &Transaction) -> bool {
@@ -200,6 +304,9 @@ impl Relay {
     /// is left as it was decided: `decide` refuses a second decision.
     pub fn pass(&self, now: SystemTime) -> Result<PassReport, String> {
         let mut report = PassReport::default();
+        // Before forwarding anything: a held re-enrolment whose certificate
+        // the upstream revoked meanwhile is refused below, not forwarded.
+        self.learn_revocations(now);
         let pending = self
             .storage
             .pending()
@@ -218,11 +325,20 @@ impl Relay {
                         self.notifier.notify(&tx, "polling-window-exceeded", &why);
                     }
                 }
+                _ if self.renews_revoked(&tx) => {
+                    self.set_pending_upstream(&tx, false);
+                    let why = "the certificate this request renews was revoked by the upstream CA";
+                    if self.refuse(&tx, RefusalReason::CredentialRevoked, why, now) {
+                        report.refused += 1;
+                        self.notifier.notify(&tx, "renewed-revoked", why);
+                    }
+                }
                 ask @ (Step::Request | Step::Poll) => {
+                    let txid = upstream_transaction_id(&tx);
                     let answer = if ask == Step::Poll {
-                        self.upstream.poll(&tx.csr)
+                        self.upstream.poll(&tx.csr, &txid)
                     } else {
-                        self.upstream.request(&tx.csr)
+                        self.upstream.request(&tx.csr, &txid)
                     };
                     if !matches!(answer, Forwarded::NotSent(_)) {
                         report.forwarded += 1;
@@ -282,6 +398,20 @@ impl Relay {
             }
         }
         Ok(report)
+    }
+
+    /// Whether `tx` is an EST re-enrolment (`est-re-{key id}-{serial}`)
+    /// of a certificate now revoked in storage.
+    fn renews_revoked(&self, tx: &Transaction) -> bool {
+        let Some(serial) = tx
+            .transaction_id
+            .strip_prefix("est-re-")
+            .and_then(|rest| rest.split_once('-'))
+            .map(|(_, serial)| serial)
+        else {
+            return false;
+        };
+        matches!(self.storage.certificate(serial), Ok(Some(rec)) if rec.revoked_at.is_some())
     }
 
     /// Record a refusal; `false` when it could not be (decided meanwhile, storage).

@@ -11,6 +11,7 @@ type Asked = Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>;
 struct Scripted {
     answers: Arc<Mutex<Vec<Forwarded>>>,
     asked: Asked,
+    revoked: Arc<Mutex<Vec<UpstreamRevocation>>>,
 }
 
 impl Scripted {
@@ -26,11 +27,14 @@ impl Scripted {
 }
 
 impl Upstream for Scripted {
-    fn request(&self, csr: &[u8]) -> Forwarded {
+    fn request(&self, csr: &[u8], _txid: &str) -> Forwarded {
         self.answer("request", csr)
     }
-    fn poll(&self, csr: &[u8]) -> Forwarded {
+    fn poll(&self, csr: &[u8], _txid: &str) -> Forwarded {
         self.answer("poll", csr)
+    }
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String> {
+        Ok(self.revoked.lock().unwrap().clone())
     }
 }
 
@@ -45,6 +49,7 @@ struct World {
     storage: Arc<dyn Storage>,
     asked: Asked,
     answers: Arc<Mutex<Vec<Forwarded>>>,
+    revoked: Arc<Mutex<Vec<UpstreamRevocation>>>,
     metrics: Arc<Metrics>,
     relay: Relay,
     hook_out: std::path::PathBuf,
@@ -59,6 +64,7 @@ impl World {
             Box::new(Scripted {
                 answers: self.answers.clone(),
                 asked: self.asked.clone(),
+                revoked: self.revoked.clone(),
             }),
             self.window,
             Notifier {
@@ -78,6 +84,7 @@ fn world(answers: Vec<Forwarded>, window: Duration) -> World {
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&dir.path().join("db")).unwrap());
     let asked: Asked = Arc::new(Mutex::new(Vec::new()));
     let answers = Arc::new(Mutex::new(answers));
+    let revoked = Arc::new(Mutex::new(Vec::new()));
     let metrics = Arc::new(Metrics::new());
     let hook_out = dir.path().join("hook.out");
     let hook = Verifier {
@@ -96,6 +103,7 @@ fn world(answers: Vec<Forwarded>, window: Duration) -> World {
         Box::new(Scripted {
             answers: answers.clone(),
             asked: asked.clone(),
+            revoked: revoked.clone(),
         }),
         window,
         Notifier {
@@ -108,6 +116,7 @@ fn world(answers: Vec<Forwarded>, window: Duration) -> World {
         storage,
         asked,
         answers,
+        revoked,
         metrics,
         relay,
         hook_out,
@@ -297,4 +306,107 @@ fn the_ca_key_of_a_proxy_refuses_to_sign() {
         b"x",
     );
     assert_eq!(e, Err(KeyError::Operation(NO_CA_KEY)));
+}
+
+#[test]
+fn the_upstream_transaction_id_is_the_stored_requests_not_the_keys() {
+    let now = unix(SystemTime::now());
+    let tx = |txid: &str, csr: &[u8]| Transaction {
+        transaction_id: txid.into(),
+        key_id: "kid".into(),
+        subject: "CN=dev".into(),
+        csr: csr.to_vec(),
+        state: TxState::Pending,
+        created: now,
+    };
+    let first = upstream_transaction_id(&tx("est-kid", b"csr"));
+    // Stable: derived from what is stored, so a restarted relay continues it.
+    assert_eq!(first, upstream_transaction_id(&tx("est-kid", b"csr")));
+    assert_eq!(first.len(), 64);
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+    // A re-enrolment with the same key, even with byte-identical CSR, is
+    // another upstream transaction; so is another CSR.
+    assert_ne!(first, upstream_transaction_id(&tx("est-re-kid-01", b"csr")));
+    assert_ne!(first, upstream_transaction_id(&tx("est-kid", b"csr2")));
+    // No ambiguity between where the transactionID ends and the key id begins.
+    let mut a = tx("ab", b"x");
+    a.key_id = "c".into();
+    let mut b = tx("a", b"x");
+    b.key_id = "bc".into();
+    assert_ne!(upstream_transaction_id(&a), upstream_transaction_id(&b));
+}
+
+#[test]
+fn a_relayed_certificate_the_upstream_revoked_is_revoked_here_and_its_held_renewal_refused() {
+    let cert = certificate();
+    let w = world(
+        vec![Forwarded::Issued(Box::new(cert.clone()))],
+        Duration::from_secs(3600),
+    );
+    let now = SystemTime::now();
+    let tx = hold(w.storage.as_ref(), "est-kid", unix(now));
+    w.relay.pass(now).unwrap();
+    let TxState::Issued(serial) = state(w.storage.as_ref(), &tx) else {
+        panic!("not issued")
+    };
+    // A re-enrolment with that certificate is held before the proxy knows.
+    let renewal = hold(w.storage.as_ref(), &format!("est-re-kid-{serial}"), unix(now));
+    // Upstream revokes it (and something the proxy never relayed).
+    *w.revoked.lock().unwrap() = vec![
+        UpstreamRevocation {
+            serial: "0badc0de".into(),
+            at: 5,
+            reason: 1,
+        },
+        UpstreamRevocation {
+            serial: serial.clone(),
+            at: unix(now) - 1,
+            reason: 1,
+        },
+    ];
+    let r = w.relay.pass(now).unwrap();
+    assert_eq!((r.forwarded, r.refused), (0, 1), "the renewal was forwarded");
+    let rec = w.storage.certificate(&serial).unwrap().unwrap();
+    assert_eq!((rec.revoked_at, rec.reason), (Some(unix(now) - 1), Some(1)));
+    assert!(w.storage.certificate("0badc0de").unwrap().is_none());
+    assert!(matches!(
+        state(w.storage.as_ref(), &renewal),
+        TxState::Rejected(RefusalReason::CredentialRevoked, _)
+    ));
+    let m = w.metrics.encode().unwrap();
+    assert!(
+        m.contains("mef_proxy_events_total{event=\"upstream-revoked\"} 1"),
+        "{m}"
+    );
+    // Learnt once: the next pass revokes nothing anew.
+    assert_eq!(w.relay.learn_revocations(now), 0);
+}
+
+#[test]
+fn the_upstream_crl_is_asked_at_most_once_per_interval() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let relay = w.relay.crl_interval(Duration::from_secs(60));
+    let now = SystemTime::now();
+    relay.pass(now).unwrap();
+    relay.pass(now + Duration::from_secs(59)).unwrap();
+    relay.pass(now + Duration::from_secs(60)).unwrap();
+    let m = w.metrics.encode().unwrap();
+    assert!(m.contains("mef_proxy_events_total{event=\"upstream-crl\"} 2"), "{m}");
+}
+
+#[test]
+fn an_upstream_text_with_control_characters_still_runs_the_hook() {
+    let w = world(
+        vec![Forwarded::Refused("badRequest (evil\0text\x1b[2J\nline)".into())],
+        Duration::from_secs(3600),
+    );
+    let now = SystemTime::now();
+    hold(w.storage.as_ref(), "t5", unix(now));
+    assert_eq!(w.relay.pass(now).unwrap().refused, 1);
+    let hook = std::fs::read_to_string(&w.hook_out).expect("the hook did not run");
+    assert!(
+        hook.starts_with("upstream-refused t5 refused by the upstream CA: badRequest (evil?text?[2J?line)"),
+        "{hook}"
+    );
+    assert_eq!(env_safe("a\u{0}b\u{7f}c\u{85}"), "a?b?c?");
 }
