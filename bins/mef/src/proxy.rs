@@ -142,7 +142,8 @@ impl Upstream for ScepUpstream {
 }
 
 /// Start the relay on a thread of its own (the upstream client blocks):
-/// one pass over the pending transactions every `poll_interval_seconds`.
+/// one supervised pass over at most `max_per_pass` pending transactions
+/// every `poll_interval_seconds`.
 pub(crate) fn spawn_relay(
     p: &ProxyConfig,
     upstream: ScepUpstream,
@@ -160,12 +161,16 @@ pub(crate) fn spawn_relay(
         Duration::from_secs(p.polling_window_seconds),
         Notifier { hook, metrics },
     )
-    .crl_interval(Duration::from_secs(p.crl_interval_seconds));
+    .crl_interval(Duration::from_secs(p.crl_interval_seconds))
+    .max_per_pass(p.max_per_pass);
     let every = Duration::from_secs(p.poll_interval_seconds.max(1));
     std::thread::Builder::new()
         .name("proxy-relay".into())
         .spawn(move || loop {
-            match relay.pass(SystemTime::now()) {
+            // Supervised: a panic inside a pass is logged and counted, and
+            // the next pass runs (the thread must not die: clients would be
+            // answered 202 for ever).
+            match relay.supervised_pass(SystemTime::now()) {
                 Ok(r) if r.forwarded > 0 || r.refused > 0 => tracing::info!(
                     forwarded = r.forwarded,
                     issued = r.issued,

@@ -201,7 +201,13 @@ fn simpleenroll(px: &Mef, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
 /// `curl` POST of the CSR (base64, `dev.2`) to the proxy's EST `op` with
 /// the TLS client certificate `dev.0` and key `dev.1`.
 fn est_post(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf)) -> Answer {
+    est_post_with(px, op, dev, &[])
+}
+
+/// [`est_post`] with more curl arguments (`-D -`: the headers before the body).
+fn est_post_with(px: &Mef, op: &str, dev: &(PathBuf, PathBuf, PathBuf), extra: &[&str]) -> Answer {
     let o = std::process::Command::new("curl")
+        .args(extra)
         .args([
             "-sS",
             "--cacert",
@@ -1082,4 +1088,60 @@ fn a_certificate_the_upstream_revoked_no_longer_renews_through_the_proxy() {
 /// relay's GetCRLs, which it answers "not implemented").
 fn pkcsreqs_at(srv: &ScepServer) -> u64 {
     lines_with(&srv.log(), "scep_message_type=\"PKCSReq (19)\"") as u64
+}
+
+/// Another request (a new key, a CSR for `cn`) from the client whose TLS
+/// certificate and key `dev` holds.
+fn same_client_new_key(
+    px: &Mef,
+    dev: &(PathBuf, PathBuf, PathBuf),
+    name: &str,
+    cn: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = px.dir.path();
+    let (_, csr) = key_and_csr_for(dir, name, &format!("CN = {cn}"), None, None);
+    let b64 = dir.join(format!("{name}.b64"));
+    std::fs::write(&b64, run("openssl", &["base64", "-in", p(&csr)]).stdout).unwrap();
+    (dev.0.clone(), dev.1.clone(), b64)
+}
+
+#[test]
+fn held_requests_are_capped_per_client_and_a_held_ones_retry_is_still_answered() {
+    // Upstream holds everything for its operator: nothing is decided, every
+    // request stays pending at the proxy.
+    let up = upstream(true);
+    let px = proxy(&up, 3600);
+    let cn = "cap-a.ran.example.net";
+    let a = device(&px, "cap-a-0", cn);
+    let mut reqs = vec![a.clone()];
+    for i in 1..5 {
+        reqs.push(same_client_new_key(&px, &a, &format!("cap-a-{i}"), cn));
+    }
+    for r in &reqs[..4] {
+        let got = simpleenroll(&px, r);
+        assert_eq!(got.status, 202, "{}\n{}", got.body, px.log());
+    }
+    // The default max_pending_per_client is 4: the fifth is not held.
+    let fifth = est_post_with(&px, "simpleenroll", &reqs[4], &["-D", "-"]);
+    assert_eq!(fifth.status, 503, "{}\n{}", fifth.body, px.log());
+    assert!(fifth.body.contains("max_pending_per_client"), "{}", fifth.body);
+    assert!(
+        fifth.body.to_ascii_lowercase().contains("retry-after: 1"),
+        "{}",
+        fifth.body
+    );
+    // Another client's request is held (the fifth pending transaction).
+    let b = device(&px, "cap-b", "cap-b.ran.example.net");
+    assert_eq!(simpleenroll(&px, &b).status, 202);
+    // A retry of a held request is answered from storage, not capped.
+    assert_eq!(simpleenroll(&px, &reqs[0]).status, 202);
+    assert_eq!(metric(&px, "mef_proxy_events_total{event=\"hold-refused\"}"), 1);
+    // Refused before it was held: the proxy holds four for this client, five in all.
+    let held = px.run(&["scep", "pending", "list"]);
+    assert_eq!(held.lines().filter(|l| l.contains(cn)).count(), 4, "{held}");
+    assert_eq!(
+        held.lines().filter(|l| l.contains("ran.example.net")).count(),
+        5,
+        "{held}"
+    );
 }

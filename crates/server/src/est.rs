@@ -566,6 +566,11 @@ impl EstService {
             Err(Refusal(status, msg)) => {
                 log.outcome = format!("{status} {msg}");
                 let mut r = EstResponse::text(status, msg);
+                if status == 503 {
+                    // A cap on held requests (proxy mode): try again later.
+                    r.headers
+                        .push(("Retry-After", self.policy.retry_after.as_secs().max(1).to_string()));
+                }
                 if status == 401 && self.policy.basic {
                     r.headers
                         .push(("WWW-Authenticate", "Basic realm=\"enrolkit EST\"".into()));
@@ -960,6 +965,16 @@ impl EstService {
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
+        if let Some(limit) = &self.policy.auth.hold_limit {
+            match limit.admit(self.storage.as_ref(), &tx.subject) {
+                Ok(()) => {}
+                Err(crate::proxy::HoldRefused::Full(why)) => {
+                    self.metrics.proxy_event("hold-refused");
+                    return Err(Refusal::new(503, why));
+                }
+                Err(crate::proxy::HoldRefused::Storage(e)) => return Err(internal(e)),
+            }
+        }
         let sealed = self.sealer.seal(&terms_aad(tx), &terms.encode()).map_err(internal)?;
         self.storage
             .record_held(tx, auth.consume.as_deref(), &sealed, unix(now))

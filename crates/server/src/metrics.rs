@@ -13,7 +13,8 @@
 //! | `mef_enrolment_tokens_consumed_total` | counter | | the MEF, once the Enrolment Key is recorded |
 //! | `mef_db_commit_duration_seconds` | histogram | backend | the storage ([`CommitObserver`]) |
 //! | `mef_private_key_operation_duration_seconds` | histogram | key, operation | [`timed_key`] around the CA and RA keys |
-//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable`, `upstream-crl` (the upstream CA's CRL fetched and checked), `upstream-crl-failed`, `upstream-revoked` (a relayed certificate revoked upstream, revoked here too), `renewed-revoked` |
+//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable`, `upstream-crl` (the upstream CA's CRL fetched and checked), `upstream-crl-failed`, `upstream-revoked` (a relayed certificate revoked upstream, revoked here too), `renewed-revoked`, `pass-panicked` (a pass of the relay panicked; the relay goes on with the next), `hold-refused` (a request refused before it was held: a cap on pending transactions) |
+//! | `mef_proxy_last_pass_timestamp_seconds` | gauge | | the SCEP proxy's relay, when a pass completed (Unix seconds; 0: none yet, or not a proxy) |
 //!
 //! Every label value is one of a fixed set (unknown operations are
 //! `other`), so nothing a client sends can grow the registry.
@@ -26,7 +27,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
@@ -150,6 +151,7 @@ pub struct Metrics {
     commits: Family<BackendLabel, Histogram, MakeHistogram>,
     key_operations: Family<KeyLabels, Histogram, MakeHistogram>,
     proxy: Family<ProxyLabel, Counter>,
+    proxy_last_pass: Gauge,
 }
 
 /// The `event` label of `mef_proxy_events_total`.
@@ -177,6 +179,7 @@ impl Metrics {
             commits: Family::new_with_constructor(fast_histogram as MakeHistogram),
             key_operations: Family::new_with_constructor(fast_histogram as MakeHistogram),
             proxy: Family::default(),
+            proxy_last_pass: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -222,7 +225,18 @@ impl Metrics {
             "SCEP proxy: requests sent upstream, and transactions issued, refused upstream, not forwarded, or given up when their polling window ran out",
             m.proxy.clone(),
         );
+        r.register_with_unit(
+            "mef_proxy_last_pass_timestamp",
+            "SCEP proxy: when the relay last completed a pass over the pending transactions (Unix time; 0: none yet)",
+            Unit::Seconds,
+            m.proxy_last_pass.clone(),
+        );
         m
+    }
+
+    /// The SCEP proxy's relay completed a pass at `unix` (seconds).
+    pub fn proxy_pass_completed(&self, unix: i64) {
+        self.proxy_last_pass.set(unix);
     }
 
     /// The SCEP proxy's relay saw `event` (a fixed label value, see the module table).

@@ -125,5 +125,6 @@ pub fn policy(s: Sources<'_>, base: &Path) -> Result<Policy, String> {
         registration_authorities,
         reserved_names: s.reserved_names,
         forwards_requests: s.forwards_requests,
+        hold_limit: None,
     })
 }

@@ -42,6 +42,42 @@ pub struct ProxyConfig {
     /// Seconds the notification hook may run before it is killed.
     #[serde(default = "default_notify_timeout")]
     pub notify_timeout_seconds: u64,
+    /// Pending (held) transactions one client may have at once, counted by
+    /// the subject it asked for: a new request beyond it is refused before
+    /// it is held (EST 503 with Retry-After, SCEP FAILURE); retries of a
+    /// held one are answered as before.
+    #[serde(default = "default_max_pending_per_client")]
+    pub max_pending_per_client: u64,
+    /// Pending (held) transactions in all: beyond it every new request is
+    /// refused before it is held, as for `max_pending_per_client`.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: u64,
+    /// Upstream exchanges (and pending transactions read) per pass of the
+    /// relay, oldest transactions first; the rest wait for the next pass.
+    #[serde(default = "default_max_per_pass")]
+    pub max_per_pass: usize,
+}
+
+impl ProxyConfig {
+    /// The caps on held requests this configuration sets.
+    pub fn hold_limit(&self) -> crate::proxy::HoldLimit {
+        crate::proxy::HoldLimit {
+            per_client: self.max_pending_per_client,
+            total: self.max_pending,
+        }
+    }
+}
+
+fn default_max_pending_per_client() -> u64 {
+    4
+}
+
+fn default_max_pending() -> u64 {
+    10_000
+}
+
+fn default_max_per_pass() -> usize {
+    64
 }
 
 /// How the proxy authenticates what it sends upstream (`upstream_auth`).

@@ -133,6 +133,65 @@ pub fn step(created: i64, now: i64, window: Duration, pending_upstream: bool) ->
     }
 }
 
+/// The caps on requests held at once in proxy mode (`[proxy]
+/// max_pending_per_client`, `max_pending`): every held request is sent
+/// upstream on every pass until it is decided, so without them one
+/// admitted credential could make the relay's work, and the held rows,
+/// grow without bound (a CSR with a fresh key is a new transaction).
+///
+/// A client is counted by the subject it asks for ([`Transaction::subject`],
+/// a column storage already keeps), not by its credential (that would be a
+/// new column): a client certificate, a pre-authorised CN, a vendor
+/// certificate, a bound challenge or an RSPF grant binds the names it may
+/// ask for, so there the subject stands for the credential; a credential
+/// that may name many subjects (RA-POP, a static challenge with
+/// `allowed_dns_suffixes`) is bounded by `total` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldLimit {
+    /// Pending transactions for one subject.
+    pub per_client: u64,
+    /// Pending transactions in all.
+    pub total: u64,
+}
+
+impl HoldLimit {
+    /// `Ok` when a new request for `subject` may be held now; `Err`: why
+    /// not, in words for the client. Checked before the request is
+    /// recorded (a retry of a held one is answered from storage before
+    /// this, and never refused by it). Concurrent requests may each pass
+    /// the check before either is recorded: the caps can be exceeded by the
+    /// number of requests in flight, not more.
+    pub fn admit(&self, storage: &dyn Storage, subject: &str) -> Result<(), HoldRefused> {
+        let total = storage
+            .count_pending(None)
+            .map_err(|e| HoldRefused::Storage(e.to_string()))?;
+        if total >= self.total {
+            return Err(HoldRefused::Full(format!(
+                "the proxy holds {total} requests for the upstream CA, its limit (max_pending); try again later"
+            )));
+        }
+        let mine = storage
+            .count_pending(Some(subject))
+            .map_err(|e| HoldRefused::Storage(e.to_string()))?;
+        if mine >= self.per_client {
+            return Err(HoldRefused::Full(format!(
+                "{mine} requests for this subject are already waiting for the upstream CA, the limit \
+                 (max_pending_per_client); retry one of them, or try again when they are decided"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a request was not held ([`HoldLimit::admit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldRefused {
+    /// A cap is reached: the text for the client.
+    Full(String),
+    /// Storage could not count (an internal error).
+    Storage(String),
+}
+
 /// What one pass did (for the log and tests).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PassReport {
@@ -211,7 +270,11 @@ pub struct Relay {
     awaiting: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     crl_interval: Duration,
     crl_asked: std::sync::Mutex<Option<SystemTime>>,
+    max_per_pass: usize,
 }
+
+/// Upstream exchanges per pass unless [`Relay::max_per_pass`] says otherwise.
+pub const DEFAULT_MAX_PER_PASS: usize = 64;
 
 impl Relay {
     /// A relay over `storage`'s pending transactions, polling each for at
@@ -225,6 +288,46 @@ impl Relay {
             awaiting: std::sync::Mutex::new(std::collections::HashSet::new()),
             crl_interval: Duration::ZERO,
             crl_asked: std::sync::Mutex::new(None),
+            max_per_pass: DEFAULT_MAX_PER_PASS,
+        }
+    }
+
+    /// Work on at most `n` pending transactions per pass (so at most `n`
+    /// upstream exchanges), the oldest first; the others wait for a later
+    /// pass. At least one.
+    pub fn max_per_pass(mut self, n: usize) -> Self {
+        self.max_per_pass = n.max(1);
+        self
+    }
+
+    /// [`Relay::pass`], supervised: a panic inside the pass (the upstream
+    /// client, storage, the hook) is caught, logged and counted
+    /// (`mef_proxy_events_total{event="pass-panicked"}`) and returned as an
+    /// `Err`, so the relay thread goes on with the next pass instead of
+    /// dying and leaving every client at 202 for ever. A completed pass
+    /// (`Ok`) sets `mef_proxy_last_pass_timestamp_seconds`; a panicked one,
+    /// or one that could not read storage, does not.
+    pub fn supervised_pass(&self, now: SystemTime) -> Result<PassReport, String> {
+        // The relay's state is a set of transaction keys and a time, each
+        // under a mutex held only briefly and never across a call that
+        // could panic: a pass cut short leaves it consistent.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pass(now))) {
+            Ok(r) => {
+                if r.is_ok() {
+                    self.notifier.metrics.proxy_pass_completed(unix(now));
+                }
+                r
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                self.notifier.metrics.proxy_event("pass-panicked");
+                tracing::error!(panic = %what, "proxy: a pass of the relay panicked; going on with the next pass");
+                Err(format!("the pass panicked: {what}"))
+            }
         }
     }
 
@@ -299,7 +402,8 @@ impl Relay {
         }
     }
 
-    /// One pass over every pending transaction at `now`. A transaction
+    /// One pass over the pending transactions at `now`, at most
+    /// [`Relay::max_per_pass`] of them, oldest first. A transaction
     /// decided meanwhile (by another proxy instance sharing the database)
     /// is left as it was decided: `decide` refuses a second decision.
     pub fn pass(&self, now: SystemTime) -> Result<PassReport, String> {
@@ -309,7 +413,7 @@ impl Relay {
         self.learn_revocations(now);
         let pending = self
             .storage
-            .pending()
+            .oldest_pending(self.max_per_pass)
             .map_err(|e| format!("pending transactions: {e}"))?;
         for tx in pending {
             let polling = self.pending_upstream(&tx);

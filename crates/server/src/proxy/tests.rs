@@ -410,3 +410,136 @@ fn an_upstream_text_with_control_characters_still_runs_the_hook() {
     );
     assert_eq!(env_safe("a\u{0}b\u{7f}c\u{85}"), "a?b?c?");
 }
+
+#[test]
+fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let relay = w.relay.max_per_pass(2);
+    let now = SystemTime::now();
+    // Recorded out of order: the relay goes by when each was recorded.
+    let t3 = hold(w.storage.as_ref(), "c", unix(now) - 10);
+    let t1 = hold(w.storage.as_ref(), "a", unix(now) - 30);
+    let t4 = hold(w.storage.as_ref(), "d", unix(now) - 5);
+    let t2 = hold(w.storage.as_ref(), "b", unix(now) - 20);
+    let r = relay.pass(now).unwrap();
+    assert_eq!((r.forwarded, r.pending), (2, 2));
+    let csrs = |from: usize| -> Vec<Vec<u8>> { w.asked.lock().unwrap()[from..].iter().map(|a| a.1.clone()).collect() };
+    assert_eq!(csrs(0), [t1.csr.clone(), t2.csr.clone()]);
+    // Still pending, still the oldest: the next pass takes the same two
+    // (the cap bounds a pass; the window bounds how long one is held).
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(2), [t1.csr.clone(), t2.csr.clone()]);
+    // Once they are decided, the younger ones get their turn.
+    for t in [&t1, &t2] {
+        w.storage
+            .decide(
+                &t.transaction_id,
+                &t.key_id,
+                &TxState::Rejected(RefusalReason::UpstreamRefused, "x".into()),
+                None,
+                unix(now),
+            )
+            .unwrap();
+    }
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(4), [t3.csr.clone(), t4.csr.clone()]);
+}
+
+/// An upstream that panics on its first request, then answers as `inner`.
+struct PanicsOnce {
+    inner: Scripted,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+impl Upstream for PanicsOnce {
+    fn request(&self, csr: &[u8], txid: &str) -> Forwarded {
+        if !self.panicked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("upstream client bug");
+        }
+        self.inner.request(csr, txid)
+    }
+    fn poll(&self, csr: &[u8], txid: &str) -> Forwarded {
+        self.inner.poll(csr, txid)
+    }
+    fn revocations(&self) -> Result<Vec<UpstreamRevocation>, String> {
+        self.inner.revocations()
+    }
+}
+
+#[test]
+fn a_panicking_pass_is_caught_counted_and_the_next_pass_still_forwards() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let relay = Relay::new(
+        w.storage.clone(),
+        Box::new(PanicsOnce {
+            inner: Scripted {
+                answers: w.answers.clone(),
+                asked: w.asked.clone(),
+                revoked: w.revoked.clone(),
+            },
+            panicked: std::sync::atomic::AtomicBool::new(false),
+        }),
+        w.window,
+        Notifier {
+            hook: None,
+            metrics: w.metrics.clone(),
+        },
+    );
+    let now = SystemTime::now();
+    let tx = hold(w.storage.as_ref(), "p1", unix(now));
+    let e = relay.supervised_pass(now).unwrap_err();
+    assert!(e.contains("upstream client bug"), "{e}");
+    let m = w.metrics.encode().unwrap();
+    assert!(m.contains("mef_proxy_events_total{event=\"pass-panicked\"} 1"), "{m}");
+    assert!(m.contains("mef_proxy_last_pass_timestamp_seconds 0\n"), "{m}");
+    // The same relay, the next pass: the request goes upstream.
+    let later = now + Duration::from_secs(1);
+    let r = relay.supervised_pass(later).unwrap();
+    assert_eq!((r.forwarded, r.pending), (1, 1));
+    assert_eq!(w.asked.lock().unwrap().as_slice(), [("request", tx.csr.clone())]);
+    let m = w.metrics.encode().unwrap();
+    assert!(
+        m.contains(&format!("mef_proxy_last_pass_timestamp_seconds {}\n", unix(later))),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_hold_limit_counts_pending_transactions_per_subject_and_in_all() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let st = w.storage.as_ref();
+    let limit = HoldLimit {
+        per_client: 2,
+        total: 3,
+    };
+    let held = |txid: &str, subject: &str| {
+        let tx = Transaction {
+            transaction_id: txid.into(),
+            key_id: format!("kid-{txid}"),
+            subject: subject.into(),
+            csr: b"csr".to_vec(),
+            state: TxState::Pending,
+            created: 1,
+        };
+        st.record(&tx, None, None, 1).unwrap();
+        tx
+    };
+    let a1 = held("a1", "CN=a");
+    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
+    held("a2", "CN=a");
+    assert!(matches!(limit.admit(st, "CN=a"), Err(HoldRefused::Full(why)) if why.contains("max_pending_per_client")));
+    assert_eq!(limit.admit(st, "CN=b"), Ok(()));
+    held("b1", "CN=b");
+    assert!(matches!(limit.admit(st, "CN=c"), Err(HoldRefused::Full(why)) if why.contains("max_pending")));
+    // Decided transactions no longer count.
+    st.decide(
+        &a1.transaction_id,
+        &a1.key_id,
+        &TxState::Rejected(RefusalReason::UpstreamRefused, "x".into()),
+        None,
+        2,
+    )
+    .unwrap();
+    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
+    assert_eq!(limit.admit(st, "CN=c"), Ok(()));
+}

@@ -44,6 +44,10 @@ pub struct Policy {
     /// decided must be exactly the names asked, and the request may ask for
     /// nothing the core does not read (only DNS and IP subjectAltNames).
     pub forwards_requests: bool,
+    /// Caps on the requests held at once (the proxy's `max_pending_per_client`
+    /// and `max_pending`): a new request beyond them is refused before it
+    /// is held. `None`: no cap (manual approval outside proxy mode).
+    pub hold_limit: Option<crate::proxy::HoldLimit>,
 }
 
 /// Base stations hold a vendor certificate; the operator CA enrols them on
@@ -86,6 +90,8 @@ impl std::fmt::Debug for Policy {
             .field("vendor", &self.vendor)
             .field("registration_authorities", &self.registration_authorities.len())
             .field("reserved_names", &self.reserved_names)
+            .field("forwards_requests", &self.forwards_requests)
+            .field("hold_limit", &self.hold_limit)
             .finish()
     }
 }

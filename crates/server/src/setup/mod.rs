@@ -195,7 +195,7 @@ fn build_services_for(cfg: &Config, base: &Path, metrics: Arc<Metrics>, ca: Auth
         san: SanPolicy::Copy,
         ..Profile::default()
     };
-    let policy = config::policy(
+    let mut policy = config::policy(
         config::Sources {
             scep: &cfg.scep,
             authorisation: cfg.authorisation.as_ref(),
@@ -206,6 +206,7 @@ fn build_services_for(cfg: &Config, base: &Path, metrics: Arc<Metrics>, ca: Auth
         },
         base,
     )?;
+    policy.hold_limit = cfg.proxy.as_ref().map(|p| p.hold_limit());
     let key_gate = Arc::new(KeyGate::new(
         cfg.limits.key_operations,
         Duration::from_millis(cfg.limits.key_operation_wait_milliseconds),

@@ -379,6 +379,21 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
+    /// The at most `limit` pending transactions recorded first (oldest
+    /// first): what the proxy's relay works on in one pass, without loading
+    /// every held row.
+    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+        let mut p = self.pending()?;
+        p.sort_by_key(|t| t.created);
+        p.truncate(limit);
+        Ok(p)
+    }
+    /// How many transactions are pending; with `subject`, only those
+    /// recorded for that subject (as [`Transaction::subject`] stores it).
+    fn count_pending(&self, subject: Option<&str>) -> Result<u64> {
+        let p = self.pending()?;
+        Ok(p.iter().filter(|t| subject.is_none_or(|s| t.subject == s)).count() as u64)
+    }
     /// A certificate by serial (hex).
     fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>>;
     /// All revoked certificates.

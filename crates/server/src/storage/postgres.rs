@@ -851,6 +851,29 @@ impl Storage for PgStorage {
         })
     }
 
+    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let r = c.query(
+                &format!(
+                    "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT $1"
+                ),
+                &[&limit],
+            )?;
+            rows(r, row_to_tx)
+        })
+    }
+
+    fn count_pending(&self, subject: Option<&str>) -> Result<u64> {
+        self.with(|c| {
+            let r = c.query_one(
+                "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND ($1::TEXT IS NULL OR subject = $1)",
+                &[&subject],
+            )?;
+            Ok(u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0))
+        })
+    }
+
     fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>> {
         self.with(|c| {
             c.query_opt(

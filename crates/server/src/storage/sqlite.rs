@@ -691,6 +691,28 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT ?1"
+            ))?;
+            let rows = st.query_map(params![limit], row_to_tx)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn count_pending(&self, subject: Option<&str>) -> Result<u64> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND (?1 IS NULL OR subject = ?1)",
+                params![subject],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn certificate(&self, serial: &str) -> Result<Option<IssuedCert>> {
         self.read(|c| {
             Ok(c.prepare_cached(
