@@ -74,6 +74,7 @@ conformance!(
     challenge_ids_and_duplicates,
     record_is_all_or_nothing,
     transactions_pending_and_decisions,
+    pending_counts_and_the_oldest_first,
     certificates_and_revocation,
     crl_numbers_are_monotonic,
     crl_numbers_under_concurrency,
@@ -418,6 +419,39 @@ fn transactions_pending_and_decisions(s: &Backend) {
     );
     let left: Vec<_> = s.pending().unwrap().into_iter().map(|t| t.key_id).collect();
     assert_eq!(left, vec!["key-b".to_string()]);
+}
+
+/// What the proxy's caps and relay read: pending transactions counted (in
+/// all, per subject) and the oldest few, without loading every row.
+fn pending_counts_and_the_oldest_first(s: &Backend) {
+    let held = |id: &str, subject: &str, created: i64| {
+        let mut t = tx(id, "k", TxState::Pending);
+        t.subject = subject.into();
+        t.created = created;
+        s.record(&t, None, None, created).unwrap();
+        t
+    };
+    assert_eq!(s.count_pending(None).unwrap(), 0);
+    held("c", "CN=a", NOW + 2);
+    let a = held("a", "CN=a", NOW);
+    held("b", "CN=b", NOW + 1);
+    held("d", "CN=a", NOW + 3);
+    assert_eq!(s.count_pending(None).unwrap(), 4);
+    assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 3);
+    assert_eq!(s.count_pending(Some("CN=none")).unwrap(), 0);
+    let ids = |v: Vec<Transaction>| v.into_iter().map(|t| t.transaction_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["a", "b"]);
+    assert_eq!(ids(s.oldest_pending(10).unwrap()), ["a", "b", "c", "d"]);
+    s.decide(
+        &a.transaction_id,
+        &a.key_id,
+        &TxState::Rejected(RefusalReason::UpstreamRefused, "no".into()),
+        None,
+        NOW + 4,
+    )
+    .unwrap();
+    assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 2);
+    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["b", "c"]);
 }
 
 fn certificates_and_revocation(s: &Backend) {
