@@ -1347,3 +1347,53 @@ fn a_forwarding_proxy_admits_only_requests_that_ask_for_exactly_their_names() {
         CertRep::Pending
     ));
 }
+
+#[test]
+fn held_scep_requests_are_capped_per_subject_and_a_held_ones_retry_is_still_pending() {
+    let w = world(
+        Policy {
+            manual_approval: true,
+            hold_limit: Some(enrolkit_server::proxy::HoldLimit {
+                per_client: 1,
+                total: 2,
+            }),
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    for pw in ["otp-1", "otp-2", "otp-3", "otp-4"] {
+        w.challenge(pw);
+    }
+    let first = device("cap.example.net");
+    assert!(matches!(w.pkcsreq(&first, Some("otp-1"), "tx-1"), CertRep::Pending));
+    // A new key for the same subject: beyond max_pending_per_client (1).
+    let second = device("cap.example.net");
+    match w.pkcsreq(&second, Some("otp-2"), "tx-2") {
+        CertRep::Failure { fail_info, text } => {
+            assert_eq!(fail_info, FailInfo::BadRequest);
+            let text = text.unwrap_or_default();
+            assert!(text.contains("max_pending_per_client"), "{text}");
+        }
+        other => panic!("expected FAILURE, got {other:?}"),
+    }
+    // Refused before it was held: its challenge is still usable.
+    assert!(w
+        .storage
+        .challenge_usable(&challenge_hash(&KEY, "otp-2"), unix(SystemTime::now()))
+        .unwrap());
+    // The held one's retries (a retransmission, a poll) are answered.
+    assert!(matches!(w.pkcsreq(&first, Some("otp-1"), "tx-1"), CertRep::Pending));
+    assert!(matches!(w.poll(&first, "tx-1"), CertRep::Pending));
+    // Another subject is held; a third is beyond max_pending (2).
+    assert!(matches!(
+        w.pkcsreq(&device("other.example.net"), Some("otp-3"), "tx-3"),
+        CertRep::Pending
+    ));
+    match w.pkcsreq(&device("third.example.net"), Some("otp-4"), "tx-4") {
+        CertRep::Failure { text, .. } => {
+            assert!(text.unwrap_or_default().contains("(max_pending)"))
+        }
+        other => panic!("expected FAILURE, got {other:?}"),
+    }
+    assert_eq!(w.storage.pending().unwrap().len(), 2);
+}
