@@ -14,7 +14,7 @@ use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use enrolkit_pkcs11::KeyLocation;
 use enrolkit_pkix::fingerprint::sha256 as fingerprint;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 use x509_cert::name::Name;
@@ -164,6 +164,11 @@ pub enum CmpCmd {
         /// Requested subject.
         #[arg(long, default_value = "CN=bench")]
         subject: String,
+        /// More vendor devices (`CERT.pem,KEY.pem`, repeatable), used in
+        /// turn with `--cert`/`--key`: a server bounds the transactions one
+        /// credential holds open, as one base station never runs many.
+        #[arg(long = "device", value_name = "CERT,KEY")]
+        devices: Vec<String>,
     },
     /// General message: CA certificates, root CA update, certificate request template.
     Genm {
@@ -243,9 +248,10 @@ pub fn run(o: &CmpOpts, cmd: CmpCmd) -> Res {
         clients,
         total,
         subject,
+        devices,
     } = &cmd
     {
-        return bench(o, *clients, *total, subject);
+        return bench(o, *clients, *total, subject, devices);
     }
     let credential = credential(o)?;
     match cmd {
@@ -368,12 +374,17 @@ fn request(o: &CmpOpts, credential: &Credential, kind: BodyType, r: Request) -> 
     Ok(())
 }
 
-fn bench(o: &CmpOpts, clients: usize, total: usize, subject: &str) -> Res {
+fn bench(o: &CmpOpts, clients: usize, total: usize, subject: &str, more: &[String]) -> Res {
     let (Some(cert), Some(KeyLocation::File(key))) = (&o.cert, &o.key) else {
         return Err("bench signs with --cert and a --key file".into());
     };
-    let key = files::read_key(key)?;
-    let certificate = files::read_certificate(cert)?;
+    let mut devices = vec![(files::read_key(key)?, files::read_certificate(cert)?)];
+    for d in more {
+        let (c, k) = d
+            .split_once(',')
+            .ok_or_else(|| format!("--device {d:?}: give CERT.pem,KEY.pem"))?;
+        devices.push((files::read_key(Path::new(k))?, files::read_certificate(Path::new(c))?));
+    }
     let anchors = server(
         o,
         PollPolicy {
@@ -386,8 +397,7 @@ fn bench(o: &CmpOpts, clients: usize, total: usize, subject: &str) -> Res {
     let subject = Name::from_str(subject).map_err(|e| format!("--subject: {e}"))?;
     let b = enrolkit_client::bench::CmpBench {
         url: &o.url,
-        key: &key,
-        certificate: &certificate,
+        devices: &devices,
         anchors: &anchors,
         subject: &subject,
     };

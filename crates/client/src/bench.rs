@@ -323,15 +323,16 @@ pub fn run_est(
     Ok(report(elapsed, outcomes))
 }
 
-/// What a CMP load run sends: irs signed by one vendor certificate (3GPP TS
-/// 33.310 §9, which needs no per-enrolment secret), for `subject`.
+/// What a CMP load run sends: irs signed by vendor certificates (3GPP TS
+/// 33.310 §9, which needs no per-enrolment secret), for `subject`. The
+/// enrolments are spread over the devices in turn: a server bounds the
+/// transactions one credential holds open (mef: 4), as one base station
+/// never runs many at once.
 pub struct CmpBench<'a> {
     /// The CMP URL.
     pub url: &'a str,
-    /// The vendor key.
-    pub key: &'a SoftwareKey,
-    /// The vendor certificate.
-    pub certificate: &'a Certificate,
+    /// Vendor keys and certificates, one per simulated base station.
+    pub devices: &'a [(SoftwareKey, Certificate)],
     /// What the server's protection certificate and the issued certificates must chain to.
     pub anchors: &'a [Certificate],
     /// The requested subject.
@@ -347,21 +348,29 @@ pub struct CmpBench<'a> {
 /// counts as a failed enrolment.
 pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchReport> {
     use enrolkit_cmp::{Answer, BodyType, CertificateRequest, Protect, Requester, ResponseTrust, Verified};
-    let requester = || Requester {
-        protect: Protect::Signature {
-            signer: b.key,
-            certificate: b.certificate,
-            chain: &[],
-            digest: DigestAlgorithm::Sha256,
-        },
-        sender: enrolkit_cmp::header::null_dn(),
-        recipient: enrolkit_cmp::header::null_dn(),
-        message_time: Some(SystemTime::now()),
-        limits: Default::default(),
-        policy: Default::default(),
+    if b.devices.is_empty() {
+        return Err(ClientError::Unexpected(
+            "a CMP bench needs at least one vendor certificate".into(),
+        ));
+    }
+    let requester = |i: usize| {
+        let (key, certificate) = &b.devices[i % b.devices.len()];
+        Requester {
+            protect: Protect::Signature {
+                signer: key,
+                certificate,
+                chain: &[],
+                digest: DigestAlgorithm::Sha256,
+            },
+            sender: enrolkit_cmp::header::null_dn(),
+            recipient: enrolkit_cmp::header::null_dn(),
+            message_time: Some(SystemTime::now()),
+            limits: Default::default(),
+            policy: Default::default(),
+        }
     };
     // Not measured: keys and the signed irs.
-    let prepared = in_parallel(total, |_| {
+    let prepared = in_parallel(total, |i| {
         let key = SoftwareKey::generate(KeySpec::EcP256)?;
         let req = CertificateRequest {
             key: &key,
@@ -370,15 +379,15 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
             old_certificate: None,
             digest: DigestAlgorithm::Sha256,
         };
-        let (message, sent) = requester().certificate_request(BodyType::Ir, &req, false, &mut rand_core::OsRng)?;
-        Ok((key, message, sent))
+        let (message, sent) = requester(i).certificate_request(BodyType::Ir, &req, false, &mut rand_core::OsRng)?;
+        Ok((i, key, message, sent))
     })?;
     let (elapsed, results) = drive(
         &prepared,
         clients,
         || crate::cmp::CmpClient::new(b.url, Duration::from_secs(60), &[]),
-        |c, (_, message, sent)| {
-            let r = requester();
+        |c, (i, _, message, sent)| {
+            let r = requester(*i);
             let opened = r.open(&c.transfer(message)?, sent, &ResponseTrust::SignerToValidate)?;
             let Answer::Certificate { certificate, .. } = &opened.answer else {
                 return Err(ClientError::Unexpected("no certificate".into()));
@@ -398,7 +407,7 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
     let now = SystemTime::now();
     let checked = in_parallel(total, |i| {
         Ok(match (prepared.get(i), results.get(i)) {
-            (Some((key, _, _)), Some(Some((latency, (signer, extra, cert, chain))))) => {
+            (Some((_, key, _, _)), Some(Some((latency, (signer, extra, cert, chain))))) => {
                 let signer_ok = crate::trust::cmp_signer(signer, extra, b.anchors, &[], now, false).is_ok();
                 let cert_ok = crate::trust::issued(cert, key.public_key(), b.anchors, chain, now, false).is_ok();
                 (signer_ok && cert_ok).then_some(*latency)
