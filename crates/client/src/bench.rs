@@ -353,8 +353,12 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
             "a CMP bench needs at least one vendor certificate".into(),
         ));
     }
-    let requester = |i: usize| {
-        let (key, certificate) = &b.devices[i % b.devices.len()];
+    let device = |i: usize| {
+        b.devices
+            .get(i % b.devices.len())
+            .ok_or_else(|| ClientError::Unexpected("no vendor certificate".into()))
+    };
+    fn requester((key, certificate): &(SoftwareKey, Certificate)) -> Requester<'_> {
         Requester {
             protect: Protect::Signature {
                 signer: key,
@@ -368,7 +372,7 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
             limits: Default::default(),
             policy: Default::default(),
         }
-    };
+    }
     // Not measured: keys and the signed irs.
     let prepared = in_parallel(total, |i| {
         let key = SoftwareKey::generate(KeySpec::EcP256)?;
@@ -379,7 +383,8 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
             old_certificate: None,
             digest: DigestAlgorithm::Sha256,
         };
-        let (message, sent) = requester(i).certificate_request(BodyType::Ir, &req, false, &mut rand_core::OsRng)?;
+        let (message, sent) =
+            requester(device(i)?).certificate_request(BodyType::Ir, &req, false, &mut rand_core::OsRng)?;
         Ok((i, key, message, sent))
     })?;
     let (elapsed, results) = drive(
@@ -387,7 +392,7 @@ pub fn run_cmp(b: &CmpBench<'_>, clients: usize, total: usize) -> Result<BenchRe
         clients,
         || crate::cmp::CmpClient::new(b.url, Duration::from_secs(60), &[]),
         |c, (i, _, message, sent)| {
-            let r = requester(*i);
+            let r = requester(device(*i)?);
             let opened = r.open(&c.transfer(message)?, sent, &ResponseTrust::SignerToValidate)?;
             let Answer::Certificate { certificate, .. } = &opened.answer else {
                 return Err(ClientError::Unexpected("no certificate".into()));
