@@ -32,6 +32,7 @@ ossl=$(sed -n 's|^mef: EST (openssl) on \(https://[^/]*\)/.*|\1|p' "$work/mef.ou
 # A client certificate, obtained with a pre-shared key (RFC 7030 §3.3.3).
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/kpm.hex"
 $bin/mef -c "$st/mef.toml" psk add bench-client --key-file "$work/kpm.hex" >/dev/null
+sleep 2   # the running server reloads its handshake keys every second
 $bin/enrol est --server "$ossl" --ta "$st/ca.pem" --psk-identity bench-client --psk-file "$work/kpm.hex" \
   enroll --subject CN=bench-client --key-out "$work/client.key" --cert-out "$work/client.pem" >/dev/null
 

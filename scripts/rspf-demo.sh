@@ -76,7 +76,7 @@ openssl x509 -in sensor/cert.pem -noout -subject -ext extendedKeyUsage
 
 # 3. The Enrolment Targets fetch their keys by KeId over mutually authenticated TLS.
 $bin/enrol rspf fetch --mef "$mefurl" --mef-ca mef/ca.pem --cert cse-b.example.net.pem \
-    --key cse-b.example.net.key --ke-id "$keid" --suid 11 --from cse-b.example.net --out cse.key
+    --key cse-b.example.net.key --ke-id "$keid" --suid 22 --from cse-b.example.net --out cse.key
 $bin/enrol rspf fetch --mef "$mefurl" --mef-ca mef/ca.pem --cert maf.example.net.pem \
     --key maf.example.net.key --ke-id "$keid" --from maf.example.net --out maf.key --format xml
 

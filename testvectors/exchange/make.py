@@ -41,6 +41,13 @@ add("fetch-success.json", js(ok), "valid")
 add("fetch-success.xml", xml("fetchCredentialsResponse", [
     ("Status", "true"), ("Credential", ok["Credential"]), ("CredentialID", KEY_ID),
     ("EnroleeID", "CAE-enrolee-1"), ("Lifetime", "86400")]), "valid")
+# Exactly the fields of TS-0003 V3.18.0 table 8.3.2.1-5 (no CredentialID),
+# as a conformant MEF answers: what our MEF sends by default.
+table = {k: v for k, v in ok.items() if k != "CredentialID"}
+add("fetch-success-table.json", js(table), "valid")
+add("fetch-success-table.xml", xml("fetchCredentialsResponse", [
+    ("Status", "true"), ("Credential", ok["Credential"]),
+    ("EnroleeID", "CAE-enrolee-1"), ("Lifetime", "86400")]), "valid")
 err = {"Status": False, "ErrorString": "unknown KeId"}
 add("fetch-error.json", js(err), "valid")
 add("fetch-error.xml", xml("fetchCredentialsResponse", [("Status", "false"), ("ErrorString", "unknown KeId")]), "valid")
@@ -103,6 +110,55 @@ add("enrolment-refused.json", js({"Status": False, "ErrorString": "an Enrolment-
 add("enrolment-refused.xml", xml("enrolmentRefused", [("Status", "false"), ("ErrorString", "token unknown")]), "valid")
 add("enrolment-refused-status-true.json", js({"Status": True, "ErrorString": "x"}), "invalid: a refusal has Status false", "Status false")
 add("enrolment-refused-no-reason.json", js({"Status": False}), "invalid: ErrorString missing", "ErrorString")
+
+# TS-0003 V3.18.0 wire profile (crates/exchange/src/v318.rs): the request of
+# table 8.3.2.1-1 and the responses of tables 8.3.2.1-2/-3/-4, then the end of
+# the exchange. The MAF trust anchor is a real certificate (OpenSSL-made, from
+# testvectors/scep), carried as base64 DER.
+with open(os.path.join(HERE, "..", "scep", "openssl-ca.pem")) as f:
+    pem = f.read()
+TA = "".join(l for l in pem.splitlines() if l and not l.startswith("-----"))
+base64.b64decode(TA, validate=True)
+v_req = {"certificateEnrolment": True, "mafEnrolment": True, "remoteManagement": False}
+add("v318-request.json", js(v_req), "valid")
+add("v318-request.xml", xml("enrolmentExchangeRequest", [
+    ("certificateEnrolment", "true"), ("mafEnrolment", "false"), ("remoteManagement", "true")]), "valid")
+add("v318-request-token.json", js(dict(v_req, enrolmentToken="t")), "invalid: V3.18 has no Enrolment-Token", "enrolmentToken")
+add("v318-request-missing.json", js({"certificateEnrolment": True, "mafEnrolment": True}), "invalid: an indication is missing", "remoteManagement")
+CERT = {"instructionType": "certificateEnrolment", "uri": "https://est.example.com:8443/.well-known/est"}
+MAF = {"instructionType": "mafEnrolment", "credentialType": "symmetricKey",
+       "mafKeyRegistrationUri": "https://maf.example.com/keyRegistration",
+       "mafKeyRetrievalUri": "https://maf.example.com/keyRetrieval",
+       "clientRegistrationUri": "https://maf.example.com/clientRegistration",
+       "trustAnchor": [TA], "lifetime": 86400}
+RM = {"instructionType": "remoteManagement", "uri": "coaps://dm.example.com:5684"}
+END = {"instructionType": "endOfExchange"}
+add("v318-responses.json", js({"response": [CERT, MAF, RM, END]}), "valid")
+
+
+def xml_responses(responses):
+    r = ET.Element("enrolmentExchangeResponses")
+    for resp in responses:
+        e = ET.SubElement(r, "response")
+        for k, v in resp.items():
+            for item in (v if isinstance(v, list) else [v]):
+                ET.SubElement(e, k).text = str(item) if not isinstance(item, bool) else str(item).lower()
+    return ET.tostring(r, encoding="unicode").encode()
+
+
+add("v318-responses.xml", xml_responses([CERT, MAF, RM, END]), "valid")
+add("v318-responses-end-only.json", js({"response": [END]}), "valid")
+add("v318-responses-no-end.json", js({"response": [CERT]}), "invalid: the end of the exchange is missing", "end of the exchange")
+add("v318-responses-end-first.json", js({"response": [END, CERT, END]}), "invalid: end of exchange before the last", "before the last")
+add("v318-responses-twice.json", js({"response": [CERT, CERT, END]}), "invalid: two certificate responses", "two certificateEnrolment")
+add("v318-responses-no-uri.json", js({"response": [{"instructionType": "certificateEnrolment"}, END]}), "invalid: uri is required", "uri")
+add("v318-responses-maf-no-credential.json",
+    js({"response": [{k: v for k, v in MAF.items() if k != "credentialType"}, END]}), "invalid: credentialType missing", "credentialType")
+add("v318-responses-maf-ip-host.json",
+    js({"response": [dict(MAF, mafKeyRegistrationUri="https://192.0.2.1/keyRegistration"), END]}), "invalid: the MAF-FQDN is an address", "MAF-FQDN")
+add("v318-responses-foreign-field.json", js({"response": [dict(CERT, lifetime=5), END]}), "invalid: lifetime is a MAF parameter", "lifetime")
+add("v318-responses-bad-anchor.json", js({"response": [dict(MAF, trustAnchor=["bm90IGEgY2VydA=="]), END]}), "invalid: not a certificate", "trustAnchor")
+add("v318-responses-unknown-type.json", js({"response": [{"instructionType": "firmwareUpdate"}, END]}), "invalid: unknown instruction type", "instruction type")
 
 manifest = ["# Written by make.py (Python json and xml.etree); do not edit.", ""]
 for name, data, expect, mentions in files:

@@ -32,4 +32,5 @@ for v in 1.2 1.3; do
 done
 python3 rspf.py "${args[@]}"
 python3 gba.py
-echo "wrote rspf.toml and gba.toml"
+python3 pkid.py
+echo "wrote rspf.toml, gba.toml and pkid.toml"

@@ -8,9 +8,10 @@ use enrolkit_client::est::{ders, EstServer};
 use enrolkit_client::flow::rspf::{self as flow, EnroleeCredential, EnroleeRequest};
 use enrolkit_client::flow::Progress;
 use enrolkit_client::rspf::EnrolmentState;
-use enrolkit_exchange::{CommSecurityType, EnrolmentRequest, Format};
+use enrolkit_exchange::{CommSecurityType, EnrolmentRequest, Format, WireProfile};
 use enrolkit_files as files;
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId};
+use enrolkit_rspf::enrolment::KeyId;
+use enrolkit_rspf::Suid;
 use enrolkit_tls::TlsVersion;
 use std::path::Path;
 use std::str::FromStr;
@@ -127,8 +128,19 @@ pub fn run(cmd: RspfCmd) -> Res {
             no_certificate,
             no_maf,
             subject,
+            wire_profile,
+            remote_management,
+            enrolment_expiry,
             out,
         } => {
+            let profile = WireProfile::parse(&wire_profile)
+                .ok_or_else(|| format!("--wire-profile {wire_profile:?}: change-request or v3.18"))?;
+            if profile == WireProfile::ChangeRequest && (remote_management || enrolment_expiry.is_some()) {
+                return Err("--remote-management and --enrolment-expiry belong to --wire-profile v3.18".into());
+            }
+            if profile == WireProfile::V318 && token.is_some() {
+                return Err("--token: the v3.18 wire profile has no Enrolment-Token".into());
+            }
             let (credential, mef_ca) = creds.credential()?;
             let req = EnroleeRequest {
                 mef: creds.mef()?,
@@ -142,6 +154,9 @@ pub fn run(cmd: RspfCmd) -> Res {
                     supports_maf_procedures: !no_maf,
                     enrolment_token: token,
                 },
+                profile,
+                remote_management,
+                enrolment_expiry,
                 // Checked before the exchange: a one-time token is spent by it.
                 subject: subject
                     .as_deref()
@@ -151,6 +166,9 @@ pub fn run(cmd: RspfCmd) -> Res {
             };
             let done = flow::enrol(&req, unix_now().max(0).unsigned_abs(), &mut say).map_err(err)?;
             println!("ke-id {}", done.ke_id);
+            if let Some(u) = &done.remote_management {
+                println!("remote-management {u}");
+            }
             for d in &done.derived {
                 println!(
                     "{} {} key-id {}",
@@ -173,23 +191,59 @@ pub fn run(cmd: RspfCmd) -> Res {
         RspfCmd::Fetch {
             creds,
             ke_id,
+            ua,
             suid,
             from,
             out,
-        } => fetch(&creds, &ke_id, suid, &from, &out)?,
+        } => fetch(&creds, &ke_id, ua.as_deref(), suid, &from, &out)?,
+        RspfCmd::GbaKey { gba, target, ua, out } => {
+            let ua = ua_arg(ua.as_deref())?;
+            let (btid, naf) = flow::gba_naf_key(&gba, &target, ua, &out, unix_now()).map_err(err)?;
+            println!("ke-id {btid}");
+            println!("naf-id {naf} {}", hex::encode(ua));
+        }
     }
     Ok(())
 }
 
 /// `enrol rspf fetch`: MEF Key Retrieval as the Enrolment Target `from`.
-fn fetch(creds: &Credentials, ke_id: &str, suid: Option<u8>, from: &str, out: &Path) -> Res {
+/// `--ua`: ten hex digits, TLS 1.3's shared-key identifier by default.
+fn ua_arg(ua: Option<&str>) -> Res<[u8; 5]> {
+    let Some(h) = ua else {
+        return Ok(enrolkit_rspf::gba::UaProtocolId::TLS13_SHARED_KEY.0);
+    };
+    let v = hex::decode(h).map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))?;
+    v.try_into().map_err(|_| format!("--ua {h:?}: ten hexadecimal digits"))
+}
+
+fn fetch(creds: &Credentials, ke_id: &str, ua: Option<&str>, suid: Option<String>, from: &str, out: &Path) -> Res {
+    if enrolkit_rspf::gba::parse_btid(ke_id).is_ok() {
+        // A B-TID: the MEF is the BSF and this target the NAF.
+        if suid.is_some() {
+            return Err("--suid: a B-TID names a GBA bootstrap, whose NAF key has no SUID".into());
+        }
+        let ua = ua_arg(ua)?;
+        let (credential, mef_ca) = creds.credential()?;
+        let tls = credential
+            .tls(mef_ca.as_deref(), creds.versions(), false)
+            .map_err(err)?;
+        let f = flow::fetch_gba_key(&creds.mef()?, &tls, ke_id, ua, from, creds.format(), out).map_err(err)?;
+        println!("enrolee-id {}", f.enrolee_id.as_deref().unwrap_or("-"));
+        println!("lifetime {}", f.lifetime);
+        return Ok(());
+    }
+    if ua.is_some() {
+        return Err("--ua goes with a B-TID as --ke-id".into());
+    }
     let id = KeyId::parse(ke_id).map_err(|e| format!("--ke-id: {e}"))?;
-    let usage = suid
+    let suid = suid
         .map(|n| {
-            CredentialUsage::ALL
-                .into_iter()
-                .find(|u| u.suid() == n)
-                .ok_or_else(|| format!("--suid {n}: 11, 12 or 13"))
+            Suid::parse(&n)
+                .ok()
+                .filter(|s| Suid::MEF_ESTABLISHED.contains(s))
+                .ok_or_else(|| {
+                    format!("--suid {n}: 21, 22 or 23 (MEF-established keys, TS-0003 8.3.9.9.2; 22 is a SAEF key, 23 an ESPrim/ESData key)")
+                })
         })
         .transpose()?;
     let mef = creds.mef()?;
@@ -197,8 +251,8 @@ fn fetch(creds: &Credentials, ke_id: &str, suid: Option<u8>, from: &str, out: &P
     let tls = credential
         .tls(mef_ca.as_deref(), creds.versions(), false)
         .map_err(err)?;
-    let f = flow::fetch_key(&mef, &tls, &id, usage, from, creds.format(), out).map_err(err)?;
-    println!("credential-id {}", f.credential_id);
+    let f = flow::fetch_key(&mef, &tls, &id, suid, from, creds.format(), out).map_err(err)?;
+    println!("credential-id {}", f.credential_id.as_deref().unwrap_or("-"));
     println!("enrolee-id {}", f.enrolee_id.as_deref().unwrap_or("-"));
     println!("lifetime {}", f.lifetime);
     Ok(())

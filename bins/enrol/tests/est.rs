@@ -108,6 +108,9 @@ impl Mef {
             .output()
             .unwrap();
         assert!(o.status.success(), "mef {args:?}: {}", text(&o));
+        if enrolkit_testkit::changes_handshake_keys(args) {
+            std::thread::sleep(enrolkit_testkit::HANDSHAKE_KEYS_SETTLE);
+        }
         o
     }
 

@@ -280,3 +280,198 @@ fn mef_init_takes_the_password_from_the_environment() {
         .unwrap();
     assert!(!o.status.success() && text(&o).contains("not both"), "{}", text(&o));
 }
+
+/// `openssl` with `args` in `dir`, which must succeed.
+fn openssl_in(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+}
+
+/// A CA (`{name}.pem`, `{name}.key`) made by the OpenSSL command line in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+/// `mef` with its state in PostgreSQL over TLS: `mef init --database-sslmode
+/// verify-full --database-sslrootcert`, against a testkit cluster started
+/// with `ssl=on` and a server certificate made here, which rejects plain
+/// TCP; PSKs added by `mef psk add` are sealed in the database and serve
+/// EST enrolments; every connection of mef's is encrypted; a configuration
+/// trusting another CA is refused.
+#[test]
+fn mef_on_postgres_over_tls_verify_full() {
+    let pki = tempfile::tempdir().unwrap();
+    let d = pki.path();
+    make_ca(d, "db-ca");
+    make_ca(d, "other-ca");
+    openssl_in(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=postgres",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    openssl_in(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "db-ca.pem",
+            "-CAkey",
+            "db-ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            "server.pem",
+        ],
+    );
+    let pg = Postgres::start_tls(enrolkit_testkit::postgres::ServerTls {
+        cert_pem: &std::fs::read(d.join("server.pem")).unwrap(),
+        key_pem: &std::fs::read(d.join("server.key")).unwrap(),
+    });
+    let db = pg.fresh_database();
+    let pwfile = d.join("db.password");
+    std::fs::write(&pwfile, format!("{}\n", pg.password())).unwrap();
+    let url = pg.url(&db);
+    let ca = d.join("db-ca.pem");
+    let m = Mef::start(
+        &mef_bin(),
+        &[
+            "--database-url",
+            &url,
+            "--database-password-file",
+            p(&pwfile),
+            "--database-sslmode",
+            "verify-full",
+            "--database-sslrootcert",
+            p(&ca),
+        ],
+        |_, _| {},
+    );
+    let cfg = std::fs::read_to_string(m.st("mef.toml")).unwrap();
+    assert!(cfg.contains("database_sslmode = \"verify-full\""), "{cfg}");
+    // mef init made the schema over TLS: the cluster takes nothing else.
+    assert_eq!(count(&pg, &db, "SELECT count(*) FROM certificates"), 0);
+
+    // A PSK, sealed in the database, and an EST enrolment with it.
+    let kpm_hex = "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677";
+    let kpm = m.dir.path().join("kpm.hex");
+    std::fs::write(&kpm, kpm_hex).unwrap();
+    m.run(&["psk", "add", "psk-tls", "--key-file", p(&kpm)]);
+    assert_eq!(
+        count(
+            &pg,
+            &db,
+            "SELECT count(*) FROM psks WHERE sealed IS NOT NULL AND length(key) = 0"
+        ),
+        1
+    );
+    assert!(!pg.psql(&db, "SELECT encode(sealed, 'hex') FROM psks").contains(kpm_hex));
+    let (k, c) = (m.dir.path().join("tls.key"), m.dir.path().join("tls.pem"));
+    let o = enrol(
+        &[
+            "est",
+            "--server",
+            &format!("https://127.0.0.1:{}", m.openssl),
+            "--ta",
+            p(&m.st("ca.pem")),
+            "--psk-identity",
+            "psk-tls",
+            "--psk-file",
+            p(&kpm),
+            "enroll",
+            "--subject",
+            "CN=psk-tls",
+            "--key-out",
+            p(&k),
+            "--cert-out",
+            p(&c),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}\n{}", text(&o), m.log());
+    openssl_verify(&m.st("ca.pem"), &c);
+    assert_eq!(
+        count(
+            &pg,
+            &db,
+            "SELECT count(*) FROM certificates WHERE subject LIKE '%psk-tls%'"
+        ),
+        1
+    );
+    // Every connection mef serve holds is encrypted.
+    let (tls, all) = (
+        count(
+            &pg,
+            &db,
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = '{db}' AND a.application_name = 'enrolkit' AND s.ssl"
+            ),
+        ),
+        count(
+            &pg,
+            &db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'enrolkit'"),
+        ),
+    );
+    assert!(all > 0 && tls == all, "{tls} of {all} connections over TLS");
+
+    // The same configuration trusting another CA: refused, saying why.
+    let edited = cfg.replace(p(&ca), p(&d.join("other-ca.pem")));
+    assert_ne!(edited, cfg);
+    std::fs::write(m.st("other.toml"), edited).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(m.st("other.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = Command::new(mef_bin())
+        .arg("-c")
+        .arg(m.st("other.toml"))
+        .args(["psk", "list"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("certificate verify failed"), "{}", text(&o));
+    assert!(!text(&o).contains(pg.password()), "{}", text(&o));
+}

@@ -179,6 +179,31 @@ fn spki_sha256(cert: &Path) -> String {
         .to_owned()
 }
 
+/// The RFC 6920 `ni:///sha-256;…` identifier of `cert`'s key (TS-0003
+/// 10.1.2), from OpenSSL's digest and base64 (mapped to base64url).
+fn spki_ni(cert: &Path) -> String {
+    let digest = hex::decode(spki_sha256(cert)).unwrap();
+    let mut c = Command::new("openssl")
+        .args(["base64", "-A"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&digest).unwrap();
+    let b64 = String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap();
+    let url: String = b64
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    format!("ni:///sha-256;{url}")
+}
+
 fn read_state(dir: &Path) -> toml::Table {
     std::fs::read_to_string(dir.join("enrolment.toml"))
         .unwrap()
@@ -198,6 +223,13 @@ fn stored_key(state: &toml::Table, target: &str, usage: &str) -> (String, String
         c["key"].as_str().unwrap().to_owned(),
         c["key-id"].as_str().unwrap().to_owned(),
     )
+}
+
+/// What a MEF with the default configuration answers for a stored key: the
+/// key and no `CredentialID` (exactly the fields of TS-0003 V3.18.0 table
+/// 8.3.2.1-5; `enrol rspf fetch` prints `credential-id -`).
+fn table((key, _id): (String, String)) -> (String, String) {
+    (key, "-".to_owned())
 }
 
 fn mode(path: &Path) -> u32 {
@@ -357,8 +389,18 @@ fn pre_provisioned_key_framework_end_to_end() {
     let pins = tempfile::tempdir().unwrap();
     let (pin_ca, pin_ca_key) = openssl_ca(pins.path(), "maf-maker");
     let (maf_cert, maf_key) = openssl_cert(pins.path(), "maf.example.net", &pin_ca, &pin_ca_key);
-    let maf_pin = spki_sha256(&maf_cert);
+    // The pin as TS-0003 10.1.2 writes a raw public key identifier.
+    let maf_pin = spki_ni(&maf_cert);
+    assert!(
+        maf_pin.starts_with("ni:///sha-256;") && maf_pin.len() == 57,
+        "{maf_pin}"
+    );
     let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        // This MEF adds the CredentialID extension to its Key Retrieval
+        // answers; the other tests' MEFs send only table 8.3.2.1-5's fields.
+        let with_id = cfg.replace("[rspf]\n", "[rspf]\nsend_credential_id = true\n");
+        assert_ne!(&with_id, cfg, "[rspf] in the configuration");
+        *cfg = with_id;
         cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
         cfg.push_str(&format!(
             "\n[[rspf.target]]\nid = \"maf.example.net\"\nspki-sha256 = \"{maf_pin}\"\n"
@@ -412,9 +454,9 @@ fn pre_provisioned_key_framework_end_to_end() {
         );
         let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
-        let saef = cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]);
+        let saef = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
         assert_eq!(saef, stored_key(&state, "cse-b.example.net", "PSK-SAEF"));
-        let esdata = cse.key(&ke_id, Some("13"), "cse-b.example.net", &["--format", format]);
+        let esdata = cse.key(&ke_id, Some("23"), "cse-b.example.net", &["--format", format]);
         assert_eq!(esdata, stored_key(&state, "cse-b.example.net", "PSK-ESData"));
         assert_ne!(saef.0, esdata.0, "keys are separated by usage");
         // `enrol rspf derive` from the stored Ke gives the same key again.
@@ -442,7 +484,7 @@ fn pre_provisioned_key_framework_end_to_end() {
     let dev_ke_id = read_state(&st_dev)["ke-id"].as_str().unwrap().to_owned();
     let by_kre = Target::with_kre(&mef, &st_b);
     assert_eq!(
-        by_kre.key(&dev_ke_id, Some("11"), "cse-b.example.net", &[]),
+        by_kre.key(&dev_ke_id, Some("22"), "cse-b.example.net", &[]),
         stored_key(&read_state(&st_dev), "cse-b.example.net", "PSK-SAEF")
     );
     // The operator sees both procedures completed, and never a key.
@@ -459,6 +501,12 @@ fn pre_provisioned_key_framework_end_to_end() {
     assert!(!db.windows(ke.len()).any(|w| w == ke.as_slice()));
     let wal = std::fs::read(mef.st("mef.db-wal")).unwrap_or_default();
     assert!(!wal.windows(ke.len()).any(|w| w == ke.as_slice()));
+    // Nor a Kpm (`mef psk add`, sealed under the storage key too).
+    let kpm = hex::decode(std::fs::read_to_string(&kpm_b).unwrap().trim()).unwrap();
+    assert_eq!(kpm.len(), 32);
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(kpm.len()).any(|w| w == kpm.as_slice()));
+    }
 }
 
 #[test]
@@ -516,13 +564,13 @@ security-types = ["SAEF"]
         let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
         let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
         assert_eq!(
-            cse.key(&ke_id, Some("12"), "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim")
+            cse.key(&ke_id, Some("23"), "cse-b.example.net", &[]),
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim"))
         );
         // One usage authorised: the seed's path without SUID is enough.
         assert_eq!(
             cse.key(&ke_id, None, "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim")
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-ESPrim"))
         );
     }
     // Another device of the same maker is not this Enrolee; a certificate of
@@ -613,8 +661,8 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
         ]));
         let ke_id = ke_id_of(&stdout);
         assert_eq!(
-            cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]),
-            stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF")
+            cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]),
+            table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF"))
         );
         assert!(mef.log().contains("peer=ue-1"));
     }
@@ -632,6 +680,262 @@ direct-keys = [{ target = "cse-b.example.net", security-type = "SAEF" }]
         p(&mef.dir.path().join("z")),
     ]));
     assert!(e.contains("TLS"), "{e}");
+}
+
+/// Issue 17 item 6 (b, c): GBA over TLS 1.2 takes whichever PSK suite is
+/// negotiated — TS-0003 10.2.2's mandatory `PSK-AES128-CBC-SHA256` (0x00AE)
+/// and ECDHE-PSK ones — with the suite in NAF_Id at both ends, and reads the
+/// PSK identity in TS 24.109's `3GPP-bootstrapping.` form and the seed's
+/// bare B-TID. `openssl s_client` is the UE here, keyed with Ks_NAF computed
+/// for the suite it is told to use; the MEF sends the `3GPP-bootstrapping`
+/// identity hint. A key for another suite does not handshake; 0x00AE is
+/// refused by the forward-secrecy policy unless the Enrolee is exempt.
+#[test]
+fn gba_over_tls12_takes_each_psk_suite_and_the_3gpp_identity_form() {
+    let impi_legacy = "001010000000001@ims.mnc001.mcc001.3gppnetwork.org";
+    let impi_strict = "001010000000002@ims.mnc001.mcc001.3gppnetwork.org";
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        for (name, impi, exempt) in [("ue-legacy", impi_legacy, true), ("ue-strict", impi_strict, false)] {
+            cfg.push_str(&format!(
+                r#"
+[[rspf.enrolee]]
+name = "{name}"
+forward-secrecy-exception = {exempt}
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-{name}.example.net"
+impi = "{impi}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+            ));
+        }
+    });
+    // Each UE's bootstrap (the BSF test double), and Ks_NAF for a suite.
+    let bootstrap = |impi: &str, file: &str| {
+        let ue = mef.dir.path().join(file);
+        mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi, "--out", p(&ue)]);
+        let t: toml::Table = std::fs::read_to_string(&ue).unwrap().parse().unwrap();
+        (
+            t["btid"].as_str().unwrap().to_owned(),
+            t["ks"].as_str().unwrap().to_owned(),
+        )
+    };
+    let ks_naf = |btid: &str, ks: &str, impi: &str, suite: u16| {
+        use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
+        let (rand, _) = parse_btid(btid).unwrap();
+        let naf = NafId {
+            fqdn: enrolkit_rspf::Fqdn::new("MEF", MEF_FQDN).unwrap(),
+            protocol: UaProtocolId::tls_shared_key(suite),
+        };
+        let ks = enrolkit_rspf::Key256::from_slice(&hex::decode(ks).unwrap()).unwrap();
+        hex::encode(naf_key(NafKey::KsNaf, &ks, &rand, impi, &naf).unwrap().expose())
+    };
+    let (btid, ks) = bootstrap(impi_legacy, "ue-legacy.toml");
+    let three_gpp = format!("3GPP-bootstrapping.{btid}");
+    for (cipher, suite, identity) in [
+        ("PSK-AES128-CBC-SHA256", 0x00AE, three_gpp.as_str()),
+        ("ECDHE-PSK-AES128-CBC-SHA256", 0xC037, btid.as_str()),
+        ("ECDHE-PSK-CHACHA20-POLY1305", 0xCCAC, three_gpp.as_str()),
+        ("PSK-AES128-CBC-SHA256", 0x00AE, btid.as_str()),
+    ] {
+        let key = ks_naf(&btid, &ks, impi_legacy, suite);
+        let out = s_client_enrolment(&mef, &key, identity, &["-tls1_2", "-cipher", cipher, "-debug"]);
+        assert!(out.contains(&format!("Cipher is {cipher}")), "{cipher}: {out}");
+        assert!(
+            out.contains("Received PSK identity hint '3GPP-bootstrapping'"),
+            "{cipher}: {out}"
+        );
+        assert!(out.contains("HTTP/1.1 200"), "{cipher} {identity}: {out}");
+        let material = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Keying material: "))
+            .map(|h| hex::decode(h).unwrap())
+            .unwrap_or_else(|| panic!("{out}"));
+        let ke_id = format!("{}@{MEF_FQDN}", hex::encode_upper(&material[..16]));
+        assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{out}");
+    }
+    // Ks_NAF for ECDHE-PSK offered on a 0x00AE handshake: NAF_Id differs, no handshake.
+    let wrong = ks_naf(&btid, &ks, impi_legacy, 0xC037);
+    let out = s_client_enrolment(
+        &mef,
+        &wrong,
+        &three_gpp,
+        &["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"],
+    );
+    assert!(
+        !out.contains("HTTP/1.1"),
+        "a key for another suite must not handshake: {out}"
+    );
+    // GBA_U's prefix is not this bootstrap's.
+    let key = ks_naf(&btid, &ks, impi_legacy, 0xC037);
+    let uicc = format!("3GPP-bootstrapping-uicc.{btid}");
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &uicc,
+        &["-tls1_2", "-cipher", "ECDHE-PSK-AES128-CBC-SHA256"],
+    );
+    assert!(!out.contains("HTTP/1.1 200"), "{out}");
+    // Without the exception, 0x00AE is refused by the forward-secrecy policy; ECDHE-PSK is not.
+    let (btid, ks) = bootstrap(impi_strict, "ue-strict.toml");
+    let key = ks_naf(&btid, &ks, impi_strict, 0x00AE);
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &format!("3GPP-bootstrapping.{btid}"),
+        &["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"],
+    );
+    assert!(
+        out.contains("HTTP/1.1 403") && out.contains("forward-secrecy policy"),
+        "{out}"
+    );
+    let key = ks_naf(&btid, &ks, impi_strict, 0xC038);
+    let out = s_client_enrolment(
+        &mef,
+        &key,
+        &btid,
+        &["-tls1_2", "-cipher", "ECDHE-PSK-AES256-CBC-SHA384"],
+    );
+    assert!(out.contains("HTTP/1.1 200"), "{out}");
+    // Our own UE over TLS 1.2 (3GPP identity form, the suite the MEF prefers) gets the key the target fetches.
+    let ue = mef.dir.path().join("ue-strict.toml");
+    let st = mef.dir.path().join("ue-strict-ours");
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let stdout = ok(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--gba",
+        p(&ue),
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--tls",
+        "1.2",
+        "--out",
+        p(&st),
+    ]));
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    assert_eq!(
+        cse.key(&ke_id_of(&stdout), Some("22"), "cse-b.example.net", &[]),
+        table(stored_key(&read_state(&st), "cse-b.example.net", "PSK-SAEF"))
+    );
+}
+
+/// Issue 17 item 6 (a): TS-0003 V3.18.0 8.3.2.3's arrangement, the MEF as
+/// the BSF (Ke = Ks, KeID = B-TID): the UE derives Ks_NAF for a target as
+/// the NAF (`enrol rspf gba-key`), the target fetches it from the MEF by
+/// B-TID (our stand-in for Zn), and both hold the same key, for the
+/// default TLS 1.3 Ua identifier and for TLS 1.2 with 0x00AE. No Enrolment
+/// Exchange runs on such a bootstrap; an Enrolee left in the seed's
+/// arrangement (MEF as NAF) gets no key by B-TID.
+#[test]
+fn gba_with_the_mef_as_bsf_end_to_end() {
+    let impi_bsf = "001010000000011@ims.mnc001.mcc001.3gppnetwork.org";
+    let impi_naf = "001010000000012@ims.mnc001.mcc001.3gppnetwork.org";
+    let mef = Mef::start(&mef_bin(), &[], |st, cfg| {
+        cfg.push_str(&targets_ca(
+            st,
+            &["cse-b.example.net", "maf.example.net", "evil.example.net"],
+        ));
+        cfg.push_str(&format!(
+            r#"
+[[rspf.enrolee]]
+name = "ue-bsf"
+gba-arrangement = "mef-as-bsf"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-bsf.example.net"
+impi = "{impi_bsf}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+[rspf.enrolee.grant.maf]
+fqdn = "maf.example.net"
+credential = "symmetricKey"
+
+[[rspf.enrolee]]
+name = "ue-naf"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-naf.example.net"
+impi = "{impi_naf}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+        ));
+    });
+    let ue = mef.dir.path().join("ue-bsf.toml");
+    let btid = mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi_bsf, "--out", p(&ue)]);
+    let btid = btid.trim().to_owned();
+    assert!(btid.contains('@'), "{btid}");
+    let gba_key = |target: &str, ua: Option<&str>| {
+        let out = mef.dir.path().join(format!("ue-{target}-{}", ua.unwrap_or("tls13")));
+        let mut a = vec!["rspf", "gba-key", "--gba", p(&ue), "--target", target, "--out", p(&out)];
+        if let Some(u) = ua {
+            a.extend(["--ua", u]);
+        }
+        let stdout = ok(enrol(&a));
+        assert_eq!(ke_id_of(&stdout), btid, "the KeID is the B-TID");
+        assert_eq!(mode(&out), 0o600);
+        (std::fs::read_to_string(&out).unwrap().trim().to_owned(), stdout)
+    };
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    let (maf_cert, maf_key) = target_cert(&mef, "maf.example.net");
+    let maf = Target::with_cert(&mef, &maf_cert, &maf_key);
+    let (evil_cert, evil_key) = target_cert(&mef, "evil.example.net");
+    let evil = Target::with_cert(&mef, &evil_cert, &evil_key);
+    let fetched = |t: &Target<'_>, from: &str, extra: &[&str]| {
+        let (o, out) = t.fetch(&btid, None, from, extra);
+        let stdout = ok(o);
+        assert!(stdout.contains("lifetime "), "{stdout}");
+        std::fs::read_to_string(&out).unwrap().trim().to_owned()
+    };
+    // CSE-B as the NAF: TLS 1.3's Ua identifier by default, and TLS 1.2 with 0x00AE.
+    let (ue13, stdout) = gba_key("cse-b.example.net", None);
+    assert!(stdout.contains("naf-id cse-b.example.net 0100000007"), "{stdout}");
+    assert_eq!(fetched(&cse, "cse-b.example.net", &[]), ue13);
+    let (ue12, _) = gba_key("cse-b.example.net", Some("01000100ae"));
+    assert_eq!(
+        fetched(&cse, "cse-b.example.net", &["--ua", "01000100ae", "--format", "xml"]),
+        ue12
+    );
+    assert_ne!(ue12, ue13, "the Ua protocol identifier separates the keys");
+    // The MAF as the NAF: Km = Ks_NAF for the MAF-FQDN.
+    let (ue_maf, _) = gba_key("maf.example.net", None);
+    assert_eq!(fetched(&maf, "maf.example.net", &[]), ue_maf);
+    assert_ne!(ue_maf, ue13);
+    // A configured target the grant does not name gets nothing.
+    let e = refused(evil.fetch(&btid, None, "evil.example.net", &[]).0);
+    assert!(e.contains("Status=false") && e.contains("not a NAF"), "{e}");
+    // No Enrolment Exchange on this bootstrap: the MEF is its BSF, not a NAF.
+    let e = refused(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &format!("https://127.0.0.1:{}", mef.openssl),
+        "--gba",
+        p(&ue),
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--out",
+        p(&mef.dir.path().join("no-exchange")),
+    ]));
+    assert!(e.contains("TLS"), "{e}");
+    // The seed's arrangement: no key by B-TID.
+    let ue2 = mef.dir.path().join("ue-naf.toml");
+    let btid2 = mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi_naf, "--out", p(&ue2)]);
+    let e = refused(cse.fetch(btid2.trim(), None, "cse-b.example.net", &[]).0);
+    assert!(e.contains("HTTP 403") && e.contains("MEF as NAF"), "{e}");
 }
 
 #[test]
@@ -702,40 +1006,43 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
         assert!(!file.exists(), "nothing written on a refusal");
         refused(o)
     };
-    // Wrong target in From: the certificate names someone else.
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "cse-b.example.net");
-    assert!(e.contains("Status=false") && e.contains("does not name From"), "{e}");
+    // Wrong target in X-M2M-Origin: the certificate names someone else.
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "cse-b.example.net");
+    assert!(
+        e.contains("Status=false") && e.contains("does not name the requestor"),
+        "{e}"
+    );
     // Signed with the MEF CA's key outside mef: no record of it, so no
     // revocation check is possible, and it proves nothing (issue F).
-    let e = fetch_refusal(&fake, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&fake, &ke_id, Some("22"), "cse-b.example.net");
     assert!(
         e.contains("Status=false") && e.contains("names this CA as issuer but was not issued by it"),
         "{e}"
     );
     // A target nobody configured.
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "maf.example.net");
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "maf.example.net");
     assert!(e.contains("no certificate credential is configured"), "{e}");
     // Target not authorised for this KeId (its certificate does name it).
-    let e = fetch_refusal(&evil, &ke_id, Some("11"), "evil.example.net");
+    let e = fetch_refusal(&evil, &ke_id, Some("22"), "evil.example.net");
     assert!(e.contains("Status=false") && e.contains("not authorised"), "{e}");
-    // Authorised target, usage not granted.
-    let e = fetch_refusal(&cse, &ke_id, Some("12"), "cse-b.example.net");
-    assert!(e.contains("not authorised for PSK-ESPrim"), "{e}");
+    // Authorised target, SUID not granted (21, MAF client registration).
+    let e = fetch_refusal(&cse, &ke_id, Some("21"), "cse-b.example.net");
+    assert!(e.contains("not authorised for SUID 21"), "{e}");
     // Unknown KeId.
     let e = fetch_refusal(
         &cse,
         &format!("00112233445566778899AABBCCDDEEFF@{MEF_FQDN}"),
-        Some("11"),
+        Some("22"),
         "cse-b.example.net",
     );
     assert!(e.contains("HTTP 404") && e.contains("unknown KeId"), "{e}");
-    // TLS identity not matching From: cse-b's own Kre, claiming to be the MAF.
+    // TLS identity not matching X-M2M-Origin: cse-b's own Kre, claiming to be the MAF.
     let kpm_b = add_psk(&mef, "kpm-cse-b");
     ok(enrol_psk(&mef, "kpm-cse-b", &kpm_b, &out("cse-b"), &[]));
     let by_kre = Target::with_kre(&mef, &out("cse-b"));
     let e = fetch_refusal(&by_kre, &ke_id, None, "maf.example.net");
     assert!(
-        e.contains("Status=false") && e.contains("does not belong to From"),
+        e.contains("Status=false") && e.contains("does not belong to the requestor"),
         "{e}"
     );
     // No client credential a target can use: a KpmId session.
@@ -748,7 +1055,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
             p(&kpm).into(),
         ],
     };
-    let e = fetch_refusal(&kpm_target, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&kpm_target, &ke_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("certificate or a KreId"), "{e}");
     // An Enrolee may enrol a certificate in its own name only.
     let t2 = mef.run(&["rspf", "token", "add", "dev1"]);
@@ -763,7 +1070,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=failed"));
     // A withdrawn enrolment is gone.
     mef.run(&["rspf", "revoke", &ke_id]);
-    let e = fetch_refusal(&cse, &ke_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&cse, &ke_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("HTTP 404"), "{e}");
     // Expired Ke (Enrolment Expiry of one second).
     let kpm_brief = add_psk(&mef, "kpm-brief");
@@ -778,7 +1085,7 @@ fn refusals_answer_status_false_with_a_reason_and_are_logged() {
     ));
     let brief_id = ke_id_of(&stdout);
     std::thread::sleep(Duration::from_millis(2100));
-    let e = fetch_refusal(&cse, &brief_id, Some("11"), "cse-b.example.net");
+    let e = fetch_refusal(&cse, &brief_id, Some("22"), "cse-b.example.net");
     assert!(e.contains("HTTP 410") && e.contains("expired"), "{e}");
     // An unconfigured PSK identity never gets a handshake.
     let junk = mef.dir.path().join("junk.kpm");
@@ -965,22 +1272,359 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
         let ke_id = format!("{rel}@{MEF_FQDN}");
         assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{flag}: {out}");
         // The target's key from the MEF = the key derived from OpenSSL's Ke.
-        let (key, key_id) = cse.key(&ke_id, Some("11"), "cse-b.example.net", &[]);
+        let (key, key_id) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
         let ke = enrolkit_rspf::Key256::from_slice(&material[16..48]).unwrap();
         let mut rid = [0u8; 16];
         rid.copy_from_slice(&material[..16]);
         let keys =
             enrolkit_rspf::enrolment::EnrolmentKeys::from_ke(ke, enrolkit_rspf::enrolment::RelativeId(rid)).unwrap();
-        let (expect, expect_id) = keys
+        let (expect, _) = keys
             .target_key(
-                enrolkit_rspf::enrolment::CredentialUsage::PskSaef,
-                enrolkit_rspf::enrolment::TargetId::new("cse-b.example.net").unwrap(),
+                enrolkit_rspf::enrolment::CredentialUsage::PskSaef.suid(),
+                &enrolkit_rspf::TargetFqdn::from_id("cse-b.example.net").unwrap(),
                 enrolkit_rspf::Fqdn::new("MEF", MEF_FQDN).unwrap(),
             )
             .unwrap();
         assert_eq!(key, hex::encode(expect.expose()), "{flag}");
-        assert_eq!(key_id, expect_id.to_string());
+        assert_eq!(key_id, "-", "no CredentialID by default (table 8.3.2.1-5)");
     }
+}
+
+/// Issue 17 item 5: the V3.18 wire profile under each framework. The MEF
+/// is configured with `wire-profile = "v3.18"` for three Enrolees and the
+/// Enrolee runs `--wire-profile v3.18`: the request of table 8.3.2.1-1, one
+/// response per instruction (certificate enrolment at the instructed EST
+/// URI, MAF with its key registration URI, remote management), the end of
+/// the exchange; then stand-in targets fetch with `/fetchCredentials/<KeID>/<SUID>`
+/// and `X-M2M-Origin` and get the keys the Enrolee derives. The
+/// change-request profile is what every other test here runs.
+#[test]
+fn the_v3_18_wire_profile_end_to_end_under_each_framework() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev_ca, dev_ca_key) = openssl_ca(dir.path(), "Device Maker CA");
+    let (dev_cert, dev_key) = openssl_cert(dir.path(), "device-v3.example.net", &dev_ca, &dev_ca_key);
+    let impi = "001010123456780@ims.mnc001.mcc001.3gppnetwork.org";
+    // The certificate enrolment URI is part of the configuration: fix the OpenSSL listener's port.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = enrolkit_testkit::free_port().unwrap();
+        let edit = |st: &Path, cfg: &mut String| {
+            std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
+            cfg.push_str(&targets_ca(st, &["cse-b.example.net", "maf.example.net"]));
+            std::fs::copy(st.join("targets-ca.pem"), st.join("maf-ca.pem")).unwrap();
+            cfg.push_str(&format!(
+                r#"
+[[rspf.enrolee]]
+name = "v3-psk"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "pre-provisioned-symmetric-key"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3.example.net"
+kpm-id = "kpm-v3"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+remote-management-uri = "coaps://dm.example.net:5684"
+[rspf.enrolee.grant.certificate]
+ekus = ["1.3.6.1.5.5.7.3.2"]
+est-uri = "https://127.0.0.1:{port}"
+[rspf.enrolee.grant.maf]
+fqdn = "maf.example.net"
+credential = "symmetricKey"
+key-registration-uri = "https://maf.example.net/keyRegistration"
+key-retrieval-uri = "https://maf.example.net/keyRetrieval"
+trust-anchor = "maf-ca.pem"
+
+[[rspf.enrolee]]
+name = "v3-device"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "certificate-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3dev.example.net"
+enrolment-expiry = 3600
+[rspf.enrolee.bootstrap.authentication]
+kind = "device-certificate"
+device-id = "device-v3.example.net"
+trust-anchor = "device-ca.pem"
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "ESPrim" }}]
+
+[[rspf.enrolee]]
+name = "v3-ue"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "gba-based"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3ue.example.net"
+impi = "{impi}"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+"#
+            ));
+        };
+        let serve = ["--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0"];
+        let openssl = format!("127.0.0.1:{port}");
+        let mut args: Vec<&str> = serve.to_vec();
+        args.extend(["--est-listen-openssl", &openssl]);
+        if let Ok(m) = Mef::try_start(&mef_bin(), &[], edit, &args) {
+            started = Some(m);
+            break;
+        }
+    }
+    let mef = started.expect("mef serve on a chosen port");
+    let server = format!("https://127.0.0.1:{}", mef.openssl);
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    let (maf_cert, maf_key) = target_cert(&mef, "maf.example.net");
+    let maf = Target::with_cert(&mef, &maf_cert, &maf_key);
+    let v3 = [
+        "--wire-profile",
+        "v3.18",
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--enrolment-expiry",
+        "600",
+    ];
+    let derive = |st: &Path, t: &str| {
+        let d = st.join(format!("derived-{t}"));
+        ok(enrol(&[
+            "rspf",
+            "derive",
+            "--state",
+            p(st),
+            "--target",
+            "cse-b.example.net",
+            "--security-type",
+            t,
+            "--out",
+            p(&d),
+        ]));
+        std::fs::read_to_string(&d).unwrap().trim().to_owned()
+    };
+
+    // Pre-provisioned key, JSON over TLS 1.3 and XML over TLS 1.2.
+    let kpm = add_psk(&mef, "kpm-v3");
+    for (format, tls) in [("json", "1.3"), ("xml", "1.2")] {
+        let st = mef.dir.path().join(format!("v3-psk-{format}"));
+        let mut a = vec![
+            "rspf",
+            "enrol",
+            "--mef",
+            &server,
+            "--psk-identity",
+            "kpm-v3",
+            "--psk-file",
+            p(&kpm),
+        ];
+        a.extend(v3);
+        a.extend([
+            "--remote-management",
+            "--subject",
+            "CN=ae-v3.example.net",
+            "--format",
+            format,
+            "--tls",
+            tls,
+        ]);
+        a.extend(["--out", p(&st)]);
+        let o = enrol(&a);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let stdout = ok(o);
+        assert!(
+            err.contains("V3.18 responses received up to the end of the exchange"),
+            "{err}"
+        );
+        assert!(
+            stdout.contains("remote-management coaps://dm.example.net:5684"),
+            "{stdout}"
+        );
+        let ke_id = ke_id_of(&stdout);
+        // Certificate enrolment at the instructed URI, in the Enrolee's name.
+        let x = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in", p(&st.join("cert.pem"))])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&x.stdout).contains("ae-v3.example.net"));
+        // Km with the MAF-FQDN from the key registration URI; lifetime = Enrolment Expiry.
+        let state = read_state(&st);
+        assert_eq!(state["wire-profile"].as_str(), Some("v3.18"));
+        assert_eq!(
+            maf.key(&ke_id, None, "maf.example.net", &["--format", format]),
+            table(stored_key(&state, "maf.example.net", "MAF"))
+        );
+        // The target's SAEF key (SUID 22) = what the Enrolee derives.
+        let (key, id) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &["--format", format]);
+        assert_eq!((key, id.as_str()), (derive(&st, "SAEF"), "-"));
+        // The MEF granted no ESPrim key to this Enrolee: deriving one locally gets nothing from the MEF.
+        let e = refused(cse.fetch(&ke_id, Some("23"), "cse-b.example.net", &[]).0);
+        assert!(e.contains("not authorised for SUID 23"), "{e}");
+    }
+    // A change-request body from a V3.18 Enrolee is refused, naming the profile.
+    let e = refused(enrol(&[
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--psk-identity",
+        "kpm-v3",
+        "--psk-file",
+        p(&kpm),
+        "--no-certificate",
+        "--no-maf",
+        "--out",
+        p(&mef.dir.path().join("cr")),
+    ]));
+    assert!(e.contains("HTTP 400") && e.contains("speaks the v3.18 profile"), "{e}");
+
+    // Certificate-based: a device certificate, nothing but a direct key granted.
+    let st = mef.dir.path().join("v3-device");
+    let mut a = vec![
+        "rspf",
+        "enrol",
+        "--mef",
+        &server,
+        "--cert",
+        p(&dev_cert),
+        "--key",
+        p(&dev_key),
+    ];
+    let mef_ca = mef.st("ca.pem");
+    a.extend(["--mef-ca", p(&mef_ca)]);
+    a.extend(v3);
+    a.extend(["--out", p(&st)]);
+    let stdout = ok(enrol(&a));
+    let ke_id = ke_id_of(&stdout);
+    assert!(
+        !st.join("cert.pem").exists() && !stdout.contains("remote-management"),
+        "{stdout}"
+    );
+    let left = read_state(&st)["expires"].as_integer().unwrap() - unix_secs();
+    assert!(
+        (590..=600).contains(&left),
+        "the configured Enrolment Expiry (600 s), {left} s left"
+    );
+    let (key, _) = cse.key(&ke_id, Some("23"), "cse-b.example.net", &[]);
+    assert_eq!(key, derive(&st, "ESPrim"));
+
+    // GBA: B-TID and Ks_NAF as the seed's arrangement has them.
+    let ue = mef.dir.path().join("ue-v3.toml");
+    mef.run(&["rspf", "gba-stub", "bootstrap", "--impi", impi, "--out", p(&ue)]);
+    for tls in ["1.2", "1.3"] {
+        let st = mef.dir.path().join(format!("v3-ue-{tls}"));
+        let mut a = vec!["rspf", "enrol", "--mef", &server, "--gba", p(&ue), "--tls", tls];
+        a.extend(v3);
+        a.extend(["--out", p(&st)]);
+        let ke_id = ke_id_of(&ok(enrol(&a)));
+        let (key, _) = cse.key(&ke_id, Some("22"), "cse-b.example.net", &[]);
+        assert_eq!(key, derive(&st, "SAEF"), "GBA over TLS {tls}");
+    }
+}
+
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `openssl s_client` with a PSK and `args` (version, cipher), posting an
+/// Enrolment Exchange request to the MEF's OpenSSL listener: all it printed.
+fn s_client_enrolment(mef: &Mef, kpm_hex: &str, identity: &str, args: &[&str]) -> String {
+    let body = r#"{"supportsCertificateEnrolment":false,"supportsMafProcedures":false}"#;
+    let request = format!(
+        "POST /rspf/enrolment HTTP/1.1\r\nHost: mef\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", mef.openssl),
+            "-ign_eof",
+        ])
+        .args(["-psk", kpm_hex, "-psk_identity", identity])
+        .args(args)
+        .args(["-keymatexport", LABEL, "-keymatexportlen", "48"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = c.wait();
+    out
+}
+
+/// Issue 17 item 8: `mef init` turns the forward-secrecy policy on; a
+/// plain-PSK TLS 1.2 session (`PSK-AES128-CBC-SHA256`, TS-0003 10.2.2's
+/// mandatory suite) is refused with a reason naming the policy, an
+/// ECDHE-PSK one is not, and an Enrolee with the exception is admitted
+/// over the plain-PSK suite (and gets the KeId of OpenSSL's export).
+#[test]
+fn the_forward_secrecy_policy_refuses_plain_psk_unless_the_enrolee_is_exempt() {
+    let mef = Mef::start(&mef_bin(), &[], |_, cfg| {
+        assert!(cfg.contains("require_forward_secrecy = true"), "mef init: {cfg}");
+        cfg.push_str(&psk_enrolee(
+            "strict",
+            "kpm-strict",
+            "ae-strict.example.net",
+            3600,
+            false,
+            CSE_GRANT,
+        ));
+        let legacy = psk_enrolee("legacy", "kpm-legacy", "ae-legacy.example.net", 3600, false, CSE_GRANT);
+        let exempt = legacy.replace(
+            "name = \"legacy\"\n",
+            "name = \"legacy\"\nforward-secrecy-exception = true\n",
+        );
+        assert_ne!(exempt, legacy);
+        cfg.push_str(&exempt);
+    });
+    let strict = std::fs::read_to_string(add_psk(&mef, "kpm-strict")).unwrap();
+    let legacy = std::fs::read_to_string(add_psk(&mef, "kpm-legacy")).unwrap();
+    let plain = ["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256"];
+    let out = s_client_enrolment(&mef, strict.trim(), "kpm-strict", &plain);
+    assert!(
+        out.contains("Cipher is PSK-AES128-CBC-SHA256"),
+        "the handshake itself succeeds: {out}"
+    );
+    assert!(out.contains("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.contains(r#""Status":false"#)
+            && out.contains("forward-secrecy policy ([rspf] require_forward_secrecy)")
+            && out.contains("0x00AE")
+            && out.contains("forward-secrecy-exception = true on the [[rspf.enrolee]] named strict"),
+        "{out}"
+    );
+    assert!(!out.contains("keId"), "{out}");
+    assert!(mef.log().contains("forward-secrecy policy"), "the refusal is logged");
+    // The same Enrolee over ECDHE-PSK is admitted.
+    let ecdhe = ["-tls1_2", "-cipher", "ECDHE-PSK-AES128-CBC-SHA256"];
+    let out = s_client_enrolment(&mef, strict.trim(), "kpm-strict", &ecdhe);
+    assert!(
+        out.contains("Cipher is ECDHE-PSK-AES128-CBC-SHA256") && out.contains("HTTP/1.1 200"),
+        "{out}"
+    );
+    // The exempt Enrolee over the plain-PSK suite: admitted, Ke from OpenSSL's export.
+    let out = s_client_enrolment(&mef, legacy.trim(), "kpm-legacy", &plain);
+    assert!(
+        out.contains("Cipher is PSK-AES128-CBC-SHA256") && out.contains("HTTP/1.1 200"),
+        "{out}"
+    );
+    let material = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Keying material: "))
+        .map(|h| hex::decode(h).unwrap())
+        .unwrap_or_else(|| panic!("{out}"));
+    let ke_id = format!("{}@{MEF_FQDN}", hex::encode_upper(&material[..16]));
+    assert!(out.contains(&format!(r#""keId":"{ke_id}""#)), "{out}");
 }
 
 #[test]
@@ -1145,8 +1789,8 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
     assert_eq!(
-        cse.key(&first_ke_id, Some("11"), "cse-b.example.net", &[]),
-        stored_key(&first, "cse-b.example.net", "PSK-SAEF")
+        cse.key(&first_ke_id, Some("22"), "cse-b.example.net", &[]),
+        table(stored_key(&first, "cse-b.example.net", "PSK-SAEF"))
     );
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
     let first_cert = std::fs::read(&cert).unwrap();
@@ -1177,8 +1821,8 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
         "{listed}"
     );
     assert_eq!(
-        cse.key(&second_ke_id, Some("13"), "cse-b.example.net", &[]),
-        stored_key(&second, "cse-b.example.net", "PSK-ESData")
+        cse.key(&second_ke_id, Some("23"), "cse-b.example.net", &[]),
+        table(stored_key(&second, "cse-b.example.net", "PSK-ESData"))
     );
 
     // The operator withdraws the first enrolment: the one made from it by
@@ -1187,7 +1831,7 @@ fn the_agent_enrols_over_rspf_then_renews_by_kre_and_the_mef_agrees_on_its_keys(
     // longer opens a session, and the spent token cannot enrol again: the
     // cycle fails with the MEF's reason and the installed credential stays whole.
     mef.run(&["rspf", "revoke", &first_ke_id]);
-    let (o, _) = cse.fetch(&second_ke_id, Some("13"), "cse-b.example.net", &[]);
+    let (o, _) = cse.fetch(&second_ke_id, Some("23"), "cse-b.example.net", &[]);
     assert!(
         !o.status.success(),
         "the child enrolment survived its parent's revocation"

@@ -1,7 +1,7 @@
 //! `mef init`.
 
 use crate::KeyType;
-use enrolkit_server::config::Res;
+use enrolkit_server::config::{DatabaseSslMode, Res};
 use enrolkit_server::lifecycle::{self, InitOptions};
 use std::path::PathBuf;
 
@@ -55,6 +55,24 @@ pub(crate) struct InitArgs {
     /// without it, MEF_DATABASE_PASSWORD or the URL's.
     #[arg(long, requires = "database_url")]
     database_password_file: Option<PathBuf>,
+    /// TLS to PostgreSQL: disable, require (encrypted, the server's
+    /// certificate unchecked) or verify-full (checked against
+    /// --database-sslrootcert, and naming the URL's host).
+    #[arg(long, requires = "database_url", value_parser = ssl_mode)]
+    database_sslmode: Option<DatabaseSslMode>,
+    /// PEM file of the CA(s) the PostgreSQL server's certificate must chain
+    /// to (relative paths: to --dir); needed by verify-full.
+    #[arg(long, requires = "database_url")]
+    database_sslrootcert: Option<PathBuf>,
+}
+
+fn ssl_mode(s: &str) -> Result<DatabaseSslMode, String> {
+    match s {
+        "disable" => Ok(DatabaseSslMode::Disable),
+        "require" => Ok(DatabaseSslMode::Require),
+        "verify-full" => Ok(DatabaseSslMode::VerifyFull),
+        other => Err(format!("{other}: expected disable, require or verify-full")),
+    }
 }
 
 /// Make the PKI, keys and configuration.
@@ -73,5 +91,7 @@ pub(crate) fn run(a: &InitArgs) -> Res {
         mef_fqdn: a.mef_fqdn.clone(),
         database_url: a.database_url.clone(),
         database_password_file: a.database_password_file.clone(),
+        database_sslmode: a.database_sslmode,
+        database_sslrootcert: a.database_sslrootcert.clone(),
     })
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use enrolkit_files as files;
 use enrolkit_server::config::{load_config, Res};
 use enrolkit_server::ra::{challenge_hash, unix};
-use enrolkit_server::setup::{open_storage, read_key32};
+use enrolkit_server::setup::{open_storage, psk_sealer, read_key32};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use zeroize::Zeroizing;
@@ -163,6 +163,8 @@ pub(crate) fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
     Ok(())
 }
 
+/// `mef psk`. A PSK added here reaches a running `mef serve` within
+/// [`enrolkit_server::handshake::REFRESH`].
 pub(crate) fn psk(config: &Path, cmd: PskCmd) -> Res {
     let (cfg, base) = load_config(config)?;
     let st = open_storage(&cfg, &base)?;
@@ -190,14 +192,15 @@ pub(crate) fn psk(config: &Path, cmd: PskCmd) -> Res {
             if key.len() < 16 || key.len() > 64 {
                 return Err(format!("a PSK is 16 to 64 bytes, this one is {}", key.len()));
             }
-            st.add_bound_psk(
+            // Sealed under the storage key before it reaches the database.
+            psk_sealer(&cfg, &base)?.store(
+                st.as_ref(),
                 &identity,
                 &key,
                 &label,
                 names.as_ref().map(|n| n.encode()).as_deref(),
                 unix(SystemTime::now()),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             if generated {
                 println!("{}", Zeroizing::new(hex::encode(&key[..])).as_str());
             }

@@ -93,6 +93,12 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
             if let Some(r) = est_svc.rspf.clone() {
                 tokio::spawn(purge_expired_enrolments(r));
             }
+            // PSKs and Kre records added or withdrawn by other processes reach
+            // the handshakes within this delay.
+            tokio::spawn(enrolkit_server::handshake::keep_current(
+                est_svc.handshake_keys.clone(),
+                enrolkit_server::handshake::REFRESH,
+            ));
             for (addr, acceptor) in listeners {
                 let l = tokio::net::TcpListener::bind(&addr)
                     .await

@@ -104,6 +104,9 @@ impl Mef {
             "mef {args:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        if enrolkit_testkit::changes_handshake_keys(args) {
+            std::thread::sleep(enrolkit_testkit::HANDSHAKE_KEYS_SETTLE);
+        }
         o
     }
 
@@ -503,6 +506,15 @@ fn openssl_s_client_completes_psk_handshakes() {
     m.mef(&["psk", "add", "kpm-0001", "--key-file", p(&kf), "--label", "device 1"]);
     let listed = String::from_utf8(m.mef(&["psk", "list"]).stdout).unwrap();
     assert!(listed.contains("kpm-0001") && !listed.contains(key_hex));
+    // Sealed at rest: neither the database file nor its WAL holds the key.
+    let key = hex::decode(key_hex).unwrap();
+    for f in ["mef.db", "mef.db-wal"] {
+        let bytes = std::fs::read(m.st(f)).unwrap_or_default();
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_slice()),
+            "{f} holds the PSK"
+        );
+    }
 
     // TLS 1.2, a PSK cipher suite: no certificates at all.
     let o = s_client(

@@ -48,6 +48,13 @@ impl Mef {
             "ciphers".into(),
             toml::Value::Array(ciphers.iter().map(|c| toml::Value::from(*c)).collect()),
         );
+        // The hostile-request test feeds the parsers 600 PKIOperations from
+        // this host: exempt it from the per-address enrolment rate (its own
+        // test is in hostile_load.rs), or most would be turned away unread.
+        cfg["limits"].as_table_mut().unwrap().insert(
+            "exempt_addresses".into(),
+            toml::Value::Array(vec![toml::Value::from("127.0.0.1")]),
+        );
         std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
         let (child, url, port) = Self::serve(dir.path());
         Mef { dir, child, url, port }
@@ -283,7 +290,7 @@ fn a_thousand_hostile_requests_then_a_normal_enrolment() {
     }
     println!("statuses for 1000 hostile requests: {statuses:?}");
     assert!(
-        statuses.contains_key(&400) && statuses.contains_key(&413),
+        statuses.contains_key(&400) && statuses.contains_key(&413) && !statuses.contains_key(&429),
         "{statuses:?}"
     );
     // Still serving: a normal enrolment succeeds.

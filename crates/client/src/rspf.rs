@@ -12,11 +12,12 @@
 use crate::https::TlsHttp;
 use crate::scep::{ClientError, Result};
 use enrolkit_exchange::{
-    Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, FetchRequest, Format, MafCredentialType,
-    Message, Procedure, Refused,
+    Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, ExchangeRequest, ExchangeResponses,
+    FetchRequest, Format, MafCredentialType, Message, Procedure, Refused,
 };
-use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, TargetId, EXPORTER_LABEL, EXPORT_LEN};
+use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, EXPORTER_LABEL, EXPORT_LEN};
 use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::{Suid, TargetFqdn};
 use enrolkit_tls::{KeyingExport, TlsInfo};
 use zeroize::Zeroizing;
 
@@ -37,8 +38,10 @@ pub fn keying_export() -> KeyingExport {
 /// The GBA-based framework's TLS-PSK key (TS-0003 8.3.2.3, TS 33.222): for
 /// the B-TID `btid` of a bootstrap with `ks` (= CK || IK) and `impi`,
 /// Ks_NAF with NAF_Id = the MEF's FQDN || the Ua protocol identifier of
-/// what the handshake negotiates (TLS 1.2 offers only the pinned suite,
-/// [`enrolkit_rspf::gba::TLS12_CIPHER_SUITE`]). The identity to send is `btid`.
+/// what the handshake negotiates: TLS 1.3's, or TLS 1.2's with the suite
+/// the server chose among the usual PSK suites (0x00AE included; the
+/// callback reads it). The identity to send is
+/// [`enrolkit_rspf::gba::psk_identity`]`(btid)`.
 pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enrolkit_tls::PskKey> {
     use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
     Fqdn::new("MEF", mef_fqdn).map_err(unexpected)?;
@@ -47,7 +50,7 @@ pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enr
     let (impi, mef) = (impi.to_owned(), mef_fqdn.to_owned());
     let derive = move |ctx: &enrolkit_tls::PskContext| {
         let protocol =
-            UaProtocolId::for_tls_psk(ctx.version == Some(enrolkit_tls::TlsVersion::Tls12), ctx.cipher_suite);
+            UaProtocolId::for_tls_psk(ctx.version == Some(enrolkit_tls::TlsVersion::Tls12), ctx.cipher_suite)?;
         let naf = NafId {
             fqdn: Fqdn::new("MEF", &mef).ok()?,
             protocol,
@@ -56,7 +59,7 @@ pub fn gba_psk(btid: &str, impi: &str, ks: Key256, mef_fqdn: &str) -> Result<enr
         Some(Zeroizing::new(k.expose().to_vec()))
     };
     Ok(enrolkit_tls::PskKey::Derived {
-        tls12_ciphers: Some(enrolkit_rspf::gba::TLS12_CIPHER_OPENSSL.into()),
+        tls12_ciphers: None,
         key: std::sync::Arc::new(derive),
     })
 }
@@ -68,10 +71,13 @@ pub struct Enrolment {
     pub keys: EnrolmentKeys,
     /// The MEF's FQDN (from the confirmed KeId).
     pub mef_fqdn: String,
-    /// What the MEF instructed.
+    /// What the MEF instructed (under the V3.18 profile, its responses read
+    /// into the same shape: see [`enrol_v318`]).
     pub instructions: EnrolmentInstructions,
     /// The session it ran on.
     pub tls: TlsInfo,
+    /// Under the V3.18 wire profile, the MEF's responses as received.
+    pub v318: Option<ExchangeResponses>,
 }
 
 impl Enrolment {
@@ -167,6 +173,98 @@ pub fn enrol(
         mef_fqdn,
         instructions,
         tls: x.tls,
+        v318: None,
+    })
+}
+
+/// The Enrolment Exchange in TS-0003 V3.18.0's wire profile
+/// ([`enrolkit_exchange::v318`]) on one TLS session: send `request`
+/// (table 8.3.2.1-1), read one response per instruction and the end of the
+/// exchange, take Ke from the session. V3.18's messages carry no KeID, so
+/// nothing confirms that both ends derived the same Ke here: the KeID is
+/// ours, under `mef_fqdn` (which must therefore be known). The responses
+/// are also read into [`EnrolmentInstructions`] so the rest of the flow is
+/// shared: the certificate enrolment URI as the EST server, the MAF with
+/// its FQDN from the key registration URI's host, the MAF lifetime (else
+/// `expiry`, the Enrolment Expiry the Enrolee was configured with, table
+/// 9.2.2.1-1) as the Enrolment Expiry; V3.18 grants no direct keys in the
+/// exchange and names no Enrolee-ID or Registrar CSE.
+pub fn enrol_v318(
+    http: &TlsHttp,
+    request: &ExchangeRequest,
+    format: Format,
+    mef_fqdn: &str,
+    expiry: u64,
+) -> Result<Enrolment> {
+    use enrolkit_exchange::{CertificateEnrolment, InstructionType, MafEnrolment};
+    let mef = Fqdn::new("MEF", mef_fqdn).map_err(unexpected)?;
+    let body = enrolkit_exchange::encode(request, format).map_err(unexpected)?;
+    let x = http.request("POST", ENROLMENT_PATH, &headers(format), &mut |_| {
+        Ok(Some(body.to_vec()))
+    })?;
+    if x.status != 200 {
+        return Err(refusal(x.status, x.content_type.as_deref(), &x.body));
+    }
+    let responses: ExchangeResponses = decode_reply(&x)?;
+    let not_asked = |t: InstructionType| {
+        unexpected(format!(
+            "the MEF sent a {} response the Enrolee did not indicate",
+            t.name()
+        ))
+    };
+    for r in &responses.response {
+        let asked = match r.instruction_type {
+            InstructionType::CertificateEnrolment => request.certificate_enrolment,
+            InstructionType::MafEnrolment => request.maf_enrolment,
+            InstructionType::RemoteManagement => request.remote_management,
+            InstructionType::EndOfExchange => true,
+        };
+        if !asked {
+            return Err(not_asked(r.instruction_type));
+        }
+    }
+    let exported = x
+        .tls
+        .exported
+        .as_ref()
+        .ok_or_else(|| unexpected("the TLS session exported no keying material"))?;
+    let keys = EnrolmentKeys::from_export(exported.expose()).map_err(unexpected)?;
+    let maf = responses.get(InstructionType::MafEnrolment);
+    let instructions = EnrolmentInstructions {
+        ke_id: keys.ke_id(mef).to_string(),
+        enrolment_expiry: maf.and_then(|m| m.lifetime).unwrap_or(expiry),
+        enrolee_id: None,
+        certificate_enrolment: responses
+            .get(InstructionType::CertificateEnrolment)
+            .map(|c| CertificateEnrolment {
+                security_type: Vec::new(),
+                eku: Vec::new(),
+                est_uri: c.uri.clone(),
+            }),
+        maf_enrolment: match maf {
+            Some(m) => Some(MafEnrolment {
+                credential_type: m
+                    .credential_type
+                    .ok_or_else(|| unexpected("the MAF response has no credential type"))?,
+                maf_fqdn: m
+                    .maf_fqdn()
+                    .ok_or_else(|| unexpected("the MAF key registration URI names no MAF-FQDN"))?
+                    .to_owned(),
+                maf_uri: m.maf_key_registration_uri.clone(),
+                security_type: Vec::new(),
+            }),
+            None => None,
+        },
+        direct_key: Vec::new(),
+        registrar_cse: None,
+    };
+    instructions.validate().map_err(unexpected)?;
+    Ok(Enrolment {
+        keys,
+        mef_fqdn: mef_fqdn.to_owned(),
+        instructions,
+        tls: x.tls,
+        v318: Some(responses),
     })
 }
 
@@ -233,8 +331,9 @@ pub fn derive(e: &Enrolment) -> Result<Vec<Derived>> {
     }
     for d in &e.instructions.direct_key {
         let usage = d.security_type.credential_usage();
-        let target = TargetId::new(&d.target_id).map_err(unexpected)?;
-        let (key, id) = e.keys.target_key(usage, target, mef).map_err(unexpected)?;
+        // 10.3.7: the SUID of the usage and the target's FQDN form (NFKC).
+        let target = TargetFqdn::from_id(&d.target_id).map_err(unexpected)?;
+        let (key, id) = e.keys.target_key(usage.suid(), &target, mef).map_err(unexpected)?;
         out.push(Derived {
             target: d.target_id.clone(),
             usage: Some(usage),
@@ -245,21 +344,22 @@ pub fn derive(e: &Enrolment) -> Result<Vec<Derived>> {
     Ok(out)
 }
 
-/// MEF Key Retrieval (clause 8.3.3.6) by the Enrolment Target `from`, over
-/// a mutually authenticated `http` session: the key for `ke_id` (and
-/// `usage`, when the path names one). A `Status=false` answer is returned as
-/// [`CredentialResponse::Error`], not as an `Err`.
+/// MEF Key Retrieval by the Enrolment Target `from`, over a mutually
+/// authenticated `http` session, in TS-0003 V3.18.0's form (8.3.2.1 step
+/// f): `GET /fetchCredentials/<KeID>/<SUID>` with the requestor in
+/// `X-M2M-Origin` (no SUID for a MAF's Master Credential). A `Status=false`
+/// answer is returned as [`CredentialResponse::Error`], not as an `Err`.
 pub fn fetch(
     http: &TlsHttp,
     ke_id: &KeyId<'_>,
-    usage: Option<CredentialUsage>,
+    suid: Option<Suid>,
     from: &str,
     format: Format,
 ) -> Result<(u16, CredentialResponse)> {
-    let path = FetchRequest::path(&ke_id.relative, usage);
+    let path = FetchRequest::path(ke_id, suid);
     let h = vec![
         ("accept", Zeroizing::new(format.media_type().to_owned())),
-        ("from", Zeroizing::new(from.to_owned())),
+        ("x-m2m-origin", Zeroizing::new(from.to_owned())),
     ];
     let x = http.request("GET", &path, &h, &mut |_| Ok(None))?;
     let r: CredentialResponse = decode_reply(&x).map_err(|e| match x.status {
@@ -270,6 +370,29 @@ pub fn fetch(
 }
 
 /// Largest `enrolment.toml` or GBA bootstrap file read.
+/// Key Retrieval of Ks_NAF by B-TID when the MEF is the BSF
+/// ([`enrolkit_exchange::GbaFetchRequest`], an extension standing in for
+/// Zn) by the NAF `from`, for the Ua protocol identifier `ua`.
+pub fn fetch_gba(
+    http: &TlsHttp,
+    btid: &str,
+    ua: [u8; 5],
+    from: &str,
+    format: Format,
+) -> Result<(u16, CredentialResponse)> {
+    let path = enrolkit_exchange::GbaFetchRequest::path(btid, ua);
+    let h = vec![
+        ("accept", Zeroizing::new(format.media_type().to_owned())),
+        ("x-m2m-origin", Zeroizing::new(from.to_owned())),
+    ];
+    let x = http.request("GET", &path, &h, &mut |_| Ok(None))?;
+    let r: CredentialResponse = decode_reply(&x).map_err(|e| match x.status {
+        200 => e,
+        s => refusal(s, x.content_type.as_deref(), &x.body),
+    })?;
+    Ok((x.status, r))
+}
+
 const MAX_STATE: u64 = 256 * 1024;
 
 fn read_small(path: &std::path::Path) -> Result<Zeroizing<String>> {
@@ -311,6 +434,11 @@ pub struct EnrolmentState {
     /// (target, security type) pairs the MEF authorised direct keys for.
     #[serde(default)]
     pub authorised: Vec<(String, String)>,
+    /// `v3.18` when the enrolment ran in TS-0003 V3.18.0's wire profile,
+    /// whose exchange names no targets: the Enrolee derives for any, and
+    /// the MEF decides which targets may fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_profile: Option<String>,
     /// The keys derived at enrolment.
     #[serde(default)]
     pub credential: Vec<StoredCredential>,
@@ -356,6 +484,7 @@ impl EnrolmentState {
                 .iter()
                 .map(|d| (d.target_id.clone(), d.security_type.name().to_owned()))
                 .collect(),
+            wire_profile: e.v318.as_ref().map(|_| "v3.18".to_owned()),
             credential: derived
                 .iter()
                 .map(|d| StoredCredential {
@@ -439,7 +568,30 @@ impl GbaBootstrap {
         toml::from_str(text).map_err(|e| unexpected(e.message()))
     }
 
-    /// The TLS-PSK (B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
+    /// TS-0003 V3.18.0 8.3.2.3 with the MEF as the BSF: Ks_NAF for the
+    /// Enrolment Target `target` as the NAF (NAF_Id = its FQDN form and the
+    /// Ua protocol identifier `ua`), and that FQDN; refuses an expired
+    /// bootstrap (`now` in Unix seconds). The MEF gives the target the same
+    /// key when it fetches by B-TID.
+    pub fn naf_key(&self, target: &str, ua: [u8; 5], now: i64) -> Result<(Key256, String)> {
+        use enrolkit_rspf::gba::{naf_key, parse_btid, NafId, NafKey, UaProtocolId};
+        if self.expires <= now {
+            return Err(unexpected("the GBA bootstrap has expired; bootstrap again"));
+        }
+        let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
+        let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
+        let (rand, _) = parse_btid(&self.btid).map_err(unexpected)?;
+        let t = TargetFqdn::from_id(target).map_err(unexpected)?;
+        let fqdn = Fqdn::new("NAF", t.as_str()).map_err(unexpected)?;
+        let naf = NafId {
+            fqdn,
+            protocol: UaProtocolId(ua),
+        };
+        let key = naf_key(NafKey::KsNaf, &ks, &rand, &self.impi, &naf).map_err(unexpected)?;
+        Ok((key, t.as_str().to_owned()))
+    }
+
+    /// The TLS-PSK (`3GPP-bootstrapping.` B-TID, Ks_NAF derivation) for the MEF `mef_fqdn`; refuses
     /// an expired bootstrap (`now` in Unix seconds).
     pub fn psk(&self, mef_fqdn: &str, now: i64) -> Result<(String, enrolkit_tls::PskKey)> {
         if self.expires <= now {
@@ -447,7 +599,9 @@ impl GbaBootstrap {
         }
         let ks = Zeroizing::new(hex::decode(&self.ks).map_err(|_| unexpected("ks is not hex"))?);
         let ks = Key256::from_slice(&ks).ok_or_else(|| unexpected("ks is not 32 bytes"))?;
-        Ok((self.btid.clone(), gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
+        // TS 24.109's form of the identity; the MEF also reads the bare B-TID.
+        let identity = enrolkit_rspf::gba::psk_identity(&self.btid);
+        Ok((identity, gba_psk(&self.btid, &self.impi, ks, mef_fqdn)?))
     }
 }
 

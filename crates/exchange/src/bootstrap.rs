@@ -118,7 +118,10 @@ fn refuse(framework: Framework, present: bool, field: &'static str) -> Result<()
     tag = "kind"
 )]
 pub enum EnroleeAuthentication {
-    /// A raw public key certificate: the key's identifier (SHA-256 of the SPKI, hex).
+    /// A raw public key certificate: the key's identifier, the SHA-256 of
+    /// its SubjectPublicKeyInfo as TS-0003 V3.18.0 10.1.2 writes it, an
+    /// RFC 6920 `ni:///sha-256;…` URI (or 64 hexadecimal digits, which
+    /// enrolkit also reads: [`enrolkit_rspf::PublicKeyId`]).
     RawPublicKey {
         /// Enrolee's public key identifier.
         public_key_id: String,
@@ -188,12 +191,8 @@ impl MefEnroleeConfig {
                 match &self.authentication {
                     None => return Err(invalid("authentication", "required by the certificate-based framework")),
                     Some(EnroleeAuthentication::RawPublicKey { public_key_id }) => {
-                        if public_key_id.len() != 64 || !public_key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                            return Err(invalid(
-                                "public-key-id",
-                                "the SHA-256 of the SPKI, 64 hexadecimal digits",
-                            ));
-                        }
+                        enrolkit_rspf::PublicKeyId::parse(public_key_id)
+                            .map_err(|e| invalid("public-key-id", e.to_string()))?;
                     }
                     Some(EnroleeAuthentication::DeviceCertificate {
                         device_id,

@@ -197,7 +197,7 @@ fn check_xml_shape(text: &str, root: &str) -> core::result::Result<(), String> {
 
 /// Members whose value is a list; everywhere else an array stands for a
 /// struct, which this crate does not accept.
-const ARRAY_MEMBERS: &[&str] = &["securityType", "eku", "directKey"];
+const ARRAY_MEMBERS: &[&str] = &["securityType", "eku", "directKey", "response", "trustAnchor"];
 
 fn check_json_shape(v: &serde_json::Value, member: &str) -> core::result::Result<(), String> {
     use serde_json::Value;

@@ -1,7 +1,9 @@
-//! oneM2M Remote Security Provisioning messages (TS-0003 clause 8.3 as
-//! changed by the seed change request; MEF Key Retrieval per its clause
-//! 8.3.3.6, named "Use of Remotely Provisioned Credential", 8.3.2.1, in
-//! TS-0003 V3.18.0).
+//! oneM2M Remote Security Provisioning messages: the Enrolment Exchange in
+//! two wire profiles — the seed change request's (clause 8.3.3.1,
+//! [`messages`]) and TS-0003 V3.18.0's (clause 8.3.2.1, [`v318`]) — and
+//! MEF Key Retrieval ([`retrieval`]: V3.18.0 8.3.2.1 step f and the seed's
+//! 8.3.3.6 request forms, tables 8.3.2.1-5/-6 answers, and our stand-in for
+//! Zn when the MEF is the GBA BSF).
 //!
 //! TS-0003 lists the parameters of these messages but leaves their
 //! serialisation open ("could be serialized using, for example, XML or
@@ -19,6 +21,7 @@ pub mod error;
 pub mod format;
 pub mod messages;
 pub mod retrieval;
+pub mod v318;
 
 pub use error::{ExchangeError, Result};
 pub use format::{decode, encode, Format, Message, MAX_LIFETIME, MAX_LIST, MAX_MESSAGE, MAX_TEXT};
@@ -26,4 +29,5 @@ pub use messages::{
     CertificateEnrolment, CommSecurityType, Completion, DirectKey, EnrolmentInstructions, EnrolmentRequest,
     MafCredentialType, MafEnrolment, Procedure, Refused,
 };
-pub use retrieval::{CredentialResponse, FetchRequest, FETCH_PREFIX};
+pub use retrieval::{CredentialResponse, FetchRequest, GbaFetchRequest, FETCH_PREFIX, MAX_FETCH_PATH};
+pub use v318::{ExchangeRequest, ExchangeResponse, ExchangeResponses, InstructionType, WireProfile};

@@ -36,6 +36,10 @@ fn decode_any(name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         decode::<EnrolmentInstructions>(&b, f).and_then(|m| encode(&m, f))
     } else if name.starts_with("enrolment-completion") {
         decode::<Completion>(&b, f).and_then(|m| encode(&m, f))
+    } else if name.starts_with("v318-request") {
+        decode::<ExchangeRequest>(&b, f).and_then(|m| encode(&m, f))
+    } else if name.starts_with("v318-responses") {
+        decode::<ExchangeResponses>(&b, f).and_then(|m| encode(&m, f))
     } else if name.starts_with("enrolment-refused") {
         decode::<enrolkit_exchange::Refused>(&b, f).and_then(|m| encode(&m, f))
     } else {
@@ -76,7 +80,13 @@ fn every_vector_decodes_or_is_refused_as_the_manifest_says() {
 
 #[test]
 fn decoded_values_are_the_ones_python_wrote() {
-    for f in ["fetch-success.json", "fetch-success.xml", "fetch-success-pretty.json"] {
+    for f in [
+        "fetch-success.json",
+        "fetch-success.xml",
+        "fetch-success-pretty.json",
+        "fetch-success-table.json",
+        "fetch-success-table.xml",
+    ] {
         let r: CredentialResponse = decode(&read(f), format_of(f)).unwrap();
         let CredentialResponse::Success {
             credential,
@@ -89,7 +99,9 @@ fn decoded_values_are_the_ones_python_wrote() {
         };
         let want: [u8; 32] = core::array::from_fn(|i| i as u8);
         assert_eq!(credential, Key256::from_bytes(want));
-        assert_eq!(credential_id, "00112233445566778899AABBCCDDEEFF@mef.example.com");
+        // Tables 8.3.2.1-5 has no CredentialID: a conformant MEF's answer has none.
+        let want_id = (!f.contains("table")).then_some("00112233445566778899AABBCCDDEEFF@mef.example.com");
+        assert_eq!(credential_id.as_deref(), want_id, "{f}");
         assert_eq!(enrolee_id.as_deref(), Some("CAE-enrolee-1"));
         assert_eq!(lifetime, 86400);
     }
@@ -110,23 +122,133 @@ fn decoded_values_are_the_ones_python_wrote() {
 
 #[test]
 fn fetch_paths_and_requestors() {
-    let r = FetchRequest::parse("/fetchCredentials/00112233445566778899aabbccddeeff", Some("CSE-b1")).unwrap();
-    assert_eq!(r.usage, None);
+    use enrolkit_rspf::enrolment::KeyId;
+    use enrolkit_rspf::Suid;
+    const KEID: &str = "00112233445566778899AABBCCDDEEFF@mef.example.com";
+    // V3.18 8.3.2.1 step f: the full KeID and the SUID, the requestor in X-M2M-Origin.
+    let r = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899aabbccddeeff@mef.example.com/22",
+        Some("//sp.example.com/CSE-b1"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.mef_fqdn.as_deref(), Some("mef.example.com"));
+    assert_eq!(r.suid, Suid::from_value(22));
+    assert_eq!(r.from, "//sp.example.com/CSE-b1");
+    // What our client sends, exactly.
+    let id = KeyId::parse(KEID).unwrap();
     assert_eq!(
-        FetchRequest::path(&r.relative_ke_id, None),
+        FetchRequest::path(&id, Suid::from_value(22)),
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.com/22"
+    );
+    assert_eq!(
+        FetchRequest::path(&id, None),
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.com"
+    );
+    // '@' percent-encoded is the same request.
+    let enc = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF%40mef.example.com/22",
+        Some("//sp.example.com/CSE-b1"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        enc,
+        FetchRequest {
+            from: r.from.clone(),
+            ..r.clone()
+        }
+    );
+    // The change request's form: the relative identifier, the requestor in From.
+    let r = FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899aabbccddeeff",
+        None,
+        Some("CSE-b1"),
+    )
+    .unwrap();
+    assert_eq!((r.suid, r.mef_fqdn.as_deref(), r.from.as_str()), (None, None, "CSE-b1"));
+    assert_eq!(
+        FetchRequest::path_change_request(&r.relative_ke_id),
         "/fetchCredentials/00112233445566778899AABBCCDDEEFF"
     );
-    let r = FetchRequest::parse("/fetchCredentials/00112233445566778899AABBCCDDEEFF/12", Some("CSE-b1")).unwrap();
-    assert_eq!(r.usage, Some(enrolkit_rspf::enrolment::CredentialUsage::PskEsPrim));
-    for (path, from) in [
-        ("/fetchCredentials/0011", Some("CSE-b1")),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF/99", Some("CSE-b1")),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", None),
-        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", Some("has space")),
-        ("/other/00112233445566778899AABBCCDDEEFF", Some("CSE-b1")),
+    // Both headers, agreeing, are one requestor.
+    assert!(FetchRequest::parse(
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+        Some("a.b"),
+        Some("a.b")
+    )
+    .is_ok());
+    for (path, origin, from) in [
+        ("/fetchCredentials/0011", Some("CSE-b1"), None),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF/99",
+            Some("CSE-b1"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF/22/x",
+            Some("CSE-b1"),
+            None,
+        ),
+        ("/fetchCredentials/00112233445566778899AABBCCDDEEFF", None, None),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+            Some("has space"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+            Some("a.b"),
+            Some("c.d"),
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef/22",
+            Some("CSE-b1"),
+            None,
+        ),
+        (
+            "/fetchCredentials/00112233445566778899AABBCCDDEEFF@@mef.example.com/22",
+            Some("CSE-b1"),
+            None,
+        ),
+        ("/fetchCredentials/0011@mef.example.com/22", Some("CSE-b1"), None),
+        ("/other/00112233445566778899AABBCCDDEEFF", Some("CSE-b1"), None),
     ] {
-        assert!(FetchRequest::parse(path, from).is_err(), "{path} {from:?}");
+        assert!(
+            FetchRequest::parse(path, origin, from).is_err(),
+            "{path} {origin:?} {from:?}"
+        );
     }
+    let long = format!("/fetchCredentials/{KEID}/{}", "2".repeat(MAX_FETCH_PATH));
+    let e = FetchRequest::parse(&long, Some("a.b"), None).unwrap_err().to_string();
+    assert!(e.contains("longer than"), "{e}");
+}
+
+#[test]
+fn by_default_a_success_is_exactly_the_tables_fields() {
+    // Tables 8.3.2.1-5: Status, Credential, EnroleeID, Lifetime, in that order.
+    let r = CredentialResponse::Success {
+        credential: Key256::from_bytes(core::array::from_fn(|i| i as u8)),
+        credential_id: None,
+        enrolee_id: Some("CAE-enrolee-1".into()),
+        lifetime: 86400,
+    };
+    assert_eq!(
+        &encode(&r, Format::Json).unwrap()[..],
+        &read("fetch-success-table.json")[..]
+    );
+    assert_eq!(
+        &encode(&r, Format::Xml).unwrap()[..],
+        &read("fetch-success-table.xml")[..]
+    );
+    // Table 8.3.2.1-6: Status, ErrorString.
+    let e = CredentialResponse::Error {
+        reason: "unknown KeId".into(),
+    };
+    assert_eq!(
+        &encode(&e, Format::Json).unwrap()[..],
+        br#"{"Status":false,"ErrorString":"unknown KeId"}"#
+    );
 }
 
 #[test]
@@ -246,9 +368,14 @@ fn spoofing_characters_and_loose_numbers_are_refused() {
         let j = format!(r#"{{"Status":false,"ErrorString":"a{}b"}}"#, c.escape_unicode());
         assert!(decode::<CredentialResponse>(j.as_bytes(), Format::Json).is_err(), "{j}");
     }
-    for suid in ["+11", "011", "psk-esdata", "1", "14"] {
-        let path = format!("/fetchCredentials/00112233445566778899AABBCCDDEEFF/{suid}");
-        assert!(FetchRequest::parse(&path, Some("CSE-b1")).is_err(), "{path}");
+    for suid in ["+22", "022", "psk-esdata", "2", "24", "20", " 22", "２２"] {
+        for id in [
+            "00112233445566778899AABBCCDDEEFF",
+            "00112233445566778899AABBCCDDEEFF@mef.example.com",
+        ] {
+            let path = format!("/fetchCredentials/{id}/{suid}");
+            assert!(FetchRequest::parse(&path, Some("CSE-b1"), None).is_err(), "{path}");
+        }
     }
     let mut i: EnrolmentInstructions = decode(&read("enrolment-instructions.json"), Format::Json).unwrap();
     for (oid, ok) in [
@@ -271,4 +398,123 @@ fn tokens_do_not_print() {
         enrolment_token: Some("secret-token".into()),
     };
     assert!(!format!("{r:?}").contains("secret-token"));
+}
+
+/// TS-0003 V3.18.0 table 8.3.2.1-1 and the responses of tables
+/// 8.3.2.1-2/-3/-4 and the end of the exchange, as Python wrote them.
+#[test]
+fn v3_18_messages_decode_to_the_values_python_wrote() {
+    let r: ExchangeRequest = decode(&read("v318-request.json"), Format::Json).unwrap();
+    assert_eq!(
+        r,
+        ExchangeRequest {
+            certificate_enrolment: true,
+            maf_enrolment: true,
+            remote_management: false
+        }
+    );
+    let r: ExchangeRequest = decode(&read("v318-request.xml"), Format::Xml).unwrap();
+    assert!(r.certificate_enrolment && !r.maf_enrolment && r.remote_management);
+    for f in ["v318-responses.json", "v318-responses.xml"] {
+        let rs: ExchangeResponses = decode(&read(f), format_of(f)).unwrap();
+        let types: Vec<InstructionType> = rs.response.iter().map(|r| r.instruction_type).collect();
+        assert_eq!(
+            types,
+            [
+                InstructionType::CertificateEnrolment,
+                InstructionType::MafEnrolment,
+                InstructionType::RemoteManagement,
+                InstructionType::EndOfExchange
+            ],
+            "{f}"
+        );
+        let c = rs.get(InstructionType::CertificateEnrolment).unwrap();
+        assert_eq!(c.uri.as_deref(), Some("https://est.example.com:8443/.well-known/est"));
+        let m = rs.get(InstructionType::MafEnrolment).unwrap();
+        assert_eq!(m.credential_type, Some(MafCredentialType::SymmetricKey));
+        assert_eq!(m.maf_fqdn(), Some("maf.example.com"), "{f}");
+        assert_eq!(
+            m.maf_key_retrieval_uri.as_deref(),
+            Some("https://maf.example.com/keyRetrieval")
+        );
+        assert_eq!(
+            m.client_registration_uri.as_deref(),
+            Some("https://maf.example.com/clientRegistration")
+        );
+        assert_eq!(m.lifetime, Some(86400));
+        assert_eq!(m.trust_anchor.len(), 1);
+        assert!(m.trust_anchor[0].starts_with("MII"), "{f}");
+        let rm = rs.get(InstructionType::RemoteManagement).unwrap();
+        assert_eq!(rm.uri.as_deref(), Some("coaps://dm.example.com:5684"));
+    }
+    assert_eq!(WireProfile::parse("v3.18"), Some(WireProfile::V318));
+    assert_eq!(WireProfile::parse("change-request"), Some(WireProfile::ChangeRequest));
+    assert_eq!(WireProfile::parse("V3.18"), None);
+    assert_eq!(WireProfile::default(), WireProfile::ChangeRequest);
+    // Hosts of URIs: what the MAF-FQDN comes from.
+    for (u, h) in [
+        ("https://maf.example.com/x", Some("maf.example.com")),
+        ("https://maf.example.com:8443", Some("maf.example.com")),
+        ("https://user@maf.example.com/", None),
+        ("https://[::1]/", None),
+        ("https://maf.example.com:/", None),
+        ("maf.example.com/x", None),
+        ("://maf.example.com", None),
+    ] {
+        assert_eq!(enrolkit_exchange::v318::uri_host(u), h, "{u}");
+    }
+}
+
+/// The Zn stand-in when the MEF is the BSF (an extension): the B-TID
+/// percent-encoded in the path, an optional Ua protocol identifier.
+#[test]
+fn gba_fetch_paths_carry_the_btid_and_the_ua_protocol() {
+    let btid = "q+/aAAAAAAAAAAAAAAAAAA==@bsf.example.net";
+    let p = GbaFetchRequest::path(btid, [1, 0, 0, 0, 7]);
+    assert_eq!(p, "/fetchCredentials/q%2B%2FaAAAAAAAAAAAAAAAAAA%3D%3D@bsf.example.net");
+    let r = GbaFetchRequest::parse(&p, Some("cse-b.example.net"), None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r,
+        GbaFetchRequest {
+            btid: btid.into(),
+            ua: [1, 0, 0, 0, 7],
+            from: "cse-b.example.net".into()
+        }
+    );
+    let p = GbaFetchRequest::path(btid, [1, 0, 1, 0x00, 0xAE]);
+    assert!(p.ends_with("/01000100ae"), "{p}");
+    assert_eq!(
+        GbaFetchRequest::parse(&p, None, Some("x.example")).unwrap().unwrap().ua,
+        [1, 0, 1, 0, 0xAE]
+    );
+    // Not a B-TID: a FetchRequest's business.
+    for other in [
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF@mef.example.net/22",
+        "/fetchCredentials/00112233445566778899AABBCCDDEEFF",
+        "/fetchCredentials/q%2G@bsf.example.net",
+        "/fetchCredentials/%",
+        "/elsewhere/x",
+    ] {
+        assert_eq!(
+            GbaFetchRequest::parse(other, Some("a.b"), None).unwrap(),
+            None,
+            "{other}"
+        );
+    }
+    // A B-TID with a malformed Ua id or requestor: refused.
+    let base = GbaFetchRequest::path(btid, [1, 0, 0, 0, 7]);
+    for (path, origin) in [
+        (format!("{base}/22"), Some("a.b")),
+        (format!("{base}/0100000007/x"), Some("a.b")),
+        (format!("{base}/01000000zz"), Some("a.b")),
+        (base.clone(), None),
+        (base.clone(), Some("has space")),
+    ] {
+        assert!(
+            GbaFetchRequest::parse(&path, origin, None).is_err(),
+            "{path} {origin:?}"
+        );
+    }
 }

@@ -15,10 +15,20 @@
 //! KcId          = hexBinary(HMAC-SHA-256(Ke, KC_ID_LABEL || MAF-FQDN)[0..16])
 //!                 "@" MAF-FQDN                                                  choice 3
 //! K(target)     = HMAC-SHA-256(Ke, "oneM2M Enrolment Key to Usage-Constrained
-//!                              Symmetric Key derivation" || SUID || Target-ID)  10.3.7
+//!                              Symmetric Key derivation" || SUID ||
+//!                              Enrolment-Target-ID)                             10.3.7
 //! K(target)Id   = hexBinary(HMAC-SHA-256(Ke, TARGET_ID_LABEL || SUID ||
-//!                              Target-ID)[0..16]) "@" MEF-FQDN                  choice 5
+//!                              Enrolment-Target-ID)[0..16]) "@" MEF-FQDN        choice 5
 //! ```
+//!
+//! SUID is a MEF-established Security Usage Identifier (21, 22, 23:
+//! [`crate::suid`], 8.3.9.9.2) and Enrolment-Target-ID the target's FQDN
+//! form ([`crate::target`], 10.3.7). The **change-request profile**
+//! ([`EnrolmentKeys::target_key_change_request`]) keeps the derivation
+//! enrolkit used before it followed V3.18: SUID 11/12/13 for the seed's
+//! security types and the target identifier as given. It exists only so
+//! that enrolments recorded before stay usable until they expire; nothing
+//! new is derived with it.
 //!
 //! Where the text is silent or ambiguous we chose, and each choice is one
 //! constant here:
@@ -26,36 +36,41 @@
 //! 1. **Export**: no context value (RFC 5705's "no context" form; in TLS 1.3
 //!    the same as an empty one), because 10.3.1 names none. "Most
 //!    significant" octets are the first octets of the exporter output.
-//! 2. **Kre, RelativeKreId**: the seed lists them among the exported values,
-//!    but 10.3.1 defines only the 48-octet export. A longer export would
-//!    change Ke under TLS 1.3 (HKDF-Expand-Label binds the length), and a
-//!    second export with a context cannot be produced by every RFC 5705 API
-//!    (the OpenSSL command line has no context option). So both are derived
-//!    from Ke with HMAC-SHA-256 under their own labels: one-way, separated
-//!    from every other derivation, and available to both ends.
+//! 2. **Kre, RelativeKreId** (extension): 8.3.2.1 names an "Enrolment
+//!    Re-authentication Key" derived "as described in 10.3.1", which defines
+//!    no such output and no identifier. A longer export would change Ke
+//!    under TLS 1.3 (HKDF-Expand-Label binds the length), so both are
+//!    derived from Ke with HMAC-SHA-256 under their own labels: one-way,
+//!    separated from every other derivation, and available to both ends.
 //! 3. **Kc input and KcId**: 10.3.2 (where the key is called Km) takes the
-//!    MAF-ID; the seed (clause 8.3.3.4 step 4) says Kc comes "from Ke and
-//!    MAF FQDN", so the MAF's FQDN is the MAF-ID here. 10.3.5 defines the MAF
-//!    key identifier circularly (`hexBinary(KcID)@MAF-FQDN`); we derive the
-//!    relative part from Ke and the MAF's FQDN under its own label, so both
-//!    ends can compute it, it differs from KeId even when the MAF and the
-//!    MEF share an FQDN, and it does not reveal RelativeKeId to the MAF.
+//!    MAF-ID, which table 8.8.3.2-1 makes the MAF-FQDN. 10.6 has the MAF
+//!    assign the Master Credential's identifier (`MAF_RELATIVE_KmID@MAF-FQDN`);
+//!    our derived KcId is an extension, used only when the MAF assigns none:
+//!    the relative part comes from Ke and the MAF's FQDN under its own label,
+//!    so both ends can compute it and it does not reveal RelativeKeId. (10.3.5
+//!    is not circular: its KcID, V3.18's Secure Connection Key identifier,
+//!    comes from a second export, `EXPORTER-oneM2M-Connection`, which we do
+//!    not use.)
 //! 4. **SUID in the HMAC input**: 10.3.7 does not say how SUID is encoded. We
-//!    write it as its two decimal digits in ASCII (every SUID of TS-0003
-//!    8.3.9.9.2 has two), like the other string inputs.
-//! 5. **Target key identifier**: the text says the MEF returns one but not how
-//!    it is formed; ours follows the `Relative@Issuer-FQDN` shape of 10.5.
-//! 6. **hexBinary** is written in upper case (the canonical form of XML
-//!    Schema hexBinary, which the name refers to) and read in either case.
-//! 7. **Identifiers are ASCII**: MAF FQDNs are LDH names and oneM2M CSE-IDs
-//!    and AE-IDs are ASCII, so the NFKC normalisation that 10.3.2/10.3.7 ask
-//!    for is the identity; non-ASCII identifiers are refused rather than
-//!    normalised.
+//!    write it as its two decimal digits in ASCII (every SUID of 8.3.9.9.2
+//!    has two; TS-0004 writes them in decimal), like the other string inputs.
+//! 5. **Target key identifier** (extension): the text says the MEF returns a
+//!    key but not an identifier for it; ours follows the
+//!    `Relative@Issuer-FQDN` shape of 10.5.
+//! 6. **hexBinary letter case** (extension: V3.18 does not fix it) is upper
+//!    case when written (the canonical form of XML Schema hexBinary, which
+//!    the name refers to) and either case when read.
+//! 7. **Identifiers**: the MAF-FQDN is an LDH name ([`Fqdn`]); the
+//!    Enrolment-Target-ID is NFKC-normalised UTF-8 in FQDN form
+//!    ([`TargetFqdn`]; the mapping from absolute CSE-/AE-IDs is an
+//!    extension, see [`crate::target`]).
 
 use crate::error::{Result, RspfError};
 use crate::fqdn::Fqdn;
 use crate::kdf::hmac_sha256;
 use crate::secret::Key256;
+use crate::suid::{KeyPurpose, KeySource, Suid};
+use crate::target::TargetFqdn;
 use zeroize::Zeroize;
 
 /// The IANA-registered TLS exporter label for oneM2M bootstrap (10.3.1).
@@ -234,26 +249,53 @@ impl EnrolmentKeys {
         Ok(RelativeId(rid))
     }
 
-    /// The symmetric key for Enrolment Target `target` and `usage` (10.3.7),
-    /// and its identifier under the MEF's FQDN (choice 5).
-    pub fn target_key<'a>(
+    /// The usage-constrained symmetric key for the Enrolment Target
+    /// `target` and the MEF-established `suid` (10.3.7), and its identifier
+    /// under the MEF's FQDN (choice 5).
+    pub fn target_key<'a>(&self, suid: Suid, target: &TargetFqdn, mef: Fqdn<'a>) -> Result<(Key256, KeyId<'a>)> {
+        if suid.source != KeySource::MefEstablished {
+            return Err(RspfError::InvalidIdentifier {
+                what: "SUID",
+                why: "only MEF-established SUIDs (21, 22, 23) name keys derived from Ke",
+            });
+        }
+        self.usage_constrained(&suid.ascii(), target.as_str().as_bytes(), mef)
+    }
+
+    /// The change-request profile: SUID 11/12/13 for the seed's security
+    /// types and the identifier as given (see the module docs). Only for
+    /// enrolments recorded before enrolkit followed V3.18.
+    pub fn target_key_change_request<'a>(
         &self,
         usage: CredentialUsage,
         target: TargetId<'_>,
         mef: Fqdn<'a>,
     ) -> Result<(Key256, KeyId<'a>)> {
-        let suid = usage.suid_ascii();
-        let id = target.0.as_bytes();
-        let key = hmac_sha256(self.ke.expose(), &[TARGET_KEY_LABEL, &suid, id])?;
-        let relative = self.relative_id(&[TARGET_ID_LABEL, &suid, id])?;
+        let s = usage.change_request_suid();
+        self.usage_constrained(&[b'0' + s / 10, b'0' + s % 10], target.0.as_bytes(), mef)
+    }
+
+    fn usage_constrained<'a>(&self, suid: &[u8; 2], id: &[u8], mef: Fqdn<'a>) -> Result<(Key256, KeyId<'a>)> {
+        let key = hmac_sha256(self.ke.expose(), &[TARGET_KEY_LABEL, suid, id])?;
+        let relative = self.relative_id(&[TARGET_ID_LABEL, suid, id])?;
         Ok((key, KeyId { relative, fqdn: mef }))
     }
 }
 
 /// What a directly established symmetric key may be used for: the
-/// communication security types of the Enrolment Exchange, each with the
-/// Security Usage Identifier (SUID) of TS-0003 8.3.9.9.2 / TS-0004 m2m:suid
-/// for keys derived from the Enrolment Key.
+/// communication security types of the change request's Enrolment
+/// Exchange. V3.18 names keys by purpose instead ([`Suid`]); the mapping
+/// (an enrolkit choice, since the two axes differ) is
+///
+/// | security type | V3.18 SUID | why |
+/// |---|---|---|
+/// | PSK-SAEF   | 22 registration    | the TLS-PSK association with the Registrar CSE, which TS-0022 6.2.2.2 links to the registration information |
+/// | PSK-ESPrim | 23 data collection | end-to-end protection of what the AE reports (TS-0022 6.2.2.3) |
+/// | PSK-ESData | 23 data collection | likewise |
+///
+/// ESPrim and ESData therefore get the same key for one target; the MEF
+/// refuses to grant both for one target. 21 (MAF client registration) has
+/// no security type of the change request and is only reached by its SUID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialUsage {
     /// PSK-based Security Association Establishment (TLS-PSK with the target).
@@ -272,10 +314,17 @@ impl CredentialUsage {
         CredentialUsage::PskEsData,
     ];
 
-    /// The SUID: first digit 1 (a key derived from an enrolment), second
-    /// digit the usage (1 SAEF, 2 ESPrim, 3 ESData), following the pattern of
-    /// the SUIDs TS-0003 8.3.9.9.2 lists.
-    pub fn suid(self) -> u8 {
+    /// The V3.18 SUID of a key for this usage derived from Ke (see the table).
+    pub fn suid(self) -> Suid {
+        match self {
+            CredentialUsage::PskSaef => Suid::mef(KeyPurpose::Registration),
+            CredentialUsage::PskEsPrim | CredentialUsage::PskEsData => Suid::mef(KeyPurpose::DataCollection),
+        }
+    }
+
+    /// The number the change request's profile used (11 SAEF, 12 ESPrim,
+    /// 13 ESData); in V3.18 these values mean pre-provisioned keys.
+    pub fn change_request_suid(self) -> u8 {
         match self {
             CredentialUsage::PskSaef => 11,
             CredentialUsage::PskEsPrim => 12,
@@ -283,10 +332,9 @@ impl CredentialUsage {
         }
     }
 
-    /// The SUID as it enters the derivation (choice 4).
-    pub fn suid_ascii(self) -> [u8; 2] {
-        let s = self.suid();
-        [b'0' + s / 10, b'0' + s % 10]
+    /// The usage the change request's profile numbered `n` (11, 12, 13).
+    pub fn from_change_request_suid(n: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.change_request_suid() == n)
     }
 
     /// The name used in the Enrolment Exchange and in configuration.
@@ -298,16 +346,17 @@ impl CredentialUsage {
         }
     }
 
-    /// From [`CredentialUsage::name`] (case-insensitive) or the SUID in decimal.
+    /// From [`CredentialUsage::name`] (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|u| u.name().eq_ignore_ascii_case(s) || s.parse::<u8>().ok() == Some(u.suid()))
+        Self::ALL.into_iter().find(|u| u.name().eq_ignore_ascii_case(s))
     }
 }
 
-/// An Enrolment Target identifier (absolute CSE-ID or AE-ID, or a MAF's
-/// FQDN): 1 to 255 printable ASCII characters without spaces (choice 7).
+/// An Enrolment Target identifier as the change-request profile derived
+/// with it (absolute CSE-ID or AE-ID, or a MAF's FQDN, as given): 1 to 255
+/// printable ASCII characters without spaces. V3.18 derivations use
+/// [`TargetFqdn`]; this is also the syntax check of identifiers carried in
+/// messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetId<'a>(&'a str);
 

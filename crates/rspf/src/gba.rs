@@ -1,6 +1,9 @@
-//! GBA (3GPP TS 33.220) key derivation, so the MEF can act as a GBA NAF
-//! (TS-0003 clause 8.3.2.3: GBA-based bootstrap, TLS-PSK keyed by Ks_NAF
-//! with the B-TID as PSK identity).
+//! GBA (3GPP TS 33.220) key derivation for both arrangements of the
+//! GBA-based framework: the MEF as a GBA NAF (the seed: TLS-PSK with the
+//! MEF keyed by Ks_NAF, the B-TID, in TS 24.109's `3GPP-bootstrapping.`
+//! form or bare, as PSK identity) and the MEF as the BSF (TS-0003 V3.18.0
+//! clause 8.3.2.3: Ke = Ks, KeID = B-TID, each Enrolment Target a NAF with
+//! its own Ks_NAF).
 //!
 //! ```text
 //! Ks_NAF     = KDF(Ks, "gba-me", RAND, IMPI, NAF_Id)   GBA_ME (4.5.2)
@@ -41,27 +44,47 @@ impl UaProtocolId {
     }
 
     /// The identifier of a TLS-PSK handshake: with TLS 1.2 (`tls12`), the
-    /// shared-key one of its cipher suite ([`TLS12_CIPHER_SUITE`] when the
-    /// stack does not say, as OpenSSL does not inside its PSK callback);
-    /// otherwise TLS 1.3's (a TLS 1.3 client computes its PSK before the
-    /// version is settled).
-    pub fn for_tls_psk(tls12: bool, cipher_suite: Option<u16>) -> UaProtocolId {
+    /// shared-key one of the negotiated cipher suite (`None` when the suite
+    /// is not known: no key can be derived then); otherwise TLS 1.3's (a
+    /// TLS 1.3 client computes its PSK before the version is settled).
+    pub fn for_tls_psk(tls12: bool, cipher_suite: Option<u16>) -> Option<UaProtocolId> {
         if tls12 {
-            UaProtocolId::tls_shared_key(cipher_suite.unwrap_or(TLS12_CIPHER_SUITE))
+            cipher_suite.map(UaProtocolId::tls_shared_key)
         } else {
-            UaProtocolId::TLS13_SHARED_KEY
+            Some(UaProtocolId::TLS13_SHARED_KEY)
         }
     }
 }
 
-/// The one TLS 1.2 suite GBA sessions with the MEF use,
-/// TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 (RFC 5489; forward secrecy): Ks_NAF
-/// depends on the suite through NAF_Id, and OpenSSL does not tell a PSK
-/// callback which suite it chose, so both ends pin it. A peer negotiating
-/// another suite derives another key and the handshake fails.
-pub const TLS12_CIPHER_SUITE: u16 = 0xC037;
-/// [`TLS12_CIPHER_SUITE`] by its OpenSSL name.
-pub const TLS12_CIPHER_OPENSSL: &str = "ECDHE-PSK-AES128-CBC-SHA256";
+/// TLS_PSK_WITH_AES_128_CBC_SHA256, which TS-0003 V3.18.0 10.2.2 makes
+/// mandatory for TLS-PSK-based frameworks. GBA over TLS 1.2 takes it and
+/// every other PSK suite the listener offers: both ends read the negotiated
+/// suite inside the PSK callback and put it into NAF_Id.
+pub const TLS_PSK_WITH_AES_128_CBC_SHA256: u16 = 0x00AE;
+
+/// The PSK identity hint a GBA NAF sends with TLS 1.2 (TS 24.109 clause
+/// 5.3.3.1.2 d; TS 36.508 table 4.7H-3).
+pub const PSK_IDENTITY_HINT: &str = "3GPP-bootstrapping";
+
+/// The PSK identity a GBA_ME UE sends (TS 24.109 clause 5.3.3.1.2 e: the
+/// prefix `3GPP-bootstrapping` and the B-TID; TS 36.508 table 4.7H-5 spells
+/// the concatenation out as `3GPP-bootstrapping`, `.`, B-TID).
+pub fn psk_identity(btid: &str) -> String {
+    format!("{PSK_IDENTITY_HINT}.{btid}")
+}
+
+/// The B-TID a PSK identity names: the 3GPP form ([`psk_identity`], also
+/// read without the `.`, which no B-TID can begin with) or the seed's bare
+/// B-TID; `None` for anything else. GBA_U's `3GPP-bootstrapping-uicc` and
+/// GBA_Digest's `3GPP-bootstrapping-digest` prefixes are not read: the BSF
+/// test double bootstraps GBA_ME only.
+pub fn btid_of_identity(identity: &str) -> Option<&str> {
+    let btid = match identity.strip_prefix(PSK_IDENTITY_HINT) {
+        Some(rest) => rest.strip_prefix('.').unwrap_or(rest),
+        None => identity,
+    };
+    parse_btid(btid).ok().map(|_| btid)
+}
 
 /// The NAF identifier: the NAF's FQDN followed by the Ua protocol identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@
 //! RFC 8446 §7.5 for TLS 1.3) with [`enrolment::EXPORTER_LABEL`]; this crate
 //! turns it into the Enrolment Key and its identifiers, then derives the
 //! credentials the Enrolee and the MEF provision. Derivations allocate
-//! nothing; secrets are [`Key256`] (zeroized on drop, compared in constant
+//! nothing (normalising an Enrolment-Target-ID to its FQDN form does);
+//! secrets are [`Key256`] (zeroized on drop, compared in constant
 //! time, never printed); identifiers are validated before use.
 #![forbid(unsafe_code)]
 
@@ -14,8 +15,14 @@ pub mod error;
 pub mod fqdn;
 pub mod gba;
 pub mod kdf;
+pub mod pkid;
 pub mod secret;
+pub mod suid;
+pub mod target;
 
 pub use error::{Result, RspfError};
 pub use fqdn::Fqdn;
+pub use pkid::PublicKeyId;
 pub use secret::Key256;
+pub use suid::Suid;
+pub use target::TargetFqdn;

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use enrolkit_rspf::enrolment::{CredentialUsage, EnrolmentKeys, KeyId, RelativeId, TargetId, EXPORTER_LABEL};
-use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::{Fqdn, Key256, Suid, TargetFqdn};
 use toml::{Table, Value};
 
 fn vectors() -> Vec<Value> {
@@ -40,12 +40,25 @@ fn derivations_match_openssl_exports_and_python() {
         let (kc, kc_id) = keys.master_credential(maf).unwrap();
         assert_eq!(kc.expose().as_slice(), h(c, "kc"));
         assert_eq!(kc_id.to_string(), st(c, "kc_id"));
+        // V3.18: SUID 21/22/23 and the target's FQDN form (NFKC).
         let targets = c["target"].as_array().unwrap();
-        assert_eq!(targets.len(), 6);
+        assert_eq!(targets.len(), 15);
         for t in targets {
+            let suid = Suid::from_value(t["suid"].as_integer().unwrap() as u8).unwrap();
+            let fqdn = TargetFqdn::from_id(st(t, "id")).unwrap();
+            assert_eq!(fqdn.as_str(), st(t, "fqdn"), "{}", st(t, "id"));
+            let (k, kid) = keys.target_key(suid, &fqdn, mef).unwrap();
+            assert_eq!(k.expose().as_slice(), h(t, "key"), "{} {suid}", st(t, "id"));
+            assert_eq!(kid.to_string(), st(t, "key_id"));
+        }
+        // The change-request profile: 11/12/13 and the identifier as given.
+        let old = c["change_request"].as_array().unwrap();
+        assert_eq!(old.len(), 6);
+        for t in old {
             let usage = CredentialUsage::parse(st(t, "usage")).unwrap();
+            assert_eq!(i64::from(usage.change_request_suid()), t["suid"].as_integer().unwrap());
             let id = TargetId::new(st(t, "id")).unwrap();
-            let (k, kid) = keys.target_key(usage, id, mef).unwrap();
+            let (k, kid) = keys.target_key_change_request(usage, id, mef).unwrap();
             assert_eq!(k.expose().as_slice(), h(t, "key"), "{} {}", st(t, "id"), usage.name());
             assert_eq!(kid.to_string(), st(t, "key_id"));
         }
@@ -60,12 +73,25 @@ fn usages_and_targets_separate_keys() {
     let keys = EnrolmentKeys::from_export(&[9u8; 48]).unwrap();
     let mef = Fqdn::new("MEF", "mef.example.com").unwrap();
     let mut seen: Vec<Key256> = vec![keys.ke.clone(), keys.kre.clone()];
-    for target in ["CSE1", "CSE2", "//sp.example/CSE1"] {
-        for u in CredentialUsage::ALL {
-            let (k, _) = keys.target_key(u, TargetId::new(target).unwrap(), mef).unwrap();
-            assert!(!seen.contains(&k), "{target} {}", u.name());
+    for target in ["//sp.example/CSE1", "//sp.example/CSE2", "//sp.example/CSE1/Cae"] {
+        let fqdn = TargetFqdn::from_id(target).unwrap();
+        for suid in Suid::MEF_ESTABLISHED {
+            let (k, _) = keys.target_key(suid, &fqdn, mef).unwrap();
+            assert!(!seen.contains(&k), "{target} {suid}");
             seen.push(k);
         }
+        for u in CredentialUsage::ALL {
+            let (k, _) = keys
+                .target_key_change_request(u, TargetId::new(target).unwrap(), mef)
+                .unwrap();
+            assert!(!seen.contains(&k), "change request {target} {}", u.name());
+            seen.push(k);
+        }
+    }
+    // Only MEF-established SUIDs name keys derived from Ke.
+    let t = TargetFqdn::from_id("//sp.example/CSE1").unwrap();
+    for n in [11u8, 12, 13, 31, 43] {
+        assert!(keys.target_key(Suid::from_value(n).unwrap(), &t, mef).is_err(), "{n}");
     }
     let (kc, _) = keys
         .master_credential(Fqdn::new("MAF", "maf.example.com").unwrap())
@@ -108,7 +134,11 @@ fn identifiers_parse_and_bad_input_is_refused() {
         assert!(TargetId::new(bad).is_err(), "{bad:?}");
     }
     assert_eq!(CredentialUsage::parse("psk-esprim"), Some(CredentialUsage::PskEsPrim));
-    assert_eq!(CredentialUsage::parse("13"), Some(CredentialUsage::PskEsData));
-    assert_eq!(CredentialUsage::parse("14"), None);
-    assert_eq!(&CredentialUsage::PskSaef.suid_ascii(), b"11");
+    assert_eq!(CredentialUsage::parse("13"), None, "SUIDs are not usage names");
+    // The adopted mapping from the change request's security types to V3.18 SUIDs.
+    let v3: Vec<u8> = CredentialUsage::ALL.iter().map(|u| u.suid().value()).collect();
+    assert_eq!(v3, [22, 23, 23]);
+    let cr: Vec<u8> = CredentialUsage::ALL.iter().map(|u| u.change_request_suid()).collect();
+    assert_eq!(cr, [11, 12, 13]);
+    assert_eq!(&CredentialUsage::PskSaef.suid().ascii(), b"22");
 }

@@ -123,3 +123,40 @@ fn keys_do_not_print_and_compare_by_value() {
     assert_eq!(a, Key256::from_bytes([1; 32]));
     assert_ne!(a, Key256::from_bytes([2; 32]));
 }
+
+/// TS 24.109 5.3.3.1.2 / TS 36.508 table 4.7H-5: the GBA_ME PSK identity is
+/// `3GPP-bootstrapping` `.` B-TID; the seed's bare B-TID is read too.
+#[test]
+fn the_3gpp_psk_identity_form_is_written_and_both_forms_are_read() {
+    let btid = "AAECAwQFBgcICQoLDA0ODw==@bsf.example.net";
+    assert_eq!(gba::PSK_IDENTITY_HINT, "3GPP-bootstrapping");
+    assert_eq!(gba::psk_identity(btid), format!("3GPP-bootstrapping.{btid}"));
+    assert_eq!(gba::btid_of_identity(&gba::psk_identity(btid)), Some(btid));
+    assert_eq!(gba::btid_of_identity(&format!("3GPP-bootstrapping{btid}")), Some(btid));
+    assert_eq!(gba::btid_of_identity(btid), Some(btid));
+    for other in [
+        format!("3GPP-bootstrapping-uicc.{btid}"),
+        format!("3GPP-bootstrapping-digest.{btid}"),
+        format!("3gpp-bootstrapping.{btid}"),
+        format!("3GPP-bootstrapping..{btid}"),
+        "3GPP-bootstrapping.".to_owned(),
+        "kpm-dev1".to_owned(),
+        "00112233445566778899AABBCCDDEEFF@mef.example.net".to_owned(),
+    ] {
+        assert_eq!(gba::btid_of_identity(&other), None, "{other}");
+    }
+    // The suite enters NAF_Id: TS-0003 10.2.2's mandatory suite and an ECDHE-PSK one differ.
+    assert_eq!(
+        UaProtocolId::for_tls_psk(true, Some(gba::TLS_PSK_WITH_AES_128_CBC_SHA256)),
+        Some(UaProtocolId([1, 0, 1, 0x00, 0xAE]))
+    );
+    assert_eq!(
+        UaProtocolId::for_tls_psk(true, Some(0xC037)),
+        Some(UaProtocolId([1, 0, 1, 0xC0, 0x37]))
+    );
+    assert_eq!(UaProtocolId::for_tls_psk(true, None), None);
+    assert_eq!(
+        UaProtocolId::for_tls_psk(false, None),
+        Some(UaProtocolId::TLS13_SHARED_KEY)
+    );
+}

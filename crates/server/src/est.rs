@@ -24,7 +24,12 @@
 //! `/serverkeygen` gets its key at approval; the key waits sealed in the
 //! database (AES-256-GCM under a key derived from the challenge key) until
 //! the client's next retry of the same CSR, which takes it (read and delete
-//! in one database transaction): it is delivered once.
+//! in one database transaction): it is delivered once, and only over a
+//! session of the credential that made the request — the same TLS client
+//! certificate or PSK identity. A request with neither (a challenge alone)
+//! is held only when linking is required, and its key goes only to a retry
+//! whose CSR, signed by the same key, carries the retry connection's
+//! channel binding; otherwise it is refused rather than held.
 
 use crate::metrics::{self, Metrics};
 use crate::ra::{
@@ -208,12 +213,74 @@ struct HeldTerms {
     /// The names to issue, as the authorisation core decided (absent in
     /// terms held by an older version: the CSR's names then).
     names: Option<IssueNames>,
+    /// `/serverkeygen`: who may collect the key (absent in terms held by
+    /// an older version: then only a retry bound to its connection, as
+    /// [`Requester::Linked`]).
+    requester: Option<Requester>,
+}
+
+/// The credential a held `/serverkeygen` was asked for with: its key is
+/// delivered only over a session of the same one.
+#[derive(Clone, PartialEq, Eq)]
+enum Requester {
+    /// The TLS client certificate (SHA-256 of its DER).
+    Certificate(Vec<u8>),
+    /// The PSK identity.
+    Psk(String),
+    /// No session credential (a challenge, the verifier hook, a
+    /// pre-authorised CN): a retry whose CSR, signed by the request's key,
+    /// carries the channel binding of the connection it is sent on.
+    Linked,
+}
+
+impl std::fmt::Debug for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Requester::Certificate(h) => write!(f, "Certificate({})", hex::encode(h)),
+            Requester::Psk(id) => write!(f, "Psk({id:?})"),
+            Requester::Linked => f.write_str("Linked"),
+        }
+    }
+}
+
+impl Requester {
+    /// The session's own credential: its trusted client certificate, else its PSK identity.
+    fn of(tls: &TlsInfo) -> Option<Requester> {
+        if let Some(der) = tls.trusted_peer_certificate() {
+            return Some(Requester::Certificate(DigestAlgorithm::Sha256.digest(der)));
+        }
+        tls.psk_identity.clone().map(Requester::Psk)
+    }
+
+    /// Whether `csr` on `tls` comes from this requester (compared in constant time).
+    fn matches(&self, csr: &CertificationRequest, tls: &TlsInfo) -> bool {
+        use subtle::ConstantTimeEq;
+        match self {
+            Requester::Certificate(h) => tls
+                .trusted_peer_certificate()
+                .is_some_and(|der| bool::from(DigestAlgorithm::Sha256.digest(der).as_slice().ct_eq(h))),
+            Requester::Psk(id) => tls
+                .psk_identity
+                .as_deref()
+                .is_some_and(|p| bool::from(p.as_bytes().ct_eq(id.as_bytes()))),
+            Requester::Linked => linked_to(csr, tls),
+        }
+    }
+}
+
+/// Whether the CSR's challengePassword carries this connection's channel binding.
+fn linked_to(csr: &CertificationRequest, tls: &TlsInfo) -> bool {
+    match (&tls.channel_binding, csr.challenge_password()) {
+        (Some(b), Some(pw)) => b.matches(pw.as_str()),
+        _ => false,
+    }
 }
 
 impl HeldTerms {
     const VERSION: &'static str = "held-terms 1";
 
-    /// One item per line: `eku OID`, `enrolee NAME` (hex), `keygen TYPE`.
+    /// One item per line: `eku OID`, `enrolee NAME` (hex), `keygen TYPE`,
+    /// `names …` (hex), `requester cert SHA256|psk IDENTITY (hex)|linked`.
     fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = String::from(Self::VERSION);
         for e in &self.ekus {
@@ -227,6 +294,12 @@ impl HeldTerms {
         }
         if let Some(n) = &self.names {
             out.push_str(&format!("\nnames {}", hex::encode(n.encode())));
+        }
+        match &self.requester {
+            Some(Requester::Certificate(h)) => out.push_str(&format!("\nrequester cert {}", hex::encode(h))),
+            Some(Requester::Psk(id)) => out.push_str(&format!("\nrequester psk {}", hex::encode(id))),
+            Some(Requester::Linked) => out.push_str("\nrequester linked"),
+            None => {}
         }
         Zeroizing::new(out.into_bytes())
     }
@@ -242,6 +315,7 @@ impl HeldTerms {
             enrolee: None,
             keygen: None,
             names: None,
+            requester: None,
         };
         for l in lines {
             match l.split_once(' ') {
@@ -255,6 +329,19 @@ impl HeldTerms {
                 Some(("names", h)) => {
                     let raw = hex::decode(h).map_err(|e| format!("held terms: names: {e}"))?;
                     t.names = Some(IssueNames::decode(&raw)?);
+                }
+                Some(("requester", r)) => {
+                    t.requester = Some(match r.split_once(' ') {
+                        Some(("cert", h)) => {
+                            Requester::Certificate(hex::decode(h).map_err(|e| format!("held terms: requester: {e}"))?)
+                        }
+                        Some(("psk", h)) => {
+                            let raw = hex::decode(h).map_err(|e| format!("held terms: requester: {e}"))?;
+                            Requester::Psk(String::from_utf8(raw).map_err(|_| "held terms: PSK identity is not text")?)
+                        }
+                        None if r == "linked" => Requester::Linked,
+                        _ => return Err(format!("held terms: requester {r:?}")),
+                    })
                 }
                 Some(("keygen", k)) => {
                     t.keygen = Some(key_spec_from_name(k).ok_or_else(|| format!("held terms: key type {k}"))?)
@@ -537,7 +624,9 @@ impl EstService {
                 let ekus = self.check_ekus(&csr, &grant)?;
                 let op = path.operation;
                 let retry = match (&grant, op) {
-                    (None, Operation::SimpleEnroll | Operation::ServerKeyGen) => self.retry_of_recorded(&csr, op)?,
+                    (None, Operation::SimpleEnroll | Operation::ServerKeyGen) => {
+                        self.retry_of_recorded(&csr, op, req.tls)?
+                    }
                     _ => None,
                 };
                 let auth = match retry {
@@ -547,7 +636,7 @@ impl EstService {
                 log.auth = auth.basis.to_string();
                 let enrolee = grant.map(|g| g.enrolee);
                 match path.operation {
-                    Operation::ServerKeyGen => self.serverkeygen(&csr, &ekus, enrolee, &auth, now),
+                    Operation::ServerKeyGen => self.serverkeygen(&csr, &ekus, enrolee, &auth, req.tls, now),
                     _ => self.enrol(&csr, &ekus, enrolee, &auth, now),
                 }
             }
@@ -741,27 +830,39 @@ impl EstService {
     /// credentials were checked (and a one-time challenge spent) when it was
     /// first received. Its answer comes from storage, so asking for the
     /// spent challenge again would lock the client out of its own request.
-    /// Only the client that sent it holds those bytes (they travelled
-    /// inside TLS), and a different CSR for the same key is authorised anew.
-    fn retry_of_recorded(&self, csr: &CertificationRequest, op: Operation) -> Result<Option<Authorised>, Refusal> {
+    /// Those bytes may have been seen by others (a log, a database
+    /// backup), so what a held `/serverkeygen` hands over is further
+    /// checked against the credential that made the request
+    /// ([`Requester`]). A different CSR for the same key is authorised anew,
+    /// except for a held `/serverkeygen` when it carries this connection's
+    /// channel binding: signed by the request's key on this very connection,
+    /// it is a retry of it (with linking, each retry's CSR differs).
+    fn retry_of_recorded(
+        &self,
+        csr: &CertificationRequest,
+        op: Operation,
+        tls: &TlsInfo,
+    ) -> Result<Option<Authorised>, Refusal> {
         let kid = hex::encode(DigestAlgorithm::Sha256.digest(&csr.public_key().to_der().map_err(internal)?));
         let txid = match op {
             Operation::ServerKeyGen => format!("est-keygen-{kid}"),
             _ => format!("est-{kid}"),
         };
-        Ok(self
-            .storage
-            .transaction(&txid, &kid)
-            .map_err(internal)?
-            .filter(|tx| bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der())))
-            .map(|_| Authorisation {
-                // Answered from storage: nothing is issued on these terms.
-                basis: Basis::Retry,
-                names: CsrView::of(csr).as_asked(),
-                consume: None,
-                renews: None,
-                hold: false,
-            }))
+        let Some(tx) = self.storage.transaction(&txid, &kid).map_err(internal)? else {
+            return Ok(None);
+        };
+        let same_bytes = bool::from(subtle::ConstantTimeEq::ct_eq(tx.csr.as_slice(), csr.der()));
+        let linked_retry = op == Operation::ServerKeyGen
+            && linked_to(csr, tls)
+            && self.storage.held_terms(&txid, &kid).map_err(internal)?.is_some();
+        Ok((same_bytes || linked_retry).then(|| Authorisation {
+            // Answered from storage: nothing is issued on these terms.
+            basis: Basis::Retry,
+            names: CsrView::of(csr).as_asked(),
+            consume: None,
+            renews: None,
+            hold: false,
+        }))
     }
 
     fn profile_for(&self, ekus: &[ObjectIdentifier]) -> Profile {
@@ -822,6 +923,7 @@ impl EstService {
                 enrolee,
                 keygen: None,
                 names: Some(auth.names.clone()),
+                requester: None,
             };
             return self.hold(&tx, &terms, auth, now);
         }
@@ -973,13 +1075,20 @@ impl EstService {
     /// Under manual approval the request is held as `est-keygen-<kid>`, kid
     /// being the SHA-256 of the CSR's SubjectPublicKeyInfo, so a retry (the
     /// same CSR key, proving possession of it again) finds it; the key is
-    /// made at approval and handed over once, to the first retry after it.
+    /// made at approval and handed over once, to the first retry after it
+    /// over a session of the credential that made the request (the same
+    /// client certificate or PSK identity). A request with neither
+    /// (authorised by a challenge, the hook or a pre-authorised CN) is held
+    /// only when linking is required, and its key goes only to a retry
+    /// whose CSR, signed by the same key, carries the retry connection's
+    /// channel binding; without linking it is refused, not held.
     fn serverkeygen(
         &self,
         csr: &CertificationRequest,
         ekus: &[ObjectIdentifier],
         enrolee: Option<String>,
         auth: &Authorised,
+        tls: &TlsInfo,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
         let spec = match csr.key_kind() {
@@ -998,6 +1107,18 @@ impl EstService {
                 .map_err(internal)?
                 .is_some()
             {
+                let terms = self.terms_of(&tx).map_err(internal)?;
+                let requester = terms.requester.unwrap_or(Requester::Linked);
+                if !requester.matches(csr, tls) {
+                    tracing::warn!(txid = %tx.transaction_id, "held server-generated key asked for by another credential: refused");
+                    return Err(Refusal::new(
+                        403,
+                        match requester {
+                            Requester::Linked => "this request's server-generated key is delivered only to a retry whose CSR, signed by the request's key, carries this connection's channel binding (another credential cannot collect it)",
+                            _ => "this request's server-generated key is delivered only over a session of the credential that made the request (the same client certificate or PSK identity)",
+                        },
+                    ));
+                }
                 return self.held_keygen_answer(&tx);
             }
             if self.policy.auth.manual_approval {
@@ -1008,7 +1129,24 @@ impl EstService {
                 ));
             }
         }
+        if auth.basis == Basis::Retry {
+            // Recognised as a retry of a held request that is not one.
+            return Err(Refusal::new(403, "no held /serverkeygen request for this CSR"));
+        }
         if self.policy.auth.manual_approval {
+            let requester = match Requester::of(tls) {
+                Some(r) => r,
+                // check_linking made sure the CSR carries this connection's binding.
+                None if self.policy.require_linking => Requester::Linked,
+                None => {
+                    return Err(Refusal::new(
+                        403,
+                        "a /serverkeygen held for approval needs a client certificate or PSK session, or \
+                         require_linking so that the key goes only to a retry carrying its connection's \
+                         channel binding: a challenge alone cannot collect a held key",
+                    ))
+                }
+            };
             let tx = Transaction {
                 transaction_id: held_txid,
                 key_id: csr_kid,
@@ -1022,6 +1160,7 @@ impl EstService {
                 enrolee,
                 keygen: Some(spec),
                 names: Some(auth.names.clone()),
+                requester: Some(requester),
             };
             return self.hold(&tx, &terms, auth, now);
         }
@@ -1158,24 +1297,39 @@ mod tests {
         }
     }
 
-    fn service(storage: Arc<dyn Storage>, manual_approval: bool) -> EstService {
-        let now = SystemTime::now();
-        let ca = Authority::new_root(
-            Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
-            Name::from_str("CN=EST Test CA").unwrap(),
-            now,
-            Duration::from_secs(86400 * 30),
-            &mut rand_core::OsRng,
+    fn test_ca() -> Arc<Authority> {
+        Arc::new(
+            Authority::new_root(
+                Box::new(SoftwareKey::generate(KeySpec::EcP256).unwrap()),
+                Name::from_str("CN=EST Test CA").unwrap(),
+                SystemTime::now(),
+                Duration::from_secs(86400 * 30),
+                &mut rand_core::OsRng,
+            )
+            .unwrap(),
         )
-        .unwrap();
+    }
+
+    fn service(storage: Arc<dyn Storage>, manual_approval: bool) -> EstService {
+        service_with(storage, manual_approval, test_ca(), |_| {})
+    }
+
+    /// A service on `ca`, its policy edited by `edit`.
+    fn service_with(
+        storage: Arc<dyn Storage>,
+        manual_approval: bool,
+        ca: Arc<Authority>,
+        edit: impl FnOnce(&mut EstPolicy),
+    ) -> EstService {
         let mut policy = EstPolicy {
             retry_after: Duration::from_secs(1),
             ..EstPolicy::default()
         };
         policy.auth.manual_approval = manual_approval;
         policy.auth.one_time_challenges = true;
+        edit(&mut policy);
         EstService::new(EstSetup {
-            ca: Arc::new(ca),
+            ca,
             challenge_key: Zeroizing::new([9u8; 32]),
             storage,
             policy,
@@ -1205,13 +1359,17 @@ mod tests {
     }
 
     fn post(svc: &EstService, op: &str, csr: &[u8], tls: &TlsInfo) -> EstResponse {
+        post_with(svc, op, csr, tls, None)
+    }
+
+    fn post_with(svc: &EstService, op: &str, csr: &[u8], tls: &TlsInfo, authorization: Option<&str>) -> EstResponse {
         let body = enrolkit_est::body::encode_base64(csr);
         let path = format!("/.well-known/est/{op}");
         let req = EstRequest {
             method: "POST",
             path: &path,
             content_type: Some("application/pkcs10"),
-            authorization: None,
+            authorization,
             body: body.as_bytes(),
             tls,
         };
@@ -1256,29 +1414,26 @@ mod tests {
             r.challenge_password = Some(Zeroizing::new(otp.into()));
             r.build(k).unwrap()
         };
-        for (op, otp, prefix) in [
-            ("simpleenroll", "otp-1", "est"),
-            ("serverkeygen", "otp-2", "est-keygen"),
-        ] {
-            storage
-                .add_challenge(&challenge_hash(&[9u8; 32], otp), otp, 0, None)
-                .unwrap();
-            let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
-            let der = with_challenge(&k, op, otp);
-            let first = post(&svc, op, &der, &anonymous);
-            assert_eq!(first.status, 202, "{op}: {}", body_text(&first));
-            // Same bytes: the held request, though its challenge is spent.
-            assert_eq!(post(&svc, op, &der, &anonymous).status, 202, "{op}");
-            let kid = kid_of(&k);
-            svc.approve(&format!("{prefix}-{kid}"), &kid, SystemTime::now())
-                .unwrap();
-            let done = post(&svc, op, &der, &anonymous);
-            assert_eq!(done.status, 200, "{op}: {}", body_text(&done));
-            // Another CSR for the same key with the spent challenge is not a retry.
-            let other = with_challenge(&k, "someone-else", otp);
-            let r = post(&svc, op, &other, &anonymous);
-            assert_eq!(r.status, 401, "{op}: {}", body_text(&r));
-        }
+        // A /simpleenroll. (A /serverkeygen on a challenge alone is held only
+        // with channel binding: see the Issue H tests below.)
+        let otp = "otp-1";
+        storage
+            .add_challenge(&challenge_hash(&[9u8; 32], otp), otp, 0, None)
+            .unwrap();
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let der = with_challenge(&k, "enrol", otp);
+        let first = post(&svc, "simpleenroll", &der, &anonymous);
+        assert_eq!(first.status, 202, "{}", body_text(&first));
+        // Same bytes: the held request, though its challenge is spent.
+        assert_eq!(post(&svc, "simpleenroll", &der, &anonymous).status, 202);
+        let kid = kid_of(&k);
+        svc.approve(&format!("est-{kid}"), &kid, SystemTime::now()).unwrap();
+        let done = post(&svc, "simpleenroll", &der, &anonymous);
+        assert_eq!(done.status, 200, "{}", body_text(&done));
+        // Another CSR for the same key with the spent challenge is not a retry.
+        let other = with_challenge(&k, "someone-else", otp);
+        let r = post(&svc, "simpleenroll", &other, &anonymous);
+        assert_eq!(r.status, 401, "{}", body_text(&r));
     }
 
     #[test]
@@ -1461,6 +1616,7 @@ mod tests {
             enrolee: None,
             keygen: None,
             names: None,
+            requester: None,
         };
         let sealed = svc.sealer.seal(&terms_aad(&other), &terms.encode()).unwrap();
         assert!(svc.sealer.open(&terms_aad(&tx), &sealed).is_err());
@@ -1478,12 +1634,28 @@ mod tests {
                     dns: vec!["dev-1.example.com".into()],
                     ips: vec!["192.0.2.1".parse().unwrap()],
                 }),
+                requester: Some(Requester::Certificate(vec![0xab; 32])),
             },
             HeldTerms {
                 ekus: vec![],
                 enrolee: None,
                 keygen: None,
                 names: None,
+                requester: None,
+            },
+            HeldTerms {
+                ekus: vec![],
+                enrolee: None,
+                keygen: Some(KeySpec::EcP256),
+                names: None,
+                requester: Some(Requester::Psk("kpm 1\n".into())),
+            },
+            HeldTerms {
+                ekus: vec![],
+                enrolee: None,
+                keygen: Some(KeySpec::EcP256),
+                names: None,
+                requester: Some(Requester::Linked),
             },
         ] {
             assert_eq!(HeldTerms::decode(&t.encode()).unwrap(), t);
@@ -1491,6 +1663,187 @@ mod tests {
         assert!(HeldTerms::decode(b"held-terms 2").is_err());
         assert!(HeldTerms::decode(b"held-terms 1\nkeygen dsa").is_err());
         assert!(HeldTerms::decode(b"held-terms 1\nwhatever").is_err());
+        assert!(HeldTerms::decode(b"held-terms 1\nrequester anyone").is_err());
+    }
+
+    // ---- Issue H: a held server-generated key goes to its requester only ----
+
+    /// The key of a `/serverkeygen` answer, and its certificate.
+    fn key_and_cert(r: &EstResponse) -> (SoftwareKey, Certificate) {
+        assert_eq!(r.status, 200, "{}", body_text(r));
+        let mut kc =
+            enrolkit_est::keygen::parse_serverkeygen_response(r.header("Content-Type").unwrap(), &r.body).unwrap();
+        let key = SoftwareKey::from_pkcs8_der(&kc.private_key_pkcs8).unwrap();
+        (key, kc.certificates.remove(0))
+    }
+
+    /// An anonymous session (no certificate, no PSK) with this channel binding.
+    fn bound_session(binding: u8) -> TlsInfo {
+        TlsInfo {
+            psk_identity: None,
+            channel_binding: Some(enrolkit_est::ChannelBinding::tls_exporter(&[binding; 32]).unwrap()),
+            ..psk_session("unused")
+        }
+    }
+
+    /// Attack: a held `/serverkeygen` was handed to whoever replayed the
+    /// stored CSR bytes (the retry test compared bytes only). Now the
+    /// key goes only to a session of the credential that made the request:
+    /// the same PSK identity, or the same client certificate.
+    #[test]
+    fn a_held_key_is_not_delivered_to_another_credential_replaying_the_csr() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let ca = test_ca();
+        let held = service_with(storage.clone(), true, ca.clone(), |_| {});
+        let immediate = service_with(storage.clone(), false, ca, |_| {});
+        // A client certificate of ours for dev-a, obtained with its PSK.
+        let ka = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let cert_a = issued_cert(&post(
+            &immediate,
+            "simpleenroll",
+            &csr(&ka, "dev-a", &[]),
+            &psk_session("dev-a"),
+        ));
+        let anonymous = TlsInfo {
+            psk_identity: None,
+            ..psk_session("unused")
+        };
+        let mut other_cert = cert_a.clone();
+        other_cert.tbs_certificate.serial_number = x509_cert::serial_number::SerialNumber::new(&[0x7f, 1]).unwrap();
+        let sessions = [
+            ("PSK identity kpm-plain", psk_session("kpm-plain")),
+            ("dev-a's certificate", cert_session(&cert_a)),
+            ("PSK identity kpm-other", psk_session("kpm-other")),
+            ("another certificate", cert_session(&other_cert)),
+            ("an anonymous session", anonymous),
+            ("an anonymous session with a channel binding", bound_session(1)),
+        ];
+        // Held for the first two: by a PSK identity, by a client certificate.
+        for (owner, cn) in [(0, "kpm-plain"), (1, "dev-a")] {
+            let (owner_name, owner_tls) = &sessions[owner];
+            let throwaway = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+            let der = csr(&throwaway, cn, &[]);
+            let r = post(&held, "serverkeygen", &der, owner_tls);
+            assert_eq!(r.status, 202, "{owner_name}: {}", body_text(&r));
+            let kid = kid_of(&throwaway);
+            let txid = format!("est-keygen-{kid}");
+            held.approve(&txid, &kid, SystemTime::now()).unwrap();
+            // The stored bytes, as a reader of the database or of a log would have them.
+            let stored = storage.transaction(&txid, &kid).unwrap().unwrap().csr;
+            for (i, (name, tls)) in sessions.iter().enumerate() {
+                if i == owner {
+                    continue;
+                }
+                let r = post(&held, "serverkeygen", &stored, tls);
+                assert_eq!(
+                    r.status,
+                    403,
+                    "{owner_name}'s key replayed from {name}: {}",
+                    body_text(&r)
+                );
+                assert!(body_text(&r).contains("credential"), "{}", body_text(&r));
+            }
+            // The owner still gets it, once.
+            let (key, cert) = key_and_cert(&post(&held, "serverkeygen", &der, owner_tls));
+            assert_eq!(&cert.tbs_certificate.subject_public_key_info, key.public_key());
+            assert_eq!(post(&held, "serverkeygen", &der, owner_tls).status, 410);
+        }
+    }
+
+    /// A held `/serverkeygen` authorised by a one-time challenge alone: not
+    /// held without channel binding; with it, delivered only to a retry
+    /// whose CSR, signed by the same key, carries the retry connection's
+    /// binding. The stored bytes replayed get nothing.
+    #[test]
+    fn a_held_key_asked_for_with_a_challenge_alone_needs_channel_binding_on_the_retry() {
+        use base64::Engine;
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let ca = test_ca();
+        let otp = |s: &str| {
+            storage
+                .add_challenge(&challenge_hash(&[9u8; 32], s), s, 0, None)
+                .unwrap();
+        };
+        // Without linking: refused before anything is held or spent.
+        let plain = service_with(storage.clone(), true, ca.clone(), |_| {});
+        let anonymous = TlsInfo {
+            psk_identity: None,
+            ..psk_session("unused")
+        };
+        otp("otp-k");
+        let k = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let mut r = RequestParams::new(Name::from_str("CN=otp-device").unwrap());
+        r.challenge_password = Some(Zeroizing::new("otp-k".into()));
+        let with_otp = r.build(&k).unwrap();
+        let refused = post(&plain, "serverkeygen", &with_otp, &anonymous);
+        assert_eq!(refused.status, 403, "{}", body_text(&refused));
+        assert!(
+            body_text(&refused).contains("channel binding"),
+            "{}",
+            body_text(&refused)
+        );
+        assert!(storage.pending().unwrap().is_empty());
+        // The challenge was not spent: it still authorises a /simpleenroll.
+        assert_eq!(post(&plain, "simpleenroll", &with_otp, &anonymous).status, 202);
+
+        // With linking: Basic carries the one-time challenge, the CSR the binding.
+        let linked = service_with(storage.clone(), true, ca, |p| {
+            p.require_linking = true;
+            p.basic = true;
+        });
+        otp("otp-l");
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("device:otp-l")
+        );
+        let signed_for = |key: &SoftwareKey, binding: u8| {
+            let mut r = RequestParams::new(Name::from_str("CN=linked-device").unwrap());
+            let b = enrolkit_est::ChannelBinding::tls_exporter(&[binding; 32]).unwrap();
+            r.challenge_password = Some(b.challenge_password());
+            r.build(key).unwrap()
+        };
+        let throwaway = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+        let first = signed_for(&throwaway, 1);
+        let r = post_with(&linked, "serverkeygen", &first, &bound_session(1), Some(&basic));
+        assert_eq!(r.status, 202, "{}", body_text(&r));
+        let kid = kid_of(&throwaway);
+        linked
+            .approve(&format!("est-keygen-{kid}"), &kid, SystemTime::now())
+            .unwrap();
+        // The stored bytes on another connection: its binding is not theirs.
+        let r = post_with(&linked, "serverkeygen", &first, &bound_session(2), Some(&basic));
+        assert_eq!(r.status, 400, "{}", body_text(&r));
+        // Nor once linking is switched off: the held key still needs it.
+        let r = post_with(&plain, "serverkeygen", &first, &bound_session(3), Some(&basic));
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        let r = post(&plain, "serverkeygen", &first, &anonymous);
+        assert_eq!(r.status, 403, "{}", body_text(&r));
+        // Another key, bound to its connection, is a new request: the challenge is spent.
+        let r = post_with(
+            &linked,
+            "serverkeygen",
+            &signed_for(&SoftwareKey::generate(KeySpec::EcP256).unwrap(), 4),
+            &bound_session(4),
+            Some(&basic),
+        );
+        assert_eq!(r.status, 401, "{}", body_text(&r));
+        // The requester: the same key, bound to the retry's connection.
+        let (key, cert) = key_and_cert(&post_with(
+            &linked,
+            "serverkeygen",
+            &signed_for(&throwaway, 5),
+            &bound_session(5),
+            Some(&basic),
+        ));
+        assert_eq!(&cert.tbs_certificate.subject_public_key_info, key.public_key());
+        let again = post_with(
+            &linked,
+            "serverkeygen",
+            &signed_for(&throwaway, 6),
+            &bound_session(6),
+            Some(&basic),
+        );
+        assert_eq!(again.status, 410, "{}", body_text(&again));
     }
 
     // ---- Issue F: the authorisation core on EST's wire (attack tests) ----

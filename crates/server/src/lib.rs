@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod est;
+pub mod handshake;
 pub mod http;
 pub mod keygate;
 pub mod lifecycle;

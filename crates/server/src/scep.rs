@@ -124,6 +124,36 @@ impl Refusal {
     }
 }
 
+/// Digests of PKCSReq/RenewalReq messages whose transaction holds the
+/// request they carry: the same bytes again are a retransmission, answered
+/// from storage without decrypting. Bounded (oldest forgotten first); after
+/// a restart a retransmission is decrypted once and then known again.
+#[derive(Default)]
+struct SeenRequests {
+    digests: std::collections::HashSet<[u8; 32]>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl SeenRequests {
+    /// Requests remembered at most.
+    const CAPACITY: usize = 16_384;
+
+    fn contains(&self, d: &[u8; 32]) -> bool {
+        self.digests.contains(d)
+    }
+
+    fn insert(&mut self, d: [u8; 32]) {
+        if self.digests.insert(d) {
+            self.order.push_back(d);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.digests.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 /// The responder.
 pub struct ScepService {
     ca: Arc<Authority>,
@@ -141,6 +171,7 @@ pub struct ScepService {
     metrics: Arc<Metrics>,
     certrep_chain: bool,
     key_gate: Arc<KeyGate>,
+    seen: std::sync::Mutex<SeenRequests>,
 }
 
 /// A CRL as signed, with what it was made from so that it is re-signed only
@@ -246,6 +277,7 @@ impl ScepService {
             metrics: Arc::new(Metrics::new()),
             certrep_chain: false,
             key_gate: Arc::new(KeyGate::unbounded()),
+            seen: std::sync::Mutex::new(SeenRequests::default()),
         }
     }
 
@@ -374,13 +406,14 @@ impl ScepService {
             log.outcome = "503 private-key operations busy".into();
             return HttpResponse::text(503, "busy: too many requests are using the RA key; retry later");
         };
+        let digest: [u8; 32] = DigestAlgorithm::Sha256.digest(der_bytes).try_into().unwrap_or([0; 32]);
         let failed = |e: ScepError| Outcome::Failure {
             fail_info: e.fail_info(),
             text: Some(e.to_string()),
         };
         let (reply_to, outcome) = match msg.verify() {
             Err(e) => (ReplyTo::from_message(&msg, ContentEncryption::Aes128Cbc), failed(e)),
-            Ok(()) => match self.stored_answer(&msg) {
+            Ok(()) => match self.stored_answer(&msg, &digest) {
                 Some((cipher, outcome)) => {
                     log.algorithms = format!("{cipher:?}/{:?} (stored answer, envelope not decrypted)", msg.digest);
                     (ReplyTo::from_message(&msg, cipher), outcome)
@@ -392,7 +425,7 @@ impl ScepService {
                         let to = ReplyTo::from_message(&req.message, req.content_encryption);
                         let outcome = self
                             .check_cipher(req.content_encryption)
-                            .and_then(|()| self.dispatch(&req, now))
+                            .and_then(|()| self.dispatch(&req, &digest, now))
                             .unwrap_or_else(Refusal::into_outcome);
                         (to, outcome)
                     }
@@ -423,18 +456,24 @@ impl ScepService {
     }
 
     /// The answer to a retransmission, found before any private-key
-    /// operation: a PKCSReq, RenewalReq or CertPoll whose signature (already
+    /// operation: a CertPoll, or a PKCSReq or RenewalReq whose exact bytes
+    /// were seen before ([`SeenRequests`]), whose signature (already
     /// verified, so the sender holds the key) names a transaction this key
-    /// started gets the stored answer, encrypted with the cipher the
+    /// started, gets the stored answer, encrypted with the cipher the
     /// envelope names, without the RA decrypting the envelope. Replaying a
     /// captured request (or polling) then costs a signature verification,
-    /// not an RSA decryption. `None`: no such transaction, or an envelope
-    /// whose cipher is unreadable or refused; the full path decides.
-    fn stored_answer(&self, msg: &PkiMessage) -> Option<(ContentEncryption, Outcome)> {
-        if !matches!(
-            msg.message_type,
-            MessageType::PkcsReq | MessageType::RenewalReq | MessageType::CertPoll
-        ) {
+    /// not an RSA decryption. A request re-built with a fresh envelope is
+    /// decrypted, so that its CSR can be compared with the transaction's
+    /// ([`ScepService::dispatch`]). `None`: the full path decides.
+    fn stored_answer(&self, msg: &PkiMessage, digest: &[u8; 32]) -> Option<(ContentEncryption, Outcome)> {
+        let known = match msg.message_type {
+            MessageType::CertPoll => true,
+            MessageType::PkcsReq | MessageType::RenewalReq => {
+                self.seen.lock().map(|s| s.contains(digest)).unwrap_or(false)
+            }
+            _ => false,
+        };
+        if !known {
             return None;
         }
         let tx = self
@@ -444,6 +483,13 @@ impl ScepService {
         let cipher = msg.content_encryption().ok()?;
         self.check_cipher(cipher).ok()?;
         Some((cipher, self.answer(&tx).unwrap_or_else(Refusal::into_outcome)))
+    }
+
+    /// Remember a request whose transaction now holds it.
+    fn remember(&self, digest: &[u8; 32]) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.insert(*digest);
+        }
     }
 
     fn check_cipher(&self, c: ContentEncryption) -> Result<(), Refusal> {
@@ -457,18 +503,31 @@ impl ScepService {
         }
     }
 
-    fn dispatch(&self, req: &Request, now: SystemTime) -> Result<Outcome, Refusal> {
+    /// Answer an opened request; `digest` is the SHA-256 of its pkiMessage
+    /// bytes, remembered when its transaction holds its request.
+    fn dispatch(&self, req: &Request, digest: &[u8; 32], now: SystemTime) -> Result<Outcome, Refusal> {
         let kid = key_id(&req.message.signer_certificate);
         let txid = req.message.transaction_id.as_str();
         match &req.body {
             RequestBody::PkcsReq(csr) | RequestBody::RenewalReq(csr) => {
-                // A retransmission gets the same answer, never a second certificate.
+                // A retransmission gets the same answer, never a second
+                // certificate; the same transaction with another request is
+                // a replay and gets nothing.
                 if let Some(tx) = self.storage.transaction(txid, &kid).map_err(internal)? {
+                    if !tx.csr.is_empty() && tx.csr != csr.der() {
+                        return Err(Refusal(
+                            FailInfo::BadRequest,
+                            format!("transaction {txid} was started with another request; a new request needs a new transaction"),
+                        ));
+                    }
+                    self.remember(digest);
                     return self.answer(&tx);
                 }
                 let renewal = matches!(req.body, RequestBody::RenewalReq(_));
                 let auth = self.authorise(req, csr, renewal, now).map_err(Refusal::from)?;
-                self.enrol(txid, &kid, csr, &auth, now)
+                let outcome = self.enrol(txid, &kid, csr, &auth, now)?;
+                self.remember(digest);
+                Ok(outcome)
             }
             RequestBody::CertPoll(_) => match self.storage.transaction(txid, &kid).map_err(internal)? {
                 Some(tx) => self.answer(&tx),

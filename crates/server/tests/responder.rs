@@ -330,16 +330,52 @@ fn retransmissions_and_polls_are_answered_from_storage_without_an_ra_decryption(
             first
         );
     }
-    // A client that retransmits with a fresh envelope and nonce, and one that
-    // polls: answered from storage as well.
-    assert_eq!(issued(&w.pkcsreq(&d, Some("otp-r"), "tx-r"), &d), first);
+    // A poll is answered from storage as well.
     assert_eq!(issued(&w.poll(&d, "tx-r"), &d), first);
     assert_eq!(w.decrypts.load(Ordering::SeqCst), 1, "answered without decrypting");
+    // A client that re-builds its request (fresh envelope and nonce, the
+    // same CSR) is decrypted once, to compare the CSR, then known.
+    let csr_again = CertificationRequest::parse(&csr).unwrap();
+    let (rebuilt, sent2) = build_request(
+        &requester,
+        w.ca.encryption_certificate(),
+        &RequestBody::PkcsReq(csr_again),
+        &TransactionId::new("tx-r").unwrap(),
+        ContentEncryption::Aes128Cbc,
+        DigestAlgorithm::Sha256,
+        &mut OsRng,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (_, reply) = w.post(&rebuilt);
+        let rep = open_cert_rep(&reply, &sent2, &w.ca.signers(), &requester).unwrap();
+        assert_eq!(issued(&rep, &d), first);
+    }
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 2);
+    // The same transaction and key with another CSR is a replay: refused,
+    // never the stored certificate.
+    let other_csr = RequestParams::new(Name::from_str("CN=someone-else").unwrap())
+        .with_challenge_password(Some("otp-r"))
+        .build(&d.key)
+        .unwrap();
+    let replay = w.exchange(
+        &d,
+        &d.cert,
+        RequestBody::PkcsReq(CertificationRequest::parse(&other_csr).unwrap()),
+        "tx-r",
+    );
+    match &replay {
+        CertRep::Failure { fail_info, text } => {
+            assert_eq!(*fail_info, FailInfo::BadRequest);
+            assert!(text.as_deref().unwrap_or("").contains("another request"), "{text:?}");
+        }
+        other => panic!("a replay with another CSR got {other:?}"),
+    }
     // The same transaction ID from another key is not this transaction: its
     // envelope is opened (and its spent challenge refused).
     let other = device("dev-r");
     assert_eq!(failure(&w.pkcsreq(&other, Some("otp-r"), "tx-r")), FailInfo::BadRequest);
-    assert_eq!(w.decrypts.load(Ordering::SeqCst), 2);
+    assert_eq!(w.decrypts.load(Ordering::SeqCst), 4);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use enrolkit_server::ra::RefusalReason;
 use enrolkit_server::storage::{
-    GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, Transaction, TxState, SCHEMA_VERSION,
+    GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, StoredKey, Transaction, TxState, SCHEMA_VERSION,
 };
 use enrolkit_server::{PgStorage, SqliteStorage};
 use enrolkit_testkit::postgres::Postgres;
@@ -497,9 +497,22 @@ fn psks(s: &Backend) {
     s.add_psk("kpm-b", &[0xbb; 32], "device b", NOW).unwrap();
     s.add_psk("kpm-a", &[0xaa; 16], "device a", NOW + 1).unwrap();
     assert!(s.add_psk("kpm-a", &[0x11; 16], "again", NOW).is_err());
-    assert_eq!(s.psk("kpm-a").unwrap().unwrap().as_slice(), &[0xaa; 16]);
-    assert_eq!(s.psk("kpm-b").unwrap().unwrap().as_slice(), &[0xbb; 32]);
+    // The storage keeps what it is given (the caller's sealed form), as sealed.
+    assert_eq!(s.psk("kpm-a").unwrap().unwrap().key, StoredKey::Sealed(vec![0xaa; 16]));
+    assert_eq!(s.psk("kpm-b").unwrap().unwrap().key, StoredKey::Sealed(vec![0xbb; 32]));
     assert!(s.psk("kpm-c").unwrap().is_none());
+    let mut all: Vec<_> = s.psks().unwrap().into_iter().map(|p| (p.identity, p.key)).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        all,
+        vec![
+            ("kpm-a".to_string(), StoredKey::Sealed(vec![0xaa; 16])),
+            ("kpm-b".to_string(), StoredKey::Sealed(vec![0xbb; 32]))
+        ]
+    );
+    // Nothing clear to seal: a sealed key is never replaced.
+    assert_eq!(s.seal_psks(&[("kpm-a".into(), vec![1; 40])]).unwrap(), 0);
+    assert_eq!(s.psk("kpm-a").unwrap().unwrap().key, StoredKey::Sealed(vec![0xaa; 16]));
     let l: Vec<_> = s
         .list_psks()
         .unwrap()
@@ -865,7 +878,7 @@ fn reopening_keeps_state(s: &Backend) {
     let again = (s.reopen)();
     let third = (s.reopen)();
     assert!(again.challenge_usable(b"keep", NOW).unwrap());
-    assert_eq!(again.psk("kpm").unwrap().unwrap().as_slice(), &[7; 20]);
+    assert_eq!(again.psk("kpm").unwrap().unwrap().key, StoredKey::Sealed(vec![7; 20]));
     assert_eq!(again.certificate("0f").unwrap().unwrap().serial, "0f");
     // A write through one handle is seen by another.
     third.revoke("0f", NOW, 4).unwrap();

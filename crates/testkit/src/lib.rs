@@ -274,14 +274,21 @@ impl Mef {
         self.dir.path().join("st").join(f)
     }
 
-    /// `mef -c st/mef.toml <args>`, whatever its outcome.
+    /// `mef -c st/mef.toml <args>`, whatever its outcome. After a command
+    /// that changes what TLS handshakes are answered from (`psk add`, `psk
+    /// remove`, `rspf revoke`, `rspf gba-stub bootstrap`), waits [`HANDSHAKE_KEYS_SETTLE`] for the
+    /// running server to reload them.
     pub fn try_run(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.bin)
+        let o = Command::new(&self.bin)
             .arg("-c")
             .arg(self.st("mef.toml"))
             .args(args)
             .output()
-            .expect("mef")
+            .expect("mef");
+        if o.status.success() && changes_handshake_keys(args) {
+            std::thread::sleep(HANDSHAKE_KEYS_SETTLE);
+        }
+        o
     }
 
     /// `mef -c st/mef.toml <args>`, which must succeed; its stdout.
@@ -305,6 +312,21 @@ impl Mef {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
+}
+
+/// How long a running `mef serve` may take to see a PSK added or removed,
+/// or an enrolment withdrawn, by another `mef` process: it reloads the keys
+/// TLS handshakes are answered from every second
+/// (`enrolkit_server::handshake::REFRESH`), on the blocking pool; this
+/// leaves room for a busy machine.
+pub const HANDSHAKE_KEYS_SETTLE: Duration = Duration::from_millis(2500);
+
+/// Whether `mef <args>` changes what TLS handshakes are answered from.
+pub fn changes_handshake_keys(args: &[&str]) -> bool {
+    matches!(
+        args,
+        ["psk", "add" | "remove", ..] | ["rspf", "revoke", ..] | ["rspf", "gba-stub", "bootstrap", ..]
+    )
 }
 
 /// A self-signed P-256 certificate for `CN=localhost` made by the OpenSSL

@@ -11,6 +11,10 @@
 //! The superuser is `enrolkit`, with a random password for TCP
 //! (`scram-sha-256`) and trust on the Unix socket, which only the owner of
 //! the temporary directory (and root) can reach.
+//!
+//! [`Postgres::start_tls`] starts one with `ssl=on` and the test's server
+//! certificate, accepting TCP connections over TLS only (plain TCP is
+//! rejected by `pg_hba.conf`), so a client that gets in used TLS.
 
 use crate::Peer;
 use std::path::{Path, PathBuf};
@@ -35,6 +39,15 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     /// TCP port on 127.0.0.1.
     pub port: u16,
+}
+
+/// The server certificate and key of a TLS cluster ([`Postgres::start_tls`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTls<'a> {
+    /// The certificate chain, PEM (the server's first).
+    pub cert_pem: &'a [u8],
+    /// Its private key, PEM (unencrypted).
+    pub key_pem: &'a [u8],
 }
 
 /// Where the server binaries are (see the module documentation).
@@ -108,6 +121,16 @@ impl Postgres {
     /// `initdb` and start a server; panics with the reason when that fails.
     /// Prints the server's version.
     pub fn start() -> Postgres {
+        Self::launch(None)
+    }
+
+    /// As [`Postgres::start`], with `ssl=on` and `tls` as the server's
+    /// certificate and key; TCP connections without TLS are rejected.
+    pub fn start_tls(tls: ServerTls<'_>) -> Postgres {
+        Self::launch(Some(tls))
+    }
+
+    fn launch(tls: Option<ServerTls<'_>>) -> Postgres {
         use std::os::unix::fs::MetadataExt;
         use std::os::unix::process::CommandExt;
         let bin = bin_dir();
@@ -159,6 +182,39 @@ impl Postgres {
                 .arg(format!("--pwfile={}", pwfile.display())),
         );
         let _ = std::fs::remove_file(&pwfile);
+        if let Some(tls) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (crt, key) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::write(&crt, tls.cert_pem).expect("server.crt");
+            std::fs::write(&key, tls.key_pem).expect("server.key");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod server.key");
+            // The socket as before; TCP over TLS only.
+            let hba = data.join("pg_hba.conf");
+            std::fs::write(
+                &hba,
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            if let Some((uid, gid)) = run_as {
+                for p in [&crt, &key, &hba] {
+                    std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown to postgres");
+                }
+            }
+        }
+        let ssl: &[&str] = if tls.is_some() {
+            &[
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ]
+        } else {
+            &[]
+        };
         let log = dir.path().join("postgres.log");
         let peer = Peer::spawn(
             |port| {
@@ -171,6 +227,7 @@ impl Postgres {
                     .arg(dir.path())
                     .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
                     .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+                    .args(ssl)
                     .stdout(Stdio::null())
                     .stderr(
                         std::fs::OpenOptions::new()
@@ -249,6 +306,11 @@ impl Postgres {
     /// The superuser's password (TCP connections need it).
     pub fn password(&self) -> &str {
         &self.password
+    }
+
+    /// The cluster's data directory (`pg_relation_filepath` is relative to it).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// The directory holding the Unix socket.

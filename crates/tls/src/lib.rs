@@ -25,10 +25,12 @@
 //! | [`psk`] | external pre-shared keys (RFC 7030 §3.3.3, oneM2M Kpm, GBA Ks_NAF): [`PskStore`], [`PskKey`] |
 //! | [`stream`] | a connection from either stack and the handshake timeout |
 //! | [`error`] | set-up errors, and telling a TLS failure from a transport one |
+//! | `ossl_ext` (private) | the crate's only `unsafe`: `SSL_get_pending_cipher` (the suite inside a TLS 1.2 PSK callback) and `SSL_CTX_use_psk_identity_hint` |
 
 pub mod client;
 pub mod error;
 pub mod info;
+mod ossl_ext;
 pub mod psk;
 pub mod server;
 pub mod stream;
@@ -36,7 +38,7 @@ pub mod stream;
 pub use client::{ClientCertificate, ClientKey, ClientStream, ClientTlsConfig, Connector, ServerTrust};
 pub use error::{is_tls_failure, TlsSetupError};
 pub use info::openssl::{channel_binding, openssl_info, psk_used};
-pub use info::{Backend, Exported, KeyingExport, TlsInfo, TlsVersion};
+pub use info::{tls12_suite_is_ephemeral, Backend, Exported, KeyingExport, TlsInfo, TlsVersion};
 pub use psk::{PskContext, PskFn, PskKey, PskStore};
 pub use server::{Acceptor, ServerStream, ServerTlsConfig};
 pub use stream::{Stream, HANDSHAKE_TIMEOUT};

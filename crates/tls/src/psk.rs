@@ -14,9 +14,9 @@ pub struct PskContext {
     /// The version being negotiated, when known (TLS 1.2 on both sides; TLS
     /// 1.3 on the server; a TLS 1.3 client asks before it knows).
     pub version: Option<TlsVersion>,
-    /// The cipher suite (IANA number), when OpenSSL reports it (it does not
-    /// while a TLS 1.2 PSK callback runs: callers that need it pin the suite,
-    /// see [`PskKey::Derived`]).
+    /// The TLS 1.2 cipher suite (IANA number) the handshake negotiated: in
+    /// a PSK callback it is pending, not current, and is read with
+    /// `SSL_get_pending_cipher` (`ossl_ext`). `None` with TLS 1.3.
     pub cipher_suite: Option<u16>,
 }
 
@@ -31,7 +31,7 @@ impl PskContext {
         PskContext {
             version,
             cipher_suite: match version {
-                Some(TlsVersion::Tls12) => ssl.current_cipher().map(|c| u16::from_be_bytes(c.protocol_id())),
+                Some(TlsVersion::Tls12) => crate::ossl_ext::negotiated_suite(ssl),
                 _ => None,
             },
         }
@@ -42,6 +42,12 @@ impl PskContext {
 pub trait PskStore: Send + Sync {
     /// The key for `identity` in this handshake, or `None` to refuse it.
     fn psk(&self, identity: &str, ctx: &PskContext) -> Option<Zeroizing<Vec<u8>>>;
+
+    /// The TLS 1.2 PSK identity hint to send (ServerKeyExchange), if any;
+    /// read once, when the listener is built.
+    fn identity_hint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A client's pre-shared key: fixed (oneM2M Kpm), or computed once the
@@ -52,8 +58,9 @@ pub enum PskKey {
     Fixed(Zeroizing<Vec<u8>>),
     /// Computed per handshake; `None` abandons it.
     Derived {
-        /// Offer only these TLS 1.2 suites (OpenSSL cipher-list syntax), for a
-        /// key that depends on the suite, which OpenSSL does not tell the callback.
+        /// Offer only these TLS 1.2 suites (OpenSSL cipher-list syntax);
+        /// `None` offers the usual PSK suites (the callback learns which one
+        /// was negotiated from [`PskContext::cipher_suite`]).
         tls12_ciphers: Option<String>,
         /// The key for this handshake.
         key: PskFn,

@@ -81,6 +81,17 @@ pub enum RspfCmd {
         /// Subject of the certificate request (default: CN=the Enrolee-ID).
         #[arg(long)]
         subject: Option<String>,
+        /// Enrolment Exchange message set, as the MEF is configured for this
+        /// Enrolee: `change-request` (default) or `v3.18` (TS-0003 V3.18.0
+        /// 8.3.2.1; needs --mef-fqdn and --enrolment-expiry, takes no --token).
+        #[arg(long, default_value = "change-request")]
+        wire_profile: String,
+        /// V3.18: indicate Remote Management support.
+        #[arg(long)]
+        remote_management: bool,
+        /// V3.18: the Enrolment Expiry this Enrolee is configured with (seconds).
+        #[arg(long)]
+        enrolment_expiry: Option<u64>,
         /// State directory: enrolment.toml (0600), and key.pem/cert.pem/ca.pem when a certificate is enrolled.
         #[arg(long)]
         out: PathBuf,
@@ -101,17 +112,40 @@ pub enum RspfCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// GBA with the MEF as the BSF (TS-0003 V3.18.0 8.3.2.3): Ks_NAF for a
+    /// target NAF from the UE's bootstrap; prints the B-TID (the KeID) and
+    /// the NAF's FQDN.
+    GbaKey {
+        /// The UE's bootstrap (`mef rspf gba-stub bootstrap --out`).
+        #[arg(long)]
+        gba: PathBuf,
+        /// The Enrolment Target: absolute CSE-ID or AE-ID, or an FQDN (its FQDN form starts NAF_Id).
+        #[arg(long)]
+        target: String,
+        /// The Ua security protocol identifier ending NAF_Id (ten hex digits; default 0100000007).
+        #[arg(long)]
+        ua: Option<String>,
+        /// Write the key (hex) here (0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Enrolment Target: fetch the key for a KeId from the MEF (MEF Key Retrieval).
     Fetch {
         #[command(flatten)]
         creds: Credentials,
-        /// The KeId the Enrolee presented.
+        /// The KeId the Enrolee presented (or, with the MEF as the GBA BSF,
+        /// its B-TID: the answer is then Ks_NAF for this target as the NAF).
         #[arg(long)]
         ke_id: String,
-        /// SUID of the usage (11 PSK-SAEF, 12 PSK-ESPrim, 13 PSK-ESData); none for a MAF.
+        /// With a B-TID: the Ua security protocol identifier ending NAF_Id
+        /// (ten hex digits; default 0100000007, shared-key TLS 1.3).
         #[arg(long)]
-        suid: Option<u8>,
-        /// Our identity (`From`): CSE-ID, AE-ID or MAF FQDN.
+        ua: Option<String>,
+        /// SUID (TS-0003 8.3.9.9.2): 22 for a PSK-SAEF key, 23 for PSK-ESPrim
+        /// and PSK-ESData, 21 MAF client registration; none for a MAF's Master Credential.
+        #[arg(long)]
+        suid: Option<String>,
+        /// Our identity (`X-M2M-Origin`): absolute CSE-ID or AE-ID, an FQDN, or the MAF FQDN.
         #[arg(long)]
         from: String,
         /// Write the key (hex) here (0600).

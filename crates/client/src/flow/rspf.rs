@@ -18,11 +18,13 @@ use crate::https::TlsHttp;
 use crate::rspf::{self as protocol, Derived, Enrolment, EnrolmentState, GbaBootstrap};
 use crate::scep::{ClientError, Result};
 use enrolkit_exchange::{
-    CertificateEnrolment, CommSecurityType, CredentialResponse, EnrolmentRequest, Format, MafEnrolment, Procedure,
+    CertificateEnrolment, CommSecurityType, CredentialResponse, EnrolmentRequest, ExchangeRequest, Format,
+    MafEnrolment, Procedure, WireProfile,
 };
 use enrolkit_keys::KeySpec;
-use enrolkit_rspf::enrolment::{CredentialUsage, KeyId, TargetId};
+use enrolkit_rspf::enrolment::KeyId;
 use enrolkit_rspf::{Fqdn, Key256};
+use enrolkit_rspf::{Suid, TargetFqdn};
 use enrolkit_tls::{ClientCertificate, ClientTlsConfig, PskKey, ServerTrust, TlsInfo, TlsVersion};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,7 +53,12 @@ pub enum RspfStep<'a> {
         ke_id: &'a str,
         /// The session it ran on.
         tls: &'a TlsInfo,
+        /// Whether the MEF's answer confirmed it (the change request's
+        /// instructions carry the KeId; V3.18's responses do not).
+        confirmed: bool,
     },
+    /// V3.18: the MEF named the remote management server.
+    RemoteManagement(&'a str),
     /// The state file was written.
     StateWritten {
         /// Where.
@@ -72,11 +79,25 @@ impl std::fmt::Display for RspfStep<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RspfStep::ExchangeSent => f.write_str("Enrolment Exchange: Ke from the TLS session, request sent"),
-            RspfStep::Instructed { ke_id, tls } => write!(
+            RspfStep::Instructed {
+                ke_id,
+                tls,
+                confirmed: true,
+            } => write!(
                 f,
                 "instructions received; KeId {ke_id} confirmed (same Enrolment Key at both ends), over {} {}",
                 tls.backend, tls.version
             ),
+            RspfStep::Instructed {
+                ke_id,
+                tls,
+                confirmed: false,
+            } => write!(
+                f,
+                "V3.18 responses received up to the end of the exchange; KeId {ke_id} (V3.18 carries none to confirm it), over {} {}",
+                tls.backend, tls.version
+            ),
+            RspfStep::RemoteManagement(uri) => write!(f, "remote management server: {uri}"),
             RspfStep::StateWritten { path } => write!(f, "state written to {} (0600)", path.display()),
             RspfStep::CertificateInstructed(c) => write!(
                 f,
@@ -318,6 +339,14 @@ pub struct EnroleeRequest {
     pub mef_fqdn: Option<String>,
     /// What the Enrolee supports, and its Enrolment-Token.
     pub request: EnrolmentRequest,
+    /// Which Enrolment Exchange message set to speak (configured to match
+    /// the MEF's configuration for this Enrolee: V3.18 cannot negotiate it).
+    pub profile: WireProfile,
+    /// V3.18: whether to indicate Remote Management support.
+    pub remote_management: bool,
+    /// V3.18: the Enrolment Expiry (seconds) the Enrolee was configured
+    /// with, used when no MAF lifetime comes back.
+    pub enrolment_expiry: Option<u64>,
     /// The certificate's subject (default `CN=` the Enrolee-ID).
     pub subject: Option<Name>,
     /// The state directory: `enrolment.toml` (0600), and `key.pem`,
@@ -332,6 +361,8 @@ pub struct Enrolled {
     pub ke_id: String,
     /// The keys derived.
     pub derived: Vec<Derived>,
+    /// V3.18: the remote management server the MEF named.
+    pub remote_management: Option<String>,
 }
 
 /// The Enrolee's whole flow (`enrol rspf enrol`): the Enrolment Exchange,
@@ -342,13 +373,38 @@ pub fn enrol(req: &EnroleeRequest, now: u64, progress: OnProgress) -> Result<Enr
     let tls = req.credential.tls(req.mef_ca.as_deref(), req.versions, true)?;
     let http = TlsHttp::new(&req.mef.host, req.mef.port, &tls)?;
     step(progress, RspfStep::ExchangeSent);
-    let e = protocol::enrol(&http, &req.request, req.format, req.mef_fqdn.as_deref())?;
+    let v318 = req.profile == WireProfile::V318;
+    let e = match req.profile {
+        WireProfile::ChangeRequest => protocol::enrol(&http, &req.request, req.format, req.mef_fqdn.as_deref())?,
+        WireProfile::V318 => {
+            if req.request.enrolment_token.is_some() {
+                return Err(ClientError::Unexpected(
+                    "the V3.18 wire profile has no Enrolment-Token".into(),
+                ));
+            }
+            let mef_fqdn = req.mef_fqdn.as_deref().ok_or_else(|| {
+                ClientError::Unexpected(
+                    "the V3.18 wire profile needs the MEF's FQDN (its messages carry no KeID to learn it from)".into(),
+                )
+            })?;
+            let expiry = req.enrolment_expiry.ok_or_else(|| {
+                ClientError::Unexpected("the V3.18 wire profile needs the configured Enrolment Expiry".into())
+            })?;
+            let request = ExchangeRequest {
+                certificate_enrolment: req.request.supports_certificate_enrolment,
+                maf_enrolment: req.request.supports_maf_procedures,
+                remote_management: req.remote_management,
+            };
+            protocol::enrol_v318(&http, &request, req.format, mef_fqdn, expiry)?
+        }
+    };
     let ex = Exchanged::new(e, now)?;
     step(
         progress,
         RspfStep::Instructed {
             ke_id: &ex.ke_id,
             tls: &ex.enrolment.tls,
+            confirmed: !v318,
         },
     );
     enrolkit_files::create_private_dir(&req.out_dir).map_err(ClientError::Files)?;
@@ -358,23 +414,40 @@ pub fn enrol(req: &EnroleeRequest, now: u64, progress: OnProgress) -> Result<Enr
     let instructions = &ex.enrolment.instructions;
     if let Some(c) = &instructions.certificate_enrolment {
         step(progress, RspfStep::CertificateInstructed(c));
-        let done = certificate_enrolment(&http, &ex, req.format, &req.mef, |grant| {
-            enrol_certificate(req, &ex.enrolment, grant, progress)
-        });
-        if let Some(Completed { outcome, told }) = done {
-            told?;
-            outcome?;
+        if v318 {
+            // V3.18 defines no completion message.
+            enrol_certificate(req, &ex.enrolment, &CertificateGrant::of(c, &req.mef)?, progress)?;
+        } else {
+            let done = certificate_enrolment(&http, &ex, req.format, &req.mef, |grant| {
+                enrol_certificate(req, &ex.enrolment, grant, progress)
+            });
+            if let Some(Completed { outcome, told }) = done {
+                told?;
+                outcome?;
+            }
         }
         step(progress, RspfStep::CertificateComplete);
     }
     if let Some(m) = &instructions.maf_enrolment {
         step(progress, RspfStep::Maf(m));
-        protocol::complete(&http, &ex.ke_id, Procedure::MafEnrolment, true, req.format)?;
+        if !v318 {
+            protocol::complete(&http, &ex.ke_id, Procedure::MafEnrolment, true, req.format)?;
+        }
         step(progress, RspfStep::MafComplete);
+    }
+    let remote_management = ex
+        .enrolment
+        .v318
+        .as_ref()
+        .and_then(|r| r.get(enrolkit_exchange::InstructionType::RemoteManagement))
+        .and_then(|r| r.uri.clone());
+    if let Some(u) = &remote_management {
+        step(progress, RspfStep::RemoteManagement(u));
     }
     Ok(Enrolled {
         ke_id: ex.ke_id,
         derived: ex.derived,
+        remote_management,
     })
 }
 
@@ -409,11 +482,15 @@ fn enrol_certificate(
 }
 
 /// `enrol rspf derive`: the key for `target` and security type `t` from the
-/// Ke kept in `state_dir` (the MEF must have authorised the pair), written
+/// Ke kept in `state_dir` (under the change-request profile the MEF's
+/// instructions must have authorised the pair; V3.18's name none), written
 /// (hex, 0600) to `out`; returns its identifier.
 pub fn derive_key(state_dir: &Path, target: &str, t: CommSecurityType, out: &Path) -> Result<String> {
     let (s, keys) = EnrolmentState::read(&state_dir.join(STATE_FILE))?;
-    if !s.authorised.iter().any(|(a, u)| a == target && u == t.name()) {
+    // V3.18's exchange names no targets: there, which target may fetch the
+    // key is the MEF's decision alone.
+    let v318 = s.wire_profile.as_deref() == Some("v3.18");
+    if !v318 && !s.authorised.iter().any(|(a, u)| a == target && u == t.name()) {
         return Err(ClientError::Unexpected(format!(
             "the MEF did not authorise a {} key for {target}",
             t.name()
@@ -421,9 +498,9 @@ pub fn derive_key(state_dir: &Path, target: &str, t: CommSecurityType, out: &Pat
     }
     let unexpected = |e: &dyn std::fmt::Display| ClientError::Unexpected(e.to_string());
     let mef = Fqdn::new("MEF", &s.mef_fqdn).map_err(|e| unexpected(&e))?;
-    let target = TargetId::new(target).map_err(|e| unexpected(&e))?;
+    let target = TargetFqdn::from_id(target).map_err(|e| unexpected(&e))?;
     let (key, id) = keys
-        .target_key(t.credential_usage(), target, mef)
+        .target_key(t.credential_usage().suid(), &target, mef)
         .map_err(|e| unexpected(&e))?;
     write_secret_key(out, &key)?;
     Ok(id.to_string())
@@ -432,8 +509,9 @@ pub fn derive_key(state_dir: &Path, target: &str, t: CommSecurityType, out: &Pat
 /// What a Key Retrieval obtained (the key itself is written, not returned).
 #[derive(Debug)]
 pub struct Fetched {
-    /// The credential's identifier.
-    pub credential_id: String,
+    /// The credential's identifier, when the MEF sends one (an enrolkit
+    /// extension: tables 8.3.2.1-5 of TS-0003 V3.18.0 have none).
+    pub credential_id: Option<String>,
     /// The Enrolee it belongs to, when the MEF says.
     pub enrolee_id: Option<String>,
     /// Seconds the key stays valid.
@@ -441,19 +519,50 @@ pub struct Fetched {
 }
 
 /// MEF Key Retrieval by the Enrolment Target `from` (`enrol rspf fetch`,
-/// clause 8.3.3.6) on a session with `tls`: the key for `ke_id` (and
-/// `usage`), written (hex, 0600) to `out`.
+/// TS-0003 V3.18.0 8.3.2.1 step f) on a session with `tls`: the key for
+/// `ke_id` and `suid`, written (hex, 0600) to `out`.
 pub fn fetch_key(
     mef: &EstServer,
     tls: &ClientTlsConfig,
     ke_id: &KeyId<'_>,
-    usage: Option<CredentialUsage>,
+    suid: Option<Suid>,
     from: &str,
     format: Format,
     out: &Path,
 ) -> Result<Fetched> {
     let http = TlsHttp::new(&mef.host, mef.port, tls)?;
-    match protocol::fetch(&http, ke_id, usage, from, format)? {
+    keep(protocol::fetch(&http, ke_id, suid, from, format)?, out)
+}
+
+/// Key Retrieval of Ks_NAF by B-TID from a MEF that is the BSF (TS-0003
+/// V3.18.0 8.3.2.3) by the NAF `from`, for Ua protocol identifier `ua`;
+/// the key is written (hex, 0600) to `out`.
+pub fn fetch_gba_key(
+    mef: &EstServer,
+    tls: &ClientTlsConfig,
+    btid: &str,
+    ua: [u8; 5],
+    from: &str,
+    format: Format,
+    out: &Path,
+) -> Result<Fetched> {
+    let http = TlsHttp::new(&mef.host, mef.port, tls)?;
+    keep(protocol::fetch_gba(&http, btid, ua, from, format)?, out)
+}
+
+/// `enrol rspf gba-key`: with the MEF as the BSF, Ks_NAF for the target
+/// NAF `target` from the UE's bootstrap in `ue` (`now`: Unix seconds),
+/// written (hex, 0600) to `out`; returns the B-TID and the NAF's FQDN.
+pub fn gba_naf_key(ue: &Path, target: &str, ua: [u8; 5], out: &Path, now: i64) -> Result<(String, String)> {
+    let b = GbaBootstrap::read(ue)?;
+    let (key, naf) = b.naf_key(target, ua, now)?;
+    write_secret_key(out, &key)?;
+    Ok((b.btid.clone(), naf))
+}
+
+/// A Key Retrieval answer: the key written, or the refusal as an error.
+fn keep(answer: (u16, CredentialResponse), out: &Path) -> Result<Fetched> {
+    match answer {
         (
             _,
             CredentialResponse::Success {

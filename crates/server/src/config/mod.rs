@@ -28,6 +28,18 @@ use std::path::{Path, PathBuf};
 /// A step of configuration or set-up that failed: a sentence for the operator.
 pub type Res<T = ()> = Result<T, String>;
 
+/// `database_sslmode`: TLS to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseSslMode {
+    /// Plain TCP or a Unix socket.
+    Disable,
+    /// TLS, without checking the server's certificate.
+    Require,
+    /// TLS; the certificate chains to `database_sslrootcert` and names the host.
+    VerifyFull,
+}
+
 /// The TOML configuration.
 #[derive(Serialize, Deserialize)]
 pub struct Config {
@@ -43,6 +55,20 @@ pub struct Config {
     /// File holding the PostgreSQL password (first line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_password_file: Option<PathBuf>,
+    /// TLS to PostgreSQL: `disable` (the default), `require` (encrypted,
+    /// the server's certificate unchecked) or `verify-full` (it must chain
+    /// to `database_sslrootcert` and name the URL's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_sslmode: Option<DatabaseSslMode>,
+    /// PEM file of the CA(s) the PostgreSQL server's certificate must chain
+    /// to (`verify-full`, which needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_sslrootcert: Option<PathBuf>,
+    /// File with the 32-byte key (hex) sealing PSKs at rest. Absent: `[rspf]
+    /// storage_key`, else a key derived from `challenge_key`. Changing it
+    /// leaves the PSKs sealed under the old key unusable (`mef psk add` them again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key: Option<PathBuf>,
     /// The issuing CA certificate (PEM).
     pub ca_certificate: PathBuf,
     /// Its key: a file, or a `pkcs11:` URI with `pin-source`.

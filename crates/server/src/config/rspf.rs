@@ -16,15 +16,28 @@ pub struct RspfConfig {
     /// Enrolment Targets that fetch keys with a certificate, and how it is checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<RspfTargetConfig>,
+    /// Add `CredentialID` (the key's identifier, an enrolkit extension) to
+    /// Key Retrieval answers; by default they carry exactly the fields of
+    /// TS-0003 V3.18.0 table 8.3.2.1-5.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub send_credential_id: bool,
+    /// The forward-secrecy policy for RSPF sessions: only TLS 1.3 or an
+    /// (EC)DHE TLS 1.2 suite, since a plain-PSK suite leaves Ke
+    /// recoverable by whoever later learns the PSK; an Enrolee may be
+    /// exempted (`forward-secrecy-exception`). `mef init` writes `true`;
+    /// absent (configurations written before the policy existed) it is off.
+    #[serde(default)]
+    pub require_forward_secrecy: bool,
 }
 
 /// `[[rspf.target]]`: an Enrolment Target's certificate credential.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RspfTargetConfig {
-    /// Its CSE-ID, AE-ID or MAF FQDN, as it sends in `From`.
+    /// Its CSE-ID, AE-ID or MAF FQDN, as it names itself in `X-M2M-Origin` / `From`.
     pub id: String,
-    /// SHA-256 of its certificate's SubjectPublicKeyInfo (hex).
+    /// Its certificate's key: SHA-256 of the SubjectPublicKeyInfo as an
+    /// RFC 6920 `ni:///sha-256;…` URI (TS-0003 10.1.2) or 64 hex digits.
     #[serde(default)]
     pub spki_sha256: Option<String>,
     /// PEM file of the CA(s) its certificate chains to (the certificate must then name `id`).
@@ -42,6 +55,22 @@ pub struct RspfEnroleeConfig {
     pub bootstrap: enrolkit_exchange::bootstrap::MefEnroleeConfig,
     /// What the exchange grants (kebab-case keys).
     pub grant: crate::rspf::Grant,
+    /// Exempt this Enrolee from `require_forward_secrecy` (a peer that
+    /// offers only the plain-PSK suite TS-0003 10.2.2 makes mandatory).
+    #[serde(
+        default,
+        rename = "forward-secrecy-exception",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub forward_secrecy_exception: bool,
+    /// Which Enrolment Exchange message set this Enrolee speaks:
+    /// `change-request` (default) or `v3.18` (TS-0003 V3.18.0 8.3.2.1).
+    #[serde(default, rename = "wire-profile")]
+    pub wire_profile: enrolkit_exchange::WireProfile,
+    /// GBA: `mef-as-naf` (default, the seed's arrangement) or `mef-as-bsf`
+    /// (TS-0003 V3.18.0 8.3.2.3: targets fetch Ks_NAF by B-TID).
+    #[serde(default, rename = "gba-arrangement")]
+    pub gba_arrangement: crate::rspf::GbaArrangement,
 }
 
 /// The names RSPF identifies Enrolees and targets by: issued only under a grant.

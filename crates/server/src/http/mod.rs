@@ -256,6 +256,9 @@ where
                     Ok(p) => p,
                     Err(cause) => {
                         gate.reject(cause, Some(peer.ip()));
+                        // Reset, not FIN: no TIME_WAIT entry per refused
+                        // connection when a host reconnects in a loop.
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                         drop(stream);
                         continue;
                     }
@@ -463,6 +466,9 @@ pub struct TlsServices {
     pub rspf: Option<Arc<crate::rspf::RspfService>>,
     /// Where every request is counted and timed.
     pub metrics: Arc<Metrics>,
+    /// The in-memory keys the OpenSSL listener's handshakes are answered
+    /// from, for [`crate::handshake::keep_current`] to reload.
+    pub handshake_keys: Vec<Arc<dyn crate::handshake::Refresh>>,
 }
 
 async fn handle_rspf(
@@ -477,7 +483,8 @@ async fn handle_rspf(
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let content_type = header("content-type");
     let accept = header("accept");
-    let from = header("from").or_else(|| header("x-m2m-origin"));
+    let from = header("from");
+    let origin = header("x-m2m-origin");
     let named = crate::rspf::operation_of(&path);
     let body = match read_body(req.into_body(), enrolkit_exchange::MAX_MESSAGE, &path).await {
         Ok(b) => b,
@@ -491,6 +498,7 @@ async fn handle_rspf(
             content_type: content_type.as_deref(),
             accept: accept.as_deref(),
             from: from.as_deref(),
+            origin: origin.as_deref(),
             body: &body,
             tls: &tls2,
         };

@@ -42,6 +42,10 @@ pub struct InitOptions {
     pub database_url: Option<String>,
     /// File holding the PostgreSQL password.
     pub database_password_file: Option<PathBuf>,
+    /// TLS to PostgreSQL (`database_sslmode`).
+    pub database_sslmode: Option<crate::config::DatabaseSslMode>,
+    /// The CA file `verify-full` checks the server's certificate against.
+    pub database_sslrootcert: Option<PathBuf>,
 }
 
 /// `mef init`: a new PKI, keys and configuration in `a.dir` (refused when
@@ -171,6 +175,11 @@ pub fn init(a: &InitOptions) -> Res {
         database: a.database_url.is_none().then(|| "mef.db".into()),
         database_url: a.database_url.clone(),
         database_password_file: a.database_password_file.clone(),
+        database_sslmode: a.database_sslmode,
+        database_sslrootcert: a.database_sslrootcert.clone(),
+        // PSKs are sealed under the same key as Ke, named here so that it
+        // stays theirs whether or not [rspf] is kept.
+        storage_key: Some("rspf.key".into()),
         ca_certificate: "ca.pem".into(),
         ca_key: ca_named.into(),
         ca_chain: chain,
@@ -230,6 +239,9 @@ pub fn init(a: &InitOptions) -> Res {
             storage_key: "rspf.key".into(),
             enrolee: Vec::new(),
             target: Vec::new(),
+            send_credential_id: false,
+            // New configurations refuse RSPF sessions without forward secrecy.
+            require_forward_secrecy: true,
         }),
         authorisation: None,
         limits: crate::config::LimitsConfig::default(),

@@ -2,28 +2,11 @@
 
 use super::{build_rspf, Shared};
 use crate::config::{self, EstConfig, Res, RspfConfig};
-use crate::Storage;
 use enrolkit_files as files;
 use enrolkit_keys::KeySpec;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use zeroize::Zeroizing;
-
-/// PSKs from the database, for the OpenSSL listener.
-pub struct StoredPsks(pub Arc<dyn Storage>);
-
-impl enrolkit_tls::PskStore for StoredPsks {
-    fn psk(&self, identity: &str, _ctx: &enrolkit_tls::PskContext) -> Option<Zeroizing<Vec<u8>>> {
-        match self.0.psk(identity) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, "PSK lookup failed");
-                None
-            }
-        }
-    }
-}
 
 /// What the TLS listeners serve, and the listeners (address, acceptor).
 pub type EstServer = (crate::http::TlsServices, Vec<(String, enrolkit_tls::Acceptor)>);
@@ -64,6 +47,12 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
         }),
     };
     let metrics = shared.metrics.clone();
+    let psks = shared.psks.clone();
+    // What keep_current reloads: the PSKs, and the MEF's Kre records and bootstraps.
+    let mut handshake_keys: Vec<Arc<dyn crate::handshake::Refresh>> = vec![psks.clone()];
+    if let Some(r) = &rspf {
+        handshake_keys.push(r.clone());
+    }
     let mut auth = shared.policy;
     auth.manual_approval = est.manual_approval;
     let policy = crate::est::EstPolicy {
@@ -99,9 +88,10 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
     }
     if let Some(addr) = &est.listen_openssl {
         // The MEF's store answers KpmIds, KreIds and B-TIDs; without it, the provisioned PSKs.
+        // Both answer from memory (crate::handshake), never the database.
         let psk: Option<Arc<dyn enrolkit_tls::PskStore>> = match (&rspf, est.psk) {
             (Some(r), _) => Some(r.clone()),
-            (None, true) => Some(Arc::new(StoredPsks(shared.storage.clone()))),
+            (None, true) => Some(psks.clone()),
             (None, false) => None,
         };
         listeners.push((
@@ -114,6 +104,7 @@ pub fn build_est(est: &EstConfig, rspf: Option<&RspfConfig>, base: &Path, shared
             est: Arc::new(svc),
             rspf,
             metrics: metrics.clone(),
+            handshake_keys,
         },
         listeners,
     ))

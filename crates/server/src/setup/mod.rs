@@ -5,13 +5,15 @@
 mod est;
 mod rspf;
 
-pub use est::{build_est, EstServer, StoredPsks};
+pub use est::{build_est, EstServer};
 pub use rspf::build_rspf;
 
-use crate::config::{self, Config, ProfileConfig, Res};
+use crate::config::{self, Config, DatabaseSslMode, ProfileConfig, Res};
+use crate::handshake::{PskSealer, PskView};
 use crate::keygate::KeyGate;
 use crate::metrics::{timed_key, KeyRole, Metrics};
 use crate::ra::Policy;
+use crate::storage::postgres::PgTls;
 use crate::{PgStorage, ScepService, ScepSetup, SqliteStorage, Storage};
 use enrolkit_files as files;
 use enrolkit_keys::PrivateKey;
@@ -39,7 +41,19 @@ pub const PASSWORD_ENV: &str = "MEF_DATABASE_PASSWORD";
 /// The server's state, for every command: PostgreSQL when `database_url` is
 /// set, else the SQLite file `database` (relative to the configuration's
 /// directory). Errors never contain the password.
+///
+/// Opening upgrades the database: the schema first, then any PSK an older
+/// version stored in the clear is sealed under [`storage_key`] (so the
+/// first command run after an upgrade, whichever it is, seals them).
 pub fn open_storage(cfg: &Config, base: &Path) -> Res<Arc<dyn Storage>> {
+    let st = open_database(cfg, base)?;
+    psk_sealer(cfg, base)?
+        .seal_stored(st.as_ref())
+        .map_err(|e| format!("sealing PSKs: {e}"))?;
+    Ok(st)
+}
+
+fn open_database(cfg: &Config, base: &Path) -> Res<Arc<dyn Storage>> {
     match (&cfg.database_url, &cfg.database) {
         (Some(_), Some(_)) => Err("set database (a SQLite file) or database_url (PostgreSQL), not both".into()),
         (None, None) => Err("no database: set database (a SQLite file) or database_url (PostgreSQL)".into()),
@@ -64,8 +78,23 @@ pub fn open_storage(cfg: &Config, base: &Path) -> Res<Arc<dyn Storage>> {
                 }
                 None => std::env::var(PASSWORD_ENV).ok().map(Zeroizing::new),
             };
-            let st = PgStorage::open(url, password.as_ref().map(|p| p.as_bytes()))
-                .map_err(|e| format!("database_url: {e}"))?;
+            let tls = match (cfg.database_sslmode, &cfg.database_sslrootcert) {
+                (None | Some(DatabaseSslMode::Disable), _) => PgTls::Off,
+                (Some(DatabaseSslMode::Require), _) => PgTls::Require,
+                (Some(DatabaseSslMode::VerifyFull), Some(ca)) => PgTls::VerifyFull { ca_file: base.join(ca) },
+                (Some(DatabaseSslMode::VerifyFull), None) => {
+                    return Err(
+                        "database_sslmode = \"verify-full\" needs database_sslrootcert (the CA's PEM file)".into(),
+                    )
+                }
+            };
+            let st = PgStorage::open_tls(
+                url,
+                password.as_ref().map(|p| p.as_bytes()),
+                &tls,
+                crate::storage::postgres::DEFAULT_MAX_CONNECTIONS,
+            )
+            .map_err(|e| format!("database_url: {e}"))?;
             tracing::debug!(database = st.target(), "PostgreSQL storage");
             Ok(Arc::new(st))
         }
@@ -88,6 +117,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The bound on unauthenticated private-key work, shared by SCEP and OCSP.
     pub key_gate: Arc<KeyGate>,
+    /// Operator PSKs in memory, for TLS handshakes ([`crate::handshake`]).
+    pub psks: Arc<PskView>,
 }
 
 /// The SCEP responder of a configuration.
@@ -117,6 +148,7 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
     let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
     let storage = open_storage(cfg, base)?;
     storage.observe_commits(metrics.clone());
+    let psks = Arc::new(open_psks(cfg, base, storage.clone())?);
     let next_ca = cfg
         .next_ca_certificate
         .as_ref()
@@ -163,6 +195,7 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         profile: profile.clone(),
         metrics: metrics.clone(),
         key_gate: key_gate.clone(),
+        psks,
     };
     let scep = ScepService::new(
         ScepSetup {
@@ -183,6 +216,32 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
     .with_certrep_chain(cfg.scep.certrep_chain)
     .with_key_gate(key_gate);
     Ok((scep, shared))
+}
+
+/// The key PSKs are sealed under at rest: `storage_key`, else `[rspf]
+/// storage_key`, else one derived from the challenge key (which every
+/// configuration has), so that a configuration with EST PSKs and no MEF
+/// still seals them.
+pub fn storage_key(cfg: &Config, base: &Path) -> Res<Zeroizing<[u8; 32]>> {
+    match (&cfg.storage_key, &cfg.rspf) {
+        (Some(p), _) => read_key32(&base.join(p)),
+        (None, Some(r)) => read_key32(&base.join(&r.storage_key)),
+        (None, None) => {
+            let challenge = read_key32(&base.join(&cfg.challenge_key))?;
+            Ok(crate::seal::derive_key(&challenge, b"\xffenrolkit storage key"))
+        }
+    }
+}
+
+/// What seals operator PSKs at rest: a [`PskSealer`] under [`storage_key`].
+pub fn psk_sealer(cfg: &Config, base: &Path) -> Res<PskSealer> {
+    PskSealer::new(&*storage_key(cfg, base)?).map_err(|e| e.to_string())
+}
+
+/// The operator PSKs of `storage` in memory, sealed under [`storage_key`]
+/// (sealing any an older version stored in the clear).
+pub fn open_psks(cfg: &Config, base: &Path, storage: Arc<dyn Storage>) -> Res<PskView> {
+    PskView::load(storage, psk_sealer(cfg, base)?).map_err(|e| format!("PSKs: {e}"))
 }
 
 /// A 256-bit key kept as 64 hex digits in `path` (challenge key, RSPF storage key).

@@ -24,6 +24,16 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
             bootstrap: e.bootstrap.clone(),
             grant: e.grant.clone(),
             trust_anchors: anchors,
+            forward_secrecy_exception: e.forward_secrecy_exception,
+            wire_profile: e.wire_profile,
+            gba_arrangement: e.gba_arrangement,
+            maf_trust_anchors: match e.grant.maf.as_ref().and_then(|m| m.trust_anchor.as_ref()) {
+                Some(p) => files::read_certificates(&base.join(p))?
+                    .iter()
+                    .map(|c| der::Encode::to_der(c).map_err(|e| e.to_string()))
+                    .collect::<Res<Vec<_>>>()?,
+                None => Vec::new(),
+            },
         });
     }
     let mut targets = Vec::new();
@@ -50,6 +60,9 @@ pub fn build_rspf(r: &RspfConfig, operator_psks: bool, base: &Path, shared: &Sha
         targets,
         ca_subject: shared.ca.certificate.tbs_certificate.subject.clone(),
         operator_psks,
+        send_credential_id: r.send_credential_id,
+        require_forward_secrecy: r.require_forward_secrecy,
+        psks: shared.psks.clone(),
     })
     .map(|svc| svc.with_metrics(shared.metrics.clone()))
 }

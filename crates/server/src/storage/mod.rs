@@ -368,18 +368,28 @@ pub trait Storage: Send + Sync {
     fn revoke(&self, serial: &str, at: i64, reason: u8) -> Result<()>;
     /// Increment and return the CRL number.
     fn next_crl_number(&self) -> Result<u64>;
-    /// Provision a pre-shared key for certificate-less EST (RFC 7030 §3.3.3);
-    /// fails when the identity exists.
-    fn add_psk(&self, identity: &str, key: &[u8], label: &str, now: i64) -> Result<()> {
-        self.add_bound_psk(identity, key, label, None, now)
+    /// Provision a pre-shared key for certificate-less EST (RFC 7030 §3.3.3),
+    /// `sealed` by the caller ([`crate::handshake::PskSealer`]: never the key
+    /// in the clear); fails when the identity exists.
+    fn add_psk(&self, identity: &str, sealed: &[u8], label: &str, now: i64) -> Result<()> {
+        self.add_bound_psk(identity, sealed, label, None, now)
     }
     /// As [`Storage::add_psk`], binding the names the identity may obtain
     /// (stored form of [`crate::ra::BoundNames`]).
-    fn add_bound_psk(&self, identity: &str, key: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()>;
+    fn add_bound_psk(&self, identity: &str, sealed: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()>;
     /// The names bound to a PSK identity (`None`: unbound, or no such identity).
     fn psk_names(&self, identity: &str) -> Result<Option<String>>;
-    /// The key for a PSK identity.
-    fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    /// The stored key of one PSK identity (operator commands and tests: TLS
+    /// handshakes are answered from [`crate::handshake::PskView`]).
+    fn psk(&self, identity: &str) -> Result<Option<StoredPsk>>;
+    /// Every PSK identity with its stored key, for the handshake view's refresh.
+    fn psks(&self) -> Result<Vec<StoredPsk>>;
+    /// Replace the clear keys of PSKs stored before schema version 4 with
+    /// their sealed forms (identity, sealed), in one database transaction;
+    /// returns how many were replaced (one that is gone, or that another
+    /// process sealed first, is left as it is). The clear key leaves no
+    /// copy in the database's files where the database allows it.
+    fn seal_psks(&self, sealed: &[(String, Vec<u8>)]) -> Result<usize>;
     /// Provisioned PSK identities (never the keys).
     fn list_psks(&self) -> Result<Vec<PskInfo>>;
     /// Remove a PSK identity.
@@ -415,6 +425,8 @@ pub trait Storage: Send + Sync {
     fn add_gba_bootstrap(&self, b: &GbaBootstrap) -> Result<()>;
     /// GBA BSF stub: the bootstrap with this B-TID.
     fn gba_bootstrap(&self, btid: &str) -> Result<Option<GbaBootstrap>>;
+    /// GBA BSF stub: every bootstrap (the handshake view's refresh).
+    fn gba_bootstraps(&self) -> Result<Vec<GbaBootstrap>>;
 }
 
 /// An Enrolment Token as listed: `label` is the enrolee it is for.
@@ -494,6 +506,61 @@ pub struct PskInfo {
     pub names: Option<String>,
 }
 
+/// A PSK's key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoredKey {
+    /// Nonce and AES-256-GCM ciphertext under the storage key ([`crate::handshake::PskSealer`]).
+    Sealed(Vec<u8>),
+    /// The key itself: a row written before schema version 4, until a
+    /// process holding the storage key seals it.
+    Clear(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for StoredKey {
+    /// A sealed key's ciphertext (not a secret); never a clear key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredKey::Sealed(s) => write!(f, "Sealed({})", hex::encode(s)),
+            StoredKey::Clear(_) => f.write_str("Clear(<redacted>)"),
+        }
+    }
+}
+
+/// A PSK identity with its stored key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPsk {
+    /// `psk_identity`.
+    pub identity: String,
+    /// Names bound to it, if any (stored form; sealed with the key as associated data).
+    pub names: Option<String>,
+    /// The key, sealed or (before the upgrade) clear.
+    pub key: StoredKey,
+}
+
+impl std::fmt::Debug for StoredPsk {
+    /// Never a clear key (see [`StoredKey`]'s).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPsk")
+            .field("identity", &self.identity)
+            .field("names", &self.names)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// A stored PSK row (`key`, `sealed` columns) as a [`StoredKey`]: a sealed
+/// row keeps an empty `key`.
+pub(crate) fn stored_key(key: Vec<u8>, sealed: Option<Vec<u8>>) -> StoredKey {
+    match sealed {
+        Some(s) => {
+            let mut key = key;
+            zeroize::Zeroize::zeroize(&mut key);
+            StoredKey::Sealed(s)
+        }
+        None => StoredKey::Clear(Zeroizing::new(key)),
+    }
+}
+
 /// The schema version this build writes, kept in SQLite's `user_version`
 /// (and in PostgreSQL's `meta` table). 1: everything up to and including
 /// `generated_keys` (0 in a database that never recorded one); 2: the
@@ -501,7 +568,12 @@ pub struct PskInfo {
 /// is refused rather than used by code that does not know its columns.
 /// 3: names bound to challenges and PSK identities (`names`), unique
 /// non-empty challenge labels, typed refusals of transactions (`refusal`).
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: PSKs sealed at rest (`psks.sealed`; a sealed row's `key` is empty).
+/// Opening a version 3 database adds the column; the clear keys it holds
+/// are sealed by the first process that holds the storage key
+/// ([`crate::handshake::PskSealer::seal_stored`]), not by `open`: the
+/// storage never holds keys, and most commands open it without one.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 3 makes non-empty challenge labels unique (CMP and the proxy
 /// look challenges up by label). Labels repeated before are kept apart by

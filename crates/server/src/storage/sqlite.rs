@@ -4,7 +4,6 @@ use super::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use zeroize::Zeroizing;
 
 impl From<rusqlite::Error> for StorageError {
     /// By meaning: a unique or primary-key constraint is a [`StorageError::Conflict`];
@@ -78,6 +77,8 @@ pub struct SqliteStorage {
     queue: Mutex<Vec<Queued>>,
     /// Told how long each commit took ([`Storage::observe_commits`]).
     commits: CommitObserverSlot,
+    /// Database accesses through this handle ([`SqliteStorage::accesses`]).
+    accesses: std::sync::atomic::AtomicU64,
 }
 
 /// One write of a group commit, run on the writer connection inside the
@@ -146,6 +147,7 @@ const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
+PRAGMA secure_delete = ON;
 ";
 
 /// The schema, applied on every open. Every statement is `IF NOT EXISTS`
@@ -166,7 +168,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     created INTEGER NOT NULL, refusal TEXT, PRIMARY KEY (txid, key_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS psks (
-    identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL, names TEXT);
+    identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL, names TEXT,
+    sealed BLOB);
 CREATE TABLE IF NOT EXISTS rspf_tokens (
     id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, enrolee TEXT NOT NULL,
     created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0);
@@ -214,12 +217,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         ("challenges", "names"),
         ("psks", "names"),
         ("transactions", "refusal"),
+        ("psks", "sealed"),
     ] {
         let has = t
             .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
             .exists(params![table, column])?;
         if !has {
-            t.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+            let kind = if column == "sealed" { "BLOB" } else { "TEXT" };
+            t.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
     t.execute_batch(UNIQUE_LABELS)?;
@@ -228,6 +233,24 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     t.commit()?;
     Ok(())
+}
+
+fn row_to_gba(r: &rusqlite::Row<'_>) -> rusqlite::Result<GbaBootstrap> {
+    Ok(GbaBootstrap {
+        btid: r.get(0)?,
+        impi: r.get(1)?,
+        expires: r.get(2)?,
+        sealed_ks: r.get(3)?,
+    })
+}
+
+/// `identity, names, key, sealed` of `psks`.
+fn row_to_psk(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPsk> {
+    Ok(StoredPsk {
+        identity: r.get(0)?,
+        names: r.get(1)?,
+        key: stored_key(r.get(2)?, r.get(3)?),
+    })
 }
 
 fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
@@ -273,6 +296,7 @@ impl SqliteStorage {
             reader: Some(Mutex::new(reader)),
             queue: Mutex::new(Vec::new()),
             commits: CommitObserverSlot::new(),
+            accesses: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -286,10 +310,33 @@ impl SqliteStorage {
             reader: None,
             queue: Mutex::new(Vec::new()),
             commits: CommitObserverSlot::new(),
+            accesses: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// How many times this handle went to the database (every query,
+    /// write or group commit, on either connection): what a TLS handshake
+    /// must never cost, since [`crate::handshake`] answers from memory.
+    pub fn accesses(&self) -> u64 {
+        self.accesses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_access(&self) {
+        self.accesses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Move what the WAL holds into the database file and empty the WAL, so
+    /// that pages a sealing rewrote leave no older copy behind (with
+    /// `secure_delete`, the rewritten pages hold no trace of the clear key).
+    fn checkpoint(&self) -> Result<()> {
+        self.with(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.count_access();
         let mut c = self.conn.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?;
         f(&mut c)
     }
@@ -298,7 +345,10 @@ impl SqliteStorage {
     /// commit that returned before it started.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match &self.reader {
-            Some(r) => f(&*r.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?),
+            Some(r) => {
+                self.count_access();
+                f(&*r.lock().map_err(|_| StorageError::poisoned(Backend::Sqlite))?)
+            }
             None => self.with(|c| f(c)),
         }
     }
@@ -308,6 +358,7 @@ impl SqliteStorage {
     /// commits everything queued by then; a caller whose write was in an
     /// earlier group finds its outcome when it gets the connection.
     fn grouped(&self, write: Write) -> Result<()> {
+        self.count_access();
         let done = Arc::new(Done::default());
         self.queue
             .lock()
@@ -641,11 +692,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn add_bound_psk(&self, identity: &str, key: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()> {
+    fn add_bound_psk(&self, identity: &str, sealed: &[u8], label: &str, names: Option<&str>, now: i64) -> Result<()> {
         self.with(|c| {
             let n = c.execute(
-                "INSERT INTO psks (identity, key, label, created, names) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(identity) DO NOTHING",
-                params![identity, key, label, now, names],
+                "INSERT INTO psks (identity, key, label, created, names, sealed) VALUES (?1, x'', ?2, ?3, ?4, ?5) ON CONFLICT(identity) DO NOTHING",
+                params![identity, label, now, names, sealed],
             )?;
             if n == 0 {
                 return Err(StorageError::NotFound(format!("PSK identity {identity} already exists")));
@@ -654,13 +705,40 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn psk(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    fn psk(&self, identity: &str) -> Result<Option<StoredPsk>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT key FROM psks WHERE identity = ?1")?
-                .query_row(params![identity], |r| r.get::<_, Vec<u8>>(0))
-                .optional()?
-                .map(Zeroizing::new))
+            Ok(
+                c.prepare_cached("SELECT identity, names, key, sealed FROM psks WHERE identity = ?1")?
+                    .query_row(params![identity], row_to_psk)
+                    .optional()?,
+            )
         })
+    }
+
+    fn psks(&self) -> Result<Vec<StoredPsk>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT identity, names, key, sealed FROM psks")?;
+            let rows = st.query_map([], row_to_psk)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn seal_psks(&self, sealed: &[(String, Vec<u8>)]) -> Result<usize> {
+        let n = self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = 0;
+            for (identity, s) in sealed {
+                n += t
+                    .prepare_cached("UPDATE psks SET key = x'', sealed = ?2 WHERE identity = ?1 AND sealed IS NULL")?
+                    .execute(params![identity, s])?;
+            }
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
+            Ok(n)
+        })?;
+        if n > 0 {
+            self.checkpoint()?;
+        }
+        Ok(n)
     }
 
     fn list_psks(&self) -> Result<Vec<PskInfo>> {
@@ -850,16 +928,17 @@ impl Storage for SqliteStorage {
             Ok(c.query_row(
                 "SELECT btid, impi, expires, sealed_ks FROM gba_stub WHERE btid = ?1",
                 params![btid],
-                |r| {
-                    Ok(GbaBootstrap {
-                        btid: r.get(0)?,
-                        impi: r.get(1)?,
-                        expires: r.get(2)?,
-                        sealed_ks: r.get(3)?,
-                    })
-                },
+                row_to_gba,
             )
             .optional()?)
+        })
+    }
+
+    fn gba_bootstraps(&self) -> Result<Vec<GbaBootstrap>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT btid, impi, expires, sealed_ks FROM gba_stub")?;
+            let rows = st.query_map([], row_to_gba)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 }

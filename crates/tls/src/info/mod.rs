@@ -70,6 +70,20 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
+    /// Whether the session's keys came from an ephemeral (EC)DHE exchange,
+    /// so that learning a long-term secret later (a PSK, a server key) does
+    /// not reveal them: TLS 1.3 (our listeners never accept TLS 1.3's
+    /// `psk_ke` mode: OpenSSL needs `SSL_OP_ALLOW_NO_DHE_KEX` for it, which
+    /// is never set, and rustls has no external PSK), or TLS 1.2 with an
+    /// (EC)DHE suite ([`tls12_suite_is_ephemeral`]). A TLS 1.2 session whose
+    /// suite the stack did not report is not.
+    pub fn forward_secret(&self) -> bool {
+        match self.version {
+            TlsVersion::Tls13 => true,
+            TlsVersion::Tls12 => self.cipher_suite.is_some_and(tls12_suite_is_ephemeral),
+        }
+    }
+
     /// The peer certificate (DER) when one was sent and it chains to the trust anchors.
     pub fn trusted_peer_certificate(&self) -> Option<&[u8]> {
         match (&self.peer_cert_error, self.peer_chain.first()) {
@@ -122,4 +136,25 @@ pub(crate) fn export_len_ok(e: &KeyingExport) -> Result<(), TlsSetupError> {
         ));
     }
     Ok(())
+}
+
+/// Whether the TLS 1.2 cipher suite `suite` (IANA number) has an ephemeral
+/// (EC)DHE key exchange: the DHE, ECDHE, DHE_PSK and ECDHE_PSK suites (and
+/// the anonymous DH_anon / ECDH_anon ones, ephemeral too, which no
+/// listener of ours enables) of the IANA TLS Cipher Suites registry. Plain
+/// `PSK_*`, `RSA_PSK_*`, static RSA and static (EC)DH suites are not;
+/// neither is any suite not listed (fail closed). The list is checked
+/// against OpenSSL's own table (`tests/suites.rs`).
+pub fn tls12_suite_is_ephemeral(suite: u16) -> bool {
+    matches!(
+        suite,
+        0x002D | 0x0032..=0x0034 | 0x0038..=0x003A | 0x0040 | 0x0044..=0x0046 | 0x0067
+            | 0x006A..=0x006D | 0x0087..=0x0089 | 0x008E..=0x0091 | 0x009E..=0x009F | 0x00A2..=0x00A3 | 0x00A6..=0x00A7
+            | 0x00AA..=0x00AB | 0x00B2..=0x00B5 | 0x00BD..=0x00BF | 0x00C3..=0x00C5 | 0xC006..=0xC00A
+            | 0xC010..=0xC019 | 0xC023..=0xC024 | 0xC027..=0xC028 | 0xC02B..=0xC02C
+            | 0xC02F..=0xC030 | 0xC033..=0xC03B | 0xC052..=0xC053 | 0xC056..=0xC057 | 0xC05C..=0xC05D | 0xC060..=0xC061
+            | 0xC06C..=0xC06D | 0xC072..=0xC073 | 0xC076..=0xC077 | 0xC096..=0xC097 | 0xC09A..=0xC09B | 0xC09E..=0xC09F
+            | 0xC0A2..=0xC0A3 | 0xC0A6..=0xC0A7 | 0xC0AA..=0xC0AF | 0xCCA8..=0xCCAA | 0xCCAC..=0xCCAD | 0xD001..=0xD003
+            | 0xD005
+    )
 }

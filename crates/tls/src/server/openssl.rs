@@ -61,6 +61,9 @@ impl Acceptor {
         // Ask for a certificate but let the handshake finish whatever the
         // verdict; verify_result() says it afterwards.
         b.set_verify_callback(SslVerifyMode::PEER, |_ok, _ctx| true);
+        if let Some(hint) = psk.as_ref().and_then(|s| s.identity_hint()) {
+            crate::ossl_ext::set_psk_identity_hint(&mut b, &hint)?;
+        }
         if let Some(store) = psk {
             let index = psk_identity_index()?;
             b.set_psk_server_callback(move |ssl, identity, out| {
