@@ -4,6 +4,7 @@
 
 mod init;
 mod pending;
+mod proxy;
 mod rspf;
 mod secrets;
 mod serve;

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use enrolkit_files as files;
 use enrolkit_server::config::{load_config, Res};
 use enrolkit_server::ra::{challenge_hash, unix};
-use enrolkit_server::setup::{open_storage, psk_sealer, read_key32};
+use enrolkit_server::setup::{cmp_sealer, open_storage, psk_sealer, read_key32};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use zeroize::Zeroizing;
@@ -34,6 +34,11 @@ pub(crate) enum ChallengeCmd {
         /// An IP address the bound request may carry (repeatable; needs --subject).
         #[arg(long, requires = "subject")]
         ip: Vec<std::net::IpAddr>,
+        /// A CMP challenge: the shared secret of a MAC-protected ir/cr
+        /// whose senderKID is --label (required). Its secret is kept sealed
+        /// under the storage key (a MAC is checked with the secret itself).
+        #[arg(long, requires = "label")]
+        cmp: bool,
     },
     /// List challenges and their state.
     List,
@@ -109,8 +114,12 @@ pub(crate) fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
             subject,
             dns,
             ip,
+            cmp,
         } => {
             let names = bound_names(subject.as_deref(), dns, ip)?;
+            if cmp && label.is_empty() {
+                return Err("a CMP challenge needs --label: it is the client's senderKID (-ref)".into());
+            }
             let key = read_key32(&base.join(&cfg.challenge_key))?;
             let value = Zeroizing::new(match value {
                 Some(v) => v,
@@ -120,15 +129,19 @@ pub(crate) fn challenge(config: &Path, cmd: ChallengeCmd) -> Res {
                     hex::encode(b)
                 }
             });
-            let id = st
-                .add_bound_challenge(
-                    &challenge_hash(&key, &value),
-                    &label,
-                    names.as_ref().map(|n| n.encode()).as_deref(),
-                    now,
-                    expires_in.map(|s| now + s as i64),
-                )
-                .map_err(|e| e.to_string())?;
+            let hash = challenge_hash(&key, &value);
+            let names = names.as_ref().map(|n| n.encode());
+            let expires = expires_in.map(|s| now + s as i64);
+            let id = if cmp {
+                // Sealed before it reaches the database.
+                let sealed = cmp_sealer(&cfg, &base)?
+                    .seal(&label, value.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                st.add_cmp_challenge(&hash, &label, names.as_deref(), &sealed, now, expires)
+            } else {
+                st.add_bound_challenge(&hash, &label, names.as_deref(), now, expires)
+            }
+            .map_err(|e| e.to_string())?;
             println!("{}", value.as_str());
             eprintln!(
                 "challenge {id} added{}",

@@ -7,7 +7,9 @@ use enrolkit_files as files;
 use enrolkit_server::config::{load_config, Res};
 use enrolkit_server::metrics::Metrics;
 use enrolkit_server::ra::unix;
-use enrolkit_server::setup::{build_est, build_observed_services, build_ocsp, crl_refresh, follow_listener};
+use enrolkit_server::setup::{
+    build_est, build_observed_services, build_ocsp, build_proxy_services, crl_refresh, follow_listener,
+};
 use enrolkit_server::ScepService;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,10 +69,43 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
     );
     let gate = enrolkit_server::http::limits::Gate::new(limits);
     let metrics = Arc::new(Metrics::new().with_gate(gate.clone()));
-    let (scep, shared) = build_observed_services(&cfg, &base, metrics.clone())?;
+    if cfg.proxy.is_some() && cfg.cmp.take().is_some() {
+        // `mef init` writes [cmp]; a proxy holds no CA key to answer it with
+        // and relays SCEP only, so the CMP server stays off.
+        tracing::warn!("[cmp] is not served in [proxy] mode (no CA key): /.well-known/cmp is off");
+    }
+    // Proxy mode (seed 004's SCEP Client / Proxy): the upstream CA, pinned,
+    // instead of ours; every admitted request is held for the relay.
+    let proxy = match cfg.proxy.clone() {
+        Some(p) => {
+            enrolkit_server::proxy::hold_everything(&mut cfg);
+            let upstream = crate::proxy::ScepUpstream::open(&p, &cfg, &base)?;
+            Some((p, upstream))
+        }
+        None => None,
+    };
+    let (scep, shared) = match &proxy {
+        Some((_, up)) => {
+            let (ca, chain) = up.chain();
+            build_proxy_services(&cfg, &base, metrics.clone(), ca, chain)?
+        }
+        None => build_observed_services(&cfg, &base, metrics.clone())?,
+    };
     let storage = shared.storage.clone();
     let svc = Arc::new(scep);
-    let ocsp = Arc::new(build_ocsp(&cfg, &shared)?);
+    // No CA key in proxy mode: no OCSP responses or CRLs of our own.
+    let ocsp = match &proxy {
+        Some(_) => None,
+        None => Some(Arc::new(build_ocsp(&cfg, &shared)?)),
+    };
+    if let Some((p, upstream)) = proxy {
+        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone())?;
+    }
+    let cmp = cfg
+        .cmp
+        .as_ref()
+        .map(|c| enrolkit_server::setup::build_cmp(c, &cfg, &base, &shared).map(Arc::new))
+        .transpose()?;
     if cfg.rspf.is_some() && cfg.est.is_none() {
         return Err("[rspf] is served on the EST listeners: configure [est] too".into());
     }
@@ -88,6 +123,9 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
             tokio::net::TcpListener::from_std(http_listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         announce(&format!("mef: listening on http://{local}/scep"));
+        if cmp.is_some() {
+            announce(&format!("mef: CMP on http://{local}/.well-known/cmp"));
+        }
         tracing::info!(%local, "serving SCEP, /crl and /ocsp");
         if let Some((est_svc, listeners)) = est {
             if let Some(r) = est_svc.rspf.clone() {
@@ -138,15 +176,17 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         // Every listener is bound: tell whoever started us.
         announce("mef: ready");
         notify_ready();
-        tokio::spawn(keep_crl_current(
-            svc.clone(),
-            base.join(&cfg.crl_file),
-            crl_refresh(&cfg),
-        ));
+        if cfg.proxy.is_none() {
+            tokio::spawn(keep_crl_current(
+                svc.clone(),
+                base.join(&cfg.crl_file),
+                crl_refresh(&cfg),
+            ));
+        }
         tokio::select! {
             r = enrolkit_server::http::serve_http(
                 listener,
-                enrolkit_server::http::HttpServices { scep: svc, ocsp: Some(ocsp), metrics },
+                enrolkit_server::http::HttpServices { scep: svc, ocsp, cmp, metrics },
                 gate,
             ) => r.map_err(|e| e.to_string()),
             _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }

@@ -66,8 +66,12 @@ impl Mef {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut ports = Vec::new();
-        for _ in 0..3 {
-            let l = lines.next().unwrap().unwrap();
+        // Every listener is announced before "mef: ready".
+        loop {
+            let l = lines.next().expect("mef exited before it was ready").unwrap();
+            if l == "mef: ready" {
+                break;
+            }
             if let Some(rest) = l.strip_prefix("mef: EST (") {
                 let port: u16 = rest
                     .split(':')

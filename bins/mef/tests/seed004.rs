@@ -13,85 +13,9 @@
 
 mod common;
 
-use common::{issued, key_and_csr_for, p, pkcsreq, run, status, subject, versions};
+use common::{issued, key_and_csr_for, openssl_ca, p, pkcsreq, run, status, subject, vendor_device, versions};
 use enrolkit_testkit::Mef;
 use std::path::{Path, PathBuf};
-
-/// An RSA CA made by OpenSSL: (certificate, key).
-fn openssl_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            subject,
-            "-keyout",
-            p(&key),
-            "-out",
-            p(&cert),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    (cert, key)
-}
-
-/// A base station's vendor certificate from `ca`: (certificate, key).
-fn vendor_device(dir: &Path, name: &str, serial_number: &str, ca: (&Path, &Path)) -> (PathBuf, PathBuf) {
-    let (key, csr, cert, ext) = (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.csr")),
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.ext")),
-    );
-    std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-    run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            p(&key),
-            "-subj",
-            &format!("/CN=eNodeB/serialNumber={serial_number}/O=Vendor"),
-            "-out",
-            p(&csr),
-        ],
-    );
-    run(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            p(&csr),
-            "-CA",
-            p(ca.0),
-            "-CAkey",
-            p(ca.1),
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            p(&ext),
-            "-out",
-            p(&cert),
-        ],
-    );
-    (cert, key)
-}
 
 /// An RA certificate for `CN=SCEP proxy RA`, self-signed by OpenSSL with
 /// id-kp-cmcRA and a fresh RSA key: (certificate, key).

@@ -604,6 +604,34 @@ impl ScepSession {
         }
     }
 
+    /// A proxy's (or any RA's) request for a CSR someone else made and
+    /// signed: a PKCSReq carrying `csr` unchanged, signed with `ra_key` and
+    /// `ra_cert` (RA-POP: the server authorises by the RA certificate) and
+    /// encrypted to the server, so the reply comes back encrypted to the
+    /// RA. The transactionID is derived from the CSR's public key, so
+    /// sending it again (a later poll, after a restart) continues the same
+    /// upstream transaction: RFC 8894 servers answer a repeated PKCSReq of
+    /// a known transaction with its state. `Ok(None)`: PENDING; a SUCCESS
+    /// is checked ([`ScepSession::check_issued`]) for the CSR's key against
+    /// the pinned anchors; a FAILURE is [`ClientError::Refused`].
+    pub fn relay(
+        &self,
+        ra_key: &dyn PrivateKey,
+        ra_cert: &Certificate,
+        csr: &CertificationRequest,
+    ) -> Result<Option<Certificate>> {
+        let spki = csr.public_key();
+        let txid = TransactionId::from_public_key(&spki.to_der().map_err(ScepError::from)?);
+        match self
+            .exchange(ra_key, ra_cert, &RequestBody::PkcsReq(csr.clone()), &txid)?
+            .0
+        {
+            CertRep::Pending => Ok(None),
+            rep @ CertRep::Success { .. } => self.issued_for(&rep, spki).map(Some),
+            CertRep::Failure { fail_info, text } => Err(ClientError::Refused { fail_info, text }),
+        }
+    }
+
     /// Renewal for `new_key` signed with the current key and certificate,
     /// as a RenewalReq or a PKCSReq (`form`; see [`RenewalForm`]).
     pub fn renew(

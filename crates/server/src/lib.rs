@@ -3,9 +3,10 @@
 //! The servers of enrolkit, composed from the protocol crates: today the
 //! SCEP responder acting as RA in front of the local CA of `enrolkit-pki`,
 //! with its authorisation policy and its storage (SQLite, or PostgreSQL), and
-//! the CA's OCSP responder.
+//! the CA's OCSP responder, and the CMP server ([`cmp`]).
 #![forbid(unsafe_code)]
 
+pub mod cmp;
 pub mod config;
 pub mod est;
 pub mod handshake;
@@ -14,6 +15,7 @@ pub mod keygate;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ocsp;
+pub mod proxy;
 pub mod ra;
 pub mod rspf;
 pub mod scep;

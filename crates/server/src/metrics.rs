@@ -13,6 +13,7 @@
 //! | `mef_enrolment_tokens_consumed_total` | counter | | the MEF, once the Enrolment Key is recorded |
 //! | `mef_db_commit_duration_seconds` | histogram | backend | the storage ([`CommitObserver`]) |
 //! | `mef_private_key_operation_duration_seconds` | histogram | key, operation | [`timed_key`] around the CA and RA keys |
+//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `polling-window-exceeded`, `upstream-unreachable` |
 //!
 //! Every label value is one of a fixed set (unknown operations are
 //! `other`), so nothing a client sends can grow the registry.
@@ -46,6 +47,8 @@ pub enum Protocol {
     Est,
     /// The oneM2M MEF (Enrolment Exchange, Key Retrieval) on the TLS listeners.
     Rspf,
+    /// CMP (`/.well-known/cmp`) on the plain-HTTP listener.
+    Cmp,
     /// The OCSP responder.
     Ocsp,
     /// `/crl`.
@@ -61,6 +64,7 @@ impl Protocol {
             Protocol::Scep => "scep",
             Protocol::Est => "est",
             Protocol::Rspf => "rspf",
+            Protocol::Cmp => "cmp",
             Protocol::Ocsp => "ocsp",
             Protocol::Crl => "crl",
             Protocol::Other => "other",
@@ -145,6 +149,13 @@ pub struct Metrics {
     tokens: Counter,
     commits: Family<BackendLabel, Histogram, MakeHistogram>,
     key_operations: Family<KeyLabels, Histogram, MakeHistogram>,
+    proxy: Family<ProxyLabel, Counter>,
+}
+
+/// The `event` label of `mef_proxy_events_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabel {
+    event: &'static str,
 }
 
 impl Default for Metrics {
@@ -165,6 +176,7 @@ impl Metrics {
             tokens: Counter::default(),
             commits: Family::new_with_constructor(fast_histogram as MakeHistogram),
             key_operations: Family::new_with_constructor(fast_histogram as MakeHistogram),
+            proxy: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -205,7 +217,17 @@ impl Metrics {
             Unit::Seconds,
             m.key_operations.clone(),
         );
+        r.register(
+            "mef_proxy_events",
+            "SCEP proxy: requests sent upstream, and transactions issued, refused upstream or given up when their polling window ran out",
+            m.proxy.clone(),
+        );
         m
+    }
+
+    /// The SCEP proxy's relay saw `event` (a fixed label value, see the module table).
+    pub fn proxy_event(&self, event: &'static str) {
+        self.proxy.get_or_create(&ProxyLabel { event }).inc();
     }
 
     /// Also export the connections `gate` holds and the ones it turned away

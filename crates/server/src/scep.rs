@@ -207,6 +207,10 @@ fn crl_reason(code: u8) -> Option<x509_cert::ext::pkix::crl::CrlReason> {
     })
 }
 
+/// transactionID prefixes of the EST and CMP transactions kept in the same
+/// table (`mef scep pending` tells them apart by it).
+const OTHER_PROTOCOL_PREFIXES: [&str; 2] = ["est-", "cmp-"];
+
 fn key_id(c: &RawCertificate) -> String {
     let spki = c.tbs_certificate.subject_public_key_info.to_der().unwrap_or_default();
     hex::encode(DigestAlgorithm::Sha256.digest(&spki))
@@ -473,7 +477,8 @@ impl ScepService {
             }
             _ => false,
         };
-        if !known {
+        let txid = msg.transaction_id.as_str();
+        if !known || OTHER_PROTOCOL_PREFIXES.iter().any(|p| txid.starts_with(p)) {
             return None;
         }
         let tx = self
@@ -508,6 +513,14 @@ impl ScepService {
     fn dispatch(&self, req: &Request, digest: &[u8; 32], now: SystemTime) -> Result<Outcome, Refusal> {
         let kid = key_id(&req.message.signer_certificate);
         let txid = req.message.transaction_id.as_str();
+        // EST and CMP transactions share the table under these prefixes:
+        // a SCEP transactionID never reaches theirs.
+        if let Some(p) = OTHER_PROTOCOL_PREFIXES.iter().find(|p| txid.starts_with(*p)) {
+            return Err(Refusal(
+                FailInfo::BadRequest,
+                format!("transactionID prefix {p:?} is reserved for another protocol's transactions"),
+            ));
+        }
         match &req.body {
             RequestBody::PkcsReq(csr) | RequestBody::RenewalReq(csr) => {
                 // A retransmission gets the same answer, never a second

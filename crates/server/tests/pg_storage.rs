@@ -293,7 +293,8 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
     assert_eq!(
         pg.psql(&db, "SELECT value FROM meta WHERE key = 'schema_version'")
             .trim(),
-        "4"
+        enrolkit_server::storage::SCHEMA_VERSION.to_string(),
+        "upgraded to the current schema"
     );
     assert!(matches!(st.psk("kpm-old").unwrap().unwrap().key, StoredKey::Clear(_)));
     let sealer = PskSealer::new(&[7; 32]).unwrap();

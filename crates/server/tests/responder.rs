@@ -1238,3 +1238,19 @@ fn rspf_identifiers_are_not_issued_on_a_challenge() {
     );
     assert_eq!(subject_of(&rep), "CN=dev-9");
 }
+
+/// EST and CMP transactions live in the same table under `est-`/`cmp-`
+/// transactionIDs (`mef scep pending` routes by the prefix): a SCEP
+/// client may not name one, neither to enrol nor to poll.
+#[test]
+fn scep_transaction_ids_with_another_protocols_prefix_are_refused() {
+    let w = world(one_time(), DAY * 365);
+    w.challenge("otp-p");
+    let d = device("dev-p");
+    for txid in ["cmp-00112233", "est-00112233"] {
+        assert_eq!(failure(&w.pkcsreq(&d, Some("otp-p"), txid)), FailInfo::BadRequest);
+        assert_eq!(failure(&w.poll(&d, txid)), FailInfo::BadRequest);
+    }
+    // The challenge was not spent on them.
+    issued(&w.pkcsreq(&d, Some("otp-p"), "tx-p"), &d);
+}

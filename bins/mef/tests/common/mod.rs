@@ -341,3 +341,79 @@ pub fn first_certificate(m: &Mef, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
     assert_eq!(status(dir, &format!("{cn}-first")), "pkiStatus=0", "{}", m.log());
     (issued(dir, &format!("{cn}-first"), (&selfsigned, &key)), key)
 }
+
+/// An RSA CA made by OpenSSL: (certificate, key).
+pub fn openssl_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            subject,
+            "-keyout",
+            p(&key),
+            "-out",
+            p(&cert),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    (cert, key)
+}
+
+/// A base station's vendor certificate from `ca`: (certificate, key).
+pub fn vendor_device(dir: &Path, name: &str, serial_number: &str, ca: (&Path, &Path)) -> (PathBuf, PathBuf) {
+    let (key, csr, cert, ext) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.ext")),
+    );
+    std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            p(&key),
+            "-subj",
+            &format!("/CN=eNodeB/serialNumber={serial_number}/O=Vendor"),
+            "-out",
+            p(&csr),
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            p(&csr),
+            "-CA",
+            p(ca.0),
+            "-CAkey",
+            p(ca.1),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            p(&ext),
+            "-out",
+            p(&cert),
+        ],
+    );
+    (cert, key)
+}

@@ -32,7 +32,7 @@
 //! | PasswordBasedMac iterationCount accepted | [`MacLimits::DEFAULT`]: 100 ..= 100 000 | RFC 4210 "MUST be a minimum of 100"; the upper bound stops a peer from making us hash for seconds |
 //! | PBKDF2 iterationCount accepted | 1 000 ..= 100 000 | RFC 8018 §4.2 recommends at least 1 000; same DoS bound |
 //! | salt length accepted | 8 ..= 128 bytes | RFC 8018 §4.1: at least 64 bits |
-//! | PBKDF2 keyLength accepted | 16 ..= 64 bytes; absent = the MAC's output length | |
+//! | PBKDF2 keyLength accepted | 16 bytes ..= the PRF's output length (one PBKDF2 block); absent = the MAC's output length, within the same bounds | the work a sender can ask for is iterationCount × blocks; more blocks add nothing to a MAC key |
 //! | what we send | PBMAC1, PBKDF2-HMAC-SHA256, 10 000 iterations, 16-byte salt, keyLength 32, HMAC-SHA256; or PasswordBasedMac with owf SHA-256, 10 000 iterations, HMAC-SHA256 for peers without PBMAC1 (OpenSSL 3.0) | RFC 9481 §6.1 |
 //! | HMAC parameters | accepted absent or NULL; sent NULL in PBMAC1 (RFC 8018's `{NULL IDENTIFIED BY …}`), absent in PBMParameter (as OpenSSL writes it) | |
 //!
@@ -451,10 +451,14 @@ impl MacAlgorithm {
                     Some(a) => hmac_from(a, "prf")?,
                 };
                 let mac = hmac_from(&p.message_auth_scheme, "mac")?;
-                let key_length = match kdf.key_length {
-                    None => mac.output_len(),
-                    Some(k) => in_range("PBKDF2 keyLength", k, 16, 64)? as usize,
-                };
+                // One PBKDF2 block at most: a longer key adds no strength
+                // to the MAC and multiplies the work a sender can ask for.
+                let key_length = in_range(
+                    "PBKDF2 keyLength",
+                    kdf.key_length.unwrap_or(mac.output_len() as u64),
+                    16,
+                    prf.output_len() as u64,
+                )? as usize;
                 Ok(MacAlgorithm::Pbmac1 {
                     salt: salt.to_vec(),
                     iterations: u32::try_from(iterations).unwrap_or(u32::MAX),
@@ -562,6 +566,31 @@ mod tests {
             MacAlgorithm::from_algorithm_identifier(&weak.algorithm_identifier().unwrap(), &MacLimits::DEFAULT)
                 .is_err()
         );
+    }
+
+    /// A sender may not make us run PBKDF2 for more than one block: a
+    /// 64-byte key under HMAC-SHA1 would be four times the iterations.
+    #[test]
+    fn a_pbkdf2_key_longer_than_one_block_is_refused() {
+        let long = |key_length, prf| MacAlgorithm::Pbmac1 {
+            salt: vec![1; 16],
+            iterations: 100_000,
+            key_length,
+            prf,
+            mac: HmacAlgorithm::Sha256,
+        };
+        for (k, prf, ok) in [
+            (64, HmacAlgorithm::Sha1, false),
+            (21, HmacAlgorithm::Sha1, false),
+            (20, HmacAlgorithm::Sha1, true),
+            (33, HmacAlgorithm::Sha256, false),
+            (32, HmacAlgorithm::Sha256, true),
+            (64, HmacAlgorithm::Sha512, true),
+        ] {
+            let id = long(k, prf).algorithm_identifier().unwrap();
+            let got = MacAlgorithm::from_algorithm_identifier(&id, &MacLimits::DEFAULT);
+            assert_eq!(got.is_ok(), ok, "keyLength {k} with {prf:?}: {got:?}");
+        }
     }
 
     #[test]

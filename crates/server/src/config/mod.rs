@@ -5,16 +5,20 @@
 
 mod admin;
 mod authorisation;
+mod cmp;
 mod est;
 mod limits;
+mod proxy;
 mod rspf;
 mod scep;
 
 pub use admin::{AdminConfig, LogConfig, LogFormat, DEFAULT_ADMIN_LISTEN};
 pub use authorisation::{policy, AuthorisationConfig, RaConfig, Sources, VendorConfig};
+pub use cmp::CmpConfig;
 pub(crate) use est::{default_max_tls, default_min_tls, default_retry_after};
 pub use est::{oids, tls_version, EstConfig};
 pub use limits::LimitsConfig;
+pub use proxy::ProxyConfig;
 pub use rspf::{rspf_identifiers, RspfConfig, RspfEnroleeConfig, RspfTargetConfig};
 pub use scep::{ciphers, ProfileConfig, ScepConfig};
 pub(crate) use scep::{
@@ -104,6 +108,14 @@ pub struct Config {
     /// Relaxations of the naming rules, vendor certificates, RA-POP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorisation: Option<AuthorisationConfig>,
+    /// `[cmp]`: the CMP server at `/.well-known/cmp`; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmp: Option<CmpConfig>,
+    /// `[proxy]`: the SCEP Client / Proxy (seed 004): forward to an
+    /// upstream SCEP server instead of issuing; `ca_certificate` and
+    /// `ca_key` are then not read. Absent: mef is a CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyConfig>,
     /// `[limits]`: timeouts and connection caps on every listener.
     #[serde(default)]
     pub limits: LimitsConfig,

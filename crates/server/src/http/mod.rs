@@ -160,6 +160,71 @@ async fn ocsp(
     }
 }
 
+/// `/.well-known/cmp[/p/<label>]`: RFC 6712 transfer (POST,
+/// `application/pkixcmp`), the work on the blocking pool, one log line.
+async fn cmp(
+    svc: Arc<crate::cmp::CmpService>,
+    metrics: &Metrics,
+    label: String,
+    req: Req,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        let r = reply(text(405, "CMP messages are POSTed (RFC 6712)"));
+        return counted(metrics, Protocol::Cmp, "invalid", started, r);
+    }
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some(crate::cmp::CONTENT_TYPE) {
+        let r = reply(text(415, "Content-Type must be application/pkixcmp (RFC 6712)"));
+        return counted(metrics, Protocol::Cmp, "invalid", started, r);
+    }
+    let body = match read_body(
+        req.into_body(),
+        enrolkit_cmp::Limits::DEFAULT.max_message,
+        crate::cmp::CMP_PATH,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(r) => return counted(metrics, Protocol::Cmp, "invalid", started, r),
+    };
+    let res = tokio::task::spawn_blocking(move || svc.handle(&body, SystemTime::now())).await;
+    match res {
+        Ok((resp, log)) => {
+            tracing::info!(
+                label = %label,
+                body = log.body,
+                transaction = %log.transaction_id,
+                protection = %log.protection,
+                outcome = %log.outcome,
+                status = resp.status,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "cmp"
+            );
+            metrics.request(
+                Protocol::Cmp,
+                if log.body.is_empty() { "invalid" } else { log.body },
+                if resp.status == 200 {
+                    log.result
+                } else {
+                    metrics::status_class(resp.status)
+                },
+                started.elapsed(),
+            );
+            reply(HttpResponse {
+                status: resp.status,
+                content_type: resp.content_type,
+                body: resp.body,
+            })
+        }
+        Err(e) => counted(metrics, Protocol::Cmp, "invalid", started, handler_failed(&e)),
+    }
+}
+
 /// What the plain-HTTP listener serves: SCEP and the CRL, and the CA's OCSP
 /// responder when there is one.
 #[derive(Clone)]
@@ -168,6 +233,8 @@ pub struct HttpServices {
     pub scep: Arc<ScepService>,
     /// The OCSP responder at [`crate::ocsp::OCSP_PATH`].
     pub ocsp: Option<Arc<crate::ocsp::OcspResponder>>,
+    /// The CMP server at [`crate::cmp::CMP_PATH`], when `[cmp]` is configured.
+    pub cmp: Option<Arc<crate::cmp::CmpService>>,
     /// Where every request is counted and timed.
     pub metrics: Arc<Metrics>,
 }
@@ -178,6 +245,12 @@ async fn handle(services: HttpServices, req: Req) -> Response<Full<Bytes>> {
     let m = &*services.metrics;
     if let Some(o) = services.ocsp.as_ref().filter(|_| crate::ocsp::is_ocsp_path(&path)) {
         return ocsp(o.clone(), m, req, started).await;
+    }
+    if let Some(label) = crate::cmp::path_label(&path) {
+        return match &services.cmp {
+            Some(c) => cmp(c.clone(), m, label.to_owned(), req, started).await,
+            None => counted(m, Protocol::Other, "none", started, reply(text(404, "not found"))),
+        };
     }
     let svc = services.scep;
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -299,7 +372,10 @@ where
 /// to this (each route then applies its own limit).
 const MAX_ANY_BODY: usize = max(
     max(enrolkit_scep::transport::MAX_MESSAGE, crate::est::MAX_REQUEST_BODY),
-    max(enrolkit_exchange::MAX_MESSAGE, crate::ocsp::MAX_REQUEST),
+    max(
+        max(enrolkit_exchange::MAX_MESSAGE, crate::ocsp::MAX_REQUEST),
+        enrolkit_cmp::Limits::DEFAULT.max_message,
+    ),
 );
 
 /// The larger of two sizes, in a constant.
@@ -351,6 +427,10 @@ async fn buffered(
 /// with or without a label).
 fn is_enrolment<B>(req: &Request<B>) -> bool {
     let uri = req.uri();
+    // Every CMP message may start a transaction (and costs a signature).
+    if crate::cmp::path_label(uri.path()).is_some() {
+        return true;
+    }
     if uri.path().starts_with(EST_PREFIX) {
         return matches!(
             uri.path().rsplit('/').next(),
@@ -438,6 +518,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<ScepService>) -> std::io::Res
     let services = HttpServices {
         scep: svc,
         ocsp: None,
+        cmp: None,
         metrics: Arc::new(Metrics::new()),
     };
     serve_http(listener, services, gate).await
@@ -657,6 +738,8 @@ mod tests {
             "/.well-known/est/arbitraryLabel1/simplereenroll",
             "/.well-known/est/serverkeygen",
             "/.well-known/est/fullcmc",
+            "/.well-known/cmp",
+            "/.well-known/cmp/p/bts",
         ] {
             assert!(is_enrolment(&req(yes)), "{yes}");
         }

@@ -189,6 +189,7 @@ pub fn init(a: &InitOptions) -> Res {
         next_ca_certificate: None,
         next_ca_key: None,
         crl_file: default_crl_file(),
+        proxy: None,
         scep: ScepConfig {
             one_time_challenges: true,
             static_challenge: None,
@@ -244,6 +245,7 @@ pub fn init(a: &InitOptions) -> Res {
             require_forward_secrecy: true,
         }),
         authorisation: None,
+        cmp: Some(crate::config::CmpConfig::default()),
         limits: crate::config::LimitsConfig::default(),
         admin: crate::config::AdminConfig::default(),
         log: crate::config::LogConfig::default(),

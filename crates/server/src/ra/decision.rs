@@ -163,6 +163,12 @@ pub enum RefusalReason {
     VerifierRefused,
     /// An operator rejected the held request.
     OperatorRejected,
+    /// The upstream CA refused the request a proxy forwarded (SCEP
+    /// FAILURE; its failInfo and text are in the refusal's words).
+    UpstreamRefused,
+    /// A proxy stopped polling upstream: the request was still PENDING
+    /// when its polling window ran out (seed 004 §9.2.1).
+    PollingWindowExceeded,
     /// The server failed (storage, hook could not run).
     Internal,
 }
@@ -182,6 +188,8 @@ impl RefusalReason {
             RefusalReason::GrantRefused => "grant-refused",
             RefusalReason::VerifierRefused => "verifier-refused",
             RefusalReason::OperatorRejected => "operator-rejected",
+            RefusalReason::UpstreamRefused => "upstream-refused",
+            RefusalReason::PollingWindowExceeded => "polling-window-exceeded",
             RefusalReason::Internal => "internal",
         }
     }
@@ -202,6 +210,8 @@ impl RefusalReason {
             R::GrantRefused,
             R::VerifierRefused,
             R::OperatorRejected,
+            R::UpstreamRefused,
+            R::PollingWindowExceeded,
             R::Internal,
         ]
         .into_iter()

@@ -92,6 +92,11 @@ pub enum Protocol {
     Est,
     /// oneM2M RSPF (TS-0003 8.3).
     Rspf,
+    /// CMPv2 (RFC 4210, RFC 9483): a MAC protection is a
+    /// [`Credential::ChallengePassword`] (the CMP challenge's secret), a
+    /// signature protection a [`Credential::Certificate`]; kur is
+    /// [`Intent::Renew`].
+    Cmp,
 }
 
 /// What the request asks to do.

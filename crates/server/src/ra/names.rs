@@ -81,11 +81,14 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
 
 /// A certificate's subjectAltName, parsed (empty without one).
 pub fn certificate_sans(cert: &Certificate) -> (Vec<String>, Vec<IpAddr>) {
-    let san = cert
-        .tbs_certificate
-        .extensions
+    extension_sans(cert.tbs_certificate.extensions.as_deref().unwrap_or_default())
+}
+
+/// The subjectAltName among `extensions` (a certificate's, or a CMP
+/// CertTemplate's), parsed: DNS names and IP addresses (empty without one).
+pub fn extension_sans(extensions: &[x509_cert::ext::Extension]) -> (Vec<String>, Vec<IpAddr>) {
+    let san = extensions
         .iter()
-        .flatten()
         .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
         .and_then(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
     let mut dns = Vec::new();

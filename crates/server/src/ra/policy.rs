@@ -136,13 +136,19 @@ impl Verifier {
     /// leaks to it. At most [`MAX_CONCURRENT_HOOKS`] run at once; when all
     /// are busy the answer is "no".
     pub fn verify(&self, csr_der: &[u8], subject: &str, txid: &str) -> std::io::Result<bool> {
+        self.run(csr_der, &[("ENROL_SUBJECT", subject), ("ENROL_TRANSACTION_ID", txid)])
+    }
+
+    /// Run the hook with `csr_der` (PEM) on stdin and exactly `env` and
+    /// `PATH` ([`HOOK_PATH`]) as its environment, under the same deadline
+    /// and [`MAX_CONCURRENT_HOOKS`] bound as [`Verifier::verify`] (the
+    /// proxy's notification hook runs this way); `Ok(true)` when it exits 0
+    /// in time, `Ok(false)` when it fails, is killed, or all hooks are busy.
+    pub fn run(&self, csr_der: &[u8], env: &[(&str, &str)]) -> std::io::Result<bool> {
         use std::io::Write;
         use std::os::unix::process::CommandExt;
         let Some(_slot) = HookSlot::take() else {
-            tracing::warn!(
-                limit = MAX_CONCURRENT_HOOKS,
-                "verifier hooks all busy: not authorised by the hook"
-            );
+            tracing::warn!(limit = MAX_CONCURRENT_HOOKS, command = %self.command.display(), "hooks all busy: not run");
             return Ok(false);
         };
         let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, csr_der)
@@ -151,8 +157,7 @@ impl Verifier {
             .args(&self.args)
             .env_clear()
             .env("PATH", HOOK_PATH)
-            .env("ENROL_SUBJECT", subject)
-            .env("ENROL_TRANSACTION_ID", txid)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

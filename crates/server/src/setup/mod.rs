@@ -2,9 +2,11 @@
 //! the EST server with the MEF, the OCSP responder. `mef serve` and the
 //! operator commands use it; so can another front end or a test.
 
+mod cmp;
 mod est;
 mod rspf;
 
+pub use cmp::{build_cmp, cmp_sealer};
 pub use est::{build_est, EstServer};
 pub use rspf::build_rspf;
 
@@ -143,6 +145,31 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         .iter()
         .map(|p| files::read_certificate(&base.join(p)))
         .collect::<Res<Vec<_>>>()?;
+    let ca = Authority {
+        certificate: ca_cert,
+        key: ca_key,
+        chain,
+    };
+    build_services_for(cfg, base, metrics, ca)
+}
+
+/// As [`build_observed_services`] for `mef serve` in proxy mode
+/// (`[proxy]`): the CA is the pinned upstream one, whose key this mef does
+/// not hold ([`crate::proxy::upstream_authority`]); `ca_certificate` and
+/// `ca_key` are not read. Pass a configuration [`crate::proxy::hold_everything`]
+/// was applied to.
+pub fn build_proxy_services(
+    cfg: &Config,
+    base: &Path,
+    metrics: Arc<Metrics>,
+    upstream_ca: x509_cert::Certificate,
+    upstream_chain: Vec<x509_cert::Certificate>,
+) -> Res<(ScepService, Shared)> {
+    let ca = crate::proxy::upstream_authority(upstream_ca, upstream_chain)?;
+    build_services_for(cfg, base, metrics, ca)
+}
+
+fn build_services_for(cfg: &Config, base: &Path, metrics: Arc<Metrics>, ca: Authority) -> Res<(ScepService, Shared)> {
     let ra_cert = files::read_certificate(&base.join(&cfg.ra_certificate))?;
     let ra_key = timed_key(load_key(base, &cfg.ra_key)?, KeyRole::Ra, metrics.clone());
     let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
@@ -182,11 +209,7 @@ pub fn build_observed_services(cfg: &Config, base: &Path, metrics: Arc<Metrics>)
         cfg.limits.key_operations,
         Duration::from_millis(cfg.limits.key_operation_wait_milliseconds),
     ));
-    let ca = Arc::new(Authority {
-        certificate: ca_cert,
-        key: ca_key,
-        chain,
-    });
+    let ca = Arc::new(ca);
     let shared = Shared {
         ca: ca.clone(),
         challenge_key: challenge_key.clone(),

@@ -300,6 +300,25 @@ pub trait Storage: Send + Sync {
     ) -> Result<i64>;
     /// The usable challenge (not used, revoked or expired) with this hash.
     fn challenge(&self, hash: &[u8], now: i64) -> Result<Option<UsableChallenge>>;
+    /// Record a CMP challenge (`mef challenge add --cmp`): a one-time
+    /// challenge like [`Storage::add_bound_challenge`] (consumed by its
+    /// keyed hash), whose `label` is required (it is the senderKID) and
+    /// which also keeps its secret `sealed` by the caller
+    /// ([`crate::cmp::SecretSealer`]): a MAC can only be checked with the
+    /// secret itself, not with a keyed hash.
+    fn add_cmp_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        sealed: &[u8],
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64>;
+    /// The sealed secret of the CMP challenge labelled `label`, used or not
+    /// (a certConf after the issuance is protected with it too; whether
+    /// the challenge still authorises is [`Storage::challenge`]'s to say).
+    fn cmp_secret(&self, label: &str) -> Result<Option<Vec<u8>>>;
     /// Whether a usable challenge with this hash exists.
     fn challenge_usable(&self, hash: &[u8], now: i64) -> Result<bool> {
         Ok(self.challenge(hash, now)?.is_some())
@@ -569,11 +588,12 @@ pub(crate) fn stored_key(key: Vec<u8>, sealed: Option<Vec<u8>>) -> StoredKey {
 /// 3: names bound to challenges and PSK identities (`names`), unique
 /// non-empty challenge labels, typed refusals of transactions (`refusal`).
 /// 4: PSKs sealed at rest (`psks.sealed`; a sealed row's `key` is empty).
+/// 5: the sealed MAC secret of a CMP challenge (`challenges.sealed`).
 /// Opening a version 3 database adds the column; the clear keys it holds
 /// are sealed by the first process that holds the storage key
 /// ([`crate::handshake::PskSealer::seal_stored`]), not by `open`: the
 /// storage never holds keys, and most commands open it without one.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 3 makes non-empty challenge labels unique (CMP and the proxy
 /// look challenges up by label). Labels repeated before are kept apart by

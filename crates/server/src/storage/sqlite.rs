@@ -158,7 +158,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS challenges (
     id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, label TEXT NOT NULL,
     created INTEGER NOT NULL, expires INTEGER, used_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0,
-    names TEXT);
+    names TEXT, sealed BLOB);
 CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BLOB NOT NULL, not_after INTEGER NOT NULL,
     issued_at INTEGER NOT NULL, revoked_at INTEGER, reason INTEGER);
@@ -218,6 +218,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         ("psks", "names"),
         ("transactions", "refusal"),
         ("psks", "sealed"),
+        ("challenges", "sealed"),
     ] {
         let has = t
             .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
@@ -268,6 +269,36 @@ fn row_to_ke(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeRecord> {
 }
 
 impl SqliteStorage {
+    /// Insert a one-time challenge (with its sealed CMP secret, if any); a
+    /// non-empty label is unique.
+    fn insert_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        sealed: Option<&[u8]>,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !label.is_empty()
+                && t.prepare("SELECT 1 FROM challenges WHERE label = ?1")?
+                    .exists(params![label])?
+            {
+                return Err(StorageError::Conflict(format!(
+                    "a challenge labelled {label:?} exists already"
+                )));
+            }
+            t.execute(
+                "INSERT INTO challenges (hash, label, created, expires, names, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hash, label, now, expires, names, sealed],
+            )?;
+            let id = t.last_insert_rowid();
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
+            Ok(id)
+        })
+    }
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = Connection::open(path)?;
@@ -484,23 +515,33 @@ impl Storage for SqliteStorage {
         now: i64,
         expires: Option<i64>,
     ) -> Result<i64> {
-        self.with(|c| {
-            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !label.is_empty()
-                && t.prepare("SELECT 1 FROM challenges WHERE label = ?1")?
-                    .exists(params![label])?
-            {
-                return Err(StorageError::Conflict(format!(
-                    "a challenge labelled {label:?} exists already"
-                )));
-            }
-            t.execute(
-                "INSERT INTO challenges (hash, label, created, expires, names) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hash, label, now, expires, names],
-            )?;
-            let id = t.last_insert_rowid();
-            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
-            Ok(id)
+        self.insert_challenge(hash, label, names, None, now, expires)
+    }
+
+    fn add_cmp_challenge(
+        &self,
+        hash: &[u8],
+        label: &str,
+        names: Option<&str>,
+        sealed: &[u8],
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<i64> {
+        if label.is_empty() {
+            return Err(StorageError::Conflict(
+                "a CMP challenge needs a label (its senderKID)".into(),
+            ));
+        }
+        self.insert_challenge(hash, label, names, Some(sealed), now, expires)
+    }
+
+    fn cmp_secret(&self, label: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT sealed FROM challenges WHERE label = ?1 AND sealed IS NOT NULL")?
+                    .query_row(params![label], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 

@@ -1,0 +1,327 @@
+//! CMP transactions between a certificate answer and its certConf, or
+//! between a PENDING answer and the pollReq that collects the certificate
+//! (RFC 4210 §5.3.18, §5.3.22; RFC 9483 §4.1.1, §4.4): kept in memory,
+//! bounded in number and time. A transaction not confirmed within its
+//! time is forgotten (its certificate stays issued: see the README); a
+//! held request survives in storage and its pollReq is answered as long
+//! as the server that held it runs.
+
+use enrolkit_cmp::{BodyType, Exchange};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use x509_cert::Certificate;
+
+/// Transactions kept at most; beyond, new ones are refused (systemUnavail).
+pub const CAPACITY: usize = 4096;
+
+/// Open transactions one requester (a MAC label, a signing certificate)
+/// may hold at once: a credential that never confirms fills its own
+/// share, not the table every other client needs.
+pub const PER_REQUESTER: usize = 4;
+
+/// Why a transaction could not be reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveError {
+    /// The transactionID is open or being processed (transactionIdInUse).
+    InUse,
+    /// The table is full of unexpired transactions (systemUnavail).
+    Full,
+    /// The requester holds [`PER_REQUESTER`] open transactions already.
+    RequesterBusy,
+}
+
+/// Who protected the request that opened a transaction: every follow-up
+/// must be protected the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// A MAC with the secret of this CMP challenge label.
+    Mac(String),
+    /// A signature by this certificate (DER).
+    Signer(Vec<u8>),
+}
+
+/// Where an open transaction stands.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// Issued; waiting for certConf.
+    Confirm {
+        /// The certificate (for certHash), and its serial (hex) to revoke if the client rejects it.
+        certificate: Box<Certificate>,
+        /// Serial (hex).
+        serial: String,
+    },
+    /// Held for an operator; waiting for pollReq. The stored transaction's key id.
+    Held {
+        /// Key id of the stored transaction.
+        key_id: String,
+    },
+}
+
+/// One open transaction.
+#[derive(Debug, Clone)]
+pub struct Open {
+    /// Nonces of our last answer.
+    pub exchange: Exchange,
+    /// ir, cr, kur or p10cr.
+    pub origin: BodyType,
+    /// certReqId.
+    pub cert_req_id: i64,
+    /// Who may continue it.
+    pub requester: Requester,
+    /// Where it stands.
+    pub stage: Stage,
+    expires: Instant,
+}
+
+impl Open {
+    /// A transaction open for `wait` from now.
+    pub fn new(
+        exchange: Exchange,
+        origin: BodyType,
+        cert_req_id: i64,
+        requester: Requester,
+        stage: Stage,
+        wait: Duration,
+    ) -> Self {
+        Open {
+            exchange,
+            origin,
+            cert_req_id,
+            requester,
+            stage,
+            expires: deadline(wait),
+        }
+    }
+}
+
+/// `now + wait`, or a century on when that overflows the clock.
+fn deadline(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
+        .unwrap_or(now)
+}
+
+/// A table entry: a transaction being decided (reserved before anything
+/// is issued or consumed), or one waiting for its follow-up.
+enum Slot {
+    Reserved { requester: Requester, expires: Instant },
+    Open(Open),
+}
+
+impl Slot {
+    fn expires(&self) -> Instant {
+        match self {
+            Slot::Reserved { expires, .. } => *expires,
+            Slot::Open(o) => o.expires,
+        }
+    }
+    fn requester(&self) -> &Requester {
+        match self {
+            Slot::Reserved { requester, .. } => requester,
+            Slot::Open(o) => &o.requester,
+        }
+    }
+}
+
+/// The open transactions, by transactionID.
+#[derive(Default)]
+pub struct Exchanges {
+    open: Mutex<HashMap<Vec<u8>, Slot>>,
+}
+
+/// A transactionID held while its request is decided: [`Reservation::fill`]
+/// keeps the transaction open; dropped unfilled, the slot is freed. Taken
+/// before the core decides, so nothing is issued or consumed for a
+/// request whose transaction could not be kept afterwards.
+pub struct Reservation<'a> {
+    exchanges: &'a Exchanges,
+    txid: Vec<u8>,
+    filled: bool,
+}
+
+impl Reservation<'_> {
+    /// Keep `open` in the reserved slot.
+    pub fn fill(mut self, open: Open) {
+        if let Ok(mut m) = self.exchanges.open.lock() {
+            m.insert(std::mem::take(&mut self.txid), Slot::Open(open));
+        }
+        self.filled = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.filled {
+            return;
+        }
+        if let Ok(mut m) = self.exchanges.open.lock() {
+            if matches!(m.get(&self.txid), Some(Slot::Reserved { .. })) {
+                m.remove(&self.txid);
+            }
+        }
+    }
+}
+
+impl Exchanges {
+    /// Reserve `txid` for a new request by `requester`, valid for `wait`:
+    /// refused when the transactionID is in use (open or being decided),
+    /// when the table is full, or when the requester holds
+    /// [`PER_REQUESTER`] transactions already. Check and insert are one step.
+    pub fn reserve(
+        &self,
+        txid: Vec<u8>,
+        requester: Requester,
+        wait: Duration,
+    ) -> Result<Reservation<'_>, ReserveError> {
+        let mut m = self.open.lock().map_err(|_| ReserveError::Full)?;
+        let now = Instant::now();
+        if m.get(&txid).is_some_and(|s| s.expires() > now) {
+            return Err(ReserveError::InUse);
+        }
+        if m.len() >= CAPACITY {
+            m.retain(|_, s| s.expires() > now);
+        }
+        if m.len() >= CAPACITY {
+            return Err(ReserveError::Full);
+        }
+        let held = m
+            .values()
+            .filter(|s| s.expires() > now && s.requester() == &requester)
+            .count();
+        if held >= PER_REQUESTER {
+            return Err(ReserveError::RequesterBusy);
+        }
+        m.insert(
+            txid.clone(),
+            Slot::Reserved {
+                requester,
+                expires: deadline(wait),
+            },
+        );
+        Ok(Reservation {
+            exchanges: self,
+            txid,
+            filled: false,
+        })
+    }
+
+    /// Put back a transaction taken for a follow-up that was refused (a
+    /// forged certConf must not end the genuine client's transaction);
+    /// `false` when its slot was taken meanwhile or the table is full.
+    pub fn restore(&self, txid: Vec<u8>, open: Open) -> bool {
+        let Ok(mut m) = self.open.lock() else {
+            return false;
+        };
+        if m.len() >= CAPACITY || m.contains_key(&txid) {
+            return false;
+        }
+        m.insert(txid, Slot::Open(open));
+        true
+    }
+
+    /// Whether `txid` is open, waiting for a follow-up protected as `requester`.
+    pub fn is_open_for(&self, txid: &[u8], requester: &Requester) -> bool {
+        self.open.lock().is_ok_and(
+            |m| matches!(m.get(txid), Some(Slot::Open(o)) if &o.requester == requester && o.expires > Instant::now()),
+        )
+    }
+
+    /// Take the unexpired open transaction `txid` out (not one being decided).
+    pub fn take(&self, txid: &[u8]) -> Option<Open> {
+        let mut m = self.open.lock().ok()?;
+        if !matches!(m.get(txid), Some(Slot::Open(_))) {
+            return None;
+        }
+        match m.remove(txid) {
+            Some(Slot::Open(o)) if o.expires > Instant::now() => Some(o),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn open_by(who: &str, wait: Duration) -> Open {
+        let ex = Exchange {
+            transaction_id: vec![1; 16],
+            our_nonce: vec![2; 16],
+            peer_nonce: None,
+        };
+        Open::new(
+            ex,
+            BodyType::Ir,
+            0,
+            Requester::Mac(who.into()),
+            Stage::Held { key_id: "k".into() },
+            wait,
+        )
+    }
+
+    fn keep(x: &Exchanges, txid: &[u8], who: &str, wait: Duration) -> Result<(), ReserveError> {
+        x.reserve(txid.to_vec(), Requester::Mac(who.into()), wait)?
+            .fill(open_by(who, wait));
+        Ok(())
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn transactions_are_taken_once_and_expire() {
+        let x = Exchanges::default();
+        keep(&x, &[1], "l", MINUTE).unwrap();
+        assert_eq!(keep(&x, &[1], "other", MINUTE), Err(ReserveError::InUse));
+        assert!(x.is_open_for(&[1], &Requester::Mac("l".into())));
+        assert!(!x.is_open_for(&[1], &Requester::Mac("other".into())));
+        assert!(x.take(&[1]).is_some());
+        assert!(x.take(&[1]).is_none());
+        keep(&x, &[2], "l", Duration::ZERO).unwrap();
+        assert!(x.take(&[2]).is_none());
+        // An overflowing wait is a far deadline, not a panic.
+        keep(&x, &[3], "l", Duration::MAX).unwrap();
+        assert!(x.take(&[3]).is_some());
+    }
+
+    #[test]
+    fn a_reservation_holds_its_transaction_id_until_filled_or_dropped() {
+        let x = Exchanges::default();
+        let r = x.reserve(vec![7], Requester::Mac("a".into()), MINUTE).unwrap();
+        // Being decided: another request with the same ID is refused, and
+        // there is nothing to take yet.
+        assert!(matches!(
+            x.reserve(vec![7], Requester::Mac("b".into()), MINUTE),
+            Err(ReserveError::InUse)
+        ));
+        assert!(x.take(&[7]).is_none());
+        drop(r);
+        let r = x.reserve(vec![7], Requester::Mac("b".into()), MINUTE).unwrap();
+        r.fill(open_by("b", MINUTE));
+        assert!(x.take(&[7]).is_some());
+    }
+
+    #[test]
+    fn one_requester_holds_a_bounded_share() {
+        let x = Exchanges::default();
+        for i in 0..PER_REQUESTER as u8 {
+            keep(&x, &[i], "greedy", MINUTE).unwrap();
+        }
+        assert_eq!(keep(&x, &[0xf0], "greedy", MINUTE), Err(ReserveError::RequesterBusy));
+        keep(&x, &[0xf1], "someone else", MINUTE).unwrap();
+        // Confirming one frees a place.
+        assert!(x.take(&[0]).is_some());
+        keep(&x, &[0xf0], "greedy", MINUTE).unwrap();
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let x = Exchanges::default();
+        for i in 0..CAPACITY {
+            keep(&x, &(i as u32).to_be_bytes(), &format!("r{i}"), MINUTE).unwrap();
+        }
+        assert_eq!(keep(&x, &[0xff; 5], "late", MINUTE), Err(ReserveError::Full));
+    }
+}
