@@ -49,8 +49,13 @@ for t in "${targets[@]}"; do
     log="$(mktemp)"
     echo "== $t: $seconds s"
     set +e
+    # One job runs in this process (its statistics in $log); more run as
+    # libFuzzer jobs, which write fuzz-N.log in the working directory — so
+    # two such campaigns must not share a checkout.
+    parallel=()
+    [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
     # shellcheck disable=SC2086
-    cargo fuzz run -O "$t" "$corpus" $seed -- -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+    cargo fuzz run -O "$t" "$corpus" $seed -- -max_total_time="$seconds" "${parallel[@]}" \
         -print_final_stats=1 >"$log" 2>&1
     status=$?
     set -e
