@@ -509,6 +509,87 @@ fn a_held_cmp_request_is_polled_until_an_operator_approves_it() {
     run("openssl", &["verify", "-CAfile", p(&m.st("ca.pem")), p(&c)]);
 }
 
+/// A certificate whose certConf never comes (`openssl cmp
+/// -disable_confirm`: no implicitConfirm asked, no certConf sent) is
+/// revoked once `confirm_wait_seconds` has passed: `openssl ocsp` then
+/// says so, while a confirmed one stays good.
+#[test]
+fn an_unconfirmed_cmp_certificate_is_revoked_when_its_wait_ends() {
+    openssl_version();
+    let m = Mef::start(mef_bin(), &[], |_, cfg| {
+        assert!(cfg.contains("confirm_wait_seconds = 600"), "{cfg}");
+        *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 2");
+    });
+    let dir = m.dir.path();
+    let (ra, ca) = (m.st("ra.pem"), m.st("ca.pem"));
+    let enrol = |label: &str, extra: &[&str]| {
+        let secret = challenge(&m, label, &[]);
+        let k = rsa_key(dir, label);
+        let c = dir.join(format!("{label}.pem"));
+        let mut args = vec![
+            "-cmd".to_owned(),
+            "ir".into(),
+            "-ref".into(),
+            label.into(),
+            "-secret".into(),
+            secret,
+            "-srvcert".into(),
+            p(&ra).into(),
+            "-newkey".into(),
+            p(&k).into(),
+            "-subject".into(),
+            format!("/CN={label}"),
+            "-certout".into(),
+            p(&c).into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = cmp_ok(&m, &args);
+        (c, log)
+    };
+    let ocsp = |c: &Path| {
+        let out = run(
+            "openssl",
+            &[
+                "ocsp",
+                "-url",
+                &format!("http://127.0.0.1:{}/ocsp", m.scep),
+                "-issuer",
+                p(&ca),
+                "-CAfile",
+                p(&ca),
+                "-cert",
+                p(c),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Confirmed: stays good.
+    let (kept, log) = enrol("bts-kept", &[]);
+    assert!(log.contains("received PKICONF"), "{log}");
+    // Never confirmed.
+    let (dropped, log) = enrol("bts-dropped", &["-disable_confirm"]);
+    assert!(!log.contains("received PKICONF"), "{log}");
+    assert!(ocsp(&dropped).contains(": good"), "{}", ocsp(&dropped));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ocsp(&dropped).contains(": revoked") {
+        assert!(Instant::now() < deadline, "not revoked:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        ocsp(&dropped).contains("Reason: cessationOfOperation"),
+        "{}",
+        ocsp(&dropped)
+    );
+    assert!(ocsp(&kept).contains(": good"), "{}", ocsp(&kept));
+    assert!(m
+        .log()
+        .contains("not confirmed (no certConf) within confirm_wait: revoked"));
+    let metrics = enrolkit_testkit::http::get(m.admin, "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains("mef_cmp_unconfirmed_revoked_total 1"), "{text}");
+}
+
 /// Attacks on the CMP server, each seen succeeding before its fix:
 /// raVerified POP from a device, a spent MAC secret opening a genm,
 /// one credential filling the open-transaction table, and a holder

@@ -152,6 +152,7 @@ pub struct Metrics {
     key_operations: Family<KeyLabels, Histogram, MakeHistogram>,
     proxy: Family<ProxyLabel, Counter>,
     proxy_last_pass: Gauge,
+    cmp_unconfirmed: Counter,
 }
 
 /// The `event` label of `mef_proxy_events_total`.
@@ -180,6 +181,7 @@ impl Metrics {
             key_operations: Family::new_with_constructor(fast_histogram as MakeHistogram),
             proxy: Family::default(),
             proxy_last_pass: Gauge::default(),
+            cmp_unconfirmed: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -231,7 +233,17 @@ impl Metrics {
             Unit::Seconds,
             m.proxy_last_pass.clone(),
         );
+        r.register(
+            "mef_cmp_unconfirmed_revoked",
+            "CMP certificates revoked because no certConf arrived within confirm_wait",
+            m.cmp_unconfirmed.clone(),
+        );
         m
+    }
+
+    /// A CMP certificate was revoked for want of its certConf.
+    pub fn cmp_unconfirmed_revoked(&self) {
+        self.cmp_unconfirmed.inc();
     }
 
     /// The SCEP proxy's relay completed a pass at `unix` (seconds).

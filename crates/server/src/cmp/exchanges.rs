@@ -1,10 +1,10 @@
 //! CMP transactions between a certificate answer and its certConf, or
 //! between a PENDING answer and the pollReq that collects the certificate
 //! (RFC 4210 §5.3.18, §5.3.22; RFC 9483 §4.1.1, §4.4): kept in memory,
-//! bounded in number and time. A transaction not confirmed within its
-//! time is forgotten (its certificate stays issued: see the README); a
-//! held request survives in storage and its pollReq is answered as long
-//! as the server that held it runs.
+//! bounded in number and time. A certificate not confirmed within its
+//! time is handed to [`Exchanges::unconfirmed`], whose caller revokes it
+//! (the requester never accepted it); a held request survives in storage
+//! and its pollReq is answered as long as the server that held it runs.
 
 use enrolkit_cmp::{BodyType, Exchange};
 use std::collections::HashMap;
@@ -123,6 +123,19 @@ impl Slot {
             Slot::Open(o) => &o.requester,
         }
     }
+    /// An expired slot that may simply be dropped: anything but a
+    /// certificate still waiting for certConf, which only
+    /// [`Exchanges::unconfirmed`] hands out (to be revoked).
+    fn forgettable(&self, now: Instant) -> bool {
+        self.expires() <= now
+            && !matches!(
+                self,
+                Slot::Open(Open {
+                    stage: Stage::Confirm { .. },
+                    ..
+                })
+            )
+    }
 }
 
 /// The open transactions, by transactionID.
@@ -177,11 +190,12 @@ impl Exchanges {
     ) -> Result<Reservation<'_>, ReserveError> {
         let mut m = self.open.lock().map_err(|_| ReserveError::Full)?;
         let now = Instant::now();
-        if m.get(&txid).is_some_and(|s| s.expires() > now) {
+        // An expired certificate awaiting revocation keeps its ID too.
+        if m.get(&txid).is_some_and(|s| !s.forgettable(now)) {
             return Err(ReserveError::InUse);
         }
         if m.len() >= CAPACITY {
-            m.retain(|_, s| s.expires() > now);
+            m.retain(|_, s| !s.forgettable(now));
         }
         if m.len() >= CAPACITY {
             return Err(ReserveError::Full);
@@ -228,16 +242,48 @@ impl Exchanges {
         )
     }
 
-    /// Take the unexpired open transaction `txid` out (not one being decided).
+    /// Take the unexpired open transaction `txid` out (not one being
+    /// decided). An expired one is not taken: a late certConf does not
+    /// save a certificate [`Exchanges::unconfirmed`] is about to revoke.
     pub fn take(&self, txid: &[u8]) -> Option<Open> {
         let mut m = self.open.lock().ok()?;
-        if !matches!(m.get(txid), Some(Slot::Open(_))) {
-            return None;
+        let now = Instant::now();
+        match m.get(txid) {
+            Some(Slot::Open(o)) if o.expires > now => {}
+            Some(s) if s.forgettable(now) => {
+                m.remove(txid);
+                return None;
+            }
+            _ => return None,
         }
         match m.remove(txid) {
-            Some(Slot::Open(o)) if o.expires > Instant::now() => Some(o),
+            Some(Slot::Open(o)) => Some(o),
             _ => None,
         }
+    }
+
+    /// Remove every expired transaction; those whose certificate was never
+    /// confirmed are returned (transactionID, the transaction) for the
+    /// caller to revoke, or to [`Exchanges::restore`] when it cannot yet.
+    pub fn unconfirmed(&self) -> Vec<(Vec<u8>, Open)> {
+        let Ok(mut m) = self.open.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let expired: Vec<Vec<u8>> = m
+            .iter()
+            .filter(|(_, s)| s.expires() <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in expired {
+            if let Some(Slot::Open(o)) = m.remove(&k) {
+                if matches!(o.stage, Stage::Confirm { .. }) {
+                    out.push((k, o));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -314,6 +360,53 @@ mod tests {
         // Confirming one frees a place.
         assert!(x.take(&[0]).is_some());
         keep(&x, &[0xf0], "greedy", MINUTE).unwrap();
+    }
+
+    fn confirming(who: &str, serial: &str, wait: Duration) -> Open {
+        let mut o = open_by(who, wait);
+        o.stage = Stage::Confirm {
+            certificate: Box::new(any_certificate()),
+            serial: serial.into(),
+        };
+        o
+    }
+
+    /// Any certificate: the table only carries it.
+    fn any_certificate() -> Certificate {
+        use x509_cert::der::Decode;
+        let der = include_bytes!("../../../../testvectors/pkix/chains/intermediate.der");
+        Certificate::from_der(der).unwrap()
+    }
+
+    #[test]
+    fn an_unconfirmed_certificate_is_handed_out_for_revocation_not_forgotten() {
+        let x = Exchanges::default();
+        x.reserve(vec![1], Requester::Mac("a".into()), Duration::ZERO)
+            .unwrap()
+            .fill(confirming("a", "0a", Duration::ZERO));
+        x.reserve(vec![2], Requester::Mac("a".into()), Duration::ZERO)
+            .unwrap()
+            .fill(open_by("a", Duration::ZERO));
+        x.reserve(vec![3], Requester::Mac("a".into()), MINUTE)
+            .unwrap()
+            .fill(confirming("a", "0c", MINUTE));
+        // A late certConf does not take it, a new request cannot reuse its
+        // transactionID, and a full table's clean-up keeps it.
+        assert!(x.take(&[1]).is_none());
+        assert_eq!(keep(&x, &[1], "b", MINUTE), Err(ReserveError::InUse));
+        // An expired held transaction is simply forgotten.
+        keep(&x, &[2], "b", MINUTE).unwrap();
+        let due = x.unconfirmed();
+        assert_eq!(due.len(), 1, "only the expired certificate awaiting certConf");
+        let (txid, open) = due.into_iter().next().unwrap();
+        assert_eq!(txid, vec![1]);
+        assert!(matches!(&open.stage, Stage::Confirm { serial, .. } if serial == "0a"));
+        assert!(x.unconfirmed().is_empty(), "handed out once");
+        // A revocation that failed puts it back, to be handed out again.
+        assert!(x.restore(txid, open));
+        assert_eq!(x.unconfirmed().len(), 1);
+        // The unexpired one is still confirmable.
+        assert!(x.take(&[3]).is_some());
     }
 
     #[test]

@@ -232,6 +232,10 @@ impl Protection {
     }
 }
 
+/// Revocation reason of a certificate its requester rejected or never
+/// confirmed: cessationOfOperation (RFC 5280 §5.3.1).
+const REASON_NOT_CONFIRMED: u8 = 5;
+
 /// The CMP server.
 pub struct CmpService {
     s: CmpSetup,
@@ -266,6 +270,40 @@ impl CmpService {
     /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.s.storage
+    }
+
+    /// Revoke (cessationOfOperation) every certificate whose certConf did
+    /// not arrive within `confirm_wait`: its requester never accepted it
+    /// (certConf is how it does, RFC 4210 §5.3.18), so it is not left
+    /// valid for whoever holds its key. `mef serve` calls this every second; a
+    /// revocation the storage refuses is tried again at the next call.
+    /// Returns how many were revoked.
+    pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
+        let mut revoked = 0;
+        for (txid, open) in self.exchanges.unconfirmed() {
+            let Stage::Confirm { serial, .. } = &open.stage else {
+                continue;
+            };
+            match self.s.storage.revoke(serial, ra::unix(now), REASON_NOT_CONFIRMED) {
+                Ok(()) => {
+                    revoked += 1;
+                    self.metrics.cmp_unconfirmed_revoked();
+                    tracing::warn!(
+                        serial = %serial,
+                        transaction_id = %hex::encode(&txid),
+                        "CMP certificate not confirmed (no certConf) within confirm_wait: revoked"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(serial = %serial, error = %e, "cannot revoke an unconfirmed CMP certificate: retrying");
+                    let serial = serial.clone();
+                    if !self.exchanges.restore(txid, open) {
+                        tracing::error!(serial = %serial, "unconfirmed CMP certificate lost from the table: revoke it by hand");
+                    }
+                }
+            }
+        }
+        revoked
     }
 
     fn signing(&self, now: SystemTime) -> Responder<'_> {
@@ -782,7 +820,7 @@ impl CmpService {
             // RFC 4210 §5.3.18: the client rejects the certificate; it is revoked.
             self.s
                 .storage
-                .revoke(serial, ra::unix(SystemTime::now()), 5)
+                .revoke(serial, ra::unix(SystemTime::now()), REASON_NOT_CONFIRMED)
                 .map_err(storage_refusal)?;
             log.outcome = format!("rejected by the client: {serial} revoked");
         }
