@@ -166,6 +166,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, subject TEXT NOT NULL, csr BLOB NOT NULL,
     state TEXT NOT NULL, serial TEXT REFERENCES certificates(serial), fail_info INTEGER, reason TEXT,
     created INTEGER NOT NULL, refusal TEXT, PRIMARY KEY (txid, key_id));
+CREATE INDEX IF NOT EXISTS transactions_state ON transactions (state, created);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS psks (
     identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL, names TEXT,
@@ -200,12 +201,35 @@ fn check_version(conn: &Connection) -> Result<i64> {
     Ok(found)
 }
 
+/// Indexes added to a schema version after it shipped (an index changes
+/// nothing an older build reads or writes, so it needs no new version):
+/// created by [`migrate`] when missing.
+const LATE_INDEXES: [&str; 1] = [
+    // The pending transactions (the proxy's relay pass, its hold caps,
+    // `mef scep pending list`): without it each is a scan of every
+    // transaction ever recorded.
+    "transactions_state",
+];
+
+/// Whether every one of [`LATE_INDEXES`] exists.
+fn has_late_indexes(conn: &Connection) -> Result<bool> {
+    for name in LATE_INDEXES {
+        let has = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")?
+            .exists(params![name])?;
+        if !has {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Bring an SQLite database to [`SCHEMA_VERSION`] in one transaction:
 /// refuse a newer one, create what is missing, add the columns later
 /// versions added, record the version.
 fn migrate(conn: &mut Connection) -> Result<()> {
     // A current database is only read: opening it takes no write lock.
-    if check_version(conn)? == SCHEMA_VERSION {
+    if check_version(conn)? == SCHEMA_VERSION && has_late_indexes(conn)? {
         return Ok(());
     }
     let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -1194,6 +1218,51 @@ mod tests {
         // Opening again changes nothing.
         SqliteStorage::open(&db).unwrap();
         assert_eq!(user_version(&db), SCHEMA_VERSION);
+    }
+
+    /// The query plan of `sql`, one detail per row.
+    /// (`?1`, if the query has it, bound to a subject.)
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let detail = |r: &rusqlite::Row<'_>| r.get::<_, String>(3);
+        let rows: Vec<String> = if sql.contains("?1") {
+            st.query_map(params!["CN=a"], detail)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        } else {
+            st.query_map([], detail).unwrap().map(Result::unwrap).collect()
+        };
+        rows.join("; ")
+    }
+
+    #[test]
+    fn pending_transactions_are_found_by_index_and_an_older_database_gains_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("st.db");
+        drop(SqliteStorage::open(&db).unwrap());
+        // A version-5 database made before the index: the same version,
+        // no index.
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("DROP INDEX transactions_state")
+            .unwrap();
+        let pending = [
+            // As `count_pending` and `list_pending` ask.
+            "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND (?1 IS NULL OR subject = ?1)",
+            "SELECT txid FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT 64",
+        ];
+        for q in pending {
+            let p = plan(&Connection::open(&db).unwrap(), q);
+            assert!(!p.contains("transactions_state"), "{p}");
+        }
+        drop(SqliteStorage::open(&db).unwrap());
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let c = Connection::open(&db).unwrap();
+        for q in pending {
+            let p = plan(&c, q);
+            assert!(p.contains("USING INDEX transactions_state"), "{q}: {p}");
+        }
     }
 
     #[test]
