@@ -8,7 +8,8 @@
 
 use enrolkit_server::ra::RefusalReason;
 use enrolkit_server::storage::{
-    GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, StoredKey, Transaction, TxState, SCHEMA_VERSION,
+    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, Storage, StorageError, StoredKey, Transaction, TxState,
+    SCHEMA_VERSION,
 };
 use enrolkit_server::{PgStorage, SqliteStorage};
 use enrolkit_testkit::postgres::Postgres;
@@ -422,7 +423,8 @@ fn transactions_pending_and_decisions(s: &Backend) {
 }
 
 /// What the proxy's caps and relay read: pending transactions counted (in
-/// all, per subject) and the oldest few, without loading every row.
+/// all, per subject) and a few at a time in the order recorded, resuming
+/// after a cursor, without loading every row.
 fn pending_counts_and_the_oldest_first(s: &Backend) {
     let held = |id: &str, subject: &str, created: i64| {
         let mut t = tx(id, "k", TxState::Pending);
@@ -440,8 +442,35 @@ fn pending_counts_and_the_oldest_first(s: &Backend) {
     assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 3);
     assert_eq!(s.count_pending(Some("CN=none")).unwrap(), 0);
     let ids = |v: Vec<Transaction>| v.into_iter().map(|t| t.transaction_id).collect::<Vec<_>>();
-    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["a", "b"]);
-    assert_eq!(ids(s.oldest_pending(10).unwrap()), ["a", "b", "c", "d"]);
+    let first = s.pending_after(None, 2).unwrap();
+    assert_eq!(ids(first.clone()), ["a", "b"]);
+    assert_eq!(ids(s.pending_after(None, 10).unwrap()), ["a", "b", "c", "d"]);
+    // Resuming after the last one taken.
+    let after_b = PendingCursor::of(&first[1]);
+    assert_eq!(ids(s.pending_after(Some(&after_b), 10).unwrap()), ["c", "d"]);
+    let after_d = PendingCursor::of(&s.pending_after(Some(&after_b), 10).unwrap()[1]);
+    assert!(s.pending_after(Some(&after_d), 10).unwrap().is_empty());
+    // The same time: ordered by transactionID, then key id.
+    let mut e2 = held("e", "CN=e", NOW + 3);
+    e2.key_id = "k2".into();
+    s.record(&e2, None, None, NOW + 3).unwrap();
+    let at_d = ids(s.pending_after(Some(&after_b), 10).unwrap());
+    assert_eq!(at_d, ["c", "d", "e", "e"]);
+    assert_eq!(ids(s.pending_after(Some(&after_d), 1).unwrap()), ["e"]);
+    let e1 = PendingCursor::of(&s.pending_after(Some(&after_d), 1).unwrap()[0]);
+    assert_eq!(e1.key_id, "k");
+    let rest = s.pending_after(Some(&e1), 5).unwrap();
+    assert_eq!((rest.len(), rest[0].key_id.as_str()), (1, "k2"));
+    for k in ["k", "k2"] {
+        s.decide(
+            "e",
+            k,
+            &TxState::Rejected(RefusalReason::UpstreamRefused, "no".into()),
+            None,
+            NOW + 4,
+        )
+        .unwrap();
+    }
     s.decide(
         &a.transaction_id,
         &a.key_id,
@@ -451,7 +480,7 @@ fn pending_counts_and_the_oldest_first(s: &Backend) {
     )
     .unwrap();
     assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 2);
-    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["b", "c"]);
+    assert_eq!(ids(s.pending_after(None, 2).unwrap()), ["b", "c"]);
 }
 
 fn certificates_and_revocation(s: &Backend) {

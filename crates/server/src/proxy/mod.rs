@@ -32,7 +32,7 @@
 
 use crate::metrics::Metrics;
 use crate::ra::{unix, RefusalReason, Verifier};
-use crate::storage::{Storage, Transaction, TxState};
+use crate::storage::{PendingCursor, Storage, Transaction, TxState};
 use enrolkit_keys::{KeyError, KeyKind, SignatureAlgorithm, Signer};
 use enrolkit_pki::Authority;
 use spki::SubjectPublicKeyInfoOwned;
@@ -271,6 +271,8 @@ pub struct Relay {
     crl_interval: Duration,
     crl_asked: std::sync::Mutex<Option<SystemTime>>,
     max_per_pass: usize,
+    /// Where the last pass stopped (`None`: at the end, start from the oldest).
+    resume: std::sync::Mutex<Option<PendingCursor>>,
 }
 
 /// Upstream exchanges per pass unless [`Relay::max_per_pass`] says otherwise.
@@ -289,12 +291,14 @@ impl Relay {
             crl_interval: Duration::ZERO,
             crl_asked: std::sync::Mutex::new(None),
             max_per_pass: DEFAULT_MAX_PER_PASS,
+            resume: std::sync::Mutex::new(None),
         }
     }
 
     /// Work on at most `n` pending transactions per pass (so at most `n`
-    /// upstream exchanges), the oldest first; the others wait for a later
-    /// pass. At least one.
+    /// upstream exchanges); the next pass goes on after the last one taken,
+    /// back to the oldest after the youngest, so every pending transaction
+    /// has its turn however many wait long upstream. At least one.
     pub fn max_per_pass(mut self, n: usize) -> Self {
         self.max_per_pass = n.max(1);
         self
@@ -402,8 +406,34 @@ impl Relay {
         }
     }
 
+    /// The transactions of this pass: at most [`Relay::max_per_pass`], in
+    /// the order they were recorded, after the last one the previous pass
+    /// took and, when those run out, from the oldest again (none twice).
+    fn next_batch(&self) -> Result<Vec<Transaction>, crate::storage::StorageError> {
+        let max = self.max_per_pass;
+        let mut resume = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = self.storage.pending_after(resume.as_ref(), max)?;
+        if batch.len() < max && resume.is_some() {
+            let taken: std::collections::HashSet<PendingCursor> = batch.iter().map(PendingCursor::of).collect();
+            let from_start = self.storage.pending_after(None, max - batch.len())?;
+            batch.extend(
+                from_start
+                    .into_iter()
+                    .filter(|t| !taken.contains(&PendingCursor::of(t))),
+            );
+        }
+        // A full batch: the next pass goes on after its last; a short one
+        // took everything there was, so the next starts at the oldest.
+        *resume = if batch.len() == max {
+            batch.last().map(PendingCursor::of)
+        } else {
+            None
+        };
+        Ok(batch)
+    }
+
     /// One pass over the pending transactions at `now`, at most
-    /// [`Relay::max_per_pass`] of them, oldest first. A transaction
+    /// [`Relay::max_per_pass`] of them, each in its turn ([`Relay::max_per_pass`]). A transaction
     /// decided meanwhile (by another proxy instance sharing the database)
     /// is left as it was decided: `decide` refuses a second decision.
     pub fn pass(&self, now: SystemTime) -> Result<PassReport, String> {
@@ -411,10 +441,7 @@ impl Relay {
         // Before forwarding anything: a held re-enrolment whose certificate
         // the upstream revoked meanwhile is refused below, not forwarded.
         self.learn_revocations(now);
-        let pending = self
-            .storage
-            .oldest_pending(self.max_per_pass)
-            .map_err(|e| format!("pending transactions: {e}"))?;
+        let pending = self.next_batch().map_err(|e| format!("pending transactions: {e}"))?;
         for tx in pending {
             let polling = self.pending_upstream(&tx);
             match step(tx.created, unix(now), self.window, polling) {

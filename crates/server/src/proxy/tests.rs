@@ -412,7 +412,7 @@ fn an_upstream_text_with_control_characters_still_runs_the_hook() {
 }
 
 #[test]
-fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
+fn a_pass_works_on_at_most_max_per_pass_transactions_each_in_its_turn() {
     let w = world(vec![], Duration::from_secs(3600));
     let relay = w.relay.max_per_pass(2);
     let now = SystemTime::now();
@@ -425,11 +425,13 @@ fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
     assert_eq!((r.forwarded, r.pending), (2, 2));
     let csrs = |from: usize| -> Vec<Vec<u8>> { w.asked.lock().unwrap()[from..].iter().map(|a| a.1.clone()).collect() };
     assert_eq!(csrs(0), [t1.csr.clone(), t2.csr.clone()]);
-    // Still pending, still the oldest: the next pass takes the same two
-    // (the cap bounds a pass; the window bounds how long one is held).
+    // Still pending upstream: the next pass goes on with the younger two
+    // (long-pending ones do not starve the rest), then back to the oldest.
     relay.pass(now).unwrap();
-    assert_eq!(csrs(2), [t1.csr.clone(), t2.csr.clone()]);
-    // Once they are decided, the younger ones get their turn.
+    assert_eq!(csrs(2), [t3.csr.clone(), t4.csr.clone()]);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(4), [t1.csr.clone(), t2.csr.clone()]);
+    // Once those are decided, the rest are all there is.
     for t in [&t1, &t2] {
         w.storage
             .decide(
@@ -442,7 +444,15 @@ fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
             .unwrap();
     }
     relay.pass(now).unwrap();
-    assert_eq!(csrs(4), [t3.csr.clone(), t4.csr.clone()]);
+    assert_eq!(csrs(6), [t3.csr.clone(), t4.csr.clone()]);
+    // Those two filled the last pass: the next goes on after d with the
+    // one recorded since, and fills up from the oldest; the one after
+    // goes on from there.
+    let t5 = hold(w.storage.as_ref(), "e", unix(now) - 1);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(8), [t5.csr.clone(), t3.csr.clone()]);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(10), [t4.csr.clone(), t5.csr.clone()]);
 }
 
 /// An upstream that panics on its first request, then answers as `inner`.

@@ -198,6 +198,30 @@ pub struct Transaction {
     pub created: i64,
 }
 
+/// Where a pending transaction stands in the order they were recorded
+/// (created, transactionID, key id: a total order, as stored), for
+/// [`Storage::pending_after`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingCursor {
+    /// [`Transaction::created`].
+    pub created: i64,
+    /// [`Transaction::transaction_id`].
+    pub transaction_id: String,
+    /// [`Transaction::key_id`].
+    pub key_id: String,
+}
+
+impl PendingCursor {
+    /// The place of `t`.
+    pub fn of(t: &Transaction) -> PendingCursor {
+        PendingCursor {
+            created: t.created,
+            transaction_id: t.transaction_id.clone(),
+            key_id: t.key_id.clone(),
+        }
+    }
+}
+
 /// One issued certificate.
 #[derive(Debug, Clone)]
 pub struct IssuedCert {
@@ -379,12 +403,18 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
-    /// The at most `limit` pending transactions recorded first (oldest
-    /// first): what the proxy's relay works on in one pass, without loading
-    /// every held row.
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
-        let mut p = self.pending()?;
-        p.sort_by_key(|t| t.created);
+    /// At most `limit` pending transactions in the order they were
+    /// recorded ([`PendingCursor`]: created, then transactionID and key
+    /// id), the first ones after `after` (from the oldest when `None`):
+    /// what the proxy's relay works on in one pass, without loading every
+    /// held row, resuming where its last pass stopped.
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
+        let mut p: Vec<Transaction> = self
+            .pending()?
+            .into_iter()
+            .filter(|t| after.is_none_or(|a| PendingCursor::of(t) > *a))
+            .collect();
+        p.sort_by_key(PendingCursor::of);
         p.truncate(limit);
         Ok(p)
     }

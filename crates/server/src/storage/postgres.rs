@@ -27,8 +27,8 @@
 
 use super::{
     state_parts, stored_key, stored_refusal, timed_commit, Backend, ChallengeInfo, CommitObserver, CommitObserverSlot,
-    GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, StoredPsk, TokenInfo, Transaction,
-    TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
+    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, PskInfo, Result, Storage, StorageError, StoredPsk, TokenInfo,
+    Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -851,14 +851,21 @@ impl Storage for PgStorage {
         })
     }
 
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (created, txid, key_id) = (
+            after.map(|a| a.created),
+            after.map(|a| a.transaction_id.as_str()),
+            after.map(|a| a.key_id.as_str()),
+        );
         self.with(|c| {
             let r = c.query(
                 &format!(
-                    "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT $1"
+                    "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' \
+                     AND ($1::BIGINT IS NULL OR (created, txid, key_id) > ($1, $2::TEXT, $3::TEXT)) \
+                     ORDER BY created, txid, key_id LIMIT $4"
                 ),
-                &[&limit],
+                &[&created, &txid, &key_id, &limit],
             )?;
             rows(r, row_to_tx)
         })

@@ -715,13 +715,23 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
             let mut st = c.prepare(&format!(
-                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT ?1"
+                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' \
+                 AND (?1 IS NULL OR (created, txid, key_id) > (?1, ?2, ?3)) \
+                 ORDER BY created, txid, key_id LIMIT ?4"
             ))?;
-            let rows = st.query_map(params![limit], row_to_tx)?;
+            let rows = st.query_map(
+                params![
+                    after.map(|a| a.created),
+                    after.map(|a| a.transaction_id.as_str()),
+                    after.map(|a| a.key_id.as_str()),
+                    limit
+                ],
+                row_to_tx,
+            )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -1220,20 +1230,11 @@ mod tests {
         assert_eq!(user_version(&db), SCHEMA_VERSION);
     }
 
-    /// The query plan of `sql`, one detail per row.
-    /// (`?1`, if the query has it, bound to a subject.)
-    fn plan(c: &Connection, sql: &str) -> String {
+    /// The query plan of `sql` with `args`, one detail per row.
+    fn plan(c: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let detail = |r: &rusqlite::Row<'_>| r.get::<_, String>(3);
-        let rows: Vec<String> = if sql.contains("?1") {
-            st.query_map(params!["CN=a"], detail)
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        } else {
-            st.query_map([], detail).unwrap().map(Result::unwrap).collect()
-        };
-        rows.join("; ")
+        let rows = st.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
     #[test]
@@ -1247,20 +1248,28 @@ mod tests {
             .unwrap()
             .execute_batch("DROP INDEX transactions_state")
             .unwrap();
-        let pending = [
-            // As `count_pending` and `list_pending` ask.
-            "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND (?1 IS NULL OR subject = ?1)",
-            "SELECT txid FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT 64",
+        // As `count_pending` and `pending_after` ask.
+        let pending: [(&str, &[&dyn rusqlite::ToSql]); 2] = [
+            (
+                "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND (?1 IS NULL OR subject = ?1)",
+                &[&"CN=a"],
+            ),
+            (
+                "SELECT txid FROM transactions WHERE state = 'pending' \
+                 AND (?1 IS NULL OR (created, txid, key_id) > (?1, ?2, ?3)) \
+                 ORDER BY created, txid, key_id LIMIT 64",
+                &[&1_i64, &"t", &"k"],
+            ),
         ];
-        for q in pending {
-            let p = plan(&Connection::open(&db).unwrap(), q);
+        for (q, args) in pending {
+            let p = plan(&Connection::open(&db).unwrap(), q, args);
             assert!(!p.contains("transactions_state"), "{p}");
         }
         drop(SqliteStorage::open(&db).unwrap());
         assert_eq!(user_version(&db), SCHEMA_VERSION);
         let c = Connection::open(&db).unwrap();
-        for q in pending {
-            let p = plan(&c, q);
+        for (q, args) in pending {
+            let p = plan(&c, q, args);
             assert!(p.contains("USING INDEX transactions_state"), "{q}: {p}");
         }
     }
