@@ -965,16 +965,18 @@ impl EstService {
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
-        if let Some(limit) = &self.policy.auth.hold_limit {
-            match limit.admit(self.storage.as_ref(), &tx.subject) {
-                Ok(()) => {}
+        // Kept until the request is recorded (see HoldLimit::admit).
+        let _permit = match &self.policy.auth.hold_limit {
+            Some(limit) => match limit.admit(self.storage.as_ref(), &tx.subject) {
+                Ok(p) => Some(p),
                 Err(crate::proxy::HoldRefused::Full(why)) => {
                     self.metrics.proxy_event("hold-refused");
                     return Err(Refusal::new(503, why));
                 }
                 Err(crate::proxy::HoldRefused::Storage(e)) => return Err(internal(e)),
-            }
-        }
+            },
+            None => None,
+        };
         let sealed = self.sealer.seal(&terms_aad(tx), &terms.encode()).map_err(internal)?;
         self.storage
             .record_held(tx, auth.consume.as_deref(), &sealed, unix(now))

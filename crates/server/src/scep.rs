@@ -730,16 +730,18 @@ impl ScepService {
             created: unix(now),
         };
         if auth.hold {
-            if let Some(limit) = &self.auth.policy().hold_limit {
-                match limit.admit(self.storage.as_ref(), &tx.subject) {
-                    Ok(()) => {}
+            // Kept until the request is recorded (see HoldLimit::admit).
+            let _permit = match &self.auth.policy().hold_limit {
+                Some(limit) => match limit.admit(self.storage.as_ref(), &tx.subject) {
+                    Ok(p) => Some(p),
                     Err(crate::proxy::HoldRefused::Full(why)) => {
                         self.metrics.proxy_event("hold-refused");
                         return Err(Refusal(FailInfo::BadRequest, why));
                     }
                     Err(crate::proxy::HoldRefused::Storage(e)) => return Err(internal_msg(e)),
-                }
-            }
+                },
+                None => None,
+            };
             // What approval will issue is decided now and kept with it.
             self.storage
                 .record_held(&tx, challenge, auth.names.encode().as_bytes(), unix(now))

@@ -155,13 +155,16 @@ pub struct HoldLimit {
 }
 
 impl HoldLimit {
-    /// `Ok` when a new request for `subject` may be held now; `Err`: why
-    /// not, in words for the client. Checked before the request is
+    /// A permit when a new request for `subject` may be held now; `Err`:
+    /// why not, in words for the client. Checked before the request is
     /// recorded (a retry of a held one is answered from storage before
-    /// this, and never refused by it). Concurrent requests may each pass
-    /// the check before either is recorded: the caps can be exceeded by the
-    /// number of requests in flight, not more.
-    pub fn admit(&self, storage: &dyn Storage, subject: &str) -> Result<(), HoldRefused> {
+    /// this, and never refused by it). The permit serialises the check
+    /// and the recording within this process: keep it until the request
+    /// is recorded, so that concurrent requests cannot each pass the check
+    /// before either is counted. (Several proxy processes sharing one
+    /// database can still overshoot by the requests in flight between them.)
+    pub fn admit(&self, storage: &dyn Storage, subject: &str) -> Result<HoldPermit, HoldRefused> {
+        let permit = HoldPermit(HOLDING.lock().unwrap_or_else(|p| p.into_inner()));
         let total = storage
             .count_pending(None)
             .map_err(|e| HoldRefused::Storage(e.to_string()))?;
@@ -179,7 +182,21 @@ impl HoldLimit {
                  (max_pending_per_client); retry one of them, or try again when they are decided"
             )));
         }
-        Ok(())
+        Ok(permit)
+    }
+}
+
+/// Held while a request is counted against the [`HoldLimit`] and recorded.
+static HOLDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`HoldLimit::admit`]'s permit: until it is dropped, no other request
+/// in this process is counted or recorded as held.
+#[must_use = "keep the permit until the held request is recorded"]
+pub struct HoldPermit(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl std::fmt::Debug for HoldPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HoldPermit")
     }
 }
 

@@ -535,10 +535,10 @@ fn the_hold_limit_counts_pending_transactions_per_subject_and_in_all() {
         tx
     };
     let a1 = held("a1", "CN=a");
-    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
+    assert!(limit.admit(st, "CN=a").is_ok());
     held("a2", "CN=a");
     assert!(matches!(limit.admit(st, "CN=a"), Err(HoldRefused::Full(why)) if why.contains("max_pending_per_client")));
-    assert_eq!(limit.admit(st, "CN=b"), Ok(()));
+    assert!(limit.admit(st, "CN=b").is_ok());
     held("b1", "CN=b");
     assert!(matches!(limit.admit(st, "CN=c"), Err(HoldRefused::Full(why)) if why.contains("max_pending")));
     // Decided transactions no longer count.
@@ -550,6 +550,43 @@ fn the_hold_limit_counts_pending_transactions_per_subject_and_in_all() {
         2,
     )
     .unwrap();
-    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
-    assert_eq!(limit.admit(st, "CN=c"), Ok(()));
+    assert!(limit.admit(st, "CN=a").is_ok());
+    assert!(limit.admit(st, "CN=c").is_ok());
+}
+
+/// Requests arriving together: each counts and records under the permit,
+/// so the cap holds exactly (without it, every one passed the count
+/// before any was recorded).
+#[test]
+fn concurrent_requests_do_not_overshoot_the_hold_limit() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let limit = HoldLimit {
+        per_client: 3,
+        total: 1000,
+    };
+    let n = 12;
+    let barrier = std::sync::Barrier::new(n);
+    let held = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..n {
+            let (st, barrier, held) = (w.storage.as_ref(), &barrier, &held);
+            scope.spawn(move || {
+                barrier.wait();
+                if let Ok(_permit) = limit.admit(st, "CN=same") {
+                    let tx = Transaction {
+                        transaction_id: format!("t{i}"),
+                        key_id: format!("kid-{i}"),
+                        subject: "CN=same".into(),
+                        csr: b"csr".to_vec(),
+                        state: TxState::Pending,
+                        created: 1,
+                    };
+                    st.record_held(&tx, None, b"terms", 1).unwrap();
+                    held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(held.into_inner(), 3);
+    assert_eq!(w.storage.count_pending(Some("CN=same")).unwrap(), 3);
 }
