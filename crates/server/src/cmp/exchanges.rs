@@ -104,37 +104,36 @@ fn deadline(wait: Duration) -> Instant {
 }
 
 /// A table entry: a transaction being decided (reserved before anything
-/// is issued or consumed), or one waiting for its follow-up.
+/// is issued or consumed, until its [`Reservation`] is filled or dropped:
+/// it does not expire), or one waiting for its follow-up.
 enum Slot {
-    Reserved { requester: Requester, expires: Instant },
+    Reserved { requester: Requester },
     Open(Open),
 }
 
 impl Slot {
-    fn expires(&self) -> Instant {
-        match self {
-            Slot::Reserved { expires, .. } => *expires,
-            Slot::Open(o) => o.expires,
-        }
-    }
     fn requester(&self) -> &Requester {
         match self {
-            Slot::Reserved { requester, .. } => requester,
+            Slot::Reserved { requester } => requester,
             Slot::Open(o) => &o.requester,
         }
     }
-    /// An expired slot that may simply be dropped: anything but a
-    /// certificate still waiting for certConf, which only
-    /// [`Exchanges::unconfirmed`] hands out (to be revoked).
+    /// Whether it still stands at `now`: a reservation always, an open
+    /// transaction until its deadline.
+    fn live(&self, now: Instant) -> bool {
+        match self {
+            Slot::Reserved { .. } => true,
+            Slot::Open(o) => o.expires > now,
+        }
+    }
+    /// An expired slot that may simply be dropped: an open transaction
+    /// past its deadline, except a certificate still waiting for certConf,
+    /// which only [`Exchanges::unconfirmed`] hands out (to be revoked).
     fn forgettable(&self, now: Instant) -> bool {
-        self.expires() <= now
-            && !matches!(
-                self,
-                Slot::Open(Open {
-                    stage: Stage::Confirm { .. },
-                    ..
-                })
-            )
+        match self {
+            Slot::Reserved { .. } => false,
+            Slot::Open(o) => o.expires <= now && !matches!(o.stage, Stage::Confirm { .. }),
+        }
     }
 }
 
@@ -155,10 +154,14 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Keep `open` in the reserved slot.
+    /// Keep `open` in the reserved slot (which only this reservation can
+    /// have emptied: a reservation neither expires nor is taken).
     pub fn fill(mut self, open: Open) {
         if let Ok(mut m) = self.exchanges.open.lock() {
-            m.insert(std::mem::take(&mut self.txid), Slot::Open(open));
+            let txid = std::mem::take(&mut self.txid);
+            if matches!(m.get(&txid), Some(Slot::Reserved { .. }) | None) {
+                m.insert(txid, Slot::Open(open));
+            }
         }
         self.filled = true;
     }
@@ -178,16 +181,11 @@ impl Drop for Reservation<'_> {
 }
 
 impl Exchanges {
-    /// Reserve `txid` for a new request by `requester`, valid for `wait`:
-    /// refused when the transactionID is in use (open or being decided),
+    /// Reserve `txid` for a new request by `requester`, until the
+    /// reservation is filled or dropped: refused when the transactionID is in use (open or being decided),
     /// when the table is full, or when the requester holds
     /// [`PER_REQUESTER`] transactions already. Check and insert are one step.
-    pub fn reserve(
-        &self,
-        txid: Vec<u8>,
-        requester: Requester,
-        wait: Duration,
-    ) -> Result<Reservation<'_>, ReserveError> {
+    pub fn reserve(&self, txid: Vec<u8>, requester: Requester) -> Result<Reservation<'_>, ReserveError> {
         let mut m = self.open.lock().map_err(|_| ReserveError::Full)?;
         let now = Instant::now();
         // An expired certificate awaiting revocation keeps its ID too.
@@ -202,18 +200,12 @@ impl Exchanges {
         }
         let held = m
             .values()
-            .filter(|s| s.expires() > now && s.requester() == &requester)
+            .filter(|s| s.live(now) && s.requester() == &requester)
             .count();
         if held >= PER_REQUESTER {
             return Err(ReserveError::RequesterBusy);
         }
-        m.insert(
-            txid.clone(),
-            Slot::Reserved {
-                requester,
-                expires: deadline(wait),
-            },
-        );
+        m.insert(txid.clone(), Slot::Reserved { requester });
         Ok(Reservation {
             exchanges: self,
             txid,
@@ -242,39 +234,47 @@ impl Exchanges {
         )
     }
 
-    /// Take the unexpired open transaction `txid` out (not one being
-    /// decided). An expired one is not taken: a late certConf does not
-    /// save a certificate [`Exchanges::unconfirmed`] is about to revoke.
-    pub fn take(&self, txid: &[u8]) -> Option<Open> {
-        let mut m = self.open.lock().ok()?;
-        let now = Instant::now();
+    /// Take the unexpired open transaction `txid` out if `matches` accepts
+    /// it, deciding under the table's lock: a follow-up that does not match
+    /// (a forged or replayed certConf, another credential) never takes the
+    /// genuine client's transaction out, not even for a moment. `Ok(None)`:
+    /// none open; `Err`: `matches`'s refusal, the transaction left in place.
+    pub fn take_matching<E>(
+        &self,
+        txid: &[u8],
+        matches: impl FnOnce(&Open) -> Result<(), E>,
+    ) -> Result<Option<Open>, E> {
+        let Ok(mut m) = self.open.lock() else {
+            return Ok(None);
+        };
         match m.get(txid) {
-            Some(Slot::Open(o)) if o.expires > now => {}
-            Some(s) if s.forgettable(now) => {
-                m.remove(txid);
-                return None;
-            }
-            _ => return None,
+            Some(Slot::Open(o)) if o.expires > Instant::now() => matches(o)?,
+            _ => return Ok(None),
         }
         match m.remove(txid) {
-            Some(Slot::Open(o)) => Some(o),
-            _ => None,
+            Some(Slot::Open(o)) => Ok(Some(o)),
+            _ => Ok(None),
         }
     }
 
-    /// Remove every expired transaction; those whose certificate was never
-    /// confirmed are returned (transactionID, the transaction) for the
-    /// caller to revoke, or to [`Exchanges::restore`] when it cannot yet.
+    /// Take the unexpired open transaction `txid` out (not one being
+    /// decided), whoever asks ([`Exchanges::take_matching`] with no check).
+    /// An expired one is not taken: a late certConf does not save a
+    /// certificate [`Exchanges::unconfirmed`] is about to revoke.
+    pub fn take(&self, txid: &[u8]) -> Option<Open> {
+        self.take_matching(txid, |_| Ok::<(), std::convert::Infallible>(()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// Remove every expired open transaction (reservations do not expire);
+    /// those whose certificate was never confirmed are returned
+    /// (transactionID, the transaction) for the caller to revoke.
     pub fn unconfirmed(&self) -> Vec<(Vec<u8>, Open)> {
         let Ok(mut m) = self.open.lock() else {
             return Vec::new();
         };
         let now = Instant::now();
-        let expired: Vec<Vec<u8>> = m
-            .iter()
-            .filter(|(_, s)| s.expires() <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let expired: Vec<Vec<u8>> = m.iter().filter(|(_, s)| !s.live(now)).map(|(k, _)| k.clone()).collect();
         let mut out = Vec::new();
         for k in expired {
             if let Some(Slot::Open(o)) = m.remove(&k) {
@@ -309,7 +309,7 @@ mod tests {
     }
 
     fn keep(x: &Exchanges, txid: &[u8], who: &str, wait: Duration) -> Result<(), ReserveError> {
-        x.reserve(txid.to_vec(), Requester::Mac(who.into()), wait)?
+        x.reserve(txid.to_vec(), Requester::Mac(who.into()))?
             .fill(open_by(who, wait));
         Ok(())
     }
@@ -335,16 +335,16 @@ mod tests {
     #[test]
     fn a_reservation_holds_its_transaction_id_until_filled_or_dropped() {
         let x = Exchanges::default();
-        let r = x.reserve(vec![7], Requester::Mac("a".into()), MINUTE).unwrap();
+        let r = x.reserve(vec![7], Requester::Mac("a".into())).unwrap();
         // Being decided: another request with the same ID is refused, and
         // there is nothing to take yet.
         assert!(matches!(
-            x.reserve(vec![7], Requester::Mac("b".into()), MINUTE),
+            x.reserve(vec![7], Requester::Mac("b".into())),
             Err(ReserveError::InUse)
         ));
         assert!(x.take(&[7]).is_none());
         drop(r);
-        let r = x.reserve(vec![7], Requester::Mac("b".into()), MINUTE).unwrap();
+        let r = x.reserve(vec![7], Requester::Mac("b".into())).unwrap();
         r.fill(open_by("b", MINUTE));
         assert!(x.take(&[7]).is_some());
     }
@@ -381,17 +381,17 @@ mod tests {
     #[test]
     fn an_unconfirmed_certificate_is_handed_out_for_revocation_not_forgotten() {
         let x = Exchanges::default();
-        x.reserve(vec![1], Requester::Mac("a".into()), Duration::ZERO)
+        x.reserve(vec![1], Requester::Mac("a".into()))
             .unwrap()
             .fill(confirming("a", "0a", Duration::ZERO));
-        x.reserve(vec![2], Requester::Mac("a".into()), Duration::ZERO)
+        x.reserve(vec![2], Requester::Mac("a".into()))
             .unwrap()
             .fill(open_by("a", Duration::ZERO));
-        x.reserve(vec![3], Requester::Mac("a".into()), MINUTE)
+        x.reserve(vec![3], Requester::Mac("a".into()))
             .unwrap()
             .fill(confirming("a", "0c", MINUTE));
-        // A late certConf does not take it, a new request cannot reuse its
-        // transactionID, and a full table's clean-up keeps it.
+        // A late certConf does not take it, and a new request cannot reuse
+        // its transactionID.
         assert!(x.take(&[1]).is_none());
         assert_eq!(keep(&x, &[1], "b", MINUTE), Err(ReserveError::InUse));
         // An expired held transaction is simply forgotten.
@@ -407,6 +407,49 @@ mod tests {
         assert_eq!(x.unconfirmed().len(), 1);
         // The unexpired one is still confirmable.
         assert!(x.take(&[3]).is_some());
+    }
+
+    #[test]
+    fn a_reservation_does_not_expire_and_a_refused_follow_up_leaves_the_transaction() {
+        let x = Exchanges::default();
+        // Being decided for longer than any wait: not swept, not taken,
+        // its transactionID not given to another request.
+        let r = x.reserve(vec![5], Requester::Mac("a".into())).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(x.unconfirmed().is_empty());
+        assert!(x.take(&[5]).is_none());
+        assert_eq!(keep(&x, &[5], "b", MINUTE), Err(ReserveError::InUse));
+        r.fill(confirming("a", "05", MINUTE));
+        // A follow-up refused by the check stays refused and takes nothing.
+        assert_eq!(x.take_matching(&[5], |_| Err("forged")).unwrap_err(), "forged");
+        assert!(x
+            .take_matching(&[5], |o| if o.requester == Requester::Mac("a".into()) {
+                Ok::<(), &str>(())
+            } else {
+                Err("other")
+            })
+            .unwrap()
+            .is_some());
+        assert!(x.take(&[5]).is_none(), "taken once");
+    }
+
+    /// A full table is cleaned of expired transactions before a request is
+    /// refused, but not of certificates awaiting revocation.
+    #[test]
+    fn a_full_tables_clean_up_keeps_unconfirmed_certificates() {
+        let x = Exchanges::default();
+        for i in 0..CAPACITY {
+            let id = (i as u32).to_be_bytes().to_vec();
+            let who = format!("r{i}");
+            x.reserve(id, Requester::Mac(who.clone())).unwrap().fill(confirming(
+                &who,
+                &format!("{i:x}"),
+                Duration::ZERO,
+            ));
+        }
+        assert_eq!(keep(&x, &[0xff; 5], "late", MINUTE), Err(ReserveError::Full));
+        assert_eq!(x.unconfirmed().len(), CAPACITY);
+        keep(&x, &[0xff; 5], "late", MINUTE).unwrap();
     }
 
     #[test]

@@ -240,6 +240,8 @@ const REASON_NOT_CONFIRMED: u8 = 5;
 pub struct CmpService {
     s: CmpSetup,
     exchanges: Exchanges,
+    /// Certificates to revoke whose revocation failed (serial, transactionID hex).
+    revoke_later: std::sync::Mutex<Vec<(String, String)>>,
     metrics: Arc<Metrics>,
     key_gate: Arc<KeyGate>,
 }
@@ -250,6 +252,7 @@ impl CmpService {
         CmpService {
             s,
             exchanges: Exchanges::default(),
+            revoke_later: std::sync::Mutex::new(Vec::new()),
             metrics: Arc::new(Metrics::new()),
             key_gate: Arc::new(KeyGate::unbounded()),
         }
@@ -274,36 +277,58 @@ impl CmpService {
 
     /// Revoke (cessationOfOperation) every certificate whose certConf did
     /// not arrive within `confirm_wait`: its requester never accepted it
-    /// (certConf is how it does, RFC 4210 §5.3.18), so it is not left
-    /// valid for whoever holds its key. `mef serve` calls this every second; a
-    /// revocation the storage refuses is tried again at the next call.
-    /// Returns how many were revoked.
+    /// (RFC 9483 §4.1.1: a missing certConf is handled like a rejection),
+    /// so it is not left valid for whoever holds its key; and every one a
+    /// rejecting certConf could not revoke at the time. `mef serve` calls
+    /// this every second; a revocation the storage fails is kept and tried
+    /// again at the next call. A certificate revoked meanwhile (by its
+    /// holder's rr, by the operator) counts as done. Returns how many were
+    /// revoked.
     pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
+        let mut due: Vec<(String, String)> = self
+            .exchanges
+            .unconfirmed()
+            .into_iter()
+            .filter_map(|(txid, open)| match open.stage {
+                Stage::Confirm { serial, .. } => Some((serial, hex::encode(txid))),
+                Stage::Held { .. } => None,
+            })
+            .collect();
+        if let Ok(mut later) = self.revoke_later.lock() {
+            due.append(&mut later);
+        }
         let mut revoked = 0;
-        for (txid, open) in self.exchanges.unconfirmed() {
-            let Stage::Confirm { serial, .. } = &open.stage else {
-                continue;
-            };
-            match self.s.storage.revoke(serial, ra::unix(now), REASON_NOT_CONFIRMED) {
+        for (serial, txid) in due {
+            match self.s.storage.revoke(&serial, ra::unix(now), REASON_NOT_CONFIRMED) {
                 Ok(()) => {
                     revoked += 1;
                     self.metrics.cmp_unconfirmed_revoked();
                     tracing::warn!(
                         serial = %serial,
-                        transaction_id = %hex::encode(&txid),
+                        transaction_id = %txid,
                         "CMP certificate not confirmed (no certConf) within confirm_wait: revoked"
                     );
                 }
+                // Already revoked (or gone): nothing left to do.
+                Err(StorageError::NotFound(_)) => {
+                    tracing::info!(serial = %serial, transaction_id = %txid, "unconfirmed CMP certificate was already revoked");
+                }
                 Err(e) => {
                     tracing::error!(serial = %serial, error = %e, "cannot revoke an unconfirmed CMP certificate: retrying");
-                    let serial = serial.clone();
-                    if !self.exchanges.restore(txid, open) {
-                        tracing::error!(serial = %serial, "unconfirmed CMP certificate lost from the table: revoke it by hand");
+                    if let Ok(mut later) = self.revoke_later.lock() {
+                        later.push((serial, txid));
                     }
                 }
             }
         }
         revoked
+    }
+
+    /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`].
+    fn revoke_later(&self, serial: &str) {
+        if let Ok(mut later) = self.revoke_later.lock() {
+            later.push((serial.to_owned(), String::new()));
+        }
     }
 
     fn signing(&self, now: SystemTime) -> Responder<'_> {
@@ -570,7 +595,7 @@ impl CmpService {
         // another request is using) costs no certificate and no challenge.
         let reservation = self
             .exchanges
-            .reserve(to.transaction_id.clone(), p.requester()?, self.s.confirm_wait)
+            .reserve(to.transaction_id.clone(), p.requester()?)
             .map_err(|e| match e {
                 ReserveError::InUse => Refused(
                     FailureInfo::TransactionIdInUse,
@@ -755,36 +780,37 @@ impl CmpService {
             .map_err(|e| Refused(FailureInfo::BadCertTemplate, e.to_string()))
     }
 
-    /// The open transaction of a follow-up (certConf, pollReq), checked:
-    /// same transactionID, recipNonce our last senderNonce, same protection.
-    fn follow_up(&self, v: &VerifiedRequest, p: &Protection) -> Result<Open, Refused> {
+    /// The open transaction of a follow-up (certConf, pollReq), checked
+    /// before it is taken out of the table: same transactionID, recipNonce
+    /// our last senderNonce, same protection, and whatever `body` checks of
+    /// the follow-up's content. A follow-up that fails any check leaves the
+    /// transaction as it was: a forged or malformed certConf neither ends
+    /// the genuine client's transaction nor saves its certificate from
+    /// revocation when confirm_wait ends.
+    fn follow_up(
+        &self,
+        v: &VerifiedRequest,
+        p: &Protection,
+        body: impl FnOnce(&Open) -> Result<(), Refused>,
+    ) -> Result<Open, Refused> {
         let to = v.reply_to();
-        let open = self.exchanges.take(&to.transaction_id).ok_or_else(|| {
+        let requester = p.requester()?;
+        let taken = self.exchanges.take_matching(&to.transaction_id, |open| {
+            open.exchange.check_answer(&v.message.header).map_err(Refused::from)?;
+            if requester != open.requester {
+                return Err(Refused(
+                    FailureInfo::NotAuthorized,
+                    "protected by another credential than the request".into(),
+                ));
+            }
+            body(open)
+        })?;
+        taken.ok_or_else(|| {
             Refused(
                 FailureInfo::BadRequest,
                 "no open transaction with this transactionID (unknown, finished or timed out)".into(),
             )
-        })?;
-        let checked = open
-            .exchange
-            .check_answer(&v.message.header)
-            .map_err(Refused::from)
-            .and_then(|()| {
-                if p.requester()? == open.requester {
-                    Ok(())
-                } else {
-                    Err(Refused(
-                        FailureInfo::NotAuthorized,
-                        "protected by another credential than the request".into(),
-                    ))
-                }
-            });
-        if let Err(r) = checked {
-            // A forged follow-up does not end the genuine client's transaction.
-            let _ = self.exchanges.restore(to.transaction_id, open);
-            return Err(r);
-        }
-        Ok(open)
+        })
     }
 
     fn confirm(
@@ -795,34 +821,49 @@ impl CmpService {
         responder: &Responder<'_>,
         log: &mut CmpOutcome,
     ) -> Result<Vec<u8>, Refused> {
-        let open = self.follow_up(v, p)?;
-        let Stage::Confirm { certificate, serial } = &open.stage else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "certConf before the certificate was sent".into(),
-            ));
+        let open = self.follow_up(v, p, |open| {
+            let Stage::Confirm { certificate, .. } = &open.stage else {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "certConf before the certificate was sent".into(),
+                ));
+            };
+            let [status] = statuses else {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "certConf with other than one CertStatus".into(),
+                ));
+            };
+            if status.id()? != open.cert_req_id || !status.matches(certificate)? {
+                return Err(Refused(
+                    FailureInfo::BadCertId,
+                    "certConf does not name the certificate sent (certReqId, certHash)".into(),
+                ));
+            }
+            Ok(())
+        })?;
+        let (Stage::Confirm { serial, .. }, [status]) = (&open.stage, statuses) else {
+            // Checked by follow_up.
+            return Err(internal("certConf checked but not for a certificate"));
         };
-        let [status] = statuses else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "certConf with other than one CertStatus".into(),
-            ));
-        };
-        if status.id()? != open.cert_req_id || !status.matches(certificate)? {
-            return Err(Refused(
-                FailureInfo::BadCertId,
-                "certConf does not name the certificate sent (certReqId, certHash)".into(),
-            ));
-        }
         if status.accepted() {
             log.outcome = format!("confirmed {serial}");
         } else {
             // RFC 4210 §5.3.18: the client rejects the certificate; it is revoked.
-            self.s
+            match self
+                .s
                 .storage
                 .revoke(serial, ra::unix(SystemTime::now()), REASON_NOT_CONFIRMED)
-                .map_err(storage_refusal)?;
-            log.outcome = format!("rejected by the client: {serial} revoked");
+            {
+                Ok(()) | Err(StorageError::NotFound(_)) => {
+                    log.outcome = format!("rejected by the client: {serial} revoked");
+                }
+                Err(e) => {
+                    // Revoked later by revoke_unconfirmed, whatever the client does now.
+                    self.revoke_later(serial);
+                    return Err(internal(e));
+                }
+            }
         }
         log.result = "accepted";
         let mut to = v.reply_to();
@@ -838,7 +879,7 @@ impl CmpService {
         responder: &Responder<'_>,
         log: &mut CmpOutcome,
     ) -> Result<Vec<u8>, Refused> {
-        let open = self.follow_up(v, p)?;
+        let open = self.follow_up(v, p, |_| Ok(()))?;
         let Stage::Held { key_id } = &open.stage else {
             return Err(Refused(
                 FailureInfo::BadRequest,
