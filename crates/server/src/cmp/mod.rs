@@ -700,16 +700,22 @@ impl CmpService {
         log.outcome = format!("{} issued {}", log.outcome, issued.serial);
         log.result = "accepted";
         to.origin = Some(origin);
-        let (der, open) = self.deliver(
-            v.implicit_confirm,
-            &to,
-            origin,
-            cert_req_id,
-            cert,
-            issued.serial,
-            requester,
-            responder,
-        )?;
+        let serial = issued.serial.clone();
+        let (der, open) = self
+            .deliver(
+                v.implicit_confirm,
+                &to,
+                origin,
+                cert_req_id,
+                cert,
+                issued.serial,
+                requester,
+                responder,
+            )
+            .inspect_err(|_| {
+                // Issued and recorded but never sent: not left valid.
+                self.revoke_later(&serial);
+            })?;
         if let Some(open) = open {
             reservation.fill(open);
         }
@@ -879,25 +885,35 @@ impl CmpService {
         responder: &Responder<'_>,
         log: &mut CmpOutcome,
     ) -> Result<Vec<u8>, Refused> {
-        let open = self.follow_up(v, p, |_| Ok(()))?;
+        // Checked before the transaction is taken: a pollReq for a
+        // certificate awaiting certConf, or for another certReqId, leaves it.
+        let open = self.follow_up(v, p, |open| {
+            if !matches!(open.stage, Stage::Held { .. }) {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "pollReq for a transaction that is not waiting".into(),
+                ));
+            }
+            if id != open.cert_req_id {
+                return Err(Refused(FailureInfo::BadCertId, "pollReq for another certReqId".into()));
+            }
+            Ok(())
+        })?;
         let Stage::Held { key_id } = &open.stage else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "pollReq for a transaction that is not waiting".into(),
-            ));
+            return Err(internal("pollReq checked but not for a held request"));
         };
-        if id != open.cert_req_id {
-            return Err(Refused(FailureInfo::BadCertId, "pollReq for another certReqId".into()));
-        }
         let mut to = v.reply_to();
         to.origin = Some(open.origin);
         let txid = format!("cmp-{}", hex::encode(&to.transaction_id));
-        let tx = self
-            .s
-            .storage
-            .transaction(&txid, key_id)
-            .map_err(storage_refusal)?
-            .ok_or_else(|| internal(format!("held transaction {txid} missing")))?;
+        let tx = match self.s.storage.transaction(&txid, key_id) {
+            Ok(Some(tx)) => tx,
+            Ok(None) => return Err(internal(format!("held transaction {txid} missing"))),
+            Err(e) => {
+                // The client may poll again.
+                let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                return Err(storage_refusal(e));
+            }
+        };
         match &tx.state {
             TxState::Pending => {
                 let (der, exchange) = responder.poll_response(
@@ -945,6 +961,9 @@ impl CmpService {
                 )?;
                 if let Some(next) = next {
                     if !self.exchanges.restore(to.transaction_id.clone(), next) {
+                        // Not delivered and not tracked for its certConf:
+                        // it must not stay valid unconfirmed.
+                        self.revoke_later(serial);
                         return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
                     }
                 }
