@@ -272,12 +272,16 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
     let db = pg.fresh_database();
     let key: Vec<u8> = (0..32u8).map(|i| 0x5a ^ i.wrapping_mul(11)).collect();
     drop(open(&pg, &db));
-    // Back to version 3: no sealed column, the key in `key`.
+    // Back to version 3: no sealed column (nor the handshake triggers,
+    // which came later), the key in `key`.
     let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
     pg.psql(
         &db,
         &format!(
-            "ALTER TABLE psks DROP COLUMN sealed; \
+            "DROP TRIGGER handshake_psks ON psks; DROP TRIGGER handshake_enrolments ON rspf_enrolments; \
+             DROP TRIGGER handshake_gba ON gba_stub; DROP FUNCTION enrolkit_handshake_generation(); \
+             DELETE FROM meta WHERE key = 'handshake_generation'; \
+             ALTER TABLE psks DROP COLUMN sealed; \
              UPDATE meta SET value = 3 WHERE key = 'schema_version'; \
              INSERT INTO psks (identity, key, label, created) VALUES ('kpm-old', '\\x{hex_key}', 'old', 1); \
              CHECKPOINT;"
@@ -296,6 +300,13 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
         enrolkit_server::storage::SCHEMA_VERSION.to_string(),
         "upgraded to the current schema"
     );
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'handshake_%'")
+            .trim(),
+        "3",
+        "the handshake triggers added"
+    );
+    assert!(st.handshake_generation().unwrap().is_some());
     assert!(matches!(st.psk("kpm-old").unwrap().unwrap().key, StoredKey::Clear(_)));
     let sealer = PskSealer::new(&[7; 32]).unwrap();
     assert_eq!(sealer.seal_stored(&st).unwrap(), 1);

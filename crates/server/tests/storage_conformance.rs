@@ -92,6 +92,7 @@ conformance!(
     challenge_labels_are_unique_and_bindings_kept,
     psk_bindings_are_kept,
     rejections_keep_their_typed_reason,
+    the_handshake_generation_moves_with_what_handshakes_use,
 );
 
 /// Version 3: a non-empty label names one challenge (empty ones repeat);
@@ -688,6 +689,69 @@ fn enrolment_records(s: &Backend) {
     assert_eq!(s.purge_enrolments(NOW + 50).unwrap(), 0);
     let left: Vec<_> = s.enrolments().unwrap().into_iter().map(|r| r.relative_ke_id).collect();
     assert_eq!(left, vec!["KEA", "KEC"]);
+}
+
+/// Every change of a PSK, an Enrolment Key record or a GBA bootstrap
+/// moves the handshake generation (the views reload on it); what
+/// handshakes do not use (a completion, a token, a certificate) does not,
+/// and neither does a failed write.
+fn the_handshake_generation_moves_with_what_handshakes_use(s: &Backend) {
+    let g = || {
+        s.handshake_generation()
+            .unwrap()
+            .expect("this backend keeps a generation")
+    };
+    let mut last = g();
+    let mut moved = |what: &str, expected: bool| {
+        let now = g();
+        assert_eq!(now != last, expected, "{what}: {last} -> {now}");
+        assert!(now >= last, "{what}: went back");
+        last = now;
+    };
+    s.add_psk("kpm-g", b"sealed", "", NOW).unwrap();
+    moved("PSK added", true);
+    conflict_or_not_found(s.add_psk("kpm-g", b"sealed", "", NOW));
+    moved("PSK refused", false);
+    s.seal_psks(&[("kpm-g".into(), b"resealed".to_vec())]).unwrap();
+    moved("PSK sealed (none was clear)", false);
+    s.remove_psk("kpm-g").unwrap();
+    moved("PSK removed", true);
+    s.record_enrolment(&ke("G", "gina", NOW, NOW + 100), None, NOW).unwrap();
+    moved("enrolment recorded", true);
+    s.complete_enrolment("KEG", "certificate", true, NOW).unwrap();
+    moved("completion", false);
+    s.add_rspf_token(b"token-g", "gina", NOW, None).unwrap();
+    moved("token", false);
+    s.delete_enrolment("KEG").unwrap();
+    moved("enrolment withdrawn", true);
+    s.record_enrolment(&ke("H", "gina", NOW, NOW + 1), None, NOW).unwrap();
+    moved("enrolment recorded", true);
+    assert_eq!(s.purge_enrolments(NOW + 1).unwrap(), 1);
+    moved("expired enrolment purged", true);
+    s.add_gba_bootstrap(&GbaBootstrap {
+        btid: "g@bsf.example".into(),
+        impi: "impi-g".into(),
+        expires: NOW + 10,
+        sealed_ks: vec![1],
+    })
+    .unwrap();
+    moved("GBA bootstrap", true);
+    s.record(
+        &tx("tg", "k", TxState::Issued("0g".into())),
+        None,
+        Some(&cert("0g")),
+        NOW,
+    )
+    .unwrap();
+    moved("certificate", false);
+}
+
+/// A refused duplicate: either refusal the backends give.
+fn conflict_or_not_found<T: std::fmt::Debug>(r: Result<T, StorageError>) {
+    assert!(
+        matches!(r, Err(StorageError::NotFound(_) | StorageError::Conflict(_))),
+        "{r:?}"
+    );
 }
 
 fn gba_bootstraps(s: &Backend) {

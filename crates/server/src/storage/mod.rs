@@ -403,6 +403,15 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
+    /// A number that moves whenever an operator PSK, an Enrolment Key
+    /// record or a GBA bootstrap is added, changed (its key, names,
+    /// expiry) or removed — by any process sharing the database, older
+    /// builds included, since triggers in the database keep it — so the
+    /// in-memory handshake views ([`crate::handshake`]) reload only when
+    /// it moved. `None`: this backend keeps none (reload every time).
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
     /// At most `limit` pending transactions in the order they were
     /// recorded ([`PendingCursor`]: created, then transactionID and key
     /// id), the first ones after `after` (from the oldest when `None`):

@@ -85,6 +85,36 @@ CREATE TABLE IF NOT EXISTS generated_keys (
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
+/// The handshake generation ([`Storage::handshake_generation`]): a row in
+/// `meta`, a function and a trigger per table that move it on every change
+/// of what the handshake views hold (an older build's writes included),
+/// each created only when missing (creating a trigger locks its table).
+const HANDSHAKE_FUNCTION: &str = "
+CREATE FUNCTION enrolkit_handshake_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation';
+    RETURN NULL;
+END $$";
+
+/// (trigger name, its definition) — see [`HANDSHAKE_FUNCTION`].
+const HANDSHAKE_TRIGGERS: [(&str, &str); 3] = [
+    (
+        "handshake_psks",
+        "CREATE TRIGGER handshake_psks AFTER INSERT OR DELETE OR UPDATE OF key, sealed, names ON psks \
+         FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_enrolments",
+        "CREATE TRIGGER handshake_enrolments AFTER INSERT OR DELETE OR UPDATE OF relative_kre_id, expires, sealed \
+         ON rspf_enrolments FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_gba",
+        "CREATE TRIGGER handshake_gba AFTER INSERT OR DELETE OR UPDATE ON gba_stub \
+         FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+    ),
+];
+
 const CERT_COLS: &str = "serial, subject, der, not_after, revoked_at, reason";
 
 impl From<postgres::Error> for StorageError {
@@ -439,6 +469,32 @@ impl PgStorage {
             }
             if found < 5 {
                 t.batch_execute("ALTER TABLE challenges ADD COLUMN IF NOT EXISTS sealed BYTEA")?;
+            }
+            t.execute(
+                "INSERT INTO meta (key, value) VALUES ('handshake_generation', 0) ON CONFLICT (key) DO NOTHING",
+                &[],
+            )?;
+            let has_function = t
+                .query_opt(
+                    "SELECT 1 FROM pg_proc WHERE proname = 'enrolkit_handshake_generation' \
+                     AND pronamespace = current_schema()::regnamespace",
+                    &[],
+                )?
+                .is_some();
+            if !has_function {
+                t.batch_execute(HANDSHAKE_FUNCTION)?;
+            }
+            for (name, ddl) in HANDSHAKE_TRIGGERS {
+                let has = t
+                    .query_opt(
+                        "SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid \
+                         WHERE g.tgname = $1 AND c.relnamespace = current_schema()::regnamespace",
+                        &[&name],
+                    )?
+                    .is_some();
+                if !has {
+                    t.batch_execute(ddl)?;
+                }
             }
             if found != SCHEMA_VERSION {
                 t.execute(
@@ -1168,6 +1224,16 @@ impl Storage for PgStorage {
                 &[],
             )?;
             rows(r, row_to_ke)
+        })
+    }
+
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        self.with(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = 'handshake_generation'", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
         })
     }
 

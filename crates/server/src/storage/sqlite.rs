@@ -189,6 +189,33 @@ CREATE TABLE IF NOT EXISTS generated_keys (
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
 ";
 
+/// The handshake generation ([`Storage::handshake_generation`]): a row in
+/// `meta` and triggers that move it on every change of what the handshake
+/// views hold (an older build's writes included). Applied by [`migrate`]
+/// after the columns they name exist.
+const HANDSHAKE_TRIGGERS: &str = "
+INSERT OR IGNORE INTO meta (key, value) VALUES ('handshake_generation', 0);
+CREATE TRIGGER IF NOT EXISTS handshake_psks_insert AFTER INSERT ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_psks_update AFTER UPDATE OF key, sealed, names ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_psks_delete AFTER DELETE ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_insert AFTER INSERT ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_update
+    AFTER UPDATE OF relative_kre_id, expires, sealed ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_delete AFTER DELETE ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_insert AFTER INSERT ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_update AFTER UPDATE ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_delete AFTER DELETE ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+";
+
 /// The database's schema version; refused when newer than this build's.
 fn check_version(conn: &Connection) -> Result<i64> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -201,22 +228,24 @@ fn check_version(conn: &Connection) -> Result<i64> {
     Ok(found)
 }
 
-/// Indexes added to a schema version after it shipped (an index changes
-/// nothing an older build reads or writes, so it needs no new version):
-/// created by [`migrate`] when missing.
-const LATE_INDEXES: [&str; 1] = [
+/// Indexes and triggers added to a schema version after it shipped (they
+/// change nothing an older build reads or writes, so they need no new
+/// version): created by [`migrate`] when missing.
+const LATE_OBJECTS: [(&str, &str); 2] = [
     // The pending transactions (the proxy's relay pass, its hold caps,
     // `mef scep pending list`): without it each is a scan of every
     // transaction ever recorded.
-    "transactions_state",
+    ("index", "transactions_state"),
+    // The handshake generation (one of the nine; all are created together).
+    ("trigger", "handshake_gba_delete"),
 ];
 
-/// Whether every one of [`LATE_INDEXES`] exists.
-fn has_late_indexes(conn: &Connection) -> Result<bool> {
-    for name in LATE_INDEXES {
+/// Whether every one of [`LATE_OBJECTS`] exists.
+fn has_late_objects(conn: &Connection) -> Result<bool> {
+    for (kind, name) in LATE_OBJECTS {
         let has = conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")?
-            .exists(params![name])?;
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2")?
+            .exists(params![kind, name])?;
         if !has {
             return Ok(false);
         }
@@ -229,7 +258,7 @@ fn has_late_indexes(conn: &Connection) -> Result<bool> {
 /// versions added, record the version.
 fn migrate(conn: &mut Connection) -> Result<()> {
     // A current database is only read: opening it takes no write lock.
-    if check_version(conn)? == SCHEMA_VERSION && has_late_indexes(conn)? {
+    if check_version(conn)? == SCHEMA_VERSION && has_late_objects(conn)? {
         return Ok(());
     }
     let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -253,6 +282,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         }
     }
     t.execute_batch(UNIQUE_LABELS)?;
+    t.execute_batch(HANDSHAKE_TRIGGERS)?;
     if found != SCHEMA_VERSION {
         t.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     }
@@ -1003,6 +1033,16 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM meta WHERE key = 'handshake_generation'")?
+                    .query_row([], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
     fn purge_enrolments(&self, now: i64) -> Result<usize> {
         self.with(|c| Ok(c.execute("DELETE FROM rspf_enrolments WHERE expires <= ?1", params![now])?))
     }
@@ -1272,6 +1312,42 @@ mod tests {
             let p = plan(&c, q, args);
             assert!(p.contains("USING INDEX transactions_state"), "{q}: {p}");
         }
+    }
+
+    #[test]
+    fn a_database_without_the_handshake_triggers_gains_them_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("st.db");
+        drop(SqliteStorage::open(&db).unwrap());
+        let triggers = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'handshake_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let c = Connection::open(&db).unwrap();
+        assert_eq!(triggers(&c), 9);
+        // As a current-version database made before them.
+        for name in c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+        {
+            c.execute_batch(&format!("DROP TRIGGER {name}")).unwrap();
+        }
+        c.execute_batch("DELETE FROM meta WHERE key = 'handshake_generation'")
+            .unwrap();
+        assert_eq!(triggers(&c), 0);
+        let st = SqliteStorage::open(&db).unwrap();
+        assert_eq!(triggers(&c), 9);
+        let g = st.handshake_generation().unwrap().unwrap();
+        st.add_psk("kpm-t", b"sealed", "", 1).unwrap();
+        assert_eq!(st.handshake_generation().unwrap(), Some(g + 1));
     }
 
     #[test]
