@@ -271,7 +271,14 @@ impl std::fmt::Debug for Token {
 /// over about a second, before it is an error.
 fn discover(
     ctx: &cryptoki::context::Pkcs11,
-) -> Result<Vec<(cryptoki::slot::Slot, cryptoki::slot::SlotInfo, cryptoki::slot::TokenInfo)>, Pkcs11Error> {
+) -> Result<
+    Vec<(
+        cryptoki::slot::Slot,
+        cryptoki::slot::SlotInfo,
+        cryptoki::slot::TokenInfo,
+    )>,
+    Pkcs11Error,
+> {
     use cryptoki::error::{Error as CkError, RvError};
     let once = || -> Result<Vec<_>, (&'static str, CkError)> {
         let slots = ctx

@@ -235,7 +235,7 @@ impl Metrics {
         );
         r.register(
             "mef_cmp_unconfirmed_revoked",
-            "CMP certificates revoked because no certConf arrived within confirm_wait",
+            "CMP certificates revoked as never accepted: no certConf within confirm_wait, or never delivered",
             m.cmp_unconfirmed.clone(),
         );
         m

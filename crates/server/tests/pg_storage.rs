@@ -278,8 +278,7 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
     pg.psql(
         &db,
         &format!(
-            "DROP TRIGGER handshake_psks ON psks; DROP TRIGGER handshake_enrolments ON rspf_enrolments; \
-             DROP TRIGGER handshake_gba ON gba_stub; DROP FUNCTION enrolkit_handshake_generation(); \
+            "DROP FUNCTION enrolkit_handshake_generation() CASCADE; \
              DELETE FROM meta WHERE key = 'handshake_generation'; \
              ALTER TABLE psks DROP COLUMN sealed; \
              UPDATE meta SET value = 3 WHERE key = 'schema_version'; \
@@ -303,7 +302,7 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
     assert_eq!(
         pg.psql(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'handshake_%'")
             .trim(),
-        "3",
+        "6",
         "the handshake triggers added"
     );
     assert!(st.handshake_generation().unwrap().is_some());
@@ -472,4 +471,34 @@ fn storage_over_tls_and_the_server_certificate_checked_under_verify_full() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("database_sslmode"), "{e}");
+}
+
+/// What an operator does by hand in psql moves the handshake generation
+/// too: a TRUNCATE (which row triggers miss), a renamed identity, a DELETE
+/// from a session whose search_path does not name the schema.
+#[test]
+fn changes_made_by_hand_move_the_handshake_generation() {
+    let pg = Postgres::start();
+    let db = pg.fresh_database();
+    let st = open(&pg, &db);
+    st.add_psk("kpm-a", b"sealed", "", 1).unwrap();
+    st.add_psk("kpm-b", b"sealed", "", 1).unwrap();
+    let g = || st.handshake_generation().unwrap().unwrap();
+    let before = g();
+    pg.psql(&db, "UPDATE psks SET identity = 'kpm-renamed' WHERE identity = 'kpm-a'");
+    let renamed = g();
+    assert!(renamed > before, "rename: {before} -> {renamed}");
+    pg.psql(
+        &db,
+        "SET search_path = pg_catalog; DELETE FROM public.psks WHERE identity = 'kpm-b'",
+    );
+    let deleted = g();
+    assert!(
+        deleted > renamed,
+        "delete under another search_path: {renamed} -> {deleted}"
+    );
+    pg.psql(&db, "TRUNCATE psks");
+    let truncated = g();
+    assert!(truncated > deleted, "truncate: {deleted} -> {truncated}");
+    assert!(st.psks().unwrap().is_empty());
 }

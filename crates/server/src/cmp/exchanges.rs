@@ -157,7 +157,8 @@ impl Reservation<'_> {
     /// Keep `open` in the reserved slot (which only this reservation can
     /// have emptied: a reservation neither expires nor is taken).
     pub fn fill(mut self, open: Open) {
-        if let Ok(mut m) = self.exchanges.open.lock() {
+        {
+            let mut m = self.exchanges.open.lock().unwrap_or_else(|p| p.into_inner());
             let txid = std::mem::take(&mut self.txid);
             if matches!(m.get(&txid), Some(Slot::Reserved { .. }) | None) {
                 m.insert(txid, Slot::Open(open));
@@ -172,7 +173,8 @@ impl Drop for Reservation<'_> {
         if self.filled {
             return;
         }
-        if let Ok(mut m) = self.exchanges.open.lock() {
+        {
+            let mut m = self.exchanges.open.lock().unwrap_or_else(|p| p.into_inner());
             if matches!(m.get(&self.txid), Some(Slot::Reserved { .. })) {
                 m.remove(&self.txid);
             }
@@ -186,7 +188,7 @@ impl Exchanges {
     /// when the table is full, or when the requester holds
     /// [`PER_REQUESTER`] transactions already. Check and insert are one step.
     pub fn reserve(&self, txid: Vec<u8>, requester: Requester) -> Result<Reservation<'_>, ReserveError> {
-        let mut m = self.open.lock().map_err(|_| ReserveError::Full)?;
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         // An expired certificate awaiting revocation keeps its ID too.
         if m.get(&txid).is_some_and(|s| !s.forgettable(now)) {
@@ -217,9 +219,7 @@ impl Exchanges {
     /// forged certConf must not end the genuine client's transaction);
     /// `false` when its slot was taken meanwhile or the table is full.
     pub fn restore(&self, txid: Vec<u8>, open: Open) -> bool {
-        let Ok(mut m) = self.open.lock() else {
-            return false;
-        };
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= CAPACITY || m.contains_key(&txid) {
             return false;
         }
@@ -229,9 +229,8 @@ impl Exchanges {
 
     /// Whether `txid` is open, waiting for a follow-up protected as `requester`.
     pub fn is_open_for(&self, txid: &[u8], requester: &Requester) -> bool {
-        self.open.lock().is_ok_and(
-            |m| matches!(m.get(txid), Some(Slot::Open(o)) if &o.requester == requester && o.expires > Instant::now()),
-        )
+        let m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(m.get(txid), Some(Slot::Open(o)) if &o.requester == requester && o.expires > Instant::now())
     }
 
     /// Take the unexpired open transaction `txid` out if `matches` accepts
@@ -244,9 +243,9 @@ impl Exchanges {
         txid: &[u8],
         matches: impl FnOnce(&Open) -> Result<(), E>,
     ) -> Result<Option<Open>, E> {
-        let Ok(mut m) = self.open.lock() else {
-            return Ok(None);
-        };
+        // A panic elsewhere while the table was held leaves it whole
+        // (every change is one map operation): go on with it.
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         match m.get(txid) {
             Some(Slot::Open(o)) if o.expires > Instant::now() => matches(o)?,
             _ => return Ok(None),
@@ -270,9 +269,7 @@ impl Exchanges {
     /// those whose certificate was never confirmed are returned
     /// (transactionID, the transaction) for the caller to revoke.
     pub fn unconfirmed(&self) -> Vec<(Vec<u8>, Open)> {
-        let Ok(mut m) = self.open.lock() else {
-            return Vec::new();
-        };
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let expired: Vec<Vec<u8>> = m.iter().filter(|(_, s)| !s.live(now)).map(|(k, _)| k.clone()).collect();
         let mut out = Vec::new();

@@ -232,6 +232,16 @@ impl Protection {
     }
 }
 
+/// A certificate [`CmpService::revoke_unconfirmed`] is to revoke.
+#[derive(Debug)]
+struct Due {
+    serial: String,
+    /// transactionID (hex), when known.
+    transaction_id: String,
+    /// Why, for the log.
+    why: &'static str,
+}
+
 /// Revocation reason of a certificate its requester rejected or never
 /// confirmed: cessationOfOperation (RFC 5280 §5.3.1).
 const REASON_NOT_CONFIRMED: u8 = 5;
@@ -240,8 +250,10 @@ const REASON_NOT_CONFIRMED: u8 = 5;
 pub struct CmpService {
     s: CmpSetup,
     exchanges: Exchanges,
-    /// Certificates to revoke whose revocation failed (serial, transactionID hex).
-    revoke_later: std::sync::Mutex<Vec<(String, String)>>,
+    /// Certificates to revoke at the next sweep (a revocation that failed,
+    /// one issued but not delivered). Grows only while the database refuses
+    /// revocations, by the certificates issued meanwhile.
+    revoke_later: std::sync::Mutex<Vec<Due>>,
     metrics: Arc<Metrics>,
     key_gate: Arc<KeyGate>,
 }
@@ -285,50 +297,55 @@ impl CmpService {
     /// holder's rr, by the operator) counts as done. Returns how many were
     /// revoked.
     pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
-        let mut due: Vec<(String, String)> = self
+        let mut due: Vec<Due> = self
             .exchanges
             .unconfirmed()
             .into_iter()
             .filter_map(|(txid, open)| match open.stage {
-                Stage::Confirm { serial, .. } => Some((serial, hex::encode(txid))),
+                Stage::Confirm { serial, .. } => Some(Due {
+                    serial,
+                    transaction_id: hex::encode(txid),
+                    why: "not confirmed (no certConf) within confirm_wait",
+                }),
                 Stage::Held { .. } => None,
             })
             .collect();
-        if let Ok(mut later) = self.revoke_later.lock() {
-            due.append(&mut later);
-        }
+        due.append(&mut self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
         let mut revoked = 0;
-        for (serial, txid) in due {
-            match self.s.storage.revoke(&serial, ra::unix(now), REASON_NOT_CONFIRMED) {
+        let mut failed = Vec::new();
+        for d in due {
+            match self.s.storage.revoke(&d.serial, ra::unix(now), REASON_NOT_CONFIRMED) {
                 Ok(()) => {
                     revoked += 1;
                     self.metrics.cmp_unconfirmed_revoked();
-                    tracing::warn!(
-                        serial = %serial,
-                        transaction_id = %txid,
-                        "CMP certificate not confirmed (no certConf) within confirm_wait: revoked"
-                    );
+                    tracing::warn!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate revoked");
                 }
                 // Already revoked (or gone): nothing left to do.
                 Err(StorageError::NotFound(_)) => {
-                    tracing::info!(serial = %serial, transaction_id = %txid, "unconfirmed CMP certificate was already revoked");
+                    tracing::info!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate to revoke was already revoked");
                 }
                 Err(e) => {
-                    tracing::error!(serial = %serial, error = %e, "cannot revoke an unconfirmed CMP certificate: retrying");
-                    if let Ok(mut later) = self.revoke_later.lock() {
-                        later.push((serial, txid));
-                    }
+                    tracing::error!(serial = %d.serial, why = d.why, error = %e, "cannot revoke a CMP certificate: retrying");
+                    failed.push(d);
                 }
             }
+        }
+        if !failed.is_empty() {
+            self.revoke_later
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&mut failed);
         }
         revoked
     }
 
-    /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`].
-    fn revoke_later(&self, serial: &str) {
-        if let Ok(mut later) = self.revoke_later.lock() {
-            later.push((serial.to_owned(), String::new()));
-        }
+    /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`], for `why`.
+    fn revoke_later(&self, serial: &str, why: &'static str) {
+        self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()).push(Due {
+            serial: serial.to_owned(),
+            transaction_id: String::new(),
+            why,
+        });
     }
 
     fn signing(&self, now: SystemTime) -> Responder<'_> {
@@ -714,7 +731,7 @@ impl CmpService {
             )
             .inspect_err(|_| {
                 // Issued and recorded but never sent: not left valid.
-                self.revoke_later(&serial);
+                self.revoke_later(&serial, "issued but its answer failed");
             })?;
         if let Some(open) = open {
             reservation.fill(open);
@@ -866,7 +883,7 @@ impl CmpService {
                 }
                 Err(e) => {
                     // Revoked later by revoke_unconfirmed, whatever the client does now.
-                    self.revoke_later(serial);
+                    self.revoke_later(serial, "rejected by its certConf");
                     return Err(internal(e));
                 }
             }
@@ -940,30 +957,37 @@ impl CmpService {
             }
             TxState::Rejected(reason, why) => Err(Refused(fail_info(*reason), why.clone())),
             TxState::Issued(serial) => {
-                let rec = self
-                    .s
-                    .storage
-                    .certificate(serial)
-                    .map_err(storage_refusal)?
-                    .ok_or_else(|| internal(format!("issued certificate {serial} missing")))?;
-                let cert = <Certificate as der::Decode>::from_der(&rec.der).map_err(internal)?;
+                let rec = match self.s.storage.certificate(serial) {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => return Err(internal(format!("issued certificate {serial} missing"))),
+                    Err(e) => {
+                        // The client may poll again.
+                        let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                        return Err(storage_refusal(e));
+                    }
+                };
+                let cert = <Certificate as der::Decode>::from_der(&rec.der)
+                    .map_err(internal)
+                    .inspect_err(|_| self.revoke_later(serial, "approved but not deliverable"))?;
                 log.outcome = format!("approved: {serial}");
                 log.result = "accepted";
-                let (der, next) = self.deliver(
-                    v.implicit_confirm,
-                    &to,
-                    open.origin,
-                    id,
-                    cert,
-                    serial.clone(),
-                    open.requester,
-                    responder,
-                )?;
+                let (der, next) = self
+                    .deliver(
+                        v.implicit_confirm,
+                        &to,
+                        open.origin,
+                        id,
+                        cert,
+                        serial.clone(),
+                        open.requester,
+                        responder,
+                    )
+                    .inspect_err(|_| self.revoke_later(serial, "approved but its answer failed"))?;
                 if let Some(next) = next {
                     if !self.exchanges.restore(to.transaction_id.clone(), next) {
                         // Not delivered and not tracked for its certConf:
                         // it must not stay valid unconfirmed.
-                        self.revoke_later(serial);
+                        self.revoke_later(serial, "approved but its certConf could not be awaited");
                         return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
                     }
                 }

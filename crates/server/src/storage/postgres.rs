@@ -89,29 +89,53 @@ CREATE TABLE IF NOT EXISTS generated_keys (
 /// `meta`, a function and a trigger per table that move it on every change
 /// of what the handshake views hold (an older build's writes included),
 /// each created only when missing (creating a trigger locks its table).
+///
+/// The function keeps the search_path it was created with, so a write made
+/// under another search_path (an operator's session) moves this
+/// deployment's generation, not another's `meta`.
 const HANDSHAKE_FUNCTION: &str = "
-CREATE FUNCTION enrolkit_handshake_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION enrolkit_handshake_generation() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation';
     RETURN NULL;
 END $$";
 
-/// (trigger name, its definition) — see [`HANDSHAKE_FUNCTION`].
-const HANDSHAKE_TRIGGERS: [(&str, &str); 3] = [
+/// (trigger name, its definition) — see [`HANDSHAKE_FUNCTION`]. Rows
+/// added or changed move the generation once each; a DELETE or TRUNCATE
+/// (which row triggers miss) once per statement. `EXECUTE PROCEDURE`:
+/// PostgreSQL 10 knows no `EXECUTE FUNCTION`.
+const HANDSHAKE_TRIGGERS: [(&str, &str); 6] = [
     (
         "handshake_psks",
-        "CREATE TRIGGER handshake_psks AFTER INSERT OR DELETE OR UPDATE OF key, sealed, names ON psks \
-         FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+        "CREATE TRIGGER handshake_psks AFTER INSERT OR UPDATE ON psks \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_psks_removed",
+        "CREATE TRIGGER handshake_psks_removed AFTER DELETE OR TRUNCATE ON psks \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
     ),
     (
         "handshake_enrolments",
-        "CREATE TRIGGER handshake_enrolments AFTER INSERT OR DELETE OR UPDATE OF relative_kre_id, expires, sealed \
-         ON rspf_enrolments FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+        "CREATE TRIGGER handshake_enrolments \
+         AFTER INSERT OR UPDATE OF relative_ke_id, relative_kre_id, expires, sealed ON rspf_enrolments \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_enrolments_removed",
+        "CREATE TRIGGER handshake_enrolments_removed AFTER DELETE OR TRUNCATE ON rspf_enrolments \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
     ),
     (
         "handshake_gba",
-        "CREATE TRIGGER handshake_gba AFTER INSERT OR DELETE OR UPDATE ON gba_stub \
-         FOR EACH ROW EXECUTE FUNCTION enrolkit_handshake_generation()",
+        "CREATE TRIGGER handshake_gba AFTER INSERT OR UPDATE ON gba_stub \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_gba_removed",
+        "CREATE TRIGGER handshake_gba_removed AFTER DELETE OR TRUNCATE ON gba_stub \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
     ),
 ];
 
@@ -477,7 +501,7 @@ impl PgStorage {
             let has_function = t
                 .query_opt(
                     "SELECT 1 FROM pg_proc WHERE proname = 'enrolkit_handshake_generation' \
-                     AND pronamespace = current_schema()::regnamespace",
+                     AND pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
                     &[],
                 )?
                 .is_some();
@@ -488,7 +512,8 @@ impl PgStorage {
                 let has = t
                     .query_opt(
                         "SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid \
-                         WHERE g.tgname = $1 AND c.relnamespace = current_schema()::regnamespace",
+                         WHERE g.tgname = $1 \
+                         AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
                         &[&name],
                     )?
                     .is_some();

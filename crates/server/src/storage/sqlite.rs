@@ -197,14 +197,14 @@ const HANDSHAKE_TRIGGERS: &str = "
 INSERT OR IGNORE INTO meta (key, value) VALUES ('handshake_generation', 0);
 CREATE TRIGGER IF NOT EXISTS handshake_psks_insert AFTER INSERT ON psks
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
-CREATE TRIGGER IF NOT EXISTS handshake_psks_update AFTER UPDATE OF key, sealed, names ON psks
+CREATE TRIGGER IF NOT EXISTS handshake_psks_update AFTER UPDATE ON psks
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
 CREATE TRIGGER IF NOT EXISTS handshake_psks_delete AFTER DELETE ON psks
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
 CREATE TRIGGER IF NOT EXISTS handshake_enrolments_insert AFTER INSERT ON rspf_enrolments
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
 CREATE TRIGGER IF NOT EXISTS handshake_enrolments_update
-    AFTER UPDATE OF relative_kre_id, expires, sealed ON rspf_enrolments
+    AFTER UPDATE OF relative_ke_id, relative_kre_id, expires, sealed ON rspf_enrolments
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
 CREATE TRIGGER IF NOT EXISTS handshake_enrolments_delete AFTER DELETE ON rspf_enrolments
     BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
@@ -231,12 +231,21 @@ fn check_version(conn: &Connection) -> Result<i64> {
 /// Indexes and triggers added to a schema version after it shipped (they
 /// change nothing an older build reads or writes, so they need no new
 /// version): created by [`migrate`] when missing.
-const LATE_OBJECTS: [(&str, &str); 2] = [
+const LATE_OBJECTS: [(&str, &str); 10] = [
     // The pending transactions (the proxy's relay pass, its hold caps,
     // `mef scep pending list`): without it each is a scan of every
     // transaction ever recorded.
     ("index", "transactions_state"),
-    // The handshake generation (one of the nine; all are created together).
+    // The handshake generation: each of its triggers (a table rebuilt by
+    // hand loses its own).
+    ("trigger", "handshake_psks_insert"),
+    ("trigger", "handshake_psks_update"),
+    ("trigger", "handshake_psks_delete"),
+    ("trigger", "handshake_enrolments_insert"),
+    ("trigger", "handshake_enrolments_update"),
+    ("trigger", "handshake_enrolments_delete"),
+    ("trigger", "handshake_gba_insert"),
+    ("trigger", "handshake_gba_update"),
     ("trigger", "handshake_gba_delete"),
 ];
 
