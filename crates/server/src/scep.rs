@@ -160,6 +160,8 @@ pub struct ScepService {
     ra_cert: Certificate,
     ra_key: Arc<dyn PrivateKey>,
     rejection: RejectionKey,
+    /// Seals the names held requests are to be issued with.
+    held_names: crate::held::HeldNamesSeal,
     auth: Authoriser,
     ciphers: Ciphers,
     storage: Arc<dyn Storage>,
@@ -270,6 +272,7 @@ impl ScepService {
             ra_cert: s.ra_cert,
             ra_key: s.ra_key,
             rejection: RejectionKey::random(rng),
+            held_names: crate::held::HeldNamesSeal::new(&s.challenge_key),
             auth: Authoriser::new(ca_subject, s.storage.clone(), s.challenge_key, s.policy),
             ciphers: s.ciphers,
             storage: s.storage,
@@ -742,9 +745,10 @@ impl ScepService {
                 },
                 None => None,
             };
-            // What approval will issue is decided now and kept with it.
+            // What approval will issue is decided now and kept with it, sealed.
+            let names = self.held_names.seal(&tx, &auth.names).map_err(internal_msg)?;
             self.storage
-                .record_held(&tx, challenge, auth.names.encode().as_bytes(), unix(now))
+                .record_held(&tx, challenge, &names, unix(now))
                 .map_err(refused_or_internal)?;
             if challenge.is_some() {
                 self.metrics.challenge_consumed(metrics::Protocol::Scep);
@@ -813,7 +817,7 @@ impl ScepService {
             .held_terms(&tx.transaction_id, &tx.key_id)
             .map_err(|e| e.to_string())?
         {
-            Some(t) => IssueNames::decode(&t),
+            Some(t) => self.held_names.open(tx, &t),
             None => {
                 let view = CsrView::of(csr);
                 ra::names::unbound(

@@ -98,6 +98,8 @@ pub struct CmpSetup {
     pub profile: Profile,
     /// Opens CMP challenge secrets.
     pub secrets: SecretSealer,
+    /// Seals the names of held requests (the one SCEP uses).
+    pub held_names: crate::held::HeldNamesSeal,
     /// The next CA certificate, offered as rootCaKeyUpdate.
     pub next_ca: Option<Certificate>,
     /// Grant implicitConfirm when asked.
@@ -674,14 +676,10 @@ impl CmpService {
         };
         let requester = p.requester()?;
         if auth.hold {
+            let names = self.s.held_names.seal(&tx, &auth.names).map_err(internal)?;
             self.s
                 .storage
-                .record_held(
-                    &tx,
-                    auth.consume.as_deref(),
-                    auth.names.encode().as_bytes(),
-                    ra::unix(now),
-                )
+                .record_held(&tx, auth.consume.as_deref(), &names, ra::unix(now))
                 .map_err(storage_refusal)?;
             if auth.consume.is_some() {
                 self.metrics.challenge_consumed(metrics::Protocol::Cmp);
@@ -1088,7 +1086,7 @@ impl CmpService {
             .held_terms(&tx.transaction_id, &tx.key_id)
             .map_err(|e| e.to_string())?
             .ok_or("no terms were recorded with this request")?;
-        Ok((key, IssueNames::decode(&terms)?))
+        Ok((key, self.s.held_names.open(tx, &terms)?))
     }
 }
 

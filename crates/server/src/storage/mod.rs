@@ -198,6 +198,10 @@ pub struct Transaction {
     pub created: i64,
 }
 
+/// What [`Storage::seal_clear_held_names`] rewrites each clear record with
+/// (`None`: leave it).
+pub type SealHeld<'a> = dyn Fn(&Transaction, &[u8]) -> Option<Vec<u8>> + Sync + 'a;
+
 /// Where a pending transaction stands in the order they were recorded
 /// (created, transactionID, key id: a total order, as stored), for
 /// [`Storage::pending_after`].
@@ -403,6 +407,16 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
+    /// Once per database: rewrite the clear names an older build held
+    /// SCEP and CMP requests with (pending transactions whose ID does not
+    /// start `est-`: EST seals its own) as `seal` returns them (`None`:
+    /// leave it), and record that this was done, all in one database
+    /// transaction. Afterwards, and in a database that never held clear
+    /// names, it does nothing. Returns how many were rewritten.
+    fn seal_clear_held_names(&self, seal: &SealHeld<'_>) -> Result<usize> {
+        let _ = seal;
+        Err(StorageError::Unsupported("sealing held names"))
+    }
     /// A number that moves whenever an operator PSK, an Enrolment Key
     /// record or a GBA bootstrap is added, changed (its key, names,
     /// expiry) or removed — by any process sharing the database, older
