@@ -787,6 +787,123 @@ fn a_malformed_cert_conf_or_an_early_rr_does_not_escape_or_jam_the_revocation() 
     assert!(text.contains("mef_cmp_unconfirmed_revoked_total 1"), "{text}");
 }
 
+/// The duty to revoke an unconfirmed certificate is kept in the database:
+/// a `mef serve` restarted before the wait ends still revokes it (it was
+/// lost with the process's memory), and so is a certificate an operator
+/// approved that its client never collected.
+#[test]
+fn an_unconfirmed_cmp_certificate_is_revoked_across_a_restart_and_an_uncollected_approval_too() {
+    openssl_version();
+    let mut m = Mef::start(mef_bin(), &[], |_, cfg| {
+        *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
+    });
+    let dir = m.dir.path().to_path_buf();
+    let ra = m.st("ra.pem");
+    let secret = challenge(&m, "bts-r", &[]);
+    let k = rsa_key(&dir, "bts-r");
+    let c = dir.join("bts-r.pem");
+    let log = cmp_ok(
+        &m,
+        &[
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-r",
+            "-secret",
+            &secret,
+            "-srvcert",
+            p(&ra),
+            "-newkey",
+            p(&k),
+            "-subject",
+            "/CN=bts-r",
+            "-certout",
+            p(&c),
+            "-disable_confirm",
+        ],
+    );
+    assert!(!log.contains("received PKICONF"), "{log}");
+    m.restart();
+    assert!(ocsp_status(&m, &c).contains(": good"));
+    let s = until_revoked(&m, &c);
+    assert!(s.contains("Reason: cessationOfOperation"), "{s}");
+
+    // Approved, never collected: the client gave up before the approval.
+    let m = Mef::start(mef_bin(), &[], |_, cfg| {
+        *cfg = cfg
+            .replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5")
+            .replace("manual_approval = false", "manual_approval = true");
+    });
+    let dir = m.dir.path();
+    let secret = challenge(&m, "bts-u", &[]);
+    let k = rsa_key(dir, "bts-u");
+    let mut client = Command::new("openssl")
+        .args([
+            "cmp",
+            "-server",
+            &format!("127.0.0.1:{}", m.scep),
+            "-path",
+            ".well-known/cmp",
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-u",
+            "-secret",
+            &secret,
+            "-srvcert",
+            p(&m.st("ra.pem")),
+            "-newkey",
+            p(&k),
+            "-subject",
+            "/CN=bts-u",
+            "-certout",
+            p(&dir.join("bts-u.pem")),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let list = m.run(&["scep", "pending", "list"]);
+        if let Some(l) = list.lines().find(|l| l.starts_with("cmp-")) {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no held CMP request:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = client.kill();
+    let _ = client.wait();
+    let mut f = line.split_whitespace();
+    let (txid, key_id) = (f.next().unwrap(), f.next().unwrap());
+    let serial = m.run(&["scep", "pending", "approve", txid, key_id]);
+    // The certificate approved: from the database, for openssl ocsp.
+    let serial = serial.split_whitespace().last().unwrap().to_owned();
+    let ocsp = |m: &Mef| {
+        let out = run(
+            "openssl",
+            &[
+                "ocsp",
+                "-url",
+                &format!("http://127.0.0.1:{}/ocsp", m.scep),
+                "-issuer",
+                p(&m.st("ca.pem")),
+                "-CAfile",
+                p(&m.st("ca.pem")),
+                "-serial",
+                &format!("0x{serial}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ocsp(&m).contains(": good"), "{}", ocsp(&m));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ocsp(&m).contains(": revoked") {
+        assert!(Instant::now() < deadline, "not revoked: {}\n{}", ocsp(&m), m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Attacks on the CMP server, each seen succeeding before its fix:
 /// raVerified POP from a device, a spent MAC secret opening a genm,
 /// one credential filling the open-transaction table, and a holder

@@ -94,6 +94,7 @@ conformance!(
     rejections_keep_their_typed_reason,
     the_handshake_generation_moves_with_what_handshakes_use,
     clear_held_names_are_sealed_once,
+    cmp_confirmations_are_claimed_once,
 );
 
 /// Version 3: a non-empty label names one challenge (empty ones repeat);
@@ -847,6 +848,41 @@ fn clear_held_names_are_sealed_once(s: &Backend) {
     assert_eq!(s.seal_clear_held_names(&seal).unwrap(), 0);
     assert!(seen.lock().unwrap().is_empty());
     assert_eq!(terms("scep-6"), b"clear-6");
+}
+
+/// CMP certificates waiting for their certConf: due by deadline, the
+/// oldest first, a deadline replaced when recorded again, and each settled
+/// (confirmed, or claimed for revocation) by exactly one caller.
+fn cmp_confirmations_are_claimed_once(s: &Backend) {
+    s.await_confirmation("0a", "t-a", NOW + 10).unwrap();
+    s.await_confirmation("0b", "t-b", NOW + 5).unwrap();
+    s.await_confirmation("0c", "t-c", NOW + 50).unwrap();
+    assert!(s.unconfirmed_due(NOW + 4, 10).unwrap().is_empty());
+    assert_eq!(
+        s.unconfirmed_due(NOW + 10, 10).unwrap(),
+        [("0b".to_owned(), "t-b".to_owned()), ("0a".to_owned(), "t-a".to_owned())]
+    );
+    assert_eq!(s.unconfirmed_due(NOW + 10, 1).unwrap().len(), 1);
+    // Delivered again (an approved request collected): a new deadline.
+    s.await_confirmation("0a", "t-a2", NOW + 100).unwrap();
+    assert_eq!(
+        s.unconfirmed_due(NOW + 10, 10).unwrap(),
+        [("0b".to_owned(), "t-b".to_owned())]
+    );
+    assert!(s.confirmation_settled("0b").unwrap());
+    assert!(!s.confirmation_settled("0b").unwrap(), "settled once");
+    assert!(!s.confirmation_settled("0z").unwrap());
+    // Two claimants at once: one wins.
+    let wins: usize = std::thread::scope(|t| {
+        let a = t.spawn(|| s.confirmation_settled("0c").unwrap());
+        let b = t.spawn(|| s.confirmation_settled("0c").unwrap());
+        usize::from(a.join().unwrap()) + usize::from(b.join().unwrap())
+    });
+    assert_eq!(wins, 1);
+    assert_eq!(
+        s.unconfirmed_due(NOW + 1000, 10).unwrap(),
+        [("0a".to_owned(), "t-a2".to_owned())]
+    );
 }
 
 fn generated_keys_are_taken_once(s: &Backend) {

@@ -234,6 +234,12 @@ impl Protection {
     }
 }
 
+/// Unconfirmed certificates revoked per sweep at most (one a second).
+const SWEEP_BATCH: usize = 256;
+
+/// Seconds a stored confirmation deadline lies past the in-memory one.
+const CONFIRM_GRACE_SECS: i64 = 2;
+
 /// A certificate [`CmpService::revoke_unconfirmed`] is to revoke.
 #[derive(Debug)]
 struct Due {
@@ -299,22 +305,30 @@ impl CmpService {
     /// holder's rr, by the operator) counts as done. Returns how many were
     /// revoked.
     pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
-        let mut due: Vec<Due> = self
-            .exchanges
-            .unconfirmed()
-            .into_iter()
-            .filter_map(|(txid, open)| match open.stage {
-                Stage::Confirm { serial, .. } => Some(Due {
-                    serial,
-                    transaction_id: hex::encode(txid),
-                    why: "not confirmed (no certConf) within confirm_wait",
-                }),
-                Stage::Held { .. } => None,
-            })
-            .collect();
-        due.append(&mut self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
+        // The table's expired entries go; what to revoke is in storage.
+        drop(self.exchanges.unconfirmed());
+        let mut due: Vec<Due> = std::mem::take(&mut *self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
+        match self.s.storage.unconfirmed_due(ra::unix(now), SWEEP_BATCH) {
+            Ok(rows) => {
+                for (serial, transaction_id) in rows {
+                    // Claimed here, or settled by a certConf (or another
+                    // mef) meanwhile: exactly one of them goes on.
+                    match self.s.storage.confirmation_settled(&serial) {
+                        Ok(true) => due.push(Due {
+                            serial,
+                            transaction_id,
+                            why: "not confirmed (no certConf) within confirm_wait",
+                        }),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(serial = %serial, error = %e, "cannot claim an unconfirmed CMP certificate: retrying")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the unconfirmed CMP certificates: retrying"),
+        }
         let mut revoked = 0;
-        let mut failed = Vec::new();
         for d in due {
             match self.s.storage.revoke(&d.serial, ra::unix(now), REASON_NOT_CONFIRMED) {
                 Ok(()) => {
@@ -322,23 +336,30 @@ impl CmpService {
                     self.metrics.cmp_unconfirmed_revoked();
                     tracing::warn!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate revoked");
                 }
-                // Already revoked (or gone): nothing left to do.
+                // Already revoked (or never recorded): nothing left to do.
                 Err(StorageError::NotFound(_)) => {
                     tracing::info!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate to revoke was already revoked");
                 }
                 Err(e) => {
                     tracing::error!(serial = %d.serial, why = d.why, error = %e, "cannot revoke a CMP certificate: retrying");
-                    failed.push(d);
+                    self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()).push(d);
                 }
             }
         }
-        if !failed.is_empty() {
-            self.revoke_later
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .append(&mut failed);
-        }
         revoked
+    }
+
+    /// Record that `serial` (transactionID `txid`, raw) waits for its
+    /// certConf for `confirm_wait` from `now` (plus a grace second, so the
+    /// in-memory transaction always ends first).
+    fn await_confirmation(&self, serial: &str, txid: &[u8], now: SystemTime) -> Result<(), Refused> {
+        let deadline = ra::unix(now)
+            .saturating_add(i64::try_from(self.s.confirm_wait.as_secs()).unwrap_or(i64::MAX))
+            .saturating_add(CONFIRM_GRACE_SECS);
+        self.s
+            .storage
+            .await_confirmation(serial, &hex::encode(txid), deadline)
+            .map_err(storage_refusal)
     }
 
     /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`], for `why`.
@@ -703,6 +724,11 @@ impl CmpService {
         }
         let cert = self.issue(view.public_key, &auth.names, now)?;
         let issued = IssuedCert::from_certificate(&cert).map_err(internal)?;
+        if !(v.implicit_confirm && self.s.grant_implicit_confirm) {
+            // Its revocation, should no certConf come, is recorded before
+            // the certificate is: no moment where it could be left valid.
+            self.await_confirmation(&issued.serial, &to.transaction_id, now)?;
+        }
         tx.state = TxState::Issued(issued.serial.clone());
         self.s
             .storage
@@ -868,7 +894,22 @@ impl CmpService {
             return Err(internal("certConf checked but not for a certificate"));
         };
         if status.accepted() {
-            log.outcome = format!("confirmed {serial}");
+            // Taken off the revocation list, unless the sweep took it first
+            // (confirm_wait passed meanwhile: it is being revoked).
+            match self.s.storage.confirmation_settled(serial) {
+                Ok(true) => log.outcome = format!("confirmed {serial}"),
+                Ok(false) => {
+                    return Err(Refused(
+                        FailureInfo::BadRequest,
+                        "certConf too late: confirm_wait passed and the certificate is revoked".into(),
+                    ))
+                }
+                Err(e) => {
+                    // The client may send its certConf again.
+                    let _ = self.exchanges.restore(v.reply_to().transaction_id, open.clone());
+                    return Err(storage_refusal(e));
+                }
+            }
         } else {
             // RFC 4210 §5.3.18: the client rejects the certificate; it is revoked.
             match self
@@ -877,6 +918,7 @@ impl CmpService {
                 .revoke(serial, ra::unix(SystemTime::now()), REASON_NOT_CONFIRMED)
             {
                 Ok(()) | Err(StorageError::NotFound(_)) => {
+                    let _ = self.s.storage.confirmation_settled(serial);
                     log.outcome = format!("rejected by the client: {serial} revoked");
                 }
                 Err(e) => {
@@ -981,12 +1023,20 @@ impl CmpService {
                         responder,
                     )
                     .inspect_err(|_| self.revoke_later(serial, "approved but its answer failed"))?;
-                if let Some(next) = next {
-                    if !self.exchanges.restore(to.transaction_id.clone(), next) {
-                        // Not delivered and not tracked for its certConf:
-                        // it must not stay valid unconfirmed.
-                        self.revoke_later(serial, "approved but its certConf could not be awaited");
-                        return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
+                match next {
+                    Some(next) => {
+                        // From its delivery, confirm_wait for its certConf.
+                        self.await_confirmation(serial, &to.transaction_id, SystemTime::now())?;
+                        if !self.exchanges.restore(to.transaction_id.clone(), next) {
+                            // Not delivered and not tracked for its certConf:
+                            // it must not stay valid unconfirmed.
+                            self.revoke_later(serial, "approved but its certConf could not be awaited");
+                            return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
+                        }
+                    }
+                    // Implicit confirmation granted: final with this answer.
+                    None => {
+                        let _ = self.s.storage.confirmation_settled(serial);
                     }
                 }
                 Ok(der)
@@ -1056,7 +1106,13 @@ impl CmpService {
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
         crate::scep::issue_approved(self.s.storage.as_ref(), txid, key_id, now, |tx| {
             let (key, names) = self.held(tx)?;
-            self.issue(&key, &names, now).map_err(|Refused(_, m)| m)
+            let cert = self.issue(&key, &names, now).map_err(|Refused(_, m)| m)?;
+            // Collected by pollReq and confirmed within confirm_wait, or revoked.
+            let serial = crate::ra::serial_hex(&cert);
+            let wire_txid = hex::decode(tx.transaction_id.trim_start_matches("cmp-")).unwrap_or_default();
+            self.await_confirmation(&serial, &wire_txid, now)
+                .map_err(|Refused(_, m)| m)?;
+            Ok(cert)
         })
     }
 

@@ -407,6 +407,28 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
+    /// CMP: certificate `serial` (transactionID `txid`) waits for its
+    /// certConf until `deadline` (Unix seconds); kept in the database so
+    /// that whichever `mef` runs when the deadline passes revokes it, a
+    /// restart notwithstanding. Recorded again, the deadline is replaced.
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        let _ = (serial, txid, deadline);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: `serial` no longer waits (confirmed, or about to be revoked):
+    /// `true` when this call took it off the list, `false` when it was not
+    /// on it (settled already — by a certConf, or by the sweep that
+    /// revokes it: exactly one of them gets `true`).
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        let _ = serial;
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: the certificates whose deadline has passed at `now` (serial,
+    /// transactionID), at most `limit`, the oldest deadline first.
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let _ = (now, limit);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
     /// Once per database: rewrite the clear names an older build held
     /// SCEP and CMP requests with (pending transactions whose ID does not
     /// start `est-`: EST seals its own) as `seal` returns them (`None`:

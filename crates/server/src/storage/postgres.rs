@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS held_terms (
 CREATE TABLE IF NOT EXISTS generated_keys (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BYTEA NOT NULL, PRIMARY KEY (txid, key_id),
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+CREATE TABLE IF NOT EXISTS cmp_confirmations (
+    serial TEXT PRIMARY KEY, txid TEXT NOT NULL, deadline BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirmations_deadline ON cmp_confirmations (deadline);
 ";
 
 /// The handshake generation ([`Storage::handshake_generation`]): a row in
@@ -860,6 +863,34 @@ impl Storage for PgStorage {
             )?;
             timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
             Ok(())
+        })
+    }
+
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cmp_confirmations (serial, txid, deadline) VALUES ($1, $2, $3) \
+                 ON CONFLICT (serial) DO UPDATE SET txid = $2, deadline = $3",
+                &[&serial, &txid, &deadline],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM cmp_confirmations WHERE serial = $1", &[&serial])? > 0))
+    }
+
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            c.query(
+                "SELECT serial, txid FROM cmp_confirmations WHERE deadline <= $1 ORDER BY deadline LIMIT $2",
+                &[&now, &limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
         })
     }
 

@@ -187,6 +187,9 @@ CREATE TABLE IF NOT EXISTS held_terms (
 CREATE TABLE IF NOT EXISTS generated_keys (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (txid, key_id),
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+CREATE TABLE IF NOT EXISTS cmp_confirmations (
+    serial TEXT PRIMARY KEY, txid TEXT NOT NULL, deadline INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirmations_deadline ON cmp_confirmations (deadline);
 ";
 
 /// The handshake generation ([`Storage::handshake_generation`]): a row in
@@ -231,7 +234,9 @@ fn check_version(conn: &Connection) -> Result<i64> {
 /// Indexes and triggers added to a schema version after it shipped (they
 /// change nothing an older build reads or writes, so they need no new
 /// version): created by [`migrate`] when missing.
-const LATE_OBJECTS: [(&str, &str); 10] = [
+const LATE_OBJECTS: [(&str, &str); 11] = [
+    // CMP certificates waiting for their certConf.
+    ("table", "cmp_confirmations"),
     // The pending transactions (the proxy's relay pass, its hold caps,
     // `mef scep pending list`): without it each is a scan of every
     // transaction ever recorded.
@@ -850,6 +855,32 @@ impl Storage for SqliteStorage {
                     "no unrevoked certificate with serial {serial}"
                 ))),
             }
+        })
+    }
+
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cmp_confirmations (serial, txid, deadline) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (serial) DO UPDATE SET txid = ?2, deadline = ?3",
+                params![serial, txid, deadline],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM cmp_confirmations WHERE serial = ?1", params![serial])? > 0))
+    }
+
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT serial, txid FROM cmp_confirmations WHERE deadline <= ?1 ORDER BY deadline LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
