@@ -99,7 +99,8 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         None => Some(Arc::new(build_ocsp(&cfg, &shared)?)),
     };
     if let Some((p, upstream)) = proxy {
-        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone())?;
+        let records = enrolkit_server::held::RecordCheck::new(&shared.challenge_key);
+        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone(), records)?;
     }
     let cmp = cfg
         .cmp

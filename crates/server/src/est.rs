@@ -383,6 +383,15 @@ fn terms_aad(tx: &Transaction) -> Vec<u8> {
     a
 }
 
+/// Whether `sealed` is the held terms this MEF sealed for `tx` (under the
+/// challenge key it holds): for the proxy's relay, which forwards only
+/// records this MEF made.
+pub(crate) fn held_terms_open(challenge_key: &[u8; 32], tx: &Transaction, sealed: &[u8]) -> bool {
+    Sealer::new(&crate::seal::derive_key(challenge_key, SEAL_LABEL))
+        .and_then(|s| s.open(&terms_aad(tx), sealed))
+        .is_ok()
+}
+
 /// Associated data of a transaction's sealed generated key.
 fn key_aad(txid: &str, key_id: &str) -> Vec<u8> {
     let mut a = b"enrolkit EST generated key\0".to_vec();

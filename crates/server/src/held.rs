@@ -11,14 +11,15 @@
 //! associated data), a changed or forged record does not open, and
 //! approval refuses it.
 //!
-//! Names held by a build from before this were stored in the clear: the
-//! first `mef` to open the database with this build seals those of pending
-//! transactions once ([`HeldNamesSeal::seal_legacy`]) and records that it
-//! did; clear names found afterwards are refused as altered.
+//! Names held by a build from before this were stored in the clear. They
+//! are not sealed now (nothing in the database could tell an older build's
+//! record from one forged after the upgrade): such a request is refused at
+//! approval, with a message that says so; reject it, and its client enrols
+//! again.
 
 use crate::ra::IssueNames;
 use crate::seal::{derive_key, Sealer};
-use crate::storage::{Storage, Transaction};
+use crate::storage::Transaction;
 use enrolkit_keys::DigestAlgorithm;
 
 /// Label of the sealing key, derived from the challenge key (not UTF-8:
@@ -78,8 +79,8 @@ impl HeldNamesSeal {
     pub fn open(&self, tx: &Transaction, stored: &[u8]) -> Result<IssueNames, String> {
         let Some(sealed) = stored.strip_prefix(MAGIC) else {
             return Err(format!(
-                "{}: the names held with this request are not sealed (altered in the database, or written by an \
-                 older mef after the upgrade): refused",
+                "{}: the names held with this request are not sealed (held by an older mef, or altered in the \
+                 database): refused; reject it and let the client enrol again",
                 tx.transaction_id
             ));
         };
@@ -92,21 +93,47 @@ impl HeldNamesSeal {
         })?;
         IssueNames::decode(&clear)
     }
+}
 
-    /// Seal, once per database, the clear names an older build stored
-    /// with pending SCEP and CMP requests; afterwards (and in a database
-    /// created by this build) clear names are refused by [`Self::open`].
-    /// Returns how many were sealed.
-    pub fn seal_legacy(&self, storage: &dyn Storage) -> Result<usize, String> {
-        storage
-            .seal_clear_held_names(&|tx, stored| {
-                if stored.starts_with(MAGIC) {
-                    return None;
-                }
-                let names = IssueNames::decode(stored).ok()?;
-                self.seal(tx, &names).ok()
-            })
-            .map_err(|e| e.to_string())
+/// Whether a pending transaction's record was made by this MEF: its
+/// sealed names (SCEP, CMP) or sealed terms (EST, `est-…`) open under the
+/// challenge key. The proxy's relay forwards nothing else: a row a
+/// database writer inserted or altered would otherwise be certified
+/// upstream under the proxy's RA credential with no one looking.
+pub struct RecordCheck {
+    challenge_key: zeroize::Zeroizing<[u8; 32]>,
+    names: HeldNamesSeal,
+}
+
+impl std::fmt::Debug for RecordCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordCheck(<redacted>)")
+    }
+}
+
+impl RecordCheck {
+    /// Under the challenge key the services seal with.
+    pub fn new(challenge_key: &[u8; 32]) -> Self {
+        RecordCheck {
+            challenge_key: zeroize::Zeroizing::new(*challenge_key),
+            names: HeldNamesSeal::new(challenge_key),
+        }
+    }
+
+    /// `Ok(true)`: made by this MEF; `Ok(false)`: no record, or one that
+    /// does not open; `Err`: storage could not say (ask again later).
+    pub fn authentic(&self, storage: &dyn crate::storage::Storage, tx: &Transaction) -> Result<bool, String> {
+        let Some(stored) = storage
+            .held_terms(&tx.transaction_id, &tx.key_id)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        Ok(if tx.transaction_id.starts_with("est-") {
+            crate::est::held_terms_open(&self.challenge_key, tx, &stored)
+        } else {
+            self.names.open(tx, &stored).is_ok()
+        })
     }
 }
 
@@ -133,29 +160,6 @@ mod tests {
             dns: vec![format!("{cn}.example.net")],
             ips: Vec::new(),
         }
-    }
-
-    /// An older build's clear names are sealed by the first open of this
-    /// build and then approve as before; clear names written later are not.
-    #[test]
-    fn clear_names_of_an_older_build_are_sealed_once_then_refused() {
-        use crate::storage::{SqliteStorage, Storage};
-        let st = SqliteStorage::in_memory().unwrap();
-        let s = HeldNamesSeal::new(&[4; 32]);
-        let (old, late) = (tx("scep-old"), tx("cmp-late"));
-        st.record_held(&old, None, names("dev-old").encode().as_bytes(), 1)
-            .unwrap();
-        assert!(s
-            .open(&old, &st.held_terms("scep-old", "kid").unwrap().unwrap())
-            .is_err());
-        assert_eq!(s.seal_legacy(&st).unwrap(), 1);
-        let stored = st.held_terms("scep-old", "kid").unwrap().unwrap();
-        assert_eq!(s.open(&old, &stored).unwrap(), names("dev-old"));
-        st.record_held(&late, None, names("evil").encode().as_bytes(), 1)
-            .unwrap();
-        assert_eq!(s.seal_legacy(&st).unwrap(), 0, "once per database");
-        let stored = st.held_terms("cmp-late", "kid").unwrap().unwrap();
-        assert!(s.open(&late, &stored).unwrap_err().contains("not sealed"));
     }
 
     #[test]

@@ -809,24 +809,21 @@ impl ScepService {
     }
 
     /// The names a held request is to be issued with: decided when it was
-    /// held. A request held by an older version has none recorded: its CSR's
-    /// names, checked by today's naming rule for an unbound challenge.
-    pub fn held_names(&self, tx: &Transaction, csr: &CertificationRequest) -> Result<IssueNames, String> {
+    /// held and sealed with it. A request held without them (by a build
+    /// from before names were recorded, or inserted in the database) is
+    /// not approved on names guessed from its CSR.
+    pub fn held_names(&self, tx: &Transaction, _csr: &CertificationRequest) -> Result<IssueNames, String> {
         match self
             .storage
             .held_terms(&tx.transaction_id, &tx.key_id)
             .map_err(|e| e.to_string())?
         {
             Some(t) => self.held_names.open(tx, &t),
-            None => {
-                let view = CsrView::of(csr);
-                ra::names::unbound(
-                    &view,
-                    &self.auth.policy().allowed_dns_suffixes,
-                    "a request held before names were recorded",
-                )
-                .map_err(|r| r.detail)
-            }
+            None => Err(format!(
+                "{}: no names were recorded with this request (held by an older mef, or inserted in the \
+                 database): refused; reject it and let the client enrol again",
+                tx.transaction_id
+            )),
         }
     }
 }

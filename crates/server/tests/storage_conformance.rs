@@ -93,7 +93,6 @@ conformance!(
     psk_bindings_are_kept,
     rejections_keep_their_typed_reason,
     the_handshake_generation_moves_with_what_handshakes_use,
-    clear_held_names_are_sealed_once,
     cmp_confirmations_are_claimed_once,
 );
 
@@ -808,46 +807,6 @@ fn held_terms(s: &Backend) {
         s.held_terms("h1", "k").unwrap().as_deref(),
         Some(b"terms\0one".as_slice())
     );
-}
-
-/// The one-time rewrite of clear held names: pending SCEP/CMP requests
-/// only (not EST's, not decided ones), once per database.
-fn clear_held_names_are_sealed_once(s: &Backend) {
-    s.record_held(&tx("scep-1", "k", TxState::Pending), None, b"clear-1", NOW)
-        .unwrap();
-    s.record_held(&tx("cmp-2", "k", TxState::Pending), None, b"clear-2", NOW)
-        .unwrap();
-    s.record_held(&tx("est-3", "k", TxState::Pending), None, b"est-sealed", NOW)
-        .unwrap();
-    s.record_held(&tx("scep-4", "k", TxState::Pending), None, b"clear-4", NOW)
-        .unwrap();
-    s.decide("scep-4", "k", &TxState::Issued("f4".into()), Some(&cert("f4")), NOW)
-        .unwrap();
-    s.record_held(&tx("scep-5", "k", TxState::Pending), None, b"already", NOW)
-        .unwrap();
-    let seen = std::sync::Mutex::new(Vec::new());
-    let seal = |t: &Transaction, clear: &[u8]| {
-        seen.lock().unwrap().push(t.transaction_id.clone());
-        (clear != b"already").then(|| [b"sealed:".as_slice(), clear].concat())
-    };
-    assert_eq!(s.seal_clear_held_names(&seal).unwrap(), 2);
-    let mut asked = seen.lock().unwrap().clone();
-    asked.sort();
-    assert_eq!(asked, ["cmp-2", "scep-1", "scep-5"]);
-    let terms = |id: &str| s.held_terms(id, "k").unwrap().unwrap();
-    assert_eq!(terms("scep-1"), b"sealed:clear-1");
-    assert_eq!(terms("cmp-2"), b"sealed:clear-2");
-    assert_eq!(terms("est-3"), b"est-sealed");
-    assert_eq!(terms("scep-4"), b"clear-4");
-    assert_eq!(terms("scep-5"), b"already");
-    // Once: clear names recorded afterwards stay as they are (and are
-    // refused by whoever opens them).
-    s.record_held(&tx("scep-6", "k", TxState::Pending), None, b"clear-6", NOW)
-        .unwrap();
-    seen.lock().unwrap().clear();
-    assert_eq!(s.seal_clear_held_names(&seal).unwrap(), 0);
-    assert!(seen.lock().unwrap().is_empty());
-    assert_eq!(terms("scep-6"), b"clear-6");
 }
 
 /// CMP certificates waiting for their certConf: due by deadline, the

@@ -290,6 +290,8 @@ pub struct Relay {
     max_per_pass: usize,
     /// Where the last pass stopped (`None`: at the end, start from the oldest).
     resume: std::sync::Mutex<Option<PendingCursor>>,
+    /// Forwards only records this MEF sealed (see [`Relay::records`]).
+    records: Option<crate::held::RecordCheck>,
 }
 
 /// Upstream exchanges per pass unless [`Relay::max_per_pass`] says otherwise.
@@ -309,7 +311,16 @@ impl Relay {
             crl_asked: std::sync::Mutex::new(None),
             max_per_pass: DEFAULT_MAX_PER_PASS,
             resume: std::sync::Mutex::new(None),
+            records: None,
         }
+    }
+
+    /// Forward only pending transactions whose stored record this MEF
+    /// sealed ([`crate::held::RecordCheck`]); any other is refused, not
+    /// sent upstream. `mef serve` always sets it.
+    pub fn records(mut self, check: crate::held::RecordCheck) -> Self {
+        self.records = Some(check);
+        self
     }
 
     /// Work on at most `n` pending transactions per pass (so at most `n`
@@ -405,6 +416,21 @@ impl Relay {
         newly
     }
 
+    /// Whether `tx`'s record may be forwarded (always, without a check);
+    /// `None`: storage could not say (the transaction waits for a later pass).
+    fn authentic(&self, tx: &Transaction) -> Option<bool> {
+        match &self.records {
+            None => Some(true),
+            Some(check) => match check.authentic(self.storage.as_ref(), tx) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(txid = %tx.transaction_id, error = %e, "proxy: cannot read a request's record");
+                    None
+                }
+            },
+        }
+    }
+
     fn pending_upstream(&self, tx: &Transaction) -> bool {
         self.awaiting
             .lock()
@@ -460,6 +486,9 @@ impl Relay {
         self.learn_revocations(now);
         let pending = self.next_batch().map_err(|e| format!("pending transactions: {e}"))?;
         for tx in pending {
+            let Some(authentic) = self.authentic(&tx) else {
+                continue;
+            };
             let polling = self.pending_upstream(&tx);
             match step(tx.created, unix(now), self.window, polling) {
                 Step::GiveUp => {
@@ -471,6 +500,16 @@ impl Relay {
                     if self.refuse(&tx, RefusalReason::PollingWindowExceeded, &why, now) {
                         report.refused += 1;
                         self.notifier.notify(&tx, "polling-window-exceeded", &why);
+                    }
+                }
+                _ if !authentic => {
+                    self.set_pending_upstream(&tx, false);
+                    let why = "the request's record in the database does not open (inserted or altered there): \
+                               not forwarded";
+                    tracing::warn!(txid = %tx.transaction_id, "proxy: {why}");
+                    if self.refuse(&tx, RefusalReason::Internal, why, now) {
+                        report.refused += 1;
+                        self.notifier.notify(&tx, "record-altered", why);
                     }
                 }
                 _ if self.renews_revoked(&tx) => {

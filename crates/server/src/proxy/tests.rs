@@ -590,3 +590,59 @@ fn concurrent_requests_do_not_overshoot_the_hold_limit() {
     assert_eq!(held.into_inner(), 3);
     assert_eq!(w.storage.count_pending(Some("CN=same")).unwrap(), 3);
 }
+
+/// A database writer who inserts a pending request (or alters a held
+/// one's record) does not get it certified upstream under the proxy's
+/// credential: only records this MEF sealed are forwarded; the others are
+/// refused, counted and told to the hook, and nothing is sent for them.
+#[test]
+fn only_requests_whose_record_this_mef_sealed_are_forwarded() {
+    let w = world(vec![Forwarded::Pending], Duration::from_secs(3600));
+    let key = [9u8; 32];
+    let relay = w.relay.records(crate::held::RecordCheck::new(&key));
+    let now = SystemTime::now();
+    let sealed_names = |tx: &Transaction| {
+        let names = crate::ra::IssueNames {
+            subject: std::str::FromStr::from_str("CN=dev").unwrap(),
+            dns: Vec::new(),
+            ips: Vec::new(),
+        };
+        crate::held::HeldNamesSeal::new(&key).seal(tx, &names).unwrap()
+    };
+    // Held by this MEF: its names sealed under its key.
+    let genuine = Transaction {
+        transaction_id: "genuine".into(),
+        key_id: "kid-g".into(),
+        subject: "CN=dev".into(),
+        csr: b"csr of genuine".to_vec(),
+        state: TxState::Pending,
+        created: unix(now) - 2,
+    };
+    w.storage
+        .record_held(&genuine, None, &sealed_names(&genuine), genuine.created)
+        .unwrap();
+    // Inserted by hand: no record, a record in the clear, another's record.
+    let inserted = hold(w.storage.as_ref(), "inserted", unix(now) - 1);
+    let mut clear = genuine.clone();
+    clear.transaction_id = "clear".into();
+    w.storage
+        .record_held(&clear, None, b"{\"subject\":\"CN=evil\"}", clear.created)
+        .unwrap();
+    let mut moved = genuine.clone();
+    moved.transaction_id = "moved".into();
+    w.storage
+        .record_held(&moved, None, &sealed_names(&genuine), moved.created)
+        .unwrap();
+    let r = relay.pass(now).unwrap();
+    assert_eq!((r.forwarded, r.refused), (1, 3), "{r:?}");
+    assert_eq!(w.asked.lock().unwrap().as_slice(), [("request", genuine.csr.clone())]);
+    for tx in [&inserted, &clear, &moved] {
+        assert!(
+            matches!(state(w.storage.as_ref(), tx), TxState::Rejected(_, why) if why.contains("does not open")),
+            "{}",
+            tx.transaction_id
+        );
+    }
+    let m = w.metrics.encode().unwrap();
+    assert!(m.contains("mef_proxy_events_total{event=\"record-altered\"} 3"), "{m}");
+}

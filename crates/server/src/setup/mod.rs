@@ -175,12 +175,6 @@ fn build_services_for(cfg: &Config, base: &Path, metrics: Arc<Metrics>, ca: Auth
     let challenge_key = read_key32(&base.join(&cfg.challenge_key))?;
     let storage = open_storage(cfg, base)?;
     storage.observe_commits(metrics.clone());
-    // Names an older build held SCEP/CMP requests with in the clear: sealed
-    // once, by the first process of this build to open the database.
-    let sealed = crate::held::HeldNamesSeal::new(&challenge_key).seal_legacy(storage.as_ref())?;
-    if sealed > 0 {
-        tracing::info!(sealed, "names of held SCEP/CMP requests sealed at rest");
-    }
     let psks = Arc::new(open_psks(cfg, base, storage.clone())?);
     let next_ca = cfg
         .next_ca_certificate

@@ -198,10 +198,6 @@ pub struct Transaction {
     pub created: i64,
 }
 
-/// What [`Storage::seal_clear_held_names`] rewrites each clear record with
-/// (`None`: leave it).
-pub type SealHeld<'a> = dyn Fn(&Transaction, &[u8]) -> Option<Vec<u8>> + Sync + 'a;
-
 /// Where a pending transaction stands in the order they were recorded
 /// (created, transactionID, key id: a total order, as stored), for
 /// [`Storage::pending_after`].
@@ -428,16 +424,6 @@ pub trait Storage: Send + Sync {
     fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
         let _ = (now, limit);
         Err(StorageError::Unsupported("CMP confirmations"))
-    }
-    /// Once per database: rewrite the clear names an older build held
-    /// SCEP and CMP requests with (pending transactions whose ID does not
-    /// start `est-`: EST seals its own) as `seal` returns them (`None`:
-    /// leave it), and record that this was done, all in one database
-    /// transaction. Afterwards, and in a database that never held clear
-    /// names, it does nothing. Returns how many were rewritten.
-    fn seal_clear_held_names(&self, seal: &SealHeld<'_>) -> Result<usize> {
-        let _ = seal;
-        Err(StorageError::Unsupported("sealing held names"))
     }
     /// A number that moves whenever an operator PSK, an Enrolment Key
     /// record or a GBA bootstrap is added, changed (its key, names,

@@ -27,8 +27,8 @@
 
 use super::{
     state_parts, stored_key, stored_refusal, timed_commit, Backend, ChallengeInfo, CommitObserver, CommitObserverSlot,
-    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, PskInfo, Result, SealHeld, Storage, StorageError, StoredPsk,
-    TokenInfo, Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
+    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, PskInfo, Result, Storage, StorageError, StoredPsk, TokenInfo,
+    Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -891,50 +891,6 @@ impl Storage for PgStorage {
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
-        })
-    }
-
-    fn seal_clear_held_names(&self, seal: &SealHeld<'_>) -> Result<usize> {
-        self.with(|c| {
-            // Done already (every start after the first): read only.
-            if c.query_opt("SELECT 1 FROM meta WHERE key = 'held_names_sealed'", &[])?
-                .is_some()
-            {
-                return Ok(0);
-            }
-            let mut t = c.transaction()?;
-            // The mark first: a concurrent first start waits here for this
-            // one, then finds it done.
-            let marked = t.execute(
-                "INSERT INTO meta (key, value) VALUES ('held_names_sealed', 1) ON CONFLICT (key) DO NOTHING",
-                &[],
-            )?;
-            if marked == 0 {
-                return Ok(0);
-            }
-            let held = t
-                .query(
-                    &format!(
-                        "SELECT {TX_COLS}, terms FROM transactions JOIN held_terms USING (txid, key_id) \
-                         WHERE state = 'pending' AND txid NOT LIKE 'est-%' FOR UPDATE"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|r| Ok((row_to_tx(r)?, r.try_get::<_, Vec<u8>>(10)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let mut n = 0;
-            for (tx, terms) in held {
-                if let Some(sealed) = seal(&tx, &terms) {
-                    t.execute(
-                        "UPDATE held_terms SET terms = $3 WHERE txid = $1 AND key_id = $2",
-                        &[&tx.transaction_id, &tx.key_id, &sealed],
-                    )?;
-                    n += 1;
-                }
-            }
-            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
-            Ok(n)
         })
     }
 

@@ -675,41 +675,6 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn seal_clear_held_names(&self, seal: &SealHeld<'_>) -> Result<usize> {
-        const DONE: &str = "SELECT 1 FROM meta WHERE key = 'held_names_sealed'";
-        self.with(|c| {
-            // Done already (every start after the first): read only.
-            if c.query_row(DONE, [], |_| Ok(())).optional()?.is_some() {
-                return Ok(0);
-            }
-            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if t.query_row(DONE, [], |_| Ok(())).optional()?.is_some() {
-                return Ok(0);
-            }
-            let held: Vec<(Transaction, Vec<u8>)> = {
-                let mut st = t.prepare(&format!(
-                    "SELECT {TX_COLS}, terms FROM transactions JOIN held_terms USING (txid, key_id) \
-                     WHERE state = 'pending' AND txid NOT LIKE 'est-%'"
-                ))?;
-                let rows = st.query_map([], |r| Ok((row_to_tx(r)?, r.get::<_, Vec<u8>>(10)?)))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            let mut n = 0;
-            for (tx, terms) in held {
-                if let Some(sealed) = seal(&tx, &terms) {
-                    t.execute(
-                        "UPDATE held_terms SET terms = ?3 WHERE txid = ?1 AND key_id = ?2",
-                        params![tx.transaction_id, tx.key_id, sealed],
-                    )?;
-                    n += 1;
-                }
-            }
-            t.execute("INSERT INTO meta (key, value) VALUES ('held_names_sealed', 1)", [])?;
-            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
-            Ok(n)
-        })
-    }
-
     fn held_terms(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
         self.with(|c| {
             Ok(c.query_row(
