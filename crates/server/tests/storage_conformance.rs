@@ -842,6 +842,44 @@ fn cmp_confirmations_are_claimed_once(s: &Backend) {
         s.unconfirmed_due(NOW + 1000, 10).unwrap(),
         [("0a".to_owned(), "t-a2".to_owned())]
     );
+    // Extended only while it waits.
+    assert!(s.extend_confirmation("0a", NOW + 2000).unwrap());
+    assert!(s.unconfirmed_due(NOW + 1000, 10).unwrap().is_empty());
+    assert!(
+        !s.extend_confirmation("0b", NOW + 2000).unwrap(),
+        "settled: not recorded again"
+    );
+    assert!(s
+        .unconfirmed_due(NOW + 5000, 10)
+        .unwrap()
+        .iter()
+        .all(|(x, _)| x != "0b"));
+    // Taken off the list and revoked together, once.
+    s.record(
+        &tx("t-d", "k", TxState::Issued("0d".into())),
+        None,
+        Some(&cert("0d")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0d", "t-d", NOW).unwrap();
+    assert_eq!(s.revoke_unconfirmed("0d", NOW + 1, 5).unwrap(), Some(true));
+    assert_eq!(s.revoke_unconfirmed("0d", NOW + 2, 5).unwrap(), None, "claimed once");
+    let c = s.certificate("0d").unwrap().unwrap();
+    assert_eq!((c.revoked_at, c.reason), (Some(NOW + 1), Some(5)));
+    // Revoked meanwhile by its holder: claimed, its reason kept.
+    s.record(
+        &tx("t-e", "k", TxState::Issued("0e".into())),
+        None,
+        Some(&cert("0e")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0e", "t-e", NOW).unwrap();
+    s.revoke("0e", NOW + 1, 1).unwrap();
+    assert_eq!(s.revoke_unconfirmed("0e", NOW + 2, 5).unwrap(), Some(false));
+    assert_eq!(s.certificate("0e").unwrap().unwrap().reason, Some(1));
+    assert!(s.unconfirmed_due(NOW + 10, 10).unwrap().is_empty());
 }
 
 fn generated_keys_are_taken_once(s: &Backend) {

@@ -307,38 +307,50 @@ impl CmpService {
     pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
         // The table's expired entries go; what to revoke is in storage.
         drop(self.exchanges.unconfirmed());
-        let mut due: Vec<Due> = std::mem::take(&mut *self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
+        let due: Vec<Due> = std::mem::take(&mut *self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut revoked = 0;
         match self.s.storage.unconfirmed_due(ra::unix(now), SWEEP_BATCH) {
             Ok(rows) => {
                 for (serial, transaction_id) in rows {
-                    // Claimed here, or settled by a certConf (or another
-                    // mef) meanwhile: exactly one of them goes on.
-                    match self.s.storage.confirmation_settled(&serial) {
-                        Ok(true) => due.push(Due {
-                            serial,
-                            transaction_id,
-                            why: "not confirmed (no certConf) within confirm_wait",
-                        }),
-                        Ok(false) => {}
+                    // Taken off the list and revoked in one database
+                    // transaction, unless a certConf (or another mef)
+                    // settled it meanwhile: exactly one of them goes on.
+                    let why = "not confirmed (no certConf) within confirm_wait";
+                    match self
+                        .s
+                        .storage
+                        .revoke_unconfirmed(&serial, ra::unix(now), REASON_NOT_CONFIRMED)
+                    {
+                        Ok(None) => {}
+                        Ok(Some(true)) => {
+                            revoked += 1;
+                            self.metrics.cmp_unconfirmed_revoked();
+                            tracing::warn!(serial = %serial, transaction_id = %transaction_id, why, "CMP certificate revoked");
+                        }
+                        Ok(Some(false)) => {
+                            tracing::info!(serial = %serial, transaction_id = %transaction_id, why, "CMP certificate to revoke was already revoked");
+                        }
+                        // Neither happened: the next sweep tries again.
                         Err(e) => {
-                            tracing::error!(serial = %serial, error = %e, "cannot claim an unconfirmed CMP certificate: retrying")
+                            tracing::error!(serial = %serial, error = %e, "cannot revoke an unconfirmed CMP certificate: retrying")
                         }
                     }
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the unconfirmed CMP certificates: retrying"),
         }
-        let mut revoked = 0;
         for d in due {
             match self.s.storage.revoke(&d.serial, ra::unix(now), REASON_NOT_CONFIRMED) {
                 Ok(()) => {
                     revoked += 1;
                     self.metrics.cmp_unconfirmed_revoked();
                     tracing::warn!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate revoked");
+                    let _ = self.s.storage.confirmation_settled(&d.serial);
                 }
                 // Already revoked (or never recorded): nothing left to do.
                 Err(StorageError::NotFound(_)) => {
                     tracing::info!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate to revoke was already revoked");
+                    let _ = self.s.storage.confirmation_settled(&d.serial);
                 }
                 Err(e) => {
                     tracing::error!(serial = %d.serial, why = d.why, error = %e, "cannot revoke a CMP certificate: retrying");
@@ -353,13 +365,17 @@ impl CmpService {
     /// certConf for `confirm_wait` from `now` (plus a grace second, so the
     /// in-memory transaction always ends first).
     fn await_confirmation(&self, serial: &str, txid: &[u8], now: SystemTime) -> Result<(), Refused> {
-        let deadline = ra::unix(now)
-            .saturating_add(i64::try_from(self.s.confirm_wait.as_secs()).unwrap_or(i64::MAX))
-            .saturating_add(CONFIRM_GRACE_SECS);
         self.s
             .storage
-            .await_confirmation(serial, &hex::encode(txid), deadline)
+            .await_confirmation(serial, &hex::encode(txid), self.confirm_deadline(now))
             .map_err(storage_refusal)
+    }
+
+    /// `confirm_wait` from `now`, plus the grace seconds (Unix seconds).
+    fn confirm_deadline(&self, now: SystemTime) -> i64 {
+        ra::unix(now)
+            .saturating_add(i64::try_from(self.s.confirm_wait.as_secs()).unwrap_or(i64::MAX))
+            .saturating_add(CONFIRM_GRACE_SECS)
     }
 
     /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`], for `why`.
@@ -727,7 +743,7 @@ impl CmpService {
         if !(v.implicit_confirm && self.s.grant_implicit_confirm) {
             // Its revocation, should no certConf come, is recorded before
             // the certificate is: no moment where it could be left valid.
-            self.await_confirmation(&issued.serial, &to.transaction_id, now)?;
+            self.await_confirmation(&issued.serial, &to.transaction_id, SystemTime::now())?;
         }
         tx.state = TxState::Issued(issued.serial.clone());
         self.s
@@ -1006,9 +1022,39 @@ impl CmpService {
                         return Err(storage_refusal(e));
                     }
                 };
+                if rec.revoked_at.is_some() {
+                    return Err(Refused(
+                        FailureInfo::CertRevoked,
+                        "the approved certificate was revoked (not collected and confirmed in time)".into(),
+                    ));
+                }
                 let cert = <Certificate as der::Decode>::from_der(&rec.der)
                     .map_err(internal)
                     .inspect_err(|_| self.revoke_later(serial, "approved but not deliverable"))?;
+                let implicit = v.implicit_confirm && self.s.grant_implicit_confirm;
+                // Before anything is sent: final now (implicit confirmation),
+                // or confirm_wait from now — unless the sweep took it already.
+                let waiting = if implicit {
+                    self.s.storage.confirmation_settled(serial)
+                } else {
+                    self.s
+                        .storage
+                        .extend_confirmation(serial, self.confirm_deadline(SystemTime::now()))
+                };
+                match waiting {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(Refused(
+                            FailureInfo::CertRevoked,
+                            "the approved certificate was not collected in time and is being revoked".into(),
+                        ))
+                    }
+                    Err(e) => {
+                        // The client may poll again.
+                        let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                        return Err(storage_refusal(e));
+                    }
+                }
                 log.outcome = format!("approved: {serial}");
                 log.result = "accepted";
                 let (der, next) = self
@@ -1023,20 +1069,12 @@ impl CmpService {
                         responder,
                     )
                     .inspect_err(|_| self.revoke_later(serial, "approved but its answer failed"))?;
-                match next {
-                    Some(next) => {
-                        // From its delivery, confirm_wait for its certConf.
-                        self.await_confirmation(serial, &to.transaction_id, SystemTime::now())?;
-                        if !self.exchanges.restore(to.transaction_id.clone(), next) {
-                            // Not delivered and not tracked for its certConf:
-                            // it must not stay valid unconfirmed.
-                            self.revoke_later(serial, "approved but its certConf could not be awaited");
-                            return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
-                        }
-                    }
-                    // Implicit confirmation granted: final with this answer.
-                    None => {
-                        let _ = self.s.storage.confirmation_settled(serial);
+                if let Some(next) = next {
+                    if !self.exchanges.restore(to.transaction_id.clone(), next) {
+                        // Not delivered and not tracked for its certConf:
+                        // it must not stay valid unconfirmed.
+                        self.revoke_later(serial, "approved but its certConf could not be awaited");
+                        return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
                     }
                 }
                 Ok(der)

@@ -419,6 +419,22 @@ pub trait Storage: Send + Sync {
         let _ = serial;
         Err(StorageError::Unsupported("CMP confirmations"))
     }
+    /// CMP: move the deadline of `serial`, still waiting, to `deadline`;
+    /// `false` when it no longer waits (confirmed, or claimed for
+    /// revocation): nothing is recorded then.
+    fn extend_confirmation(&self, serial: &str, deadline: i64) -> Result<bool> {
+        let _ = (serial, deadline);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: in one database transaction, take `serial` off the waiting
+    /// list and revoke it (at `at`, for `reason`): `None` when it was not
+    /// waiting (confirmed, or claimed by another sweep), `Some(true)` when
+    /// revoked now, `Some(false)` when it was revoked already (or was never
+    /// recorded). On an error neither happens: the next sweep tries again.
+    fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
+        let _ = (serial, at, reason);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
     /// CMP: the certificates whose deadline has passed at `now` (serial,
     /// transactionID), at most `limit`, the oldest deadline first.
     fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {

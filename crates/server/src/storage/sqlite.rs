@@ -838,6 +838,30 @@ impl Storage for SqliteStorage {
         self.with(|c| Ok(c.execute("DELETE FROM cmp_confirmations WHERE serial = ?1", params![serial])? > 0))
     }
 
+    fn extend_confirmation(&self, serial: &str, deadline: i64) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE cmp_confirmations SET deadline = ?2 WHERE serial = ?1",
+                params![serial, deadline],
+            )? > 0)
+        })
+    }
+
+    fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if t.execute("DELETE FROM cmp_confirmations WHERE serial = ?1", params![serial])? == 0 {
+                return Ok(None);
+            }
+            let revoked = t.execute(
+                "UPDATE certificates SET revoked_at = ?2, reason = ?3 WHERE serial = ?1 AND revoked_at IS NULL",
+                params![serial, at, reason],
+            )? > 0;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
+            Ok(Some(revoked))
+        })
+    }
+
     fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|c| {
