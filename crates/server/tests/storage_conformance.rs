@@ -867,6 +867,19 @@ fn cmp_confirmations_are_claimed_once(s: &Backend) {
     assert_eq!(s.revoke_unconfirmed("0d", NOW + 2, 5).unwrap(), None, "claimed once");
     let c = s.certificate("0d").unwrap().unwrap();
     assert_eq!((c.revoked_at, c.reason), (Some(NOW + 1), Some(5)));
+    // Extended by a delivery after the sweep read it as due: not revoked.
+    s.record(
+        &tx("t-f", "k", TxState::Issued("0f".into())),
+        None,
+        Some(&cert("0f")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0f", "t-f", NOW).unwrap();
+    assert!(s.extend_confirmation("0f", NOW + 100).unwrap());
+    assert_eq!(s.revoke_unconfirmed("0f", NOW + 1, 5).unwrap(), None);
+    assert_eq!(s.certificate("0f").unwrap().unwrap().revoked_at, None);
+    assert!(s.confirmation_settled("0f").unwrap());
     // Revoked meanwhile by its holder: claimed, its reason kept.
     s.record(
         &tx("t-e", "k", TxState::Issued("0e".into())),

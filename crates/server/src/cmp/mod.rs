@@ -749,7 +749,11 @@ impl CmpService {
         self.s
             .storage
             .record(&tx, auth.consume.as_deref(), Some(&issued), ra::unix(now))
-            .map_err(storage_refusal)?;
+            .map_err(|e| {
+                // Not recorded, not sent: nothing waits for it.
+                let _ = self.s.storage.confirmation_settled(&issued.serial);
+                storage_refusal(e)
+            })?;
         self.metrics.certificate_issued(metrics::Protocol::Cmp);
         if auth.consume.is_some() {
             self.metrics.challenge_consumed(metrics::Protocol::Cmp);
@@ -1044,10 +1048,14 @@ impl CmpService {
                 match waiting {
                     Ok(true) => {}
                     Ok(false) => {
+                        // Claimed by the sweep (being revoked), or approved
+                        // by a build that kept no confirmation record:
+                        // either way it is not left valid uncollected.
+                        self.revoke_later(serial, "approved, not collected in time");
                         return Err(Refused(
                             FailureInfo::CertRevoked,
                             "the approved certificate was not collected in time and is being revoked".into(),
-                        ))
+                        ));
                     }
                     Err(e) => {
                         // The client may poll again.

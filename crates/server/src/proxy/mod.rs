@@ -504,8 +504,8 @@ impl Relay {
                 }
                 _ if !authentic => {
                     self.set_pending_upstream(&tx, false);
-                    let why = "the request's record in the database does not open (inserted or altered there): \
-                               not forwarded";
+                    let why = "the request's record in the database does not open (inserted or altered there, or \
+                               held by an older mef): not forwarded";
                     tracing::warn!(txid = %tx.transaction_id, "proxy: {why}");
                     if self.refuse(&tx, RefusalReason::Internal, why, now) {
                         report.refused += 1;

@@ -428,7 +428,8 @@ pub trait Storage: Send + Sync {
     }
     /// CMP: in one database transaction, take `serial` off the waiting
     /// list and revoke it (at `at`, for `reason`): `None` when it was not
-    /// waiting (confirmed, or claimed by another sweep), `Some(true)` when
+    /// waiting with a deadline at or before `at` (confirmed, claimed by
+    /// another sweep, or its wait extended by a delivery meanwhile), `Some(true)` when
     /// revoked now, `Some(false)` when it was revoked already (or was never
     /// recorded). On an error neither happens: the next sweep tries again.
     fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {

@@ -893,7 +893,12 @@ impl Storage for PgStorage {
     fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
         self.with(|c| {
             let mut t = c.transaction()?;
-            if t.execute("DELETE FROM cmp_confirmations WHERE serial = $1", &[&serial])? == 0 {
+            // Still due: a poll that extended the wait meanwhile wins.
+            if t.execute(
+                "DELETE FROM cmp_confirmations WHERE serial = $1 AND deadline <= $2",
+                &[&serial, &at],
+            )? == 0
+            {
                 return Ok(None);
             }
             let revoked = t.execute(

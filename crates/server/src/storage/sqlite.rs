@@ -850,7 +850,12 @@ impl Storage for SqliteStorage {
     fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
         self.with(|c| {
             let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if t.execute("DELETE FROM cmp_confirmations WHERE serial = ?1", params![serial])? == 0 {
+            // Still due: a poll that extended the wait meanwhile wins.
+            if t.execute(
+                "DELETE FROM cmp_confirmations WHERE serial = ?1 AND deadline <= ?2",
+                params![serial, at],
+            )? == 0
+            {
                 return Ok(None);
             }
             let revoked = t.execute(
