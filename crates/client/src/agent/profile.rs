@@ -653,10 +653,20 @@ impl Profile {
 
     /// Parse and validate profile text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        // Every refusal names a field and a reason: an empty key (`'' = …`)
+        // names the file, an empty message says so.
         let fail = |field: &str, reason: String| ProfileError {
             file: file.to_owned(),
-            field: field.to_owned(),
-            reason,
+            field: if field.is_empty() {
+                "(file)".to_owned()
+            } else {
+                field.to_owned()
+            },
+            reason: if reason.trim().is_empty() {
+                "invalid".to_owned()
+            } else {
+                reason
+            },
         };
         let de = toml::Deserializer::parse(text).map_err(|e| fail("(file)", one_line(&e.to_string())))?;
         let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -1549,6 +1559,16 @@ certificate = "/etc/app/cert.pem"
             .replace("http://127.0.0.1:8080/scep", "https://mef.example.net:8444")
             + "[auth]\npsk_identity = \"kpm-1\"\npsk_file = \"/etc/enrol/kpm\"\n"
             + "[rspf]\nmef_fqdn = \"mef.example.net\"\ntoken = \"t0ken\"\nstate_output = \"/etc/app/rspf.toml\"\n"
+    }
+
+    /// Found by `agent_profile` (fuzz/corpus): a key that is the empty
+    /// string was refused with an empty field name.
+    #[test]
+    fn an_empty_key_is_refused_naming_the_file() {
+        let e = Profile::from_toml("''='''='''''", "p.toml").unwrap_err();
+        assert!(!e.field.is_empty() && !e.reason.is_empty(), "{e:?}");
+        let e = Profile::from_toml(&(minimal() + "\n'' = 1\n"), "p.toml").unwrap_err();
+        assert!(!e.field.is_empty() && !e.reason.is_empty(), "{e:?}");
     }
 
     #[test]
