@@ -2,7 +2,8 @@
 //! the input in one format; whatever decodes must re-encode to bytes that
 //! decode to the same message, and encode again to the same bytes.
 use enrolkit_exchange::{
-    decode, encode, Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, Format, Message, Refused,
+    decode, encode, Completion, CredentialResponse, EnrolmentInstructions, EnrolmentRequest, ExchangeRequest,
+    ExchangeResponses, Format, Message, Refused,
 };
 
 fn check<M: Message + PartialEq + std::fmt::Debug>(data: &[u8], f: Format) {
@@ -21,4 +22,8 @@ pub fn all_messages(data: &[u8], f: Format) {
     check::<Completion>(data, f);
     check::<CredentialResponse>(data, f);
     check::<Refused>(data, f);
+    // TS-0003 V3.18.0's wire profile: the request the MEF reads, the
+    // responses the Enrolee reads.
+    check::<ExchangeRequest>(data, f);
+    check::<ExchangeResponses>(data, f);
 }

@@ -1902,6 +1902,145 @@ ekus = ["1.3.6.1.5.5.7.3.2"]
     assert!(mef.run(&["rspf", "list"]).contains("certificateEnrolment=ok"));
 }
 
+/// The device agent in TS-0003 V3.18.0's wire profile (`[rspf]
+/// wire_profile = "v3.18"`): the request of table 8.3.2.1-1, the
+/// responses, the certificate enrolled at the instructed EST URI (no
+/// completion message: V3.18 has none), the state kept as V3.18's; then,
+/// past the renewal threshold, a second exchange on Kre (an extension:
+/// V3.18 names a re-authentication key but derives none) whose KeID the
+/// target's key fetch confirms.
+#[test]
+fn the_agent_enrols_over_rspf_in_the_v3_18_wire_profile_then_renews() {
+    println!("peer: {}", openssl_version());
+    // The certificate enrolment URI is part of the configuration: fix the OpenSSL listener's port.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = enrolkit_testkit::free_port().unwrap();
+        let edit = |st: &Path, cfg: &mut String| {
+            // Certificates 45% through their life when issued: 50% keeps them, 40% renews.
+            *cfg = cfg.replace(
+                "validity_days = 365\n",
+                "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+            );
+            cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+            cfg.push_str(&format!(
+                r#"
+[[rspf.enrolee]]
+name = "v3-agent"
+wire-profile = "v3.18"
+[rspf.enrolee.bootstrap]
+framework = "pre-provisioned-symmetric-key"
+enrolment-target = "cse-b.example.net"
+enrolee-id = "ae-v3agent.example.net"
+kpm-id = "kpm-v3agent"
+enrolment-expiry = 3600
+[rspf.enrolee.grant]
+direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
+remote-management-uri = "coaps://dm.example.net:5684"
+[rspf.enrolee.grant.certificate]
+ekus = ["1.3.6.1.5.5.7.3.2"]
+est-uri = "https://127.0.0.1:{port}"
+"#
+            ));
+        };
+        let openssl = format!("127.0.0.1:{port}");
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--est-listen",
+            "127.0.0.1:0",
+            "--est-listen-openssl",
+            &openssl,
+        ];
+        if let Ok(m) = Mef::try_start(&mef_bin(), &[], edit, &args) {
+            started = Some(m);
+            break;
+        }
+    }
+    let mef = started.expect("mef serve on a chosen port");
+    let dev = tempfile::tempdir().unwrap();
+    let kpm = add_psk(&mef, "kpm-v3agent");
+    let state = dev.path().join("state");
+    let profile = |threshold: u8| {
+        let credential = format!(
+            "[auth]\npsk_identity = \"kpm-v3agent\"\npsk_file = \"{}\"\n[rspf]\n\
+             wire_profile = \"v3.18\"\nenrolment_expiry_seconds = 600\nremote_management = true\n",
+            p(&kpm)
+        );
+        rspf_agent_profile_with(dev.path(), &mef, "ae-v3agent.example.net", &credential, threshold)
+    };
+    let prof = profile(50);
+    let (code, out) = agent_once(&prof, &state);
+    assert_eq!(code, 10, "{out}\nmef:\n{}", mef.log());
+    assert!(out.contains("Enrolment Exchange with the pre-provisioned key"), "{out}");
+    assert!(
+        out.contains("the MEF names the remote management server coaps://dm.example.net:5684"),
+        "{out}"
+    );
+    assert!(!out.contains("told the MEF"), "V3.18 has no completion message: {out}");
+    let cert = dev.path().join("out/cert.pem");
+    let x = Command::new("openssl")
+        .args(["verify", "-CAfile", p(&mef.st("ca.pem")), p(&cert)])
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "openssl verify: {}", text(&x));
+    let x = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in", p(&cert)])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&x.stdout).contains("ae-v3agent.example.net"));
+    let kept = state.join("dev");
+    let first = read_state(&kept);
+    assert_eq!(first["wire-profile"].as_str(), Some("v3.18"));
+    let first_ke_id = first["ke-id"].as_str().unwrap().to_owned();
+    assert!(first_ke_id.ends_with(&format!("@{MEF_FQDN}")), "{first_ke_id}");
+    // CSE-B fetches the SAEF key (SUID 22) for the agent's KeID: what the
+    // MEF derives is what `enrol rspf derive` derives from the agent's
+    // state, so both ends hold the same Ke (V3.18 grants no keys in the
+    // exchange: the Enrolee derives them).
+    let derive = |n: &str| {
+        let d = dev.path().join(format!("derived-{n}"));
+        ok(enrol(&[
+            "rspf",
+            "derive",
+            "--state",
+            p(&kept),
+            "--target",
+            "cse-b.example.net",
+            "--security-type",
+            "SAEF",
+            "--out",
+            p(&d),
+        ]));
+        std::fs::read_to_string(&d).unwrap().trim().to_owned()
+    };
+    let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
+    let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
+    let (key, id) = cse.key(&first_ke_id, Some("22"), "cse-b.example.net", &[]);
+    assert_eq!((key, id.as_str()), (derive("first"), "-"));
+    let first_cert = std::fs::read(&cert).unwrap();
+    // Below the threshold nothing happens; past it, a new exchange on Kre.
+    let (code, out) = agent_once(&prof, &state);
+    assert_eq!(code, 0, "{out}");
+    profile(40);
+    let (code, out) = agent_once(&prof, &state);
+    assert_eq!(code, 10, "{out}\nmef:\n{}", mef.log());
+    assert!(
+        out.contains("Enrolment Exchange with Kre of the previous enrolment"),
+        "{out}"
+    );
+    let second = read_state(&kept);
+    assert_eq!(second["wire-profile"].as_str(), Some("v3.18"));
+    let second_ke_id = second["ke-id"].as_str().unwrap().to_owned();
+    assert_ne!(second_ke_id, first_ke_id);
+    assert_ne!(std::fs::read(&cert).unwrap(), first_cert);
+    let (key, _) = cse.key(&second_ke_id, Some("22"), "cse-b.example.net", &[]);
+    assert_eq!(key, derive("second"));
+    // The first enrolment's key is another one.
+    let (old, _) = cse.key(&first_ke_id, Some("22"), "cse-b.example.net", &[]);
+    assert_ne!(old, key);
+}
+
 /// A malformed `--subject` is refused before the Enrolment Exchange, so a
 /// run that cannot finish does not spend the one-time Enrolment-Token
 /// (it used to be parsed after the exchange, leaving the token "already used").

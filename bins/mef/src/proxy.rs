@@ -149,6 +149,7 @@ pub(crate) fn spawn_relay(
     upstream: ScepUpstream,
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
+    records: enrolkit_server::held::RecordCheck,
 ) -> Res {
     let hook = p.notify_command.split_first().map(|(command, args)| Verifier {
         command: command.into(),
@@ -162,7 +163,8 @@ pub(crate) fn spawn_relay(
         Notifier { hook, metrics },
     )
     .crl_interval(Duration::from_secs(p.crl_interval_seconds))
-    .max_per_pass(p.max_per_pass);
+    .max_per_pass(p.max_per_pass)
+    .records(records);
     let every = Duration::from_secs(p.poll_interval_seconds.max(1));
     std::thread::Builder::new()
         .name("proxy-relay".into())

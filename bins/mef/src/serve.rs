@@ -99,7 +99,8 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         None => Some(Arc::new(build_ocsp(&cfg, &shared)?)),
     };
     if let Some((p, upstream)) = proxy {
-        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone())?;
+        let records = enrolkit_server::held::RecordCheck::new(&shared.challenge_key);
+        crate::proxy::spawn_relay(&p, upstream, storage.clone(), metrics.clone(), records)?;
     }
     let cmp = cfg
         .cmp
@@ -176,6 +177,9 @@ pub(crate) fn serve(config: &Path, o: Overrides) -> Res {
         // Every listener is bound: tell whoever started us.
         announce("mef: ready");
         notify_ready();
+        if let Some(c) = cmp.clone() {
+            tokio::spawn(revoke_unconfirmed(c));
+        }
         if cfg.proxy.is_none() {
             tokio::spawn(keep_crl_current(
                 svc.clone(),
@@ -206,6 +210,18 @@ async fn purge_expired_enrolments(r: Arc<enrolkit_server::rspf::RspfService>) {
             Ok(Ok(n)) => tracing::info!(purged = n, "expired Enrolment Keys deleted"),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot purge expired Enrolment Keys"),
             Err(e) => tracing::error!(error = %e, "purge task failed"),
+        }
+    }
+}
+
+/// Revoke CMP certificates whose certConf did not come in time, every second.
+async fn revoke_unconfirmed(c: Arc<enrolkit_server::cmp::CmpService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let c = c.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || c.revoke_unconfirmed(SystemTime::now())).await {
+            tracing::error!(error = %e, "unconfirmed-certificate task failed");
         }
     }
 }

@@ -509,6 +509,401 @@ fn a_held_cmp_request_is_polled_until_an_operator_approves_it() {
     run("openssl", &["verify", "-CAfile", p(&m.st("ca.pem")), p(&c)]);
 }
 
+/// A certificate whose certConf never comes (`openssl cmp
+/// -disable_confirm`: no implicitConfirm asked, no certConf sent) is
+/// revoked once `confirm_wait_seconds` has passed: `openssl ocsp` then
+/// says so, while a confirmed one stays good.
+#[test]
+fn an_unconfirmed_cmp_certificate_is_revoked_when_its_wait_ends() {
+    openssl_version();
+    let m = Mef::start(mef_bin(), &[], |_, cfg| {
+        assert!(cfg.contains("confirm_wait_seconds = 600"), "{cfg}");
+        *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
+    });
+    let dir = m.dir.path();
+    let (ra, ca) = (m.st("ra.pem"), m.st("ca.pem"));
+    let enrol = |label: &str, extra: &[&str]| {
+        let secret = challenge(&m, label, &[]);
+        let k = rsa_key(dir, label);
+        let c = dir.join(format!("{label}.pem"));
+        let mut args = vec![
+            "-cmd".to_owned(),
+            "ir".into(),
+            "-ref".into(),
+            label.into(),
+            "-secret".into(),
+            secret,
+            "-srvcert".into(),
+            p(&ra).into(),
+            "-newkey".into(),
+            p(&k).into(),
+            "-subject".into(),
+            format!("/CN={label}"),
+            "-certout".into(),
+            p(&c).into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = cmp_ok(&m, &args);
+        (c, log)
+    };
+    let ocsp = |c: &Path| {
+        let out = run(
+            "openssl",
+            &[
+                "ocsp",
+                "-url",
+                &format!("http://127.0.0.1:{}/ocsp", m.scep),
+                "-issuer",
+                p(&ca),
+                "-CAfile",
+                p(&ca),
+                "-cert",
+                p(c),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Confirmed: stays good.
+    let (kept, log) = enrol("bts-kept", &[]);
+    assert!(log.contains("received PKICONF"), "{log}");
+    // Never confirmed.
+    let (dropped, log) = enrol("bts-dropped", &["-disable_confirm"]);
+    assert!(!log.contains("received PKICONF"), "{log}");
+    assert!(ocsp(&dropped).contains(": good"), "{}", ocsp(&dropped));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ocsp(&dropped).contains(": revoked") {
+        assert!(Instant::now() < deadline, "not revoked:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        ocsp(&dropped).contains("Reason: cessationOfOperation"),
+        "{}",
+        ocsp(&dropped)
+    );
+    assert!(ocsp(&kept).contains(": good"), "{}", ocsp(&kept));
+    assert!(m.log().contains("not confirmed (no certConf) within confirm_wait"));
+    let metrics = enrolkit_testkit::http::get(m.admin, "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains("mef_cmp_unconfirmed_revoked_total 1"), "{text}");
+}
+
+/// POST one CMP message to `m` with curl (a real HTTP client; `openssl
+/// cmp` cannot send a malformed certConf); the answer's bytes.
+fn post_cmp(m: &Mef, name: &str, der: &[u8]) -> Vec<u8> {
+    let dir = m.dir.path();
+    let (req, rsp) = (dir.join(format!("{name}.der")), dir.join(format!("{name}.rsp")));
+    std::fs::write(&req, der).unwrap();
+    run(
+        "curl",
+        &[
+            "-sS",
+            "--fail",
+            "--max-time",
+            "20",
+            "-H",
+            "Content-Type: application/pkixcmp",
+            "--data-binary",
+            &format!("@{}", p(&req)),
+            "-o",
+            p(&rsp),
+            &format!("http://127.0.0.1:{}/.well-known/cmp", m.scep),
+        ],
+    );
+    std::fs::read(&rsp).unwrap()
+}
+
+/// `openssl ocsp` against `m` for `cert`: what it printed.
+fn ocsp_status(m: &Mef, cert: &Path) -> String {
+    let ca = m.st("ca.pem");
+    let out = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-url",
+            &format!("http://127.0.0.1:{}/ocsp", m.scep),
+            "-issuer",
+            p(&ca),
+            "-CAfile",
+            p(&ca),
+            "-cert",
+            p(cert),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait until `openssl ocsp` says `cert` is revoked (30 s at most).
+fn until_revoked(m: &Mef, cert: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = ocsp_status(m, cert);
+        if s.contains(": revoked") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "not revoked: {s}\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Two ways a client could keep an unconfirmed certificate out of the
+/// revocation that ends its confirm_wait, both seen working before their
+/// fix: a certConf naming another certReqId (refused with badCertId, but
+/// the refused certConf had already taken the transaction out of the
+/// table, so nothing revoked the certificate), and an rr of the new
+/// certificate by its holder before the wait ends (the revocation then
+/// failed as "already revoked" and was retried every second for ever,
+/// keeping the transaction's place). Sent by `enrolkit-cmp` over curl.
+#[test]
+fn a_malformed_cert_conf_or_an_early_rr_does_not_escape_or_jam_the_revocation() {
+    use enrolkit_cmp::keys::{DigestAlgorithm, KeySpec, SoftwareKey};
+    use enrolkit_cmp::{
+        Answer, CertificateRequest, MacAlgorithm, PkiBody, Protect, Requester, ResponseTrust, SharedSecret,
+    };
+    use rand_core::OsRng;
+    use std::str::FromStr;
+    openssl_version();
+    let m = Mef::start(mef_bin(), &[], |_, cfg| {
+        *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
+    });
+    let dir = m.dir.path();
+    let secret = challenge(&m, "bts-bad", &[]);
+    let secret = SharedSecret::new(secret.strip_prefix("pass:").unwrap().as_bytes());
+    let requester = Requester {
+        protect: Protect::Mac {
+            secret: &secret,
+            algorithm: MacAlgorithm::pbmac1(&mut OsRng),
+            sender_kid: b"bts-bad".to_vec(),
+        },
+        sender: enrolkit_cmp::header::null_dn(),
+        recipient: enrolkit_cmp::header::null_dn(),
+        message_time: Some(std::time::SystemTime::now()),
+        limits: Default::default(),
+        policy: Default::default(),
+    };
+    let key = SoftwareKey::generate(KeySpec::EcP256).unwrap();
+    let ask = CertificateRequest {
+        key: &key,
+        subject: Some(x509_cert::name::Name::from_str("CN=bts-bad").unwrap()),
+        extensions: None,
+        old_certificate: None,
+        digest: DigestAlgorithm::Sha256,
+    };
+    let (ir, sent) = requester
+        .certificate_request(BodyType::Ir, &ask, false, &mut OsRng)
+        .unwrap();
+    let ip = requester
+        .open(&post_cmp(&m, "ir", &ir), &sent, &ResponseTrust::Mac(&secret))
+        .unwrap();
+    let Answer::Certificate { certificate, .. } = &ip.answer else {
+        panic!("no certificate: {:?}", ip.answer);
+    };
+    let pem = dir.join("bts-bad.pem");
+    std::fs::write(
+        &pem,
+        der::EncodePem::to_pem(certificate.as_ref(), der::pem::LineEnding::LF).unwrap(),
+    )
+    .unwrap();
+    assert!(ocsp_status(&m, &pem).contains(": good"));
+    // certConf for certReqId 7 (the ip's is 0): refused, badCertId.
+    let mut other = ip.clone();
+    if let Answer::Certificate { cert_req_id, .. } = &mut other.answer {
+        *cert_req_id = 7;
+    }
+    let (conf, _) = requester.cert_conf(&other, None, &mut OsRng).unwrap();
+    let answer = PkiMessage::parse(&post_cmp(&m, "conf", &conf), &Default::default()).unwrap();
+    let PkiBody::Error(e) = &answer.body else {
+        panic!("not an error: {:?}", answer.body.body_type());
+    };
+    assert!(format!("{e:?}").contains("certReqId"), "{e:?}");
+    // The certificate is still revoked when the wait ends.
+    let s = until_revoked(&m, &pem);
+    assert!(s.contains("Reason: cessationOfOperation"), "{s}");
+
+    // An unconfirmed certificate its holder revokes before the wait ends:
+    // revoked once, with the holder's reason, and not retried.
+    let secret2 = challenge(&m, "bts-rr", &[]);
+    let k = rsa_key(dir, "bts-rr");
+    let c = dir.join("bts-rr.pem");
+    let ra = m.st("ra.pem");
+    let log = cmp_ok(
+        &m,
+        &[
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-rr",
+            "-secret",
+            &secret2,
+            "-srvcert",
+            p(&ra),
+            "-newkey",
+            p(&k),
+            "-subject",
+            "/CN=bts-rr",
+            "-certout",
+            p(&c),
+            "-disable_confirm",
+        ],
+    );
+    assert!(!log.contains("received PKICONF"), "{log}");
+    let log = cmp_ok(
+        &m,
+        &[
+            "-cmd",
+            "rr",
+            "-cert",
+            p(&c),
+            "-key",
+            p(&k),
+            "-srvcert",
+            p(&ra),
+            "-oldcert",
+            p(&c),
+            "-revreason",
+            "1",
+        ],
+    );
+    assert!(log.contains("revocation accepted"), "{log}");
+    let s = until_revoked(&m, &c);
+    assert!(s.contains("Reason: keyCompromise"), "{s}");
+    // Past its wait: handled once, quietly, not retried.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !m.log().contains("CMP certificate to revoke was already revoked") {
+        assert!(Instant::now() < deadline, "{}", m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let log = m.log();
+    assert!(!log.contains("cannot revoke a CMP certificate"), "{log}");
+    assert_eq!(
+        log.matches("CMP certificate to revoke was already revoked").count(),
+        1,
+        "{log}"
+    );
+    assert!(ocsp_status(&m, &c).contains("Reason: keyCompromise"));
+    let metrics = enrolkit_testkit::http::get(m.admin, "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains("mef_cmp_unconfirmed_revoked_total 1"), "{text}");
+}
+
+/// The duty to revoke an unconfirmed certificate is kept in the database:
+/// a `mef serve` restarted before the wait ends still revokes it (it was
+/// lost with the process's memory), and so is a certificate an operator
+/// approved that its client never collected.
+#[test]
+fn an_unconfirmed_cmp_certificate_is_revoked_across_a_restart_and_an_uncollected_approval_too() {
+    openssl_version();
+    let mut m = Mef::start(mef_bin(), &[], |_, cfg| {
+        *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
+    });
+    let dir = m.dir.path().to_path_buf();
+    let ra = m.st("ra.pem");
+    let secret = challenge(&m, "bts-r", &[]);
+    let k = rsa_key(&dir, "bts-r");
+    let c = dir.join("bts-r.pem");
+    let log = cmp_ok(
+        &m,
+        &[
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-r",
+            "-secret",
+            &secret,
+            "-srvcert",
+            p(&ra),
+            "-newkey",
+            p(&k),
+            "-subject",
+            "/CN=bts-r",
+            "-certout",
+            p(&c),
+            "-disable_confirm",
+        ],
+    );
+    assert!(!log.contains("received PKICONF"), "{log}");
+    m.restart();
+    assert!(ocsp_status(&m, &c).contains(": good"));
+    let s = until_revoked(&m, &c);
+    assert!(s.contains("Reason: cessationOfOperation"), "{s}");
+
+    // Approved, never collected: the client gave up before the approval.
+    let m = Mef::start(mef_bin(), &[], |_, cfg| {
+        *cfg = cfg
+            .replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5")
+            .replace("manual_approval = false", "manual_approval = true");
+    });
+    let dir = m.dir.path();
+    let secret = challenge(&m, "bts-u", &[]);
+    let k = rsa_key(dir, "bts-u");
+    let mut client = Command::new("openssl")
+        .args([
+            "cmp",
+            "-server",
+            &format!("127.0.0.1:{}", m.scep),
+            "-path",
+            ".well-known/cmp",
+            "-cmd",
+            "ir",
+            "-ref",
+            "bts-u",
+            "-secret",
+            &secret,
+            "-srvcert",
+            p(&m.st("ra.pem")),
+            "-newkey",
+            p(&k),
+            "-subject",
+            "/CN=bts-u",
+            "-certout",
+            p(&dir.join("bts-u.pem")),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let list = m.run(&["scep", "pending", "list"]);
+        if let Some(l) = list.lines().find(|l| l.starts_with("cmp-")) {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no held CMP request:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = client.kill();
+    let _ = client.wait();
+    let mut f = line.split_whitespace();
+    let (txid, key_id) = (f.next().unwrap(), f.next().unwrap());
+    let serial = m.run(&["scep", "pending", "approve", txid, key_id]);
+    // The certificate approved: from the database, for openssl ocsp.
+    let serial = serial.split_whitespace().last().unwrap().to_owned();
+    let ocsp = |m: &Mef| {
+        let out = run(
+            "openssl",
+            &[
+                "ocsp",
+                "-url",
+                &format!("http://127.0.0.1:{}/ocsp", m.scep),
+                "-issuer",
+                p(&m.st("ca.pem")),
+                "-CAfile",
+                p(&m.st("ca.pem")),
+                "-serial",
+                &format!("0x{serial}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ocsp(&m).contains(": good"), "{}", ocsp(&m));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ocsp(&m).contains(": revoked") {
+        assert!(Instant::now() < deadline, "not revoked: {}\n{}", ocsp(&m), m.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Attacks on the CMP server, each seen succeeding before its fix:
 /// raVerified POP from a device, a spent MAC secret opening a genm,
 /// one credential filling the open-transaction table, and a holder

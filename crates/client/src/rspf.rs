@@ -513,7 +513,7 @@ impl EnrolmentState {
     /// KreId the one Ke derives (a file edited by hand is refused, not used
     /// to authenticate as someone else).
     pub fn from_toml(text: &str) -> Result<(EnrolmentState, EnrolmentKeys)> {
-        let s: EnrolmentState = toml::from_str(text).map_err(|e| unexpected(e.message()))?;
+        let mut s: EnrolmentState = toml::from_str(text).map_err(|e| unexpected(e.message()))?;
         let id = KeyId::parse(&s.ke_id).map_err(|e| unexpected(format!("ke-id: {e}")))?;
         let ke = Zeroizing::new(hex::decode(&s.ke).map_err(|_| unexpected("ke is not hex"))?);
         let ke = Key256::from_slice(&ke).ok_or_else(|| unexpected("ke is not 32 bytes"))?;
@@ -523,6 +523,12 @@ impl EnrolmentState {
         if kre.relative.0 != keys.relative_kre_id.0 || kre.fqdn.as_str() != id.fqdn.as_str() {
             return Err(unexpected("kre-id is not the one ke derives"));
         }
+        // The letter case of a KeId's hex is not fixed (TS-0003 10.3.4): a
+        // file edited by hand may hold lower case; kept in the one form
+        // this side sends and writes.
+        let (ke_id, kre_id) = (id.to_string(), kre.to_string());
+        s.ke_id = ke_id;
+        s.kre_id = kre_id;
         Ok((s, keys))
     }
 
@@ -632,6 +638,22 @@ mod tests {
         let again = s.to_toml().unwrap();
         let (s2, _) = EnrolmentState::from_toml(&again).unwrap();
         assert_eq!((s2.ke_id.as_str(), s2.expires), (s.ke_id.as_str(), 9));
+    }
+
+    /// Found by `rspf_state` (fuzz/corpus): a KeId written in lower case
+    /// loaded as written, so the state named its keys in another form than
+    /// the one this side derives and sends.
+    #[test]
+    fn a_lower_case_ke_id_is_kept_in_the_one_form() {
+        let text = state_text(None);
+        let (canonical, keys) = EnrolmentState::from_toml(&text).unwrap();
+        let relative = keys.relative_ke_id.to_string();
+        let lower = text.replace(&relative, &relative.to_lowercase());
+        assert_ne!(lower, text);
+        let (s, k) = EnrolmentState::from_toml(&lower).unwrap();
+        assert_eq!(s.ke_id, canonical.ke_id);
+        assert!(s.ke_id.starts_with(&k.relative_ke_id.to_string()));
+        assert!(s.to_toml().unwrap().contains(&canonical.ke_id));
     }
 
     #[test]

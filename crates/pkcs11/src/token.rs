@@ -263,6 +263,48 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The slots with an initialised token, with their slot and token
+/// information. A file-backed module (SoftHSM2) read while another process
+/// rewrites its token files can answer CKR_GENERAL_ERROR or
+/// CKR_DEVICE_ERROR for a moment (seen with `mef ca rollover` beside a
+/// running `mef serve`): such an answer is asked again, three times at most
+/// over about a second, before it is an error.
+fn discover(
+    ctx: &cryptoki::context::Pkcs11,
+) -> Result<
+    Vec<(
+        cryptoki::slot::Slot,
+        cryptoki::slot::SlotInfo,
+        cryptoki::slot::TokenInfo,
+    )>,
+    Pkcs11Error,
+> {
+    use cryptoki::error::{Error as CkError, RvError};
+    let once = || -> Result<Vec<_>, (&'static str, CkError)> {
+        let slots = ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| ("C_GetSlotList", e))?;
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let ti = ctx.get_token_info(slot).map_err(|e| ("C_GetTokenInfo", e))?;
+            let si = ctx.get_slot_info(slot).map_err(|e| ("C_GetSlotInfo", e))?;
+            out.push((slot, si, ti));
+        }
+        Ok(out)
+    };
+    let mut attempt = 0u32;
+    loop {
+        match once() {
+            Ok(v) => return Ok(v),
+            Err((_, CkError::Pkcs11(RvError::GeneralError | RvError::DeviceError, _))) if attempt < 3 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(150 * u64::from(attempt)));
+            }
+            Err((operation, source)) => return Err(Pkcs11Error::Token { operation, source }),
+        }
+    }
+}
+
 impl Token {
     /// Open the token `uri` names: load the module (`module-path` or
     /// `module-name`), find the one initialised token matching the URI's
@@ -273,14 +315,9 @@ impl Token {
         let module_path = resolve_module(uri)?;
         let ctx = module(&module_path)?;
         let info = ctx.get_library_info().map_err(Pkcs11Error::token("C_GetInfo"))?;
-        let slots = ctx
-            .get_slots_with_initialized_token()
-            .map_err(Pkcs11Error::token("C_GetSlotList"))?;
         let mut present = Vec::new();
         let mut matching = Vec::new();
-        for slot in slots {
-            let ti = ctx.get_token_info(slot).map_err(Pkcs11Error::token("C_GetTokenInfo"))?;
-            let si = ctx.get_slot_info(slot).map_err(Pkcs11Error::token("C_GetSlotInfo"))?;
+        for (slot, si, ti) in discover(&ctx)? {
             present.push(describe(slot, &ti));
             if library_matches(uri, &info) && token_matches(uri, slot, &si, &ti) {
                 matching.push((slot, ti));

@@ -383,6 +383,15 @@ fn terms_aad(tx: &Transaction) -> Vec<u8> {
     a
 }
 
+/// Whether `sealed` is the held terms this MEF sealed for `tx` (under the
+/// challenge key it holds): for the proxy's relay, which forwards only
+/// records this MEF made.
+pub(crate) fn held_terms_open(challenge_key: &[u8; 32], tx: &Transaction, sealed: &[u8]) -> bool {
+    Sealer::new(&crate::seal::derive_key(challenge_key, SEAL_LABEL))
+        .and_then(|s| s.open(&terms_aad(tx), sealed))
+        .is_ok()
+}
+
 /// Associated data of a transaction's sealed generated key.
 fn key_aad(txid: &str, key_id: &str) -> Vec<u8> {
     let mut a = b"enrolkit EST generated key\0".to_vec();
@@ -965,16 +974,18 @@ impl EstService {
         auth: &Authorised,
         now: SystemTime,
     ) -> Result<EstResponse, Refusal> {
-        if let Some(limit) = &self.policy.auth.hold_limit {
-            match limit.admit(self.storage.as_ref(), &tx.subject) {
-                Ok(()) => {}
+        // Kept until the request is recorded (see HoldLimit::admit).
+        let _permit = match &self.policy.auth.hold_limit {
+            Some(limit) => match limit.admit(self.storage.as_ref(), &tx.subject) {
+                Ok(p) => Some(p),
                 Err(crate::proxy::HoldRefused::Full(why)) => {
                     self.metrics.proxy_event("hold-refused");
                     return Err(Refusal::new(503, why));
                 }
                 Err(crate::proxy::HoldRefused::Storage(e)) => return Err(internal(e)),
-            }
-        }
+            },
+            None => None,
+        };
         let sealed = self.sealer.seal(&terms_aad(tx), &terms.encode()).map_err(internal)?;
         self.storage
             .record_held(tx, auth.consume.as_deref(), &sealed, unix(now))

@@ -13,10 +13,12 @@
 //!
 //! Both are loaded when the service is built, written through when this
 //! process records something (an enrolment, a bootstrap), and reloaded from
-//! storage on the blocking pool every [`REFRESH`] by [`keep_current`]: what
-//! another process changes (`mef psk add`, `mef psk remove`, `mef rspf
-//! revoke`) takes effect on a running `mef serve` within that delay. An
-//! unknown identity is a miss in a map: no database round trip.
+//! storage on the blocking pool every [`REFRESH`] by [`keep_current`] when
+//! storage's handshake generation moved ([`Generation`]): what another
+//! process changes (`mef psk add`, `mef psk remove`, `mef rspf revoke`)
+//! takes effect on a running `mef serve` within that delay, and a quiet
+//! database costs one row a second. An unknown identity is a miss in a
+//! map: no database round trip.
 //!
 //! At rest, a PSK is sealed ([`PskSealer`]): AES-256-GCM under a key
 //! derived from the storage key, with its identity and bound names as
@@ -126,6 +128,43 @@ impl PskSealer {
     }
 }
 
+/// What a view loaded last, by [`Storage::handshake_generation`]: a
+/// reload is skipped while that number has not moved, so an idle `mef
+/// serve` with a million Enrolment Key records reads one row a second, not
+/// a million.
+#[derive(Debug, Default)]
+pub struct Generation {
+    loaded: Mutex<Option<i64>>,
+    reloads: AtomicU64,
+}
+
+impl Generation {
+    /// Run `reload` unless storage's generation is the one last loaded (or
+    /// storage keeps none); `Ok(true)` when it ran. The generation is read
+    /// before the reload: a change committed meanwhile is loaded now or at
+    /// the next call. A failed reload leaves the view due.
+    pub fn reload_if_moved(
+        &self,
+        storage: &dyn Storage,
+        reload: impl FnOnce() -> Result<(), String>,
+    ) -> Result<bool, String> {
+        let now = storage.handshake_generation().map_err(|e| e.to_string())?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if now.is_some() && *loaded == now {
+            return Ok(false);
+        }
+        reload()?;
+        *loaded = now;
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Reloads run so far.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+}
+
 /// Something kept in memory that [`keep_current`] reloads from storage.
 pub trait Refresh: Send + Sync {
     /// Reload from storage (blocking: run on the blocking pool).
@@ -168,6 +207,7 @@ pub struct PskView {
     unopened: Mutex<HashSet<String>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    generation: Generation,
 }
 
 impl std::fmt::Debug for PskView {
@@ -191,9 +231,16 @@ impl PskView {
             unopened: Mutex::new(HashSet::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            generation: Generation::default(),
         };
         v.refresh()?;
         Ok(v)
+    }
+
+    /// Full reloads so far (the first load included): none while nothing
+    /// changed in storage.
+    pub fn reloads(&self) -> u64 {
+        self.generation.reloads()
     }
 
     /// The sealer, for whoever adds a PSK (`mef psk add`).
@@ -256,8 +303,17 @@ impl PskView {
 }
 
 impl Refresh for PskView {
-    /// Every stored PSK, opened unless it is unchanged since the last load.
+    /// Every stored PSK, opened unless it is unchanged since the last load;
+    /// nothing read while storage's handshake generation has not moved.
     fn refresh(&self) -> Result<(), String> {
+        self.generation
+            .reload_if_moved(self.storage.as_ref(), || self.reload())
+            .map(drop)
+    }
+}
+
+impl PskView {
+    fn reload(&self) -> Result<(), String> {
         let stored = self.storage.psks().map_err(|e| e.to_string())?;
         let mut next = HashMap::with_capacity(stored.len());
         {

@@ -10,6 +10,7 @@ pub mod cmp;
 pub mod config;
 pub mod est;
 pub mod handshake;
+pub mod held;
 pub mod http;
 pub mod keygate;
 pub mod lifecycle;

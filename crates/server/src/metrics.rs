@@ -13,7 +13,7 @@
 //! | `mef_enrolment_tokens_consumed_total` | counter | | the MEF, once the Enrolment Key is recorded |
 //! | `mef_db_commit_duration_seconds` | histogram | backend | the storage ([`CommitObserver`]) |
 //! | `mef_private_key_operation_duration_seconds` | histogram | key, operation | [`timed_key`] around the CA and RA keys |
-//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable`, `upstream-crl` (the upstream CA's CRL fetched and checked), `upstream-crl-failed`, `upstream-revoked` (a relayed certificate revoked upstream, revoked here too), `renewed-revoked`, `pass-panicked` (a pass of the relay panicked; the relay goes on with the next), `hold-refused` (a request refused before it was held: a cap on pending transactions) |
+//! | `mef_proxy_events_total` | counter | event | the SCEP proxy's relay ([`crate::proxy`]): `upstream-request`, `issued`, `upstream-refused`, `not-forwarded`, `polling-window-exceeded`, `upstream-unreachable`, `upstream-crl` (the upstream CA's CRL fetched and checked), `upstream-crl-failed`, `upstream-revoked` (a relayed certificate revoked upstream, revoked here too), `renewed-revoked`, `pass-panicked` (a pass of the relay panicked; the relay goes on with the next), `hold-refused` (a request refused before it was held: a cap on pending transactions), `record-altered` (a pending request whose stored record does not open: refused, not forwarded) |
 //! | `mef_proxy_last_pass_timestamp_seconds` | gauge | | the SCEP proxy's relay, when a pass completed (Unix seconds; 0: none yet, or not a proxy) |
 //!
 //! Every label value is one of a fixed set (unknown operations are
@@ -152,6 +152,7 @@ pub struct Metrics {
     key_operations: Family<KeyLabels, Histogram, MakeHistogram>,
     proxy: Family<ProxyLabel, Counter>,
     proxy_last_pass: Gauge,
+    cmp_unconfirmed: Counter,
 }
 
 /// The `event` label of `mef_proxy_events_total`.
@@ -180,6 +181,7 @@ impl Metrics {
             key_operations: Family::new_with_constructor(fast_histogram as MakeHistogram),
             proxy: Family::default(),
             proxy_last_pass: Gauge::default(),
+            cmp_unconfirmed: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -231,7 +233,17 @@ impl Metrics {
             Unit::Seconds,
             m.proxy_last_pass.clone(),
         );
+        r.register(
+            "mef_cmp_unconfirmed_revoked",
+            "CMP certificates revoked as never accepted: no certConf within confirm_wait, or never delivered",
+            m.cmp_unconfirmed.clone(),
+        );
         m
+    }
+
+    /// A CMP certificate was revoked for want of its certConf.
+    pub fn cmp_unconfirmed_revoked(&self) {
+        self.cmp_unconfirmed.inc();
     }
 
     /// The SCEP proxy's relay completed a pass at `unix` (seconds).

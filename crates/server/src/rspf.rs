@@ -283,6 +283,9 @@ pub struct RspfService {
     psks: Arc<crate::handshake::PskView>,
     /// Kre of live enrolments and GBA bootstraps, for handshakes.
     live: std::sync::RwLock<Live>,
+    /// What `live` was last loaded at (reloads skipped while storage's
+    /// handshake generation has not moved).
+    generation: crate::handshake::Generation,
 }
 
 /// What handshakes need of the MEF's records, in memory.
@@ -582,9 +585,9 @@ impl RspfService {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             psks: s.psks,
             live: std::sync::RwLock::new(Live::default()),
+            generation: crate::handshake::Generation::default(),
         };
-        svc.reload_live()
-            .map_err(|e| format!("rspf: loading enrolments: {e}"))?;
+        crate::handshake::Refresh::refresh(&svc).map_err(|e| format!("rspf: loading enrolments: {e}"))?;
         Ok(svc)
     }
 
@@ -1641,7 +1644,9 @@ fn same_target(a: &str, b: &str) -> bool {
 /// their own [`crate::handshake::PskView`]).
 impl crate::handshake::Refresh for RspfService {
     fn refresh(&self) -> Result<(), String> {
-        self.reload_live()
+        self.generation
+            .reload_if_moved(self.storage.as_ref(), || self.reload_live())
+            .map(drop)
     }
 }
 

@@ -160,6 +160,8 @@ pub struct ScepService {
     ra_cert: Certificate,
     ra_key: Arc<dyn PrivateKey>,
     rejection: RejectionKey,
+    /// Seals the names held requests are to be issued with.
+    held_names: crate::held::HeldNamesSeal,
     auth: Authoriser,
     ciphers: Ciphers,
     storage: Arc<dyn Storage>,
@@ -270,6 +272,7 @@ impl ScepService {
             ra_cert: s.ra_cert,
             ra_key: s.ra_key,
             rejection: RejectionKey::random(rng),
+            held_names: crate::held::HeldNamesSeal::new(&s.challenge_key),
             auth: Authoriser::new(ca_subject, s.storage.clone(), s.challenge_key, s.policy),
             ciphers: s.ciphers,
             storage: s.storage,
@@ -730,19 +733,22 @@ impl ScepService {
             created: unix(now),
         };
         if auth.hold {
-            if let Some(limit) = &self.auth.policy().hold_limit {
-                match limit.admit(self.storage.as_ref(), &tx.subject) {
-                    Ok(()) => {}
+            // Kept until the request is recorded (see HoldLimit::admit).
+            let _permit = match &self.auth.policy().hold_limit {
+                Some(limit) => match limit.admit(self.storage.as_ref(), &tx.subject) {
+                    Ok(p) => Some(p),
                     Err(crate::proxy::HoldRefused::Full(why)) => {
                         self.metrics.proxy_event("hold-refused");
                         return Err(Refusal(FailInfo::BadRequest, why));
                     }
                     Err(crate::proxy::HoldRefused::Storage(e)) => return Err(internal_msg(e)),
-                }
-            }
-            // What approval will issue is decided now and kept with it.
+                },
+                None => None,
+            };
+            // What approval will issue is decided now and kept with it, sealed.
+            let names = self.held_names.seal(&tx, &auth.names).map_err(internal_msg)?;
             self.storage
-                .record_held(&tx, challenge, auth.names.encode().as_bytes(), unix(now))
+                .record_held(&tx, challenge, &names, unix(now))
                 .map_err(refused_or_internal)?;
             if challenge.is_some() {
                 self.metrics.challenge_consumed(metrics::Protocol::Scep);
@@ -803,24 +809,21 @@ impl ScepService {
     }
 
     /// The names a held request is to be issued with: decided when it was
-    /// held. A request held by an older version has none recorded: its CSR's
-    /// names, checked by today's naming rule for an unbound challenge.
-    pub fn held_names(&self, tx: &Transaction, csr: &CertificationRequest) -> Result<IssueNames, String> {
+    /// held and sealed with it. A request held without them (by a build
+    /// from before names were recorded, or inserted in the database) is
+    /// not approved on names guessed from its CSR.
+    pub fn held_names(&self, tx: &Transaction, _csr: &CertificationRequest) -> Result<IssueNames, String> {
         match self
             .storage
             .held_terms(&tx.transaction_id, &tx.key_id)
             .map_err(|e| e.to_string())?
         {
-            Some(t) => IssueNames::decode(&t),
-            None => {
-                let view = CsrView::of(csr);
-                ra::names::unbound(
-                    &view,
-                    &self.auth.policy().allowed_dns_suffixes,
-                    "a request held before names were recorded",
-                )
-                .map_err(|r| r.detail)
-            }
+            Some(t) => self.held_names.open(tx, &t),
+            None => Err(format!(
+                "{}: no names were recorded with this request (held by an older mef, or inserted in the \
+                 database): refused; reject it and let the client enrol again",
+                tx.transaction_id
+            )),
         }
     }
 }

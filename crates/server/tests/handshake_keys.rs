@@ -199,12 +199,49 @@ fn psks_added_elsewhere_arrive_on_reload_and_clear_ones_are_sealed_on_load() {
     let view = PskView::load(st.clone(), PskSealer::new(&[1; 32]).unwrap()).unwrap();
     // Another process (its own storage handle and view).
     let other_st: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&dir.path().join("mef.db")).unwrap());
-    let other = PskView::load(other_st, PskSealer::new(&[1; 32]).unwrap()).unwrap();
+    let other = PskView::load(other_st.clone(), PskSealer::new(&[1; 32]).unwrap()).unwrap();
     other.add("kpm-late", &[0x77; 16], "", None, 1).unwrap();
     assert!(view.key("kpm-late").is_none(), "not before a reload");
     view.refresh().unwrap();
     assert_eq!(view.key("kpm-late").unwrap().as_slice(), &[0x77; 16]);
     assert!(matches!(st.psk("kpm-late").unwrap().unwrap().key, StoredKey::Sealed(_)));
+    // Nothing changed since: refreshes read the generation only.
+    let reloads = view.reloads();
+    for _ in 0..10 {
+        view.refresh().unwrap();
+    }
+    assert_eq!(view.reloads(), reloads, "an idle database is not read again");
+    // A removal elsewhere is seen at the next refresh.
+    other_st.remove_psk("kpm-late").unwrap();
+    view.refresh().unwrap();
+    assert_eq!(view.reloads(), reloads + 1);
+    assert!(view.key("kpm-late").is_none(), "removed elsewhere");
+}
+
+/// With many PSKs stored, an idle server's refresh costs one small read
+/// (the generation), not a reload of every PSK: the view's reload count
+/// stays put, one storage access per refresh.
+#[test]
+fn an_idle_refresh_reads_one_row_however_many_psks_are_stored() {
+    use enrolkit_server::handshake::Refresh;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStorage::open(&dir.path().join("mef.db")).unwrap());
+    let st: Arc<dyn Storage> = sqlite.clone();
+    let sealer = PskSealer::new(&[1; 32]).unwrap();
+    for i in 0..2000 {
+        sealer
+            .store(st.as_ref(), &format!("kpm-{i}"), &[7; 16], "", None, 1)
+            .unwrap();
+    }
+    let view = PskView::load(st.clone(), sealer).unwrap();
+    assert_eq!(view.len(), 2000);
+    let (reloads, accesses) = (view.reloads(), sqlite.accesses());
+    for _ in 0..100 {
+        view.refresh().unwrap();
+    }
+    assert_eq!(view.reloads(), reloads);
+    assert_eq!(sqlite.accesses() - accesses, 100, "one generation read per refresh");
+    assert_eq!(view.len(), 2000);
 }
 
 /// One TLS 1.2 PSK handshake against an OpenSSL listener answering from

@@ -272,12 +272,15 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
     let db = pg.fresh_database();
     let key: Vec<u8> = (0..32u8).map(|i| 0x5a ^ i.wrapping_mul(11)).collect();
     drop(open(&pg, &db));
-    // Back to version 3: no sealed column, the key in `key`.
+    // Back to version 3: no sealed column (nor the handshake triggers,
+    // which came later), the key in `key`.
     let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
     pg.psql(
         &db,
         &format!(
-            "ALTER TABLE psks DROP COLUMN sealed; \
+            "DROP FUNCTION enrolkit_handshake_generation() CASCADE; \
+             DELETE FROM meta WHERE key = 'handshake_generation'; \
+             ALTER TABLE psks DROP COLUMN sealed; \
              UPDATE meta SET value = 3 WHERE key = 'schema_version'; \
              INSERT INTO psks (identity, key, label, created) VALUES ('kpm-old', '\\x{hex_key}', 'old', 1); \
              CHECKPOINT;"
@@ -296,6 +299,13 @@ fn an_old_database_with_clear_psks_is_sealed_on_open() {
         enrolkit_server::storage::SCHEMA_VERSION.to_string(),
         "upgraded to the current schema"
     );
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'handshake_%'")
+            .trim(),
+        "6",
+        "the handshake triggers added"
+    );
+    assert!(st.handshake_generation().unwrap().is_some());
     assert!(matches!(st.psk("kpm-old").unwrap().unwrap().key, StoredKey::Clear(_)));
     let sealer = PskSealer::new(&[7; 32]).unwrap();
     assert_eq!(sealer.seal_stored(&st).unwrap(), 1);
@@ -461,4 +471,34 @@ fn storage_over_tls_and_the_server_certificate_checked_under_verify_full() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("database_sslmode"), "{e}");
+}
+
+/// What an operator does by hand in psql moves the handshake generation
+/// too: a TRUNCATE (which row triggers miss), a renamed identity, a DELETE
+/// from a session whose search_path does not name the schema.
+#[test]
+fn changes_made_by_hand_move_the_handshake_generation() {
+    let pg = Postgres::start();
+    let db = pg.fresh_database();
+    let st = open(&pg, &db);
+    st.add_psk("kpm-a", b"sealed", "", 1).unwrap();
+    st.add_psk("kpm-b", b"sealed", "", 1).unwrap();
+    let g = || st.handshake_generation().unwrap().unwrap();
+    let before = g();
+    pg.psql(&db, "UPDATE psks SET identity = 'kpm-renamed' WHERE identity = 'kpm-a'");
+    let renamed = g();
+    assert!(renamed > before, "rename: {before} -> {renamed}");
+    pg.psql(
+        &db,
+        "SET search_path = pg_catalog; DELETE FROM public.psks WHERE identity = 'kpm-b'",
+    );
+    let deleted = g();
+    assert!(
+        deleted > renamed,
+        "delete under another search_path: {renamed} -> {deleted}"
+    );
+    pg.psql(&db, "TRUNCATE psks");
+    let truncated = g();
+    assert!(truncated > deleted, "truncate: {deleted} -> {truncated}");
+    assert!(st.psks().unwrap().is_empty());
 }

@@ -427,6 +427,67 @@ fn a_full_key_gate_answers_busy_and_a_retransmission_is_still_answered_once_it_f
     assert_eq!(issued(&w.pkcsreq(&d, Some("otp-g"), "tx-g"), &d), cert);
 }
 
+/// Someone who can write the database but holds no key cannot have an
+/// approval certify names of their choosing: a held request inserted with
+/// clear names, or with another request's sealed names, is refused at
+/// approval and in the pending list (before, approval issued whatever the
+/// stored names said).
+#[test]
+fn held_names_forged_in_the_database_are_refused_at_approval() {
+    use enrolkit_server::storage::{Transaction, TxState};
+    let w = world(
+        Policy {
+            manual_approval: true,
+            ..one_time()
+        },
+        DAY * 365,
+    );
+    w.challenge("otp-h");
+    let d = device("dev-h");
+    assert!(matches!(w.pkcsreq(&d, Some("otp-h"), "tx-h"), CertRep::Pending));
+    let genuine = w.storage.pending().unwrap().remove(0);
+    let sealed = w
+        .storage
+        .held_terms(&genuine.transaction_id, &genuine.key_id)
+        .unwrap()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("dev-h"), "sealed at rest");
+    let forged = |txid: &str, terms: &[u8]| {
+        let tx = Transaction {
+            transaction_id: txid.into(),
+            key_id: genuine.key_id.clone(),
+            subject: "CN=evil".into(),
+            csr: genuine.csr.clone(),
+            state: TxState::Pending,
+            created: genuine.created,
+        };
+        w.storage.record_held(&tx, None, terms, genuine.created).unwrap();
+        tx
+    };
+    let evil_names = enrolkit_server::ra::IssueNames {
+        subject: Name::from_str("CN=evil").unwrap(),
+        dns: vec!["www.bank.example".into()],
+        ips: vec![],
+    };
+    let clear = forged("tx-forged-clear", evil_names.encode().as_bytes());
+    let moved = forged("tx-forged-moved", &sealed);
+    for tx in [&clear, &moved] {
+        let e = w
+            .svc
+            .approve(&tx.transaction_id, &tx.key_id, SystemTime::now())
+            .unwrap_err();
+        assert!(e.contains("refused"), "{e}");
+        assert!(w.svc.pending_terms(tx).is_err());
+    }
+    assert_eq!(w.storage.pending().unwrap().len(), 3, "nothing was decided");
+    // The genuine one is approved with the names decided when it was held.
+    w.svc
+        .approve(&genuine.transaction_id, &genuine.key_id, SystemTime::now())
+        .unwrap();
+    let cert = issued(&w.poll(&d, "tx-h"), &d);
+    assert!(cert.tbs_certificate.subject.to_string().contains("dev-h"));
+}
+
 #[test]
 fn pending_then_approve_then_poll_and_reject() {
     let w = world(

@@ -8,7 +8,8 @@
 
 use enrolkit_server::ra::RefusalReason;
 use enrolkit_server::storage::{
-    GbaBootstrap, IssuedCert, KeRecord, Storage, StorageError, StoredKey, Transaction, TxState, SCHEMA_VERSION,
+    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, Storage, StorageError, StoredKey, Transaction, TxState,
+    SCHEMA_VERSION,
 };
 use enrolkit_server::{PgStorage, SqliteStorage};
 use enrolkit_testkit::postgres::Postgres;
@@ -91,6 +92,8 @@ conformance!(
     challenge_labels_are_unique_and_bindings_kept,
     psk_bindings_are_kept,
     rejections_keep_their_typed_reason,
+    the_handshake_generation_moves_with_what_handshakes_use,
+    cmp_confirmations_are_claimed_once,
 );
 
 /// Version 3: a non-empty label names one challenge (empty ones repeat);
@@ -422,7 +425,8 @@ fn transactions_pending_and_decisions(s: &Backend) {
 }
 
 /// What the proxy's caps and relay read: pending transactions counted (in
-/// all, per subject) and the oldest few, without loading every row.
+/// all, per subject) and a few at a time in the order recorded, resuming
+/// after a cursor, without loading every row.
 fn pending_counts_and_the_oldest_first(s: &Backend) {
     let held = |id: &str, subject: &str, created: i64| {
         let mut t = tx(id, "k", TxState::Pending);
@@ -440,8 +444,35 @@ fn pending_counts_and_the_oldest_first(s: &Backend) {
     assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 3);
     assert_eq!(s.count_pending(Some("CN=none")).unwrap(), 0);
     let ids = |v: Vec<Transaction>| v.into_iter().map(|t| t.transaction_id).collect::<Vec<_>>();
-    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["a", "b"]);
-    assert_eq!(ids(s.oldest_pending(10).unwrap()), ["a", "b", "c", "d"]);
+    let first = s.pending_after(None, 2).unwrap();
+    assert_eq!(ids(first.clone()), ["a", "b"]);
+    assert_eq!(ids(s.pending_after(None, 10).unwrap()), ["a", "b", "c", "d"]);
+    // Resuming after the last one taken.
+    let after_b = PendingCursor::of(&first[1]);
+    assert_eq!(ids(s.pending_after(Some(&after_b), 10).unwrap()), ["c", "d"]);
+    let after_d = PendingCursor::of(&s.pending_after(Some(&after_b), 10).unwrap()[1]);
+    assert!(s.pending_after(Some(&after_d), 10).unwrap().is_empty());
+    // The same time: ordered by transactionID, then key id.
+    let mut e2 = held("e", "CN=e", NOW + 3);
+    e2.key_id = "k2".into();
+    s.record(&e2, None, None, NOW + 3).unwrap();
+    let at_d = ids(s.pending_after(Some(&after_b), 10).unwrap());
+    assert_eq!(at_d, ["c", "d", "e", "e"]);
+    assert_eq!(ids(s.pending_after(Some(&after_d), 1).unwrap()), ["e"]);
+    let e1 = PendingCursor::of(&s.pending_after(Some(&after_d), 1).unwrap()[0]);
+    assert_eq!(e1.key_id, "k");
+    let rest = s.pending_after(Some(&e1), 5).unwrap();
+    assert_eq!((rest.len(), rest[0].key_id.as_str()), (1, "k2"));
+    for k in ["k", "k2"] {
+        s.decide(
+            "e",
+            k,
+            &TxState::Rejected(RefusalReason::UpstreamRefused, "no".into()),
+            None,
+            NOW + 4,
+        )
+        .unwrap();
+    }
     s.decide(
         &a.transaction_id,
         &a.key_id,
@@ -451,7 +482,7 @@ fn pending_counts_and_the_oldest_first(s: &Backend) {
     )
     .unwrap();
     assert_eq!(s.count_pending(Some("CN=a")).unwrap(), 2);
-    assert_eq!(ids(s.oldest_pending(2).unwrap()), ["b", "c"]);
+    assert_eq!(ids(s.pending_after(None, 2).unwrap()), ["b", "c"]);
 }
 
 fn certificates_and_revocation(s: &Backend) {
@@ -661,6 +692,69 @@ fn enrolment_records(s: &Backend) {
     assert_eq!(left, vec!["KEA", "KEC"]);
 }
 
+/// Every change of a PSK, an Enrolment Key record or a GBA bootstrap
+/// moves the handshake generation (the views reload on it); what
+/// handshakes do not use (a completion, a token, a certificate) does not,
+/// and neither does a failed write.
+fn the_handshake_generation_moves_with_what_handshakes_use(s: &Backend) {
+    let g = || {
+        s.handshake_generation()
+            .unwrap()
+            .expect("this backend keeps a generation")
+    };
+    let mut last = g();
+    let mut moved = |what: &str, expected: bool| {
+        let now = g();
+        assert_eq!(now != last, expected, "{what}: {last} -> {now}");
+        assert!(now >= last, "{what}: went back");
+        last = now;
+    };
+    s.add_psk("kpm-g", b"sealed", "", NOW).unwrap();
+    moved("PSK added", true);
+    conflict_or_not_found(s.add_psk("kpm-g", b"sealed", "", NOW));
+    moved("PSK refused", false);
+    s.seal_psks(&[("kpm-g".into(), b"resealed".to_vec())]).unwrap();
+    moved("PSK sealed (none was clear)", false);
+    s.remove_psk("kpm-g").unwrap();
+    moved("PSK removed", true);
+    s.record_enrolment(&ke("G", "gina", NOW, NOW + 100), None, NOW).unwrap();
+    moved("enrolment recorded", true);
+    s.complete_enrolment("KEG", "certificate", true, NOW).unwrap();
+    moved("completion", false);
+    s.add_rspf_token(b"token-g", "gina", NOW, None).unwrap();
+    moved("token", false);
+    s.delete_enrolment("KEG").unwrap();
+    moved("enrolment withdrawn", true);
+    s.record_enrolment(&ke("H", "gina", NOW, NOW + 1), None, NOW).unwrap();
+    moved("enrolment recorded", true);
+    assert_eq!(s.purge_enrolments(NOW + 1).unwrap(), 1);
+    moved("expired enrolment purged", true);
+    s.add_gba_bootstrap(&GbaBootstrap {
+        btid: "g@bsf.example".into(),
+        impi: "impi-g".into(),
+        expires: NOW + 10,
+        sealed_ks: vec![1],
+    })
+    .unwrap();
+    moved("GBA bootstrap", true);
+    s.record(
+        &tx("tg", "k", TxState::Issued("0g".into())),
+        None,
+        Some(&cert("0g")),
+        NOW,
+    )
+    .unwrap();
+    moved("certificate", false);
+}
+
+/// A refused duplicate: either refusal the backends give.
+fn conflict_or_not_found<T: std::fmt::Debug>(r: Result<T, StorageError>) {
+    assert!(
+        matches!(r, Err(StorageError::NotFound(_) | StorageError::Conflict(_))),
+        "{r:?}"
+    );
+}
+
 fn gba_bootstraps(s: &Backend) {
     let b = GbaBootstrap {
         btid: "rand@bsf.example".into(),
@@ -713,6 +807,92 @@ fn held_terms(s: &Backend) {
         s.held_terms("h1", "k").unwrap().as_deref(),
         Some(b"terms\0one".as_slice())
     );
+}
+
+/// CMP certificates waiting for their certConf: due by deadline, the
+/// oldest first, a deadline replaced when recorded again, and each settled
+/// (confirmed, or claimed for revocation) by exactly one caller.
+fn cmp_confirmations_are_claimed_once(s: &Backend) {
+    s.await_confirmation("0a", "t-a", NOW + 10).unwrap();
+    s.await_confirmation("0b", "t-b", NOW + 5).unwrap();
+    s.await_confirmation("0c", "t-c", NOW + 50).unwrap();
+    assert!(s.unconfirmed_due(NOW + 4, 10).unwrap().is_empty());
+    assert_eq!(
+        s.unconfirmed_due(NOW + 10, 10).unwrap(),
+        [("0b".to_owned(), "t-b".to_owned()), ("0a".to_owned(), "t-a".to_owned())]
+    );
+    assert_eq!(s.unconfirmed_due(NOW + 10, 1).unwrap().len(), 1);
+    // Delivered again (an approved request collected): a new deadline.
+    s.await_confirmation("0a", "t-a2", NOW + 100).unwrap();
+    assert_eq!(
+        s.unconfirmed_due(NOW + 10, 10).unwrap(),
+        [("0b".to_owned(), "t-b".to_owned())]
+    );
+    assert!(s.confirmation_settled("0b").unwrap());
+    assert!(!s.confirmation_settled("0b").unwrap(), "settled once");
+    assert!(!s.confirmation_settled("0z").unwrap());
+    // Two claimants at once: one wins.
+    let wins: usize = std::thread::scope(|t| {
+        let a = t.spawn(|| s.confirmation_settled("0c").unwrap());
+        let b = t.spawn(|| s.confirmation_settled("0c").unwrap());
+        usize::from(a.join().unwrap()) + usize::from(b.join().unwrap())
+    });
+    assert_eq!(wins, 1);
+    assert_eq!(
+        s.unconfirmed_due(NOW + 1000, 10).unwrap(),
+        [("0a".to_owned(), "t-a2".to_owned())]
+    );
+    // Extended only while it waits.
+    assert!(s.extend_confirmation("0a", NOW + 2000).unwrap());
+    assert!(s.unconfirmed_due(NOW + 1000, 10).unwrap().is_empty());
+    assert!(
+        !s.extend_confirmation("0b", NOW + 2000).unwrap(),
+        "settled: not recorded again"
+    );
+    assert!(s
+        .unconfirmed_due(NOW + 5000, 10)
+        .unwrap()
+        .iter()
+        .all(|(x, _)| x != "0b"));
+    // Taken off the list and revoked together, once.
+    s.record(
+        &tx("t-d", "k", TxState::Issued("0d".into())),
+        None,
+        Some(&cert("0d")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0d", "t-d", NOW).unwrap();
+    assert_eq!(s.revoke_unconfirmed("0d", NOW + 1, 5).unwrap(), Some(true));
+    assert_eq!(s.revoke_unconfirmed("0d", NOW + 2, 5).unwrap(), None, "claimed once");
+    let c = s.certificate("0d").unwrap().unwrap();
+    assert_eq!((c.revoked_at, c.reason), (Some(NOW + 1), Some(5)));
+    // Extended by a delivery after the sweep read it as due: not revoked.
+    s.record(
+        &tx("t-f", "k", TxState::Issued("0f".into())),
+        None,
+        Some(&cert("0f")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0f", "t-f", NOW).unwrap();
+    assert!(s.extend_confirmation("0f", NOW + 100).unwrap());
+    assert_eq!(s.revoke_unconfirmed("0f", NOW + 1, 5).unwrap(), None);
+    assert_eq!(s.certificate("0f").unwrap().unwrap().revoked_at, None);
+    assert!(s.confirmation_settled("0f").unwrap());
+    // Revoked meanwhile by its holder: claimed, its reason kept.
+    s.record(
+        &tx("t-e", "k", TxState::Issued("0e".into())),
+        None,
+        Some(&cert("0e")),
+        NOW,
+    )
+    .unwrap();
+    s.await_confirmation("0e", "t-e", NOW).unwrap();
+    s.revoke("0e", NOW + 1, 1).unwrap();
+    assert_eq!(s.revoke_unconfirmed("0e", NOW + 2, 5).unwrap(), Some(false));
+    assert_eq!(s.certificate("0e").unwrap().unwrap().reason, Some(1));
+    assert!(s.unconfirmed_due(NOW + 10, 10).unwrap().is_empty());
 }
 
 fn generated_keys_are_taken_once(s: &Backend) {

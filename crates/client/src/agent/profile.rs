@@ -217,6 +217,15 @@ pub struct Rspf {
     /// Where a copy of the enrolment state (KeId, Ke, derived keys;
     /// what `enrol rspf derive --state` reads) goes, with `output.key_mode`.
     pub state_output: Option<PathBuf>,
+    /// The Enrolment Exchange's message set: the change request's (the
+    /// default) or TS-0003 V3.18.0's, as the MEF is configured for this
+    /// Enrolee (V3.18 cannot negotiate it).
+    pub wire_profile: enrolkit_exchange::WireProfile,
+    /// V3.18: the Enrolment Expiry (seconds) the Enrolee is configured
+    /// with (its messages carry none unless a MAF lifetime comes back).
+    pub enrolment_expiry: Option<u64>,
+    /// V3.18: indicate Remote Management support in the request.
+    pub remote_management: bool,
 }
 
 impl std::fmt::Debug for Rspf {
@@ -238,6 +247,9 @@ impl std::fmt::Debug for Rspf {
             )
             .field("format", &self.format)
             .field("state_output", &self.state_output)
+            .field("wire_profile", &self.wire_profile)
+            .field("enrolment_expiry", &self.enrolment_expiry)
+            .field("remote_management", &self.remote_management)
             .finish()
     }
 }
@@ -261,6 +273,12 @@ struct RawRspf {
     format: String,
     #[serde(default)]
     state_output: Option<PathBuf>,
+    #[serde(default)]
+    wire_profile: Option<String>,
+    #[serde(default)]
+    enrolment_expiry_seconds: Option<u64>,
+    #[serde(default)]
+    remote_management: bool,
 }
 
 fn default_rspf_format() -> String {
@@ -635,10 +653,20 @@ impl Profile {
 
     /// Parse and validate profile text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        // Every refusal names a field and a reason: an empty key (`'' = …`)
+        // names the file, an empty message says so.
         let fail = |field: &str, reason: String| ProfileError {
             file: file.to_owned(),
-            field: field.to_owned(),
-            reason,
+            field: if field.is_empty() {
+                "(file)".to_owned()
+            } else {
+                field.to_owned()
+            },
+            reason: if reason.trim().is_empty() {
+                "invalid".to_owned()
+            } else {
+                reason
+            },
         };
         let de = toml::Deserializer::parse(text).map_err(|e| fail("(file)", one_line(&e.to_string())))?;
         let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -1158,6 +1186,44 @@ fn rspf_settings(
         "xml" => enrolkit_exchange::Format::Xml,
         s => return Err(fail("rspf.format", format!("{s:?}: json or xml"))),
     };
+    use enrolkit_exchange::WireProfile;
+    let wire_profile = match r.wire_profile.as_deref() {
+        None => WireProfile::ChangeRequest,
+        Some(w) => {
+            WireProfile::parse(w).ok_or_else(|| fail("rspf.wire_profile", format!("{w:?}: change-request or v3.18")))?
+        }
+    };
+    match wire_profile {
+        WireProfile::V318 => {
+            if r.token.is_some() || r.token_file.is_some() {
+                return Err(fail(
+                    "rspf.token",
+                    "the v3.18 wire profile has no Enrolment-Token".into(),
+                ));
+            }
+            if r.mef_fqdn.is_none() {
+                return Err(fail(
+                    "rspf.mef_fqdn",
+                    "required with wire_profile = \"v3.18\": its messages carry no KeID to learn it from".into(),
+                ));
+            }
+            if r.enrolment_expiry_seconds.is_none_or(|e| e == 0) {
+                return Err(fail(
+                    "rspf.enrolment_expiry_seconds",
+                    "required with wire_profile = \"v3.18\" (the Enrolment Expiry the Enrolee is configured with, > 0)"
+                        .into(),
+                ));
+            }
+        }
+        WireProfile::ChangeRequest => {
+            if r.enrolment_expiry_seconds.is_some() || r.remote_management {
+                return Err(fail(
+                    "rspf.wire_profile",
+                    "enrolment_expiry_seconds and remote_management belong to wire_profile = \"v3.18\"".into(),
+                ));
+            }
+        }
+    }
     Ok(Some(Rspf {
         mef_fqdn: r.mef_fqdn,
         token: r.token,
@@ -1167,6 +1233,9 @@ fn rspf_settings(
         key: r.key,
         format,
         state_output: r.state_output,
+        wire_profile,
+        enrolment_expiry: r.enrolment_expiry_seconds,
+        remote_management: r.remote_management,
     }))
 }
 
@@ -1492,6 +1561,16 @@ certificate = "/etc/app/cert.pem"
             + "[rspf]\nmef_fqdn = \"mef.example.net\"\ntoken = \"t0ken\"\nstate_output = \"/etc/app/rspf.toml\"\n"
     }
 
+    /// Found by `agent_profile` (fuzz/corpus): a key that is the empty
+    /// string was refused with an empty field name.
+    #[test]
+    fn an_empty_key_is_refused_naming_the_file() {
+        let e = Profile::from_toml("''='''='''''", "p.toml").unwrap_err();
+        assert!(!e.field.is_empty() && !e.reason.is_empty(), "{e:?}");
+        let e = Profile::from_toml(&(minimal() + "\n'' = 1\n"), "p.toml").unwrap_err();
+        assert!(!e.field.is_empty() && !e.reason.is_empty(), "{e:?}");
+    }
+
     #[test]
     fn an_rspf_profile_loads_and_its_mistakes_are_named() {
         let p = Profile::from_toml(&rspf(), "p.toml").unwrap();
@@ -1500,6 +1579,15 @@ certificate = "/etc/app/cert.pem"
         assert_eq!(r.format, enrolkit_exchange::Format::Json);
         assert_eq!(r.mef_fqdn.as_deref(), Some("mef.example.net"));
         assert!(!format!("{p:?}").contains("t0ken"), "the token is a secret");
+        assert_eq!(r.wire_profile, enrolkit_exchange::WireProfile::ChangeRequest);
+        let v3 = rspf().replace("token = \"t0ken\"\n", "")
+            + "wire_profile = \"v3.18\"\nenrolment_expiry_seconds = 600\nremote_management = true\n";
+        let v3 = Profile::from_toml(&v3, "p.toml").unwrap();
+        let r3 = v3.rspf.as_ref().unwrap();
+        assert_eq!(
+            (r3.wire_profile, r3.enrolment_expiry, r3.remote_management),
+            (enrolkit_exchange::WireProfile::V318, Some(600), true)
+        );
         let cases: Vec<(String, &str, &str)> = vec![
             (rspf().replace("[rspf]\n", "[notrspf]\n"), "notrspf", "unknown field"),
             (
@@ -1531,6 +1619,34 @@ certificate = "/etc/app/cert.pem"
                 "",
             ),
             (rspf() + "token_file = \"/t\"\n", "rspf.token_file", "not both"),
+            (
+                rspf() + "wire_profile = \"v3.17\"\n",
+                "rspf.wire_profile",
+                "change-request or v3.18",
+            ),
+            (
+                rspf() + "wire_profile = \"v3.18\"\nenrolment_expiry_seconds = 600\n",
+                "rspf.token",
+                "no Enrolment-Token",
+            ),
+            (
+                rspf().replace("token = \"t0ken\"\n", "") + "wire_profile = \"v3.18\"\n",
+                "rspf.enrolment_expiry_seconds",
+                "required",
+            ),
+            (
+                rspf()
+                    .replace("token = \"t0ken\"\n", "")
+                    .replace("mef_fqdn = \"mef.example.net\"\n", "")
+                    + "wire_profile = \"v3.18\"\nenrolment_expiry_seconds = 600\n",
+                "rspf.mef_fqdn",
+                "no KeID",
+            ),
+            (
+                rspf() + "remote_management = true\n",
+                "rspf.wire_profile",
+                "belong to wire_profile",
+            ),
             (rspf() + "format = \"cbor\"\n", "rspf.format", "json or xml"),
             (
                 rspf() + "certificate = \"/etc/dev.pem\"\n",

@@ -20,7 +20,7 @@ use crate::flow::rspf::{self as flow, EnroleeCredential};
 use crate::https::TlsHttp;
 use crate::rspf as protocol;
 use crate::scep::PollPolicy;
-use enrolkit_exchange::EnrolmentRequest;
+use enrolkit_exchange::{EnrolmentRequest, ExchangeRequest, WireProfile};
 use enrolkit_tls::{ClientTlsConfig, TlsVersion};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -50,6 +50,16 @@ const VERSIONS: (TlsVersion, TlsVersion) = (TlsVersion::Tls12, TlsVersion::Tls13
 /// them (bootstrap).
 fn tls(cred: &EnroleeCredential, anchors: Option<&[Certificate]>, export: bool) -> Result<ClientTlsConfig, String> {
     cred.tls(anchors, VERSIONS, export).map_err(|e| e.to_string())
+}
+
+/// V3.18's MEF FQDN and Enrolment Expiry (the profile loader requires both).
+fn v318_settings(r: &Rspf) -> crate::scep::Result<(&str, u64)> {
+    match (r.mef_fqdn.as_deref(), r.enrolment_expiry) {
+        (Some(f), Some(e)) => Ok((f, e)),
+        _ => Err(crate::scep::ClientError::Unexpected(
+            "wire_profile v3.18 needs rspf.mef_fqdn and rspf.enrolment_expiry_seconds".into(),
+        )),
+    }
 }
 
 impl Driver {
@@ -164,14 +174,30 @@ impl Driver {
                     }
                 },
             };
-            let request = EnrolmentRequest {
-                supports_certificate_enrolment: true,
-                supports_maf_procedures: false,
-                enrolment_token,
-            };
             let tls = tls(&cred, Some(trusted), true)?;
-            let attempt = TlsHttp::new(&server.host, server.port, &tls)
-                .and_then(|http| protocol::enrol(&http, &request, r.format, r.mef_fqdn.as_deref()).map(|e| (http, e)));
+            let attempt = TlsHttp::new(&server.host, server.port, &tls).and_then(|http| {
+                let e = match r.wire_profile {
+                    WireProfile::ChangeRequest => {
+                        let request = EnrolmentRequest {
+                            supports_certificate_enrolment: true,
+                            supports_maf_procedures: false,
+                            enrolment_token,
+                        };
+                        protocol::enrol(&http, &request, r.format, r.mef_fqdn.as_deref())
+                    }
+                    // The profile loader made sure of the MEF's FQDN and the expiry.
+                    WireProfile::V318 => {
+                        let request = ExchangeRequest {
+                            certificate_enrolment: true,
+                            maf_enrolment: false,
+                            remote_management: r.remote_management,
+                        };
+                        let (fqdn, expiry) = v318_settings(&r)?;
+                        protocol::enrol_v318(&http, &request, r.format, fqdn, expiry)
+                    }
+                };
+                e.map(|e| (http, e))
+            });
             match attempt {
                 Ok((http, e)) => {
                     done = Some((cred, http, e));
@@ -204,7 +230,16 @@ impl Driver {
             ex.ke_id,
             ex.derived.len()
         ));
-        let done = flow::certificate_enrolment(&http, &ex, r.format, &server, |grant| {
+        if let Some(u) = ex
+            .enrolment
+            .v318
+            .as_ref()
+            .and_then(|v| v.get(enrolkit_exchange::InstructionType::RemoteManagement))
+            .and_then(|m| m.uri.as_deref())
+        {
+            self.say(&format!("the MEF names the remote management server {u}"));
+        }
+        let enrol = |grant: &flow::CertificateGrant| -> crate::scep::Result<Event> {
             let how = EstEnrolment {
                 server: grant.server.clone(),
                 tls: cred.tls(Some(trusted), VERSIONS, false)?,
@@ -219,7 +254,25 @@ impl Driver {
                 grant.check(leaf)?;
             }
             Ok(ev)
-        });
+        };
+        if r.wire_profile == WireProfile::V318 {
+            // V3.18 defines no completion message: the certificate
+            // enrolment at the instructed URI is all there is.
+            let c = ex
+                .enrolment
+                .instructions
+                .certificate_enrolment
+                .as_ref()
+                .ok_or_else(|| {
+                    format!(
+                        "the MEF did not instruct certificate enrolment (KeId {}): there is no certificate to install",
+                        ex.ke_id
+                    )
+                })?;
+            let grant = flow::CertificateGrant::of(c, &server).map_err(|e| e.to_string())?;
+            return enrol(&grant).map_err(|e| e.to_string());
+        }
+        let done = flow::certificate_enrolment(&http, &ex, r.format, &server, enrol);
         let Some(flow::Completed { outcome, told }) = done else {
             return Err(format!(
                 "the MEF did not instruct certificate enrolment (KeId {}): there is no certificate to install",

@@ -1,10 +1,10 @@
 //! CMP transactions between a certificate answer and its certConf, or
 //! between a PENDING answer and the pollReq that collects the certificate
 //! (RFC 4210 §5.3.18, §5.3.22; RFC 9483 §4.1.1, §4.4): kept in memory,
-//! bounded in number and time. A transaction not confirmed within its
-//! time is forgotten (its certificate stays issued: see the README); a
-//! held request survives in storage and its pollReq is answered as long
-//! as the server that held it runs.
+//! bounded in number and time. A certificate not confirmed within its
+//! time is handed to [`Exchanges::unconfirmed`], whose caller revokes it
+//! (the requester never accepted it); a held request survives in storage
+//! and its pollReq is answered as long as the server that held it runs.
 
 use enrolkit_cmp::{BodyType, Exchange};
 use std::collections::HashMap;
@@ -104,23 +104,35 @@ fn deadline(wait: Duration) -> Instant {
 }
 
 /// A table entry: a transaction being decided (reserved before anything
-/// is issued or consumed), or one waiting for its follow-up.
+/// is issued or consumed, until its [`Reservation`] is filled or dropped:
+/// it does not expire), or one waiting for its follow-up.
 enum Slot {
-    Reserved { requester: Requester, expires: Instant },
+    Reserved { requester: Requester },
     Open(Open),
 }
 
 impl Slot {
-    fn expires(&self) -> Instant {
-        match self {
-            Slot::Reserved { expires, .. } => *expires,
-            Slot::Open(o) => o.expires,
-        }
-    }
     fn requester(&self) -> &Requester {
         match self {
-            Slot::Reserved { requester, .. } => requester,
+            Slot::Reserved { requester } => requester,
             Slot::Open(o) => &o.requester,
+        }
+    }
+    /// Whether it still stands at `now`: a reservation always, an open
+    /// transaction until its deadline.
+    fn live(&self, now: Instant) -> bool {
+        match self {
+            Slot::Reserved { .. } => true,
+            Slot::Open(o) => o.expires > now,
+        }
+    }
+    /// An expired slot that may simply be dropped: an open transaction
+    /// past its deadline, except a certificate still waiting for certConf,
+    /// which only [`Exchanges::unconfirmed`] hands out (to be revoked).
+    fn forgettable(&self, now: Instant) -> bool {
+        match self {
+            Slot::Reserved { .. } => false,
+            Slot::Open(o) => o.expires <= now && !matches!(o.stage, Stage::Confirm { .. }),
         }
     }
 }
@@ -142,10 +154,15 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Keep `open` in the reserved slot.
+    /// Keep `open` in the reserved slot (which only this reservation can
+    /// have emptied: a reservation neither expires nor is taken).
     pub fn fill(mut self, open: Open) {
-        if let Ok(mut m) = self.exchanges.open.lock() {
-            m.insert(std::mem::take(&mut self.txid), Slot::Open(open));
+        {
+            let mut m = self.exchanges.open.lock().unwrap_or_else(|p| p.into_inner());
+            let txid = std::mem::take(&mut self.txid);
+            if matches!(m.get(&txid), Some(Slot::Reserved { .. }) | None) {
+                m.insert(txid, Slot::Open(open));
+            }
         }
         self.filled = true;
     }
@@ -156,7 +173,8 @@ impl Drop for Reservation<'_> {
         if self.filled {
             return;
         }
-        if let Ok(mut m) = self.exchanges.open.lock() {
+        {
+            let mut m = self.exchanges.open.lock().unwrap_or_else(|p| p.into_inner());
             if matches!(m.get(&self.txid), Some(Slot::Reserved { .. })) {
                 m.remove(&self.txid);
             }
@@ -165,41 +183,31 @@ impl Drop for Reservation<'_> {
 }
 
 impl Exchanges {
-    /// Reserve `txid` for a new request by `requester`, valid for `wait`:
-    /// refused when the transactionID is in use (open or being decided),
+    /// Reserve `txid` for a new request by `requester`, until the
+    /// reservation is filled or dropped: refused when the transactionID is in use (open or being decided),
     /// when the table is full, or when the requester holds
     /// [`PER_REQUESTER`] transactions already. Check and insert are one step.
-    pub fn reserve(
-        &self,
-        txid: Vec<u8>,
-        requester: Requester,
-        wait: Duration,
-    ) -> Result<Reservation<'_>, ReserveError> {
-        let mut m = self.open.lock().map_err(|_| ReserveError::Full)?;
+    pub fn reserve(&self, txid: Vec<u8>, requester: Requester) -> Result<Reservation<'_>, ReserveError> {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if m.get(&txid).is_some_and(|s| s.expires() > now) {
+        // An expired certificate awaiting revocation keeps its ID too.
+        if m.get(&txid).is_some_and(|s| !s.forgettable(now)) {
             return Err(ReserveError::InUse);
         }
         if m.len() >= CAPACITY {
-            m.retain(|_, s| s.expires() > now);
+            m.retain(|_, s| !s.forgettable(now));
         }
         if m.len() >= CAPACITY {
             return Err(ReserveError::Full);
         }
         let held = m
             .values()
-            .filter(|s| s.expires() > now && s.requester() == &requester)
+            .filter(|s| s.live(now) && s.requester() == &requester)
             .count();
         if held >= PER_REQUESTER {
             return Err(ReserveError::RequesterBusy);
         }
-        m.insert(
-            txid.clone(),
-            Slot::Reserved {
-                requester,
-                expires: deadline(wait),
-            },
-        );
+        m.insert(txid.clone(), Slot::Reserved { requester });
         Ok(Reservation {
             exchanges: self,
             txid,
@@ -211,9 +219,7 @@ impl Exchanges {
     /// forged certConf must not end the genuine client's transaction);
     /// `false` when its slot was taken meanwhile or the table is full.
     pub fn restore(&self, txid: Vec<u8>, open: Open) -> bool {
-        let Ok(mut m) = self.open.lock() else {
-            return false;
-        };
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= CAPACITY || m.contains_key(&txid) {
             return false;
         }
@@ -223,21 +229,58 @@ impl Exchanges {
 
     /// Whether `txid` is open, waiting for a follow-up protected as `requester`.
     pub fn is_open_for(&self, txid: &[u8], requester: &Requester) -> bool {
-        self.open.lock().is_ok_and(
-            |m| matches!(m.get(txid), Some(Slot::Open(o)) if &o.requester == requester && o.expires > Instant::now()),
-        )
+        let m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(m.get(txid), Some(Slot::Open(o)) if &o.requester == requester && o.expires > Instant::now())
     }
 
-    /// Take the unexpired open transaction `txid` out (not one being decided).
-    pub fn take(&self, txid: &[u8]) -> Option<Open> {
-        let mut m = self.open.lock().ok()?;
-        if !matches!(m.get(txid), Some(Slot::Open(_))) {
-            return None;
+    /// Take the unexpired open transaction `txid` out if `matches` accepts
+    /// it, deciding under the table's lock: a follow-up that does not match
+    /// (a forged or replayed certConf, another credential) never takes the
+    /// genuine client's transaction out, not even for a moment. `Ok(None)`:
+    /// none open; `Err`: `matches`'s refusal, the transaction left in place.
+    pub fn take_matching<E>(
+        &self,
+        txid: &[u8],
+        matches: impl FnOnce(&Open) -> Result<(), E>,
+    ) -> Result<Option<Open>, E> {
+        // A panic elsewhere while the table was held leaves it whole
+        // (every change is one map operation): go on with it.
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get(txid) {
+            Some(Slot::Open(o)) if o.expires > Instant::now() => matches(o)?,
+            _ => return Ok(None),
         }
         match m.remove(txid) {
-            Some(Slot::Open(o)) if o.expires > Instant::now() => Some(o),
-            _ => None,
+            Some(Slot::Open(o)) => Ok(Some(o)),
+            _ => Ok(None),
         }
+    }
+
+    /// Take the unexpired open transaction `txid` out (not one being
+    /// decided), whoever asks ([`Exchanges::take_matching`] with no check).
+    /// An expired one is not taken: a late certConf does not save a
+    /// certificate [`Exchanges::unconfirmed`] is about to revoke.
+    pub fn take(&self, txid: &[u8]) -> Option<Open> {
+        self.take_matching(txid, |_| Ok::<(), std::convert::Infallible>(()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// Remove every expired open transaction (reservations do not expire);
+    /// those whose certificate was never confirmed are returned
+    /// (transactionID, the transaction) for the caller to revoke.
+    pub fn unconfirmed(&self) -> Vec<(Vec<u8>, Open)> {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let expired: Vec<Vec<u8>> = m.iter().filter(|(_, s)| !s.live(now)).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::new();
+        for k in expired {
+            if let Some(Slot::Open(o)) = m.remove(&k) {
+                if matches!(o.stage, Stage::Confirm { .. }) {
+                    out.push((k, o));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -263,7 +306,7 @@ mod tests {
     }
 
     fn keep(x: &Exchanges, txid: &[u8], who: &str, wait: Duration) -> Result<(), ReserveError> {
-        x.reserve(txid.to_vec(), Requester::Mac(who.into()), wait)?
+        x.reserve(txid.to_vec(), Requester::Mac(who.into()))?
             .fill(open_by(who, wait));
         Ok(())
     }
@@ -289,16 +332,16 @@ mod tests {
     #[test]
     fn a_reservation_holds_its_transaction_id_until_filled_or_dropped() {
         let x = Exchanges::default();
-        let r = x.reserve(vec![7], Requester::Mac("a".into()), MINUTE).unwrap();
+        let r = x.reserve(vec![7], Requester::Mac("a".into())).unwrap();
         // Being decided: another request with the same ID is refused, and
         // there is nothing to take yet.
         assert!(matches!(
-            x.reserve(vec![7], Requester::Mac("b".into()), MINUTE),
+            x.reserve(vec![7], Requester::Mac("b".into())),
             Err(ReserveError::InUse)
         ));
         assert!(x.take(&[7]).is_none());
         drop(r);
-        let r = x.reserve(vec![7], Requester::Mac("b".into()), MINUTE).unwrap();
+        let r = x.reserve(vec![7], Requester::Mac("b".into())).unwrap();
         r.fill(open_by("b", MINUTE));
         assert!(x.take(&[7]).is_some());
     }
@@ -314,6 +357,96 @@ mod tests {
         // Confirming one frees a place.
         assert!(x.take(&[0]).is_some());
         keep(&x, &[0xf0], "greedy", MINUTE).unwrap();
+    }
+
+    fn confirming(who: &str, serial: &str, wait: Duration) -> Open {
+        let mut o = open_by(who, wait);
+        o.stage = Stage::Confirm {
+            certificate: Box::new(any_certificate()),
+            serial: serial.into(),
+        };
+        o
+    }
+
+    /// Any certificate: the table only carries it.
+    fn any_certificate() -> Certificate {
+        use x509_cert::der::Decode;
+        let der = include_bytes!("../../../../testvectors/pkix/chains/intermediate.der");
+        Certificate::from_der(der).unwrap()
+    }
+
+    #[test]
+    fn an_unconfirmed_certificate_is_handed_out_for_revocation_not_forgotten() {
+        let x = Exchanges::default();
+        x.reserve(vec![1], Requester::Mac("a".into()))
+            .unwrap()
+            .fill(confirming("a", "0a", Duration::ZERO));
+        x.reserve(vec![2], Requester::Mac("a".into()))
+            .unwrap()
+            .fill(open_by("a", Duration::ZERO));
+        x.reserve(vec![3], Requester::Mac("a".into()))
+            .unwrap()
+            .fill(confirming("a", "0c", MINUTE));
+        // A late certConf does not take it, and a new request cannot reuse
+        // its transactionID.
+        assert!(x.take(&[1]).is_none());
+        assert_eq!(keep(&x, &[1], "b", MINUTE), Err(ReserveError::InUse));
+        // An expired held transaction is simply forgotten.
+        keep(&x, &[2], "b", MINUTE).unwrap();
+        let due = x.unconfirmed();
+        assert_eq!(due.len(), 1, "only the expired certificate awaiting certConf");
+        let (txid, open) = due.into_iter().next().unwrap();
+        assert_eq!(txid, vec![1]);
+        assert!(matches!(&open.stage, Stage::Confirm { serial, .. } if serial == "0a"));
+        assert!(x.unconfirmed().is_empty(), "handed out once");
+        // A revocation that failed puts it back, to be handed out again.
+        assert!(x.restore(txid, open));
+        assert_eq!(x.unconfirmed().len(), 1);
+        // The unexpired one is still confirmable.
+        assert!(x.take(&[3]).is_some());
+    }
+
+    #[test]
+    fn a_reservation_does_not_expire_and_a_refused_follow_up_leaves_the_transaction() {
+        let x = Exchanges::default();
+        // Being decided for longer than any wait: not swept, not taken,
+        // its transactionID not given to another request.
+        let r = x.reserve(vec![5], Requester::Mac("a".into())).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(x.unconfirmed().is_empty());
+        assert!(x.take(&[5]).is_none());
+        assert_eq!(keep(&x, &[5], "b", MINUTE), Err(ReserveError::InUse));
+        r.fill(confirming("a", "05", MINUTE));
+        // A follow-up refused by the check stays refused and takes nothing.
+        assert_eq!(x.take_matching(&[5], |_| Err("forged")).unwrap_err(), "forged");
+        assert!(x
+            .take_matching(&[5], |o| if o.requester == Requester::Mac("a".into()) {
+                Ok::<(), &str>(())
+            } else {
+                Err("other")
+            })
+            .unwrap()
+            .is_some());
+        assert!(x.take(&[5]).is_none(), "taken once");
+    }
+
+    /// A full table is cleaned of expired transactions before a request is
+    /// refused, but not of certificates awaiting revocation.
+    #[test]
+    fn a_full_tables_clean_up_keeps_unconfirmed_certificates() {
+        let x = Exchanges::default();
+        for i in 0..CAPACITY {
+            let id = (i as u32).to_be_bytes().to_vec();
+            let who = format!("r{i}");
+            x.reserve(id, Requester::Mac(who.clone())).unwrap().fill(confirming(
+                &who,
+                &format!("{i:x}"),
+                Duration::ZERO,
+            ));
+        }
+        assert_eq!(keep(&x, &[0xff; 5], "late", MINUTE), Err(ReserveError::Full));
+        assert_eq!(x.unconfirmed().len(), CAPACITY);
+        keep(&x, &[0xff; 5], "late", MINUTE).unwrap();
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct CmpSetup {
     pub profile: Profile,
     /// Opens CMP challenge secrets.
     pub secrets: SecretSealer,
+    /// Seals the names of held requests (the one SCEP uses).
+    pub held_names: crate::held::HeldNamesSeal,
     /// The next CA certificate, offered as rootCaKeyUpdate.
     pub next_ca: Option<Certificate>,
     /// Grant implicitConfirm when asked.
@@ -232,10 +234,34 @@ impl Protection {
     }
 }
 
+/// Unconfirmed certificates revoked per sweep at most (one a second).
+const SWEEP_BATCH: usize = 256;
+
+/// Seconds a stored confirmation deadline lies past the in-memory one.
+const CONFIRM_GRACE_SECS: i64 = 2;
+
+/// A certificate [`CmpService::revoke_unconfirmed`] is to revoke.
+#[derive(Debug)]
+struct Due {
+    serial: String,
+    /// transactionID (hex), when known.
+    transaction_id: String,
+    /// Why, for the log.
+    why: &'static str,
+}
+
+/// Revocation reason of a certificate its requester rejected or never
+/// confirmed: cessationOfOperation (RFC 5280 §5.3.1).
+const REASON_NOT_CONFIRMED: u8 = 5;
+
 /// The CMP server.
 pub struct CmpService {
     s: CmpSetup,
     exchanges: Exchanges,
+    /// Certificates to revoke at the next sweep (a revocation that failed,
+    /// one issued but not delivered). Grows only while the database refuses
+    /// revocations, by the certificates issued meanwhile.
+    revoke_later: std::sync::Mutex<Vec<Due>>,
     metrics: Arc<Metrics>,
     key_gate: Arc<KeyGate>,
 }
@@ -246,6 +272,7 @@ impl CmpService {
         CmpService {
             s,
             exchanges: Exchanges::default(),
+            revoke_later: std::sync::Mutex::new(Vec::new()),
             metrics: Arc::new(Metrics::new()),
             key_gate: Arc::new(KeyGate::unbounded()),
         }
@@ -266,6 +293,98 @@ impl CmpService {
     /// The storage (for the operator commands).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.s.storage
+    }
+
+    /// Revoke (cessationOfOperation) every certificate whose certConf did
+    /// not arrive within `confirm_wait`: its requester never accepted it
+    /// (RFC 9483 §4.1.1: a missing certConf is handled like a rejection),
+    /// so it is not left valid for whoever holds its key; and every one a
+    /// rejecting certConf could not revoke at the time. `mef serve` calls
+    /// this every second; a revocation the storage fails is kept and tried
+    /// again at the next call. A certificate revoked meanwhile (by its
+    /// holder's rr, by the operator) counts as done. Returns how many were
+    /// revoked.
+    pub fn revoke_unconfirmed(&self, now: SystemTime) -> usize {
+        // The table's expired entries go; what to revoke is in storage.
+        drop(self.exchanges.unconfirmed());
+        let due: Vec<Due> = std::mem::take(&mut *self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut revoked = 0;
+        match self.s.storage.unconfirmed_due(ra::unix(now), SWEEP_BATCH) {
+            Ok(rows) => {
+                for (serial, transaction_id) in rows {
+                    // Taken off the list and revoked in one database
+                    // transaction, unless a certConf (or another mef)
+                    // settled it meanwhile: exactly one of them goes on.
+                    let why = "not confirmed (no certConf) within confirm_wait";
+                    match self
+                        .s
+                        .storage
+                        .revoke_unconfirmed(&serial, ra::unix(now), REASON_NOT_CONFIRMED)
+                    {
+                        Ok(None) => {}
+                        Ok(Some(true)) => {
+                            revoked += 1;
+                            self.metrics.cmp_unconfirmed_revoked();
+                            tracing::warn!(serial = %serial, transaction_id = %transaction_id, why, "CMP certificate revoked");
+                        }
+                        Ok(Some(false)) => {
+                            tracing::info!(serial = %serial, transaction_id = %transaction_id, why, "CMP certificate to revoke was already revoked");
+                        }
+                        // Neither happened: the next sweep tries again.
+                        Err(e) => {
+                            tracing::error!(serial = %serial, error = %e, "cannot revoke an unconfirmed CMP certificate: retrying")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the unconfirmed CMP certificates: retrying"),
+        }
+        for d in due {
+            match self.s.storage.revoke(&d.serial, ra::unix(now), REASON_NOT_CONFIRMED) {
+                Ok(()) => {
+                    revoked += 1;
+                    self.metrics.cmp_unconfirmed_revoked();
+                    tracing::warn!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate revoked");
+                    let _ = self.s.storage.confirmation_settled(&d.serial);
+                }
+                // Already revoked (or never recorded): nothing left to do.
+                Err(StorageError::NotFound(_)) => {
+                    tracing::info!(serial = %d.serial, transaction_id = %d.transaction_id, why = d.why, "CMP certificate to revoke was already revoked");
+                    let _ = self.s.storage.confirmation_settled(&d.serial);
+                }
+                Err(e) => {
+                    tracing::error!(serial = %d.serial, why = d.why, error = %e, "cannot revoke a CMP certificate: retrying");
+                    self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()).push(d);
+                }
+            }
+        }
+        revoked
+    }
+
+    /// Record that `serial` (transactionID `txid`, raw) waits for its
+    /// certConf for `confirm_wait` from `now` (plus a grace second, so the
+    /// in-memory transaction always ends first).
+    fn await_confirmation(&self, serial: &str, txid: &[u8], now: SystemTime) -> Result<(), Refused> {
+        self.s
+            .storage
+            .await_confirmation(serial, &hex::encode(txid), self.confirm_deadline(now))
+            .map_err(storage_refusal)
+    }
+
+    /// `confirm_wait` from `now`, plus the grace seconds (Unix seconds).
+    fn confirm_deadline(&self, now: SystemTime) -> i64 {
+        ra::unix(now)
+            .saturating_add(i64::try_from(self.s.confirm_wait.as_secs()).unwrap_or(i64::MAX))
+            .saturating_add(CONFIRM_GRACE_SECS)
+    }
+
+    /// Revoke `serial` at the next [`CmpService::revoke_unconfirmed`], for `why`.
+    fn revoke_later(&self, serial: &str, why: &'static str) {
+        self.revoke_later.lock().unwrap_or_else(|p| p.into_inner()).push(Due {
+            serial: serial.to_owned(),
+            transaction_id: String::new(),
+            why,
+        });
     }
 
     fn signing(&self, now: SystemTime) -> Responder<'_> {
@@ -532,7 +651,7 @@ impl CmpService {
         // another request is using) costs no certificate and no challenge.
         let reservation = self
             .exchanges
-            .reserve(to.transaction_id.clone(), p.requester()?, self.s.confirm_wait)
+            .reserve(to.transaction_id.clone(), p.requester()?)
             .map_err(|e| match e {
                 ReserveError::InUse => Refused(
                     FailureInfo::TransactionIdInUse,
@@ -594,14 +713,10 @@ impl CmpService {
         };
         let requester = p.requester()?;
         if auth.hold {
+            let names = self.s.held_names.seal(&tx, &auth.names).map_err(internal)?;
             self.s
                 .storage
-                .record_held(
-                    &tx,
-                    auth.consume.as_deref(),
-                    auth.names.encode().as_bytes(),
-                    ra::unix(now),
-                )
+                .record_held(&tx, auth.consume.as_deref(), &names, ra::unix(now))
                 .map_err(storage_refusal)?;
             if auth.consume.is_some() {
                 self.metrics.challenge_consumed(metrics::Protocol::Cmp);
@@ -625,11 +740,20 @@ impl CmpService {
         }
         let cert = self.issue(view.public_key, &auth.names, now)?;
         let issued = IssuedCert::from_certificate(&cert).map_err(internal)?;
+        if !(v.implicit_confirm && self.s.grant_implicit_confirm) {
+            // Its revocation, should no certConf come, is recorded before
+            // the certificate is: no moment where it could be left valid.
+            self.await_confirmation(&issued.serial, &to.transaction_id, SystemTime::now())?;
+        }
         tx.state = TxState::Issued(issued.serial.clone());
         self.s
             .storage
             .record(&tx, auth.consume.as_deref(), Some(&issued), ra::unix(now))
-            .map_err(storage_refusal)?;
+            .map_err(|e| {
+                // Not recorded, not sent: nothing waits for it.
+                let _ = self.s.storage.confirmation_settled(&issued.serial);
+                storage_refusal(e)
+            })?;
         self.metrics.certificate_issued(metrics::Protocol::Cmp);
         if auth.consume.is_some() {
             self.metrics.challenge_consumed(metrics::Protocol::Cmp);
@@ -637,16 +761,22 @@ impl CmpService {
         log.outcome = format!("{} issued {}", log.outcome, issued.serial);
         log.result = "accepted";
         to.origin = Some(origin);
-        let (der, open) = self.deliver(
-            v.implicit_confirm,
-            &to,
-            origin,
-            cert_req_id,
-            cert,
-            issued.serial,
-            requester,
-            responder,
-        )?;
+        let serial = issued.serial.clone();
+        let (der, open) = self
+            .deliver(
+                v.implicit_confirm,
+                &to,
+                origin,
+                cert_req_id,
+                cert,
+                issued.serial,
+                requester,
+                responder,
+            )
+            .inspect_err(|_| {
+                // Issued and recorded but never sent: not left valid.
+                self.revoke_later(&serial, "issued but its answer failed");
+            })?;
         if let Some(open) = open {
             reservation.fill(open);
         }
@@ -717,36 +847,37 @@ impl CmpService {
             .map_err(|e| Refused(FailureInfo::BadCertTemplate, e.to_string()))
     }
 
-    /// The open transaction of a follow-up (certConf, pollReq), checked:
-    /// same transactionID, recipNonce our last senderNonce, same protection.
-    fn follow_up(&self, v: &VerifiedRequest, p: &Protection) -> Result<Open, Refused> {
+    /// The open transaction of a follow-up (certConf, pollReq), checked
+    /// before it is taken out of the table: same transactionID, recipNonce
+    /// our last senderNonce, same protection, and whatever `body` checks of
+    /// the follow-up's content. A follow-up that fails any check leaves the
+    /// transaction as it was: a forged or malformed certConf neither ends
+    /// the genuine client's transaction nor saves its certificate from
+    /// revocation when confirm_wait ends.
+    fn follow_up(
+        &self,
+        v: &VerifiedRequest,
+        p: &Protection,
+        body: impl FnOnce(&Open) -> Result<(), Refused>,
+    ) -> Result<Open, Refused> {
         let to = v.reply_to();
-        let open = self.exchanges.take(&to.transaction_id).ok_or_else(|| {
+        let requester = p.requester()?;
+        let taken = self.exchanges.take_matching(&to.transaction_id, |open| {
+            open.exchange.check_answer(&v.message.header).map_err(Refused::from)?;
+            if requester != open.requester {
+                return Err(Refused(
+                    FailureInfo::NotAuthorized,
+                    "protected by another credential than the request".into(),
+                ));
+            }
+            body(open)
+        })?;
+        taken.ok_or_else(|| {
             Refused(
                 FailureInfo::BadRequest,
                 "no open transaction with this transactionID (unknown, finished or timed out)".into(),
             )
-        })?;
-        let checked = open
-            .exchange
-            .check_answer(&v.message.header)
-            .map_err(Refused::from)
-            .and_then(|()| {
-                if p.requester()? == open.requester {
-                    Ok(())
-                } else {
-                    Err(Refused(
-                        FailureInfo::NotAuthorized,
-                        "protected by another credential than the request".into(),
-                    ))
-                }
-            });
-        if let Err(r) = checked {
-            // A forged follow-up does not end the genuine client's transaction.
-            let _ = self.exchanges.restore(to.transaction_id, open);
-            return Err(r);
-        }
-        Ok(open)
+        })
     }
 
     fn confirm(
@@ -757,34 +888,65 @@ impl CmpService {
         responder: &Responder<'_>,
         log: &mut CmpOutcome,
     ) -> Result<Vec<u8>, Refused> {
-        let open = self.follow_up(v, p)?;
-        let Stage::Confirm { certificate, serial } = &open.stage else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "certConf before the certificate was sent".into(),
-            ));
+        let open = self.follow_up(v, p, |open| {
+            let Stage::Confirm { certificate, .. } = &open.stage else {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "certConf before the certificate was sent".into(),
+                ));
+            };
+            let [status] = statuses else {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "certConf with other than one CertStatus".into(),
+                ));
+            };
+            if status.id()? != open.cert_req_id || !status.matches(certificate)? {
+                return Err(Refused(
+                    FailureInfo::BadCertId,
+                    "certConf does not name the certificate sent (certReqId, certHash)".into(),
+                ));
+            }
+            Ok(())
+        })?;
+        let (Stage::Confirm { serial, .. }, [status]) = (&open.stage, statuses) else {
+            // Checked by follow_up.
+            return Err(internal("certConf checked but not for a certificate"));
         };
-        let [status] = statuses else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "certConf with other than one CertStatus".into(),
-            ));
-        };
-        if status.id()? != open.cert_req_id || !status.matches(certificate)? {
-            return Err(Refused(
-                FailureInfo::BadCertId,
-                "certConf does not name the certificate sent (certReqId, certHash)".into(),
-            ));
-        }
         if status.accepted() {
-            log.outcome = format!("confirmed {serial}");
+            // Taken off the revocation list, unless the sweep took it first
+            // (confirm_wait passed meanwhile: it is being revoked).
+            match self.s.storage.confirmation_settled(serial) {
+                Ok(true) => log.outcome = format!("confirmed {serial}"),
+                Ok(false) => {
+                    return Err(Refused(
+                        FailureInfo::BadRequest,
+                        "certConf too late: confirm_wait passed and the certificate is revoked".into(),
+                    ))
+                }
+                Err(e) => {
+                    // The client may send its certConf again.
+                    let _ = self.exchanges.restore(v.reply_to().transaction_id, open.clone());
+                    return Err(storage_refusal(e));
+                }
+            }
         } else {
             // RFC 4210 §5.3.18: the client rejects the certificate; it is revoked.
-            self.s
+            match self
+                .s
                 .storage
-                .revoke(serial, ra::unix(SystemTime::now()), 5)
-                .map_err(storage_refusal)?;
-            log.outcome = format!("rejected by the client: {serial} revoked");
+                .revoke(serial, ra::unix(SystemTime::now()), REASON_NOT_CONFIRMED)
+            {
+                Ok(()) | Err(StorageError::NotFound(_)) => {
+                    let _ = self.s.storage.confirmation_settled(serial);
+                    log.outcome = format!("rejected by the client: {serial} revoked");
+                }
+                Err(e) => {
+                    // Revoked later by revoke_unconfirmed, whatever the client does now.
+                    self.revoke_later(serial, "rejected by its certConf");
+                    return Err(internal(e));
+                }
+            }
         }
         log.result = "accepted";
         let mut to = v.reply_to();
@@ -800,25 +962,35 @@ impl CmpService {
         responder: &Responder<'_>,
         log: &mut CmpOutcome,
     ) -> Result<Vec<u8>, Refused> {
-        let open = self.follow_up(v, p)?;
+        // Checked before the transaction is taken: a pollReq for a
+        // certificate awaiting certConf, or for another certReqId, leaves it.
+        let open = self.follow_up(v, p, |open| {
+            if !matches!(open.stage, Stage::Held { .. }) {
+                return Err(Refused(
+                    FailureInfo::BadRequest,
+                    "pollReq for a transaction that is not waiting".into(),
+                ));
+            }
+            if id != open.cert_req_id {
+                return Err(Refused(FailureInfo::BadCertId, "pollReq for another certReqId".into()));
+            }
+            Ok(())
+        })?;
         let Stage::Held { key_id } = &open.stage else {
-            return Err(Refused(
-                FailureInfo::BadRequest,
-                "pollReq for a transaction that is not waiting".into(),
-            ));
+            return Err(internal("pollReq checked but not for a held request"));
         };
-        if id != open.cert_req_id {
-            return Err(Refused(FailureInfo::BadCertId, "pollReq for another certReqId".into()));
-        }
         let mut to = v.reply_to();
         to.origin = Some(open.origin);
         let txid = format!("cmp-{}", hex::encode(&to.transaction_id));
-        let tx = self
-            .s
-            .storage
-            .transaction(&txid, key_id)
-            .map_err(storage_refusal)?
-            .ok_or_else(|| internal(format!("held transaction {txid} missing")))?;
+        let tx = match self.s.storage.transaction(&txid, key_id) {
+            Ok(Some(tx)) => tx,
+            Ok(None) => return Err(internal(format!("held transaction {txid} missing"))),
+            Err(e) => {
+                // The client may poll again.
+                let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                return Err(storage_refusal(e));
+            }
+        };
         match &tx.state {
             TxState::Pending => {
                 let (der, exchange) = responder.poll_response(
@@ -845,27 +1017,71 @@ impl CmpService {
             }
             TxState::Rejected(reason, why) => Err(Refused(fail_info(*reason), why.clone())),
             TxState::Issued(serial) => {
-                let rec = self
-                    .s
-                    .storage
-                    .certificate(serial)
-                    .map_err(storage_refusal)?
-                    .ok_or_else(|| internal(format!("issued certificate {serial} missing")))?;
-                let cert = <Certificate as der::Decode>::from_der(&rec.der).map_err(internal)?;
+                let rec = match self.s.storage.certificate(serial) {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => return Err(internal(format!("issued certificate {serial} missing"))),
+                    Err(e) => {
+                        // The client may poll again.
+                        let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                        return Err(storage_refusal(e));
+                    }
+                };
+                if rec.revoked_at.is_some() {
+                    return Err(Refused(
+                        FailureInfo::CertRevoked,
+                        "the approved certificate was revoked (not collected and confirmed in time)".into(),
+                    ));
+                }
+                let cert = <Certificate as der::Decode>::from_der(&rec.der)
+                    .map_err(internal)
+                    .inspect_err(|_| self.revoke_later(serial, "approved but not deliverable"))?;
+                let implicit = v.implicit_confirm && self.s.grant_implicit_confirm;
+                // Before anything is sent: final now (implicit confirmation),
+                // or confirm_wait from now — unless the sweep took it already.
+                let waiting = if implicit {
+                    self.s.storage.confirmation_settled(serial)
+                } else {
+                    self.s
+                        .storage
+                        .extend_confirmation(serial, self.confirm_deadline(SystemTime::now()))
+                };
+                match waiting {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Claimed by the sweep (being revoked), or approved
+                        // by a build that kept no confirmation record:
+                        // either way it is not left valid uncollected.
+                        self.revoke_later(serial, "approved, not collected in time");
+                        return Err(Refused(
+                            FailureInfo::CertRevoked,
+                            "the approved certificate was not collected in time and is being revoked".into(),
+                        ));
+                    }
+                    Err(e) => {
+                        // The client may poll again.
+                        let _ = self.exchanges.restore(to.transaction_id.clone(), open.clone());
+                        return Err(storage_refusal(e));
+                    }
+                }
                 log.outcome = format!("approved: {serial}");
                 log.result = "accepted";
-                let (der, next) = self.deliver(
-                    v.implicit_confirm,
-                    &to,
-                    open.origin,
-                    id,
-                    cert,
-                    serial.clone(),
-                    open.requester,
-                    responder,
-                )?;
+                let (der, next) = self
+                    .deliver(
+                        v.implicit_confirm,
+                        &to,
+                        open.origin,
+                        id,
+                        cert,
+                        serial.clone(),
+                        open.requester,
+                        responder,
+                    )
+                    .inspect_err(|_| self.revoke_later(serial, "approved but its answer failed"))?;
                 if let Some(next) = next {
                     if !self.exchanges.restore(to.transaction_id.clone(), next) {
+                        // Not delivered and not tracked for its certConf:
+                        // it must not stay valid unconfirmed.
+                        self.revoke_later(serial, "approved but its certConf could not be awaited");
                         return Err(Refused(FailureInfo::SystemUnavail, "too many open transactions".into()));
                     }
                 }
@@ -936,7 +1152,13 @@ impl CmpService {
     pub fn approve(&self, txid: &str, key_id: &str, now: SystemTime) -> Result<String, String> {
         crate::scep::issue_approved(self.s.storage.as_ref(), txid, key_id, now, |tx| {
             let (key, names) = self.held(tx)?;
-            self.issue(&key, &names, now).map_err(|Refused(_, m)| m)
+            let cert = self.issue(&key, &names, now).map_err(|Refused(_, m)| m)?;
+            // Collected by pollReq and confirmed within confirm_wait, or revoked.
+            let serial = crate::ra::serial_hex(&cert);
+            let wire_txid = hex::decode(tx.transaction_id.trim_start_matches("cmp-")).unwrap_or_default();
+            self.await_confirmation(&serial, &wire_txid, now)
+                .map_err(|Refused(_, m)| m)?;
+            Ok(cert)
         })
     }
 
@@ -966,7 +1188,7 @@ impl CmpService {
             .held_terms(&tx.transaction_id, &tx.key_id)
             .map_err(|e| e.to_string())?
             .ok_or("no terms were recorded with this request")?;
-        Ok((key, IssueNames::decode(&terms)?))
+        Ok((key, self.s.held_names.open(tx, &terms)?))
     }
 }
 

@@ -11,8 +11,9 @@ pub struct CmpConfig {
     /// §5.1.1.1): the certificate is final with the ip/cp/kup, no certConf.
     #[serde(default = "yes")]
     pub grant_implicit_confirm: bool,
-    /// How long an issued certificate waits for the client's certConf, and
-    /// a held request for its pollReq, before the transaction is forgotten.
+    /// How long an issued certificate waits for the client's certConf (then
+    /// it is revoked: the client never accepted it), and a held request for
+    /// its pollReq, before the transaction is forgotten.
     #[serde(default = "default_confirm_wait")]
     pub confirm_wait_seconds: u64,
     /// checkAfter of a pollRep: when a client whose request is held for an

@@ -43,6 +43,10 @@ pub struct LimitsConfig {
     /// How many of those one address may start at once before the rate
     /// applies.
     pub enrolment_burst_per_address: u32,
+    /// IPv6 peers are counted by network of this prefix length for the
+    /// per-address caps and rate (one host usually holds a whole /64, so
+    /// counting single IPv6 addresses would cap nothing); 128: by address.
+    pub ipv6_prefix_length: u8,
 }
 
 impl Default for LimitsConfig {
@@ -60,6 +64,7 @@ impl Default for LimitsConfig {
             key_operation_wait_milliseconds: 2000,
             enrolments_per_second_per_address: 10,
             enrolment_burst_per_address: 50,
+            ipv6_prefix_length: 64,
         }
     }
 }

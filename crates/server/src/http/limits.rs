@@ -42,6 +42,8 @@ pub struct Limits {
     /// Enrolment operations one non-exempt address may start: per second
     /// and in a burst (`None`: no limit).
     pub enrolment_rate: Option<(NonZeroU32, NonZeroU32)>,
+    /// IPv6 peers are counted by network of this prefix length (1–128).
+    pub ipv6_prefix_length: u8,
 }
 
 impl Limits {
@@ -65,6 +67,12 @@ impl Limits {
             (0, None) => FALLBACK_MAX_CONNECTIONS,
             (n, _) => n,
         };
+        if !(1..=128).contains(&c.ipv6_prefix_length) {
+            return Err(format!(
+                "limits.ipv6_prefix_length = {}: between 1 and 128",
+                c.ipv6_prefix_length
+            ));
+        }
         let secs = |s: u64| Duration::from_secs(s.max(1));
         Ok(Limits {
             header_timeout: secs(c.header_timeout_seconds),
@@ -80,7 +88,22 @@ impl Limits {
                     NonZeroU32::new(c.enrolment_burst_per_address).unwrap_or(per_second),
                 )
             }),
+            ipv6_prefix_length: c.ipv6_prefix_length,
         })
+    }
+
+    /// What the per-address caps and rate count `ip` as: an IPv4 address
+    /// (an IPv4-mapped IPv6 one as the IPv4 it maps), or the IPv6 network
+    /// of [`Limits::ipv6_prefix_length`] it is in (its first address).
+    pub fn client(&self, ip: IpAddr) -> IpAddr {
+        match unmapped(ip) {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.ipv6_prefix_length.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            v4 => v4,
+        }
     }
 }
 
@@ -96,6 +119,7 @@ impl Default for Limits {
             exempt: Vec::new(),
             max_requests_per_connection: 100,
             enrolment_rate: None,
+            ipv6_prefix_length: 64,
         })
     }
 }
@@ -245,16 +269,17 @@ impl Gate {
 
     /// Whether `ip` may start one more enrolment operation now (a SCEP
     /// PKIOperation, an EST enrolment): exempt addresses always may, others
-    /// within the configured rate and burst. A refusal is counted and
+    /// within the configured rate and burst (an IPv6 peer's network shares
+    /// them, [`Limits::client`]). A refusal is counted and
     /// logged like a connection rejection. The table of addresses is
     /// pruned of those back at a full burst every 4096 checks, so a host
     /// cycling through addresses does not grow it without end.
     pub fn allow_enrolment(&self, ip: IpAddr) -> bool {
         let Some(limiter) = &self.enrolments else { return true };
-        let ip = unmapped(ip);
         if self.exempt(ip) {
             return true;
         }
+        let ip = self.limits.client(ip);
         if self.enrolment_checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             limiter.retain_recent();
             limiter.shrink_to_fit();
@@ -267,14 +292,16 @@ impl Gate {
         }
     }
 
-    /// Admit a connection from `ip`, or say which cap it is over. The
-    /// permit gives the places back when dropped.
+    /// Admit a connection from `ip` (counted as [`Limits::client`] says),
+    /// or say which cap it is over. The permit gives the places back when
+    /// dropped.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Rejection> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.limits.max_connections {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Rejection::ConnectionCap);
         }
         let counted = !self.exempt(ip);
+        let ip = self.limits.client(ip);
         if counted {
             let mut per = match self.per_address.lock() {
                 Ok(p) => p,
@@ -462,6 +489,64 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.9.9.9".parse().unwrap();
         let _m = g.admit(mapped).unwrap();
         assert_eq!(g.open_connections(), 3);
+    }
+
+    /// One host holds a whole IPv6 /64: counted by single addresses, it
+    /// had as many connections and enrolments as it cared to pick
+    /// addresses for.
+    #[test]
+    fn ipv6_peers_share_the_caps_and_the_rate_of_their_network() {
+        let g = gate(100, 2, &[]);
+        let same_64: Vec<IpAddr> = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let _a = g.admit(same_64[0]).unwrap();
+        let _b = g.admit(same_64[1]).unwrap();
+        assert_eq!(g.admit(same_64[2]).unwrap_err(), Rejection::AddressCap);
+        // Another /64 has its own share; IPv4 (and IPv4-mapped) by address.
+        let _c = g.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
+        let _d = g.admit("192.0.2.7".parse().unwrap()).unwrap();
+        let _e = g.admit("::ffff:192.0.2.7".parse().unwrap()).unwrap();
+        assert_eq!(
+            g.admit("192.0.2.7".parse().unwrap()).unwrap_err(),
+            Rejection::AddressCap,
+            "a mapped address is the IPv4 address it maps"
+        );
+        // The enrolment rate too.
+        let c = LimitsConfig {
+            enrolments_per_second_per_address: 1,
+            enrolment_burst_per_address: 2,
+            ..LimitsConfig::default()
+        };
+        let r = Gate::new(Limits::from_config(&c, None).unwrap());
+        assert!(r.allow_enrolment(same_64[0]));
+        assert!(r.allow_enrolment(same_64[1]));
+        assert!(!r.allow_enrolment(same_64[2]));
+        assert!(r.allow_enrolment("2001:db8:1:3::1".parse().unwrap()));
+        // 128: by address; out of range refused.
+        let by_address = Limits::from_config(
+            &LimitsConfig {
+                ipv6_prefix_length: 128,
+                ..LimitsConfig::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(by_address.client(same_64[2]), same_64[2]);
+        assert_eq!(
+            Limits::default().client(same_64[2]),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        for bad in [0, 129] {
+            let c = LimitsConfig {
+                ipv6_prefix_length: bad,
+                ..LimitsConfig::default()
+            };
+            assert!(Limits::from_config(&c, None)
+                .unwrap_err()
+                .contains("ipv6_prefix_length"));
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@
 
 use crate::metrics::Metrics;
 use crate::ra::{unix, RefusalReason, Verifier};
-use crate::storage::{Storage, Transaction, TxState};
+use crate::storage::{PendingCursor, Storage, Transaction, TxState};
 use enrolkit_keys::{KeyError, KeyKind, SignatureAlgorithm, Signer};
 use enrolkit_pki::Authority;
 use spki::SubjectPublicKeyInfoOwned;
@@ -155,13 +155,16 @@ pub struct HoldLimit {
 }
 
 impl HoldLimit {
-    /// `Ok` when a new request for `subject` may be held now; `Err`: why
-    /// not, in words for the client. Checked before the request is
+    /// A permit when a new request for `subject` may be held now; `Err`:
+    /// why not, in words for the client. Checked before the request is
     /// recorded (a retry of a held one is answered from storage before
-    /// this, and never refused by it). Concurrent requests may each pass
-    /// the check before either is recorded: the caps can be exceeded by the
-    /// number of requests in flight, not more.
-    pub fn admit(&self, storage: &dyn Storage, subject: &str) -> Result<(), HoldRefused> {
+    /// this, and never refused by it). The permit serialises the check
+    /// and the recording within this process: keep it until the request
+    /// is recorded, so that concurrent requests cannot each pass the check
+    /// before either is counted. (Several proxy processes sharing one
+    /// database can still overshoot by the requests in flight between them.)
+    pub fn admit(&self, storage: &dyn Storage, subject: &str) -> Result<HoldPermit, HoldRefused> {
+        let permit = HoldPermit(HOLDING.lock().unwrap_or_else(|p| p.into_inner()));
         let total = storage
             .count_pending(None)
             .map_err(|e| HoldRefused::Storage(e.to_string()))?;
@@ -179,7 +182,21 @@ impl HoldLimit {
                  (max_pending_per_client); retry one of them, or try again when they are decided"
             )));
         }
-        Ok(())
+        Ok(permit)
+    }
+}
+
+/// Held while a request is counted against the [`HoldLimit`] and recorded.
+static HOLDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`HoldLimit::admit`]'s permit: until it is dropped, no other request
+/// in this process is counted or recorded as held.
+#[must_use = "keep the permit until the held request is recorded"]
+pub struct HoldPermit(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl std::fmt::Debug for HoldPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HoldPermit")
     }
 }
 
@@ -271,6 +288,10 @@ pub struct Relay {
     crl_interval: Duration,
     crl_asked: std::sync::Mutex<Option<SystemTime>>,
     max_per_pass: usize,
+    /// Where the last pass stopped (`None`: at the end, start from the oldest).
+    resume: std::sync::Mutex<Option<PendingCursor>>,
+    /// Forwards only records this MEF sealed (see [`Relay::records`]).
+    records: Option<crate::held::RecordCheck>,
 }
 
 /// Upstream exchanges per pass unless [`Relay::max_per_pass`] says otherwise.
@@ -289,12 +310,23 @@ impl Relay {
             crl_interval: Duration::ZERO,
             crl_asked: std::sync::Mutex::new(None),
             max_per_pass: DEFAULT_MAX_PER_PASS,
+            resume: std::sync::Mutex::new(None),
+            records: None,
         }
     }
 
+    /// Forward only pending transactions whose stored record this MEF
+    /// sealed ([`crate::held::RecordCheck`]); any other is refused, not
+    /// sent upstream. `mef serve` always sets it.
+    pub fn records(mut self, check: crate::held::RecordCheck) -> Self {
+        self.records = Some(check);
+        self
+    }
+
     /// Work on at most `n` pending transactions per pass (so at most `n`
-    /// upstream exchanges), the oldest first; the others wait for a later
-    /// pass. At least one.
+    /// upstream exchanges); the next pass goes on after the last one taken,
+    /// back to the oldest after the youngest, so every pending transaction
+    /// has its turn however many wait long upstream. At least one.
     pub fn max_per_pass(mut self, n: usize) -> Self {
         self.max_per_pass = n.max(1);
         self
@@ -384,6 +416,21 @@ impl Relay {
         newly
     }
 
+    /// Whether `tx`'s record may be forwarded (always, without a check);
+    /// `None`: storage could not say (the transaction waits for a later pass).
+    fn authentic(&self, tx: &Transaction) -> Option<bool> {
+        match &self.records {
+            None => Some(true),
+            Some(check) => match check.authentic(self.storage.as_ref(), tx) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(txid = %tx.transaction_id, error = %e, "proxy: cannot read a request's record");
+                    None
+                }
+            },
+        }
+    }
+
     fn pending_upstream(&self, tx: &Transaction) -> bool {
         self.awaiting
             .lock()
@@ -402,8 +449,34 @@ impl Relay {
         }
     }
 
+    /// The transactions of this pass: at most [`Relay::max_per_pass`], in
+    /// the order they were recorded, after the last one the previous pass
+    /// took and, when those run out, from the oldest again (none twice).
+    fn next_batch(&self) -> Result<Vec<Transaction>, crate::storage::StorageError> {
+        let max = self.max_per_pass;
+        let mut resume = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = self.storage.pending_after(resume.as_ref(), max)?;
+        if batch.len() < max && resume.is_some() {
+            let taken: std::collections::HashSet<PendingCursor> = batch.iter().map(PendingCursor::of).collect();
+            let from_start = self.storage.pending_after(None, max - batch.len())?;
+            batch.extend(
+                from_start
+                    .into_iter()
+                    .filter(|t| !taken.contains(&PendingCursor::of(t))),
+            );
+        }
+        // A full batch: the next pass goes on after its last; a short one
+        // took everything there was, so the next starts at the oldest.
+        *resume = if batch.len() == max {
+            batch.last().map(PendingCursor::of)
+        } else {
+            None
+        };
+        Ok(batch)
+    }
+
     /// One pass over the pending transactions at `now`, at most
-    /// [`Relay::max_per_pass`] of them, oldest first. A transaction
+    /// [`Relay::max_per_pass`] of them, each in its turn ([`Relay::max_per_pass`]). A transaction
     /// decided meanwhile (by another proxy instance sharing the database)
     /// is left as it was decided: `decide` refuses a second decision.
     pub fn pass(&self, now: SystemTime) -> Result<PassReport, String> {
@@ -411,11 +484,11 @@ impl Relay {
         // Before forwarding anything: a held re-enrolment whose certificate
         // the upstream revoked meanwhile is refused below, not forwarded.
         self.learn_revocations(now);
-        let pending = self
-            .storage
-            .oldest_pending(self.max_per_pass)
-            .map_err(|e| format!("pending transactions: {e}"))?;
+        let pending = self.next_batch().map_err(|e| format!("pending transactions: {e}"))?;
         for tx in pending {
+            let Some(authentic) = self.authentic(&tx) else {
+                continue;
+            };
             let polling = self.pending_upstream(&tx);
             match step(tx.created, unix(now), self.window, polling) {
                 Step::GiveUp => {
@@ -427,6 +500,16 @@ impl Relay {
                     if self.refuse(&tx, RefusalReason::PollingWindowExceeded, &why, now) {
                         report.refused += 1;
                         self.notifier.notify(&tx, "polling-window-exceeded", &why);
+                    }
+                }
+                _ if !authentic => {
+                    self.set_pending_upstream(&tx, false);
+                    let why = "the request's record in the database does not open (inserted or altered there, or \
+                               held by an older mef): not forwarded";
+                    tracing::warn!(txid = %tx.transaction_id, "proxy: {why}");
+                    if self.refuse(&tx, RefusalReason::Internal, why, now) {
+                        report.refused += 1;
+                        self.notifier.notify(&tx, "record-altered", why);
                     }
                 }
                 _ if self.renews_revoked(&tx) => {

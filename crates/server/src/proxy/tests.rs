@@ -412,7 +412,7 @@ fn an_upstream_text_with_control_characters_still_runs_the_hook() {
 }
 
 #[test]
-fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
+fn a_pass_works_on_at_most_max_per_pass_transactions_each_in_its_turn() {
     let w = world(vec![], Duration::from_secs(3600));
     let relay = w.relay.max_per_pass(2);
     let now = SystemTime::now();
@@ -425,11 +425,13 @@ fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
     assert_eq!((r.forwarded, r.pending), (2, 2));
     let csrs = |from: usize| -> Vec<Vec<u8>> { w.asked.lock().unwrap()[from..].iter().map(|a| a.1.clone()).collect() };
     assert_eq!(csrs(0), [t1.csr.clone(), t2.csr.clone()]);
-    // Still pending, still the oldest: the next pass takes the same two
-    // (the cap bounds a pass; the window bounds how long one is held).
+    // Still pending upstream: the next pass goes on with the younger two
+    // (long-pending ones do not starve the rest), then back to the oldest.
     relay.pass(now).unwrap();
-    assert_eq!(csrs(2), [t1.csr.clone(), t2.csr.clone()]);
-    // Once they are decided, the younger ones get their turn.
+    assert_eq!(csrs(2), [t3.csr.clone(), t4.csr.clone()]);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(4), [t1.csr.clone(), t2.csr.clone()]);
+    // Once those are decided, the rest are all there is.
     for t in [&t1, &t2] {
         w.storage
             .decide(
@@ -442,7 +444,15 @@ fn a_pass_works_on_at_most_max_per_pass_transactions_oldest_first() {
             .unwrap();
     }
     relay.pass(now).unwrap();
-    assert_eq!(csrs(4), [t3.csr.clone(), t4.csr.clone()]);
+    assert_eq!(csrs(6), [t3.csr.clone(), t4.csr.clone()]);
+    // Those two filled the last pass: the next goes on after d with the
+    // one recorded since, and fills up from the oldest; the one after
+    // goes on from there.
+    let t5 = hold(w.storage.as_ref(), "e", unix(now) - 1);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(8), [t5.csr.clone(), t3.csr.clone()]);
+    relay.pass(now).unwrap();
+    assert_eq!(csrs(10), [t4.csr.clone(), t5.csr.clone()]);
 }
 
 /// An upstream that panics on its first request, then answers as `inner`.
@@ -525,10 +535,10 @@ fn the_hold_limit_counts_pending_transactions_per_subject_and_in_all() {
         tx
     };
     let a1 = held("a1", "CN=a");
-    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
+    assert!(limit.admit(st, "CN=a").is_ok());
     held("a2", "CN=a");
     assert!(matches!(limit.admit(st, "CN=a"), Err(HoldRefused::Full(why)) if why.contains("max_pending_per_client")));
-    assert_eq!(limit.admit(st, "CN=b"), Ok(()));
+    assert!(limit.admit(st, "CN=b").is_ok());
     held("b1", "CN=b");
     assert!(matches!(limit.admit(st, "CN=c"), Err(HoldRefused::Full(why)) if why.contains("max_pending")));
     // Decided transactions no longer count.
@@ -540,6 +550,99 @@ fn the_hold_limit_counts_pending_transactions_per_subject_and_in_all() {
         2,
     )
     .unwrap();
-    assert_eq!(limit.admit(st, "CN=a"), Ok(()));
-    assert_eq!(limit.admit(st, "CN=c"), Ok(()));
+    assert!(limit.admit(st, "CN=a").is_ok());
+    assert!(limit.admit(st, "CN=c").is_ok());
+}
+
+/// Requests arriving together: each counts and records under the permit,
+/// so the cap holds exactly (without it, every one passed the count
+/// before any was recorded).
+#[test]
+fn concurrent_requests_do_not_overshoot_the_hold_limit() {
+    let w = world(vec![], Duration::from_secs(3600));
+    let limit = HoldLimit {
+        per_client: 3,
+        total: 1000,
+    };
+    let n = 12;
+    let barrier = std::sync::Barrier::new(n);
+    let held = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..n {
+            let (st, barrier, held) = (w.storage.as_ref(), &barrier, &held);
+            scope.spawn(move || {
+                barrier.wait();
+                if let Ok(_permit) = limit.admit(st, "CN=same") {
+                    let tx = Transaction {
+                        transaction_id: format!("t{i}"),
+                        key_id: format!("kid-{i}"),
+                        subject: "CN=same".into(),
+                        csr: b"csr".to_vec(),
+                        state: TxState::Pending,
+                        created: 1,
+                    };
+                    st.record_held(&tx, None, b"terms", 1).unwrap();
+                    held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(held.into_inner(), 3);
+    assert_eq!(w.storage.count_pending(Some("CN=same")).unwrap(), 3);
+}
+
+/// A database writer who inserts a pending request (or alters a held
+/// one's record) does not get it certified upstream under the proxy's
+/// credential: only records this MEF sealed are forwarded; the others are
+/// refused, counted and told to the hook, and nothing is sent for them.
+#[test]
+fn only_requests_whose_record_this_mef_sealed_are_forwarded() {
+    let w = world(vec![Forwarded::Pending], Duration::from_secs(3600));
+    let key = [9u8; 32];
+    let relay = w.relay.records(crate::held::RecordCheck::new(&key));
+    let now = SystemTime::now();
+    let sealed_names = |tx: &Transaction| {
+        let names = crate::ra::IssueNames {
+            subject: std::str::FromStr::from_str("CN=dev").unwrap(),
+            dns: Vec::new(),
+            ips: Vec::new(),
+        };
+        crate::held::HeldNamesSeal::new(&key).seal(tx, &names).unwrap()
+    };
+    // Held by this MEF: its names sealed under its key.
+    let genuine = Transaction {
+        transaction_id: "genuine".into(),
+        key_id: "kid-g".into(),
+        subject: "CN=dev".into(),
+        csr: b"csr of genuine".to_vec(),
+        state: TxState::Pending,
+        created: unix(now) - 2,
+    };
+    w.storage
+        .record_held(&genuine, None, &sealed_names(&genuine), genuine.created)
+        .unwrap();
+    // Inserted by hand: no record, a record in the clear, another's record.
+    let inserted = hold(w.storage.as_ref(), "inserted", unix(now) - 1);
+    let mut clear = genuine.clone();
+    clear.transaction_id = "clear".into();
+    w.storage
+        .record_held(&clear, None, b"{\"subject\":\"CN=evil\"}", clear.created)
+        .unwrap();
+    let mut moved = genuine.clone();
+    moved.transaction_id = "moved".into();
+    w.storage
+        .record_held(&moved, None, &sealed_names(&genuine), moved.created)
+        .unwrap();
+    let r = relay.pass(now).unwrap();
+    assert_eq!((r.forwarded, r.refused), (1, 3), "{r:?}");
+    assert_eq!(w.asked.lock().unwrap().as_slice(), [("request", genuine.csr.clone())]);
+    for tx in [&inserted, &clear, &moved] {
+        assert!(
+            matches!(state(w.storage.as_ref(), tx), TxState::Rejected(_, why) if why.contains("does not open")),
+            "{}",
+            tx.transaction_id
+        );
+    }
+    let m = w.metrics.encode().unwrap();
+    assert!(m.contains("mef_proxy_events_total{event=\"record-altered\"} 3"), "{m}");
 }

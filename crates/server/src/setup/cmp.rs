@@ -49,6 +49,7 @@ pub fn build_cmp(c: &CmpConfig, cfg: &Config, base: &Path, shared: &Shared) -> R
         storage: shared.storage.clone(),
         profile: shared.profile.clone(),
         secrets: cmp_sealer(cfg, base)?,
+        held_names: crate::held::HeldNamesSeal::new(&shared.challenge_key),
         next_ca,
         grant_implicit_confirm: c.grant_implicit_confirm,
         confirm_wait: Duration::from_secs(c.confirm_wait_seconds),

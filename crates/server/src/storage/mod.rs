@@ -198,6 +198,30 @@ pub struct Transaction {
     pub created: i64,
 }
 
+/// Where a pending transaction stands in the order they were recorded
+/// (created, transactionID, key id: a total order, as stored), for
+/// [`Storage::pending_after`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingCursor {
+    /// [`Transaction::created`].
+    pub created: i64,
+    /// [`Transaction::transaction_id`].
+    pub transaction_id: String,
+    /// [`Transaction::key_id`].
+    pub key_id: String,
+}
+
+impl PendingCursor {
+    /// The place of `t`.
+    pub fn of(t: &Transaction) -> PendingCursor {
+        PendingCursor {
+            created: t.created,
+            transaction_id: t.transaction_id.clone(),
+            key_id: t.key_id.clone(),
+        }
+    }
+}
+
 /// One issued certificate.
 #[derive(Debug, Clone)]
 pub struct IssuedCert {
@@ -379,12 +403,66 @@ pub trait Storage: Send + Sync {
     fn decide(&self, txid: &str, key_id: &str, state: &TxState, issued: Option<&IssuedCert>, now: i64) -> Result<()>;
     /// Pending transactions.
     fn pending(&self) -> Result<Vec<Transaction>>;
-    /// The at most `limit` pending transactions recorded first (oldest
-    /// first): what the proxy's relay works on in one pass, without loading
-    /// every held row.
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
-        let mut p = self.pending()?;
-        p.sort_by_key(|t| t.created);
+    /// CMP: certificate `serial` (transactionID `txid`) waits for its
+    /// certConf until `deadline` (Unix seconds); kept in the database so
+    /// that whichever `mef` runs when the deadline passes revokes it, a
+    /// restart notwithstanding. Recorded again, the deadline is replaced.
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        let _ = (serial, txid, deadline);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: `serial` no longer waits (confirmed, or about to be revoked):
+    /// `true` when this call took it off the list, `false` when it was not
+    /// on it (settled already — by a certConf, or by the sweep that
+    /// revokes it: exactly one of them gets `true`).
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        let _ = serial;
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: move the deadline of `serial`, still waiting, to `deadline`;
+    /// `false` when it no longer waits (confirmed, or claimed for
+    /// revocation): nothing is recorded then.
+    fn extend_confirmation(&self, serial: &str, deadline: i64) -> Result<bool> {
+        let _ = (serial, deadline);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: in one database transaction, take `serial` off the waiting
+    /// list and revoke it (at `at`, for `reason`): `None` when it was not
+    /// waiting with a deadline at or before `at` (confirmed, claimed by
+    /// another sweep, or its wait extended by a delivery meanwhile), `Some(true)` when
+    /// revoked now, `Some(false)` when it was revoked already (or was never
+    /// recorded). On an error neither happens: the next sweep tries again.
+    fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
+        let _ = (serial, at, reason);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// CMP: the certificates whose deadline has passed at `now` (serial,
+    /// transactionID), at most `limit`, the oldest deadline first.
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let _ = (now, limit);
+        Err(StorageError::Unsupported("CMP confirmations"))
+    }
+    /// A number that moves whenever an operator PSK, an Enrolment Key
+    /// record or a GBA bootstrap is added, changed (its key, names,
+    /// expiry) or removed — by any process sharing the database, older
+    /// builds included, since triggers in the database keep it — so the
+    /// in-memory handshake views ([`crate::handshake`]) reload only when
+    /// it moved. `None`: this backend keeps none (reload every time).
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+    /// At most `limit` pending transactions in the order they were
+    /// recorded ([`PendingCursor`]: created, then transactionID and key
+    /// id), the first ones after `after` (from the oldest when `None`):
+    /// what the proxy's relay works on in one pass, without loading every
+    /// held row, resuming where its last pass stopped.
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
+        let mut p: Vec<Transaction> = self
+            .pending()?
+            .into_iter()
+            .filter(|t| after.is_none_or(|a| PendingCursor::of(t) > *a))
+            .collect();
+        p.sort_by_key(PendingCursor::of);
         p.truncate(limit);
         Ok(p)
     }

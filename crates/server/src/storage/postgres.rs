@@ -27,8 +27,8 @@
 
 use super::{
     state_parts, stored_key, stored_refusal, timed_commit, Backend, ChallengeInfo, CommitObserver, CommitObserverSlot,
-    GbaBootstrap, IssuedCert, KeRecord, PskInfo, Result, Storage, StorageError, StoredPsk, TokenInfo, Transaction,
-    TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
+    GbaBootstrap, IssuedCert, KeRecord, PendingCursor, PskInfo, Result, Storage, StorageError, StoredPsk, TokenInfo,
+    Transaction, TxState, UsableChallenge, KE_COLS, PARENT_GONE, SCHEMA_VERSION, TX_COLS, UNIQUE_LABELS,
 };
 use postgres::config::Host;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -83,7 +83,64 @@ CREATE TABLE IF NOT EXISTS held_terms (
 CREATE TABLE IF NOT EXISTS generated_keys (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BYTEA NOT NULL, PRIMARY KEY (txid, key_id),
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+CREATE TABLE IF NOT EXISTS cmp_confirmations (
+    serial TEXT PRIMARY KEY, txid TEXT NOT NULL, deadline BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirmations_deadline ON cmp_confirmations (deadline);
 ";
+
+/// The handshake generation ([`Storage::handshake_generation`]): a row in
+/// `meta`, a function and a trigger per table that move it on every change
+/// of what the handshake views hold (an older build's writes included),
+/// each created only when missing (creating a trigger locks its table).
+///
+/// The function keeps the search_path it was created with, so a write made
+/// under another search_path (an operator's session) moves this
+/// deployment's generation, not another's `meta`.
+const HANDSHAKE_FUNCTION: &str = "
+CREATE FUNCTION enrolkit_handshake_generation() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation';
+    RETURN NULL;
+END $$";
+
+/// (trigger name, its definition) — see [`HANDSHAKE_FUNCTION`]. Rows
+/// added or changed move the generation once each; a DELETE or TRUNCATE
+/// (which row triggers miss) once per statement. `EXECUTE PROCEDURE`:
+/// PostgreSQL 10 knows no `EXECUTE FUNCTION`.
+const HANDSHAKE_TRIGGERS: [(&str, &str); 6] = [
+    (
+        "handshake_psks",
+        "CREATE TRIGGER handshake_psks AFTER INSERT OR UPDATE ON psks \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_psks_removed",
+        "CREATE TRIGGER handshake_psks_removed AFTER DELETE OR TRUNCATE ON psks \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_enrolments",
+        "CREATE TRIGGER handshake_enrolments \
+         AFTER INSERT OR UPDATE OF relative_ke_id, relative_kre_id, expires, sealed ON rspf_enrolments \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_enrolments_removed",
+        "CREATE TRIGGER handshake_enrolments_removed AFTER DELETE OR TRUNCATE ON rspf_enrolments \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_gba",
+        "CREATE TRIGGER handshake_gba AFTER INSERT OR UPDATE ON gba_stub \
+         FOR EACH ROW EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+    (
+        "handshake_gba_removed",
+        "CREATE TRIGGER handshake_gba_removed AFTER DELETE OR TRUNCATE ON gba_stub \
+         FOR EACH STATEMENT EXECUTE PROCEDURE enrolkit_handshake_generation()",
+    ),
+];
 
 const CERT_COLS: &str = "serial, subject, der, not_after, revoked_at, reason";
 
@@ -440,6 +497,33 @@ impl PgStorage {
             if found < 5 {
                 t.batch_execute("ALTER TABLE challenges ADD COLUMN IF NOT EXISTS sealed BYTEA")?;
             }
+            t.execute(
+                "INSERT INTO meta (key, value) VALUES ('handshake_generation', 0) ON CONFLICT (key) DO NOTHING",
+                &[],
+            )?;
+            let has_function = t
+                .query_opt(
+                    "SELECT 1 FROM pg_proc WHERE proname = 'enrolkit_handshake_generation' \
+                     AND pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+                    &[],
+                )?
+                .is_some();
+            if !has_function {
+                t.batch_execute(HANDSHAKE_FUNCTION)?;
+            }
+            for (name, ddl) in HANDSHAKE_TRIGGERS {
+                let has = t
+                    .query_opt(
+                        "SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid \
+                         WHERE g.tgname = $1 \
+                         AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+                        &[&name],
+                    )?
+                    .is_some();
+                if !has {
+                    t.batch_execute(ddl)?;
+                }
+            }
             if found != SCHEMA_VERSION {
                 t.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
@@ -782,6 +866,63 @@ impl Storage for PgStorage {
         })
     }
 
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cmp_confirmations (serial, txid, deadline) VALUES ($1, $2, $3) \
+                 ON CONFLICT (serial) DO UPDATE SET txid = $2, deadline = $3",
+                &[&serial, &txid, &deadline],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM cmp_confirmations WHERE serial = $1", &[&serial])? > 0))
+    }
+
+    fn extend_confirmation(&self, serial: &str, deadline: i64) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE cmp_confirmations SET deadline = $2 WHERE serial = $1",
+                &[&serial, &deadline],
+            )? > 0)
+        })
+    }
+
+    fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
+        self.with(|c| {
+            let mut t = c.transaction()?;
+            // Still due: a poll that extended the wait meanwhile wins.
+            if t.execute(
+                "DELETE FROM cmp_confirmations WHERE serial = $1 AND deadline <= $2",
+                &[&serial, &at],
+            )? == 0
+            {
+                return Ok(None);
+            }
+            let revoked = t.execute(
+                "UPDATE certificates SET revoked_at = $2, reason = $3 WHERE serial = $1 AND revoked_at IS NULL",
+                &[&serial, &at, &i16::from(reason)],
+            )? > 0;
+            timed_commit(&self.commits, Backend::Postgres, || t.commit())?;
+            Ok(Some(revoked))
+        })
+    }
+
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            c.query(
+                "SELECT serial, txid FROM cmp_confirmations WHERE deadline <= $1 ORDER BY deadline LIMIT $2",
+                &[&now, &limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+        })
+    }
+
     fn held_terms(&self, txid: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
         self.with(|c| {
             c.query_opt(
@@ -851,14 +992,21 @@ impl Storage for PgStorage {
         })
     }
 
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (created, txid, key_id) = (
+            after.map(|a| a.created),
+            after.map(|a| a.transaction_id.as_str()),
+            after.map(|a| a.key_id.as_str()),
+        );
         self.with(|c| {
             let r = c.query(
                 &format!(
-                    "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT $1"
+                    "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' \
+                     AND ($1::BIGINT IS NULL OR (created, txid, key_id) > ($1, $2::TEXT, $3::TEXT)) \
+                     ORDER BY created, txid, key_id LIMIT $4"
                 ),
-                &[&limit],
+                &[&created, &txid, &key_id, &limit],
             )?;
             rows(r, row_to_tx)
         })
@@ -1161,6 +1309,16 @@ impl Storage for PgStorage {
                 &[],
             )?;
             rows(r, row_to_ke)
+        })
+    }
+
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        self.with(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = 'handshake_generation'", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
         })
     }
 

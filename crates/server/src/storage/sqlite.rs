@@ -166,6 +166,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, subject TEXT NOT NULL, csr BLOB NOT NULL,
     state TEXT NOT NULL, serial TEXT REFERENCES certificates(serial), fail_info INTEGER, reason TEXT,
     created INTEGER NOT NULL, refusal TEXT, PRIMARY KEY (txid, key_id));
+CREATE INDEX IF NOT EXISTS transactions_state ON transactions (state, created);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS psks (
     identity TEXT PRIMARY KEY, key BLOB NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL, names TEXT,
@@ -186,6 +187,36 @@ CREATE TABLE IF NOT EXISTS held_terms (
 CREATE TABLE IF NOT EXISTS generated_keys (
     txid TEXT NOT NULL, key_id TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (txid, key_id),
     FOREIGN KEY (txid, key_id) REFERENCES transactions (txid, key_id));
+CREATE TABLE IF NOT EXISTS cmp_confirmations (
+    serial TEXT PRIMARY KEY, txid TEXT NOT NULL, deadline INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirmations_deadline ON cmp_confirmations (deadline);
+";
+
+/// The handshake generation ([`Storage::handshake_generation`]): a row in
+/// `meta` and triggers that move it on every change of what the handshake
+/// views hold (an older build's writes included). Applied by [`migrate`]
+/// after the columns they name exist.
+const HANDSHAKE_TRIGGERS: &str = "
+INSERT OR IGNORE INTO meta (key, value) VALUES ('handshake_generation', 0);
+CREATE TRIGGER IF NOT EXISTS handshake_psks_insert AFTER INSERT ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_psks_update AFTER UPDATE ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_psks_delete AFTER DELETE ON psks
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_insert AFTER INSERT ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_update
+    AFTER UPDATE OF relative_ke_id, relative_kre_id, expires, sealed ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_enrolments_delete AFTER DELETE ON rspf_enrolments
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_insert AFTER INSERT ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_update AFTER UPDATE ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
+CREATE TRIGGER IF NOT EXISTS handshake_gba_delete AFTER DELETE ON gba_stub
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'handshake_generation'; END;
 ";
 
 /// The database's schema version; refused when newer than this build's.
@@ -200,12 +231,48 @@ fn check_version(conn: &Connection) -> Result<i64> {
     Ok(found)
 }
 
+/// Indexes and triggers added to a schema version after it shipped (they
+/// change nothing an older build reads or writes, so they need no new
+/// version): created by [`migrate`] when missing.
+const LATE_OBJECTS: [(&str, &str); 11] = [
+    // CMP certificates waiting for their certConf.
+    ("table", "cmp_confirmations"),
+    // The pending transactions (the proxy's relay pass, its hold caps,
+    // `mef scep pending list`): without it each is a scan of every
+    // transaction ever recorded.
+    ("index", "transactions_state"),
+    // The handshake generation: each of its triggers (a table rebuilt by
+    // hand loses its own).
+    ("trigger", "handshake_psks_insert"),
+    ("trigger", "handshake_psks_update"),
+    ("trigger", "handshake_psks_delete"),
+    ("trigger", "handshake_enrolments_insert"),
+    ("trigger", "handshake_enrolments_update"),
+    ("trigger", "handshake_enrolments_delete"),
+    ("trigger", "handshake_gba_insert"),
+    ("trigger", "handshake_gba_update"),
+    ("trigger", "handshake_gba_delete"),
+];
+
+/// Whether every one of [`LATE_OBJECTS`] exists.
+fn has_late_objects(conn: &Connection) -> Result<bool> {
+    for (kind, name) in LATE_OBJECTS {
+        let has = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2")?
+            .exists(params![kind, name])?;
+        if !has {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Bring an SQLite database to [`SCHEMA_VERSION`] in one transaction:
 /// refuse a newer one, create what is missing, add the columns later
 /// versions added, record the version.
 fn migrate(conn: &mut Connection) -> Result<()> {
     // A current database is only read: opening it takes no write lock.
-    if check_version(conn)? == SCHEMA_VERSION {
+    if check_version(conn)? == SCHEMA_VERSION && has_late_objects(conn)? {
         return Ok(());
     }
     let t = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -229,6 +296,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         }
     }
     t.execute_batch(UNIQUE_LABELS)?;
+    t.execute_batch(HANDSHAKE_TRIGGERS)?;
     if found != SCHEMA_VERSION {
         t.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     }
@@ -691,13 +759,23 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn oldest_pending(&self, limit: usize) -> Result<Vec<Transaction>> {
+    fn pending_after(&self, after: Option<&PendingCursor>, limit: usize) -> Result<Vec<Transaction>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
             let mut st = c.prepare(&format!(
-                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' ORDER BY created, txid, key_id LIMIT ?1"
+                "SELECT {TX_COLS} FROM transactions WHERE state = 'pending' \
+                 AND (?1 IS NULL OR (created, txid, key_id) > (?1, ?2, ?3)) \
+                 ORDER BY created, txid, key_id LIMIT ?4"
             ))?;
-            let rows = st.query_map(params![limit], row_to_tx)?;
+            let rows = st.query_map(
+                params![
+                    after.map(|a| a.created),
+                    after.map(|a| a.transaction_id.as_str()),
+                    after.map(|a| a.key_id.as_str()),
+                    limit
+                ],
+                row_to_tx,
+            )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -742,6 +820,61 @@ impl Storage for SqliteStorage {
                     "no unrevoked certificate with serial {serial}"
                 ))),
             }
+        })
+    }
+
+    fn await_confirmation(&self, serial: &str, txid: &str, deadline: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cmp_confirmations (serial, txid, deadline) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (serial) DO UPDATE SET txid = ?2, deadline = ?3",
+                params![serial, txid, deadline],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn confirmation_settled(&self, serial: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM cmp_confirmations WHERE serial = ?1", params![serial])? > 0))
+    }
+
+    fn extend_confirmation(&self, serial: &str, deadline: i64) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE cmp_confirmations SET deadline = ?2 WHERE serial = ?1",
+                params![serial, deadline],
+            )? > 0)
+        })
+    }
+
+    fn revoke_unconfirmed(&self, serial: &str, at: i64, reason: u8) -> Result<Option<bool>> {
+        self.with(|c| {
+            let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Still due: a poll that extended the wait meanwhile wins.
+            if t.execute(
+                "DELETE FROM cmp_confirmations WHERE serial = ?1 AND deadline <= ?2",
+                params![serial, at],
+            )? == 0
+            {
+                return Ok(None);
+            }
+            let revoked = t.execute(
+                "UPDATE certificates SET revoked_at = ?2, reason = ?3 WHERE serial = ?1 AND revoked_at IS NULL",
+                params![serial, at, reason],
+            )? > 0;
+            timed_commit(&self.commits, Backend::Sqlite, || t.commit())?;
+            Ok(Some(revoked))
+        })
+    }
+
+    fn unconfirmed_due(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT serial, txid FROM cmp_confirmations WHERE deadline <= ?1 ORDER BY deadline LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -966,6 +1099,16 @@ impl Storage for SqliteStorage {
             ))?;
             let rows = st.query_map([], row_to_ke)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn handshake_generation(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM meta WHERE key = 'handshake_generation'")?
+                    .query_row([], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
@@ -1194,6 +1337,86 @@ mod tests {
         // Opening again changes nothing.
         SqliteStorage::open(&db).unwrap();
         assert_eq!(user_version(&db), SCHEMA_VERSION);
+    }
+
+    /// The query plan of `sql` with `args`, one detail per row.
+    fn plan(c: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn pending_transactions_are_found_by_index_and_an_older_database_gains_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("st.db");
+        drop(SqliteStorage::open(&db).unwrap());
+        // A version-5 database made before the index: the same version,
+        // no index.
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("DROP INDEX transactions_state")
+            .unwrap();
+        // As `count_pending` and `pending_after` ask.
+        let pending: [(&str, &[&dyn rusqlite::ToSql]); 2] = [
+            (
+                "SELECT COUNT(*) FROM transactions WHERE state = 'pending' AND (?1 IS NULL OR subject = ?1)",
+                &[&"CN=a"],
+            ),
+            (
+                "SELECT txid FROM transactions WHERE state = 'pending' \
+                 AND (?1 IS NULL OR (created, txid, key_id) > (?1, ?2, ?3)) \
+                 ORDER BY created, txid, key_id LIMIT 64",
+                &[&1_i64, &"t", &"k"],
+            ),
+        ];
+        for (q, args) in pending {
+            let p = plan(&Connection::open(&db).unwrap(), q, args);
+            assert!(!p.contains("transactions_state"), "{p}");
+        }
+        drop(SqliteStorage::open(&db).unwrap());
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let c = Connection::open(&db).unwrap();
+        for (q, args) in pending {
+            let p = plan(&c, q, args);
+            assert!(p.contains("USING INDEX transactions_state"), "{q}: {p}");
+        }
+    }
+
+    #[test]
+    fn a_database_without_the_handshake_triggers_gains_them_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("st.db");
+        drop(SqliteStorage::open(&db).unwrap());
+        let triggers = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'handshake_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let c = Connection::open(&db).unwrap();
+        assert_eq!(triggers(&c), 9);
+        // As a current-version database made before them.
+        for name in c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+        {
+            c.execute_batch(&format!("DROP TRIGGER {name}")).unwrap();
+        }
+        c.execute_batch("DELETE FROM meta WHERE key = 'handshake_generation'")
+            .unwrap();
+        assert_eq!(triggers(&c), 0);
+        let st = SqliteStorage::open(&db).unwrap();
+        assert_eq!(triggers(&c), 9);
+        let g = st.handshake_generation().unwrap().unwrap();
+        st.add_psk("kpm-t", b"sealed", "", 1).unwrap();
+        assert_eq!(st.handshake_generation().unwrap(), Some(g + 1));
     }
 
     #[test]
