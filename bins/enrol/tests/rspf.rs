@@ -1290,6 +1290,28 @@ fn openssl_s_client_against_mef_exports_the_same_ke() {
     }
 }
 
+/// `mef serve` whose OpenSSL EST listener has a port fixed before the
+/// configuration is written (a V3.18 grant names its certificate
+/// enrolment URI): `edit` gets the port; tried on five free ports.
+fn mef_with_openssl_port(edit: impl Fn(&Path, &mut String, u16)) -> Mef {
+    for _ in 0..5 {
+        let port = enrolkit_testkit::free_port().unwrap();
+        let openssl = format!("127.0.0.1:{port}");
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--est-listen",
+            "127.0.0.1:0",
+            "--est-listen-openssl",
+            &openssl,
+        ];
+        if let Ok(m) = Mef::try_start(&mef_bin(), &[], |st, cfg| edit(st, cfg, port), &args) {
+            return m;
+        }
+    }
+    panic!("mef serve on a chosen port");
+}
+
 /// Issue 17 item 5: the V3.18 wire profile under each framework. The MEF
 /// is configured with `wire-profile = "v3.18"` for three Enrolees and the
 /// Enrolee runs `--wire-profile v3.18`: the request of table 8.3.2.1-1, one
@@ -1304,16 +1326,12 @@ fn the_v3_18_wire_profile_end_to_end_under_each_framework() {
     let (dev_ca, dev_ca_key) = openssl_ca(dir.path(), "Device Maker CA");
     let (dev_cert, dev_key) = openssl_cert(dir.path(), "device-v3.example.net", &dev_ca, &dev_ca_key);
     let impi = "001010123456780@ims.mnc001.mcc001.3gppnetwork.org";
-    // The certificate enrolment URI is part of the configuration: fix the OpenSSL listener's port.
-    let mut started = None;
-    for _ in 0..5 {
-        let port = enrolkit_testkit::free_port().unwrap();
-        let edit = |st: &Path, cfg: &mut String| {
-            std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
-            cfg.push_str(&targets_ca(st, &["cse-b.example.net", "maf.example.net"]));
-            std::fs::copy(st.join("targets-ca.pem"), st.join("maf-ca.pem")).unwrap();
-            cfg.push_str(&format!(
-                r#"
+    let mef = mef_with_openssl_port(|st: &Path, cfg: &mut String, port: u16| {
+        std::fs::copy(&dev_ca, st.join("device-ca.pem")).unwrap();
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net", "maf.example.net"]));
+        std::fs::copy(st.join("targets-ca.pem"), st.join("maf-ca.pem")).unwrap();
+        cfg.push_str(&format!(
+            r#"
 [[rspf.enrolee]]
 name = "v3-psk"
 wire-profile = "v3.18"
@@ -1363,18 +1381,8 @@ enrolment-expiry = 3600
 [rspf.enrolee.grant]
 direct-keys = [{{ target = "cse-b.example.net", security-type = "SAEF" }}]
 "#
-            ));
-        };
-        let serve = ["--listen", "127.0.0.1:0", "--est-listen", "127.0.0.1:0"];
-        let openssl = format!("127.0.0.1:{port}");
-        let mut args: Vec<&str> = serve.to_vec();
-        args.extend(["--est-listen-openssl", &openssl]);
-        if let Ok(m) = Mef::try_start(&mef_bin(), &[], edit, &args) {
-            started = Some(m);
-            break;
-        }
-    }
-    let mef = started.expect("mef serve on a chosen port");
+        ));
+    });
     let server = format!("https://127.0.0.1:{}", mef.openssl);
     let (cse_cert, cse_key) = target_cert(&mef, "cse-b.example.net");
     let cse = Target::with_cert(&mef, &cse_cert, &cse_key);
@@ -1912,19 +1920,15 @@ ekus = ["1.3.6.1.5.5.7.3.2"]
 #[test]
 fn the_agent_enrols_over_rspf_in_the_v3_18_wire_profile_then_renews() {
     println!("peer: {}", openssl_version());
-    // The certificate enrolment URI is part of the configuration: fix the OpenSSL listener's port.
-    let mut started = None;
-    for _ in 0..5 {
-        let port = enrolkit_testkit::free_port().unwrap();
-        let edit = |st: &Path, cfg: &mut String| {
-            // Certificates 45% through their life when issued: 50% keeps them, 40% renews.
-            *cfg = cfg.replace(
-                "validity_days = 365\n",
-                "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
-            );
-            cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
-            cfg.push_str(&format!(
-                r#"
+    let mef = mef_with_openssl_port(|st: &Path, cfg: &mut String, port: u16| {
+        // Certificates 45% through their life when issued: 50% keeps them, 40% renews.
+        *cfg = cfg.replace(
+            "validity_days = 365\n",
+            "validity_days = 365\nvalidity_seconds = 3600\nbackdate_seconds = 3000\n",
+        );
+        cfg.push_str(&targets_ca(st, &["cse-b.example.net"]));
+        cfg.push_str(&format!(
+            r#"
 [[rspf.enrolee]]
 name = "v3-agent"
 wire-profile = "v3.18"
@@ -1941,23 +1945,8 @@ remote-management-uri = "coaps://dm.example.net:5684"
 ekus = ["1.3.6.1.5.5.7.3.2"]
 est-uri = "https://127.0.0.1:{port}"
 "#
-            ));
-        };
-        let openssl = format!("127.0.0.1:{port}");
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--est-listen",
-            "127.0.0.1:0",
-            "--est-listen-openssl",
-            &openssl,
-        ];
-        if let Ok(m) = Mef::try_start(&mef_bin(), &[], edit, &args) {
-            started = Some(m);
-            break;
-        }
-    }
-    let mef = started.expect("mef serve on a chosen port");
+        ));
+    });
     let dev = tempfile::tempdir().unwrap();
     let kpm = add_psk(&mef, "kpm-v3agent");
     let state = dev.path().join("state");

@@ -520,67 +520,16 @@ fn an_unconfirmed_cmp_certificate_is_revoked_when_its_wait_ends() {
         assert!(cfg.contains("confirm_wait_seconds = 600"), "{cfg}");
         *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
     });
-    let dir = m.dir.path();
-    let (ra, ca) = (m.st("ra.pem"), m.st("ca.pem"));
-    let enrol = |label: &str, extra: &[&str]| {
-        let secret = challenge(&m, label, &[]);
-        let k = rsa_key(dir, label);
-        let c = dir.join(format!("{label}.pem"));
-        let mut args = vec![
-            "-cmd".to_owned(),
-            "ir".into(),
-            "-ref".into(),
-            label.into(),
-            "-secret".into(),
-            secret,
-            "-srvcert".into(),
-            p(&ra).into(),
-            "-newkey".into(),
-            p(&k).into(),
-            "-subject".into(),
-            format!("/CN={label}"),
-            "-certout".into(),
-            p(&c).into(),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let log = cmp_ok(&m, &args);
-        (c, log)
-    };
-    let ocsp = |c: &Path| {
-        let out = run(
-            "openssl",
-            &[
-                "ocsp",
-                "-url",
-                &format!("http://127.0.0.1:{}/ocsp", m.scep),
-                "-issuer",
-                p(&ca),
-                "-CAfile",
-                p(&ca),
-                "-cert",
-                p(c),
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ocsp = |c: &Path| ocsp_status(&m, c);
     // Confirmed: stays good.
-    let (kept, log) = enrol("bts-kept", &[]);
+    let (kept, _, log) = mac_ir(&m, "bts-kept", &[]);
     assert!(log.contains("received PKICONF"), "{log}");
     // Never confirmed.
-    let (dropped, log) = enrol("bts-dropped", &["-disable_confirm"]);
+    let (dropped, _, log) = mac_ir(&m, "bts-dropped", &["-disable_confirm"]);
     assert!(!log.contains("received PKICONF"), "{log}");
     assert!(ocsp(&dropped).contains(": good"), "{}", ocsp(&dropped));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ocsp(&dropped).contains(": revoked") {
-        assert!(Instant::now() < deadline, "not revoked:\n{}", m.log());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert!(
-        ocsp(&dropped).contains("Reason: cessationOfOperation"),
-        "{}",
-        ocsp(&dropped)
-    );
+    let s = until_revoked(&m, &dropped);
+    assert!(s.contains("Reason: cessationOfOperation"), "{s}");
     assert!(ocsp(&kept).contains(": good"), "{}", ocsp(&kept));
     assert!(m.log().contains("not confirmed (no certConf) within confirm_wait"));
     let metrics = enrolkit_testkit::http::get(m.admin, "/metrics");
@@ -631,6 +580,36 @@ fn ocsp_status(m: &Mef, cert: &Path) -> String {
         ],
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `openssl cmp -cmd ir` for `label` with a fresh RSA key, MAC-protected
+/// by a new CMP challenge of that label, `extra` options after; must
+/// succeed: (certificate, key, what it printed).
+fn mac_ir(m: &Mef, label: &str, extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let dir = m.dir.path();
+    let secret = challenge(m, label, &[]);
+    let k = rsa_key(dir, label);
+    let c = dir.join(format!("{label}.pem"));
+    let (ra, subject) = (m.st("ra.pem"), format!("/CN={label}"));
+    let mut args = vec![
+        "-cmd",
+        "ir",
+        "-ref",
+        label,
+        "-secret",
+        &secret,
+        "-srvcert",
+        p(&ra),
+        "-newkey",
+        p(&k),
+        "-subject",
+        &subject,
+        "-certout",
+        p(&c),
+    ];
+    args.extend_from_slice(extra);
+    let log = cmp_ok(m, &args);
+    (c, k, log)
 }
 
 /// Wait until `openssl ocsp` says `cert` is revoked (30 s at most).
@@ -722,30 +701,8 @@ fn a_malformed_cert_conf_or_an_early_rr_does_not_escape_or_jam_the_revocation() 
 
     // An unconfirmed certificate its holder revokes before the wait ends:
     // revoked once, with the holder's reason, and not retried.
-    let secret2 = challenge(&m, "bts-rr", &[]);
-    let k = rsa_key(dir, "bts-rr");
-    let c = dir.join("bts-rr.pem");
+    let (c, k, log) = mac_ir(&m, "bts-rr", &["-disable_confirm"]);
     let ra = m.st("ra.pem");
-    let log = cmp_ok(
-        &m,
-        &[
-            "-cmd",
-            "ir",
-            "-ref",
-            "bts-rr",
-            "-secret",
-            &secret2,
-            "-srvcert",
-            p(&ra),
-            "-newkey",
-            p(&k),
-            "-subject",
-            "/CN=bts-rr",
-            "-certout",
-            p(&c),
-            "-disable_confirm",
-        ],
-    );
     assert!(!log.contains("received PKICONF"), "{log}");
     let log = cmp_ok(
         &m,
@@ -797,31 +754,7 @@ fn an_unconfirmed_cmp_certificate_is_revoked_across_a_restart_and_an_uncollected
     let mut m = Mef::start(mef_bin(), &[], |_, cfg| {
         *cfg = cfg.replace("confirm_wait_seconds = 600", "confirm_wait_seconds = 5");
     });
-    let dir = m.dir.path().to_path_buf();
-    let ra = m.st("ra.pem");
-    let secret = challenge(&m, "bts-r", &[]);
-    let k = rsa_key(&dir, "bts-r");
-    let c = dir.join("bts-r.pem");
-    let log = cmp_ok(
-        &m,
-        &[
-            "-cmd",
-            "ir",
-            "-ref",
-            "bts-r",
-            "-secret",
-            &secret,
-            "-srvcert",
-            p(&ra),
-            "-newkey",
-            p(&k),
-            "-subject",
-            "/CN=bts-r",
-            "-certout",
-            p(&c),
-            "-disable_confirm",
-        ],
-    );
+    let (c, _, log) = mac_ir(&m, "bts-r", &["-disable_confirm"]);
     assert!(!log.contains("received PKICONF"), "{log}");
     m.restart();
     assert!(ocsp_status(&m, &c).contains(": good"));
